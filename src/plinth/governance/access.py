@@ -1,0 +1,67 @@
+"""The one authorization seam: `authorize(principal, action, resource)`.
+
+Until Cedar policies arrive (governance issue), decisions come from the built-in roles. Every
+enforcement point already calls through here, so swapping the decider changes no call site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from plinth.errors import Forbidden
+from plinth.governance.principal import PLATFORM_ADMIN, Principal
+
+READ = {"tenant.read", "app.read", "draft.read", "version.read", "data.read"}
+DESIGN = READ | {"draft.edit", "app.publish", "app.rollback", "app.create"}
+ROLE_ACTIONS: dict[str, set[str]] = {
+    "owner": DESIGN | {"app.delete", "token.manage", "data.create", "data.update",
+                       "data.delete"},
+    "designer": DESIGN | {"data.create", "data.update", "data.delete"},
+    "analyst": READ | {"data.create", "data.update"},
+    "viewer": READ,
+}
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str  # "tenant", "app", "record" …
+    id: str
+    tenant_id: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+
+
+class Authorizer(Protocol):
+    def decide(self, principal: Principal, action: str, resource: Resource,
+               context: dict[str, Any] | None = None) -> Decision: ...
+
+
+class RoleAuthorizer:
+    """Built-in roles: a platform admin may do anything; tenant roles within their tenant."""
+
+    def decide(self, principal: Principal, action: str, resource: Resource,
+               context: dict[str, Any] | None = None) -> Decision:
+        if PLATFORM_ADMIN in principal.roles:
+            return Decision(True, ("role:platform_admin",))
+        if resource.tenant_id is not None and resource.tenant_id != principal.tenant_id:
+            return Decision(False, ("tenant-mismatch",))
+        for role in principal.roles:
+            if action in ROLE_ACTIONS.get(role, set()):
+                return Decision(True, (f"role:{role}",))
+        return Decision(False, ())
+
+
+def authorize(authorizer: Authorizer, principal: Principal, action: str, resource: Resource,
+              context: dict[str, Any] | None = None) -> Decision:
+    """Decide, and raise Forbidden (naming the action, not policy internals) on a denial."""
+    decision = authorizer.decide(principal, action, resource, context)
+    if not decision.allowed:
+        raise Forbidden(f"You may not {action} on this {resource.kind}",
+                        extra={"action": action})
+    return decision

@@ -1,0 +1,333 @@
+"""The metadata repository: apps, their draft, published versions, diff and rollback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+from sqlalchemy.exc import IntegrityError
+
+from plinth.db import Database, utcnow
+from plinth.errors import Conflict, Fault, NotFound, PreconditionFailed, ValidationFailed
+from plinth.events import Event, EventBus
+from plinth.governance.principal import Principal
+from plinth.ids import check_slug, new_id
+from plinth.metadata import definition as definitions
+from plinth.metadata import pipeline, store
+from plinth.metadata.diff import diff as diff_definitions
+from plinth.metadata.models import App, Draft, Version
+from plinth.tenancy.models import Tenant
+
+MAX_PATCH_OPS = 1000
+
+
+@dataclass
+class PublishOutcome:
+    version: Version
+    created: bool  # False when the draft matched the active version (no-op publish)
+    results: list[pipeline.StepResult] = field(default_factory=list)
+
+    def as_dict(self, active: int | None = None) -> dict[str, Any]:
+        return {
+            "version": self.version.summary(active if active is not None
+                                            else self.version.number),
+            "created": self.created,
+            "steps": [r.as_dict() for r in self.results],
+        }
+
+
+class MetadataService:
+    def __init__(self, db: Database, events: EventBus) -> None:
+        self.db = db
+        self.events = events
+
+    # -- apps -------------------------------------------------------------------------------
+
+    async def create_app(
+        self, tenant: Tenant, slug: str, name: str | None = None, description: str = "",
+        by: str | None = None,
+    ) -> App:
+        """Create an app with an empty draft."""
+        check_slug(slug, "App")
+        app = App(new_id(), tenant.id, slug, name or slug, description, None, utcnow())
+        try:
+            async with self.db.transaction() as conn:
+                if await store.app_by_slug(conn, tenant.id, slug):
+                    raise Conflict(f"App {slug!r} already exists in tenant {tenant.slug!r}",
+                                   path="slug")
+                await store.insert_app(conn, app)
+                await store.write_draft(
+                    conn, Draft(app.id, definitions.empty(), 1, utcnow(), by),
+                    expected_revision=None,
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"App {slug!r} already exists", path="slug") from exc
+        await self.events.publish(Event("app.created", tenant.id, {"app": slug, "by": by}))
+        return app
+
+    async def list_apps(self, tenant: Tenant) -> list[App]:
+        async with self.db.read() as conn:
+            return await store.apps_of(conn, tenant.id)
+
+    async def get_app(self, tenant: Tenant, slug: str) -> App:
+        async with self.db.read() as conn:
+            return await self._app(conn, tenant, slug)
+
+    async def delete_app(self, tenant: Tenant, slug: str, by: str | None = None) -> None:
+        async with self.db.transaction() as conn:
+            app = await self._app(conn, tenant, slug, lock=True)
+            await store.delete_app(conn, app.id)
+        await self.events.publish(Event("app.deleted", tenant.id,
+                                        {"app": slug, "app_id": app.id, "by": by}))
+
+    @staticmethod
+    async def _app(conn: Any, tenant: Tenant, slug: str, lock: bool = False) -> App:
+        app = await store.app_by_slug(conn, tenant.id, slug, lock=lock)
+        if app is None:
+            raise NotFound(f"No app named {slug!r} in tenant {tenant.slug!r}", path="app")
+        return app
+
+    # -- draft ------------------------------------------------------------------------------
+
+    async def get_draft(self, tenant: Tenant, slug: str) -> Draft:
+        async with self.db.read() as conn:
+            app = await self._app(conn, tenant, slug)
+            draft = await store.draft_of(conn, app.id)
+        assert draft is not None
+        return draft
+
+    async def put_draft(
+        self, tenant: Tenant, slug: str, body: Any, *, by: str | None = None,
+        if_revision: int | None = None,
+    ) -> Draft:
+        """Replace the draft with a validated definition."""
+        return await self._write_draft(tenant, slug, lambda _old: body, by, if_revision)
+
+    async def patch_draft(
+        self, tenant: Tenant, slug: str, ops: Any, *, by: str | None = None,
+        if_revision: int | None = None,
+    ) -> Draft:
+        """Apply an RFC 6902 JSON Patch to the draft, all operations or none."""
+        if not isinstance(ops, list) or len(ops) > MAX_PATCH_OPS:
+            raise ValidationFailed.of(
+                [Fault("", f"a JSON Patch is a list of at most {MAX_PATCH_OPS} operations")],
+                "patch",
+            )
+
+        def apply(old: dict[str, Any]) -> Any:
+            try:
+                return jsonpatch.JsonPatch(ops).apply(old)
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                index = _failed_op(ops, old)
+                raise ValidationFailed.of(
+                    [Fault(f"[{index}]", f"patch operation failed: {exc}", "patch_failed")],
+                    "patch",
+                ) from exc
+            except (TypeError, KeyError, AttributeError) as exc:
+                raise ValidationFailed.of(
+                    [Fault("", f"malformed patch operation: {exc}", "patch_malformed")],
+                    "patch",
+                ) from exc
+
+        return await self._write_draft(tenant, slug, apply, by, if_revision)
+
+    async def _write_draft(
+        self, tenant: Tenant, slug: str, change: Any, by: str | None, if_revision: int | None,
+    ) -> Draft:
+        async with self.db.transaction() as conn:
+            app = await self._app(conn, tenant, slug)
+            old = await store.draft_of(conn, app.id)
+            assert old is not None
+            if if_revision is not None and if_revision != old.revision:
+                raise PreconditionFailed(
+                    f"The draft changed (revision {old.revision}, you had {if_revision}); "
+                    "reload it and apply your change again", path="draft",
+                )
+            body = change(old.definition)
+            definitions.check(body, "draft")
+            body = definitions.assign_ids(body, old.definition)
+            draft = Draft(app.id, body, old.revision + 1, utcnow(), by)
+            if not await store.write_draft(conn, draft, expected_revision=old.revision):
+                raise PreconditionFailed("The draft changed concurrently; retry", path="draft")
+        await self.events.publish(Event("draft.updated", tenant.id,
+                                        {"app": slug, "revision": draft.revision, "by": by}))
+        return draft
+
+    # -- versions ---------------------------------------------------------------------------
+
+    async def publish(
+        self, tenant: Tenant, slug: str, principal: Principal | None = None, *,
+        message: str = "", options: dict[str, Any] | None = None,
+    ) -> PublishOutcome:
+        """Freeze the draft into a new active version, through every pipeline step."""
+        by = principal.audit_name() if principal else None
+        async with self.db.transaction() as conn:
+            app = await self._app(conn, tenant, slug, lock=True)
+            draft = await store.draft_of(conn, app.id)
+            assert draft is not None
+            digest = definitions.content_hash(draft.definition)
+            active = (await store.version(conn, app.id, app.active_version)
+                      if app.active_version else None)
+            if active is not None and active.hash == digest:
+                return PublishOutcome(active, created=False)
+            number = await store.latest_number(conn, app.id) + 1
+            ctx = pipeline.PublishContext(
+                tenant=tenant, app=app, principal=principal, reason="publish", number=number,
+                definition=draft.definition, previous=active, options=dict(options or {}),
+                conn=conn,
+            )
+            try:
+                await _run_steps(ctx)
+                version = Version(app.id, number, digest, draft.definition, message, by,
+                                  utcnow())
+                await store.insert_version(conn, version)
+                await store.set_active(conn, app.id, number)
+            except BaseException:
+                await _run_hooks(ctx.after_rollback)
+                raise
+        await _run_hooks(ctx.after_commit)
+        await self.events.publish(Event("app.published", tenant.id, {
+            "app": slug, "app_id": app.id, "version": number, "hash": digest, "by": by,
+            "previous": active.number if active else None,
+        }))
+        return PublishOutcome(version, created=True, results=ctx.results)
+
+    async def rollback(
+        self, tenant: Tenant, slug: str, number: int, principal: Principal | None = None, *,
+        reset_draft: bool = False, options: dict[str, Any] | None = None,
+    ) -> PublishOutcome:
+        """Activate an older version (the pipeline's steps re-apply what it needs)."""
+        by = principal.audit_name() if principal else None
+        async with self.db.transaction() as conn:
+            app = await self._app(conn, tenant, slug, lock=True)
+            target = await store.version(conn, app.id, number)
+            if target is None:
+                raise NotFound(f"App {slug!r} has no version {number}", path="version")
+            active = (await store.version(conn, app.id, app.active_version)
+                      if app.active_version else None)
+            if active is not None and active.number == number:
+                return PublishOutcome(target, created=False)
+            ctx = pipeline.PublishContext(
+                tenant=tenant, app=app, principal=principal, reason="rollback", number=number,
+                definition=target.definition, previous=active, options=dict(options or {}),
+                conn=conn,
+            )
+            try:
+                await _run_steps(ctx)
+                await store.set_active(conn, app.id, number)
+                if reset_draft:
+                    old = await store.draft_of(conn, app.id)
+                    assert old is not None
+                    await store.write_draft(
+                        conn, Draft(app.id, target.definition, old.revision + 1, utcnow(), by),
+                        expected_revision=old.revision,
+                    )
+            except BaseException:
+                await _run_hooks(ctx.after_rollback)
+                raise
+        await _run_hooks(ctx.after_commit)
+        await self.events.publish(Event("app.rolled_back", tenant.id, {
+            "app": slug, "app_id": app.id, "version": number, "by": by,
+            "previous": active.number if active else None,
+        }))
+        return PublishOutcome(target, created=False, results=ctx.results)
+
+    async def versions(self, tenant: Tenant, slug: str) -> tuple[App, list[Version]]:
+        async with self.db.read() as conn:
+            app = await self._app(conn, tenant, slug)
+            return app, await store.versions_of(conn, app.id)
+
+    async def version(self, tenant: Tenant, slug: str, number: int) -> Version:
+        async with self.db.read() as conn:
+            app = await self._app(conn, tenant, slug)
+            found = await store.version(conn, app.id, number)
+        if found is None:
+            raise NotFound(f"App {slug!r} has no version {number}", path="version")
+        return found
+
+    async def active_version(self, tenant: Tenant, slug: str) -> Version | None:
+        """The active version of an app, or None before its first publish."""
+        async with self.db.read() as conn:
+            app = await self._app(conn, tenant, slug)
+            if app.active_version is None:
+                return None
+            return await store.version(conn, app.id, app.active_version)
+
+    async def diff(
+        self, tenant: Tenant, slug: str, from_: int | str, to: int | str
+    ) -> list[dict[str, Any]]:
+        """Structured diff between two versions; `draft` names the draft, `0` the empty app."""
+        return diff_definitions(await self._definition_at(tenant, slug, from_),
+                                await self._definition_at(tenant, slug, to))
+
+    async def _definition_at(self, tenant: Tenant, slug: str, ref: int | str) -> dict[str, Any]:
+        if ref == "draft":
+            return (await self.get_draft(tenant, slug)).definition
+        try:
+            number = int(ref)
+        except ValueError as exc:
+            raise ValidationFailed.of([Fault("from", f"{ref!r} is not a version number or "
+                                             "'draft'")], "query") from exc
+        if number == 0:
+            return {}
+        return (await self.version(tenant, slug, number)).definition
+
+
+async def _run_steps(ctx: pipeline.PublishContext) -> None:
+    for step in pipeline.steps():
+        result = pipeline.StepResult(step.name)
+        await step.run(ctx, result)
+        ctx.results.append(result)
+
+
+async def _run_hooks(hooks: list[Any]) -> None:
+    for hook in hooks:
+        await hook()
+
+
+def _failed_op(ops: list[Any], doc: Any) -> int:
+    """Index of the first operation of `ops` that fails on `doc` (for the fault's path)."""
+    current = doc
+    for i, op in enumerate(ops):
+        try:
+            current = jsonpatch.JsonPatch([op]).apply(current)
+        except Exception:
+            return i
+    return len(ops) - 1
+
+
+class AppFiles:
+    """Export/import of apps as folders of YAML (see `plinth.metadata.files`)."""
+
+    def __init__(self, metadata: MetadataService) -> None:
+        self.metadata = metadata
+
+    async def export(self, tenant: Tenant, slug: str, ref: int | str = "draft") -> dict[str, str]:
+        """The files of an app: of its draft, its active version (`active`) or version N."""
+        from plinth.metadata.files import to_files
+
+        app = await self.metadata.get_app(tenant, slug)
+        if ref == "active":
+            if app.active_version is None:
+                raise NotFound(f"App {slug!r} has no published version yet", path="version")
+            ref = app.active_version
+        body = await self.metadata._definition_at(tenant, slug, ref)
+        return to_files(app.public(), body)
+
+    async def import_folder(
+        self, tenant: Tenant, folder: Any, *, slug: str | None = None, by: str | None = None,
+    ) -> tuple[App, Draft]:
+        """Create the app if needed and make the folder's definition its draft."""
+        from plinth.metadata.files import read_folder
+
+        head, body = read_folder(folder)
+        slug = slug or head["app"]
+        try:
+            app = await self.metadata.get_app(tenant, slug)
+        except NotFound:
+            app = await self.metadata.create_app(
+                tenant, slug, head.get("name"), head.get("description", ""), by=by,
+            )
+        draft = await self.metadata.put_draft(tenant, slug, body, by=by)
+        return app, draft

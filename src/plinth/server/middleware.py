@@ -1,0 +1,75 @@
+"""Pure ASGI middleware: request ids and the request body size limit."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from plinth.errors import PayloadTooLarge
+from plinth.server.problems import PROBLEM
+
+
+class RequestLimits:
+    """Give each request an id (echoed as `X-Request-Id`) and refuse oversized bodies (413)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = (headers.get(b"x-request-id") or b"").decode()[:64] or secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        limit = self.max_body_bytes
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _too_large(send, limit, request_id)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id",
+                                                            request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(send, limit, request_id)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int, request_id: str) -> None:
+    import json
+
+    error = PayloadTooLarge(f"The request body is larger than {limit} bytes")
+    body: dict[str, Any] = error.problem() | {"request_id": request_id}
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": 413, "headers": [
+        (b"content-type", PROBLEM.encode()), (b"content-length", str(len(data)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]})
+    await send({"type": "http.response.body", "body": data})

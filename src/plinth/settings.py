@@ -1,0 +1,42 @@
+"""The one settings object, read from `PLINTH_*` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything Plinth can be told at start. Passed down; never imported as a global."""
+
+    model_config = SettingsConfigDict(env_prefix="PLINTH_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("plinth-data"), description="Where embedded data lives")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the platform database; default: SQLite in data_dir",
+    )
+    redis_url: str | None = Field(default=None, description="Redis for scale-out; off = in-process")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: str | None = Field(
+        default=None, description="Preset the platform admin token instead of generating one"
+    )
+    master_key: str | None = Field(
+        default=None, description="Base64 32-byte master key for envelope encryption"
+    )
+    max_body_bytes: int = 1_048_576
+    embedded_worker: bool = True
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'plinth.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

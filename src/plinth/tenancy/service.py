@@ -1,0 +1,54 @@
+"""Tenant service: the functions other layers call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from plinth.db import Database, utcnow
+from plinth.errors import Conflict, NotFound
+from plinth.ids import check_slug, new_id
+from plinth.tenancy import store
+from plinth.tenancy.models import Tenant
+
+
+class TenantService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self, slug: str, name: str | None = None, *, region: str = "default",
+        settings: dict[str, Any] | None = None,
+    ) -> Tenant:
+        """Create a tenant; its slug must be new."""
+        check_slug(slug, "Tenant")
+        tenant = Tenant(
+            id=new_id(), slug=slug, name=name or slug, region=region,
+            created_at=utcnow(), settings=settings or {},
+        )
+        try:
+            async with self.db.transaction() as conn:
+                if await store.by_slug(conn, slug):
+                    raise Conflict(f"Tenant {slug!r} already exists", path="slug")
+                await store.insert(conn, tenant)
+        except IntegrityError as exc:
+            raise Conflict(f"Tenant {slug!r} already exists", path="slug") from exc
+        return tenant
+
+    async def get(self, slug: str) -> Tenant:
+        """The tenant named `slug`, or NotFound."""
+        async with self.db.read() as conn:
+            tenant = await store.by_slug(conn, slug)
+        if tenant is None:
+            raise NotFound(f"No tenant named {slug!r}", path="tenant")
+        return tenant
+
+    async def find(self, slug: str) -> Tenant | None:
+        async with self.db.read() as conn:
+            return await store.by_slug(conn, slug)
+
+    async def list(self, ids: set[str] | None = None) -> list[Tenant]:
+        """All tenants, or those whose id is in `ids`."""
+        async with self.db.read() as conn:
+            return await store.all_(conn, ids)

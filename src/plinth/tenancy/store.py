@@ -1,0 +1,53 @@
+"""Tenant table and queries."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from plinth.db import platform_metadata
+from plinth.tenancy.models import Tenant
+
+tenants = sa.Table(
+    "tenants",
+    platform_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("slug", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("region", sa.String(40), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _tenant(row: sa.Row) -> Tenant:
+    return Tenant(
+        id=row.id, slug=row.slug, name=row.name, region=row.region,
+        created_at=row.created_at, settings=row.settings or {},
+    )
+
+
+async def insert(conn: AsyncConnection, tenant: Tenant) -> None:
+    await conn.execute(
+        tenants.insert().values(
+            id=tenant.id, slug=tenant.slug, name=tenant.name, region=tenant.region,
+            settings=tenant.settings, created_at=tenant.created_at,
+        )
+    )
+
+
+async def by_slug(conn: AsyncConnection, slug: str) -> Tenant | None:
+    row = (await conn.execute(tenants.select().where(tenants.c.slug == slug))).first()
+    return _tenant(row) if row else None
+
+
+async def by_id(conn: AsyncConnection, tenant_id: str) -> Tenant | None:
+    row = (await conn.execute(tenants.select().where(tenants.c.id == tenant_id))).first()
+    return _tenant(row) if row else None
+
+
+async def all_(conn: AsyncConnection, ids: set[str] | None = None) -> list[Tenant]:
+    query = tenants.select().order_by(tenants.c.slug)
+    if ids is not None:
+        query = query.where(tenants.c.id.in_(ids))
+    return [_tenant(r) for r in (await conn.execute(query))]

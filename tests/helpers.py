@@ -1,0 +1,56 @@
+"""Small helpers for tests that drive the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+CLAIMS: dict[str, Any] = {
+    "entities": {
+        "policyholder": {
+            "label": "Policyholder",
+            "fields": {
+                "full_name": {"type": "string", "required": True, "maxLength": 200},
+                "email": {"type": "email"},
+                "country": {"type": "string", "required": True, "minLength": 2,
+                            "maxLength": 2},
+            },
+        },
+        "claim": {
+            "label": "Claim",
+            "fields": {
+                "holder": {"type": "reference", "entity": "policyholder", "required": True},
+                "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
+                "status": {"type": "enum", "values": ["open", "approved", "rejected"],
+                           "default": "open"},
+            },
+        },
+    }
+}
+
+
+async def make_tenant(client: httpx.AsyncClient, slug: str) -> dict[str, Any]:
+    r = await client.post("/api/tenants", json={"slug": slug, "name": slug.title()})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def make_app(client: httpx.AsyncClient, tenant: str, slug: str,
+                   definition: dict[str, Any] | None = None) -> dict[str, Any]:
+    r = await client.post(f"/api/t/{tenant}/apps", json={"slug": slug})
+    assert r.status_code == 201, r.text
+    if definition is not None:
+        r = await client.put(f"/api/t/{tenant}/apps/{slug}/draft", json=definition)
+        assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def token_for(client: httpx.AsyncClient, tenant: str, role: str) -> str:
+    r = await client.post(f"/api/t/{tenant}/tokens", json={"name": f"{role}-key", "role": role})
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
+
+
+def as_user(client: httpx.AsyncClient, token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
