@@ -63,8 +63,9 @@ class TokenService:
     ) -> IssuedToken:
         """Create a token; `token` presets the secret (e.g. PLINTH_ADMIN_TOKEN)."""
         secret = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token_id = new_id()
         row = dict(
-            id=new_id(), token_hash=hash_token(secret), prefix=secret[:8], name=name,
+            id=token_id, token_hash=hash_token(secret), prefix=secret[:8], name=name,
             tenant_id=tenant_id, role=role, subject=subject, created_at=utcnow(),
             expires_at=expires_at,
         )
@@ -73,7 +74,7 @@ class TokenService:
                 await own.execute(api_tokens.insert().values(**row))
         else:
             await conn.execute(api_tokens.insert().values(**row))
-        return IssuedToken(row["id"], secret, name, role, tenant_id)
+        return IssuedToken(token_id, secret, name, role, tenant_id)
 
     async def ensure_admin(self, preset: str | None) -> IssuedToken | None:
         """On start: make sure a platform admin token exists; return it if new."""
@@ -93,6 +94,17 @@ class TokenService:
             if existing:
                 return None
             return await self.issue("admin", PLATFORM_ADMIN, conn=conn)
+
+    async def rotate_named_admin(self, name: str) -> IssuedToken:
+        """Issue a platform admin token called `name`, revoking earlier ones of that name."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.name == name, api_tokens.c.role == PLATFORM_ADMIN,
+                       api_tokens.c.tenant_id.is_(None), api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            return await self.issue(name, PLATFORM_ADMIN, conn=conn)
 
     async def authenticate(self, token: str) -> Principal:
         """The principal behind a bearer token, or Unauthenticated."""

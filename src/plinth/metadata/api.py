@@ -123,7 +123,7 @@ async def publish(app: str, tenant: TenantDep, platform: PlatformDep, principal:
                   response: Response, body: PublishIn | None = None) -> dict:
     """Freeze the draft into a new active version (no-op if nothing changed)."""
     require(platform, principal, "app.publish", tenant, ident=app)
-    body = body or PublishIn()
+    body = body or PublishIn.model_validate({})
     outcome = await platform.metadata.publish(
         tenant, app, principal, message=body.message,
         options={**body.options, "allow_destructive": body.allow_destructive},

@@ -30,7 +30,14 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
+def _list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
+    # Short lists of scalars (enum values, index fields) read best on one line.
+    flow = all(isinstance(v, str | int | float | bool) for v in value) and len(str(value)) < 80
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
 _Dumper.add_representer(str, _str)
+_Dumper.add_representer(list, _list)
 
 
 def dump_yaml(value: Any) -> str:

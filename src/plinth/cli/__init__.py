@@ -1,0 +1,1 @@
+"""The `plinth` command line: composition only, it calls each layer's services."""

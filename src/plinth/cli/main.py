@@ -1,0 +1,364 @@
+"""`plinth`: run the platform and operate it from a shell.
+
+Commands that change data open the platform database directly (the operator with access to it
+is a platform admin by definition) and go through the same services as the HTTP API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from plinth.errors import PlinthError
+from plinth.governance.principal import PLATFORM_ADMIN, Principal
+from plinth.server.platform import Platform
+from plinth.settings import Settings
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(help="Plinth: an open-source, multi-tenant low-code platform.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+tenant_cli = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
+app_cli = typer.Typer(help="Apps: export/import as YAML, publish, versions, diff, rollback.",
+                      no_args_is_help=True)
+token_cli = typer.Typer(help="API tokens for tenants and the platform admin.",
+                        no_args_is_help=True)
+app.add_typer(tenant_cli, name="tenant")
+app.add_typer(app_cli, name="app")
+app.add_typer(token_cli, name="token")
+
+# Layers contribute their own command groups; each is mounted if its module is present.
+LAYER_COMMANDS = {
+    "audit": "plinth.governance.cli",
+    "plugin": "plinth.extensions.cli",
+    "workflow": "plinth.workflows.cli",
+    "connector": "plinth.integration.cli",
+    "compliance": "plinth.governance.compliance_cli",
+}
+for _name, _module in LAYER_COMMANDS.items():
+    if importlib.util.find_spec(_module) is not None:  # a broken layer still fails loudly
+        app.add_typer(importlib.import_module(_module).cli, name=_name)
+
+DataDir = Annotated[Path | None, typer.Option(help="Where embedded data lives [PLINTH_DATA_DIR]")]
+DbUrl = Annotated[str | None, typer.Option(help="Database URL [PLINTH_DATABASE_URL]")]
+
+
+def settings_for(data_dir: Path | None = None, database_url: str | None = None,
+                 **overrides: Any) -> Settings:
+    """Settings from the environment, with CLI flags taking precedence."""
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    if database_url is not None:
+        values["database_url"] = database_url
+    return Settings(**values)
+
+
+def operator() -> Principal:
+    """The shell user, acting as platform admin."""
+    user = getpass.getuser()
+    return Principal(id=f"cli:{user}", kind="cli", roles=frozenset({PLATFORM_ADMIN}),
+                     name=f"cli:{user}")
+
+
+def run(settings: Settings, work: Callable[[Platform], Awaitable[T]]) -> T:
+    """Start a platform (migrations included), run `work`, stop; errors end the command."""
+
+    async def main() -> T:
+        platform = Platform(settings)
+        await platform.start()
+        try:
+            return await work(platform)
+        finally:
+            await platform.stop()
+
+    try:
+        return asyncio.run(main())
+    except PlinthError as exc:
+        err_console.print(f"[red]error[/red] ({exc.code}): {exc.detail}")
+        for fault in exc.faults:
+            err_console.print(f"  {fault.path or '(root)'}: {fault.message}")
+        raise typer.Exit(2) from exc
+
+
+# -- serve / demo ----------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [PLINTH_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [PLINTH_PORT]")] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Run the platform server (embedded SQLite by default)."""
+    settings = settings_for(data_dir, database_url, host=host, port=port)
+    token = run(settings, lambda p: _admin_token(p, rotate=False))
+    _serve(settings, token)
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Interface to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    load_only: Annotated[bool, typer.Option(help="Load the demo, then exit")] = False,
+) -> None:
+    """Run the platform with the demo insurer tenant and its claims apps loaded."""
+    from plinth.demo import load_demo
+
+    settings = settings_for(data_dir, database_url, host=host, port=port)
+
+    async def prepare(platform: Platform) -> str | None:
+        summary = await load_demo(platform, operator())
+        for line in summary:
+            console.print(f"[green]✓[/green] {line}")
+        return await _admin_token(platform, rotate=True)
+
+    token = run(settings, prepare)
+    if load_only:
+        if token:
+            console.print(f"Admin token: [bold]{token}[/bold]")
+        return
+    _serve(settings, token)
+
+
+async def _admin_token(platform: Platform, *, rotate: bool) -> str | None:
+    if platform.admin_token is not None:
+        return platform.admin_token.token
+    if rotate and not platform.settings.admin_token:
+        return (await platform.tokens.rotate_named_admin("demo")).token
+    return None
+
+
+def _serve(settings: Settings, token: str | None) -> None:
+    import uvicorn
+
+    from plinth.server.app import create_app
+
+    url = f"http://{settings.host}:{settings.port}"
+    console.print(f"Plinth is starting at [bold]{url}[/bold] "
+                  f"(database: {settings.resolved_database_url.split('://')[0]})")
+    if token:
+        console.print(f"Admin token (shown once): [bold]{token}[/bold]")
+        console.print(f"  try: curl -H 'Authorization: Bearer {token}' {url}/api/tenants")
+    else:
+        console.print("Admin token: created earlier (run `plinth token rotate-admin` for a new"
+                      " one, or set PLINTH_ADMIN_TOKEN)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level)
+
+
+# -- tenants ---------------------------------------------------------------------------------
+
+
+@tenant_cli.command("create")
+def tenant_create(
+    slug: str,
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    region: Annotated[str, typer.Option(help="Region the tenant's data lives in")] = "default",
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Create a tenant."""
+    tenant = run(settings_for(data_dir, database_url),
+                 lambda p: p.tenants.create(slug, name, region=region))
+    console.print(f"Created tenant [bold]{tenant.slug}[/bold] in region {tenant.region}")
+
+
+@tenant_cli.command("list")
+def tenant_list(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """List tenants."""
+    tenants = run(settings_for(data_dir, database_url), lambda p: p.tenants.list())
+    table = Table("slug", "name", "region", "created")
+    for t in tenants:
+        table.add_row(t.slug, t.name, t.region, t.created_at.isoformat(timespec="seconds"))
+    console.print(table)
+
+
+# -- apps ------------------------------------------------------------------------------------
+
+
+@app_cli.command("export")
+def app_export(
+    tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")], folder: Path,
+    version: Annotated[str, typer.Option(help="'draft', 'active' or a version number")] = "draft",
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Write an app as a folder of YAML files (one per document) that diffs well in git."""
+    from plinth.metadata.files import write_folder
+
+    async def work(p: Platform) -> dict[str, str]:
+        ref: int | str = int(version) if version.isdigit() else version
+        return await p.files.export(await p.tenants.get(tenant), app_slug, ref)
+
+    files = run(settings_for(data_dir, database_url), work)
+    write_folder(folder, files)
+    console.print(f"Wrote {len(files)} files to {folder}")
+
+
+@app_cli.command("import")
+def app_import(
+    tenant: str, folder: Path,
+    slug: Annotated[str | None, typer.Option(help="App slug (default: from app.yaml)")] = None,
+    publish: Annotated[bool, typer.Option(help="Publish the imported draft")] = False,
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Read an exported folder into an app's draft (creating the app if needed)."""
+
+    async def work(p: Platform) -> str:
+        t = await p.tenants.get(tenant)
+        app_, draft = await p.files.import_folder(t, folder, slug=slug, by=operator().name)
+        line = f"Imported {folder} into {t.slug}/{app_.slug} (draft revision {draft.revision})"
+        if publish:
+            outcome = await p.metadata.publish(t, app_.slug, operator())
+            line += (f"; published version {outcome.version.number}" if outcome.created
+                     else "; unchanged, nothing to publish")
+        return line
+
+    console.print(run(settings_for(data_dir, database_url), work))
+
+
+@app_cli.command("publish")
+def app_publish(
+    tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")],
+    message: Annotated[str, typer.Option("--message", "-m")] = "",
+    allow_destructive: Annotated[bool, typer.Option(help="Allow changes that drop data")] = False,
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Publish the app's draft as a new active version."""
+
+    async def work(p: Platform) -> Any:
+        return await p.metadata.publish(await p.tenants.get(tenant), app_slug, operator(),
+                                        message=message,
+                                        options={"allow_destructive": allow_destructive})
+
+    outcome = run(settings_for(data_dir, database_url), work)
+    if outcome.created:
+        console.print(f"Published version {outcome.version.number} "
+                      f"({outcome.version.hash[:12]})")
+        for result in outcome.results:
+            console.print(f"  {result.step}: {result.status}")
+    else:
+        console.print(f"Nothing changed since version {outcome.version.number}")
+
+
+@app_cli.command("versions")
+def app_versions(tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")],
+                 data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """List an app's published versions."""
+
+    async def work(p: Platform) -> Any:
+        return await p.metadata.versions(await p.tenants.get(tenant), app_slug)
+
+    found, versions = run(settings_for(data_dir, database_url), work)
+    table = Table("version", "hash", "by", "when", "message", "active")
+    for v in versions:
+        table.add_row(str(v.number), v.hash[:12], v.created_by or "",
+                      v.created_at.isoformat(timespec="seconds"), v.message,
+                      "●" if v.number == found.active_version else "")
+    console.print(table)
+
+
+@app_cli.command("diff")
+def app_diff(
+    tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")],
+    from_: Annotated[str, typer.Option("--from", help="Version number, 0 (empty) or 'draft'")],
+    to: Annotated[str, typer.Option(help="Version number or 'draft'")] = "draft",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Show what changed between two versions (documents and fields, renames included)."""
+
+    async def work(p: Platform) -> Any:
+        return await p.metadata.diff(await p.tenants.get(tenant), app_slug, from_, to)
+
+    changes = run(settings_for(data_dir, database_url), work)
+    if as_json:
+        sys.stdout.write(json.dumps(changes, indent=2) + "\n")
+        return
+    if not changes:
+        console.print("No changes")
+    for change in changes:
+        _print_change(change, 0)
+
+
+def _print_change(change: dict[str, Any], depth: int) -> None:
+    sign = {"added": "[green]+[/green]", "removed": "[red]-[/red]", "renamed": "[cyan]→[/cyan]",
+            "changed": "[yellow]~[/yellow]", "reordered": "[blue]↕[/blue]"}[change["op"]]
+    text = f"{'  ' * depth}{sign} {change['path']}"
+    if change["op"] == "renamed":
+        text += f" (was {change['from']})"
+    if change["op"] == "changed" and "to" in change:
+        text += f": {json.dumps(change.get('from'))} → {json.dumps(change['to'])}"
+    console.print(text)
+    for inner in change.get("changes", []):
+        _print_change(inner, depth + 1)
+
+
+@app_cli.command("rollback")
+def app_rollback(
+    tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")], version: int,
+    reset_draft: Annotated[bool, typer.Option(help="Also make it the draft")] = False,
+    allow_destructive: Annotated[bool, typer.Option(help="Allow changes that drop data")] = False,
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Activate an older version."""
+
+    async def work(p: Platform) -> Any:
+        return await p.metadata.rollback(await p.tenants.get(tenant), app_slug, version,
+                                         operator(), reset_draft=reset_draft,
+                                         options={"allow_destructive": allow_destructive})
+
+    run(settings_for(data_dir, database_url), work)
+    console.print(f"Version {version} is active")
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+
+@token_cli.command("create")
+def token_create(
+    tenant: str,
+    role: Annotated[str, typer.Option(help="owner, designer, analyst or viewer")] = "viewer",
+    name: Annotated[str, typer.Option(help="What the token is for")] = "cli",
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Issue an API token bound to a tenant and role (printed once)."""
+    from plinth.governance.access import ROLE_ACTIONS
+
+    if role not in ROLE_ACTIONS:
+        err_console.print(f"[red]error[/red]: unknown role {role!r}")
+        raise typer.Exit(2)
+
+    async def work(p: Platform) -> Any:
+        t = await p.tenants.get(tenant)
+        return await p.tokens.issue(name, role, tenant_id=t.id)
+
+    issued = run(settings_for(data_dir, database_url), work)
+    console.print(f"{issued.token}")
+
+
+@token_cli.command("rotate-admin")
+def token_rotate_admin(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """Issue a new platform admin token, revoking the earlier generated ones."""
+    issued = run(settings_for(data_dir, database_url),
+                 lambda p: p.tokens.rotate_named_admin("admin"))
+    console.print(f"New admin token (shown once): [bold]{issued.token}[/bold]")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,57 @@
+"""Server behaviour: health, problem+json, body limits, the admin token."""
+
+from __future__ import annotations
+
+import httpx
+
+from plinth.server import Platform, create_app
+from tests.helpers import make_tenant
+
+
+async def test_health_and_readiness(anon, platform):
+    assert (await anon.get("/healthz")).json() == {"status": "ok"}
+    r = await anon.get("/readyz")
+    assert r.status_code == 200 and r.json()["database"] == platform.db.dialect
+
+
+async def test_oversized_body_is_refused_with_413(client):
+    await make_tenant(client, "acme")
+    await client.post("/api/t/acme/apps", json={"slug": "claims"})
+    big = {"entities": {"x": {"fields": {"a": {"type": "text",
+                                               "description": "y" * 2_000_000}}}}}
+    r = await client.put("/api/t/acme/apps/claims/draft", json=big)
+    assert r.status_code == 413
+    assert r.json()["code"] == "payload_too_large"
+    # the server keeps serving
+    assert (await client.get("/api/t/acme/apps/claims/draft")).status_code == 200
+
+
+async def test_malformed_json_is_a_422_problem(client):
+    await make_tenant(client, "acme")
+    await client.post("/api/t/acme/apps", json={"slug": "claims"})
+    r = await client.put("/api/t/acme/apps/claims/draft", content=b"{not json",
+                         headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "Traceback" not in r.text
+
+
+async def test_generated_admin_token_is_printed_once_and_works(settings):
+    settings = settings.model_copy(update={"admin_token": None})
+    platform = Platform(settings)
+    await platform.start()
+    try:
+        assert platform.admin_token is not None
+        token = platform.admin_token.token
+        transport = httpx.ASGITransport(app=create_app(platform=platform))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            r = await c.get("/api/tenants", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200
+    finally:
+        await platform.stop()
+    again = Platform(settings)
+    await again.start()
+    try:
+        assert again.admin_token is None  # never shown twice
+    finally:
+        await again.stop()
