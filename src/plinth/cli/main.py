@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import importlib
-import importlib.util
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -48,9 +47,22 @@ LAYER_COMMANDS = {
     "connector": "plinth.integration.cli",
     "compliance": "plinth.governance.compliance_cli",
 }
+
+
+def _layer_cli(module: str) -> typer.Typer | None:
+    """A layer's command group, or None if that layer is not installed."""
+    try:
+        return importlib.import_module(module).cli  # type: ignore[no-any-return]
+    except ModuleNotFoundError as exc:
+        # Only "this layer is absent" is tolerated; a missing dependency still fails loudly.
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+
+
 for _name, _module in LAYER_COMMANDS.items():
-    if importlib.util.find_spec(_module) is not None:  # a broken layer still fails loudly
-        app.add_typer(importlib.import_module(_module).cli, name=_name)
+    if (_group := _layer_cli(_module)) is not None:
+        app.add_typer(_group, name=_name)
 
 DataDir = Annotated[Path | None, typer.Option(help="Where embedded data lives [PLINTH_DATA_DIR]")]
 DbUrl = Annotated[str | None, typer.Option(help="Database URL [PLINTH_DATABASE_URL]")]
