@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator
 
 # Platform tables of every layer live in this one MetaData; each layer's store.py adds its own.
 # Alembic migrations, not create_all, create them in a real database.
@@ -35,6 +36,18 @@ _READ_ONLY = "plinth_read_only"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every dialect (SQLite hands back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 def _json_dumps(value: Any) -> str:

@@ -144,7 +144,7 @@ def demo(
     token = run(settings, prepare)
     if load_only:
         if token:
-            console.print(f"Admin token: [bold]{token}[/bold]")
+            print(f"Admin token: {token}")
         return
     _serve(settings, token)
 
@@ -165,9 +165,9 @@ def _serve(settings: Settings, token: str | None) -> None:
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"Plinth is starting at [bold]{url}[/bold] "
                   f"(database: {settings.resolved_database_url.split('://')[0]})")
-    if token:
-        console.print(f"Admin token (shown once): [bold]{token}[/bold]")
-        console.print(f"  try: curl -H 'Authorization: Bearer {token}' {url}/api/tenants")
+    if token:  # plain print: a wrapped token cannot be copied
+        print(f"Admin token (shown once): {token}")
+        print(f"  try: curl -H 'Authorization: Bearer {token}' {url}/api/tenants", flush=True)
     else:
         console.print("Admin token: created earlier (run `plinth token rotate-admin` for a new"
                       " one, or set PLINTH_ADMIN_TOKEN)")
@@ -361,7 +361,7 @@ def token_create(
         return await p.tokens.issue(name, role, tenant_id=t.id)
 
     issued = run(settings_for(data_dir, database_url), work)
-    console.print(f"{issued.token}")
+    print(issued.token)
 
 
 @token_cli.command("rotate-admin")
@@ -369,7 +369,7 @@ def token_rotate_admin(data_dir: DataDir = None, database_url: DbUrl = None) -> 
     """Issue a new platform admin token, revoking the earlier generated ones."""
     issued = run(settings_for(data_dir, database_url),
                  lambda p: p.tokens.rotate_named_admin("admin"))
-    console.print(f"New admin token (shown once): [bold]{issued.token}[/bold]")
+    print(f"New admin token (shown once): {issued.token}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import Database, platform_metadata, utcnow
+from plinth.db import Database, Timestamp, platform_metadata, utcnow
 from plinth.errors import Unauthenticated
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.ids import new_id
@@ -29,10 +29,10 @@ api_tokens = sa.Table(
     sa.Column("tenant_id", sa.String(32), nullable=True),
     sa.Column("role", sa.String(40), nullable=False),
     sa.Column("subject", sa.String(200), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_used_at", sa.DateTime(timezone=True)),
-    sa.Column("expires_at", sa.DateTime(timezone=True)),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp),
+    sa.Column("expires_at", Timestamp),
+    sa.Column("revoked_at", Timestamp),
 )
 
 TOKEN_PREFIX = "plt_"
@@ -116,9 +116,9 @@ class TokenService:
         now = utcnow()
         if row is None or row.revoked_at is not None:
             raise Unauthenticated("The bearer token is not valid")
-        if row.expires_at is not None and _aware(row.expires_at) <= now:
+        if row.expires_at is not None and row.expires_at <= now:
             raise Unauthenticated("The bearer token has expired")
-        if row.last_used_at is None or _aware(row.last_used_at) + _TOUCH_EVERY < now:
+        if row.last_used_at is None or row.last_used_at + _TOUCH_EVERY < now:
             async with self.db.transaction() as conn:
                 await conn.execute(
                     api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now)
@@ -139,9 +139,3 @@ class TokenService:
             result = await conn.execute(query.values(revoked_at=utcnow()))
         return bool(result.rowcount)
 
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC.
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

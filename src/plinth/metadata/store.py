@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import platform_metadata
+from plinth.db import Timestamp, platform_metadata
 from plinth.metadata.models import App, Draft, Version
 
 apps = sa.Table(
@@ -19,7 +19,7 @@ apps = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("active_version", sa.Integer),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )
 drafts = sa.Table(
     "drafts",
@@ -28,7 +28,7 @@ drafts = sa.Table(
     sa.Column("body", sa.JSON, nullable=False),
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("updated_by", sa.String(200)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
 )
 versions = sa.Table(
     "versions",
@@ -39,7 +39,7 @@ versions = sa.Table(
     sa.Column("body", sa.JSON, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("created_by", sa.String(200)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )
 
 

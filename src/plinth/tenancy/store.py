@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import platform_metadata
+from plinth.db import Timestamp, platform_metadata
 from plinth.tenancy.models import Tenant
 
 tenants = sa.Table(
@@ -16,7 +16,7 @@ tenants = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("region", sa.String(40), nullable=False),
     sa.Column("settings", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )
 
 
