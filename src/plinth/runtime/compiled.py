@@ -60,6 +60,7 @@ class CompiledEntity:
     rules: list[tuple[Program, str, str]]
     references: dict[str, str]  # field -> target entity
     insert: Any = None
+    unique: dict[str, str] = field(default_factory=dict)  # index name -> field (for 409s)
     select: Any = None
 
     @property
@@ -96,6 +97,9 @@ def compile_app(tenant_id: str, app_slug: str, version: int, definition: dict[st
         # Prebuilt statements: per request only parameters are bound.
         entity.insert = table.insert()
         entity.select = sa.select(table).where(table.c.id == sa.bindparam("record_id"))
+        for fname, spec in entity.fields.items():
+            if spec.get("unique"):
+                entity.unique[tables.index_name(app_slug, entity.id, (spec["id"],))] = fname
         app.entities[name] = entity
     if faults:
         raise ValidationFailed.of(faults, "app definition")

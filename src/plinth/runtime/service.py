@@ -326,7 +326,9 @@ class RecordService:
             return await (conn.execute(stmt, rows) if rows is not None else conn.execute(stmt))
         except IntegrityError as exc:
             text = str(exc.orig)
-            unique = [n for n, s in ent.fields.items() if s.get("unique") and n in text]
+            # PostgreSQL names the index, SQLite the table.column
+            unique = [f for ix, f in ent.unique.items()
+                      if ix in text or f"{ent.table.name}.{f}" in text]
             path = unique[0] if unique else None
             raise Conflict("Another record already has this value"
                            + (f" of {path!r}" if path else " of a unique field"),
