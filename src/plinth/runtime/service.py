@@ -53,13 +53,20 @@ class RecordService:
         self.storage = TenantStorage(db, data_dir)
         self.registry = Registry()
         events.subscribe("app.deleted", self._forget)
+        events.subscribe("app.published", self._forget)
+        events.subscribe("app.rolled_back", self._forget)
         from plinth.runtime import steps
 
         steps.attach(self)
 
     async def _forget(self, event: Event) -> None:
-        if event.tenant_id:
-            self.registry.drop(event.tenant_id, event.data.get("app", ""))
+        """Drop a compiled app another node changed (this node swapped its own already)."""
+        if not event.tenant_id:
+            return
+        slug = event.data.get("app", "")
+        current = self.registry.get(event.tenant_id, slug)
+        if current is not None and current.version != event.data.get("version"):
+            self.registry.drop(event.tenant_id, slug)
 
     async def close(self) -> None:
         from plinth.runtime import steps
