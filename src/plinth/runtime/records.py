@@ -83,7 +83,7 @@ def check(entity: CompiledEntity, data: dict[str, Any], prefix: str = "",
 def to_record(entity: CompiledEntity, row: Any, readable: set[str] | None = None,
               fields: list[str] | None = None) -> dict[str, Any]:
     """A row as the API's record: system fields first, then fields as JSON."""
-    m = row._mapping
+    m = row._mapping if hasattr(row, "_mapping") else row
     record: dict[str, Any] = {
         "id": m["id"], "version": m["version"],
         "created_at": types.to_json({"type": "datetime"}, m["created_at"]),

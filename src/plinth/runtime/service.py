@@ -169,13 +169,12 @@ class RecordService:
         async with db.transaction() as conn:
             await self._check_references(conn, tenant, app, ent, rows, many)
             await self._write(conn, ent, ent.insert, rows)
-            result = await conn.execute(sa.select(ent.table).where(
-                ent.table.c.id.in_([r["id"] for r in rows])))
-            by_id = {r.id: r for r in result}
-        out = [records.to_record(ent, by_id[r["id"]]) for r in rows]
+        # The rows hold exactly what was stored (values were converted before the insert),
+        # so the records are built from them without reading back.
+        out = [records.to_record(ent, r) for r in rows]
         for rec in out:
             await self._event("record.created", tenant, app, entity, rec["id"], None, rec, by)
-        shown = [records.to_record(ent, by_id[r["id"]], readable) for r in rows]
+        shown = [self._visible(rec, readable) for rec in out]
         return shown if many else shown[0]
 
     async def update(self, tenant: Tenant, app_slug: str, entity: str, record_id: str,
