@@ -8,6 +8,9 @@ from typing import Any
 
 import httpx
 
+from plinth.events import Event
+from plinth.server import Platform
+
 from tests.helpers import make_app, make_tenant, publish
 
 BASE = "/api/t/acme/apps/crm/data"
@@ -46,7 +49,14 @@ async def test_rename_keeps_data(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{BASE}/contact")).status_code == 404
 
 
-async def test_destructive_change_refused_then_allowed(client: httpx.AsyncClient) -> None:
+async def test_destructive_change_refused_then_allowed(client: httpx.AsyncClient,
+                                                       platform: Platform) -> None:
+    audited: list[Event] = []
+
+    async def keep(event: Event) -> None:
+        audited.append(event)
+
+    platform.events.subscribe("runtime.destructive_change", keep)
     rid = await start(client)
     v2 = changed(full_name=V1["entities"]["contact"]["fields"]["full_name"])
     r = await publish(client, "acme", "crm", v2)
@@ -58,6 +68,8 @@ async def test_destructive_change_refused_then_allowed(client: httpx.AsyncClient
     migrate = [s for s in r.json()["steps"] if s["step"] == "migrate"][0]
     assert migrate["status"] == "warning"  # the destructive change is reported
     assert "code" not in (await client.get(f"{BASE}/contact/{rid}")).json()
+    assert [e.data["changes"] for e in audited] == [["drop field contact.code and its data"]]
+    assert audited[0].data["by"] and audited[0].data["version"] == 2
 
 
 async def test_failed_conversion_rolls_back_the_whole_publish(client: httpx.AsyncClient) -> None:
