@@ -10,7 +10,6 @@ import httpx
 
 from plinth.events import Event
 from plinth.server import Platform
-
 from tests.helpers import make_app, make_tenant, publish
 
 BASE = "/api/t/acme/apps/crm/data"
