@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from tests.helpers import CLAIMS, as_user, make_app, make_tenant, publish, token_for
@@ -121,3 +122,13 @@ async def test_openapi_document_validates_and_matches(client: httpx.AsyncClient)
     # what the schema promises is what the API returns
     record = (await client.get(f"{BASE}/policyholder", params={"limit": 1})).json()["items"][0]
     assert set(record) == set(doc["components"]["schemas"]["Policyholder"]["properties"])
+    # every response validates against the schema the document declares for it
+    def check(ref: str, instance: Any) -> None:
+        schema = {"$ref": f"#/components/schemas/{ref}", "components": doc["components"]}
+        Draft202012Validator(schema).validate(instance)
+
+    check("PolicyholderPage", (await client.get(f"{BASE}/policyholder")).json())
+    check("ClaimPage", (await client.get(f"{BASE}/claim", params={"expand": "holder"})).json())
+    created = await client.post(f"{BASE}/claim", json={"holder": record["id"], "amount": 5})
+    check("Claim", created.json())
+    check("Problem", (await client.post(f"{BASE}/claim", json={"amount": "x"})).json())
