@@ -105,3 +105,13 @@ async def test_rollback_reapplies_the_inverse_plan(client: httpx.AsyncClient) ->
     assert r.status_code in (200, 201), r.text
     got = (await client.get(f"{BASE}/contact/{rid}")).json()
     assert "score" not in got and got["full_name"] == "Ada"
+
+
+async def test_type_change_keeps_uniqueness(client: httpx.AsyncClient) -> None:
+    await start(client)
+    v2 = changed(full_name={"id": "fld_name", "type": "string", "required": True},
+                 code={"id": "fld_code", "type": "integer", "unique": True})
+    r = await publish(client, "acme", "crm", v2, allow_destructive=True)
+    assert r.status_code == 201, r.text
+    dup = await client.post(f"{BASE}/contact", json={"full_name": "Eve", "code": 12})
+    assert dup.status_code == 409 and dup.json()["path"] == "code"

@@ -93,3 +93,10 @@ def test_cel_checks_types_with_positions() -> None:
     assert computed["twice"].evaluate({"n": 4}) == 8
     assert rules[0][0].evaluate({"n": -1}) is False
     assert computed["twice"].evaluate({}) is None  # an empty field yields no value
+
+
+def test_type_change_rebuilds_the_indexes_of_the_column() -> None:
+    old = {"entities": {"a": _doc(x={"id": "f1", "type": "string", "unique": True})}}
+    new = {"entities": {"a": _doc(x={"id": "f1", "type": "integer", "unique": True})}}
+    assert [op.kind for op in plan.plan(old, new)] == ["drop_index", "alter_column",
+                                                      "create_index"]

@@ -96,6 +96,12 @@ def _fields(entity: str, odoc: dict[str, Any], doc: dict[str, Any]) -> list[Op]:
     old_fields = _by_id(stored_fields(odoc))
     new_fields = _by_id(stored_fields(doc))
     old_ix, new_ix = indexes(odoc), indexes(doc)
+    # A type change rebuilds the column, which takes its indexes with it: rebuild them too.
+    retyped = {fid for fid, (_, spec) in new_fields.items() if fid in old_fields
+               and (types.storage_changed(old_fields[fid][1], spec)
+                    or old_fields[fid][1]["type"] != spec["type"])}
+    rebuilt = {ix for ix in old_ix & new_ix if retyped & set(ix[0])}
+    new_ix = new_ix - rebuilt
     for ids, unique in sorted(old_ix - new_ix):
         ops.append(Op("drop_index", entity, index=ids, unique=unique))
     for fid, (oname, ospec) in old_fields.items():
@@ -111,7 +117,7 @@ def _fields(entity: str, odoc: dict[str, Any], doc: dict[str, Any]) -> list[Op]:
         if types.storage_changed(ospec, spec) or ospec["type"] != spec["type"]:
             ops.append(Op("alter_column", entity, field=name, spec=spec, old_spec=ospec,
                           destructive=types.is_narrowing(ospec, spec)))
-    for ids, unique in sorted(new_ix - old_ix):
+    for ids, unique in sorted((new_ix - old_ix) | rebuilt):
         ops.append(Op("create_index", entity, index=ids, unique=unique))
     return ops
 
