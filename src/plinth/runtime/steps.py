@@ -10,6 +10,7 @@ DDL itself) fails before the platform commit; what remains after it is a local C
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from plinth.errors import Fault, ValidationFailed
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 # The publish pipeline is process-global; each Platform's service is found by its engine.
 _services: dict[int, RecordService] = {}
 MAX_TABLE_NAME = 63
+ABANDON_AFTER_S = 120.0
 
 
 def attach(service: RecordService) -> None:
@@ -117,17 +119,31 @@ class MigrateStep:
             raise
 
         async def commit() -> None:
+            watchdog.cancel()
             try:
                 await txn.commit()
             finally:
                 await conn.close()
 
-        async def undo() -> None:
+        async def rollback() -> None:
             try:
                 if txn.is_active:
                     await txn.rollback()
             finally:
                 await conn.close()
+
+        async def undo() -> None:
+            watchdog.cancel()
+            await rollback()
+
+        async def abandon() -> None:
+            # If the platform commit itself fails, neither hook runs: do not hold the tenant
+            # file's write lock (and its uncommitted DDL) forever.
+            await asyncio.sleep(ABANDON_AFTER_S)
+            if not conn.closed:
+                await rollback()
+
+        watchdog = asyncio.get_running_loop().create_task(abandon())
 
         # commit goes first among after_commit hooks, so the swap sees the new tables
         ctx.after_commit.insert(0, commit)
