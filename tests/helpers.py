@@ -54,3 +54,12 @@ async def token_for(client: httpx.AsyncClient, tenant: str, role: str) -> str:
 
 def as_user(client: httpx.AsyncClient, token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def publish(client: httpx.AsyncClient, tenant: str, app: str,
+                  definition: dict[str, Any] | None = None, **body: Any) -> httpx.Response:
+    """Optionally replace the draft, then publish it; returns the publish response."""
+    if definition is not None:
+        r = await client.put(f"/api/t/{tenant}/apps/{app}/draft", json=definition)
+        assert r.status_code == 200, r.text
+    return await client.post(f"/api/t/{tenant}/apps/{app}/publish", json=body)

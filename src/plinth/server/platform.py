@@ -10,6 +10,7 @@ from plinth.events import EventBus
 from plinth.governance.access import Authorizer, RoleAuthorizer
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.metadata.service import AppFiles, MetadataService
+from plinth.runtime.service import RecordService
 from plinth.settings import Settings
 from plinth.tenancy.service import TenantService
 
@@ -28,8 +29,11 @@ class Platform:
         self.authorizer: Authorizer = RoleAuthorizer()
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
+        self.records = RecordService(self.db, self.events, self.metadata,
+                                     lambda: self.authorizer, settings.data_dir)
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.on_stop(self.records.close)
 
     async def start(self) -> None:
         """Migrate the database and make sure a platform admin token exists."""

@@ -1,0 +1,1 @@
+"""Metadata to targets: the app's OpenAPI document (more targets to come), cached by hash."""

@@ -1,0 +1,1 @@
+"""Compile targets, one file each."""

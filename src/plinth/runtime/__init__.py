@@ -1,0 +1,1 @@
+"""The metadata-driven data runtime: published entities become tables and validated APIs."""

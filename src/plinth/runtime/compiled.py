@@ -1,0 +1,122 @@
+"""Entities compiled once per published version; requests only look them up.
+
+A `CompiledApp` is immutable. Publishing builds a new one and swaps it into the `Registry` with
+one dict assignment, so a request that already holds the old one finishes on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from plinth.errors import ValidationFailed
+from plinth.jsonschema import Validator, compile_schema
+from plinth.runtime import expressions, tables, types
+from plinth.runtime.expressions import Program
+
+
+def entity_schema(doc: dict[str, Any], *, for_output: bool = False) -> dict[str, Any]:
+    """The JSON Schema of an entity's input (or, `for_output`, of a stored record)."""
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for name, spec in doc.get("fields", {}).items():
+        if "computed" in spec and not for_output:
+            continue
+        s = types.json_schema(spec)
+        if spec.get("required") and not for_output:
+            required.append(name)
+        else:
+            s = ({"anyOf": [s, {"type": "null"}]} if "type" not in s
+                 else {**s, "type": _with_null(s["type"])})
+            if "enum" in s:
+                s["enum"] = [*s["enum"], None]
+        if spec.get("label"):
+            s["title"] = spec["label"]
+        if spec.get("description"):
+            s["description"] = spec["description"]
+        props[name] = s
+    schema: dict[str, Any] = {"type": "object", "properties": props,
+                              "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _with_null(t: str | list[str]) -> list[str]:
+    return [*(t if isinstance(t, list) else [t]), "null"]
+
+
+@dataclass
+class CompiledEntity:
+    name: str
+    id: str
+    doc: dict[str, Any]
+    fields: dict[str, dict[str, Any]]
+    table: sa.Table
+    validator: Validator
+    computed: dict[str, Program]
+    rules: list[tuple[Program, str, str]]
+    references: dict[str, str]  # field -> target entity
+    insert: Any = None
+    unique: dict[str, str] = field(default_factory=dict)  # index name -> field (for 409s)
+    select: Any = None
+
+    @property
+    def input_fields(self) -> set[str]:
+        return {n for n, s in self.fields.items() if "computed" not in s}
+
+
+@dataclass
+class CompiledApp:
+    tenant_id: str
+    app_slug: str
+    version: int
+    definition: dict[str, Any]
+    entities: dict[str, CompiledEntity] = field(default_factory=dict)
+
+
+def compile_app(tenant_id: str, app_slug: str, version: int, definition: dict[str, Any],
+                schema: str | None) -> CompiledApp:
+    """Compile every entity of a version (raises ValidationFailed on a bad expression)."""
+    metadata = sa.MetaData()
+    app = CompiledApp(tenant_id, app_slug, version, definition)
+    faults = []
+    for name, doc in definition.get("entities", {}).items():
+        found, computed, rules = expressions.compile_entity(name, doc)
+        faults += found
+        table = tables.build(metadata, app_slug, name, doc, schema)
+        entity = CompiledEntity(
+            name=name, id=doc.get("id", name), doc=doc, fields=doc.get("fields", {}),
+            table=table, validator=compile_schema(entity_schema(doc)), computed=computed,
+            rules=rules,
+            references={n: s["entity"] for n, s in doc.get("fields", {}).items()
+                        if s["type"] == "reference"},
+        )
+        # Prebuilt statements: per request only parameters are bound.
+        entity.insert = table.insert()
+        entity.select = sa.select(table).where(table.c.id == sa.bindparam("record_id"))
+        for fname, spec in entity.fields.items():
+            if spec.get("unique"):
+                entity.unique[tables.index_name(app_slug, entity.id, (spec["id"],))] = fname
+        app.entities[name] = entity
+    if faults:
+        raise ValidationFailed.of(faults, "app definition")
+    return app
+
+
+class Registry:
+    """The compiled app of each (tenant, app), swapped whole on publish."""
+
+    def __init__(self) -> None:
+        self._apps: dict[tuple[str, str], CompiledApp] = {}
+
+    def get(self, tenant_id: str, app_slug: str) -> CompiledApp | None:
+        return self._apps.get((tenant_id, app_slug))
+
+    def put(self, app: CompiledApp) -> None:
+        self._apps[(app.tenant_id, app.app_slug)] = app
+
+    def drop(self, tenant_id: str, app_slug: str) -> None:
+        self._apps.pop((tenant_id, app_slug), None)

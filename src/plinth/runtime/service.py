@@ -1,0 +1,450 @@
+"""The record service: create, read, update, delete and query records of published entities.
+
+Every operation authorizes through the one seam (`governance.access.authorize`), applies the
+authorizer's row filter and field access when it offers them, runs on the compiled entity of
+the active version, writes in one transaction and publishes record events after commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from plinth.db import Database, utcnow
+from plinth.errors import (
+    BadRequest,
+    Conflict,
+    Fault,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from plinth.events import Event, EventBus
+from plinth.governance.access import Authorizer, Resource, authorize
+from plinth.governance.principal import Principal
+from plinth.ids import new_id
+from plinth.metadata.service import MetadataService
+from plinth.runtime import records, types
+from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry, compile_app
+from plinth.runtime.filters import column, compile_filter
+from plinth.runtime.storage import TenantStorage
+from plinth.tenancy.models import Tenant
+
+MAX_LIMIT = 500
+MAX_BATCH = 1000
+
+
+class RecordService:
+    """Records of every tenant's published apps."""
+
+    def __init__(self, db: Database, events: EventBus, metadata: MetadataService,
+                 authorizer: Callable[[], Authorizer], data_dir: Path) -> None:
+        self.db = db
+        self.events = events
+        self.metadata = metadata
+        self._authorizer = authorizer
+        self.storage = TenantStorage(db, data_dir)
+        self.registry = Registry()
+        events.subscribe("app.deleted", self._forget)
+        events.subscribe("app.published", self._forget)
+        events.subscribe("app.rolled_back", self._forget)
+        from plinth.runtime import steps
+
+        steps.attach(self)
+
+    async def _forget(self, event: Event) -> None:
+        """Drop a compiled app another node changed (this node swapped its own already)."""
+        if not event.tenant_id:
+            return
+        slug = event.data.get("app", "")
+        current = self.registry.get(event.tenant_id, slug)
+        if current is not None and current.version != event.data.get("version"):
+            self.registry.drop(event.tenant_id, slug)
+
+    async def close(self) -> None:
+        from plinth.runtime import steps
+
+        steps.detach(self)
+        await self.storage.close()
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    async def compiled(self, tenant: Tenant, app_slug: str) -> CompiledApp:
+        """The compiled active version of an app (compiled on first use after a restart)."""
+        found = self.registry.get(tenant.id, app_slug)
+        if found is not None:
+            return found
+        version = await self.metadata.active_version(tenant, app_slug)
+        if version is None:
+            raise NotFound(f"App {app_slug!r} has no published version yet", path="app")
+        app = compile_app(tenant.id, app_slug, version.number, version.definition,
+                          self.storage.schema(tenant))
+        # A concurrent publish may have put a newer one meanwhile; never go backwards.
+        current = self.registry.get(tenant.id, app_slug)
+        if current is None or current.version < app.version:
+            self.registry.put(app)
+        return self.registry.get(tenant.id, app_slug) or app
+
+    async def entity(self, tenant: Tenant, app_slug: str, name: str
+                     ) -> tuple[CompiledApp, CompiledEntity]:
+        app = await self.compiled(tenant, app_slug)
+        entity = app.entities.get(name)
+        if entity is None:
+            raise NotFound(f"App {app_slug!r} has no entity {name!r}", path="entity",
+                           extra={"entity": name})
+        return app, entity
+
+    # -- authorization ----------------------------------------------------------------------
+
+    def _authorize(self, principal: Principal, action: str, tenant: Tenant, app_slug: str,
+                   entity: str, record_id: str | None, record: dict[str, Any] | None) -> None:
+        authorize(self._authorizer(), principal, action, Resource(
+            "record", record_id or entity, tenant_id=tenant.id,
+            attrs={"app": app_slug, "entity": entity, "record": record}))
+
+    def _access(self, principal: Principal, tenant: Tenant, app_slug: str, entity: str
+                ) -> tuple[set[str] | None, set[str] | None]:
+        decide = getattr(self._authorizer(), "field_access", None)
+        if decide is None:
+            return None, None
+        readable, writable = decide(principal, tenant, app_slug, entity)
+        return readable, writable
+
+    def _row_filter(self, principal: Principal, action: str, tenant: Tenant, app_slug: str,
+                    entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
+        decide = getattr(self._authorizer(), "row_filter", None)
+        if decide is None:
+            return None
+        ast = decide(principal, action, tenant, app_slug, entity.name)
+        return None if ast is None else compile_filter(entity, ast)
+
+    @staticmethod
+    def _check_writable(writable: set[str] | None, data: dict[str, Any], prefix: str) -> None:
+        if writable is None:
+            return
+        for name in data:
+            if name not in writable:
+                path = f"{prefix}{name}"
+                raise Forbidden(f"You may not write field {name!r}", path=path)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def create(self, tenant: Tenant, app_slug: str, entity: str,
+                     data: dict[str, Any] | list[dict[str, Any]], principal: Principal
+                     ) -> dict[str, Any] | list[dict[str, Any]]:
+        """Create one record, or a list of them all-or-nothing."""
+        app, ent = await self.entity(tenant, app_slug, entity)
+        self._authorize(principal, "data.create", tenant, app_slug, entity, None, None)
+        many = isinstance(data, list)
+        items = data if isinstance(data, list) else [data]
+        if not items or len(items) > MAX_BATCH:
+            raise ValidationFailed.of([Fault("", f"send 1 to {MAX_BATCH} records")])
+        readable, writable = self._access(principal, tenant, app_slug, entity)
+        rows: list[dict[str, Any]] = []
+        faults: list[Fault] = []
+        now = utcnow()
+        by = principal.audit_name()
+        for i, item in enumerate(items):
+            prefix = f"[{i}]" if many else ""
+            if not isinstance(item, dict):
+                faults.append(Fault(prefix, "a record is an object", "type"))
+                continue
+            item = records.strip_system(item)
+            self._check_writable(writable, item, f"{prefix}." if prefix else "")
+            row, found = records.check(ent, records.with_defaults(ent, item), prefix)
+            faults += found
+            row.update(id=new_id(), version=1, created_at=now, updated_at=now,
+                       created_by=by, updated_by=by)
+            rows.append(row)
+        if faults:
+            raise ValidationFailed.of(faults)
+        db = self.storage.database(tenant)
+        async with db.transaction() as conn:
+            await self._check_references(conn, tenant, app, ent, rows, many)
+            await self._write(conn, ent, ent.insert, rows)
+        # The rows hold exactly what was stored (values were converted before the insert),
+        # so the records are built from them without reading back.
+        out = [records.to_record(ent, r) for r in rows]
+        for rec in out:
+            await self._event("record.created", tenant, app, entity, rec["id"], None, rec, by)
+        shown = [self._visible(rec, readable) for rec in out]
+        return shown if many else shown[0]
+
+    async def update(self, tenant: Tenant, app_slug: str, entity: str, record_id: str,
+                     changes: dict[str, Any], principal: Principal, *, replace: bool = False,
+                     if_version: int | None = None) -> dict[str, Any]:
+        """Merge `changes` into a record (or replace its fields), optionally if unchanged."""
+        app, ent = await self.entity(tenant, app_slug, entity)
+        if not isinstance(changes, dict):
+            raise ValidationFailed.of([Fault("", "a record is an object", "type")])
+        readable, writable = self._access(principal, tenant, app_slug, entity)
+        changes = records.strip_system(changes)
+        self._check_writable(writable, changes, "")
+        db = self.storage.database(tenant)
+        by = principal.audit_name()
+        async with db.transaction() as conn:
+            row = (await conn.execute(ent.select, {"record_id": record_id})).first()
+            before = self._found(ent, row, record_id)
+            self._authorize(principal, "data.update", tenant, app_slug, entity, record_id,
+                            before)
+            self._check_version(before, if_version)
+            if replace:
+                data = records.with_defaults(ent, changes)
+            else:
+                data = {n: before[n] for n in ent.input_fields if before.get(n) is not None}
+                data.update(changes)
+            values, faults = records.check(ent, data)
+            if faults:
+                raise ValidationFailed.of(faults)
+            await self._check_references(conn, tenant, app, ent, [values], False)
+            values.update(version=before["version"] + 1, updated_at=utcnow(), updated_by=by)
+            t = ent.table
+            stmt = t.update().where(t.c.id == record_id, t.c.version == before["version"])
+            result = await self._write(conn, ent, stmt.values(values), None)
+            if result.rowcount != 1:
+                raise PreconditionFailed("The record changed meanwhile; reload it and retry",
+                                         path="id")
+            after = records.to_record(ent, (await conn.execute(
+                ent.select, {"record_id": record_id})).one())
+        await self._event("record.updated", tenant, app, entity, record_id, before, after, by)
+        return self._visible(after, readable)
+
+    async def delete(self, tenant: Tenant, app_slug: str, entity: str, record_id: str,
+                     principal: Principal, *, if_version: int | None = None) -> None:
+        """Delete a record, optionally only if it is still at `if_version`."""
+        app, ent = await self.entity(tenant, app_slug, entity)
+        db = self.storage.database(tenant)
+        async with db.transaction() as conn:
+            row = (await conn.execute(ent.select, {"record_id": record_id})).first()
+            before = self._found(ent, row, record_id)
+            self._authorize(principal, "data.delete", tenant, app_slug, entity, record_id,
+                            before)
+            self._check_version(before, if_version)
+            await self._refuse_if_referenced(conn, app, ent, record_id)
+            await conn.execute(ent.table.delete().where(ent.table.c.id == record_id))
+        await self._event("record.deleted", tenant, app, entity, record_id, before, None,
+                          principal.audit_name())
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, tenant: Tenant, app_slug: str, entity: str, record_id: str,
+                  principal: Principal) -> dict[str, Any]:
+        """One record by id."""
+        _app, ent = await self.entity(tenant, app_slug, entity)
+        readable, _ = self._access(principal, tenant, app_slug, entity)
+        async with self.storage.database(tenant).read() as conn:
+            row = (await conn.execute(ent.select, {"record_id": record_id})).first()
+        record = self._found(ent, row, record_id)
+        self._authorize(principal, "data.read", tenant, app_slug, entity, record_id, record)
+        return self._visible(record, readable)
+
+    async def query(self, tenant: Tenant, app_slug: str, entity: str, principal: Principal, *,
+                    filter: dict[str, Any] | None = None, sort: list[str] | None = None,
+                    fields: list[str] | None = None, expand: list[str] | None = None,
+                    limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        """A page of records: filtered, sorted, projected, expanded, keyset-paginated."""
+        app, ent = await self.entity(tenant, app_slug, entity)
+        self._authorize(principal, "data.read", tenant, app_slug, entity, None, None)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", path="limit")
+        readable, _ = self._access(principal, tenant, app_slug, entity)
+        t = ent.table
+        keys = self._sort_keys(ent, sort or ["created_at"])
+        stmt = sa.select(t)
+        conditions = []
+        if filter:
+            conditions.append(compile_filter(ent, filter))
+        row_filter = self._row_filter(principal, "data.read", tenant, app_slug, ent)
+        if row_filter is not None:
+            conditions.append(row_filter)
+        if cursor:
+            conditions.append(self._after(keys, _decode_cursor(cursor, len(keys))))
+        if conditions:
+            stmt = stmt.where(sa.and_(*conditions))
+        stmt = stmt.order_by(*[col.asc().nulls_first() if asc else col.desc().nulls_last()
+                               for col, asc in keys]).limit(limit + 1)
+        for name in fields or []:
+            column(ent, name, "fields")
+            if readable is not None and name not in readable and name in ent.fields:
+                raise Forbidden(f"You may not read field {name!r}", path=f"fields.{name}")
+        for name in expand or []:
+            if name not in ent.references:
+                raise BadRequest(f"{name!r} is not a reference field of {entity!r}",
+                                 path="expand", extra={"field": name})
+        async with self.storage.database(tenant).read() as conn:
+            rows = list(await conn.execute(stmt))
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = [records.to_record(ent, r, readable) for r in rows]
+            for name in expand or []:
+                await self._expand(conn, tenant, app, ent, name, items, principal)
+        next_cursor = None
+        if more and rows:
+            last = rows[-1]._mapping
+            next_cursor = _encode_cursor([_cursor_value(last[col.name]) for col, _ in keys])
+        if fields:
+            keep = set(fields) | {"id"}
+            items = [{k: v for k, v in item.items() if k in keep} for item in items]
+        return {"items": items, "next_cursor": next_cursor}
+
+    # -- internals --------------------------------------------------------------------------
+
+    @staticmethod
+    def _sort_keys(ent: CompiledEntity, sort: list[str]) -> list[tuple[Any, bool]]:
+        keys: list[tuple[Any, bool]] = []
+        for item in sort[:8]:
+            item = item.strip()
+            asc = not item.startswith("-")
+            name = item.lstrip("+-")
+            col = column(ent, name, "sort")
+            if ent.fields.get(name, {}).get("type") in ("json", "attachment"):
+                raise BadRequest(f"Cannot sort on json field {name!r}", path="sort")
+            keys.append((col, asc))
+        if all(col.name != "id" for col, _ in keys):
+            keys.append((ent.table.c.id, True))  # a total order, so cursors never skip rows
+        return keys
+
+    @staticmethod
+    def _after(keys: list[tuple[Any, bool]], values: list[Any]) -> sa.ColumnElement[bool]:
+        """Rows strictly after the cursor, in the sort order (nulls first ascending)."""
+        ors = []
+        equal: list[Any] = []
+        for (col, asc), raw in zip(keys, values, strict=True):
+            value = _from_cursor(col, raw)
+            if asc:
+                greater = col.is_not(None) if value is None else col > value
+            else:
+                greater = sa.false() if value is None else sa.or_(col < value, col.is_(None))
+            ors.append(sa.and_(*equal, greater))
+            equal.append(col.is_(None) if value is None else col == value)
+        return sa.or_(*ors)
+
+    async def _write(self, conn: Any, ent: CompiledEntity, stmt: Any,
+                     rows: list[dict[str, Any]] | None) -> Any:
+        try:
+            return await (conn.execute(stmt, rows) if rows is not None else conn.execute(stmt))
+        except IntegrityError as exc:
+            text = str(exc.orig)
+            # PostgreSQL names the index, SQLite the table.column
+            unique = [f for ix, f in ent.unique.items()
+                      if ix in text or f"{ent.table.name}.{f}" in text]
+            path = unique[0] if unique else None
+            raise Conflict("Another record already has this value"
+                           + (f" of {path!r}" if path else " of a unique field"),
+                           path=path) from None
+
+    async def _check_references(self, conn: Any, tenant: Tenant, app: CompiledApp,
+                                ent: CompiledEntity, rows: list[dict[str, Any]],
+                                many: bool) -> None:
+        faults: list[Fault] = []
+        for name, target in ent.references.items():
+            ids = {r[name] for r in rows if r.get(name) is not None}
+            if not ids:
+                continue
+            tt = app.entities[target].table
+            found = set((await conn.execute(sa.select(tt.c.id).where(
+                tt.c.id.in_(ids)))).scalars())
+            for i, row in enumerate(rows):
+                if row.get(name) is not None and row[name] not in found:
+                    path = f"[{i}].{name}" if many else name
+                    faults.append(Fault(path, f"no {target} with id {row[name]!r}",
+                                        "unknown_reference"))
+        if faults:
+            raise ValidationFailed.of(faults)
+
+    async def _refuse_if_referenced(self, conn: Any, app: CompiledApp, ent: CompiledEntity,
+                                    record_id: str) -> None:
+        for other in app.entities.values():
+            for name, target in other.references.items():
+                if target != ent.name:
+                    continue
+                t = other.table
+                hit = (await conn.execute(sa.select(t.c.id).where(t.c[name] == record_id)
+                                          .limit(1))).first()
+                if hit is not None:
+                    raise Conflict(f"{other.name} {hit.id} still refers to this record "
+                                   f"(field {name!r})", path=f"{other.name}.{name}")
+
+    async def _expand(self, conn: Any, tenant: Tenant, app: CompiledApp, ent: CompiledEntity,
+                      name: str, items: list[dict[str, Any]], principal: Principal) -> None:
+        target = app.entities[ent.references[name]]
+        self._authorize(principal, "data.read", tenant, app.app_slug, target.name, None, None)
+        readable, _ = self._access(principal, tenant, app.app_slug, target.name)
+        ids = {i[name] for i in items if i.get(name)}
+        if not ids:
+            return
+        rows = await conn.execute(sa.select(target.table).where(target.table.c.id.in_(ids)))
+        found = {r.id: records.to_record(target, r, readable) for r in rows}
+        for item in items:
+            if item.get(name) in found:
+                item[name] = found[item[name]]
+
+    @staticmethod
+    def _found(ent: CompiledEntity, row: Any, record_id: str) -> dict[str, Any]:
+        if row is None:
+            raise NotFound(f"No {ent.name} with id {record_id!r}", path="id")
+        return records.to_record(ent, row)
+
+    @staticmethod
+    def _check_version(record: dict[str, Any], if_version: int | None) -> None:
+        if if_version is not None and record["version"] != if_version:
+            raise PreconditionFailed(
+                f"The record is at version {record['version']}, you had {if_version}; "
+                "reload it and retry", path="If-Match",
+                extra={"current_version": record["version"]})
+
+    @staticmethod
+    def _visible(record: dict[str, Any], readable: set[str] | None) -> dict[str, Any]:
+        if readable is None:
+            return record
+        system = {"id", "version", "created_at", "updated_at", "created_by", "updated_by"}
+        return {k: v for k, v in record.items() if k in system or k in readable}
+
+    async def _event(self, topic: str, tenant: Tenant, app: CompiledApp, entity: str,
+                     record_id: str, before: dict[str, Any] | None,
+                     after: dict[str, Any] | None, by: str) -> None:
+        await self.events.publish(Event(topic, tenant.id, {
+            "app": app.app_slug, "entity": entity, "id": record_id, "before": before,
+            "after": after, "by": by, "version": app.version}))
+
+
+def _cursor_value(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return {"t": value.isoformat()}
+    if isinstance(value, types.Decimal):
+        return {"d": str(value)}
+    return value
+
+
+def _from_cursor(col: Any, raw: Any) -> Any:
+    if isinstance(raw, dict):
+        if "t" in raw:
+            import datetime as dt
+
+            text = str(raw["t"])
+            return (dt.datetime.fromisoformat(text) if "T" in text or " " in text
+                    else dt.date.fromisoformat(text))
+        if "d" in raw:
+            return types.Decimal(str(raw["d"]))
+    return raw
+
+
+def _encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(cursor: str, n: int) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError) as exc:
+        raise BadRequest("The cursor is not one this API handed out", path="cursor") from exc
+    if not isinstance(values, list) or len(values) != n:
+        raise BadRequest("The cursor belongs to a different sort", path="cursor")
+    return values
