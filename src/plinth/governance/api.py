@@ -1,17 +1,22 @@
-"""HTTP routes for credentials: tenant-scoped API tokens."""
+"""HTTP routes for identity (login, refresh, users, API keys) and the audit ledger."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from plinth.errors import BadRequest, NotFound
+from plinth.errors import BadRequest, NotFound, Unauthenticated
 from plinth.governance.access import ROLE_ACTIONS
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["identity"])
+public = APIRouter(prefix="/api/auth/{tenant}", tags=["identity"])
 
 
 class TokenIn(BaseModel):
@@ -30,6 +35,8 @@ async def issue_token(body: TokenIn, tenant: TenantDep, platform: PlatformDep,
                          path="role")
     issued = await platform.tokens.issue(body.name, body.role, tenant_id=tenant.id,
                                          expires_at=body.expires_at)
+    await platform.governance.record(tenant.id, principal.audit_name(), "token.issued",
+                                     f"token:{issued.id}", role=body.role, name=body.name)
     return {"id": issued.id, "token": issued.token, "name": issued.name, "role": issued.role}
 
 
@@ -40,4 +47,94 @@ async def revoke_token(token_id: str, tenant: TenantDep, platform: PlatformDep,
     require(platform, principal, "token.manage", tenant, "tenant")
     if not await platform.tokens.revoke(token_id, tenant_id=tenant.id):
         raise NotFound(f"No active token {token_id!r} in this tenant", path="token_id")
+    await platform.governance.record(tenant.id, principal.audit_name(), "token.revoked",
+                                     f"token:{token_id}")
     return Response(status_code=204)
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=1, max_length=200)
+    password: str | None = Field(default=None, min_length=8, max_length=1000)
+    roles: list[str] = Field(min_length=1)
+    groups: list[str] = []
+    attrs: dict[str, str] = {}
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: UserIn, tenant: TenantDep, platform: PlatformDep,
+                      principal: PrincipalDep) -> dict:
+    """Add a user (built-in or tenant-defined roles, groups, attributes such as country)."""
+    require(platform, principal, "user.manage", tenant, "tenant")
+    user = await platform.governance.identity.create_user(
+        tenant.id, body.username, body.password, roles=body.roles, groups=body.groups,
+        attrs=body.attrs)
+    await platform.governance.record(tenant.id, principal.audit_name(), "user.created",
+                                     f"user:{user.id}", roles=body.roles)
+    return {"id": user.id, "username": user.username, "roles": user.roles,
+            "groups": user.groups, "attrs": user.attrs}
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+@public.post("/login")
+async def login(body: LoginIn, tenant: str, platform: PlatformDep) -> dict:
+    """Password login: a short-lived access token (JWT) and a refresh token."""
+    found = await platform.tenants.find(tenant)
+    gov = platform.governance
+    if found is None:
+        raise Unauthenticated("Wrong username or password")
+    try:
+        session = await gov.identity.login(found.id, body.username, body.password)
+    except Unauthenticated:
+        await gov.record(found.id, body.username, "auth.login", outcome="failed")
+        raise
+    await gov.record(found.id, body.username, "auth.login")
+    return session.__dict__
+
+
+@public.post("/refresh")
+async def refresh(body: RefreshIn, tenant: str, platform: PlatformDep) -> dict:
+    """Trade a refresh token for a new pair (the old refresh token stops working)."""
+    return (await platform.governance.identity.refresh(body.refresh_token)).__dict__
+
+
+@public.post("/logout", status_code=204)
+async def logout(body: RefreshIn, tenant: str, platform: PlatformDep) -> Response:
+    """Revoke a refresh token."""
+    await platform.governance.identity.revoke_refresh(body.refresh_token)
+    return Response(status_code=204)
+
+
+@router.get("/audit")
+async def list_audit(
+    tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
+    actor: str | None = None, action: str | None = None, resource: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+    cursor: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+    format: str = Query("json", pattern="^(json|jsonl)$"),
+) -> Any:
+    """Audit events of this tenant (filters, cursor pagination; `format=jsonl` exports all)."""
+    require(platform, principal, "audit.read", tenant, "tenant")
+    ledger = platform.governance.audit
+    filters = dict(actor=actor, action=action, resource=resource, since=since, until=until)
+    if format == "jsonl":
+        async def lines() -> AsyncIterator[bytes]:
+            after = cursor
+            while True:
+                page = await ledger.list(tenant.id, after=after, limit=1000, **filters)
+                for event in page:
+                    yield (json.dumps(event, default=str) + "\n").encode()
+                if len(page) < 1000:
+                    return
+                after = page[-1]["n"]
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+    events = await ledger.list(tenant.id, after=cursor, limit=limit, **filters)
+    next_cursor = events[-1]["n"] if len(events) == limit else None
+    return {"items": events, "next_cursor": next_cursor}
