@@ -130,6 +130,10 @@ def compile_policies(documents: dict[str, str]) -> CompiledPolicies:
     return CompiledPolicies(cedarpy.PolicySet.from_str("\n".join(texts)), names)
 
 
+_ACTION_ENTITIES = [{"uid": {"type": "Action", "id": a}, "attrs": {}, "parents": []}
+                    for a in ALL_ACTIONS]
+
+
 def _cedar_value(value: Any) -> Any:
     if isinstance(value, bool | str) or value is None:
         return value
@@ -236,17 +240,21 @@ class CedarAuthorizer:
         if tenant_id != principal.tenant_id:
             return dict(DENY_ALL)
         compiled = self._set_for(tenant_id, app_slug)
-        request = {"principal": {"type": "User", "id": principal.id},
-                   "action": {"type": "Action", "id": action}, "context": {}}
-        result = cedarpy.is_authorized_partial(request, compiled.policies,
-                                               self._principal_entities(principal))
+        # Partial evaluation takes the surface syntax only; ids are JSON-quoted.
+        request = {"principal": f"User::{json.dumps(principal.id)}",
+                   "action": f"Action::{json.dumps(action)}", "context": {}}
+        # Partial evaluation treats entities it cannot see as unknown, so action and
+        # role/group entities are spelled out (else `action in [...]` stays residual).
+        ents = self._principal_entities(principal)
+        ents += [{"uid": p, "attrs": {}, "parents": []} for p in ents[0]["parents"]]
+        result = cedarpy.is_authorized_partial(request, compiled.policies, ents + _ACTION_ENTITIES)
         decision = str(result.decision)
         if decision.endswith("Allow"):
             return None
         if decision.endswith("Deny"):
             return dict(DENY_ALL)
         try:
-            return residuals_to_filter(result.residuals or {})
+            return residuals_to_filter(result.residuals or {}, entity_type(entity))
         except Untranslatable as exc:
             log.warning("row filter for %s on %s.%s falls back to per-row checks: %s",
                         action, app_slug, entity, exc)

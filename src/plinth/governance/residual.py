@@ -46,8 +46,11 @@ def _value(node: Any) -> Any:
     raise Untranslatable(f"not a literal: {node!r}")
 
 
-def translate(node: Any) -> Filter | bool:
-    """Residual expression → filter AST, or True/False when it is a constant."""
+def translate(node: Any, entity: str | None = None) -> Filter | bool:
+    """Residual expression → filter AST, or True/False when it is a constant.
+
+    `entity` is the entity type being listed, which settles `resource is T` tests.
+    """
     if not isinstance(node, dict) or len(node) != 1:
         raise Untranslatable(f"unexpected node {node!r}")
     (key, body), = node.items()
@@ -56,15 +59,19 @@ def translate(node: Any) -> Filter | bool:
             return body
         raise Untranslatable("non-boolean literal in condition")
     if key in ("&&", "||"):
-        left, right = translate(body["left"]), translate(body["right"])
+        left, right = translate(body["left"], entity), translate(body["right"], entity)
         return _combine("and" if key == "&&" else "or", [left, right])
     if key == "!":
-        inner = translate(body["arg"])
+        inner = translate(body["arg"], entity)
         if isinstance(inner, bool):
             return not inner
         return {"not": inner}
+    if key == "." and _field(node) is not None:  # a boolean field used as a condition
+        return {"field": body["attr"], "op": "eq", "value": True}
     if key in _OPS:
         return _comparison(_OPS[key], body["left"], body["right"])
+    if key == "is" and _is_unknown_resource(body.get("left")) and entity is not None:
+        return bool(body.get("entity_type") == entity and "in" not in body)
     if key == "has":
         name = body["attr"]
         if _is_unknown_resource(body["left"]):
@@ -85,7 +92,7 @@ def translate(node: Any) -> Filter | bool:
             if literal is not None:
                 return {"field": name, "op": "startswith", "value": literal}
     if key == "if-then-else":
-        cond, then, other = (translate(body[k]) for k in ("if", "then", "else"))
+        cond, then, other = (translate(body[k], entity) for k in ("if", "then", "else"))
         return _combine("or", [_combine("and", [cond, then]),
                                _combine("and", [_negate(cond), other])])
     raise Untranslatable(f"no filter for Cedar operator {key!r}")
@@ -133,11 +140,11 @@ def _combine(op: str, parts: list[Filter | bool]) -> Filter | bool:
     return kept[0] if len(kept) == 1 else {op: kept}
 
 
-def policy_condition(policy: dict[str, Any]) -> Filter | bool:
+def policy_condition(policy: dict[str, Any], entity: str | None = None) -> Filter | bool:
     """The condition of one residual policy (all its when/unless clauses conjoined)."""
     parts: list[Filter | bool] = []
     for clause in policy.get("conditions", []):
-        cond = translate(clause["body"])
+        cond = translate(clause["body"], entity)
         parts.append(cond if clause.get("kind") == "when" else _negate(cond))
     for scope in ("principal", "action", "resource"):
         if policy.get(scope, {}).get("op", "All") != "All":
@@ -145,7 +152,8 @@ def policy_condition(policy: dict[str, Any]) -> Filter | bool:
     return _combine("and", parts)
 
 
-def residuals_to_filter(residuals: dict[str, dict[str, Any]]) -> Filter | None:
+def residuals_to_filter(residuals: dict[str, dict[str, Any]],
+                        entity: str | None = None) -> Filter | None:
     """Rows allowed = any permit residual holds and no forbid residual holds.
 
     Returns None when every row is allowed and DENY_ALL when none can be.
@@ -153,7 +161,7 @@ def residuals_to_filter(residuals: dict[str, dict[str, Any]]) -> Filter | None:
     permits: list[Filter | bool] = []
     forbids: list[Filter | bool] = []
     for policy in residuals.values():
-        (permits if policy["effect"] == "permit" else forbids).append(policy_condition(policy))
+        (permits if policy["effect"] == "permit" else forbids).append(policy_condition(policy, entity))
     allowed = _combine("and", [_combine("or", permits), _negate(_combine("or", forbids))])
     if allowed is True:
         return None

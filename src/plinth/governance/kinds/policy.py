@@ -13,6 +13,7 @@ SCHEMA: dict[str, Any] = {
     "required": ["cedar"],
     "additionalProperties": False,
     "properties": {
+        "id": {"type": "string"},
         "cedar": {"type": "string", "minLength": 1, "maxLength": 200_000},
         "description": {"type": "string", "maxLength": 2000},
     },
