@@ -161,7 +161,8 @@ def residuals_to_filter(residuals: dict[str, dict[str, Any]],
     permits: list[Filter | bool] = []
     forbids: list[Filter | bool] = []
     for policy in residuals.values():
-        (permits if policy["effect"] == "permit" else forbids).append(policy_condition(policy, entity))
+        side = permits if policy["effect"] == "permit" else forbids
+        side.append(policy_condition(policy, entity))
     allowed = _combine("and", [_combine("or", permits), _negate(_combine("or", forbids))])
     if allowed is True:
         return None
