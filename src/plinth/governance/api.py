@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from plinth.errors import BadRequest, NotFound, Unauthenticated
+from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from plinth.governance.access import ROLE_ACTIONS
+from plinth.governance.oidc import OIDCConfig, map_claims
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["identity"])
@@ -138,3 +139,35 @@ async def list_audit(
     events = await ledger.list(tenant.id, after=cursor, limit=limit, **filters)
     next_cursor = events[-1]["n"] if len(events) == limit else None
     return {"items": events, "next_cursor": next_cursor}
+
+
+@public.get("/oidc/login")
+async def oidc_login(tenant: str, request: Request, platform: PlatformDep) -> Response:
+    """Start OpenID Connect login: redirect to the tenant's provider."""
+    found = await platform.tenants.get(tenant)
+    config = OIDCConfig.of(found.settings)
+    callback = str(request.url_for("oidc_callback", tenant=tenant))
+    url = await platform.governance.oidc.authorization_url(found.id, config, callback)
+    return RedirectResponse(url, status_code=302)
+
+
+@public.get("/oidc/callback", name="oidc_callback")
+async def oidc_callback(tenant: str, code: str, state: str, platform: PlatformDep) -> dict:
+    """Finish OpenID Connect login: verify, map claims to roles, issue our session."""
+    found = await platform.tenants.get(tenant)
+    config = OIDCConfig.of(found.settings)
+    gov = platform.governance
+    try:
+        claims = await gov.oidc.complete(found.id, config, code, state)
+    except Unauthenticated:
+        await gov.record(found.id, None, "auth.oidc_login", outcome="failed")
+        raise
+    roles, attrs = map_claims(config, claims)
+    username = str(claims.get("email") or claims["sub"])
+    if not roles:
+        await gov.record(found.id, username, "auth.oidc_login", outcome="no_role")
+        raise Forbidden("Your identity provider account maps to no role in this tenant")
+    user = await gov.identity.upsert_oidc_user(found.id, f"{config.issuer}|{claims['sub']}",
+                                               username, roles, attrs)
+    await gov.record(found.id, username, "auth.oidc_login", roles=roles)
+    return (await gov.identity.session_for(user)).__dict__

@@ -12,6 +12,7 @@ from plinth.governance.access import Decision, Resource
 from plinth.governance.audit import AuditEntry, AuditLedger
 from plinth.governance.identity import IdentityService, signing_key
 from plinth.governance.kinds import policy as _policy_kind  # noqa: F401  (registers itself)
+from plinth.governance.oidc import OIDCLogin
 from plinth.governance.policy import CedarAuthorizer
 from plinth.governance.principal import Principal
 from plinth.metadata.store import apps, versions
@@ -30,6 +31,7 @@ class Governance:
         self.audit = AuditLedger(platform.db)
         self.identity = IdentityService(
             platform.db, signing_key(settings.master_key, settings.data_dir))
+        self.oidc = OIDCLogin(self.identity._key)
         self.authorizer = CedarAuthorizer()
         self.authorizer.on_denied = self._on_denied  # type: ignore[attr-defined]
         self.audit.subscribe(platform.events)
