@@ -138,3 +138,6 @@ async def test_rollback_swaps_the_cached_policy_set(
     r = await client.post("/api/t/acme/apps/claims/rollback", json={"version": 1})
     assert r.status_code == 200, r.text
     assert not platform.authorizer.decide(analyst(tid), "data.read", de).allowed
+    changes = await platform.governance.audit.list(tid, action="policy.changed")
+    assert [(c["data"]["policies"], c["data"]["version"]) for c in changes] == [
+        (["country", "health"], 1), (["country"], 2), (["country"], 1)]

@@ -52,12 +52,23 @@ class Governance:
             self.authorizer.install(row.tenant_id, row.slug, row.body)
 
     async def _on_activated(self, event: Event) -> None:
+        numbers = [n for n in (event.data["version"], event.data.get("previous")) if n]
         async with self.db.read() as conn:
-            body = (await conn.execute(sa.select(versions.c.body).where(
-                versions.c.app_id == event.data["app_id"],
-                versions.c.number == event.data["version"]))).scalar_one()
+            bodies = dict((await conn.execute(sa.select(versions.c.number, versions.c.body)
+                                              .where(versions.c.app_id == event.data["app_id"],
+                                                     versions.c.number.in_(numbers)))).all())
         assert event.tenant_id is not None
+        body = bodies[event.data["version"]]
         self.authorizer.install(event.tenant_id, event.data["app"], body)
+        # A policy change is its own audit event, naming which documents changed.
+        new = _cedar_of(body)
+        old = _cedar_of(bodies.get(event.data.get("previous"), {}))
+        changed = sorted(n for n in new.keys() | old.keys() if new.get(n) != old.get(n))
+        if changed:
+            await self.audit.append(event.tenant_id, AuditEntry(
+                event.data.get("by"), "policy.changed", event.data["app"], data={
+                    "policies": changed, "version": event.data["version"],
+                    "via": event.topic}))
 
     async def _on_deleted(self, event: Event) -> None:
         if event.tenant_id:
@@ -77,3 +88,8 @@ class Governance:
                      **data: Any) -> None:
         """Append one audit event (logins, credentials)."""
         await self.audit.append(tenant_id, AuditEntry(actor, action, resource, outcome, data))
+
+
+def _cedar_of(definition: dict[str, Any]) -> dict[str, str]:
+    return {name: doc.get("cedar", "") for name, doc in
+            (definition.get("policies") or {}).items()}
