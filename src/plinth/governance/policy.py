@@ -158,6 +158,7 @@ class CedarAuthorizer:
         # (tenant_id, app_slug) -> compiled set of that app's active version
         self._apps: dict[tuple[str, str], CompiledPolicies] = {}
         self._field_cache: dict[tuple[Any, ...], tuple[set[str] | None, set[str] | None]] = {}
+        self._decisions: dict[tuple[Any, ...], Decision] = {}
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -170,11 +171,13 @@ class CedarAuthorizer:
         compiled.fields = {name: list((ent.get("fields") or {}).keys())
                            for name, ent in (definition.get("entities") or {}).items()}
         self._apps[(tenant_id, app_slug)] = compiled
+        self._decisions.clear()  # keys hold id(compiled); never let a recycled id match
         self._field_cache = {k: v for k, v in self._field_cache.items()
                              if k[:2] != (tenant_id, app_slug)}
 
     def forget(self, tenant_id: str, app_slug: str) -> None:
         self._apps.pop((tenant_id, app_slug), None)
+        self._decisions.clear()
 
     def _set_for(self, tenant_id: str | None, app_slug: str | None) -> CompiledPolicies:
         if tenant_id and app_slug:
@@ -220,6 +223,16 @@ class CedarAuthorizer:
         if resource.tenant_id is not None and resource.tenant_id != principal.tenant_id:
             return Decision(False, ("tenant-mismatch",), ("tenant_isolation",))
         compiled = self._set_for(resource.tenant_id, resource.attrs.get("app"))
+        # Metadata decisions repeat on every request; they depend only on who, what and the
+        # policy version, so they are memoised (records carry data and are always evaluated).
+        key = None
+        if resource.kind != "record" and not context:
+            key = (id(compiled), principal.id, principal.roles, principal.tenant_id,
+                   repr(sorted(principal.attrs.items())), action, resource.kind, resource.id,
+                   resource.tenant_id)
+            hit = self._decisions.get(key)
+            if hit is not None:
+                return hit
         res = self._resource_entity(resource)
         request = {"principal": {"type": "User", "id": principal.id},
                    "action": {"type": "Action", "id": action},
@@ -229,7 +242,12 @@ class CedarAuthorizer:
         ids = tuple(compiled.names.get(p, p) for p in result.diagnostics.reasons)
         if result.diagnostics.errors:
             log.warning("policy errors deciding %s: %s", action, result.diagnostics.errors)
-        return Decision(bool(result.allowed), ids, ids)
+        decision = Decision(bool(result.allowed), ids, ids)
+        if key is not None:
+            if len(self._decisions) > 50_000:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
     def row_filter(self, principal: Principal, action: str, tenant: Any, app_slug: str,
                    entity: str) -> Filter | str | None:
