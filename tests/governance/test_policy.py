@@ -141,3 +141,28 @@ async def test_rollback_swaps_the_cached_policy_set(
     changes = await platform.governance.audit.list(tid, action="policy.changed")
     assert [(c["data"]["policies"], c["data"]["version"]) for c in changes] == [
         (["country", "health"], 1), (["country"], 2), (["country"], 1)]
+
+
+async def test_tenant_defined_role_and_fail_closed_on_policy_error(
+        client: httpx.AsyncClient, platform: Platform) -> None:
+    app = copy.deepcopy(CLAIMS_APP)
+    app["policies"]["adjusters"] = {"cedar": (
+        '@id("adjusters_update") permit(principal in Role::"adjuster", action in '
+        '[Action::"data.read", Action::"data.update"], resource is claim) '
+        'when { resource.country == "FR" };')}
+    tid = await published(client, app)
+    adj = Principal("user:adj", "user", frozenset({"adjuster"}), tid,
+                    attrs={"country": "FR"})
+    ok = platform.authorizer.decide(adj, "data.update", record(tid, country="FR"))
+    assert ok.allowed and ok.policies == ("adjusters_update",)
+    assert not platform.authorizer.decide(adj, "data.delete", record(tid, country="FR")).allowed
+    # a key for the tenant-defined role can be issued; platform_admin never
+    r = await client.post("/api/t/acme/tokens", json={"name": "a", "role": "adjuster"})
+    assert r.status_code == 201
+    r = await client.post("/api/t/acme/tokens", json={"name": "a", "role": "platform_admin"})
+    assert r.status_code == 400 and r.json()["path"] == "role"
+    # a record without the attribute a forbid reads: Cedar errors, we deny rather than skip
+    ana = analyst(tid)
+    no_country = Resource("record", "claim", tid, attrs={"app": "claims", "entity": "claim",
+                                                        "record": None})
+    assert not platform.authorizer.decide(ana, "data.read", no_country).allowed

@@ -12,8 +12,8 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
-from plinth.governance.access import ROLE_ACTIONS
 from plinth.governance.oidc import OIDCConfig, map_claims
+from plinth.governance.principal import PLATFORM_ADMIN
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["identity"])
@@ -22,7 +22,8 @@ public = APIRouter(prefix="/api/auth/{tenant}", tags=["identity"])
 
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(description="owner, designer, analyst or viewer")
+    role: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$",
+                      description="owner, designer, analyst, viewer or a tenant-defined role")
     expires_at: datetime | None = None
 
 
@@ -31,9 +32,8 @@ async def issue_token(body: TokenIn, tenant: TenantDep, platform: PlatformDep,
                       principal: PrincipalDep) -> dict:
     """Issue an API token bound to this tenant and a role. The secret is shown only here."""
     require(platform, principal, "token.manage", tenant, "tenant")
-    if body.role not in ROLE_ACTIONS:
-        raise BadRequest(f"Unknown role {body.role!r}; roles: {', '.join(ROLE_ACTIONS)}",
-                         path="role")
+    if body.role == PLATFORM_ADMIN:  # tenant keys never carry platform powers
+        raise BadRequest(f"Role {body.role!r} cannot be given to a tenant key", path="role")
     issued = await platform.tokens.issue(body.name, body.role, tenant_id=tenant.id,
                                          expires_at=body.expires_at)
     await platform.governance.record(tenant.id, principal.audit_name(), "token.issued",
@@ -56,7 +56,7 @@ async def revoke_token(token_id: str, tenant: TenantDep, platform: PlatformDep,
 class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=200)
     password: str | None = Field(default=None, min_length=8, max_length=1000)
-    roles: list[str] = Field(min_length=1)
+    roles: list[str] = Field(min_length=1, description="built-in or tenant-defined roles")
     groups: list[str] = []
     attrs: dict[str, str] = {}
 
@@ -66,6 +66,9 @@ async def create_user(body: UserIn, tenant: TenantDep, platform: PlatformDep,
                       principal: PrincipalDep) -> dict:
     """Add a user (built-in or tenant-defined roles, groups, attributes such as country)."""
     require(platform, principal, "user.manage", tenant, "tenant")
+    if PLATFORM_ADMIN in body.roles:
+        raise BadRequest(f"Role {PLATFORM_ADMIN!r} cannot be given to a tenant user",
+                         path="roles")
     user = await platform.governance.identity.create_user(
         tenant.id, body.username, body.password, roles=body.roles, groups=body.groups,
         attrs=body.attrs)

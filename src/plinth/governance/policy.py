@@ -240,9 +240,14 @@ class CedarAuthorizer:
         result = cedarpy.is_authorized(request, compiled.policies,
                                        self._principal_entities(principal) + [res])
         ids = tuple(compiled.names.get(p, p) for p in result.diagnostics.reasons)
+        allowed = bool(result.allowed)
         if result.diagnostics.errors:
+            # Cedar skips a policy that errors (e.g. a forbid reading an attribute the record
+            # lacks); skipping a forbid would widen access, so an error fails closed.
             log.warning("policy errors deciding %s: %s", action, result.diagnostics.errors)
-        decision = Decision(bool(result.allowed), ids, ids)
+            if allowed:
+                allowed, ids = False, ("policy-error",)
+        decision = Decision(allowed, ids, ids)
         if key is not None:
             if len(self._decisions) > 50_000:
                 self._decisions.clear()
