@@ -72,10 +72,33 @@ class AuditLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pending: set[asyncio.Task[Any]] = set()
+        self._queues: dict[str, list[tuple[AuditEntry, asyncio.Future[None]]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def append(self, tenant_id: str | None, entry: AuditEntry) -> None:
-        """Append one event to the tenant's chain."""
-        await self.append_many(tenant_id, [entry])
+        """Append one event; returns once it is committed.
+
+        Group commit: appends that arrive while the tenant's previous batch is being written
+        wait for it, then go in together in one transaction (in arrival order).
+        """
+        key = tenant_id or PLATFORM_KEY
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(key, []).append((entry, done))
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            batch = self._queues.pop(key, [])
+            if batch:
+                try:
+                    await self.append_many(tenant_id, [e for e, _ in batch])
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    raise
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+        await done
 
     async def append_many(self, tenant_id: str | None, entries: list[AuditEntry]) -> None:
         """Append a batch in one transaction under the tenant's lock."""
