@@ -35,6 +35,7 @@ class Resource:
 class Decision:
     allowed: bool
     reasons: tuple[str, ...] = ()
+    policies: tuple[str, ...] = ()  # ids of the policies that decided (for explanations)
 
 
 class Authorizer(Protocol):
@@ -62,6 +63,9 @@ def authorize(authorizer: Authorizer, principal: Principal, action: str, resourc
     """Decide, and raise Forbidden (naming the action, not policy internals) on a denial."""
     decision = authorizer.decide(principal, action, resource, context)
     if not decision.allowed:
+        on_denied = getattr(authorizer, "on_denied", None)
+        if on_denied is not None:  # the audit ledger records every denial
+            on_denied(principal, action, resource, decision)
         raise Forbidden(f"You may not {action} on this {resource.kind}",
                         extra={"action": action})
     return decision

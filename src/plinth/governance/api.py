@@ -1,22 +1,29 @@
-"""HTTP routes for credentials: tenant-scoped API tokens."""
+"""HTTP routes for identity (login, refresh, users, API keys) and the audit ledger."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from plinth.errors import BadRequest, NotFound
-from plinth.governance.access import ROLE_ACTIONS
+from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from plinth.governance.oidc import OIDCConfig, map_claims
+from plinth.governance.principal import PLATFORM_ADMIN
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["identity"])
+public = APIRouter(prefix="/api/auth/{tenant}", tags=["identity"])
 
 
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(description="owner, designer, analyst or viewer")
+    role: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$",
+                      description="owner, designer, analyst, viewer or a tenant-defined role")
     expires_at: datetime | None = None
 
 
@@ -25,11 +32,12 @@ async def issue_token(body: TokenIn, tenant: TenantDep, platform: PlatformDep,
                       principal: PrincipalDep) -> dict:
     """Issue an API token bound to this tenant and a role. The secret is shown only here."""
     require(platform, principal, "token.manage", tenant, "tenant")
-    if body.role not in ROLE_ACTIONS:
-        raise BadRequest(f"Unknown role {body.role!r}; roles: {', '.join(ROLE_ACTIONS)}",
-                         path="role")
+    if body.role == PLATFORM_ADMIN:  # tenant keys never carry platform powers
+        raise BadRequest(f"Role {body.role!r} cannot be given to a tenant key", path="role")
     issued = await platform.tokens.issue(body.name, body.role, tenant_id=tenant.id,
                                          expires_at=body.expires_at)
+    await platform.governance.record(tenant.id, principal.audit_name(), "token.issued",
+                                     f"token:{issued.id}", role=body.role, name=body.name)
     return {"id": issued.id, "token": issued.token, "name": issued.name, "role": issued.role}
 
 
@@ -40,4 +48,129 @@ async def revoke_token(token_id: str, tenant: TenantDep, platform: PlatformDep,
     require(platform, principal, "token.manage", tenant, "tenant")
     if not await platform.tokens.revoke(token_id, tenant_id=tenant.id):
         raise NotFound(f"No active token {token_id!r} in this tenant", path="token_id")
+    await platform.governance.record(tenant.id, principal.audit_name(), "token.revoked",
+                                     f"token:{token_id}")
     return Response(status_code=204)
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=1, max_length=200)
+    password: str | None = Field(default=None, min_length=8, max_length=1000)
+    roles: list[str] = Field(min_length=1, description="built-in or tenant-defined roles")
+    groups: list[str] = []
+    attrs: dict[str, str] = {}
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: UserIn, tenant: TenantDep, platform: PlatformDep,
+                      principal: PrincipalDep) -> dict:
+    """Add a user (built-in or tenant-defined roles, groups, attributes such as country)."""
+    require(platform, principal, "user.manage", tenant, "tenant")
+    if PLATFORM_ADMIN in body.roles:
+        raise BadRequest(f"Role {PLATFORM_ADMIN!r} cannot be given to a tenant user",
+                         path="roles")
+    user = await platform.governance.identity.create_user(
+        tenant.id, body.username, body.password, roles=body.roles, groups=body.groups,
+        attrs=body.attrs)
+    await platform.governance.record(tenant.id, principal.audit_name(), "user.created",
+                                     f"user:{user.id}", roles=body.roles)
+    return {"id": user.id, "username": user.username, "roles": user.roles,
+            "groups": user.groups, "attrs": user.attrs}
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+@public.post("/login")
+async def login(body: LoginIn, tenant: str, platform: PlatformDep) -> dict:
+    """Password login: a short-lived access token (JWT) and a refresh token."""
+    found = await platform.tenants.find(tenant)
+    gov = platform.governance
+    if found is None:
+        raise Unauthenticated("Wrong username or password")
+    try:
+        session = await gov.identity.login(found.id, body.username, body.password)
+    except Unauthenticated:
+        await gov.record(found.id, body.username, "auth.login", outcome="failed")
+        raise
+    await gov.record(found.id, body.username, "auth.login")
+    return session.__dict__
+
+
+@public.post("/refresh")
+async def refresh(body: RefreshIn, tenant: str, platform: PlatformDep) -> dict:
+    """Trade a refresh token for a new pair (the old refresh token stops working)."""
+    return (await platform.governance.identity.refresh(body.refresh_token)).__dict__
+
+
+@public.post("/logout", status_code=204)
+async def logout(body: RefreshIn, tenant: str, platform: PlatformDep) -> Response:
+    """Revoke a refresh token."""
+    await platform.governance.identity.revoke_refresh(body.refresh_token)
+    return Response(status_code=204)
+
+
+@router.get("/audit")
+async def list_audit(
+    tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
+    actor: str | None = None, action: str | None = None, resource: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+    cursor: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+    format: str = Query("json", pattern="^(json|jsonl)$"),
+) -> Any:
+    """Audit events of this tenant (filters, cursor pagination; `format=jsonl` exports all)."""
+    require(platform, principal, "audit.read", tenant, "tenant")
+    ledger = platform.governance.audit
+    filters = dict(actor=actor, action=action, resource=resource, since=since, until=until)
+    if format == "jsonl":
+        async def lines() -> AsyncIterator[bytes]:
+            after = cursor
+            while True:
+                page = await ledger.list(tenant.id, after=after, limit=1000, **filters)
+                for event in page:
+                    yield (json.dumps(event, default=str) + "\n").encode()
+                if len(page) < 1000:
+                    return
+                after = page[-1]["n"]
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+    events = await ledger.list(tenant.id, after=cursor, limit=limit, **filters)
+    next_cursor = events[-1]["n"] if len(events) == limit else None
+    return {"items": events, "next_cursor": next_cursor}
+
+
+@public.get("/oidc/login")
+async def oidc_login(tenant: str, request: Request, platform: PlatformDep) -> Response:
+    """Start OpenID Connect login: redirect to the tenant's provider."""
+    found = await platform.tenants.get(tenant)
+    config = OIDCConfig.of(found.settings)
+    callback = str(request.url_for("oidc_callback", tenant=tenant))
+    url = await platform.governance.oidc.authorization_url(found.id, config, callback)
+    return RedirectResponse(url, status_code=302)
+
+
+@public.get("/oidc/callback", name="oidc_callback")
+async def oidc_callback(tenant: str, code: str, state: str, platform: PlatformDep) -> dict:
+    """Finish OpenID Connect login: verify, map claims to roles, issue our session."""
+    found = await platform.tenants.get(tenant)
+    config = OIDCConfig.of(found.settings)
+    gov = platform.governance
+    try:
+        claims = await gov.oidc.complete(found.id, config, code, state)
+    except Unauthenticated:
+        await gov.record(found.id, None, "auth.oidc_login", outcome="failed")
+        raise
+    roles, attrs = map_claims(config, claims)
+    username = str(claims.get("email") or claims["sub"])
+    if not roles:
+        await gov.record(found.id, username, "auth.oidc_login", outcome="no_role")
+        raise Forbidden("Your identity provider account maps to no role in this tenant")
+    user = await gov.identity.upsert_oidc_user(found.id, f"{config.issuer}|{claims['sub']}",
+                                               username, roles, attrs)
+    await gov.record(found.id, username, "auth.oidc_login", roles=roles)
+    return (await gov.identity.session_for(user)).__dict__

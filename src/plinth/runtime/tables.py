@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from plinth.db import Timestamp
 from plinth.runtime import types
 
 SYSTEM_COLUMNS = ("id", "version", "created_at", "updated_at", "created_by", "updated_by")
@@ -27,8 +28,8 @@ def system_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
         sa.Column("created_by", sa.String(200)),
         sa.Column("updated_by", sa.String(200)),
     ]

@@ -30,7 +30,11 @@ async def get_principal(request: Request, platform: PlatformDep) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated()
-    principal = await platform.tokens.authenticate(token.strip())
+    token = token.strip()
+    if token.count(".") == 2:  # a JWT access token from login; API keys have no dots
+        principal = platform.governance.identity.authenticate(token)
+    else:
+        principal = await platform.tokens.authenticate(token)
     request.state.principal = principal
     return principal
 

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from plinth.db import Database
 from plinth.events import EventBus
-from plinth.governance.access import Authorizer, RoleAuthorizer
+from plinth.governance.access import Authorizer
+from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.metadata.service import AppFiles, MetadataService
 from plinth.runtime.service import RecordService
@@ -26,7 +27,8 @@ class Platform:
         self.events = EventBus()
         self.tenants = TenantService(self.db)
         self.tokens = TokenService(self.db)
-        self.authorizer: Authorizer = RoleAuthorizer()
+        self.governance = Governance(self)
+        self.authorizer: Authorizer = self.governance.authorizer
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
         self.records = RecordService(self.db, self.events, self.metadata,
@@ -39,6 +41,7 @@ class Platform:
         """Migrate the database and make sure a platform admin token exists."""
         await self.db.migrate()
         self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
+        await self.governance.start()
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)

@@ -1,0 +1,1 @@
+"""Document kinds the governance layer adds to the metadata registry."""

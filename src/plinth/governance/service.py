@@ -1,0 +1,95 @@
+"""The governance layer's composition: identity, the Cedar authorizer and the audit ledger."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from plinth.events import Event
+from plinth.governance import kinds as _kinds  # noqa: F401
+from plinth.governance.access import Decision, Resource
+from plinth.governance.audit import AuditEntry, AuditLedger
+from plinth.governance.identity import IdentityService, signing_key
+from plinth.governance.kinds import policy as _policy_kind  # noqa: F401  (registers itself)
+from plinth.governance.oidc import OIDCLogin
+from plinth.governance.policy import CedarAuthorizer
+from plinth.governance.principal import Principal
+from plinth.metadata.store import apps, versions
+
+if TYPE_CHECKING:
+    from plinth.server.platform import Platform
+
+
+class Governance:
+    """Holds identity, policy and audit for one platform; wires them to the event bus."""
+
+    def __init__(self, platform: Platform) -> None:
+        settings = platform.settings
+        self._platform = platform
+        self.db = platform.db
+        self.audit = AuditLedger(platform.db)
+        self.identity = IdentityService(
+            platform.db, signing_key(settings.master_key, settings.data_dir))
+        self.oidc = OIDCLogin(self.identity._key)
+        self.authorizer = CedarAuthorizer()
+        self.authorizer.on_denied = self._on_denied  # type: ignore[attr-defined]
+        self.audit.subscribe(platform.events)
+        # Policy sets follow the active version: publish, rollback and delete swap them.
+        platform.events.subscribe("app.published", self._on_activated)
+        platform.events.subscribe("app.rolled_back", self._on_activated)
+        platform.events.subscribe("app.deleted", self._on_deleted)
+
+    async def start(self) -> None:
+        """Compile the policies of every app's active version into the cache."""
+        self._platform.on_stop(self.audit.drain)
+        q = (sa.select(apps.c.tenant_id, apps.c.slug, versions.c.body)
+             .join(versions, sa.and_(versions.c.app_id == apps.c.id,
+                                     versions.c.number == apps.c.active_version)))
+        async with self.db.read() as conn:
+            rows = (await conn.execute(q)).all()
+        for row in rows:
+            self.authorizer.install(row.tenant_id, row.slug, row.body)
+
+    async def _on_activated(self, event: Event) -> None:
+        numbers = [n for n in (event.data["version"], event.data.get("previous")) if n]
+        async with self.db.read() as conn:
+            bodies = dict((await conn.execute(sa.select(versions.c.number, versions.c.body)
+                                              .where(versions.c.app_id == event.data["app_id"],
+                                                     versions.c.number.in_(numbers)))).all())
+        assert event.tenant_id is not None
+        body = bodies[event.data["version"]]
+        self.authorizer.install(event.tenant_id, event.data["app"], body)
+        # A policy change is its own audit event, naming which documents changed.
+        new = _cedar_of(body)
+        old = _cedar_of(bodies.get(event.data.get("previous"), {}))
+        changed = sorted(n for n in new.keys() | old.keys() if new.get(n) != old.get(n))
+        if changed:
+            await self.audit.append(event.tenant_id, AuditEntry(
+                event.data.get("by"), "policy.changed", event.data["app"], data={
+                    "policies": changed, "version": event.data["version"],
+                    "via": event.topic}))
+
+    async def _on_deleted(self, event: Event) -> None:
+        if event.tenant_id:
+            self.authorizer.forget(event.tenant_id, event.data.get("app", ""))
+
+    def _on_denied(self, principal: Principal, action: str, resource: Resource,
+                   decision: Decision) -> None:
+        # Denials are recorded in the tenant the caller tried to reach.
+        self.audit.append_soon(resource.tenant_id or principal.tenant_id, AuditEntry(
+            actor=principal.audit_name(), action=f"denied.{action}",
+            resource=f"{resource.kind}:{resource.id}", outcome="denied",
+            data={"principal": principal.id, "reasons": list(decision.reasons)},
+        ))
+
+    async def record(self, tenant_id: str | None, actor: str | None, action: str,
+                     resource: str | None = None, outcome: str = "ok",
+                     **data: Any) -> None:
+        """Append one audit event (logins, credentials)."""
+        await self.audit.append(tenant_id, AuditEntry(actor, action, resource, outcome, data))
+
+
+def _cedar_of(definition: dict[str, Any]) -> dict[str, str]:
+    return {name: doc.get("cedar", "") for name, doc in
+            (definition.get("policies") or {}).items()}

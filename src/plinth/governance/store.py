@@ -1,0 +1,53 @@
+"""Governance tables: the audit ledger (append-only, hash-chained per tenant)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from plinth.db import Timestamp, platform_metadata
+
+audit_events = sa.Table(
+    "audit_events",
+    platform_metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("tenant_key", sa.String(32), nullable=False),  # tenant id, or "_platform"
+    sa.Column("n", sa.BigInteger, nullable=False),  # position in this tenant's chain
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=True),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("resource", sa.String(300), nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("tenant_key", "n"),
+)
+
+users = sa.Table(
+    "users",
+    platform_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("username", sa.String(200), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=True),  # None: OIDC-only user
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("groups", sa.JSON, nullable=False),
+    sa.Column("attrs", sa.JSON, nullable=False),
+    sa.Column("oidc_subject", sa.String(300), nullable=True),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("tenant_id", "username"),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    platform_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp),
+)
