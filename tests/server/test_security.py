@@ -7,7 +7,6 @@ import re
 from plinth.server import create_app
 from tests.helpers import CLAIMS, as_user, make_app, make_tenant, token_for
 
-
 # Endpoints that authenticate some other way, by design: sign-in itself, and incoming webhooks
 # (an HMAC signature, checked by their own tests).
 PUBLIC = (re.compile(r"^/api/auth/"), re.compile(r"^/api/t/[^/]+/apps/[^/]+/hooks/"))
