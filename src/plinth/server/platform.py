@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from plinth.db import Database
 from plinth.events import EventBus
+from plinth.extensions.service import PluginService
 from plinth.governance.access import Authorizer, RoleAuthorizer
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.metadata.service import AppFiles, MetadataService
@@ -30,6 +31,7 @@ class Platform:
         self.files = AppFiles(self.metadata)
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.plugins = PluginService(self)
 
     async def start(self) -> None:
         """Migrate the database and make sure a platform admin token exists."""
