@@ -69,6 +69,8 @@ class PluginService:
         self.fuel_per_minute = DEFAULT_FUEL_PER_MINUTE
         # Per-tenant sliding window of (time, fuel) for the per-minute fuel budget.
         self._burn: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        # Published versions are immutable, so a parsed one can be kept for the process.
+        self._versions: dict[tuple[str, str], PluginVersion] = {}
         platform.on_stop(self.stop)
 
     async def stop(self) -> None:
@@ -129,13 +131,17 @@ class PluginService:
 
     async def version(self, name: str, version: str | None = None) -> PluginVersion:
         """One published version (the latest when `version` is None)."""
+        if version is not None and (name, version) in self._versions:
+            return self._versions[(name, version)]
         found = await self.versions(name)
         if version is not None:
             found = [v for v in found if v.version == version]
         if not found:
             what = f"{name} {version}" if version else name
             raise NotFound(f"No published plugin {what}", path="version" if version else "name")
-        return max(found, key=lambda v: v.published_at) if version is None else found[0]
+        chosen = max(found, key=lambda v: v.published_at) if version is None else found[0]
+        self._versions[(name, chosen.version)] = chosen
+        return chosen
 
     def _version(self, row: Any) -> PluginVersion:
         manifest = manifest_mod.parse(row.manifest)
@@ -190,7 +196,7 @@ class PluginService:
         authorize(self.platform.authorizer, principal, "plugin.install",
                   Resource("plugin", name, tenant_id=t.id))
         v = await self.version(name, version)
-        self._verify_stored(v)
+        await asyncio.to_thread(self._verify_stored, v)
         caps, hosts = list(capabilities or []), list(http_hosts or [])
         self._check_grant(v, caps, hosts, "install")
         now = _now()
@@ -240,7 +246,7 @@ class PluginService:
             raise Conflict(f"{name} is pinned to {current.version}; unpin it to upgrade",
                            path="pinned")
         v = await self.version(name, version)
-        self._verify_stored(v)
+        await asyncio.to_thread(self._verify_stored, v)
         caps = list(capabilities) if capabilities is not None else list(current.capabilities)
         hosts = list(http_hosts) if http_hosts is not None else list(current.http_hosts)
         self._check_grant(v, caps, hosts, "upgrade")

@@ -13,8 +13,8 @@ from wit_world.imports import kv as _kv
 from wit_world.imports import log as _log
 from wit_world.imports import records as _records
 
-_ACTIONS = {}
-_BEFORE_WRITE = []
+_ACTIONS: dict = {}
+_BEFORE_WRITE: list = []
 
 
 class Reject(Exception):
