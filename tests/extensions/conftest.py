@@ -46,8 +46,15 @@ def manifest_text(name: str, **replace: str) -> str:
     return text
 
 
+_PACKAGES: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
+
+
 def package(components: dict[str, Path], name: str, **replace: str) -> bytes:
-    return pack(manifest_text(name, **replace), components[name].read_bytes())
+    """A package file of a test plugin (zipping 18 MB takes a while: once per session)."""
+    key = (name, tuple(sorted(replace.items())))
+    if key not in _PACKAGES:
+        _PACKAGES[key] = pack(manifest_text(name, **replace), components[name].read_bytes())
+    return _PACKAGES[key]
 
 
 async def publish(platform: Platform, components: dict[str, Path], name: str,

@@ -69,3 +69,15 @@ async def test_address_normaliser_reaches_only_the_granted_host(
     r = await client.post("/api/t/globex/plugins/address-normaliser/actions/normalise",
                           json={"address": "1 rue de rivoli"})
     assert r.status_code == 502 and f"HTTP to {host} is not granted" in r.json()["detail"]
+
+    # The tenant admin grants the host: now it works; revoking `http` itself is refused
+    # while the installed version still requests it.
+    r = await client.put("/api/t/globex/plugins/address-normaliser/grant",
+                         json={"capabilities": ["log", "http", "kv"], "http_hosts": [host]})
+    assert r.status_code == 200, r.text
+    r = await client.post("/api/t/globex/plugins/address-normaliser/actions/normalise",
+                          json={"address": "2 rue de rivoli"})
+    assert r.status_code == 200 and r.json()["source"] == "service"
+    r = await client.put("/api/t/globex/plugins/address-normaliser/grant",
+                         json={"capabilities": ["log", "kv"], "http_hosts": []})
+    assert r.status_code == 412 and r.json()["errors"][0]["path"] == "grant.capabilities.http"

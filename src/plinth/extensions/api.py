@@ -85,6 +85,15 @@ async def upgrade(name: str, body: UpgradeIn, tenant: TenantDep, platform: Platf
     return inst.as_dict()
 
 
+@router.put("/api/t/{tenant}/plugins/{name}/grant")
+async def grant(name: str, body: GrantIn, tenant: TenantDep, platform: PlatformDep,
+                principal: PrincipalDep) -> dict[str, Any]:
+    """Change the approved capabilities and hosts (412 if less than the version requests)."""
+    inst = await platform.plugins.grant(tenant, name, principal, body.capabilities,
+                                        body.http_hosts)
+    return inst.as_dict()
+
+
 @router.put("/api/t/{tenant}/plugins/{name}/pin")
 async def pin(name: str, body: PinIn, tenant: TenantDep, platform: PlatformDep,
               principal: PrincipalDep) -> dict[str, Any]:

@@ -256,6 +256,21 @@ class PluginService:
                                                  "by": principal.audit_name()})
         return await self.installation(t, name)
 
+    async def grant(self, tenant: Tenant | str, name: str, principal: Principal,
+                    capabilities: list[str], http_hosts: list[str]) -> Installation:
+        """Replace the approval of an installed plugin; it must still cover what it requests."""
+        t = await self._tenant(tenant)
+        authorize(self.platform.authorizer, principal, "plugin.install",
+                  Resource("plugin", name, tenant_id=t.id))
+        current = await self.installation(t, name)
+        v = await self.version(name, current.version)
+        self._check_grant(v, capabilities, http_hosts, "keep it installed")
+        await self._update(t, name, capabilities=list(capabilities), http_hosts=list(http_hosts))
+        await self._event("plugin.granted", t, {"plugin": name, "capabilities": capabilities,
+                                                "http_hosts": http_hosts,
+                                                "by": principal.audit_name()})
+        return await self.installation(t, name)
+
     async def pin(self, tenant: Tenant | str, name: str, principal: Principal,
                   pinned: bool = True) -> Installation:
         """Pin (or unpin) the installed version so upgrades are refused."""
