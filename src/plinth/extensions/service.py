@@ -434,7 +434,8 @@ class PluginService:
                                                  error.code == "plugin_out_of_fuel" else 0)
             wall = outcome.wall_ms if outcome else (time.perf_counter() - started) * 1000
             self._burn[t.id].append((time.monotonic(), fuel))
-            result = error.code if error else "ok"
+            rejected = (outcome is not None and outcome.tag == "err" and error is None)
+            result = error.code if error else ("rejected" if rejected else "ok")
             await self._meter(t, v, point, target, result, fuel, wall, limits, cold, principal)
             if error is not None and outcome is not None:
                 raise error
