@@ -28,6 +28,9 @@ class Settings(BaseSettings):
         default=None, description="Base64 32-byte master key for envelope encryption"
     )
     max_body_bytes: int = 1_048_576
+    plugin_cache_dir: Path | None = Field(
+        default=None, description="Compiled plugin artifacts; default: data_dir/plugin-cache"
+    )
     embedded_worker: bool = True
     log_level: str = "info"
 

@@ -16,9 +16,9 @@ READ = {"tenant.read", "app.read", "draft.read", "version.read", "data.read"}
 DESIGN = READ | {"draft.edit", "app.publish", "app.rollback", "app.create"}
 ROLE_ACTIONS: dict[str, set[str]] = {
     "owner": DESIGN | {"app.delete", "token.manage", "data.create", "data.update",
-                       "data.delete"},
-    "designer": DESIGN | {"data.create", "data.update", "data.delete"},
-    "analyst": READ | {"data.create", "data.update"},
+                       "data.delete", "plugin.install", "plugin.execute"},
+    "designer": DESIGN | {"data.create", "data.update", "data.delete", "plugin.execute"},
+    "analyst": READ | {"data.create", "data.update", "plugin.execute"},
     "viewer": READ,
 }
 

@@ -17,16 +17,24 @@ from plinth.settings import Settings
 
 
 def routers() -> list:  # type: ignore[type-arg]
-    """Every layer's router, in mount order."""
+    """Every layer's router, in mount order (the web IDE's catch-all last)."""
     from plinth.compiler.api import router as compiler_router
+    from plinth.extensions.api import router as extensions_router
     from plinth.governance.api import public as auth_router
     from plinth.governance.api import router as governance_router
     from plinth.metadata.api import router as metadata_router
     from plinth.runtime.api import router as runtime_router
     from plinth.tenancy.api import router as tenancy_router
 
-    return [tenancy_router, governance_router, auth_router, metadata_router, runtime_router,
-            compiler_router]
+    return [
+        tenancy_router,
+        governance_router,
+        auth_router,
+        metadata_router,
+        runtime_router,
+        compiler_router,
+        extensions_router,
+    ]
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:

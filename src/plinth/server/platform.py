@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from plinth.db import Database
 from plinth.events import EventBus
+from plinth.extensions.service import PluginService
 from plinth.governance.access import Authorizer
 from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
@@ -36,6 +37,7 @@ class Platform:
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.on_stop(self.records.close)
+        self.plugins = PluginService(self)
 
     async def start(self) -> None:
         """Migrate the database and make sure a platform admin token exists."""

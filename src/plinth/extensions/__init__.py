@@ -1,0 +1,1 @@
+"""Extensions: plugins as WebAssembly components, a registry, per-tenant grants, a sandbox."""

@@ -1,0 +1,189 @@
+"""The host side of one plugin call: every door out of the sandbox, each checked.
+
+A call runs in a worker thread; capabilities that need the platform's async services (kv,
+records) hop back to the event loop and wait, bounded by the call's own deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+import sqlalchemy as sa
+
+from plinth.errors import PlinthError
+from plinth.extensions import store
+from plinth.extensions.models import Installation, Limits
+from plinth.governance.principal import Principal
+from plinth.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from plinth.extensions.service import PluginService
+
+log = logging.getLogger("plinth.plugins")
+
+MAX_KV_VALUE = 64 << 10
+MAX_KV_KEYS = 1000
+MAX_KEY = 200
+MAX_HTTP_BODY = 1 << 20
+MAX_LOG_LINES = 200
+
+
+class CallHost:
+    """Capabilities for one call of one plugin by one principal in one tenant."""
+
+    def __init__(self, service: PluginService, tenant: Tenant, inst: Installation,
+                 principal: Principal, loop: asyncio.AbstractEventLoop, limits: Limits) -> None:
+        self.service = service
+        self.tenant = tenant
+        self.inst = inst
+        self.principal = principal
+        self.loop = loop
+        self.deadline = time.monotonic() + limits.timeout_ms / 1000
+        self.logged = 0
+
+    def call(self, capability: str, func: str, args: tuple[Any, ...]) -> tuple[str, str]:
+        """Check the grant, then run the host function; failures return as ("err", why)."""
+        if capability not in self.inst.capabilities:
+            return "err", f"capability {capability!r} is not granted to {self.inst.name}"
+        try:
+            return "ok", getattr(self, "_" + func.replace(".", "_"))(*args)
+        except PlinthError as exc:
+            return "err", f"{exc.code}: {exc.detail}"
+        except Exception as exc:  # a host bug must not crash the sandbox or leak internals
+            log.warning("plugin host call %s failed: %s", func, type(exc).__name__)
+            return "err", f"{func} failed"
+
+    def _remaining(self) -> float:
+        return max(0.01, self.deadline - time.monotonic())
+
+    def _await(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self._remaining())
+
+    # -- log, clock ------------------------------------------------------------------------
+    def _log_log(self, level: str, message: str) -> str:
+        self.logged += 1
+        if self.logged <= MAX_LOG_LINES:  # a chatty plugin cannot flood the log
+            log.info("[%s/%s] %s: %s", self.tenant.slug, self.inst.name, level[:10],
+                     message[:2000])
+        return ""
+
+    def _clock_now(self) -> str:
+        return datetime.now(UTC).isoformat()
+
+    # -- kv --------------------------------------------------------------------------------
+    def _kv_get(self, key: str) -> str:
+        return str(self._await(self._kv_read(key[:MAX_KEY])))
+
+    def _kv_set(self, key: str, value: str) -> str:
+        if len(key) > MAX_KEY or not key:
+            raise _Refused(f"kv keys are 1..{MAX_KEY} characters")
+        if len(value) > MAX_KV_VALUE:
+            raise _Refused(f"kv values are at most {MAX_KV_VALUE} bytes")
+        self._await(self._kv_write(key, value))
+        return "null"
+
+    async def _kv_read(self, key: str) -> str:
+        kv = store.plugin_kv
+        async with self.service.db.read() as conn:
+            row = (await conn.execute(sa.select(kv.c.value).where(
+                kv.c.tenant_id == self.tenant.id, kv.c.plugin == self.inst.name,
+                kv.c.key == key))).first()
+        return row.value if row else "null"
+
+    async def _kv_write(self, key: str, value: str) -> None:
+        kv = store.plugin_kv
+        where = (kv.c.tenant_id == self.tenant.id, kv.c.plugin == self.inst.name)
+        async with self.service.db.transaction() as conn:
+            updated = await conn.execute(kv.update().where(*where, kv.c.key == key)
+                                         .values(value=value))
+            if updated.rowcount == 0:
+                count = (await conn.execute(sa.select(sa.func.count()).select_from(kv)
+                                            .where(*where))).scalar_one()
+                if count >= MAX_KV_KEYS:
+                    raise _Refused(f"kv holds at most {MAX_KV_KEYS} keys per plugin")
+                await conn.execute(kv.insert().values(tenant_id=self.tenant.id,
+                                                      plugin=self.inst.name, key=key,
+                                                      value=value))
+
+    # -- http ------------------------------------------------------------------------------
+    def _http_fetch(self, method: str, url: str, body: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _Refused("only http(s) URLs with a host")
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        if host not in self.inst.http_hosts and parts.hostname not in self.inst.http_hosts:
+            raise _Refused(f"HTTP to {host} is not granted")
+        if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
+            raise _Refused(f"HTTP method {method!r} is not allowed")
+        # No redirects: a granted host must not bounce the call to an ungranted one.
+        with httpx.Client(timeout=self._remaining(), follow_redirects=False,
+                          trust_env=False) as client, client.stream(
+                method.upper(), url, content=body.encode() if body else None) as resp:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > MAX_HTTP_BODY:
+                    raise _Refused(f"response larger than {MAX_HTTP_BODY} bytes")
+                chunks.append(chunk)
+            text = b"".join(chunks).decode(resp.encoding or "utf-8", errors="replace")
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        return json.dumps({"status": resp.status_code, "body": text, "json": parsed})
+
+    # -- records (through the runtime service, with the caller's permissions) ---------------
+    def _records_service(self) -> Any:
+        records = getattr(self.service.platform, "records", None)
+        if records is None:
+            raise _Unavailable("records are not available on this server")
+        return records
+
+    def _records_get(self, app: str, entity: str, id: str) -> str:
+        svc = self._records_service()
+        return _dump(self._await(svc.get(self.tenant, app, entity, id, self.principal)))
+
+    def _records_query(self, app: str, entity: str, filter: str, limit: int) -> str:
+        svc = self._records_service()
+        ast = json.loads(filter) if filter else None
+        return _dump(self._await(svc.query(self.tenant, app, entity, self.principal,
+                                           filter=ast, limit=min(int(limit), 500))))
+
+    def _records_create(self, app: str, entity: str, data: str) -> str:
+        svc = self._records_service()
+        return _dump(self._await(svc.create(self.tenant, app, entity, json.loads(data),
+                                            self.principal)))
+
+    def _records_update(self, app: str, entity: str, id: str, changes: str) -> str:
+        svc = self._records_service()
+        return _dump(self._await(svc.update(self.tenant, app, entity, id, json.loads(changes),
+                                            self.principal)))
+
+
+class _Refused(PlinthError):
+    code = "capability_refused"
+    status = 403
+
+
+class _Unavailable(PlinthError):
+    code = "capability_unavailable"
+    status = 503
+
+
+def _dump(value: Any) -> str:
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    elif hasattr(value, "as_dict"):
+        value = value.as_dict()
+    elif isinstance(value, list):
+        value = [v.as_dict() if hasattr(v, "as_dict") else v for v in value]
+    return json.dumps(value, default=str)

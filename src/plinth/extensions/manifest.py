@@ -1,0 +1,112 @@
+"""Reading and validating `plinth-plugin.toml`: every fault reported with its path."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Any
+
+from plinth.errors import FaultList
+from plinth.extensions.models import CAPABILITIES, POINTS, Manifest, PointSpec
+
+NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
+HOST = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
+ACTION = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+HOOK_TARGET = re.compile(r"^(\*|[a-z][a-z0-9_-]*\.(\*|[a-z][a-z0-9_]*))$")
+
+
+def parse(text: str) -> Manifest:
+    """Parse manifest text, or raise ValidationFailed listing every fault."""
+    faults = FaultList()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        faults.add("(root)", f"Not valid TOML: {exc}", "syntax")
+        faults.raise_if_any("plugin manifest")
+        raise AssertionError from exc  # unreachable
+    return validate(data, faults)
+
+
+def _str(data: dict[str, Any], key: str, faults: FaultList, pattern: re.Pattern[str] | None,
+         hint: str, required: bool = True) -> str:
+    value = data.get(key)
+    if value is None:
+        if required:
+            faults.add(key, f"{key} is required", "required")
+        return ""
+    if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+        faults.add(key, f"{key} must be {hint}", "format")
+        return ""
+    return value
+
+
+def validate(data: dict[str, Any], faults: FaultList | None = None) -> Manifest:
+    """Validate a parsed manifest."""
+    faults = faults if faults is not None else FaultList()
+    name = _str(data, "name", faults, NAME, "lowercase letters, digits and '-' (2-63)")
+    version = _str(data, "version", faults, VERSION, "a semantic version like 1.2.0")
+    publisher = _str(data, "publisher", faults, NAME, "a lowercase publisher id")
+    description = _str(data, "description", faults, None, "text", required=False)
+    if len(description) > 2000:
+        faults.add("description", "description is at most 2000 characters", "max_length")
+
+    caps = data.get("capabilities", [])
+    if not isinstance(caps, list):
+        faults.add("capabilities", "capabilities must be a list", "type")
+        caps = []
+    for i, cap in enumerate(caps):
+        if cap not in CAPABILITIES:
+            faults.add(f"capabilities.{i}", f"Unknown capability {cap!r}; known: "
+                       f"{', '.join(CAPABILITIES)}", "unknown")
+    hosts = data.get("http", {}).get("hosts", []) if isinstance(data.get("http"), dict) else []
+    for i, host in enumerate(hosts):
+        if not isinstance(host, str) or not HOST.match(host):
+            faults.add(f"http.hosts.{i}", "A host is a name with an optional :port", "format")
+    if hosts and "http" not in caps:
+        faults.add("http.hosts", "http.hosts needs the 'http' capability", "requires")
+
+    points: list[PointSpec] = []
+    actions = data.get("actions", {})
+    if not isinstance(actions, dict):
+        faults.add("actions", "actions must be a table of action names", "type")
+        actions = {}
+    for act, spec in actions.items():
+        path = f"actions.{act}"
+        if not ACTION.match(act):
+            faults.add(path, "An action name is lowercase letters, digits, '_' or '-'", "format")
+        if not isinstance(spec, dict):
+            faults.add(path, "An action is a table (description, input, output)", "type")
+            continue
+        schemas = [spec.get("input"), spec.get("output")]
+        for key, schema in zip(("input", "output"), schemas, strict=True):
+            if schema is not None and not _valid_schema(schema):
+                faults.add(f"{path}.{key}", "Not a valid JSON Schema", "schema")
+        points.append(PointSpec("action", act, spec.get("input"), spec.get("output")))
+    hooks = data.get("before_write", {})
+    targets = hooks.get("entities", []) if isinstance(hooks, dict) else []
+    for i, target in enumerate(targets):
+        if not isinstance(target, str) or not HOOK_TARGET.match(target):
+            faults.add(f"before_write.entities.{i}", "A target is 'app.entity', 'app.*' or '*'",
+                       "format")
+        else:
+            points.append(PointSpec("before-write", target))
+    if not points:
+        faults.add("actions", "A plugin provides at least one extension point "
+                   f"({', '.join(POINTS)})", "required")
+    faults.raise_if_any("plugin manifest")
+    return Manifest(name=name, version=version, publisher=publisher, description=description,
+                    capabilities=tuple(caps), http_hosts=tuple(hosts), points=tuple(points),
+                    raw=data)
+
+
+def _valid_schema(schema: Any) -> bool:
+    import jsonschema_rs
+
+    if not isinstance(schema, dict):
+        return False
+    try:
+        jsonschema_rs.validator_for(schema)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,218 @@
+"""The sandbox: wasmtime running plugin components with fuel, memory and wall-clock limits.
+
+The only doors out are the host functions linked here; each call reaches them through a
+`Host` (the per-call capability checker) set for the running thread. WASI is linked with no
+preopened directories, no environment and no sockets, so the guest gets none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import wasmtime
+from wasmtime import component as wc
+
+from plinth.extensions.models import (
+    Limits,
+    PluginDeadline,
+    PluginFailed,
+    PluginOutOfFuel,
+    PluginOutOfMemory,
+    PluginOutputTooLarge,
+    PluginTrapped,
+)
+
+TICK_SECONDS = 0.005
+PACKAGE = "plinth:plugin"
+WIT_VERSION = "0.1.0"
+
+
+class Host(Protocol):
+    """The capabilities of one call; each method returns ("ok"|"err", text)."""
+
+    def call(self, capability: str, func: str, args: tuple[Any, ...]) -> tuple[str, str]: ...
+
+
+@dataclass
+class Outcome:
+    """What a call returned and what it cost."""
+
+    tag: str  # "ok" | "err"
+    payload: str
+    fuel: int
+    wall_ms: float
+
+
+# Each host interface: its functions and the capability each needs.
+INTERFACES: dict[str, dict[str, str]] = {
+    "log": {"log": "log"},
+    "clock": {"now": "clock"},
+    "kv": {"get": "kv", "set": "kv"},
+    "http": {"fetch": "http"},
+    "records": {"get": "records.read", "query": "records.read",
+                "create": "records.write", "update": "records.write"},
+}
+
+
+class Sandbox:
+    """One wasmtime engine, its linker, the compiled-artifact cache and the epoch ticker."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        self.engine = wasmtime.Engine(config)
+        self.cache_dir = cache_dir
+        self._components: dict[str, wc.Component] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._linker = self._link()
+        self._ticker: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def _link(self) -> wc.Linker:
+        linker = wc.Linker(self.engine)
+        linker.add_wasip2()
+        with linker.root() as root:
+            for iface, funcs in INTERFACES.items():
+                with root.add_instance(f"{PACKAGE}/{iface}@{WIT_VERSION}") as inst:
+                    for func, capability in funcs.items():
+                        inst.add_func(func, self._host_func(iface, func, capability))
+        return linker
+
+    def _host_func(self, iface: str, func: str, capability: str) -> Callable[..., Any]:
+        def call(_store: Any, *args: Any) -> Any:
+            host: Host | None = getattr(self._local, "host", None)
+            if host is None:  # never expected: a call always sets its host first
+                tag, text = "err", "no host context"
+            else:
+                tag, text = host.call(capability, f"{iface}.{func}", args)
+            if iface == "log" or (iface == "clock"):
+                return None if iface == "log" else text
+            return wc.Variant(tag, text)
+
+        return call
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the epoch ticker that enforces wall-clock deadlines."""
+        if self._ticker is not None:
+            return
+        self._stopping.clear()
+
+        def tick() -> None:
+            while not self._stopping.wait(TICK_SECONDS):
+                self.engine.increment_epoch()
+
+        self._ticker = threading.Thread(target=tick, name="plinth-epoch", daemon=True)
+        self._ticker.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=1)
+            self._ticker = None
+
+    # -- compilation -----------------------------------------------------------------------
+    def component(self, sha256: str, wasm_path: Path) -> tuple[wc.Component, bool]:
+        """The compiled component for a plugin version; True when it was compiled just now."""
+        found = self._components.get(sha256)
+        if found is not None:
+            return found, False
+        with self._lock:
+            found = self._components.get(sha256)
+            if found is not None:
+                return found, False
+            compiled = self.cache_dir / f"{sha256}-{_engine_tag()}.cwasm"
+            cold = True
+            if compiled.exists():
+                try:
+                    found = wc.Component.deserialize_file(self.engine, str(compiled))
+                except wasmtime.WasmtimeError:
+                    found = None  # stale or damaged artifact: recompile below
+            if found is None:
+                data = wasm_path.read_bytes()
+                if hashlib.sha256(data).hexdigest() != sha256:
+                    raise PluginFailed("The stored plugin does not match its published hash",
+                                       path="sha256")
+                found = wc.Component(self.engine, data)
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                tmp = compiled.with_suffix(f".{threading.get_ident()}.tmp")
+                tmp.write_bytes(found.serialize())
+                tmp.replace(compiled)
+            self._components[sha256] = found
+            return found, cold
+
+    # -- calls -----------------------------------------------------------------------------
+    def call(self, component: wc.Component, export: str, args: tuple[Any, ...],
+             limits: Limits, host: Host) -> Outcome:
+        """Run one export in a fresh store under `limits`; guest failures become typed errors."""
+        self.start()
+        store = wasmtime.Store(self.engine)
+        store.set_fuel(limits.fuel)
+        store.set_epoch_deadline(max(1, int(limits.timeout_ms / 1000 / TICK_SECONDS)))
+        store.set_limits(memory_size=limits.memory_bytes)
+        store.set_wasi(wasmtime.WasiConfig())  # no preopens, no env, no args, no sockets
+        self._local.host = host
+        started = time.perf_counter()
+        try:
+            instance = self._linker.instantiate(store, component)
+            func = instance.get_func(store, export)
+            if func is None:
+                raise PluginTrapped(f"The plugin does not export {export!r}", path=export)
+            result = func(store, *args)
+        except wasmtime.WasmtimeError as exc:
+            raise classify(exc, limits, store) from None
+        finally:
+            self._local.host = None
+        wall_ms = (time.perf_counter() - started) * 1000
+        fuel = limits.fuel - store.get_fuel()
+        if not isinstance(result, wc.Variant):
+            raise PluginTrapped("The plugin returned no result")
+        payload = result.payload if isinstance(result.payload, str) else ""
+        if len(payload) > limits.output_bytes:
+            raise PluginOutputTooLarge(
+                f"The plugin returned {len(payload)} bytes; the limit is {limits.output_bytes}",
+                extra={"limit": limits.output_bytes})
+        return Outcome(result.tag, payload, fuel, wall_ms)
+
+
+def classify(exc: wasmtime.WasmtimeError, limits: Limits, store: wasmtime.Store) -> PluginFailed:
+    """Map wasmtime's generic error to what happened (its message is all there is)."""
+    text = str(exc)
+    fuel_left = _fuel_left(store)
+    if "all fuel consumed" in text or fuel_left == 0:
+        return PluginOutOfFuel(f"The plugin used all of its {limits.fuel} fuel",
+                               extra={"limit": limits.fuel})
+    if "interrupt" in text:
+        return PluginDeadline(f"The plugin ran longer than {limits.timeout_ms} ms",
+                              extra={"limit_ms": limits.timeout_ms})
+    if "memory" in text.lower() and ("limit" in text or "grow" in text or "MemoryError" in text):
+        return PluginOutOfMemory(f"The plugin needed more than {limits.memory_bytes} bytes of "
+                                 "memory", extra={"limit": limits.memory_bytes})
+    if "call stack exhausted" in text or "stack overflow" in text:
+        return PluginTrapped("The plugin exhausted its stack (too deep recursion)",
+                             extra={"trap": "stack_overflow"})
+    first = text.splitlines()[0] if text else "trap"
+    trap = next((ln.strip() for ln in text.splitlines() if "wasm trap" in ln), first)
+    return PluginTrapped(f"The plugin trapped: {trap[:300]}")
+
+
+def _fuel_left(store: wasmtime.Store) -> int | None:
+    try:
+        return store.get_fuel()
+    except wasmtime.WasmtimeError:
+        return None
+
+
+def _engine_tag() -> str:
+    # A serialized artifact only loads into the same wasmtime build and config.
+    from importlib.metadata import version
+
+    return f"wt{version('wasmtime')}"

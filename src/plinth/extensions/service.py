@@ -1,0 +1,509 @@
+"""The plugin service: registry, per-tenant installation with grants, and metered calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict, deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from plinth.errors import (
+    Conflict,
+    Fault,
+    NotFound,
+    PlinthError,
+    PreconditionFailed,
+    RateLimited,
+    ValidationFailed,
+)
+from plinth.events import Event
+from plinth.extensions import manifest as manifest_mod
+from plinth.extensions import store
+from plinth.extensions.host import CallHost
+from plinth.extensions.models import (
+    CAPABILITIES,
+    DEFAULT_FUEL_PER_MINUTE,
+    DEFAULT_LIMITS,
+    PLATFORM_MAX,
+    Installation,
+    Limits,
+    PluginError,
+    PluginFailed,
+    PluginInvalidOutput,
+    PluginVersion,
+)
+from plinth.extensions.package import Package, signed_message, unpack, verify
+from plinth.extensions.sandbox import Outcome, Sandbox
+from plinth.governance.access import Resource, authorize
+from plinth.governance.principal import Principal
+from plinth.ids import new_id
+from plinth.jsonschema import compile_schema, faults
+from plinth.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from plinth.server.platform import Platform
+
+log = logging.getLogger("plinth.extensions")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PluginService:
+    """What other layers call: publish, install, grant, and call plugins (`platform.plugins`)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.db = platform.db
+        data_dir = Path(platform.settings.data_dir)
+        self.blob_dir = data_dir / "plugins"
+        cache = getattr(platform.settings, "plugin_cache_dir", None) or data_dir / "plugin-cache"
+        self.sandbox = Sandbox(Path(cache))
+        self.fuel_per_minute = DEFAULT_FUEL_PER_MINUTE
+        # Per-tenant sliding window of (time, fuel) for the per-minute fuel budget.
+        self._burn: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        # Published versions are immutable, so a parsed one can be kept for the process.
+        self._versions: dict[tuple[str, str], PluginVersion] = {}
+        platform.on_stop(self.stop)
+
+    async def stop(self) -> None:
+        self.sandbox.stop()
+
+    # -- registry ------------------------------------------------------------------------
+    async def publish(self, data: bytes, principal: Principal) -> PluginVersion:
+        """Store a package version (platform admins publish); the hash is computed here."""
+        authorize(self.platform.authorizer, principal, "plugin.publish", Resource("plugin", "*"))
+        package = unpack(data)
+        return await self.publish_package(package)
+
+    async def publish_package(self, package: Package) -> PluginVersion:
+        m = package.manifest
+        if package.signature and package.public_key:
+            message = signed_message(m.name, m.version, package.sha256, package.manifest_text)
+            if not verify(package.public_key, package.signature, message):
+                raise ValidationFailed.of([Fault("signature.json", "The signature does not "
+                                                 "verify for this package", "signature")])
+        now = _now()
+        async with self.db.transaction() as conn:
+            t = store.plugin_versions
+            exists = (await conn.execute(sa.select(t.c.version).where(
+                t.c.name == m.name, t.c.version == m.version))).first()
+            if exists:
+                raise Conflict(f"{m.name} {m.version} is already published; versions are "
+                               "immutable, publish a new version", path="version")
+            other = (await conn.execute(sa.select(t.c.publisher, t.c.public_key).where(
+                t.c.name == m.name).limit(1))).first()
+            if other is not None and other.publisher != m.publisher:
+                raise Conflict(f"{m.name} belongs to publisher {other.publisher!r}",
+                               path="publisher")
+            if other is not None and other.public_key and other.public_key != package.public_key:
+                # The first signed version fixes the key; later ones must be signed by it.
+                raise ValidationFailed.of([Fault("signature.json", "Later versions must be "
+                                                 "signed with the publisher's key", "signature")])
+            self.blob_dir.mkdir(parents=True, exist_ok=True)
+            blob = self.blob_dir / f"{package.sha256}.wasm"
+            if not blob.exists():
+                tmp = blob.with_suffix(".tmp")
+                tmp.write_bytes(package.wasm)
+                tmp.replace(blob)
+            await conn.execute(t.insert().values(
+                name=m.name, version=m.version, publisher=m.publisher, sha256=package.sha256,
+                size=len(package.wasm), manifest=package.manifest_text,
+                signature=package.signature, public_key=package.public_key, published_at=now))
+        return PluginVersion(m.name, m.version, m.publisher, package.sha256, len(package.wasm),
+                             m, bool(package.signature), now)
+
+    async def versions(self, name: str | None = None) -> list[PluginVersion]:
+        """Published versions, newest first per plugin."""
+        t = store.plugin_versions
+        query = sa.select(t).order_by(t.c.name, t.c.published_at.desc())
+        if name is not None:
+            query = query.where(t.c.name == name)
+        async with self.db.read() as conn:
+            return [self._version(r) for r in await conn.execute(query)]
+
+    async def version(self, name: str, version: str | None = None) -> PluginVersion:
+        """One published version (the latest when `version` is None)."""
+        if version is not None and (name, version) in self._versions:
+            return self._versions[(name, version)]
+        found = await self.versions(name)
+        if version is not None:
+            found = [v for v in found if v.version == version]
+        if not found:
+            what = f"{name} {version}" if version else name
+            raise NotFound(f"No published plugin {what}", path="version" if version else "name")
+        chosen = max(found, key=lambda v: v.published_at) if version is None else found[0]
+        self._versions[(name, chosen.version)] = chosen
+        return chosen
+
+    def _version(self, row: Any) -> PluginVersion:
+        manifest = manifest_mod.parse(row.manifest)
+        v = PluginVersion(row.name, row.version, row.publisher, row.sha256, row.size, manifest,
+                          bool(row.signature), row.published_at)
+        object.__setattr__(v, "_signature", (row.signature, row.public_key, row.manifest))
+        return v
+
+    def _verify_stored(self, v: PluginVersion) -> None:
+        """On install: the stored bytes still hash to the published hash, the signature holds."""
+        import hashlib
+
+        blob = self.blob_dir / f"{v.sha256}.wasm"
+        if not blob.exists() or hashlib.sha256(blob.read_bytes()).hexdigest() != v.sha256:
+            raise PreconditionFailed("The stored component does not match its published hash",
+                                     path="sha256")
+        signature, public_key, manifest_text = getattr(v, "_signature", (None, None, ""))
+        if signature and public_key and not verify(
+                public_key, signature, signed_message(v.name, v.version, v.sha256,
+                                                      manifest_text)):
+            raise PreconditionFailed("The publisher signature does not verify", path="signature")
+
+    # -- installation --------------------------------------------------------------------
+    async def _tenant(self, tenant: Tenant | str) -> Tenant:
+        if isinstance(tenant, Tenant):
+            return tenant
+        found = await self.platform.tenants.find(tenant)
+        if found is None:
+            raise NotFound(f"No tenant named {tenant!r}", path="tenant")
+        return found
+
+    def _check_grant(self, v: PluginVersion, capabilities: list[str], hosts: list[str],
+                     what: str) -> None:
+        missing = [c for c in v.manifest.capabilities if c not in capabilities]
+        missing_hosts = [h for h in v.manifest.http_hosts if h not in hosts]
+        bad = [Fault(f"grant.capabilities.{c}", f"{v.name} {v.version} requests {c!r}; "
+                     f"approve it to {what}", "not_granted") for c in missing]
+        bad += [Fault(f"grant.http_hosts.{h}", f"{v.name} {v.version} requests HTTP to {h}; "
+                      f"approve it to {what}", "not_granted") for h in missing_hosts]
+        bad += [Fault("grant.capabilities", f"Unknown capability {c!r}", "unknown")
+                for c in capabilities if c not in CAPABILITIES]
+        if bad:
+            raise PreconditionFailed(f"The grant does not cover what {v.name} {v.version} "
+                                     f"requests; {len(bad)} approval(s) missing",
+                                     path=bad[0].path, faults=bad)
+
+    async def install(self, tenant: Tenant | str, name: str, principal: Principal,
+                      version: str | None = None, capabilities: list[str] | None = None,
+                      http_hosts: list[str] | None = None, pinned: bool = False) -> Installation:
+        """Install a version for a tenant with the capabilities its admin approves."""
+        t = await self._tenant(tenant)
+        authorize(self.platform.authorizer, principal, "plugin.install",
+                  Resource("plugin", name, tenant_id=t.id))
+        v = await self.version(name, version)
+        await asyncio.to_thread(self._verify_stored, v)
+        caps, hosts = list(capabilities or []), list(http_hosts or [])
+        self._check_grant(v, caps, hosts, "install")
+        now = _now()
+        async with self.db.transaction() as conn:
+            it = store.plugin_installs
+            if (await conn.execute(sa.select(it.c.name).where(
+                    it.c.tenant_id == t.id, it.c.name == name))).first():
+                raise Conflict(f"{name} is already installed; upgrade it instead", path="name")
+            await conn.execute(it.insert().values(
+                tenant_id=t.id, name=name, version=v.version, pinned=pinned,
+                capabilities=caps, http_hosts=hosts, limits={}, installed_at=now,
+                updated_at=now))
+        await self._event("plugin.installed", t, {"plugin": name, "version": v.version,
+                                                  "capabilities": caps, "http_hosts": hosts,
+                                                  "by": principal.audit_name()})
+        return await self.installation(t, name)
+
+    async def installation(self, tenant: Tenant | str, name: str) -> Installation:
+        t = await self._tenant(tenant)
+        it = store.plugin_installs
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(it).where(
+                it.c.tenant_id == t.id, it.c.name == name))).first()
+        if row is None:
+            raise NotFound(f"{name} is not installed in this tenant", path="name")
+        return Installation(t.id, row.name, row.version, row.pinned, tuple(row.capabilities),
+                            tuple(row.http_hosts), row.limits or {}, row.installed_at,
+                            row.updated_at)
+
+    async def installations(self, tenant: Tenant | str) -> list[Installation]:
+        t = await self._tenant(tenant)
+        it = store.plugin_installs
+        async with self.db.read() as conn:
+            names = [r.name for r in await conn.execute(sa.select(it.c.name).where(
+                it.c.tenant_id == t.id).order_by(it.c.name))]
+        return [await self.installation(t, n) for n in names]
+
+    async def upgrade(self, tenant: Tenant | str, name: str, principal: Principal,
+                      version: str | None = None, capabilities: list[str] | None = None,
+                      http_hosts: list[str] | None = None) -> Installation:
+        """Move to another version; one asking for more than the grant needs a new approval."""
+        t = await self._tenant(tenant)
+        authorize(self.platform.authorizer, principal, "plugin.install",
+                  Resource("plugin", name, tenant_id=t.id))
+        current = await self.installation(t, name)
+        if current.pinned:
+            raise Conflict(f"{name} is pinned to {current.version}; unpin it to upgrade",
+                           path="pinned")
+        v = await self.version(name, version)
+        await asyncio.to_thread(self._verify_stored, v)
+        caps = list(capabilities) if capabilities is not None else list(current.capabilities)
+        hosts = list(http_hosts) if http_hosts is not None else list(current.http_hosts)
+        self._check_grant(v, caps, hosts, "upgrade")
+        await self._update(t, name, version=v.version, capabilities=caps, http_hosts=hosts)
+        await self._event("plugin.upgraded", t, {"plugin": name, "from": current.version,
+                                                 "to": v.version, "capabilities": caps,
+                                                 "by": principal.audit_name()})
+        return await self.installation(t, name)
+
+    async def grant(self, tenant: Tenant | str, name: str, principal: Principal,
+                    capabilities: list[str], http_hosts: list[str]) -> Installation:
+        """Replace the approval of an installed plugin; it must still cover what it requests."""
+        t = await self._tenant(tenant)
+        authorize(self.platform.authorizer, principal, "plugin.install",
+                  Resource("plugin", name, tenant_id=t.id))
+        current = await self.installation(t, name)
+        v = await self.version(name, current.version)
+        self._check_grant(v, capabilities, http_hosts, "keep it installed")
+        await self._update(t, name, capabilities=list(capabilities), http_hosts=list(http_hosts))
+        await self._event("plugin.granted", t, {"plugin": name, "capabilities": capabilities,
+                                                "http_hosts": http_hosts,
+                                                "by": principal.audit_name()})
+        return await self.installation(t, name)
+
+    async def pin(self, tenant: Tenant | str, name: str, principal: Principal,
+                  pinned: bool = True) -> Installation:
+        """Pin (or unpin) the installed version so upgrades are refused."""
+        t = await self._tenant(tenant)
+        authorize(self.platform.authorizer, principal, "plugin.install",
+                  Resource("plugin", name, tenant_id=t.id))
+        await self.installation(t, name)
+        await self._update(t, name, pinned=pinned)
+        return await self.installation(t, name)
+
+    async def set_limits(self, tenant: Tenant | str, name: str, point: str,
+                         limits: dict[str, int], principal: Principal) -> Installation:
+        """Override a point's limits for this tenant, within the platform maxima."""
+        t = await self._tenant(tenant)
+        authorize(self.platform.authorizer, principal, "plugin.install",
+                  Resource("plugin", name, tenant_id=t.id))
+        inst = await self.installation(t, name)
+        bad = []
+        if point not in DEFAULT_LIMITS:
+            bad.append(Fault("point", f"Unknown extension point {point!r}", "unknown"))
+        top = PLATFORM_MAX.as_dict()
+        for key, value in limits.items():
+            if key not in top:
+                bad.append(Fault(f"limits.{key}", f"Unknown limit {key!r}", "unknown"))
+            elif not isinstance(value, int) or value <= 0 or value > top[key]:
+                bad.append(Fault(f"limits.{key}", f"{key} must be 1..{top[key]}", "range"))
+        if bad:
+            raise ValidationFailed.of(bad, "limits")
+        merged = {**inst.limits, point: {**inst.limits.get(point, {}), **limits}}
+        await self._update(t, name, limits=merged)
+        return await self.installation(t, name)
+
+    async def uninstall(self, tenant: Tenant | str, name: str, principal: Principal) -> None:
+        """Remove a plugin and its kv data from a tenant."""
+        t = await self._tenant(tenant)
+        authorize(self.platform.authorizer, principal, "plugin.install",
+                  Resource("plugin", name, tenant_id=t.id))
+        await self.installation(t, name)
+        async with self.db.transaction() as conn:
+            for table in (store.plugin_installs, store.plugin_kv):
+                col = table.c.name if table is store.plugin_installs else table.c.plugin
+                await conn.execute(table.delete().where(table.c.tenant_id == t.id, col == name))
+        await self._event("plugin.uninstalled", t, {"plugin": name,
+                                                    "by": principal.audit_name()})
+
+    async def _update(self, t: Tenant, name: str, **values: Any) -> None:
+        it = store.plugin_installs
+        async with self.db.transaction() as conn:
+            await conn.execute(it.update().where(it.c.tenant_id == t.id, it.c.name == name)
+                               .values(updated_at=_now(), **values))
+
+    # -- calls ---------------------------------------------------------------------------
+    async def call_action(self, tenant: Tenant | str, plugin_name: str, action_name: str,
+                          input: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        """Run a plugin's action for a tenant and return its output (validated)."""
+        t = await self._tenant(tenant)
+        inst, v = await self._prepare(t, plugin_name, principal)
+        spec = v.manifest.action(action_name)
+        if spec is None:
+            raise NotFound(f"{plugin_name} has no action {action_name!r}", path="action")
+        if spec.input_schema is not None:
+            found = faults(compile_schema(spec.input_schema), input, "input")
+            if found:
+                raise ValidationFailed.of(found, "action input")
+        outcome = await self._run(t, inst, v, "action", action_name, principal,
+                                  (action_name, json.dumps(input)))
+        output = self._output(outcome, v)
+        if not isinstance(output, dict):
+            raise PluginInvalidOutput("The action returned something other than an object",
+                                      path="output")
+        if spec.output_schema is not None:
+            found = faults(compile_schema(spec.output_schema), output, "output")
+            if found:
+                raise PluginInvalidOutput(f"The action output does not match its schema: "
+                                          f"{found[0].path}: {found[0].message}",
+                                          path=found[0].path, faults=found)
+        return output
+
+    async def before_write(self, tenant: Tenant | str, app_slug: str, entity: str,
+                           record: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        """Run every installed before-write hook on `record`: reject with paths, or amend."""
+        t = await self._tenant(tenant)
+        current = record
+        for inst in await self.installations(t):
+            v = await self.version(inst.name, inst.version)
+            if not v.manifest.hooks_for(app_slug, entity):
+                continue
+            inst, v = await self._prepare(t, inst.name, principal)
+            outcome = await self._run(t, inst, v, "before-write", f"{app_slug}.{entity}",
+                                      principal, (app_slug, entity, json.dumps(current)))
+            if outcome.tag == "err":
+                err = _guest_error(outcome.payload)
+                if err.get("kind") == "rejected":
+                    found = [Fault(str(f.get("path", "")), str(f.get("message", "")),
+                                   "plugin_rejected") for f in err.get("faults", [])]
+                    raise ValidationFailed.of(found or [Fault("", "Rejected by "
+                                                              f"{inst.name}", "plugin_rejected")],
+                                              "record")
+            amended = self._output(outcome, v)
+            if not isinstance(amended, dict):
+                raise PluginInvalidOutput("A before-write hook must return the record",
+                                          path="output")
+            current = amended
+        return current
+
+    async def _prepare(self, t: Tenant, name: str,
+                       principal: Principal) -> tuple[Installation, PluginVersion]:
+        authorize(self.platform.authorizer, principal, "plugin.execute",
+                  Resource("plugin", name, tenant_id=t.id))
+        inst = await self.installation(t, name)
+        v = await self.version(name, inst.version)
+        # The grant is re-checked at call time: a version never runs beyond its approval.
+        self._check_grant(v, list(inst.capabilities), list(inst.http_hosts), "run")
+        self._check_budget(t)
+        return inst, v
+
+    def _check_budget(self, t: Tenant) -> None:
+        window = self._burn[t.id]
+        cutoff = time.monotonic() - 60
+        while window and window[0][0] < cutoff:
+            window.popleft()
+        used = sum(f for _, f in window)
+        budget = int(t.settings.get("plugin_fuel_per_minute", self.fuel_per_minute))
+        if used >= budget:
+            retry = max(1, int(window[0][0] + 60 - time.monotonic()) + 1) if window else 60
+            raise RateLimited(f"This tenant used its plugin fuel budget ({budget} per minute)",
+                              headers={"Retry-After": str(retry)},
+                              extra={"budget": budget, "used": used})
+
+    def limits_for(self, inst: Installation, point: str) -> Limits:
+        base = DEFAULT_LIMITS[point].as_dict()
+        top = PLATFORM_MAX.as_dict()
+        for key, value in inst.limits.get(point, {}).items():
+            if key in base:
+                base[key] = min(int(value), top[key])
+        return Limits(**base)
+
+    async def _run(self, t: Tenant, inst: Installation, v: PluginVersion, point: str,
+                   target: str, principal: Principal, args: tuple[Any, ...]) -> Outcome:
+        limits = self.limits_for(inst, point)
+        host = CallHost(self, t, inst, principal, asyncio.get_running_loop(), limits)
+        started = time.perf_counter()
+        outcome: Outcome | None = None
+        error: PlinthError | None = None
+        cold = False
+        try:
+            component, cold = await asyncio.to_thread(
+                self.sandbox.component, v.sha256, self.blob_dir / f"{v.sha256}.wasm")
+            outcome = await asyncio.to_thread(self.sandbox.call, component,
+                                              point, args, limits, host)
+            if outcome.tag == "err":
+                err = _guest_error(outcome.payload)
+                if not (point == "before-write" and err.get("kind") == "rejected"):
+                    error = _guest_failure(err)
+            return outcome
+        except PluginFailed as exc:
+            error = exc
+            raise
+        finally:
+            fuel = outcome.fuel if outcome else (limits.fuel if error and
+                                                 error.code == "plugin_out_of_fuel" else 0)
+            wall = outcome.wall_ms if outcome else (time.perf_counter() - started) * 1000
+            self._burn[t.id].append((time.monotonic(), fuel))
+            rejected = (outcome is not None and outcome.tag == "err" and error is None)
+            result = error.code if error else ("rejected" if rejected else "ok")
+            await self._meter(t, v, point, target, result, fuel, wall, limits, cold, principal)
+            if error is not None and outcome is not None:
+                raise error
+
+    def _output(self, outcome: Outcome, v: PluginVersion) -> Any:
+        try:
+            return json.loads(outcome.payload)
+        except ValueError:
+            raise PluginInvalidOutput(f"{v.name} returned output that is not JSON",
+                                      path="output") from None
+
+    async def _meter(self, t: Tenant, v: PluginVersion, point: str, target: str, outcome: str,
+                     fuel: int, wall_ms: float, limits: Limits, cold: bool,
+                     principal: Principal) -> None:
+        now = _now()
+        async with self.db.transaction() as conn:
+            await conn.execute(store.plugin_calls.insert().values(
+                id=new_id(), tenant_id=t.id, plugin=v.name, version=v.version, point=point,
+                target=target, outcome=outcome, fuel=fuel, wall_ms=wall_ms,
+                memory_limit=limits.memory_bytes, cold=cold, at=now))
+        await self._event("plugin.called", t, {
+            "plugin": v.name, "version": v.version, "point": point, "target": target,
+            "outcome": outcome, "fuel": fuel, "wall_ms": round(wall_ms, 3),
+            "memory_limit": limits.memory_bytes, "by": principal.audit_name()})
+
+    async def metering(self, tenant: Tenant | str, limit: int = 100) -> dict[str, Any]:
+        """Recent calls and per-plugin totals for a tenant."""
+        t = await self._tenant(tenant)
+        c = store.plugin_calls
+        async with self.db.read() as conn:
+            rows = list(await conn.execute(sa.select(c).where(c.c.tenant_id == t.id)
+                                           .order_by(c.c.at.desc()).limit(limit)))
+            totals = list(await conn.execute(
+                sa.select(c.c.plugin, sa.func.count().label("calls"),
+                          sa.func.sum(c.c.fuel).label("fuel"),
+                          sa.func.sum(c.c.wall_ms).label("wall_ms"))
+                .where(c.c.tenant_id == t.id).group_by(c.c.plugin).order_by(c.c.plugin)))
+        return {
+            "calls": [{"plugin": r.plugin, "version": r.version, "point": r.point,
+                       "target": r.target, "outcome": r.outcome, "fuel": r.fuel,
+                       "wall_ms": r.wall_ms, "memory_limit": r.memory_limit, "cold": r.cold,
+                       "at": r.at.isoformat()} for r in rows],
+            "totals": [{"plugin": r.plugin, "calls": r.calls, "fuel": int(r.fuel or 0),
+                        "wall_ms": float(r.wall_ms or 0)} for r in totals],
+        }
+
+    async def _event(self, topic: str, t: Tenant, data: dict[str, Any]) -> None:
+        await self.platform.events.publish(Event(topic, t.id, data))
+
+
+def _guest_error(payload: str) -> dict[str, Any]:
+    try:
+        err = json.loads(payload)
+    except ValueError:
+        return {"kind": "exception", "message": payload[:500]}
+    return err if isinstance(err, dict) else {"kind": "exception", "message": str(err)[:500]}
+
+
+def _guest_failure(err: dict[str, Any]) -> PluginFailed:
+    from plinth.extensions.models import PluginOutOfMemory
+
+    message = str(err.get("message", ""))[:500]
+    if "MemoryError" in message:
+        return PluginOutOfMemory("The plugin ran out of memory", extra={"guest": message})
+    if err.get("kind") == "unknown_action":
+        return PluginError(message, path="action")
+    if err.get("kind") == "capability":
+        return PluginError(f"A capability call failed: {message}", path="capability")
+    if "RecursionError" in message:
+        return PluginError("The plugin recursed too deeply", extra={"guest": message})
+    return PluginError(f"The plugin raised: {message}")

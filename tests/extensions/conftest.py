@@ -1,0 +1,72 @@
+"""Fixtures for the extensions layer: plugins built once (cached on disk across runs)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plinth.extensions.build import build
+from plinth.extensions.package import pack
+from plinth.governance.principal import PLATFORM_ADMIN, Principal
+from plinth.server import Platform
+from plinth.settings import Settings
+from tests.conftest import ADMIN_TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".plinth-cache"
+PLUGINS = {
+    "fraud-scorer": ROOT / "examples/plugins/fraud-scorer",
+    "address-normaliser": ROOT / "examples/plugins/address-normaliser",
+    "hostile": ROOT / "tests/extensions/plugins/hostile",
+}
+ADMIN = Principal("test-admin", "token", frozenset({PLATFORM_ADMIN}), name="admin")
+
+
+@pytest.fixture(scope="session")
+def components() -> dict[str, Path]:
+    """Each test plugin's component, built at most once per source change (disk cache)."""
+    return {name: build(src, CACHE) for name, src in PLUGINS.items()}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    # Compiled artifacts are shared across tests and runs: compiling takes seconds.
+    return Settings(data_dir=tmp_path / "data", database_url=database_url,
+                    admin_token=ADMIN_TOKEN, embedded_worker=False,
+                    plugin_cache_dir=CACHE / "compiled", max_body_bytes=64 << 20)
+
+
+def manifest_text(name: str, **replace: str) -> str:
+    text = (PLUGINS[name] / "plinth-plugin.toml").read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return text
+
+
+_PACKAGES: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
+
+
+def package(components: dict[str, Path], name: str, **replace: str) -> bytes:
+    """A package file of a test plugin (zipping 18 MB takes a while: once per session)."""
+    key = (name, tuple(sorted(replace.items())))
+    if key not in _PACKAGES:
+        _PACKAGES[key] = pack(manifest_text(name, **replace), components[name].read_bytes())
+    return _PACKAGES[key]
+
+
+async def publish(platform: Platform, components: dict[str, Path], name: str,
+                  **replace: str) -> Any:
+    data = await asyncio.to_thread(package, components, name, **replace)
+    return await platform.plugins.publish(data, ADMIN)
+
+
+async def install(platform: Platform, tenant: str, name: str, **kw: Any) -> Any:
+    from plinth.extensions.manifest import parse
+
+    v = await platform.plugins.version(name)
+    kw.setdefault("capabilities", list(parse(manifest_text(name)).capabilities))
+    del v
+    return await platform.plugins.install(tenant, name, ADMIN, **kw)

@@ -1,0 +1,110 @@
+"""Calling plugins: actions and before-write hooks, metering, audit events, fuel budget."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from plinth.errors import ValidationFailed
+from plinth.events import Event
+from plinth.server import Platform
+from tests.extensions.conftest import ADMIN, install, publish
+from tests.helpers import as_user, make_tenant, token_for
+
+CLAIM = {"amount": 1234.5, "country": "FR", "description": "broken window", "prior_claims": 0}
+
+
+@pytest.fixture
+async def fraud(platform: Platform, client: httpx.AsyncClient,
+                components: dict[str, Path]) -> Platform:
+    await make_tenant(client, "acme")
+    await make_tenant(client, "globex")
+    await publish(platform, components, "fraud-scorer")
+    await install(platform, "acme", "fraud-scorer")
+    await install(platform, "globex", "fraud-scorer")
+    return platform
+
+
+async def test_action_over_http_is_metered_and_audited(fraud: Platform,
+                                                       client: httpx.AsyncClient) -> None:
+    seen: list[Event] = []
+
+    async def audit(event: Event) -> None:
+        seen.append(event)
+
+    fraud.events.subscribe("plugin.*", audit)
+    analyst = await token_for(client, "acme", "analyst")
+    r = await client.post("/api/t/acme/plugins/fraud-scorer/actions/score",
+                          json={**CLAIM, "amount": 60000, "prior_claims": 4,
+                                "description": "URGENT cash only"},
+                          headers=as_user(client, analyst))
+    assert r.status_code == 200, r.text
+    assert r.json()["level"] == "high" and r.json()["score"] >= 70
+    called = [e for e in seen if e.topic == "plugin.called"]
+    assert len(called) == 1
+    tenant = await fraud.tenants.get("acme")
+    assert called[0].tenant_id == tenant.id
+    assert called[0].data["outcome"] == "ok" and called[0].data["fuel"] > 0
+    assert called[0].data["by"] and called[0].data["target"] == "score"
+
+    # Input is checked against the action's schema before the plugin runs.
+    r = await client.post("/api/t/acme/plugins/fraud-scorer/actions/score",
+                          json={"amount": -1}, headers=as_user(client, analyst))
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "input.amount"
+    r = await client.post("/api/t/acme/plugins/fraud-scorer/actions/nope", json={})
+    assert r.status_code == 404 and r.json()["path"] == "action"
+
+    metering = (await client.get("/api/t/acme/plugins/metering")).json()
+    assert metering["totals"][0]["calls"] == 1 and metering["totals"][0]["fuel"] > 0
+    call = metering["calls"][0]
+    assert call["outcome"] == "ok" and call["wall_ms"] > 0 and call["memory_limit"] > 0
+    # Metering is per tenant: globex sees none of acme's calls.
+    assert (await client.get("/api/t/globex/plugins/metering")).json()["calls"] == []
+
+
+async def test_viewer_may_not_execute_and_uninstalled_is_not_found(
+        fraud: Platform, client: httpx.AsyncClient) -> None:
+    viewer = await token_for(client, "acme", "viewer")
+    r = await client.post("/api/t/acme/plugins/fraud-scorer/actions/score", json=CLAIM,
+                          headers=as_user(client, viewer))
+    assert r.status_code == 403
+    await make_tenant(client, "initech")
+    r = await client.post("/api/t/initech/plugins/fraud-scorer/actions/score", json=CLAIM)
+    assert r.status_code == 404
+
+
+async def test_before_write_amends_or_rejects_with_paths(fraud: Platform) -> None:
+    amended = await fraud.plugins.before_write("acme", "claims", "claim", dict(CLAIM), ADMIN)
+    assert amended["fraud_score"] == 0 and amended["amount"] == CLAIM["amount"]
+    risky = {**CLAIM, "amount": 90000, "prior_claims": 5, "description": "stolen, cash only"}
+    with pytest.raises(ValidationFailed) as caught:
+        await fraud.plugins.before_write("acme", "claims", "claim", risky, ADMIN)
+    assert caught.value.faults[0].path == "amount"
+    assert "Fraud risk" in caught.value.faults[0].message
+    # Other entities are untouched.
+    other = await fraud.plugins.before_write("acme", "claims", "policyholder", {"x": 1}, ADMIN)
+    assert other == {"x": 1}
+
+
+async def test_fuel_budget_429_for_that_tenant_only(fraud: Platform,
+                                                    client: httpx.AsyncClient) -> None:
+    fraud.plugins.fuel_per_minute = 1  # the first call spends it all
+    url = "/api/t/{}/plugins/fraud-scorer/actions/score"
+    assert (await client.post(url.format("acme"), json=CLAIM)).status_code == 200
+    r = await client.post(url.format("acme"), json=CLAIM)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert r.json()["code"] == "rate_limited"
+    assert (await client.post(url.format("globex"), json=CLAIM)).status_code == 200
+
+
+async def test_concurrent_calls_each_get_a_fresh_store(fraud: Platform) -> None:
+    results = await asyncio.gather(*[
+        fraud.plugins.call_action("acme", "fraud-scorer", "score",
+                                  {**CLAIM, "amount": 1000 * i}, ADMIN) for i in range(1, 9)])
+    assert [r["score"] for r in results] == [
+        (await fraud.plugins.call_action("acme", "fraud-scorer", "score",
+                                         {**CLAIM, "amount": 1000 * i}, ADMIN))["score"]
+        for i in range(1, 9)]

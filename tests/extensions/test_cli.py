@@ -1,0 +1,38 @@
+"""`plinth plugin new` and `build`: a scaffold that builds, and errors that name the file."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from plinth.extensions.cli import cli
+from tests.extensions.conftest import CACHE
+
+runner = CliRunner()
+
+
+def test_new_then_build_makes_a_package(tmp_path: Path) -> None:
+    target = tmp_path / "greeter"
+    result = runner.invoke(cli, ["new", "greeter", "--directory", str(target)])
+    assert result.exit_code == 0, result.output
+    assert (target / "plinth-plugin.toml").is_file() and (target / "plugin.py").is_file()
+    # The scaffold's sources are the same every time, so after the first run this is a
+    # cache hit (keyed by source hash) and takes no build.
+    result = runner.invoke(cli, ["build", str(target), "--cache-dir", str(CACHE)])
+    assert result.exit_code == 0, result.output
+    package = target / "dist" / "greeter-0.1.0.zip"
+    with zipfile.ZipFile(package) as z:
+        assert set(z.namelist()) == {"plinth-plugin.toml", "plugin.wasm"}
+        assert z.read("plugin.wasm").startswith(b"\0asm")
+    again = runner.invoke(cli, ["new", "greeter", "--directory", str(target)])
+    assert again.exit_code == 1 and "not empty" in again.output
+
+
+def test_build_reports_manifest_faults_with_paths(tmp_path: Path) -> None:
+    (tmp_path / "plinth-plugin.toml").write_text('name = "x"\n')
+    (tmp_path / "plugin.py").write_text("")
+    result = runner.invoke(cli, ["build", str(tmp_path), "--cache-dir", str(CACHE)])
+    assert result.exit_code == 1
+    assert "version:" in result.output and "publisher:" in result.output

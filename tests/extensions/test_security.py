@@ -1,0 +1,155 @@
+"""Hostile plugins: each attack is stopped with a clear, typed error; the server keeps serving."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from plinth.server import Platform
+from tests.extensions.conftest import ADMIN, install, publish
+from tests.helpers import make_app, make_tenant
+
+URL = "/api/t/acme/plugins/hostile/actions/{}"
+
+
+@pytest.fixture
+async def hostile(platform: Platform, client: httpx.AsyncClient,
+                  components: dict[str, Path]) -> Platform:
+    await make_tenant(client, "acme")
+    await make_tenant(client, "globex")
+    await publish(platform, components, "hostile")
+    await install(platform, "acme", "hostile")
+    # Tight limits keep the attacks quick; the defaults would stop them too, only later.
+    await platform.plugins.set_limits("acme", "hostile", "action",
+                                      {"fuel": 400_000_000, "timeout_ms": 1500,
+                                       "memory_bytes": 96 << 20}, ADMIN)
+    return platform
+
+
+async def _healthy(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    r = await client.post(URL.format("echo"), json={"still": "alive"})
+    assert r.status_code == 200 and r.json() == {"still": "alive"}
+
+
+async def _attack(client: httpx.AsyncClient, action: str,
+                  body: dict[str, Any] | None = None) -> httpx.Response:
+    return await client.post(URL.format(action), json=body or {})
+
+
+async def test_infinite_loop_runs_out_of_fuel(hostile: Platform,
+                                              client: httpx.AsyncClient) -> None:
+    r = await _attack(client, "loop")
+    assert r.status_code == 502 and r.json()["code"] == "plugin_out_of_fuel"
+    await _healthy(client)
+
+
+async def test_infinite_loop_hits_the_wall_clock_deadline(hostile: Platform,
+                                                          client: httpx.AsyncClient) -> None:
+    await hostile.plugins.set_limits("acme", "hostile", "action",
+                                     {"fuel": 20_000_000_000, "timeout_ms": 300}, ADMIN)
+    r = await _attack(client, "loop")
+    assert r.status_code == 504 and r.json()["code"] == "plugin_deadline"
+    await _healthy(client)
+
+
+async def test_memory_bomb_is_stopped(hostile: Platform, client: httpx.AsyncClient) -> None:
+    r = await _attack(client, "membomb")
+    assert r.status_code == 502 and r.json()["code"] == "plugin_out_of_memory", r.text
+    await _healthy(client)
+
+
+async def test_deep_recursion_is_stopped(hostile: Platform, client: httpx.AsyncClient) -> None:
+    r = await _attack(client, "recurse")
+    assert r.status_code == 502
+    assert r.json()["code"] in {"plugin_trap", "plugin_error", "plugin_out_of_fuel"}, r.text
+    await _healthy(client)
+
+
+async def test_no_files_no_environment(hostile: Platform, client: httpx.AsyncClient) -> None:
+    os.environ["PLINTH_TEST_SECRET"] = "s3cret-value"
+    try:
+        r = await _attack(client, "files")
+        assert r.status_code == 200
+        seen = r.json()
+        assert all(str(v).startswith("refused") or v == [] for v in seen.values()), seen
+        assert "root:" not in r.text
+        r = await _attack(client, "env")
+        assert r.status_code == 200
+        assert "s3cret-value" not in r.text and "PATH" not in r.json()["environ"]
+    finally:
+        del os.environ["PLINTH_TEST_SECRET"]
+
+
+async def test_no_sockets(hostile: Platform, client: httpx.AsyncClient) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        port = listener.getsockname()[1]
+        r = await _attack(client, "socket", {"host": "127.0.0.1", "port": port})
+        # The guest has no socket module at all (or, if it had, no way to connect).
+        if r.status_code == 200:
+            assert r.json()["connected"] is False
+        else:
+            assert "No module named 'socket'" in r.json()["detail"]
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing ever reached the host's network
+    finally:
+        listener.close()
+
+
+async def test_ungranted_capability_is_refused(hostile: Platform,
+                                               client: httpx.AsyncClient) -> None:
+    r = await _attack(client, "ungranted")
+    assert r.status_code == 502 and r.json()["code"] == "plugin_error"
+    assert "'kv' is not granted" in r.json()["detail"]
+    await _healthy(client)
+
+
+async def test_records_are_always_the_callers_tenant(hostile: Platform,
+                                                     client: httpx.AsyncClient) -> None:
+    globex = await hostile.tenants.get("globex")
+    model = {"entities": {"claim": {"fields": {"amount": {"type": "integer"},
+                                               "tenant_id": {"type": "string"}}}}}
+    for slug in ("acme", "globex"):
+        await make_app(client, slug, "claims", model)
+        assert (await client.post(f"/api/t/{slug}/apps/claims/publish")).status_code == 201
+    # The plugin names globex in its data; the host always writes as the caller (acme).
+    r = await _attack(client, "other-tenant", {"app": "claims", "tenant": globex.id})
+    assert r.status_code == 200, r.text
+    acme_rows = (await client.get("/api/t/acme/apps/claims/data/claim")).json()["items"]
+    globex_rows = (await client.get("/api/t/globex/apps/claims/data/claim")).json()["items"]
+    assert [row["tenant_id"] for row in acme_rows] == [globex.id]  # inert data, in acme
+    assert globex_rows == []
+
+
+async def test_100_mb_output_is_refused(hostile: Platform, client: httpx.AsyncClient) -> None:
+    await hostile.plugins.set_limits("acme", "hostile", "action",
+                                     {"memory_bytes": 512 << 20, "fuel": 20_000_000_000,
+                                      "timeout_ms": 10_000}, ADMIN)
+    r = await _attack(client, "bigout")
+    assert r.status_code == 502
+    # With memory to spare the guest builds the 100 MB; the host refuses to take it.
+    assert r.json()["code"] == "plugin_output_too_large", r.text
+    assert r.json()["limit"] == 1 << 20
+    await _healthy(client)
+
+
+async def test_output_not_matching_schema_is_invalid(hostile: Platform,
+                                                     client: httpx.AsyncClient) -> None:
+    r = await _attack(client, "badshape")
+    assert r.status_code == 502 and r.json()["code"] == "plugin_invalid_output"
+    assert r.json()["path"].startswith("output")
+
+
+async def test_failures_are_metered(hostile: Platform, client: httpx.AsyncClient) -> None:
+    await _attack(client, "loop")
+    calls = (await client.get("/api/t/acme/plugins/metering")).json()["calls"]
+    assert calls[0]["outcome"] == "plugin_out_of_fuel" and calls[0]["fuel"] == 400_000_000
