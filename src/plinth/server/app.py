@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 import plinth
 from plinth.errors import Unavailable
+from plinth.integration import Gateway
 from plinth.server import problems
 from plinth.server.middleware import RequestLimits
 from plinth.server.platform import Platform
@@ -19,10 +20,11 @@ from plinth.settings import Settings
 def routers() -> list:  # type: ignore[type-arg]
     """Every layer's router, in mount order."""
     from plinth.governance.api import router as governance_router
+    from plinth.integration.api import router as integration_router
     from plinth.metadata.api import router as metadata_router
     from plinth.tenancy.api import router as tenancy_router
 
-    return [tenancy_router, governance_router, metadata_router]
+    return [tenancy_router, governance_router, metadata_router, integration_router]
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     problems.install(app)
+    app.add_middleware(Gateway, platform=platform)  # inside RequestLimits: sees request ids
     app.add_middleware(RequestLimits, max_body_bytes=platform.settings.max_body_bytes)
 
     @app.get("/healthz", tags=["health"])

@@ -9,6 +9,7 @@ from plinth.db import Database
 from plinth.events import EventBus
 from plinth.governance.access import Authorizer, RoleAuthorizer
 from plinth.governance.tokens import IssuedToken, TokenService
+from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
 from plinth.metadata.service import AppFiles, MetadataService
 from plinth.settings import Settings
 from plinth.tenancy.service import TenantService
@@ -30,6 +31,9 @@ class Platform:
         self.files = AppFiles(self.metadata)
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.vault = Vault(settings, self.db, self.events)
+        self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
+        self.connectors = ConnectorService(self)
 
     async def start(self) -> None:
         """Migrate the database and make sure a platform admin token exists."""
