@@ -13,6 +13,8 @@ from typing import Any
 API_KEY = "key-4b1d-sekret-value"
 CLIENT_ID = "plinth-client"
 CLIENT_SECRET = "oauth-client-sekret-9f2"
+PET_REF = {"$ref": "#/components/schemas/Pet"}
+NEW_PET_REF = {"$ref": "#/components/schemas/NewPet"}
 
 
 class Remote:
@@ -50,22 +52,22 @@ class Remote:
                                                                     "maximum": 100}}],
                         "responses": {"200": {"description": "ok", "content": {
                             "application/json": {"schema": {
-                                "type": "array", "items": {"$ref": "#/components/schemas/Pet"}}}}}}},
+                                "type": "array", "items": PET_REF}}}}}},
                     "post": {"operationId": "createPet", "requestBody": {
                         "required": True, "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/NewPet"}}}},
+                            "schema": NEW_PET_REF}}},
                         "responses": {"201": {"description": "made", "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}}},
+                            "application/json": {"schema": PET_REF}}}}},
                 },
                 "/pets/{petId}": {"get": {
                     "operationId": "getPet",
                     "parameters": [{"name": "petId", "in": "path", "required": True,
                                     "schema": {"type": "integer"}}],
                     "responses": {"200": {"description": "ok", "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}}}},
+                        "application/json": {"schema": PET_REF}}}}}},
                 "/bad-pet": {"get": {"operationId": "badPet", "responses": {"200": {
                     "description": "ok", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Pet"}}}}}}},
+                        "schema": PET_REF}}}}}},
             },
         }
 
