@@ -82,24 +82,28 @@ class Quotas:
                   cost: int = 1) -> Verdict:
         """Count one request against every `(scope, identifier, {window: amount})` given.
 
-        Denied if any window is exhausted; the headers describe the tightest window.
+        Denied if any window is exhausted; the headers describe the first window checked
+        (the tenant's per-second one, normally), or the exhausted one.
         """
-        tightest: Verdict | None = None
+        described: Verdict | None = None
         for scope, ident, windows in limits:
             for window, amount in windows.items():
                 if not amount or window not in WINDOWS:
                     continue
                 item = self._items.get(window, int(amount), scope)
                 allowed = await self.limiter.hit(item, ident, cost=cost)
+                # Window stats cost a storage round trip: fetched for the first window (the
+                # headers describe it) and for a refusal only.
+                if allowed and described is not None:
+                    continue
                 stats = await self.limiter.get_window_stats(item, ident)
                 reset = max(0, math.ceil(stats.reset_time - time.time()))
                 verdict = Verdict(allowed, int(amount), stats.remaining, reset,
                                   f"{amount};w={item.get_expiry()}", scope)
                 if not allowed:
                     return verdict
-                if tightest is None or verdict.remaining < tightest.remaining:
-                    tightest = verdict
-        return tightest or Verdict(True)
+                described = verdict
+        return described or Verdict(True)
 
     # -- quota hooks other layers call --------------------------------------------------------
 
