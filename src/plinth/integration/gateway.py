@@ -128,8 +128,8 @@ class Gateway:
         except TimeoutError:
             if started:
                 raise  # the response is half-sent: all we can do is drop the connection
-            error = GatewayTimeout(f"The request took longer than {timeout:g} s")
-            await _problem(send, error, request_id, record, extra_headers)
+            timed_out = GatewayTimeout(f"The request took longer than {timeout:g} s")
+            await _problem(send, timed_out, request_id, record, extra_headers)
         finally:
             if gate is not None:
                 self._in_flight[gate.id] -= 1

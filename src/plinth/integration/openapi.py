@@ -61,7 +61,8 @@ def _operation(document: dict[str, Any], method: str, path: str, common: list[An
     if body:
         body = _resolve(document, body)
         content = body.get("content", {})
-        media = content.get("application/json") or next(iter(content.values()), {})
+        media: dict[str, Any] = (content.get("application/json")
+                                 or next(iter(content.values()), {}))
         properties["body"] = _schema(document, media.get("schema", {}))
         has_body = True
         if body.get("required"):
@@ -70,7 +71,7 @@ def _operation(document: dict[str, Any], method: str, path: str, common: list[An
     for status, response in (op.get("responses") or {}).items():
         if str(status).startswith("2"):
             response = _resolve(document, response)
-            media = (response.get("content") or {}).get("application/json")
+            media = (response.get("content") or {}).get("application/json") or {}
             if media and "schema" in media:
                 output = _schema(document, media["schema"])
             break
@@ -117,7 +118,7 @@ def _schema(document: dict[str, Any], schema: Any, stack: tuple[str, ...] = ()) 
         if ref in stack or len(stack) > 32:
             return {}
         return _schema(document, _resolve(document, schema), (*stack, ref))
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in schema.items():
         if key in ("example", "examples", "xml", "externalDocs", "discriminator",
                    "readOnly", "writeOnly", "deprecated"):

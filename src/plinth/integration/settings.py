@@ -16,19 +16,20 @@ from plinth.integration import store
 from plinth.jsonschema import compile_schema, faults
 from plinth.tenancy.service import TenantService
 
-_WINDOWS = {"type": "object", "additionalProperties": False, "properties": {
+_WINDOW_PROPS: dict[str, Any] = {
     "per_second": {"type": ["integer", "null"], "minimum": 1},
-    "per_day": {"type": ["integer", "null"], "minimum": 1}}}
+    "per_day": {"type": ["integer", "null"], "minimum": 1}}
+_WINDOWS: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                            "properties": _WINDOW_PROPS}
 TENANT_SCHEMA = compile_schema({
     "type": "object", "additionalProperties": False, "properties": {
         "limits": {"type": "object", "additionalProperties": False, "properties": {
-            "per_second": _WINDOWS["properties"]["per_second"],
-            "per_day": _WINDOWS["properties"]["per_day"],
+            **_WINDOW_PROPS,
             "api_key": _WINDOWS,
             "max_concurrent": {"type": "integer", "minimum": 1}}},
         "quotas": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": False, "properties": {
-                **_WINDOWS["properties"], "max": {"type": "integer", "minimum": 0}}}},
+                **_WINDOW_PROPS, "max": {"type": "integer", "minimum": 0}}}},
         "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
     }})
 APP_SCHEMA = compile_schema({
@@ -72,10 +73,11 @@ class GatewaySettings:
 
     async def tenant(self, slug: str) -> TenantGate | None:
         """The gate of tenant `slug`, or None if there is no such tenant (cached briefly)."""
-        gate = self._by_slug.get(slug, False)
         now = time.monotonic()
-        if gate is not False and (gate is None or now - gate.loaded_at < TTL_SECONDS):
-            return gate  # type: ignore[return-value]
+        if slug in self._by_slug:
+            gate = self._by_slug[slug]
+            if gate is None or now - gate.loaded_at < TTL_SECONDS:
+                return gate
         row = await self.tenants.find(slug)
         found = None
         if row is not None:

@@ -112,7 +112,7 @@ class SqlKind:
             async with conn.transaction(readonly=True):
                 await conn.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
                 cursor = conn.cursor(text, *[data[n] for n in names])
-                rows = []
+                rows: list[dict[str, Any]] = []
                 async for row in cursor:
                     if len(rows) == max_rows:
                         return {"records": rows, "count": len(rows), "truncated": True}
