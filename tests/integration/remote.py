@@ -120,6 +120,13 @@ def make_handler(remote: Remote) -> type[BaseHTTPRequestHandler]:
             elif path == "/keyed":
                 ok = (self.headers.get("X-Api-Key") == API_KEY or f"api_key={API_KEY}" in query)
                 self._send(200 if ok else 401, {"ok": ok})
+            elif path == "/basic":
+                expected = base64.b64encode(f"bob:{API_KEY}".encode()).decode()
+                ok = self.headers.get("Authorization") == f"Basic {expected}"
+                self._send(200 if ok else 401, {"ok": ok})
+            elif path == "/bearer":
+                ok = self.headers.get("Authorization") == f"Bearer {API_KEY}"
+                self._send(200 if ok else 401, {"ok": ok})
             elif path == "/secure":
                 auth = self.headers.get("Authorization", "")
                 ok = auth.startswith("Bearer ") and auth[7:] in remote.tokens_issued

@@ -210,3 +210,17 @@ async def test_marketplace_lists_kinds_and_installed(
 
 def test_refusal_error_is_typed() -> None:
     assert RateLimited.status == 429
+
+
+async def test_concurrency_cap_per_tenant(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, client = served
+    await make_tenant(client, "acme")
+    await make_tenant(client, "other")
+    await client.put("/api/t/acme/gateway", json={"limits": {"max_concurrent": 1}})
+    first = asyncio.create_task(client.get("/api/t/acme/apps/crm/slow"))
+    await asyncio.sleep(0.1)
+    r = await client.get("/api/t/acme/apps")
+    assert r.status_code == 429 and r.json()["scope"] == "concurrency"
+    assert (await client.get("/api/t/other/apps")).status_code == 200
+    assert (await first).status_code == 200
+    assert (await client.get("/api/t/acme/apps")).status_code == 200

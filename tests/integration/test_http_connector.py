@@ -30,6 +30,8 @@ def http_doc(remote: Remote, **extra: object) -> dict:
         "big": {"method": "GET", "path": "/big"},
         "keyed": {"method": "GET", "path": "/keyed"},
         "secure": {"method": "GET", "path": "/secure"},
+        "basic": {"method": "GET", "path": "/basic"},
+        "bearer": {"method": "GET", "path": "/bearer"},
     }
     return {"kind": "http", "base_url": remote.url, "operations": ops, "retries": 3,
             "backoff_seconds": 0.01, **extra}
@@ -200,3 +202,18 @@ async def test_bad_connector_documents_are_refused_with_paths(
         "half": bad["connectors"]["half"]}})
     assert {e["path"] for e in r.json()["errors"]} == {"connectors.half.auth.username",
                                                        "connectors.half.auth.password"}
+
+
+async def test_basic_and_bearer_auth_from_the_vault(client: httpx.AsyncClient,
+                                                   remote: Remote) -> None:
+    basic = http_doc(remote, auth={"type": "basic", "username": "bob",
+                                   "password": {"secret": "key"}})
+    bearer = http_doc(remote, auth={"type": "bearer", "token": {"secret": "key"}})
+    await published(client, "acme", "crm", {"connectors": {"b": basic, "t": bearer}},
+                    secrets={"key": API_KEY})
+    r = await call(client, "b", "basic")
+    assert r.status_code == 200 and r.json()["body"] == {"ok": True}
+    r = await call(client, "t", "bearer")
+    assert r.status_code == 200 and r.json()["body"] == {"ok": True}
+    r = await call(client, "t", "basic")  # wrong scheme: the 401 is the remote's, relayed
+    assert r.status_code == 502 and r.json()["upstream_status"] == 401
