@@ -224,3 +224,32 @@ async def test_concurrency_cap_per_tenant(served: tuple[FastAPI, httpx.AsyncClie
     assert (await client.get("/api/t/other/apps")).status_code == 200
     assert (await first).status_code == 200
     assert (await client.get("/api/t/acme/apps")).status_code == 200
+
+
+async def test_two_nodes_share_limits_through_redis(settings: Settings) -> None:
+    """Scale-out: two servers on one database and one Redis count one budget."""
+    scaled = settings.model_copy(update={
+        "redis_url": REDIS_URL, "master_key": base64.b64encode(os.urandom(32)).decode()})
+    prefix = f"plinth-test-{secrets.token_hex(6)}"
+    nodes = [Platform(scaled), Platform(scaled)]
+    for node in nodes:
+        node.quotas = Quotas(scaled, GatewaySettings(node.db, node.tenants), key_prefix=prefix)
+        await node.start()
+    try:
+        try:
+            await nodes[0].quotas.storage.check()
+        except Exception:
+            pytest.skip("no Redis at " + REDIS_URL)
+        clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(platform=n)),
+                                     base_url="http://plinth.test",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+                   for n in nodes]
+        await make_tenant(clients[0], "acme")
+        await clients[1].put("/api/t/acme/gateway", json={"limits": {"per_second": 4}})
+        codes = [(await clients[i % 2].get("/api/t/acme/apps")).status_code for i in range(6)]
+        assert codes.count(200) == 4 and codes[-1] == 429, codes
+        for c in clients:
+            await c.aclose()
+    finally:
+        for node in nodes:
+            await node.stop()

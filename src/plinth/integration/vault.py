@@ -15,14 +15,16 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database, utcnow
-from plinth.errors import BadRequest, NotFound, Unavailable
+from plinth.errors import BadRequest, Conflict, NotFound, Unavailable
 from plinth.events import Event, EventBus
 from plinth.integration import store
 from plinth.integration.models import SecretInfo
@@ -135,6 +137,16 @@ class Vault:
         if len(value.encode()) > MAX_SECRET_BYTES:
             raise BadRequest(f"A secret is at most {MAX_SECRET_BYTES} bytes", path="value")
         now = utcnow()
+        try:
+            created = await self._write(tenant_id, name, value, by, now)
+        except IntegrityError as exc:  # a concurrent first write of this tenant or name
+            raise Conflict(f"Secret {name!r} was written concurrently; retry",
+                           path="name") from exc
+        await self.events.publish(Event("secret.written", tenant_id, {"name": name, "by": by}))
+        return created
+
+    async def _write(self, tenant_id: str, name: str, value: str, by: str | None,
+                     now: Any) -> SecretInfo:
         async with self.db.transaction() as conn:
             active = await self._active_key(conn, tenant_id, create=True)
             assert active is not None
@@ -154,7 +166,6 @@ class Vault:
                     store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == name
                 ).values(**values))
                 created = old.created_at
-        await self.events.publish(Event("secret.written", tenant_id, {"name": name, "by": by}))
         return SecretInfo(name, version, created, now, by)
 
     async def list(self, tenant_id: str) -> list[SecretInfo]:
