@@ -98,7 +98,7 @@ async def test_metadata_changes_records_and_denials_land_in_the_ledger(
     assert "policy" not in r.json()["detail"].lower()
     await platform.events.publish(Event("record.updated", tid, {
         "app": "claims", "entity": "claim", "id": "r1", "by": "bob",
-        "before": {"ssn": "123"}, "after": {"ssn": "456"}}))
+        "before": {"ssn": "ssn-secret-before"}, "after": {"ssn": "ssn-secret-after"}}))
     await platform.events.publish(Event("plugin.executed", tid, {"plugin": "p", "by": "x"}))
     await platform.governance.audit.drain()
     events = await platform.governance.audit.list(tid, limit=1000)
@@ -107,7 +107,7 @@ async def test_metadata_changes_records_and_denials_land_in_the_ledger(
                      "record.updated", "plugin.executed"):
         assert expected in actions, actions
     rec = next(e for e in events if e["action"] == "record.updated")
-    assert "123" not in json.dumps(rec) and rec["data"]["before_sha256"]
+    assert "ssn-secret" not in json.dumps(rec) and rec["data"]["before_sha256"]
     assert rec["resource"] == "claims/claim/r1" and rec["actor"] == "bob"
 
 

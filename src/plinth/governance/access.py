@@ -16,8 +16,9 @@ READ = {"tenant.read", "app.read", "draft.read", "version.read", "data.read"}
 DESIGN = READ | {"draft.edit", "app.publish", "app.rollback", "app.create"}
 ROLE_ACTIONS: dict[str, set[str]] = {
     "owner": DESIGN | {"app.delete", "token.manage", "data.create", "data.update",
-                       "data.delete", "plugin.install", "plugin.execute"},
-    "designer": DESIGN | {"data.create", "data.update", "data.delete", "plugin.execute"},
+                       "data.delete", "plugin.install", "plugin.execute", "connector.call"},
+    "designer": DESIGN | {"data.create", "data.update", "data.delete", "plugin.execute",
+                          "connector.call"},
     "analyst": READ | {"data.create", "data.update", "plugin.execute"},
     "viewer": READ,
 }

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 import plinth
 from plinth.errors import Unavailable
+from plinth.integration import Gateway
 from plinth.server import problems
 from plinth.server.middleware import RequestLimits
 from plinth.server.platform import Platform
@@ -22,6 +23,7 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.extensions.api import router as extensions_router
     from plinth.governance.api import public as auth_router
     from plinth.governance.api import router as governance_router
+    from plinth.integration.api import router as integration_router
     from plinth.metadata.api import router as metadata_router
     from plinth.runtime.api import router as runtime_router
     from plinth.tenancy.api import router as tenancy_router
@@ -34,6 +36,7 @@ def routers() -> list:  # type: ignore[type-arg]
         runtime_router,
         compiler_router,
         extensions_router,
+        integration_router,
     ]
 
 
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     problems.install(app)
+    app.add_middleware(Gateway, platform=platform)  # inside RequestLimits: sees request ids
     app.add_middleware(RequestLimits, max_body_bytes=platform.settings.max_body_bytes)
 
     @app.get("/healthz", tags=["health"])

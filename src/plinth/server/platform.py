@@ -11,6 +11,7 @@ from plinth.extensions.service import PluginService
 from plinth.governance.access import Authorizer
 from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
+from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
 from plinth.metadata.service import AppFiles, MetadataService
 from plinth.runtime.service import RecordService
 from plinth.settings import Settings
@@ -38,6 +39,9 @@ class Platform:
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.on_stop(self.records.close)
         self.plugins = PluginService(self)
+        self.vault = Vault(settings, self.db, self.events)
+        self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
+        self.connectors = ConnectorService(self)
 
     async def start(self) -> None:
         """Migrate the database and make sure a platform admin token exists."""

@@ -1,0 +1,226 @@
+"""The gateway: pure ASGI middleware in front of `/api` and app routes.
+
+Per request it resolves the tenant (from `/api/t/{tenant}` or a custom domain, whose paths are
+rewritten to the tenant's), answers CORS for the app, counts the request against the tenant's,
+the API key's and the app's rate limits, caps the tenant's concurrent requests, enforces the
+time limit (504) and writes one structured access-log line. Refusals are cheap (no database,
+no authentication), which is what keeps a tenant hammering the platform from slowing the
+others. Authentication itself stays in the routes (`server/deps.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from plinth.errors import PlinthError, RateLimited
+from plinth.integration.models import CorsRefused, GatewayTimeout
+from plinth.integration.quotas import Verdict, too_many
+from plinth.integration.settings import TenantGate
+
+if TYPE_CHECKING:
+    from plinth.server.platform import Platform
+
+access_log = logging.getLogger("plinth.access")
+PROBLEM = b"application/problem+json"
+TENANT_PATH = re.compile(r"^/api/t/([a-z][a-z0-9-]{1,39})(?:/apps/([a-z][a-z0-9-]{1,39}))?")
+
+
+class Gateway:
+    """Tenant resolution, CORS, rate limits, concurrency, time limit and access logs."""
+
+    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+        self.app = app
+        self.platform = platform
+        self.settings = platform.quotas.gateway
+        self.quotas = platform.quotas
+        self._in_flight: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started_at = time.perf_counter()
+        state = scope.setdefault("state", {})
+        record: dict[str, Any] = {"status": 0, "bytes": 0}
+        gate: TenantGate | None = None
+        app_slug: str | None = None
+        try:
+            gate, app_slug = await self._resolve(scope)
+            await self._serve(scope, receive, send, gate, app_slug, record)
+        finally:
+            self._log(scope, state, record, gate, app_slug, started_at)
+
+    async def _resolve(self, scope: Scope) -> tuple[TenantGate | None, str | None]:
+        path: str = scope["path"]
+        match = TENANT_PATH.match(path)
+        if match is None and path.startswith("/api/") and not path.startswith("/api/t/"):
+            host = _host(scope)
+            if host and host not in ("localhost", "127.0.0.1", "testserver"):
+                slug = await self.settings.host_tenant(host)
+                if slug is not None:
+                    # A custom domain exposes its tenant only: /api/x → /api/t/{slug}/x.
+                    scope["path"] = f"/api/t/{slug}{path[4:]}"
+                    scope["raw_path"] = scope["path"].encode()
+                    match = TENANT_PATH.match(scope["path"])
+        if match is None:
+            return None, None
+        gate = await self.settings.tenant(match.group(1))
+        if gate is not None:
+            scope["state"]["tenant_id"] = gate.id
+            scope["state"]["tenant_slug"] = gate.slug
+        return gate, match.group(2)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, gate: TenantGate | None,
+                     app_slug: str | None, record: dict[str, Any]) -> None:
+        request_id = scope["state"].get("request_id")
+        app_config = (gate.apps.get(app_slug, {}) if gate and app_slug else {})
+        cors = app_config.get("cors")
+        origin = _header(scope, b"origin")
+        if cors and origin and scope["method"] == "OPTIONS" and _header(
+                scope, b"access-control-request-method"):
+            await _preflight(send, cors, origin, record)
+            return
+        extra_headers: list[tuple[bytes, bytes]] = []
+        if cors and origin and _origin_allowed(cors, origin):
+            extra_headers += _cors_headers(cors, origin)
+        verdict = Verdict(True)
+        if gate is not None:
+            verdict = await self._limit(scope, gate, app_slug, app_config)
+            if not verdict.allowed:
+                what = {"api_key": "API key", "app": "app"}.get(verdict.scope, "tenant")
+                await _problem(send, too_many(verdict, what), request_id, record, extra_headers)
+                return
+            extra_headers += verdict.headers()
+            limit = gate.config.get("limits", {}).get("max_concurrent")
+            if limit and self._in_flight.get(gate.id, 0) >= limit:
+                error = RateLimited(f"This tenant has {limit} requests in flight; retry shortly",
+                                    extra={"scope": "concurrency"}, headers={"Retry-After": "1"})
+                await _problem(send, error, request_id, record, extra_headers)
+                return
+        timeout = float(app_config.get("timeout_seconds") or (
+            gate.config if gate else self.settings.defaults).get("timeout_seconds") or 30)
+        started = False
+
+        async def send_through(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                record["status"] = message["status"]
+                if extra_headers:
+                    message["headers"] = [*message.get("headers", []), *extra_headers]
+            elif message["type"] == "http.response.body":
+                record["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        if gate is not None:
+            self._in_flight[gate.id] = self._in_flight.get(gate.id, 0) + 1
+        try:
+            async with asyncio.timeout(timeout):
+                await self.app(scope, receive, send_through)
+        except TimeoutError:
+            if started:
+                raise  # the response is half-sent: all we can do is drop the connection
+            timed_out = GatewayTimeout(f"The request took longer than {timeout:g} s")
+            await _problem(send, timed_out, request_id, record, extra_headers)
+        finally:
+            if gate is not None:
+                self._in_flight[gate.id] -= 1
+
+    async def _limit(self, scope: Scope, gate: TenantGate, app_slug: str | None,
+                     app_config: dict[str, Any]) -> Verdict:
+        limits = gate.config.get("limits", {})
+        checks: list[tuple[str, str, dict[str, int]]] = [
+            ("tenant", gate.id, {k: v for k, v in limits.items()
+                                 if k in ("per_second", "per_day") and v})]
+        key_limits = limits.get("api_key")
+        if key_limits:
+            credential = _header(scope, b"authorization")
+            if credential:
+                # Identify the key by a hash: the credential itself is never kept or logged.
+                ident = hashlib.sha256(credential.encode()).hexdigest()[:24]
+                checks.append(("api_key", f"{gate.id}:{ident}", key_limits))
+        if app_slug and app_config.get("limits"):
+            checks.append(("app", f"{gate.id}:{app_slug}", app_config["limits"]))
+        return await self.quotas.hit(checks)
+
+    def _log(self, scope: Scope, state: dict[str, Any], record: dict[str, Any],
+             gate: TenantGate | None, app_slug: str | None, started_at: float) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        client = scope.get("client")
+        # Only the path: query strings may carry tokens; headers are never logged.
+        line = {"event": "http.access", "request_id": state.get("request_id"),
+                "method": scope["method"], "path": scope["path"], "status": record["status"],
+                "bytes": record["bytes"],
+                "duration_ms": round((time.perf_counter() - started_at) * 1000, 2),
+                "tenant": gate.slug if gate else None, "app": app_slug,
+                "client": client[0] if client else None}
+        access_log.info(json.dumps(line, separators=(",", ":")))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _host(scope: Scope) -> str | None:
+    host = _header(scope, b"host")
+    return host.rsplit(":", 1)[0].lower() if host else None
+
+
+def _origin_allowed(cors: dict[str, Any], origin: str) -> bool:
+    origins = cors.get("origins", [])
+    return "*" in origins or origin in origins
+
+
+def _cors_headers(cors: dict[str, Any], origin: str) -> list[tuple[bytes, bytes]]:
+    wildcard = "*" in cors.get("origins", []) and not cors.get("credentials")
+    headers = [(b"access-control-allow-origin", b"*" if wildcard else origin.encode()),
+               (b"vary", b"Origin")]
+    if cors.get("credentials"):
+        headers.append((b"access-control-allow-credentials", b"true"))
+    return headers
+
+
+async def _preflight(send: Send, cors: dict[str, Any], origin: str,
+                     record: dict[str, Any]) -> None:
+    if not _origin_allowed(cors, origin):
+        error = CorsRefused(f"Origin {origin!r} may not call this app", path="Origin")
+        await _problem(send, error, None, record, [])
+        return
+    methods = ", ".join(cors.get("methods") or ["GET", "POST", "PUT", "PATCH", "DELETE"])
+    allowed = ", ".join(cors.get("headers") or ["Authorization", "Content-Type", "If-Match"])
+    headers = [*_cors_headers(cors, origin),
+               (b"access-control-allow-methods", methods.encode()),
+               (b"access-control-allow-headers", allowed.encode()),
+               (b"access-control-max-age", str(cors.get("max_age", 600)).encode()),
+               (b"content-length", b"0")]
+    record["status"] = 204
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _problem(send: Send, error: PlinthError, request_id: str | None,
+                   record: dict[str, Any], extra: list[tuple[bytes, bytes]]) -> None:
+    body = error.problem()
+    if request_id:
+        body["request_id"] = request_id
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", PROBLEM), (b"content-length", str(len(data)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    names = {k for k, _ in headers}
+    headers += [(k, v) for k, v in extra if k not in names]
+    record["status"] = error.status
+    record["bytes"] = len(data)
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})

@@ -1,0 +1,151 @@
+"""Rate limits and quotas per tenant, per API key and per app, on the `limits` library.
+
+Counters live in process memory when embedded and in Redis when scaled out (so N nodes share
+one budget). Limits come from gateway settings (`GatewaySettings`): a tenant's record and one
+per app. Other layers call the quota hooks: `consume` for metered resources (plugin fuel,
+connector calls per day) and `check_stock` for stored amounts (records).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+from plinth.errors import RateLimited
+from plinth.integration.models import QuotaExceeded
+from plinth.integration.settings import GatewaySettings
+from plinth.settings import Settings
+
+WINDOWS = {"per_second": RateLimitItemPerSecond, "per_day": RateLimitItemPerDay}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one rate-limit check, with what the `RateLimit-*` headers say."""
+
+    allowed: bool
+    limit: int = 0
+    remaining: int = 0
+    reset_after: int = 0  # seconds until the tightest window frees a slot
+    policy: str = ""
+    scope: str = ""
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        if not self.limit:
+            return []
+        found = [(b"ratelimit-limit", str(self.limit).encode()),
+                 (b"ratelimit-remaining", str(self.remaining).encode()),
+                 (b"ratelimit-reset", str(self.reset_after).encode()),
+                 (b"ratelimit-policy", self.policy.encode())]
+        if not self.allowed:
+            found.append((b"retry-after", str(max(1, self.reset_after)).encode()))
+        return found
+
+
+@dataclass
+class _Items:
+    # Parsed limit items per (scope, config) so a request only looks things up.
+    cache: dict[tuple[str, int, str], RateLimitItem] = field(default_factory=dict)
+
+    def get(self, window: str, amount: int, namespace: str) -> RateLimitItem:
+        key = (window, amount, namespace)
+        item = self.cache.get(key)
+        if item is None:
+            item = self.cache[key] = WINDOWS[window](amount, namespace=namespace)
+        return item
+
+
+class Quotas:
+    """Decides rate limits and quotas; storage is memory (embedded) or Redis (scaled out)."""
+
+    def __init__(self, settings: Settings, gateway: GatewaySettings, *,
+                 key_prefix: str = "plinth") -> None:
+        self.gateway = gateway
+        if settings.redis_url:
+            uri = "async+" + settings.redis_url if not settings.redis_url.startswith(
+                "async+") else settings.redis_url
+            self.storage: Any = RedisStorage(uri, implementation="redispy", key_prefix=key_prefix)
+        else:
+            self.storage = MemoryStorage()
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+        self._items = _Items()
+
+    async def hit(self, limits: Iterable[tuple[str, str, dict[str, int]]],
+                  cost: int = 1) -> Verdict:
+        """Count one request against every `(scope, identifier, {window: amount})` given.
+
+        Denied if any window is exhausted; the headers describe the first window checked
+        (the tenant's per-second one, normally), or the exhausted one.
+        """
+        described: Verdict | None = None
+        for scope, ident, windows in limits:
+            for window, amount in windows.items():
+                if not amount or window not in WINDOWS:
+                    continue
+                item = self._items.get(window, int(amount), scope)
+                allowed = await self.limiter.hit(item, ident, cost=cost)
+                # Window stats cost a storage round trip: fetched for the first window (the
+                # headers describe it) and for a refusal only.
+                if allowed and described is not None:
+                    continue
+                stats = await self.limiter.get_window_stats(item, ident)
+                reset = max(0, math.ceil(stats.reset_time - time.time()))
+                verdict = Verdict(allowed, int(amount), stats.remaining, reset,
+                                  f"{amount};w={item.get_expiry()}", scope)
+                if not allowed:
+                    return verdict
+                described = verdict
+        return described or Verdict(True)
+
+    # -- quota hooks other layers call --------------------------------------------------------
+
+    async def consume(self, tenant_id: str, resource: str, amount: int = 1) -> Verdict:
+        """Meter `amount` of `resource` (e.g. plugin_fuel) against the tenant's quota; 429 if
+        the quota for the day (or second) is used up."""
+        config = (await self.gateway.for_tenant_id(tenant_id)).get("quotas", {})
+        windows = {k: v for k, v in config.get(resource, {}).items() if k in WINDOWS}
+        if not windows:
+            return Verdict(True)
+        verdict = await self.hit([(f"quota-{resource}", tenant_id, windows)], cost=amount)
+        if not verdict.allowed:
+            raise QuotaExceeded(
+                f"The tenant's {resource} quota ({verdict.limit} per "
+                f"{'day' if 'w=86400' in verdict.policy else 'second'}) is used up",
+                path=f"quotas.{resource}", extra={"resource": resource},
+                headers={"Retry-After": str(max(1, verdict.reset_after))})
+        return verdict
+
+    async def check_stock(self, tenant_id: str, resource: str, current: int,
+                          adding: int = 1) -> None:
+        """Refuse growing a stored amount (e.g. records) beyond the tenant's maximum."""
+        config = (await self.gateway.for_tenant_id(tenant_id)).get("quotas", {})
+        maximum = config.get(resource, {}).get("max")
+        if maximum is not None and current + adding > maximum:
+            raise QuotaExceeded(
+                f"The tenant may store at most {maximum} {resource}; it has {current}",
+                path=f"quotas.{resource}", extra={"resource": resource, "max": maximum})
+
+    async def close(self) -> None:
+        """Release the Redis connection pool, if any."""
+        if isinstance(self.storage, RedisStorage):
+            with contextlib.suppress(Exception):  # closing on shutdown is best effort
+                client = getattr(self.storage.bridge, "storage", None)
+                if client is not None:
+                    await client.aclose()
+
+
+def too_many(verdict: Verdict, what: str) -> RateLimited:
+    """The 429 for a refused verdict, carrying Retry-After and the RateLimit headers."""
+    headers = {k.decode().title(): v.decode() for k, v in verdict.headers()}
+    return RateLimited(
+        f"Too many requests for this {what}: {verdict.limit} per "
+        f"{'day' if 'w=86400' in verdict.policy else 'second'}; retry after "
+        f"{max(1, verdict.reset_after)} s", extra={"scope": verdict.scope}, headers=headers)

@@ -1,0 +1,87 @@
+"""The secrets vault: encrypted at rest, write-only, rotatable, audited."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from plinth.events import Event
+from plinth.integration import store
+from plinth.server import Platform
+from tests.helpers import make_tenant, token_for
+
+VALUE = "s3cr3t-value-that-must-not-leak"
+
+
+async def test_secrets_are_write_only_and_encrypted_at_rest(
+        client: httpx.AsyncClient, platform: Platform) -> None:
+    await make_tenant(client, "acme")
+    r = await client.put("/api/t/acme/secrets/stripe", json={"value": VALUE})
+    assert r.status_code == 200 and VALUE not in r.text
+    assert r.json()["name"] == "stripe" and "value" not in r.json()
+    r = await client.get("/api/t/acme/secrets")
+    assert [s["name"] for s in r.json()["items"]] == ["stripe"] and VALUE not in r.text
+    async with platform.db.read() as conn:
+        rows = (await conn.execute(sa.select(store.secrets))).all()
+        keys = (await conn.execute(sa.select(store.data_keys))).all()
+    assert VALUE.encode() not in rows[0].ciphertext
+    assert len(keys) == 1 and len(keys[0].wrapped) == 12 + 32 + 16
+    tenant = await platform.tenants.get("acme")
+    assert await platform.vault.reveal(tenant.id, "stripe", "test") == VALUE
+    # A tenant-bound designer cannot manage the owner's secrets; another tenant sees none.
+    designer = await token_for(client, "acme", "designer")
+    r = await client.get("/api/t/acme/secrets", headers={"Authorization": f"Bearer {designer}"})
+    assert r.status_code == 403
+    await make_tenant(client, "other")
+    other = await platform.tenants.get("other")
+    with pytest.raises(Exception, match="No secret"):
+        await platform.vault.reveal(other.id, "stripe", "test")
+    r = await client.delete("/api/t/acme/secrets/stripe")
+    assert r.status_code == 204
+    assert (await client.delete("/api/t/acme/secrets/stripe")).status_code == 404
+
+
+async def test_rotation_of_data_keys_and_master_key(client: httpx.AsyncClient,
+                                                     platform: Platform) -> None:
+    await make_tenant(client, "acme")
+    await client.put("/api/t/acme/secrets/a", json={"value": "alpha-value"})
+    await client.put("/api/t/acme/secrets/b", json={"value": "beta-value"})
+    events: list[Event] = []
+
+    async def keep(event: Event) -> None:
+        events.append(event)
+
+    platform.events.subscribe("vault.*", keep)
+    r = await client.post("/api/t/acme/vault/rotate")
+    assert r.status_code == 200 and r.json()["key_version"] == 2
+    tenant = await platform.tenants.get("acme")
+    assert await platform.vault.reveal(tenant.id, "a", "test") == "alpha-value"
+    async with platform.db.read() as conn:
+        versions = (await conn.execute(sa.select(store.data_keys.c.version))).scalars().all()
+    assert versions == [2]  # the old key is gone
+
+    new_master = os.urandom(32)
+    assert await platform.vault.rotate_master(new_master) == 1
+    assert await platform.vault.reveal(tenant.id, "b", "test") == "beta-value"
+    # A node still holding the old master key cannot open the data keys any more.
+    platform.vault._master = base64.b64decode(
+        (platform.settings.data_dir / "master.key").read_text())
+    with pytest.raises(Exception, match="master key"):
+        await platform.vault.reveal(tenant.id, "b", "test")
+    assert [e.topic for e in events] == ["vault.key_rotated", "vault.master_rotated"]
+
+
+async def test_embedded_master_key_is_generated_private(
+        platform: Platform, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    tenant = await platform.tenants.create("acme")
+    await platform.vault.put(tenant.id, "x", "some-value")
+    path = platform.settings.data_dir / "master.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "generated a master key" in caplog.text
+    assert path.read_text() not in caplog.text
