@@ -12,6 +12,7 @@ from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.metadata.service import AppFiles, MetadataService
 from plinth.settings import Settings
 from plinth.tenancy.service import TenantService
+from plinth.workflows.service import WorkflowService
 
 log = logging.getLogger("plinth")
 
@@ -28,6 +29,7 @@ class Platform:
         self.authorizer: Authorizer = RoleAuthorizer()
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
+        self.workflows = WorkflowService(self)
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
 
@@ -35,6 +37,9 @@ class Platform:
         """Migrate the database and make sure a platform admin token exists."""
         await self.db.migrate()
         self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
+        if self.settings.embedded_worker:
+            await self.workflows.start_worker()
+            self.on_stop(self.workflows.stop_worker)
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)
