@@ -21,8 +21,9 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.governance.api import router as governance_router
     from plinth.metadata.api import router as metadata_router
     from plinth.tenancy.api import router as tenancy_router
+    from plinth.workflows.api import router as workflows_router
 
-    return [tenancy_router, governance_router, metadata_router]
+    return [tenancy_router, governance_router, metadata_router, workflows_router]
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:

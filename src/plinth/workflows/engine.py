@@ -10,6 +10,7 @@ a job re-run after a crash (lease expired) or a duplicate signal never applies t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -429,7 +430,5 @@ class Engine:
                 log.exception("workflow worker iteration failed")
                 busy = False
             if not busy:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), poll)
-                except TimeoutError:
-                    pass

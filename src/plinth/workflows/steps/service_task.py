@@ -45,7 +45,8 @@ class ServiceTask(Base):
 
     async def run(self, ctx: StepContext) -> Outcome:
         spec = ctx.spec
-        data = {k: cel.evaluate(e, ctx.vars, ctx.record) for k, e in (spec.get("input") or {}).items()}
+        data = {k: cel.evaluate(e, ctx.vars, ctx.record)
+                for k, e in (spec.get("input") or {}).items()}
         app = ctx.instance["app"]
 
         async def call(key: str) -> Any:
@@ -53,7 +54,8 @@ class ServiceTask(Base):
             if action.startswith("record."):
                 records = _service(ctx.services, "records")
                 if action == "record.create":
-                    return await records.create(ctx.tenant, app, spec["entity"], data, ctx.principal)
+                    return await records.create(ctx.tenant, app, spec["entity"], data,
+                                                ctx.principal)
                 rid = cel.evaluate(spec["record_id"], ctx.vars, ctx.record)
                 return await records.update(ctx.tenant, app, spec["entity"], rid, data,
                                             ctx.principal)
