@@ -19,7 +19,8 @@ class Harness:
         self.platform = platform
         self.tenant: Any = None
 
-    async def publish(self, workflows: dict[str, Any], app: str = "claims") -> None:
+    async def publish(self, workflows: dict[str, Any], app: str = "claims",
+                      entities: dict[str, Any] | None = None) -> None:
         m = self.platform.metadata
         if self.tenant is None:
             self.tenant = await self.platform.tenants.create("acme", "Acme")
@@ -28,6 +29,7 @@ class Harness:
         except Exception:
             await m.create_app(self.tenant, app)
         definition = copy.deepcopy(CLAIMS) | {"workflows": workflows}
+        definition["entities"] |= entities or {}
         await m.put_draft(self.tenant, app, definition)
         await m.publish(self.tenant, app, ADMIN)
 

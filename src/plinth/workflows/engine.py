@@ -254,9 +254,14 @@ class Engine:
                 return
             allowed = expected if isinstance(expected, tuple) else (expected,)
             new_status = "waiting" if outcome.wait else "completed"
+            output = outcome.output
+            if isinstance(step["output"], dict) and isinstance(output, dict):
+                output = {**step["output"], **output}  # keep what earlier signals recorded
+            elif output is None:
+                output = step["output"]
             moved = await conn.execute(store.steps.update().where(
                 store.steps.c.id == step["id"], store.steps.c.status.in_(allowed)).values(
-                status=new_status, output=outcome.output, error=None,
+                status=new_status, output=output, error=None,
                 ended_at=None if outcome.wait else now))
             if moved.rowcount != 1:
                 return
