@@ -87,7 +87,7 @@ async def worker(url: str) -> None:
     """One worker process (spawned by the bench)."""
     platform = _platform(url)
     await platform.start()
-    await platform.workflows.engine.work(asyncio.Event(), poll=0.005)
+    await platform.workflows.engine.work(asyncio.Event(), poll=0.05)
 
 
 async def _fresh(kind: str, tmp: Path) -> str:

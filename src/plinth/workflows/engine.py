@@ -63,6 +63,7 @@ class Engine:
         self.events = events
         self.services = services  # the Platform: metadata, tenants, records, plugins, …
         self.lease = lease
+        self._tenants: dict[str, Any] = {}
 
     # -- starting -----------------------------------------------------------------------------
 
@@ -208,8 +209,13 @@ class Engine:
         await self._apply(job, inst, step, spec, outcome, child_doc, expected)
 
     async def _tenant(self, tenant_id: str) -> Any:
-        tenants = await self.services.tenants.list({tenant_id})
-        return tenants[0] if tenants else None
+        # Tenants are immutable for what steps need (id, slug); one lookup per process.
+        if tenant_id not in self._tenants:
+            tenants = await self.services.tenants.list({tenant_id})
+            if not tenants:
+                return None
+            self._tenants[tenant_id] = tenants[0]
+        return self._tenants[tenant_id]
 
     async def _effect(self, key: str, fn: Any) -> Any:
         """Run a side effect once per key: a re-run returns the remembered result."""
@@ -427,13 +433,17 @@ class Engine:
     # -- the worker loop ----------------------------------------------------------------------
 
     async def work(self, stop: asyncio.Event, poll: float = 0.2) -> None:
-        """Process jobs until `stop` is set, sleeping `poll` seconds when the queue is empty."""
+        """Process jobs until `stop` is set; an idle worker polls less often, up to `poll` s."""
+        idle = 0.005
         while not stop.is_set():
             try:
                 busy = await self.run_one()
             except Exception:  # the database went away for a moment: keep the worker alive
                 log.exception("workflow worker iteration failed")
                 busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), poll)
+            if busy:
+                idle = 0.005  # the next step of the same instance is usually due right now
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), idle)
+            idle = min(poll, idle * 2)

@@ -14,7 +14,7 @@ instances = sa.Table(
     sa.Column("workflow", sa.String(63), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),  # pinned definition version
     sa.Column("definition", sa.JSON, nullable=False),  # the workflow document it runs
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("vars", sa.JSON, nullable=False),
     sa.Column("record", sa.JSON, nullable=True),
     sa.Column("joins", sa.JSON, nullable=False),
