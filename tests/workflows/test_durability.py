@@ -163,3 +163,26 @@ async def test_sigkilled_worker_loses_and_doubles_nothing(wf: Harness, settings:
     assert [r.amount for r in ledger] == [1, 2]  # nothing lost, nothing doubled
     assert calls == 3  # p1 ran twice (once killed), the ledger took it once
     assert len([s for s in inst["timeline"] if s["node"] in ("p1", "p2")]) == 2
+
+
+async def test_schedule_and_webhook_starts(client: httpx.AsyncClient, platform: Platform) -> None:
+    await make_tenant(client, "acme")
+    await client.post("/api/t/acme/apps", json={"slug": "ops"})
+    nodes = {"a": {"type": "assign", "set": {"ok": "true"}, "next": "e"}, "e": {"type": "end"}}
+    body = {"workflows": {
+        "tick": {"first": "a", "start": [{"type": "schedule", "every": 0.2}], "nodes": nodes},
+        "hook": {"first": "a", "start": [{"type": "webhook"}], "nodes": nodes}}}
+    assert (await client.put("/api/t/acme/apps/ops/draft", json=body)).status_code == 200
+    assert (await client.post("/api/t/acme/apps/ops/publish", json={})).status_code in (200, 201)
+    r = await client.post("/api/t/acme/apps/ops/workflows/hook/instances", json={})
+    assert r.status_code == 409  # no manual start declared
+    r = await client.post("/api/t/acme/apps/ops/workflows/hook/webhook", json={"id": 7})
+    assert r.status_code == 202, r.text
+    await asyncio.sleep(0.5)
+    engine = platform.workflows.engine
+    assert await engine.tick_schedules() == 1
+    assert await engine.tick_schedules() == 0  # the next firing is not due yet
+    await engine.drain()
+    r = await client.get("/api/t/acme/workflow-instances", params={"app": "ops"})
+    got = sorted((i["workflow"], i["status"]) for i in r.json())
+    assert got == [("hook", "completed"), ("tick", "completed")]

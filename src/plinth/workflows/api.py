@@ -30,6 +30,15 @@ async def start(app: str, workflow: str, platform: PlatformDep, principal: Princ
     return await platform.workflows.start(tenant, app, workflow, input, principal)
 
 
+@router.post("/apps/{app}/workflows/{workflow}/webhook", status_code=202)
+async def webhook(app: str, workflow: str, platform: PlatformDep, principal: PrincipalDep,
+                  tenant: TenantDep,
+                  payload: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:  # noqa: B008
+    """An incoming webhook starts the workflow with the payload as `vars.payload`."""
+    return await platform.workflows.start(tenant, app, workflow, {"payload": payload},
+                                          principal, via="webhook")
+
+
 @router.get("/workflow-instances")
 async def instances(platform: PlatformDep, principal: PrincipalDep, tenant: TenantDep,
                     app: str | None = None, workflow: str | None = None,

@@ -430,12 +430,67 @@ class Engine:
             raise NotFound(f"No workflow instance {instance_id!r}", path="instance")
         return dict(row)
 
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def sync_schedules(self, tenant: Any, app: str) -> None:
+        """Make the schedule table match the active version's `schedule` start events."""
+        version = await self.services.metadata.active_version(tenant, app)
+        wanted: dict[str, tuple[str, float]] = {}
+        for name, doc in (version.definition if version else {}).get("workflows", {}).items():
+            for i, start in enumerate(doc.get("start", [])):
+                if start["type"] == "schedule" and start.get("every"):
+                    wanted[f"{tenant.id}:{app}:{name}:{i}"] = (name, float(start["every"]))
+        sc = store.schedules
+        now = time.time()
+        async with self.db.transaction() as conn:
+            have = {r.id: r for r in await conn.execute(sa.select(sc).where(
+                sc.c.tenant_id == tenant.id, sc.c.app == app))}
+            for key in have.keys() - wanted.keys():
+                await conn.execute(sc.delete().where(sc.c.id == key))
+            for key, (name, every) in wanted.items():
+                if key not in have:
+                    await conn.execute(sc.insert().values(
+                        id=key, tenant_id=tenant.id, app=app, workflow=name, every=every,
+                        next_at=now + every))
+                elif have[key].every != every:
+                    await conn.execute(sc.update().where(sc.c.id == key).values(
+                        every=every, next_at=now + every))
+
+    async def tick_schedules(self) -> int:
+        """Start every scheduled workflow that is due; each firing is taken by one worker."""
+        sc = store.schedules
+        now = time.time()
+        query = sa.select(sc).where(sc.c.next_at <= now).limit(20)
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        async with self.db.transaction() as conn:
+            due = list(await conn.execute(query))
+            for row in due:  # missed firings (process down) collapse into one
+                following = row.next_at + row.every
+                await conn.execute(sc.update().where(sc.c.id == row.id).values(
+                    next_at=following if following > now else now + row.every))
+        for row in due:
+            tenant = await self._tenant(row.tenant_id)
+            try:
+                await self.start(tenant, row.app, row.workflow, {"scheduled_at": row.next_at},
+                                 "schedule")
+            except Exception:
+                log.exception("scheduled start of %s/%s failed", row.app, row.workflow)
+        return len(due)
+
     # -- the worker loop ----------------------------------------------------------------------
 
     async def work(self, stop: asyncio.Event, poll: float = 0.2) -> None:
         """Process jobs until `stop` is set; an idle worker polls less often, up to `poll` s."""
         idle = 0.005
+        ticked = 0.0
         while not stop.is_set():
+            if time.time() - ticked >= 1.0:  # schedules are checked once a second
+                ticked = time.time()
+                try:
+                    await self.tick_schedules()
+                except Exception:  # a schedule failure must not stop the job loop
+                    log.exception("schedule tick failed")
             try:
                 busy = await self.run_one()
             except Exception:  # the database went away for a moment: keep the worker alive

@@ -27,8 +27,11 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
                                    "unknown_reference"))
             if start.get("condition"):
                 found += cel.check(start["condition"], f"{spath}.condition", "BOOL")
-        if start["type"] == "schedule" and not (start.get("cron") or start.get("every")):
-            found.append(Fault(f"{spath}.every", "a schedule needs `every` or `cron`",
+        if start["type"] == "schedule" and "cron" in start:
+            found.append(Fault(f"{spath}.cron", "cron expressions are not supported yet; "
+                               "use `every` (seconds)", "unsupported"))
+        elif start["type"] == "schedule" and not start.get("every"):
+            found.append(Fault(f"{spath}.every", "a schedule needs `every` (seconds)",
                                "required"))
     for node, spec in nodes.items():
         path = f"{base}.nodes.{node}"

@@ -71,6 +71,8 @@ class WorkflowService:
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         platform.events.subscribe("record.*", self._on_record)
+        platform.events.subscribe("app.published", self._on_publish)
+        platform.events.subscribe("app.rolled_back", self._on_publish)
 
     def _authorize(self, principal: Principal, action: str, tenant: Tenant, kind: str,
                    ident: str, **attrs: Any) -> None:
@@ -96,11 +98,20 @@ class WorkflowService:
     # -- instances ----------------------------------------------------------------------------
 
     async def start(self, tenant: Tenant, app: str, workflow: str, input: dict[str, Any],
-                    principal: Principal) -> dict[str, Any]:
-        """Start `workflow` of `app` by hand (or from a webhook)."""
+                    principal: Principal, via: str = "manual") -> dict[str, Any]:
+        """Start `workflow` of `app` by hand or from a webhook, if it declares that start."""
         self._authorize(principal, "workflow.start", tenant, "workflow", f"{app}/{workflow}")
-        return public(await self.engine.start(tenant, app, workflow, input,
+        _, doc = await self.engine.workflow_at(tenant, app, workflow)
+        starts = {s["type"] for s in doc.get("start", [{"type": "manual"}])}
+        if via not in starts:
+            raise Conflict(f"Workflow {workflow!r} has no {via} start event", path="start")
+        return public(await self.engine.start(tenant, app, workflow, {**input, "via": via},
                                               principal.audit_name()))
+
+    async def _on_publish(self, event: Event) -> None:
+        tenant = await self.engine._tenant(event.tenant_id or "")
+        if tenant is not None:
+            await self.engine.sync_schedules(tenant, event.data["app"])
 
     async def _on_record(self, event: Event) -> None:
         """Start every workflow whose record start event matches (CEL condition on the record)."""

@@ -80,3 +80,13 @@ effects = sa.Table(
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("at", sa.Float, nullable=False),
 )
+
+schedules = sa.Table(
+    "wf_schedules", platform_metadata,
+    sa.Column("id", sa.String(200), primary_key=True),  # tenant:app:workflow:start index
+    sa.Column("tenant_id", sa.String(32), nullable=False, index=True),
+    sa.Column("app", sa.String(40), nullable=False),
+    sa.Column("workflow", sa.String(63), nullable=False),
+    sa.Column("every", sa.Float, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False, index=True),
+)

@@ -7,13 +7,14 @@ down_revision = "0001_foundation"
 branch_labels = ("workflows",)
 depends_on = None
 
-NAMES = ("wf_instances", "wf_steps", "wf_tasks", "wf_jobs", "wf_effects")
+NAMES = ("wf_instances", "wf_steps", "wf_tasks", "wf_jobs", "wf_effects", "wf_schedules")
 
 
 def upgrade() -> None:
     from plinth.workflows import store
 
-    for table in (store.instances, store.steps, store.tasks, store.jobs, store.effects):
+    for table in (store.instances, store.steps, store.tasks, store.jobs, store.effects,
+                  store.schedules):
         table.create(op.get_bind())
 
 
