@@ -34,6 +34,8 @@ def form_schema(form: dict[str, Any], definition: dict[str, Any]) -> dict[str, A
     """The JSON Schema a task's form data must satisfy (its own, or from entity fields)."""
     if form.get("schema"):
         return dict(form["schema"])
+    if not form.get("entity"):
+        return {"type": "object"}  # a task without a form takes any object
     fields = definition.get("entities", {}).get(form.get("entity", ""), {}).get("fields", {})
     chosen = form.get("fields") or list(fields)
     props: dict[str, Any] = {}
