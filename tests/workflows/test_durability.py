@@ -186,3 +186,57 @@ async def test_schedule_and_webhook_starts(client: httpx.AsyncClient, platform: 
     r = await client.get("/api/t/acme/workflow-instances", params={"app": "ops"})
     got = sorted((i["workflow"], i["status"]) for i in r.json())
     assert got == [("hook", "completed"), ("tick", "completed")]
+
+
+async def test_plinth_worker_command_runs_and_stops(wf: Harness, settings: Settings) -> None:
+    await wf.publish({"w": flow({"t": {"type": "timer", "seconds": 0.1, "next": "e"},
+                                 "e": {"type": "end"}}, "t")})
+    iid = (await wf.platform.workflows.start(wf.tenant, "claims", "w", {}, ADMIN))["id"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"),
+           "PLINTH_DATABASE_URL": settings.resolved_database_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from plinth.workflows.cli import cli; cli()", "worker",
+        "--poll", "0.05", env=env)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and (await wf.get(iid))["status"] != "completed":  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await proc.wait()
+    assert (await wf.get(iid))["status"] == "completed"
+    assert code == 0  # SIGTERM lets the current step finish and exits cleanly
+
+
+async def test_http_approval_delegate_and_control(client: httpx.AsyncClient,
+                                                  platform: Platform) -> None:
+    await make_tenant(client, "acme")
+    await client.post("/api/t/acme/apps", json={"slug": "ok"})
+    body = {"workflows": {"w": flow({
+        "vote": {"type": "approval", "approvers": [{"role": "analyst"}], "next": "e"},
+        "e": {"type": "end"}}, "vote")}}
+    await client.put("/api/t/acme/apps/ok/draft", json=body)
+    await client.post("/api/t/acme/apps/ok/publish", json={})
+    analyst = as_user(client, await token_for(client, "acme", "analyst"))
+    iid = (await client.post("/api/t/acme/apps/ok/workflows/w/instances", json={},
+                             headers=analyst)).json()["id"]
+    r = await client.post(f"/api/t/acme/workflow-instances/{iid}/suspend", headers=analyst)
+    assert r.status_code == 403  # analysts work tasks; they do not steer instances
+    await platform.workflows.engine.drain()
+    [task] = (await client.get("/api/t/acme/tasks", headers=analyst)).json()
+    r = await client.post(f"/api/t/acme/tasks/{task['id']}/claim", headers=analyst)
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/api/t/acme/tasks/{task['id']}/decide",
+                          json={"decision": "approved", "comment": "fine"}, headers=analyst)
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/api/t/acme/tasks/{task['id']}/decide",
+                          json={"decision": "rejected"}, headers=analyst)
+    assert r.status_code == 409
+    await platform.workflows.engine.drain()
+    inst = (await client.get(f"/api/t/acme/workflow-instances/{iid}")).json()
+    assert inst["status"] == "completed"
+    assert inst["timeline"][0]["by"] and inst["timeline"][0]["tasks"][0]["comment"] == "fine"
+    r = await client.post(f"/api/t/acme/workflow-instances/{iid}/cancel")
+    assert r.status_code == 412
+    r = await client.get("/api/t/acme/workflow-instances", params={"status": "completed"})
+    assert [i["id"] for i in r.json()] == [iid]

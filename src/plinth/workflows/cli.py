@@ -11,6 +11,11 @@ import typer
 cli = typer.Typer(help="Run workflow workers (the job queue lives in the platform database).")
 
 
+@cli.callback()
+def _group() -> None:
+    """Workflow commands (kept a group so `worker` stays a named subcommand)."""
+
+
 @cli.command()
 def worker(
     poll: float = typer.Option(0.2, help="Seconds to sleep when no job is due"),

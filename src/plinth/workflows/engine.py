@@ -197,6 +197,8 @@ class Engine:
                 if signal.get("kind") == "task":
                     signal["task"] = next(t for t in tasks if t["id"] == signal["task_id"])
                 outcome = await impl.resume(ctx, signal)
+                if signal.get("kind") == "task":
+                    outcome.by = signal["task"]["decided_by"]
             else:
                 outcome = await impl.run(ctx)
             child_doc = None
@@ -267,7 +269,7 @@ class Engine:
                 output = step["output"]
             moved = await conn.execute(store.steps.update().where(
                 store.steps.c.id == step["id"], store.steps.c.status.in_(allowed)).values(
-                status=new_status, output=output, error=None,
+                status=new_status, output=output, error=None, by=outcome.by or step["by"],
                 ended_at=None if outcome.wait else now))
             if moved.rowcount != 1:
                 return

@@ -30,6 +30,7 @@ class Outcome:
     child: dict[str, Any] | None = None  # {"workflow", "input"}: start a sub-workflow
     close_tasks: bool = True  # on leaving a step, its open tasks are cancelled
     reassign: dict[str, Any] | None = None  # escalation: new assignee for open tasks
+    by: str | None = None  # who moved the step (set by the engine from the deciding task)
 
 
 @dataclass
