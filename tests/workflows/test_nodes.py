@@ -225,3 +225,12 @@ async def test_subworkflow_and_suspend_cancel(wf: Harness) -> None:
     await wf.platform.workflows.control(wf.tenant, iid, "resume", ADMIN)
     await wf.platform.workflows.control(wf.tenant, iid, "cancel", ADMIN)
     assert (await wf.get(iid))["status"] == "cancelled"
+
+
+def test_backoff_is_exponential_with_jitter_and_capped() -> None:
+    from plinth.workflows.engine import backoff
+
+    for attempt, full in ((1, 2.0), (2, 4.0), (3, 8.0), (10, 30.0)):
+        draws = {backoff(attempt, 2.0, 30.0) for _ in range(50)}
+        assert all(full / 2 <= d <= full for d in draws)
+        assert len(draws) > 1  # jittered, so retries of many instances do not align

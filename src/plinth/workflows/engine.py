@@ -100,12 +100,14 @@ class Engine:
         variables = {**doc.get("variables", {}), **input}
         if record is not None:
             variables.setdefault("record", record)
-        row = {"id": new_id(), "tenant_id": tenant_id, "app": app, "workflow": name,
+        instance_id = new_id()
+        row: dict[str, Any] = {
+               "id": instance_id, "tenant_id": tenant_id, "app": app, "workflow": name,
                "version": number, "definition": doc, "status": "running", "vars": variables,
                "record": record, "joins": {}, "parent_step": parent_step, "started_by": by,
                "started_at": now, "ended_at": None}
         await conn.execute(store.instances.insert().values(**row))
-        await self._enter(conn, row["id"], doc, doc["first"], now)
+        await self._enter(conn, instance_id, doc, doc["first"], now)
         return row
 
     async def _enter(self, conn: AsyncConnection, instance_id: str, doc: dict[str, Any],

@@ -24,7 +24,8 @@ from plinth.workflows.engine import Engine
 
 log = logging.getLogger("plinth.workflows")
 
-TYPES = {"string": {"type": "string"}, "text": {"type": "string"}, "email": {"type": "string"},
+TYPES: dict[str, dict[str, Any]] = {
+         "string": {"type": "string"}, "text": {"type": "string"}, "email": {"type": "string"},
          "url": {"type": "string"}, "integer": {"type": "integer"},
          "decimal": {"type": ["number", "string"]}, "boolean": {"type": "boolean"},
          "date": {"type": "string"}, "datetime": {"type": "string"}}
