@@ -154,11 +154,27 @@ class Engine:
         job = await self.claim()
         if job is None:
             return False
+        heartbeat = asyncio.create_task(self._heartbeat(job))
         try:
             await self.process(job)
         except Exception:  # the lease expires and another attempt picks the job up again
             log.exception("workflow job %s failed in the engine", job.id)
+        finally:
+            heartbeat.cancel()
         return True
+
+    async def _heartbeat(self, job: Job) -> None:
+        """Extend the lease while a long step runs; a dead worker stops extending it."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                async with self.db.transaction() as conn:
+                    await conn.execute(store.jobs.update().where(
+                        store.jobs.c.id == job.id, store.jobs.c.lease == job.lease,
+                        store.jobs.c.status == "running").values(
+                        locked_until=time.time() + self.lease))
+            except Exception:  # the apply transaction decides; a missed beat only risks a re-run
+                log.warning("lease heartbeat for job %s failed", job.id)
 
     async def drain(self, limit: int = 10_000) -> int:
         """Process due jobs until none is left (tests and the embedded worker's catch-up)."""
