@@ -14,9 +14,9 @@ import re
 from typing import Any
 
 from plinth.errors import Fault, ValidationFailed
-from plinth.ids import short_id
 from plinth.jsonschema import faults as schema_faults
 from plinth.metadata import kinds
+from plinth.ids import short_id
 
 Definition = dict[str, Any]
 DOC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
