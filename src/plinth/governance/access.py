@@ -14,12 +14,18 @@ from plinth.governance.principal import PLATFORM_ADMIN, Principal
 
 READ = {"tenant.read", "app.read", "draft.read", "version.read", "data.read"}
 DESIGN = READ | {"draft.edit", "app.publish", "app.rollback", "app.create"}
+TASKS = {"workflow.read", "task.read", "task.claim", "task.complete", "task.approve",
+         "task.reject", "task.delegate"}  # a task is further limited to its assignees
+WORKFLOWS = TASKS | {"workflow.start", "workflow.cancel", "workflow.suspend", "workflow.resume",
+                     "workflow.retry"}
 ROLE_ACTIONS: dict[str, set[str]] = {
-    "owner": DESIGN | {"app.delete", "token.manage", "data.create", "data.update",
-                       "data.delete", "plugin.install", "plugin.execute", "connector.call"},
-    "designer": DESIGN | {"data.create", "data.update", "data.delete", "plugin.execute",
-                          "connector.call"},
-    "analyst": READ | {"data.create", "data.update", "plugin.execute"},
+    "owner": DESIGN | WORKFLOWS | {"app.delete", "token.manage", "data.create", "data.update",
+                                   "data.delete", "plugin.install", "plugin.execute",
+                                   "connector.call"},
+    "designer": DESIGN | WORKFLOWS | {"data.create", "data.update", "data.delete",
+                                      "plugin.execute", "connector.call"},
+    "analyst": READ | TASKS | {"data.create", "data.update", "plugin.execute",
+                               "workflow.start"},
     "viewer": READ,
 }
 

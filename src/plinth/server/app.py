@@ -27,6 +27,7 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.metadata.api import router as metadata_router
     from plinth.runtime.api import router as runtime_router
     from plinth.tenancy.api import router as tenancy_router
+    from plinth.workflows.api import router as workflows_router
 
     return [
         tenancy_router,
@@ -37,6 +38,7 @@ def routers() -> list:  # type: ignore[type-arg]
         compiler_router,
         extensions_router,
         integration_router,
+        workflows_router,
     ]
 
 

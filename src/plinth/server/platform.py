@@ -16,6 +16,7 @@ from plinth.metadata.service import AppFiles, MetadataService
 from plinth.runtime.service import RecordService
 from plinth.settings import Settings
 from plinth.tenancy.service import TenantService
+from plinth.workflows.service import WorkflowService
 
 log = logging.getLogger("plinth")
 
@@ -35,6 +36,7 @@ class Platform:
         self.files = AppFiles(self.metadata)
         self.records = RecordService(self.db, self.events, self.metadata,
                                      lambda: self.authorizer, settings.data_dir)
+        self.workflows = WorkflowService(self)
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.on_stop(self.records.close)
@@ -48,6 +50,9 @@ class Platform:
         await self.db.migrate()
         self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
         await self.governance.start()
+        if self.settings.embedded_worker:
+            await self.workflows.start_worker()
+            self.on_stop(self.workflows.stop_worker)
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)

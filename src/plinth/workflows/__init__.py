@@ -1,0 +1,1 @@
+"""Durable workflows: the `workflow` document kind, the engine, workers and task inboxes."""

@@ -1,0 +1,524 @@
+"""The engine: start instances, claim jobs from the database queue, run steps, apply outcomes.
+
+A job is "enter node N" (run) or "resume step S with a signal". A worker claims one job under a
+lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises claims),
+runs the step outside any transaction, then applies the step's Outcome in one transaction that
+first checks the lease is still its own and the step is still in the state it started from, so
+a job re-run after a crash (lease expired) or a duplicate signal never applies twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from plinth.db import Database
+from plinth.errors import NotFound, PreconditionFailed
+from plinth.events import Event, EventBus
+from plinth.governance.principal import Principal
+from plinth.ids import new_id
+from plinth.workflows import steps as step_types
+from plinth.workflows import store
+from plinth.workflows.steps import Outcome, StepContext
+
+log = logging.getLogger("plinth.workflows")
+
+ENDED = ("completed", "failed", "cancelled")
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter in [delay/2, delay] (pure but for the random draw)."""
+    delay = min(cap, base * (2 ** (attempt - 1)))
+    return delay / 2 + random.random() * delay / 2
+
+
+@dataclass
+class Job:
+    id: str
+    instance_id: str
+    step_id: str
+    kind: str
+    signal: dict[str, Any] | None
+    lease: str
+
+
+@dataclass
+class Pending:
+    events: list[Event] = field(default_factory=list)
+
+
+class Engine:
+    """Runs workflow instances for one process; any number of processes share the queue."""
+
+    def __init__(self, db: Database, events: EventBus, services: Any, lease: float = 30.0):
+        self.db = db
+        self.events = events
+        self.services = services  # the Platform: metadata, tenants, records, plugins, …
+        self.lease = lease
+        self._tenants: dict[str, Any] = {}
+
+    # -- starting -----------------------------------------------------------------------------
+
+    async def workflow_at(self, tenant: Any, app: str, name: str,
+                          version: int | None = None) -> tuple[int, dict[str, Any]]:
+        """The workflow document `name` of the active (or given) version of `app`."""
+        metadata = self.services.metadata
+        found = (await metadata.version(tenant, app, version) if version
+                 else await metadata.active_version(tenant, app))
+        if found is None:
+            raise NotFound(f"App {app!r} has no published version", path="app")
+        doc = found.definition.get("workflows", {}).get(name)
+        if doc is None:
+            raise NotFound(f"No workflow named {name!r} in version {found.number} of {app!r}",
+                           path="workflow")
+        return found.number, doc
+
+    async def start(self, tenant: Any, app: str, name: str, input: dict[str, Any],
+                    by: str | None, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create an instance pinned to the active version and queue its first node."""
+        number, doc = await self.workflow_at(tenant, app, name)
+        async with self.db.transaction() as conn:
+            instance = await self._create(conn, tenant.id, app, name, number, doc, input, by,
+                                          record, None)
+        await self.events.publish(Event("workflow.started", tenant.id, {
+            "app": app, "workflow": name, "instance": instance["id"], "version": number,
+            "by": by}))
+        return instance
+
+    async def _create(self, conn: AsyncConnection, tenant_id: str, app: str, name: str,
+                      number: int, doc: dict[str, Any], input: dict[str, Any], by: str | None,
+                      record: dict[str, Any] | None, parent_step: str | None) -> dict[str, Any]:
+        now = time.time()
+        variables = {**doc.get("variables", {}), **input}
+        if record is not None:
+            variables.setdefault("record", record)
+        instance_id = new_id()
+        row: dict[str, Any] = {
+               "id": instance_id, "tenant_id": tenant_id, "app": app, "workflow": name,
+               "version": number, "definition": doc, "status": "running", "vars": variables,
+               "record": record, "joins": {}, "parent_step": parent_step, "started_by": by,
+               "started_at": now, "ended_at": None}
+        await conn.execute(store.instances.insert().values(**row))
+        await self._enter(conn, instance_id, doc, doc["first"], now)
+        return row
+
+    async def _enter(self, conn: AsyncConnection, instance_id: str, doc: dict[str, Any],
+                     node: str, now: float, input: Any = None) -> str:
+        step_id = new_id()
+        await conn.execute(store.steps.insert().values(
+            id=step_id, instance_id=instance_id, node=node, type=doc["nodes"][node]["type"],
+            status="queued", attempt=1, input=input, started_at=now))
+        await self._queue(conn, instance_id, step_id, "run", None, now)
+        return step_id
+
+    @staticmethod
+    async def _queue(conn: AsyncConnection, instance_id: str, step_id: str, kind: str,
+                     signal: dict[str, Any] | None, at: float) -> None:
+        await conn.execute(store.jobs.insert().values(
+            id=new_id(), instance_id=instance_id, step_id=step_id, kind=kind, signal=signal,
+            status="queued", run_at=at))
+
+    # -- the queue ----------------------------------------------------------------------------
+
+    async def claim(self) -> Job | None:
+        """Take the next due job (or one whose lease expired) under a fresh lease."""
+        now = time.time()
+        running = sa.select(store.instances.c.id).where(store.instances.c.status == "running")
+        j = store.jobs
+        query = (sa.select(j.c.id, j.c.instance_id, j.c.step_id, j.c.kind, j.c.signal)
+                 .where(sa.or_(sa.and_(j.c.status == "queued", j.c.run_at <= now),
+                               sa.and_(j.c.status == "running", j.c.locked_until < now)))
+                 .where(j.c.instance_id.in_(running))
+                 .order_by(j.c.run_at).limit(1))
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=j)
+        lease = new_id()
+        async with self.db.transaction() as conn:
+            row = (await conn.execute(query)).first()
+            if row is None:
+                return None
+            await conn.execute(j.update().where(j.c.id == row.id).values(
+                status="running", lease=lease, locked_until=now + self.lease))
+        return Job(row.id, row.instance_id, row.step_id, row.kind, row.signal, lease)
+
+    async def run_one(self) -> bool:
+        """Claim and process one job; False when none was due."""
+        job = await self.claim()
+        if job is None:
+            return False
+        heartbeat = asyncio.create_task(self._heartbeat(job))
+        try:
+            await self.process(job)
+        except Exception:  # the lease expires and another attempt picks the job up again
+            log.exception("workflow job %s failed in the engine", job.id)
+        finally:
+            heartbeat.cancel()
+        return True
+
+    async def _heartbeat(self, job: Job) -> None:
+        """Extend the lease while a long step runs; a dead worker stops extending it."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                async with self.db.transaction() as conn:
+                    await conn.execute(store.jobs.update().where(
+                        store.jobs.c.id == job.id, store.jobs.c.lease == job.lease,
+                        store.jobs.c.status == "running").values(
+                        locked_until=time.time() + self.lease))
+            except Exception:  # the apply transaction decides; a missed beat only risks a re-run
+                log.warning("lease heartbeat for job %s failed", job.id)
+
+    async def drain(self, limit: int = 10_000) -> int:
+        """Process due jobs until none is left (tests and the embedded worker's catch-up)."""
+        done = 0
+        while done < limit and await self.run_one():
+            done += 1
+        return done
+
+    # -- running a step -----------------------------------------------------------------------
+
+    async def process(self, job: Job) -> None:
+        """Run or resume the job's step and apply what it led to."""
+        async with self.db.read() as conn:
+            inst = (await conn.execute(store.instances.select().where(
+                store.instances.c.id == job.instance_id))).mappings().one()
+            step = (await conn.execute(store.steps.select().where(
+                store.steps.c.id == job.step_id))).mappings().one()
+            tasks = [dict(t) for t in (await conn.execute(store.tasks.select().where(
+                store.tasks.c.step_id == job.step_id).order_by(store.tasks.c.created_at)))
+                .mappings()]
+        expected = "waiting" if job.kind == "resume" else ("queued", "retrying")
+        if step["status"] not in (expected if isinstance(expected, tuple) else (expected,)):
+            await self._finish_job(job)  # a stale signal: the step has moved on
+            return
+        spec = inst["definition"]["nodes"][step["node"]]
+        tenant = await self._tenant(inst["tenant_id"])
+        ctx = StepContext(
+            node=step["node"], spec=spec, vars=dict(inst["vars"]), record=inst["record"],
+            instance=dict(inst), step_id=step["id"], attempt=step["attempt"], tasks=tasks,
+            effect=lambda fn: self._effect(f"{inst['id']}:{step['id']}", fn),
+            services=self.services, tenant=tenant,
+            principal=Principal(f"workflow:{inst['id']}", "workflow", frozenset({"owner"}),
+                                tenant_id=inst["tenant_id"], name=f"workflow {inst['workflow']}"))
+        impl = step_types.get(spec["type"])
+        try:
+            if job.kind == "resume":
+                signal = dict(job.signal or {})
+                if signal.get("kind") == "task":
+                    signal["task"] = next(t for t in tasks if t["id"] == signal["task_id"])
+                outcome = await impl.resume(ctx, signal)
+                if signal.get("kind") == "task":
+                    outcome.by = signal["task"]["decided_by"]
+            else:
+                outcome = await impl.run(ctx)
+            child_doc = None
+            if outcome.child:
+                _, child_doc = await self.workflow_at(tenant, inst["app"],
+                                                      outcome.child["workflow"], inst["version"])
+        except Exception as exc:  # noqa: BLE001  (a step's failure is data: retry or error path)
+            await self._failed(job, inst, step, spec, exc)
+            return
+        await self._apply(job, inst, step, spec, outcome, child_doc, expected)
+
+    async def _tenant(self, tenant_id: str) -> Any:
+        # Tenants are immutable for what steps need (id, slug); one lookup per process.
+        if tenant_id not in self._tenants:
+            tenants = await self.services.tenants.list({tenant_id})
+            if not tenants:
+                return None
+            self._tenants[tenant_id] = tenants[0]
+        return self._tenants[tenant_id]
+
+    async def _effect(self, key: str, fn: Any) -> Any:
+        """Run a side effect once per key: a re-run returns the remembered result."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(store.effects.c.result).where(
+                store.effects.c.key == key))).first()
+        if row is not None:
+            return row.result
+        result = await fn(key)
+        async with self.db.transaction() as conn:
+            exists = (await conn.execute(sa.select(store.effects.c.key).where(
+                store.effects.c.key == key))).first()
+            if exists is None:
+                await conn.execute(store.effects.insert().values(key=key, result=result,
+                                                                 at=time.time()))
+        return result
+
+    async def _guard(self, conn: AsyncConnection, job: Job, inst_id: str) -> dict[str, Any] | None:
+        """Lock the instance and finish the job if the lease is still ours; None otherwise."""
+        query = store.instances.select().where(store.instances.c.id == inst_id)
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update()
+        inst = (await conn.execute(query)).mappings().one()
+        done = await conn.execute(store.jobs.update().where(
+            store.jobs.c.id == job.id, store.jobs.c.lease == job.lease,
+            store.jobs.c.status == "running").values(status="done"))
+        return dict(inst) if done.rowcount == 1 else None
+
+    async def _finish_job(self, job: Job) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(store.jobs.update().where(
+                store.jobs.c.id == job.id, store.jobs.c.lease == job.lease).values(status="done"))
+
+    async def _apply(self, job: Job, inst0: Any, step: Any, spec: dict[str, Any],
+                     outcome: Outcome, child_doc: dict[str, Any] | None,
+                     expected: Any) -> None:
+        now = time.time()
+        out = Pending()
+        async with self.db.transaction() as conn:
+            inst = await self._guard(conn, job, inst0["id"])
+            if inst is None or inst["status"] != "running":
+                return
+            allowed = expected if isinstance(expected, tuple) else (expected,)
+            new_status = "waiting" if outcome.wait else "completed"
+            output = outcome.output
+            if isinstance(step["output"], dict) and isinstance(output, dict):
+                output = {**step["output"], **output}  # keep what earlier signals recorded
+            elif output is None:
+                output = step["output"]
+            moved = await conn.execute(store.steps.update().where(
+                store.steps.c.id == step["id"], store.steps.c.status.in_(allowed)).values(
+                status=new_status, output=output, error=None, by=outcome.by or step["by"],
+                ended_at=None if outcome.wait else now))
+            if moved.rowcount != 1:
+                return
+            variables = {**inst["vars"], **outcome.vars}
+            joins = dict(inst["joins"])
+            t = store.tasks
+            for task in outcome.tasks:
+                tid = new_id()
+                await conn.execute(t.insert().values(
+                    id=tid, tenant_id=inst["tenant_id"], instance_id=inst["id"],
+                    step_id=step["id"], kind=task["kind"], title=task["title"], status="open",
+                    assignee=task["assignee"], form=task["form"], created_at=now))
+                out.events.append(Event("task.created", inst["tenant_id"], {
+                    "task": tid, "instance": inst["id"], "node": step["node"],
+                    "assignee": task["assignee"]}))
+            if outcome.timer:
+                name, at = outcome.timer
+                await self._queue(conn, inst["id"], step["id"], "resume",
+                                  {"kind": "timer", "name": name}, at)
+            if outcome.reassign:
+                await conn.execute(t.update().where(t.c.step_id == step["id"],
+                                                    t.c.status == "open")
+                                   .values(assignee=outcome.reassign, claimed_by=None))
+            if not outcome.wait and outcome.close_tasks:
+                await conn.execute(t.update().where(t.c.step_id == step["id"],
+                                                    t.c.status == "open")
+                                   .values(status="cancelled", ended_at=now))
+            targets = list(outcome.next)
+            if outcome.join:
+                split = inst["definition"]["nodes"][outcome.join]
+                arrived = joins.get(outcome.join, 0) + 1
+                if arrived < len(split["branches"]):
+                    joins[outcome.join] = arrived
+                    targets = []
+                else:
+                    joins.pop(outcome.join, None)
+            for node in targets:
+                await self._enter(conn, inst["id"], inst["definition"], node, now)
+            if outcome.child and child_doc is not None:
+                await self._create(conn, inst["tenant_id"], inst["app"],
+                                   outcome.child["workflow"], inst["version"], child_doc,
+                                   outcome.child["input"], f"workflow:{inst['id']}", None,
+                                   step["id"])
+            values: dict[str, Any] = {"vars": variables, "joins": joins}
+            if outcome.end:
+                values |= {"status": outcome.end, "ended_at": now}
+                await self._ended(conn, inst, outcome.end, variables, now, out)
+            await conn.execute(store.instances.update().where(
+                store.instances.c.id == inst["id"]).values(**values))
+        for event in out.events:
+            await self.events.publish(event)
+
+    async def _ended(self, conn: AsyncConnection, inst: dict[str, Any], status: str,
+                     variables: dict[str, Any], now: float, out: Pending) -> None:
+        """Close what the instance leaves open, and wake a waiting parent."""
+        await conn.execute(store.tasks.update().where(
+            store.tasks.c.instance_id == inst["id"], store.tasks.c.status == "open")
+            .values(status="cancelled", ended_at=now))
+        await conn.execute(store.jobs.update().where(
+            store.jobs.c.instance_id == inst["id"], store.jobs.c.status == "queued")
+            .values(status="done"))
+        if inst["parent_step"]:
+            parent = (await conn.execute(sa.select(store.steps.c.instance_id).where(
+                store.steps.c.id == inst["parent_step"]))).first()
+            if parent is not None:
+                await self._queue(conn, parent.instance_id, inst["parent_step"], "resume",
+                                  {"kind": "child", "status": status, "vars": variables,
+                                   "instance": inst["id"]}, now)
+        out.events.append(Event(f"workflow.{status}", inst["tenant_id"], {
+            "app": inst["app"], "workflow": inst["workflow"], "instance": inst["id"]}))
+
+    async def _failed(self, job: Job, inst0: Any, step: Any, spec: dict[str, Any],
+                      exc: Exception) -> None:
+        """Retry with backoff, else take the error path, else fail the instance."""
+        now = time.time()
+        retry = spec.get("retry") or {}
+        attempt = step["attempt"]
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        out = Pending()
+        async with self.db.transaction() as conn:
+            inst = await self._guard(conn, job, inst0["id"])
+            if inst is None or inst["status"] != "running":
+                return
+            s = store.steps
+            if attempt < retry.get("max_attempts", 1):
+                delay = backoff(attempt, retry.get("backoff", 1.0), retry.get("max_backoff", 300.0))
+                await conn.execute(s.update().where(s.c.id == step["id"]).values(
+                    attempt=attempt + 1, error=message,
+                    status="retrying" if job.kind == "run" else step["status"]))
+                await self._queue(conn, inst["id"], step["id"], job.kind, job.signal,
+                                  now + delay)
+                return
+            await conn.execute(s.update().where(s.c.id == step["id"]).values(
+                status="failed", error=message, ended_at=now))
+            if spec.get("on_error"):
+                variables = {**inst["vars"], "error": {"node": step["node"], "message": message}}
+                await self._enter(conn, inst["id"], inst["definition"], spec["on_error"], now)
+                await conn.execute(store.instances.update().where(
+                    store.instances.c.id == inst["id"]).values(vars=variables))
+                return
+            await conn.execute(store.instances.update().where(
+                store.instances.c.id == inst["id"]).values(status="failed", ended_at=now))
+            await self._ended(conn, inst, "failed", inst["vars"], now, out)
+        for event in out.events:
+            await self.events.publish(event)
+
+    # -- control ------------------------------------------------------------------------------
+
+    async def set_status(self, tenant_id: str, instance_id: str, action: str) -> dict[str, Any]:
+        """cancel | suspend | resume | retry (from the failed step)."""
+        now = time.time()
+        out = Pending()
+        async with self.db.transaction() as conn:
+            inst = await self._instance(conn, tenant_id, instance_id, lock=True)
+            status = inst["status"]
+            i = store.instances.update().where(store.instances.c.id == instance_id)
+            if action == "cancel":
+                if status in ENDED:
+                    raise PreconditionFailed(f"the instance is already {status}", path="status")
+                await conn.execute(i.values(status="cancelled", ended_at=now))
+                await self._ended(conn, inst, "cancelled", inst["vars"], now, out)
+            elif action == "suspend":
+                if status != "running":
+                    raise PreconditionFailed(f"only a running instance can be suspended "
+                                             f"(it is {status})", path="status")
+                await conn.execute(i.values(status="suspended"))
+            elif action == "resume":
+                if status != "suspended":
+                    raise PreconditionFailed(f"the instance is {status}, not suspended",
+                                             path="status")
+                await conn.execute(i.values(status="running"))
+            elif action == "retry":
+                if status != "failed":
+                    raise PreconditionFailed(f"only a failed instance can be retried "
+                                             f"(it is {status})", path="status")
+                s = store.steps
+                failed = (await conn.execute(s.select().where(
+                    s.c.instance_id == instance_id, s.c.status == "failed")
+                    .order_by(s.c.started_at.desc()).limit(1))).mappings().first()
+                if failed is None:
+                    raise PreconditionFailed("no failed step to retry", path="status")
+                await conn.execute(s.update().where(s.c.id == failed["id"]).values(
+                    status="retrying", attempt=1, ended_at=None))
+                await self._queue(conn, instance_id, failed["id"], "run", None, now)
+                await conn.execute(i.values(status="running", ended_at=None))
+            inst = await self._instance(conn, tenant_id, instance_id)
+        for event in out.events:
+            await self.events.publish(event)
+        return inst
+
+    @staticmethod
+    async def _instance(conn: AsyncConnection, tenant_id: str, instance_id: str,
+                        lock: bool = False) -> dict[str, Any]:
+        query = store.instances.select().where(store.instances.c.id == instance_id,
+                                               store.instances.c.tenant_id == tenant_id)
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            raise NotFound(f"No workflow instance {instance_id!r}", path="instance")
+        return dict(row)
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def sync_schedules(self, tenant: Any, app: str) -> None:
+        """Make the schedule table match the active version's `schedule` start events."""
+        version = await self.services.metadata.active_version(tenant, app)
+        wanted: dict[str, tuple[str, float]] = {}
+        for name, doc in (version.definition if version else {}).get("workflows", {}).items():
+            for i, start in enumerate(doc.get("start", [])):
+                if start["type"] == "schedule" and start.get("every"):
+                    wanted[f"{tenant.id}:{app}:{name}:{i}"] = (name, float(start["every"]))
+        sc = store.schedules
+        now = time.time()
+        async with self.db.transaction() as conn:
+            have = {r.id: r for r in await conn.execute(sa.select(sc).where(
+                sc.c.tenant_id == tenant.id, sc.c.app == app))}
+            for key in have.keys() - wanted.keys():
+                await conn.execute(sc.delete().where(sc.c.id == key))
+            for key, (name, every) in wanted.items():
+                if key not in have:
+                    await conn.execute(sc.insert().values(
+                        id=key, tenant_id=tenant.id, app=app, workflow=name, every=every,
+                        next_at=now + every))
+                elif have[key].every != every:
+                    await conn.execute(sc.update().where(sc.c.id == key).values(
+                        every=every, next_at=now + every))
+
+    async def tick_schedules(self) -> int:
+        """Start every scheduled workflow that is due; each firing is taken by one worker."""
+        sc = store.schedules
+        now = time.time()
+        query = sa.select(sc).where(sc.c.next_at <= now).limit(20)
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        async with self.db.transaction() as conn:
+            due = list(await conn.execute(query))
+            for row in due:  # missed firings (process down) collapse into one
+                following = row.next_at + row.every
+                await conn.execute(sc.update().where(sc.c.id == row.id).values(
+                    next_at=following if following > now else now + row.every))
+        for row in due:
+            tenant = await self._tenant(row.tenant_id)
+            try:
+                await self.start(tenant, row.app, row.workflow, {"scheduled_at": row.next_at},
+                                 "schedule")
+            except Exception:
+                log.exception("scheduled start of %s/%s failed", row.app, row.workflow)
+        return len(due)
+
+    # -- the worker loop ----------------------------------------------------------------------
+
+    async def work(self, stop: asyncio.Event, poll: float = 0.2) -> None:
+        """Process jobs until `stop` is set; an idle worker polls less often, up to `poll` s."""
+        idle = 0.005
+        ticked = 0.0
+        while not stop.is_set():
+            if time.time() - ticked >= 1.0:  # schedules are checked once a second
+                ticked = time.time()
+                try:
+                    await self.tick_schedules()
+                except Exception:  # a schedule failure must not stop the job loop
+                    log.exception("schedule tick failed")
+            try:
+                busy = await self.run_one()
+            except Exception:  # the database went away for a moment: keep the worker alive
+                log.exception("workflow worker iteration failed")
+                busy = False
+            if busy:
+                idle = 0.005  # the next step of the same instance is usually due right now
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), idle)
+            idle = min(poll, idle * 2)

@@ -1,0 +1,95 @@
+"""The `workflow` document kind and its publish-time checks (graph, CEL, references)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from plinth.errors import Fault
+from plinth.metadata.kinds import Kind, load_schema, register
+from plinth.workflows import cel, steps
+
+
+def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> list[Fault]:
+    """Reachability, join/split pairing, CEL types and references, each fault with its path."""
+    base = f"workflows.{name}"
+    nodes: dict[str, Any] = doc.get("nodes", {})
+    found: list[Fault] = []
+    if doc.get("first") not in nodes:
+        found.append(Fault(f"{base}.first", f"no node named {doc.get('first')!r}",
+                           "unknown_node"))
+    for i, start in enumerate(doc.get("start", [])):
+        spath = f"{base}.start[{i}]"
+        if start["type"] == "record":
+            entity = start.get("entity")
+            if entity not in definition.get("entities", {}):
+                found.append(Fault(f"{spath}.entity", f"no entity named {entity!r}",
+                                   "unknown_reference"))
+            if start.get("condition"):
+                found += cel.check(start["condition"], f"{spath}.condition", "BOOL")
+        if start["type"] == "schedule" and "cron" in start:
+            found.append(Fault(f"{spath}.cron", "cron expressions are not supported yet; "
+                               "use `every` (seconds)", "unsupported"))
+        elif start["type"] == "schedule" and not start.get("every"):
+            found.append(Fault(f"{spath}.every", "a schedule needs `every` (seconds)",
+                               "required"))
+    for node, spec in nodes.items():
+        path = f"{base}.nodes.{node}"
+        step = steps.get(spec["type"])
+        found += step.check(spec, path, definition)
+        for target in step.targets(spec):
+            if target not in nodes:
+                found.append(Fault(path, f"leads to {target!r}, which is not a node",
+                                   "unknown_node"))
+        if spec["type"] not in ("end",) and not step.targets(spec):
+            found.append(Fault(f"{path}.next", "this node leads nowhere; add `next`",
+                               "required"))
+    found += _check_reachable(base, doc, nodes)
+    found += _check_joins(base, nodes)
+    return found
+
+
+def _check_reachable(base: str, doc: dict[str, Any], nodes: dict[str, Any]) -> list[Fault]:
+    seen: set[str] = set()
+    todo = [doc.get("first")]
+    while todo:
+        node = todo.pop()
+        if node in seen or node not in nodes:
+            continue
+        seen.add(node)
+        todo += steps.get(nodes[node]["type"]).targets(nodes[node])
+    return [Fault(f"{base}.nodes.{n}", f"node {n!r} cannot be reached from `first`",
+                  "unreachable") for n in nodes if n not in seen]
+
+
+def _check_joins(base: str, nodes: dict[str, Any]) -> list[Fault]:
+    found: list[Fault] = []
+    joined: dict[str, str] = {}
+    for node, spec in nodes.items():
+        if spec["type"] != "join" or not spec.get("split"):
+            continue
+        split = spec["split"]
+        if nodes.get(split, {}).get("type") != "parallel":
+            found.append(Fault(f"{base}.nodes.{node}.split",
+                               f"{split!r} is not a parallel split", "join_mismatch"))
+        elif split in joined:
+            found.append(Fault(f"{base}.nodes.{node}.split",
+                               f"split {split!r} is already joined by {joined[split]!r}",
+                               "join_mismatch"))
+        joined[split] = node
+    for node, spec in nodes.items():
+        if spec["type"] == "parallel" and node not in joined:
+            found.append(Fault(f"{base}.nodes.{node}", f"parallel split {node!r} has no join",
+                               "join_mismatch"))
+    return found
+
+
+WORKFLOW = register(
+    Kind(
+        name="workflow",
+        section="workflows",
+        schema=load_schema(Path(__file__).with_name("workflow.schema.json")),
+        id_prefix="wf",
+        checks=[check_workflow],
+    )
+)

@@ -1,0 +1,287 @@
+"""What other layers and the API call: start, inspect and control instances; the task inbox.
+
+Every action is authorized (`workflow.*`, `task.*`) and emits an event the audit ledger records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from plinth.errors import Conflict, Fault, Forbidden, NotFound, ValidationFailed
+from plinth.events import Event
+from plinth.governance.access import Resource, authorize
+from plinth.governance.principal import Principal
+from plinth.jsonschema import compile_schema, faults
+from plinth.tenancy.models import Tenant
+from plinth.workflows import cel, store
+from plinth.workflows import kind as _kind  # noqa: F401  (registers the workflow kind)
+from plinth.workflows.engine import Engine
+
+log = logging.getLogger("plinth.workflows")
+
+TYPES: dict[str, dict[str, Any]] = {
+         "string": {"type": "string"}, "text": {"type": "string"}, "email": {"type": "string"},
+         "url": {"type": "string"}, "integer": {"type": "integer"},
+         "decimal": {"type": ["number", "string"]}, "boolean": {"type": "boolean"},
+         "date": {"type": "string"}, "datetime": {"type": "string"}}
+
+
+def form_schema(form: dict[str, Any], definition: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema a task's form data must satisfy (its own, or from entity fields)."""
+    if form.get("schema"):
+        return dict(form["schema"])
+    if not form.get("entity"):
+        return {"type": "object"}  # a task without a form takes any object
+    fields = definition.get("entities", {}).get(form.get("entity", ""), {}).get("fields", {})
+    chosen = form.get("fields") or list(fields)
+    props: dict[str, Any] = {}
+    for name in chosen:
+        spec = fields.get(name, {})
+        prop = dict(TYPES.get(spec.get("type", ""), {}))
+        if spec.get("type") == "enum":
+            prop = {"enum": spec.get("values", [])}
+        props[name] = prop
+    required = [n for n in chosen if fields.get(n, {}).get("required")]
+    return {"type": "object", "properties": props, "required": required,
+            "additionalProperties": False}
+
+
+def may_act(task: dict[str, Any], principal: Principal) -> bool:
+    """Whether `principal` is an assignee of the task (role, user, matching attributes)."""
+    if principal.is_platform_admin:
+        return True
+    who = task.get("assignee") or {}
+    if task.get("claimed_by") and task["claimed_by"] != principal.id:
+        return False
+    if who.get("user"):
+        return who["user"] in (principal.id, principal.name)
+    if who.get("role") and who["role"] not in principal.roles:
+        return False
+    return all(principal.attrs.get(k) == v for k, v in (who.get("attrs") or {}).items())
+
+
+class WorkflowService:
+    """Workflows for one platform: the engine, the inbox and the record-event trigger."""
+
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+        self.engine = Engine(platform.db, platform.events, platform)
+        self._stop: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        platform.events.subscribe("record.*", self._on_record)
+        platform.events.subscribe("app.published", self._on_publish)
+        platform.events.subscribe("app.rolled_back", self._on_publish)
+
+    def _authorize(self, principal: Principal, action: str, tenant: Tenant, kind: str,
+                   ident: str, **attrs: Any) -> None:
+        authorize(self.platform.authorizer, principal, action,
+                  Resource(kind, ident, tenant_id=tenant.id, attrs=attrs))
+
+    async def _emit(self, topic: str, tenant: Tenant, **data: Any) -> None:
+        await self.platform.events.publish(Event(topic, tenant.id, data))
+
+    # -- embedded worker ----------------------------------------------------------------------
+
+    async def start_worker(self, poll: float = 0.2) -> None:
+        """Run a worker inside this process (`settings.embedded_worker`)."""
+        self._stop = asyncio.Event()
+        self._worker = asyncio.create_task(self.engine.work(self._stop, poll))
+
+    async def stop_worker(self) -> None:
+        if self._stop and self._worker:
+            self._stop.set()
+            await self._worker
+            self._worker = None
+
+    # -- instances ----------------------------------------------------------------------------
+
+    async def start(self, tenant: Tenant, app: str, workflow: str, input: dict[str, Any],
+                    principal: Principal, via: str = "manual") -> dict[str, Any]:
+        """Start `workflow` of `app` by hand or from a webhook, if it declares that start."""
+        self._authorize(principal, "workflow.start", tenant, "workflow", f"{app}/{workflow}")
+        _, doc = await self.engine.workflow_at(tenant, app, workflow)
+        starts = {s["type"] for s in doc.get("start", [{"type": "manual"}])}
+        if via not in starts:
+            raise Conflict(f"Workflow {workflow!r} has no {via} start event", path="start")
+        return public(await self.engine.start(tenant, app, workflow, {**input, "via": via},
+                                              principal.audit_name()))
+
+    async def _on_publish(self, event: Event) -> None:
+        tenant = await self.engine._tenant(event.tenant_id or "")
+        if tenant is not None:
+            await self.engine.sync_schedules(tenant, event.data["app"])
+
+    async def _on_record(self, event: Event) -> None:
+        """Start every workflow whose record start event matches (CEL condition on the record)."""
+        data = event.data
+        kind = event.topic.rsplit(".", 1)[-1]
+        tenant = await self.engine._tenant(event.tenant_id or "")
+        if tenant is None:
+            return
+        version = await self.platform.metadata.active_version(tenant, data.get("app"))
+        if version is None:
+            return
+        record = data.get("after") or data.get("before") or {}
+        for name, doc in version.definition.get("workflows", {}).items():
+            for start in doc.get("start", []):
+                if (start["type"] != "record" or start.get("entity") != data.get("entity")
+                        or start.get("event", "created") != kind):
+                    continue
+                if start.get("condition") and cel.evaluate(
+                        start["condition"], {}, record) is not True:
+                    continue
+                instance = await self.engine.start(tenant, data["app"], name, {}, data.get("by"),
+                                                   record)
+                log.info("record %s started workflow %s (%s)", data.get("id"), name,
+                         instance["id"])
+
+    async def instances(self, tenant: Tenant, principal: Principal, app: str | None = None,
+                        workflow: str | None = None, status: str | None = None,
+                        limit: int = 100) -> list[dict[str, Any]]:
+        """Instances of the tenant, newest first, filtered by app, workflow and status."""
+        self._authorize(principal, "workflow.read", tenant, "workflow", app or "*")
+        i = store.instances
+        query = sa.select(i).where(i.c.tenant_id == tenant.id)
+        for column, value in ((i.c.app, app), (i.c.workflow, workflow), (i.c.status, status)):
+            if value:
+                query = query.where(column == value)
+        async with self.platform.db.read() as conn:
+            rows = (await conn.execute(query.order_by(i.c.started_at.desc()).limit(limit)))
+            return [public(dict(r)) for r in rows.mappings()]
+
+    async def instance(self, tenant: Tenant, instance_id: str,
+                       principal: Principal) -> dict[str, Any]:
+        """One instance with its timeline: every step with input, output, who and when."""
+        self._authorize(principal, "workflow.read", tenant, "instance", instance_id)
+        async with self.platform.db.read() as conn:
+            inst = await self.engine._instance(conn, tenant.id, instance_id)
+            steps = (await conn.execute(store.steps.select().where(
+                store.steps.c.instance_id == instance_id).order_by(
+                store.steps.c.started_at, store.steps.c.id))).mappings()
+            timeline = [dict(s) for s in steps]
+            tasks = (await conn.execute(store.tasks.select().where(
+                store.tasks.c.instance_id == instance_id))).mappings()
+            by_step: dict[str, list[dict[str, Any]]] = {}
+            for t in tasks:
+                by_step.setdefault(t["step_id"], []).append(task_public(dict(t)))
+        for s in timeline:
+            s["tasks"] = by_step.get(s["id"], [])
+        return {**public(inst), "vars": inst["vars"], "timeline": timeline}
+
+    async def control(self, tenant: Tenant, instance_id: str, action: str,
+                      principal: Principal) -> dict[str, Any]:
+        """cancel | suspend | resume | retry an instance."""
+        self._authorize(principal, f"workflow.{action}", tenant, "instance", instance_id)
+        inst = await self.engine.set_status(tenant.id, instance_id, action)
+        await self._emit(f"workflow.{action}", tenant, instance=instance_id,
+                         by=principal.audit_name())
+        return public(inst)
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def inbox(self, tenant: Tenant, principal: Principal) -> list[dict[str, Any]]:
+        """Open tasks the caller may act on ("my tasks")."""
+        self._authorize(principal, "task.read", tenant, "task", "*")
+        t = store.tasks
+        async with self.platform.db.read() as conn:
+            rows = (await conn.execute(t.select().where(
+                t.c.tenant_id == tenant.id, t.c.status == "open").order_by(t.c.created_at)))
+            return [task_public(dict(r)) for r in rows.mappings() if may_act(dict(r), principal)]
+
+    async def _task(self, conn: Any, tenant: Tenant, task_id: str) -> dict[str, Any]:
+        query = store.tasks.select().where(store.tasks.c.id == task_id,
+                                           store.tasks.c.tenant_id == tenant.id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            raise NotFound(f"No task {task_id!r}", path="task")
+        task = dict(row)
+        if task["status"] != "open":
+            raise Conflict(f"The task is already {task['status']}", path="task")
+        return task
+
+    async def claim(self, tenant: Tenant, task_id: str, principal: Principal) -> dict[str, Any]:
+        """Take a task so no one else works on it."""
+        self._authorize(principal, "task.claim", tenant, "task", task_id)
+        async with self.platform.db.transaction() as conn:
+            task = await self._task(conn, tenant, task_id)
+            if not may_act(task, principal):
+                raise Forbidden("This task is not assigned to you", path="task")
+            await conn.execute(store.tasks.update().where(store.tasks.c.id == task_id)
+                               .values(claimed_by=principal.id))
+        await self._emit("task.claimed", tenant, task=task_id, by=principal.audit_name())
+        return task_public({**task, "claimed_by": principal.id})
+
+    async def delegate(self, tenant: Tenant, task_id: str, to_user: str,
+                       principal: Principal, comment: str | None = None) -> dict[str, Any]:
+        """Hand the task to another user; they alone may then decide it."""
+        self._authorize(principal, "task.delegate", tenant, "task", task_id)
+        async with self.platform.db.transaction() as conn:
+            task = await self._task(conn, tenant, task_id)
+            if not may_act(task, principal):
+                raise Forbidden("This task is not assigned to you", path="task")
+            assignee = {"user": to_user, "delegated_by": principal.audit_name()}
+            await conn.execute(store.tasks.update().where(store.tasks.c.id == task_id)
+                               .values(assignee=assignee, claimed_by=None, comment=comment))
+        await self._emit("task.delegated", tenant, task=task_id, to=to_user,
+                         by=principal.audit_name(), comment=comment)
+        return task_public({**task, "assignee": assignee})
+
+    async def complete(self, tenant: Tenant, task_id: str, principal: Principal,
+                       data: dict[str, Any] | None = None, decision: str | None = None,
+                       comment: str | None = None) -> dict[str, Any]:
+        """Complete a user task with form data, or approve/reject an approval task."""
+        action = {"approved": "task.approve", "rejected": "task.reject"}.get(decision or "",
+                                                                             "task.complete")
+        self._authorize(principal, action, tenant, "task", task_id)
+        now = time.time()
+        async with self.platform.db.transaction() as conn:
+            task = await self._task(conn, tenant, task_id)
+            if not may_act(task, principal):
+                raise Forbidden("This task is not assigned to you", path="task")
+            if task["kind"] == "approval":
+                if decision not in ("approved", "rejected"):
+                    raise ValidationFailed.of([Fault("decision", "approve or reject",
+                                                     "required")])
+                # One person, one vote: the same approver may not decide two tasks of a step.
+                other = (await conn.execute(sa.select(store.tasks.c.id).where(
+                    store.tasks.c.step_id == task["step_id"],
+                    store.tasks.c.decided_by == principal.audit_name()))).first()
+                if other is not None:
+                    raise Conflict("You already decided on this approval", path="task")
+            else:
+                inst = (await conn.execute(sa.select(store.instances.c.app,
+                                                     store.instances.c.version).where(
+                    store.instances.c.id == task["instance_id"]))).one()
+                version = await self.platform.metadata.version(tenant, inst.app, inst.version)
+                schema = form_schema(task["form"], version.definition)
+                found = faults(compile_schema(schema), data or {}, "data")
+                if found:
+                    raise ValidationFailed.of(found, "form data")
+            await conn.execute(store.tasks.update().where(store.tasks.c.id == task_id).values(
+                status="done", decision=decision or "completed", data=data or {},
+                decided_by=principal.audit_name(), comment=comment, ended_at=now))
+            await self.engine._queue(conn, task["instance_id"], task["step_id"], "resume",
+                                     {"kind": "task", "task_id": task_id}, now)
+        topic = {"task.approve": "task.approved", "task.reject": "task.rejected"}.get(
+            action, "task.completed")
+        await self._emit(topic, tenant, task=task_id, instance=task["instance_id"],
+                         by=principal.audit_name(), comment=comment)
+        return task_public({**task, "status": "done", "decision": decision or "completed"})
+
+
+def public(inst: dict[str, Any]) -> dict[str, Any]:
+    return {k: inst[k] for k in ("id", "app", "workflow", "version", "status", "started_by",
+                                  "started_at", "ended_at", "parent_step")}
+
+
+def task_public(task: dict[str, Any]) -> dict[str, Any]:
+    return {k: task.get(k) for k in ("id", "instance_id", "step_id", "kind", "title", "status",
+                                     "assignee", "form", "claimed_by", "decision",
+                                     "decided_by", "comment", "data", "created_at")}

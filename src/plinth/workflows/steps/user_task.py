@@ -1,0 +1,90 @@
+"""`user_task`: a person fills a form; due time (SLA) escalates to another assignee or node."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from plinth.errors import Fault
+from plinth.workflows import cel
+from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
+
+BUILT_IN_ROLES = {"owner", "designer", "analyst", "viewer", "manager"}
+
+
+def check_assignee(assignee: Any, path: str, definition: dict[str, Any]) -> list[Fault]:
+    """An assignee names a role, a user or a CEL expression; roles must exist."""
+    if not isinstance(assignee, dict) or not ({"role", "user", "expr"} & assignee.keys()):
+        return [Fault(path, "an assignee names a role, a user or an expr", "required")]
+    found: list[Fault] = []
+    role = assignee.get("role")
+    roles = set(definition.get("roles", {})) | BUILT_IN_ROLES
+    if role and role not in roles:
+        found.append(Fault(f"{path}.role", f"no role named {role!r}", "unknown_reference"))
+    if "expr" in assignee:
+        found += cel.check(assignee["expr"], f"{path}.expr")
+    for key, expr in (assignee.get("attrs") or {}).items():
+        found += cel.check(expr, f"{path}.attrs.{key}")
+    return found
+
+
+def resolve(assignee: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """The assignee with expressions evaluated (who may act on the task)."""
+    out: dict[str, Any] = {k: assignee[k] for k in ("role", "user") if k in assignee}
+    if "expr" in assignee:
+        out["user"] = str(cel.evaluate(assignee["expr"], ctx.vars, ctx.record))
+    if assignee.get("attrs"):
+        out["attrs"] = {k: cel.evaluate(e, ctx.vars, ctx.record)
+                        for k, e in assignee["attrs"].items()}
+    return out
+
+
+class UserTask(Base):
+    type = "user_task"
+
+    def targets(self, spec: dict[str, Any]) -> list[str]:
+        return [*super().targets(spec), *([spec["escalate"]["next"]]
+                                          if spec.get("escalate", {}).get("next") else [])]
+
+    def check(self, spec: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
+        found = check_assignee(spec.get("assignee"), f"{path}.assignee", definition)
+        form = spec.get("form") or {}
+        entity = form.get("entity")
+        if entity:
+            fields = definition.get("entities", {}).get(entity, {}).get("fields")
+            if fields is None:
+                found.append(Fault(f"{path}.form.entity", f"no entity named {entity!r}",
+                                   "unknown_reference"))
+            else:
+                for i, name in enumerate(form.get("fields", [])):
+                    if name not in fields:
+                        found.append(Fault(f"{path}.form.fields[{i}]",
+                                           f"{entity} has no field {name!r}", "unknown_field"))
+        if spec.get("escalate") and not spec.get("due"):
+            found.append(Fault(f"{path}.due", "escalation needs a due time", "required"))
+        if spec.get("escalate", {}).get("to"):
+            found += check_assignee(spec["escalate"]["to"], f"{path}.escalate.to", definition)
+        return found
+
+    async def run(self, ctx: StepContext) -> Outcome:
+        task = {"kind": "user_task", "assignee": resolve(ctx.spec["assignee"], ctx),
+                "form": ctx.spec.get("form") or {}, "title": ctx.spec.get("title", ctx.node)}
+        due = time.time() + ctx.spec["due"] if ctx.spec.get("due") else None
+        return Outcome(wait=True, tasks=[task], timer=("due", due) if due else None,
+                       output={"due_at": due})
+
+    async def resume(self, ctx: StepContext, signal: dict[str, Any]) -> Outcome:
+        if signal.get("kind") == "timer":
+            escalate = ctx.spec.get("escalate") or {}
+            if escalate.get("next"):
+                return Outcome(next=[escalate["next"]], output={"escalated": escalate["next"]})
+            to = resolve(escalate["to"], ctx) if escalate.get("to") else None
+            return Outcome(wait=True, close_tasks=False, reassign=to,
+                           output={"escalated_to": to})
+        task = signal["task"]
+        key = ctx.spec.get("output") or ctx.node
+        return Outcome(next=follow(ctx.spec), vars={key: task["data"]},
+                       output={"by": task["decided_by"], "data": task["data"]})
+
+
+register(UserTask())
