@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 from plinth.db import Database
 from plinth.events import EventBus
 from plinth.governance.access import Authorizer, RoleAuthorizer
+from plinth.governance.compliance.service import ComplianceService
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.metadata.service import AppFiles, MetadataService
 from plinth.settings import Settings
+from plinth.tenancy.regions import Regions
 from plinth.tenancy.service import TenantService
 
 log = logging.getLogger("plinth")
@@ -28,6 +30,9 @@ class Platform:
         self.authorizer: Authorizer = RoleAuthorizer()
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
+        self.regions = Regions(settings, self.db)
+        self.compliance = ComplianceService(self.db, self.events, self.tenants, self.metadata,
+                                            self.regions)
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
 
@@ -45,4 +50,5 @@ class Platform:
                 await hook()
             except Exception:
                 log.exception("stop hook failed")
+        await self.regions.close()
         await self.db.dispose()
