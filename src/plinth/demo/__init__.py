@@ -10,11 +10,14 @@ from pathlib import Path
 
 from plinth.governance.principal import Principal
 from plinth.metadata import definition as definitions
+from plinth.metadata import kinds
 from plinth.server.platform import Platform
 
 HERE = Path(__file__).parent
 TENANT = "acme-insurance"
 APPS = ["claims"]
+# Where the insurer's policyholders live; the packs follow (GDPR, CCPA/CPRA, LGPD, PCI DSS).
+PROFILE = {"countries": ["DE", "FR", "ES", "BR", "US"], "default_country": "DE"}
 
 
 async def load_demo(platform: Platform, principal: Principal) -> list[str]:
@@ -26,10 +29,21 @@ async def load_demo(platform: Platform, principal: Principal) -> list[str]:
             TENANT, "Acme Insurance", settings={"countries": ["DE", "FR", "ES", "BR", "US"]},
         )
         lines.append(f"tenant {TENANT} created")
+    if "compliance" not in tenant.settings:
+        await platform.compliance.set_profile(tenant, PROFILE, principal.audit_name())
+        tenant = await platform.tenants.get(TENANT)
+        lines.append(f"compliance profile: {', '.join(PROFILE['countries'])}")
     for slug in APPS:
         folder = HERE / slug
         app, draft = await platform.files.import_folder(tenant, folder, slug=slug,
                                                         by=principal.audit_name())
+        if kinds.by_section("policies") is not None:
+            # With governance's policy kind installed, the packs ask for a policy restricting
+            # who reads health data; the demo shows the remediation adding it.
+            fixed = await platform.compliance.fix(tenant, slug, apply=True,
+                                                  by=principal.audit_name())
+            if fixed["applied"]:
+                lines.append(f"compliance fix applied: {', '.join(fixed['rules'])}")
         outcome = await platform.metadata.publish(tenant, slug, principal,
                                                   message="demo app loaded")
         state = (f"published version {outcome.version.number}" if outcome.created
