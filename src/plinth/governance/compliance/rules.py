@@ -191,8 +191,9 @@ def subject_country(countries: frozenset[str]) -> Check:
             return []
         found = []
         for name, entity in _holding(ctx, PERSONAL):
-            field = entity.get("subject", {}).get("country_field")
-            if field and field in entity.get("fields", {}):
+            subject = entity.get("subject", {})
+            field = subject.get("country_field")
+            if subject.get("country") or (field and field in entity.get("fields", {})):
                 continue
             candidates = [f for f in entity.get("fields", {}) if f in ("country",
                                                                         "country_code")]
