@@ -143,6 +143,9 @@ class ComplianceService:
         return waiver
 
     async def waivers(self, tenant: Tenant, app: str | None = None) -> list[Waiver]:
+        """The tenant's waivers (of one app: NotFound if it does not exist)."""
+        if app is not None:
+            await self.metadata.get_app(tenant, app)
         async with self.db.read() as conn:
             return await store.waivers_of(conn, tenant.id, app)
 
