@@ -184,3 +184,28 @@ def test_compliance_keys_are_checked_with_paths():
         definitions.check(app)
     assert {f.path for f in err.value.faults} == {
         "entities.customer.subject.country_field", "entities.customer.retention.field"}
+
+
+def test_enforcement_seams_follow_the_metadata():
+    from datetime import UTC, datetime
+
+    from plinth.governance.compliance.enforcement import (
+        Protection,
+        anonymise,
+        retention_due,
+        subject_country,
+    )
+
+    app = good_app()
+    customer = app["entities"]["customer"]
+    protection = Protection.of(customer)
+    assert protection.encrypt == ("health", "password") and protection.mask == ("health",)
+    assert protection.audit_reads
+    record = {"full_name": "Ana", "country": "BR", "health": "x", "password": "p"}
+    assert subject_country(customer, record, profile("DE")) == "BR"
+    assert subject_country(app["entities"]["payment"], {}, profile("DE")) == "DE"
+    assert anonymise(customer, record) == {"full_name": None, "country": "BR",
+                                           "health": None, "password": None}
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    column, cutoff, action = retention_due(customer, now)
+    assert (column, action) == ("created_at", "anonymise") and cutoff.year == 2020

@@ -30,10 +30,11 @@ class ComplianceService:
         self.tenants = tenants
         self.metadata = metadata
         self.regions = regions
-        from plinth.governance.compliance.step import ComplianceStep
+        from plinth.governance.compliance.step import STEP
         from plinth.metadata.pipeline import register_step
 
-        register_step(ComplianceStep(self))
+        register_step(STEP)
+        STEP.attach(self)
 
     # -- profile ----------------------------------------------------------------------------
 
