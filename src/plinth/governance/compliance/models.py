@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -122,22 +123,28 @@ class Outcome:
         """One JSON Patch fixing every unwaived violation that has a fix (no duplicate ops)."""
         ops: list[dict[str, Any]] = []
         removes: list[dict[str, Any]] = []
+        seen: set[str] = set()  # rules of several packs often propose the same operation
         created: set[str] = set()  # sections a previous op adds whole
+
+        def keep(op: dict[str, Any], into: list[dict[str, Any]]) -> None:
+            key = json.dumps(op, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                into.append(op)
+
         for v in self.violations:
             if v.waiver is not None:
                 continue
             for op in v.patch:
                 if op["op"] == "remove":  # after the adds, so no add targets a removed field
-                    if op not in removes:
-                        removes.append(op)
+                    keep(op, removes)
                     continue
                 path = op["path"]
                 if op["op"] == "add" and path.count("/") == 1 and isinstance(op["value"], dict):
                     if path in created:  # a second "add the section": add its members instead
-                        ops += [{"op": "add", "path": f"{path}/{k}", "value": v2}
-                                for k, v2 in op["value"].items()]
+                        for k, member in op["value"].items():
+                            keep({"op": "add", "path": f"{path}/{k}", "value": member}, ops)
                         continue
                     created.add(path)
-                if op not in ops:
-                    ops.append(op)
+                keep(op, ops)
         return ops + removes
