@@ -198,3 +198,58 @@ async def test_suggested_classes_are_warnings_at_publish(client):
     assert {m["path"] for m in step["messages"] if m.get("code") == "classification_suggested"} \
         == {"entities.lead.fields.iban.classification",
             "entities.lead.fields.date_of_birth.classification"}
+
+
+async def test_waivers_and_profiles_stay_in_their_tenant(client, policy_kind):
+    card_app = {"entities": {"card": {"fields": {"pan": {"type": "string",
+                                                          "classification": "pci.pan"}},
+                                      "retention": {"days": 30}, "audit_reads": True}}}
+    for slug in ("alpha", "beta"):
+        await _tenant(client, slug, countries=("US",))
+        await make_app(client, slug, "cards", card_app)
+    r = await client.post("/api/t/alpha/apps/cards/compliance/waivers",
+                          json=_waiver("pci_dss.pan_encrypted"))
+    assert r.status_code == 201
+    assert (await client.post("/api/t/alpha/apps/cards/publish", json={})).status_code == 201
+    # beta's app of the same name is not covered by alpha's waiver
+    assert (await client.post("/api/t/beta/apps/cards/publish", json={})).status_code == 409
+    assert (await client.get("/api/t/beta/apps/cards/compliance/waivers")).json()["items"] == []
+    beta_owner = await token_for(client, "beta", "owner")
+    r = await client.get("/api/t/alpha/compliance/report", headers=as_user(client, beta_owner))
+    assert r.status_code == 403
+    # only platform admins decide where a tenant's data may live
+    r = await client.put("/api/t/beta/compliance/profile", json={"countries": ["CN"]},
+                         headers=as_user(client, beta_owner))
+    assert r.status_code == 403
+
+
+async def test_rollback_is_checked_against_todays_profile(client, policy_kind):
+    await _tenant(client, countries=())  # no country yet: only PCI DSS applies
+    app = {"entities": {"lead": {"fields": {"name": {"type": "string",
+                                                      "classification": "pii"}}}}}
+    await make_app(client, "acme", "crm", app)
+    assert (await client.post("/api/t/acme/apps/crm/publish", json={})).status_code == 201
+    app["entities"]["lead"]["retention"] = {"days": 365}
+    await client.put("/api/t/acme/apps/crm/draft", json=app)
+    assert (await client.post("/api/t/acme/apps/crm/publish", json={})).status_code == 201
+    # The tenant now operates in Germany: version 1 (no retention) may not come back.
+    await client.put("/api/t/acme/compliance/profile", json={"countries": ["DE"]})
+    r = await client.post("/api/t/acme/apps/crm/rollback", json={"version": 1})
+    assert r.status_code == 409
+    assert {v["rule"] for v in r.json()["violations"]} == {"gdpr.retention"}
+
+
+async def test_fix_can_classify_suggested_fields(client):
+    await _tenant(client, countries=("SG",))
+    await make_app(client, "acme", "crm", {"entities": {"lead": {"fields": {
+        "email": {"type": "email"}, "card_number": {"type": "string"}}}}})
+    r = await client.post("/api/t/acme/apps/crm/compliance/fix",
+                          json={"apply": True, "classify": True})
+    assert r.status_code == 200, r.text
+    fields = (await client.get("/api/t/acme/apps/crm/draft")).json()[
+        "definition"]["entities"]["lead"]["fields"]
+    assert fields["email"]["classification"] == "pii"
+    assert fields["card_number"]["classification"] == "pci.pan"
+    # classifying revealed card data; the next fix protects it
+    await client.post("/api/t/acme/apps/crm/compliance/fix", json={"apply": True})
+    assert (await client.post("/api/t/acme/apps/crm/publish", json={})).status_code == 201

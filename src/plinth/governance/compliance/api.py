@@ -62,7 +62,7 @@ async def check_app(app: str, tenant: TenantDep, platform: PlatformDep,
 async def fix_app(app: str, tenant: TenantDep, platform: PlatformDep,
                   principal: PrincipalDep, body: FixIn | None = None) -> dict[str, Any]:
     """The JSON Patch that fixes the draft; applied as one reviewable draft change if asked."""
-    body = body or FixIn()
+    body = body or FixIn.model_validate({})
     require(platform, principal, "draft.edit" if body.apply else "draft.read", tenant,
             ident=app)
     return await platform.compliance.fix(tenant, app, apply=body.apply,

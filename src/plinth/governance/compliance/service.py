@@ -158,7 +158,8 @@ class ComplianceService:
         profile = self.profile(tenant)
         apps = ([await self.metadata.get_app(tenant, app)] if app
                 else await self.metadata.list_apps(tenant))
-        countries = [country] if country else list(profile.countries) or [None]
+        countries: list[str | None] = ([country] if country
+                                       else list(profile.countries) or [None])
         now = utcnow()
         out: list[dict[str, Any]] = []
         for found in apps:
