@@ -126,3 +126,10 @@ async def test_profile_over_http(client):
     r = await client.get("/api/t/initech/compliance/profile")
     assert r.json()["profile"]["countries"] == ["DE", "CN"]
     assert r.json()["regions"] == [{"name": "default", "location": "local"}]
+
+
+async def test_a_tenant_is_created_in_a_known_region_only(client):
+    r = await client.post("/api/tenants", json={"slug": "umbrella", "region": "mars"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0] == {"path": "region", "code": "unknown_region",
+                                     "message": "no region named 'mars'; known: default"}

@@ -93,7 +93,8 @@ class Regions:
             return self.regions[name]
         except KeyError:
             raise ValidationFailed.of([Fault("region", f"no region named {name!r}; known: "
-                                             f"{', '.join(self.regions)}")]) from None
+                                             f"{', '.join(self.regions)}", "unknown_region")],
+                                      "region") from None
 
     def of_tenant(self, tenant: Tenant) -> tuple[str, ...]:
         """The regions a tenant may store data in, preferred first."""

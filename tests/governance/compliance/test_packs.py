@@ -209,3 +209,13 @@ def test_enforcement_seams_follow_the_metadata():
     now = datetime(2030, 1, 1, tzinfo=UTC)
     column, cutoff, action = retention_due(customer, now)
     assert (column, action) == ("created_at", "anonymise") and cutoff.year == 2020
+
+
+def test_a_policy_must_state_a_rule_about_the_entity():
+    from plinth.governance.compliance.policies import policy_mentions, restricting_policy
+
+    assert policy_mentions({"p": restricting_policy("claim")}, "claim")
+    assert not policy_mentions({"p": restricting_policy("claim")}, "claims")
+    assert not policy_mentions({"p": {"cedar": "// TODO: forbid reads of claim\n"}}, "claim")
+    assert not policy_mentions({"p": {"cedar": 'permit (principal, action, resource);'}},
+                               "claim")

@@ -6,7 +6,6 @@ the checks themselves are shared, since many laws ask the same of the same metad
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,6 +17,7 @@ from plinth.governance.compliance.models import (
     Rule,
     Severity,
 )
+from plinth.governance.compliance.policies import policy_mentions, restricting_policy
 from plinth.metadata import kinds
 
 Check = Callable[[CheckContext], list[Finding]]
@@ -77,28 +77,6 @@ def lawful_basis(classes: frozenset[str] = SENSITIVE) -> Check:
 
 # -- restricted reads --------------------------------------------------------------------------
 
-def policy_mentions(ctx: CheckContext, entity: str) -> bool:
-    """Whether a policy document forbids or permits something on `entity` (textual check:
-    the Cedar policy kind belongs to governance; this only looks for a statement naming it)."""
-    word = re.compile(rf"\b{re.escape(entity)}\b")
-    for doc in ctx.policies().values():
-        text = doc.get("cedar", "") if isinstance(doc, dict) else ""
-        for statement in re.split(r";", text):
-            if re.search(r"\b(forbid|permit)\b", statement) and word.search(statement):
-                return True
-    return False
-
-
-def restricting_policy(name: str) -> dict[str, Any]:
-    """A policy document letting only tenant owners read `name` records."""
-    return {"cedar": (
-        f"// Added by plinth compliance fix: {name} holds sensitive personal data.\n"
-        f'forbid (principal, action == Action::"data.read", resource)\n'
-        f'when {{ resource.entity == "{name}" }}\n'
-        f'unless {{ principal.roles.contains("owner") }};\n'
-    )}
-
-
 def restricted_reads(classes: frozenset[str] = SENSITIVE) -> Check:
     """Entities holding these classes have a policy restricting who reads them."""
 
@@ -109,7 +87,7 @@ def restricted_reads(classes: frozenset[str] = SENSITIVE) -> Check:
             return []
         found = []
         for name, _entity in _holding(ctx, classes):
-            if policy_mentions(ctx, name):
+            if policy_mentions(ctx.policies(), name):
                 continue
             ops: tuple[dict[str, Any], ...] = ()
             if "policies" in ctx.definition:
