@@ -93,6 +93,12 @@ async def test_a_waiver_lets_a_publish_through_and_is_evidence(client, platform,
         published.append(event)
 
     platform.events.subscribe("compliance.waiver", listen)
+    checked: list[Event] = []
+
+    async def on_checked(event: Event) -> None:
+        checked.append(event)
+
+    platform.events.subscribe("compliance.checked", on_checked)
     r = await client.post("/api/t/acme/apps/cards/compliance/fix", json={"apply": True})
     assert r.status_code == 200
     # The SAD field was removed by the fix; put a PAN back without encryption, and waive it.
@@ -123,6 +129,9 @@ async def test_a_waiver_lets_a_publish_through_and_is_evidence(client, platform,
     assert r.status_code == 201, r.text
     [step] = [s for s in r.json()["steps"] if s["step"] == "compliance"]
     assert any(m.get("waiver") == waiver["id"] for m in step["messages"])
+    [event] = checked  # the refused publish announced nothing
+    assert event.data["waived"] == ["pci_dss.pan_encrypted"]
+    assert event.data["hash"] == r.json()["version"]["hash"]
 
     report = (await client.get("/api/t/acme/compliance/report?app=cards")).json()
     [app_report] = report["apps"]

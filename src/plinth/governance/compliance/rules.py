@@ -211,11 +211,3 @@ def residency(countries: frozenset[str]) -> Check:
 
     return check
 
-
-def tenant_residency() -> Check:
-    """Self-imposed residency of the profile (any country) is satisfiable by its regions."""
-
-    def check(ctx: CheckContext) -> list[Finding]:
-        return residency(frozenset(ctx.profile.residency))(ctx)
-
-    return check

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from plinth.db import utcnow
 from plinth.errors import Fault, PublishRefused
+from plinth.events import Event
 from plinth.governance.compliance import classify, engine, store
 from plinth.governance.compliance import packs as pack_registry
 from plinth.metadata import definition as definitions
@@ -66,12 +67,22 @@ class ComplianceStep:
             result.warn(s["path"], s["message"], "classification_suggested")
         result.info(f"checked {len(outcome.rules)} rules of {', '.join(outcome.packs) or 'no'} "
                     "packs", packs=outcome.packs)
+        by = ctx.principal.audit_name() if ctx.principal else None
+        digest = definitions.content_hash(ctx.definition)
         if ctx.reason == "publish":
-            by = ctx.principal.audit_name() if ctx.principal else None
             await store.record_check(
-                ctx.conn, ctx.tenant.id, ctx.app.slug, ctx.number,
-                definitions.content_hash(ctx.definition), outcome.packs,
+                ctx.conn, ctx.tenant.id, ctx.app.slug, ctx.number, digest, outcome.packs,
                 [v.as_dict() for v in outcome.violations], by, utcnow())
+        summary = {"app": ctx.app.slug, "version": ctx.number, "hash": digest,
+                   "reason": ctx.reason, "packs": outcome.packs, "by": by,
+                   "waived": sorted({v.rule for v in outcome.violations if v.waiver}),
+                   "warnings": sorted({v.rule for v in outcome.violations if not v.waiver})}
+
+        async def announce() -> None:
+            # For the audit ledger: what the packs said about the version now active.
+            await service.events.publish(Event("compliance.checked", ctx.tenant.id, summary))
+
+        ctx.after_commit.append(announce)
 
 
 STEP = ComplianceStep()
