@@ -146,7 +146,8 @@ def report(
     if as_json:
         m.console.print_json(json.dumps(body))
         return
-    colours = {"pass": "green", "warn": "yellow", "fail": "red", "waived": "yellow"}
+    colours = {"pass": "green", "warn": "yellow", "fail": "red", "waived": "yellow",
+               "unchecked": "dim"}
     m.console.print(f"Tenant {body['tenant']}: [{colours[body['status']]}]"
                     f"{body['status'].upper()}[/]")
     for a in body["apps"]:

@@ -219,3 +219,13 @@ def test_a_policy_must_state_a_rule_about_the_entity():
     assert not policy_mentions({"p": {"cedar": "// TODO: forbid reads of claim\n"}}, "claim")
     assert not policy_mentions({"p": {"cedar": 'permit (principal, action, resource);'}},
                                "claim")
+
+
+def test_policy_rules_are_unchecked_without_the_policy_kind():
+    from plinth.metadata import kinds
+
+    if kinds.by_section("policies") is not None:
+        pytest.skip("governance's policy kind is installed")
+    outcome = _check("gdpr", bad_app(), ("DE",), ("default",))
+    assert outcome.status_of("gdpr.restricted_reads") == "unchecked"
+    assert "gdpr.restricted_reads" not in {v.rule for v in outcome.violations}

@@ -19,10 +19,16 @@ from plinth.governance.compliance.models import (
     Violation,
     Waiver,
 )
+from plinth.metadata import kinds
+
+
+def _checkable(rule: Rule) -> bool:
+    return rule.needs is None or kinds.by_section(rule.needs) is not None
 
 
 def _run_pack(pack: Pack, ctx: CheckContext) -> list[tuple[Rule, Finding]]:
-    return [(rule, finding) for rule in pack.rules for finding in rule.check(ctx)]
+    return [(rule, finding) for rule in pack.rules if _checkable(rule)
+            for finding in rule.check(ctx)]
 
 
 def _outcome(packs: list[Pack], results: list[list[tuple[Rule, Finding]]],
@@ -33,6 +39,8 @@ def _outcome(packs: list[Pack], results: list[list[tuple[Rule, Finding]]],
         for rule in pack.rules:
             outcome.rules.append(rule)
             outcome.rule_pack[rule.id] = pack.id
+            if not _checkable(rule):
+                outcome.unchecked.add(rule.id)
         for rule, finding in found:
             waiver = next((w.id for w in waivers if w.covers(rule.id, finding.path, now)), None)
             outcome.violations.append(Violation(

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from plinth.tenancy.profile import ComplianceProfile
 
 Severity = Literal["critical", "warning"]
-Status = Literal["pass", "fail", "waived"]
+Status = Literal["pass", "fail", "waived", "unchecked"]
 
 PERSONAL = frozenset({"pii", "pii.sensitive", "financial", "pci.pan", "credential"})
 SENSITIVE = frozenset({"pii.sensitive"})
@@ -49,6 +49,7 @@ class Rule:
     severity: Severity
     reference: str  # "GDPR art. 5(1)(e)"
     check: Callable[[CheckContext], list[Finding]]
+    needs: str | None = None  # a definition section (kind) the rule cannot be checked without
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,14 @@ class Outcome:
     rules: list[Rule] = field(default_factory=list)
     rule_pack: dict[str, str] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
+    unchecked: set[str] = field(default_factory=set)  # rules whose kind is not installed
 
     def blocking(self) -> list[Violation]:
         return [v for v in self.violations if v.severity == "critical" and v.waiver is None]
 
     def status_of(self, rule_id: str) -> Status:
+        if rule_id in self.unchecked:
+            return "unchecked"
         found = [v for v in self.violations if v.rule == rule_id]
         if not found:
             return "pass"

@@ -9,7 +9,7 @@ _STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}
 h1,h2,h3{margin:.8em 0 .3em} table{border-collapse:collapse;width:100%;margin:.5em 0 1.2em}
 td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
-.pass{color:#1a7f37}.fail{color:#c62828;font-weight:600}.waived,.warn{color:#a15c00}
+.pass{color:#1a7f37}.fail{color:#c62828;font-weight:600}.waived,.warn{color:#a15c00}.unchecked{color:#666}
 code{font-size:90%;background:#f4f4f4;padding:0 .2em} small{color:#666}
 """
 
@@ -40,6 +40,8 @@ def render_html(report: dict[str, Any]) -> str:
                     f"<code>{e(v['path'])}</code> {e(v['message'])}"
                     + (f" <small>(waiver {e(v['waived_by'])})</small>" if v["waived_by"] else "")
                     for v in r["violations"])
+                if r["status"] == "unchecked":
+                    details = f"needs the {e(r['needs'] or '')} document kind, not installed"
                 out.append(f"<tr><td><code>{e(r['id'])}</code> {e(r['title'])}</td>"
                            f"<td>{e(r['severity'])}</td><td>{e(r['reference'])}</td>"
                            f"<td>{_badge(r['status'])}</td><td>{details}</td></tr>")

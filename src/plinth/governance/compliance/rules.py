@@ -18,7 +18,6 @@ from plinth.governance.compliance.models import (
     Severity,
 )
 from plinth.governance.compliance.policies import policy_mentions, restricting_policy
-from plinth.metadata import kinds
 
 Check = Callable[[CheckContext], list[Finding]]
 DEFAULT_RETENTION_DAYS = 3650  # insurers keep claim files about ten years (limitation periods)
@@ -38,7 +37,7 @@ def _holding(ctx: CheckContext, classes: Iterable[str]) -> Iterable[tuple[str, d
 
 
 def rule(id: str, title: str, severity: Severity, reference: str, check: Check) -> Rule:
-    return Rule(id, title, severity, reference, check)
+    return Rule(id, title, severity, reference, check, getattr(check, "needs", None))
 
 
 # -- retention (storage limitation) -----------------------------------------------------------
@@ -81,10 +80,6 @@ def restricted_reads(classes: frozenset[str] = SENSITIVE) -> Check:
     """Entities holding these classes have a policy restricting who reads them."""
 
     def check(ctx: CheckContext) -> list[Finding]:
-        if kinds.by_section("policies") is None:
-            # Without governance's policy kind an app cannot hold a policy, and reads are
-            # decided by the built-in roles alone; the rule applies once the kind exists.
-            return []
         found = []
         for name, _entity in _holding(ctx, classes):
             if policy_mentions(ctx.policies(), name):
@@ -101,6 +96,9 @@ def restricted_reads(classes: frozenset[str] = SENSITIVE) -> Check:
                                  "reads it", ops))
         return found
 
+    # Without governance's policy kind an app cannot hold a policy: the engine reports the
+    # rule as unchecked rather than failing every app or passing it silently.
+    check.needs = "policies"  # type: ignore[attr-defined]
     return check
 
 

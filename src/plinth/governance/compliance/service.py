@@ -201,7 +201,7 @@ def _country_report(country: str | None, outcome: Outcome) -> dict[str, Any]:
         found = [v for v in outcome.violations if v.rule == rule.id]
         rules.append({"id": rule.id, "pack": outcome.rule_pack[rule.id], "title": rule.title,
                       "severity": rule.severity, "reference": rule.reference,
-                      "status": outcome.status_of(rule.id),
+                      "status": outcome.status_of(rule.id), "needs": rule.needs,
                       "violations": [v.as_dict() for v in found]})
     failing = [r for r in rules if r["status"] == "fail"]
     status = ("fail" if any(r["severity"] == "critical" for r in failing)

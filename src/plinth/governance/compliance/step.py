@@ -65,6 +65,9 @@ class ComplianceStep:
                 result.warn(v.path, f"{v.rule}: {v.message} ({v.reference})", v.rule)
         for s in classify.suggestions(ctx.definition):
             result.warn(s["path"], s["message"], "classification_suggested")
+        for rule_id in sorted(outcome.unchecked):
+            result.warn("", f"{rule_id} not checked: its document kind is not installed",
+                        "rule_unchecked")
         result.info(f"checked {len(outcome.rules)} rules of {', '.join(outcome.packs) or 'no'} "
                     "packs", packs=outcome.packs)
         by = ctx.principal.audit_name() if ctx.principal else None
