@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     master_key: str | None = Field(
         default=None, description="Base64 32-byte master key for envelope encryption"
     )
+    regions: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='Data regions as JSON: {"eu": {"url": "...", "location": "eu-central"}}; '
+        'the platform database is always region "default"',
+    )
+    default_location: str = Field(default="local",
+                                  description="Location of the default region (e.g. eu-central)")
     max_body_bytes: int = 1_048_576
     plugin_cache_dir: Path | None = Field(
         default=None, description="Compiled plugin artifacts; default: data_dir/plugin-cache"

@@ -11,6 +11,7 @@ from plinth.server import Platform
 from tests.helpers import as_user, make_app, make_tenant, token_for
 
 BODIES = {
+    ("POST", "/api/t/{tenant}/apps/{app}/compliance/fix"): {"apply": True},
     ("POST", "/api/t/{tenant}/apps/{app}/data/{entity}"): {"note": "y"},
     ("PATCH", "/api/t/{tenant}/apps/{app}/data/{entity}/{record_id}"): {"note": "z"},
     ("PUT", "/api/t/{tenant}/apps/{app}/data/{entity}/{record_id}"): {"note": "z"},

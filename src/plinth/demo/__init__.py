@@ -15,6 +15,8 @@ from plinth.server.platform import Platform
 HERE = Path(__file__).parent
 TENANT = "acme-insurance"
 APPS = ["claims"]
+# Where the insurer's policyholders live; the packs follow (GDPR, CCPA/CPRA, LGPD, PCI DSS).
+PROFILE = {"countries": ["DE", "FR", "ES", "BR", "US"], "default_country": "DE"}
 
 
 async def load_demo(platform: Platform, principal: Principal) -> list[str]:
@@ -26,6 +28,10 @@ async def load_demo(platform: Platform, principal: Principal) -> list[str]:
             TENANT, "Acme Insurance", settings={"countries": ["DE", "FR", "ES", "BR", "US"]},
         )
         lines.append(f"tenant {TENANT} created")
+    if "compliance" not in tenant.settings:
+        await platform.compliance.set_profile(tenant, PROFILE, principal.audit_name())
+        tenant = await platform.tenants.get(TENANT)
+        lines.append(f"compliance profile: {', '.join(PROFILE['countries'])}")
     for slug in APPS:
         folder = HERE / slug
         app, draft = await platform.files.import_folder(tenant, folder, slug=slug,

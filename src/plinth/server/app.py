@@ -23,6 +23,7 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.extensions.api import router as extensions_router
     from plinth.governance.api import public as auth_router
     from plinth.governance.api import router as governance_router
+    from plinth.governance.compliance.api import router as compliance_router
     from plinth.integration.api import router as integration_router
     from plinth.metadata.api import router as metadata_router
     from plinth.runtime.api import router as runtime_router
@@ -39,6 +40,7 @@ def routers() -> list:  # type: ignore[type-arg]
         extensions_router,
         integration_router,
         workflows_router,
+        compliance_router,
     ]
 
 

@@ -9,12 +9,14 @@ from plinth.db import Database
 from plinth.events import EventBus
 from plinth.extensions.service import PluginService
 from plinth.governance.access import Authorizer
+from plinth.governance.compliance.service import ComplianceService
 from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
 from plinth.metadata.service import AppFiles, MetadataService
 from plinth.runtime.service import RecordService
 from plinth.settings import Settings
+from plinth.tenancy.regions import Regions
 from plinth.tenancy.service import TenantService
 from plinth.workflows.service import WorkflowService
 
@@ -37,6 +39,9 @@ class Platform:
         self.records = RecordService(self.db, self.events, self.metadata,
                                      lambda: self.authorizer, settings.data_dir)
         self.workflows = WorkflowService(self)
+        self.regions = Regions(settings, self.db)
+        self.compliance = ComplianceService(self.db, self.events, self.tenants, self.metadata,
+                                            self.regions)
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.on_stop(self.records.close)
@@ -63,4 +68,5 @@ class Platform:
                 await hook()
             except Exception:
                 log.exception("stop hook failed")
+        await self.regions.close()
         await self.db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +48,16 @@ class TenantService:
     async def find(self, slug: str) -> Tenant | None:
         async with self.db.read() as conn:
             return await store.by_slug(conn, slug)
+
+    async def update_settings(self, slug: str, key: str, value: Any) -> Tenant:
+        """Set one key of a tenant's settings (e.g. its compliance profile), atomically."""
+        async with self.db.transaction() as conn:
+            tenant = await store.by_slug(conn, slug)
+            if tenant is None:
+                raise NotFound(f"No tenant named {slug!r}", path="tenant")
+            settings = {**tenant.settings, key: value}
+            await store.update_settings(conn, tenant.id, settings)
+        return replace(tenant, settings=settings)
 
     async def list(self, ids: set[str] | None = None) -> list[Tenant]:
         """All tenants, or those whose id is in `ids`."""

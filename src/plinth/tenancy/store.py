@@ -51,3 +51,9 @@ async def all_(conn: AsyncConnection, ids: set[str] | None = None) -> list[Tenan
     if ids is not None:
         query = query.where(tenants.c.id.in_(ids))
     return [_tenant(r) for r in (await conn.execute(query))]
+
+
+async def update_settings(conn: AsyncConnection, tenant_id: str, settings: dict) -> None:  # type: ignore[type-arg]
+    await conn.execute(
+        tenants.update().where(tenants.c.id == tenant_id).values(settings=settings)
+    )

@@ -1,0 +1,16 @@
+"""The compliance engine: jurisdiction packs checked at publish, remediation, waivers, reports.
+
+Pure in the middle (`engine.evaluate` over a definition and a profile), I/O at the edges
+(`service`, `step`, `api`). Runtime seams: `classify.mask` for responses, `Regions.region_for`
+for residency, each entity's `retention`/`subject` keys for retention jobs and subject rights.
+"""
+
+from plinth.governance.compliance.classify import mask, suggest, suggestions
+from plinth.governance.compliance.entity_checks import check_compliance_keys
+from plinth.governance.compliance.models import Finding, Outcome, Pack, Rule, Violation, Waiver
+from plinth.metadata.kinds import add_check
+
+add_check("entity", check_compliance_keys)
+
+__all__ = ["Finding", "Outcome", "Pack", "Rule", "Violation", "Waiver", "mask", "suggest",
+           "suggestions"]

@@ -1,0 +1,51 @@
+"""`plinth compliance` from a shell: report, fix (dry run, then --apply), waive."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cli_report_fix_and_waive(tmp_path, database_url):
+    env = {**os.environ, "PLINTH_DATA_DIR": str(tmp_path / "data"),
+           "PLINTH_DATABASE_URL": database_url}
+
+    def plinth(*args: str, code: int = 0) -> str:
+        done = subprocess.run([sys.executable, "-m", "plinth.cli.main", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == code, done.stderr + done.stdout
+        return done.stdout
+
+    plinth("demo", "--load-only")
+    out = plinth("compliance", "report", "acme-insurance", "--html", str(tmp_path / "r.html"))
+    assert "acme-insurance: PASS" in out and "claims v1 BR (lgpd, pci_dss): PASS" in out
+    assert "LGPD art. 15" in (tmp_path / "r.html").read_text()
+
+    # Drop the retention of policyholders: the report fails, fix shows then applies the patch.
+    folder = tmp_path / "exp"
+    plinth("app", "export", "acme-insurance", "claims", str(folder))
+    path = folder / "entities" / "policyholder.yaml"
+    text = path.read_text()
+    start = text.index("retention:")
+    end = text.index("lawful_basis:")
+    path.write_text(text[:start] + text[end:])
+    plinth("app", "import", "acme-insurance", str(folder))
+    assert "gdpr.retention" in plinth("compliance", "check", "acme-insurance", "claims",
+                                      code=1)
+    dry = plinth("compliance", "fix", "acme-insurance", "claims")
+    assert "/entities/policyholder/retention" in dry and "Dry run" in dry
+    assert "gdpr.retention" in plinth("compliance", "check", "acme-insurance", "claims",
+                                      code=1)
+    assert "Applied to the draft" in plinth("compliance", "fix", "acme-insurance", "claims",
+                                            "--apply")
+    plinth("compliance", "check", "acme-insurance", "claims")
+    out = plinth("compliance", "waive", "acme-insurance", "claims", "gdpr.retention",
+                 "--reason", "Legacy archive under review by the DPO", "--until", "2099-01-01",
+                 code=2)  # more than a year ahead is refused
+    out = plinth("compliance", "profile", "acme-insurance")
+    assert json.loads(out)["countries"] == ["DE", "FR", "ES", "BR", "US"]
