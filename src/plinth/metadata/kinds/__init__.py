@@ -74,3 +74,5 @@ def sections() -> list[str]:
 
 
 from plinth.metadata.kinds import entity as _entity  # noqa: E402,F401  (registers itself)
+from plinth.metadata.kinds import page as _page  # noqa: E402,F401  (registers itself)
+from plinth.metadata.kinds import component as _component  # noqa: E402,F401
