@@ -10,6 +10,7 @@ from plinth.events import EventBus
 from plinth.governance.access import Authorizer, RoleAuthorizer
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.metadata.service import AppFiles, MetadataService
+from plinth.pages.targets.webcomponents import ModuleCache
 from plinth.settings import Settings
 from plinth.tenancy.service import TenantService
 
@@ -28,6 +29,7 @@ class Platform:
         self.authorizer: Authorizer = RoleAuthorizer()
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
+        self.page_modules = ModuleCache()  # compiled page modules by version hash
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
 
