@@ -418,6 +418,7 @@ function portalElement(app, tags) {
     static properties = { user: { state: true }, route: { state: true }, signInError: { state: true } };
     createRenderRoot() { return this; }
     connectedCallback() {
+      this.replaceChildren(); // drop the shell's "Loading…" placeholder
       super.connectedCallback();
       this.onPop = () => this.resolve();
       window.addEventListener("popstate", this.onPop);

@@ -1,0 +1,84 @@
+"""End users in the portal: sign in, see the generated form, get validation errors."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from plinth.metadata.files import read_folder
+from tests.e2e.conftest import ADMIN, ROOT
+
+DEMO = ROOT / "src" / "plinth" / "demo" / "claims"
+SCREENSHOT = ROOT / "docs" / "screenshots" / "portal.png"
+
+
+@pytest.fixture(scope="module")
+def published(server: str) -> dict[str, str]:
+    """The demo claims app published on the server, and an end user's token."""
+    admin = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {ADMIN}"})
+    assert admin.post("/api/tenants", json={"slug": "acme", "name": "Acme"}).status_code == 201
+    r = admin.post("/api/t/acme/apps", json={"slug": "claims", "name": "Claims"})
+    assert r.status_code == 201, r.text
+    definition = read_folder(DEMO)[1]
+    assert admin.put("/api/t/acme/apps/claims/draft", json=definition).status_code == 200
+    assert admin.post("/api/t/acme/apps/claims/publish", json={}).status_code == 201
+    r = admin.post("/api/t/acme/tokens", json={"name": "customer", "role": "analyst"})
+    return {"base": server, "token": r.json()["token"]}
+
+
+def test_sign_in_then_the_form_validates_in_the_browser(browser, published):
+    page = browser.new_page(viewport={"width": 1100, "height": 1000})
+    page.goto(f"{published['base']}/a/acme/claims/claims/new")
+    page.get_by_label("Access token").fill("plt_not_a_real_token_0000000000")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("That token was not accepted.").wait_for()
+
+    page.get_by_label("Access token").fill(published["token"])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="File a claim").wait_for()
+    assert page.get_by_text("Tell us what happened, customer").is_visible()  # a {{ }} binding
+    assert page.title() == "File a claim · Claims"
+
+    # Nothing filled in: every required field says so, and nothing is sent.
+    sent: list[str] = []
+    page.on("request", lambda req: sent.append(req.url) if req.method == "POST" else None)
+    page.get_by_role("button", name="Submit claim").click()
+    page.get_by_text("Please correct the highlighted fields.").wait_for()
+    required = page.locator(".pl-field-error", has_text="This field is required.")
+    assert required.count() == 6  # currency has a default
+    assert sent == []
+
+    # Constraints from the entity's schema: minLength and min.
+    page.get_by_label("Claim reference").fill("CL-2026-0001")
+    page.get_by_label("What happened").fill("Too short")
+    page.get_by_label("Claimed amount").fill("-5")
+    page.get_by_role("button", name="Submit claim").click()
+    assert page.locator('[data-field="description"]').inner_text() == "At least 10 characters."
+    assert page.locator('[data-field="amount"]').inner_text() == "Must be at least 0."
+    assert page.locator('[data-field="reference"]').count() == 0
+    assert page.get_by_label("What happened").get_attribute("aria-invalid") == "true"
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # Navigation: the claims page is a separate custom element, routed client-side.
+    page.get_by_role("link", name="Claims").click()
+    page.get_by_role("heading", name="Claims").wait_for()
+    assert page.url.endswith("/a/acme/claims/claims")
+    assert page.locator("plinth-table table th").first.inner_text() == "Claim reference"
+    page.close()
+
+
+def test_first_render_of_a_page_is_under_a_second(browser, published):
+    context = browser.new_context()
+    context.add_init_script(
+        f"sessionStorage.setItem('plinth.token.acme', {published['token']!r})")
+    page = context.new_page()
+    start = time.perf_counter()
+    page.goto(f"{published['base']}/a/acme/claims/claims/new")
+    page.get_by_label("What happened").wait_for()
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.0, f"first render took {elapsed:.2f}s"
+    context.close()
+
