@@ -13,11 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from plinth.metadata.files import read_folder
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ADMIN = "plt_e2e_admin_token_0123456789abcdef"
 ROOT = Path(__file__).parents[2]
+DEMO = ROOT / "src" / "plinth" / "demo" / "claims"
 
 
 def _free_port() -> int:
@@ -66,3 +69,17 @@ def browser() -> Iterator[object]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def published(server: str) -> dict[str, str]:
+    """The demo claims app published on the server, and an end user's token."""
+    admin = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {ADMIN}"})
+    assert admin.post("/api/tenants", json={"slug": "acme", "name": "Acme"}).status_code == 201
+    r = admin.post("/api/t/acme/apps", json={"slug": "claims", "name": "Claims"})
+    assert r.status_code == 201, r.text
+    definition = read_folder(DEMO)[1]
+    assert admin.put("/api/t/acme/apps/claims/draft", json=definition).status_code == 200
+    assert admin.post("/api/t/acme/apps/claims/publish", json={}).status_code == 201
+    r = admin.post("/api/t/acme/tokens", json={"name": "customer", "role": "analyst"})
+    return {"base": server, "token": r.json()["token"]}

@@ -4,28 +4,9 @@ from __future__ import annotations
 
 import time
 
-import httpx
-import pytest
+from tests.e2e.conftest import ROOT
 
-from plinth.metadata.files import read_folder
-from tests.e2e.conftest import ADMIN, ROOT
-
-DEMO = ROOT / "src" / "plinth" / "demo" / "claims"
 SCREENSHOT = ROOT / "docs" / "screenshots" / "portal.png"
-
-
-@pytest.fixture(scope="module")
-def published(server: str) -> dict[str, str]:
-    """The demo claims app published on the server, and an end user's token."""
-    admin = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {ADMIN}"})
-    assert admin.post("/api/tenants", json={"slug": "acme", "name": "Acme"}).status_code == 201
-    r = admin.post("/api/t/acme/apps", json={"slug": "claims", "name": "Claims"})
-    assert r.status_code == 201, r.text
-    definition = read_folder(DEMO)[1]
-    assert admin.put("/api/t/acme/apps/claims/draft", json=definition).status_code == 200
-    assert admin.post("/api/t/acme/apps/claims/publish", json={}).status_code == 201
-    r = admin.post("/api/t/acme/tokens", json={"name": "customer", "role": "analyst"})
-    return {"base": server, "token": r.json()["token"]}
 
 
 def test_sign_in_then_the_form_validates_in_the_browser(browser, published):
