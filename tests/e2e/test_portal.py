@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.e2e.conftest import ROOT
 
 SCREENSHOT = ROOT / "docs" / "screenshots" / "portal.png"
+
+pytestmark = pytest.mark.e2e
 
 
 def test_sign_in_then_the_form_validates_in_the_browser(browser, published):

@@ -15,6 +15,8 @@ from tests.e2e.conftest import ROOT
 DEMO = ROOT / "src" / "plinth" / "demo" / "claims"
 ORIGIN = "http://react.test"
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
