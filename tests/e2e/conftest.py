@@ -58,9 +58,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium driven by Playwright (never `playwright install`)."""
+    """Debian's Chromium driven by Playwright (never `playwright install`).
+
+    Module-scoped: Playwright's sync API holds an event loop while open, which would stop
+    the async tests of other layers that run after these in the same session.
+    """
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright

@@ -89,3 +89,10 @@ async def test_me_needs_a_token_of_that_tenant(client, anon):
     me = await anon.get("/a/acme/claims/-/me", headers=as_user(anon, token))
     assert me.status_code == 200 and me.json()["roles"] == ["viewer"]
     assert (await anon.get("/a/other/claims/-/me", headers=as_user(anon, token))).status_code == 403
+
+
+async def test_the_designer_gets_the_component_catalogue(client, anon):
+    assert (await anon.get("/api/pages/components")).status_code == 401
+    kinds = (await client.get("/api/pages/components")).json()["kinds"]
+    assert kinds["form"]["props"]["required"] == ["entity"]
+    assert kinds["button"]["events"] == ["click"]

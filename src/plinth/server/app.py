@@ -20,10 +20,10 @@ def routers() -> list:  # type: ignore[type-arg]
     """Every layer's router, in mount order."""
     from plinth.governance.api import router as governance_router
     from plinth.metadata.api import router as metadata_router
-    from plinth.pages.portal import router as portal_router
+    from plinth.pages.api import router as pages_router
     from plinth.tenancy.api import router as tenancy_router
 
-    return [tenancy_router, governance_router, metadata_router, portal_router]
+    return [tenancy_router, governance_router, metadata_router, pages_router]
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
