@@ -22,10 +22,33 @@ export function bind(value, scope) {
   });
 }
 
+// JSON has one number type and CEL two: whole numbers become CEL ints (BigInt), so that
+// `state.n + 1` type-checks; results come back as plain JS numbers.
+function toCel(v) {
+  if (typeof v === "number") return Number.isSafeInteger(v) ? BigInt(v) : v;
+  if (Array.isArray(v)) return v.map(toCel);
+  if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+    const out = {};
+    for (const [k, x] of Object.entries(v)) out[k] = toCel(x);
+    return out;
+  }
+  return v;
+}
+
+function fromCel(v) {
+  if (typeof v === "bigint") return Number(v);
+  if (Array.isArray(v)) return v.map(fromCel);
+  if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+    const out = {};
+    for (const [k, x] of Object.entries(v)) out[k] = fromCel(x);
+    return out;
+  }
+  return v;
+}
+
 function safeEval(expr, scope) {
   try {
-    const v = evaluate(expr.trim(), scope);
-    return typeof v === "bigint" ? Number(v) : v;
+    return fromCel(evaluate(expr.trim(), toCel(scope)));
   } catch (err) {
     console.warn("plinth: binding failed", expr, err.message);
     return undefined;

@@ -38,10 +38,18 @@ export async function call(method: string, url: string, body?: Json): Promise<Js
 
 const dataUrl = (entity: string, id?: string) => `/api/t/${app.tenant}/apps/${app.slug}/data/${entity}${id ? `/${encodeURIComponent(id)}` : ""}`;
 
+// JSON has one number type and CEL two: whole numbers go in as CEL ints (BigInt).
+const toCel = (v: Json): Json => typeof v === "number" ? (Number.isSafeInteger(v) ? BigInt(v) : v)
+  : Array.isArray(v) ? v.map(toCel)
+  : v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toCel(x)])) : v;
+const fromCel = (v: Json): Json => typeof v === "bigint" ? Number(v)
+  : Array.isArray(v) ? v.map(fromCel)
+  : v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fromCel(x)])) : v;
+
 export function bind(value: Json, scope: Json): Json {
   if (typeof value !== "string") return value;
   const whole = value.match(/^\s*\{\{([\s\S]*?)\}\}\s*$/);
-  const run = (e: string) => { try { const v = evaluate(e.trim(), scope); return typeof v === "bigint" ? Number(v) : v; } catch { return undefined; } };
+  const run = (e: string) => { try { return fromCel(evaluate(e.trim(), toCel(scope))); } catch { return undefined; } };
   if (whole) return run(whole[1]);
   return value.replace(/\{\{([\s\S]*?)\}\}/g, (_, e: string) => String(run(e) ?? ""));
 }
