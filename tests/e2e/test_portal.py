@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -67,3 +68,24 @@ def test_first_render_of_a_page_is_under_a_second(browser, published):
     assert elapsed < 1.0, f"first render took {elapsed:.2f}s"
     context.close()
 
+
+
+def test_the_claims_table_is_filtered_by_the_policy_in_the_address(browser, published):
+    """The table's filter binds the `policy` query parameter into the data API's filter."""
+    context = browser.new_context()
+    context.add_init_script(
+        f"sessionStorage.setItem('plinth.token.acme', {published['token']!r})")
+    page = context.new_page()
+    def table_query(req) -> bool:  # the chart queries the same entity, without a sort
+        return "/data/claim?" in req.url and "sort=" in req.url
+
+    with page.expect_request(table_query) as listed:
+        page.goto(f"{published['base']}/a/acme/claims/claims?policy=pol_42")
+    query = parse_qs(urlsplit(listed.value.url).query)
+    assert query["filter"] == ["policy eq 'pol_42'"]
+    assert query["sort"] == ["-created_at"] and query["limit"] == ["20"]
+    assert listed.value.headers["authorization"] == f"Bearer {published['token']}"
+    with page.expect_request(table_query) as unfiltered:
+        page.goto(f"{published['base']}/a/acme/claims/claims")
+    assert "filter" not in parse_qs(urlsplit(unfiltered.value.url).query)
+    context.close()

@@ -4,7 +4,8 @@ from plinth.pages.components import BINDABLE_STRING, ComponentKind, register
 
 TABLE = register(ComponentKind(
     name="table", events=("row_click",),
-    description="Records of an entity: columns, a filter (CEL, may bind), sort and pages.",
+    description="Records of an entity: columns, a filter in the data API's filter language "
+    "(`status eq 'open'`; may bind), sort and pages.",
     props={"required": ["entity"], "properties": {
         "entity": {"type": "string"},
         "columns": {"type": "array", "items": {"type": "string"}, "maxItems": 30},

@@ -132,6 +132,13 @@ function coerce(spec, raw) {
   return raw;
 }
 
+/** Approvals are decided (approved/rejected); other tasks are completed with their data. */
+function completeTask(app, taskId, outcome, data) {
+  const url = `/api/t/${app.tenant}/tasks/${encodeURIComponent(taskId)}`;
+  if (outcome === "approved" || outcome === "rejected") return call(app, "POST", `${url}/decide`, { decision: outcome });
+  return call(app, "POST", `${url}/complete`, data || {});
+}
+
 // ---- actions ----------------------------------------------------------------------------
 
 async function runActions(host, actions, scope) {
@@ -144,7 +151,7 @@ async function runActions(host, actions, scope) {
     else if (a.type === "create_record") scope.record = await call(app, "POST", dataUrl(app, a.entity), bindAll(action.values, scope));
     else if (a.type === "update_record") scope.record = await call(app, "PATCH", dataUrl(app, a.entity, a.record), bindAll(action.values, scope));
     else if (a.type === "start_workflow") await call(app, "POST", `/api/t/${app.tenant}/apps/${app.slug}/workflows/${a.workflow}/instances`, bindAll(action.input, scope));
-    else if (a.type === "complete_task") await call(app, "POST", `/api/t/${app.tenant}/tasks/${encodeURIComponent(a.task)}/complete`, { outcome: a.outcome, data: bindAll(action.data, scope) });
+    else if (a.type === "complete_task") await completeTask(app, a.task, a.outcome, bindAll(action.data, scope));
   }
 }
 
@@ -314,24 +321,27 @@ class PChart extends Base {
 class PTaskInbox extends Base {
   connectedCallback() { super.connectedCallback(); this._s = { tasks: [], error: null }; this.load(); }
   async load() {
-    const q = new URLSearchParams({ limit: String(this.props.page_size || 20), status: "open" });
-    if (this.props.workflow) q.set("workflow", this.props.workflow);
-    try { const data = await call(this.app, "GET", `/api/t/${this.app.tenant}/tasks?${q}`); this._s = { tasks: data.items || [], error: null }; }
+    try {
+      const data = await call(this.app, "GET", `/api/t/${this.app.tenant}/tasks`);
+      let tasks = Array.isArray(data) ? data : data.items || [];
+      if (this.props.workflow) tasks = tasks.filter((t) => !t.workflow || t.workflow === this.props.workflow);
+      this._s = { tasks: tasks.slice(0, this.props.page_size || 20), error: null };
+    }
     catch (err) { this._s = { tasks: [], error: err.status === 404 ? "Task inbox unavailable." : err.message }; }
   }
   async complete(task, outcome) {
     try {
-      await call(this.app, "POST", `/api/t/${this.app.tenant}/tasks/${encodeURIComponent(task.id)}/complete`, { outcome });
+      await completeTask(this.app, task.id, outcome, {});
       await this.emit("complete", { task, outcome });
       this.load();
     } catch (err) { this._s = { ...this._s, error: err.message }; }
   }
   render() {
-    const outcomes = this.props.outcomes || ["complete"];
+    const outcomesFor = (t) => this.props.outcomes || (t.kind === "approval" ? ["approved", "rejected"] : ["complete"]);
     return html`<div class="pl-inbox">${this._s.error ? html`<p class="pl-error" role="alert">${this._s.error}</p>` : nothing}
       ${this._s.tasks.length === 0 && !this._s.error ? html`<p class="pl-muted">No open tasks.</p>` : nothing}
       <ul>${this._s.tasks.map((t) => html`<li class="pl-task"><span>${t.title || t.name || t.id}</span>
-        ${outcomes.map((o) => html`<button class="pl-secondary" @click=${() => this.complete(t, o)}>${o}</button>`)}</li>`)}</ul></div>`;
+        ${outcomesFor(t).map((o) => html`<button class="pl-secondary" @click=${() => this.complete(t, o)}>${o}</button>`)}</li>`)}</ul></div>`;
   }
 }
 
@@ -453,7 +463,9 @@ function portalElement(app, tags) {
     resolve() {
       const rest = location.pathname.startsWith(this.base) ? location.pathname.slice(this.base.length) || "/" : "/";
       for (const [name, page] of Object.entries(app.pages)) {
-        const params = matchPath(page.path, rest);
+        const found = matchPath(page.path, rest);
+        // query-string values are params too (`/claims?policy=…`); path segments win
+        const params = found && { ...Object.fromEntries(new URLSearchParams(location.search)), ...found };
         if (params) { this.route = { name, params }; document.title = `${page.title} · ${app.name}`; return; }
       }
       const first = Object.entries(app.pages).find(([, p]) => p.nav) || Object.entries(app.pages)[0];

@@ -9,8 +9,8 @@ const base = (import.meta.env.VITE_PLINTH_BASE as string | undefined) ?? "";
 function currentRoute(): { name: string; params: Record<string, string> } | null {
   const rest = location.pathname.slice(base.length) || "/";
   for (const [name, page] of Object.entries(app.pages)) {
-    const params = matchPath(page.path, rest);
-    if (params) return { name, params };
+    const found = matchPath(page.path, rest);
+    if (found) return { name, params: { ...Object.fromEntries(new URLSearchParams(location.search)), ...found } };
   }
   const first = Object.entries(app.pages).find(([, p]) => p.nav);
   return rest === "/" && first ? { name: first[0], params: {} } : null;

@@ -82,6 +82,13 @@ export function fieldErrors(f: Json, value: Json): string[] {
   return out;
 }
 
+/** Approvals are decided (approved/rejected); other tasks are completed with their data. */
+function completeTask(taskId: string, outcome?: string, data?: Json) {
+  const url = `/api/t/${app.tenant}/tasks/${encodeURIComponent(taskId)}`;
+  if (outcome === "approved" || outcome === "rejected") return call("POST", `${url}/decide`, { decision: outcome });
+  return call("POST", `${url}/complete`, data || {});
+}
+
 interface Ctx { scope: Json; navigate: (to: string) => void; setState: (k: string, v: Json) => void }
 
 async function runActions(actions: Json[] | undefined, ctx: Ctx, scope: Json) {
@@ -93,7 +100,7 @@ async function runActions(actions: Json[] | undefined, ctx: Ctx, scope: Json) {
     else if (a.type === "create_record") scope.record = await call("POST", dataUrl(a.entity), values());
     else if (a.type === "update_record") scope.record = await call("PATCH", dataUrl(a.entity, a.record), values());
     else if (a.type === "start_workflow") await call("POST", `/api/t/${app.tenant}/apps/${app.slug}/workflows/${a.workflow}/instances`, values());
-    else if (a.type === "complete_task") await call("POST", `/api/t/${app.tenant}/tasks/${encodeURIComponent(a.task)}/complete`, { outcome: a.outcome });
+    else if (a.type === "complete_task") await completeTask(a.task, a.outcome, values());
   }
 }
 
@@ -180,10 +187,10 @@ function TaskInbox({ node }: { node: Node }) {
   const p = node.props || {};
   const [tasks, setTasks] = useState<Json[]>([]);
   const [error, setError] = useState<string | null>(null);
-  const load = () => call("GET", `/api/t/${app.tenant}/tasks?status=open&limit=${p.page_size || 20}`).then((d) => setTasks(d.items || []), (e: Error) => setError(e.message));
+  const load = () => call("GET", `/api/t/${app.tenant}/tasks`).then((d) => setTasks((Array.isArray(d) ? d : d.items || []).slice(0, p.page_size || 20)), (e: Error) => setError(e.message));
   useEffect(() => { void load(); }, []);
-  const complete = (t: Json, outcome: string) => call("POST", `/api/t/${app.tenant}/tasks/${encodeURIComponent(t.id)}/complete`, { outcome }).then(load, (e: Error) => setError(e.message));
-  return <div className="pl-inbox">{error && <p className="pl-error" role="alert">{error}</p>}<ul>{tasks.map((t) => <li key={t.id} className="pl-task"><span>{t.title || t.id}</span>{(p.outcomes || ["complete"]).map((o: string) => <button key={o} className="pl-secondary" onClick={() => void complete(t, o)}>{o}</button>)}</li>)}</ul></div>;
+  const complete = (t: Json, outcome: string) => completeTask(t.id, outcome).then(load, (e: Error) => setError(e.message));
+  return <div className="pl-inbox">{error && <p className="pl-error" role="alert">{error}</p>}<ul>{tasks.map((t) => <li key={t.id} className="pl-task"><span>{t.title || t.id}</span>{(p.outcomes || (t.kind === "approval" ? ["approved", "rejected"] : ["complete"])).map((o: string) => <button key={o} className="pl-secondary" onClick={() => void complete(t, o)}>{o}</button>)}</li>)}</ul></div>;
 }
 
 function Tabs({ node, kids }: { node: Node; kids: ReactNode[] }) {
