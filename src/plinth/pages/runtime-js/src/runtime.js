@@ -218,7 +218,10 @@ class PForm extends Base {
       const data = await call(this.app, "GET", `${dataUrl(this.app, spec.entity)}?limit=100`);
       const title = target?.title_field || "id";
       this._s = { ...this._s, options: { ...this._s.options, [name]: data.items.map((r) => [r.id, r[title] ?? r.id]) } };
-    } catch { /* no access or no runtime: the field stays a free text id */ }
+    } catch {
+      // no access to the referenced entity: the field becomes a free-text id
+      this._s = { ...this._s, options: { ...this._s.options, [name]: null } };
+    }
   }
   async loadRecord() {
     const id = bind(this.props.record, this.scope);
@@ -260,6 +263,7 @@ class PForm extends Base {
     const v = this._s.values[name] ?? "", id = `f-${this.node.id}-${name}`, invalid = !!this._s.errors[name];
     const on = (e) => this.set(name, e.target.type === "checkbox" ? e.target.checked : e.target.value);
     if (spec.type === "enum") return html`<select id=${id} name=${name} aria-invalid=${invalid} @change=${on}><option value="">—</option>${spec.values.map((o) => html`<option ?selected=${o === v}>${o}</option>`)}</select>`;
+    if (spec.type === "reference" && this._s.options[name] === undefined) return html`<select id=${id} name=${name} disabled><option>Loading…</option></select>`;
     if (spec.type === "reference" && this._s.options[name]) return html`<select id=${id} name=${name} aria-invalid=${invalid} @change=${on}><option value="">—</option>${this._s.options[name].map(([val, label]) => html`<option value=${val} ?selected=${val === v}>${label}</option>`)}</select>`;
     if (spec.type === "text") return html`<textarea id=${id} name=${name} rows="4" aria-invalid=${invalid} .value=${v} @input=${on}></textarea>`;
     if (spec.type === "boolean") return html`<input id=${id} name=${name} type="checkbox" .checked=${!!v} @change=${on}>`;
