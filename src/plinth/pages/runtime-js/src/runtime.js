@@ -323,29 +323,60 @@ class PChart extends Base {
 }
 
 class PTaskInbox extends Base {
-  connectedCallback() { super.connectedCallback(); this._s = { tasks: [], error: null }; this.load(); }
+  connectedCallback() { super.connectedCallback(); this._s = { tasks: [], error: null, open: null, data: {}, errors: {} }; this.load(); }
   async load() {
     try {
       const data = await call(this.app, "GET", `/api/t/${this.app.tenant}/tasks`);
       let tasks = Array.isArray(data) ? data : data.items || [];
       if (this.props.workflow) tasks = tasks.filter((t) => !t.workflow || t.workflow === this.props.workflow);
-      this._s = { tasks: tasks.slice(0, this.props.page_size || 20), error: null };
-    }
-    catch (err) { this._s = { tasks: [], error: err.status === 404 ? "Task inbox unavailable." : err.message }; }
+      this._s = { ...this._s, tasks: tasks.slice(0, this.props.page_size || 20), error: null };
+    } catch (err) { this._s = { ...this._s, tasks: [], error: err.status === 404 ? "Task inbox unavailable." : err.message }; }
+  }
+  formFields(task) {
+    const form = task.form || {}, entity = this.app.entities[form.entity];
+    return entity ? (form.fields || []).filter((f) => entity.fields[f]).map((f) => [f, entity.fields[f]]) : [];
   }
   async complete(task, outcome) {
+    const data = {}, errors = {};
+    if (outcome === "complete") {
+      for (const [name, spec] of this.formFields(task)) {
+        const raw = this._s.data[name], msgs = fieldErrors(spec, raw);
+        if (msgs.length) errors[name] = msgs;
+        const v = coerce(spec, raw);
+        if (v !== undefined) data[name] = v;
+      }
+      if (Object.keys(errors).length) { this._s = { ...this._s, errors }; return; }
+    }
     try {
-      await completeTask(this.app, task.id, outcome, {});
+      await completeTask(this.app, task.id, outcome, data);
       await this.emit("complete", { task, outcome });
+      this._s = { ...this._s, open: null, data: {}, errors: {} };
       this.load();
-    } catch (err) { this._s = { ...this._s, error: err.message }; }
+    } catch (err) {
+      const found = {};
+      for (const e of err.problem?.errors || []) (found[String(e.path || "").split(/[./]/).pop()] ||= []).push(e.message);
+      this._s = { ...this._s, error: err.message, errors: found };
+    }
+  }
+  taskForm(task) {
+    const set = (name, value) => { this._s = { ...this._s, data: { ...this._s.data, [name]: value } }; };
+    const outcomes = this.props.outcomes || (task.kind === "approval" ? ["approved", "rejected"] : ["complete"]);
+    return html`<div class="pl-task-form">${this.formFields(task).map(([name, spec]) => {
+      const id = `t-${task.id}-${name}`, v = this._s.data[name] ?? "";
+      return html`<div class="pl-field"><label for=${id}>${spec.label || name}</label>
+        ${spec.type === "enum"
+          ? html`<select id=${id} @change=${(e) => set(name, e.target.value)}><option value="">—</option>${spec.values.map((o) => html`<option ?selected=${o === v}>${o}</option>`)}</select>`
+          : html`<input id=${id} .value=${String(v)} type=${spec.type === "integer" || spec.type === "decimal" ? "number" : "text"} @input=${(e) => set(name, e.target.value)}>`}
+        ${(this._s.errors[name] || []).map((m) => html`<p class="pl-field-error" data-field=${name}>${m}</p>`)}</div>`;
+    })}<div class="pl-actions">${outcomes.map((o) => html`<button @click=${() => this.complete(task, o)}>${{ approved: "Approve", rejected: "Reject", complete: "Complete" }[o] || o}</button>`)}</div></div>`;
   }
   render() {
-    const outcomesFor = (t) => this.props.outcomes || (t.kind === "approval" ? ["approved", "rejected"] : ["complete"]);
-    return html`<div class="pl-inbox">${this._s.error ? html`<p class="pl-error" role="alert">${this._s.error}</p>` : nothing}
-      ${this._s.tasks.length === 0 && !this._s.error ? html`<p class="pl-muted">No open tasks.</p>` : nothing}
-      <ul>${this._s.tasks.map((t) => html`<li class="pl-task"><span>${t.title || t.name || t.id}</span>
-        ${outcomesFor(t).map((o) => html`<button class="pl-secondary" @click=${() => this.complete(t, o)}>${o}</button>`)}</li>`)}</ul></div>`;
+    const s = this._s;
+    return html`<div class="pl-inbox">${s.error ? html`<p class="pl-error" role="alert">${s.error}</p>` : nothing}
+      ${s.tasks.length === 0 && !s.error ? html`<p class="pl-muted">No open tasks.</p>` : nothing}
+      <ul>${s.tasks.map((t) => html`<li class="pl-task"><div class="pl-task-head"><span>${t.title || t.id}</span>
+        <button class="pl-secondary" aria-expanded=${s.open === t.id} @click=${() => { this._s = { ...s, open: s.open === t.id ? null : t.id, data: {}, errors: {} }; }}>${s.open === t.id ? "Close" : "Open"}</button></div>
+        ${s.open === t.id ? this.taskForm(t) : nothing}</li>`)}</ul></div>`;
   }
 }
 
