@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,8 @@ def test_cli_export_import_publish_diff(tmp_path, database_url):
     plinth("app", "export", "acme-insurance", "claims", str(tmp_path / "exp"))
     claim = tmp_path / "exp" / "entities" / "claim.yaml"
     claim.write_text(claim.read_text().replace("  amount:", "  claimed_amount:"))
+    for page in (tmp_path / "exp" / "pages").glob("*.yaml"):  # pages name the field too
+        page.write_text(re.sub(r"\bamount\b", "claimed_amount", page.read_text()))
     plinth("app", "import", "acme-insurance", str(tmp_path / "exp"), "--publish")
     diff = plinth("app", "diff", "acme-insurance", "claims", "--from", "1", "--to", "2")
     assert "entities.claim.fields.claimed_amount (was amount)" in diff

@@ -30,6 +30,11 @@ ROLE_ACTIONS: dict[str, set[str]] = {
 }
 
 
+# What an authorizer's `row_filter` may answer besides a filter AST or None (all rows):
+DENY_ALL: dict[str, Any] = {"or": []}  # no row can be allowed
+PER_ROW = "per_row"  # the policy cannot become SQL: check every row
+
+
 @dataclass(frozen=True)
 class Resource:
     kind: str  # "tenant", "app", "record" …
@@ -68,7 +73,13 @@ class RoleAuthorizer:
 def authorize(authorizer: Authorizer, principal: Principal, action: str, resource: Resource,
               context: dict[str, Any] | None = None) -> Decision:
     """Decide, and raise Forbidden (naming the action, not policy internals) on a denial."""
-    decision = authorizer.decide(principal, action, resource, context)
+    return enforce(authorizer, principal, action, resource,
+                   authorizer.decide(principal, action, resource, context))
+
+
+def enforce(authorizer: Authorizer, principal: Principal, action: str, resource: Resource,
+            decision: Decision) -> Decision:
+    """Raise Forbidden for a denial reached any way (a decision, an empty row filter)."""
     if not decision.allowed:
         on_denied = getattr(authorizer, "on_denied", None)
         if on_denied is not None:  # the audit ledger records every denial

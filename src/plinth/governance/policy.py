@@ -15,13 +15,12 @@ from typing import Any
 import cedarpy
 
 from plinth.errors import Fault
-from plinth.governance.access import ROLE_ACTIONS, Decision, Resource
+from plinth.governance.access import PER_ROW, ROLE_ACTIONS, Decision, Resource
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.governance.residual import DENY_ALL, Filter, Untranslatable, residuals_to_filter
 
 log = logging.getLogger("plinth.governance.policy")
 
-PER_ROW = "per_row"  # marker for the runtime: filter unavailable, check every row
 DATA_ACTIONS = ("data.create", "data.read", "data.update", "data.delete")
 FIELD_ACTIONS = ("field.read", "field.write")
 OWNER_EXTRA = {"audit.read", "user.manage"}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from plinth.governance.access import DENY_ALL as ACCESS_DENY_ALL
+
 Filter = dict[str, Any]
-DENY_ALL: Filter = {"or": []}
+DENY_ALL: Filter = ACCESS_DENY_ALL
 ALLOW_ALL: Filter = {"and": []}
 
 _OPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}

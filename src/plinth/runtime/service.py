@@ -27,7 +27,15 @@ from plinth.errors import (
     ValidationFailed,
 )
 from plinth.events import Event, EventBus
-from plinth.governance.access import Authorizer, Resource, authorize
+from plinth.governance.access import (
+    DENY_ALL,
+    PER_ROW,
+    Authorizer,
+    Decision,
+    Resource,
+    authorize,
+    enforce,
+)
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
 from plinth.metadata.service import MetadataService
@@ -117,13 +125,34 @@ class RecordService:
         readable, writable = decide(principal, tenant, app_slug, entity)
         return readable, writable
 
-    def _row_filter(self, principal: Principal, action: str, tenant: Tenant, app_slug: str,
-                    entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
-        decide = getattr(self._authorizer(), "row_filter", None)
-        if decide is None:
-            return None
-        ast = decide(principal, action, tenant, app_slug, entity.name)
-        return None if ast is None else compile_filter(entity, ast)
+    def _list_access(self, principal: Principal, tenant: Tenant, app_slug: str,
+                     entity: CompiledEntity) -> tuple[sa.ColumnElement[bool] | None, bool]:
+        """Authorize listing `entity`: (SQL row filter or None, whether to check each row).
+
+        With row-level policies, the list is decided by partial evaluation (a residual turned
+        into SQL), not by a decision on "the entity", which has no attributes to test.
+        """
+        authorizer = self._authorizer()
+        row_filter = getattr(authorizer, "row_filter", None)
+        if row_filter is None:
+            self._authorize(principal, "data.read", tenant, app_slug, entity.name, None, None)
+            return None, False
+        ast = row_filter(principal, "data.read", tenant, app_slug, entity.name)
+        if ast == PER_ROW:
+            return None, True
+        if ast == DENY_ALL:
+            enforce(authorizer, principal, "data.read",
+                    Resource("record", entity.name, tenant_id=tenant.id,
+                             attrs={"app": app_slug, "entity": entity.name, "record": None}),
+                    Decision(False, ("no-policy-permits",)))
+        return (None if ast is None else compile_filter(entity, ast)), False
+
+    def _may_read(self, principal: Principal, tenant: Tenant, app_slug: str, entity: str,
+                  record: dict[str, Any]) -> bool:
+        decision = self._authorizer().decide(principal, "data.read", Resource(
+            "record", record["id"], tenant_id=tenant.id,
+            attrs={"app": app_slug, "entity": entity, "record": record}))
+        return decision.allowed
 
     @staticmethod
     def _check_writable(writable: set[str] | None, data: dict[str, Any], prefix: str) -> None:
@@ -251,7 +280,7 @@ class RecordService:
                     limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
         """A page of records: filtered, sorted, projected, expanded, keyset-paginated."""
         app, ent = await self.entity(tenant, app_slug, entity)
-        self._authorize(principal, "data.read", tenant, app_slug, entity, None, None)
+        row_filter, per_row = self._list_access(principal, tenant, app_slug, ent)
         if not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", path="limit")
         readable, _ = self._access(principal, tenant, app_slug, entity)
@@ -261,7 +290,6 @@ class RecordService:
         conditions = []
         if filter:
             conditions.append(compile_filter(ent, filter))
-        row_filter = self._row_filter(principal, "data.read", tenant, app_slug, ent)
         if row_filter is not None:
             conditions.append(row_filter)
         if cursor:
@@ -282,7 +310,14 @@ class RecordService:
             rows = list(await conn.execute(stmt))
             more = len(rows) > limit
             rows = rows[:limit]
-            items = [records.to_record(ent, r, readable) for r in rows]
+            if per_row:
+                # The policy could not become SQL: check each row, never return a denied one.
+                # A page may then hold fewer than `limit` items; the cursor stays correct.
+                allowed = [r for r in rows if self._may_read(
+                    principal, tenant, app_slug, entity, records.to_record(ent, r, None))]
+            else:
+                allowed = rows
+            items = [records.to_record(ent, r, readable) for r in allowed]
             for name in expand or []:
                 await self._expand(conn, tenant, app, ent, name, items, principal)
         next_cursor = None
@@ -375,12 +410,16 @@ class RecordService:
     async def _expand(self, conn: Any, tenant: Tenant, app: CompiledApp, ent: CompiledEntity,
                       name: str, items: list[dict[str, Any]], principal: Principal) -> None:
         target = app.entities[ent.references[name]]
-        self._authorize(principal, "data.read", tenant, app.app_slug, target.name, None, None)
+        row_filter, per_row = self._list_access(principal, tenant, app.app_slug, target)
         readable, _ = self._access(principal, tenant, app.app_slug, target.name)
         ids = {i[name] for i in items if i.get(name)}
         if not ids:
             return
-        rows = await conn.execute(sa.select(target.table).where(target.table.c.id.in_(ids)))
+        stmt = sa.select(target.table).where(target.table.c.id.in_(ids))
+        if row_filter is not None:  # a reference the caller may not read stays an id
+            stmt = stmt.where(row_filter)
+        rows = [r for r in await conn.execute(stmt) if not per_row or self._may_read(
+            principal, tenant, app.app_slug, target.name, records.to_record(target, r, None))]
         found = {r.id: records.to_record(target, r, readable) for r in rows}
         for item in items:
             if item.get(name) in found:

@@ -26,6 +26,7 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.governance.compliance.api import router as compliance_router
     from plinth.integration.api import router as integration_router
     from plinth.metadata.api import router as metadata_router
+    from plinth.pages.api import router as pages_router
     from plinth.runtime.api import router as runtime_router
     from plinth.tenancy.api import router as tenancy_router
     from plinth.workflows.api import router as workflows_router
@@ -41,6 +42,7 @@ def routers() -> list:  # type: ignore[type-arg]
         integration_router,
         workflows_router,
         compliance_router,
+        pages_router,
     ]
 
 

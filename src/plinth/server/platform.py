@@ -14,6 +14,7 @@ from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
 from plinth.metadata.service import AppFiles, MetadataService
+from plinth.pages.targets.webcomponents import ModuleCache
 from plinth.runtime.service import RecordService
 from plinth.settings import Settings
 from plinth.tenancy.regions import Regions
@@ -42,6 +43,7 @@ class Platform:
         self.regions = Regions(settings, self.db)
         self.compliance = ComplianceService(self.db, self.events, self.tenants, self.metadata,
                                             self.regions)
+        self.page_modules = ModuleCache()  # compiled page modules by version hash
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.on_stop(self.records.close)

@@ -73,4 +73,6 @@ def sections() -> list[str]:
     return [k.section for k in _kinds.values()]
 
 
+from plinth.metadata.kinds import component as _component  # noqa: E402,F401
 from plinth.metadata.kinds import entity as _entity  # noqa: E402,F401  (registers itself)
+from plinth.metadata.kinds import page as _page  # noqa: E402,F401  (registers itself)

@@ -1,0 +1,1 @@
+"""Pages: the component model, page validation, compile targets and the end-user portal."""

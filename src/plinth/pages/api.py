@@ -1,0 +1,21 @@
+"""HTTP routes of pages: the component catalogue (for the designer) and the portal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from plinth.pages import components
+from plinth.pages.portal import router as portal_router
+from plinth.server.deps import PrincipalDep
+
+router = APIRouter()
+router.include_router(portal_router)
+
+
+@router.get("/api/pages/components", tags=["pages"])
+async def component_catalogue(principal: PrincipalDep) -> dict[str, Any]:
+    """Every built-in component kind with its props JSON Schema, container flag and events."""
+    return {"kinds": components.catalogue(),
+            "plugin_kind_pattern": components.PLUGIN_KIND.pattern}

@@ -1,0 +1,116 @@
+"""The end-user portal: published apps at `/a/{tenant}/{app}/…`.
+
+The HTML shell is tiny and never cached; it loads the shared runtime and the app version's
+compiled module, both under content-hashed names served immutable. The end user signs in
+with a bearer token kept in sessionStorage (governance adds password/OIDC behind the same
+`/-/me` check), and every data call goes to the data API under that identity.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from plinth.errors import NotFound
+from plinth.pages.targets import app_spec
+from plinth.pages.targets import webcomponents as wc
+from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
+
+router = APIRouter(tags=["portal"])
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+HASH_CHARS = 16
+
+
+def _immutable(request: Request, art: wc.Artifact) -> Response:
+    headers = {"Cache-Control": IMMUTABLE, "ETag": art.etag}
+    if request.headers.get("if-none-match") == art.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(art.body, media_type="text/javascript; charset=utf-8", headers=headers)
+
+
+async def _published(platform: Any, tenant_slug: str, app_slug: str) -> tuple[Any, Any, Any]:
+    """(tenant, app, active version); one NotFound for every way of not being published."""
+    missing = NotFound(f"No published app {app_slug!r} here", path="app")
+    tenant = await platform.tenants.find(tenant_slug)
+    if tenant is None:
+        raise missing
+    try:
+        app = await platform.metadata.get_app(tenant, app_slug)
+    except NotFound:
+        raise missing from None
+    version = await platform.metadata.active_version(tenant, app_slug)
+    if version is None or not version.definition.get("pages"):
+        raise missing
+    return tenant, app, version
+
+
+def module_for(platform: Any, tenant: Any, app: Any, version: Any) -> wc.Artifact:
+    """The compiled module of a version (from the cache after the first request)."""
+    runtime_url = f"/a/-/{wc.runtime_name()}"
+    key = (tenant.slug, app.slug, f"{version.hash}:{runtime_url}")
+
+    def build() -> str:
+        spec = app_spec(tenant.slug, app.slug, app.name, version.number, version.hash,
+                        version.definition)
+        return wc.compile_module(spec, runtime_url)
+
+    cache: wc.ModuleCache = platform.page_modules
+    return cache.get(key, build)
+
+
+@router.get("/a/-/{name}", include_in_schema=False)
+async def runtime_file(name: str, request: Request) -> Response:
+    """The shared browser runtime, under its content-hashed name."""
+    if name != wc.runtime_name():
+        raise NotFound("No such runtime file", path="name")
+    return _immutable(request, wc.runtime())
+
+
+@router.get("/a/{tenant}/{app}/-/me")
+async def whoami(tenant: TenantDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The signed-in end user, as the portal shows it (401 without a valid credential)."""
+    return {"id": principal.id, "name": principal.name or principal.id, "kind": principal.kind,
+            "roles": sorted(principal.roles), "tenant": tenant.slug}
+
+
+@router.get("/a/{tenant}/{app}/-/app.{digest}.js", include_in_schema=False)
+async def app_module(tenant: str, app: str, digest: str, request: Request,
+                     platform: PlatformDep) -> Response:
+    """The compiled Web Components module of the active version (immutable by its hash)."""
+    t, a, version = await _published(platform, tenant, app)
+    if digest != version.hash[:HASH_CHARS]:
+        raise NotFound("That app version is no longer active; reload the page", path="digest")
+    return _immutable(request, module_for(platform, t, a, version))
+
+
+SHELL = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="modulepreload" href="{runtime}">
+<style>{css}</style>
+<script type="module" src="{module}"></script>
+</head><body><{shell}><p class="pl-muted">Loading…</p></{shell}></body></html>
+"""
+
+# The portal's one stylesheet, inlined into the shell so the first render needs no request.
+CSS = (Path(__file__).with_name("portal.css")).read_text()
+
+
+@router.get("/a/{tenant}/{app}", include_in_schema=False)
+@router.get("/a/{tenant}/{app}/{rest:path}", include_in_schema=False)
+async def shell(tenant: str, app: str, platform: PlatformDep, rest: str = "") -> HTMLResponse:
+    """The HTML shell of a published app; the module routes `rest` to a page in the browser."""
+    t, a, version = await _published(platform, tenant, app)
+    body = SHELL.format(
+        title=html.escape(a.name), css=CSS, runtime=f"/a/-/{wc.runtime_name()}",
+        module=f"/a/{t.slug}/{a.slug}/-/app.{version.hash[:HASH_CHARS]}.js",
+        shell=f"plinth-app-{a.slug}",
+    )
+    # The shell names the active version, so it must be revalidated on each visit.
+    return HTMLResponse(body, headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,554 @@
+// The browser runtime of Plinth pages: Lit elements for each built-in component kind, a
+// binding evaluator (CEL), client-side validation from entity fields, actions, a router and
+// the end-user sign-in seam. Bundled once into a static file; each compiled app module
+// imports it and calls `definePages(app)`.
+import { LitElement, html, nothing } from "lit";
+import { evaluate } from "@marcbachmann/cel-js";
+
+const BINDING = /\{\{([\s\S]*?)\}\}/g;
+const WHOLE = /^\s*\{\{([\s\S]*?)\}\}\s*$/;
+
+// ---- bindings ---------------------------------------------------------------------------
+
+/** The value of `{{ expr }}` bindings in a string: a lone binding keeps its type. */
+export function bind(value, scope) {
+  if (typeof value !== "string") return value;
+  const whole = value.match(WHOLE);
+  if (whole) return safeEval(whole[1], scope);
+  if (!value.includes("{{")) return value;
+  return value.replace(BINDING, (_, expr) => {
+    const v = safeEval(expr, scope);
+    return v === undefined || v === null ? "" : String(v);
+  });
+}
+
+// JSON has one number type and CEL two: whole numbers become CEL ints (BigInt), so that
+// `state.n + 1` type-checks; results come back as plain JS numbers.
+function toCel(v) {
+  if (typeof v === "number") return Number.isSafeInteger(v) ? BigInt(v) : v;
+  if (Array.isArray(v)) return v.map(toCel);
+  if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+    const out = {};
+    for (const [k, x] of Object.entries(v)) out[k] = toCel(x);
+    return out;
+  }
+  return v;
+}
+
+function fromCel(v) {
+  if (typeof v === "bigint") return Number(v);
+  if (Array.isArray(v)) return v.map(fromCel);
+  if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+    const out = {};
+    for (const [k, x] of Object.entries(v)) out[k] = fromCel(x);
+    return out;
+  }
+  return v;
+}
+
+function safeEval(expr, scope) {
+  try {
+    return fromCel(evaluate(expr.trim(), toCel(scope)));
+  } catch (err) {
+    console.warn("plinth: binding failed", expr, err.message);
+    return undefined;
+  }
+}
+
+function bindAll(obj, scope) {
+  const out = {};
+  for (const [k, v] of Object.entries(obj || {})) out[k] = bind(v, scope);
+  return out;
+}
+
+// ---- sign-in seam -----------------------------------------------------------------------
+
+/** Where the end user's credential lives. Governance replaces `signInForm` with password/OIDC. */
+export const auth = {
+  key: (app) => `plinth.token.${app.tenant}`,
+  token(app) { return sessionStorage.getItem(this.key(app)); },
+  store(app, token) { sessionStorage.setItem(this.key(app), token); },
+  clear(app) { sessionStorage.removeItem(this.key(app)); },
+};
+
+// ---- API calls under the end user's identity --------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem || {};
+  }
+}
+
+async function call(app, method, url, body) {
+  const headers = { accept: "application/json" };
+  const token = auth.token(app);
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+const dataUrl = (app, entity, id) =>
+  `/api/t/${app.tenant}/apps/${app.slug}/data/${entity}${id ? `/${encodeURIComponent(id)}` : ""}`;
+
+// ---- validation from the entity's fields ------------------------------------------------
+
+/** Messages for one field's value, mirroring the server's JSON Schema of the entity. */
+export function fieldErrors(spec, value) {
+  const empty = value === undefined || value === null || value === "";
+  if (empty) return spec.required && !spec.computed && spec.default === undefined ? ["This field is required."] : [];
+  const out = [];
+  const t = spec.type;
+  if (t === "integer" || t === "decimal") {
+    const n = Number(value);
+    if (!Number.isFinite(n)) return ["Enter a number."];
+    if (t === "integer" && !Number.isInteger(n)) out.push("Enter a whole number.");
+    if (spec.min !== undefined && n < spec.min) out.push(`Must be at least ${spec.min}.`);
+    if (spec.max !== undefined && n > spec.max) out.push(`Must be at most ${spec.max}.`);
+    if (t === "decimal" && spec.scale !== undefined) {
+      const decimals = (String(value).split(".")[1] || "").length;
+      if (decimals > spec.scale) out.push(`At most ${spec.scale} decimal places.`);
+    }
+  }
+  if (typeof value === "string") {
+    if (spec.minLength !== undefined && value.length < spec.minLength) out.push(`At least ${spec.minLength} characters.`);
+    if (spec.maxLength !== undefined && value.length > spec.maxLength) out.push(`At most ${spec.maxLength} characters.`);
+    if (spec.pattern && !new RegExp(spec.pattern, "u").test(value)) out.push(`Does not match the expected format.`);
+    if (t === "email" && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(value)) out.push("Enter an email address.");
+    if (t === "enum" && !(spec.values || []).includes(value)) out.push("Choose one of the options.");
+  }
+  return out;
+}
+
+function coerce(spec, raw) {
+  if (raw === "" || raw === undefined) return undefined;
+  if (spec.type === "integer") return Number.parseInt(raw, 10);
+  if (spec.type === "decimal") return Number(raw);
+  return raw;
+}
+
+/** Approvals are decided (approved/rejected); other tasks are completed with their data. */
+function completeTask(app, taskId, outcome, data) {
+  const url = `/api/t/${app.tenant}/tasks/${encodeURIComponent(taskId)}`;
+  if (outcome === "approved" || outcome === "rejected") return call(app, "POST", `${url}/decide`, { decision: outcome });
+  return call(app, "POST", `${url}/complete`, data || {});
+}
+
+// ---- actions ----------------------------------------------------------------------------
+
+async function runActions(host, actions, scope) {
+  for (const action of actions || []) {
+    const a = bindAll(action, scope);
+    const app = host.app;
+    if (a.type === "navigate") host.portal.navigate(a.to);
+    else if (a.type === "set_state") host.page.setState(action.key, bind(action.value, scope));
+    else if (a.type === "refresh") host.page.refresh(a.component);
+    else if (a.type === "create_record") scope.record = await call(app, "POST", dataUrl(app, a.entity), bindAll(action.values, scope));
+    else if (a.type === "update_record") scope.record = await call(app, "PATCH", dataUrl(app, a.entity, a.record), bindAll(action.values, scope));
+    else if (a.type === "start_workflow") await call(app, "POST", `/api/t/${app.tenant}/apps/${app.slug}/workflows/${a.workflow}/instances`, bindAll(action.input, scope));
+    else if (a.type === "complete_task") await completeTask(app, a.task, a.outcome, bindAll(action.data, scope));
+  }
+}
+
+// ---- component elements -----------------------------------------------------------------
+
+/** Light DOM, so the portal's stylesheet and plain selectors reach inside. */
+class Base extends LitElement {
+  static properties = { node: { attribute: false }, scope: { attribute: false }, _s: { state: true } };
+  createRenderRoot() { return this; }
+  get props() { return this.node.props || {}; }
+  emit(event, extra) { return runActions(this, (this.node.events || {})[event], { ...this.scope, ...extra }); }
+}
+
+class PTable extends Base {
+  connectedCallback() { super.connectedCallback(); this._s = { items: [], cursor: null, stack: [], error: null, loading: true }; this.load(null); }
+  async load(cursor) {
+    const p = this.props, q = new URLSearchParams();
+    const filter = bind(p.filter || "", this.scope);
+    if (filter) q.set("filter", filter);
+    if (p.sort) q.set("sort", p.sort);
+    q.set("limit", String(p.page_size || 20));
+    if (p.columns) q.set("fields", ["id", ...p.columns].join(","));
+    if (cursor) q.set("cursor", cursor);
+    try {
+      const data = await call(this.app, "GET", `${dataUrl(this.app, p.entity)}?${q}`);
+      this._s = { ...this._s, items: data.items || [], next: data.next_cursor, cursor, loading: false, error: null };
+    } catch (err) { this._s = { ...this._s, loading: false, error: err.message }; }
+  }
+  render() {
+    const p = this.props, entity = this.app.entities[p.entity] || { fields: {} };
+    const cols = p.columns || Object.keys(entity.fields);
+    const s = this._s;
+    return html`<div class="pl-table">
+      ${s.error ? html`<p class="pl-error" role="alert">${s.error}</p>` : nothing}
+      <table><thead><tr>${cols.map((c) => html`<th>${entity.fields[c]?.label || c}</th>`)}</tr></thead>
+      <tbody>${s.items.length === 0 && !s.loading ? html`<tr><td colspan=${cols.length} class="pl-muted">${p.empty_text || "Nothing here yet."}</td></tr>` : nothing}
+      ${s.items.map((row) => html`<tr class="pl-row" @click=${() => this.emit("row_click", { row })}>${cols.map((c) => html`<td>${row[c] ?? ""}</td>`)}</tr>`)}</tbody></table>
+      <div class="pl-pager">
+        <button class="pl-secondary" ?disabled=${!s.stack.length} @click=${() => { const prev = s.stack.pop(); this.load(prev); }}>Previous</button>
+        <button class="pl-secondary" ?disabled=${!s.next} @click=${() => { s.stack.push(s.cursor); this.load(s.next); }}>Next</button>
+      </div></div>`;
+  }
+}
+
+class PForm extends Base {
+  connectedCallback() {
+    super.connectedCallback();
+    this._s = { values: {}, errors: {}, formError: null, busy: false, options: {} };
+    const p = this.props, entity = this.app.entities[p.entity];
+    for (const name of this.fieldNames()) {
+      const spec = entity.fields[name];
+      if (spec.default !== undefined) this._s.values[name] = spec.default;
+      if (spec.type === "reference") this.loadOptions(name, spec);
+    }
+    if (p.mode === "edit") this.loadRecord();
+  }
+  fieldNames() {
+    const entity = this.app.entities[this.props.entity];
+    return this.props.fields || Object.keys(entity.fields).filter((f) => !entity.fields[f].computed);
+  }
+  async loadOptions(name, spec) {
+    try {
+      const target = this.app.entities[spec.entity];
+      const data = await call(this.app, "GET", `${dataUrl(this.app, spec.entity)}?limit=100`);
+      const title = target?.title_field || "id";
+      this._s = { ...this._s, options: { ...this._s.options, [name]: data.items.map((r) => [r.id, r[title] ?? r.id]) } };
+    } catch {
+      // no access to the referenced entity: the field becomes a free-text id
+      this._s = { ...this._s, options: { ...this._s.options, [name]: null } };
+    }
+  }
+  async loadRecord() {
+    const id = bind(this.props.record, this.scope);
+    try { this._s = { ...this._s, values: await call(this.app, "GET", dataUrl(this.app, this.props.entity, id)) }; }
+    catch (err) { this._s = { ...this._s, formError: err.message }; }
+  }
+  set(name, raw) { this._s = { ...this._s, values: { ...this._s.values, [name]: raw } }; }
+  async submit(ev) {
+    ev.preventDefault();
+    const entity = this.app.entities[this.props.entity], errors = {}, body = {};
+    for (const name of this.fieldNames()) {
+      const spec = entity.fields[name], raw = this._s.values[name];
+      const msgs = fieldErrors(spec, raw);
+      if (msgs.length) errors[name] = msgs;
+      const v = spec.type === "boolean" ? Boolean(raw) : coerce(spec, raw);
+      if (v !== undefined) body[name] = v;
+    }
+    if (Object.keys(errors).length) { this._s = { ...this._s, errors, formError: "Please correct the highlighted fields." }; return; }
+    this._s = { ...this._s, errors: {}, formError: null, busy: true };
+    try {
+      const edit = this.props.mode === "edit";
+      const record = await call(this.app, edit ? "PATCH" : "POST", dataUrl(this.app, this.props.entity, edit ? this._s.values.id : undefined), body);
+      this._s = { ...this._s, busy: false };
+      await this.emit("success", { record });
+    } catch (err) {
+      // The server validates again with the same schema: show its faults where they belong.
+      const found = {};
+      let general = err.message;
+      for (const e of err.problem?.errors || []) {
+        const field = String(e.path || "").split(/[./]/).filter(Boolean).pop();
+        if (field && entity.fields[field]) (found[field] ||= []).push(e.message);
+        else general = e.message;
+      }
+      this._s = { ...this._s, busy: false, errors: found, formError: general };
+      await this.emit("error", { error: err.message });
+    }
+  }
+  input(name, spec) {
+    const v = this._s.values[name] ?? "", id = `f-${this.node.id}-${name}`, invalid = !!this._s.errors[name];
+    const on = (e) => this.set(name, e.target.type === "checkbox" ? e.target.checked : e.target.value);
+    if (spec.type === "enum") return html`<select id=${id} name=${name} aria-invalid=${invalid} @change=${on}><option value="">—</option>${spec.values.map((o) => html`<option ?selected=${o === v}>${o}</option>`)}</select>`;
+    if (spec.type === "reference" && this._s.options[name] === undefined) return html`<select id=${id} name=${name} disabled><option>Loading…</option></select>`;
+    if (spec.type === "reference" && this._s.options[name]) return html`<select id=${id} name=${name} aria-invalid=${invalid} @change=${on}><option value="">—</option>${this._s.options[name].map(([val, label]) => html`<option value=${val} ?selected=${val === v}>${label}</option>`)}</select>`;
+    if (spec.type === "text") return html`<textarea id=${id} name=${name} rows="4" aria-invalid=${invalid} .value=${v} @input=${on}></textarea>`;
+    if (spec.type === "boolean") return html`<input id=${id} name=${name} type="checkbox" .checked=${!!v} @change=${on}>`;
+    const type = { integer: "number", decimal: "number", date: "date", datetime: "datetime-local", email: "email", url: "url" }[spec.type] || "text";
+    const step = spec.type === "decimal" ? "any" : nothing;
+    return html`<input id=${id} name=${name} type=${type} step=${step} aria-invalid=${invalid} .value=${String(v)} @input=${on}>`;
+  }
+  render() {
+    const entity = this.app.entities[this.props.entity];
+    return html`<form class="pl-form" novalidate @submit=${(e) => this.submit(e)}>
+      ${this.fieldNames().map((name) => { const spec = entity.fields[name]; return html`<div class="pl-field ${this._s.errors[name] ? "pl-invalid" : ""}">
+        <label for=${`f-${this.node.id}-${name}`}>${spec.label || name}${spec.required ? html`<span class="pl-req"> *</span>` : nothing}</label>
+        ${this.input(name, spec)}
+        ${(this._s.errors[name] || []).map((m) => html`<p class="pl-field-error" data-field=${name}>${m}</p>`)}</div>`; })}
+      ${this._s.formError ? html`<p class="pl-error" role="alert">${this._s.formError}</p>` : nothing}
+      <button type="submit" ?disabled=${this._s.busy}>${this.props.submit_label || "Save"}</button></form>`;
+  }
+}
+
+class PDetail extends Base {
+  connectedCallback() { super.connectedCallback(); this._s = { record: null, error: null }; this.load(); }
+  async load() {
+    try { this._s = { record: await call(this.app, "GET", dataUrl(this.app, this.props.entity, bind(this.props.record, this.scope))), error: null }; }
+    catch (err) { this._s = { record: null, error: err.message }; }
+  }
+  render() {
+    const entity = this.app.entities[this.props.entity], r = this._s.record;
+    if (this._s.error) return html`<p class="pl-error" role="alert">${this._s.error}</p>`;
+    if (!r) return html`<p class="pl-muted">Loading…</p>`;
+    const names = this.props.fields || Object.keys(entity.fields);
+    return html`<dl class="pl-detail">${names.map((n) => html`<dt>${entity.fields[n]?.label || n}</dt><dd>${r[n] ?? "—"}</dd>`)}</dl>`;
+  }
+}
+
+class PChart extends Base {
+  connectedCallback() { super.connectedCallback(); this._s = { groups: [], error: null }; this.load(); }
+  async load() {
+    const p = this.props, q = new URLSearchParams({ limit: "200" });
+    const filter = bind(p.filter || "", this.scope);
+    if (filter) q.set("filter", filter);
+    try {
+      const data = await call(this.app, "GET", `${dataUrl(this.app, p.entity)}?${q}`);
+      const groups = new Map();
+      for (const r of data.items || []) {
+        const key = String(r[p.group_by] ?? "—");
+        groups.set(key, (groups.get(key) || 0) + (p.measure === "sum" ? Number(r[p.value_field] || 0) : 1));
+      }
+      this._s = { groups: [...groups.entries()], error: null };
+    } catch (err) { this._s = { groups: [], error: err.message }; }
+  }
+  render() {
+    if (this._s.error) return html`<p class="pl-error" role="alert">${this._s.error}</p>`;
+    const max = Math.max(1, ...this._s.groups.map(([, v]) => v));
+    return html`<div class="pl-chart">${this._s.groups.length ? nothing : html`<p class="pl-muted">No data yet.</p>`}
+      ${this._s.groups.map(([k, v]) => html`<div class="pl-bar"><span>${k}</span><i style="width:${(100 * v) / max}%"></i><b>${v}</b></div>`)}</div>`;
+  }
+}
+
+class PTaskInbox extends Base {
+  connectedCallback() { super.connectedCallback(); this._s = { tasks: [], error: null, open: null, data: {}, errors: {} }; this.load(); }
+  async load() {
+    try {
+      const data = await call(this.app, "GET", `/api/t/${this.app.tenant}/tasks`);
+      let tasks = Array.isArray(data) ? data : data.items || [];
+      if (this.props.workflow) tasks = tasks.filter((t) => !t.workflow || t.workflow === this.props.workflow);
+      this._s = { ...this._s, tasks: tasks.slice(0, this.props.page_size || 20), error: null };
+    } catch (err) { this._s = { ...this._s, tasks: [], error: err.status === 404 ? "Task inbox unavailable." : err.message }; }
+  }
+  formFields(task) {
+    const form = task.form || {}, entity = this.app.entities[form.entity];
+    return entity ? (form.fields || []).filter((f) => entity.fields[f]).map((f) => [f, entity.fields[f]]) : [];
+  }
+  async complete(task, outcome) {
+    const data = {}, errors = {};
+    if (outcome === "complete") {
+      for (const [name, spec] of this.formFields(task)) {
+        const raw = this._s.data[name], msgs = fieldErrors(spec, raw);
+        if (msgs.length) errors[name] = msgs;
+        const v = coerce(spec, raw);
+        if (v !== undefined) data[name] = v;
+      }
+      if (Object.keys(errors).length) { this._s = { ...this._s, errors }; return; }
+    }
+    try {
+      await completeTask(this.app, task.id, outcome, data);
+      await this.emit("complete", { task, outcome });
+      this._s = { ...this._s, open: null, data: {}, errors: {} };
+      this.load();
+    } catch (err) {
+      const found = {};
+      for (const e of err.problem?.errors || []) (found[String(e.path || "").split(/[./]/).pop()] ||= []).push(e.message);
+      this._s = { ...this._s, error: err.message, errors: found };
+    }
+  }
+  taskForm(task) {
+    const set = (name, value) => { this._s = { ...this._s, data: { ...this._s.data, [name]: value } }; };
+    const outcomes = this.props.outcomes || (task.kind === "approval" ? ["approved", "rejected"] : ["complete"]);
+    return html`<div class="pl-task-form">${this.formFields(task).map(([name, spec]) => {
+      const id = `t-${task.id}-${name}`, v = this._s.data[name] ?? "";
+      return html`<div class="pl-field"><label for=${id}>${spec.label || name}</label>
+        ${spec.type === "enum"
+          ? html`<select id=${id} @change=${(e) => set(name, e.target.value)}><option value="">—</option>${spec.values.map((o) => html`<option ?selected=${o === v}>${o}</option>`)}</select>`
+          : html`<input id=${id} .value=${String(v)} type=${spec.type === "integer" || spec.type === "decimal" ? "number" : "text"} @input=${(e) => set(name, e.target.value)}>`}
+        ${(this._s.errors[name] || []).map((m) => html`<p class="pl-field-error" data-field=${name}>${m}</p>`)}</div>`;
+    })}<div class="pl-actions">${outcomes.map((o) => html`<button @click=${() => this.complete(task, o)}>${{ approved: "Approve", rejected: "Reject", complete: "Complete" }[o] || o}</button>`)}</div></div>`;
+  }
+  render() {
+    const s = this._s;
+    return html`<div class="pl-inbox">${s.error ? html`<p class="pl-error" role="alert">${s.error}</p>` : nothing}
+      ${s.tasks.length === 0 && !s.error ? html`<p class="pl-muted">No open tasks.</p>` : nothing}
+      <ul>${s.tasks.map((t) => html`<li class="pl-task"><div class="pl-task-head"><span>${t.title || t.id}</span>
+        <button class="pl-secondary" aria-expanded=${s.open === t.id} @click=${() => { this._s = { ...s, open: s.open === t.id ? null : t.id, data: {}, errors: {} }; }}>${s.open === t.id ? "Close" : "Open"}</button></div>
+        ${s.open === t.id ? this.taskForm(t) : nothing}</li>`)}</ul></div>`;
+  }
+}
+
+class PButton extends Base {
+  render() {
+    const p = this.props, disabled = p.disabled ? Boolean(bind(p.disabled, this.scope)) : false;
+    return html`<button class="pl-${p.variant || "primary"}" ?disabled=${disabled} @click=${() => this.emit("click", {})}>${p.label}</button>`;
+  }
+}
+
+class PTabs extends Base {
+  static properties = { ...Base.properties, children: { attribute: false } };
+  render() {
+    const active = this._s || 0, labels = this.props.labels;
+    return html`<div class="pl-tabs" role="tablist">${labels.map((l, i) => html`<button role="tab" aria-selected=${i === active} class=${i === active ? "pl-primary" : "pl-secondary"} @click=${() => { this._s = i; this.emit("change", { tab: i }); }}>${l}</button>`)}</div>
+      <div role="tabpanel">${this.children?.[active] ?? nothing}</div>`;
+  }
+}
+
+const ELEMENTS = { table: "plinth-table", form: "plinth-form", detail: "plinth-detail", chart: "plinth-chart", task_inbox: "plinth-task-inbox", button: "plinth-button", tabs: "plinth-tabs" };
+const CLASSES = { table: PTable, form: PForm, detail: PDetail, chart: PChart, task_inbox: PTaskInbox, button: PButton, tabs: PTabs };
+for (const [kind, tag] of Object.entries(ELEMENTS)) if (!customElements.get(tag)) customElements.define(tag, CLASSES[kind]);
+
+/** Where a plugin's custom elements are loaded from (extensions decides the final URL). */
+export let pluginModuleUrl = (app, pkg) => `/api/t/${app.tenant}/plugins/${pkg}/elements.js`;
+export function setPluginModuleUrl(fn) { pluginModuleUrl = fn; }
+const loadedPlugins = new Set();
+
+// ---- pages ------------------------------------------------------------------------------
+
+function childrenOf(tree, parent) {
+  return Object.entries(tree).filter(([, n]) => (n.parent ?? null) === parent)
+    .sort((a, b) => (a[1].order ?? 0) - (b[1].order ?? 0)).map(([id]) => id);
+}
+
+function renderTree(host, tree, id, scope) {
+  const node = { id, ...tree[id] }, props = node.props || {};
+  if (node.visible !== undefined && !bind(node.visible, scope)) return nothing;
+  const kids = () => childrenOf(tree, id).map((c) => renderTree(host, tree, c, scope));
+  const app = host.app;
+  switch (node.kind) {
+    case "stack": return html`<div class="pl-stack pl-${props.direction || "vertical"}" style="gap:${props.gap || "1rem"}">${kids()}</div>`;
+    case "grid": return html`<div class="pl-grid" style="grid-template-columns:repeat(${props.columns || 2},minmax(0,1fr));gap:${props.gap || "1rem"}">${kids()}</div>`;
+    case "text": {
+      const text = bind(props.text, scope), v = props.variant || "p";
+      if (v === "h1") return html`<h1>${text}</h1>`;
+      if (v === "h2") return html`<h2>${text}</h2>`;
+      if (v === "h3") return html`<h3>${text}</h3>`;
+      return html`<p class=${v === "muted" ? "pl-muted" : ""}>${text}</p>`;
+    }
+    case "tabs": return html`<plinth-tabs .node=${node} .scope=${scope} .app=${app} .portal=${host.portal} .page=${host} .children=${kids()}></plinth-tabs>`;
+    default: {
+      if (ELEMENTS[node.kind]) {
+        const tag = ELEMENTS[node.kind];
+        const el = document.createElement(tag);
+        Object.assign(el, { node, scope, app, portal: host.portal, page: host });
+        return el;
+      }
+      if (node.kind.startsWith("component:")) {
+        const doc = app.components[node.kind.slice(10)];
+        const inner = { ...scope, props: bindAll(props, scope) };
+        return renderTree(host, doc.components, childrenOf(doc.components, null)[0], inner);
+      }
+      if (node.kind.startsWith("plugin:")) {
+        const [pkg, tag] = node.kind.slice(7).split("/");
+        if (!loadedPlugins.has(pkg)) { loadedPlugins.add(pkg); import(pluginModuleUrl(app, pkg)).catch((e) => console.warn("plinth: plugin", pkg, e)); }
+        const el = document.createElement(tag);
+        Object.assign(el, bindAll(props, scope));
+        return el;
+      }
+      return html`<p class="pl-error">Unknown component ${node.kind}</p>`;
+    }
+  }
+}
+
+/** A custom element class for one page of an app. */
+function pageElement(app, name, page) {
+  return class extends LitElement {
+    static properties = { params: { attribute: false }, portal: { attribute: false }, _state: { state: true }, _tick: { state: true } };
+    createRenderRoot() { return this; }
+    constructor() { super(); this.app = app; this.params = {}; this._state = { ...(page.state || {}) }; this._tick = 0; }
+    setState(key, value) { this._state = { ...this._state, [key]: value }; }
+    refresh() { this._tick += 1; }
+    render() {
+      const scope = { state: this._state, params: this.params || {}, user: this.portal?.user || {}, page: { name, title: page.title } };
+      const root = childrenOf(page.components, null)[0];
+      // keyed on tick so `refresh` re-creates data components, which reload on connect
+      return html`<section class="pl-page" data-page=${name} data-tick=${this._tick}>${renderTree(this, page.components, root, scope)}</section>`;
+    }
+  };
+}
+
+function matchPath(pattern, path) {
+  const a = pattern.split("/").filter(Boolean), b = path.split("/").filter(Boolean);
+  if (a.length !== b.length) return null;
+  const params = {};
+  for (let i = 0; i < a.length; i++) {
+    if (a[i].startsWith(":")) params[a[i].slice(1)] = decodeURIComponent(b[i]);
+    else if (a[i] !== b[i]) return null;
+  }
+  return params;
+}
+
+/** The portal shell: sign-in, navigation, routing to the page elements. */
+function portalElement(app, tags) {
+  return class extends LitElement {
+    static properties = { user: { state: true }, route: { state: true }, signInError: { state: true } };
+    createRenderRoot() { return this; }
+    connectedCallback() {
+      this.replaceChildren(); // drop the shell's "Loading…" placeholder
+      super.connectedCallback();
+      this.onPop = () => this.resolve();
+      window.addEventListener("popstate", this.onPop);
+      this.resolve();
+      this.whoami();
+    }
+    disconnectedCallback() { window.removeEventListener("popstate", this.onPop); super.disconnectedCallback(); }
+    get base() { return `/a/${app.tenant}/${app.slug}`; }
+    resolve() {
+      const rest = location.pathname.startsWith(this.base) ? location.pathname.slice(this.base.length) || "/" : "/";
+      for (const [name, page] of Object.entries(app.pages)) {
+        const found = matchPath(page.path, rest);
+        // query-string values are params too (`/claims?policy=…`); path segments win
+        const params = found && { ...Object.fromEntries(new URLSearchParams(location.search)), ...found };
+        if (params) { this.route = { name, params }; document.title = `${page.title} · ${app.name}`; return; }
+      }
+      const first = Object.entries(app.pages).find(([, p]) => p.nav) || Object.entries(app.pages)[0];
+      this.route = rest === "/" && first ? { name: first[0], params: {} } : null;
+    }
+    navigate(to) { history.pushState(null, "", this.base + (to.startsWith("/") ? to : `/${to}`)); this.resolve(); }
+    async whoami() {
+      if (!auth.token(app)) { this.user = null; return; }
+      try { this.user = await call(app, "GET", `${this.base}/-/me`); this.signInError = null; }
+      catch (err) { this.user = null; if (err.status === 401 || err.status === 403) { auth.clear(app); this.signInError = "That token was not accepted."; } }
+    }
+    async signIn(ev) {
+      ev.preventDefault();
+      auth.store(app, new FormData(ev.target).get("token").trim());
+      await this.whoami();
+    }
+    signOut() { auth.clear(app); this.user = null; }
+    render() {
+      if (!this.user) {
+        return html`<main class="pl-signin"><h1>${app.name}</h1><form @submit=${(e) => this.signIn(e)}>
+          <label for="pl-token">Access token</label><input id="pl-token" name="token" type="password" autocomplete="off" required>
+          ${this.signInError ? html`<p class="pl-error" role="alert">${this.signInError}</p>` : nothing}
+          <button type="submit">Sign in</button></form></main>`;
+      }
+      const nav = Object.entries(app.pages).filter(([, p]) => p.nav);
+      let body = html`<p class="pl-error">No page at this address.</p>`;
+      if (this.route) {
+        const el = document.createElement(tags[this.route.name]);
+        Object.assign(el, { params: this.route.params, portal: this });
+        body = el;
+      }
+      return html`<header class="pl-header"><strong>${app.name}</strong>
+        <nav>${nav.map(([n, p]) => html`<a href=${this.base + p.path} @click=${(e) => { e.preventDefault(); this.navigate(p.path); }} aria-current=${this.route?.name === n ? "page" : "false"}>${p.title}</a>`)}</nav>
+        <span class="pl-user">${this.user.name || this.user.id} <button class="pl-secondary" @click=${() => this.signOut()}>Sign out</button></span></header>
+        <main>${body}</main>`;
+    }
+  };
+}
+
+/** Define the custom elements of one compiled app version: a page element each and the shell. */
+export function definePages(app) {
+  const tags = {};
+  for (const [name, page] of Object.entries(app.pages)) {
+    const tag = `plinth-page-${app.slug}-${name}`.replace(/_/g, "-");
+    tags[name] = tag;
+    if (!customElements.get(tag)) customElements.define(tag, pageElement(app, name, page));
+  }
+  const shell = `plinth-app-${app.slug}`;
+  if (!customElements.get(shell)) customElements.define(shell, portalElement(app, tags));
+  return { shell, tags };
+}

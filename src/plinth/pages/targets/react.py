@@ -1,0 +1,77 @@
+"""The `react` target: an exportable React + TypeScript (Vite) project of an app's pages.
+
+Static files (entry, the renderer of component kinds) come from `react_project/`; the app's
+spec and one component file per page are generated. `npm install && npm run build` builds it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).with_name("react_project")
+CSS = Path(__file__).parents[1] / "portal.css"
+
+# Versions the generated project is tested with (lower bounds for the exporter's users).
+DEPENDENCIES = {"@marcbachmann/cel-js": "^8.0.0", "react": "^18.3.1", "react-dom": "^18.3.1"}
+DEV_DEPENDENCIES = {"@types/react": "^18.3.0", "@types/react-dom": "^18.3.0",
+                    "typescript": "^5.6.0", "vite": "^6.0.0"}
+
+
+def component_name(page: str) -> str:
+    """`claim_detail` → `ClaimDetailPage` (a valid, readable TSX identifier)."""
+    return "".join(part.capitalize() for part in re.split(r"[_-]", page) if part) + "Page"
+
+
+def project_files(spec: dict[str, Any]) -> dict[str, str]:
+    """Every file of the project: relative path → text."""
+    files = {p.relative_to(PROJECT).as_posix(): p.read_text()
+             for p in sorted(PROJECT.rglob("*")) if p.is_file()}
+    files["src/portal.css"] = CSS.read_text()
+    files["package.json"] = json.dumps({
+        "name": f"plinth-{spec['tenant']}-{spec['slug']}", "private": True,
+        "version": f"{spec['version']}.0.0", "type": "module",
+        "description": f"{spec['name']} (Plinth app, version {spec['version']}) as React",
+        "scripts": {"dev": "vite", "build": "tsc && vite build", "preview": "vite preview"},
+        "dependencies": DEPENDENCIES, "devDependencies": DEV_DEPENDENCIES,
+    }, indent=2) + "\n"
+    files["src/app.json"] = json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
+    index = ["// Generated: one component per page of the app.",
+             'import type { ComponentType } from "react";',
+             'import type { PageProps } from "../runtime";']
+    table = []
+    for page in spec["pages"]:
+        name = component_name(page)
+        files[f"src/pages/{name}.tsx"] = (
+            f"// Generated from page {page!r} of {spec['slug']} version {spec['version']}.\n"
+            'import { Page, type PageProps } from "../runtime";\n\n'
+            f"export default function {name}(props: PageProps) {{\n"
+            f"  return <Page name={json.dumps(page)} {{...props}} />;\n}}\n")
+        index.append(f'import {name} from "./{name}";')
+        table.append(f"  {json.dumps(page)}: {name},")
+    files["src/pages/index.ts"] = "\n".join(
+        [*index, "", "export const pages: Record<string, ComponentType<PageProps>> = {",
+         *table, "};", ""])
+    files["README.md"] = (
+        f"# {spec['name']}\n\nThe pages of Plinth app `{spec['tenant']}/{spec['slug']}` "
+        f"(version {spec['version']}) as a React + TypeScript project.\n\n"
+        "    npm install\n    npm run build     # dist/\n\n"
+        "Serve `dist/` under the app's portal path, or set `VITE_PLINTH_URL` to the Plinth "
+        "server (which must then allow your origin) and `VITE_PLINTH_BASE` to the path "
+        "prefix the pages live under.\n")
+    return files
+
+
+def write_project(folder: Path, spec: dict[str, Any]) -> list[str]:
+    """Write the project into `folder` (its generated sources replaced); the paths written."""
+    shutil.rmtree(folder / "src", ignore_errors=True)
+    written = []
+    for rel, text in project_files(spec).items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(rel)
+    return written

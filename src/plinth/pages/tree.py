@@ -1,0 +1,180 @@
+"""Publish-time checks of a component tree: structure, kinds, props, bindings, references.
+
+Pure functions over the definition, so the designer can run them live and publish runs them
+once. Every fault carries the dotted path of the offending value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import cel
+
+from plinth.errors import Fault
+from plinth.jsonschema import compile_schema
+from plinth.jsonschema import faults as schema_faults
+from plinth.pages import components
+
+BINDING = re.compile(r"\{\{(.*?)\}\}", re.S)
+# Columns every record has besides its declared fields (see the entity kind).
+SYSTEM_FIELDS = ("id", "created_at", "updated_at", "created_by", "updated_by", "version")
+# Props that name fields of the component's `entity`.
+FIELD_LIST_PROPS = ("columns", "fields")
+FIELD_PROPS = ("group_by", "value_field")
+
+
+def bindings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every `{{ expr }}` inside a value (strings, nested lists and maps), with its path."""
+    if isinstance(value, str):
+        for match in BINDING.finditer(value):
+            yield path, match.group(1).strip()
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from bindings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from bindings(item, f"{path}[{i}]")
+
+
+def parse_error(expr: str) -> str | None:
+    """Why a CEL expression does not parse, or None when it does."""
+    if not expr:
+        return "an empty binding; write an expression between {{ and }}"
+    try:
+        cel.compile(expr)
+    except ValueError as exc:
+        text = str(exc)
+        return text.split("ERROR: ", 1)[-1].split("\n", 1)[0] if "ERROR: " in text else text
+    return None
+
+
+def _entity_fields(definition: dict[str, Any], entity: str) -> set[str] | None:
+    doc = definition.get("entities", {}).get(entity)
+    if not isinstance(doc, dict):
+        return None
+    return set(doc.get("fields", {})) | set(SYSTEM_FIELDS)
+
+
+def _check_entity_refs(props: dict[str, Any], path: str,
+                       definition: dict[str, Any]) -> list[Fault]:
+    found: list[Fault] = []
+    entity = props.get("entity")
+    if not isinstance(entity, str):
+        return found
+    fields = _entity_fields(definition, entity)
+    if fields is None:
+        return [Fault(f"{path}.entity", f"no entity named {entity!r} in this app",
+                      "unknown_reference")]
+    for key in FIELD_LIST_PROPS:
+        for i, name in enumerate(props.get(key) or []):
+            if name not in fields:
+                found.append(Fault(f"{path}.{key}[{i}]", f"entity {entity!r} has no field "
+                                   f"{name!r}", "unknown_field"))
+    for key in FIELD_PROPS:
+        name = props.get(key)
+        if isinstance(name, str) and name not in fields:
+            found.append(Fault(f"{path}.{key}", f"entity {entity!r} has no field {name!r}",
+                               "unknown_field"))
+    for part in str(props.get("sort") or "").split(","):
+        name = part.lstrip("-")
+        if name and name not in fields:
+            found.append(Fault(f"{path}.sort", f"entity {entity!r} has no field {name!r}",
+                               "unknown_field"))
+    return found
+
+
+def _check_action(action: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
+    found: list[Fault] = []
+    entity = action.get("entity")
+    if isinstance(entity, str):
+        fields = _entity_fields(definition, entity)
+        if fields is None:
+            found.append(Fault(f"{path}.entity", f"no entity named {entity!r} in this app",
+                               "unknown_reference"))
+        else:
+            for name in action.get("values") or {}:
+                if name not in fields:
+                    found.append(Fault(f"{path}.values.{name}", f"entity {entity!r} has no "
+                                       f"field {name!r}", "unknown_field"))
+    workflow = action.get("workflow")
+    workflows = definition.get("workflows")
+    # Only checked once the workflow kind exists in this definition's world.
+    if isinstance(workflow, str) and isinstance(workflows, dict) and workflow not in workflows:
+        found.append(Fault(f"{path}.workflow", f"no workflow named {workflow!r} in this app",
+                           "unknown_reference"))
+    return found
+
+
+def _kind_props_faults(kind: str, props: dict[str, Any], path: str,
+                       definition: dict[str, Any]) -> list[Fault]:
+    builtin = components.get(kind)
+    if builtin is not None:
+        return schema_faults(builtin.validator, props, f"{path}.props")
+    if kind.startswith("component:"):
+        name = kind.split(":", 1)[1]
+        doc = definition.get("components", {}).get(name)
+        if not isinstance(doc, dict):
+            return [Fault(f"{path}.kind", f"no component named {name!r} in this app",
+                          "unknown_component")]
+        schema = doc.get("props") or {"type": "object"}
+        try:
+            validator = compile_schema(schema)
+        except Exception:  # the component's own check reports its bad schema
+            return []
+        return schema_faults(validator, props, f"{path}.props")
+    if components.is_plugin(kind):
+        return []  # the plugin's manifest owns its props schema (checked by extensions)
+    return [Fault(f"{path}.kind", f"unknown component kind {kind!r}; built-in kinds: "
+                  f"{', '.join(components.names())}, or component:<name>, "
+                  "or plugin:<package>/<element-name>", "unknown_component")]
+
+
+def check_tree(tree: dict[str, Any], base: str, definition: dict[str, Any]) -> list[Fault]:
+    """Every fault of a component tree at `base` (e.g. `pages.file_claim.components`)."""
+    found: list[Fault] = []
+    roots = [cid for cid, node in tree.items() if node.get("parent") is None]
+    if len(roots) != 1:
+        found.append(Fault(base, f"a tree has exactly one root (a component without parent); "
+                           f"found {len(roots)}: {', '.join(roots) or 'none'}", "tree"))
+    for cid, node in tree.items():
+        path = f"{base}.{cid}"
+        kind = node["kind"]
+        parent = node.get("parent")
+        if parent is not None:
+            if parent not in tree:
+                found.append(Fault(f"{path}.parent", f"no component {parent!r} in this tree",
+                                   "unknown_parent"))
+            else:
+                pkind = components.get(tree[parent]["kind"])
+                if pkind is not None and not pkind.container:
+                    found.append(Fault(f"{path}.parent", f"{parent!r} is a "
+                                       f"{tree[parent]['kind']}, which holds no children",
+                                       "not_a_container"))
+            seen = {cid}
+            step = parent
+            while step in tree and step is not None:
+                if step in seen:
+                    found.append(Fault(f"{path}.parent", "the parents form a cycle", "cycle"))
+                    break
+                seen.add(step)
+                step = tree[step].get("parent")
+        props = node.get("props") or {}
+        found += _kind_props_faults(kind, props, path, definition)
+        found += _check_entity_refs(props, f"{path}.props", definition)
+        builtin = components.get(kind)
+        for event, actions in (node.get("events") or {}).items():
+            if builtin is not None and event not in builtin.events:
+                found.append(Fault(f"{path}.events.{event}", f"a {kind} emits no {event!r} "
+                                   f"event; it emits: {', '.join(builtin.events) or 'none'}",
+                                   "unknown_event"))
+            for i, action in enumerate(actions):
+                found += _check_action(action, f"{path}.events.{event}[{i}]", definition)
+        for where, expr in bindings({k: node[k] for k in ("props", "events", "visible")
+                                     if k in node}, path):
+            reason = parse_error(expr)
+            if reason:
+                found.append(Fault(where, f"binding {{{{ {expr} }}}} does not parse: {reason}",
+                                   "binding"))
+    return found

@@ -1,0 +1,97 @@
+"""Browser tests: a real uvicorn server on 127.0.0.1 and Debian's Chromium via Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from plinth.metadata.files import read_folder
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ADMIN = "plt_e2e_admin_token_0123456789abcdef"
+ROOT = Path(__file__).parents[2]
+DEMO = ROOT / "src" / "plinth" / "demo" / "claims"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a Plinth server (SQLite) running in its own process."""
+    subprocess.run(["sh", str(ROOT / "tests" / "pages" / "setup.sh")], check=True, timeout=300)
+    port = _free_port()
+    data = tmp_path_factory.mktemp("e2e-data")
+    env = {**os.environ, "PLINTH_DATA_DIR": str(data), "PLINTH_ADMIN_TOKEN": ADMIN,
+           "PYTHONPATH": str(ROOT / "src")}
+    env.pop("PLINTH_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "plinth.server.app:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the server did not start")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (never `playwright install`).
+
+    Module-scoped: Playwright's sync API holds an event loop while open, which would stop
+    the async tests of other layers that run after these in the same session.
+    """
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def published(server: str) -> dict[str, str]:
+    """The demo claims app published on the server, and an end user's token."""
+    admin = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {ADMIN}"})
+    assert admin.post("/api/tenants", json={"slug": "acme", "name": "Acme"}).status_code == 201
+    r = admin.post("/api/t/acme/apps", json={"slug": "claims", "name": "Claims"})
+    assert r.status_code == 201, r.text
+    definition = read_folder(DEMO)[1]
+    assert admin.put("/api/t/acme/apps/claims/draft", json=definition).status_code == 200
+    assert admin.post("/api/t/acme/apps/claims/publish", json={}).status_code == 201
+    # A German analyst signs in with a password: the demo's policies let analysts see only
+    # their own country's claims, so the country attribute matters.
+    r = admin.post("/api/t/acme/users", json={
+        "username": "customer", "password": "e2e-password-ana", "roles": ["analyst"],
+        "groups": ["claims"], "attrs": {"country": "DE"}})
+    assert r.status_code == 201, r.text
+    r = httpx.post(f"{server}/api/auth/acme/login",
+                   json={"username": "customer", "password": "e2e-password-ana"})
+    assert r.status_code == 200, r.text
+    return {"base": server, "token": r.json()["access_token"]}

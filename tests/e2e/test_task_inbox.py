@@ -1,0 +1,69 @@
+"""An analyst opens a task from the inbox, fills its form and completes it.
+
+Needs workflows (`plinth.workflows`, another branch); skips, saying why, until it is merged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ADMIN
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(importlib.util.find_spec("plinth.workflows") is None
+                       or importlib.util.find_spec("plinth.runtime") is None,
+                       reason="workflows and the data runtime are not on this branch"),
+]
+
+APP = {
+    "entities": {"ticket": {"fields": {
+        "subject": {"type": "string", "required": True},
+        "status": {"type": "enum", "values": ["open", "done"], "required": True},
+    }}},
+    "workflows": {"triage": {
+        "title": "Triage", "start": [{"type": "manual"}], "first": "review",
+        "nodes": {
+            "review": {"type": "user_task", "title": "Review the ticket",
+                       "assignee": {"role": "analyst"},
+                       "form": {"entity": "ticket", "fields": ["status"]}, "next": "end"},
+            "end": {"type": "end"},
+        },
+    }},
+    "pages": {"inbox": {"title": "Inbox", "path": "/", "nav": True, "components": {
+        "root": {"kind": "stack", "parent": None},
+        "tasks": {"kind": "task_inbox", "parent": "root", "order": 1},
+    }}},
+}
+
+
+def test_an_analyst_completes_a_task_from_the_inbox(browser, published):
+    admin = httpx.Client(base_url=published["base"], headers={"Authorization": f"Bearer {ADMIN}"})
+    assert admin.post("/api/t/acme/apps", json={"slug": "helpdesk"}).status_code == 201
+    r = admin.put("/api/t/acme/apps/helpdesk/draft", json=APP)
+    assert r.status_code == 200, r.text
+    assert admin.post("/api/t/acme/apps/helpdesk/publish", json={}).status_code == 201
+    r = admin.post("/api/t/acme/apps/helpdesk/workflows/triage/instances", json={})
+    assert r.status_code == 201, r.text
+
+    context = browser.new_context()
+    context.add_init_script(
+        f"sessionStorage.setItem('plinth.token.acme', {published['token']!r})")
+    page = context.new_page()
+    page.goto(f"{published['base']}/a/acme/helpdesk/")
+    task = page.locator(".pl-task", has_text="Review the ticket")
+    for _ in range(50):  # the embedded worker creates the task shortly after the start
+        if task.count():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    task.get_by_role("button", name="Open").click()
+    task.get_by_role("button", name="Complete").click()
+    assert task.locator('[data-field="status"]').inner_text() == "This field is required."
+    task.get_by_label("Status").select_option("done")
+    task.get_by_role("button", name="Complete").click()
+    page.get_by_text("No open tasks.").wait_for()
+    context.close()

@@ -1,0 +1,102 @@
+"""Page and component documents are refused at publish with the path of each fault."""
+
+from __future__ import annotations
+
+import copy
+
+from plinth.metadata.definition import validate
+from plinth.pages import components
+from tests.helpers import make_app, make_tenant
+
+
+def paths(definition: dict) -> dict[str, str]:
+    return {f.path: f.message for f in validate(definition)}
+
+
+def test_the_demo_pages_are_valid(demo):
+    assert validate(demo) == []
+    assert set(demo["pages"]) == {"file_claim", "claims", "claim_detail", "task_inbox"}
+
+
+def test_every_builtin_declares_its_props_as_json_schema():
+    catalogue = components.catalogue()
+    assert {"grid", "stack", "tabs", "text", "table", "form", "detail", "chart", "button",
+            "task_inbox"} <= set(catalogue)
+    assert catalogue["table"]["props"]["properties"]["page_size"]["maximum"] == 200
+    assert catalogue["stack"]["container"] and not catalogue["form"]["container"]
+
+
+def test_unknown_kinds_bad_props_and_bindings_have_paths(demo):
+    bad = copy.deepcopy(demo)
+    tree = bad["pages"]["claims"]["components"]
+    tree["heading"]["kind"] = "marquee"
+    tree["table"]["props"]["page_size"] = 5000
+    tree["table"]["props"]["columns"].append("colour")
+    tree["new_claim"]["events"]["click"][0]["to"] = "/claims/{{ row. }}"
+    tree["by_country"]["props"]["entity"] = "claimz"
+    found = paths(bad)
+    assert "unknown component kind 'marquee'" in found["pages.claims.components.heading.kind"]
+    assert "pages.claims.components.table.props.page_size" in found
+    assert "no field 'colour'" in found["pages.claims.components.table.props.columns[6]"]
+    assert "does not parse" in found["pages.claims.components.new_claim.events.click[0].to"]
+    assert "no entity named 'claimz'" in found["pages.claims.components.by_country.props.entity"]
+
+
+def test_tree_structure_is_checked(demo):
+    bad = copy.deepcopy(demo)
+    tree = bad["pages"]["claim_detail"]["components"]
+    tree["back"]["parent"] = "detail"  # a detail view holds no children
+    tree["ghost"] = {"kind": "text", "parent": "nowhere", "props": {"text": "x"}}
+    tree["loop_a"] = {"kind": "stack", "parent": "loop_b"}
+    tree["loop_b"] = {"kind": "stack", "parent": "loop_a"}
+    tree["heading"]["events"] = {"click": [{"type": "navigate", "to": "/"}]}
+    bad["pages"]["file_claim"]["path"] = "/claims"
+    found = paths(bad)
+    assert "holds no children" in found["pages.claim_detail.components.back.parent"]
+    assert "pages.claim_detail.components.ghost.parent" in found
+    assert "cycle" in found["pages.claim_detail.components.loop_a.parent"]
+    assert "emits no 'click'" in found["pages.claim_detail.components.heading.events.click"]
+    assert "already serves" in found["pages.file_claim.path"]
+
+
+def test_schema_faults_come_before_semantic_ones(demo):
+    bad = copy.deepcopy(demo)
+    bad["pages"]["claims"]["components"]["table"]["events"]["row_click"][0] = {
+        "type": "navigate"}
+    found = paths(bad)
+    assert any(p.startswith("pages.claims.components.table.events.row_click[0]") for p in found)
+
+
+def test_components_are_reusable_and_typed(demo):
+    good = copy.deepcopy(demo)
+    good["components"] = {"banner": {
+        "props": {"type": "object", "required": ["title"],
+                  "properties": {"title": {"type": "string"}}},
+        "components": {"root": {"kind": "text", "parent": None,
+                                "props": {"text": "{{ props.title }}", "variant": "h2"}}}}}
+    tree = good["pages"]["claims"]["components"]
+    tree["banner"] = {"kind": "component:banner", "parent": "root", "order": 0.5,
+                      "props": {"title": "Hello"}}
+    tree["widget"] = {"kind": "plugin:maps/geo-map", "parent": "root", "order": 9,
+                      "props": {"zoom": 3}}
+    assert validate(good) == []
+    tree["banner"]["props"] = {"title": 3}
+    tree["other"] = {"kind": "component:nope", "parent": "root"}
+    found = paths(good)
+    assert "pages.claims.components.banner.props.title" in found
+    assert "no component named 'nope'" in found["pages.claims.components.other.kind"]
+
+
+async def test_a_draft_with_a_broken_page_is_refused_with_paths(client, demo):
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "claims")
+    bad = copy.deepcopy(demo)
+    bad["pages"]["file_claim"]["components"]["form"]["props"]["fields"].append("colour")
+    r = await client.put("/api/t/acme/apps/claims/draft", json=bad)
+    assert r.status_code == 422
+    errors = {e["path"] for e in r.json()["errors"]}
+    assert errors == {"pages.file_claim.components.form.props.fields[7]"}
+    r = await client.put("/api/t/acme/apps/claims/draft", json=demo)
+    assert r.status_code == 200
+    r = await client.post("/api/t/acme/apps/claims/publish", json={})
+    assert r.status_code == 201, r.text
