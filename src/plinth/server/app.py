@@ -18,11 +18,12 @@ from plinth.settings import Settings
 
 def routers() -> list:  # type: ignore[type-arg]
     """Every layer's router, in mount order."""
+    from plinth.designer.api import router as designer_router
     from plinth.governance.api import router as governance_router
     from plinth.metadata.api import router as metadata_router
     from plinth.tenancy.api import router as tenancy_router
 
-    return [tenancy_router, governance_router, metadata_router]
+    return [tenancy_router, governance_router, metadata_router, designer_router]
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from plinth.db import Database
+from plinth.designer.service import DesignerService
 from plinth.events import EventBus
 from plinth.governance.access import Authorizer, RoleAuthorizer
 from plinth.governance.tokens import IssuedToken, TokenService
@@ -30,6 +31,8 @@ class Platform:
         self.files = AppFiles(self.metadata)
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
+        self.on_stop(self.designer.stop)
 
     async def start(self) -> None:
         """Migrate the database and make sure a platform admin token exists."""

@@ -1,0 +1,65 @@
+"""A real HTTP/WebSocket server (uvicorn on 127.0.0.1) around the test platform."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from plinth.server import Platform, create_app
+from tests.conftest import ADMIN_TOKEN
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    platform: Platform
+    http: str
+    ws: str
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    def sync_url(self, tenant: str, app: str) -> str:
+        return f"{self.ws}/api/t/{tenant}/apps/{app}/draft/sync"
+
+    async def shutdown(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+async def serve(platform: Platform) -> Served:
+    """Start uvicorn for `platform` (already started) and wait until it listens."""
+    port = free_port()
+    config = uvicorn.Config(create_app(platform=platform), host="127.0.0.1", port=port,
+                            lifespan="off", log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+        await asyncio.sleep(0.01)
+    return Served(platform, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", server, task)
+
+
+@pytest.fixture
+async def served(platform: Platform) -> AsyncIterator[Served]:
+    s = await serve(platform)
+    try:
+        yield s
+    finally:
+        await s.shutdown()
+
+
+@pytest.fixture
+async def http(served: Served) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=served.http,
+                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
+        yield c
