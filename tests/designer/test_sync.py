@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -242,3 +244,26 @@ async def test_restart_and_compaction_lose_nothing(platform: Platform) -> None:
         await second.stop()
     # the fixture's stop() runs again on an already-stopped platform
     platform._on_stop.clear()
+
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+@pytest.mark.skipif(not (NODE_DIR / "node_modules" / "y-websocket").exists(),
+                    reason="run `npm --prefix tests/designer/node ci` first")
+async def test_a_stock_yjs_y_websocket_client_joins(served: Served,
+                                                    http: httpx.AsyncClient) -> None:
+    await setup_app(http)
+    designer = await token_for(http, "acme", "designer")
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(NODE_DIR / "protocol.mjs"), f"{served.ws}/api/t/acme/apps/claims/draft",
+        designer, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    seen = json.loads(out.decode().strip().splitlines()[-1])
+    assert seen["before"] == ["amount", "holder", "status"]
+    assert "from_node" in seen["after"]
+    assert seen["presence"]["name"] == "designer-key"  # stamped, not the client's "node-a"
+    assert seen["diagnostics"] == []
+    await asyncio.sleep(0.5)
+    assert "from_node" in await draft_fields(http)
