@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pycrdt import Doc, Map
+from sqlalchemy.exc import IntegrityError
 
 from plinth.db import Database, utcnow
 from plinth.designer import protocol as p
@@ -125,12 +126,23 @@ class Room:
         self.since_compact = len(rows)
         self.draft_revision = meta[1] if meta else 0
         if meta is None:
+            # First open anywhere: seed from the REST draft. Two nodes may race here; the
+            # snapshot row's primary key picks one seed and the loser loads the winner's,
+            # since two independent seeds would merge into conflicting copies of each entity.
+            seed = Doc()
             draft = await self.service.metadata.get_draft(self.tenant, self.slug)
-            shape.apply_definition(self.doc, draft.definition)
-            data = self.doc.get_update()
-            async with db.transaction() as conn:
-                await store.save_snapshot(conn, self.tenant.id, self.app_id, data, 0, utcnow(),
-                                          draft_revision=draft.revision)
+            shape.apply_definition(seed, draft.definition)
+            data = seed.get_update()
+            try:
+                async with db.transaction() as conn:
+                    seeded = await store.seed_snapshot(conn, self.tenant.id, self.app_id, data,
+                                                       utcnow(), draft.revision)
+            except IntegrityError:
+                seeded = False
+            if not seeded:
+                await self.load()
+                return
+            self.doc.apply_update(data)
             self.draft_revision = draft.revision
             self.size = len(data)
         self._paths.clear()

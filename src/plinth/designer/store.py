@@ -135,3 +135,15 @@ async def created_of(conn: AsyncConnection, app_id: str, ids: list[int]) -> dict
         at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)
         out[int(r.id)] = at.timestamp()
     return out
+
+
+async def seed_snapshot(conn: AsyncConnection, tenant_id: str, app_id: str, data: bytes,
+                        at: datetime, draft_revision: int) -> bool:
+    """Create the first snapshot of a room; False if one exists (another node seeded it)."""
+    if (await conn.execute(sa.select(snapshots.c.upto).where(
+            snapshots.c.app_id == app_id))).first():
+        return False
+    await conn.execute(snapshots.insert().values(
+        app_id=app_id, tenant_id=tenant_id, data=data, upto=0, updated_at=at,
+        draft_revision=draft_revision))
+    return True
