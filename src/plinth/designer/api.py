@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
 
 from plinth.designer import protocol as p
 from plinth.designer.service import Connection, RateLimitedError
-from plinth.errors import Forbidden, PlinthError
+from plinth.errors import Forbidden, NotFound, PlinthError
 from plinth.governance.access import Resource, authorize
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
 
@@ -114,4 +116,27 @@ async def draft_diagnostics(app: str, platform: PlatformDep, principal: Principa
     return {"valid": not room.diagnostics, "diagnostics": room.diagnostics}
 
 
-STATIC = Path(__file__).resolve().parent.parent / "server" / "static"
+@router.get("/api/t/{tenant}/apps/{app}/draft/access")
+async def draft_access(app: str, platform: PlatformDep, principal: PrincipalDep,
+                       tenant: TenantDep) -> dict[str, Any]:
+    """Whether the caller may edit the draft (the IDE shows read-only otherwise)."""
+    require(platform, principal, "draft.read", tenant, "app", app)
+    resource = Resource("app", app, tenant.id)
+    return {"can_edit": platform.authorizer.decide(principal, "draft.edit", resource).allowed,
+            "name": principal.audit_name()}
+
+
+# The web IDE, built by `npm --prefix web ci && npm --prefix web run build` (not committed).
+WEB_DIST = Path(os.environ.get("PLINTH_WEB_DIST") or
+                Path(__file__).resolve().parents[3] / "web" / "dist")
+
+
+@router.get("/{path:path}", include_in_schema=False)
+def web_ide(path: str) -> FileResponse:
+    """Serve the built web IDE; unknown paths get index.html (client-side routes)."""
+    if path.startswith("api/") or not (WEB_DIST / "index.html").exists():
+        raise NotFound("Not found", path="path")
+    target = (WEB_DIST / path).resolve()
+    if path and target.is_file() and WEB_DIST.resolve() in target.parents:
+        return FileResponse(target)
+    return FileResponse(WEB_DIST / "index.html")
