@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -47,6 +50,18 @@ async def serve(platform: Platform) -> Served:
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
         await asyncio.sleep(0.01)
     return Served(platform, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", server, task)
+
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def node_client_installed() -> None:
+    """Install the stock yjs + y-websocket client the protocol test runs (once)."""
+    if (NODE_DIR / "node_modules" / "y-websocket").exists() or shutil.which("npm") is None:
+        return
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=False,
+                   capture_output=True, timeout=300)
 
 
 @pytest.fixture

@@ -187,7 +187,7 @@ class Session {
     }
     const newEntity = this.pending('new-entity', 'new entity', d)
     const left = h('section', {}, h('h2', {}, 'Entities'), entityList,
-      h('div', { class: 'row' }, newEntity, h('button', { id: 'add-entity', disabled: d, onclick: () => this.addEntity(newEntity.value) }, 'Add')))
+      h('div', { class: 'row' }, newEntity, h('button', { id: 'add-entity', disabled: d, onclick: () => this.addEntity(this.typed['new-entity'] ?? newEntity.value) }, 'Add')))
 
     const focused = document.activeElement as HTMLElement | null
     const focusKey = focused?.dataset?.key
@@ -259,7 +259,7 @@ class Session {
       })),
       ...this.errorsAt(`entities.${name}`).filter((x) => !x.path.includes('.fields.')).map((x) => h('div', { class: 'error' }, `${x.path}: ${x.message}`)),
       h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Field'), h('th', {}, 'Type'), h('th', {}, 'Req.'), h('th', {}, 'Constraints (JSON)'), h('th', {}, ''))), rows),
-      h('div', { class: 'row' }, newField, h('button', { id: 'add-field', disabled: d, onclick: () => this.addField(newField.value) }, 'Add field')),
+      h('div', { class: 'row' }, newField, h('button', { id: 'add-field', disabled: d, onclick: () => this.addField(this.typed['new-field'] ?? newField.value) }, 'Add field')),
       h('h2', {}, 'CEL rules'), rules,
       ...this.errorsAt(`entities.${name}.rules`).map((x) => h('div', { class: 'error' }, `${x.path}: ${x.message}`)))
   }
@@ -275,6 +275,7 @@ class Session {
 
   addEntity (name: string): void {
     this.typed['new-entity'] = ''
+    this.undo.stopCapturing()
     const id = 'ent_' + Math.random().toString(36).slice(2, 12)
     // A node's nested maps are created together with it (pitfall: separate creation races).
     this.entities.set(id, new Y.Map<Json>([['name', name.trim()], ['pos', this.entities.size],
@@ -286,6 +287,7 @@ class Session {
     const ent = this.selectedEntity && this.entities.get(this.selectedEntity)
     if (!ent || !name.trim()) return
     this.typed['new-field'] = ''
+    this.undo.stopCapturing() // each added field is its own undo step
     const fields: Y.Map<Json> = ent.get('fields')
     const id = 'fld_' + Math.random().toString(36).slice(2, 12)
     fields.set(id, new Y.Map<Json>([['name', name.trim()], ['pos', Date.now() / 1e12 + fields.size],

@@ -9,6 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
+from starlette.routing import Match
 
 from plinth.designer import protocol as p
 from plinth.designer.service import Connection, RateLimitedError
@@ -131,12 +133,26 @@ WEB_DIST = Path(os.environ.get("PLINTH_WEB_DIST") or
                 Path(__file__).resolve().parents[3] / "web" / "dist")
 
 
-@router.get("/{path:path}", include_in_schema=False)
+class _WebRoute(APIRoute):
+    """Never claims an /api path, whatever order routers are mounted in."""
+
+    def matches(self, scope: Any) -> tuple[Match, dict[str, Any]]:
+        if str(scope.get("path", "")).startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def web_ide(path: str) -> FileResponse:
     """Serve the built web IDE; unknown paths get index.html (client-side routes)."""
-    if path.startswith("api/") or not (WEB_DIST / "index.html").exists():
-        raise NotFound("Not found", path="path")
+    if not (WEB_DIST / "index.html").exists():
+        raise NotFound("Not found (the web IDE is not built)", path="path")
     target = (WEB_DIST / path).resolve()
     if path and target.is_file() and WEB_DIST.resolve() in target.parents:
         return FileResponse(target)
     return FileResponse(WEB_DIST / "index.html")
+
+
+# Mounted after every other router (see server/app.py): it answers any other GET path.
+web_router = APIRouter()
+web_router.add_api_route("/{path:path}", web_ide, methods=["GET"], include_in_schema=False,
+                         route_class_override=_WebRoute)

@@ -223,6 +223,8 @@ class Room:
         current = await self.service.metadata.get_draft(self.tenant, self.slug)
         if definitions.content_hash(current.definition) == digest:
             return
+        if len(self.written) > 64:  # only recent writes can still come back as events
+            self.written.clear()
         self.written.add(digest)
         try:
             draft = await self.service.metadata.put_draft(self.tenant, self.slug, definition,

@@ -19,11 +19,13 @@ from plinth.settings import Settings
 def routers() -> list:  # type: ignore[type-arg]
     """Every layer's router, in mount order."""
     from plinth.designer.api import router as designer_router
+    from plinth.designer.api import web_router
     from plinth.governance.api import router as governance_router
     from plinth.metadata.api import router as metadata_router
     from plinth.tenancy.api import router as tenancy_router
 
-    return [tenancy_router, governance_router, metadata_router, designer_router]
+    return [tenancy_router, governance_router, metadata_router, designer_router,
+            web_router]  # web_router (the IDE's files, any GET path) stays last
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
