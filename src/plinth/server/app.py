@@ -20,6 +20,8 @@ from plinth.settings import Settings
 def routers() -> list:  # type: ignore[type-arg]
     """Every layer's router, in mount order (the web IDE's catch-all last)."""
     from plinth.compiler.api import router as compiler_router
+    from plinth.designer.api import router as designer_router
+    from plinth.designer.api import web_router as web_router
     from plinth.extensions.api import router as extensions_router
     from plinth.governance.api import public as auth_router
     from plinth.governance.api import router as governance_router
@@ -43,6 +45,8 @@ def routers() -> list:  # type: ignore[type-arg]
         workflows_router,
         compliance_router,
         pages_router,
+        designer_router,
+        web_router,
     ]
 
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from plinth.db import Database
+from plinth.designer.service import DesignerService
 from plinth.events import EventBus
 from plinth.extensions.service import PluginService
 from plinth.governance.access import Authorizer
@@ -51,6 +52,8 @@ class Platform:
         self.vault = Vault(settings, self.db, self.events)
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
         self.connectors = ConnectorService(self)
+        self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
+        self.on_stop(self.designer.stop)
 
     async def start(self) -> None:
         """Migrate the database and make sure a platform admin token exists."""

@@ -1,0 +1,169 @@
+"""Designer benchmark: update latency A -> B (one node, two nodes), room load, editor capacity.
+
+Run: PYTHONPATH=src:. /work/main/.venv/bin/python bench/designer.py [--db URL] [--redis URL]
+Defaults to a temporary SQLite file and redis://127.0.0.1:6379/0 for the two-node case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pycrdt import Map
+from tests.designer.conftest import serve
+from tests.designer.yclient import YClient
+from tests.helpers import CLAIMS, make_app, make_tenant
+
+from plinth.designer.service import compact_app
+from plinth.server import Platform
+from plinth.settings import Settings
+
+TOKEN = "plt_bench_admin_token_0123456789abcdef"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+class Watch:
+    """Time from A's local change to B applying it."""
+
+    def __init__(self, b: YClient) -> None:
+        self.seen: dict[str, float] = {}
+        self.event = asyncio.Event()
+        self._sub = b.doc.get("entities", type=Map).observe_deep(self._on)
+
+    def _on(self, events: Any) -> None:
+        now = time.perf_counter()
+        for ev in events:
+            for key in ev.keys:
+                self.seen.setdefault(str(key), now)
+        self.event.set()
+
+
+async def latency(a: YClient, b: YClient, n: int, tag: str) -> list[float]:
+    watch = Watch(b)
+    ent = next(iter(a.doc.get("entities", type=Map).values()))
+    out = []
+    for i in range(n):
+        key = f"{tag}{i}"
+        start = time.perf_counter()
+        ent["attrs"][key] = i
+        while key not in watch.seen:
+            watch.event.clear()
+            await asyncio.wait_for(watch.event.wait(), 5)
+        out.append(watch.seen[key] - start)
+    return out
+
+
+async def node(settings: Settings, redis: str | None) -> tuple[Platform, Any]:
+    p = Platform(settings.model_copy(update={"redis_url": redis}))
+    p.designer.limits.updates_per_second = 10_000
+    p.designer.limits.burst = 10_000
+    p.designer.limits.compact_every = 10**9
+    await p.start()
+    return p, await serve(p)
+
+
+async def main(db: str | None, redis: str) -> None:
+    tmp = Path(tempfile.mkdtemp())
+    settings = Settings(data_dir=tmp, database_url=db or f"sqlite+aiosqlite:///{tmp}/b.db",
+                        admin_token=TOKEN, embedded_worker=False)
+    one, s1 = await node(settings, redis)
+    two, s2 = await node(settings, redis)
+    async with httpx.AsyncClient(base_url=s1.http,
+                                 headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        await make_tenant(http, "bench")
+        await make_app(http, "bench", "claims", CLAIMS)
+    url1, url2 = s1.sync_url("bench", "claims"), s2.sync_url("bench", "claims")
+    print(f"database: {settings.resolved_database_url.split(':')[0]}")
+    try:
+        async with YClient(url1, TOKEN) as a, YClient(url1, TOKEN) as b, \
+                YClient(url2, TOKEN) as c:
+            for x in (a, b, c):
+                await x.synced.wait()
+            same = await latency(a, b, 300, "s")
+            cross = await latency(a, c, 300, "x")
+        p50_1, p99_1 = pct(same, .5), pct(same, .99)
+        p50_2, p99_2 = pct(cross, .5), pct(cross, .99)
+        print(f"A->B latency, one node : p50 {p50_1:6.2f} ms  p99 {p99_1:6.2f} ms  (baseline)")
+        print(f"A->B latency, two nodes: p50 {p50_2:6.2f} ms  p99 {p99_2:6.2f} ms  "
+              f"(x{p50_2 / p50_1:.2f} p50, x{p99_2 / p99_1:.2f} p99)")
+
+        # room load: a long log vs the same state compacted
+        async with YClient(url1, TOKEN) as a:
+            await a.synced.wait()
+            ent = next(iter(a.doc.get("entities", type=Map).values()))
+            for i in range(3000):
+                ent["attrs"][f"k{i % 50}"] = i
+                if i % 100 == 0:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(1.0)
+        room = next(iter(one.designer.rooms.values()))
+        tenant = room.tenant
+
+        async def load_ms() -> float:
+            times = []
+            for _ in range(5):
+                one.designer.rooms.clear()
+                start = time.perf_counter()
+                await one.designer.room(tenant, "claims")
+                times.append(time.perf_counter() - start)
+            return statistics.median(times) * 1000
+
+        long_ms = await load_ms()
+        folded = await compact_app(one.db, tenant.id, room.app_id, min_age=0)
+        short_ms = await load_ms()
+        print(f"room load, compacted     : {short_ms:7.2f} ms  (baseline)")
+        print(f"room load, {folded}-update log: {long_ms:7.2f} ms  (x{long_ms / short_ms:.1f})")
+
+        # editors on one room, each making 5 changes/s, until an observer's p99 > 100 ms
+        one.designer.rooms.clear()
+        for editors in (2, 5, 10, 20, 40, 80):
+            clients = [YClient(url1, TOKEN) for _ in range(editors)]
+            for cl in clients:
+                await cl.__aenter__()
+            for cl in clients:
+                await cl.synced.wait()
+            stop = asyncio.Event()
+
+            async def typing(cl: YClient, idx: int, stop: asyncio.Event) -> None:
+                ent = next(iter(cl.doc.get("entities", type=Map).values()))
+                i = 0
+                while not stop.is_set():
+                    ent["attrs"][f"e{idx}"] = i
+                    i += 1
+                    await asyncio.sleep(0.2)
+
+            tasks = [asyncio.create_task(typing(cl, i, stop)) for i, cl in enumerate(clients[1:])]
+            async with YClient(url1, TOKEN) as obs:
+                await obs.synced.wait()
+                lat = await latency(clients[0], obs, 100, f"c{editors}_")
+            stop.set()
+            await asyncio.gather(*tasks)
+            for cl in clients:
+                await cl.close()
+            p99 = pct(lat, .99)
+            print(f"{editors:3d} editors at 5 changes/s: p50 {pct(lat, .5):6.2f} ms  "
+                  f"p99 {p99:6.2f} ms  (x{p99 / p99_1:.1f} of idle p99)")
+            if p99 > 100:
+                break
+    finally:
+        for p, s in ((one, s1), (two, s2)):
+            await s.shutdown()
+            await p.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", default=None)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+    asyncio.run(main(args.db, args.redis))

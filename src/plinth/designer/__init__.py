@@ -1,0 +1,1 @@
+"""The collaborative designer: drafts as CRDT documents, co-edited live over WebSocket."""

@@ -1,0 +1,583 @@
+"""Draft rooms: one CRDT document per app draft, its editors, its log, its validation.
+
+Order of an accepted update: checks (role, size, rate) → apply to the room's doc (a malformed
+update fails here and closes only its connection) → append to the log in the database →
+broadcast to the room and relay to other nodes. The log is compacted into a snapshot from the
+database itself (never from a background store), so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc, Map
+from sqlalchemy.exc import IntegrityError
+
+from plinth.db import Database, utcnow
+from plinth.designer import protocol as p
+from plinth.designer import shape, store
+from plinth.errors import Fault, PlinthError
+from plinth.events import Event, EventBus
+from plinth.governance.principal import Principal
+from plinth.metadata import definition as definitions
+from plinth.metadata.service import MetadataService
+from plinth.tenancy.models import Tenant
+
+log = logging.getLogger("plinth.designer")
+
+Send = Callable[[bytes], Awaitable[None]]
+Close = Callable[[int, str], Awaitable[None]]
+
+
+@dataclass
+class Limits:
+    """Guards per connection and per room."""
+
+    max_update_bytes: int = 256 * 1024
+    updates_per_second: float = 60.0
+    burst: int = 120
+    max_doc_bytes: int = 8 * 1024 * 1024
+    settle_seconds: float = 0.25
+    compact_every: int = 500
+    idle_compact_seconds: float = 30.0
+    sync_interval_seconds: float = 5.0
+
+
+@dataclass(eq=False)
+class Connection:
+    """One WebSocket editor (or viewer) in a room."""
+
+    principal: Principal
+    can_edit: bool
+    send: Send
+    close: Close
+    client_ids: set[int] = field(default_factory=set)
+    tokens: float = 0.0
+    last: float = field(default_factory=time.monotonic)
+    closed: bool = False
+    refused: int = 0
+
+    def allow(self, limits: Limits) -> bool:
+        """Token bucket: `updates_per_second` sustained, `burst` at once."""
+        now = time.monotonic()
+        self.tokens = min(limits.burst, self.tokens + (now - self.last) * limits.updates_per_second)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Room:
+    """The live document of one app draft on this node."""
+
+    def __init__(self, service: DesignerService, tenant: Tenant, slug: str, app_id: str) -> None:
+        self.service = service
+        self.tenant = tenant
+        self.slug = slug
+        self.app_id = app_id
+        self.doc = Doc()
+        self.conns: set[Connection] = set()
+        self.presence: dict[int, tuple[p.PresenceEntry, Connection | None]] = {}
+        self.lock = asyncio.Lock()
+        self.size = 0
+        self.since_compact = 0
+        self.last_id = 0
+        self.draft_revision = 0
+        self.written: set[str] = set()
+        self.diagnostics: list[dict[str, Any]] = []
+        self.last_author = "system"
+        self.server_client_id = random.getrandbits(52)
+        self.server_clock = 0
+        self.idle_since: float | None = time.monotonic()
+        self._settle: asyncio.TimerHandle | None = None
+        self._paths: list[str] = []
+        self._sub = self.doc.get(shape.ENTITIES, type=Map).observe_deep(self._observe)
+
+    def _observe(self, events: Any) -> None:
+        for ev in events:
+            base = ".".join(str(x) for x in ev.path)
+            for key in list(ev.keys)[:20]:
+                self._paths.append(f"{base}.{key}" if base else str(key))
+
+    # -- loading ------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Snapshot + the log after it; a room never seen before starts from the REST draft."""
+        db = self.service.db
+        async with db.read() as conn:
+            snap, rows = await store.load(conn, self.app_id)
+            meta = await store.snapshot_meta(conn, self.app_id)
+        if snap is not None:
+            self.doc.apply_update(snap)
+            self.size += len(snap)
+        for ident, data in rows:
+            self.doc.apply_update(data)
+            self.size += len(data)
+            self.last_id = ident
+        self.since_compact = len(rows)
+        self.draft_revision = meta[1] if meta else 0
+        if meta is None:
+            # First open anywhere: seed from the REST draft. Two nodes may race here; the
+            # snapshot row's primary key picks one seed and the loser loads the winner's,
+            # since two independent seeds would merge into conflicting copies of each entity.
+            seed = Doc()
+            draft = await self.service.metadata.get_draft(self.tenant, self.slug)
+            shape.apply_definition(seed, draft.definition)
+            data = seed.get_update()
+            try:
+                async with db.transaction() as conn:
+                    seeded = await store.seed_snapshot(conn, self.tenant.id, self.app_id, data,
+                                                       utcnow(), draft.revision)
+            except IntegrityError:
+                seeded = False
+            if not seeded:
+                await self.load()
+                return
+            self.doc.apply_update(data)
+            self.draft_revision = draft.revision
+            self.size = len(data)
+        self._paths.clear()
+        await self.sync_from_draft()
+        self._validate()
+
+    # -- accepting updates --------------------------------------------------------------------
+
+    async def accept(self, conn: Connection | None, update: bytes, author: str) -> bool:
+        """Apply, log, then broadcast one update; False if it changed nothing."""
+        limits = self.service.limits
+        async with self.lock:
+            before = self.doc.get_state()
+            self._paths.clear()
+            self.doc.apply_update(update)  # raises on a malformed update
+            if self.doc.get_state() == before and not self._paths:
+                return False
+            summary = sorted(set(self._paths))[:50]
+            self._paths.clear()
+            async with self.service.db.transaction() as db:
+                self.last_id = await store.append(db, self.tenant.id, self.app_id, update,
+                                                  author, summary, utcnow())
+            self.size += len(update)
+            self.since_compact += 1
+            self.last_author = author
+        await self.broadcast(p.sync_message(p.UPDATE, update), exclude=conn)
+        await self.service.relay(self, "update", update)
+        self._schedule_settle()
+        if self.since_compact >= limits.compact_every:
+            self.service.spawn(self.compact())
+        return True
+
+    async def apply_remote(self, update: bytes) -> None:
+        """An update another node already logged: apply and pass on, no logging."""
+        async with self.lock:
+            before = self.doc.get_state()
+            self.doc.apply_update(update)
+            self._paths.clear()
+            if self.doc.get_state() == before:
+                return
+        await self.broadcast(p.sync_message(p.UPDATE, update))
+        self._schedule_settle()
+
+    async def catch_up(self) -> None:
+        """Apply log rows other nodes wrote that relaying missed."""
+        async with self.service.db.read() as db:
+            rows = await store.since(db, self.app_id, self.last_id)
+        for ident, data in rows:
+            await self.apply_remote(data)
+            self.last_id = max(self.last_id, ident)
+
+    async def broadcast(self, message: bytes, exclude: Connection | None = None) -> None:
+        """Send to every connection of the room on this node."""
+        for conn in list(self.conns):
+            if conn is exclude or conn.closed:
+                continue
+            try:
+                await conn.send(message)
+            except Exception:  # a dead socket leaves via its own handler
+                conn.closed = True
+
+    # -- REST <-> CRDT ------------------------------------------------------------------------
+
+    def _schedule_settle(self) -> None:
+        if self._settle is not None:
+            self._settle.cancel()
+        loop = asyncio.get_running_loop()
+        self._settle = loop.call_later(self.service.limits.settle_seconds,
+                                       lambda: self.service.spawn(self.settle()))
+
+    async def settle(self) -> None:
+        """Validate the merged draft, tell the room, and write it to the REST draft if valid."""
+        definition = self._validate()
+        await self.broadcast_server_state()
+        if self.diagnostics:
+            return
+        digest = definitions.content_hash(definition)
+        current = await self.service.metadata.get_draft(self.tenant, self.slug)
+        if definitions.content_hash(current.definition) == digest:
+            return
+        if len(self.written) > 64:  # only recent writes can still come back as events
+            self.written.clear()
+        self.written.add(digest)
+        try:
+            draft = await self.service.metadata.put_draft(self.tenant, self.slug, definition,
+                                                          by=self.last_author)
+        except PlinthError as exc:
+            log.info("draft of %s not written: %s", self.slug, exc)
+            return
+        self.draft_revision = max(self.draft_revision, draft.revision)
+        await self._save_revision()
+
+    def _validate(self) -> dict[str, Any]:
+        definition, faults = shape.to_definition(self.doc)
+        faults = faults + (definitions.validate(definition) if not faults else [])
+        self.diagnostics = [{"path": f.path, "message": f.message, "code": f.code}
+                            for f in faults[:200]]
+        return definition
+
+    async def sync_from_draft(self) -> None:
+        """Bring a REST change of the draft into the doc (skipping drafts the room wrote)."""
+        draft = await self.service.metadata.get_draft(self.tenant, self.slug)
+        if draft.revision <= self.draft_revision:
+            return
+        self.draft_revision = draft.revision
+        digest = definitions.content_hash(draft.definition)
+        if digest in self.written:
+            await self._save_revision()
+            return
+        current, _ = shape.to_definition(self.doc)
+        if definitions.content_hash(current) != digest:
+            before = self.doc.get_state()
+            shape.apply_definition(self.doc, draft.definition, origin="rest")
+            update = self.doc.get_update(before)
+            self.doc.apply_update(update)  # no-op locally; keeps one code path below
+            await self._log_local(update, draft.updated_by or "rest")
+        await self._save_revision()
+        self._validate()
+        await self.broadcast_server_state()
+
+    async def _log_local(self, update: bytes, author: str) -> None:
+        summary = sorted(set(self._paths))[:50]
+        self._paths.clear()
+        async with self.service.db.transaction() as db:
+            self.last_id = await store.append(db, self.tenant.id, self.app_id, update, author,
+                                              summary, utcnow())
+        self.size += len(update)
+        self.since_compact += 1
+        await self.broadcast(p.sync_message(p.UPDATE, update))
+        await self.service.relay(self, "update", update)
+
+    async def _save_revision(self) -> None:
+        async with self.service.db.transaction() as db:
+            await store.set_draft_revision(db, self.app_id, self.draft_revision)
+
+    # -- presence -----------------------------------------------------------------------------
+
+    def server_entry(self) -> p.PresenceEntry:
+        """The server's own awareness state: diagnostics of the merged draft."""
+        self.server_clock += 1
+        return p.PresenceEntry(self.server_client_id, self.server_clock, {
+            "server": True, "diagnostics": self.diagnostics, "valid": not self.diagnostics,
+        })
+
+    async def broadcast_server_state(self) -> None:
+        """Diagnostics ride on awareness so stock y-websocket clients receive them."""
+        await self.broadcast(p.awareness_message(p.encode_awareness([self.server_entry()])))
+
+    async def presence_update(self, conn: Connection, payload: bytes) -> None:
+        """Stamp the sender's identity on its awareness states and pass them on."""
+        entries = []
+        for entry in p.parse_awareness(payload):
+            owner = self.presence.get(entry.client_id)
+            if entry.client_id == self.server_client_id:
+                continue
+            if owner is not None and owner[1] is not conn:
+                continue  # a client may not speak for another's awareness id
+            if entry.state is not None:
+                user = entry.state.get("user") if isinstance(entry.state.get("user"), dict) \
+                    else {}
+                entry.state["user"] = {
+                    "id": conn.principal.id, "name": conn.principal.audit_name(),
+                    "color": str(user.get("color", ""))[:20], "can_edit": conn.can_edit,
+                }
+                conn.client_ids.add(entry.client_id)
+                self.presence[entry.client_id] = (entry, conn)
+            else:
+                self.presence.pop(entry.client_id, None)
+                conn.client_ids.discard(entry.client_id)
+            entries.append(entry)
+        if entries:
+            message = p.awareness_message(p.encode_awareness(entries))
+            await self.broadcast(message)
+            await self.service.relay(self, "awareness", p.encode_awareness(entries))
+
+    async def presence_remote(self, payload: bytes) -> None:
+        """Awareness from another node: already stamped there."""
+        entries = p.parse_awareness(payload)
+        for entry in entries:
+            if entry.state is None:
+                self.presence.pop(entry.client_id, None)
+            else:
+                self.presence[entry.client_id] = (entry, None)
+        await self.broadcast(p.awareness_message(payload))
+
+    def presence_snapshot(self) -> bytes:
+        """Every known awareness state plus the server's, for a joining client."""
+        entries = [e for e, _ in self.presence.values()] + [self.server_entry()]
+        return p.awareness_message(p.encode_awareness(entries))
+
+    async def leave(self, conn: Connection) -> None:
+        """Drop a connection and tell the room its presence is gone."""
+        self.conns.discard(conn)
+        gone = []
+        for cid in conn.client_ids:
+            entry = self.presence.pop(cid, None)
+            clock = entry[0].clock + 1 if entry else 1
+            gone.append(p.PresenceEntry(cid, clock, None))
+        if gone:
+            payload = p.encode_awareness(gone)
+            await self.broadcast(p.awareness_message(payload))
+            await self.service.relay(self, "awareness", payload)
+        if not self.conns:
+            self.idle_since = time.monotonic()
+
+    # -- compaction ---------------------------------------------------------------------------
+
+    async def compact(self) -> None:
+        """Fold the logged updates into one snapshot, read back from the database."""
+        self.since_compact = 0
+        await compact_app(self.service.db, self.tenant.id, self.app_id)
+
+
+async def compact_app(db: Database, tenant_id: str, app_id: str, min_age: float = 2.0) -> int:
+    """Fold log rows older than `min_age` seconds into the snapshot; the number folded.
+
+    Built from the database rather than a live doc, so only what is durably logged is folded.
+    The age cut-off keeps rows whose transactions may still be committing out of order.
+    """
+    async with db.read() as conn:
+        snap, rows = await store.load(conn, app_id)
+        meta = await store.snapshot_meta(conn, app_id)
+    cutoff = utcnow().timestamp() - min_age
+    async with db.read() as conn:
+        ages = await store.created_of(conn, app_id, [r[0] for r in rows])
+    rows = [r for r in rows if ages.get(r[0], cutoff) <= cutoff]
+    if not rows:
+        return 0
+    doc = Doc()
+    if snap is not None:
+        doc.apply_update(snap)
+    for _, data in rows:
+        doc.apply_update(data)
+    upto = rows[-1][0]
+    async with db.transaction() as conn:
+        await store.save_snapshot(conn, tenant_id, app_id, doc.get_update(), upto, utcnow(),
+                                  draft_revision=meta[1] if meta else 0)
+    return len(rows)
+
+
+class DesignerService:
+    """Rooms of this node, the REST bridge and the cross-node relay."""
+
+    def __init__(self, db: Database, events: EventBus, metadata: MetadataService,
+                 redis_url: str | None = None, limits: Limits | None = None) -> None:
+        self.db = db
+        self.events = events
+        self.metadata = metadata
+        self.limits = limits or Limits()
+        self.rooms: dict[str, Room] = {}
+        self.node = base64.urlsafe_b64encode(random.randbytes(9)).decode()
+        self._creating: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._redis_url = redis_url
+        self._redis: Any = None
+        self._pubsub: Any = None
+        self._started = False
+        events.subscribe("draft.updated", self._on_draft_updated)
+
+    CHANNEL = "plinth:designer"
+
+    def spawn(self, coro: Any) -> None:
+        """Run a background task that stop() waits for."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("designer task failed", exc_info=task.exception())
+
+    async def _ensure_started(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self._redis_url:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(self._redis_url)
+            self._pubsub = self._redis.pubsub()
+            await self._pubsub.subscribe(self.CHANNEL)
+            self.spawn(self._listen())
+        self.spawn(self._housekeeping())
+
+    async def room(self, tenant: Tenant, slug: str) -> Room:
+        """The loaded room of an app draft; loading happens once, under its creation lock."""
+        await self._ensure_started()
+        key = f"{tenant.id}/{slug}"
+        room = self.rooms.get(key)
+        if room is not None:
+            return room
+        lock = self._creating.setdefault(key, asyncio.Lock())
+        async with lock:
+            room = self.rooms.get(key)
+            if room is None:
+                app = await self.metadata.get_app(tenant, slug)
+                room = Room(self, tenant, slug, app.id)
+                await room.load()
+                self.rooms[key] = room
+                await self.relay(room, "sv", room.doc.get_state())
+        return room
+
+    async def _on_draft_updated(self, event: Event) -> None:
+        key = f"{event.tenant_id}/{event.data.get('app')}"
+        room = self.rooms.get(key)
+        if room is not None:
+            await room.sync_from_draft()
+
+    async def history(self, tenant: Tenant, slug: str, limit: int = 100) -> list[store.Change]:
+        """Who changed what, newest first."""
+        app = await self.metadata.get_app(tenant, slug)
+        async with self.db.read() as conn:
+            return await store.history(conn, tenant.id, app.id, limit)
+
+    # -- connections --------------------------------------------------------------------------
+
+    async def join(self, room: Room, conn: Connection) -> None:
+        """Greet a new connection: our state vector, then everyone's presence."""
+        room.conns.add(conn)
+        room.idle_since = None
+        await conn.send(p.sync_message(p.STEP1, room.doc.get_state()))
+        await conn.send(room.presence_snapshot())
+
+    async def receive(self, room: Room, conn: Connection, data: bytes) -> None:
+        """Handle one client message; raises ProtocolError/ValueError to close the connection."""
+        msg = p.parse(data)
+        if msg.type == p.AWARENESS:
+            await room.presence_update(conn, msg.payload)
+            return
+        if msg.kind == p.STEP1:
+            await conn.send(p.sync_message(p.STEP2, room.doc.get_update(msg.payload)))
+            return
+        update = msg.payload
+        if update == p.EMPTY_UPDATE:
+            return
+        if not conn.can_edit:
+            conn.refused += 1
+            # Resync: the client gets the room's state again and is told it may not edit.
+            await conn.send(p.sync_message(p.STEP2, room.doc.get_update()))
+            return
+        if len(update) > self.limits.max_update_bytes:
+            raise p.ProtocolError(f"an update is at most {self.limits.max_update_bytes} bytes")
+        if room.size + len(update) > self.limits.max_doc_bytes:
+            raise p.ProtocolError("the draft document is at its size limit")
+        if not conn.allow(self.limits):
+            raise RateLimitedError("too many updates per second")
+        await room.accept(conn, update, conn.principal.audit_name())
+
+    # -- relay (Redis pub/sub) ----------------------------------------------------------------
+
+    async def relay(self, room: Room, kind: str, payload: bytes) -> None:
+        """Tell other nodes; a no-op without Redis."""
+        if self._redis is None:
+            return
+        message = json.dumps({"node": self.node, "room": f"{room.tenant.id}/{room.slug}",
+                              "kind": kind, "data": base64.b64encode(payload).decode()})
+        try:
+            await self._redis.publish(self.CHANNEL, message)
+        except Exception:
+            log.warning("designer relay failed; peers catch up from the log", exc_info=True)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True,
+                                                         timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("designer relay read failed", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            if message is None:
+                continue
+            try:
+                body = json.loads(message["data"])
+                if body["node"] == self.node:
+                    continue
+                room = self.rooms.get(body["room"])
+                if room is None:
+                    continue
+                data = base64.b64decode(body["data"])
+                if body["kind"] == "update":
+                    await room.apply_remote(data)
+                elif body["kind"] == "awareness":
+                    await room.presence_remote(data)
+                elif body["kind"] == "sv":
+                    # A peer's state vector: send what it lacks, and ask for what we lack.
+                    missing = room.doc.get_update(data)
+                    if missing != p.EMPTY_UPDATE:
+                        await self.relay(room, "update", missing)
+            except Exception:
+                log.warning("bad designer relay message", exc_info=True)
+
+    async def _housekeeping(self) -> None:
+        """Periodic state-vector exchange, catch-up, presence renewal and idle compaction."""
+        while True:
+            await asyncio.sleep(self.limits.sync_interval_seconds)
+            now = time.monotonic()
+            for key, room in list(self.rooms.items()):
+                try:
+                    await room.catch_up()
+                    await self.relay(room, "sv", room.doc.get_state())
+                    await room.broadcast_server_state()
+                    idle = room.idle_since is not None and \
+                        now - room.idle_since > self.limits.idle_compact_seconds
+                    if idle:
+                        await room.compact()
+                        self.rooms.pop(key, None)
+                except Exception:
+                    log.warning("designer housekeeping failed for %s", key, exc_info=True)
+
+    async def stop(self) -> None:
+        """Finish pending writes, compact open rooms, close the relay."""
+        for room in list(self.rooms.values()):
+            if room._settle is not None:
+                room._settle.cancel()
+                try:  # the log already holds every update; this keeps REST in step too
+                    await room.settle()
+                except Exception:
+                    log.warning("final settle of %s failed", room.slug, exc_info=True)
+        pending = list(self._tasks)
+        for task in list(pending):
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self.events.unsubscribe(self._on_draft_updated)
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+class RateLimitedError(ValueError):
+    """A connection sent updates faster than allowed."""
+
+
+__all__ = ["DesignerService", "Fault", "Limits", "Room", "Connection", "compact_app"]

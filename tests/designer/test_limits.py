@@ -1,0 +1,60 @@
+"""Per-connection rate limit, and compaction that keeps the room and its history whole."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import sqlalchemy as sa
+
+from plinth.designer import store
+from tests.conftest import ADMIN_TOKEN
+from tests.designer.conftest import Served
+from tests.designer.test_sync import add_field, field_names, setup_app
+from tests.designer.yclient import YClient, eventually
+
+
+async def test_a_flooding_connection_is_closed_and_the_room_goes_on(
+        served: Served, http: httpx.AsyncClient) -> None:
+    await setup_app(http)
+    limits = served.platform.designer.limits
+    limits.updates_per_second, limits.burst = 2.0, 5
+    url = served.sync_url("acme", "claims")
+    async with YClient(url, ADMIN_TOKEN) as flood, YClient(url, ADMIN_TOKEN) as calm:
+        await asyncio.wait_for(flood.synced.wait(), 5)
+        await asyncio.wait_for(calm.synced.wait(), 5)
+        for i in range(20):
+            add_field(flood, "claim", f"fld_f{i}", f"flood{i}", type="string")
+        await eventually(lambda: flood.closed is not None)
+        assert flood.closed is not None and flood.closed[0] == 4429
+        add_field(calm, "claim", "fld_calm", "calm", type="string")
+        async with YClient(url, ADMIN_TOKEN) as late:
+            await asyncio.wait_for(late.synced.wait(), 5)
+            await eventually(lambda: "calm" in field_names(late, "claim"))
+
+
+async def test_compaction_every_n_updates_keeps_state_and_history(
+        served: Served, http: httpx.AsyncClient) -> None:
+    await setup_app(http)
+    service = served.platform.designer
+    service.limits.compact_every = 10
+    url = served.sync_url("acme", "claims")
+    async with YClient(url, ADMIN_TOKEN) as a:
+        await asyncio.wait_for(a.synced.wait(), 5)
+        for i in range(25):
+            add_field(a, "claim", f"fld_c{i}", f"c{i}", type="string")
+            await asyncio.sleep(0.01)
+        await eventually(lambda: len(field_names(a, "claim")) == 28)
+    await asyncio.sleep(2.5)  # compaction folds rows older than its safety margin
+    room = next(iter(service.rooms.values()))
+    await room.compact()
+    async with served.platform.db.read() as conn:
+        folded = (await conn.execute(sa.select(sa.func.count()).where(
+            store.updates.c.app_id == room.app_id, store.updates.c.data.is_(None)))).scalar()
+    assert folded and folded >= 20
+    service.rooms.clear()
+    async with YClient(url, ADMIN_TOKEN) as b:
+        await asyncio.wait_for(b.synced.wait(), 5)
+        assert len(field_names(b, "claim")) == 28
+    history = (await http.get("/api/t/acme/apps/claims/draft/history?limit=1000")).json()
+    assert len(history["items"]) >= 25  # history outlives compaction
