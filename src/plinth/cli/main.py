@@ -44,7 +44,7 @@ LAYER_COMMANDS = {
     "audit": "plinth.governance.cli",
     "plugin": "plinth.extensions.cli",
     "workflow": "plinth.workflows.cli",
-    "connector": "plinth.integration.cli",
+    "vault": "plinth.integration.cli",
     "compliance": "plinth.governance.compliance_cli",
 }
 
@@ -63,6 +63,16 @@ def _layer_cli(module: str) -> typer.Typer | None:
 for _name, _module in LAYER_COMMANDS.items():
     if (_group := _layer_cli(_module)) is not None:
         app.add_typer(_group, name=_name)
+
+# The commands DESIGN.md names at the top level: `plinth worker`, `plinth app compile`.
+if _layer_cli("plinth.workflows.cli") is not None:
+    from plinth.workflows.cli import worker as _worker
+
+    app.command("worker", help="Run workflow workers against the platform database.")(_worker)
+if _layer_cli("plinth.pages.cli") is not None:
+    from plinth.pages.cli import compile_app as _compile
+
+    app_cli.command("compile", help="Compile an app's pages (react | webcomponents).")(_compile)
 
 DataDir = Annotated[Path | None, typer.Option(help="Where embedded data lives [PLINTH_DATA_DIR]")]
 DbUrl = Annotated[str | None, typer.Option(help="Database URL [PLINTH_DATABASE_URL]")]
