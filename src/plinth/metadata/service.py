@@ -162,30 +162,34 @@ class MetadataService:
     ) -> PublishOutcome:
         """Freeze the draft into a new active version, through every pipeline step."""
         by = principal.audit_name() if principal else None
-        async with self.db.transaction() as conn:
-            app = await self._app(conn, tenant, slug, lock=True)
-            draft = await store.draft_of(conn, app.id)
-            assert draft is not None
-            digest = definitions.content_hash(draft.definition)
-            active = (await store.version(conn, app.id, app.active_version)
-                      if app.active_version else None)
-            if active is not None and active.hash == digest:
-                return PublishOutcome(active, created=False)
-            number = await store.latest_number(conn, app.id) + 1
-            ctx = pipeline.PublishContext(
-                tenant=tenant, app=app, principal=principal, reason="publish", number=number,
-                definition=draft.definition, previous=active, options=dict(options or {}),
-                conn=conn,
-            )
-            try:
+        started: list[pipeline.PublishContext] = []  # set once steps may have done work
+        try:
+            async with self.db.transaction() as conn:
+                app = await self._app(conn, tenant, slug, lock=True)
+                draft = await store.draft_of(conn, app.id)
+                assert draft is not None
+                digest = definitions.content_hash(draft.definition)
+                active = (await store.version(conn, app.id, app.active_version)
+                          if app.active_version else None)
+                if active is not None and active.hash == digest:
+                    return PublishOutcome(active, created=False)
+                number = await store.latest_number(conn, app.id) + 1
+                ctx = pipeline.PublishContext(
+                    tenant=tenant, app=app, principal=principal, reason="publish",
+                    number=number, definition=draft.definition, previous=active,
+                    options=dict(options or {}), conn=conn,
+                )
+                started.append(ctx)
                 await _run_steps(ctx)
                 version = Version(app.id, number, digest, draft.definition, message, by,
                                   utcnow())
                 await store.insert_version(conn, version)
                 await store.set_active(conn, app.id, number)
-            except BaseException:
+        except BaseException:
+            # Also when the COMMIT itself fails: steps undo what they did outside it.
+            for ctx in started:
                 await _run_hooks(ctx.after_rollback)
-                raise
+            raise
         await _run_hooks(ctx.after_commit)
         await self.events.publish(Event("app.published", tenant.id, {
             "app": slug, "app_id": app.id, "version": number, "hash": digest, "by": by,
@@ -199,21 +203,23 @@ class MetadataService:
     ) -> PublishOutcome:
         """Activate an older version (the pipeline's steps re-apply what it needs)."""
         by = principal.audit_name() if principal else None
-        async with self.db.transaction() as conn:
-            app = await self._app(conn, tenant, slug, lock=True)
-            target = await store.version(conn, app.id, number)
-            if target is None:
-                raise NotFound(f"App {slug!r} has no version {number}", path="version")
-            active = (await store.version(conn, app.id, app.active_version)
-                      if app.active_version else None)
-            if active is not None and active.number == number:
-                return PublishOutcome(target, created=False)
-            ctx = pipeline.PublishContext(
-                tenant=tenant, app=app, principal=principal, reason="rollback", number=number,
-                definition=target.definition, previous=active, options=dict(options or {}),
-                conn=conn,
-            )
-            try:
+        started: list[pipeline.PublishContext] = []
+        try:
+            async with self.db.transaction() as conn:
+                app = await self._app(conn, tenant, slug, lock=True)
+                target = await store.version(conn, app.id, number)
+                if target is None:
+                    raise NotFound(f"App {slug!r} has no version {number}", path="version")
+                active = (await store.version(conn, app.id, app.active_version)
+                          if app.active_version else None)
+                if active is not None and active.number == number:
+                    return PublishOutcome(target, created=False)
+                ctx = pipeline.PublishContext(
+                    tenant=tenant, app=app, principal=principal, reason="rollback",
+                    number=number, definition=target.definition, previous=active,
+                    options=dict(options or {}), conn=conn,
+                )
+                started.append(ctx)
                 await _run_steps(ctx)
                 await store.set_active(conn, app.id, number)
                 if reset_draft:
@@ -223,9 +229,10 @@ class MetadataService:
                         conn, Draft(app.id, target.definition, old.revision + 1, utcnow(), by),
                         expected_revision=old.revision,
                     )
-            except BaseException:
+        except BaseException:
+            for ctx in started:
                 await _run_hooks(ctx.after_rollback)
-                raise
+            raise
         await _run_hooks(ctx.after_commit)
         await self.events.publish(Event("app.rolled_back", tenant.id, {
             "app": slug, "app_id": app.id, "version": number, "by": by,
