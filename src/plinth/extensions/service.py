@@ -7,12 +7,12 @@ import json
 import logging
 import time
 from collections import defaultdict, deque
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from plinth.db import utcnow
 from plinth.errors import (
     Conflict,
     Fault,
@@ -52,9 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("plinth.extensions")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
 
 class PluginService:
     """What other layers call: publish, install, grant, and call plugins (`platform.plugins`)."""
@@ -90,7 +87,7 @@ class PluginService:
             if not verify(package.public_key, package.signature, message):
                 raise ValidationFailed.of([Fault("signature.json", "The signature does not "
                                                  "verify for this package", "signature")])
-        now = _now()
+        now = utcnow()
         async with self.db.transaction() as conn:
             t = store.plugin_versions
             exists = (await conn.execute(sa.select(t.c.version).where(
@@ -199,7 +196,7 @@ class PluginService:
         await asyncio.to_thread(self._verify_stored, v)
         caps, hosts = list(capabilities or []), list(http_hosts or [])
         self._check_grant(v, caps, hosts, "install")
-        now = _now()
+        now = utcnow()
         async with self.db.transaction() as conn:
             it = store.plugin_installs
             if (await conn.execute(sa.select(it.c.name).where(
@@ -320,7 +317,7 @@ class PluginService:
         it = store.plugin_installs
         async with self.db.transaction() as conn:
             await conn.execute(it.update().where(it.c.tenant_id == t.id, it.c.name == name)
-                               .values(updated_at=_now(), **values))
+                               .values(updated_at=utcnow(), **values))
 
     # -- calls ---------------------------------------------------------------------------
     async def call_action(self, tenant: Tenant | str, plugin_name: str, action_name: str,
@@ -450,7 +447,7 @@ class PluginService:
     async def _meter(self, t: Tenant, v: PluginVersion, point: str, target: str, outcome: str,
                      fuel: int, wall_ms: float, limits: Limits, cold: bool,
                      principal: Principal) -> None:
-        now = _now()
+        now = utcnow()
         async with self.db.transaction() as conn:
             await conn.execute(store.plugin_calls.insert().values(
                 id=new_id(), tenant_id=t.id, plugin=v.name, version=v.version, point=point,
