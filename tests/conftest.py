@@ -76,7 +76,7 @@ class _Dropper:
 
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An SQLite file with every migration applied, copied for each test (migrating takes ~0.3 s)."""
+    """An SQLite file with every migration applied, copied per test (migrating takes ~0.3 s)."""
     path = tmp_path_factory.mktemp("template") / "plinth.db"
     asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
     return path

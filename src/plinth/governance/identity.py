@@ -89,7 +89,8 @@ class IdentityService:
             if taken:
                 raise Conflict(f"User {username!r} already exists", path="username")
             await conn.execute(users.insert().values(**row))
-        return User(row["id"], tenant_id, username, row["roles"], row["groups"], row["attrs"])
+        return User(str(row["id"]), tenant_id, username, list(roles), list(groups or []),
+                    dict(attrs or {}))
 
     async def get_user(self, tenant_id: str, user_id: str) -> User | None:
         async with self.db.read() as conn:
