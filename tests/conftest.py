@@ -98,7 +98,7 @@ def _pg_template() -> Iterator[tuple[str, _Dropper]]:
 
 @pytest.fixture(params=[d for d in ("sqlite", "postgresql") if d in DATABASES])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database URL with the platform's tables: an SQLite file, or a new PostgreSQL database.
+    """A fresh database with the platform's tables: an SQLite file or a new PostgreSQL database.
 
     Both are copies of a template migrated once per session; `Platform.start` finds them current.
     """
