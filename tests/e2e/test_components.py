@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN
+from tests.e2e.conftest import ADMIN, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -49,10 +49,9 @@ def test_state_bindings_tabs_components_and_navigation(browser, published):
     assert admin.post("/api/t/acme/apps/widgets/publish", json={}).status_code == 201
 
     context = browser.new_context()
-    context.add_init_script(
-        f"sessionStorage.setItem('plinth.token.acme', {published['token']!r})")
     page = context.new_page()
     page.goto(f"{published['base']}/a/acme/widgets/")
+    sign_in(page, "analyst")
     page.get_by_text("Clicked 0 times").wait_for()
     assert page.get_by_text("Two or more").count() == 0
     page.get_by_role("button", name="More").click()

@@ -61,17 +61,13 @@ function bindAll(obj, scope) {
   return out;
 }
 
-// ---- sign-in seam -----------------------------------------------------------------------
+// ---- sign-in ----------------------------------------------------------------------------
 
-/** Where the end user's credential lives. Governance replaces `signInForm` with password/OIDC. */
-export const auth = {
-  key: (app) => `plinth.token.${app.tenant}`,
-  token(app) { return sessionStorage.getItem(this.key(app)); },
-  store(app, token) { sessionStorage.setItem(this.key(app), token); },
-  clear(app) { sessionStorage.removeItem(this.key(app)); },
-};
-
-// ---- API calls under the end user's identity --------------------------------------------
+// The access token lives in memory only; the refresh token in an HttpOnly, SameSite=Strict
+// cookie that no script can read (plinth/pages/session.py says why). A reload signs in again
+// through that cookie; the access token is refreshed a minute before it expires, and on a 401.
+const sessions = new Map(); // tenant -> { token, user, timer }
+const inflight = new Map(); // tenant -> the pending refresh (one at a time)
 
 class ApiError extends Error {
   constructor(status, problem) {
@@ -81,16 +77,66 @@ class ApiError extends Error {
   }
 }
 
-async function call(app, method, url, body) {
+async function parse(res) {
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+export const auth = {
+  url: (app, path) => `/a/${app.tenant}/-/${path}`,
+  token(app) { return sessions.get(app.tenant)?.token ?? null; },
+  user(app) { return sessions.get(app.tenant)?.user ?? null; },
+  async post(app, path, body) {
+    const headers = { accept: "application/json", "x-plinth-portal": "1" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    return parse(await fetch(this.url(app, `session/${path}`), {
+      method: "POST", credentials: "same-origin", headers,
+      body: body === undefined ? undefined : JSON.stringify(body) }));
+  },
+  keep(app, data) {
+    clearTimeout(sessions.get(app.tenant)?.timer);
+    const timer = setTimeout(() => this.refresh(app), Math.max(5, data.expires_in - 60) * 1000);
+    sessions.set(app.tenant, { token: data.access_token, user: data.user, timer });
+    return data.user;
+  },
+  drop(app) {
+    clearTimeout(sessions.get(app.tenant)?.timer);
+    sessions.delete(app.tenant);
+  },
+  async login(app, username, password) { return this.keep(app, await this.post(app, "login", { username, password })); },
+  /** The user after renewing the access token from the cookie, or null when signed out. */
+  refresh(app) {
+    if (!inflight.has(app.tenant)) {
+      inflight.set(app.tenant, this.post(app, "refresh")
+        .then((data) => this.keep(app, data), (err) => {
+          if (err.status !== 401) console.warn("plinth: session refresh failed", err.message);
+          this.drop(app);
+          window.dispatchEvent(new CustomEvent("plinth:signed-out", { detail: app.tenant }));
+          return null;
+        })
+        .finally(() => inflight.delete(app.tenant)));
+    }
+    return inflight.get(app.tenant);
+  },
+  async logout(app) {
+    this.drop(app);
+    try { await this.post(app, "logout"); } catch (err) { console.warn("plinth: sign-out", err.message); }
+  },
+  async providers(app) { return parse(await fetch(this.url(app, "session/providers"))); },
+};
+
+// ---- API calls under the end user's identity --------------------------------------------
+
+async function call(app, method, url, body, retried) {
   const headers = { accept: "application/json" };
   const token = auth.token(app);
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
   const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!res.ok) throw new ApiError(res.status, data);
-  return data;
+  if (res.status === 401 && token && !retried && await auth.refresh(app)) return call(app, method, url, body, true);
+  return parse(res);
 }
 
 const dataUrl = (app, entity, id) =>
@@ -132,10 +178,26 @@ function coerce(spec, raw) {
   return raw;
 }
 
+/** The fields of a task's form as entity field specs: the entity's, or from its own JSON Schema. */
+export function taskFields(app, task) {
+  const form = task.form || {};
+  if (form.schema?.properties) {
+    const required = new Set(form.schema.required || []);
+    return Object.entries(form.schema.properties).map(([n, s]) => [n, {
+      label: s.title, required: required.has(n), values: s.enum, min: s.minimum, max: s.maximum,
+      minLength: s.minLength, maxLength: s.maxLength, pattern: s.pattern,
+      type: s.enum ? "enum" : { integer: "integer", number: "decimal", boolean: "boolean" }[s.type] || "string",
+    }]);
+  }
+  const entity = app.entities[form.entity];
+  if (!entity) return [];
+  return (form.fields || Object.keys(entity.fields)).filter((f) => entity.fields[f] && !entity.fields[f].computed).map((f) => [f, entity.fields[f]]);
+}
+
 /** Approvals are decided (approved/rejected); other tasks are completed with their data. */
-function completeTask(app, taskId, outcome, data) {
+function completeTask(app, taskId, outcome, data, comment) {
   const url = `/api/t/${app.tenant}/tasks/${encodeURIComponent(taskId)}`;
-  if (outcome === "approved" || outcome === "rejected") return call(app, "POST", `${url}/decide`, { decision: outcome });
+  if (outcome === "approved" || outcome === "rejected") return call(app, "POST", `${url}/decide`, { decision: outcome, comment: comment || undefined });
   return call(app, "POST", `${url}/complete`, data || {});
 }
 
@@ -332,13 +394,10 @@ class PTaskInbox extends Base {
       this._s = { ...this._s, tasks: tasks.slice(0, this.props.page_size || 20), error: null };
     } catch (err) { this._s = { ...this._s, tasks: [], error: err.status === 404 ? "Task inbox unavailable." : err.message }; }
   }
-  formFields(task) {
-    const form = task.form || {}, entity = this.app.entities[form.entity];
-    return entity ? (form.fields || []).filter((f) => entity.fields[f]).map((f) => [f, entity.fields[f]]) : [];
-  }
+  formFields(task) { return taskFields(this.app, task); }
   async complete(task, outcome) {
     const data = {}, errors = {};
-    if (outcome === "complete") {
+    if (task.kind !== "approval") {
       for (const [name, spec] of this.formFields(task)) {
         const raw = this._s.data[name], msgs = fieldErrors(spec, raw);
         if (msgs.length) errors[name] = msgs;
@@ -348,7 +407,7 @@ class PTaskInbox extends Base {
       if (Object.keys(errors).length) { this._s = { ...this._s, errors }; return; }
     }
     try {
-      await completeTask(this.app, task.id, outcome, data);
+      await completeTask(this.app, task.id, outcome, data, this._s.data.__comment);
       await this.emit("complete", { task, outcome });
       this._s = { ...this._s, open: null, data: {}, errors: {} };
       this.load();
@@ -361,7 +420,9 @@ class PTaskInbox extends Base {
   taskForm(task) {
     const set = (name, value) => { this._s = { ...this._s, data: { ...this._s.data, [name]: value } }; };
     const outcomes = this.props.outcomes || (task.kind === "approval" ? ["approved", "rejected"] : ["complete"]);
-    return html`<div class="pl-task-form">${this.formFields(task).map(([name, spec]) => {
+    const approval = task.kind === "approval", cid = `t-${task.id}-comment`;
+    return html`<div class="pl-task-form">${approval ? html`<div class="pl-field"><label for=${cid}>Comment</label>
+      <textarea id=${cid} rows="3" @input=${(e) => set("__comment", e.target.value)}></textarea></div>` : nothing}${(approval ? [] : this.formFields(task)).map(([name, spec]) => {
       const id = `t-${task.id}-${name}`, v = this._s.data[name] ?? "";
       return html`<div class="pl-field"><label for=${id}>${spec.label || name}</label>
         ${spec.type === "enum"
@@ -483,17 +544,23 @@ function matchPath(pattern, path) {
 /** The portal shell: sign-in, navigation, routing to the page elements. */
 function portalElement(app, tags) {
   return class extends LitElement {
-    static properties = { user: { state: true }, route: { state: true }, signInError: { state: true } };
+    static properties = { user: { state: true }, route: { state: true }, signInError: { state: true }, checked: { state: true }, providers: { state: true }, busy: { state: true } };
     createRenderRoot() { return this; }
     connectedCallback() {
       this.replaceChildren(); // drop the shell's "Loading…" placeholder
       super.connectedCallback();
       this.onPop = () => this.resolve();
+      this.onSignedOut = (e) => { if (e.detail === app.tenant && this.user) { this.user = null; this.signInError = "Your session has ended; please sign in again."; this.loadProviders(); } };
       window.addEventListener("popstate", this.onPop);
+      window.addEventListener("plinth:signed-out", this.onSignedOut);
       this.resolve();
-      this.whoami();
+      this.restore();
     }
-    disconnectedCallback() { window.removeEventListener("popstate", this.onPop); super.disconnectedCallback(); }
+    disconnectedCallback() {
+      window.removeEventListener("popstate", this.onPop);
+      window.removeEventListener("plinth:signed-out", this.onSignedOut);
+      super.disconnectedCallback();
+    }
     get base() { return `/a/${app.tenant}/${app.slug}`; }
     resolve() {
       const rest = location.pathname.startsWith(this.base) ? location.pathname.slice(this.base.length) || "/" : "/";
@@ -507,23 +574,35 @@ function portalElement(app, tags) {
       this.route = rest === "/" && first ? { name: first[0], params: {} } : null;
     }
     navigate(to) { history.pushState(null, "", this.base + (to.startsWith("/") ? to : `/${to}`)); this.resolve(); }
-    async whoami() {
-      if (!auth.token(app)) { this.user = null; return; }
-      try { this.user = await call(app, "GET", `${this.base}/-/me`); this.signInError = null; }
-      catch (err) { this.user = null; if (err.status === 401 || err.status === 403) { auth.clear(app); this.signInError = "That token was not accepted."; } }
+    async restore() {
+      this.user = await auth.refresh(app);
+      this.checked = true;
+      if (!this.user) this.loadProviders();
+    }
+    async loadProviders() {
+      try { this.providers = await auth.providers(app); } catch { this.providers = { password: true, oidc: null }; }
     }
     async signIn(ev) {
       ev.preventDefault();
-      auth.store(app, new FormData(ev.target).get("token").trim());
-      await this.whoami();
+      const form = new FormData(ev.target);
+      this.busy = true;
+      try { this.user = await auth.login(app, form.get("username").trim(), form.get("password")); this.signInError = null; }
+      catch (err) { this.signInError = err.status === 401 ? "Wrong username or password." : err.message; }
+      finally { this.busy = false; }
     }
-    signOut() { auth.clear(app); this.user = null; }
+    async signOut() { await auth.logout(app); this.user = null; this.loadProviders(); }
     render() {
+      if (!this.checked) return html`<p class="pl-muted">Loading…</p>`;
       if (!this.user) {
+        const oidc = this.providers?.oidc;
+        const next = encodeURIComponent(location.pathname + location.search);
         return html`<main class="pl-signin"><h1>${app.name}</h1><form @submit=${(e) => this.signIn(e)}>
-          <label for="pl-token">Access token</label><input id="pl-token" name="token" type="password" autocomplete="off" required>
+          <label for="pl-username">Username</label><input id="pl-username" name="username" autocomplete="username" required>
+          <label for="pl-password">Password</label><input id="pl-password" name="password" type="password" autocomplete="current-password" required>
           ${this.signInError ? html`<p class="pl-error" role="alert">${this.signInError}</p>` : nothing}
-          <button type="submit">Sign in</button></form></main>`;
+          <button type="submit" ?disabled=${this.busy}>Sign in</button>
+          ${oidc ? html`<p class="pl-or">or</p><a class="pl-button pl-secondary" href=${`${oidc.url}?next=${next}`}>Sign in with ${oidc.label}</a>` : nothing}
+          </form></main>`;
       }
       const nav = Object.entries(app.pages).filter(([, p]) => p.nav);
       let body = html`<p class="pl-error">No page at this address.</p>`;
