@@ -73,10 +73,11 @@ def user_view(user: Any) -> dict[str, Any]:
             "roles": sorted(user.roles), "attrs": dict(user.attrs)}
 
 
-def _body(platform: Any, session: Session) -> dict[str, Any]:
+def _body(platform: Any, session: Session, tenant: str) -> dict[str, Any]:
     principal = platform.governance.identity.authenticate(session.access_token)
     return {"access_token": session.access_token, "token_type": session.token_type,
-            "expires_in": session.expires_in, "user": user_view(principal)}
+            "expires_in": session.expires_in,
+            "user": {**user_view(principal), "tenant": tenant}}
 
 
 async def _tenant(platform: Any, slug: str) -> Any:
@@ -118,7 +119,7 @@ async def login(body: LoginIn, tenant: str, request: Request, response: Response
         raise
     await gov.record(found.id, body.username, "auth.login", via="portal")
     _set_refresh(response, request, tenant, session.refresh_token)
-    return _body(platform, session)
+    return _body(platform, session, tenant)
 
 
 @router.post("/a/{tenant}/-/session/refresh")
@@ -138,7 +139,7 @@ async def refresh(tenant: str, request: Request, platform: PlatformDep) -> Respo
         failed = problem_response(exc, request)  # and the stale cookie goes
         _clear_refresh(failed, request, tenant)
         return failed
-    ok = JSONResponse(_body(platform, session), headers={"Cache-Control": "no-store"})
+    ok = JSONResponse(_body(platform, session, tenant), headers={"Cache-Control": "no-store"})
     _set_refresh(ok, request, tenant, session.refresh_token)
     return ok
 

@@ -22,9 +22,31 @@ export function bind(value, scope) {
   });
 }
 
+// Records (a table's `row`, a form's `record`) get the CEL types publish checked them with
+// (plinth/pages/bindings.py): integers are ints, decimals doubles, datetimes timestamps.
+const TYPED = new WeakSet();
+const SYSTEM_TYPES = { id: "string", created_at: "datetime", updated_at: "datetime", created_by: "string", updated_by: "string", version: "integer" };
+
+export function typedRecord(app, entityName, rec) {
+  const entity = app.entities[entityName];
+  if (!entity || !rec || typeof rec !== "object") return rec;
+  const out = {};
+  for (const [k, v] of Object.entries(rec)) {
+    if (v === null || v === undefined) continue; // absent, as `has(row.x)` expects
+    const t = entity.fields[k]?.type ?? SYSTEM_TYPES[k];
+    if (t === "integer") out[k] = BigInt(Math.trunc(Number(v)));
+    else if (t === "decimal") out[k] = Number(v);
+    else if (t === "datetime") out[k] = new Date(v);
+    else out[k] = toCel(v);
+  }
+  TYPED.add(out);
+  return out;
+}
+
 // JSON has one number type and CEL two: whole numbers become CEL ints (BigInt), so that
 // `state.n + 1` type-checks; results come back as plain JS numbers.
 function toCel(v) {
+  if (v && typeof v === "object" && TYPED.has(v)) return v;
   if (typeof v === "number") return Number.isSafeInteger(v) ? BigInt(v) : v;
   if (Array.isArray(v)) return v.map(toCel);
   if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
@@ -210,8 +232,8 @@ async function runActions(host, actions, scope) {
     if (a.type === "navigate") host.portal.navigate(a.to);
     else if (a.type === "set_state") host.page.setState(action.key, bind(action.value, scope));
     else if (a.type === "refresh") host.page.refresh(a.component);
-    else if (a.type === "create_record") scope.record = await call(app, "POST", dataUrl(app, a.entity), bindAll(action.values, scope));
-    else if (a.type === "update_record") scope.record = await call(app, "PATCH", dataUrl(app, a.entity, a.record), bindAll(action.values, scope));
+    else if (a.type === "create_record") scope.record = typedRecord(app, a.entity, await call(app, "POST", dataUrl(app, a.entity), bindAll(action.values, scope)));
+    else if (a.type === "update_record") scope.record = typedRecord(app, a.entity, await call(app, "PATCH", dataUrl(app, a.entity, a.record), bindAll(action.values, scope)));
     else if (a.type === "start_workflow") await call(app, "POST", `/api/t/${app.tenant}/apps/${app.slug}/workflows/${a.workflow}/instances`, bindAll(action.input, scope));
     else if (a.type === "complete_task") await completeTask(app, a.task, a.outcome, bindAll(action.data, scope));
   }
@@ -250,7 +272,7 @@ class PTable extends Base {
       ${s.error ? html`<p class="pl-error" role="alert">${s.error}</p>` : nothing}
       <table><thead><tr>${cols.map((c) => html`<th>${entity.fields[c]?.label || c}</th>`)}</tr></thead>
       <tbody>${s.items.length === 0 && !s.loading ? html`<tr><td colspan=${cols.length} class="pl-muted">${p.empty_text || "Nothing here yet."}</td></tr>` : nothing}
-      ${s.items.map((row) => html`<tr class="pl-row" @click=${() => this.emit("row_click", { row })}>${cols.map((c) => html`<td>${row[c] ?? ""}</td>`)}</tr>`)}</tbody></table>
+      ${s.items.map((row) => html`<tr class="pl-row" @click=${() => this.emit("row_click", { row: typedRecord(this.app, p.entity, row) })}>${cols.map((c) => html`<td>${row[c] ?? ""}</td>`)}</tr>`)}</tbody></table>
       <div class="pl-pager">
         <button class="pl-secondary" ?disabled=${!s.stack.length} @click=${() => { const prev = s.stack.pop(); this.load(prev); }}>Previous</button>
         <button class="pl-secondary" ?disabled=${!s.next} @click=${() => { s.stack.push(s.cursor); this.load(s.next); }}>Next</button>
@@ -307,7 +329,7 @@ class PForm extends Base {
       const edit = this.props.mode === "edit";
       const record = await call(this.app, edit ? "PATCH" : "POST", dataUrl(this.app, this.props.entity, edit ? this._s.values.id : undefined), body);
       this._s = { ...this._s, busy: false };
-      await this.emit("success", { record });
+      await this.emit("success", { record: typedRecord(this.app, this.props.entity, record) });
     } catch (err) {
       // The server validates again with the same schema: show its faults where they belong.
       const found = {};

@@ -73,8 +73,26 @@ export async function call(method: string, url: string, body?: Json, retried = f
 
 const dataUrl = (entity: string, id?: string) => `/api/t/${app.tenant}/apps/${app.slug}/data/${entity}${id ? `/${encodeURIComponent(id)}` : ""}`;
 
+// Records (a table's `row`, a form's `record`) get the CEL types publish checked them with:
+// integers are ints, decimals doubles, datetimes timestamps.
+const TYPED = new WeakSet<object>();
+const SYSTEM_TYPES: Record<string, string> = { id: "string", created_at: "datetime", updated_at: "datetime", created_by: "string", updated_by: "string", version: "integer" };
+
+export function typedRecord(entityName: string, rec: Json): Json {
+  const ent = app.entities[entityName];
+  if (!ent || !rec || typeof rec !== "object") return rec;
+  const out: Record<string, Json> = {};
+  for (const [k, v] of Object.entries(rec as Record<string, Json>)) {
+    if (v === null || v === undefined) continue; // absent, as `has(row.x)` expects
+    const t = ent.fields[k]?.type ?? SYSTEM_TYPES[k];
+    out[k] = t === "integer" ? BigInt(Math.trunc(Number(v))) : t === "decimal" ? Number(v) : t === "datetime" ? new Date(v) : toCel(v);
+  }
+  TYPED.add(out);
+  return out;
+}
+
 // JSON has one number type and CEL two: whole numbers go in as CEL ints (BigInt).
-const toCel = (v: Json): Json => typeof v === "number" ? (Number.isSafeInteger(v) ? BigInt(v) : v)
+const toCel = (v: Json): Json => v && typeof v === "object" && TYPED.has(v) ? v : typeof v === "number" ? (Number.isSafeInteger(v) ? BigInt(v) : v)
   : Array.isArray(v) ? v.map(toCel)
   : v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toCel(x)])) : v;
 const fromCel = (v: Json): Json => typeof v === "bigint" ? Number(v)
@@ -171,8 +189,8 @@ async function runActions(actions: Json[] | undefined, ctx: Ctx, scope: Json) {
     const values = () => Object.fromEntries(Object.entries(action.values || action.input || {}).map(([k, v]) => [k, bind(v, scope)]));
     if (a.type === "navigate") ctx.navigate(a.to);
     else if (a.type === "set_state") ctx.setState(a.key, a.value);
-    else if (a.type === "create_record") scope.record = await call("POST", dataUrl(a.entity), values());
-    else if (a.type === "update_record") scope.record = await call("PATCH", dataUrl(a.entity, a.record), values());
+    else if (a.type === "create_record") scope.record = typedRecord(a.entity, await call("POST", dataUrl(a.entity), values()));
+    else if (a.type === "update_record") scope.record = typedRecord(a.entity, await call("PATCH", dataUrl(a.entity, a.record), values()));
     else if (a.type === "start_workflow") await call("POST", `/api/t/${app.tenant}/apps/${app.slug}/workflows/${a.workflow}/instances`, values());
     else if (a.type === "complete_task") await completeTask(a.task, a.outcome, values());
   }
@@ -196,7 +214,7 @@ function Table({ node, ctx }: { node: Node; ctx: Ctx }) {
   const list = useList(p.entity, q.toString());
   return (<div className="pl-table">{list.error && <p className="pl-error" role="alert">{list.error}</p>}
     <table><thead><tr>{cols.map((c) => <th key={c}>{ent.fields[c]?.label || c}</th>)}</tr></thead>
-      <tbody>{list.items.map((row) => <tr key={row.id} className="pl-row" onClick={() => void runActions(node.events?.row_click, ctx, { ...ctx.scope, row })}>{cols.map((c) => <td key={c}>{String(row[c] ?? "")}</td>)}</tr>)}</tbody></table>
+      <tbody>{list.items.map((row) => <tr key={row.id} className="pl-row" onClick={() => void runActions(node.events?.row_click, ctx, { ...ctx.scope, row: typedRecord(p.entity, row) })}>{cols.map((c) => <td key={c}>{String(row[c] ?? "")}</td>)}</tr>)}</tbody></table>
     <div className="pl-pager"><button className="pl-secondary" disabled={!list.next} onClick={() => setCursor(list.next)}>Next</button></div></div>);
 }
 
@@ -219,7 +237,7 @@ function Form({ node, ctx }: { node: Node; ctx: Ctx }) {
     if (Object.keys(found).length) { setFormError("Please correct the highlighted fields."); return; }
     try {
       const record = await call("POST", dataUrl(p.entity), body);
-      await runActions(node.events?.success, ctx, { ...ctx.scope, record });
+      await runActions(node.events?.success, ctx, { ...ctx.scope, record: typedRecord(p.entity, record) });
     } catch (err) {
       const server: Record<string, string[]> = {};
       for (const fe of (err as ApiError).problem?.errors || []) { const n = String(fe.path).split(/[./]/).pop()!; (server[n] ||= []).push(fe.message); }
