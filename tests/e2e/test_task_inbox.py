@@ -22,7 +22,8 @@ pytestmark = [
 APP = {
     "entities": {"ticket": {"fields": {
         "subject": {"type": "string", "required": True},
-        "status": {"type": "enum", "values": ["open", "done"], "required": True},
+        "status": {"type": "enum", "values": ["open", "done"], "required": True,
+                   "label": "Status"},
     }}},
     "workflows": {"triage": {
         "title": "Triage", "start": [{"type": "manual"}], "first": "review",
@@ -35,6 +36,8 @@ APP = {
     }},
     "pages": {"inbox": {"title": "Inbox", "path": "/", "nav": True, "components": {
         "root": {"kind": "stack", "parent": None},
+        "heading": {"kind": "text", "parent": "root", "order": 0,
+                    "props": {"text": "My tasks", "variant": "h1"}},
         "tasks": {"kind": "task_inbox", "parent": "root", "order": 1},
     }}},
 }
@@ -42,7 +45,8 @@ APP = {
 
 def test_an_analyst_completes_a_task_from_the_inbox(browser, published):
     admin = httpx.Client(base_url=published["base"], headers={"Authorization": f"Bearer {ADMIN}"})
-    assert admin.post("/api/t/acme/apps", json={"slug": "helpdesk"}).status_code == 201
+    r = admin.post("/api/t/acme/apps", json={"slug": "helpdesk", "name": "Helpdesk"})
+    assert r.status_code == 201, r.text
     r = admin.put("/api/t/acme/apps/helpdesk/draft", json=APP)
     assert r.status_code == 200, r.text
     assert admin.post("/api/t/acme/apps/helpdesk/publish", json={}).status_code == 201

@@ -95,6 +95,9 @@ SHELL = """<!doctype html>
 <link rel="modulepreload" href="{runtime}">
 <style>{css}</style>
 <script type="module" src="{module}"></script>
+<script>/* renew the session while the modules load */
+window.plinthSession={{tenant:"{tenant}",response:fetch("/a/{tenant}/-/session/refresh",
+{{method:"POST",credentials:"same-origin",headers:{{"x-plinth-portal":"1"}}}})}};</script>
 </head><body><{shell}><p class="pl-muted">Loading…</p></{shell}></body></html>
 """
 
@@ -110,7 +113,7 @@ async def shell(tenant: str, app: str, platform: PlatformDep, rest: str = "") ->
     body = SHELL.format(
         title=html.escape(a.name), css=CSS, runtime=f"/a/-/{wc.runtime_name()}",
         module=f"/a/{t.slug}/{a.slug}/-/app.{version.hash[:HASH_CHARS]}.js",
-        shell=f"plinth-app-{a.slug}",
+        shell=f"plinth-app-{a.slug}", tenant=t.slug,
     )
     # The shell names the active version, so it must be revalidated on each visit.
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})

@@ -131,7 +131,10 @@ export const auth = {
   /** The user after renewing the access token from the cookie, or null when signed out. */
   refresh(app) {
     if (!inflight.has(app.tenant)) {
-      inflight.set(app.tenant, this.post(app, "refresh")
+      // The portal's shell starts the first renewal before this module has loaded.
+      const early = window.plinthSession?.tenant === app.tenant ? window.plinthSession.response : null;
+      if (early) window.plinthSession = null;
+      inflight.set(app.tenant, (early ? early.then(parse) : this.post(app, "refresh"))
         .then((data) => this.keep(app, data), (err) => {
           if (err.status !== 401) console.warn("plinth: session refresh failed", err.message);
           this.drop(app);
