@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from plinth.metadata.definition import validate
 from plinth.pages import components
 from tests.helpers import make_app, make_tenant
@@ -146,6 +148,7 @@ def test_component_props_are_typed_inside_the_component(demo):
     assert "applied to '(string, int)'" in found["components.banner.components.root.props.text"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_mistyped_binding_is_refused_with_its_path(client, demo):
     await make_tenant(client, "acme")
     await make_app(client, "acme", "claims")
