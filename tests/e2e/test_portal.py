@@ -1,13 +1,17 @@
 """End users in the portal: sign in with a password, see the generated form, get validation
-errors; stay signed in across reloads (cookie session) and sign out."""
+errors; stay signed in across reloads (cookie session) and sign out; or sign in with the
+tenant's OpenID Connect provider (a real local one)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
+from oidc_provider_mock import User, run_server_in_thread
 
-from tests.e2e.conftest import ROOT, sign_in
+from tests.e2e.conftest import ADMIN, ROOT, sign_in
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
@@ -94,4 +98,40 @@ def test_the_claims_table_is_filtered_by_the_policy_in_the_address(browser, publ
     with page.expect_request(table_query) as unfiltered:
         page.goto(f"{published['base']}/a/acme/claims/claims")
     assert "filter" not in parse_qs(urlsplit(unfiltered.value.url).query)
+    context.close()
+
+
+HELLO = {"pages": {"hello": {"title": "Hello", "path": "/", "nav": True, "components": {
+    "root": {"kind": "text", "parent": None,
+             "props": {"text": "Hello {{ user.name }} from {{ user.attrs.country }}"}},
+}}}}
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[str]:
+    users = [User(sub="olga", claims={"email": "olga@acme.test", "groups": ["acme-analysts"],
+                                      "country": "DE"})]
+    with run_server_in_thread(user_claims=users) as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+def test_sign_in_with_the_tenants_provider(browser, server, provider):
+    admin = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {ADMIN}"})
+    r = admin.post("/api/tenants", json={"slug": "sso", "name": "SSO", "settings": {"oidc": {
+        "issuer": provider, "client_id": "plinth", "client_secret": "s3cret",
+        "label": "Acme SSO", "role_map": {"acme-analysts": "analyst"},
+        "attr_claims": {"country": "country"}}}})
+    assert r.status_code == 201, r.text
+    assert admin.post("/api/t/sso/apps", json={"slug": "hello"}).status_code == 201
+    assert admin.put("/api/t/sso/apps/hello/draft", json=HELLO).status_code == 200
+    assert admin.post("/api/t/sso/apps/hello/publish", json={}).status_code == 201
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{server}/a/sso/hello/")
+    page.get_by_role("link", name="Sign in with Acme SSO").click()
+    page.locator("input[name=sub]").fill("olga")  # the provider's own login page
+    page.get_by_role("button", name="Authorize").click()
+    page.get_by_text("Hello olga@acme.test from DE").wait_for()
+    assert page.url == f"{server}/a/sso/hello/"
     context.close()
