@@ -43,6 +43,15 @@ export function typedRecord(app, entityName, rec) {
   return out;
 }
 
+/** Page state with the CEL types publish checked it with (whole doubles stay doubles). */
+function typedState(page, state) {
+  if (!page.doubles) return state;
+  const out = {};
+  for (const [k, v] of Object.entries(state)) out[k] = page.doubles.includes(k) && typeof v === "number" ? v : toCel(v);
+  TYPED.add(out);
+  return out;
+}
+
 // JSON has one number type and CEL two: whole numbers become CEL ints (BigInt), so that
 // `state.n + 1` type-checks; results come back as plain JS numbers.
 function toCel(v) {
@@ -547,7 +556,7 @@ function pageElement(app, name, page) {
     setState(key, value) { this._state = { ...this._state, [key]: value }; }
     refresh() { this._tick += 1; }
     render() {
-      const scope = { state: this._state, params: this.params || {}, user: this.portal?.user || {}, page: { name, title: page.title } };
+      const scope = { state: typedState(page, this._state), params: this.params || {}, user: this.portal?.user || {}, page: { name, title: page.title } };
       const root = childrenOf(page.components, null)[0];
       // keyed on tick so `refresh` re-creates data components, which reload on connect
       return html`<section class="pl-page" data-page=${name} data-tick=${this._tick}>${renderTree(this, page.components, root, scope)}</section>`;

@@ -7,7 +7,7 @@ import spec from "./app.json";
 export type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 export interface User { id: string; name: string; roles: string[]; attrs?: Record<string, Json> }
 export interface Node { kind: string; parent?: string | null; order?: number; props?: Record<string, Json>; events?: Record<string, Json[]>; visible?: string }
-export interface PageSpec { title: string; path: string; nav?: boolean; state?: Record<string, Json>; components: Record<string, Node> }
+export interface PageSpec { title: string; path: string; nav?: boolean; state?: Record<string, Json>; doubles?: string[]; components: Record<string, Node> }
 export interface AppSpec { tenant: string; slug: string; name: string; pages: Record<string, PageSpec>; components: Record<string, { components: Record<string, Node> }>; entities: Record<string, { label: string; title_field?: string; fields: Record<string, Json> }> }
 
 export const app = spec as unknown as AppSpec;
@@ -87,6 +87,14 @@ export function typedRecord(entityName: string, rec: Json): Json {
     const t = ent.fields[k]?.type ?? SYSTEM_TYPES[k];
     out[k] = t === "integer" ? BigInt(Math.trunc(Number(v))) : t === "decimal" ? Number(v) : t === "datetime" ? new Date(v) : toCel(v);
   }
+  TYPED.add(out);
+  return out;
+}
+
+/** Page state with the CEL types publish checked it with (whole doubles stay doubles). */
+function typedState(page: PageSpec, state: Record<string, Json>): Record<string, Json> {
+  if (!page.doubles) return state;
+  const out = Object.fromEntries(Object.entries(state).map(([k, v]) => [k, page.doubles!.includes(k) && typeof v === "number" ? v : toCel(v)]));
   TYPED.add(out);
   return out;
 }
@@ -381,6 +389,6 @@ export function Page({ name, params, user, navigate }: PageProps & { name: strin
   const page = app.pages[name];
   const [state, setStateMap] = useState<Record<string, Json>>(page.state || {});
   useEffect(() => { document.title = `${page.title} · ${app.name}`; }, [name]);
-  const ctx: Ctx = { scope: { state, params, user, page: { name, title: page.title } }, navigate, setState: (k, v) => setStateMap({ ...state, [k]: v }) };
+  const ctx: Ctx = { scope: { state: typedState(page, state), params, user, page: { name, title: page.title } }, navigate, setState: (k, v) => setStateMap({ ...state, [k]: v }) };
   return <section className="pl-page" data-page={name}><Tree tree={page.components} id={childrenOf(page.components, null)[0]} ctx={ctx} /></section>;
 }
