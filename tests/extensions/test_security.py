@@ -61,6 +61,9 @@ async def test_infinite_loop_hits_the_wall_clock_deadline(hostile: Platform,
 async def test_memory_bomb_is_stopped(hostile: Platform, client: httpx.AsyncClient) -> None:
     r = await _attack(client, "membomb")
     assert r.status_code == 502 and r.json()["code"] == "plugin_out_of_memory", r.text
+    # Metering shows how close it came: its peak memory is right under the 96 MB limit.
+    [call] = (await client.get("/api/t/acme/plugins/metering")).json()["calls"]
+    assert 80 << 20 < call["peak_memory"] <= 96 << 20
     await _healthy(client)
 
 

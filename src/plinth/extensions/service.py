@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
-from collections import defaultdict, deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +23,8 @@ from plinth.errors import (
     ValidationFailed,
 )
 from plinth.events import Event
+from plinth.extensions import build, store
 from plinth.extensions import manifest as manifest_mod
-from plinth.extensions import store
 from plinth.extensions.host import CallHost
 from plinth.extensions.models import (
     CAPABILITIES,
@@ -61,11 +61,16 @@ class PluginService:
         self.db = platform.db
         data_dir = Path(platform.settings.data_dir)
         self.blob_dir = data_dir / "plugins"
-        cache = getattr(platform.settings, "plugin_cache_dir", None) or data_dir / "plugin-cache"
-        self.sandbox = Sandbox(Path(cache))
+        # Compiled artifacts are keyed by the component's hash and the wasmtime version, so
+        # every data dir on the machine can share them (compiling takes seconds).
+        cache = (getattr(platform.settings, "plugin_cache_dir", None)
+                 or build.default_cache_dir() / "compiled")
+        self.sandbox = Sandbox(Path(cache), measure_memory=bool(
+            getattr(platform.settings, "plugin_measure_memory", True)))
         self.fuel_per_minute = DEFAULT_FUEL_PER_MINUTE
-        # Per-tenant sliding window of (time, fuel) for the per-minute fuel budget.
-        self._burn: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        # The per-tenant fuel budget lives in the integration layer's rate limiter (`limits`):
+        # in process memory when embedded, in Redis when scaled out, so nodes share it.
+        self.budget = FuelBudget(platform)
         # Published versions are immutable, so a parsed one can be kept for the process.
         self._versions: dict[tuple[str, str], PluginVersion] = {}
         platform.on_stop(self.stop)
@@ -77,10 +82,12 @@ class PluginService:
     async def publish(self, data: bytes, principal: Principal) -> PluginVersion:
         """Store a package version (platform admins publish); the hash is computed here."""
         authorize(self.platform.authorizer, principal, "plugin.publish", Resource("plugin", "*"))
-        package = unpack(data)
-        return await self.publish_package(package)
+        package = await asyncio.to_thread(unpack, data)
+        return await self.publish_package(package, principal)
 
-    async def publish_package(self, package: Package) -> PluginVersion:
+    async def publish_package(self, package: Package, principal: Principal) -> PluginVersion:
+        """Store an unpacked package (the demo publishes its build without zipping it)."""
+        authorize(self.platform.authorizer, principal, "plugin.publish", Resource("plugin", "*"))
         m = package.manifest
         if package.signature and package.public_key:
             message = signed_message(m.name, m.version, package.sha256, package.manifest_text)
@@ -108,7 +115,7 @@ class PluginService:
             blob = self.blob_dir / f"{package.sha256}.wasm"
             if not blob.exists():
                 tmp = blob.with_suffix(".tmp")
-                tmp.write_bytes(package.wasm)
+                await asyncio.to_thread(tmp.write_bytes, package.wasm)
                 tmp.replace(blob)
             await conn.execute(t.insert().values(
                 name=m.name, version=m.version, publisher=m.publisher, sha256=package.sha256,
@@ -160,6 +167,14 @@ class PluginService:
                 public_key, signature, signed_message(v.name, v.version, v.sha256,
                                                       manifest_text)):
             raise PreconditionFailed("The publisher signature does not verify", path="signature")
+
+    async def compile(self, name: str, version: str | None = None) -> bool:
+        """Compile a version ahead of its first call (cached on disk); True if it compiled."""
+        v = await self.version(name, version)
+        due = not self.sandbox.is_compiled(v.sha256)
+        await asyncio.to_thread(self.sandbox.component, v.sha256,
+                                self.blob_dir / f"{v.sha256}.wasm")
+        return due
 
     # -- installation --------------------------------------------------------------------
     async def _tenant(self, tenant: Tenant | str) -> Tenant:
@@ -381,21 +396,11 @@ class PluginService:
         v = await self.version(name, inst.version)
         # The grant is re-checked at call time: a version never runs beyond its approval.
         self._check_grant(v, list(inst.capabilities), list(inst.http_hosts), "run")
-        self._check_budget(t)
+        await self.budget.check(t.id, self._budget(t))
         return inst, v
 
-    def _check_budget(self, t: Tenant) -> None:
-        window = self._burn[t.id]
-        cutoff = time.monotonic() - 60
-        while window and window[0][0] < cutoff:
-            window.popleft()
-        used = sum(f for _, f in window)
-        budget = int(t.settings.get("plugin_fuel_per_minute", self.fuel_per_minute))
-        if used >= budget:
-            retry = max(1, int(window[0][0] + 60 - time.monotonic()) + 1) if window else 60
-            raise RateLimited(f"This tenant used its plugin fuel budget ({budget} per minute)",
-                              headers={"Retry-After": str(retry)},
-                              extra={"budget": budget, "used": used})
+    def _budget(self, t: Tenant) -> int:
+        return int(t.settings.get("plugin_fuel_per_minute", self.fuel_per_minute))
 
     def limits_for(self, inst: Installation, point: str) -> Limits:
         base = DEFAULT_LIMITS[point].as_dict()
@@ -430,10 +435,12 @@ class PluginService:
             fuel = outcome.fuel if outcome else (limits.fuel if error and
                                                  error.code == "plugin_out_of_fuel" else 0)
             wall = outcome.wall_ms if outcome else (time.perf_counter() - started) * 1000
-            self._burn[t.id].append((time.monotonic(), fuel))
+            peak = outcome.peak_memory if outcome else getattr(error, "peak_memory", None)
+            await self.budget.spend(t.id, self._budget(t), fuel)
             rejected = (outcome is not None and outcome.tag == "err" and error is None)
             result = error.code if error else ("rejected" if rejected else "ok")
-            await self._meter(t, v, point, target, result, fuel, wall, limits, cold, principal)
+            await self._meter(t, v, point, target, result, fuel, wall, peak, limits, cold,
+                              principal)
             if error is not None and outcome is not None:
                 raise error
 
@@ -445,18 +452,19 @@ class PluginService:
                                       path="output") from None
 
     async def _meter(self, t: Tenant, v: PluginVersion, point: str, target: str, outcome: str,
-                     fuel: int, wall_ms: float, limits: Limits, cold: bool,
-                     principal: Principal) -> None:
+                     fuel: int, wall_ms: float, peak_memory: int | None, limits: Limits,
+                     cold: bool, principal: Principal) -> None:
         now = utcnow()
         async with self.db.transaction() as conn:
             await conn.execute(store.plugin_calls.insert().values(
                 id=new_id(), tenant_id=t.id, plugin=v.name, version=v.version, point=point,
                 target=target, outcome=outcome, fuel=fuel, wall_ms=wall_ms,
-                memory_limit=limits.memory_bytes, cold=cold, at=now))
+                peak_memory=peak_memory, memory_limit=limits.memory_bytes, cold=cold, at=now))
         await self._event("plugin.called", t, {
             "plugin": v.name, "version": v.version, "point": point, "target": target,
             "outcome": outcome, "fuel": fuel, "wall_ms": round(wall_ms, 3),
-            "memory_limit": limits.memory_bytes, "by": principal.audit_name()})
+            "peak_memory": peak_memory, "memory_limit": limits.memory_bytes,
+            "by": principal.audit_name()})
 
     async def metering(self, tenant: Tenant | str, limit: int = 100) -> dict[str, Any]:
         """Recent calls and per-plugin totals for a tenant."""
@@ -468,19 +476,65 @@ class PluginService:
             totals = list(await conn.execute(
                 sa.select(c.c.plugin, sa.func.count().label("calls"),
                           sa.func.sum(c.c.fuel).label("fuel"),
-                          sa.func.sum(c.c.wall_ms).label("wall_ms"))
+                          sa.func.sum(c.c.wall_ms).label("wall_ms"),
+                          sa.func.max(c.c.peak_memory).label("peak_memory"))
                 .where(c.c.tenant_id == t.id).group_by(c.c.plugin).order_by(c.c.plugin)))
         return {
             "calls": [{"plugin": r.plugin, "version": r.version, "point": r.point,
                        "target": r.target, "outcome": r.outcome, "fuel": r.fuel,
-                       "wall_ms": r.wall_ms, "memory_limit": r.memory_limit, "cold": r.cold,
+                       "wall_ms": r.wall_ms, "peak_memory": r.peak_memory,
+                       "memory_limit": r.memory_limit, "cold": r.cold,
                        "at": r.at.isoformat()} for r in rows],
             "totals": [{"plugin": r.plugin, "calls": r.calls, "fuel": int(r.fuel or 0),
-                        "wall_ms": float(r.wall_ms or 0)} for r in totals],
+                        "wall_ms": float(r.wall_ms or 0),
+                        "max_peak_memory": r.peak_memory} for r in totals],
         }
 
     async def _event(self, topic: str, t: Tenant, data: dict[str, Any]) -> None:
         await self.platform.events.publish(Event(topic, t.id, data))
+
+
+class FuelBudget:
+    """Fuel a tenant may burn per minute, on the platform's rate limiter (`platform.quotas`).
+
+    A call is allowed while the tenant's window has fuel left; afterwards it is charged what
+    it really burnt (capped at what is left, so the window saturates and the next call is
+    refused with 429 until the sliding window frees fuel).
+    """
+
+    NAMESPACE = "plugin-fuel"
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform  # `platform.quotas` is looked up per call (built after us)
+
+    @property
+    def limiter(self) -> Any:
+        return self.platform.quotas.limiter
+
+    def _item(self, budget: int) -> Any:
+        from limits import RateLimitItemPerMinute
+
+        return RateLimitItemPerMinute(max(1, budget), namespace=self.NAMESPACE)
+
+    async def check(self, tenant_id: str, budget: int) -> None:
+        item = self._item(budget)
+        limiter = self.limiter
+        if await limiter.test(item, tenant_id):
+            return
+        stats = await limiter.get_window_stats(item, tenant_id)
+        retry = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimited(f"This tenant used its plugin fuel budget ({budget} per minute)",
+                          headers={"Retry-After": str(retry)},
+                          extra={"budget": budget, "remaining": stats.remaining})
+
+    async def spend(self, tenant_id: str, budget: int, fuel: int) -> None:
+        item = self._item(budget)
+        limiter = self.limiter
+        for _ in range(3):  # another node may have spent meanwhile: re-read what is left
+            remaining = (await limiter.get_window_stats(item, tenant_id)).remaining
+            charge = min(fuel, remaining)
+            if charge <= 0 or await limiter.hit(item, tenant_id, cost=charge):
+                return
 
 
 def _guest_error(payload: str) -> dict[str, Any]:
