@@ -28,7 +28,8 @@ ADMIN_TOKEN = "plt_test_admin_token_0123456789abcdef"
 # Plugin builds (componentize-py: seconds and hundreds of MB each) are cached by source hash in
 # the checkout, shared by tests/extensions and every test (or `plinth demo` subprocess) that
 # loads the demo, which installs the fraud-scorer plugin: a build happens once, not per test.
-os.environ.setdefault("PLINTH_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".plinth-cache"))
+os.environ.setdefault("PLINTH_CACHE_DIR",
+                      str(Path(__file__).resolve().parents[1] / ".plinth-cache"))
 
 
 def _pg_dsn(database: str) -> str:
