@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from pathlib import Path
@@ -35,6 +36,10 @@ async def _healthy(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).status_code == 200
     r = await client.post(URL.format("echo"), json={"still": "alive"})
     assert r.status_code == 200 and r.json() == {"still": "alive"}
+    # Nothing leaked: every store (the attacker's too) is gone and its linear memory unmapped.
+    gc.collect()
+    platform = client._transport.app.state.platform  # type: ignore[attr-defined]
+    assert platform.plugins.sandbox.meter.live == 0
 
 
 async def _attack(client: httpx.AsyncClient, action: str,

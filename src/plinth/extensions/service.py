@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from plinth.server.platform import Platform
 
 log = logging.getLogger("plinth.extensions")
+HOOKS_TTL = 5.0  # seconds another node's install/uninstall may take to reach this one's writes
 
 
 
@@ -71,6 +72,12 @@ class PluginService:
         # The per-tenant fuel budget lives in the integration layer's rate limiter (`limits`):
         # in process memory when embedded, in Redis when scaled out, so nodes share it.
         self.budget = FuelBudget(platform)
+        # Which installed plugins hook which entities, per tenant: (expires, [(name, manifest)]).
+        # Changed here on install/upgrade/uninstall; another node's change shows within the TTL.
+        self._hook_cache: dict[str, tuple[float, list[tuple[str, Any]]]] = {}
+        records = getattr(platform, "records", None)
+        if records is not None and hasattr(records, "before_write"):
+            records.before_write.append(self._records_hook)
         # Published versions are immutable, so a parsed one can be kept for the process.
         self._versions: dict[tuple[str, str], PluginVersion] = {}
         platform.on_stop(self.stop)
@@ -362,15 +369,18 @@ class PluginService:
         return output
 
     async def before_write(self, tenant: Tenant | str, app_slug: str, entity: str,
-                           record: dict[str, Any], principal: Principal) -> dict[str, Any]:
-        """Run every installed before-write hook on `record`: reject with paths, or amend."""
+                           record: dict[str, Any], principal: Principal, *,
+                           as_part_of_write: bool = False) -> dict[str, Any]:
+        """Run every installed before-write hook on `record`: reject with paths, or amend.
+
+        `as_part_of_write`: called by the records service inside a write the principal was
+        allowed to make; the hook then runs without a `plugin.execute` check of its own (the
+        tenant admin installed it for every write), still within its grant and the budget.
+        """
         t = await self._tenant(tenant)
         current = record
-        for inst in await self.installations(t):
-            v = await self.version(inst.name, inst.version)
-            if not v.manifest.hooks_for(app_slug, entity):
-                continue
-            inst, v = await self._prepare(t, inst.name, principal)
+        for name in await self._hooks(t, app_slug, entity):
+            inst, v = await self._prepare(t, name, principal, authorize_call=not as_part_of_write)
             outcome = await self._run(t, inst, v, "before-write", f"{app_slug}.{entity}",
                                       principal, (app_slug, entity, json.dumps(current)))
             if outcome.tag == "err":
@@ -388,10 +398,31 @@ class PluginService:
             current = amended
         return current
 
-    async def _prepare(self, t: Tenant, name: str,
-                       principal: Principal) -> tuple[Installation, PluginVersion]:
-        authorize(self.platform.authorizer, principal, "plugin.execute",
-                  Resource("plugin", name, tenant_id=t.id))
+    async def _records_hook(self, tenant: Tenant, app_slug: str, entity: str,
+                            record: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        """The records service's before-write hook: free for tenants without hook plugins."""
+        if not await self._hooks(tenant, app_slug, entity):
+            return record
+        return await self.before_write(tenant, app_slug, entity, record, principal,
+                                       as_part_of_write=True)
+
+    async def _hooks(self, t: Tenant, app_slug: str, entity: str) -> list[str]:
+        """Installed plugins with a before-write hook on app.entity (cached for HOOKS_TTL s)."""
+        now = time.monotonic()
+        cached = self._hook_cache.get(t.id)
+        if cached is None or cached[0] < now:
+            found = []
+            for inst in await self.installations(t):
+                v = await self.version(inst.name, inst.version)
+                found.append((inst.name, v.manifest))
+            cached = self._hook_cache[t.id] = (now + HOOKS_TTL, found)
+        return [name for name, m in cached[1] if m.hooks_for(app_slug, entity)]
+
+    async def _prepare(self, t: Tenant, name: str, principal: Principal,
+                       authorize_call: bool = True) -> tuple[Installation, PluginVersion]:
+        if authorize_call:
+            authorize(self.platform.authorizer, principal, "plugin.execute",
+                      Resource("plugin", name, tenant_id=t.id))
         inst = await self.installation(t, name)
         v = await self.version(name, inst.version)
         # The grant is re-checked at call time: a version never runs beyond its approval.
@@ -491,6 +522,8 @@ class PluginService:
         }
 
     async def _event(self, topic: str, t: Tenant, data: dict[str, Any]) -> None:
+        if topic != "plugin.called":
+            self._hook_cache.pop(t.id, None)  # installed, upgraded, granted or uninstalled
         await self.platform.events.publish(Event(topic, t.id, data))
 
 
