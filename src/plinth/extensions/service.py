@@ -369,18 +369,16 @@ class PluginService:
         return output
 
     async def before_write(self, tenant: Tenant | str, app_slug: str, entity: str,
-                           record: dict[str, Any], principal: Principal, *,
-                           as_part_of_write: bool = False) -> dict[str, Any]:
+                           record: dict[str, Any], principal: Principal) -> dict[str, Any]:
         """Run every installed before-write hook on `record`: reject with paths, or amend.
 
-        `as_part_of_write`: called by the records service inside a write the principal was
-        allowed to make; the hook then runs without a `plugin.execute` check of its own (the
-        tenant admin installed it for every write), still within its grant and the budget.
+        The records service calls this in every create and update, as the writer: policy
+        (`plugin.execute`), the grant and the fuel budget apply as for any call.
         """
         t = await self._tenant(tenant)
         current = record
         for name in await self._hooks(t, app_slug, entity):
-            inst, v = await self._prepare(t, name, principal, authorize_call=not as_part_of_write)
+            inst, v = await self._prepare(t, name, principal)
             outcome = await self._run(t, inst, v, "before-write", f"{app_slug}.{entity}",
                                       principal, (app_slug, entity, json.dumps(current)))
             if outcome.tag == "err":
@@ -403,8 +401,7 @@ class PluginService:
         """The records service's before-write hook: free for tenants without hook plugins."""
         if not await self._hooks(tenant, app_slug, entity):
             return record
-        return await self.before_write(tenant, app_slug, entity, record, principal,
-                                       as_part_of_write=True)
+        return await self.before_write(tenant, app_slug, entity, record, principal)
 
     async def _hooks(self, t: Tenant, app_slug: str, entity: str) -> list[str]:
         """Installed plugins with a before-write hook on app.entity (cached for HOOKS_TTL s)."""
@@ -418,11 +415,10 @@ class PluginService:
             cached = self._hook_cache[t.id] = (now + HOOKS_TTL, found)
         return [name for name, m in cached[1] if m.hooks_for(app_slug, entity)]
 
-    async def _prepare(self, t: Tenant, name: str, principal: Principal,
-                       authorize_call: bool = True) -> tuple[Installation, PluginVersion]:
-        if authorize_call:
-            authorize(self.platform.authorizer, principal, "plugin.execute",
-                      Resource("plugin", name, tenant_id=t.id))
+    async def _prepare(self, t: Tenant, name: str,
+                       principal: Principal) -> tuple[Installation, PluginVersion]:
+        authorize(self.platform.authorizer, principal, "plugin.execute",
+                  Resource("plugin", name, tenant_id=t.id))
         inst = await self.installation(t, name)
         v = await self.version(name, inst.version)
         # The grant is re-checked at call time: a version never runs beyond its approval.
