@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from plinth.extensions.package import pack
@@ -38,6 +39,7 @@ async def test_publish_over_http_records_hash_size_and_manifest(
     assert [v["version"] for v in listed] == ["1.0.0"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_only_the_upload_route_takes_large_bodies(platform: Platform) -> None:
     from plinth.server import create_app
     from tests.conftest import ADMIN_TOKEN
