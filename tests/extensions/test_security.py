@@ -161,3 +161,29 @@ async def test_failures_are_metered(hostile: Platform, client: httpx.AsyncClient
     await _attack(client, "loop")
     calls = (await client.get("/api/t/acme/plugins/metering")).json()["calls"]
     assert calls[0]["outcome"] == "plugin_out_of_fuel" and calls[0]["fuel"] == 400_000_000
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_plugins_calling_plugins_are_bounded(hostile: Platform, client: httpx.AsyncClient,
+                                                   components: dict[str, Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from plinth.extensions import service
+
+    await publish(hostile, components, "fraud-scorer")
+    await install(hostile, "acme", "fraud-scorer")
+    model = {"entities": {"claim": {"fields": {"amount": {"type": "integer"},
+                                               "tenant_id": {"type": "string"},
+                                               "fraud_score": {"type": "integer"}}}}}
+    await make_app(client, "acme", "claims", model)
+    assert (await client.post("/api/t/acme/apps/claims/publish")).status_code == 201
+    # The hostile plugin writes a claim: the fraud scorer's before-write hook runs within it.
+    r = await _attack(client, "other-tenant", {"app": "claims", "tenant": "x"})
+    assert r.status_code == 200, r.text
+    rows = (await client.get("/api/t/acme/apps/claims/data/claim")).json()["items"]
+    assert [row["fraud_score"] for row in rows] == [0]
+    # Nesting is bounded (a hook writing records that run hooks ... cannot pin every thread).
+    monkeypatch.setattr(service, "MAX_NESTING", 1)
+    r = await _attack(client, "other-tenant", {"app": "claims", "tenant": "x"})
+    assert r.status_code == 502 and "plugin_nested_too_deep" in r.json()["detail"], r.text
+    assert len((await client.get("/api/t/acme/apps/claims/data/claim")).json()["items"]) == 1
+    await _healthy(client)

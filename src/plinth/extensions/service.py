@@ -24,6 +24,7 @@ from plinth.errors import (
 )
 from plinth.events import Event
 from plinth.extensions import build, store
+from plinth.extensions import host as host_mod
 from plinth.extensions import manifest as manifest_mod
 from plinth.extensions.host import CallHost
 from plinth.extensions.models import (
@@ -36,6 +37,7 @@ from plinth.extensions.models import (
     PluginError,
     PluginFailed,
     PluginInvalidOutput,
+    PluginNestedTooDeep,
     PluginVersion,
 )
 from plinth.extensions.package import Package, signed_message, unpack, verify
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from plinth.server.platform import Platform
 
 log = logging.getLogger("plinth.extensions")
+MAX_NESTING = 3  # plugin calls beneath a plugin call (each holds a worker thread meanwhile)
 HOOKS_TTL = 5.0  # seconds another node's install/uninstall may take to reach this one's writes
 
 
@@ -440,6 +443,11 @@ class PluginService:
     async def _run(self, t: Tenant, inst: Installation, v: PluginVersion, point: str,
                    target: str, principal: Principal, args: tuple[Any, ...]) -> Outcome:
         limits = self.limits_for(inst, point)
+        if host_mod.DEPTH.get() >= MAX_NESTING:
+            raise PluginNestedTooDeep(
+                f"{inst.name} was called by a plugin call {MAX_NESTING} levels deep (a record "
+                "write by a plugin runs before-write hooks); plugins may not nest deeper",
+                extra={"limit": MAX_NESTING})
         host = CallHost(self, t, inst, principal, asyncio.get_running_loop(), limits)
         started = time.perf_counter()
         outcome: Outcome | None = None
