@@ -25,6 +25,11 @@ from plinth.settings import Settings
 PG_ADMIN_URL = os.environ.get("PLINTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASES = os.environ.get("PLINTH_TEST_DATABASES", "sqlite,postgresql").split(",")
 ADMIN_TOKEN = "plt_test_admin_token_0123456789abcdef"
+# Plugin builds (componentize-py: seconds and hundreds of MB each) are cached by source hash in
+# the checkout, shared by tests/extensions and every test (or `plinth demo` run) that
+# loads the demo, which installs the fraud-scorer plugin: a build happens once, not per test.
+os.environ.setdefault("PLINTH_CACHE_DIR",
+                      str(Path(__file__).resolve().parents[1] / ".plinth-cache"))
 
 
 def _pg_dsn(database: str) -> str:
