@@ -50,7 +50,7 @@ def fmt(seconds: float) -> str:
 
 
 async def main(calls: int) -> None:
-    wasm = build(SRC, ROOT / ".plinth-cache")
+    wasm = build(SRC)
     score_claim = plain_python_scorer()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), admin_token="plt_bench_admin_0123456789abcdef",
