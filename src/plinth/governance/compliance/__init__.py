@@ -5,6 +5,7 @@ Pure in the middle (`engine.evaluate` over a definition and a profile), I/O at t
 for residency, each entity's `retention`/`subject` keys for retention jobs and subject rights.
 """
 
+from plinth.governance.compliance import retention as _retention  # noqa: F401  (node type)
 from plinth.governance.compliance.classify import mask, suggest, suggestions
 from plinth.governance.compliance.entity_checks import check_compliance_keys
 from plinth.governance.compliance.models import Finding, Outcome, Pack, Rule, Violation, Waiver
