@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
+
 from plinth.db import Database
 from plinth.tenancy.models import Tenant
 
@@ -58,9 +60,21 @@ class TenantStorage:
             path = folder / f"{tenant.id}.db"
             found = self._files[(region, tenant.id)] = Database(
                 f"sqlite+aiosqlite:///{path.as_posix()}")
+            _secure_delete(found)
         return found
 
     async def close(self) -> None:
         for db in self._files.values():
             await db.dispose()
         self._files.clear()
+
+
+def _secure_delete(db: Database) -> None:
+    """Deleted and overwritten values are zeroed in the file, not left in free pages: an
+    erased subject's data must not be recoverable from the tenant's file."""
+
+    @event.listens_for(db.engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.close()
