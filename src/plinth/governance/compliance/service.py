@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from plinth.db import Database, utcnow
-from plinth.errors import Fault, Unavailable, ValidationFailed
+from plinth.errors import Conflict, Fault, Unavailable, ValidationFailed
 from plinth.events import Event, EventBus
 from plinth.governance.compliance import classify, engine, retention, store, subjects
 from plinth.governance.compliance import packs as pack_registry
@@ -147,6 +147,13 @@ class ComplianceService:
                    for i, r in enumerate(profile.regions) if r not in self.regions.regions]
         if faults:
             raise ValidationFailed.of(faults, "compliance profile")
+        home = (profile.regions or (tenant.region,))[0]
+        if home != self.regions.home(tenant).name and any(
+                a.active_version is not None for a in await self.metadata.list_apps(tenant)):
+            # App data lives in the home region; moving it is a migration, not a setting.
+            raise Conflict(f"This tenant's app data lives in region "
+                           f"{self.regions.home(tenant).name!r}; keep it first in `regions`",
+                           path="compliance.regions[0]")
         await self.tenants.update_settings(tenant.slug, "compliance", profile.as_dict())
         await self.events.publish(Event("compliance.profile", tenant.id,
                                         {"profile": profile.as_dict(), "by": by}))
