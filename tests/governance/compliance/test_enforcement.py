@@ -267,3 +267,56 @@ async def test_encryption_is_refused_where_the_runtime_cannot_honour_it(
     paths = {e["path"] for e in r.json()["errors"]}
     assert paths == {"entities.thing.fields.amount.encrypted",
                      "entities.thing.fields.code.encrypted"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_demo_encrypts_masks_and_erases_a_policyholder_across_entities(
+        platform: Platform) -> None:
+    from plinth.demo import TENANT, load_demo
+    from plinth.governance.principal import PLATFORM_ADMIN, Principal
+
+    await load_demo(platform, Principal("admin", "user", frozenset({PLATFORM_ADMIN}), None))
+    tenant = await platform.tenants.get(TENANT)
+    owner = _owner(tenant.id)
+    nurse = Principal("user:eva", "user", frozenset({"designer"}), tenant.id, name="eva",
+                      attrs={"groups": ["claims"]})
+    clerk = Principal("user:tom", "user", frozenset({"designer"}), tenant.id, name="tom")
+    rec = platform.records
+
+    async def make(entity: str, data: dict[str, Any]) -> dict[str, Any]:
+        return await rec.create(tenant, "claims", entity, data, owner)  # type: ignore[return-value]
+
+    holder = await make("policyholder", {"full_name": "Ana Lima", "email": "ana@example.com",
+                                         "country": "DE"})
+    policy = await make("policy", {"number": "DE-000001", "holder": holder["id"],
+                                   "product": "health", "starts_on": "2026-01-01"})
+    claim = await make("claim", {"reference": "C-1", "policy": policy["id"], "country": "DE",
+                                 "incident_date": "2026-02-01", "amount": "120.00",
+                                 "description": "Broken arm at the ski slope",
+                                 "health_notes": "fracture of the left radius"})
+    payout = await make("payout", {"claim": claim["id"], "amount": "120.00",
+                                   "card_number": PAN})
+    # the claims team sees the medical notes; nobody but owners sees the card number
+    seen = await rec.get(tenant, "claims", "claim", claim["id"], nurse)
+    assert seen["health_notes"] == "fracture of the left radius"
+    assert "health_notes" not in await rec.get(tenant, "claims", "claim", claim["id"], clerk)
+    assert (await rec.get(tenant, "claims", "payout", payout["id"], nurse)
+            )["card_number"] == "************1111"
+    assert (await rec.get(tenant, "claims", "payout", payout["id"], owner))["card_number"] == PAN
+    # the subject's records, followed from the policyholder through policy and claim
+    export = await platform.compliance.export_subject(tenant, "ana@example.com")
+    assert {e: len(r) for e, r in export["apps"]["claims"].items()} == {
+        "policyholder": 1, "policy": 1, "claim": 1, "payout": 1}
+    erased = await platform.compliance.erase_subject(tenant, "ana@example.com", by="dpo")
+    assert erased["apps"]["claims"]["payout"] == {"deleted": 1, "anonymised": 0}
+    after = await rec.get(tenant, "claims", "claim", claim["id"], owner)
+    assert after["health_notes"] is None and after["description"] is None
+    text = await raw_text_of(platform, tenant)
+    assert PAN not in text and "radius" not in text and "ana@example.com" not in text
+
+
+async def raw_text_of(platform: Platform, tenant: Any) -> str:
+    db = platform.records.storage.database(tenant)
+    with sqlite3.connect(str(db.engine.url.database)) as sync:
+        sync.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return files_text(Path(str(db.engine.url.database)).parent)
