@@ -31,7 +31,9 @@ class TenantStorage:
 
     def home(self, tenant: Tenant) -> str:
         """The name of the region holding this tenant's data."""
-        return DEFAULT if self.regions is None else str(self.regions.home(tenant).name)
+        if self.regions is None or len(self.regions.regions) == 1:
+            return DEFAULT  # only the platform's region is configured (the common case)
+        return str(self.regions.home(tenant).name)
 
     def _region_db(self, region: str) -> Database:
         return self.platform_db if region == DEFAULT else self.regions.database(region)
