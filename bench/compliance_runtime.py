@@ -1,14 +1,16 @@
 """Runtime enforcement cost: writes and reads of an encrypted + masked field vs a plain one.
 
-    PYTHONPATH=src python bench/compliance_runtime.py [records] [--db sqlite|postgresql] [--subject]
+    PYTHONPATH=src python bench/compliance_runtime.py [records] [--db sqlite|postgresql]
+        [--subject]
 
 One platform, one tenant, one app with two entities of identical shape: `plain` (a string
-field) and `sealed` (the same field `classification: pci.pan`, `encrypted`, `masked`, and `audit_reads` as PCI DSS asks).
-Through the record service (no HTTP), rounds alternate between the two: create N records,
-read each by id, list them in pages of 50, as a caller who may not unmask (so `sealed` is
-decrypted and masked). Without `--subject` every record is its own data subject (a key
-each); with it the records belong to 10 subjects (`subject.key_field`). Printed: records/s per operation and the sealed/plain ratio; medians of
-3 rounds.
+field) and `sealed` (the same field `classification: pci.pan`, `encrypted`, `masked`, and
+`audit_reads` as PCI DSS asks). Through the record service (no HTTP), rounds alternate
+between the two: create N records, read each by id, list them in pages of 50, as a caller who
+may not unmask (so `sealed` is decrypted and masked). Without `--subject` every record is its
+own data subject (a key each); with it the records belong to 10 subjects
+(`subject.key_field`). Printed: records/s per operation and the sealed/plain ratio; medians
+of 3 rounds.
 """
 
 from __future__ import annotations

@@ -1,19 +1,19 @@
 """What the runtime must do with a published entity's compliance keys: pure seams.
 
-The runtime (records, CRUD) and the vault (envelope encryption) live in other layers; these
-functions are the contract between them and the compliance metadata, compiled once per
-version (`Protection.of(entity)`) and applied per record:
+The contract between the compliance metadata and the runtime, compiled once per version
+(`Protection.of(entity)`, kept on each compiled entity) and applied per record by
+`guard.RecordGuard`, which the record service calls:
 
-- before a write: `region_for(tenant, subject_country(entity, record, profile))` picks the
-  region database (raises ResidencyRefused), then `protection.encrypt` names the fields to
-  seal with the tenant's data key (AES-GCM via the vault);
-- on a read: the runtime decrypts, then applies `mask(value, field)` to `protection.mask`
-  fields unless the policy decision grants `data.unmask`, and emits `record.read` for the
-  audit ledger when `protection.audit_reads`;
-- retention job (a workflow timer, daily): `retention_due(entity, now)` gives the column,
-  cutoff and action; rows older than the cutoff are deleted or passed through `anonymise`;
-- subject erasure: `anonymise` (or delete per the entity's retention action), and for
-  encrypted fields destroying the subject's key (crypto-shredding).
+- before a write: `Regions.region_for(tenant, country)` must be the tenant's home region
+  (else ResidencyRefused naming the country field), then `protection.encrypt` names the
+  fields sealed with the subject's key (`keys.FieldKeys`, envelope encryption);
+- on a read: sealed values are opened, then `mask(value, field)` is applied to
+  `protection.mask` fields unless the caller may `field.unmask`, and reads of
+  `audit_reads` entities are published as `compliance.read` for the ledger;
+- retention (the `retention` workflow node, on a schedule): `retention_due(entity, now)`
+  gives the column, cutoff and action; older rows are deleted or `anonymised_fields` emptied;
+- subject erasure: delete or anonymise per the entity's retention action, then destroy the
+  subject's keys (crypto-shredding).
 """
 
 from __future__ import annotations

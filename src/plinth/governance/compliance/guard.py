@@ -106,7 +106,7 @@ class RecordGuard:
         for rec in records:
             for name in p.encrypt:
                 value = rec.get(name)
-                if not is_sealed(value):
+                if not isinstance(value, str) or not is_sealed(value):
                     continue  # null, absent (not readable), or stored before encryption
                 aad = field_aad(tenant.id, app, ent.id, p.field_ids[name], str(rec["id"]))
                 plain = await self.keys.open(tenant.id, value, aad)
