@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from plinth.db import utcnow
+from plinth.governance.compliance.keys import PREFIX as SEALED
 from plinth.runtime import records
 from plinth.runtime.compiled import CompiledEntity
 from plinth.tenancy.models import Tenant
@@ -82,6 +83,29 @@ class Maintenance:
                                                          "updated_by": by}))
                     done["anonymised"] += int(result.rowcount or 0)
         return done
+
+    async def seal_stored(self, tenant: Tenant, app: str) -> int:
+        """Seal values still stored in clear in fields that are now encrypted (a field made
+        `encrypted` by a later version, e.g. by `plinth compliance fix`). Returns how many
+        records were sealed."""
+        guard = self.service.guard
+        if guard is None:
+            return 0
+        count = 0
+        for ent in (await self.service.compiled(tenant, app)).entities.values():
+            names = ent.protection.encrypt
+            if not names:
+                continue
+            t = ent.table
+            clear = sa.or_(*(sa.and_(t.c[f].is_not(None), sa.not_(t.c[f].startswith(SEALED)))
+                             for f in names))
+            async with self.service.storage.database(tenant).transaction() as conn:
+                rows = [dict(r._mapping) for r in await conn.execute(sa.select(t).where(clear))]
+                for row in await guard.encrypt(tenant, app, ent, rows, stored=True):
+                    await conn.execute(t.update().where(t.c.id == row["id"]).values(
+                        {f: row[f] for f in names}))
+            count += len(rows)
+        return count
 
     async def expired(self, tenant: Tenant, app: str, entity: str, column: str,
                       cutoff: datetime, fields: tuple[str, ...]) -> list[str]:

@@ -320,3 +320,29 @@ async def raw_text_of(platform: Platform, tenant: Any) -> str:
     with sqlite3.connect(str(db.engine.url.database)) as sync:
         sync.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return files_text(Path(str(db.engine.url.database)).parent)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_values_stored_before_a_field_became_encrypted_are_sealed_at_publish(
+        client: httpx.AsyncClient, platform: Platform) -> None:
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "shop")
+    before = shop()
+    before["entities"]["card"]["fields"]["card_number"] = {"type": "string",
+                                                          "classification": "none"}
+    assert (await publish(client, "acme", "shop", before)).status_code in (200, 201)
+    owner = as_user(client, await token_for(client, "acme", "owner"))
+    data = "/api/t/acme/apps/shop/data"
+    c = (await client.post(f"{data}/customer", headers=owner, json={"email": "a@b.co"})).json()
+    card = (await client.post(f"{data}/card", headers=owner,
+                              json={"customer": c["id"], "card_number": PAN})).json()
+    assert PAN in await raw_text(platform, "acme")
+    r = await publish(client, "acme", "shop", shop())  # now pci.pan, encrypted and masked
+    assert r.status_code in (200, 201), r.text
+    tenant = await platform.tenants.get("acme")
+    db = platform.records.storage.database(tenant)
+    async with db.read() as conn:
+        stored = (await conn.execute(sa.text("SELECT card_number FROM shop__card"))).scalar()
+    assert stored.startswith("enc1.")
+    assert (await client.get(f"{data}/card/{card['id']}", headers=owner)
+            ).json()["card_number"] == PAN

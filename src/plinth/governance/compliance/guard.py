@@ -45,6 +45,14 @@ class RecordGuard:
         p = ent.protection
         if p.holds_personal:
             self.check_residency(tenant, ent, rows, many)
+        return await self.encrypt(tenant, app, ent, rows)
+
+    async def encrypt(self, tenant: Tenant, app: str, ent: Any, rows: list[dict[str, Any]],
+                      *, stored: bool = False) -> list[dict[str, Any]]:
+        """The rows with every encrypted field sealed with its subject's key. A client's
+        value is always sealed, even one that looks sealed; `stored` rows (read back from
+        the table) keep the values that already are."""
+        p = ent.protection
         if not p.encrypt:
             return rows
         out = []
@@ -52,7 +60,7 @@ class RecordGuard:
             stored = dict(row)
             ref = await self.keys.ref(tenant.id, p.subject_of(row))
             for name in p.encrypt:
-                if row.get(name) is None:
+                if row.get(name) is None or (stored and is_sealed(row[name])):
                     continue
                 aad = field_aad(tenant.id, app, ent.id, p.field_ids[name], row["id"])
                 stored[name] = await self.keys.seal(tenant.id, ref, encode(row[name]), aad)

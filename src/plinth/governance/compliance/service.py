@@ -52,6 +52,19 @@ class ComplianceService:
         vault.rewrap_hooks.append(self.keys.rewrap_master)
         self.records = records
         records.guard = RecordGuard(self.keys, self.regions, authorizer, self.events)
+        self.events.subscribe("app.published", self._seal_stored)
+        self.events.subscribe("app.rolled_back", self._seal_stored)
+
+    async def _seal_stored(self, event: Event) -> None:
+        """After a version made fields encrypted, seal the values its rows hold in clear."""
+        tenant = next(iter(await self.tenants.list({event.tenant_id or ""})), None)
+        if tenant is None or self.records is None:
+            return
+        sealed = await self.records.maintenance.seal_stored(tenant, event.data["app"])
+        if sealed:
+            await self.events.publish(Event("compliance.sealed", tenant.id, {
+                "app": event.data["app"], "version": event.data.get("version"),
+                "records": sealed}))
 
     def _runtime(self) -> tuple[Any, FieldKeys]:
         if self.records is None or self.keys is None:
