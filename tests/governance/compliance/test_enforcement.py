@@ -303,6 +303,11 @@ async def test_the_demo_encrypts_masks_and_erases_a_policyholder_across_entities
     assert (await rec.get(tenant, "claims", "payout", payout["id"], nurse)
             )["card_number"] == "************1111"
     assert (await rec.get(tenant, "claims", "payout", payout["id"], owner))["card_number"] == PAN
+    # the report is green and lists what the runtime enforces
+    report = await platform.compliance.report(tenant)
+    enforced = report["apps"][0]["enforcement"]
+    assert report["status"] == "pass" and enforced["retention_workflows"] == ["retention"]
+    assert {"payout.card_number", "claim.health_notes"} <= set(enforced["encrypted"])
     # the subject's records, followed from the policyholder through policy and claim
     export = await platform.compliance.export_subject(tenant, "ana@example.com")
     assert {e: len(r) for e, r in export["apps"]["claims"].items()} == {

@@ -148,3 +148,27 @@ def anonymised_fields(entity: dict[str, Any]) -> tuple[str, ...]:
     if p.key_field and not p.key_is_reference:
         names.add(p.key_field)
     return tuple(n for n in entity.get("fields", {}) if n in names)
+
+
+def summary(definition: dict[str, Any]) -> dict[str, Any]:
+    """What the runtime enforces for an app version: for the report's evidence."""
+    encrypted, masked, audited, subjects, retention = [], [], [], {}, []
+    for name, entity in definition.get("entities", {}).items():
+        p = Protection.of(entity)
+        encrypted += [f"{name}.{f}" for f in p.encrypt]
+        masked += [f"{name}.{f}" for f in p.mask]
+        if p.audit_reads:
+            audited.append(name)
+        if p.key_field:
+            subjects[name] = p.key_field
+        if entity.get("retention"):
+            rule = entity["retention"]
+            retention.append({"entity": name, "days": rule["days"],
+                              "action": rule.get("action", "delete"),
+                              "field": rule.get("field", "created_at")})
+    scheduled = sorted(
+        name for name, wf in definition.get("workflows", {}).items()
+        if any(s.get("type") == "schedule" for s in wf.get("start", []))
+        and any(n.get("type") == "retention" for n in wf.get("nodes", {}).values()))
+    return {"encrypted": encrypted, "masked": masked, "audit_reads": audited,
+            "subjects": subjects, "retention": retention, "retention_workflows": scheduled}

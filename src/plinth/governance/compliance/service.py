@@ -9,7 +9,14 @@ from typing import Any
 from plinth.db import Database, utcnow
 from plinth.errors import Conflict, Fault, Unavailable, ValidationFailed
 from plinth.events import Event, EventBus
-from plinth.governance.compliance import classify, engine, retention, store, subjects
+from plinth.governance.compliance import (
+    classify,
+    enforcement,
+    engine,
+    retention,
+    store,
+    subjects,
+)
 from plinth.governance.compliance import packs as pack_registry
 from plinth.governance.compliance.guard import RecordGuard
 from plinth.governance.compliance.keys import FieldKeys
@@ -294,6 +301,7 @@ class ComplianceService:
                 "status": _worst(r["status"] for r in per_country),
                 "countries": per_country,
                 "suggestions": classify.suggestions(definition),
+                "enforcement": enforcement.summary(definition),
                 "evidence": {
                     "publish": None if last is None else {
                         "version": last.version, "hash": last.hash, "packs": last.packs,
