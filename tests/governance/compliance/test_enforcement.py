@@ -106,6 +106,10 @@ async def test_cards_are_encrypted_at_rest_and_masked_for_whoever_may_not_unmask
                            json={"card_number": "************1111", "label": "old visa"})
     assert r.status_code == 200, r.text
     assert (await client.get(f"{data}/card/{card}", headers=owner)).json()["card_number"] == PAN
+    r = await client.put(f"{data}/card/{card}", headers=designer, json={
+        "customer": ana["id"], "card_number": "************1111", "label": "visa"})
+    assert r.status_code == 200, r.text
+    assert (await client.get(f"{data}/card/{card}", headers=owner)).json()["card_number"] == PAN
     # an encrypted field cannot be filtered or sorted on (its ciphertext means nothing)
     r = await client.get(f"{data}/card?filter=card_number eq '{PAN}'", headers=owner)
     assert r.status_code == 400 and r.json()["path"] == "filter"

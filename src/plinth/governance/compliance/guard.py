@@ -100,7 +100,7 @@ class RecordGuard:
             if (name in out and before.get(name) is not None
                     and not self.may_unmask(principal, tenant, app, ent.name, name)
                     and out[name] == mask(before[name], ent.fields[name])):
-                del out[name]
+                out[name] = before[name]  # (a PUT replaces every field: keep, not drop)
         return out
 
     # -- reads ------------------------------------------------------------------------------
