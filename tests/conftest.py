@@ -21,6 +21,9 @@ from plinth.settings import Settings
 PG_ADMIN_URL = os.environ.get("PLINTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASES = os.environ.get("PLINTH_TEST_DATABASES", "sqlite,postgresql").split(",")
 ADMIN_TOKEN = "plt_test_admin_token_0123456789abcdef"
+# The test suite's remote services listen on 127.0.0.1: let the SSRF guard reach them (every
+# Settings built in tests, and servers started as subprocesses, read it from the environment).
+os.environ.setdefault("PLINTH_EGRESS_ALLOW", "127.0.0.0/8,::1/128")
 
 
 def _pg_dsn(database: str) -> str:

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=None, description="Compiled plugin artifacts; default: data_dir/plugin-cache"
     )
     embedded_worker: bool = True
+    egress_allow: str = Field(
+        default="", description="CIDRs outbound calls may reach despite the SSRF guard, "
+        "comma-separated (e.g. 10.20.0.0/16); loopback and private networks are refused otherwise",
+    )
     log_level: str = "info"
 
     @property

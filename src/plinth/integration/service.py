@@ -15,6 +15,7 @@ from plinth.governance.principal import Principal
 from plinth.integration import connectors
 from plinth.integration.breaker import Breaker
 from plinth.integration.connectors import CallContext
+from plinth.integration.egress import EgressPolicy, GuardedTransport
 from plinth.integration.models import ConnectorFailed
 from plinth.integration.openapi import import_openapi
 from plinth.integration.webhooks import Webhooks
@@ -35,8 +36,11 @@ class ConnectorService:
         self.db = platform.db
         self.events = platform.events
         self.vault = platform.vault
-        # One pooled client for every connector; each call passes its own timeout.
-        self.http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        # Every outbound call of the layer goes through this one pooled client, whose
+        # transport is the SSRF guard; each call passes its own timeout.
+        self.egress = EgressPolicy(platform.settings.egress_allow)
+        self.http = httpx.AsyncClient(follow_redirects=False, trust_env=False,
+                                      transport=GuardedTransport(self.egress))
         self.breakers: dict[str, Breaker] = {}
         self.oauth_tokens: dict[str, tuple[str, float]] = {}
         self._documents: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
@@ -213,6 +217,10 @@ class ConnectorService:
                 found.append({"app": app.slug, "connector": name, "kind": doc.get("kind"),
                               "operations": sorted(kind.operations(doc)) if kind else []})
         return found
+
+    async def start_worker(self) -> None:
+        """Attempt queued webhook deliveries in this process (the embedded worker)."""
+        await self.webhooks.start_worker()
 
     async def close(self) -> None:
         await self.webhooks.stop()
