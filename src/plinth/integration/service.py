@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -16,7 +20,7 @@ from plinth.integration import connectors
 from plinth.integration.breaker import Breaker
 from plinth.integration.connectors import CallContext
 from plinth.integration.egress import EgressPolicy, GuardedTransport
-from plinth.integration.models import ConnectorFailed
+from plinth.integration.models import ConnectorFailed, ConnectorTimeout, EgressRefused
 from plinth.integration.openapi import import_openapi
 from plinth.integration.webhooks import Webhooks
 from plinth.tenancy.models import Tenant
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
 REDACTED = "[redacted]"
 MAX_OPENAPI_BYTES = 5 * 1024 * 1024
+PLUGIN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 
 
 class ConnectorService:
@@ -93,6 +98,63 @@ class ConnectorService:
         if isinstance(value, list):
             return [await self._reveal(ctx, v) for v in value]
         return value
+
+    async def plugin_fetch(self, tenant: Tenant, plugin: str, principal: Principal,
+                           method: str, url: str, body: bytes | None, *,
+                           hosts: Collection[str], seconds: float,
+                           max_bytes: int) -> dict[str, Any]:
+        """A plugin's `http` call: to a host its grant names, through the SSRF guard, within
+        `seconds` and `max_bytes`, audited as `connector.egress` (never the query or body)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise EgressRefused("only http(s) URLs with a host", path="url")
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        if host not in hosts and parts.hostname not in hosts:
+            raise EgressRefused(f"HTTP to {host} is not granted", path="url")
+        method = method.upper()
+        if method not in PLUGIN_METHODS:
+            raise EgressRefused(f"HTTP method {method!r} is not allowed", path="method")
+        await self.platform.quotas.consume(tenant.id, "plugin_http")
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            async with asyncio.timeout(seconds):
+                # No redirects: a granted host must not bounce the call to an ungranted one.
+                async with self.http.stream(method, url, content=body,
+                                            timeout=seconds) as response:
+                    status = response.status_code
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ConnectorFailed(f"HTTP to {host}: response larger than "
+                                                  f"{max_bytes} bytes")
+                        chunks.append(chunk)
+                    text = b"".join(chunks).decode(response.encoding or "utf-8", "replace")
+        except (TimeoutError, httpx.TimeoutException):
+            error = ConnectorTimeout.code
+            raise ConnectorTimeout(f"HTTP to {host} did not answer within {seconds:.3g} s",
+                                   path="url") from None
+        except httpx.HTTPError as exc:
+            error = ConnectorFailed.code
+            raise ConnectorFailed(f"HTTP to {host} failed: {type(exc).__name__}",
+                                  path="url") from None
+        except PlinthError as exc:
+            error = exc.code
+            raise
+        finally:
+            await self.events.publish(Event("connector.egress", tenant.id, {
+                "source": f"plugin:{plugin}", "method": method, "host": host,
+                "path": parts.path or "/", "status": status, "ok": error is None,
+                "error": error, "principal": principal.audit_name(),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2)}))
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        return {"status": status, "body": text, "json": parsed}
 
     def breaker(self, key: str, config: dict[str, Any]) -> Breaker:
         """The circuit breaker of one connector (per process)."""
