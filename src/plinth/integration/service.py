@@ -17,11 +17,12 @@ from plinth.events import Event
 from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.integration import connectors
-from plinth.integration.breaker import Breaker
+from plinth.integration.breaker import Breaker, CircuitBreaker, SharedBreaker
 from plinth.integration.connectors import CallContext
 from plinth.integration.egress import EgressPolicy, GuardedTransport
 from plinth.integration.models import ConnectorFailed, ConnectorTimeout, EgressRefused
 from plinth.integration.openapi import import_openapi
+from plinth.integration.tokens import TokenCache
 from plinth.integration.webhooks import Webhooks
 from plinth.tenancy.models import Tenant
 
@@ -46,8 +47,15 @@ class ConnectorService:
         self.egress = EgressPolicy(platform.settings.egress_allow)
         self.http = httpx.AsyncClient(follow_redirects=False, trust_env=False,
                                       transport=GuardedTransport(self.egress))
+        # Breaker state and OAuth2 tokens: per process when embedded, shared through Redis
+        # when scaled out (so every node sees an open circuit and reuses one token).
+        self.redis: Any = None
+        if platform.settings.redis_url:
+            import redis.asyncio
+
+            self.redis = redis.asyncio.Redis.from_url(platform.settings.redis_url)
         self.breakers: dict[str, Breaker] = {}
-        self.oauth_tokens: dict[str, tuple[str, float]] = {}
+        self.oauth_tokens = TokenCache(self.redis, lambda: self.vault.master)
         self._documents: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self._subscribers: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         self.webhooks = Webhooks(self)
@@ -156,11 +164,13 @@ class ConnectorService:
             parsed = None
         return {"status": status, "body": text, "json": parsed}
 
-    def breaker(self, key: str, config: dict[str, Any]) -> Breaker:
-        """The circuit breaker of one connector (per process)."""
-        found = self.breakers.get(key)
+    def breaker(self, key: str, config: dict[str, Any]) -> CircuitBreaker:
+        """The circuit breaker of one connector (in Redis when scaled out)."""
         failures = int(config.get("failures", 5))
         reset = float(config.get("reset_seconds", 30))
+        if self.redis is not None:
+            return SharedBreaker(self.redis, key, failures, reset)
+        found = self.breakers.get(key)
         if found is None or (found.failures_to_open, found.reset_seconds) != (failures, reset):
             found = self.breakers[key] = Breaker(failures, reset)
         return found
@@ -287,6 +297,8 @@ class ConnectorService:
     async def close(self) -> None:
         await self.webhooks.stop()
         await self.http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.platform.quotas.close()
 
 
