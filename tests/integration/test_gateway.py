@@ -232,17 +232,29 @@ async def test_fair_share_when_the_process_is_full(served: tuple[FastAPI, httpx.
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from plinth.integration import Gateway
 
-    _, client = served
+    app, client = served
+    entered: list[int] = []
+    both_in, release = asyncio.Event(), asyncio.Event()
+
+    @app.get("/api/t/{tenant}/apps/{app_slug}/held")
+    async def held(tenant: str, app_slug: str) -> dict:
+        entered.append(1)
+        if len(entered) == 2:
+            both_in.set()
+        await release.wait()
+        return {"held": True}
+
     await make_tenant(client, "acme")
     await make_tenant(client, "other")
     monkeypatch.setattr(Gateway, "capacity", 2)
-    slow = [asyncio.create_task(client.get("/api/t/acme/apps/crm/slow")) for _ in range(2)]
-    await asyncio.sleep(0.2)
+    slow = [asyncio.create_task(client.get("/api/t/acme/apps/crm/held")) for _ in range(2)]
+    await asyncio.wait_for(both_in.wait(), 10)
     # acme holds every slot: its next request is refused, another tenant's still runs.
     r = await client.get("/api/t/acme/apps")
     assert r.status_code == 503 and r.json()["scope"] == "fair_share"
     assert r.headers["retry-after"] == "1"
     assert (await client.get("/api/t/other/apps")).status_code == 200
+    release.set()
     assert [(await t).status_code for t in slow] == [200, 200]
     assert (await client.get("/api/t/acme/apps")).status_code == 200
 

@@ -9,8 +9,8 @@ routes (`server/deps.py`).
 Fairness, so one tenant hammering the platform does not slow the others:
 - refusals are cheap: no database, no authentication, and a budget already exhausted is
   refused from memory without asking the limiter's storage (`Quotas.deny_cache`);
-- a client that keeps coming back before its Retry-After is held until its window frees a slot (at
-  most `MAX_HOLD` seconds, `MAX_HELD` such requests per process) before its 429, the way
+- a client that keeps coming back before its Retry-After is held until then (at most
+  `MAX_HOLD` seconds, `MAX_HELD` such requests per process) before its 429, much as
   nginx's `limit_req` delays excess requests: a flood that ignores Retry-After is slowed to
   its budget instead of keeping the event loop busy with refusals; a held request is a
   sleeping task and holds no in-flight slot;

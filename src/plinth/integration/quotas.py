@@ -68,9 +68,9 @@ class _Items:
 class Quotas:
     """Decides rate limits and quotas; storage is memory (embedded) or Redis (scaled out).
 
-    A refusal is remembered until its window frees a slot (at most `DENY_SECONDS`), so a
-    client hammering an exhausted budget is refused again without any storage call: a flood
-    costs the limiter nothing, in memory or on Redis.
+    A refusal is remembered until the Retry-After it announced (at most `DENY_SECONDS`), so
+    a client hammering an exhausted budget is refused again without any storage call: a
+    flood costs the limiter nothing, in memory or on Redis.
     """
 
     deny_cache = True
@@ -123,8 +123,10 @@ class Quotas:
                 verdict = Verdict(allowed, int(amount), stats.remaining, reset,
                                   f"{amount};w={item.get_expiry()}", scope)
                 if not allowed:
-                    verdict = replace(verdict, until=now + min(
-                        max(stats.reset_time - now, 0.05), self.DENY_SECONDS))
+                    # Refused until the Retry-After it announces: a client told to wait is
+                    # refused from memory until then.
+                    verdict = replace(verdict, until=now + min(max(1, reset),
+                                                               self.DENY_SECONDS))
                     if self.deny_cache and cost == 1:
                         if len(self._denied) > 10_000:
                             self._denied = {k: v for k, v in self._denied.items()
