@@ -89,7 +89,7 @@ async def test_a_flooding_tenant_does_not_slow_another(tmp_path: Path) -> None:
         server.should_exit = True
         thread.join(timeout=10)
     codes = {int(k): v for k, v in json.loads(out).items()}
-    assert codes.get(429, 0) > codes.get(200, 0), codes  # refused, cheaply
+    assert codes.get(429, 0) > 0 and codes.get(200, 0) <= 20 * 4, codes  # its budget only
     # The flood ignores Retry-After, so its refusals are held until its window frees: it is
     # slowed to its budget (~20/s) plus a few refusals per second, not thousands of them.
     assert sum(codes.values()) < 400, codes
