@@ -169,3 +169,15 @@ async def _wait_for(platform: Platform, tenant: str, delivery_id: str, status: s
             assert found.status == status, found
             return found
         await asyncio.sleep(0.05)
+
+
+async def test_concurrent_workers_never_claim_the_same_delivery(platform: Platform) -> None:
+    tenant = await platform.tenants.create("acme")
+    webhooks = platform.connectors.webhooks
+    doc = {"url": "http://subscriber.invalid/hook"}
+    queued = {await webhooks.enqueue(tenant.id, "crm", "out", doc, "record.created", {"n": i})
+              for i in range(12)}
+    batches = await asyncio.gather(*(webhooks.claim(5) for _ in range(4)))
+    claimed = [d.id for batch in batches for d in batch]
+    assert sorted(claimed) == sorted(queued)  # each once (SKIP LOCKED / BEGIN IMMEDIATE)
+    assert await webhooks.claim(5) == []  # all leased: nothing is due until a lease expires
