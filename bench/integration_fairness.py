@@ -1,6 +1,7 @@
 """A quiet tenant's latency while another tenant floods the server, fairness off vs on.
 
-    PYTHONPATH=src .venv/bin/python bench/integration_fairness.py [-n 200] [--flood-workers 8]
+    PYTHONPATH=src .venv/bin/python bench/integration_fairness.py [-n 200] [--rounds 2]
+        [--flood-workers 8]
 
 Each round starts a real server (uvicorn, its own process, SQLite), creates tenants `noisy`
 (20 requests/s) and `quiet`, then measures the quiet tenant's sequential `GET /apps` latency
@@ -72,6 +73,13 @@ async def _latencies(client: httpx.AsyncClient, url: str, n: int) -> list[float]
     return found
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _p(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1000
 
@@ -97,25 +105,31 @@ async def _round(fair: str, n: int, workers: int) -> dict[str, object]:
                 await client.put("/api/t/quiet/gateway", json={"limits": {"per_second": 1000}})
                 url = "/api/t/quiet/apps"
                 await _latencies(client, url, 30)
+                cpu, wall = _cpu(server.pid), time.monotonic()
                 before = await _latencies(client, url, n)
+                idle_cpu = (_cpu(server.pid) - cpu) / (time.monotonic() - wall)
                 seconds = n * 0.03 + 2
                 flood = await asyncio.create_subprocess_exec(
                     sys.executable, "-c", FLOOD, f"{base}/api/t/noisy/apps", str(seconds),
                     str(workers), stdout=asyncio.subprocess.PIPE)
                 await asyncio.sleep(0.5)
+                cpu, wall = _cpu(server.pid), time.monotonic()
                 during = await _latencies(client, url, n)
+                flood_cpu = (_cpu(server.pid) - cpu) / (time.monotonic() - wall)
                 out, _ = await flood.communicate()
         finally:
             server.terminate()
             await server.wait()
     codes = json.loads(out)
-    return {"before": before, "during": during, "codes": codes, "seconds": seconds}
+    return {"before": before, "during": during, "codes": codes, "seconds": seconds,
+            "cpu": (idle_cpu, flood_cpu)}
 
 
-async def main(n: int, workers: int) -> None:
+async def main(n: int, workers: int, rounds: int) -> None:
     print(f"quiet tenant GET /apps latency, {n} sequential requests; noisy tenant flood of "
-          f"{workers} connections ignoring Retry-After (20 req/s budget)")
-    for fair in ("off", "on"):
+          f"{workers} connections ignoring Retry-After (20 req/s budget); server CPU is the "
+          "share of one core the server process used while the quiet tenant was measured")
+    for fair in ("off", "on") * rounds:
         r = await _round(fair, n, workers)
         before, during = r["before"], r["during"]
         assert isinstance(before, list) and isinstance(during, list)
@@ -125,12 +139,14 @@ async def main(n: int, workers: int) -> None:
         p50b, p50d = statistics.median(before) * 1000, statistics.median(during) * 1000
         print(f"  fairness {fair:3}: p50 {p50b:6.2f} -> {p50d:6.2f} ms (x{p50d / p50b:.2f}), "
               f"p95 {_p(before, .95):6.2f} -> {_p(during, .95):6.2f} ms; flood answered "
-              f"{rate:6.0f} req/s {dict(sorted(codes.items()))}")
+              f"{rate:4.0f} req/s {dict(sorted(codes.items()))}; server CPU "
+              f"{r['cpu'][0]:.0%} -> {r['cpu'][1]:.0%}")  # type: ignore[index]
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=200)
     parser.add_argument("--flood-workers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2, help="off/on pairs, alternated")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.flood_workers))
+    asyncio.run(main(args.n, args.flood_workers, args.rounds))
