@@ -102,6 +102,10 @@ class Webhooks:
             d.c.status.in_(WAITING), d.c.run_at <= now,
             sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now))
             .order_by(d.c.run_at).limit(limit))
+        # An idle queue is seen with a read: no write lock (SQLite's BEGIN IMMEDIATE) per poll.
+        async with self.db.read() as conn:
+            if (await conn.execute(query.with_only_columns(d.c.id).limit(1))).first() is None:
+                return []
         if self.db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
         lease = new_id()
