@@ -20,12 +20,13 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 PLUGIN = "address-normaliser"
 
 
-@pytest.fixture(params=["127.0.0.0/8", ""], ids=["allowed", "guarded"])
-def settings(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Settings:
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    # The operator allows 127.0.0.1 only: 127.0.0.2 is still loopback to the SSRF guard.
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
                     admin_token=ADMIN_TOKEN, embedded_worker=False,
                     plugin_cache_dir=CACHE / "compiled", max_body_bytes=64 << 20,
-                    egress_allow=request.param)
+                    egress_allow="127.0.0.1/32")
 
 
 async def test_plugin_http_is_guarded_and_audited(
@@ -39,24 +40,29 @@ async def test_plugin_http_is_guarded_and_audited(
     platform.events.subscribe("connector.egress", keep)
     await make_tenant(client, "acme")
     await publish(platform, components, PLUGIN)
-    host = remote.url.removeprefix("http://")
-    await install(platform, "acme", PLUGIN, http_hosts=[host])
+    allowed = remote.url.removeprefix("http://")
+    loopback = allowed.replace("127.0.0.1", "127.0.0.2")
+    await install(platform, "acme", PLUGIN, http_hosts=[allowed, loopback])
     base = f"/api/t/acme/plugins/{PLUGIN}/actions"
-    assert (await client.post(f"{base}/configure", json={"endpoint": remote.url})
-            ).status_code == 200
-    r = await client.post(f"{base}/normalise", json={"address": "1 rue de rivoli"})
-    [event] = events
-    assert event.data["source"] == f"plugin:{PLUGIN}" and event.data["host"] == host
-    assert event.data["path"] == "/normalise" and "rivoli" not in repr(event.data)
-    if platform.settings.egress_allow:
-        # Granted and allowed: the call reached the service (its 404 makes the plugin
-        # fall back to local clean-up).
+
+    async def normalise(endpoint: str) -> httpx.Response:
+        r = await client.post(f"{base}/configure", json={"endpoint": endpoint})
         assert r.status_code == 200, r.text
-        assert r.json()["source"] == "local" and remote.calls == {"GET /normalise": 1}
-        assert event.data["ok"] and event.data["status"] == 404
-    else:
-        # Granted, but 127.0.0.1 is loopback: the SSRF guard refuses it, nothing goes out.
-        assert r.status_code == 502
-        assert "egress_refused" in r.json()["detail"] and "loopback" in r.json()["detail"]
-        assert remote.calls == {}
-        assert not event.data["ok"] and event.data["error"] == "egress_refused"
+        return await client.post(f"{base}/normalise", json={"address": "1 rue de rivoli"})
+
+    # Granted and allowed: the call reached the service (its 404 makes the plugin fall back
+    # to local clean-up), audited with host and path, never the query.
+    r = await normalise(remote.url)
+    assert r.status_code == 200 and r.json()["source"] == "local", r.text
+    assert remote.calls == {"GET /normalise": 1}
+    [event] = events
+    assert event.data["source"] == f"plugin:{PLUGIN}" and event.data["host"] == allowed
+    assert event.data["path"] == "/normalise" and "rivoli" not in repr(event.data)
+    assert event.data["ok"] and event.data["status"] == 404
+    # Granted, but 127.0.0.2 is loopback outside the allowed network: refused, nothing sent.
+    r = await normalise(f"http://{loopback}")
+    assert r.status_code == 502
+    assert "egress_refused" in r.json()["detail"] and "loopback" in r.json()["detail"]
+    assert remote.calls == {"GET /normalise": 1}
+    assert not events[1].data["ok"] and events[1].data["error"] == "egress_refused"
+    assert events[1].data["host"] == loopback
