@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -117,8 +121,8 @@ async def test_incoming_webhooks_verify_refuse_replays_and_start_work(
 
 
 async def test_queued_deliveries_survive_a_restart(settings: Settings, remote: Remote) -> None:
-    """A delivery that failed once is retrying when the platform stops; the next platform on
-    the same database (its embedded worker) delivers it, exactly once."""
+    """A delivery that failed once is retrying when the platform stops; the next process on
+    the same database (an embedded worker, or `plinth worker`) delivers it, exactly once."""
     doc = {"kind": "webhook_out", "url": f"{remote.url}/hook", "secret": {"secret": "hook"},
            "max_attempts": 4, "backoff_seconds": 0.2}
     first = Platform(settings)
@@ -140,12 +144,25 @@ async def test_queued_deliveries_survive_a_restart(settings: Settings, remote: R
         await first.stop()  # nothing in memory holds the retry: only its row
 
     remote.hook_status = 200
-    second = Platform(settings.model_copy(update={"embedded_worker": True}))
-    await second.start()
-    try:
-        delivered = await _wait_for(second, "acme", delivery_id, "delivered")
-    finally:
-        await second.stop()
+    if first.db.is_sqlite:  # reopened: a server's embedded worker picks the delivery up
+        second = Platform(settings.model_copy(update={"embedded_worker": True}))
+        await second.start()
+        try:
+            delivered = await _wait_for(second, "acme", delivery_id, "delivered")
+        finally:
+            await second.stop()
+    else:  # scaled out: a `plinth worker` process does
+        worker = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "plinth"), "worker", "--poll", "0.1",
+            env={**os.environ, "PLINTH_DATABASE_URL": settings.resolved_database_url,
+                 "PLINTH_DATA_DIR": str(settings.data_dir)})
+        reader = Platform(settings)
+        try:
+            delivered = await _wait_for(reader, "acme", delivery_id, "delivered", 60)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(worker.wait(), 30)
+            await reader.stop()
     assert delivered.attempts == 2
     ok = [h for h in remote.hooks if h["headers"]["Plinth-Delivery"] == delivery_id]
     assert len(ok) == 2 and json.loads(ok[-1]["body"])["data"] == {"n": 7}  # 503, then 200
