@@ -9,12 +9,17 @@ taken with SET NX so exactly one node sends the trial call.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
+
 from plinth.integration.models import CircuitOpen
+
+log = logging.getLogger("plinth.integration.breaker")
 
 TRIAL_MS = 60_000  # a trial call that never reports back frees the slot after this
 FORGET_MS = 600_000  # failure counts and the half-open marker expire when nobody calls
@@ -89,32 +94,46 @@ class SharedBreaker:
         self.trial = False
 
     async def before(self, what: str) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.pttl(f"{self.key}:open")
-            pipe.exists(f"{self.key}:half")
-            pipe.get(f"{self.key}:failures")
-            left_ms, half, failures = await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.pttl(f"{self.key}:open")
+                pipe.exists(f"{self.key}:half")
+                pipe.get(f"{self.key}:failures")
+                left_ms, half, failures = await pipe.execute()
+            trial = bool(half) and left_ms <= 0 and await self.redis.set(
+                f"{self.key}:trial", "1", nx=True, px=TRIAL_MS)
+        except RedisError:
+            # Redis away: the breaker cannot decide, so it lets calls through (their own
+            # timeouts still bound them) rather than failing every connector.
+            log.warning("circuit breaker state unavailable (Redis); call allowed")
+            return
         if left_ms > 0:
             raise _open(what, int(failures or 0), max(1, math.ceil(left_ms / 1000)))
         if half:
-            if await self.redis.set(f"{self.key}:trial", "1", nx=True, px=TRIAL_MS):
+            if trial:
                 self.trial = True  # this call is the one trial while half-open
                 return
             raise _open(what, int(failures or 0), 1)
 
     async def succeeded(self) -> None:
-        await self.redis.delete(f"{self.key}:failures", f"{self.key}:half",
-                                f"{self.key}:trial")
+        try:
+            await self.redis.delete(f"{self.key}:failures", f"{self.key}:half",
+                                    f"{self.key}:trial")
+        except RedisError:
+            log.warning("circuit breaker state unavailable (Redis); success not recorded")
 
     async def failed(self) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(f"{self.key}:failures")
-            pipe.pexpire(f"{self.key}:failures", FORGET_MS)
-            failures, _ = await pipe.execute()
-        if self.trial or failures >= self.failures_to_open:
+        try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(f"{self.key}:open", "1", px=self.reset_ms)
-                pipe.set(f"{self.key}:half", "1", px=self.reset_ms + FORGET_MS)
-                pipe.delete(f"{self.key}:trial")
-                await pipe.execute()
+                pipe.incr(f"{self.key}:failures")
+                pipe.pexpire(f"{self.key}:failures", FORGET_MS)
+                failures, _ = await pipe.execute()
+            if self.trial or failures >= self.failures_to_open:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.set(f"{self.key}:open", "1", px=self.reset_ms)
+                    pipe.set(f"{self.key}:half", "1", px=self.reset_ms + FORGET_MS)
+                    pipe.delete(f"{self.key}:trial")
+                    await pipe.execute()
+        except RedisError:
+            log.warning("circuit breaker state unavailable (Redis); failure not recorded")
         self.trial = False

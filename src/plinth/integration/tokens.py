@@ -9,6 +9,7 @@ token's own lifetime. Tokens are never logged; a 401 drops the cached one everyw
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from typing import Any
@@ -17,6 +18,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from redis.exceptions import RedisError
+
+log = logging.getLogger("plinth.integration.tokens")
 
 EARLY_SECONDS = 30.0  # renew a little early so a token never expires in flight
 
@@ -56,7 +60,11 @@ class TokenCache:
         if self.redis is None:
             found = self._local.get(key)
             return found[0] if found and found[1] > time.monotonic() else None
-        sealed = await self.redis.get(f"plinth:oauth:{key}")
+        try:
+            sealed = await self.redis.get(f"plinth:oauth:{key}")
+        except RedisError:
+            log.warning("OAuth2 token cache unavailable (Redis); fetching a token")
+            return None
         if not sealed:
             return None
         try:
@@ -70,10 +78,16 @@ class TokenCache:
             return
         nonce = os.urandom(12)
         sealed = nonce + self._cipher().encrypt(nonce, token.encode(), key.encode())
-        await self.redis.set(f"plinth:oauth:{key}", sealed, px=int(seconds * 1000))
+        try:
+            await self.redis.set(f"plinth:oauth:{key}", sealed, px=int(seconds * 1000))
+        except RedisError:
+            log.warning("OAuth2 token cache unavailable (Redis); token not shared")
 
     async def drop(self, key: str) -> None:
         if self.redis is None:
             self._local.pop(key, None)
             return
-        await self.redis.delete(f"plinth:oauth:{key}")
+        try:
+            await self.redis.delete(f"plinth:oauth:{key}")
+        except RedisError:
+            log.warning("OAuth2 token cache unavailable (Redis); token not dropped")
