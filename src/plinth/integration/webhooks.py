@@ -300,7 +300,9 @@ class Webhooks:
         delivery = dataclasses.replace(delivery, lease=lease)
         try:
             outcome = await self._send(delivery, doc)
-            await self._finish(delivery, doc, outcome, retry=False)
+            # A delivery still in the queue keeps its remaining retries; a dead or delivered
+            # one gets this one attempt.
+            await self._finish(delivery, doc, outcome, retry=delivery.status in WAITING)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._release(delivery)
