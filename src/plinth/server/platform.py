@@ -65,6 +65,7 @@ class Platform:
         if self.settings.embedded_worker:
             await self.workflows.start_worker()
             self.on_stop(self.workflows.stop_worker)
+            await self.connectors.start_worker()  # webhook deliveries (stopped by close)
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)
