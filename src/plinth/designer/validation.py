@@ -115,14 +115,13 @@ class LiveValidator:
         if self.dirty is None:
             self.units.clear()
             for root in shape.ROOTS:
-                for key, raw in (doc.get(root, type=Map).to_py() or {}).items():
+                for key, raw in (shape.plain_of(doc.get(root, type=Map)) or {}).items():
                     self.units[(root, key)] = self._convert(root, key, raw)
         else:
             for root, key in self.dirty:
                 rmap = doc.get(root, type=Map)
                 if key in rmap:
-                    value = rmap[key]
-                    raw = value.to_py() if isinstance(value, Map) else value
+                    raw = shape.plain_of(rmap[key])
                     self.units[(root, key)] = self._convert(root, key, raw)
                 else:
                     self.units.pop((root, key), None)
