@@ -11,8 +11,8 @@ export const NODE_TYPES = ['user_task', 'approval', 'service_task', 'assign', 'g
   'join', 'timer', 'subworkflow', 'end']
 const W = 150
 const H = 52
-const GAP_X = 70
-const GAP_Y = 28
+const GAP_X = 90
+const GAP_Y = 34
 
 interface Edge { from: string, to: string, label: string }
 
@@ -27,9 +27,26 @@ export function edgesOf (name: string, node: Json): Edge[] {
   add(node.escalate?.next, 'escalate')
   for (const [i, b] of (Array.isArray(node.branches) ? node.branches : []).entries()) {
     if (typeof b === 'string') add(b, `branch ${i + 1}`)
-    else add(b?.next, b?.when ? String(b.when).slice(0, 24) : `branch ${i + 1}`)
+    else add(b?.next, b?.when ? String(b.when).slice(0, 18) : `branch ${i + 1}`)
   }
   return out
+}
+
+/** An edge's SVG path and label position: forward edges go right to left side; edges within
+ * a column bulge out to the right; edges back to an earlier column loop under the nodes. */
+function edgePath (a: { x: number, y: number }, b: { x: number, y: number }): { d: string, lx: number, ly: number } {
+  if (b.x > a.x) {
+    const [x1, y1, x2, y2] = [a.x + W, a.y + H / 2, b.x, b.y + H / 2]
+    const bend = (x2 - x1) / 2
+    return { d: `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`, lx: x1 + bend, ly: (y1 + y2) / 2 - 4 }
+  }
+  if (b.x === a.x) {
+    const [x, y1, y2] = [a.x + W, a.y + H / 2, b.y + H / 2]
+    return { d: `M ${x} ${y1} C ${x + 36} ${y1}, ${x + 36} ${y2}, ${x} ${y2}`, lx: x + 30, ly: (y1 + y2) / 2 }
+  }
+  const [x1, y1, x2, y2] = [a.x + W / 2, a.y + H, b.x + W / 2, b.y + H]
+  const low = Math.max(y1, y2) + 26
+  return { d: `M ${x1} ${y1} C ${x1} ${low}, ${x2} ${low}, ${x2} ${y2}`, lx: (x1 + x2) / 2, ly: low - 4 }
 }
 
 /** Layers by distance from `first`; nodes it does not reach come last. */
@@ -108,12 +125,10 @@ export class WorkflowEditor {
         const a = pos.get(e.from)
         const b = pos.get(e.to)
         if (!a || !b) continue
-        const [x1, y1, x2, y2] = [a.x + W, a.y + H / 2, b.x, b.y + H / 2]
-        const back = x2 <= x1
-        const bend = back ? 60 : (x2 - x1) / 2
+        const { d: line, lx, ly } = edgePath(a, b)
         svg.append(s('g', { class: 'wf-edge', 'data-from': e.from, 'data-to': e.to },
-          s('path', { d: `M ${x1} ${y1} C ${x1 + bend} ${y1 + (back ? 50 : 0)}, ${x2 - bend} ${y2 + (back ? 50 : 0)}, ${x2} ${y2}`, fill: 'none', stroke: '#6b7a99', 'marker-end': 'url(#arrow)' }),
-          s('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4 + (back ? 40 : 0), class: 'edge-label' }, e.label)))
+          s('path', { d: line, fill: 'none', stroke: '#6b7a99', 'marker-end': 'url(#arrow)' }),
+          s('text', { x: lx, y: ly, class: 'edge-label' }, e.label)))
       }
     }
     for (const [key, node] of Object.entries(nodes)) {
@@ -154,9 +169,10 @@ export class WorkflowEditor {
     const others = [...ynodes.keys()].filter((k) => k !== key).sort()
     const target = h('select', { id: 'connect-target', disabled: ro, onchange: (e: Event) => { this.connectTo = (e.target as HTMLSelectElement).value } },
       ...others.map((k) => h('option', { value: k, selected: k === this.connectTo }, k)))
-    const fields = [...a.keys()].filter((k) => k !== 'type').sort().map((k) => {
+    const keys = ['title', ...[...a.keys()].filter((k) => k !== 'type' && k !== 'title').sort()]
+    const fields = keys.map((k) => {
       const value = plain(a.get(k))
-      const schema = typeof value === 'string' ? { type: 'string' }
+      const schema = typeof value === 'string' || value === undefined ? { type: 'string' }
         : typeof value === 'number' ? { type: 'number' } : typeof value === 'boolean' ? { type: 'boolean' } : {}
       return h('label', { class: 'prop', 'data-prop-row': k }, h('span', { class: 'label' }, k),
         propInput({ name: k, schema, value, required: false, disabled: ro, key: `${key}.${k}`, set: (v) => d.change(() => setOrDelete(a, k, v)) }),
