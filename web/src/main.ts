@@ -123,7 +123,9 @@ class Designer {
     // Keep focus and uncommitted typing across the redraw.
     const focused = document.activeElement as HTMLInputElement | null
     const focusKey = focused?.dataset?.key
-    const typing = focused && (focused.tagName === 'TEXTAREA' || (focused.tagName === 'INPUT' && focused.type !== 'checkbox')) ? focused.value : null
+    const editable = focused && (focused.tagName === 'TEXTAREA' || (focused.tagName === 'INPUT' && ['text', 'number'].includes(focused.type)))
+    const typing = editable ? focused.value : null
+    const caret = editable && focused.type === 'text' || focused?.tagName === 'TEXTAREA' ? [focused!.selectionStart, focused!.selectionEnd] : null
     const status = h('span', { class: 'status', id: 'status', 'data-status': d.status, 'data-synced': d.synced ? 'yes' : 'no' }, d.status)
     const avatars = h('div', { class: 'avatars', id: 'avatars' }, ...d.people().map((p) =>
       h('div', { class: `avatar${p.me ? ' me' : ''}`, title: p.selection ? `${p.name}: ${p.selection}` : p.name, 'data-name': p.name, style: `background:${p.color}` },
@@ -153,7 +155,7 @@ class Designer {
       if (again && again !== focused) {
         if (typing !== null && again.value !== typing) again.value = typing
         again.focus()
-        if (again.type === 'text') { const n = again.value.length; again.setSelectionRange(n, n) }
+        if (caret && caret[0] !== null) again.setSelectionRange(caret[0], caret[1])
       }
     }
   }

@@ -120,8 +120,9 @@ export class PublishPanel {
     }
     review.replaceChildren(
       h('h3', {}, `Proposed change (${fix.patch.length} operations, rules ${fix.rules.join(', ')})`),
-      h('table', { class: 'patch', id: 'fix-patch' }, h('tbody', {}, ...fix.patch.map((op: Json) =>
-        h('tr', {}, h('td', {}, op.op), h('td', {}, h('code', {}, op.path)), h('td', {}, h('code', {}, op.value === undefined ? '' : JSON.stringify(op.value))))))),
+      h('div', { class: 'patch', id: 'fix-patch' }, ...fix.patch.map((op: Json) =>
+        h('div', { class: `patch-op op-${op.op}` }, h('b', {}, op.op), ' ', h('code', {}, op.path),
+          op.value === undefined ? null : h('pre', {}, JSON.stringify(op.value, null, 1))))),
       manual(fix.manual) ?? '',
       h('div', { class: 'row' },
         h('button', {

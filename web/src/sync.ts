@@ -45,7 +45,13 @@ export class Draft {
     this.provider.on('status', (e: { status: string }) => { this.status = e.status; this.emit() })
     this.provider.on('sync', (ok: boolean) => { if (ok) { this.synced = true; this.emit() } })
     this.doc.on('update', () => this.emit())
-    this.provider.awareness.on('change', () => { this.readServerState(); this.emit() })
+    // My own awareness changes (a selection on focus) need no redraw: it would replace the
+    // element being focused. Views that change with a selection call show().
+    this.provider.awareness.on('change', (_: Json, origin: Json) => {
+      if (origin === 'local') return
+      this.readServerState()
+      this.emit()
+    })
   }
 
   destroy (): void { this.provider.destroy(); this.doc.destroy() }
@@ -65,7 +71,13 @@ export class Draft {
 
   /** Tell the room what I am looking at (a definition path, e.g. pages.home.components.x). */
   select (path: string | null): void {
+    if (this.provider.awareness.getLocalState()?.selection === path) return
     this.provider.awareness.setLocalStateField('selection', path)
+  }
+
+  /** Select `path` after a click that changed what the view shows: select, then redraw. */
+  show (path: string | null): void {
+    this.select(path)
     this.emit()
   }
 

@@ -42,7 +42,7 @@ export class EntityEditor {
       const name: string = ent.get('name')
       list.append(h('li', {
         class: id === this.selected ? 'active' : '', 'data-entity': name,
-        onclick: () => { this.selected = id; this.field = null; d.select(`entities.${name}`) }
+        onclick: () => { this.selected = id; this.field = null; d.show(`entities.${name}`) }
       }, name, d.errorsAt(`entities.${name}`).length ? h('span', { class: 'error' }, ' ●') : null))
     }
     const newEntity = pending.input('new-entity', 'new entity', ro)
@@ -87,7 +87,7 @@ export class EntityEditor {
         })),
         h('td', { class: 'summary' }, h('button', {
           class: 'link', title: 'constraints', 'data-constraints': fname,
-          onclick: () => { this.field = this.field === fid ? null : fid; d.select(path) }
+          onclick: () => { this.field = this.field === fid ? null : fid; d.show(path) }
         }, summary || 'constraints…')),
         h('td', {}, h('button', { disabled: ro, title: 'delete field', onclick: () => d.change(() => fields.delete(fid)) }, '✕'))))
       if (fid === this.field) rows.append(h('tr', { class: 'constraints' }, h('td', { colspan: 5 }, this.constraints(fid, fa, path))))

@@ -33,7 +33,7 @@ export class PageEditor {
     for (const [name, p] of sorted(d.pages)) {
       list.append(h('li', {
         class: name === this.selected ? 'active' : '', 'data-page': name,
-        onclick: () => { this.selected = name; this.component = null; d.select(`pages.${name}`) }
+        onclick: () => { this.selected = name; this.component = null; d.show(`pages.${name}`) }
       }, `${name} `, h('small', {}, p.get('attrs')?.get('path') ?? ''), d.errorsAt(`pages.${name}`).length ? h('span', { class: 'error' }, ' ●') : null))
     }
     const palette = h('div', { class: 'palette', id: 'palette' }, ...Object.entries(this.catalogue).map(([kind, spec]) =>
@@ -89,7 +89,7 @@ export class PageEditor {
     const el = h('div', {
       class: ['comp', id === this.component ? 'selected' : '', who ? 'selected-by' : '', errs.length ? 'invalid' : ''].join(' '),
       'data-comp': id, 'data-kind': kind, draggable: d.canEdit ? 'true' : 'false', style: who ? `--c:${who.color}` : '',
-      onclick: (e: Event) => { e.stopPropagation(); this.component = id; d.select(path) },
+      onclick: (e: Event) => { e.stopPropagation(); this.component = id; d.show(path) },
       ondragstart: (e: DragEvent) => { e.stopPropagation(); e.dataTransfer?.setData(DRAG, JSON.stringify({ move: id })) },
       ondragover: (e: DragEvent) => { e.preventDefault(); e.stopPropagation(); el.classList.add('drop-before') },
       ondragleave: () => el.classList.remove('drop-before'),

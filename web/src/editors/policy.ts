@@ -25,7 +25,7 @@ export class PolicyEditor {
       const who = sel.get(`policies.${name}`)
       list.append(h('li', {
         class: name === this.selected ? 'active' : '', 'data-policy': name,
-        onclick: () => { this.selected = name; d.select(`policies.${name}`) }
+        onclick: () => { this.selected = name; d.show(`policies.${name}`) }
       }, name, who ? h('span', { class: 'tag', style: `background:${who.color}` }, who.name) : null,
       d.errorsAt(`policies.${name}`).length ? h('span', { class: 'error' }, ' ●') : null))
     }

@@ -94,7 +94,7 @@ export class WorkflowEditor {
     for (const [name] of sorted(d.workflows)) {
       list.append(h('li', {
         class: name === this.selected ? 'active' : '', 'data-workflow': name,
-        onclick: () => { this.selected = name; this.node = null; d.select(`workflows.${name}`) }
+        onclick: () => { this.selected = name; this.node = null; d.show(`workflows.${name}`) }
       }, name, d.errorsAt(`workflows.${name}`).length ? h('span', { class: 'error' }, ' ●') : null))
     }
     const left = h('section', { class: 'pane' }, h('h2', {}, 'Workflows'), list,
@@ -138,7 +138,7 @@ export class WorkflowEditor {
       const bad = d.errorsAt(path).length > 0
       svg.append(s('g', {
         class: ['wf-node', key === this.node ? 'selected' : '', bad ? 'invalid' : ''].join(' '), 'data-node': key, 'data-type': node.type,
-        transform: `translate(${p.x},${p.y})`, onclick: () => { this.node = key; d.select(path) }
+        transform: `translate(${p.x},${p.y})`, onclick: () => { this.node = key; d.show(path) }
       },
       s('rect', { width: W, height: H, rx: node.type === 'gateway' ? 2 : 10, stroke: who ? who.color : undefined, 'stroke-width': who ? 3 : undefined }),
       s('text', { x: 10, y: 20, class: 'node-name' }, key === first ? `▶ ${key}` : key),
