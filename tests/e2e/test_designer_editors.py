@@ -70,7 +70,7 @@ async def draft(server: Server, app: str) -> dict:
         return (await http.get(f"/api/t/acme/apps/{app}/draft")).json()["definition"]
 
 
-async def settled(server: Server, app: str, check: object, within: float = 5) -> dict:
+async def settled(server: Server, app: str, check: object, within: float = 15) -> dict:
     """The REST draft once `check(draft)` holds (the room writes it after updates settle)."""
     for _ in range(int(within * 10)):
         body = await draft(server, app)
@@ -98,7 +98,7 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
     await a.press("#props [data-prop='text']", "Enter")  # type: ignore[attr-defined]
     await a.select_option("#props [data-prop='variant']", "h2")  # type: ignore[attr-defined]
     seen = b.locator(f".comp[data-comp='{cid}']")  # type: ignore[attr-defined]
-    await seen.filter(has_text="Hello from Ann").wait_for(timeout=5000)
+    await seen.filter(has_text="Hello from Ann").wait_for(timeout=15000)
     # a move re-parents the same component (same id, no copy) and the other browser follows
     await a.drag_and_drop(f".comp[data-comp='{cid}']",  # type: ignore[attr-defined]
                           ".comp[data-comp='table'] ")
@@ -106,7 +106,7 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
         f"""() => {{
           const ids = [...document.querySelectorAll('#canvas .comp')].map(e => e.dataset.comp);
           return ids.indexOf('{cid}') === ids.indexOf('table') - 1 &&
-                 ids.filter(i => i === '{cid}').length === 1 }}""", timeout=5000)
+                 ids.filter(i => i === '{cid}').length === 1 }}""", timeout=15000)
     body = await settled(server, "pagesapp",
                          lambda d: cid in d["pages"]["claims"]["components"])
     comp = body["pages"]["claims"]["components"][cid]
