@@ -11,12 +11,16 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from plinth.metadata.files import read_folder
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.test_designer import ARGS, CHROMIUM, ROOT, Server, pytestmark  # noqa: F401
+from tests.e2e.test_designer import ARGS, CHROMIUM, ROOT, Server
+from tests.e2e.test_designer import pytestmark as needs_browser
 from tests.helpers import make_app, make_tenant, token_for
 
+# One Chromium for the module's tests: they run in the module's event loop.
+pytestmark = [needs_browser, pytest.mark.asyncio(loop_scope="module")]
 DEMO = read_folder(ROOT / "src" / "plinth" / "demo" / "claims")[1]
 SHOTS = ROOT / "docs" / "screenshots"
 
@@ -32,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         s.stop()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[object]:
     from playwright.async_api import async_playwright
 
@@ -151,3 +155,34 @@ async def test_add_and_connect_a_workflow_node_in_the_graph_editor(
     await a.click("g.wf-node[data-node='review']")  # type: ignore[attr-defined]
     SHOTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
     await a.screenshot(path=str(SHOTS / "workflow-editor.png"))  # type: ignore[attr-defined]
+
+
+async def test_fix_compliance_shows_the_patch_first_then_applies_it_live(
+        server: Server, browser: object) -> None:
+    from tests.governance.compliance.apps import bad_app
+
+    async with httpx.AsyncClient(base_url=server.url,
+                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+        await make_tenant(http, "shopco")
+        r = await http.put("/api/t/shopco/compliance/profile", json={"countries": ["DE"]})
+        assert r.status_code == 200, r.text
+        await make_app(http, "shopco", "shop", bad_app())
+        owner = await token_for(http, "shopco", "owner")
+    context = await browser.new_context(viewport={"width": 1500, "height": 860})  # type: ignore[attr-defined]
+    await context.add_init_script(f"localStorage.setItem('plinth.token', {owner!r})")
+    a = await context.new_page()
+    await a.goto(f"{server.url}/#/t/shopco/apps/shop/model")
+    await a.wait_for_selector("#status[data-synced='yes']", timeout=10000)
+    await a.click("li[data-entity='payment']")
+    await a.wait_for_selector("tr[data-field='cvv']")
+    await a.click("#tab-compliance")
+    await a.click("#fix-compliance")
+    patch = a.locator("#fix-patch")
+    await patch.wait_for()
+    assert "/entities/payment/fields/cvv" in await patch.inner_text()
+    await asyncio.sleep(0.3)
+    assert await a.locator("tr[data-field='cvv']").count() == 1  # nothing applied on review
+    await a.click("#apply-fix")
+    await a.wait_for_selector("#fix-applied")
+    # the fix lands in the REST draft and from there in the live document
+    await a.wait_for_selector("tr[data-field='cvv']", state="detached", timeout=15000)
