@@ -5,6 +5,7 @@ import { h, Pending } from './dom'
 import { EntityEditor } from './editors/entity'
 import { type Catalogue, PageEditor } from './editors/page'
 import { PolicyEditor } from './editors/policy'
+import { SectionsEditor } from './editors/sections'
 import { WorkflowEditor } from './editors/workflow'
 import { PublishPanel } from './publish'
 import { Draft } from './sync'
@@ -71,7 +72,7 @@ async function apps (tenant: string): Promise<void> {
 
 // -- the designer: editors on the shared draft -----------------------------------------------
 
-const EDITORS = { model: 'Data model', pages: 'Pages', workflows: 'Workflows', policies: 'Policies' } as const
+const EDITORS = { model: 'Data model', pages: 'Pages', workflows: 'Workflows', policies: 'Policies', other: 'Other' } as const
 type EditorName = keyof typeof EDITORS
 
 class Designer {
@@ -81,6 +82,7 @@ class Designer {
   page: PageEditor
   workflow: WorkflowEditor
   policy: PolicyEditor
+  sections: SectionsEditor
   panel: PublishPanel
   editor: EditorName
   private queued = false
@@ -91,6 +93,7 @@ class Designer {
     this.page = new PageEditor(this.draft)
     this.workflow = new WorkflowEditor(this.draft)
     this.policy = new PolicyEditor(this.draft)
+    this.sections = new SectionsEditor(this.draft)
     this.panel = new PublishPanel(this.draft)
     this.editor = (editor && editor in EDITORS ? editor : 'model') as EditorName
     this.draft.onChange(() => this.redraw())
@@ -123,9 +126,9 @@ class Designer {
     // Keep focus and uncommitted typing across the redraw.
     const focused = document.activeElement as HTMLInputElement | null
     const focusKey = focused?.dataset?.key
-    const editable = focused && (focused.tagName === 'TEXTAREA' || (focused.tagName === 'INPUT' && ['text', 'number'].includes(focused.type)))
-    const typing = editable ? focused.value : null
-    const caret = editable && focused.type === 'text' || focused?.tagName === 'TEXTAREA' ? [focused!.selectionStart, focused!.selectionEnd] : null
+    const isText = focused?.tagName === 'TEXTAREA' || (focused?.tagName === 'INPUT' && focused.type === 'text')
+    const typing = isText || (focused?.tagName === 'INPUT' && focused.type === 'number') ? focused!.value : null
+    const caret = isText ? [focused!.selectionStart, focused!.selectionEnd] : null
     const status = h('span', { class: 'status', id: 'status', 'data-status': d.status, 'data-synced': d.synced ? 'yes' : 'no' }, d.status)
     const avatars = h('div', { class: 'avatars', id: 'avatars' }, ...d.people().map((p) =>
       h('div', { class: `avatar${p.me ? ' me' : ''}`, title: p.selection ? `${p.name}: ${p.selection}` : p.name, 'data-name': p.name, style: `background:${p.color}` },
@@ -141,7 +144,8 @@ class Designer {
     const body = this.editor === 'pages' ? this.page.render(this.pending)
       : this.editor === 'workflows' ? this.workflow.render(this.pending)
         : this.editor === 'policies' ? this.policy.render(this.pending)
-          : this.entity.render(this.pending)
+          : this.editor === 'other' ? this.sections.render(this.pending)
+            : this.entity.render(this.pending)
     root.replaceChildren(
       h('header', {}, h('h1', {}, 'Plinth designer'), h('a', { href: `#/t/${this.tenant}` }, this.tenant), h('span', {}, ` / ${this.app}`),
         status,

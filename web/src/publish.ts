@@ -75,7 +75,7 @@ export class PublishPanel {
     for (const v of [...data.items].reverse()) {
       list.append(h('li', { 'data-version': v.number },
         h('b', {}, `v${v.number}`), v.number === data.active ? h('span', { class: 'badge' }, 'active') : null,
-        ` ${v.message || ''} `, h('small', {}, `${v.published_by ?? v.created_by ?? ''} ${String(v.created_at ?? '').slice(0, 16)}`),
+        ` ${v.message || ''} `, h('small', {}, `${v.created_by ?? ''} ${String(v.created_at ?? '').slice(0, 16).replace('T', ' ')}`),
         h('div', { class: 'row' },
           h('button', { onclick: () => showDiff(String(v.number), 'draft') }, 'diff to draft'),
           h('button', {

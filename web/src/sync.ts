@@ -22,6 +22,7 @@ export class Draft {
   readonly pages: Y.Map<YMap>
   readonly workflows: Y.Map<YMap>
   readonly policies: Y.Map<YMap>
+  readonly sections: Y.Map<string> // other sections, JSON text edited whole
   readonly undo: Y.UndoManager
   readonly color = COLORS[Math.floor(Math.random() * COLORS.length)]
   diagnostics: Diagnostic[] = []
@@ -39,7 +40,8 @@ export class Draft {
     this.pages = this.doc.getMap('pages')
     this.workflows = this.doc.getMap('workflows')
     this.policies = this.doc.getMap('policies')
-    this.undo = new Y.UndoManager([this.entities, this.pages, this.workflows, this.policies],
+    this.sections = this.doc.getMap('sections')
+    this.undo = new Y.UndoManager([this.entities, this.pages, this.workflows, this.policies, this.sections],
       { trackedOrigins: new Set([LOCAL]), captureTimeout: 300 })
     this.provider.awareness.setLocalStateField('user', { color: this.color })
     this.provider.on('status', (e: { status: string }) => { this.status = e.status; this.emit() })
