@@ -90,3 +90,15 @@ def test_old_shape_sections_still_read_and_apply_moves_them() -> None:
     shape.apply_definition(doc, shape.to_definition(doc)[0])
     assert not shape.needs_migration(doc)
     assert shape.to_definition(doc)[0]["pages"] == demo["pages"]
+
+
+def test_a_shape_no_editor_makes_is_a_diagnostic_not_a_crash() -> None:
+    doc = Doc()
+    validator = LiveValidator()
+    validator.watch(doc)
+    entities = doc.get("entities", type=Map)
+    entities["ent_x"] = Map({"name": "x", "pos": 0, "attrs": Map(), "fields": "not a map"})
+    doc.get("pages", type=Map)["home"] = 42
+    faults = validator.run(doc)[1]
+    assert {(f.path, f.code) for f in faults} == {("entities.ent_x", "shape"),
+                                                  ("pages.home", "type")}

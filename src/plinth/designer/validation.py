@@ -97,6 +97,14 @@ class LiveValidator:
     # -- conversion ---------------------------------------------------------------------------
 
     def _convert(self, root: str, key: str, raw: Any) -> Converted:
+        """One entry as documents; a shape no editor makes becomes a fault, never an error."""
+        try:
+            return self._convert_entry(root, key, raw)
+        except (AttributeError, TypeError, ValueError):
+            return Converted(0, [], [Fault(f"{root}.{key}", "this entry does not have the shape "
+                                           "of a draft document", "shape")])
+
+    def _convert_entry(self, root: str, key: str, raw: Any) -> Converted:
         if root != shape.SECTIONS and not isinstance(raw, dict):
             return Converted(0, [], [Fault(f"{root}.{key}", "a document is a map", "type")])
         if root == shape.ENTITIES:
