@@ -8,6 +8,7 @@ import httpx
 import sqlalchemy as sa
 from pycrdt import Map
 
+from plinth.designer import protocol as p
 from plinth.designer import store
 from tests.conftest import ADMIN_TOKEN
 from tests.designer.conftest import Served
@@ -94,3 +95,26 @@ async def test_costly_updates_close_the_connection_and_a_refused_client_is_resyn
         assert "calm" in field_names(again, "claim")  # resynced with the room
     room = next(iter(served.platform.designer.rooms.values()))
     assert "offline" not in {e["name"] for e in room.doc.get("entities", type=Map).to_py().values()}
+
+
+async def test_an_update_nesting_values_deeply_is_refused_before_it_can_crash_the_node(
+        served: Served, http: httpx.AsyncClient) -> None:
+    # pycrdt's decoder recurses: ~60 KB of arrays nested 30 000 deep overflow the native
+    # stack and kill the process. Such an update closes only its own connection.
+    from pycrdt import write_var_uint as v
+
+    await setup_app(http)
+    url = served.sync_url("acme", "claims")
+    nested = b"\x75\x01" * 30_000 + b"\x7e"
+    item = bytes([8 | 0x20]) + v(1) + v(8) + b"entities" + v(1) + b"k" + v(1) + nested
+    update = v(1) + v(1) + v(424242) + v(0) + item + b"\x00"
+    async with YClient(url, ADMIN_TOKEN) as bad, YClient(url, ADMIN_TOKEN) as good:
+        await asyncio.wait_for(bad.synced.wait(), 5)
+        await asyncio.wait_for(good.synced.wait(), 5)
+        await bad.send_raw(p.sync_message(p.UPDATE, update))
+        await eventually(lambda: bad.closed is not None)
+        assert bad.closed is not None and bad.closed[0] == 4400 and "nests" in bad.closed[1]
+        add_field(good, "claim", "fld_alive", "alive", type="string")
+        async with YClient(url, ADMIN_TOKEN) as late:
+            await asyncio.wait_for(late.synced.wait(), 5)
+            await eventually(lambda: "alive" in field_names(late, "claim"))

@@ -538,6 +538,11 @@ class DesignerService:
         if not conn.cpu_left(self.limits):
             await self.refuse(room, conn)
             raise CpuBudgetError(self._cpu_reason(conn))
+        started = time.thread_time()
+        try:
+            p.screen_update(update)  # before pycrdt sees it: some inputs crash its decoder
+        finally:
+            conn.cpu_debt += time.thread_time() - started
         await room.accept(conn, update, conn.principal.audit_name())
         if not conn.cpu_left(self.limits):
             raise CpuBudgetError(self._cpu_reason(conn))
