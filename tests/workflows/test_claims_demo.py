@@ -47,7 +47,8 @@ class Records:
 class Fraud:
     async def call_action(self, tenant: Any, plugin: str, action: str, input: dict[str, Any],
                           principal: Any) -> dict[str, Any]:
-        return {"score": 80 if "suspicious" in input["claim"].get("description", "") else 10}
+        assert (plugin, action) == ("fraud-scorer", "score")
+        return {"score": 80 if "suspicious" in input["description"] else 10}
 
 
 async def _setup(wf: Harness, platform: Platform, due: float | None = None) -> Records:
@@ -63,7 +64,8 @@ async def _setup(wf: Harness, platform: Platform, due: float | None = None) -> R
 
 async def _claim(wf: Harness, records: Records, amount: str, **extra: Any) -> str:
     claim = await records.create(None, "claims", "claim", {
-        "country": "FR", "amount": amount, "currency": "EUR", "status": "open", **extra}, None)
+        "country": "FR", "amount": amount, "currency": "EUR", "status": "open",
+        "description": "a burst pipe", **extra}, None)
     from plinth.events import Event
 
     await wf.platform.events.publish(Event("record.created", wf.tenant.id, {
