@@ -140,13 +140,18 @@ class Room:
         async with db.read() as conn:
             snap, rows = await store.load(conn, self.app_id)
             meta = await store.snapshot_meta(conn, self.app_id)
+        # Fold the log into an unobserved doc, then apply it to the room's doc at once: the
+        # observers (history paths, live validation) would otherwise run once per logged row.
+        folded = Doc()
         if snap is not None:
-            self.doc.apply_update(snap)
+            folded.apply_update(snap)
             self.size += len(snap)
         for ident, data in rows:
-            self.doc.apply_update(data)
+            folded.apply_update(data)
             self.size += len(data)
             self.last_id = ident
+        if snap is not None or rows:
+            self.doc.apply_update(folded.get_update())
         self.since_compact = len(rows)
         self.draft_revision = meta[1] if meta else 0
         if meta is None:
