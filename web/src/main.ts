@@ -113,9 +113,9 @@ class Designer {
     void this.panel.load()
   }
 
-  /** Redraw once per frame however many changes arrive. */
+  /** Redraw once per frame however many changes arrive (after a drag, not during it). */
   redraw (): void {
-    if (this.queued) return
+    if (this.queued || this.draft.dragging) return
     this.queued = true
     requestAnimationFrame(() => { this.queued = false; this.draw() })
   }
@@ -163,6 +163,15 @@ class Designer {
       }
     }
   }
+}
+
+// A drag ends (dropped or not): redraw what arrived meanwhile.
+for (const type of ['dragend', 'drop']) {
+  document.addEventListener(type, () => {
+    if (!designer?.draft.dragging) return
+    designer.draft.dragging = false
+    designer.redraw()
+  }, true)
 }
 
 window.addEventListener('keydown', (e) => {

@@ -58,6 +58,9 @@ export class Draft {
 
   destroy (): void { this.provider.destroy(); this.doc.destroy() }
 
+  /** While a drag is under way, views hold their redraws (a redraw would cancel the drag). */
+  dragging = false
+
   onChange (fn: () => void): void { this.listeners.add(fn) }
   /** Tell the views to redraw (also after a change of local view state). */
   emit (): void { for (const fn of this.listeners) fn() }

@@ -39,7 +39,7 @@ export class PageEditor {
     const palette = h('div', { class: 'palette', id: 'palette' }, ...Object.entries(this.catalogue).map(([kind, spec]) =>
       h('div', {
         class: 'palette-item', draggable: ro ? 'false' : 'true', 'data-kind': kind, title: spec.description,
-        ondragstart: (e: DragEvent) => e.dataTransfer?.setData(DRAG, JSON.stringify({ kind }))
+        ondragstart: (e: DragEvent) => { this.draft.dragging = true; e.dataTransfer?.setData(DRAG, JSON.stringify({ kind })) }
       }, kind, spec.container ? h('small', {}, ' ▣') : null)))
     const left = h('section', { class: 'pane' }, h('h2', {}, 'Pages'), list,
       h('div', { class: 'row' }, pending.input('new-page', 'new page name', ro),
@@ -90,7 +90,7 @@ export class PageEditor {
       class: ['comp', id === this.component ? 'selected' : '', who ? 'selected-by' : '', errs.length ? 'invalid' : ''].join(' '),
       'data-comp': id, 'data-kind': kind, draggable: d.canEdit ? 'true' : 'false', style: who ? `--c:${who.color}` : '',
       onclick: (e: Event) => { e.stopPropagation(); this.component = id; d.show(path) },
-      ondragstart: (e: DragEvent) => { e.stopPropagation(); e.dataTransfer?.setData(DRAG, JSON.stringify({ move: id })) },
+      ondragstart: (e: DragEvent) => { e.stopPropagation(); this.draft.dragging = true; e.dataTransfer?.setData(DRAG, JSON.stringify({ move: id })) },
       ondragover: (e: DragEvent) => { e.preventDefault(); e.stopPropagation(); el.classList.add('drop-before') },
       ondragleave: () => el.classList.remove('drop-before'),
       ondrop: (e: DragEvent) => { e.preventDefault(); e.stopPropagation(); this.drop(e, comps, a.get('parent') ?? null, id) }
