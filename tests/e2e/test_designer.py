@@ -16,6 +16,10 @@ from tests.conftest import ADMIN_TOKEN
 from tests.designer.conftest import free_port
 from tests.helpers import CLAIMS, make_app, make_tenant, token_for
 
+# The browser proves the IDE; that a restart loses nothing on each database is proved by
+# tests/designer against both, so the browser runs once, on SQLite.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
