@@ -110,6 +110,12 @@ async def test_cards_are_encrypted_at_rest_and_masked_for_whoever_may_not_unmask
         "customer": ana["id"], "card_number": "************1111", "label": "visa"})
     assert r.status_code == 200, r.text
     assert (await client.get(f"{data}/card/{card}", headers=owner)).json()["card_number"] == PAN
+    # a client's value that only looks sealed is sealed like any other, and reads back as sent
+    forged = "enc1.x.AAAA"
+    r = await client.patch(f"{data}/card/{card}", headers=owner, json={"card_number": forged})
+    assert r.status_code == 200 and r.json()["card_number"] == forged, r.text
+    assert (await client.get(f"{data}/card/{card}", headers=owner)).json()["card_number"] == forged
+    await client.patch(f"{data}/card/{card}", headers=owner, json={"card_number": PAN})
     # an encrypted field cannot be filtered or sorted on (its ciphertext means nothing)
     r = await client.get(f"{data}/card?filter=card_number eq '{PAN}'", headers=owner)
     assert r.status_code == 400 and r.json()["path"] == "filter"

@@ -57,14 +57,14 @@ class RecordGuard:
             return rows
         out = []
         for row in rows:
-            stored = dict(row)
+            sealed = dict(row)
             ref = await self.keys.ref(tenant.id, p.subject_of(row))
             for name in p.encrypt:
                 if row.get(name) is None or (stored and is_sealed(row[name])):
                     continue
                 aad = field_aad(tenant.id, app, ent.id, p.field_ids[name], row["id"])
-                stored[name] = await self.keys.seal(tenant.id, ref, encode(row[name]), aad)
-            out.append(stored)
+                sealed[name] = await self.keys.seal(tenant.id, ref, encode(row[name]), aad)
+            out.append(sealed)
         return out
 
     def check_residency(self, tenant: Tenant, ent: Any, rows: list[dict[str, Any]],
