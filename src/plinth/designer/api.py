@@ -136,7 +136,7 @@ WEB_DIST = Path(os.environ.get("PLINTH_WEB_DIST") or
 class _WebRoute(APIRoute):
     """Never claims an /api path, whatever order routers are mounted in."""
 
-    def matches(self, scope: Any) -> tuple[Match, dict[str, Any]]:
+    def matches(self, scope: Any) -> tuple[Match, Any]:
         if str(scope.get("path", "")).startswith("/api/"):
             return Match.NONE, {}
         return super().matches(scope)

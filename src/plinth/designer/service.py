@@ -99,7 +99,7 @@ class Room:
         self.tenant = tenant
         self.slug = slug
         self.app_id = app_id
-        self.doc = Doc()
+        self.doc: Doc[Any] = Doc()
         self.conns: set[Connection] = set()
         self.presence: dict[int, tuple[p.PresenceEntry, Connection | None]] = {}
         self.lock = asyncio.Lock()
@@ -142,7 +142,7 @@ class Room:
             meta = await store.snapshot_meta(conn, self.app_id)
         # Fold the log into an unobserved doc, then apply it to the room's doc at once: the
         # observers (history paths, live validation) would otherwise run once per logged row.
-        folded = Doc()
+        folded: Doc[Any] = Doc()
         if snap is not None:
             folded.apply_update(snap)
             self.size += len(snap)
@@ -158,7 +158,7 @@ class Room:
             # First open anywhere: seed from the REST draft. Two nodes may race here; the
             # snapshot row's primary key picks one seed and the loser loads the winner's,
             # since two independent seeds would merge into conflicting copies of each entity.
-            seed = Doc()
+            seed: Doc[Any] = Doc()
             draft = await self.service.metadata.get_draft(self.tenant, self.slug)
             shape.apply_definition(seed, draft.definition)
             data = seed.get_update()
@@ -345,8 +345,8 @@ class Room:
             if owner is not None and owner[1] is not conn:
                 continue  # a client may not speak for another's awareness id
             if entry.state is not None:
-                user = entry.state.get("user") if isinstance(entry.state.get("user"), dict) \
-                    else {}
+                claimed = entry.state.get("user")
+                user: dict[str, Any] = claimed if isinstance(claimed, dict) else {}
                 entry.state["user"] = {
                     "id": conn.principal.id, "name": conn.principal.audit_name(),
                     "color": str(user.get("color", ""))[:20], "can_edit": conn.can_edit,
@@ -421,7 +421,7 @@ async def compact_app(db: Database, tenant_id: str, app_id: str, min_age: float 
     rows = [r for r in rows if ages.get(r[0], cutoff) <= cutoff]
     if not rows:
         return 0
-    doc = Doc()
+    doc: Doc[Any] = Doc()
     if snap is not None:
         doc.apply_update(snap)
     for _, data in rows:

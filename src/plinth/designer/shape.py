@@ -125,7 +125,7 @@ def _same(current: Any, value: Any) -> bool:
 
 def _set_attrs(target: Map, attrs: dict[str, Any], nested: tuple[str, ...] = ()) -> None:
     """Make `target` hold `attrs`, touching only what differs (nested ones stay Maps)."""
-    for key in [k for k in target if k not in attrs]:
+    for key in set(target.keys()) - attrs.keys():
         del target[key]
     for key, value in attrs.items():
         want_map = key in nested and isinstance(value, dict)
@@ -170,9 +170,9 @@ def _apply_documents(root: Map, section: str, docs: dict[str, Any]) -> None:
                 mmap[key] = _new_member(mpos, member, nested)
                 continue
             _set_attrs(mmap[key]["attrs"], member, nested)
-        for key in [k for k in mmap if k not in members]:
+        for key in set(mmap.keys()) - members.keys():
             del mmap[key]
-    for name in [k for k in root if k not in docs]:
+    for name in set(root.keys()) - docs.keys():
         del root[name]
 
 
