@@ -7,7 +7,7 @@ from typing import Any
 
 from plinth.errors import Fault
 from plinth.metadata.kinds import Kind, load_schema, register
-from plinth.workflows import cel, steps
+from plinth.workflows import steps
 
 
 def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> list[Fault]:
@@ -26,7 +26,7 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
                 found.append(Fault(f"{spath}.entity", f"no entity named {entity!r}",
                                    "unknown_reference"))
             if start.get("condition"):
-                found += cel.check(start["condition"], f"{spath}.condition", "BOOL")
+                found += steps.check(start["condition"], f"{spath}.condition", "BOOL")
         if start["type"] == "schedule" and "cron" in start:
             found.append(Fault(f"{spath}.cron", "cron expressions are not supported yet; "
                                "use `every` (seconds)", "unsupported"))

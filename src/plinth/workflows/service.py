@@ -18,8 +18,8 @@ from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.jsonschema import compile_schema, faults
 from plinth.tenancy.models import Tenant
-from plinth.workflows import cel, store
 from plinth.workflows import kind as _kind  # noqa: F401  (registers the workflow kind)
+from plinth.workflows import steps, store
 from plinth.workflows.engine import Engine
 
 log = logging.getLogger("plinth.workflows")
@@ -132,7 +132,7 @@ class WorkflowService:
                 if (start["type"] != "record" or start.get("entity") != data.get("entity")
                         or start.get("event", "created") != kind):
                     continue
-                if start.get("condition") and cel.evaluate(
+                if start.get("condition") and steps.evaluate(
                         start["condition"], {}, record) is not True:
                     continue
                 instance = await self.engine.start(tenant, data["app"], name, {}, data.get("by"),

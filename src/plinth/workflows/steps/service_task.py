@@ -11,8 +11,7 @@ from typing import Any
 
 from plinth.errors import Fault, Unavailable
 from plinth.metadata import kinds
-from plinth.workflows import cel
-from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
+from plinth.workflows.steps import Base, Outcome, StepContext, check, evaluate, follow, register
 
 NEEDS = {"record.create": ["entity"], "record.update": ["entity", "record_id"],
          "plugin": ["plugin", "operation"], "connector": ["connector", "operation"]}
@@ -38,14 +37,14 @@ class ServiceTask(Base):
                 found.append(Fault(f"{path}.{key}", f"no {key} named {name!r} in this app",
                                    "unknown_reference"))
         for key, expr in (spec.get("input") or {}).items():
-            found += cel.check(expr, f"{path}.input.{key}")
+            found += check(expr, f"{path}.input.{key}")
         if spec.get("record_id"):
-            found += cel.check(spec["record_id"], f"{path}.record_id")
+            found += check(spec["record_id"], f"{path}.record_id")
         return found
 
     async def run(self, ctx: StepContext) -> Outcome:
         spec = ctx.spec
-        data = {k: cel.evaluate(e, ctx.vars, ctx.record)
+        data = {k: evaluate(e, ctx.vars, ctx.record)
                 for k, e in (spec.get("input") or {}).items()}
         app = ctx.instance["app"]
 
@@ -56,7 +55,7 @@ class ServiceTask(Base):
                 if action == "record.create":
                     return await records.create(ctx.tenant, app, spec["entity"], data,
                                                 ctx.principal)
-                rid = cel.evaluate(spec["record_id"], ctx.vars, ctx.record)
+                rid = evaluate(spec["record_id"], ctx.vars, ctx.record)
                 return await records.update(ctx.tenant, app, spec["entity"], rid, data,
                                             ctx.principal)
             if action == "plugin":
