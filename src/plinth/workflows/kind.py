@@ -7,7 +7,7 @@ from typing import Any
 
 from plinth.errors import Fault
 from plinth.metadata.kinds import Kind, load_schema, register
-from plinth.workflows import steps
+from plinth.workflows import schedule, steps
 
 
 def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> list[Fault]:
@@ -27,12 +27,8 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
                                    "unknown_reference"))
             if start.get("condition"):
                 found += steps.check(start["condition"], f"{spath}.condition", "BOOL")
-        if start["type"] == "schedule" and "cron" in start:
-            found.append(Fault(f"{spath}.cron", "cron expressions are not supported yet; "
-                               "use `every` (seconds)", "unsupported"))
-        elif start["type"] == "schedule" and not start.get("every"):
-            found.append(Fault(f"{spath}.every", "a schedule needs `every` (seconds)",
-                               "required"))
+        if start["type"] == "schedule":
+            found += schedule.check(start, spath)
     for node, spec in nodes.items():
         path = f"{base}.nodes.{node}"
         step = steps.get(spec["type"])
