@@ -40,6 +40,13 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return delay / 2 + random.random() * delay / 2
 
 
+def actor(instance_id: str, tenant_id: str, workflow: str) -> Principal:
+    """Who a workflow's service tasks act as: the tenant's `owner` role, named for the workflow
+    (records show `workflow <name>` as their author), held to the app's policies like anyone."""
+    return Principal(f"workflow:{instance_id}", "workflow", frozenset({"owner"}),
+                     tenant_id=tenant_id, name=f"workflow {workflow}")
+
+
 @dataclass
 class Job:
     id: str
@@ -206,8 +213,7 @@ class Engine:
             instance=dict(inst), step_id=step["id"], attempt=step["attempt"], tasks=tasks,
             effect=lambda fn: self._effect(f"{inst['id']}:{step['id']}", fn),
             services=self.services, tenant=tenant,
-            principal=Principal(f"workflow:{inst['id']}", "workflow", frozenset({"owner"}),
-                                tenant_id=inst["tenant_id"], name=f"workflow {inst['workflow']}"))
+            principal=actor(inst["id"], inst["tenant_id"], inst["workflow"]))
         impl = step_types.get(spec["type"])
         try:
             if job.kind == "resume":

@@ -29,6 +29,11 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
                 found += steps.check(start["condition"], f"{spath}.condition", "BOOL")
         if start["type"] == "schedule":
             found += schedule.check(start, spath)
+        if start["type"] == "webhook" and start.get("connector"):
+            connector = definition.get("connectors", {}).get(start["connector"])
+            if connector is None or connector.get("kind") != "webhook_in":
+                found.append(Fault(f"{spath}.connector", f"no webhook_in connector named "
+                                   f"{start['connector']!r} in this app", "unknown_reference"))
     for node, spec in nodes.items():
         path = f"{base}.nodes.{node}"
         step = steps.get(spec["type"])

@@ -74,6 +74,7 @@ class WorkflowService:
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         platform.events.subscribe("record.*", self._on_record)
+        platform.events.subscribe("webhook.received", self._on_webhook)
         platform.events.subscribe("app.published", self._on_publish)
         platform.events.subscribe("app.rolled_back", self._on_publish)
 
@@ -139,6 +140,28 @@ class WorkflowService:
                                                    record)
                 log.info("record %s started workflow %s (%s)", data.get("id"), name,
                          instance["id"])
+
+    async def _on_webhook(self, event: Event) -> None:
+        """Start every workflow whose webhook start event names the `webhook_in` connector
+        that received (and verified) this delivery; the payload becomes `vars.payload`."""
+        data = event.data
+        tenant = await self.engine._tenant(event.tenant_id or "")
+        if tenant is None:
+            return
+        version = await self.platform.metadata.active_version(tenant, data.get("app"))
+        if version is None:
+            return
+        for name, doc in version.definition.get("workflows", {}).items():
+            if not any(s["type"] == "webhook" and s.get("connector") == data.get("connector")
+                       for s in doc.get("start", [])):
+                continue
+            instance = await self.engine.start(
+                tenant, data["app"], name, {"payload": data.get("payload"), "via": "webhook",
+                                            "delivery": data.get("delivery"),
+                                            "topic": data.get("topic")},
+                f"webhook:{data.get('connector')}")
+            log.info("webhook delivery %s started workflow %s (%s)", data.get("delivery"),
+                     name, instance["id"])
 
     async def instances(self, tenant: Tenant, principal: Principal, app: str | None = None,
                         workflow: str | None = None, status: str | None = None,
