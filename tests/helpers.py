@@ -63,3 +63,17 @@ async def publish(client: httpx.AsyncClient, tenant: str, app: str,
         r = await client.put(f"/api/t/{tenant}/apps/{app}/draft", json=definition)
         assert r.status_code == 200, r.text
     return await client.post(f"/api/t/{tenant}/apps/{app}/publish", json=body)
+
+
+def run_cli(env: dict[str, str], *args: str, code: int = 0) -> str:
+    """`plinth ARGS` run in this process with `env` set; returns what it printed.
+
+    In-process because a fresh interpreter pays ~2 s of imports per command.
+    """
+    from typer.testing import CliRunner
+
+    from plinth.cli.main import app
+
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exit_code == code, f"{result.output}\n{result.exception!r}"
+    return result.output

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import pytest
 from plinth.errors import ValidationFailed
 from plinth.metadata.definition import content_hash
 from plinth.metadata.files import read_folder, to_files, write_folder
-from tests.helpers import CLAIMS, make_app, make_tenant
+from tests.helpers import CLAIMS, make_app, make_tenant, run_cli
 
 DEMO = Path(__file__).parents[2] / "src" / "plinth" / "demo" / "claims"
 
@@ -60,14 +57,10 @@ def test_bad_folders_are_refused_with_the_file(tmp_path):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_export_import_publish_diff(tmp_path, database_url):
-    env = {**os.environ, "PLINTH_DATA_DIR": str(tmp_path / "data"),
-           "PLINTH_DATABASE_URL": database_url}
+    env = {"PLINTH_DATA_DIR": str(tmp_path / "data"), "PLINTH_DATABASE_URL": database_url}
 
     def plinth(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "plinth.cli.main", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr + done.stdout
-        return done.stdout
+        return run_cli(env, *args)
 
     out = plinth("demo", "--load-only")
     assert "published version 1" in out and "Admin token" in out

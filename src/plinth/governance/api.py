@@ -127,7 +127,8 @@ async def list_audit(
     """Audit events of this tenant (filters, cursor pagination; `format=jsonl` exports all)."""
     require(platform, principal, "audit.read", tenant, "tenant")
     ledger = platform.governance.audit
-    filters = dict(actor=actor, action=action, resource=resource, since=since, until=until)
+    filters: dict[str, Any] = dict(actor=actor, action=action, resource=resource, since=since,
+                                   until=until)
     if format == "jsonl":
         async def lines() -> AsyncIterator[bytes]:
             after = cursor

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+
+from tests.helpers import run_cli
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_report_fix_and_waive(tmp_path, database_url):
-    env = {**os.environ, "PLINTH_DATA_DIR": str(tmp_path / "data"),
-           "PLINTH_DATABASE_URL": database_url}
+    env = {"PLINTH_DATA_DIR": str(tmp_path / "data"), "PLINTH_DATABASE_URL": database_url}
 
     def plinth(*args: str, code: int = 0) -> str:
-        done = subprocess.run([sys.executable, "-m", "plinth.cli.main", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == code, done.stderr + done.stdout
-        return done.stdout
+        return run_cli(env, *args, code=code)
 
     plinth("demo", "--load-only")
     out = plinth("compliance", "report", "acme-insurance", "--html", str(tmp_path / "r.html"))

@@ -4,6 +4,8 @@ Tables are spelled out here (not imported from `workflows.store`) so this migrat
 it was when later ones change the store.
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -13,7 +15,7 @@ branch_labels = ("workflows",)
 depends_on = None
 
 
-def _id(name: str = "id", length: int = 32, **kw: object) -> sa.Column:
+def _id(name: str = "id", length: int = 32, **kw: Any) -> sa.Column:
     return sa.Column(name, sa.String(length), **kw)
 
 
