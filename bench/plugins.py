@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from plinth.extensions.build import build  # noqa: E402
 from plinth.extensions.models import DEFAULT_LIMITS  # noqa: E402
 from plinth.extensions.package import pack  # noqa: E402
+from plinth.extensions.sandbox import Sandbox  # noqa: E402
 from plinth.governance.principal import PLATFORM_ADMIN, Principal  # noqa: E402
 from plinth.server.platform import Platform  # noqa: E402
 from plinth.settings import Settings  # noqa: E402
@@ -49,7 +50,7 @@ def fmt(seconds: float) -> str:
 
 
 async def main(calls: int) -> None:
-    wasm = build(SRC, ROOT / ".plinth-cache")
+    wasm = build(SRC)
     score_claim = plain_python_scorer()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), admin_token="plt_bench_admin_0123456789abcdef",
@@ -94,9 +95,21 @@ async def main(calls: int) -> None:
             sandbox: list[float] = []
             for _ in range(calls):
                 t = time.perf_counter()
-                svc.sandbox.call(component, "action", ("score", json.dumps(CLAIM)), limits,
-                                 NoHost())
+                outcome = svc.sandbox.call(component, "action", ("score", json.dumps(CLAIM)),
+                                           limits, NoHost())
                 sandbox.append(time.perf_counter() - t)
+            peak = outcome.peak_memory
+            # The same without peak-memory metering (plugin_measure_memory=False): wasmtime's
+            # own allocator with copy-on-write memory images; needs its own compiled artifact.
+            cow_box = Sandbox(Path(tmp) / "cow", measure_memory=False)
+            cow_component, _ = cow_box.component(v.sha256, svc.blob_dir / f"{v.sha256}.wasm")
+            cow: list[float] = []
+            for _ in range(calls):
+                t = time.perf_counter()
+                cow_box.call(cow_component, "action", ("score", json.dumps(CLAIM)), limits,
+                             NoHost())
+                cow.append(time.perf_counter() - t)
+            cow_box.stop()
             plain: list[float] = []
             n_plain = calls * 100
             t0 = time.perf_counter()
@@ -111,11 +124,15 @@ async def main(calls: int) -> None:
     p50 = statistics.median
     print(f"fraud-scorer 'score' action, {calls} calls each (plain Python: {n_plain})")
     print(f"  cold, compile (no artifact on disk) : {fmt(cold_compile)}")
+    print(f"  peak linear memory of a call        : {peak / (1 << 20):.1f} MiB")
     print(f"  cold, deserialize artifact from disk: {fmt(cold_disk)}")
     print(f"  warm, full service call      p50 {fmt(p50(full))}  "
           f"{1 / statistics.mean(full):9.0f} calls/s  x{p50(full) / p50(plain):,.0f} plain")
     print(f"  warm, sandbox only           p50 {fmt(p50(sandbox))}  "
           f"{1 / statistics.mean(sandbox):9.0f} calls/s  x{p50(sandbox) / p50(plain):,.0f} plain")
+    print(f"  warm, sandbox, no peak meter p50 {fmt(p50(cow))}  "
+          f"{1 / statistics.mean(cow):9.0f} calls/s  x{p50(cow) / p50(plain):,.0f} plain"
+          "  (copy-on-write memory)")
     print(f"  plain Python in-process      p50 {fmt(p50(plain))}  "
           f"{n_plain / plain_total:9.0f} calls/s  (baseline)")
 

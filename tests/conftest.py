@@ -19,12 +19,18 @@ import httpx
 import pytest
 
 from plinth.db import Database
+from plinth.extensions.build import default_cache_dir
 from plinth.server import Platform, create_app
 from plinth.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("PLINTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASES = os.environ.get("PLINTH_TEST_DATABASES", "sqlite,postgresql").split(",")
 ADMIN_TOKEN = "plt_test_admin_token_0123456789abcdef"
+# Plugin builds (componentize-py: seconds and hundreds of MB each) and their compiled artifacts
+# are cached by content hash in the user's cache, like `plinth demo` does, and shared by
+# tests/extensions and every test that loads the demo (which installs the fraud scorer): a build
+# happens once per source change on a machine, not per test nor per checkout.
+os.environ.setdefault("PLINTH_CACHE_DIR", str(default_cache_dir()))
 
 
 def _pg_dsn(database: str) -> str:

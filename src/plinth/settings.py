@@ -35,8 +35,14 @@ class Settings(BaseSettings):
     default_location: str = Field(default="local",
                                   description="Location of the default region (e.g. eu-central)")
     max_body_bytes: int = 1_048_576
+    plugin_measure_memory: bool = Field(
+        default=True, description="Record each plugin call's exact peak memory (eager memory "
+        "init: a few ms per call); off keeps copy-on-write and records none")
+    plugin_max_package_bytes: int = Field(
+        default=64 << 20, description="Largest plugin package `POST /api/plugins` accepts")
     plugin_cache_dir: Path | None = Field(
-        default=None, description="Compiled plugin artifacts; default: data_dir/plugin-cache"
+        default=None, description="Compiled plugin artifacts; default: PLINTH_CACHE_DIR (else "
+        "~/.cache/plinth)/compiled, shared by every data dir"
     )
     embedded_worker: bool = True
     log_level: str = "info"

@@ -75,23 +75,51 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+# End users of the e2e tenant: a customer who files claims, an analyst who works them. The
+# demo's policies let analysts see only their own country's claims, so `country` matters.
+USERS = {
+    "customer": {"password": "e2e-password-cara", "roles": ["customer"],
+                 "attrs": {"country": "DE"}},
+    "analyst": {"password": "e2e-password-ana", "roles": ["analyst"], "groups": ["claims"],
+                "attrs": {"country": "DE"}},
+}
+def sign_in(page: object, username: str) -> None:
+    """Fill the portal's sign-in form (the page is already at a portal address)."""
+    page.get_by_label("Username").fill(username)  # type: ignore[attr-defined]
+    page.get_by_label("Password").fill(USERS[username]["password"])  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
+    page.locator(".pl-user", has_text=username).wait_for()  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def published(server: str) -> dict[str, str]:
-    """The demo claims app published on the server, and an end user's token."""
+    """The demo claims app published on the server, with its end users created via the API."""
     admin = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {ADMIN}"})
     assert admin.post("/api/tenants", json={"slug": "acme", "name": "Acme"}).status_code == 201
     r = admin.post("/api/t/acme/apps", json={"slug": "claims", "name": "Claims"})
     assert r.status_code == 201, r.text
-    definition = read_folder(DEMO)[1]
-    assert admin.put("/api/t/acme/apps/claims/draft", json=definition).status_code == 200
-    assert admin.post("/api/t/acme/apps/claims/publish", json={}).status_code == 201
-    # A German analyst signs in with a password: the demo's policies let analysts see only
-    # their own country's claims, so the country attribute matters.
-    r = admin.post("/api/t/acme/users", json={
-        "username": "customer", "password": "e2e-password-ana", "roles": ["analyst"],
-        "groups": ["claims"], "attrs": {"country": "DE"}})
-    assert r.status_code == 201, r.text
-    r = httpx.post(f"{server}/api/auth/acme/login",
-                   json={"username": "customer", "password": "e2e-password-ana"})
+    definition = read_folder(DEMO)[1]  # its policies let customers file claims
+    r = admin.put("/api/t/acme/apps/claims/draft", json=definition)
     assert r.status_code == 200, r.text
-    return {"base": server, "token": r.json()["access_token"]}
+    r = admin.post("/api/t/acme/apps/claims/publish", json={})
+    assert r.status_code == 201, r.text
+    for username, spec in USERS.items():
+        r = admin.post("/api/t/acme/users", json={"username": username, **spec})
+        assert r.status_code == 201, r.text
+    return {"base": server}
+
+
+def wait_for_task(page: object, task: object, tries: int = 50) -> None:
+    """Reload the inbox until `task` is listed (the embedded worker creates tasks shortly
+    after the step before them ends)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
+        try:
+            task.wait_for(timeout=400)  # type: ignore[attr-defined]
+            return
+        except PlaywrightTimeout:
+            pass
+        with page.expect_response(lambda r: r.url.endswith("/tasks")):  # type: ignore[attr-defined]
+            page.reload()  # type: ignore[attr-defined]
+    raise AssertionError("the task never reached the inbox")

@@ -11,7 +11,7 @@ import importlib.util
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN
+from tests.e2e.conftest import ADMIN, ROOT, sign_in
 
 pytestmark = [
     pytest.mark.e2e,
@@ -34,11 +34,10 @@ def policy(published) -> dict:
 
 
 def test_a_customer_files_a_claim_and_an_analyst_sees_it(browser, published, policy):
-    context = browser.new_context()
-    context.add_init_script(
-        f"sessionStorage.setItem('plinth.token.acme', {published['token']!r})")
-    page = context.new_page()
+    customer = browser.new_context()
+    page = customer.new_page()
     page.goto(f"{published['base']}/a/acme/claims/claims/new")
+    sign_in(page, "customer")
     page.get_by_label("Claim reference").fill("CL-E2E-1")
     page.get_by_label("Policy").select_option(label="DE-000123")
     page.get_by_label("Country of loss").select_option("DE")
@@ -59,10 +58,26 @@ def test_a_customer_files_a_claim_and_an_analyst_sees_it(browser, published, pol
     page.get_by_label("Claimed amount").fill("10")
     page.get_by_role("button", name="Submit claim").click()
     page.get_by_role("alert").wait_for()
+    customer.close()
 
+    # A German analyst signs in (another browser) and finds it in the claims table; a claim
+    # of another country, created through the API, is filtered out by the policy in SQL.
+    admin = httpx.Client(base_url=published["base"], headers={"Authorization": f"Bearer {ADMIN}"})
+    r = admin.post("/api/t/acme/apps/claims/data/claim", json={
+        "reference": "CL-E2E-FR", "policy": policy["id"], "country": "FR",
+        "incident_date": "2026-03-01", "description": "A French claim the analyst must not see.",
+        "amount": "99.00"})
+    assert r.status_code == 201, r.text
+    analyst = browser.new_context(viewport={"width": 1100, "height": 800})
+    page = analyst.new_page()
     page.goto(f"{published['base']}/a/acme/claims/claims")
+    sign_in(page, "analyst")
     row = page.locator("plinth-table tr.pl-row", has_text="CL-E2E-1")
     row.wait_for()
+    assert page.locator("plinth-table tr.pl-row", has_text="CL-E2E-FR").count() == 0
+    page.screenshot(path=str(ROOT / "docs" / "screenshots" / "portal-claims-table.png"),
+                    full_page=True)
     row.click()
     page.wait_for_url("**/claims/claims/*")
-    context.close()
+    page.get_by_text("Rear-ended at a red light on the A9.").wait_for()
+    analyst.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN
+from tests.e2e.conftest import ADMIN, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +17,7 @@ WIDGETS = {
         "components": {"root": {"kind": "text", "parent": None,
                                 "props": {"text": "Badge: {{ props.label }}", "variant": "h3"}}},
     }},
-    "pages": {"board": {"title": "Board", "path": "/", "nav": True, "state": {"n": 0},
+    "pages": {"board": {"title": "Board", "path": "/", "nav": True, "state": {"n": 0, "rate": 2.0},
                         "components": {
         "root": {"kind": "stack", "parent": None},
         "count": {"kind": "text", "parent": "root", "order": 1,
@@ -25,6 +25,8 @@ WIDGETS = {
         "more": {"kind": "button", "parent": "root", "order": 2, "props": {"label": "More"},
                  "events": {"click": [{"type": "set_state", "key": "n",
                                        "value": "{{ state.n + 1 }}"}]}},
+        "rate": {"kind": "text", "parent": "root", "order": 2.5,  # a whole double stays one
+                 "props": {"text": "Rate {{ state.rate * 1.5 }}"}},
         "secret": {"kind": "text", "parent": "root", "order": 3, "visible": "{{ state.n >= 2 }}",
                    "props": {"text": "Two or more"}},
         "tabs": {"kind": "tabs", "parent": "root", "order": 4,
@@ -49,11 +51,11 @@ def test_state_bindings_tabs_components_and_navigation(browser, published):
     assert admin.post("/api/t/acme/apps/widgets/publish", json={}).status_code == 201
 
     context = browser.new_context()
-    context.add_init_script(
-        f"sessionStorage.setItem('plinth.token.acme', {published['token']!r})")
     page = context.new_page()
     page.goto(f"{published['base']}/a/acme/widgets/")
+    sign_in(page, "analyst")
     page.get_by_text("Clicked 0 times").wait_for()
+    assert page.get_by_text("Rate 3").is_visible()
     assert page.get_by_text("Two or more").count() == 0
     page.get_by_role("button", name="More").click()
     page.get_by_role("button", name="More").click()

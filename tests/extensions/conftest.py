@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from plinth.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".plinth-cache"
+CACHE = Path(os.environ["PLINTH_CACHE_DIR"])  # set by tests/conftest.py
 PLUGINS = {
     "fraud-scorer": ROOT / "examples/plugins/fraud-scorer",
     "address-normaliser": ROOT / "examples/plugins/address-normaliser",
@@ -36,7 +37,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     # Compiled artifacts are shared across tests and runs: compiling takes seconds.
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
                     admin_token=ADMIN_TOKEN, embedded_worker=False,
-                    plugin_cache_dir=CACHE / "compiled", max_body_bytes=64 << 20)
+                    plugin_cache_dir=CACHE / "compiled")
 
 
 def manifest_text(name: str, **replace: str) -> str:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import httpx
 import pytest
 
-from plinth.errors import ValidationFailed
+from plinth.errors import RateLimited, ValidationFailed
 from plinth.events import Event
 from plinth.server import Platform
+from plinth.settings import Settings
 from tests.extensions.conftest import ADMIN, install, publish
 from tests.helpers import as_user, make_tenant, token_for
 
+REDIS_URL = os.environ.get("PLINTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLAIM = {"amount": 1234.5, "country": "FR", "description": "broken window", "prior_claims": 0}
 
 
@@ -61,6 +64,9 @@ async def test_action_over_http_is_metered_and_audited(fraud: Platform,
     assert metering["totals"][0]["calls"] == 1 and metering["totals"][0]["fuel"] > 0
     call = metering["calls"][0]
     assert call["outcome"] == "ok" and call["wall_ms"] > 0 and call["memory_limit"] > 0
+    # The exact peak of the guest's linear memory: a Python interpreter's worth, under the limit.
+    assert 1 << 20 < call["peak_memory"] < call["memory_limit"]
+    assert metering["totals"][0]["max_peak_memory"] == call["peak_memory"]
     # Metering is per tenant: globex sees none of acme's calls.
     assert (await client.get("/api/t/globex/plugins/metering")).json()["calls"] == []
 
@@ -108,3 +114,35 @@ async def test_concurrent_calls_each_get_a_fresh_store(fraud: Platform) -> None:
         (await fraud.plugins.call_action("acme", "fraud-scorer", "score",
                                          {**CLAIM, "amount": 1000 * i}, ADMIN))["score"]
         for i in range(1, 9)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_fuel_budget_is_shared_by_nodes_through_redis(
+        settings: Settings, components: dict[str, Path]) -> None:
+    """Scale-out: two servers on one database and one Redis burn one fuel budget."""
+    scaled = settings.model_copy(update={"redis_url": REDIS_URL})
+    nodes = [Platform(scaled), Platform(scaled)]
+    for node in nodes:
+        await node.start()
+    try:
+        try:
+            await nodes[0].quotas.storage.check()
+        except Exception:
+            pytest.skip("no Redis at " + REDIS_URL)
+        first, second = nodes
+        await first.tenants.create("acme", "Acme")
+        await first.tenants.create("globex", "Globex")
+        await publish(first, components, "fraud-scorer")
+        for tenant in ("acme", "globex"):
+            await install(first, tenant, "fraud-scorer")
+        for node in nodes:
+            node.plugins.fuel_per_minute = 1  # the first call spends it all
+        await first.plugins.call_action("acme", "fraud-scorer", "score", CLAIM, ADMIN)
+        with pytest.raises(RateLimited) as caught:  # on the other node: the same budget
+            await second.plugins.call_action("acme", "fraud-scorer", "score", CLAIM, ADMIN)
+        assert int(caught.value.headers["Retry-After"]) >= 1
+        assert (await second.plugins.call_action("globex", "fraud-scorer", "score", CLAIM,
+                                                 ADMIN))["level"] == "low"
+    finally:
+        for node in nodes:
+            await node.stop()

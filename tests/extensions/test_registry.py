@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from plinth.extensions.package import pack
@@ -21,6 +22,8 @@ from tests.helpers import as_user, make_tenant, token_for
 async def test_publish_over_http_records_hash_size_and_manifest(
         client: httpx.AsyncClient, components: dict[str, Path]) -> None:
     data = await asyncio.to_thread(package, components, "fraud-scorer")
+    # A real package is megabytes: far over the 1 MB every other route accepts.
+    assert len(data) > 4 << 20
     r = await client.post("/api/plugins", content=data,
                           headers={"Content-Type": "application/zip"})
     assert r.status_code == 201, r.text
@@ -34,6 +37,30 @@ async def test_publish_over_http_records_hash_size_and_manifest(
     assert again.status_code == 409  # versions are immutable
     listed = (await client.get("/api/plugins")).json()
     assert [v["version"] for v in listed] == ["1.0.0"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_only_the_upload_route_takes_large_bodies(platform: Platform) -> None:
+    from plinth.server import create_app
+    from tests.conftest import ADMIN_TOKEN
+
+    platform.settings.plugin_max_package_bytes = 3 << 20
+    app = create_app(platform=platform)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://plinth.test",
+                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
+        big = b"x" * (2 << 20)
+        r = await c.post("/api/plugins", content=big)
+        assert r.status_code == 400 and r.json()["path"] == "package"  # read, then refused
+        r = await c.post("/api/tenants", content=big,
+                         headers={"Content-Type": "application/json"})
+        assert r.status_code == 413
+        assert r.headers["content-type"].startswith("application/problem+json")
+        r = await c.post("/api/plugins", content=b"x" * (4 << 20))
+        assert r.status_code == 413 and str(3 << 20) in r.json()["detail"]
+        # Only publishers may upload at all: refused before the body is read.
+        r = await c.post("/api/plugins", content=big, headers={"Authorization": "Bearer nope"})
+        assert r.status_code == 401
 
 
 async def test_bad_packages_are_refused_with_paths(client: httpx.AsyncClient) -> None:

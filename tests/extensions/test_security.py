@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from pathlib import Path
@@ -35,6 +36,10 @@ async def _healthy(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).status_code == 200
     r = await client.post(URL.format("echo"), json={"still": "alive"})
     assert r.status_code == 200 and r.json() == {"still": "alive"}
+    # Nothing leaked: every store (the attacker's too) is gone and its linear memory unmapped.
+    gc.collect()
+    platform = client._transport.app.state.platform  # type: ignore[attr-defined]
+    assert platform.plugins.sandbox.meter.live == 0
 
 
 async def _attack(client: httpx.AsyncClient, action: str,
@@ -61,6 +66,9 @@ async def test_infinite_loop_hits_the_wall_clock_deadline(hostile: Platform,
 async def test_memory_bomb_is_stopped(hostile: Platform, client: httpx.AsyncClient) -> None:
     r = await _attack(client, "membomb")
     assert r.status_code == 502 and r.json()["code"] == "plugin_out_of_memory", r.text
+    # Metering shows how close it came: its peak memory is right under the 96 MB limit.
+    [call] = (await client.get("/api/t/acme/plugins/metering")).json()["calls"]
+    assert 80 << 20 < call["peak_memory"] <= 96 << 20
     await _healthy(client)
 
 
@@ -153,3 +161,29 @@ async def test_failures_are_metered(hostile: Platform, client: httpx.AsyncClient
     await _attack(client, "loop")
     calls = (await client.get("/api/t/acme/plugins/metering")).json()["calls"]
     assert calls[0]["outcome"] == "plugin_out_of_fuel" and calls[0]["fuel"] == 400_000_000
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_plugins_calling_plugins_are_bounded(hostile: Platform, client: httpx.AsyncClient,
+                                                   components: dict[str, Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from plinth.extensions import service
+
+    await publish(hostile, components, "fraud-scorer")
+    await install(hostile, "acme", "fraud-scorer")
+    model = {"entities": {"claim": {"fields": {"amount": {"type": "integer"},
+                                               "tenant_id": {"type": "string"},
+                                               "fraud_score": {"type": "integer"}}}}}
+    await make_app(client, "acme", "claims", model)
+    assert (await client.post("/api/t/acme/apps/claims/publish")).status_code == 201
+    # The hostile plugin writes a claim: the fraud scorer's before-write hook runs within it.
+    r = await _attack(client, "other-tenant", {"app": "claims", "tenant": "x"})
+    assert r.status_code == 200, r.text
+    rows = (await client.get("/api/t/acme/apps/claims/data/claim")).json()["items"]
+    assert [row["fraud_score"] for row in rows] == [0]
+    # Nesting is bounded (a hook writing records that run hooks ... cannot pin every thread).
+    monkeypatch.setattr(service, "MAX_NESTING", 1)
+    r = await _attack(client, "other-tenant", {"app": "claims", "tenant": "x"})
+    assert r.status_code == 502 and "plugin_nested_too_deep" in r.json()["detail"], r.text
+    assert len((await client.get("/api/t/acme/apps/claims/data/claim")).json()["items"]) == 1
+    await _healthy(client)

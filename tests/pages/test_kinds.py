@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from plinth.metadata.definition import validate
 from plinth.pages import components
 from tests.helpers import make_app, make_tenant
@@ -100,3 +102,60 @@ async def test_a_draft_with_a_broken_page_is_refused_with_paths(client, demo):
     assert r.status_code == 200
     r = await client.post("/api/t/acme/apps/claims/publish", json={})
     assert r.status_code == 201, r.text
+
+
+def test_bindings_are_type_checked_against_state_user_and_entities(demo):
+    bad = copy.deepcopy(demo)
+    claims = bad["pages"]["claims"]["components"]
+    claims["heading"]["props"]["text"] = "Claims of {{ user.nmae }}"
+    claims["table"]["events"]["row_click"][0]["to"] = "/claims/{{ row.colour }}"
+    claims["new_claim"]["visible"] = "{{ user.name }}"  # must be true or false
+    filing = bad["pages"]["file_claim"]
+    filing["state"] = {"step": 1}
+    filing["components"]["intro"]["props"]["text"] = "Step {{ state.step + 'a' }}"
+    filing["components"]["form"]["events"]["success"].append(
+        {"type": "set_state", "key": "step", "value": "{{ record.amount }}"})
+    filing["components"]["heading"]["props"]["text"] = "{{ row.id }}"  # no row outside a table
+    found = paths(bad)
+    base = "pages.claims.components"
+    assert "the user has no field 'nmae'" in found[f"{base}.heading.props.text"]
+    assert "entity 'claim' has no field 'colour'" in found[
+        f"{base}.table.events.row_click[0].to"]
+    assert "gives string, but bool is expected" in found[f"{base}.new_claim.visible"]
+    assert "no matching overload for '_+_' applied to '(int, string)'" in found[
+        "pages.file_claim.components.intro.props.text"]
+    assert "gives double, but int is expected" in found[
+        "pages.file_claim.components.form.events.success[1].value"]
+    assert "unknown name 'row'" in found["pages.file_claim.components.heading.props.text"]
+    assert {f.code for f in validate(bad)} == {"binding_type"}
+
+    good = copy.deepcopy(demo)
+    good["pages"]["claims"]["components"]["table"]["events"]["row_click"].insert(0, {
+        "type": "set_state", "key": "big", "value": "{{ row.amount > 1000.0 && "
+        "row.created_at > timestamp('2026-01-01T00:00:00Z') && 'DE' == user.attrs.country "
+        "&& 'analyst' in user.roles }}"})
+    assert paths(good) == {}
+
+
+def test_component_props_are_typed_inside_the_component(demo):
+    bad = copy.deepcopy(demo)
+    bad["components"] = {"banner": {
+        "props": {"type": "object", "properties": {"title": {"type": "string"},
+                                                   "count": {"type": "integer"}}},
+        "components": {"root": {"kind": "text", "parent": None,
+                                "props": {"text": "{{ props.title + props.count }}"}}}}}
+    found = paths(bad)
+    assert "applied to '(string, int)'" in found["components.banner.components.root.props.text"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_mistyped_binding_is_refused_with_its_path(client, demo):
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "claims")
+    bad = copy.deepcopy(demo)
+    bad["pages"]["claims"]["components"]["heading"]["props"]["text"] = "{{ user.nmae }}"
+    r = await client.put("/api/t/acme/apps/claims/draft", json=bad)
+    assert r.status_code == 422
+    (error,) = r.json()["errors"]
+    assert error["path"] == "pages.claims.components.heading.props.text"
+    assert error["code"] == "binding_type" and "no field 'nmae'" in error["message"]

@@ -139,6 +139,7 @@ def demo(
     data_dir: DataDir = None,
     database_url: DbUrl = None,
     load_only: Annotated[bool, typer.Option(help="Load the demo, then exit")] = False,
+    plugins: Annotated[bool, typer.Option(help="Build and install the example plugins")] = True,
 ) -> None:
     """Run the platform with the demo insurer tenant and its claims apps loaded."""
     from plinth.demo import load_demo
@@ -146,7 +147,8 @@ def demo(
     settings = settings_for(data_dir, database_url, host=host, port=port)
 
     async def prepare(platform: Platform) -> str | None:
-        summary = await load_demo(platform, operator())
+        summary = await load_demo(platform, operator(), plugins=plugins, compile=not load_only,
+                                  progress=lambda note: console.print(f"… {note}"))
         for line in summary:
             console.print(f"[green]✓[/green] {line}")
         return await _admin_token(platform, rotate=True)

@@ -6,8 +6,11 @@ workflows, plugins, compliance), so the demo always shows what Plinth can do.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
+from plinth.errors import NotFound
 from plinth.governance.principal import Principal
 from plinth.metadata import definition as definitions
 from plinth.server.platform import Platform
@@ -17,10 +20,21 @@ TENANT = "acme-insurance"
 APPS = ["claims"]
 # Where the insurer's policyholders live; the packs follow (GDPR, CCPA/CPRA, LGPD, PCI DSS).
 PROFILE = {"countries": ["DE", "FR", "ES", "BR", "US"], "default_country": "DE"}
+# The plugins the demo installs (the claims workflow's triage calls the fraud scorer), with the
+# capabilities the tenant admin approves. Sources live in the repository's examples/plugins.
+PLUGINS = {"fraud-scorer": ["log"]}
+EXAMPLES = HERE.parents[2] / "examples" / "plugins"
 
 
-async def load_demo(platform: Platform, principal: Principal) -> list[str]:
-    """Create the demo tenant and its apps (idempotent); publish when a draft changed."""
+async def load_demo(platform: Platform, principal: Principal, *, plugins: bool = True,
+                    compile: bool = False,
+                    progress: Callable[[str], None] | None = None) -> list[str]:
+    """Create the demo tenant and its apps (idempotent); publish when a draft changed.
+
+    With `plugins`, the example plugins are built (cached by source hash in the user cache
+    dir or `PLINTH_CACHE_DIR`), published and installed with their grants; with `compile`, also
+    compiled for this machine so the first call is fast. `progress` hears of slow steps.
+    """
     lines: list[str] = []
     tenant = await platform.tenants.find(TENANT)
     if tenant is None:
@@ -46,4 +60,47 @@ async def load_demo(platform: Platform, principal: Principal) -> list[str]:
         docs = sum(len(v) for v in draft.definition.values())
         lines.append(f"app {TENANT}/{app.slug}: {docs} documents, {state} "
                      f"({definitions.content_hash(draft.definition)[:12]})")
+    if plugins:
+        for name, grant in PLUGINS.items():
+            lines.append(await install_plugin(platform, principal, name, grant, progress))
+            if compile and (EXAMPLES / name).is_dir():
+                v = await platform.plugins.version(name)
+                if progress is not None and not platform.plugins.sandbox.is_compiled(v.sha256):
+                    progress(f"compiling plugin {name} for this machine (once; ~10 s)…")
+                await platform.plugins.compile(name, v.version)
     return lines
+
+
+async def install_plugin(platform: Platform, principal: Principal, name: str,
+                         grant: list[str], progress: Callable[[str], None] | None = None) -> str:
+    """Build (cached), publish and install one example plugin in the demo tenant."""
+    from plinth.extensions import build
+    from plinth.extensions import manifest as manifest_mod
+    from plinth.extensions.package import Package
+
+    source = EXAMPLES / name
+    if not (source / build.MANIFEST).is_file():
+        return f"plugin {name} skipped: its sources ({source}) are not here"
+    manifest_text = (source / build.MANIFEST).read_text()
+    manifest = manifest_mod.parse(manifest_text)
+    service = platform.plugins
+    try:
+        await service.version(manifest.name, manifest.version)
+    except NotFound:
+        if progress is not None and not build.is_built(source):
+            progress(f"building plugin {name} with componentize-py (once; ~10 s)…")
+        wasm = await asyncio.to_thread(build.build, source)
+        data = await asyncio.to_thread(wasm.read_bytes)
+        await service.publish_package(Package(manifest_text, manifest, data), principal)
+    points = ", ".join(dict.fromkeys(p.kind for p in manifest.points))
+    try:
+        inst = await service.installation(TENANT, manifest.name)
+    except NotFound:
+        await service.install(TENANT, manifest.name, principal, version=manifest.version,
+                              capabilities=grant)
+        return f"plugin {manifest.name} {manifest.version} installed ({points})"
+    if inst.version != manifest.version:
+        await service.upgrade(TENANT, manifest.name, principal, version=manifest.version,
+                              capabilities=grant)
+        return f"plugin {manifest.name} upgraded {inst.version} → {manifest.version} ({points})"
+    return f"plugin {manifest.name} {manifest.version} installed ({points}), up to date"

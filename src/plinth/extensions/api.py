@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from plinth.governance.access import Resource, authorize
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
 
 router = APIRouter(tags=["plugins"])
@@ -43,7 +44,12 @@ class LimitsIn(BaseModel):
 @router.post("/api/plugins", status_code=201)
 async def publish(request: Request, platform: PlatformDep,
                   principal: PrincipalDep) -> dict[str, Any]:
-    """Publish a plugin package (a zip: plinth-plugin.toml, plugin.wasm, signature.json)."""
+    """Publish a plugin package (a zip: plinth-plugin.toml, plugin.wasm, signature.json).
+
+    The body may be up to `plugin_max_package_bytes` (default 64 MB), not the 1 MB of others.
+    """
+    # Checked before the (large) body is read: only publishers get to upload megabytes.
+    authorize(platform.authorizer, principal, "plugin.publish", Resource("plugin", "*"))
     version = await platform.plugins.publish(await request.body(), principal)
     return version.as_dict()
 
@@ -128,8 +134,6 @@ async def call_action(name: str, action: str, body: dict[str, Any], tenant: Tena
 async def metering(tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
                    limit: int = 100) -> dict[str, Any]:
     """Recent plugin calls of this tenant and totals per plugin."""
-    from plinth.governance.access import Resource, authorize
-
     authorize(platform.authorizer, principal, "tenant.read",
               Resource("tenant", tenant.slug, tenant_id=tenant.id))
     return await platform.plugins.metering(tenant, min(max(limit, 1), 1000))

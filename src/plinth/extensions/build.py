@@ -28,7 +28,17 @@ ENTRY = "plugin.py"
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("PLINTH_CACHE_DIR", ".plinth-cache"))
+    """`PLINTH_CACHE_DIR`, else the user's cache directory (shared by every data dir)."""
+    if os.environ.get("PLINTH_CACHE_DIR"):
+        return Path(os.environ["PLINTH_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "plinth"
+
+
+def is_built(source: Path, cache_dir: Path | None = None) -> bool:
+    """Whether `build` would return at once (the sources are already built)."""
+    cache = (cache_dir or default_cache_dir()).resolve() / "builds"
+    return (cache / f"{source_hash(source.resolve())}.wasm").exists()
 
 
 def _sources(source: Path) -> list[Path]:

@@ -7,6 +7,7 @@ records) hop back to the event loop and wait, bounded by the call's own deadline
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from plinth.extensions.service import PluginService
 
 log = logging.getLogger("plinth.plugins")
+# How many plugin calls are running beneath the current one (a host capability's coroutine
+# runs at its caller's depth + 1, so a record write by a plugin that triggers a before-write
+# hook is a nested call).
+DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("plinth_plugin_depth", default=0)
 
 MAX_KV_VALUE = 64 << 10
 MAX_KV_KEYS = 1000
@@ -48,6 +53,7 @@ class CallHost:
         self.loop = loop
         self.deadline = time.monotonic() + limits.timeout_ms / 1000
         self.logged = 0
+        self.depth = DEPTH.get()  # of this call (0: called by a person, a workflow, ...)
 
     def call(self, capability: str, func: str, args: tuple[Any, ...]) -> tuple[str, str]:
         """Check the grant, then run the host function; failures return as ("err", why)."""
@@ -65,7 +71,11 @@ class CallHost:
         return max(0.01, self.deadline - time.monotonic())
 
     def _await(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self._remaining())
+        async def nested() -> Any:
+            DEPTH.set(self.depth + 1)  # the task's own context: reset when it ends
+            return await coro
+
+        return asyncio.run_coroutine_threadsafe(nested(), self.loop).result(self._remaining())
 
     # -- log, clock ------------------------------------------------------------------------
     def _log_log(self, level: str, message: str) -> str:

@@ -150,6 +150,14 @@ class PluginOutputTooLarge(PluginFailed):
     title = "Plugin output too large"
 
 
+class PluginNestedTooDeep(PluginFailed):
+    """Plugins calling plugins (an action writing a record whose before-write hook writes
+    again, ...) deeper than MAX_NESTING: refused, so a loop cannot pin worker threads."""
+
+    code = "plugin_nested_too_deep"
+    title = "Plugins nested too deeply"
+
+
 class PluginError(PluginFailed):
     """The guest raised an exception of its own (reported by the SDK)."""
 

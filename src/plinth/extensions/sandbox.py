@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import wasmtime
 from wasmtime import component as wc
 
+from plinth.extensions.memory import MemoryMeter
 from plinth.extensions.models import (
     Limits,
     PluginDeadline,
@@ -47,6 +48,7 @@ class Outcome:
     payload: str
     fuel: int
     wall_ms: float
+    peak_memory: int | None = None  # bytes of linear memory at the end (= peak); None: off
 
 
 # Each host interface: its functions and the capability each needs.
@@ -63,10 +65,15 @@ INTERFACES: dict[str, dict[str, str]] = {
 class Sandbox:
     """One wasmtime engine, its linker, the compiled-artifact cache and the epoch ticker."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, measure_memory: bool = True) -> None:
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
+        self.meter = MemoryMeter() if measure_memory else None
+        if self.meter is not None:
+            self.meter.install(config)
+        # Artifacts compiled for eager memory init do not load into a copy-on-write engine.
+        self._tag = _engine_tag() + ("-eager" if self.meter is not None else "")
         self.engine = wasmtime.Engine(config)
         self.cache_dir = cache_dir
         self._components: dict[str, wc.Component] = {}
@@ -120,6 +127,11 @@ class Sandbox:
             self._ticker = None
 
     # -- compilation -----------------------------------------------------------------------
+    def is_compiled(self, sha256: str) -> bool:
+        """Whether a version is loaded or its compiled artifact is on disk (no compile due)."""
+        return (sha256 in self._components
+                or (self.cache_dir / f"{sha256}-{self._tag}.cwasm").exists())
+
     def component(self, sha256: str, wasm_path: Path) -> tuple[wc.Component, bool]:
         """The compiled component for a plugin version; True when it was compiled just now."""
         found = self._components.get(sha256)
@@ -129,7 +141,7 @@ class Sandbox:
             found = self._components.get(sha256)
             if found is not None:
                 return found, False
-            compiled = self.cache_dir / f"{sha256}-{_engine_tag()}.cwasm"
+            compiled = self.cache_dir / f"{sha256}-{self._tag}.cwasm"
             cold = True
             if compiled.exists():
                 try:
@@ -160,6 +172,10 @@ class Sandbox:
         store.set_limits(memory_size=limits.memory_bytes)
         store.set_wasi(wasmtime.WasiConfig())  # no preopens, no env, no args, no sockets
         self._local.host = host
+        meter = self.meter
+        if meter is not None:
+            meter.begin()
+        peak: int | None = None
         started = time.perf_counter()
         try:
             instance = self._linker.instantiate(store, component)
@@ -168,19 +184,23 @@ class Sandbox:
                 raise PluginTrapped(f"The plugin does not export {export!r}", path=export)
             result = func(store, *args)
         except wasmtime.WasmtimeError as exc:
-            raise classify(exc, limits, store) from None
+            raise _with_peak(classify(exc, limits, store),
+                             meter.peak() if meter is not None else None) from None
         finally:
             self._local.host = None
+            if meter is not None:
+                peak = meter.peak()
+                meter.end()
         wall_ms = (time.perf_counter() - started) * 1000
         fuel = limits.fuel - store.get_fuel()
         if not isinstance(result, wc.Variant):
-            raise PluginTrapped("The plugin returned no result")
+            raise _with_peak(PluginTrapped("The plugin returned no result"), peak)
         payload = result.payload if isinstance(result.payload, str) else ""
         if len(payload) > limits.output_bytes:
-            raise PluginOutputTooLarge(
+            raise _with_peak(PluginOutputTooLarge(
                 f"The plugin returned {len(payload)} bytes; the limit is {limits.output_bytes}",
-                extra={"limit": limits.output_bytes})
-        return Outcome(result.tag, payload, fuel, wall_ms)
+                extra={"limit": limits.output_bytes}), peak)
+        return Outcome(result.tag, payload, fuel, wall_ms, peak)
 
 
 def classify(exc: wasmtime.WasmtimeError, limits: Limits, store: wasmtime.Store) -> PluginFailed:
@@ -202,6 +222,12 @@ def classify(exc: wasmtime.WasmtimeError, limits: Limits, store: wasmtime.Store)
     first = text.splitlines()[0] if text else "trap"
     trap = next((ln.strip() for ln in text.splitlines() if "wasm trap" in ln), first)
     return PluginTrapped(f"The plugin trapped: {trap[:300]}")
+
+
+def _with_peak(error: PluginFailed, peak: int | None) -> PluginFailed:
+    """Carry the call's peak memory to the metering of a failed call."""
+    error.peak_memory = peak  # type: ignore[attr-defined]
+    return error
 
 
 def _fuel_left(store: wasmtime.Store) -> int | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
-from collections import defaultdict, deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +23,9 @@ from plinth.errors import (
     ValidationFailed,
 )
 from plinth.events import Event
+from plinth.extensions import build, store
+from plinth.extensions import host as host_mod
 from plinth.extensions import manifest as manifest_mod
-from plinth.extensions import store
 from plinth.extensions.host import CallHost
 from plinth.extensions.models import (
     CAPABILITIES,
@@ -36,6 +37,7 @@ from plinth.extensions.models import (
     PluginError,
     PluginFailed,
     PluginInvalidOutput,
+    PluginNestedTooDeep,
     PluginVersion,
 )
 from plinth.extensions.package import Package, signed_message, unpack, verify
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
     from plinth.server.platform import Platform
 
 log = logging.getLogger("plinth.extensions")
+MAX_NESTING = 3  # plugin calls beneath a plugin call (each holds a worker thread meanwhile)
+HOOKS_TTL = 5.0  # seconds another node's install/uninstall may take to reach this one's writes
 
 
 
@@ -61,11 +65,22 @@ class PluginService:
         self.db = platform.db
         data_dir = Path(platform.settings.data_dir)
         self.blob_dir = data_dir / "plugins"
-        cache = getattr(platform.settings, "plugin_cache_dir", None) or data_dir / "plugin-cache"
-        self.sandbox = Sandbox(Path(cache))
+        # Compiled artifacts are keyed by the component's hash and the wasmtime version, so
+        # every data dir on the machine can share them (compiling takes seconds).
+        cache = (getattr(platform.settings, "plugin_cache_dir", None)
+                 or build.default_cache_dir() / "compiled")
+        self.sandbox = Sandbox(Path(cache), measure_memory=bool(
+            getattr(platform.settings, "plugin_measure_memory", True)))
         self.fuel_per_minute = DEFAULT_FUEL_PER_MINUTE
-        # Per-tenant sliding window of (time, fuel) for the per-minute fuel budget.
-        self._burn: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        # The per-tenant fuel budget lives in the integration layer's rate limiter (`limits`):
+        # in process memory when embedded, in Redis when scaled out, so nodes share it.
+        self.budget = FuelBudget(platform)
+        # Which installed plugins hook which entities, per tenant: (expires, [(name, manifest)]).
+        # Changed here on install/upgrade/uninstall; another node's change shows within the TTL.
+        self._hook_cache: dict[str, tuple[float, list[tuple[str, Any]]]] = {}
+        records = getattr(platform, "records", None)
+        if records is not None and hasattr(records, "before_write"):
+            records.before_write.append(self._records_hook)
         # Published versions are immutable, so a parsed one can be kept for the process.
         self._versions: dict[tuple[str, str], PluginVersion] = {}
         platform.on_stop(self.stop)
@@ -77,10 +92,12 @@ class PluginService:
     async def publish(self, data: bytes, principal: Principal) -> PluginVersion:
         """Store a package version (platform admins publish); the hash is computed here."""
         authorize(self.platform.authorizer, principal, "plugin.publish", Resource("plugin", "*"))
-        package = unpack(data)
-        return await self.publish_package(package)
+        package = await asyncio.to_thread(unpack, data)
+        return await self.publish_package(package, principal)
 
-    async def publish_package(self, package: Package) -> PluginVersion:
+    async def publish_package(self, package: Package, principal: Principal) -> PluginVersion:
+        """Store an unpacked package (the demo publishes its build without zipping it)."""
+        authorize(self.platform.authorizer, principal, "plugin.publish", Resource("plugin", "*"))
         m = package.manifest
         if package.signature and package.public_key:
             message = signed_message(m.name, m.version, package.sha256, package.manifest_text)
@@ -108,7 +125,7 @@ class PluginService:
             blob = self.blob_dir / f"{package.sha256}.wasm"
             if not blob.exists():
                 tmp = blob.with_suffix(".tmp")
-                tmp.write_bytes(package.wasm)
+                await asyncio.to_thread(tmp.write_bytes, package.wasm)
                 tmp.replace(blob)
             await conn.execute(t.insert().values(
                 name=m.name, version=m.version, publisher=m.publisher, sha256=package.sha256,
@@ -160,6 +177,14 @@ class PluginService:
                 public_key, signature, signed_message(v.name, v.version, v.sha256,
                                                       manifest_text)):
             raise PreconditionFailed("The publisher signature does not verify", path="signature")
+
+    async def compile(self, name: str, version: str | None = None) -> bool:
+        """Compile a version ahead of its first call (cached on disk); True if it compiled."""
+        v = await self.version(name, version)
+        due = not self.sandbox.is_compiled(v.sha256)
+        await asyncio.to_thread(self.sandbox.component, v.sha256,
+                                self.blob_dir / f"{v.sha256}.wasm")
+        return due
 
     # -- installation --------------------------------------------------------------------
     async def _tenant(self, tenant: Tenant | str) -> Tenant:
@@ -348,14 +373,15 @@ class PluginService:
 
     async def before_write(self, tenant: Tenant | str, app_slug: str, entity: str,
                            record: dict[str, Any], principal: Principal) -> dict[str, Any]:
-        """Run every installed before-write hook on `record`: reject with paths, or amend."""
+        """Run every installed before-write hook on `record`: reject with paths, or amend.
+
+        The records service calls this in every create and update, as the writer: policy
+        (`plugin.execute`), the grant and the fuel budget apply as for any call.
+        """
         t = await self._tenant(tenant)
         current = record
-        for inst in await self.installations(t):
-            v = await self.version(inst.name, inst.version)
-            if not v.manifest.hooks_for(app_slug, entity):
-                continue
-            inst, v = await self._prepare(t, inst.name, principal)
+        for name in await self._hooks(t, app_slug, entity):
+            inst, v = await self._prepare(t, name, principal)
             outcome = await self._run(t, inst, v, "before-write", f"{app_slug}.{entity}",
                                       principal, (app_slug, entity, json.dumps(current)))
             if outcome.tag == "err":
@@ -373,6 +399,25 @@ class PluginService:
             current = amended
         return current
 
+    async def _records_hook(self, tenant: Tenant, app_slug: str, entity: str,
+                            record: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        """The records service's before-write hook: free for tenants without hook plugins."""
+        if not await self._hooks(tenant, app_slug, entity):
+            return record
+        return await self.before_write(tenant, app_slug, entity, record, principal)
+
+    async def _hooks(self, t: Tenant, app_slug: str, entity: str) -> list[str]:
+        """Installed plugins with a before-write hook on app.entity (cached for HOOKS_TTL s)."""
+        now = time.monotonic()
+        cached = self._hook_cache.get(t.id)
+        if cached is None or cached[0] < now:
+            found = []
+            for inst in await self.installations(t):
+                v = await self.version(inst.name, inst.version)
+                found.append((inst.name, v.manifest))
+            cached = self._hook_cache[t.id] = (now + HOOKS_TTL, found)
+        return [name for name, m in cached[1] if m.hooks_for(app_slug, entity)]
+
     async def _prepare(self, t: Tenant, name: str,
                        principal: Principal) -> tuple[Installation, PluginVersion]:
         authorize(self.platform.authorizer, principal, "plugin.execute",
@@ -381,21 +426,11 @@ class PluginService:
         v = await self.version(name, inst.version)
         # The grant is re-checked at call time: a version never runs beyond its approval.
         self._check_grant(v, list(inst.capabilities), list(inst.http_hosts), "run")
-        self._check_budget(t)
+        await self.budget.check(t.id, self._budget(t))
         return inst, v
 
-    def _check_budget(self, t: Tenant) -> None:
-        window = self._burn[t.id]
-        cutoff = time.monotonic() - 60
-        while window and window[0][0] < cutoff:
-            window.popleft()
-        used = sum(f for _, f in window)
-        budget = int(t.settings.get("plugin_fuel_per_minute", self.fuel_per_minute))
-        if used >= budget:
-            retry = max(1, int(window[0][0] + 60 - time.monotonic()) + 1) if window else 60
-            raise RateLimited(f"This tenant used its plugin fuel budget ({budget} per minute)",
-                              headers={"Retry-After": str(retry)},
-                              extra={"budget": budget, "used": used})
+    def _budget(self, t: Tenant) -> int:
+        return int(t.settings.get("plugin_fuel_per_minute", self.fuel_per_minute))
 
     def limits_for(self, inst: Installation, point: str) -> Limits:
         base = DEFAULT_LIMITS[point].as_dict()
@@ -408,6 +443,11 @@ class PluginService:
     async def _run(self, t: Tenant, inst: Installation, v: PluginVersion, point: str,
                    target: str, principal: Principal, args: tuple[Any, ...]) -> Outcome:
         limits = self.limits_for(inst, point)
+        if host_mod.DEPTH.get() >= MAX_NESTING:
+            raise PluginNestedTooDeep(
+                f"{inst.name} was called by a plugin call {MAX_NESTING} levels deep (a record "
+                "write by a plugin runs before-write hooks); plugins may not nest deeper",
+                extra={"limit": MAX_NESTING})
         host = CallHost(self, t, inst, principal, asyncio.get_running_loop(), limits)
         started = time.perf_counter()
         outcome: Outcome | None = None
@@ -430,10 +470,12 @@ class PluginService:
             fuel = outcome.fuel if outcome else (limits.fuel if error and
                                                  error.code == "plugin_out_of_fuel" else 0)
             wall = outcome.wall_ms if outcome else (time.perf_counter() - started) * 1000
-            self._burn[t.id].append((time.monotonic(), fuel))
+            peak = outcome.peak_memory if outcome else getattr(error, "peak_memory", None)
+            await self.budget.spend(t.id, self._budget(t), fuel)
             rejected = (outcome is not None and outcome.tag == "err" and error is None)
             result = error.code if error else ("rejected" if rejected else "ok")
-            await self._meter(t, v, point, target, result, fuel, wall, limits, cold, principal)
+            await self._meter(t, v, point, target, result, fuel, wall, peak, limits, cold,
+                              principal)
             if error is not None and outcome is not None:
                 raise error
 
@@ -445,18 +487,19 @@ class PluginService:
                                       path="output") from None
 
     async def _meter(self, t: Tenant, v: PluginVersion, point: str, target: str, outcome: str,
-                     fuel: int, wall_ms: float, limits: Limits, cold: bool,
-                     principal: Principal) -> None:
+                     fuel: int, wall_ms: float, peak_memory: int | None, limits: Limits,
+                     cold: bool, principal: Principal) -> None:
         now = utcnow()
         async with self.db.transaction() as conn:
             await conn.execute(store.plugin_calls.insert().values(
                 id=new_id(), tenant_id=t.id, plugin=v.name, version=v.version, point=point,
                 target=target, outcome=outcome, fuel=fuel, wall_ms=wall_ms,
-                memory_limit=limits.memory_bytes, cold=cold, at=now))
+                peak_memory=peak_memory, memory_limit=limits.memory_bytes, cold=cold, at=now))
         await self._event("plugin.called", t, {
             "plugin": v.name, "version": v.version, "point": point, "target": target,
             "outcome": outcome, "fuel": fuel, "wall_ms": round(wall_ms, 3),
-            "memory_limit": limits.memory_bytes, "by": principal.audit_name()})
+            "peak_memory": peak_memory, "memory_limit": limits.memory_bytes,
+            "by": principal.audit_name()})
 
     async def metering(self, tenant: Tenant | str, limit: int = 100) -> dict[str, Any]:
         """Recent calls and per-plugin totals for a tenant."""
@@ -468,19 +511,67 @@ class PluginService:
             totals = list(await conn.execute(
                 sa.select(c.c.plugin, sa.func.count().label("calls"),
                           sa.func.sum(c.c.fuel).label("fuel"),
-                          sa.func.sum(c.c.wall_ms).label("wall_ms"))
+                          sa.func.sum(c.c.wall_ms).label("wall_ms"),
+                          sa.func.max(c.c.peak_memory).label("peak_memory"))
                 .where(c.c.tenant_id == t.id).group_by(c.c.plugin).order_by(c.c.plugin)))
         return {
             "calls": [{"plugin": r.plugin, "version": r.version, "point": r.point,
                        "target": r.target, "outcome": r.outcome, "fuel": r.fuel,
-                       "wall_ms": r.wall_ms, "memory_limit": r.memory_limit, "cold": r.cold,
+                       "wall_ms": r.wall_ms, "peak_memory": r.peak_memory,
+                       "memory_limit": r.memory_limit, "cold": r.cold,
                        "at": r.at.isoformat()} for r in rows],
             "totals": [{"plugin": r.plugin, "calls": r.calls, "fuel": int(r.fuel or 0),
-                        "wall_ms": float(r.wall_ms or 0)} for r in totals],
+                        "wall_ms": float(r.wall_ms or 0),
+                        "max_peak_memory": r.peak_memory} for r in totals],
         }
 
     async def _event(self, topic: str, t: Tenant, data: dict[str, Any]) -> None:
+        if topic != "plugin.called":
+            self._hook_cache.pop(t.id, None)  # installed, upgraded, granted or uninstalled
         await self.platform.events.publish(Event(topic, t.id, data))
+
+
+class FuelBudget:
+    """Fuel a tenant may burn per minute, on the platform's rate limiter (`platform.quotas`).
+
+    A call is allowed while the tenant's window has fuel left; afterwards it is charged what
+    it really burnt (capped at what is left, so the window saturates and the next call is
+    refused with 429 until the sliding window frees fuel).
+    """
+
+    NAMESPACE = "plugin-fuel"
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform  # `platform.quotas` is looked up per call (built after us)
+
+    @property
+    def limiter(self) -> Any:
+        return self.platform.quotas.limiter
+
+    def _item(self, budget: int) -> Any:
+        from limits import RateLimitItemPerMinute
+
+        return RateLimitItemPerMinute(max(1, budget), namespace=self.NAMESPACE)
+
+    async def check(self, tenant_id: str, budget: int) -> None:
+        item = self._item(budget)
+        limiter = self.limiter
+        if await limiter.test(item, tenant_id):
+            return
+        stats = await limiter.get_window_stats(item, tenant_id)
+        retry = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimited(f"This tenant used its plugin fuel budget ({budget} per minute)",
+                          headers={"Retry-After": str(retry)},
+                          extra={"budget": budget, "remaining": stats.remaining})
+
+    async def spend(self, tenant_id: str, budget: int, fuel: int) -> None:
+        item = self._item(budget)
+        limiter = self.limiter
+        for _ in range(3):  # another node may have spent meanwhile: re-read what is left
+            remaining = (await limiter.get_window_stats(item, tenant_id)).remaining
+            charge = min(fuel, remaining)
+            if charge <= 0 or await limiter.hit(item, tenant_id, cost=charge):
+                return
 
 
 def _guest_error(payload: str) -> dict[str, Any]:

@@ -60,6 +60,7 @@ plugin_calls = sa.Table(
     sa.Column("fuel", sa.BigInteger, nullable=False),
     sa.Column("wall_ms", sa.Float, nullable=False),
     sa.Column("memory_limit", sa.BigInteger, nullable=False),
+    sa.Column("peak_memory", sa.BigInteger, nullable=True),  # migration 0501
     sa.Column("cold", sa.Boolean, nullable=False),
     _ts("at"),
 )

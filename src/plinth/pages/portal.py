@@ -2,8 +2,8 @@
 
 The HTML shell is tiny and never cached; it loads the shared runtime and the app version's
 compiled module, both under content-hashed names served immutable. The end user signs in
-with a bearer token kept in sessionStorage (governance adds password/OIDC behind the same
-`/-/me` check), and every data call goes to the data API under that identity.
+with a password or OpenID Connect (`session.py`: the refresh token in an HttpOnly cookie, the
+access token in memory), and every data call goes to the data API under that identity.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from plinth.errors import NotFound
+from plinth.pages.session import user_view
 from plinth.pages.targets import app_spec
 from plinth.pages.targets import webcomponents as wc
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
@@ -74,8 +75,7 @@ async def runtime_file(name: str, request: Request) -> Response:
 @router.get("/a/{tenant}/{app}/-/me")
 async def whoami(tenant: TenantDep, principal: PrincipalDep) -> dict[str, Any]:
     """The signed-in end user, as the portal shows it (401 without a valid credential)."""
-    return {"id": principal.id, "name": principal.name or principal.id, "kind": principal.kind,
-            "roles": sorted(principal.roles), "tenant": tenant.slug}
+    return {**user_view(principal), "tenant": tenant.slug}
 
 
 @router.get("/a/{tenant}/{app}/-/app.{digest}.js", include_in_schema=False)
@@ -95,6 +95,9 @@ SHELL = """<!doctype html>
 <link rel="modulepreload" href="{runtime}">
 <style>{css}</style>
 <script type="module" src="{module}"></script>
+<script>/* renew the session while the modules load */
+window.plinthSession={{tenant:"{tenant}",response:fetch("/a/{tenant}/-/session/refresh",
+{{method:"POST",credentials:"same-origin",headers:{{"x-plinth-portal":"1"}}}})}};</script>
 </head><body><{shell}><p class="pl-muted">Loading…</p></{shell}></body></html>
 """
 
@@ -110,7 +113,7 @@ async def shell(tenant: str, app: str, platform: PlatformDep, rest: str = "") ->
     body = SHELL.format(
         title=html.escape(a.name), css=CSS, runtime=f"/a/-/{wc.runtime_name()}",
         module=f"/a/{t.slug}/{a.slug}/-/app.{version.hash[:HASH_CHARS]}.js",
-        shell=f"plinth-app-{a.slug}",
+        shell=f"plinth-app-{a.slug}", tenant=t.slug,
     )
     # The shell names the active version, so it must be revalidated on each visit.
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})

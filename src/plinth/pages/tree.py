@@ -11,13 +11,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import cel
+from cel_expr_python import cel as celtypes
 
 from plinth.errors import Fault
 from plinth.jsonschema import compile_schema
 from plinth.jsonschema import faults as schema_faults
 from plinth.pages import components
+from plinth.pages.bindings import PROP_TYPES, STRUCT, Types
+from plinth.pages.bindings import check as type_check
 
 BINDING = re.compile(r"\{\{(.*?)\}\}", re.S)
+WHOLE = re.compile(r"^\s*\{\{(.*?)\}\}\s*$", re.S)
 # Columns every record has besides its declared fields (see the entity kind).
 SYSTEM_FIELDS = ("id", "created_at", "updated_at", "created_by", "updated_by", "version")
 # Props that name fields of the component's `entity`.
@@ -107,6 +111,73 @@ def _check_action(action: dict[str, Any], path: str, definition: dict[str, Any])
     return found
 
 
+# What each built-in event adds to the scope of its actions' bindings.
+EVENT_SCOPE: dict[tuple[str, str], dict[str, str]] = {
+    ("table", "row_click"): {"row": "entity"},
+    ("form", "success"): {"record": "entity"},
+    ("form", "error"): {"error": "STRING"},
+    ("task_inbox", "complete"): {"task": STRUCT, "outcome": "STRING"},
+    ("tabs", "change"): {"tab": "INT"},
+}
+# Action keys whose lone binding must give a string.
+STRING_ACTION_KEYS = ("to", "record", "task", "outcome", "entity", "workflow", "component")
+
+
+def _lone(value: Any) -> bool:
+    """A string that is exactly one binding (the runtime then keeps the value's type)."""
+    match = WHOLE.match(value) if isinstance(value, str) else None
+    return bool(match) and "{{" not in match.group(1)  # type: ignore[union-attr]
+
+
+def _check_value(types: Types, value: Any, where: str, extra: dict[str, str],
+                 want: Any = None) -> list[Fault]:
+    found: list[Fault] = []
+    for at, expr in bindings(value, where):
+        reason = parse_error(expr)
+        if reason:
+            found.append(Fault(at, f"binding {{{{ {expr} }}}} does not parse: {reason}",
+                               "binding"))
+            continue
+        reason = type_check(types, expr, extra, want if _lone(value) else None)
+        if reason:
+            found.append(Fault(at, f"binding {{{{ {expr} }}}}: {reason}", "binding_type"))
+    return found
+
+
+def _check_bindings(node: dict[str, Any], path: str, types: Types) -> list[Fault]:
+    """Parse and type-check every binding of one node in its scope."""
+    found: list[Fault] = []
+    kind, props = node["kind"], node.get("props") or {}
+    if "visible" in node:
+        found += _check_value(types, node["visible"], f"{path}.visible", {},
+                              celtypes.Type.BOOL)
+    builtin = components.get(kind)
+    schema_props = builtin.props.get("properties", {}) if builtin is not None else {}
+    for key, value in props.items():
+        declared = schema_props.get(key, {}).get("type")
+        want = PROP_TYPES.get(declared) if isinstance(declared, str) else None
+        found += _check_value(types, value, f"{path}.props.{key}", {}, want)
+    for event, actions in (node.get("events") or {}).items():
+        extra = {name: types.entity(props.get("entity")) if t == "entity" else t
+                 for name, t in EVENT_SCOPE.get((kind, event), {}).items()}
+        for i, action in enumerate(actions or []):
+            at = f"{path}.events.{event}[{i}]"
+            for key, value in action.items():
+                if key == "type":
+                    continue
+                want = None
+                if key in STRING_ACTION_KEYS:
+                    want = celtypes.Type.STRING
+                elif key == "value" and action.get("type") == "set_state":
+                    state_kind = types.state_kinds.get(str(action.get("key")), "DYN")
+                    want = None if state_kind == "DYN" else getattr(celtypes.Type, state_kind)
+                found += _check_value(types, value, f"{at}.{key}", extra, want)
+            if action.get("type") in ("create_record", "update_record"):
+                # later actions of the same event see the record it wrote
+                extra = {**extra, "record": types.entity(action.get("entity"))}
+    return found
+
+
 def _kind_props_faults(kind: str, props: dict[str, Any], path: str,
                        definition: dict[str, Any]) -> list[Fault]:
     builtin = components.get(kind)
@@ -131,9 +202,16 @@ def _kind_props_faults(kind: str, props: dict[str, Any], path: str,
                   "or plugin:<package>/<element-name>", "unknown_component")]
 
 
-def check_tree(tree: dict[str, Any], base: str, definition: dict[str, Any]) -> list[Fault]:
-    """Every fault of a component tree at `base` (e.g. `pages.file_claim.components`)."""
+def check_tree(tree: dict[str, Any], base: str, definition: dict[str, Any], *,
+               state: dict[str, Any] | None = None,
+               props: dict[str, Any] | None = None) -> list[Fault]:
+    """Every fault of a component tree at `base` (e.g. `pages.file_claim.components`).
+
+    A page passes its `state`; a reusable component its `props` schema (and no state, since
+    it may sit on any page). Bindings are type-checked against both.
+    """
     found: list[Fault] = []
+    types = Types(definition, state=state, props=props, tree=tree)
     roots = [cid for cid, node in tree.items() if node.get("parent") is None]
     if len(roots) != 1:
         found.append(Fault(base, f"a tree has exactly one root (a component without parent); "
@@ -171,10 +249,5 @@ def check_tree(tree: dict[str, Any], base: str, definition: dict[str, Any]) -> l
                                    "unknown_event"))
             for i, action in enumerate(actions):
                 found += _check_action(action, f"{path}.events.{event}[{i}]", definition)
-        for where, expr in bindings({k: node[k] for k in ("props", "events", "visible")
-                                     if k in node}, path):
-            reason = parse_error(expr)
-            if reason:
-                found.append(Fault(where, f"binding {{{{ {expr} }}}} does not parse: {reason}",
-                                   "binding"))
+        found += _check_bindings(node, path, types)
     return found

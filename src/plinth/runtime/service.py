@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,10 @@ class RecordService:
         self._authorizer = authorizer
         self.storage = TenantStorage(db, data_dir)
         self.registry = Registry()
+        # Hooks that see each record before it is checked and written (plugins' before-write):
+        # `await hook(tenant, app, entity, record, principal)` returns the record, maybe
+        # amended, or raises (ValidationFailed with field paths rejects the write).
+        self.before_write: list[Callable[..., Awaitable[dict[str, Any]]]] = []
         events.subscribe("app.deleted", self._forget)
         events.subscribe("app.published", self._forget)
         events.subscribe("app.rolled_back", self._forget)
@@ -191,6 +195,8 @@ class RecordService:
                 continue
             item = records.strip_system(item)
             self._check_writable(writable, item, f"{prefix}." if prefix else "")
+            for hook in self.before_write:
+                item = records.strip_system(await hook(tenant, app_slug, entity, item, principal))
             row, found = records.check(ent, records.with_defaults(ent, item), prefix)
             faults += found
             row.update(id=record_id if record_id and not many else new_id(), version=1,
@@ -233,6 +239,9 @@ class RecordService:
             else:
                 data = {n: before[n] for n in ent.input_fields if before.get(n) is not None}
                 data.update(changes)
+            for hook in self.before_write:
+                data = records.strip_system(await hook(tenant, app_slug, entity, data,
+                                                       principal))
             values, faults = records.check(ent, data)
             if faults:
                 raise ValidationFailed.of(faults)

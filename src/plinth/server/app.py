@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.platform = platform
     problems.install(app)
     app.add_middleware(Gateway, platform=platform)  # inside RequestLimits: sees request ids
-    app.add_middleware(RequestLimits, max_body_bytes=platform.settings.max_body_bytes)
+    app.add_middleware(RequestLimits, max_body_bytes=platform.settings.max_body_bytes, routes={
+        ("POST", "/api/plugins"): platform.settings.plugin_max_package_bytes})
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

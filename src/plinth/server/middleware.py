@@ -14,9 +14,12 @@ from plinth.server.problems import PROBLEM
 class RequestLimits:
     """Give each request an id (echoed as `X-Request-Id`) and refuse oversized bodies (413)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int,
+                 routes: dict[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # (method, exact path) -> its own limit, e.g. plugin packages upload far more than 1 MB.
+        self.routes = routes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -25,7 +28,7 @@ class RequestLimits:
         headers = dict(scope.get("headers") or [])
         request_id = (headers.get(b"x-request-id") or b"").decode()[:64] or secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
-        limit = self.max_body_bytes
+        limit = self.routes.get((scope["method"], scope["path"]), self.max_body_bytes)
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await _too_large(send, limit, request_id)

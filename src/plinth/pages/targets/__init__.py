@@ -28,6 +28,11 @@ def app_spec(tenant: str, slug: str, name: str, number: int, content_hash: str,
                            "title_field": doc.get("title_field")}
     pages = {n: {k: v for k, v in d.items() if k != "id"}
              for n, d in definition.get("pages", {}).items()}
+    for page in pages.values():
+        # JSON parsers in browsers read 2.0 as 2; publish typed these state keys as doubles.
+        doubles = sorted(k for k, v in (page.get("state") or {}).items() if isinstance(v, float))
+        if doubles:
+            page["doubles"] = doubles
     components = {n: {k: v for k, v in d.items() if k != "id"}
                   for n, d in definition.get("components", {}).items()}
     return {"tenant": tenant, "slug": slug, "name": name, "version": number,

@@ -59,9 +59,12 @@ def project_files(spec: dict[str, Any]) -> dict[str, str]:
         f"# {spec['name']}\n\nThe pages of Plinth app `{spec['tenant']}/{spec['slug']}` "
         f"(version {spec['version']}) as a React + TypeScript project.\n\n"
         "    npm install\n    npm run build     # dist/\n\n"
-        "Serve `dist/` under the app's portal path, or set `VITE_PLINTH_URL` to the Plinth "
-        "server (which must then allow your origin) and `VITE_PLINTH_BASE` to the path "
-        "prefix the pages live under.\n")
+        "Serve `dist/` on the same site as the Plinth server (e.g. behind the same host, "
+        "forwarding `/api/` and `/a/` to Plinth): end users sign in with their Plinth "
+        "username and password, and the session's refresh token is an HttpOnly, "
+        "SameSite=Strict cookie of that site. `VITE_PLINTH_URL` points the API calls at "
+        "another origin of the same site (which must allow yours, with credentials); "
+        "`VITE_PLINTH_BASE` is the path prefix the pages live under.\n")
     return files
 
 

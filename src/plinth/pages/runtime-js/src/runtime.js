@@ -22,9 +22,40 @@ export function bind(value, scope) {
   });
 }
 
+// Records (a table's `row`, a form's `record`) get the CEL types publish checked them with
+// (plinth/pages/bindings.py): integers are ints, decimals doubles, datetimes timestamps.
+const TYPED = new WeakSet();
+const SYSTEM_TYPES = { id: "string", created_at: "datetime", updated_at: "datetime", created_by: "string", updated_by: "string", version: "integer" };
+
+export function typedRecord(app, entityName, rec) {
+  const entity = app.entities[entityName];
+  if (!entity || !rec || typeof rec !== "object") return rec;
+  const out = {};
+  for (const [k, v] of Object.entries(rec)) {
+    if (v === null || v === undefined) continue; // absent, as `has(row.x)` expects
+    const t = entity.fields[k]?.type ?? SYSTEM_TYPES[k];
+    if (t === "integer") out[k] = BigInt(Math.trunc(Number(v)));
+    else if (t === "decimal") out[k] = Number(v);
+    else if (t === "datetime") out[k] = new Date(v);
+    else out[k] = toCel(v);
+  }
+  TYPED.add(out);
+  return out;
+}
+
+/** Page state with the CEL types publish checked it with (whole doubles stay doubles). */
+function typedState(page, state) {
+  if (!page.doubles) return state;
+  const out = {};
+  for (const [k, v] of Object.entries(state)) out[k] = page.doubles.includes(k) && typeof v === "number" ? v : toCel(v);
+  TYPED.add(out);
+  return out;
+}
+
 // JSON has one number type and CEL two: whole numbers become CEL ints (BigInt), so that
 // `state.n + 1` type-checks; results come back as plain JS numbers.
 function toCel(v) {
+  if (v && typeof v === "object" && TYPED.has(v)) return v;
   if (typeof v === "number") return Number.isSafeInteger(v) ? BigInt(v) : v;
   if (Array.isArray(v)) return v.map(toCel);
   if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
@@ -61,17 +92,13 @@ function bindAll(obj, scope) {
   return out;
 }
 
-// ---- sign-in seam -----------------------------------------------------------------------
+// ---- sign-in ----------------------------------------------------------------------------
 
-/** Where the end user's credential lives. Governance replaces `signInForm` with password/OIDC. */
-export const auth = {
-  key: (app) => `plinth.token.${app.tenant}`,
-  token(app) { return sessionStorage.getItem(this.key(app)); },
-  store(app, token) { sessionStorage.setItem(this.key(app), token); },
-  clear(app) { sessionStorage.removeItem(this.key(app)); },
-};
-
-// ---- API calls under the end user's identity --------------------------------------------
+// The access token lives in memory only; the refresh token in an HttpOnly, SameSite=Strict
+// cookie that no script can read (plinth/pages/session.py says why). A reload signs in again
+// through that cookie; the access token is refreshed a minute before it expires, and on a 401.
+const sessions = new Map(); // tenant -> { token, user, timer }
+const inflight = new Map(); // tenant -> the pending refresh (one at a time)
 
 class ApiError extends Error {
   constructor(status, problem) {
@@ -81,16 +108,69 @@ class ApiError extends Error {
   }
 }
 
-async function call(app, method, url, body) {
+async function parse(res) {
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+export const auth = {
+  url: (app, path) => `/a/${app.tenant}/-/${path}`,
+  token(app) { return sessions.get(app.tenant)?.token ?? null; },
+  user(app) { return sessions.get(app.tenant)?.user ?? null; },
+  async post(app, path, body) {
+    const headers = { accept: "application/json", "x-plinth-portal": "1" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    return parse(await fetch(this.url(app, `session/${path}`), {
+      method: "POST", credentials: "same-origin", headers,
+      body: body === undefined ? undefined : JSON.stringify(body) }));
+  },
+  keep(app, data) {
+    clearTimeout(sessions.get(app.tenant)?.timer);
+    const timer = setTimeout(() => this.refresh(app), Math.max(5, data.expires_in - 60) * 1000);
+    sessions.set(app.tenant, { token: data.access_token, user: data.user, timer });
+    return data.user;
+  },
+  drop(app) {
+    clearTimeout(sessions.get(app.tenant)?.timer);
+    sessions.delete(app.tenant);
+  },
+  async login(app, username, password) { return this.keep(app, await this.post(app, "login", { username, password })); },
+  /** The user after renewing the access token from the cookie, or null when signed out. */
+  refresh(app) {
+    if (!inflight.has(app.tenant)) {
+      // The portal's shell starts the first renewal before this module has loaded.
+      const early = window.plinthSession?.tenant === app.tenant ? window.plinthSession.response : null;
+      if (early) window.plinthSession = null;
+      inflight.set(app.tenant, (early ? early.then(parse) : this.post(app, "refresh"))
+        .then((data) => this.keep(app, data), (err) => {
+          if (err.status !== 401) console.warn("plinth: session refresh failed", err.message);
+          this.drop(app);
+          window.dispatchEvent(new CustomEvent("plinth:signed-out", { detail: app.tenant }));
+          return null;
+        })
+        .finally(() => inflight.delete(app.tenant)));
+    }
+    return inflight.get(app.tenant);
+  },
+  async logout(app) {
+    this.drop(app);
+    try { await this.post(app, "logout"); } catch (err) { console.warn("plinth: sign-out", err.message); }
+  },
+  async providers(app) { return parse(await fetch(this.url(app, "session/providers"))); },
+};
+
+// ---- API calls under the end user's identity --------------------------------------------
+
+async function call(app, method, url, body, retried) {
   const headers = { accept: "application/json" };
   const token = auth.token(app);
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
   const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!res.ok) throw new ApiError(res.status, data);
-  return data;
+  if (res.status === 401 && token && !retried && await auth.refresh(app)) return call(app, method, url, body, true);
+  return parse(res);
 }
 
 const dataUrl = (app, entity, id) =>
@@ -132,10 +212,26 @@ function coerce(spec, raw) {
   return raw;
 }
 
+/** The fields of a task's form as entity field specs: the entity's, or from its own JSON Schema. */
+export function taskFields(app, task) {
+  const form = task.form || {};
+  if (form.schema?.properties) {
+    const required = new Set(form.schema.required || []);
+    return Object.entries(form.schema.properties).map(([n, s]) => [n, {
+      label: s.title, required: required.has(n), values: s.enum, min: s.minimum, max: s.maximum,
+      minLength: s.minLength, maxLength: s.maxLength, pattern: s.pattern,
+      type: s.enum ? "enum" : { integer: "integer", number: "decimal", boolean: "boolean" }[s.type] || "string",
+    }]);
+  }
+  const entity = app.entities[form.entity];
+  if (!entity) return [];
+  return (form.fields || Object.keys(entity.fields)).filter((f) => entity.fields[f] && !entity.fields[f].computed).map((f) => [f, entity.fields[f]]);
+}
+
 /** Approvals are decided (approved/rejected); other tasks are completed with their data. */
-function completeTask(app, taskId, outcome, data) {
+function completeTask(app, taskId, outcome, data, comment) {
   const url = `/api/t/${app.tenant}/tasks/${encodeURIComponent(taskId)}`;
-  if (outcome === "approved" || outcome === "rejected") return call(app, "POST", `${url}/decide`, { decision: outcome });
+  if (outcome === "approved" || outcome === "rejected") return call(app, "POST", `${url}/decide`, { decision: outcome, comment: comment || undefined });
   return call(app, "POST", `${url}/complete`, data || {});
 }
 
@@ -148,8 +244,8 @@ async function runActions(host, actions, scope) {
     if (a.type === "navigate") host.portal.navigate(a.to);
     else if (a.type === "set_state") host.page.setState(action.key, bind(action.value, scope));
     else if (a.type === "refresh") host.page.refresh(a.component);
-    else if (a.type === "create_record") scope.record = await call(app, "POST", dataUrl(app, a.entity), bindAll(action.values, scope));
-    else if (a.type === "update_record") scope.record = await call(app, "PATCH", dataUrl(app, a.entity, a.record), bindAll(action.values, scope));
+    else if (a.type === "create_record") scope.record = typedRecord(app, a.entity, await call(app, "POST", dataUrl(app, a.entity), bindAll(action.values, scope)));
+    else if (a.type === "update_record") scope.record = typedRecord(app, a.entity, await call(app, "PATCH", dataUrl(app, a.entity, a.record), bindAll(action.values, scope)));
     else if (a.type === "start_workflow") await call(app, "POST", `/api/t/${app.tenant}/apps/${app.slug}/workflows/${a.workflow}/instances`, bindAll(action.input, scope));
     else if (a.type === "complete_task") await completeTask(app, a.task, a.outcome, bindAll(action.data, scope));
   }
@@ -188,7 +284,7 @@ class PTable extends Base {
       ${s.error ? html`<p class="pl-error" role="alert">${s.error}</p>` : nothing}
       <table><thead><tr>${cols.map((c) => html`<th>${entity.fields[c]?.label || c}</th>`)}</tr></thead>
       <tbody>${s.items.length === 0 && !s.loading ? html`<tr><td colspan=${cols.length} class="pl-muted">${p.empty_text || "Nothing here yet."}</td></tr>` : nothing}
-      ${s.items.map((row) => html`<tr class="pl-row" @click=${() => this.emit("row_click", { row })}>${cols.map((c) => html`<td>${row[c] ?? ""}</td>`)}</tr>`)}</tbody></table>
+      ${s.items.map((row) => html`<tr class="pl-row" @click=${() => this.emit("row_click", { row: typedRecord(this.app, p.entity, row) })}>${cols.map((c) => html`<td>${row[c] ?? ""}</td>`)}</tr>`)}</tbody></table>
       <div class="pl-pager">
         <button class="pl-secondary" ?disabled=${!s.stack.length} @click=${() => { const prev = s.stack.pop(); this.load(prev); }}>Previous</button>
         <button class="pl-secondary" ?disabled=${!s.next} @click=${() => { s.stack.push(s.cursor); this.load(s.next); }}>Next</button>
@@ -245,7 +341,7 @@ class PForm extends Base {
       const edit = this.props.mode === "edit";
       const record = await call(this.app, edit ? "PATCH" : "POST", dataUrl(this.app, this.props.entity, edit ? this._s.values.id : undefined), body);
       this._s = { ...this._s, busy: false };
-      await this.emit("success", { record });
+      await this.emit("success", { record: typedRecord(this.app, this.props.entity, record) });
     } catch (err) {
       // The server validates again with the same schema: show its faults where they belong.
       const found = {};
@@ -332,13 +428,10 @@ class PTaskInbox extends Base {
       this._s = { ...this._s, tasks: tasks.slice(0, this.props.page_size || 20), error: null };
     } catch (err) { this._s = { ...this._s, tasks: [], error: err.status === 404 ? "Task inbox unavailable." : err.message }; }
   }
-  formFields(task) {
-    const form = task.form || {}, entity = this.app.entities[form.entity];
-    return entity ? (form.fields || []).filter((f) => entity.fields[f]).map((f) => [f, entity.fields[f]]) : [];
-  }
+  formFields(task) { return taskFields(this.app, task); }
   async complete(task, outcome) {
     const data = {}, errors = {};
-    if (outcome === "complete") {
+    if (task.kind !== "approval") {
       for (const [name, spec] of this.formFields(task)) {
         const raw = this._s.data[name], msgs = fieldErrors(spec, raw);
         if (msgs.length) errors[name] = msgs;
@@ -348,7 +441,7 @@ class PTaskInbox extends Base {
       if (Object.keys(errors).length) { this._s = { ...this._s, errors }; return; }
     }
     try {
-      await completeTask(this.app, task.id, outcome, data);
+      await completeTask(this.app, task.id, outcome, data, this._s.data.__comment);
       await this.emit("complete", { task, outcome });
       this._s = { ...this._s, open: null, data: {}, errors: {} };
       this.load();
@@ -361,7 +454,9 @@ class PTaskInbox extends Base {
   taskForm(task) {
     const set = (name, value) => { this._s = { ...this._s, data: { ...this._s.data, [name]: value } }; };
     const outcomes = this.props.outcomes || (task.kind === "approval" ? ["approved", "rejected"] : ["complete"]);
-    return html`<div class="pl-task-form">${this.formFields(task).map(([name, spec]) => {
+    const approval = task.kind === "approval", cid = `t-${task.id}-comment`;
+    return html`<div class="pl-task-form">${approval ? html`<div class="pl-field"><label for=${cid}>Comment</label>
+      <textarea id=${cid} rows="3" @input=${(e) => set("__comment", e.target.value)}></textarea></div>` : nothing}${(approval ? [] : this.formFields(task)).map(([name, spec]) => {
       const id = `t-${task.id}-${name}`, v = this._s.data[name] ?? "";
       return html`<div class="pl-field"><label for=${id}>${spec.label || name}</label>
         ${spec.type === "enum"
@@ -461,7 +556,7 @@ function pageElement(app, name, page) {
     setState(key, value) { this._state = { ...this._state, [key]: value }; }
     refresh() { this._tick += 1; }
     render() {
-      const scope = { state: this._state, params: this.params || {}, user: this.portal?.user || {}, page: { name, title: page.title } };
+      const scope = { state: typedState(page, this._state), params: this.params || {}, user: this.portal?.user || {}, page: { name, title: page.title } };
       const root = childrenOf(page.components, null)[0];
       // keyed on tick so `refresh` re-creates data components, which reload on connect
       return html`<section class="pl-page" data-page=${name} data-tick=${this._tick}>${renderTree(this, page.components, root, scope)}</section>`;
@@ -483,17 +578,23 @@ function matchPath(pattern, path) {
 /** The portal shell: sign-in, navigation, routing to the page elements. */
 function portalElement(app, tags) {
   return class extends LitElement {
-    static properties = { user: { state: true }, route: { state: true }, signInError: { state: true } };
+    static properties = { user: { state: true }, route: { state: true }, signInError: { state: true }, checked: { state: true }, providers: { state: true }, busy: { state: true } };
     createRenderRoot() { return this; }
     connectedCallback() {
       this.replaceChildren(); // drop the shell's "Loading…" placeholder
       super.connectedCallback();
       this.onPop = () => this.resolve();
+      this.onSignedOut = (e) => { if (e.detail === app.tenant && this.user) { this.user = null; this.signInError = "Your session has ended; please sign in again."; this.loadProviders(); } };
       window.addEventListener("popstate", this.onPop);
+      window.addEventListener("plinth:signed-out", this.onSignedOut);
       this.resolve();
-      this.whoami();
+      this.restore();
     }
-    disconnectedCallback() { window.removeEventListener("popstate", this.onPop); super.disconnectedCallback(); }
+    disconnectedCallback() {
+      window.removeEventListener("popstate", this.onPop);
+      window.removeEventListener("plinth:signed-out", this.onSignedOut);
+      super.disconnectedCallback();
+    }
     get base() { return `/a/${app.tenant}/${app.slug}`; }
     resolve() {
       const rest = location.pathname.startsWith(this.base) ? location.pathname.slice(this.base.length) || "/" : "/";
@@ -507,23 +608,35 @@ function portalElement(app, tags) {
       this.route = rest === "/" && first ? { name: first[0], params: {} } : null;
     }
     navigate(to) { history.pushState(null, "", this.base + (to.startsWith("/") ? to : `/${to}`)); this.resolve(); }
-    async whoami() {
-      if (!auth.token(app)) { this.user = null; return; }
-      try { this.user = await call(app, "GET", `${this.base}/-/me`); this.signInError = null; }
-      catch (err) { this.user = null; if (err.status === 401 || err.status === 403) { auth.clear(app); this.signInError = "That token was not accepted."; } }
+    async restore() {
+      this.user = await auth.refresh(app);
+      this.checked = true;
+      if (!this.user) this.loadProviders();
+    }
+    async loadProviders() {
+      try { this.providers = await auth.providers(app); } catch { this.providers = { password: true, oidc: null }; }
     }
     async signIn(ev) {
       ev.preventDefault();
-      auth.store(app, new FormData(ev.target).get("token").trim());
-      await this.whoami();
+      const form = new FormData(ev.target);
+      this.busy = true;
+      try { this.user = await auth.login(app, form.get("username").trim(), form.get("password")); this.signInError = null; }
+      catch (err) { this.signInError = err.status === 401 ? "Wrong username or password." : err.message; }
+      finally { this.busy = false; }
     }
-    signOut() { auth.clear(app); this.user = null; }
+    async signOut() { await auth.logout(app); this.user = null; this.loadProviders(); }
     render() {
+      if (!this.checked) return html`<p class="pl-muted">Loading…</p>`;
       if (!this.user) {
+        const oidc = this.providers?.oidc;
+        const next = encodeURIComponent(location.pathname + location.search);
         return html`<main class="pl-signin"><h1>${app.name}</h1><form @submit=${(e) => this.signIn(e)}>
-          <label for="pl-token">Access token</label><input id="pl-token" name="token" type="password" autocomplete="off" required>
+          <label for="pl-username">Username</label><input id="pl-username" name="username" autocomplete="username" required>
+          <label for="pl-password">Password</label><input id="pl-password" name="password" type="password" autocomplete="current-password" required>
           ${this.signInError ? html`<p class="pl-error" role="alert">${this.signInError}</p>` : nothing}
-          <button type="submit">Sign in</button></form></main>`;
+          <button type="submit" ?disabled=${this.busy}>Sign in</button>
+          ${oidc ? html`<p class="pl-or">or</p><a class="pl-button pl-secondary" href=${`${oidc.url}?next=${next}`}>Sign in with ${oidc.label}</a>` : nothing}
+          </form></main>`;
       }
       const nav = Object.entries(app.pages).filter(([, p]) => p.nav);
       let body = html`<p class="pl-error">No page at this address.</p>`;

@@ -1,0 +1,62 @@
+"""The demo insurer installs the fraud scorer, and its claims workflow's triage really scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plinth.demo import TENANT, load_demo
+from plinth.errors import ValidationFailed
+from plinth.server import Platform
+from tests.extensions.conftest import ADMIN
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
+        platform: Platform, components: dict[str, Path]) -> None:
+    # `components` built the plugin into the shared cache: the demo reuses it, never rebuilds.
+    lines = await load_demo(platform, ADMIN)
+    assert lines[-1] == "plugin fraud-scorer 1.0.0 installed (action, before-write)"
+    [inst] = await platform.plugins.installations(TENANT)
+    assert (inst.name, inst.capabilities) == ("fraud-scorer", ("log",))
+    again = await load_demo(platform, ADMIN)  # idempotent
+    assert again[-1].endswith("installed (action, before-write), up to date")
+
+    tenant = await platform.tenants.get(TENANT)
+    records = platform.records
+    holder = await records.create(tenant, "claims", "policyholder",
+                                  {"full_name": "Maria Schmidt", "country": "DE"}, ADMIN)
+    policy = await records.create(tenant, "claims", "policy", {
+        "number": "DE-123456", "holder": holder["id"], "product": "motor",
+        "starts_on": "2026-01-01"}, ADMIN)
+    base = {"policy": policy["id"], "country": "DE", "incident_date": "2026-11-01"}
+    # The before-write hook refuses a very risky claim at save, naming the field.
+    with pytest.raises(ValidationFailed) as refused:
+        await records.create(tenant, "claims", "claim", {
+            **base, "reference": "CL-0", "amount": "60000",
+            "description": "Total loss, cash only: the car was stolen"}, ADMIN)
+    assert refused.value.faults[0].path == "amount"
+    assert "Fraud risk too high" in refused.value.faults[0].message
+    # A medium one is saved with the hook's score, and the workflow's triage scores it too.
+    claim = await records.create(tenant, "claims", "claim", {
+        **base, "reference": "CL-1", "amount": "25000",
+        "description": "The car was stolen from the street"}, ADMIN)
+    assert claim["fraud_score"] == 40
+    await platform.workflows.engine.drain()
+
+    [started] = await platform.workflows.instances(tenant, ADMIN)
+    inst_ = await platform.workflows.instance(tenant, started["id"], ADMIN)
+    assert inst_["vars"]["record"]["id"] == claim["id"]
+    triage = next(s for s in inst_["timeline"] if s["node"] == "triage")
+    assert triage["status"] == "completed", triage["error"]
+    assert triage["output"]["result"] == {
+        "score": 40, "level": "medium",
+        "reasons": ["amount above 10,000", "round amount", "mentions 'stolen'"]}
+    # Not clean enough to approve automatically: an analyst of the claim's country reviews it.
+    assert [s["node"] for s in inst_["timeline"]][:4] == ["triage", "facts", "route", "review"]
+    metering = await platform.plugins.metering(TENANT)
+    assert [(c["point"], c["target"], c["outcome"]) for c in reversed(metering["calls"])] == [
+        ("before-write", "claims.claim", "rejected"), ("before-write", "claims.claim", "ok"),
+        ("action", "score", "ok")]
+    assert all(c["peak_memory"] > 0 for c in metering["calls"])
