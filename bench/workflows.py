@@ -8,7 +8,7 @@ on SQLite and on PostgreSQL, in one run. Ratios are against SQLite with 1 worker
 
 Everything is real: claims and payouts are written through the runtime (validation, policy,
 record events), and triage calls the fraud-scorer example plugin in its wasmtime sandbox
-(built once with componentize-py and cached in .plinth-cache, compiled once per machine).
+(built once with componentize-py and compiled once, both cached in the user cache dir).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 ADMIN = Principal("bench", "token", frozenset({"platform_admin"}), name="bench")
 DEMO = ROOT / "src/plinth/demo/claims/workflows/claims_process.yaml"
 PLUGIN = ROOT / "examples/plugins/fraud-scorer"
-CACHE = ROOT / ".plinth-cache"
+CACHE = build.default_cache_dir()
 ENTITIES = {
     "claim": {"fields": {
         "country": {"type": "enum", "values": ["DE", "FR"]},

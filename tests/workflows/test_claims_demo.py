@@ -1,6 +1,6 @@
 """The demo claims workflow end to end through the real platform: the demo tenant and its
 people (governance users with roles and countries), claims saved through the runtime API, the
-fraud-scorer plugin, the task inbox per user, two managers, SLA escalation."""
+fraud-scorer plugin the demo installs, the task inbox per user, two managers, SLA escalation."""
 
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ import pytest
 from argon2 import PasswordHasher
 
 from plinth.demo import TENANT, load_demo
-from plinth.errors import NotFound
 from plinth.governance import identity
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.extensions.conftest import CACHE
-from tests.extensions.conftest import install as install_plugin
-from tests.extensions.conftest import publish as publish_plugin
 
 DATA = f"/api/t/{TENANT}/apps/claims/data"
 OPERATOR = Principal("operator", "cli", frozenset({PLATFORM_ADMIN}), name="operator")
@@ -73,7 +70,7 @@ class Demo:
 
 
 @pytest.fixture
-async def demo(client: httpx.AsyncClient, platform: Platform, components: dict[str, Path],
+async def demo(client: httpx.AsyncClient, platform: Platform,
                monkeypatch: pytest.MonkeyPatch) -> Demo:
     # Real argon2, at its cheapest settings: the default costs half a second per password.
     monkeypatch.setattr(identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8,
@@ -81,11 +78,7 @@ async def demo(client: httpx.AsyncClient, platform: Platform, components: dict[s
     lines = await load_demo(platform, OPERATOR)
     passwords = dict(re.findall(r"user (\w+) .*password: (\S+)", "\n".join(lines)))
     assert set(passwords) == {"ana", "dirk", "lucia", "maria", "max"}
-    try:  # the demo may install its plugins itself
-        await platform.plugins.installation(TENANT, "fraud-scorer")
-    except NotFound:
-        await publish_plugin(platform, components, "fraud-scorer")
-        await install_plugin(platform, TENANT, "fraud-scorer")
+    assert "plugin fraud-scorer 1.0.0 installed (action, before-write)" in lines
     found = Demo(client, platform)
     for username, password in passwords.items():
         r = await client.post(f"/api/auth/{TENANT}/login",
