@@ -75,7 +75,7 @@ async def _install_plugin(platform: Platform) -> None:
     wasm = await asyncio.to_thread(build.build, PLUGIN, CACHE)
     text_ = (PLUGIN / build.MANIFEST).read_text()
     await platform.plugins.publish_package(
-        Package(text_, manifests.parse(text_), wasm.read_bytes()))
+        Package(text_, manifests.parse(text_), wasm.read_bytes()), ADMIN)
     await platform.plugins.install("bench", "fraud-scorer", ADMIN, capabilities=["log"])
 
 
