@@ -1,4 +1,5 @@
-"""Designer benchmark: update latency A -> B (one node, two nodes), room load, editor capacity.
+"""Designer benchmark: update latency A -> B (one node, two nodes), room load, editor capacity,
+and live validation of a 10k-component draft (whole draft vs only the touched documents).
 
 Run: PYTHONPATH=src:. /work/main/.venv/bin/python bench/designer.py [--db URL] [--redis URL]
 Defaults to a temporary SQLite file and redis://127.0.0.1:6379/0 for the two-node case.
@@ -20,7 +21,11 @@ from tests.designer.conftest import serve
 from tests.designer.yclient import YClient
 from tests.helpers import CLAIMS, make_app, make_tenant
 
+from plinth.designer import shape
 from plinth.designer.service import compact_app
+from plinth.designer.validation import LiveValidator
+from plinth.metadata import definition as definitions
+from plinth.metadata.files import read_folder
 from plinth.server import Platform
 from plinth.settings import Settings
 
@@ -63,6 +68,55 @@ async def latency(a: YClient, b: YClient, n: int, tag: str) -> list[float]:
     return out
 
 
+def big_draft(pages: int = 50, per_page: int = 200) -> dict[str, Any]:
+    """The demo app plus `pages` pages of `per_page` components each."""
+    definition = read_folder(Path(__file__).parents[1] / "src/plinth/demo/claims")[1]
+    for n in range(pages):
+        components: dict[str, Any] = {"root": {"kind": "stack", "parent": None, "order": 0}}
+        for i in range(1, per_page):
+            components[f"c{i}"] = {"kind": "text", "parent": "root", "order": i,
+                                   "props": {"text": f"Line {i} of page {n}", "variant": "p"}}
+        definition["pages"][f"big{n}"] = {"title": f"Big {n}", "path": f"/big/{n}",
+                                          "components": components}
+    return definition
+
+
+def validation(edits: int = 20) -> None:
+    """Per-update validation cost: the whole draft (before) vs touched documents (now)."""
+    from pycrdt import Doc
+
+    doc = Doc()
+    shape.apply_definition(doc, big_draft())
+    validator = LiveValidator()
+    validator.watch(doc)
+    assert not validator.run(doc)[1], "the bench draft must be valid"
+    pages = doc.get("pages", type=Map)
+    full, live, entity_live = [], [], []
+    for i in range(edits):
+        pages[f"big{i % 50}"]["components"]["c7"]["attrs"]["props"]["text"] = f"edit {i}"
+        start = time.perf_counter()
+        definition, faults = shape.to_definition(doc)
+        assert not (faults or definitions.validate(definition))
+        full.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        assert not validator.run(doc)[1]
+        live.append(time.perf_counter() - start)
+    ent = next(iter(doc.get("entities", type=Map).values()))
+    for i in range(edits):  # an entity edit re-checks every page that reads entities
+        ent["attrs"]["label"] = f"Label {i}"
+        start = time.perf_counter()
+        assert not validator.run(doc)[1]
+        entity_live.append(time.perf_counter() - start)
+    base = statistics.median(full) * 1000
+    one = statistics.median(live) * 1000
+    ent_ms = statistics.median(entity_live) * 1000
+    print(f"validation, 10k components, whole draft   : {base:7.2f} ms/update  (baseline)")
+    print(f"validation, touched page only             : {one:7.2f} ms/update  "
+          f"(x{base / one:.0f} faster)")
+    print(f"validation, entity edit (pages re-checked): {ent_ms:7.2f} ms/update  "
+          f"(x{base / ent_ms:.1f} faster)")
+
+
 async def node(settings: Settings, redis: str | None) -> tuple[Platform, Any]:
     p = Platform(settings.model_copy(update={"redis_url": redis}))
     p.designer.limits.updates_per_second = 10_000
@@ -84,6 +138,7 @@ async def main(db: str | None, redis: str) -> None:
         await make_app(http, "bench", "claims", CLAIMS)
     url1, url2 = s1.sync_url("bench", "claims"), s2.sync_url("bench", "claims")
     print(f"database: {settings.resolved_database_url.split(':')[0]}")
+    validation()
     try:
         async with YClient(url1, TOKEN) as a, YClient(url1, TOKEN) as b, \
                 YClient(url2, TOKEN) as c:

@@ -126,6 +126,16 @@ async def main(redis_url: str | None, n: int) -> None:
                   f"(x{hit1 / raw:.2f} of baseline; + window stats for headers)")
             print(f"  {label:6} Quotas.hit, 3 windows       : {hit3:10.0f}/s requests "
                   f"({3 * hit3:.0f} window decisions/s)")
+            # A flood against an exhausted budget: every refusal asks the storage, or the
+            # deny cache answers from memory until the announced Retry-After.
+            spent = [("tenant", f"flood-{label}", {"per_day": 1})]
+            await quotas.hit(spent)
+            quotas.deny_cache = False
+            asked = await _decisions(lambda q=quotas, w=spent: q.hit(w), n)
+            quotas.deny_cache = True
+            cached = await _decisions(lambda q=quotas, w=spent: q.hit(w), n)
+            print(f"  {label:6} refusals, exhausted budget  : {asked:10.0f}/s asking storage, "
+                  f"{cached:.0f}/s from the deny cache (x{cached / asked:.1f})")
             await quotas.close()
         await platform.stop()
 

@@ -31,6 +31,9 @@ ADMIN_TOKEN = "plt_test_admin_token_0123456789abcdef"
 # tests/extensions and every test that loads the demo (which installs the fraud scorer): a build
 # happens once per source change on a machine, not per test nor per checkout.
 os.environ.setdefault("PLINTH_CACHE_DIR", str(default_cache_dir()))
+# The test suite's remote services listen on 127.0.0.1: let the SSRF guard reach them (every
+# Settings built in tests, and servers started as subprocesses, read it from the environment).
+os.environ.setdefault("PLINTH_EGRESS_ALLOW", "127.0.0.0/8,::1/128")
 
 
 def _pg_dsn(database: str) -> str:

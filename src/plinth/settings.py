@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         "~/.cache/plinth)/compiled, shared by every data dir"
     )
     embedded_worker: bool = True
+    egress_allow: str = Field(
+        default="", description="CIDRs outbound calls may reach despite the SSRF guard, "
+        "comma-separated (e.g. 10.20.0.0/16); loopback and private networks are refused otherwise",
+    )
     log_level: str = "info"
 
     @property

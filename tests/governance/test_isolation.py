@@ -12,6 +12,10 @@ from tests.helpers import as_user, make_app, make_tenant, token_for
 
 BODIES = {
     ("POST", "/api/t/{tenant}/apps/{app}/compliance/fix"): {"apply": True},
+    ("POST", "/api/t/{tenant}/compliance/subjects/export"): {"subject": "ana@example.com"},
+    ("POST", "/api/t/{tenant}/compliance/subjects/erase"): {"subject": "ana@example.com"},
+    ("POST", "/api/t/{tenant}/compliance/retention/run"): {},
+    ("POST", "/api/t/{tenant}/compliance/keys/rotate"): {},
     ("POST", "/api/t/{tenant}/apps/{app}/data/{entity}"): {"note": "y"},
     ("PATCH", "/api/t/{tenant}/apps/{app}/data/{entity}/{record_id}"): {"note": "z"},
     ("PUT", "/api/t/{tenant}/apps/{app}/data/{entity}/{record_id}"): {"note": "z"},

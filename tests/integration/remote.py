@@ -26,7 +26,8 @@ class Remote:
         self.flaky_failures = 2
         self.hook_status = 200
         self.hooks: list[dict[str, Any]] = []
-        self.tokens_issued: list[str] = []
+        self.tokens_issued: list[str] = []  # tokens the service accepts (tests revoke them)
+        self.token_log: list[str] = []  # every token ever issued
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -153,8 +154,9 @@ def make_handler(remote: Remote) -> type[BaseHTTPRequestHandler]:
                         b"grant_type=client_credentials" not in body:
                     self._send(401, {"error": "invalid_client"})
                     return
-                token = f"tok-{len(remote.tokens_issued) + 1}-abcdef"
+                token = f"tok-{len(remote.token_log) + 1}-abcdef"
                 remote.tokens_issued.append(token)
+                remote.token_log.append(token)
                 self._send(200, {"access_token": token, "token_type": "Bearer",
                                  "expires_in": 3600})
             elif path == "/hook":

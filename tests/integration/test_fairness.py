@@ -1,5 +1,6 @@
 """One tenant hammering the platform must not raise another tenant's latency: a real uvicorn
-server on 127.0.0.1, a bounded flood from a separate process, latency measured before/during."""
+server on 127.0.0.1, a bounded flood from a separate process (ignoring Retry-After), latency
+measured before/during. bench/integration_fairness.py measures it with the fairness off too."""
 
 from __future__ import annotations
 
@@ -88,7 +89,10 @@ async def test_a_flooding_tenant_does_not_slow_another(tmp_path: Path) -> None:
         server.should_exit = True
         thread.join(timeout=10)
     codes = {int(k): v for k, v in json.loads(out).items()}
-    assert codes.get(429, 0) > 10 * codes.get(200, 1), codes  # refused, cheaply
+    assert codes.get(429, 0) > 0 and codes.get(200, 0) <= 20 * 4, codes  # its budget only
+    # The flood ignores Retry-After, so its refusals are held until its window frees: it is
+    # slowed to its budget (~20/s) plus a few refusals per second, not thousands of them.
+    assert sum(codes.values()) < 400, codes
     p50_before, p50_during = statistics.median(before), statistics.median(during)
     print(f"quiet tenant p50 before {p50_before * 1000:.2f} ms, during flood "
           f"{p50_during * 1000:.2f} ms; flood {codes}")

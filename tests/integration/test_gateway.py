@@ -69,7 +69,8 @@ async def test_api_key_and_app_limits(served: tuple[FastAPI, httpx.AsyncClient])
     await make_app(client, "acme", "hr")
     viewer = await token_for(client, "acme", "viewer")
     analyst = await token_for(client, "acme", "analyst")
-    await client.put("/api/t/acme/gateway", json={"limits": {"api_key": {"per_second": 2}}})
+    # Per day, not per second: three requests on a loaded machine may straddle a second.
+    await client.put("/api/t/acme/gateway", json={"limits": {"api_key": {"per_day": 2}}})
     as_viewer = {"Authorization": f"Bearer {viewer}"}
     codes = [(await client.get("/api/t/acme/apps", headers=as_viewer)).status_code
              for _ in range(3)]
@@ -223,6 +224,38 @@ async def test_concurrency_cap_per_tenant(served: tuple[FastAPI, httpx.AsyncClie
     assert r.status_code == 429 and r.json()["scope"] == "concurrency"
     assert (await client.get("/api/t/other/apps")).status_code == 200
     assert (await first).status_code == 200
+    assert (await client.get("/api/t/acme/apps")).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_fair_share_when_the_process_is_full(served: tuple[FastAPI, httpx.AsyncClient],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from plinth.integration import Gateway
+
+    app, client = served
+    entered: list[int] = []
+    both_in, release = asyncio.Event(), asyncio.Event()
+
+    @app.get("/api/t/{tenant}/apps/{app_slug}/held")
+    async def held(tenant: str, app_slug: str) -> dict:
+        entered.append(1)
+        if len(entered) == 2:
+            both_in.set()
+        await release.wait()
+        return {"held": True}
+
+    await make_tenant(client, "acme")
+    await make_tenant(client, "other")
+    monkeypatch.setattr(Gateway, "capacity", 2)
+    slow = [asyncio.create_task(client.get("/api/t/acme/apps/crm/held")) for _ in range(2)]
+    await asyncio.wait_for(both_in.wait(), 10)
+    # acme holds every slot: its next request is refused, another tenant's still runs.
+    r = await client.get("/api/t/acme/apps")
+    assert r.status_code == 503 and r.json()["scope"] == "fair_share"
+    assert r.headers["retry-after"] == "1"
+    assert (await client.get("/api/t/other/apps")).status_code == 200
+    release.set()
+    assert [(await t).status_code for t in slow] == [200, 200]
     assert (await client.get("/api/t/acme/apps")).status_code == 200
 
 

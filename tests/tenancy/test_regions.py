@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from plinth.errors import ValidationFailed
+from plinth.errors import Conflict, ValidationFailed
 from plinth.server import Platform
 from plinth.settings import Settings
 from plinth.tenancy import ComplianceProfile, Region, ResidencyRefused, route
@@ -133,3 +133,76 @@ async def test_a_tenant_is_created_in_a_known_region_only(client):
     assert r.status_code == 422
     assert r.json()["errors"][0] == {"path": "region", "code": "unknown_region",
                                      "message": "no region named 'mars'; known: default"}
+
+
+PERSON = {"entities": {"person": {
+    "fields": {"name": {"type": "string", "classification": "pii"},
+               "country": {"type": "string", "classification": "none"}},
+    "subject": {"country_field": "country"},
+}}}
+
+
+async def test_the_runtime_writes_each_subject_to_its_region_or_refuses(
+        database_url, region_urls, tmp_path):
+    from plinth.governance.principal import Principal
+    from plinth.tenancy.regions import ResidencyRefused as Refused
+
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, admin_token=ADMIN_TOKEN,
+        embedded_worker=False,
+        regions={"eu": {"url": region_urls["eu"], "location": "eu-central"},
+                 "cn": {"url": region_urls["cn"], "location": "cn"}},
+    )
+    platform = Platform(settings)
+    await platform.start()
+    try:
+        tenants = {}
+        for slug, regions in (("in-cn", ["cn"]), ("in-eu", ["eu"]), ("both", ["eu", "cn"])):
+            t = await platform.tenants.create(slug)
+            await platform.compliance.set_profile(t, {  # packs are tested elsewhere
+                "countries": ["CN", "DE"], "jurisdictions": ["pci_dss"], "regions": regions})
+            t = tenants[slug] = await platform.tenants.get(slug)
+            await platform.metadata.create_app(t, "crm")
+            await platform.metadata.put_draft(t, "crm", PERSON)
+            await platform.metadata.publish(t, "crm", _admin())
+        owner = {s: Principal(f"user:{s}", "user", frozenset({"owner"}), t.id)
+                 for s, t in tenants.items()}
+
+        async def create(slug, country):
+            return await platform.records.create(tenants[slug], "crm", "person",
+                                                 {"name": f"subject {country}",
+                                                  "country": country}, owner[slug])
+
+        # a tenant homed in cn stores its Chinese subjects there, in the cn database
+        await create("in-cn", "CN")
+        db = platform.records.storage.database(tenants["in-cn"])
+        if db.is_sqlite:
+            assert "cn-tenants" in str(db.engine.url.database)
+        else:
+            assert db is platform.regions.database("cn")
+        schema = platform.records.storage.schema(tenants["in-cn"])
+        table = f'"{schema}".crm__person' if schema else "crm__person"
+        async with db.read() as conn:
+            rows = (await conn.execute(sa.text(f"SELECT country FROM {table}"))).all()
+        assert [r.country for r in rows] == ["CN"]
+        # an EU-only tenant takes its German subjects but refuses Chinese ones, naming the field
+        await create("in-eu", "DE")
+        with pytest.raises(Refused) as err:
+            await create("in-eu", "CN")
+        assert err.value.path == "country" and err.value.extra["field"] == "country"
+        # data of a tenant lives in one home region: a subject routed elsewhere is refused
+        await create("both", "DE")
+        with pytest.raises(Refused) as err:
+            await create("both", "CN")
+        assert err.value.extra["region"] == "cn" and "cn (cn)" in err.value.detail
+        # and the home region cannot move under published data
+        with pytest.raises(Conflict):
+            await platform.compliance.set_profile(tenants["both"], {"regions": ["cn", "eu"]})
+    finally:
+        await platform.stop()
+
+
+def _admin():
+    from plinth.governance.principal import PLATFORM_ADMIN, Principal
+
+    return Principal("admin", "user", frozenset({PLATFORM_ADMIN}), None)

@@ -80,8 +80,8 @@ async def draft_sync(ws: WebSocket, tenant: str, app: str) -> None:
                 continue  # text frames are not part of the protocol
             try:
                 await service.receive(room, conn, data)
-            except RateLimitedError as exc:
-                await ws.close(RATE, str(exc))
+            except RateLimitedError as exc:  # too many updates, or too costly ones
+                await ws.close(RATE, str(exc)[:120])
                 break
             except p.ProtocolError as exc:
                 code = TOO_LARGE if "at most" in str(exc) or "size limit" in str(exc) \

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pycrdt import Doc, Map
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from plinth.db import Database, utcnow
 from plinth.designer import protocol as p
 from plinth.designer import shape, store
+from plinth.designer.validation import LiveValidator
 from plinth.errors import Fault, PlinthError
 from plinth.events import Event, EventBus
 from plinth.governance.principal import Principal
@@ -49,6 +51,10 @@ class Limits:
     compact_every: int = 500
     idle_compact_seconds: float = 30.0
     sync_interval_seconds: float = 5.0
+    # CPU spent applying one connection's updates: `cpu_per_second` sustained, `cpu_burst`
+    # at once (some tiny, valid-looking updates cost 200 ms to apply).
+    cpu_per_second: float = 0.25
+    cpu_burst: float = 0.75
 
 
 @dataclass(eq=False)
@@ -64,6 +70,8 @@ class Connection:
     last: float = field(default_factory=time.monotonic)
     closed: bool = False
     refused: int = 0
+    cpu_debt: float = 0.0
+    cpu_last: float = field(default_factory=time.monotonic)
 
     def allow(self, limits: Limits) -> bool:
         """Token bucket: `updates_per_second` sustained, `burst` at once."""
@@ -74,6 +82,13 @@ class Connection:
             return False
         self.tokens -= 1
         return True
+
+    def cpu_left(self, limits: Limits) -> bool:
+        """Whether this connection still has CPU budget (the debt drains at the budget rate)."""
+        now = time.monotonic()
+        self.cpu_debt = max(0.0, self.cpu_debt - (now - self.cpu_last) * limits.cpu_per_second)
+        self.cpu_last = now
+        return self.cpu_debt <= limits.cpu_burst
 
 
 class Room:
@@ -94,19 +109,28 @@ class Room:
         self.draft_revision = 0
         self.written: set[str] = set()
         self.diagnostics: list[dict[str, Any]] = []
+        # CPU debt of people who left, so reconnecting does not reset one's budget
+        self.cpu_debts: dict[str, tuple[float, float]] = {}
         self.last_author = "system"
         self.server_client_id = random.getrandbits(52)
         self.server_clock = 0
         self.idle_since: float | None = time.monotonic()
         self._settle: asyncio.TimerHandle | None = None
         self._paths: list[str] = []
-        self._sub = self.doc.get(shape.ENTITIES, type=Map).observe_deep(self._observe)
+        self.validator = LiveValidator()
+        self.validate_seconds = 0.0  # the last validation's duration (bench, logs)
+        self._subs = self.validator.watch(self.doc) + [
+            self.doc.get(root, type=Map).observe_deep(partial(self._observe, root))
+            for root in shape.ROOTS]
 
-    def _observe(self, events: Any) -> None:
+    def _observe(self, root: str, events: Any, *_: Any) -> None:
+        """Note the paths an update changed, for the history."""
         for ev in events:
-            base = ".".join(str(x) for x in ev.path)
-            for key in list(ev.keys)[:20]:
-                self._paths.append(f"{base}.{key}" if base else str(key))
+            path = [str(x) for x in ev.path]
+            keys = [str(k) for k in ev.keys]
+            base = ".".join(path if root == shape.ENTITIES else [root, *path])
+            for key in keys[:20]:
+                self._paths.append(f"{base}.{key}" if base else key)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -116,13 +140,18 @@ class Room:
         async with db.read() as conn:
             snap, rows = await store.load(conn, self.app_id)
             meta = await store.snapshot_meta(conn, self.app_id)
+        # Fold the log into an unobserved doc, then apply it to the room's doc at once: the
+        # observers (history paths, live validation) would otherwise run once per logged row.
+        folded = Doc()
         if snap is not None:
-            self.doc.apply_update(snap)
+            folded.apply_update(snap)
             self.size += len(snap)
         for ident, data in rows:
-            self.doc.apply_update(data)
+            folded.apply_update(data)
             self.size += len(data)
             self.last_id = ident
+        if snap is not None or rows:
+            self.doc.apply_update(folded.get_update())
         self.since_compact = len(rows)
         self.draft_revision = meta[1] if meta else 0
         if meta is None:
@@ -146,6 +175,11 @@ class Room:
             self.draft_revision = draft.revision
             self.size = len(data)
         self._paths.clear()
+        if shape.needs_migration(self.doc):  # pages/workflows/policies were JSON text once
+            definition, _ = shape.to_definition(self.doc)
+            before = self.doc.get_state()
+            shape.apply_definition(self.doc, definition, origin="migrate")
+            await self._log_local(self.doc.get_update(before), "system")
         await self.sync_from_draft()
         self._validate()
 
@@ -157,7 +191,12 @@ class Room:
         async with self.lock:
             before = self.doc.get_state()
             self._paths.clear()
-            self.doc.apply_update(update)  # raises on a malformed update
+            started = time.thread_time()  # CPU of this thread: what the update cost the room
+            try:
+                self.doc.apply_update(update)  # raises on a malformed update
+            finally:
+                if conn is not None:
+                    conn.cpu_debt += time.thread_time() - started
             if self.doc.get_state() == before and not self._paths:
                 return False
             summary = sorted(set(self._paths))[:50]
@@ -236,8 +275,13 @@ class Room:
         await self._save_revision()
 
     def _validate(self) -> dict[str, Any]:
-        definition, faults = shape.to_definition(self.doc)
-        faults = faults + (definitions.validate(definition) if not faults else [])
+        start = time.perf_counter()
+        try:
+            definition, faults = self.validator.run(self.doc)
+        except Exception:  # a shape no editor makes: validate it whole next time
+            self.validator.touch_all()
+            raise
+        self.validate_seconds = time.perf_counter() - start
         self.diagnostics = [{"path": f.path, "message": f.message, "code": f.code}
                             for f in faults[:200]]
         return definition
@@ -257,8 +301,8 @@ class Room:
             before = self.doc.get_state()
             shape.apply_definition(self.doc, draft.definition, origin="rest")
             update = self.doc.get_update(before)
-            self.doc.apply_update(update)  # no-op locally; keeps one code path below
-            await self._log_local(update, draft.updated_by or "rest")
+            if update != p.EMPTY_UPDATE:  # key order alone differs: nothing to log
+                await self._log_local(update, draft.updated_by or "rest")
         await self._save_revision()
         self._validate()
         await self.broadcast_server_state()
@@ -336,6 +380,12 @@ class Room:
     async def leave(self, conn: Connection) -> None:
         """Drop a connection and tell the room its presence is gone."""
         self.conns.discard(conn)
+        if conn.cpu_debt > 0:
+            if len(self.cpu_debts) > 1000:
+                self.cpu_debts.clear()
+            kept = self.cpu_debts.get(conn.principal.id)
+            if kept is None or kept[0] < conn.cpu_debt:  # one person, several connections
+                self.cpu_debts[conn.principal.id] = (conn.cpu_debt, conn.cpu_last)
         gone = []
         for cid in conn.client_ids:
             entry = self.presence.pop(cid, None)
@@ -464,6 +514,8 @@ class DesignerService:
         """Greet a new connection: our state vector, then everyone's presence."""
         room.conns.add(conn)
         room.idle_since = None
+        conn.cpu_debt, conn.cpu_last = room.cpu_debts.pop(conn.principal.id,
+                                                          (0.0, time.monotonic()))
         await conn.send(p.sync_message(p.STEP1, room.doc.get_state()))
         await conn.send(room.presence_snapshot())
 
@@ -480,9 +532,7 @@ class DesignerService:
         if update == p.EMPTY_UPDATE:
             return
         if not conn.can_edit:
-            conn.refused += 1
-            # Resync: the client gets the room's state again and is told it may not edit.
-            await conn.send(p.sync_message(p.STEP2, room.doc.get_update()))
+            await self.refuse(room, conn)  # a viewer keeps no diverged copy
             return
         if len(update) > self.limits.max_update_bytes:
             raise p.ProtocolError(f"an update is at most {self.limits.max_update_bytes} bytes")
@@ -490,7 +540,26 @@ class DesignerService:
             raise p.ProtocolError("the draft document is at its size limit")
         if not conn.allow(self.limits):
             raise RateLimitedError("too many updates per second")
+        if not conn.cpu_left(self.limits):
+            await self.refuse(room, conn)
+            raise CpuBudgetError(self._cpu_reason(conn))
+        started = time.thread_time()
+        try:
+            p.screen_update(update)  # before pycrdt sees it: some inputs crash its decoder
+        finally:
+            conn.cpu_debt += time.thread_time() - started
         await room.accept(conn, update, conn.principal.audit_name())
+        if not conn.cpu_left(self.limits):
+            raise CpuBudgetError(self._cpu_reason(conn))
+
+    async def refuse(self, room: Room, conn: Connection) -> None:
+        """Resync a client whose update was not applied, so it sees the room's state."""
+        conn.refused += 1
+        await conn.send(p.sync_message(p.STEP2, room.doc.get_update()))
+
+    def _cpu_reason(self, conn: Connection) -> str:
+        return (f"updates cost too much CPU ({conn.cpu_debt * 1000:.0f} ms pending; the "
+                f"budget is {self.limits.cpu_per_second * 1000:.0f} ms per second)")
 
     # -- relay (Redis pub/sub) ----------------------------------------------------------------
 
@@ -578,6 +647,10 @@ class DesignerService:
 
 class RateLimitedError(ValueError):
     """A connection sent updates faster than allowed."""
+
+
+class CpuBudgetError(RateLimitedError):
+    """A connection's updates cost more CPU to apply than its budget allows."""
 
 
 __all__ = ["DesignerService", "Fault", "Limits", "Room", "Connection", "compact_app"]

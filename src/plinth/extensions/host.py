@@ -14,9 +14,7 @@ import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import httpx
 import sqlalchemy as sa
 
 from plinth.errors import PlinthError
@@ -125,31 +123,13 @@ class CallHost:
 
     # -- http ------------------------------------------------------------------------------
     def _http_fetch(self, method: str, url: str, body: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise _Refused("only http(s) URLs with a host")
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
-        if host not in self.inst.http_hosts and parts.hostname not in self.inst.http_hosts:
-            raise _Refused(f"HTTP to {host} is not granted")
-        if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
-            raise _Refused(f"HTTP method {method!r} is not allowed")
-        # No redirects: a granted host must not bounce the call to an ungranted one.
-        with httpx.Client(timeout=self._remaining(), follow_redirects=False,
-                          trust_env=False) as client, client.stream(
-                method.upper(), url, content=body.encode() if body else None) as resp:
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in resp.iter_bytes():
-                size += len(chunk)
-                if size > MAX_HTTP_BODY:
-                    raise _Refused(f"response larger than {MAX_HTTP_BODY} bytes")
-                chunks.append(chunk)
-            text = b"".join(chunks).decode(resp.encoding or "utf-8", errors="replace")
-        try:
-            parsed = json.loads(text) if text else None
-        except ValueError:
-            parsed = None
-        return json.dumps({"status": resp.status_code, "body": text, "json": parsed})
+        # Through the integration layer: the grant's hosts, the SSRF guard, no redirects,
+        # the call's deadline, a response size limit, an audit event.
+        connectors = self.service.platform.connectors
+        return json.dumps(self._await(connectors.plugin_fetch(
+            self.tenant, self.inst.name, self.principal, method, url,
+            body.encode() if body else None, hosts=self.inst.http_hosts,
+            seconds=self._remaining(), max_bytes=MAX_HTTP_BODY)))
 
     # -- records (through the runtime service, with the caller's permissions) ---------------
     def _records_service(self) -> Any:

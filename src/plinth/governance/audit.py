@@ -28,7 +28,7 @@ PLATFORM_KEY = "_platform"
 GENESIS = "0" * 64
 # Topics that land in the ledger; other layers' events join by pattern, unchanged.
 AUDITED_TOPICS = ("app.*", "draft.*", "record.*", "policy.*", "plugin.*", "connector.*",
-                  "workflow.*", "task.*", "token.*", "auth.*")
+                  "workflow.*", "task.*", "token.*", "auth.*", "compliance.*")
 
 
 def _iso(at: datetime) -> str:

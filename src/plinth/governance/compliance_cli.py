@@ -161,3 +161,77 @@ def report(
                                     f"{r['id']} ({r['reference']})")
     if body["status"] == "fail":
         raise typer.Exit(1)
+
+
+subject_cli = typer.Typer(help="Data-subject rights: export and erasure.", no_args_is_help=True)
+cli.add_typer(subject_cli, name="subject")
+
+
+@subject_cli.command("export")
+def subject_export(
+    tenant: str, subject: Annotated[str, typer.Argument(help="The subject's key value")],
+    app: Annotated[str | None, typer.Option(help="Only this app")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON to this file")] = None,
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Every record of a data subject across the tenant's apps, as JSON (audited)."""
+    m = _main()
+
+    async def work(p: Any) -> Any:
+        return await p.compliance.export_subject(await p.tenants.get(tenant), subject, app=app,
+                                                 by=m.operator().audit_name())
+
+    body = m.run(m.settings_for(data_dir, database_url), work)
+    if out is not None:
+        out.write_text(json.dumps(body, indent=2, ensure_ascii=False))
+        m.console.print(f"Wrote {body['records']} records to {out}")
+    else:
+        m.console.print_json(json.dumps(body))
+
+
+@subject_cli.command("erase")
+def subject_erase(
+    tenant: str, subject: Annotated[str, typer.Argument(help="The subject's key value")],
+    app: Annotated[str | None, typer.Option(help="Only this app")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do it (erasure cannot be undone)")] = False,
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Delete or anonymise a subject's records, then destroy the subject's keys."""
+    m = _main()
+    if not yes:
+        m.console.print("Erasure cannot be undone; add --yes to erase")
+        raise typer.Exit(2)
+
+    async def work(p: Any) -> Any:
+        return await p.compliance.erase_subject(await p.tenants.get(tenant), subject, app=app,
+                                                by=m.operator().audit_name())
+
+    body = m.run(m.settings_for(data_dir, database_url), work)
+    m.console.print_json(json.dumps(body))
+
+
+@cli.command("retention")
+def retention(
+    tenant: str, app: Annotated[str | None, typer.Option(help="Only this app")] = None,
+    data_dir: DataDir = None, database_url: DbUrl = None,
+) -> None:
+    """Apply the retention rules now: delete or anonymise expired records (audited)."""
+    m = _main()
+
+    async def work(p: Any) -> Any:
+        return await p.compliance.run_retention(await p.tenants.get(tenant), app,
+                                                by=m.operator().audit_name())
+
+    m.console.print_json(json.dumps(m.run(m.settings_for(data_dir, database_url), work)))
+
+
+@cli.command("rotate-keys")
+def rotate_keys(tenant: str, data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """A new field-encryption key for the tenant; every subject key re-wrapped with it."""
+    m = _main()
+
+    async def work(p: Any) -> Any:
+        return await p.compliance.rotate_keys(await p.tenants.get(tenant),
+                                              by=m.operator().audit_name())
+
+    m.console.print_json(json.dumps(m.run(m.settings_for(data_dir, database_url), work)))

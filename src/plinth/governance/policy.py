@@ -23,12 +23,17 @@ log = logging.getLogger("plinth.governance.policy")
 
 DATA_ACTIONS = ("data.create", "data.read", "data.update", "data.delete")
 FIELD_ACTIONS = ("field.read", "field.write")
-OWNER_EXTRA = {"audit.read", "user.manage"}
+# Seeing a `masked` field in full (compliance); owners by default, app policies may widen it.
+UNMASK_ACTIONS = ("field.unmask",)
+# Data-subject rights, retention runs and field-key rotation (governance.compliance).
+COMPLIANCE_ACTIONS = {"subject.export", "subject.erase", "compliance.retention",
+                      "compliance.keys"}
+OWNER_EXTRA = {"audit.read", "user.manage"} | COMPLIANCE_ACTIONS
 # Seams later layers call: plugin execution, connector calls, workflow tasks.
 SEAM_ACTIONS = {"plugin.execute", "connector.call", "workflow.task"}
 META_ACTIONS = tuple(sorted(set().union(*ROLE_ACTIONS.values()) - set(DATA_ACTIONS)
                             | OWNER_EXTRA | SEAM_ACTIONS))
-ALL_ACTIONS = META_ACTIONS + DATA_ACTIONS + FIELD_ACTIONS
+ALL_ACTIONS = META_ACTIONS + DATA_ACTIONS + FIELD_ACTIONS + UNMASK_ACTIONS
 USER_ATTRS = ("tenant", "country", "department", "email", "name")
 _CEDAR_TYPES = {"integer": "Long", "boolean": "Boolean"}
 
@@ -43,6 +48,8 @@ def _default_policies() -> str:
                    f'action in [{acts}], resource);')
     out.append('@id("default.fields")\npermit(principal, action in '
                '[Action::"field.read", Action::"field.write"], resource);')
+    out.append('@id("default.unmask")\npermit(principal in Role::"owner", '
+               'action == Action::"field.unmask", resource);')
     return "\n".join(out)
 
 
@@ -81,7 +88,7 @@ def cedar_schema(definition: dict[str, Any] | None) -> dict[str, Any]:
                for a in META_ACTIONS}
     for a in DATA_ACTIONS:
         actions[a] = {"appliesTo": {**applies, "resourceTypes": records or ["App"]}}
-    for a in FIELD_ACTIONS:
+    for a in FIELD_ACTIONS + UNMASK_ACTIONS:
         actions[a] = {"appliesTo": {**applies, "resourceTypes": ["Field"]}}
     return {"": {"entityTypes": entity_types, "actions": actions}}
 

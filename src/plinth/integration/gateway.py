@@ -3,9 +3,20 @@
 Per request it resolves the tenant (from `/api/t/{tenant}` or a custom domain, whose paths are
 rewritten to the tenant's), answers CORS for the app, counts the request against the tenant's,
 the API key's and the app's rate limits, caps the tenant's concurrent requests, enforces the
-time limit (504) and writes one structured access-log line. Refusals are cheap (no database,
-no authentication), which is what keeps a tenant hammering the platform from slowing the
-others. Authentication itself stays in the routes (`server/deps.py`).
+time limit (504) and writes one structured access-log line. Authentication itself stays in the
+routes (`server/deps.py`).
+
+Fairness, so one tenant hammering the platform does not slow the others:
+- refusals are cheap: no database, no authentication, and a budget already exhausted is
+  refused from memory without asking the limiter's storage (`Quotas.deny_cache`);
+- a client that keeps coming back before its Retry-After is held until then (at most
+  `MAX_HOLD` seconds, `MAX_HELD` such requests per process) before its 429, much as
+  nginx's `limit_req` delays excess requests: a flood that ignores Retry-After is slowed to
+  its budget instead of keeping the event loop busy with refusals; a held request is a
+  sleeping task and holds no in-flight slot;
+- fair admission: when the process has `capacity` requests in flight, a tenant holding its
+  fair share of them (capacity / tenants in flight) is refused with 503 + Retry-After, so
+  one tenant cannot take every slot while the others wait behind it.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plinth.errors import PlinthError, RateLimited
+from plinth.errors import PlinthError, RateLimited, Unavailable
 from plinth.integration.models import CorsRefused, GatewayTimeout
 from plinth.integration.quotas import Verdict, too_many
 from plinth.integration.settings import TenantGate
@@ -36,12 +47,19 @@ TENANT_PATH = re.compile(r"^/api/t/([a-z][a-z0-9-]{1,39})(?:/apps/([a-z][a-z0-9-
 class Gateway:
     """Tenant resolution, CORS, rate limits, concurrency, time limit and access logs."""
 
+    HOLD_AFTER = 3  # refusals ignored before a client's next ones are held
+    MAX_HOLD = 1.0
+    MAX_HELD = 1000
+    capacity = 128  # requests in flight in this process before fair shares apply
+
     def __init__(self, app: ASGIApp, platform: Platform) -> None:
         self.app = app
         self.platform = platform
         self.settings = platform.quotas.gateway
         self.quotas = platform.quotas
-        self._in_flight: dict[str, int] = {}
+        self._in_flight: dict[str, int] = {}  # tenant id -> requests in flight (> 0 only)
+        self._total = 0
+        self._held = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,15 +113,15 @@ class Gateway:
         if gate is not None:
             verdict = await self._limit(scope, gate, app_slug, app_config)
             if not verdict.allowed:
+                if verdict.repeats >= self.HOLD_AFTER and self._held < self.MAX_HELD:
+                    await self._hold(verdict)
                 what = {"api_key": "API key", "app": "app"}.get(verdict.scope, "tenant")
                 await _problem(send, too_many(verdict, what), request_id, record, extra_headers)
                 return
             extra_headers += verdict.headers()
-            limit = gate.config.get("limits", {}).get("max_concurrent")
-            if limit and self._in_flight.get(gate.id, 0) >= limit:
-                error = RateLimited(f"This tenant has {limit} requests in flight; retry shortly",
-                                    extra={"scope": "concurrency"}, headers={"Retry-After": "1"})
-                await _problem(send, error, request_id, record, extra_headers)
+            refused = self._admit(gate)
+            if refused is not None:
+                await _problem(send, refused, request_id, record, extra_headers)
                 return
         timeout = float(app_config.get("timeout_seconds") or (
             gate.config if gate else self.settings.defaults).get("timeout_seconds") or 30)
@@ -122,6 +140,7 @@ class Gateway:
 
         if gate is not None:
             self._in_flight[gate.id] = self._in_flight.get(gate.id, 0) + 1
+            self._total += 1
         try:
             async with asyncio.timeout(timeout):
                 await self.app(scope, receive, send_through)
@@ -132,7 +151,36 @@ class Gateway:
             await _problem(send, timed_out, request_id, record, extra_headers)
         finally:
             if gate is not None:
-                self._in_flight[gate.id] -= 1
+                self._total -= 1
+                left = self._in_flight[gate.id] - 1
+                if left:
+                    self._in_flight[gate.id] = left
+                else:
+                    del self._in_flight[gate.id]
+
+    def _admit(self, gate: TenantGate) -> PlinthError | None:
+        """The refusal for a tenant over its concurrency cap or its fair share, if any."""
+        held = self._in_flight.get(gate.id, 0)
+        limit = gate.config.get("limits", {}).get("max_concurrent")
+        if limit and held >= limit:
+            return RateLimited(f"This tenant has {limit} requests in flight; retry shortly",
+                               extra={"scope": "concurrency"}, headers={"Retry-After": "1"})
+        if held and self._total >= self.capacity:
+            share = max(1, self.capacity // max(1, len(self._in_flight)))
+            if held >= share:
+                return Unavailable(
+                    f"The server is busy and this tenant holds {held} of its "
+                    f"{self._total} requests in flight; retry shortly",
+                    extra={"scope": "fair_share"}, headers={"Retry-After": "1"})
+        return None
+
+    async def _hold(self, verdict: Verdict) -> None:
+        # The client came back before its Retry-After: let it wait out the window here.
+        self._held += 1
+        try:
+            await asyncio.sleep(min(self.MAX_HOLD, max(0.0, verdict.until - time.time())))
+        finally:
+            self._held -= 1
 
     async def _limit(self, scope: Scope, gate: TenantGate, app_slug: str | None,
                      app_config: dict[str, Any]) -> Verdict:

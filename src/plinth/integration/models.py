@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from plinth.errors import PlinthError
@@ -84,6 +84,9 @@ class Delivery:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    run_at: float | None = None  # when a pending/retrying delivery is next due
+    locked_until: float | None = None
+    lease: str | None = None
 
     FIELDS: ClassVar[tuple[str, ...]] = ("id", "app", "connector", "topic", "url", "status",
                                          "attempts", "last_status", "last_error")
@@ -92,4 +95,15 @@ class Delivery:
         body = {k: getattr(self, k) for k in self.FIELDS}
         body["created_at"] = self.created_at.isoformat()
         body["updated_at"] = self.updated_at.isoformat()
+        body["next_attempt_at"] = (
+            datetime.fromtimestamp(self.run_at, UTC).isoformat()
+            if self.run_at is not None and self.status in ("pending", "retrying") else None)
         return body
+
+
+class EgressRefused(PlinthError):
+    """An outbound call would reach an address the SSRF guard forbids (or an ungranted host)."""
+
+    code = "egress_refused"
+    status = 403
+    title = "Outbound call refused"

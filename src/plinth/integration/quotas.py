@@ -12,7 +12,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond
@@ -37,6 +37,8 @@ class Verdict:
     reset_after: int = 0  # seconds until the tightest window frees a slot
     policy: str = ""
     scope: str = ""
+    until: float = 0.0  # refused: when (epoch seconds) the exhausted window frees a slot
+    repeats: int = 0  # refusals since `until` was set: the client ignores Retry-After
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         if not self.limit:
@@ -64,7 +66,15 @@ class _Items:
 
 
 class Quotas:
-    """Decides rate limits and quotas; storage is memory (embedded) or Redis (scaled out)."""
+    """Decides rate limits and quotas; storage is memory (embedded) or Redis (scaled out).
+
+    A refusal is remembered until the Retry-After it announced (at most `DENY_SECONDS`), so
+    a client hammering an exhausted budget is refused again without any storage call: a
+    flood costs the limiter nothing, in memory or on Redis.
+    """
+
+    deny_cache = True
+    DENY_SECONDS = 5.0
 
     def __init__(self, settings: Settings, gateway: GatewaySettings, *,
                  key_prefix: str = "plinth") -> None:
@@ -77,6 +87,7 @@ class Quotas:
             self.storage = MemoryStorage()
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self._items = _Items()
+        self._denied: dict[tuple[str, str], Verdict] = {}
 
     async def hit(self, limits: Iterable[tuple[str, str, dict[str, int]]],
                   cost: int = 1) -> Verdict:
@@ -85,6 +96,16 @@ class Quotas:
         Denied if any window is exhausted; the headers describe the first window checked
         (the tenant's per-second one, normally), or the exhausted one.
         """
+        limits = list(limits)
+        if self.deny_cache and cost == 1 and self._denied:
+            now = time.time()
+            for scope, ident, _ in limits:
+                found = self._denied.get((scope, ident))
+                if found is not None and found.until > now:
+                    found = self._denied[(scope, ident)] = replace(
+                        found, reset_after=max(1, math.ceil(found.until - now)),
+                        repeats=found.repeats + 1)
+                    return found
         described: Verdict | None = None
         for scope, ident, windows in limits:
             for window, amount in windows.items():
@@ -97,10 +118,20 @@ class Quotas:
                 if allowed and described is not None:
                     continue
                 stats = await self.limiter.get_window_stats(item, ident)
-                reset = max(0, math.ceil(stats.reset_time - time.time()))
+                now = time.time()
+                reset = max(0, math.ceil(stats.reset_time - now))
                 verdict = Verdict(allowed, int(amount), stats.remaining, reset,
                                   f"{amount};w={item.get_expiry()}", scope)
                 if not allowed:
+                    # Refused until the Retry-After it announces: a client told to wait is
+                    # refused from memory until then.
+                    verdict = replace(verdict, until=now + min(max(1, reset),
+                                                               self.DENY_SECONDS))
+                    if self.deny_cache and cost == 1:
+                        if len(self._denied) > 10_000:
+                            self._denied = {k: v for k, v in self._denied.items()
+                                            if v.until > now}
+                        self._denied[(scope, ident)] = verdict
                     return verdict
                 described = verdict
         return described or Verdict(True)

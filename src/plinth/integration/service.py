@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -13,10 +17,12 @@ from plinth.events import Event
 from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.integration import connectors
-from plinth.integration.breaker import Breaker
+from plinth.integration.breaker import Breaker, CircuitBreaker, SharedBreaker
 from plinth.integration.connectors import CallContext
-from plinth.integration.models import ConnectorFailed
+from plinth.integration.egress import EgressPolicy, GuardedTransport
+from plinth.integration.models import ConnectorFailed, ConnectorTimeout, EgressRefused
 from plinth.integration.openapi import import_openapi
+from plinth.integration.tokens import TokenCache
 from plinth.integration.webhooks import Webhooks
 from plinth.tenancy.models import Tenant
 
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 
 REDACTED = "[redacted]"
 MAX_OPENAPI_BYTES = 5 * 1024 * 1024
+PLUGIN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 
 
 class ConnectorService:
@@ -35,10 +42,20 @@ class ConnectorService:
         self.db = platform.db
         self.events = platform.events
         self.vault = platform.vault
-        # One pooled client for every connector; each call passes its own timeout.
-        self.http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        # Every outbound call of the layer goes through this one pooled client, whose
+        # transport is the SSRF guard; each call passes its own timeout.
+        self.egress = EgressPolicy(platform.settings.egress_allow)
+        self.http = httpx.AsyncClient(follow_redirects=False, trust_env=False,
+                                      transport=GuardedTransport(self.egress))
+        # Breaker state and OAuth2 tokens: per process when embedded, shared through Redis
+        # when scaled out (so every node sees an open circuit and reuses one token).
+        self.redis: Any = None
+        if platform.settings.redis_url:
+            import redis.asyncio
+
+            self.redis = redis.asyncio.Redis.from_url(platform.settings.redis_url)
         self.breakers: dict[str, Breaker] = {}
-        self.oauth_tokens: dict[str, tuple[str, float]] = {}
+        self.oauth_tokens = TokenCache(self.redis, lambda: self.vault.master)
         self._documents: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self._subscribers: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         self.webhooks = Webhooks(self)
@@ -95,11 +112,70 @@ class ConnectorService:
             return [await self._reveal(ctx, v) for v in value]
         return value
 
-    def breaker(self, key: str, config: dict[str, Any]) -> Breaker:
-        """The circuit breaker of one connector (per process)."""
-        found = self.breakers.get(key)
+    async def plugin_fetch(self, tenant: Tenant, plugin: str, principal: Principal,
+                           method: str, url: str, body: bytes | None, *,
+                           hosts: Collection[str], seconds: float,
+                           max_bytes: int) -> dict[str, Any]:
+        """A plugin's `http` call: to a host its grant names, through the SSRF guard, within
+        `seconds` and `max_bytes`, audited as `connector.egress` (never the query or body)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise EgressRefused("only http(s) URLs with a host", path="url")
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        if host not in hosts and parts.hostname not in hosts:
+            raise EgressRefused(f"HTTP to {host} is not granted", path="url")
+        method = method.upper()
+        if method not in PLUGIN_METHODS:
+            raise EgressRefused(f"HTTP method {method!r} is not allowed", path="method")
+        await self.platform.quotas.consume(tenant.id, "plugin_http")
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            async with asyncio.timeout(seconds):
+                # No redirects: a granted host must not bounce the call to an ungranted one.
+                async with self.http.stream(method, url, content=body,
+                                            timeout=seconds) as response:
+                    status = response.status_code
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ConnectorFailed(f"HTTP to {host}: response larger than "
+                                                  f"{max_bytes} bytes")
+                        chunks.append(chunk)
+                    text = b"".join(chunks).decode(response.encoding or "utf-8", "replace")
+        except (TimeoutError, httpx.TimeoutException):
+            error = ConnectorTimeout.code
+            raise ConnectorTimeout(f"HTTP to {host} did not answer within {seconds:.3g} s",
+                                   path="url") from None
+        except httpx.HTTPError as exc:
+            error = ConnectorFailed.code
+            raise ConnectorFailed(f"HTTP to {host} failed: {type(exc).__name__}",
+                                  path="url") from None
+        except PlinthError as exc:
+            error = exc.code
+            raise
+        finally:
+            await self.events.publish(Event("connector.egress", tenant.id, {
+                "source": f"plugin:{plugin}", "method": method, "host": host,
+                "path": parts.path or "/", "status": status, "ok": error is None,
+                "error": error, "principal": principal.audit_name(),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2)}))
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        return {"status": status, "body": text, "json": parsed}
+
+    def breaker(self, key: str, config: dict[str, Any]) -> CircuitBreaker:
+        """The circuit breaker of one connector (in Redis when scaled out)."""
         failures = int(config.get("failures", 5))
         reset = float(config.get("reset_seconds", 30))
+        if self.redis is not None:
+            return SharedBreaker(self.redis, key, failures, reset)
+        found = self.breakers.get(key)
         if found is None or (found.failures_to_open, found.reset_seconds) != (failures, reset):
             found = self.breakers[key] = Breaker(failures, reset)
         return found
@@ -219,9 +295,15 @@ class ConnectorService:
                               "operations": sorted(kind.operations(doc)) if kind else []})
         return found
 
+    async def start_worker(self) -> None:
+        """Attempt queued webhook deliveries in this process (the embedded worker)."""
+        await self.webhooks.start_worker()
+
     async def close(self) -> None:
         await self.webhooks.stop()
         await self.http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.platform.quotas.close()
 
 

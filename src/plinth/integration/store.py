@@ -59,13 +59,19 @@ deliveries = sa.Table(
     sa.Column("topic", sa.String(100), nullable=False),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),  # pending | delivered | failed
+    # pending | retrying (waiting for run_at) | delivered | dead (attempts exhausted)
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_status", sa.Integer, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
+    # The queue: due at run_at (epoch seconds); a claim holds a lease until locked_until.
+    sa.Column("run_at", sa.Float, nullable=True),
+    sa.Column("locked_until", sa.Float, nullable=True),
+    sa.Column("lease", sa.String(32), nullable=True),
     sa.Index("ix_integration_deliveries_tenant", "tenant_id", "app", "connector", "created_at"),
+    sa.Index("ix_integration_deliveries_due", "status", "run_at"),
 )
 
 # Delivery ids a webhook_in endpoint has accepted: a replayed delivery is refused.

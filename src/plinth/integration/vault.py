@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from plinth import envelope
 from plinth.db import Database, utcnow
 from plinth.errors import BadRequest, Conflict, NotFound, Unavailable
 from plinth.events import Event, EventBus
@@ -80,6 +82,9 @@ class Vault:
         self.db = db
         self.events = events
         self._master: bytes | None = None
+        # Other keyrings wrapped by the same master key (field encryption) re-wrap their keys
+        # in the rotation's transaction: (conn, old master, new master) -> keys moved.
+        self.rewrap_hooks: list[Callable[[AsyncConnection, bytes, bytes], Awaitable[int]]] = []
 
     @property
     def master(self) -> bytes:
@@ -90,13 +95,11 @@ class Vault:
     # -- data keys --------------------------------------------------------------------------
 
     def _wrap(self, data_key: bytes, tenant_id: str, master: bytes | None = None) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + AESGCM(master or self.master).encrypt(nonce, data_key, tenant_id.encode())
+        return envelope.seal(master or self.master, data_key, tenant_id.encode())
 
     def _unwrap(self, wrapped: bytes, tenant_id: str, master: bytes | None = None) -> bytes:
         try:
-            return AESGCM(master or self.master).decrypt(wrapped[:12], wrapped[12:],
-                                                         tenant_id.encode())
+            return envelope.open_sealed(master or self.master, wrapped, tenant_id.encode())
         except InvalidTag as exc:
             raise Unavailable("A data key does not open with the configured master key; "
                               "was the master key changed without rotating?") from exc
@@ -248,6 +251,8 @@ class Vault:
                     store.data_keys.c.version == row.version,
                 ).values(wrapped=self._wrap(key, row.tenant_id, new_master),
                          master_id=master_id(new_master)))
+            for hook in self.rewrap_hooks:
+                await hook(conn, self.master, new_master)
         self._master = new_master
         await self.events.publish(Event("vault.master_rotated", None,
                                         {"data_keys": len(rows), "by": by}))

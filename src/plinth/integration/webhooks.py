@@ -1,14 +1,20 @@
 """The webhook engine: deliveries out (subscribed to record.* and workflow.* events) and
 receipts in (signature verified, replay refused, `webhook.received` published).
 
-Each delivery is a row (the delivery log); attempts run in background tasks with exponential
-backoff, and a delivery can be redelivered on request. A scaled-out deployment would move the
-attempts to the workflows queue; the row and the signing stay the same.
+Each delivery is a row: the delivery log and the queue at once. A worker (embedded in
+`plinth serve`, or `plinth worker`) claims due rows under a lease (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises claims), attempts them, and either marks them
+delivered, schedules a retry with exponential backoff, or, attempts exhausted, dead. Nothing
+lives only in memory, so pending and retrying deliveries survive a restart; a worker that dies
+mid-attempt leaves a lease that expires, and the delivery is attempted again (at least once:
+receivers dedupe on the delivery id). Redelivery sends a logged delivery again on request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import fnmatch
 import json
 import logging
@@ -22,11 +28,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from plinth.db import utcnow
-from plinth.errors import Conflict, NotFound, PayloadTooLarge
+from plinth.errors import Conflict, NotFound, PayloadTooLarge, PlinthError
 from plinth.events import Event
 from plinth.ids import new_id
 from plinth.integration import signing, store
-from plinth.integration.models import Delivery
+from plinth.integration.models import Delivery, EgressRefused
 from plinth.tenancy.models import Tenant
 
 if TYPE_CHECKING:
@@ -34,13 +40,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("plinth.integration.webhooks")
 TOPICS = ("record.*", "workflow.*")
+WAITING = ("pending", "retrying")
+LEASE_SECONDS = 120.0  # > the longest attempt (timeout_seconds is at most 60)
+CONCURRENCY = 8  # attempts in flight per worker: one slow subscriber does not stall the rest
+
+
+@dataclasses.dataclass
+class _Outcome:
+    ok: bool
+    status: int | None = None
+    error: str | None = None
+    permanent: bool = False  # retrying cannot help (e.g. the SSRF guard refused the URL)
 
 
 class Webhooks:
     def __init__(self, service: ConnectorService) -> None:
         self.service = service
         self.db = service.db
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._stop: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
         for pattern in TOPICS:
             service.events.subscribe(pattern, self._on_event)
 
@@ -58,7 +78,7 @@ class Webhooks:
 
     async def enqueue(self, tenant_id: str, app: str, connector: str, doc: dict[str, Any],
                       topic: str, data: dict[str, Any]) -> str:
-        """Log a delivery and start sending it in the background; returns its id."""
+        """Queue a delivery (a row of the log, due now) and wake the worker; returns its id."""
         delivery_id = new_id()
         now = utcnow()
         payload = json.dumps({"id": delivery_id, "topic": topic, "app": app,
@@ -68,58 +88,196 @@ class Webhooks:
             await conn.execute(store.deliveries.insert().values(
                 id=delivery_id, tenant_id=tenant_id, app=app, connector=connector, topic=topic,
                 url=doc["url"], payload=payload, status="pending", attempts=0,
-                created_at=now, updated_at=now))
-        task = asyncio.create_task(self._deliver(tenant_id, delivery_id, doc))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+                created_at=now, updated_at=now, run_at=time.time()))
+        self._wake.set()
         return delivery_id
 
-    async def _deliver(self, tenant_id: str, delivery_id: str, doc: dict[str, Any],
-                       max_attempts: int | None = None) -> None:
-        attempts = max_attempts or int(doc.get("max_attempts", 5))
-        backoff = float(doc.get("backoff_seconds", 1.0))
-        for attempt in range(attempts):
-            if await self._attempt(tenant_id, delivery_id, doc, final=attempt == attempts - 1):
-                return
-            if attempt < attempts - 1:
-                await asyncio.sleep(backoff * (2 ** attempt) * (0.5 + random.random() / 2))
+    # -- the queue ----------------------------------------------------------------------------
 
-    async def _attempt(self, tenant_id: str, delivery_id: str, doc: dict[str, Any],
-                       final: bool) -> bool:
-        delivery = await self.get(tenant_id, delivery_id)
-        secret = await self.service.vault.reveal(tenant_id, doc["secret"]["secret"],
-                                                 f"webhook_out:{delivery.app}/"
-                                                 f"{delivery.connector}")
+    async def claim(self, limit: int = CONCURRENCY) -> list[Delivery]:
+        """Take up to `limit` due deliveries (or ones whose lease expired) under a lease."""
+        now = time.time()
+        d = store.deliveries
+        query = (sa.select(d).where(
+            d.c.status.in_(WAITING), d.c.run_at <= now,
+            sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now))
+            .order_by(d.c.run_at).limit(limit))
+        # An idle queue is seen with a read: no write lock (SQLite's BEGIN IMMEDIATE) per poll.
+        async with self.db.read() as conn:
+            if (await conn.execute(query.with_only_columns(d.c.id).limit(1))).first() is None:
+                return []
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        lease = new_id()
+        async with self.db.transaction() as conn:
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return []
+            await conn.execute(d.update().where(d.c.id.in_([r.id for r in rows])).values(
+                lease=lease, locked_until=now + LEASE_SECONDS))
+        return [dataclasses.replace(Delivery(**r._mapping), lease=lease,
+                                    locked_until=now + LEASE_SECONDS) for r in rows]
+
+    async def run_due(self, limit: int = CONCURRENCY) -> int:
+        """Claim due deliveries and attempt them concurrently; how many were attempted."""
+        claimed = await self.claim(limit)
+        await asyncio.gather(*(self._process(d) for d in claimed))
+        return len(claimed)
+
+    async def work(self, stop: asyncio.Event, poll: float = 0.5) -> None:
+        """Attempt deliveries as they fall due until `stop` is set (the worker loop)."""
+        waits: set[asyncio.Task[Any]] = set()
+        try:
+            while not stop.is_set():
+                free = CONCURRENCY - len(self._running)
+                claimed: list[Delivery] = []
+                if free > 0:
+                    self._wake.clear()
+                    try:
+                        claimed = await self.claim(free)
+                    except Exception:  # the database may be briefly away: try again later
+                        log.exception("claiming webhook deliveries failed")
+                for delivery in claimed:
+                    task = asyncio.create_task(self._process(delivery))
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
+                if claimed and len(claimed) == free:
+                    continue  # a full batch: more may be due
+                waits = {asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())}
+                await asyncio.wait(waits | self._running, timeout=poll,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for task in waits:
+                    task.cancel()
+        finally:
+            for task in waits:
+                task.cancel()
+            await self._settle()
+
+    async def _settle(self, grace: float = 5.0) -> None:
+        # Let attempts in flight finish briefly; the rest are cancelled and their leases
+        # released, so the next worker retries them at once instead of after the lease.
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def start_worker(self, poll: float = 0.5) -> None:
+        """Run the delivery worker inside this process (`settings.embedded_worker`)."""
+        self._stop = asyncio.Event()
+        self._worker = asyncio.create_task(self.work(self._stop, poll))
+
+    async def stop(self) -> None:
+        """Stop the worker, if any (attempts in flight get a short grace)."""
+        if self._stop is not None and self._worker is not None:
+            self._stop.set()
+            await self._worker
+            self._worker = None
+
+    async def drain(self, seconds: float = 30.0) -> None:
+        """Attempt deliveries until none is waiting, sleeping through short backoffs (tests,
+        a worker's catch-up)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if await self.run_due():
+                continue
+            async with self.db.read() as conn:
+                next_at = (await conn.execute(sa.select(sa.func.min(store.deliveries.c.run_at))
+                                              .where(store.deliveries.c.status.in_(WAITING))
+                                              )).scalar()
+            if next_at is None:
+                return
+            await asyncio.sleep(min(max(0.0, next_at - time.time()), 0.5) or 0.01)
+
+    async def _process(self, delivery: Delivery) -> None:
+        try:
+            doc = await self._document(delivery)
+            if doc is None:
+                outcome = _Outcome(False, error="the connector is no longer published",
+                                   permanent=True)
+            else:
+                outcome = await self._send(delivery, doc)
+            await self._finish(delivery, doc or {}, outcome)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._release(delivery)
+            raise
+        except Exception:  # the lease expires and the delivery is attempted again
+            log.exception("webhook delivery %s failed in the engine", delivery.id)
+
+    async def _document(self, delivery: Delivery) -> dict[str, Any] | None:
+        tenants = await self.service.platform.tenants.list({delivery.tenant_id})
+        if not tenants:
+            return None
+        try:
+            return await self.service.document(tenants[0], delivery.app, delivery.connector,
+                                               kind="webhook_out")
+        except NotFound:
+            return None
+
+    async def _send(self, delivery: Delivery, doc: dict[str, Any]) -> _Outcome:
+        """One signed POST of the delivery to its URL."""
+        try:
+            secret = await self.service.vault.reveal(
+                delivery.tenant_id, doc["secret"]["secret"],
+                f"webhook_out:{delivery.app}/{delivery.connector}")
+        except PlinthError as exc:
+            return _Outcome(False, error=f"{exc.code}: the signing secret is unavailable")
         body = delivery.payload.encode()
         headers = {"Content-Type": "application/json",
-                   signing.SIGNATURE: signing.signature(secret, int(time.time()), delivery_id,
+                   signing.SIGNATURE: signing.signature(secret, int(time.time()), delivery.id,
                                                         body),
-                   signing.DELIVERY: delivery_id, signing.TOPIC: delivery.topic}
-        status: int | None = None
-        error: str | None = None
+                   signing.DELIVERY: delivery.id, signing.TOPIC: delivery.topic}
         try:
             response = await self.service.http.post(
                 delivery.url, content=body, headers=headers,
                 timeout=float(doc.get("timeout_seconds", 10)))
-            status = response.status_code
-            ok = 200 <= status < 300
-            if not ok:
-                error = f"subscriber answered {status}"
+        except EgressRefused as exc:
+            return _Outcome(False, error=exc.detail, permanent=True)
         except httpx.HTTPError as exc:
-            ok = False
-            error = f"{type(exc).__name__}"
+            return _Outcome(False, error=type(exc).__name__)
+        status = response.status_code
+        if 200 <= status < 300:
+            return _Outcome(True, status)
+        return _Outcome(False, status, f"subscriber answered {status}")
+
+    async def _finish(self, delivery: Delivery, doc: dict[str, Any], outcome: _Outcome,
+                      retry: bool = True) -> bool:
+        """Record an attempt if the lease is still ours: delivered, retrying or dead."""
+        attempts = delivery.attempts + 1
+        max_attempts = int(doc.get("max_attempts", 5))
+        dead = not outcome.ok and (outcome.permanent or not retry or attempts >= max_attempts)
+        run_at: float | None = None
+        if not outcome.ok and not dead:
+            backoff = float(doc.get("backoff_seconds", 1.0))
+            run_at = time.time() + backoff * (2 ** (attempts - 1)) * (0.5 + random.random() / 2)
+        status = "delivered" if outcome.ok else ("dead" if dead else "retrying")
+        d = store.deliveries
         async with self.db.transaction() as conn:
-            await conn.execute(store.deliveries.update().where(
-                store.deliveries.c.tenant_id == tenant_id, store.deliveries.c.id == delivery_id
-            ).values(attempts=store.deliveries.c.attempts + 1, last_status=status,
-                     last_error=None if ok else error, updated_at=utcnow(),
-                     status="delivered" if ok else ("failed" if final else "pending")))
-        if ok or final:
+            result = await conn.execute(d.update().where(
+                d.c.tenant_id == delivery.tenant_id, d.c.id == delivery.id,
+                d.c.lease == delivery.lease).values(
+                attempts=d.c.attempts + 1, last_status=outcome.status,
+                last_error=None if outcome.ok else outcome.error, updated_at=utcnow(),
+                status=status, run_at=run_at, lease=None, locked_until=None))
+        if not result.rowcount:
+            log.warning("webhook delivery %s: lease lost before the attempt was recorded",
+                        delivery.id)
+            return False
+        if outcome.ok or dead:
             await self.service.events.publish(Event(
-                "webhook.delivered" if ok else "webhook.failed", tenant_id,
-                {"delivery": delivery_id, "app": delivery.app,
-                 "connector": delivery.connector, "topic": delivery.topic, "status": status}))
-        return ok
+                "webhook.delivered" if outcome.ok else "webhook.failed", delivery.tenant_id,
+                {"delivery": delivery.id, "app": delivery.app,
+                 "connector": delivery.connector, "topic": delivery.topic,
+                 "status": outcome.status, "attempts": attempts}))
+        return True
+
+    async def _release(self, delivery: Delivery) -> None:
+        d = store.deliveries
+        async with self.db.transaction() as conn:
+            await conn.execute(d.update().where(d.c.id == delivery.id,
+                                                d.c.lease == delivery.lease)
+                               .values(lease=None, locked_until=None))
 
     async def redeliver(self, tenant: Tenant, app: str, connector: str,
                         delivery_id: str) -> Delivery:
@@ -128,8 +286,27 @@ class Webhooks:
         if delivery.app != app or delivery.connector != connector:
             raise NotFound(f"No delivery {delivery_id!r} for this connector", path="delivery")
         doc = await self.service.document(tenant, app, connector, kind="webhook_out")
-        doc = {**doc, "url": delivery.url}
-        await self._attempt(tenant.id, delivery_id, doc, final=True)
+        now = time.time()
+        lease = new_id()
+        d = store.deliveries
+        async with self.db.transaction() as conn:
+            taken = await conn.execute(d.update().where(
+                d.c.tenant_id == tenant.id, d.c.id == delivery_id,
+                sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now)).values(
+                lease=lease, locked_until=now + LEASE_SECONDS))
+        if not taken.rowcount:
+            raise Conflict(f"Delivery {delivery_id!r} is being attempted right now; look at "
+                           "the delivery log in a moment", path="delivery")
+        delivery = dataclasses.replace(delivery, lease=lease)
+        try:
+            outcome = await self._send(delivery, doc)
+            # A delivery still in the queue keeps its remaining retries; a dead or delivered
+            # one gets this one attempt.
+            await self._finish(delivery, doc, outcome, retry=delivery.status in WAITING)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._release(delivery)
+            raise
         return await self.get(tenant.id, delivery_id)
 
     async def get(self, tenant_id: str, delivery_id: str) -> Delivery:
@@ -150,16 +327,6 @@ class Webhooks:
                 store.deliveries.c.connector == connector,
             ).order_by(store.deliveries.c.created_at.desc()).limit(limit))).all()
         return [Delivery(**r._mapping) for r in rows]
-
-    async def drain(self) -> None:
-        """Wait until every delivery in flight has finished (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # -- in -----------------------------------------------------------------------------------
 

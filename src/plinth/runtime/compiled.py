@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from plinth.errors import ValidationFailed
+from plinth.governance.compliance.enforcement import Protection
 from plinth.jsonschema import Validator, compile_schema
 from plinth.runtime import expressions, tables, types
 from plinth.runtime.expressions import Program
@@ -62,6 +63,8 @@ class CompiledEntity:
     insert: Any = None
     unique: dict[str, str] = field(default_factory=dict)  # index name -> field (for 409s)
     select: Any = None
+    protection: Protection = field(default_factory=lambda: Protection.of({}))
+    app: str = ""  # the app's slug (what encrypted values are bound to)
 
     @property
     def input_fields(self) -> set[str]:
@@ -93,6 +96,7 @@ def compile_app(tenant_id: str, app_slug: str, version: int, definition: dict[st
             rules=rules,
             references={n: s["entity"] for n, s in doc.get("fields", {}).items()
                         if s["type"] == "reference"},
+            protection=Protection.of(doc), app=app_slug,
         )
         # Prebuilt statements: per request only parameters are bound.
         entity.insert = table.insert()

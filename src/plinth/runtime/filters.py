@@ -165,6 +165,10 @@ def column(entity: Any, name: str, path: str = "filter") -> sa.ColumnElement[Any
     if not isinstance(name, str) or name not in entity.table.c:
         raise BadRequest(f"Unknown field {name!r} on entity {entity.name!r}", path=path,
                          extra={"field": name})
+    if path != "fields" and entity.fields.get(name, {}).get("encrypted"):
+        # Ciphertext has no order and a fresh nonce each write: comparing it means nothing.
+        raise BadRequest(f"Field {name!r} is encrypted at rest; it cannot be used in {path}",
+                         path=path, extra={"field": name})
     return entity.table.c[name]
 
 

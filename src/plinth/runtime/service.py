@@ -42,6 +42,7 @@ from plinth.metadata.service import MetadataService
 from plinth.runtime import records, types
 from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry, compile_app
 from plinth.runtime.filters import column, compile_filter
+from plinth.runtime.maintenance import Maintenance
 from plinth.runtime.storage import TenantStorage
 from plinth.tenancy.models import Tenant
 
@@ -64,6 +65,11 @@ class RecordService:
         # `await hook(tenant, app, entity, record, principal)` returns the record, maybe
         # amended, or raises (ValidationFailed with field paths rejects the write).
         self.before_write: list[Callable[..., Awaitable[dict[str, Any]]]] = []
+        # Compliance enforcement (governance.compliance.guard.RecordGuard): residency and
+        # encryption on write, decryption on read, masking and read audit in responses.
+        # Attached by the compliance service; None leaves records as they are.
+        self.guard: Any = None
+        self.maintenance = Maintenance(self)  # subject export/erasure, retention
         events.subscribe("app.deleted", self._forget)
         events.subscribe("app.published", self._forget)
         events.subscribe("app.rolled_back", self._forget)
@@ -207,13 +213,14 @@ class RecordService:
         db = self.storage.database(tenant)
         async with db.transaction() as conn:
             await self._check_references(conn, tenant, app, ent, rows, many)
-            await self._write(conn, ent, ent.insert, rows)
+            await self._write(conn, ent, ent.insert, await self._seal(tenant, ent, rows, many))
         # The rows hold exactly what was stored (values were converted before the insert),
         # so the records are built from them without reading back.
         out = [records.to_record(ent, r) for r in rows]
         for rec in out:
             await self._event("record.created", tenant, app, entity, rec["id"], None, rec, by)
         shown = [self._visible(rec, readable) for rec in out]
+        await self._present(principal, tenant, app_slug, ent, shown)
         return shown if many else shown[0]
 
     async def update(self, tenant: Tenant, app_slug: str, entity: str, record_id: str,
@@ -230,10 +237,13 @@ class RecordService:
         by = principal.audit_name()
         async with db.transaction() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
-            before = self._found(ent, row, record_id)
+            before = await self._open(tenant, ent, self._found(ent, row, record_id))
             self._authorize(principal, "data.update", tenant, app_slug, entity, record_id,
                             before)
             self._check_version(before, if_version)
+            if self.guard is not None:
+                changes = self.guard.keep_masked(principal, tenant, app_slug, ent, before,
+                                                 changes)
             if replace:
                 data = records.with_defaults(ent, changes)
             else:
@@ -247,16 +257,20 @@ class RecordService:
                 raise ValidationFailed.of(faults)
             await self._check_references(conn, tenant, app, ent, [values], False)
             values.update(version=before["version"] + 1, updated_at=utcnow(), updated_by=by)
+            stored = (await self._seal(tenant, ent, [{**values, "id": record_id}], False))[0]
+            stored.pop("id")
             t = ent.table
             stmt = t.update().where(t.c.id == record_id, t.c.version == before["version"])
-            result = await self._write(conn, ent, stmt.values(values), None)
+            result = await self._write(conn, ent, stmt.values(stored), None)
             if result.rowcount != 1:
                 raise PreconditionFailed("The record changed meanwhile; reload it and retry",
                                          path="id")
-            after = records.to_record(ent, (await conn.execute(
-                ent.select, {"record_id": record_id})).one())
+            after = await self._open(tenant, ent, records.to_record(ent, (await conn.execute(
+                ent.select, {"record_id": record_id})).one()))
         await self._event("record.updated", tenant, app, entity, record_id, before, after, by)
-        return self._visible(after, readable)
+        shown = self._visible(after, readable)
+        await self._present(principal, tenant, app_slug, ent, [shown])
+        return shown
 
     async def delete(self, tenant: Tenant, app_slug: str, entity: str, record_id: str,
                      principal: Principal, *, if_version: int | None = None) -> None:
@@ -265,7 +279,7 @@ class RecordService:
         db = self.storage.database(tenant)
         async with db.transaction() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
-            before = self._found(ent, row, record_id)
+            before = await self._open(tenant, ent, self._found(ent, row, record_id))
             self._authorize(principal, "data.delete", tenant, app_slug, entity, record_id,
                             before)
             self._check_version(before, if_version)
@@ -283,9 +297,11 @@ class RecordService:
         readable, _ = self._access(principal, tenant, app_slug, entity)
         async with self.storage.database(tenant).read() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
-        record = self._found(ent, row, record_id)
+        record = await self._open(tenant, ent, self._found(ent, row, record_id))
         self._authorize(principal, "data.read", tenant, app_slug, entity, record_id, record)
-        return self._visible(record, readable)
+        shown = self._visible(record, readable)
+        await self._present(principal, tenant, app_slug, ent, [shown])
+        return shown
 
     async def query(self, tenant: Tenant, app_slug: str, entity: str, principal: Principal, *,
                     filter: dict[str, Any] | None = None, sort: list[str] | None = None,
@@ -331,6 +347,8 @@ class RecordService:
             else:
                 allowed = rows
             items = [records.to_record(ent, r, readable) for r in allowed]
+            for item in items:
+                await self._open(tenant, ent, item)
             for name in expand or []:
                 await self._expand(conn, tenant, app, ent, name, items, principal)
         next_cursor = None
@@ -340,6 +358,7 @@ class RecordService:
         if fields:
             keep = set(fields) | {"id"}
             items = [{k: v for k, v in item.items() if k in keep} for item in items]
+        await self._present(principal, tenant, app_slug, ent, items)
         return {"items": items, "next_cursor": next_cursor}
 
     # -- internals --------------------------------------------------------------------------
@@ -434,9 +453,31 @@ class RecordService:
         rows = [r for r in await conn.execute(stmt) if not per_row or self._may_read(
             principal, tenant, app.app_slug, target.name, records.to_record(target, r, None))]
         found = {r.id: records.to_record(target, r, readable) for r in rows}
+        for rec in found.values():
+            await self._open(tenant, target, rec)
+        await self._present(principal, tenant, app.app_slug, target, list(found.values()))
         for item in items:
             if item.get(name) in found:
                 item[name] = found[item[name]]
+
+    # -- compliance seams (see governance.compliance.guard) ----------------------------------
+
+    async def _seal(self, tenant: Tenant, ent: CompiledEntity, rows: list[dict[str, Any]],
+                    many: bool) -> list[dict[str, Any]]:
+        if self.guard is None:
+            return rows
+        return await self.guard.seal(tenant, ent.app, ent, rows, many)  # type: ignore[no-any-return]
+
+    async def _open(self, tenant: Tenant, ent: CompiledEntity, record: dict[str, Any]
+                    ) -> dict[str, Any]:
+        if self.guard is not None:
+            await self.guard.open(tenant, ent.app, ent, [record])
+        return record
+
+    async def _present(self, principal: Principal, tenant: Tenant, app_slug: str,
+                       ent: CompiledEntity, shown: list[dict[str, Any]]) -> None:
+        if self.guard is not None:
+            await self.guard.present(principal, tenant, app_slug, ent, shown)
 
     @staticmethod
     def _found(ent: CompiledEntity, row: Any, record_id: str) -> dict[str, Any]:
@@ -462,6 +503,9 @@ class RecordService:
     async def _event(self, topic: str, tenant: Tenant, app: CompiledApp, entity: str,
                      record_id: str, before: dict[str, Any] | None,
                      after: dict[str, Any] | None, by: str) -> None:
+        if self.guard is not None:  # encrypted values never travel in events
+            ent = app.entities[entity]
+            before, after = self.guard.redact(ent, before), self.guard.redact(ent, after)
         await self.events.publish(Event(topic, tenant.id, {
             "app": app.app_slug, "entity": entity, "id": record_id, "before": before,
             "after": after, "by": by, "version": app.version}))

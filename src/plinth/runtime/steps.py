@@ -2,7 +2,8 @@
 
 Atomicity. On PostgreSQL a tenant's schema lives in the platform database, so the DDL runs on
 the publish transaction itself: one commit or nothing. On SQLite a tenant's data is its own
-file, so `migrate` opens a write transaction there, applies the whole plan, and keeps it open;
+file (and a tenant homed in another region has its own database), so `migrate` opens a write
+transaction there, applies the whole plan, and keeps it open;
 it commits only in the publish's `after_commit` hook (after the version row is committed) and
 rolls back in `after_rollback`. Everything that can fail (planning, refusals, conversions, the
 DDL itself) fails before the platform commit; what remains after it is a local COMMIT.
@@ -80,7 +81,7 @@ class MigrateStep:
         allow = bool(ctx.options.get("allow_destructive"))
         args = (ops, ctx.app.slug, ctx.previous_definition, ctx.definition,
                 service.storage.schema(ctx.tenant), allow)
-        if service.storage.shared:
+        if service.storage.shares_platform_db(ctx.tenant):
             done = await ctx.conn.run_sync(migrate.apply, *args) if ops else []
         else:
             done = await self._apply_in_tenant_file(ctx, service, ops, args)

@@ -20,6 +20,8 @@ class ConversionError(ValueError):
 
 def column_type(spec: Spec) -> sa.types.TypeEngine[Any]:
     """The SQL column type of a field."""
+    if spec.get("encrypted"):
+        return sa.Text()  # ciphertext (enc1.<subject>.<base64>), whatever the field's type
     t = spec["type"]
     if t in ("string", "email", "url", "enum", "reference"):
         return sa.String(spec.get("maxLength") or 255 if t == "string" else 2048)

@@ -50,6 +50,8 @@ class Platform:
         self.on_stop(self.records.close)
         self.plugins = PluginService(self)
         self.vault = Vault(settings, self.db, self.events)
+        self.records.storage.regions = self.regions  # app data lives in the home region
+        self.compliance.enforce(self.records, self.vault, lambda: self.authorizer)
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
         self.connectors = ConnectorService(self)
         self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
@@ -63,6 +65,7 @@ class Platform:
         if self.settings.embedded_worker:
             await self.workflows.start_worker()
             self.on_stop(self.workflows.stop_worker)
+            await self.connectors.start_worker()  # webhook deliveries (stopped by close)
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)

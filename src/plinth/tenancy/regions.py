@@ -101,6 +101,10 @@ class Regions:
         profile = parse_profile(tenant.settings.get("compliance"))
         return profile.regions or (tenant.region,)
 
+    def home(self, tenant: Tenant) -> Region:
+        """The region a tenant's app data lives in: the first its profile allows."""
+        return self.get(self.of_tenant(tenant)[0])
+
     def region_for(self, tenant: Tenant, country: str | None) -> Region:
         """Where a record of a subject from `country` is stored for `tenant` (or refused)."""
         profile = parse_profile(tenant.settings.get("compliance"))

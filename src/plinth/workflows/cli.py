@@ -44,6 +44,7 @@ async def _work(platform: object, poll: float, lease: float, concurrency: int) -
         loop.add_signal_handler(sig, stop.set)
     try:
         await asyncio.gather(*(platform.workflows.engine.work(stop, poll)
-                               for _ in range(concurrency)))
+                               for _ in range(concurrency)),
+                             platform.connectors.webhooks.work(stop, poll))  # webhook queue
     finally:
         await platform.stop()

@@ -44,3 +44,25 @@ def test_cli_report_fix_and_waive(tmp_path, database_url):
                  code=2)  # more than a year ahead is refused
     out = plinth("compliance", "profile", "acme-insurance")
     assert json.loads(out)["countries"] == ["DE", "FR", "ES", "BR", "US"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cli_subject_rights_retention_and_key_rotation(tmp_path, database_url):
+    env = {"PLINTH_DATA_DIR": str(tmp_path / "data"), "PLINTH_DATABASE_URL": database_url}
+
+    def plinth(*args: str, code: int = 0) -> str:
+        return run_cli(env, *args, code=code)
+
+    plinth("demo", "--load-only")
+    out = tmp_path / "ana.json"
+    assert "Wrote 0 records" in plinth("compliance", "subject", "export", "acme-insurance",
+                                       "ana@example.com", "--out", str(out))
+    assert json.loads(out.read_text())["apps"] == {}
+    assert "cannot be undone" in plinth("compliance", "subject", "erase", "acme-insurance",
+                                        "ana@example.com", code=2)
+    erased = json.loads(plinth("compliance", "subject", "erase", "acme-insurance",
+                               "ana@example.com", "--yes"))
+    assert erased["records"] == 0 and len(erased["subject_ref"]) == 40
+    run = json.loads(plinth("compliance", "retention", "acme-insurance"))
+    assert {e["entity"] for e in run["apps"]["claims"]} == {"policyholder", "claim", "payout"}
+    assert json.loads(plinth("compliance", "rotate-keys", "acme-insurance"))["version"] == 2

@@ -101,3 +101,49 @@ async def report(request: Request, tenant: TenantDep, platform: PlatformDep,
     wants_html = format == "html" or (
         format is None and "text/html" in request.headers.get("accept", ""))
     return HTMLResponse(render_html(body)) if wants_html else body
+
+
+# -- runtime enforcement: data-subject rights, retention, field keys ------------------------
+
+class SubjectIn(BaseModel):
+    subject: str = Field(min_length=1, max_length=500,
+                         description="The subject's key value (e.g. an e-mail address)")
+    app: str | None = Field(None, description="Only this app (default: every app)")
+
+
+class RetentionIn(BaseModel):
+    app: str | None = Field(None, description="Only this app (default: every app)")
+
+
+@router.post("/compliance/subjects/export")
+async def export_subject(body: SubjectIn, tenant: TenantDep, platform: PlatformDep,
+                         principal: PrincipalDep) -> dict[str, Any]:
+    """Every record of a data subject across the tenant's apps, as JSON (audited)."""
+    require(platform, principal, "subject.export", tenant, kind="tenant")
+    return await platform.compliance.export_subject(tenant, body.subject, app=body.app,
+                                                    by=principal.audit_name())
+
+
+@router.post("/compliance/subjects/erase")
+async def erase_subject(body: SubjectIn, tenant: TenantDep, platform: PlatformDep,
+                        principal: PrincipalDep) -> dict[str, Any]:
+    """Delete or anonymise a subject's records and destroy the subject's keys (audited)."""
+    require(platform, principal, "subject.erase", tenant, kind="tenant")
+    return await platform.compliance.erase_subject(tenant, body.subject, app=body.app,
+                                                   by=principal.audit_name())
+
+
+@router.post("/compliance/retention/run")
+async def run_retention(body: RetentionIn, tenant: TenantDep, platform: PlatformDep,
+                        principal: PrincipalDep) -> dict[str, Any]:
+    """Apply the retention rules now (the `retention` workflow node does it on schedule)."""
+    require(platform, principal, "compliance.retention", tenant, kind="tenant")
+    return await platform.compliance.run_retention(tenant, body.app, by=principal.audit_name())
+
+
+@router.post("/compliance/keys/rotate")
+async def rotate_keys(tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+                      ) -> dict[str, Any]:
+    """A new field-encryption key for the tenant; subject keys are re-wrapped with it."""
+    require(platform, principal, "compliance.keys", tenant, kind="tenant")
+    return await platform.compliance.rotate_keys(tenant, by=principal.audit_name())

@@ -1,29 +1,34 @@
 """What the runtime must do with a published entity's compliance keys: pure seams.
 
-The runtime (records, CRUD) and the vault (envelope encryption) live in other layers; these
-functions are the contract between them and the compliance metadata, compiled once per
-version (`Protection.of(entity)`) and applied per record:
+The contract between the compliance metadata and the runtime, compiled once per version
+(`Protection.of(entity)`, kept on each compiled entity) and applied per record by
+`guard.RecordGuard`, which the record service calls:
 
-- before a write: `region_for(tenant, subject_country(entity, record, profile))` picks the
-  region database (raises ResidencyRefused), then `protection.encrypt` names the fields to
-  seal with the tenant's data key (AES-GCM via the vault);
-- on a read: the runtime decrypts, then applies `mask(value, field)` to `protection.mask`
-  fields unless the policy decision grants `data.unmask`, and emits `record.read` for the
-  audit ledger when `protection.audit_reads`;
-- retention job (a workflow timer, daily): `retention_due(entity, now)` gives the column,
-  cutoff and action; rows older than the cutoff are deleted or passed through `anonymise`;
-- subject erasure: `anonymise` (or delete per the entity's retention action), and for
-  encrypted fields destroying the subject's key (crypto-shredding).
+- before a write: `Regions.region_for(tenant, country)` must be the tenant's home region
+  (else ResidencyRefused naming the country field), then `protection.encrypt` names the
+  fields sealed with the subject's key (`keys.FieldKeys`, envelope encryption);
+- on a read: sealed values are opened, then `mask(value, field)` is applied to
+  `protection.mask` fields unless the caller may `field.unmask`, and reads of
+  `audit_reads` entities are published as `compliance.read` for the ledger;
+- retention (the `retention` workflow node, on a schedule): `retention_due(entity, now)`
+  gives the column, cutoff and action; older rows are deleted or `anonymised_fields` emptied;
+- subject erasure: delete or anonymise per the entity's retention action, then destroy the
+  subject's keys (crypto-shredding).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from plinth.governance.compliance.models import PERSONAL
 from plinth.tenancy.profile import ComplianceProfile
+
+# Field types whose JSON form is what the API shows, so a value can be sealed as JSON text
+# and handed back unchanged (numbers, booleans and timestamps are compared and sorted in SQL).
+ENCRYPTABLE = frozenset({"string", "text", "email", "url", "enum", "json", "date"})
 
 
 @dataclass(frozen=True)
@@ -34,17 +39,79 @@ class Protection:
     mask: tuple[str, ...]
     personal: tuple[str, ...]
     audit_reads: bool
+    key_field: str | None = None  # names the data subject (subject.key_field)
+    key_is_reference: bool = False  # the subject is whoever the referenced record is about
+    country_field: str | None = None
+    fixed_country: str | None = None
+    holds_personal: bool = False
+    field_ids: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, entity: dict[str, Any]) -> Protection:
         fields = entity.get("fields", {})
+        subject = entity.get("subject", {})
+        key = subject.get("key_field")
+        personal = tuple(n for n, f in fields.items()
+                         if f.get("classification", "none") in PERSONAL)
         return cls(
             encrypt=tuple(n for n, f in fields.items() if f.get("encrypted")),
             mask=tuple(n for n, f in fields.items() if f.get("masked")),
-            personal=tuple(n for n, f in fields.items()
-                           if f.get("classification", "none") in PERSONAL),
+            personal=personal,
             audit_reads=bool(entity.get("audit_reads")),
+            key_field=key,
+            key_is_reference=bool(key and fields.get(key, {}).get("type") == "reference"),
+            country_field=subject.get("country_field"),
+            fixed_country=subject.get("country"),
+            holds_personal=bool(personal or subject),
+            field_ids={n: str(f.get("id", n)) for n, f in fields.items()},
         )
+
+    def subject_of(self, record: dict[str, Any]) -> str:
+        """What names a record's subject for its key: the subject's value, the record it
+        refers to, or (no subject field) the record itself."""
+        value = record.get(self.key_field) if self.key_field else None
+        if value is None or value == "":
+            return f"r:{record['id']}"
+        return f"r:{value}" if self.key_is_reference else f"v:{value}"
+
+
+def field_aad(tenant_id: str, app: str, entity_id: str, field_id: str, record_id: str) -> bytes:
+    """Associated data of an encrypted value: a ciphertext moved to another tenant, app,
+    field or record fails to open. Stable ids, so renames keep values readable."""
+    return "\x00".join((tenant_id, app, entity_id, field_id, record_id)).encode()
+
+
+def encode(value: Any) -> bytes:
+    """A field's JSON value as the bytes that get sealed."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode(data: bytes) -> Any:
+    return json.loads(data)
+
+
+def check_protection(name: str, doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) for field protection the runtime cannot honour."""
+    found = []
+    fields = doc.get("fields", {})
+    for fname, spec in fields.items():
+        if not spec.get("encrypted"):
+            continue
+        at = f"entities.{name}.fields.{fname}.encrypted"
+        if spec.get("type") not in ENCRYPTABLE:
+            found.append((at, f"{spec.get('type')} fields cannot be encrypted (only "
+                              f"{', '.join(sorted(ENCRYPTABLE))}); store it as text"))
+        elif spec.get("unique") or spec.get("index") or "computed" in spec:
+            found.append((at, "an encrypted field cannot be unique, indexed or computed: "
+                              "its ciphertext differs at every write"))
+    subject = doc.get("subject", {})
+    for key in ("key_field", "country_field"):
+        ref = subject.get(key)
+        if ref and fields.get(ref, {}).get("encrypted"):
+            found.append((f"entities.{name}.subject.{key}",
+                          f"{ref!r} is encrypted, so records cannot be found by it; "
+                          "name a field that is not encrypted"))
+    return found
 
 
 def subject_country(entity: dict[str, Any], record: dict[str, Any],
@@ -69,5 +136,39 @@ def retention_due(entity: dict[str, Any], now: datetime) -> tuple[str, datetime,
 
 def anonymise(entity: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     """The record with every personal field emptied (what stays is not about a person)."""
-    personal = set(Protection.of(entity).personal)
+    personal = set(anonymised_fields(entity))
     return {k: (None if k in personal else v) for k, v in record.items()}
+
+
+def anonymised_fields(entity: dict[str, Any]) -> tuple[str, ...]:
+    """Fields emptied on anonymisation: the personal ones, the encrypted ones, and the field
+    naming the subject (else the record still says whose it is)."""
+    p = Protection.of(entity)
+    names = set(p.personal) | set(p.encrypt)
+    if p.key_field and not p.key_is_reference:
+        names.add(p.key_field)
+    return tuple(n for n in entity.get("fields", {}) if n in names)
+
+
+def summary(definition: dict[str, Any]) -> dict[str, Any]:
+    """What the runtime enforces for an app version: for the report's evidence."""
+    encrypted, masked, audited, subjects, retention = [], [], [], {}, []
+    for name, entity in definition.get("entities", {}).items():
+        p = Protection.of(entity)
+        encrypted += [f"{name}.{f}" for f in p.encrypt]
+        masked += [f"{name}.{f}" for f in p.mask]
+        if p.audit_reads:
+            audited.append(name)
+        if p.key_field:
+            subjects[name] = p.key_field
+        if entity.get("retention"):
+            rule = entity["retention"]
+            retention.append({"entity": name, "days": rule["days"],
+                              "action": rule.get("action", "delete"),
+                              "field": rule.get("field", "created_at")})
+    scheduled = sorted(
+        name for name, wf in definition.get("workflows", {}).items()
+        if any(s.get("type") == "schedule" for s in wf.get("start", []))
+        and any(n.get("type") == "retention" for n in wf.get("nodes", {}).values()))
+    return {"encrypted": encrypted, "masked": masked, "audit_reads": audited,
+            "subjects": subjects, "retention": retention, "retention_workflows": scheduled}

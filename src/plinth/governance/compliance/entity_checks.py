@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plinth.errors import Fault
+from plinth.governance.compliance.enforcement import check_protection
 
 TIME_COLUMNS = {"created_at", "updated_at"}
 TIME_TYPES = {"date", "datetime"}
@@ -17,7 +18,7 @@ def check_compliance_keys(name: str, doc: dict[str, Any], definition: dict[str, 
     fields = doc.get("fields", {})
     found: list[Fault] = []
     subject = doc.get("subject", {})
-    for key in ("country_field", "owner_field"):
+    for key in ("country_field", "owner_field", "key_field"):
         ref = subject.get(key)
         if ref and ref not in fields:
             found.append(Fault(f"{base}.subject.{key}", f"no field named {ref!r}",
@@ -35,4 +36,5 @@ def check_compliance_keys(name: str, doc: dict[str, Any], definition: dict[str, 
             found.append(Fault(f"{base}.retention.field",
                                f"retention counts from a date or datetime field; {ref!r} is "
                                f"{spec.get('type')}"))
+    found += [Fault(path, message) for path, message in check_protection(name, doc)]
     return found

@@ -67,6 +67,22 @@ def render_html(report: dict[str, Any]) -> str:
             out.append(f"<li>Remediation applied at {e(f['applied_at'])} by {e(str(f['by']))} "
                        f"(draft revision {f['revision']}): {e(', '.join(f['rules']))}</li>")
         out.append("</ul>")
+        enf = app.get("enforcement")
+        if enf:
+            out.append("<h3>Runtime enforcement</h3><ul>")
+            for key, what in (("encrypted", "Encrypted at rest (AES-GCM, a key per subject)"),
+                              ("masked", "Masked in responses unless <code>field.unmask</code>"),
+                              ("audit_reads", "Reads recorded in the audit ledger")):
+                items = ", ".join(f"<code>{e(x)}</code>" for x in enf[key]) or "none"
+                out.append(f"<li>{what}: {items}</li>")
+            rules = "; ".join(f"<code>{e(r['entity'])}</code> {r['days']} days from "
+                              f"<code>{e(r['field'])}</code>, then {e(r['action'])}"
+                              for r in enf["retention"]) or "none"
+            runs = (", ".join(f"<code>{e(w)}</code>" for w in enf["retention_workflows"])
+                    or "<strong>no scheduled retention workflow</strong>")
+            out.append(f"<li>Retention: {rules} (run by {runs})</li>")
+            subj = ", ".join(f"<code>{e(k)}.{e(v)}</code>" for k, v in enf["subjects"].items())
+            out.append(f"<li>Data subjects found by: {subj or 'none'}</li></ul>")
         if app["suggestions"]:
             out.append("<h3>Classification suggestions</h3><ul>" + "".join(
                 f"<li><code>{e(s['path'])}</code>: {e(s['message'])}</li>"

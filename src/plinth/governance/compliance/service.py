@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from plinth.db import Database, utcnow
-from plinth.errors import Fault, ValidationFailed
+from plinth.errors import Conflict, Fault, Unavailable, ValidationFailed
 from plinth.events import Event, EventBus
-from plinth.governance.compliance import classify, engine, store
+from plinth.governance.compliance import (
+    classify,
+    enforcement,
+    engine,
+    retention,
+    store,
+    subjects,
+)
 from plinth.governance.compliance import packs as pack_registry
+from plinth.governance.compliance.guard import RecordGuard
+from plinth.governance.compliance.keys import FieldKeys
 from plinth.governance.compliance.models import CheckContext, Outcome, Waiver
 from plinth.ids import new_id
 from plinth.metadata import kinds
@@ -35,6 +45,109 @@ class ComplianceService:
 
         register_step(STEP)
         STEP.attach(self)
+        self.records: Any = None  # the runtime's RecordService, once `enforce` attached it
+        self.keys: FieldKeys | None = None
+
+    # -- runtime enforcement ----------------------------------------------------------------
+
+    def enforce(self, records: Any, vault: Any, authorizer: Callable[[], Any]) -> None:
+        """Guard the runtime's reads and writes: residency, encryption, masking, read audit.
+
+        Field keys are wrapped by the vault's master key (one keyring for the platform); the
+        vault's master rotation re-wraps them in its own transaction."""
+        self.keys = FieldKeys(self.db, lambda: vault.master)
+        vault.rewrap_hooks.append(self.keys.rewrap_master)
+        self.records = records
+        records.guard = RecordGuard(self.keys, self.regions, authorizer, self.events)
+        self.events.subscribe("app.published", self._seal_stored)
+        self.events.subscribe("app.rolled_back", self._seal_stored)
+
+    async def _seal_stored(self, event: Event) -> None:
+        """After a version made fields encrypted, seal the values its rows hold in clear."""
+        tenant = next(iter(await self.tenants.list({event.tenant_id or ""})), None)
+        if tenant is None or self.records is None:
+            return
+        sealed = await self.records.maintenance.seal_stored(tenant, event.data["app"])
+        if sealed:
+            await self.events.publish(Event("compliance.sealed", tenant.id, {
+                "app": event.data["app"], "version": event.data.get("version"),
+                "records": sealed}))
+
+    def _runtime(self) -> tuple[Any, FieldKeys]:
+        if self.records is None or self.keys is None:
+            raise Unavailable("Runtime enforcement is not attached in this process")
+        return self.records.maintenance, self.keys
+
+    async def _active_apps(self, tenant: Tenant, app: str | None) -> list[str]:
+        if app is not None:
+            found = await self.metadata.get_app(tenant, app)  # NotFound for an unknown app
+            return [app] if found.active_version is not None else []
+        return [a.slug for a in await self.metadata.list_apps(tenant)
+                if a.active_version is not None]
+
+    async def rotate_keys(self, tenant: Tenant, by: str | None = None) -> dict[str, Any]:
+        """A new tenant field key; every subject key re-wrapped with it (audited)."""
+        _, keys = self._runtime()
+        result = await keys.rotate(tenant.id)
+        await self.events.publish(Event("compliance.keys_rotated", tenant.id,
+                                        {**result, "by": by}))
+        return result
+
+    async def run_retention(self, tenant: Tenant, app: str | None = None, *,
+                            now: datetime | None = None, by: str | None = None
+                            ) -> dict[str, Any]:
+        """Delete or anonymise expired records of the tenant's apps (one audited run)."""
+        maintenance, _ = self._runtime()
+        at = now or utcnow()
+        apps = {}
+        for slug in await self._active_apps(tenant, app):
+            apps[slug] = await retention.expire(maintenance, tenant, slug, at,
+                                                by or "compliance.retention")
+        result = {"at": at.isoformat(), "apps": apps,
+                  "deleted": sum(e["deleted"] for v in apps.values() for e in v),
+                  "anonymised": sum(e["anonymised"] for v in apps.values() for e in v)}
+        await self.events.publish(Event("compliance.retention", tenant.id, {**result,
+                                                                            "by": by}))
+        return result
+
+    async def _subject(self, tenant: Tenant, subject: str, app: str | None
+                       ) -> tuple[list[subjects.Found], str]:
+        maintenance, keys = self._runtime()
+        if not isinstance(subject, str) or not subject.strip():
+            raise ValidationFailed.of([Fault("subject", "name the subject: the value of the "
+                                             "entities' subject key field (e.g. an e-mail)")])
+        subject = subject.strip()
+        found = [await subjects.collect(maintenance, tenant, slug, subject)
+                 for slug in await self._active_apps(tenant, app)]
+        return found, await keys.ref(tenant.id, f"v:{subject}")
+
+    async def export_subject(self, tenant: Tenant, subject: str, *, app: str | None = None,
+                             by: str | None = None) -> dict[str, Any]:
+        """Every record of a data subject across the tenant's apps, decrypted (audited)."""
+        found, ref = await self._subject(tenant, subject, app)
+        apps = {f.app: {name: list(recs.values()) for name, recs in f.records.items()}
+                for f in found if f.records}
+        counts = {f.app: {n: len(r) for n, r in f.records.items()} for f in found if f.records}
+        await self.events.publish(Event("compliance.subject_exported", tenant.id, {
+            "subject_ref": ref, "records": counts, "by": by}))
+        return {"tenant": tenant.slug, "subject_ref": ref, "generated_at": utcnow().isoformat(),
+                "records": sum(f.count() for f in found), "apps": apps}
+
+    async def erase_subject(self, tenant: Tenant, subject: str, *, app: str | None = None,
+                            by: str | None = None) -> dict[str, Any]:
+        """Delete or anonymise every record of a subject, then destroy the subject's keys."""
+        maintenance, keys = self._runtime()
+        found, ref = await self._subject(tenant, subject, app)
+        who = by or "compliance.erasure"
+        done = {f.app: await subjects.erase(maintenance, tenant, f, who)
+                for f in found if f.records}
+        shredded = await keys.destroy(tenant.id, await subjects.refs_of(keys, tenant,
+                                                                        subject.strip(), found))
+        result = {"subject_ref": ref, "records": sum(f.count() for f in found),
+                  "apps": done, "keys_destroyed": shredded}
+        await self.events.publish(Event("compliance.subject_erased", tenant.id,
+                                        {**result, "by": by}))
+        return result
 
     # -- profile ----------------------------------------------------------------------------
 
@@ -54,6 +167,13 @@ class ComplianceService:
                    for i, r in enumerate(profile.regions) if r not in self.regions.regions]
         if faults:
             raise ValidationFailed.of(faults, "compliance profile")
+        home = (profile.regions or (tenant.region,))[0]
+        if home != self.regions.home(tenant).name and any(
+                a.active_version is not None for a in await self.metadata.list_apps(tenant)):
+            # App data lives in the home region; moving it is a migration, not a setting.
+            raise Conflict(f"This tenant's app data lives in region "
+                           f"{self.regions.home(tenant).name!r}; keep it first in `regions`",
+                           path="compliance.regions[0]")
         await self.tenants.update_settings(tenant.slug, "compliance", profile.as_dict())
         await self.events.publish(Event("compliance.profile", tenant.id,
                                         {"profile": profile.as_dict(), "by": by}))
@@ -181,6 +301,7 @@ class ComplianceService:
                 "status": _worst(r["status"] for r in per_country),
                 "countries": per_country,
                 "suggestions": classify.suggestions(definition),
+                "enforcement": enforcement.summary(definition),
                 "evidence": {
                     "publish": None if last is None else {
                         "version": last.version, "hash": last.hash, "packs": last.packs,

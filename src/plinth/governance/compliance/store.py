@@ -94,3 +94,28 @@ async def fixes_of(conn: AsyncConnection, tenant_id: str, app: str) -> list[dict
              .order_by(fixes.c.applied_at))
     return [{"revision": r.revision, "rules": r.rules, "patch": r.patch, "by": r.by,
              "applied_at": r.applied_at.isoformat()} for r in await conn.execute(query)]
+
+
+# -- field encryption keys (envelope: master -> tenant key -> subject key -> field) --------
+
+tenant_keys = sa.Table(
+    "compliance_tenant_keys",
+    platform_metadata,
+    sa.Column("tenant_id", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),  # by the master key
+    sa.Column("salt", sa.LargeBinary, nullable=False),  # sealed by the master key
+    sa.Column("master_id", sa.String(16), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+subject_keys = sa.Table(
+    "compliance_subject_keys",
+    platform_metadata,
+    sa.Column("tenant_id", sa.String(32), primary_key=True),
+    sa.Column("ref", sa.String(64), primary_key=True),  # HMAC of the subject, never its value
+    sa.Column("key_version", sa.Integer, nullable=False),  # of the tenant key wrapping it
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

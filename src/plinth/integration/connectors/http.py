@@ -9,13 +9,13 @@ import asyncio
 import json
 import logging
 import random
-import time
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from plinth.errors import Fault, NotFound, ValidationFailed
+from plinth.integration import tokens
 from plinth.integration.connectors import CallContext, load_schema, register
 from plinth.integration.models import ConnectorFailed, ConnectorTimeout
 from plinth.jsonschema import Validator, compile_schema, faults
@@ -106,7 +106,7 @@ class HttpKind:
         limit = int(doc.get("max_response_bytes", 1_048_576))
         what = f"Connector {ctx.name!r}"
         breaker = ctx.service.breaker(ctx.key, doc.get("breaker", {}))
-        breaker.before(what)
+        await breaker.before(what)
         status, headers, body = 0, httpx.Headers(), b""
         refreshed = False
         attempt = 0
@@ -127,7 +127,7 @@ class HttpKind:
                         "type") == "oauth2_client_credentials":
                     # The cached access token may have been revoked early: fetch one more.
                     refreshed = True
-                    ctx.service.oauth_tokens.pop(ctx.key, None)
+                    await ctx.service.oauth_tokens.drop(_token_key(ctx, doc))
                     request = await self._request(ctx, doc, op, data)
                     continue
                 if status not in RETRY_STATUS and status < 500:
@@ -140,12 +140,12 @@ class HttpKind:
                 backoff * (2 ** (attempt - 1)) * (0.5 + random.random() / 2))
             await asyncio.sleep(min(delay, MAX_RETRY_AFTER))
         if failure is not None:
-            breaker.failed()
+            await breaker.failed()
             raise failure
         if status >= 500:
-            breaker.failed()
+            await breaker.failed()
         else:
-            breaker.succeeded()
+            await breaker.succeeded()
         return self._result(ctx, op, operation, status, headers, body)
 
     async def _request(self, ctx: CallContext, doc: dict[str, Any], op: dict[str, Any],
@@ -192,9 +192,11 @@ class HttpKind:
 
     async def _oauth_token(self, ctx: CallContext, doc: dict[str, Any],
                            auth: dict[str, Any]) -> str:
-        cached = ctx.service.oauth_tokens.get(ctx.key)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
+        key = _token_key(ctx, doc)
+        cached = await ctx.service.oauth_tokens.get(key)
+        if cached:
+            ctx.secrets_seen.append(cached)
+            return cached
         secret = await ctx.reveal(auth["client_secret"])
         form = {"grant_type": "client_credentials"}
         if auth.get("scope"):
@@ -218,11 +220,10 @@ class HttpKind:
             raise ConnectorFailed(f"Connector {ctx.name!r}: the token endpoint answered "
                                   f"{response.status_code} without an access token",
                                   extra={"upstream_status": response.status_code}) from exc
+        token = str(token)
         ctx.secrets_seen.append(token)
-        expires = float(body.get("expires_in") or 300)
-        # Renew a little early so a token never expires in flight.
-        ctx.service.oauth_tokens[ctx.key] = (token, time.monotonic() + max(1.0, expires - 30))
-        return str(token)
+        await ctx.service.oauth_tokens.put(key, token, tokens.lifetime(body.get("expires_in")))
+        return token
 
     async def _send(self, ctx: CallContext, request: dict[str, Any], seconds: float,
                     limit: int) -> tuple[int, httpx.Headers, bytes]:
@@ -265,6 +266,12 @@ class HttpKind:
                     f"Connector {ctx.name!r} answered {operation} with an unexpected body; "
                     f"first at {found[0].path}: {found[0].message}", faults=found)
         return {"status": status, "body": body}
+
+
+def _token_key(ctx: CallContext, doc: dict[str, Any]) -> str:
+    auth = doc.get("auth") or {}
+    return tokens.cache_key(ctx.key, auth.get("token_url", ""), auth.get("client_id", ""),
+                            auth.get("scope"))
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
