@@ -6,22 +6,21 @@ on SQLite and on PostgreSQL, in one run. Ratios are against SQLite with 1 worker
 
     PYTHONPATH=src python bench/workflows.py [--instances 200] [--latency-runs 20]
 
-Records and the fraud plugin are stand-ins (the runtime and plugin layers are separate issues)
-that do a real write in the same database, so the side effects cost what a write costs.
+Everything is real: claims and payouts are written through the runtime (validation, policy,
+record events), and triage calls the fraud-scorer example plugin in its wasmtime sandbox
+(built once with componentize-py and compiled once, both cached in the user cache dir).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import secrets
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import yaml
@@ -30,6 +29,9 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from plinth.extensions import build  # noqa: E402
+from plinth.extensions import manifest as manifests  # noqa: E402
+from plinth.extensions.package import Package  # noqa: E402
 from plinth.governance.principal import Principal  # noqa: E402
 from plinth.server.platform import Platform  # noqa: E402
 from plinth.settings import Settings  # noqa: E402
@@ -38,49 +40,28 @@ from plinth.workflows import store  # noqa: E402
 PG = "postgresql://postgres@127.0.0.1:5432"
 ADMIN = Principal("bench", "token", frozenset({"platform_admin"}), name="bench")
 DEMO = ROOT / "src/plinth/demo/claims/workflows/claims_process.yaml"
+PLUGIN = ROOT / "examples/plugins/fraud-scorer"
+CACHE = build.default_cache_dir()
 ENTITIES = {
-    "claim": {"fields": {"country": {"type": "string"}, "amount": {"type": "decimal"},
-                         "currency": {"type": "string"}, "status": {"type": "string"},
-                         "fraud_score": {"type": "integer"}}},
-    "payout": {"fields": {"claim": {"type": "string"}, "amount": {"type": "decimal"},
-                          "currency": {"type": "string"}}},
+    "claim": {"fields": {
+        "country": {"type": "enum", "values": ["DE", "FR"]},
+        "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
+        "currency": {"type": "enum", "values": ["EUR"]},
+        "description": {"type": "text"},
+        "status": {"type": "enum", "values": ["open", "approved", "rejected", "closed"],
+                   "default": "open"},
+        "fraud_score": {"type": "integer"}}},
+    "payout": {"fields": {
+        "claim": {"type": "reference", "entity": "claim", "required": True},
+        "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
+        "currency": {"type": "enum", "values": ["EUR"]}}},
 }
 
 
-class Records:
-    """Records stand-in: one real row write per call."""
-
-    def __init__(self, platform: Platform) -> None:
-        self.db = platform.db
-
-    async def create(self, tenant: Any, app: str, entity: str, data: dict[str, Any],
-                     principal: Any) -> dict[str, Any]:
-        rid = secrets.token_hex(8)
-        async with self.db.transaction() as conn:
-            await conn.execute(text("INSERT INTO bench_records (id, body) VALUES (:i, :b)"),
-                               {"i": rid, "b": json.dumps(data)})
-        return {"id": rid, **data}
-
-    async def update(self, tenant: Any, app: str, entity: str, record_id: str,
-                     changes: dict[str, Any], principal: Any) -> dict[str, Any]:
-        async with self.db.transaction() as conn:
-            await conn.execute(text("UPDATE bench_records SET body = :b WHERE id = :i"),
-                               {"i": record_id, "b": json.dumps(changes)})
-        return {"id": record_id, **changes}
-
-
-class Fraud:
-    async def call_action(self, tenant: Any, plugin: str, action: str, input: dict[str, Any],
-                          principal: Any) -> dict[str, Any]:
-        return {"score": 5}
-
-
 def _platform(url: str) -> Platform:
-    platform = Platform(Settings(database_url=url, embedded_worker=False,
-                                 data_dir=Path(tempfile.gettempdir())))
-    platform.records = Records(platform)  # type: ignore[attr-defined]
-    platform.plugins = Fraud()  # type: ignore[attr-defined]
-    return platform
+    return Platform(Settings(database_url=url, embedded_worker=False,
+                             data_dir=Path(tempfile.gettempdir()) / "plinth-bench",
+                             plugin_cache_dir=CACHE / "compiled"))
 
 
 async def worker(url: str) -> None:
@@ -88,6 +69,14 @@ async def worker(url: str) -> None:
     platform = _platform(url)
     await platform.start()
     await platform.workflows.engine.work(asyncio.Event(), poll=0.05)
+
+
+async def _install_plugin(platform: Platform) -> None:
+    wasm = await asyncio.to_thread(build.build, PLUGIN, CACHE)
+    text_ = (PLUGIN / build.MANIFEST).read_text()
+    await platform.plugins.publish_package(
+        Package(text_, manifests.parse(text_), wasm.read_bytes()), ADMIN)
+    await platform.plugins.install("bench", "fraud-scorer", ADMIN, capabilities=["log"])
 
 
 async def _fresh(kind: str, tmp: Path) -> str:
@@ -127,10 +116,8 @@ async def run(kind: str, workers: int, instances: int, latency_runs: int,
     await platform.start()
     procs = []
     try:
-        async with platform.db.transaction() as conn:
-            await conn.execute(text("CREATE TABLE bench_records (id VARCHAR(32) PRIMARY KEY, "
-                                    "body TEXT)"))
         tenant = await platform.tenants.create("bench", "Bench")
+        await _install_plugin(platform)
         await platform.metadata.create_app(tenant, "claims")
         doc = yaml.safe_load(DEMO.read_text())
         await platform.metadata.put_draft(tenant, "claims", {"entities": ENTITIES,
@@ -140,11 +127,11 @@ async def run(kind: str, workers: int, instances: int, latency_runs: int,
             sys.executable, __file__, "--worker", url) for _ in range(workers)]
 
         async def one() -> str:
-            rec = await platform.records.create(tenant, "claims", "claim", {  # type: ignore
-                "country": "FR", "amount": "300.00", "currency": "EUR"}, ADMIN)
-            inst = await platform.workflows.engine.start(tenant, "claims", "claims", {},
-                                                         "bench", record=rec)
-            return str(inst["id"])
+            # Filing the claim is first notice of loss: its record event starts the workflow.
+            rec = await platform.records.create(tenant, "claims", "claim", {
+                "country": "FR", "amount": "300.00", "currency": "EUR",
+                "description": "Water damage in the kitchen"}, ADMIN)
+            return str(rec["id"])  # type: ignore[call-overload]
 
         await _wait_done(platform, [await one()])  # warm the workers
         latencies = []

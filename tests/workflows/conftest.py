@@ -9,6 +9,7 @@ import pytest
 
 from plinth.governance.principal import Principal
 from plinth.server import Platform
+from tests.extensions.conftest import components  # noqa: F401  (plugins built once, cached)
 from tests.helpers import CLAIMS
 
 ADMIN = Principal("admin", "token", frozenset({"platform_admin"}), name="admin")

@@ -1,129 +1,167 @@
-"""The demo claims workflow end to end: auto-approval, review + two managers, SLA escalation."""
+"""The demo claims workflow end to end through the real platform: the demo tenant and its
+people (governance users with roles and countries), claims saved through the runtime API, the
+fraud-scorer plugin the demo installs, the task inbox per user, two managers, SLA escalation."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
+import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+import httpx
+import pytest
+from argon2 import PasswordHasher
 
+from plinth.demo import TENANT, load_demo
+from plinth.governance import identity
+from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.server import Platform
-from tests.workflows.conftest import Harness, user
+from plinth.settings import Settings
+from tests.conftest import ADMIN_TOKEN
+from tests.extensions.conftest import CACHE
 
-DEMO = Path(__file__).resolve().parents[2] / "src/plinth/demo/claims/workflows/claims_process.yaml"
-
-ENTITIES = {
-    "claim": {"fields": {
-        "country": {"type": "enum", "values": ["DE", "FR"]},
-        "amount": {"type": "decimal"}, "currency": {"type": "enum", "values": ["EUR"]},
-        "status": {"type": "enum", "values": ["open", "approved", "rejected", "paid",
-                                               "closed"]},
-        "fraud_score": {"type": "integer"}}},
-    "payout": {"fields": {"claim": {"type": "string"}, "amount": {"type": "decimal"},
-                          "currency": {"type": "string"}}},
-}
+DATA = f"/api/t/{TENANT}/apps/claims/data"
+OPERATOR = Principal("operator", "cli", frozenset({PLATFORM_ADMIN}), name="operator")
 
 
-class Records:
-    """Stand-in for the runtime records service (not merged yet): rows in a dict."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[str, Any]] = {}
-
-    async def create(self, tenant: Any, app: str, entity: str, data: dict[str, Any],
-                     principal: Any) -> dict[str, Any]:
-        rid = f"{entity}-{len(self.rows) + 1}"
-        self.rows[rid] = {"id": rid, **data}
-        return self.rows[rid]
-
-    async def update(self, tenant: Any, app: str, entity: str, record_id: str,
-                     changes: dict[str, Any], principal: Any) -> dict[str, Any]:
-        self.rows[record_id].update(changes)
-        return self.rows[record_id]
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url,
+                    admin_token=ADMIN_TOKEN, embedded_worker=False,
+                    plugin_cache_dir=CACHE / "compiled")
 
 
-class Fraud:
-    async def call_action(self, tenant: Any, plugin: str, action: str, input: dict[str, Any],
-                          principal: Any) -> dict[str, Any]:
-        assert (plugin, action) == ("fraud-scorer", "score")
-        return {"score": 80 if "suspicious" in input["description"] else 10}
+class Demo:
+    def __init__(self, client: httpx.AsyncClient, platform: Platform) -> None:
+        self.client, self.platform = client, platform
+        self.tokens: dict[str, dict[str, str]] = {}
+        self.policy = ""
+
+    async def as_(self, username: str, method: str, url: str, **kw: Any) -> httpx.Response:
+        return await self.client.request(method, url, headers=self.tokens[username], **kw)
+
+    async def inbox(self, username: str) -> list[dict[str, Any]]:
+        r = await self.as_(username, "GET", f"/api/t/{TENANT}/tasks")
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+    async def drain(self) -> None:
+        await self.platform.workflows.engine.drain()
+
+    async def claim(self, amount: str, description: str = "Water damage in the kitchen",
+                    country: str = "FR") -> dict[str, Any]:
+        """File a claim through the data API; its `created` event starts the workflow."""
+        r = await self.client.post(f"{DATA}/claim", json={
+            "reference": f"CL-{amount}-{country}", "policy": self.policy, "country": country,
+            "incident_date": "2026-11-02", "description": description, "amount": amount})
+        assert r.status_code == 201, r.text
+        await self.drain()
+        return dict(r.json())
+
+    async def instance(self, claim: dict[str, Any]) -> dict[str, Any]:
+        r = await self.client.get(f"/api/t/{TENANT}/workflow-instances",
+                                  params={"workflow": "claims_process"})
+        for inst in r.json():
+            got = (await self.client.get(f"/api/t/{TENANT}/workflow-instances/{inst['id']}"))
+            if got.json()["vars"]["record"]["id"] == claim["id"]:
+                return dict(got.json())
+        raise AssertionError(f"no instance for claim {claim['id']}")
 
 
-async def _setup(wf: Harness, platform: Platform, due: float | None = None) -> Records:
-    doc = yaml.safe_load(DEMO.read_text())
-    if due is not None:
-        doc["nodes"]["review"]["due"] = due
-    await wf.publish({"claims_process": doc}, entities=copy.deepcopy(ENTITIES))
-    records = Records()
-    platform.records = records  # type: ignore[attr-defined]
-    platform.plugins = Fraud()  # type: ignore[attr-defined]
-    return records
+@pytest.fixture
+async def demo(client: httpx.AsyncClient, platform: Platform,
+               monkeypatch: pytest.MonkeyPatch) -> Demo:
+    # Real argon2, at its cheapest settings: the default costs half a second per password.
+    monkeypatch.setattr(identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8,
+                                                            parallelism=1))
+    lines = await load_demo(platform, OPERATOR)
+    passwords = dict(re.findall(r"user (\w+) .*password: (\S+)", "\n".join(lines)))
+    assert set(passwords) == {"ana", "dirk", "lucia", "maria", "max"}
+    assert "plugin fraud-scorer 1.0.0 installed (action, before-write)" in lines
+    found = Demo(client, platform)
+    for username, password in passwords.items():
+        r = await client.post(f"/api/auth/{TENANT}/login",
+                              json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        found.tokens[username] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    holder = (await client.post(f"{DATA}/policyholder", json={
+        "full_name": "Camille Martin", "country": "FR"})).json()
+    r = await client.post(f"{DATA}/policy", json={
+        "number": "FR-000001", "holder": holder["id"], "product": "home",
+        "starts_on": "2026-01-01"})
+    assert r.status_code == 201, r.text
+    found.policy = r.json()["id"]
+    return found
 
 
-async def _claim(wf: Harness, records: Records, amount: str, **extra: Any) -> str:
-    claim = await records.create(None, "claims", "claim", {
-        "country": "FR", "amount": amount, "currency": "EUR", "status": "open",
-        "description": "a burst pipe", **extra}, None)
-    from plinth.events import Event
-
-    await wf.platform.events.publish(Event("record.created", wf.tenant.id, {
-        "app": "claims", "entity": "claim", "id": claim["id"], "before": None,
-        "after": dict(claim), "by": "fnol"}))
-    await wf.drain()
-    [inst] = [i for i in await wf.platform.workflows.instances(
-        wf.tenant, user(wf, "x", "owner")) if i["started_by"] == "fnol"
-        and (await wf.get(i["id"]))["vars"]["record"]["id"] == claim["id"]]
-    return str(inst["id"])
-
-
-async def test_low_value_claim_is_auto_approved_and_paid(wf: Harness, platform: Platform) -> None:
-    records = await _setup(wf, platform)
-    iid = await _claim(wf, records, "300.00")
-    inst = await wf.get(iid)
+async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
+        demo: Demo) -> None:
+    small = await demo.claim("300.00")
+    inst = await demo.instance(small)
     assert inst["status"] == "completed"
     assert [s["node"] for s in inst["timeline"]] == [
         "triage", "facts", "route", "approve", "payout", "close", "closed"]
-    claim = records.rows[inst["vars"]["record"]["id"]]
-    assert claim["status"] == "closed"
-    assert inst["vars"]["payout"]["amount"] == "300.00"
+    assert inst["vars"]["fraud"]["level"] == "low"  # scored by the plugin in its sandbox
+    assert (await demo.client.get(f"{DATA}/claim/{small['id']}")).json()["status"] == "closed"
+    [payout] = (await demo.client.get(f"{DATA}/payout")).json()["items"]
+    assert (payout["claim"], payout["amount"]) == (small["id"], "300.00")
+    assert await demo.inbox("ana") == []
 
-
-async def test_high_value_claim_needs_analyst_of_country_and_two_managers(
-        wf: Harness, platform: Platform) -> None:
-    records = await _setup(wf, platform)
-    iid = await _claim(wf, records, "25000.00", description="suspicious fire")
-    de, fr = user(wf, "dirk", country="DE"), user(wf, "ana", country="FR")
-    assert await wf.tasks(de) == []
-    [review] = await wf.tasks(fr)
-    await platform.workflows.complete(wf.tenant, review["id"], fr, {"status": "approved"})
-    await wf.drain()
-    m1, m2 = user(wf, "m1", "manager"), user(wf, "m2", "manager")
-    first, second = await wf.tasks(m1)
-    await platform.workflows.complete(wf.tenant, first["id"], m1, decision="approved",
-                                      comment="documents check out")
-    await wf.drain()
-    assert (await wf.get(iid))["status"] == "running"  # one manager is not enough
-    await platform.workflows.complete(wf.tenant, second["id"], m2, decision="approved")
-    await wf.drain()
-    inst = await wf.get(iid)
+    claim = await demo.claim("25000.00", "Fire in the garage, suspicious origin")
+    # Only the analyst of the claim's country sees the review; managers review nothing.
+    assert [await demo.inbox(u) for u in ("dirk", "lucia", "maria")] == [[], [], []]
+    [review] = await demo.inbox("ana")
+    r = await demo.as_("dirk", "POST", f"/api/t/{TENANT}/tasks/{review['id']}/complete",
+                       json={"status": "approved"})
+    assert r.status_code == 403
+    r = await demo.as_("ana", "POST", f"/api/t/{TENANT}/tasks/{review['id']}/complete",
+                       json={"status": "approved"})
+    assert r.status_code == 200, r.text
+    await demo.drain()
+    assert await demo.inbox("ana") == []
+    first, second = await demo.inbox("maria")
+    assert [t["id"] for t in await demo.inbox("max")] == [first["id"], second["id"]]
+    r = await demo.as_("maria", "POST", f"/api/t/{TENANT}/tasks/{first['id']}/decide",
+                       json={"decision": "approved", "comment": "documents check out"})
+    assert r.status_code == 200, r.text
+    r = await demo.as_("maria", "POST", f"/api/t/{TENANT}/tasks/{second['id']}/decide",
+                       json={"decision": "approved"})
+    assert r.status_code == 409  # one manager, one vote
+    await demo.drain()
+    assert (await demo.instance(claim))["status"] == "running"  # one manager is not enough
+    r = await demo.as_("max", "POST", f"/api/t/{TENANT}/tasks/{second['id']}/decide",
+                       json={"decision": "approved"})
+    assert r.status_code == 200, r.text
+    await demo.drain()
+    inst = await demo.instance(claim)
     assert inst["status"] == "completed"
-    assert records.rows[inst["vars"]["record"]["id"]]["status"] == "closed"
-    assert [v["by"] for v in inst["vars"]["approval"]["votes"]] == ["m1", "m2"]
+    assert [v["by"] for v in inst["vars"]["approval"]["votes"]] == ["maria", "max"]
+    assert inst["vars"]["review"] == {"status": "approved"}
+    assert (await demo.client.get(f"{DATA}/claim/{claim['id']}")).json()["status"] == "closed"
 
 
-async def test_late_review_escalates_to_a_manager(wf: Harness, platform: Platform) -> None:
-    records = await _setup(wf, platform, due=0.2)
-    iid = await _claim(wf, records, "5000.00")
-    fr, boss = user(wf, "ana", country="FR"), user(wf, "boss", "manager")
-    assert len(await wf.tasks(fr)) == 1 and await wf.tasks(boss) == []
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_late_review_escalates_to_a_manager(demo: Demo) -> None:
+    platform = demo.platform
+    tenant = await platform.tenants.get(TENANT)
+    draft = await platform.metadata.get_draft(tenant, "claims")
+    definition = dict(draft.definition)
+    definition["workflows"]["claims_process"]["nodes"]["review"]["due"] = 0.2
+    await platform.metadata.put_draft(tenant, "claims", definition)
+    await platform.metadata.publish(tenant, "claims", OPERATOR)
+    claim = await demo.claim("5000.00")
+    assert len(await demo.inbox("ana")) == 1 and await demo.inbox("max") == []
     await asyncio.sleep(0.3)
-    await wf.drain()
-    [task] = await wf.tasks(boss)
-    assert await wf.tasks(fr) == []
-    await platform.workflows.complete(wf.tenant, task["id"], boss, {"status": "rejected"})
-    await wf.drain()
-    inst = await wf.get(iid)
+    await demo.drain()
+    [task] = await demo.inbox("max")
+    assert await demo.inbox("ana") == []
+    r = await demo.as_("max", "POST", f"/api/t/{TENANT}/tasks/{task['id']}/complete",
+                       json={"status": "rejected"})
+    assert r.status_code == 200, r.text
+    await demo.drain()
+    inst = await demo.instance(claim)
     assert [s["node"] for s in inst["timeline"]][-2:] == ["reject", "rejected"]
     assert inst["timeline"][3]["output"]["escalated_to"] == {"role": "manager"}
+    assert (await demo.client.get(f"{DATA}/claim/{claim['id']}")).json()["status"] == \
+        "rejected"

@@ -173,11 +173,21 @@ def _scoring(on_error: bool) -> dict[str, Any]:
 
 
 async def _settle(wf: Harness) -> None:
+    """Run jobs, retries included (their backoff is milliseconds), until none is left."""
     import asyncio
 
-    for _ in range(40):
+    import sqlalchemy as sa
+
+    from plinth.workflows import store
+
+    for _ in range(500):
         await wf.drain()
-        await asyncio.sleep(0.02)
+        async with wf.platform.db.read() as conn:
+            pending = (await conn.execute(sa.select(sa.func.count()).where(
+                store.jobs.c.status != "done"))).scalar()
+        if not pending:
+            return
+        await asyncio.sleep(0.005)
 
 
 async def test_retries_then_success(wf: Harness) -> None:
@@ -234,3 +244,28 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
         draws = {backoff(attempt, 2.0, 30.0) for _ in range(50)}
         assert all(full / 2 <= d <= full for d in draws)
         assert len(draws) > 1  # jittered, so retries of many instances do not align
+
+
+async def test_timer_until_a_date_and_escalation_to_another_node(wf: Harness) -> None:
+    await wf.publish({"late": flow({
+        "wait": {"type": "timer", "until": "vars.at", "next": "ask"},
+        "ask": {"type": "user_task", "assignee": {"role": "analyst"}, "due": 0.05,
+                "escalate": {"next": "chase"}, "next": "done"},
+        "chase": {"type": "assign", "set": {"chased": "true"}, "next": "done"},
+        "done": {"type": "end"}}, "wait")})
+    import asyncio
+    import time
+
+    at = time.time() + 0.1
+    iid = await wf.start("late", {"at": at})
+    for _ in range(300):  # the timer fires at `at`, the task escalates 0.05 s after it opens
+        if (await wf.get(iid))["status"] != "running":
+            break
+        await asyncio.sleep(0.01)
+        await wf.drain()
+    inst = await wf.get(iid)
+    assert inst["status"] == "completed" and inst["vars"]["chased"] is True
+    assert [s["node"] for s in inst["timeline"]] == ["wait", "ask", "chase", "done"]
+    assert inst["timeline"][0]["output"]["fired_at"] >= at
+    assert inst["timeline"][1]["tasks"][0]["status"] == "cancelled"  # the late task closes
+    assert await wf.tasks(user(wf, "ana")) == []

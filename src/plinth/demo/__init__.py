@@ -46,6 +46,9 @@ async def load_demo(platform: Platform, principal: Principal, *, plugins: bool =
         await platform.compliance.set_profile(tenant, PROFILE, principal.audit_name())
         tenant = await platform.tenants.get(TENANT)
         lines.append(f"compliance profile: {', '.join(PROFILE['countries'])}")
+    from plinth.demo.users import ensure_users
+
+    lines += await ensure_users(platform, tenant, principal)
     for slug in APPS:
         folder = HERE / slug
         app, draft = await platform.files.import_folder(tenant, folder, slug=slug,

@@ -63,8 +63,12 @@ class ConnectorService:
         platform.on_stop(self.close)
 
     async def call(self, tenant: Tenant, app_slug: str, connector: str, operation: str,
-                   input: dict[str, Any], principal: Principal) -> dict[str, Any]:
-        """Call `operation` of a connector of a published app, as `principal`."""
+                   input: dict[str, Any], principal: Principal, *,
+                   idempotency_key: str | None = None) -> dict[str, Any]:
+        """Call `operation` of a connector of a published app, as `principal`.
+
+        `idempotency_key` (a workflow step's) goes to the service with the call (`http`: the
+        Idempotency-Key header), so a retried call can be recognised there."""
         authorize(self.platform.authorizer, principal, "connector.call",
                   Resource("connector", connector, tenant.id, {"app": app_slug}))
         doc = await self.document(tenant, app_slug, connector)
@@ -73,7 +77,8 @@ class ConnectorService:
         if not isinstance(input, dict):
             raise BadRequest("A connector's input is an object", path="input")
         await self.platform.quotas.consume(tenant.id, "connector_calls")
-        ctx = CallContext(self, tenant.id, app_slug, connector, reveal=None)  # type: ignore[arg-type]
+        ctx = CallContext(self, tenant.id, app_slug, connector, reveal=None,  # type: ignore[arg-type]
+                          idempotency_key=idempotency_key)
         ctx.reveal = lambda value: self._reveal(ctx, value)
         started = time.perf_counter()
         error: str | None = None

@@ -176,9 +176,13 @@ class RecordService:
     # -- writes -----------------------------------------------------------------------------
 
     async def create(self, tenant: Tenant, app_slug: str, entity: str,
-                     data: dict[str, Any] | list[dict[str, Any]], principal: Principal
-                     ) -> dict[str, Any] | list[dict[str, Any]]:
-        """Create one record, or a list of them all-or-nothing."""
+                     data: dict[str, Any] | list[dict[str, Any]], principal: Principal,
+                     *, record_id: str | None = None) -> dict[str, Any] | list[dict[str, Any]]:
+        """Create one record, or a list of them all-or-nothing.
+
+        `record_id` lets a trusted caller (a workflow step, from its idempotency key) choose
+        the id of a single record, so creating it again is a Conflict, never a second record.
+        """
         app, ent = await self.entity(tenant, app_slug, entity)
         self._authorize(principal, "data.create", tenant, app_slug, entity, None, None)
         many = isinstance(data, list)
@@ -201,8 +205,8 @@ class RecordService:
                 item = records.strip_system(await hook(tenant, app_slug, entity, item, principal))
             row, found = records.check(ent, records.with_defaults(ent, item), prefix)
             faults += found
-            row.update(id=new_id(), version=1, created_at=now, updated_at=now,
-                       created_by=by, updated_by=by)
+            row.update(id=record_id if record_id and not many else new_id(), version=1,
+                       created_at=now, updated_at=now, created_by=by, updated_by=by)
             rows.append(row)
         if faults:
             raise ValidationFailed.of(faults)

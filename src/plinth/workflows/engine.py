@@ -25,8 +25,8 @@ from plinth.errors import NotFound, PreconditionFailed
 from plinth.events import Event, EventBus
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
+from plinth.workflows import schedule, store
 from plinth.workflows import steps as step_types
-from plinth.workflows import store
 from plinth.workflows.steps import Outcome, StepContext
 
 log = logging.getLogger("plinth.workflows")
@@ -38,6 +38,13 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with full jitter in [delay/2, delay] (pure but for the random draw)."""
     delay = min(cap, base * (2 ** (attempt - 1)))
     return delay / 2 + random.random() * delay / 2
+
+
+def actor(instance_id: str, tenant_id: str, workflow: str) -> Principal:
+    """Who a workflow's service tasks act as: the tenant's `owner` role, named for the workflow
+    (records show `workflow <name>` as their author), held to the app's policies like anyone."""
+    return Principal(f"workflow:{instance_id}", "workflow", frozenset({"owner"}),
+                     tenant_id=tenant_id, name=f"workflow {workflow}")
 
 
 @dataclass
@@ -206,8 +213,7 @@ class Engine:
             instance=dict(inst), step_id=step["id"], attempt=step["attempt"], tasks=tasks,
             effect=lambda fn: self._effect(f"{inst['id']}:{step['id']}", fn),
             services=self.services, tenant=tenant,
-            principal=Principal(f"workflow:{inst['id']}", "workflow", frozenset({"owner"}),
-                                tenant_id=inst["tenant_id"], name=f"workflow {inst['workflow']}"))
+            principal=actor(inst["id"], inst["tenant_id"], inst["workflow"]))
         impl = step_types.get(spec["type"])
         try:
             if job.kind == "resume":
@@ -453,13 +459,19 @@ class Engine:
     # -- schedules ----------------------------------------------------------------------------
 
     async def sync_schedules(self, tenant: Any, app: str) -> None:
-        """Make the schedule table match the active version's `schedule` start events."""
+        """Make the schedule table match the active version's `schedule` start events.
+
+        A schedule whose spec is unchanged keeps its stored next firing (durable across
+        restarts and re-publishes); a new or changed one is due at its next firing from now.
+        """
         version = await self.services.metadata.active_version(tenant, app)
-        wanted: dict[str, tuple[str, float]] = {}
+        wanted: dict[str, tuple[str, dict[str, Any]]] = {}
         for name, doc in (version.definition if version else {}).get("workflows", {}).items():
             for i, start in enumerate(doc.get("start", [])):
-                if start["type"] == "schedule" and start.get("every"):
-                    wanted[f"{tenant.id}:{app}:{name}:{i}"] = (name, float(start["every"]))
+                if start["type"] == "schedule" and (start.get("every") or start.get("cron")):
+                    spec = {"every": float(start["every"]) if start.get("every") else None,
+                            "cron": start.get("cron"), "timezone": start.get("timezone")}
+                    wanted[f"{tenant.id}:{app}:{name}:{i}"] = (name, spec)
         sc = store.schedules
         now = time.time()
         async with self.db.transaction() as conn:
@@ -467,36 +479,54 @@ class Engine:
                 sc.c.tenant_id == tenant.id, sc.c.app == app))}
             for key in have.keys() - wanted.keys():
                 await conn.execute(sc.delete().where(sc.c.id == key))
-            for key, (name, every) in wanted.items():
-                if key not in have:
+            for key, (name, spec) in wanted.items():
+                row = have.get(key)
+                if row is None:
                     await conn.execute(sc.insert().values(
-                        id=key, tenant_id=tenant.id, app=app, workflow=name, every=every,
-                        next_at=now + every))
-                elif have[key].every != every:
+                        id=key, tenant_id=tenant.id, app=app, workflow=name,
+                        next_at=schedule.next_fire(spec, now), **spec))
+                elif (row.every, row.cron, row.timezone, row.workflow) != (
+                        spec["every"], spec["cron"], spec["timezone"], name):
                     await conn.execute(sc.update().where(sc.c.id == key).values(
-                        every=every, next_at=now + every))
+                        workflow=name, next_at=schedule.next_fire(spec, now), **spec))
 
     async def tick_schedules(self) -> int:
-        """Start every scheduled workflow that is due; each firing is taken by one worker."""
+        """Start every scheduled workflow that is due; returns how many started.
+
+        Each firing starts exactly one instance across all workers: the schedule row is locked
+        (`FOR UPDATE SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), moved on to its
+        next firing and the instance created in the same transaction, so a crash loses or
+        doubles nothing. Firings missed while no worker ran collapse into one.
+        """
         sc = store.schedules
         now = time.time()
-        query = sa.select(sc).where(sc.c.next_at <= now).limit(20)
+        query = sa.select(sc).where(sc.c.next_at <= now).order_by(sc.c.next_at).limit(20)
         if self.db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
+        started: list[Event] = []
         async with self.db.transaction() as conn:
-            due = list(await conn.execute(query))
-            for row in due:  # missed firings (process down) collapse into one
-                following = row.next_at + row.every
+            for row in list(await conn.execute(query)):
+                spec = {"every": row.every, "cron": row.cron, "timezone": row.timezone}
+                following = schedule.next_fire(spec, row.next_at)
+                if following <= now:  # missed firings (no worker ran) collapse into this one
+                    following = schedule.next_fire(spec, now)
                 await conn.execute(sc.update().where(sc.c.id == row.id).values(
-                    next_at=following if following > now else now + row.every))
-        for row in due:
-            tenant = await self._tenant(row.tenant_id)
-            try:
-                await self.start(tenant, row.app, row.workflow, {"scheduled_at": row.next_at},
-                                 "schedule")
-            except Exception:
-                log.exception("scheduled start of %s/%s failed", row.app, row.workflow)
-        return len(due)
+                    next_at=following))
+                tenant = await self._tenant(row.tenant_id)
+                try:
+                    number, doc = await self.workflow_at(tenant, row.app, row.workflow)
+                except Exception:  # the app lost its version: skip this firing, keep the rest
+                    log.exception("scheduled start of %s/%s failed", row.app, row.workflow)
+                    continue
+                instance = await self._create(
+                    conn, row.tenant_id, row.app, row.workflow, number, doc,
+                    {"scheduled_at": row.next_at, "via": "schedule"}, "schedule", None, None)
+                started.append(Event("workflow.started", row.tenant_id, {
+                    "app": row.app, "workflow": row.workflow, "instance": instance["id"],
+                    "version": number, "by": "schedule"}))
+        for event in started:
+            await self.events.publish(event)
+        return len(started)
 
     # -- the worker loop ----------------------------------------------------------------------
 

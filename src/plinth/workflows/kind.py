@@ -7,7 +7,7 @@ from typing import Any
 
 from plinth.errors import Fault
 from plinth.metadata.kinds import Kind, load_schema, register
-from plinth.workflows import cel, steps
+from plinth.workflows import schedule, steps
 
 
 def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> list[Fault]:
@@ -26,13 +26,14 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
                 found.append(Fault(f"{spath}.entity", f"no entity named {entity!r}",
                                    "unknown_reference"))
             if start.get("condition"):
-                found += cel.check(start["condition"], f"{spath}.condition", "BOOL")
-        if start["type"] == "schedule" and "cron" in start:
-            found.append(Fault(f"{spath}.cron", "cron expressions are not supported yet; "
-                               "use `every` (seconds)", "unsupported"))
-        elif start["type"] == "schedule" and not start.get("every"):
-            found.append(Fault(f"{spath}.every", "a schedule needs `every` (seconds)",
-                               "required"))
+                found += steps.check(start["condition"], f"{spath}.condition", "BOOL")
+        if start["type"] == "schedule":
+            found += schedule.check(start, spath)
+        if start["type"] == "webhook" and start.get("connector"):
+            connector = definition.get("connectors", {}).get(start["connector"])
+            if connector is None or connector.get("kind") != "webhook_in":
+                found.append(Fault(f"{spath}.connector", f"no webhook_in connector named "
+                                   f"{start['connector']!r} in this app", "unknown_reference"))
     for node, spec in nodes.items():
         path = f"{base}.nodes.{node}"
         step = steps.get(spec["type"])

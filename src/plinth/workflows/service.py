@@ -18,8 +18,8 @@ from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.jsonschema import compile_schema, faults
 from plinth.tenancy.models import Tenant
-from plinth.workflows import cel, store
 from plinth.workflows import kind as _kind  # noqa: F401  (registers the workflow kind)
+from plinth.workflows import steps, store
 from plinth.workflows.engine import Engine
 
 log = logging.getLogger("plinth.workflows")
@@ -74,6 +74,7 @@ class WorkflowService:
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         platform.events.subscribe("record.*", self._on_record)
+        platform.events.subscribe("webhook.received", self._on_webhook)
         platform.events.subscribe("app.published", self._on_publish)
         platform.events.subscribe("app.rolled_back", self._on_publish)
 
@@ -132,13 +133,35 @@ class WorkflowService:
                 if (start["type"] != "record" or start.get("entity") != data.get("entity")
                         or start.get("event", "created") != kind):
                     continue
-                if start.get("condition") and cel.evaluate(
+                if start.get("condition") and steps.evaluate(
                         start["condition"], {}, record) is not True:
                     continue
                 instance = await self.engine.start(tenant, data["app"], name, {}, data.get("by"),
                                                    record)
                 log.info("record %s started workflow %s (%s)", data.get("id"), name,
                          instance["id"])
+
+    async def _on_webhook(self, event: Event) -> None:
+        """Start every workflow whose webhook start event names the `webhook_in` connector
+        that received (and verified) this delivery; the payload becomes `vars.payload`."""
+        data = event.data
+        tenant = await self.engine._tenant(event.tenant_id or "")
+        if tenant is None:
+            return
+        version = await self.platform.metadata.active_version(tenant, data.get("app"))
+        if version is None:
+            return
+        for name, doc in version.definition.get("workflows", {}).items():
+            if not any(s["type"] == "webhook" and s.get("connector") == data.get("connector")
+                       for s in doc.get("start", [])):
+                continue
+            instance = await self.engine.start(
+                tenant, data["app"], name, {"payload": data.get("payload"), "via": "webhook",
+                                            "delivery": data.get("delivery"),
+                                            "topic": data.get("topic")},
+                f"webhook:{data.get('connector')}")
+            log.info("webhook delivery %s started workflow %s (%s)", data.get("delivery"),
+                     name, instance["id"])
 
     async def instances(self, tenant: Tenant, principal: Principal, app: str | None = None,
                         workflow: str | None = None, status: str | None = None,

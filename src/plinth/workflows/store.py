@@ -87,6 +87,8 @@ schedules = sa.Table(
     sa.Column("tenant_id", sa.String(32), nullable=False, index=True),
     sa.Column("app", sa.String(40), nullable=False),
     sa.Column("workflow", sa.String(63), nullable=False),
-    sa.Column("every", sa.Float, nullable=False),
+    sa.Column("every", sa.Float, nullable=True),  # seconds, or None for a cron schedule
+    sa.Column("cron", sa.String(200), nullable=True),
+    sa.Column("timezone", sa.String(64), nullable=True),  # IANA name; None is UTC
     sa.Column("next_at", sa.Float, nullable=False, index=True),
 )

@@ -35,6 +35,7 @@ class CallContext:
     name: str
     reveal: Callable[[Any], Awaitable[Any]]  # resolves {"secret": name} refs in a value
     secrets_seen: list[str] = field(default_factory=list)  # values to redact from errors
+    idempotency_key: str | None = None  # the caller's key for this call, when it has one
 
     @property
     def key(self) -> str:

@@ -153,6 +153,8 @@ class HttpKind:
         path = op["path"]
         query: dict[str, Any] = {}
         headers = dict(doc.get("headers", {}))
+        if ctx.idempotency_key:
+            headers["Idempotency-Key"] = ctx.idempotency_key
         for param in op.get("params", []):
             pname, where = param["name"], param["in"]
             if pname not in data:

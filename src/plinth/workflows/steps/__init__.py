@@ -8,11 +8,32 @@ one transaction. `targets` and `check` let the publish-time checks walk and veri
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from plinth.errors import Fault
+from plinth.expressions import Environment, Type
+
+# Every workflow expression sees `vars` (the instance variables), `record` (the triggering
+# record, if any) and `now` (epoch seconds).
+EXPRESSIONS = Environment({
+    "vars": Type.Map(Type.STRING, Type.DYN),
+    "record": Type.Map(Type.STRING, Type.DYN),
+    "now": Type.DOUBLE,
+})
+
+
+def check(source: Any, path: str, want: str | None = None) -> list[Fault]:
+    """Faults of a workflow expression (does not compile, or is not of type `want`)."""
+    return EXPRESSIONS.check(source, path, want)
+
+
+def evaluate(source: str, variables: dict[str, Any], record: dict[str, Any] | None = None) -> Any:
+    """The plain value of a workflow expression over the instance variables and record."""
+    return EXPRESSIONS.value(source, {"vars": variables, "record": record or {},
+                                      "now": time.time()})
 
 
 @dataclass

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plinth.errors import Fault
-from plinth.workflows import cel
-from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
+from plinth.workflows.steps import Base, Outcome, StepContext, check, evaluate, follow, register
 
 
 class Assign(Base):
@@ -15,11 +14,11 @@ class Assign(Base):
     def check(self, spec: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
         found = [] if spec.get("set") else [Fault(f"{path}.set", "assign needs `set`", "required")]
         for key, expr in (spec.get("set") or {}).items():
-            found += cel.check(expr, f"{path}.set.{key}")
+            found += check(expr, f"{path}.set.{key}")
         return found
 
     async def run(self, ctx: StepContext) -> Outcome:
-        values = {k: cel.evaluate(e, ctx.vars, ctx.record) for k, e in ctx.spec["set"].items()}
+        values = {k: evaluate(e, ctx.vars, ctx.record) for k, e in ctx.spec["set"].items()}
         return Outcome(next=follow(ctx.spec), vars=values, output=values)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from plinth.errors import Fault
-from plinth.workflows import cel
-from plinth.workflows.steps import Base, Outcome, StepContext, register
+from plinth.expressions import ExpressionError
+from plinth.workflows.steps import Base, Outcome, StepContext, check, evaluate, register
 
 
 class Gateway(Base):
@@ -23,7 +23,7 @@ class Gateway(Base):
             if not isinstance(branch, dict) or "when" not in branch or "next" not in branch:
                 found.append(Fault(bpath, "a branch is {when: <CEL>, next: <node>}", "required"))
                 continue
-            found += cel.check(branch["when"], f"{bpath}.when", "BOOL")
+            found += check(branch["when"], f"{bpath}.when", "BOOL")
         if not spec.get("branches") and not spec.get("default"):
             found.append(Fault(f"{path}.branches", "a gateway needs branches or a default",
                                "required"))
@@ -31,11 +31,11 @@ class Gateway(Base):
 
     async def run(self, ctx: StepContext) -> Outcome:
         for branch in ctx.spec.get("branches", []):
-            if cel.evaluate(branch["when"], ctx.vars, ctx.record) is True:
+            if evaluate(branch["when"], ctx.vars, ctx.record) is True:
                 return Outcome(next=[branch["next"]], output={"taken": branch["next"]})
         if ctx.spec.get("default"):
             return Outcome(next=[ctx.spec["default"]], output={"taken": ctx.spec["default"]})
-        raise cel.ExpressionError("no branch condition held and the gateway has no default")
+        raise ExpressionError("no branch condition held and the gateway has no default")
 
 
 register(Gateway())

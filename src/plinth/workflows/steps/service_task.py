@@ -2,17 +2,21 @@
 
 The call is a side effect, so it runs through `ctx.effect`: its result is remembered under an
 idempotency key (instance + step) and a re-run after a crash returns the remembered result; the
-key is also handed to the callee so a crash between the call and our commit never doubles it.
+key is also handed to the callee so a crash between the call and our commit never doubles it:
+a created record takes an id derived from the key (a second create is a conflict, and the
+step finds the record), a plugin action gets `idempotency_key` in its input, a connector
+call carries it (`Idempotency-Key` on HTTP).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
-from plinth.errors import Fault, Unavailable
+from plinth.errors import Conflict, Fault, NotFound, Unavailable
 from plinth.metadata import kinds
-from plinth.workflows import cel
-from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
+from plinth.workflows.steps import Base, Outcome, StepContext, check, evaluate, follow, register
 
 NEEDS = {"record.create": ["entity"], "record.update": ["entity", "record_id"],
          "plugin": ["plugin", "operation"], "connector": ["connector", "operation"]}
@@ -38,39 +42,59 @@ class ServiceTask(Base):
                 found.append(Fault(f"{path}.{key}", f"no {key} named {name!r} in this app",
                                    "unknown_reference"))
         for key, expr in (spec.get("input") or {}).items():
-            found += cel.check(expr, f"{path}.input.{key}")
+            found += check(expr, f"{path}.input.{key}")
         if spec.get("record_id"):
-            found += cel.check(spec["record_id"], f"{path}.record_id")
+            found += check(spec["record_id"], f"{path}.record_id")
         return found
 
     async def run(self, ctx: StepContext) -> Outcome:
         spec = ctx.spec
-        data = {k: cel.evaluate(e, ctx.vars, ctx.record)
+        data = {k: evaluate(e, ctx.vars, ctx.record)
                 for k, e in (spec.get("input") or {}).items()}
         app = ctx.instance["app"]
 
         async def call(key: str) -> Any:
             action = spec["action"]
-            if action.startswith("record."):
-                records = _service(ctx.services, "records")
-                if action == "record.create":
-                    return await records.create(ctx.tenant, app, spec["entity"], data,
-                                                ctx.principal)
-                rid = cel.evaluate(spec["record_id"], ctx.vars, ctx.record)
-                return await records.update(ctx.tenant, app, spec["entity"], rid, data,
-                                            ctx.principal)
+            if action == "record.create":
+                return await _create_once(ctx, app, spec["entity"], data, key)
+            if action == "record.update":
+                rid = evaluate(spec["record_id"], ctx.vars, ctx.record)
+                return await _service(ctx.services, "records").update(
+                    ctx.tenant, app, spec["entity"], rid, data, ctx.principal)
             if action == "plugin":
                 return await _service(ctx.services, "plugins").call_action(
                     ctx.tenant, spec["plugin"], spec["operation"],
                     {**data, "idempotency_key": key}, ctx.principal)
             return await _service(ctx.services, "connectors").call(
-                ctx.tenant, app, spec["connector"], spec["operation"],
-                {**data, "idempotency_key": key}, ctx.principal)
+                ctx.tenant, app, spec["connector"], spec["operation"], data, ctx.principal,
+                idempotency_key=key)
 
         result = await ctx.effect(call)
         updates = {spec["output"]: result} if spec.get("output") else {}
         return Outcome(next=follow(spec), vars=updates, output={"input": data, "result": result})
 
+
+def record_id(key: str) -> str:
+    """The id a record-creating step gives its record: derived from the step's idempotency
+    key, shaped like any record id (22 URL-safe characters)."""
+    digest = hashlib.sha256(f"record:{key}".encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+async def _create_once(ctx: StepContext, app: str, entity: str, data: dict[str, Any],
+                       key: str) -> Any:
+    """Create the step's record, or find it when a crashed earlier run already did."""
+    records = _service(ctx.services, "records")
+    rid = record_id(key)
+    try:
+        return await records.create(ctx.tenant, app, entity, data, ctx.principal,
+                                    record_id=rid)
+    except Conflict as conflict:
+        try:
+            return await records.get(ctx.tenant, app, entity, rid, ctx.principal)
+        except NotFound:
+            # Another unique value clashed, not our earlier run: that is the step's failure.
+            raise conflict from None
 
 def _service(services: Any, name: str) -> Any:
     found = getattr(services, name, None)

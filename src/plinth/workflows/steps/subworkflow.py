@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plinth.errors import Fault
-from plinth.workflows import cel
-from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
+from plinth.workflows.steps import Base, Outcome, StepContext, check, evaluate, follow, register
 
 
 class SubWorkflow(Base):
@@ -21,11 +20,11 @@ class SubWorkflow(Base):
             found.append(Fault(f"{path}.workflow", f"no workflow named {name!r} in this app",
                                "unknown_reference"))
         for key, expr in (spec.get("input") or {}).items():
-            found += cel.check(expr, f"{path}.input.{key}")
+            found += check(expr, f"{path}.input.{key}")
         return found
 
     async def run(self, ctx: StepContext) -> Outcome:
-        data = {k: cel.evaluate(e, ctx.vars, ctx.record)
+        data = {k: evaluate(e, ctx.vars, ctx.record)
                 for k, e in (ctx.spec.get("input") or {}).items()}
         return Outcome(wait=True, child={"workflow": ctx.spec["workflow"], "input": data})
 

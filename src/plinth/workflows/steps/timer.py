@@ -6,8 +6,7 @@ import time
 from typing import Any
 
 from plinth.errors import Fault
-from plinth.workflows import cel
-from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
+from plinth.workflows.steps import Base, Outcome, StepContext, check, evaluate, follow, register
 
 
 class Timer(Base):
@@ -17,11 +16,11 @@ class Timer(Base):
         if ("seconds" in spec) == ("until" in spec):
             return [Fault(f"{path}.seconds", "a timer takes either `seconds` or `until`",
                           "required")]
-        return cel.check(spec["until"], f"{path}.until") if "until" in spec else []
+        return check(spec["until"], f"{path}.until") if "until" in spec else []
 
     async def run(self, ctx: StepContext) -> Outcome:
         if "until" in ctx.spec:
-            at = float(cel.evaluate(ctx.spec["until"], ctx.vars, ctx.record))
+            at = float(evaluate(ctx.spec["until"], ctx.vars, ctx.record))
         else:
             at = time.time() + float(ctx.spec["seconds"])
         return Outcome(wait=True, timer=("fire", at), output={"fires_at": at})

@@ -6,8 +6,7 @@ import time
 from typing import Any
 
 from plinth.errors import Fault
-from plinth.workflows import cel
-from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
+from plinth.workflows.steps import Base, Outcome, StepContext, check, evaluate, follow, register
 
 BUILT_IN_ROLES = {"owner", "designer", "analyst", "viewer", "manager"}
 
@@ -22,9 +21,9 @@ def check_assignee(assignee: Any, path: str, definition: dict[str, Any]) -> list
     if role and role not in roles:
         found.append(Fault(f"{path}.role", f"no role named {role!r}", "unknown_reference"))
     if "expr" in assignee:
-        found += cel.check(assignee["expr"], f"{path}.expr")
+        found += check(assignee["expr"], f"{path}.expr")
     for key, expr in (assignee.get("attrs") or {}).items():
-        found += cel.check(expr, f"{path}.attrs.{key}")
+        found += check(expr, f"{path}.attrs.{key}")
     return found
 
 
@@ -32,9 +31,9 @@ def resolve(assignee: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """The assignee with expressions evaluated (who may act on the task)."""
     out: dict[str, Any] = {k: assignee[k] for k in ("role", "user") if k in assignee}
     if "expr" in assignee:
-        out["user"] = str(cel.evaluate(assignee["expr"], ctx.vars, ctx.record))
+        out["user"] = str(evaluate(assignee["expr"], ctx.vars, ctx.record))
     if assignee.get("attrs"):
-        out["attrs"] = {k: cel.evaluate(e, ctx.vars, ctx.record)
+        out["attrs"] = {k: evaluate(e, ctx.vars, ctx.record)
                         for k, e in assignee["attrs"].items()}
     return out
 
