@@ -4,6 +4,7 @@ fraud-scorer plugin in its sandbox, and a verified `webhook_in` delivery startin
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterator
@@ -219,3 +220,38 @@ async def test_a_verified_webhook_delivery_starts_the_workflow(
     r = await anon.post("/api/t/acme/apps/claims/hooks/orders", content=body, headers=headers)
     assert r.status_code == 409
     assert len((await client.get("/api/t/acme/workflow-instances")).json()) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_run_as_acts_as_a_least_privileged_role(client: httpx.AsyncClient,
+                                                      platform: Platform) -> None:
+    # An unknown role is refused at publish, with its path.
+    bad = {**PAY, "run_as": {"role": "nobody"}}
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "claims", {"entities": ENTITIES})
+    r = await client.put("/api/t/acme/apps/claims/draft",
+                         json={"entities": ENTITIES, "workflows": {"pay": bad}})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["path"] == "workflows.pay.run_as.role"
+    # A viewer may read but not write: the payout step fails on the policy, nothing is written.
+    viewer = {**PAY, "run_as": {"role": "viewer"}}
+    # A step may widen it again: this one acts as the owner.
+    owner_pay = copy.deepcopy(viewer)
+    owner_pay["nodes"]["pay"]["run_as"] = {"role": "owner"}
+    r = await client.put("/api/t/acme/apps/claims/draft", json={
+        "entities": ENTITIES, "workflows": {"pay": viewer, "owner_pay": owner_pay}})
+    assert r.status_code == 200, r.text
+    assert (await client.post("/api/t/acme/apps/claims/publish", json={})).status_code == 201
+    claim = (await client.post(f"{DATA}/claim", json={"amount": "5.00"})).json()
+    inst = await _run(client, platform, "pay", {"claim": claim["id"], "amount": "5.00"})
+    assert inst["status"] == "failed"
+    [failed] = [s for s in inst["timeline"] if s["node"] == "pay"]
+    assert failed["status"] == "failed" and failed["error"].startswith("Forbidden")
+    assert (await client.get(f"{DATA}/payout")).json()["items"] == []
+    # The owner step creates the payout; the close step (workflow default: viewer) is refused.
+    inst = await _run(client, platform, "owner_pay", {"claim": claim["id"], "amount": "5.00"})
+    assert [(s["node"], s["status"]) for s in inst["timeline"]] == [
+        ("pay", "completed"), ("close", "failed")]
+    assert "Forbidden" in inst["timeline"][1]["error"]
+    assert len((await client.get(f"{DATA}/payout")).json()["items"]) == 1
+    assert (await client.get(f"{DATA}/claim/{claim['id']}")).json()["status"] == "open"

@@ -40,11 +40,17 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return delay / 2 + random.random() * delay / 2
 
 
-def actor(instance_id: str, tenant_id: str, workflow: str) -> Principal:
-    """Who a workflow's service tasks act as: the tenant's `owner` role, named for the workflow
-    (records show `workflow <name>` as their author), held to the app's policies like anyone."""
-    return Principal(f"workflow:{instance_id}", "workflow", frozenset({"owner"}),
+def actor(instance_id: str, tenant_id: str, workflow: str, role: str = "owner") -> Principal:
+    """Who a workflow's service tasks act as: a role of the tenant (`owner` unless the workflow
+    or the step declares `run_as`), named for the workflow (records show `workflow <name>` as
+    their author), held to the app's policies like anyone."""
+    return Principal(f"workflow:{instance_id}", "workflow", frozenset({role}),
                      tenant_id=tenant_id, name=f"workflow {workflow}")
+
+
+def run_as(doc: dict[str, Any], spec: dict[str, Any]) -> str:
+    """The role a step acts as: the step's `run_as`, else the workflow's, else `owner`."""
+    return str((spec.get("run_as") or doc.get("run_as") or {}).get("role") or "owner")
 
 
 @dataclass
@@ -213,7 +219,8 @@ class Engine:
             instance=dict(inst), step_id=step["id"], attempt=step["attempt"], tasks=tasks,
             effect=lambda fn: self._effect(f"{inst['id']}:{step['id']}", fn),
             services=self.services, tenant=tenant,
-            principal=actor(inst["id"], inst["tenant_id"], inst["workflow"]))
+            principal=actor(inst["id"], inst["tenant_id"], inst["workflow"],
+                            run_as(inst["definition"], spec)))
         impl = step_types.get(spec["type"])
         try:
             if job.kind == "resume":
