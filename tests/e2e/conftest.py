@@ -120,6 +120,7 @@ def wait_for_task(page: object, task: object, tries: int = 50) -> None:
             return
         except PlaywrightTimeout:
             pass
-        with page.expect_response(lambda r: r.url.endswith("/tasks")):  # type: ignore[attr-defined]
+        with page.expect_response(  # type: ignore[attr-defined]
+                lambda r: r.url.split("?")[0].endswith("/tasks")):
             page.reload()  # type: ignore[attr-defined]
     raise AssertionError("the task never reached the inbox")

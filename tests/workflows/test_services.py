@@ -255,3 +255,42 @@ async def test_run_as_acts_as_a_least_privileged_role(client: httpx.AsyncClient,
     assert "Forbidden" in inst["timeline"][1]["error"]
     assert len((await client.get(f"{DATA}/payout")).json()["items"]) == 1
     assert (await client.get(f"{DATA}/claim/{claim['id']}")).json()["status"] == "open"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_each_apps_inbox_lists_its_own_tasks(client: httpx.AsyncClient,
+                                                   platform: Platform) -> None:
+    def review(title: str, key: str | None = None) -> dict[str, Any]:
+        doc = flow({"review": {"type": "user_task", "title": title,
+                               "assignee": {"role": "analyst"}, "next": "e"},
+                    "e": {"type": "end"}}, "review")
+        return {**doc, "key": key} if key else doc
+
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "claims", {"workflows": {
+        "intake": review("Check the claim", "'CLM-' + string(vars.number)"),
+        "audit": review("Audit the claim")}})
+    await make_app(client, "acme", "hr", {"workflows": {"intake": review("Welcome aboard")}})
+    for app in ("claims", "hr"):
+        assert (await client.post(f"/api/t/acme/apps/{app}/publish", json={})).status_code == 201
+    for app, workflow in (("claims", "intake"), ("claims", "audit"), ("hr", "intake")):
+        r = await client.post(f"/api/t/acme/apps/{app}/workflows/{workflow}/instances",
+                              json={"number": 7})
+        assert r.status_code == 201, r.text
+    await platform.workflows.engine.drain()
+
+    async def inbox(query: str) -> list[tuple[str, str, str | None, str]]:
+        r = await client.get(f"/api/t/acme/tasks{query}")
+        assert r.status_code == 200, r.text
+        return sorted((t["app"], t["workflow"], t["business_key"], t["title"])
+                      for t in r.json())
+
+    assert await inbox("?app=claims") == [("claims", "audit", None, "Audit the claim"),
+                                          ("claims", "intake", "CLM-7", "Check the claim")]
+    assert await inbox("?app=hr") == [("hr", "intake", None, "Welcome aboard")]
+    assert await inbox("?app=claims&workflow=intake") == [
+        ("claims", "intake", "CLM-7", "Check the claim")]
+    assert len(await inbox("")) == 3  # "my tasks" across the tenant's apps
+    [inst] = (await client.get("/api/t/acme/workflow-instances?workflow=intake&app=claims")
+              ).json()
+    assert inst["business_key"] == "CLM-7"

@@ -53,6 +53,21 @@ def run_as(doc: dict[str, Any], spec: dict[str, Any]) -> str:
     return str((spec.get("run_as") or doc.get("run_as") or {}).get("role") or "owner")
 
 
+def business_key(doc: dict[str, Any], variables: dict[str, Any],
+                 record: dict[str, Any] | None) -> str | None:
+    """What people call the instance by: the workflow's `key` over its start variables, else the
+    id of the record that started it. Display only: a key that cannot be computed is None."""
+    if doc.get("key"):
+        try:
+            value = step_types.evaluate(doc["key"], variables, record)
+        except Exception:  # noqa: BLE001  (a missing variable must not refuse the start)
+            log.warning("the business key of a %r instance could not be computed", doc.get("id"))
+            return None
+        return None if value is None else str(value)[:200]
+    found = (record or {}).get("id")
+    return None if found is None else str(found)
+
+
 @dataclass
 class Job:
     id: str
@@ -117,7 +132,8 @@ class Engine:
         row: dict[str, Any] = {
                "id": instance_id, "tenant_id": tenant_id, "app": app, "workflow": name,
                "version": number, "definition": doc, "status": "running", "vars": variables,
-               "record": record, "joins": {}, "parent_step": parent_step, "started_by": by,
+               "record": record, "business_key": business_key(doc, variables, record),
+               "joins": {}, "parent_step": parent_step, "started_by": by,
                "started_at": now, "ended_at": None}
         await conn.execute(store.instances.insert().values(**row))
         await self._enter(conn, instance_id, doc, doc["first"], now)

@@ -187,7 +187,7 @@ class WorkflowService:
                 store.steps.c.instance_id == instance_id).order_by(
                 store.steps.c.started_at, store.steps.c.id))).mappings()
             timeline = [dict(s) for s in steps]
-            tasks = (await conn.execute(store.tasks.select().where(
+            tasks = (await conn.execute(_tasks().where(
                 store.tasks.c.instance_id == instance_id))).mappings()
             by_step: dict[str, list[dict[str, Any]]] = {}
             for t in tasks:
@@ -207,20 +207,24 @@ class WorkflowService:
 
     # -- tasks --------------------------------------------------------------------------------
 
-    async def inbox(self, tenant: Tenant, principal: Principal) -> list[dict[str, Any]]:
-        """Open tasks the caller may act on ("my tasks")."""
+    async def inbox(self, tenant: Tenant, principal: Principal, app: str | None = None,
+                    workflow: str | None = None) -> list[dict[str, Any]]:
+        """Open tasks the caller may act on ("my tasks"), of one app or workflow if given."""
         self._authorize(principal, "task.read", tenant, "task", "*")
-        t = store.tasks
+        t, i = store.tasks, store.instances
+        query = _tasks().where(t.c.tenant_id == tenant.id, t.c.status == "open")
+        for column, value in ((i.c.app, app), (i.c.workflow, workflow)):
+            if value:
+                query = query.where(column == value)
         async with self.platform.db.read() as conn:
-            rows = (await conn.execute(t.select().where(
-                t.c.tenant_id == tenant.id, t.c.status == "open").order_by(t.c.created_at)))
+            rows = await conn.execute(query.order_by(t.c.created_at))
             return [task_public(dict(r)) for r in rows.mappings() if may_act(dict(r), principal)]
 
     async def _task(self, conn: Any, tenant: Tenant, task_id: str) -> dict[str, Any]:
-        query = store.tasks.select().where(store.tasks.c.id == task_id,
-                                           store.tasks.c.tenant_id == tenant.id)
+        query = _tasks().where(store.tasks.c.id == task_id,
+                               store.tasks.c.tenant_id == tenant.id)
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
+            query = query.with_for_update(of=store.tasks)
         row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise NotFound(f"No task {task_id!r}", path="task")
@@ -300,11 +304,20 @@ class WorkflowService:
 
 
 def public(inst: dict[str, Any]) -> dict[str, Any]:
-    return {k: inst[k] for k in ("id", "app", "workflow", "version", "status", "started_by",
-                                  "started_at", "ended_at", "parent_step")}
+    return {k: inst.get(k) for k in ("id", "app", "workflow", "business_key", "version",
+                                      "status", "started_by", "started_at", "ended_at",
+                                      "parent_step")}
+
+
+def _tasks() -> sa.Select[Any]:
+    """Tasks with what people find them by: the app, the workflow and the instance's key."""
+    t, i = store.tasks, store.instances
+    return sa.select(t, i.c.app, i.c.workflow, i.c.business_key).join(
+        i, i.c.id == t.c.instance_id)
 
 
 def task_public(task: dict[str, Any]) -> dict[str, Any]:
-    return {k: task.get(k) for k in ("id", "instance_id", "step_id", "kind", "title", "status",
-                                     "assignee", "form", "claimed_by", "decision",
-                                     "decided_by", "comment", "data", "created_at")}
+    return {k: task.get(k) for k in ("id", "app", "workflow", "business_key", "instance_id",
+                                     "step_id", "kind", "title", "status", "assignee", "form",
+                                     "claimed_by", "decision", "decided_by", "comment", "data",
+                                     "created_at")}
