@@ -27,6 +27,7 @@ from tests.extensions.conftest import install as install_plugin
 from tests.extensions.conftest import publish as publish_plugin
 from tests.helpers import make_app, make_tenant
 from tests.integration.remote import Remote, start
+from tests.workflows.conftest import ADMIN as ADMIN_PRINCIPAL
 from tests.workflows.test_nodes import flow
 
 DATA = "/api/t/acme/apps/claims/data"
@@ -294,3 +295,51 @@ async def test_each_apps_inbox_lists_its_own_tasks(client: httpx.AsyncClient,
     [inst] = (await client.get("/api/t/acme/workflow-instances?workflow=intake&app=claims")
               ).json()
     assert inst["business_key"] == "CLM-7"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_webhook_start_is_recorded_with_the_delivery(
+        client: httpx.AsyncClient, anon: httpx.AsyncClient, platform: Platform,
+        settings: Settings) -> None:
+    secret = "whsec-inbound-0123456789"
+    await make_tenant(client, "acme")
+    assert (await client.put("/api/t/acme/secrets/inbound", json={"value": secret})
+            ).status_code == 200
+    await make_app(client, "acme", "claims", {
+        "connectors": {"orders": {"kind": "webhook_in", "secret": {"secret": "inbound"}}},
+        "workflows": {"on_order": {
+            "first": "a", "start": [{"type": "webhook", "connector": "orders"}],
+            "nodes": {"a": {"type": "assign", "set": {"order": "vars.payload.order"},
+                            "next": "e"}, "e": {"type": "end"}}}}})
+    assert (await client.post("/api/t/acme/apps/claims/publish", json={})).status_code == 201
+    body = json.dumps({"order": 7}).encode()
+
+    def send() -> Any:
+        headers = {signing.SIGNATURE: signing.signature(secret, int(time.time()), "d-7", body),
+                   signing.DELIVERY: "d-7", "Content-Type": "application/json"}
+        return anon.post("/api/t/acme/apps/claims/hooks/orders", content=body, headers=headers)
+
+    # One transaction: when acting on the delivery fails after the workflow's start was
+    # written, the receipt goes too, so the sender's retry is accepted (not a "replay").
+    async def broken(conn: Any, tenant: Any, delivery: dict[str, Any]) -> list[Any]:
+        raise RuntimeError("the disk is full")
+
+    platform.connectors.on_webhook(broken)
+    with pytest.raises(RuntimeError):
+        await send()
+    platform.connectors.webhooks.receivers.remove(broken)
+    assert (await client.get("/api/t/acme/workflow-instances")).json() == []
+    assert (r := await send()).status_code == 202, r.text
+    # The platform that accepted it stops before any worker ran; another one finishes it.
+    [inst] = (await client.get("/api/t/acme/workflow-instances")).json()
+    assert inst["status"] == "running"
+    await platform.stop()
+    other = Platform(settings)
+    await other.start()
+    try:
+        await other.workflows.engine.drain()
+        tenant = await other.tenants.get("acme")
+        done = await other.workflows.instance(tenant, inst["id"], ADMIN_PRINCIPAL)
+    finally:
+        await other.stop()
+    assert done["status"] == "completed" and done["vars"]["order"] == 7

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.errors import Conflict, Fault, Forbidden, NotFound, ValidationFailed
 from plinth.events import Event
@@ -74,7 +75,6 @@ class WorkflowService:
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         platform.events.subscribe("record.*", self._on_record)
-        platform.events.subscribe("webhook.received", self._on_webhook)
         platform.events.subscribe("app.published", self._on_publish)
         platform.events.subscribe("app.rolled_back", self._on_publish)
 
@@ -141,27 +141,32 @@ class WorkflowService:
                 log.info("record %s started workflow %s (%s)", data.get("id"), name,
                          instance["id"])
 
-    async def _on_webhook(self, event: Event) -> None:
+    async def start_from_webhook(self, conn: AsyncConnection, tenant: Tenant,
+                                 delivery: dict[str, Any]) -> list[Event]:
         """Start every workflow whose webhook start event names the `webhook_in` connector
-        that received (and verified) this delivery; the payload becomes `vars.payload`."""
-        data = event.data
-        tenant = await self.engine._tenant(event.tenant_id or "")
-        if tenant is None:
-            return
-        version = await self.platform.metadata.active_version(tenant, data.get("app"))
+        that received (and verified) this delivery, in the transaction that records its
+        receipt (`conn`): an accepted delivery has started its instances, or was not accepted.
+        The payload becomes `vars.payload`; returns the events to publish after commit."""
+        version = await self.platform.metadata.active_version(tenant, delivery["app"])
         if version is None:
-            return
+            return []
+        started: list[Event] = []
         for name, doc in version.definition.get("workflows", {}).items():
-            if not any(s["type"] == "webhook" and s.get("connector") == data.get("connector")
+            if not any(s["type"] == "webhook" and s.get("connector") == delivery["connector"]
                        for s in doc.get("start", [])):
                 continue
-            instance = await self.engine.start(
-                tenant, data["app"], name, {"payload": data.get("payload"), "via": "webhook",
-                                            "delivery": data.get("delivery"),
-                                            "topic": data.get("topic")},
-                f"webhook:{data.get('connector')}")
-            log.info("webhook delivery %s started workflow %s (%s)", data.get("delivery"),
+            by = f"webhook:{delivery['connector']}"
+            instance = await self.engine._create(
+                conn, tenant.id, delivery["app"], name, version.number, doc,
+                {"payload": delivery.get("payload"), "via": "webhook",
+                 "delivery": delivery.get("delivery"), "topic": delivery.get("topic")},
+                by, None, None)
+            log.info("webhook delivery %s started workflow %s (%s)", delivery.get("delivery"),
                      name, instance["id"])
+            started.append(Event("workflow.started", tenant.id, {
+                "app": delivery["app"], "workflow": name, "instance": instance["id"],
+                "version": version.number, "by": by}))
+        return started
 
     async def instances(self, tenant: Tenant, principal: Principal, app: str | None = None,
                         workflow: str | None = None, status: str | None = None,
