@@ -164,14 +164,36 @@ async def test_connector_step_calls_a_real_http_service(
 async def test_plugin_step_runs_the_fraud_scorer(client: httpx.AsyncClient,
                                                  platform: Platform,
                                                  components: dict[str, Path]) -> None:
-    await _app(client, {"workflows": {"score": flow({
-        "score": {"type": "service_task", "action": "plugin", "plugin": "fraud-scorer",
-                  "operation": "score", "output": "fraud", "next": "e",
-                  "input": {"amount": "double(vars.amount)", "country": "vars.country",
-                            "description": "vars.description"}},
-        "e": {"type": "end"}}, "score")}})
+    def scoring(operation: str) -> dict[str, Any]:
+        return {"workflows": {"score": flow({
+            "score": {"type": "service_task", "action": "plugin", "plugin": "fraud-scorer",
+                      "operation": operation, "output": "fraud", "next": "e",
+                      "input": {"amount": "double(vars.amount)", "country": "vars.country",
+                                "description": "vars.description"}},
+            "e": {"type": "end"}}, "score")}}
+
+    # The plugin is installed per tenant: publishing a workflow that calls it before the
+    # tenant installed it is refused, with the path of the step.
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "claims", scoring("score"))
+    r = await client.post("/api/t/acme/apps/claims/publish", json={})
+    assert r.status_code == 422, r.text
+    [fault] = r.json()["errors"]
+    assert (fault["path"], fault["code"]) == ("workflows.score.nodes.score.plugin",
+                                              "not_installed")
     await publish_plugin(platform, components, "fraud-scorer")
     await install_plugin(platform, "acme", "fraud-scorer")
+    # An action the installed version does not provide is refused too.
+    assert (await client.put("/api/t/acme/apps/claims/draft", json=scoring("rate"))
+            ).status_code == 200
+    r = await client.post("/api/t/acme/apps/claims/publish", json={})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["path"] == "workflows.score.nodes.score.operation"
+    assert "provides: score" in r.json()["errors"][0]["message"]
+    assert (await client.put("/api/t/acme/apps/claims/draft", json=scoring("score"))
+            ).status_code == 200
+    r = await client.post("/api/t/acme/apps/claims/publish", json={})
+    assert r.status_code == 201, r.text
     inst = await _run(client, platform, "score", {
         "amount": 60000, "country": "FR", "description": "Stolen car, cash only please"})
     assert inst["status"] == "completed", inst
