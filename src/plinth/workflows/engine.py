@@ -61,7 +61,7 @@ def business_key(doc: dict[str, Any], variables: dict[str, Any],
         try:
             value = step_types.evaluate(doc["key"], variables, record)
         except Exception:  # noqa: BLE001  (a missing variable must not refuse the start)
-            log.warning("the business key of a %r instance could not be computed", doc.get("id"))
+            log.debug("no business key for this %r instance", doc.get("id"))
             return None
         return None if value is None else str(value)[:200]
     found = (record or {}).get("id")
