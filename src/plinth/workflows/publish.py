@@ -49,7 +49,7 @@ class WorkflowStep:
         for path, spec in calls:
             found += task.check_plugin(spec, path, installed)  # type: ignore[attr-defined]
         if found:
-            raise ValidationFailed.of(found, "workflow plugin references")
+            raise ValidationFailed.of(found, "draft")
         result.info(f"{len(calls)} plugin call(s) checked against the tenant's installations")
 
 
