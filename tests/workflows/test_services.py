@@ -319,7 +319,6 @@ async def test_each_apps_inbox_lists_its_own_tasks(client: httpx.AsyncClient,
     assert inst["business_key"] == "CLM-7"
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_webhook_start_is_recorded_with_the_delivery(
         client: httpx.AsyncClient, anon: httpx.AsyncClient, platform: Platform,
         settings: Settings) -> None:
