@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from plinth.governance.identity import REFRESH_TTL, Session, User
+from plinth.governance.login import password_login
 from plinth.governance.oidc import OIDCConfig, map_claims
 from plinth.server.deps import PlatformDep
 from plinth.server.problems import problem_response
@@ -108,16 +109,9 @@ async def login(body: LoginIn, tenant: str, request: Request, response: Response
                 platform: PlatformDep) -> dict[str, Any]:
     """Password sign-in: the access token in the body, the refresh token in the cookie."""
     _check_csrf(request)
-    found = await platform.tenants.find(tenant)
-    gov = platform.governance
-    if found is None:
-        raise Unauthenticated("Wrong username or password")
-    try:
-        session = await gov.identity.login(found.id, body.username, body.password)
-    except Unauthenticated:
-        await gov.record(found.id, body.username, "auth.login", outcome="failed", via="portal")
-        raise
-    await gov.record(found.id, body.username, "auth.login", via="portal")
+    client = request.client.host if request.client else None
+    _, session = await password_login(platform, tenant, body.username, body.password, client,
+                                      via="portal")
     _set_refresh(response, request, tenant, session.refresh_token)
     return _body(platform, session, tenant)
 
