@@ -17,11 +17,13 @@ async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
         platform: Platform, components: dict[str, Path]) -> None:
     # `components` built the plugin into the shared cache: the demo reuses it, never rebuilds.
     lines = await load_demo(platform, ADMIN)
-    assert lines[-1] == "plugin fraud-scorer 1.0.0 installed (action, before-write)"
+    # Installed before the claims app is published (its workflow's triage calls the plugin).
+    assert lines.index("plugin fraud-scorer 1.0.0 installed (action, before-write)") < (
+        next(i for i, line in enumerate(lines) if line.startswith(f"app {TENANT}/claims")))
     [inst] = await platform.plugins.installations(TENANT)
     assert (inst.name, inst.capabilities) == ("fraud-scorer", ("log",))
     again = await load_demo(platform, ADMIN)  # idempotent
-    assert again[-1].endswith("installed (action, before-write), up to date")
+    assert "plugin fraud-scorer 1.0.0 installed (action, before-write), up to date" in again
 
     tenant = await platform.tenants.get(TENANT)
     records = platform.records

@@ -32,6 +32,10 @@ from plinth.integration.openapi import import_openapi
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.conftest import ADMIN_TOKEN
+from tests.extensions.conftest import (
+    CACHE,
+    components,  # noqa: F401  (plugins built once, cached)
+)
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 OPERATOR = Principal("operator", "cli", frozenset({PLATFORM_ADMIN}), name="operator")
@@ -42,7 +46,8 @@ APP = f"/api/t/{TENANT}/apps/claims"
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # No PLINTH_EGRESS_ALLOW (the suite allows loopback): what `plinth serve` does by default.
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    admin_token=ADMIN_TOKEN, embedded_worker=False, egress_allow="")
+                    admin_token=ADMIN_TOKEN, embedded_worker=False, egress_allow="",
+                    plugin_cache_dir=CACHE / "compiled")
 
 
 @pytest.fixture
@@ -84,18 +89,21 @@ async def _timeline(client: httpx.AsyncClient) -> list[tuple[str, str, str | Non
 
 
 @SQLITE
+@pytest.mark.usefixtures("components")  # the demo's plugin, built once into the shared cache
 async def test_a_signed_garage_estimate_starts_the_workflow_and_updates_the_claim(
         platform: Platform, client: httpx.AsyncClient, stand_in: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    # With its plugin: the claims app's workflow calls the fraud scorer, so publishing the
+    # app needs the plugin installed.
     monkeypatch.setattr(identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8,
                                                             parallelism=1))
-    lines = await load_demo(platform, OPERATOR, plugins=False)
+    lines = await load_demo(platform, OPERATOR)
     assert "connector fx_rates (http: convert) → http://127.0.0.1:8000/demo/fx" in lines
     assert any(line.startswith("connector claim_events (webhook_out: record.created, "
                                "record.updated) → http://127.0.0.1:8000/") for line in lines)
     [secret] = re.findall(r"connector garage_estimates \(webhook_in\) at POST \S+, starts "
                           r"garage_estimate, signing secret: (\S+)", "\n".join(lines))
-    again = await load_demo(platform, OPERATOR, plugins=False)  # idempotent, secret kept
+    again = await load_demo(platform, OPERATOR)  # idempotent, secret kept
     assert secret not in "\n".join(again)
 
     data = f"{APP}/data"

@@ -60,3 +60,15 @@ def user(wf: Harness, name: str, *roles: str, **attrs: Any) -> Principal:
     """A tenant user; business roles (manager) come on top of the platform role analyst."""
     return Principal(name, "user", frozenset({"analyst", *roles}), tenant_id=wf.tenant.id,
                      name=name, attrs=attrs)
+
+
+class InstalledPlugins:
+    """Stands in for the plugin service where a test's plugin is Python, not WebAssembly (a
+    flaky scorer, a crash-test ledger): it says which plugins, with which actions, the tenant
+    has installed, which publish checks like it checks the real service's answer."""
+
+    installed: dict[str, set[str]] = {}
+
+    async def actions(self, tenant: Any) -> dict[str, tuple[str, frozenset[str]]]:
+        return {name: ("0.0.0-test", frozenset(acts)) for name, acts in self.installed.items()}
+

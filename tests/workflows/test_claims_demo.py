@@ -119,6 +119,9 @@ async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
     # Only the analyst of the claim's country sees the review; managers review nothing.
     assert [await demo.inbox(u) for u in ("dirk", "lucia", "maria")] == [[], [], []]
     [review] = await demo.inbox("ana")
+    # The inbox says which app, workflow and claim the task is about.
+    assert (review["app"], review["workflow"], review["business_key"]) == (
+        "claims", "claims_process", "CL-25000.00-FR")
     r = await demo.as_("dirk", "POST", f"/api/t/{TENANT}/tasks/{review['id']}/complete",
                        json={"status": "approved"})
     assert r.status_code == 403

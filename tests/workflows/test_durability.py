@@ -17,7 +17,7 @@ from plinth.events import Event
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.helpers import as_user, make_tenant, token_for
-from tests.workflows.conftest import ADMIN, Harness
+from tests.workflows.conftest import ADMIN, Harness, InstalledPlugins
 from tests.workflows.test_nodes import flow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,8 +117,13 @@ async def test_http_start_inbox_and_policy(client: httpx.AsyncClient, platform: 
     assert [s["node"] for s in r.json()["timeline"]] == ["review", "e"]
 
 
+class Ledger(InstalledPlugins):
+    installed = {"ledger": {"pay"}}  # what crash_worker.py's LedgerPlugin provides
+
+
 async def test_sigkilled_worker_loses_and_doubles_nothing(wf: Harness, settings: Settings,
                                                           tmp_path: Path) -> None:
+    wf.platform.plugins = Ledger()  # type: ignore[assignment]  (the worker process pays)
     await wf.publish({"pay": flow({
         "p1": {"type": "service_task", "action": "plugin", "plugin": "ledger",
                "operation": "pay", "input": {"amount": "1"}, "next": "p2"},

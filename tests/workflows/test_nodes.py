@@ -8,7 +8,7 @@ import pytest
 
 from plinth.errors import Conflict, Forbidden, ValidationFailed
 from plinth.workflows.steps.approval import decide
-from tests.workflows.conftest import ADMIN, Harness, user
+from tests.workflows.conftest import ADMIN, Harness, InstalledPlugins, user
 
 
 def flow(nodes: dict[str, Any], first: str, **extra: Any) -> dict[str, Any]:
@@ -144,8 +144,10 @@ async def test_delegation_and_one_vote_per_person(wf: Harness) -> None:
     assert (await wf.get(iid))["status"] == "completed"
 
 
-class Flaky:
+class Flaky(InstalledPlugins):
     """A plugin service whose action fails `failures` times, then succeeds."""
+
+    installed = {"fraud": {"score"}}
 
     def __init__(self, failures: int) -> None:
         self.failures = failures

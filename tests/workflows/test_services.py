@@ -4,6 +4,7 @@ fraud-scorer plugin in its sandbox, and a verified `webhook_in` delivery startin
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tests.extensions.conftest import install as install_plugin
 from tests.extensions.conftest import publish as publish_plugin
 from tests.helpers import make_app, make_tenant
 from tests.integration.remote import Remote, start
+from tests.workflows.conftest import ADMIN as ADMIN_PRINCIPAL
 from tests.workflows.test_nodes import flow
 
 DATA = "/api/t/acme/apps/claims/data"
@@ -162,14 +164,36 @@ async def test_connector_step_calls_a_real_http_service(
 async def test_plugin_step_runs_the_fraud_scorer(client: httpx.AsyncClient,
                                                  platform: Platform,
                                                  components: dict[str, Path]) -> None:
-    await _app(client, {"workflows": {"score": flow({
-        "score": {"type": "service_task", "action": "plugin", "plugin": "fraud-scorer",
-                  "operation": "score", "output": "fraud", "next": "e",
-                  "input": {"amount": "double(vars.amount)", "country": "vars.country",
-                            "description": "vars.description"}},
-        "e": {"type": "end"}}, "score")}})
+    def scoring(operation: str) -> dict[str, Any]:
+        return {"workflows": {"score": flow({
+            "score": {"type": "service_task", "action": "plugin", "plugin": "fraud-scorer",
+                      "operation": operation, "output": "fraud", "next": "e",
+                      "input": {"amount": "double(vars.amount)", "country": "vars.country",
+                                "description": "vars.description"}},
+            "e": {"type": "end"}}, "score")}}
+
+    # The plugin is installed per tenant: publishing a workflow that calls it before the
+    # tenant installed it is refused, with the path of the step.
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "claims", scoring("score"))
+    r = await client.post("/api/t/acme/apps/claims/publish", json={})
+    assert r.status_code == 422, r.text
+    [fault] = r.json()["errors"]
+    assert (fault["path"], fault["code"]) == ("workflows.score.nodes.score.plugin",
+                                              "not_installed")
     await publish_plugin(platform, components, "fraud-scorer")
     await install_plugin(platform, "acme", "fraud-scorer")
+    # An action the installed version does not provide is refused too.
+    assert (await client.put("/api/t/acme/apps/claims/draft", json=scoring("rate"))
+            ).status_code == 200
+    r = await client.post("/api/t/acme/apps/claims/publish", json={})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["path"] == "workflows.score.nodes.score.operation"
+    assert "provides: score" in r.json()["errors"][0]["message"]
+    assert (await client.put("/api/t/acme/apps/claims/draft", json=scoring("score"))
+            ).status_code == 200
+    r = await client.post("/api/t/acme/apps/claims/publish", json={})
+    assert r.status_code == 201, r.text
     inst = await _run(client, platform, "score", {
         "amount": 60000, "country": "FR", "description": "Stolen car, cash only please"})
     assert inst["status"] == "completed", inst
@@ -219,3 +243,124 @@ async def test_a_verified_webhook_delivery_starts_the_workflow(
     r = await anon.post("/api/t/acme/apps/claims/hooks/orders", content=body, headers=headers)
     assert r.status_code == 409
     assert len((await client.get("/api/t/acme/workflow-instances")).json()) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_run_as_acts_as_a_least_privileged_role(client: httpx.AsyncClient,
+                                                      platform: Platform) -> None:
+    # An unknown role is refused at publish, with its path.
+    bad = {**PAY, "run_as": {"role": "nobody"}}
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "claims", {"entities": ENTITIES})
+    r = await client.put("/api/t/acme/apps/claims/draft",
+                         json={"entities": ENTITIES, "workflows": {"pay": bad}})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["path"] == "workflows.pay.run_as.role"
+    # A viewer may read but not write: the payout step fails on the policy, nothing is written.
+    viewer = {**PAY, "run_as": {"role": "viewer"}}
+    # A step may widen it again: this one acts as the owner.
+    owner_pay = copy.deepcopy(viewer)
+    owner_pay["nodes"]["pay"]["run_as"] = {"role": "owner"}
+    r = await client.put("/api/t/acme/apps/claims/draft", json={
+        "entities": ENTITIES, "workflows": {"pay": viewer, "owner_pay": owner_pay}})
+    assert r.status_code == 200, r.text
+    assert (await client.post("/api/t/acme/apps/claims/publish", json={})).status_code == 201
+    claim = (await client.post(f"{DATA}/claim", json={"amount": "5.00"})).json()
+    inst = await _run(client, platform, "pay", {"claim": claim["id"], "amount": "5.00"})
+    assert inst["status"] == "failed"
+    [failed] = [s for s in inst["timeline"] if s["node"] == "pay"]
+    assert failed["status"] == "failed" and failed["error"].startswith("Forbidden")
+    assert (await client.get(f"{DATA}/payout")).json()["items"] == []
+    # The owner step creates the payout; the close step (workflow default: viewer) is refused.
+    inst = await _run(client, platform, "owner_pay", {"claim": claim["id"], "amount": "5.00"})
+    assert [(s["node"], s["status"]) for s in inst["timeline"]] == [
+        ("pay", "completed"), ("close", "failed")]
+    assert "Forbidden" in inst["timeline"][1]["error"]
+    assert len((await client.get(f"{DATA}/payout")).json()["items"]) == 1
+    assert (await client.get(f"{DATA}/claim/{claim['id']}")).json()["status"] == "open"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_each_apps_inbox_lists_its_own_tasks(client: httpx.AsyncClient,
+                                                   platform: Platform) -> None:
+    def review(title: str, key: str | None = None) -> dict[str, Any]:
+        doc = flow({"review": {"type": "user_task", "title": title,
+                               "assignee": {"role": "analyst"}, "next": "e"},
+                    "e": {"type": "end"}}, "review")
+        return {**doc, "key": key} if key else doc
+
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "claims", {"workflows": {
+        "intake": review("Check the claim", "'CLM-' + string(vars.number)"),
+        "audit": review("Audit the claim")}})
+    await make_app(client, "acme", "hr", {"workflows": {"intake": review("Welcome aboard")}})
+    for app in ("claims", "hr"):
+        assert (await client.post(f"/api/t/acme/apps/{app}/publish", json={})).status_code == 201
+    for app, workflow in (("claims", "intake"), ("claims", "audit"), ("hr", "intake")):
+        r = await client.post(f"/api/t/acme/apps/{app}/workflows/{workflow}/instances",
+                              json={"number": 7})
+        assert r.status_code == 201, r.text
+    await platform.workflows.engine.drain()
+
+    async def inbox(query: str) -> list[tuple[str, str, str | None, str]]:
+        r = await client.get(f"/api/t/acme/tasks{query}")
+        assert r.status_code == 200, r.text
+        return sorted((t["app"], t["workflow"], t["business_key"], t["title"])
+                      for t in r.json())
+
+    assert await inbox("?app=claims") == [("claims", "audit", None, "Audit the claim"),
+                                          ("claims", "intake", "CLM-7", "Check the claim")]
+    assert await inbox("?app=hr") == [("hr", "intake", None, "Welcome aboard")]
+    assert await inbox("?app=claims&workflow=intake") == [
+        ("claims", "intake", "CLM-7", "Check the claim")]
+    assert len(await inbox("")) == 3  # "my tasks" across the tenant's apps
+    [inst] = (await client.get("/api/t/acme/workflow-instances?workflow=intake&app=claims")
+              ).json()
+    assert inst["business_key"] == "CLM-7"
+
+
+async def test_a_webhook_start_is_recorded_with_the_delivery(
+        client: httpx.AsyncClient, anon: httpx.AsyncClient, platform: Platform,
+        settings: Settings) -> None:
+    secret = "whsec-inbound-0123456789"
+    await make_tenant(client, "acme")
+    assert (await client.put("/api/t/acme/secrets/inbound", json={"value": secret})
+            ).status_code == 200
+    await make_app(client, "acme", "claims", {
+        "connectors": {"orders": {"kind": "webhook_in", "secret": {"secret": "inbound"}}},
+        "workflows": {"on_order": {
+            "first": "a", "start": [{"type": "webhook", "connector": "orders"}],
+            "nodes": {"a": {"type": "assign", "set": {"order": "vars.payload.order"},
+                            "next": "e"}, "e": {"type": "end"}}}}})
+    assert (await client.post("/api/t/acme/apps/claims/publish", json={})).status_code == 201
+    body = json.dumps({"order": 7}).encode()
+
+    def send() -> Any:
+        headers = {signing.SIGNATURE: signing.signature(secret, int(time.time()), "d-7", body),
+                   signing.DELIVERY: "d-7", "Content-Type": "application/json"}
+        return anon.post("/api/t/acme/apps/claims/hooks/orders", content=body, headers=headers)
+
+    # One transaction: when acting on the delivery fails after the workflow's start was
+    # written, the receipt goes too, so the sender's retry is accepted (not a "replay").
+    async def broken(conn: Any, tenant: Any, delivery: dict[str, Any]) -> list[Any]:
+        raise RuntimeError("the disk is full")
+
+    platform.connectors.on_webhook(broken)
+    with pytest.raises(RuntimeError):
+        await send()
+    platform.connectors.webhooks.receivers.remove(broken)
+    assert (await client.get("/api/t/acme/workflow-instances")).json() == []
+    assert (r := await send()).status_code == 202, r.text
+    # The platform that accepted it stops before any worker ran; another one finishes it.
+    [inst] = (await client.get("/api/t/acme/workflow-instances")).json()
+    assert inst["status"] == "running"
+    await platform.stop()
+    other = Platform(settings)
+    await other.start()
+    try:
+        await other.workflows.engine.drain()
+        tenant = await other.tenants.get("acme")
+        done = await other.workflows.instance(tenant, inst["id"], ADMIN_PRINCIPAL)
+    finally:
+        await other.stop()
+    assert done["status"] == "completed" and done["vars"]["order"] == 7

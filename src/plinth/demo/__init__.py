@@ -50,6 +50,15 @@ async def load_demo(platform: Platform, principal: Principal, *, plugins: bool =
     from plinth.demo.users import ensure_users
 
     lines += await ensure_users(platform, tenant, principal)
+    # Plugins first: publishing the claims app checks that its workflow's plugin is installed.
+    if plugins:
+        for name, grant in PLUGINS.items():
+            lines.append(await install_plugin(platform, principal, name, grant, progress))
+            if compile and (EXAMPLES / name).is_dir():
+                v = await platform.plugins.version(name)
+                if progress is not None and not platform.plugins.sandbox.is_compiled(v.sha256):
+                    progress(f"compiling plugin {name} for this machine (once; ~10 s)…")
+                await platform.plugins.compile(name, v.version)
     for slug in APPS:
         folder = HERE / slug
         app, draft = await platform.files.import_folder(tenant, folder, slug=slug,
@@ -64,14 +73,6 @@ async def load_demo(platform: Platform, principal: Principal, *, plugins: bool =
     from plinth.demo.connectors import ensure_connectors
 
     lines += await ensure_connectors(platform, tenant, APPS, principal)
-    if plugins:
-        for name, grant in PLUGINS.items():
-            lines.append(await install_plugin(platform, principal, name, grant, progress))
-            if compile and (EXAMPLES / name).is_dir():
-                v = await platform.plugins.version(name)
-                if progress is not None and not platform.plugins.sandbox.is_compiled(v.sha256):
-                    progress(f"compiling plugin {name} for this machine (once; ~10 s)…")
-                await platform.plugins.compile(name, v.version)
     return lines
 
 

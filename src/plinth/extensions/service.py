@@ -256,6 +256,15 @@ class PluginService:
                 it.c.tenant_id == t.id).order_by(it.c.name))]
         return [await self.installation(t, n) for n in names]
 
+    async def actions(self, tenant: Tenant | str) -> dict[str, tuple[str, frozenset[str]]]:
+        """The tenant's installed plugins: name -> (installed version, the actions it provides)."""
+        found: dict[str, tuple[str, frozenset[str]]] = {}
+        for inst in await self.installations(tenant):
+            v = await self.version(inst.name, inst.version)
+            found[inst.name] = (inst.version, frozenset(
+                p.name for p in v.manifest.points if p.kind == "action"))
+        return found
+
     async def upgrade(self, tenant: Tenant | str, name: str, principal: Principal,
                       version: str | None = None, capabilities: list[str] | None = None,
                       http_hosts: list[str] | None = None) -> Installation:

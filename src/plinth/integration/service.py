@@ -23,7 +23,7 @@ from plinth.integration.egress import EgressPolicy, GuardedTransport
 from plinth.integration.models import ConnectorFailed, ConnectorTimeout, EgressRefused
 from plinth.integration.openapi import import_openapi
 from plinth.integration.tokens import TokenCache
-from plinth.integration.webhooks import Webhooks
+from plinth.integration.webhooks import Receiver, Webhooks
 from plinth.tenancy.models import Tenant
 
 if TYPE_CHECKING:
@@ -61,6 +61,10 @@ class ConnectorService:
         self.webhooks = Webhooks(self)
         self.events.subscribe("app.*", self._forget)
         platform.on_stop(self.close)
+
+    def on_webhook(self, receiver: Receiver) -> None:
+        """Act on each verified `webhook_in` delivery inside the transaction recording it."""
+        self.webhooks.receivers.append(receiver)
 
     async def call(self, tenant: Tenant, app_slug: str, connector: str, operation: str,
                    input: dict[str, Any], principal: Principal, *,

@@ -1,5 +1,6 @@
 """The webhook engine: deliveries out (subscribed to record.* and workflow.* events) and
-receipts in (signature verified, replay refused, `webhook.received` published).
+receipts in (signature verified, replay refused, handed to the receivers in the transaction
+that records the receipt, `webhook.received` published).
 
 Each delivery is a row: the delivery log and the queue at once. A worker (embedded in
 `plinth serve`, or `plinth worker`) claims due rows under a lease (`FOR UPDATE SKIP LOCKED` on
@@ -20,12 +21,14 @@ import json
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import utcnow
 from plinth.errors import Conflict, NotFound, PayloadTooLarge, PlinthError
@@ -45,6 +48,11 @@ LEASE_SECONDS = 120.0  # > the longest attempt (timeout_seconds is at most 60)
 CONCURRENCY = 8  # attempts in flight per worker: one slow subscriber does not stall the rest
 
 
+# (the receipt's transaction, the tenant, the delivery: app, connector, delivery, topic,
+# payload) -> events to publish after commit.
+Receiver = Callable[[AsyncConnection, Tenant, dict[str, Any]], Awaitable[list[Event]]]
+
+
 @dataclasses.dataclass
 class _Outcome:
     ok: bool
@@ -61,6 +69,10 @@ class Webhooks:
         self._running: set[asyncio.Task[None]] = set()
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        # Who acts on a verified delivery (workflows start from it), inside the transaction
+        # that records its receipt: a crash leaves both or neither, never an accepted delivery
+        # that started nothing. Each returns the events to publish once that commits.
+        self.receivers: list[Receiver] = []
         for pattern in TOPICS:
             service.events.subscribe(pattern, self._on_event)
 
@@ -347,24 +359,30 @@ class Webhooks:
         endpoint = f"{app}/{connector}"
         now = utcnow()
         try:
-            async with self.db.transaction() as conn:
-                # Receipts older than the window cannot be replayed anyway (the timestamp
-                # check refuses them), so they are pruned as new ones arrive.
-                await conn.execute(store.receipts.delete().where(
-                    store.receipts.c.tenant_id == tenant.id,
-                    store.receipts.c.endpoint == endpoint,
-                    store.receipts.c.received_at < now - timedelta(seconds=2 * tolerance)))
-                await conn.execute(store.receipts.insert().values(
-                    tenant_id=tenant.id, endpoint=endpoint, delivery_id=delivery_id[:100],
-                    received_at=now))
-        except IntegrityError as exc:
-            raise Conflict(f"Delivery {delivery_id!r} was already received; a replay is "
-                           "refused", path=signing.DELIVERY, extra={"code": "replay"}) from exc
-        try:
             payload: Any = json.loads(body) if body else None
         except ValueError:
             payload = body.decode("utf-8", "replace")
-        await self.service.events.publish(Event("webhook.received", tenant.id, {
-            "app": app, "connector": connector, "delivery": delivery_id,
-            "topic": headers.get(signing.TOPIC.lower()), "payload": payload}))
+        received = {"app": app, "connector": connector, "delivery": delivery_id,
+                    "topic": headers.get(signing.TOPIC.lower()), "payload": payload}
+        after: list[Event] = []
+        async with self.db.transaction() as conn:
+            # Receipts older than the window cannot be replayed anyway (the timestamp
+            # check refuses them), so they are pruned as new ones arrive.
+            await conn.execute(store.receipts.delete().where(
+                store.receipts.c.tenant_id == tenant.id,
+                store.receipts.c.endpoint == endpoint,
+                store.receipts.c.received_at < now - timedelta(seconds=2 * tolerance)))
+            try:
+                await conn.execute(store.receipts.insert().values(
+                    tenant_id=tenant.id, endpoint=endpoint, delivery_id=delivery_id[:100],
+                    received_at=now))
+            except IntegrityError as exc:
+                raise Conflict(f"Delivery {delivery_id!r} was already received; a replay is "
+                               "refused", path=signing.DELIVERY,
+                               extra={"code": "replay"}) from exc
+            for receiver in self.receivers:
+                after += await receiver(conn, tenant, received)
+        await self.service.events.publish(Event("webhook.received", tenant.id, received))
+        for event in after:
+            await self.service.events.publish(event)
         return delivery_id

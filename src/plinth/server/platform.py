@@ -54,6 +54,7 @@ class Platform:
         self.compliance.enforce(self.records, self.vault, lambda: self.authorizer)
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
         self.connectors = ConnectorService(self)
+        self.connectors.on_webhook(self.workflows.start_from_webhook)  # in the receipt's txn
         self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
         self.on_stop(self.designer.stop)
 

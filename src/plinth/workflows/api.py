@@ -64,10 +64,10 @@ async def control(instance_id: str, action: Literal["cancel", "suspend", "resume
 
 
 @router.get("/tasks")
-async def inbox(platform: PlatformDep, principal: PrincipalDep,
-                tenant: TenantDep) -> list[dict[str, Any]]:
-    """My tasks: the open tasks the caller may act on."""
-    return await platform.workflows.inbox(tenant, principal)
+async def inbox(platform: PlatformDep, principal: PrincipalDep, tenant: TenantDep,
+                app: str | None = None, workflow: str | None = None) -> list[dict[str, Any]]:
+    """My tasks: the open tasks the caller may act on, of one app (and workflow) if given."""
+    return await platform.workflows.inbox(tenant, principal, app, workflow)
 
 
 @router.post("/tasks/{task_id}/claim")

@@ -40,11 +40,32 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return delay / 2 + random.random() * delay / 2
 
 
-def actor(instance_id: str, tenant_id: str, workflow: str) -> Principal:
-    """Who a workflow's service tasks act as: the tenant's `owner` role, named for the workflow
-    (records show `workflow <name>` as their author), held to the app's policies like anyone."""
-    return Principal(f"workflow:{instance_id}", "workflow", frozenset({"owner"}),
+def actor(instance_id: str, tenant_id: str, workflow: str, role: str = "owner") -> Principal:
+    """Who a workflow's service tasks act as: a role of the tenant (`owner` unless the workflow
+    or the step declares `run_as`), named for the workflow (records show `workflow <name>` as
+    their author), held to the app's policies like anyone."""
+    return Principal(f"workflow:{instance_id}", "workflow", frozenset({role}),
                      tenant_id=tenant_id, name=f"workflow {workflow}")
+
+
+def run_as(doc: dict[str, Any], spec: dict[str, Any]) -> str:
+    """The role a step acts as: the step's `run_as`, else the workflow's, else `owner`."""
+    return str((spec.get("run_as") or doc.get("run_as") or {}).get("role") or "owner")
+
+
+def business_key(doc: dict[str, Any], variables: dict[str, Any],
+                 record: dict[str, Any] | None) -> str | None:
+    """What people call the instance by: the workflow's `key` over its start variables, else the
+    id of the record that started it. Display only: a key that cannot be computed is None."""
+    if doc.get("key"):
+        try:
+            value = step_types.evaluate(doc["key"], variables, record)
+        except Exception:  # noqa: BLE001  (a missing variable must not refuse the start)
+            log.debug("no business key for this %r instance", doc.get("id"))
+            return None
+        return None if value is None else str(value)[:200]
+    found = (record or {}).get("id")
+    return None if found is None else str(found)
 
 
 @dataclass
@@ -111,7 +132,8 @@ class Engine:
         row: dict[str, Any] = {
                "id": instance_id, "tenant_id": tenant_id, "app": app, "workflow": name,
                "version": number, "definition": doc, "status": "running", "vars": variables,
-               "record": record, "joins": {}, "parent_step": parent_step, "started_by": by,
+               "record": record, "business_key": business_key(doc, variables, record),
+               "joins": {}, "parent_step": parent_step, "started_by": by,
                "started_at": now, "ended_at": None}
         await conn.execute(store.instances.insert().values(**row))
         await self._enter(conn, instance_id, doc, doc["first"], now)
@@ -213,7 +235,8 @@ class Engine:
             instance=dict(inst), step_id=step["id"], attempt=step["attempt"], tasks=tasks,
             effect=lambda fn: self._effect(f"{inst['id']}:{step['id']}", fn),
             services=self.services, tenant=tenant,
-            principal=actor(inst["id"], inst["tenant_id"], inst["workflow"]))
+            principal=actor(inst["id"], inst["tenant_id"], inst["workflow"],
+                            run_as(inst["definition"], spec)))
         impl = step_types.get(spec["type"])
         try:
             if job.kind == "resume":

@@ -8,6 +8,7 @@ from typing import Any
 from plinth.errors import Fault
 from plinth.metadata.kinds import Kind, load_schema, register
 from plinth.workflows import schedule, steps
+from plinth.workflows.steps.user_task import BUILT_IN_ROLES
 
 
 def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> list[Fault]:
@@ -18,6 +19,9 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
     if doc.get("first") not in nodes:
         found.append(Fault(f"{base}.first", f"no node named {doc.get('first')!r}",
                            "unknown_node"))
+    found += _check_run_as(doc.get("run_as"), f"{base}.run_as", definition)
+    if doc.get("key"):
+        found += steps.check(doc["key"], f"{base}.key")
     for i, start in enumerate(doc.get("start", [])):
         spath = f"{base}.start[{i}]"
         if start["type"] == "record":
@@ -38,6 +42,11 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
         path = f"{base}.nodes.{node}"
         step = steps.get(spec["type"])
         found += step.check(spec, path, definition)
+        if "run_as" in spec:
+            if spec["type"] != "service_task":
+                found.append(Fault(f"{path}.run_as", "only a service task acts as a role",
+                                   "not_allowed"))
+            found += _check_run_as(spec["run_as"], f"{path}.run_as", definition)
         for target in step.targets(spec):
             if target not in nodes:
                 found.append(Fault(path, f"leads to {target!r}, which is not a node",
@@ -48,6 +57,16 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
     found += _check_reachable(base, doc, nodes)
     found += _check_joins(base, nodes)
     return found
+
+
+def _check_run_as(run_as: Any, path: str, definition: dict[str, Any]) -> list[Fault]:
+    """`run_as` names a role that exists (built in, or declared by the app)."""
+    if not isinstance(run_as, dict):
+        return []
+    role = run_as.get("role")
+    if role and role not in set(definition.get("roles", {})) | BUILT_IN_ROLES:
+        return [Fault(f"{path}.role", f"no role named {role!r}", "unknown_reference")]
+    return []
 
 
 def _check_reachable(base: str, doc: dict[str, Any], nodes: dict[str, Any]) -> list[Fault]:

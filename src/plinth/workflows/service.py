@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.errors import Conflict, Fault, Forbidden, NotFound, ValidationFailed
 from plinth.events import Event
@@ -19,7 +20,7 @@ from plinth.governance.principal import Principal
 from plinth.jsonschema import compile_schema, faults
 from plinth.tenancy.models import Tenant
 from plinth.workflows import kind as _kind  # noqa: F401  (registers the workflow kind)
-from plinth.workflows import steps, store
+from plinth.workflows import publish, steps, store
 from plinth.workflows.engine import Engine
 
 log = logging.getLogger("plinth.workflows")
@@ -73,8 +74,8 @@ class WorkflowService:
         self.engine = Engine(platform.db, platform.events, platform)
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        publish.STEP.attach(self)  # plugin references are checked when the tenant publishes
         platform.events.subscribe("record.*", self._on_record)
-        platform.events.subscribe("webhook.received", self._on_webhook)
         platform.events.subscribe("app.published", self._on_publish)
         platform.events.subscribe("app.rolled_back", self._on_publish)
 
@@ -141,27 +142,32 @@ class WorkflowService:
                 log.info("record %s started workflow %s (%s)", data.get("id"), name,
                          instance["id"])
 
-    async def _on_webhook(self, event: Event) -> None:
+    async def start_from_webhook(self, conn: AsyncConnection, tenant: Tenant,
+                                 delivery: dict[str, Any]) -> list[Event]:
         """Start every workflow whose webhook start event names the `webhook_in` connector
-        that received (and verified) this delivery; the payload becomes `vars.payload`."""
-        data = event.data
-        tenant = await self.engine._tenant(event.tenant_id or "")
-        if tenant is None:
-            return
-        version = await self.platform.metadata.active_version(tenant, data.get("app"))
+        that received (and verified) this delivery, in the transaction that records its
+        receipt (`conn`): an accepted delivery has started its instances, or was not accepted.
+        The payload becomes `vars.payload`; returns the events to publish after commit."""
+        version = await self.platform.metadata.active_version(tenant, delivery["app"])
         if version is None:
-            return
+            return []
+        started: list[Event] = []
         for name, doc in version.definition.get("workflows", {}).items():
-            if not any(s["type"] == "webhook" and s.get("connector") == data.get("connector")
+            if not any(s["type"] == "webhook" and s.get("connector") == delivery["connector"]
                        for s in doc.get("start", [])):
                 continue
-            instance = await self.engine.start(
-                tenant, data["app"], name, {"payload": data.get("payload"), "via": "webhook",
-                                            "delivery": data.get("delivery"),
-                                            "topic": data.get("topic")},
-                f"webhook:{data.get('connector')}")
-            log.info("webhook delivery %s started workflow %s (%s)", data.get("delivery"),
+            by = f"webhook:{delivery['connector']}"
+            instance = await self.engine._create(
+                conn, tenant.id, delivery["app"], name, version.number, doc,
+                {"payload": delivery.get("payload"), "via": "webhook",
+                 "delivery": delivery.get("delivery"), "topic": delivery.get("topic")},
+                by, None, None)
+            log.info("webhook delivery %s started workflow %s (%s)", delivery.get("delivery"),
                      name, instance["id"])
+            started.append(Event("workflow.started", tenant.id, {
+                "app": delivery["app"], "workflow": name, "instance": instance["id"],
+                "version": version.number, "by": by}))
+        return started
 
     async def instances(self, tenant: Tenant, principal: Principal, app: str | None = None,
                         workflow: str | None = None, status: str | None = None,
@@ -187,7 +193,7 @@ class WorkflowService:
                 store.steps.c.instance_id == instance_id).order_by(
                 store.steps.c.started_at, store.steps.c.id))).mappings()
             timeline = [dict(s) for s in steps]
-            tasks = (await conn.execute(store.tasks.select().where(
+            tasks = (await conn.execute(_tasks().where(
                 store.tasks.c.instance_id == instance_id))).mappings()
             by_step: dict[str, list[dict[str, Any]]] = {}
             for t in tasks:
@@ -207,20 +213,24 @@ class WorkflowService:
 
     # -- tasks --------------------------------------------------------------------------------
 
-    async def inbox(self, tenant: Tenant, principal: Principal) -> list[dict[str, Any]]:
-        """Open tasks the caller may act on ("my tasks")."""
+    async def inbox(self, tenant: Tenant, principal: Principal, app: str | None = None,
+                    workflow: str | None = None) -> list[dict[str, Any]]:
+        """Open tasks the caller may act on ("my tasks"), of one app or workflow if given."""
         self._authorize(principal, "task.read", tenant, "task", "*")
-        t = store.tasks
+        t, i = store.tasks, store.instances
+        query = _tasks().where(t.c.tenant_id == tenant.id, t.c.status == "open")
+        for column, value in ((i.c.app, app), (i.c.workflow, workflow)):
+            if value:
+                query = query.where(column == value)
         async with self.platform.db.read() as conn:
-            rows = (await conn.execute(t.select().where(
-                t.c.tenant_id == tenant.id, t.c.status == "open").order_by(t.c.created_at)))
+            rows = await conn.execute(query.order_by(t.c.created_at))
             return [task_public(dict(r)) for r in rows.mappings() if may_act(dict(r), principal)]
 
     async def _task(self, conn: Any, tenant: Tenant, task_id: str) -> dict[str, Any]:
-        query = store.tasks.select().where(store.tasks.c.id == task_id,
-                                           store.tasks.c.tenant_id == tenant.id)
+        query = _tasks().where(store.tasks.c.id == task_id,
+                               store.tasks.c.tenant_id == tenant.id)
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
+            query = query.with_for_update(of=store.tasks)
         row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise NotFound(f"No task {task_id!r}", path="task")
@@ -300,11 +310,20 @@ class WorkflowService:
 
 
 def public(inst: dict[str, Any]) -> dict[str, Any]:
-    return {k: inst[k] for k in ("id", "app", "workflow", "version", "status", "started_by",
-                                  "started_at", "ended_at", "parent_step")}
+    return {k: inst.get(k) for k in ("id", "app", "workflow", "business_key", "version",
+                                      "status", "started_by", "started_at", "ended_at",
+                                      "parent_step")}
+
+
+def _tasks() -> sa.Select[Any]:
+    """Tasks with what people find them by: the app, the workflow and the instance's key."""
+    t, i = store.tasks, store.instances
+    return sa.select(t, i.c.app, i.c.workflow, i.c.business_key).join(
+        i, i.c.id == t.c.instance_id)
 
 
 def task_public(task: dict[str, Any]) -> dict[str, Any]:
-    return {k: task.get(k) for k in ("id", "instance_id", "step_id", "kind", "title", "status",
-                                     "assignee", "form", "claimed_by", "decision",
-                                     "decided_by", "comment", "data", "created_at")}
+    return {k: task.get(k) for k in ("id", "app", "workflow", "business_key", "instance_id",
+                                     "step_id", "kind", "title", "status", "assignee", "form",
+                                     "claimed_by", "decision", "decided_by", "comment", "data",
+                                     "created_at")}

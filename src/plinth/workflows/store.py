@@ -17,6 +17,7 @@ instances = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("vars", sa.JSON, nullable=False),
     sa.Column("record", sa.JSON, nullable=True),
+    sa.Column("business_key", sa.String(200), nullable=True),  # shown with its tasks
     sa.Column("joins", sa.JSON, nullable=False),
     sa.Column("parent_step", sa.String(32), nullable=True),
     sa.Column("started_by", sa.String(200), nullable=True),

@@ -35,17 +35,36 @@ class ServiceTask(Base):
         if entity and entity not in definition.get("entities", {}):
             found.append(Fault(f"{path}.entity", f"no entity named {entity!r} in this app",
                                "unknown_reference"))
-        for key, section in (("plugin", "plugins"), ("connector", "connectors")):
-            # Only checkable once the kind that declares them is registered.
-            name = spec.get(key)
-            if name and kinds.by_section(section) and name not in definition.get(section, {}):
-                found.append(Fault(f"{path}.{key}", f"no {key} named {name!r} in this app",
-                                   "unknown_reference"))
+        # Plugins are installed per tenant, not declared by the app: `check_plugin` runs at
+        # publish, where the tenant is known (workflows.publish).
+        name = spec.get("connector")
+        if name and kinds.by_section("connectors") and name not in definition.get(
+                "connectors", {}):
+            found.append(Fault(f"{path}.connector", f"no connector named {name!r} in this app",
+                               "unknown_reference"))
         for key, expr in (spec.get("input") or {}).items():
             found += check(expr, f"{path}.input.{key}")
         if spec.get("record_id"):
             found += check(spec["record_id"], f"{path}.record_id")
         return found
+
+    def check_plugin(self, spec: dict[str, Any], path: str,
+                     installed: dict[str, tuple[str, frozenset[str]]]) -> list[Fault]:
+        """A plugin step calls a plugin the tenant installed, and an action its installed
+        version provides (`installed`: name -> (version, actions))."""
+        name, operation = spec.get("plugin"), spec.get("operation")
+        if spec.get("action") != "plugin" or not name:
+            return []
+        if name not in installed:
+            return [Fault(f"{path}.plugin", f"the plugin {name!r} is not installed in this "
+                          "tenant; install it first (POST /api/t/{tenant}/plugins)",
+                          "not_installed")]
+        version, actions = installed[name]
+        if operation and operation not in actions:
+            offered = ", ".join(sorted(actions)) or "none"
+            return [Fault(f"{path}.operation", f"{name} {version} has no action "
+                          f"{operation!r} (it provides: {offered})", "unknown_reference")]
+        return []
 
     async def run(self, ctx: StepContext) -> Outcome:
         spec = ctx.spec

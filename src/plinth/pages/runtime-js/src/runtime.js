@@ -422,9 +422,11 @@ class PTaskInbox extends Base {
   connectedCallback() { super.connectedCallback(); this._s = { tasks: [], error: null, open: null, data: {}, errors: {} }; this.load(); }
   async load() {
     try {
-      const data = await call(this.app, "GET", `/api/t/${this.app.tenant}/tasks`);
-      let tasks = Array.isArray(data) ? data : data.items || [];
-      if (this.props.workflow) tasks = tasks.filter((t) => !t.workflow || t.workflow === this.props.workflow);
+      // The server filters: this app's tasks, of the configured workflow if there is one.
+      const query = new URLSearchParams({ app: this.app.slug });
+      if (this.props.workflow) query.set("workflow", this.props.workflow);
+      const data = await call(this.app, "GET", `/api/t/${this.app.tenant}/tasks?${query}`);
+      const tasks = Array.isArray(data) ? data : data.items || [];
       this._s = { ...this._s, tasks: tasks.slice(0, this.props.page_size || 20), error: null };
     } catch (err) { this._s = { ...this._s, tasks: [], error: err.status === 404 ? "Task inbox unavailable." : err.message }; }
   }
@@ -469,7 +471,7 @@ class PTaskInbox extends Base {
     const s = this._s;
     return html`<div class="pl-inbox">${s.error ? html`<p class="pl-error" role="alert">${s.error}</p>` : nothing}
       ${s.tasks.length === 0 && !s.error ? html`<p class="pl-muted">No open tasks.</p>` : nothing}
-      <ul>${s.tasks.map((t) => html`<li class="pl-task"><div class="pl-task-head"><span>${t.title || t.id}</span>
+      <ul>${s.tasks.map((t) => html`<li class="pl-task"><div class="pl-task-head"><span>${t.title || t.id}${t.business_key ? html` <span class="pl-muted">${t.business_key}</span>` : nothing}</span>
         <button class="pl-secondary" aria-expanded=${s.open === t.id} @click=${() => { this._s = { ...s, open: s.open === t.id ? null : t.id, data: {}, errors: {} }; }}>${s.open === t.id ? "Close" : "Open"}</button></div>
         ${s.open === t.id ? this.taskForm(t) : nothing}</li>`)}</ul></div>`;
   }

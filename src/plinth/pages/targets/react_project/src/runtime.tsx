@@ -323,16 +323,18 @@ function TaskInbox({ node, ctx }: { node: Node; ctx: Ctx }) {
   const [tasks, setTasks] = useState<Json[]>([]);
   const [open, setOpen] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const load = () => call("GET", `/api/t/${app.tenant}/tasks`).then((d) => {
-    let items: Json[] = Array.isArray(d) ? d : d.items || [];
-    if (p.workflow) items = items.filter((t) => !t.workflow || t.workflow === p.workflow);
+  // The server filters: this app's tasks, of the configured workflow if there is one.
+  const query = new URLSearchParams({ app: app.slug });
+  if (p.workflow) query.set("workflow", String(p.workflow));
+  const load = () => call("GET", `/api/t/${app.tenant}/tasks?${query}`).then((d) => {
+    const items: Json[] = Array.isArray(d) ? d : d.items || [];
     setTasks(items.slice(0, p.page_size || 20)); setError(null);
   }, (e: Error) => setError(e.message));
   useEffect(() => { void load(); }, []);
   const done = (task: Json, outcome: string) => { setOpen(null); void load(); void runActions(node.events?.complete, ctx, { ...ctx.scope, task, outcome }); };
   return (<div className="pl-inbox">{error && <p className="pl-error" role="alert">{error}</p>}
     {tasks.length === 0 && !error && <p className="pl-muted">No open tasks.</p>}
-    <ul>{tasks.map((t) => (<li key={t.id} className="pl-task"><div className="pl-task-head"><span>{t.title || t.id}</span>
+    <ul>{tasks.map((t) => (<li key={t.id} className="pl-task"><div className="pl-task-head"><span>{t.title || t.id}{t.business_key && <span className="pl-muted"> {t.business_key}</span>}</span>
       <button className="pl-secondary" aria-expanded={open === t.id} onClick={() => setOpen(open === t.id ? null : t.id)}>{open === t.id ? "Close" : "Open"}</button></div>
       {open === t.id && <TaskForm task={t} outcomes={p.outcomes || (t.kind === "approval" ? ["approved", "rejected"] : ["complete"])} onDone={(o) => done(t, o)} />}</li>))}</ul></div>);
 }
