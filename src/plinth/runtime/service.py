@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from plinth import envelope
 from plinth.db import Database, utcnow
 from plinth.errors import (
     BadRequest,
@@ -41,7 +42,7 @@ from plinth.ids import new_id
 from plinth.metadata.service import MetadataService
 from plinth.runtime import records, types
 from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry, compile_app
-from plinth.runtime.filters import column, compile_filter
+from plinth.runtime.filters import column, compile_filter, fields_of
 from plinth.runtime.maintenance import Maintenance
 from plinth.runtime.storage import TenantStorage
 from plinth.tenancy.models import Tenant
@@ -69,6 +70,7 @@ class RecordService:
         # encryption on write, decryption on read, masking and read audit in responses.
         # Attached by the compliance service; None leaves records as they are.
         self.guard: Any = None
+        self._process_cursor_key: bytes | None = None
         self.maintenance = Maintenance(self)  # subject export/erasure, retention
         events.subscribe("app.deleted", self._forget)
         events.subscribe("app.published", self._forget)
@@ -313,16 +315,24 @@ class RecordService:
         if not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", path="limit")
         readable, _ = self._access(principal, tenant, app_slug, entity)
+        # Sorting or filtering on a field the caller sees masked, or may not read, would reveal
+        # its value (an ordering and a value oracle): refused, like reading it.
+        hidden = self._hidden(principal, tenant, app_slug, ent, readable)
         t = ent.table
-        keys = self._sort_keys(ent, sort or ["created_at"])
+        keys = self._sort_keys(ent, sort or ["created_at"], hidden)
         stmt = sa.select(t)
         conditions = []
         if filter:
+            for name in fields_of(filter):
+                self._refuse_hidden(ent, name, hidden, "filter")
             conditions.append(compile_filter(ent, filter))
         if row_filter is not None:
             conditions.append(row_filter)
+        cursor_aad = "\x00".join([tenant.id, app_slug, entity, *(
+            f"{col.name}:{int(asc)}" for col, asc in keys)]).encode()
         if cursor:
-            conditions.append(self._after(keys, _decode_cursor(cursor, len(keys))))
+            conditions.append(self._after(keys, _decode_cursor(
+                self._cursor_key(), cursor_aad, cursor, len(keys))))
         if conditions:
             stmt = stmt.where(sa.and_(*conditions))
         stmt = stmt.order_by(*[col.asc().nulls_first() if asc else col.desc().nulls_last()
@@ -354,7 +364,8 @@ class RecordService:
         next_cursor = None
         if more and rows:
             last = rows[-1]._mapping
-            next_cursor = _encode_cursor([_cursor_value(last[col.name]) for col, _ in keys])
+            next_cursor = _encode_cursor(self._cursor_key(), cursor_aad,
+                                         [_cursor_value(last[col.name]) for col, _ in keys])
         if fields:
             keep = set(fields) | {"id"}
             items = [{k: v for k, v in item.items() if k in keep} for item in items]
@@ -363,14 +374,41 @@ class RecordService:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _hidden(self, principal: Principal, tenant: Tenant, app_slug: str,
+                ent: CompiledEntity, readable: set[str] | None) -> set[str]:
+        """Fields whose values the caller may not see in full: unreadable or masked for them."""
+        hidden = {n for n in ent.fields if readable is not None and n not in readable}
+        if self.guard is not None:
+            hidden |= self.guard.masked_for(principal, tenant, app_slug, ent)
+        return hidden
+
     @staticmethod
-    def _sort_keys(ent: CompiledEntity, sort: list[str]) -> list[tuple[Any, bool]]:
+    def _refuse_hidden(ent: CompiledEntity, name: Any, hidden: set[str], where: str) -> None:
+        if name in hidden:
+            masked = name in ent.protection.mask
+            raise Forbidden(f"Field {name!r} is {'masked' if masked else 'not readable'} for "
+                            f"you, so it cannot be used in {where} (that would reveal its "
+                            "values)", path=f"{where}.{name}", extra={"field": name})
+
+    def _cursor_key(self) -> bytes:
+        """The key cursors are sealed with: derived from the master key when enforcement is
+        attached (every node agrees), else one per process."""
+        if self.guard is not None:
+            return self.guard.keys.derive(b"plinth-cursor-v1")  # type: ignore[no-any-return]
+        if self._process_cursor_key is None:
+            self._process_cursor_key = envelope.new_key()
+        return self._process_cursor_key
+
+    @classmethod
+    def _sort_keys(cls, ent: CompiledEntity, sort: list[str],
+                   hidden: set[str] = frozenset()) -> list[tuple[Any, bool]]:  # type: ignore[assignment]
         keys: list[tuple[Any, bool]] = []
         for item in sort[:8]:
             item = item.strip()
             asc = not item.startswith("-")
             name = item.lstrip("+-")
             col = column(ent, name, "sort")
+            cls._refuse_hidden(ent, name, hidden, "sort")
             if ent.fields.get(name, {}).get("type") in ("json", "attachment"):
                 raise BadRequest(f"Cannot sort on json field {name!r}", path="sort")
             keys.append((col, asc))
@@ -532,15 +570,20 @@ def _from_cursor(col: Any, raw: Any) -> Any:
     return raw
 
 
-def _encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode()
+def _encode_cursor(key: bytes, aad: bytes, values: list[Any]) -> str:
+    """An opaque cursor: the sort values of the last row, encrypted and authenticated (bound
+    to the tenant, entity and sort), so it reveals nothing and cannot be forged."""
+    plain = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(envelope.seal(key, plain, aad)).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, n: int) -> list[Any]:
+def _decode_cursor(key: bytes, aad: bytes, cursor: str, n: int) -> list[Any]:
     try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as exc:
-        raise BadRequest("The cursor is not one this API handed out", path="cursor") from exc
+        blob = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4))
+        values = json.loads(envelope.open_sealed(key, blob, aad))
+    except (ValueError, TypeError, envelope.InvalidTag) as exc:
+        raise BadRequest("The cursor is not one this API handed out for this list and sort",
+                         path="cursor") from exc
     if not isinstance(values, list) or len(values) != n:
         raise BadRequest("The cursor belongs to a different sort", path="cursor")
     return values

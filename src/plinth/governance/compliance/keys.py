@@ -72,6 +72,10 @@ class FieldKeys:
         self._tenant.pop(tenant_id, None)
         self._subjects = {k: v for k, v in self._subjects.items() if k[0] != tenant_id}
 
+    def derive(self, label: bytes) -> bytes:
+        """A platform key for another purpose (e.g. sealing list cursors), from the master."""
+        return hmac.new(self._master(), b"plinth-derive:" + label, hashlib.sha256).digest()
+
     # -- the tenant key ---------------------------------------------------------------------
 
     async def _tenant_key(self, tenant_id: str) -> tuple[int, bytes, bytes]:
