@@ -237,31 +237,33 @@ class RecordService:
         self._check_writable(writable, changes, "")
         db = self.storage.database(tenant)
         by = principal.audit_name()
-        async with db.transaction() as conn:
+        # Read, merge, run the before-write hooks and seal outside the write transaction: a
+        # hook (a plugin) may take long or write records itself, and must not hold the
+        # tenant's write lock meanwhile. The write then applies only if the record is still
+        # at the version read (else 412, like a concurrent update).
+        async with db.read() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
-            before = await self._open(tenant, ent, self._found(ent, row, record_id))
-            self._authorize(principal, "data.update", tenant, app_slug, entity, record_id,
-                            before)
-            self._check_version(before, if_version)
-            if self.guard is not None:
-                changes = self.guard.keep_masked(principal, tenant, app_slug, ent, before,
-                                                 changes)
-            if replace:
-                data = records.with_defaults(ent, changes)
-            else:
-                data = {n: before[n] for n in ent.input_fields if before.get(n) is not None}
-                data.update(changes)
-            for hook in self.before_write:
-                data = records.strip_system(await hook(tenant, app_slug, entity, data,
-                                                       principal))
-            values, faults = records.check(ent, data)
-            if faults:
-                raise ValidationFailed.of(faults)
+        before = await self._open(tenant, ent, self._found(ent, row, record_id))
+        self._authorize(principal, "data.update", tenant, app_slug, entity, record_id, before)
+        self._check_version(before, if_version)
+        if self.guard is not None:
+            changes = self.guard.keep_masked(principal, tenant, app_slug, ent, before, changes)
+        if replace:
+            data = records.with_defaults(ent, changes)
+        else:
+            data = {n: before[n] for n in ent.input_fields if before.get(n) is not None}
+            data.update(changes)
+        for hook in self.before_write:
+            data = records.strip_system(await hook(tenant, app_slug, entity, data, principal))
+        values, faults = records.check(ent, data)
+        if faults:
+            raise ValidationFailed.of(faults)
+        values.update(version=before["version"] + 1, updated_at=utcnow(), updated_by=by)
+        stored = (await self._seal(tenant, ent, [{**values, "id": record_id}], False))[0]
+        stored.pop("id")
+        t = ent.table
+        async with db.transaction() as conn:
             await self._check_references(conn, tenant, app, ent, [values], False)
-            values.update(version=before["version"] + 1, updated_at=utcnow(), updated_by=by)
-            stored = (await self._seal(tenant, ent, [{**values, "id": record_id}], False))[0]
-            stored.pop("id")
-            t = ent.table
             stmt = t.update().where(t.c.id == record_id, t.c.version == before["version"])
             result = await self._write(conn, ent, stmt.values(stored), None)
             if result.rowcount != 1:
