@@ -157,6 +157,10 @@ class RecordService:
                     Resource("record", entity.name, tenant_id=tenant.id,
                              attrs={"app": app_slug, "entity": entity.name, "record": None}),
                     Decision(False, ("no-policy-permits",)))
+        if ast is not None and any(entity.fields.get(n, {}).get("encrypted")
+                                   for n in fields_of(ast)):
+            # Ciphertext cannot be compared in SQL: decide on each decrypted row instead.
+            return None, True
         return (None if ast is None else compile_filter(entity, ast)), False
 
     def _may_read(self, principal: Principal, tenant: Tenant, app_slug: str, entity: str,
@@ -351,16 +355,16 @@ class RecordService:
             rows = list(await conn.execute(stmt))
             more = len(rows) > limit
             rows = rows[:limit]
+            # Decrypted before any policy sees them (as get() does): a condition on an
+            # encrypted field compares plaintext, never ciphertext.
+            full = [await self._open(tenant, ent, records.to_record(ent, r, None))
+                    for r in rows]
             if per_row:
                 # The policy could not become SQL: check each row, never return a denied one.
                 # A page may then hold fewer than `limit` items; the cursor stays correct.
-                allowed = [r for r in rows if self._may_read(
-                    principal, tenant, app_slug, entity, records.to_record(ent, r, None))]
-            else:
-                allowed = rows
-            items = [records.to_record(ent, r, readable) for r in allowed]
-            for item in items:
-                await self._open(tenant, ent, item)
+                full = [rec for rec in full
+                        if self._may_read(principal, tenant, app_slug, entity, rec)]
+            items = [self._visible(rec, readable) for rec in full]
             for name in expand or []:
                 await self._expand(conn, tenant, app, ent, name, items, principal)
         next_cursor = None
@@ -490,11 +494,11 @@ class RecordService:
         stmt = sa.select(target.table).where(target.table.c.id.in_(ids))
         if row_filter is not None:  # a reference the caller may not read stays an id
             stmt = stmt.where(row_filter)
-        rows = [r for r in await conn.execute(stmt) if not per_row or self._may_read(
-            principal, tenant, app.app_slug, target.name, records.to_record(target, r, None))]
-        found = {r.id: records.to_record(target, r, readable) for r in rows}
-        for rec in found.values():
-            await self._open(tenant, target, rec)
+        full = [await self._open(tenant, target, records.to_record(target, r, None))
+                for r in await conn.execute(stmt)]  # decrypted before the policy sees them
+        found = {rec["id"]: self._visible(rec, readable) for rec in full
+                 if not per_row or self._may_read(principal, tenant, app.app_slug,
+                                                  target.name, rec)}
         await self._present(principal, tenant, app.app_slug, target, list(found.values()))
         for item in items:
             if item.get(name) in found:
