@@ -8,6 +8,9 @@ import json
 import httpx
 import pytest
 
+from plinth.errors import Forbidden
+from plinth.server import Platform
+from tests.governance.test_policy import analyst, published
 from tests.helpers import as_user, make_app, make_tenant, publish, token_for
 
 APP = {"entities": {"payout": {"fields": {
@@ -61,3 +64,23 @@ async def test_masked_fields_leak_through_no_cursor_sort_or_filter(
     forged = base64.urlsafe_b64encode(json.dumps([IBANS[0], "x"]).encode()).decode()
     r = await client.get(BASE, params={"sort": "iban", "cursor": forged})
     assert r.status_code == 400 and r.json()["path"] == "cursor"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_fields_the_caller_may_not_read_cannot_be_sorted_or_filtered_on(
+        client: httpx.AsyncClient, platform: Platform) -> None:
+    tid = await published(client)  # claim.health_notes: field.read for the claims team only
+    tenant = await platform.tenants.get("acme")
+    records = platform.records
+    await records.create(tenant, "claims", "claim", {"country": "FR", "health_notes": "flu"},
+                         analyst(tid, groups=("claims",)))
+    outsider = analyst(tid)
+    with pytest.raises(Forbidden) as refused:
+        await records.query(tenant, "claims", "claim", outsider, sort=["-health_notes"])
+    assert refused.value.path == "sort.health_notes"
+    with pytest.raises(Forbidden) as refused:
+        await records.query(tenant, "claims", "claim", outsider, filter={
+            "not": {"field": "health_notes", "op": "startswith", "value": "f"}})
+    assert refused.value.path == "filter.health_notes"
+    page = await records.query(tenant, "claims", "claim", outsider, sort=["amount"])
+    assert [("health_notes" in r, r["country"]) for r in page["items"]] == [(False, "FR")]
