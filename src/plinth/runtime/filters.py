@@ -160,6 +160,18 @@ def check(ast: Any, depth: int = 0) -> None:
                          path="filter")
 
 
+def fields_of(ast: Any) -> list[str]:
+    """The field names a (checked or not) filter AST refers to, in order."""
+    if not isinstance(ast, dict):
+        return []
+    if "and" in ast or "or" in ast:
+        items = ast.get("and", ast.get("or"))
+        return [n for f in (items if isinstance(items, list) else []) for n in fields_of(f)]
+    if "not" in ast:
+        return fields_of(ast["not"])
+    return [ast["field"]] if isinstance(ast.get("field"), str) else []
+
+
 def column(entity: Any, name: str, path: str = "filter") -> sa.ColumnElement[Any]:
     """The column of a field or system field, or 400 naming the unknown field."""
     if not isinstance(name, str) or name not in entity.table.c:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from plinth import envelope
 from plinth.db import Database, utcnow
 from plinth.errors import (
     BadRequest,
@@ -41,7 +42,7 @@ from plinth.ids import new_id
 from plinth.metadata.service import MetadataService
 from plinth.runtime import records, types
 from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry, compile_app
-from plinth.runtime.filters import column, compile_filter
+from plinth.runtime.filters import column, compile_filter, fields_of
 from plinth.runtime.maintenance import Maintenance
 from plinth.runtime.storage import TenantStorage
 from plinth.tenancy.models import Tenant
@@ -69,6 +70,7 @@ class RecordService:
         # encryption on write, decryption on read, masking and read audit in responses.
         # Attached by the compliance service; None leaves records as they are.
         self.guard: Any = None
+        self._process_cursor_key: bytes | None = None
         self.maintenance = Maintenance(self)  # subject export/erasure, retention
         events.subscribe("app.deleted", self._forget)
         events.subscribe("app.published", self._forget)
@@ -155,6 +157,10 @@ class RecordService:
                     Resource("record", entity.name, tenant_id=tenant.id,
                              attrs={"app": app_slug, "entity": entity.name, "record": None}),
                     Decision(False, ("no-policy-permits",)))
+        if ast is not None and any(entity.fields.get(n, {}).get("encrypted")
+                                   for n in fields_of(ast)):
+            # Ciphertext cannot be compared in SQL: decide on each decrypted row instead.
+            return None, True
         return (None if ast is None else compile_filter(entity, ast)), False
 
     def _may_read(self, principal: Principal, tenant: Tenant, app_slug: str, entity: str,
@@ -235,31 +241,33 @@ class RecordService:
         self._check_writable(writable, changes, "")
         db = self.storage.database(tenant)
         by = principal.audit_name()
-        async with db.transaction() as conn:
+        # Read, merge, run the before-write hooks and seal outside the write transaction: a
+        # hook (a plugin) may take long or write records itself, and must not hold the
+        # tenant's write lock meanwhile. The write then applies only if the record is still
+        # at the version read (else 412, like a concurrent update).
+        async with db.read() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
-            before = await self._open(tenant, ent, self._found(ent, row, record_id))
-            self._authorize(principal, "data.update", tenant, app_slug, entity, record_id,
-                            before)
-            self._check_version(before, if_version)
-            if self.guard is not None:
-                changes = self.guard.keep_masked(principal, tenant, app_slug, ent, before,
-                                                 changes)
-            if replace:
-                data = records.with_defaults(ent, changes)
-            else:
-                data = {n: before[n] for n in ent.input_fields if before.get(n) is not None}
-                data.update(changes)
-            for hook in self.before_write:
-                data = records.strip_system(await hook(tenant, app_slug, entity, data,
-                                                       principal))
-            values, faults = records.check(ent, data)
-            if faults:
-                raise ValidationFailed.of(faults)
+        before = await self._open(tenant, ent, self._found(ent, row, record_id))
+        self._authorize(principal, "data.update", tenant, app_slug, entity, record_id, before)
+        self._check_version(before, if_version)
+        if self.guard is not None:
+            changes = self.guard.keep_masked(principal, tenant, app_slug, ent, before, changes)
+        if replace:
+            data = records.with_defaults(ent, changes)
+        else:
+            data = {n: before[n] for n in ent.input_fields if before.get(n) is not None}
+            data.update(changes)
+        for hook in self.before_write:
+            data = records.strip_system(await hook(tenant, app_slug, entity, data, principal))
+        values, faults = records.check(ent, data)
+        if faults:
+            raise ValidationFailed.of(faults)
+        values.update(version=before["version"] + 1, updated_at=utcnow(), updated_by=by)
+        stored = (await self._seal(tenant, ent, [{**values, "id": record_id}], False))[0]
+        stored.pop("id")
+        t = ent.table
+        async with db.transaction() as conn:
             await self._check_references(conn, tenant, app, ent, [values], False)
-            values.update(version=before["version"] + 1, updated_at=utcnow(), updated_by=by)
-            stored = (await self._seal(tenant, ent, [{**values, "id": record_id}], False))[0]
-            stored.pop("id")
-            t = ent.table
             stmt = t.update().where(t.c.id == record_id, t.c.version == before["version"])
             result = await self._write(conn, ent, stmt.values(stored), None)
             if result.rowcount != 1:
@@ -313,16 +321,24 @@ class RecordService:
         if not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", path="limit")
         readable, _ = self._access(principal, tenant, app_slug, entity)
+        # Sorting or filtering on a field the caller sees masked, or may not read, would reveal
+        # its value (an ordering and a value oracle): refused, like reading it.
+        hidden = self._hidden(principal, tenant, app_slug, ent, readable)
         t = ent.table
-        keys = self._sort_keys(ent, sort or ["created_at"])
+        keys = self._sort_keys(ent, sort or ["created_at"], hidden)
         stmt = sa.select(t)
         conditions = []
         if filter:
+            for name in fields_of(filter):
+                self._refuse_hidden(ent, name, hidden, "filter")
             conditions.append(compile_filter(ent, filter))
         if row_filter is not None:
             conditions.append(row_filter)
+        cursor_aad = "\x00".join([tenant.id, app_slug, entity, *(
+            f"{col.name}:{int(asc)}" for col, asc in keys)]).encode()
         if cursor:
-            conditions.append(self._after(keys, _decode_cursor(cursor, len(keys))))
+            conditions.append(self._after(keys, _decode_cursor(
+                self._cursor_key(), cursor_aad, cursor, len(keys))))
         if conditions:
             stmt = stmt.where(sa.and_(*conditions))
         stmt = stmt.order_by(*[col.asc().nulls_first() if asc else col.desc().nulls_last()
@@ -339,22 +355,23 @@ class RecordService:
             rows = list(await conn.execute(stmt))
             more = len(rows) > limit
             rows = rows[:limit]
+            # Decrypted before any policy sees them (as get() does): a condition on an
+            # encrypted field compares plaintext, never ciphertext.
+            full = [await self._open(tenant, ent, records.to_record(ent, r, None))
+                    for r in rows]
             if per_row:
                 # The policy could not become SQL: check each row, never return a denied one.
                 # A page may then hold fewer than `limit` items; the cursor stays correct.
-                allowed = [r for r in rows if self._may_read(
-                    principal, tenant, app_slug, entity, records.to_record(ent, r, None))]
-            else:
-                allowed = rows
-            items = [records.to_record(ent, r, readable) for r in allowed]
-            for item in items:
-                await self._open(tenant, ent, item)
+                full = [rec for rec in full
+                        if self._may_read(principal, tenant, app_slug, entity, rec)]
+            items = [self._visible(rec, readable) for rec in full]
             for name in expand or []:
                 await self._expand(conn, tenant, app, ent, name, items, principal)
         next_cursor = None
         if more and rows:
             last = rows[-1]._mapping
-            next_cursor = _encode_cursor([_cursor_value(last[col.name]) for col, _ in keys])
+            next_cursor = _encode_cursor(self._cursor_key(), cursor_aad,
+                                         [_cursor_value(last[col.name]) for col, _ in keys])
         if fields:
             keep = set(fields) | {"id"}
             items = [{k: v for k, v in item.items() if k in keep} for item in items]
@@ -363,14 +380,41 @@ class RecordService:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _hidden(self, principal: Principal, tenant: Tenant, app_slug: str,
+                ent: CompiledEntity, readable: set[str] | None) -> set[str]:
+        """Fields whose values the caller may not see in full: unreadable or masked for them."""
+        hidden = {n for n in ent.fields if readable is not None and n not in readable}
+        if self.guard is not None:
+            hidden |= self.guard.masked_for(principal, tenant, app_slug, ent)
+        return hidden
+
     @staticmethod
-    def _sort_keys(ent: CompiledEntity, sort: list[str]) -> list[tuple[Any, bool]]:
+    def _refuse_hidden(ent: CompiledEntity, name: Any, hidden: set[str], where: str) -> None:
+        if name in hidden:
+            masked = name in ent.protection.mask
+            raise Forbidden(f"Field {name!r} is {'masked' if masked else 'not readable'} for "
+                            f"you, so it cannot be used in {where} (that would reveal its "
+                            "values)", path=f"{where}.{name}", extra={"field": name})
+
+    def _cursor_key(self) -> bytes:
+        """The key cursors are sealed with: derived from the master key when enforcement is
+        attached (every node agrees), else one per process."""
+        if self.guard is not None:
+            return self.guard.keys.derive(b"plinth-cursor-v1")  # type: ignore[no-any-return]
+        if self._process_cursor_key is None:
+            self._process_cursor_key = envelope.new_key()
+        return self._process_cursor_key
+
+    @classmethod
+    def _sort_keys(cls, ent: CompiledEntity, sort: list[str],
+                   hidden: set[str] = frozenset()) -> list[tuple[Any, bool]]:  # type: ignore[assignment]
         keys: list[tuple[Any, bool]] = []
         for item in sort[:8]:
             item = item.strip()
             asc = not item.startswith("-")
             name = item.lstrip("+-")
             col = column(ent, name, "sort")
+            cls._refuse_hidden(ent, name, hidden, "sort")
             if ent.fields.get(name, {}).get("type") in ("json", "attachment"):
                 raise BadRequest(f"Cannot sort on json field {name!r}", path="sort")
             keys.append((col, asc))
@@ -450,11 +494,11 @@ class RecordService:
         stmt = sa.select(target.table).where(target.table.c.id.in_(ids))
         if row_filter is not None:  # a reference the caller may not read stays an id
             stmt = stmt.where(row_filter)
-        rows = [r for r in await conn.execute(stmt) if not per_row or self._may_read(
-            principal, tenant, app.app_slug, target.name, records.to_record(target, r, None))]
-        found = {r.id: records.to_record(target, r, readable) for r in rows}
-        for rec in found.values():
-            await self._open(tenant, target, rec)
+        full = [await self._open(tenant, target, records.to_record(target, r, None))
+                for r in await conn.execute(stmt)]  # decrypted before the policy sees them
+        found = {rec["id"]: self._visible(rec, readable) for rec in full
+                 if not per_row or self._may_read(principal, tenant, app.app_slug,
+                                                  target.name, rec)}
         await self._present(principal, tenant, app.app_slug, target, list(found.values()))
         for item in items:
             if item.get(name) in found:
@@ -532,15 +576,20 @@ def _from_cursor(col: Any, raw: Any) -> Any:
     return raw
 
 
-def _encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode()
+def _encode_cursor(key: bytes, aad: bytes, values: list[Any]) -> str:
+    """An opaque cursor: the sort values of the last row, encrypted and authenticated (bound
+    to the tenant, entity and sort), so it reveals nothing and cannot be forged."""
+    plain = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(envelope.seal(key, plain, aad)).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, n: int) -> list[Any]:
+def _decode_cursor(key: bytes, aad: bytes, cursor: str, n: int) -> list[Any]:
     try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as exc:
-        raise BadRequest("The cursor is not one this API handed out", path="cursor") from exc
+        blob = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4))
+        values = json.loads(envelope.open_sealed(key, blob, aad))
+    except (ValueError, TypeError, envelope.InvalidTag) as exc:
+        raise BadRequest("The cursor is not one this API handed out for this list and sort",
+                         path="cursor") from exc
     if not isinstance(values, list) or len(values) != n:
         raise BadRequest("The cursor belongs to a different sort", path="cursor")
     return values

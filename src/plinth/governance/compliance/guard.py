@@ -127,13 +127,17 @@ class RecordGuard:
             attrs={"app": app, "entity": entity, "name": name}))
         return bool(decision.allowed)
 
+    def masked_for(self, principal: Any, tenant: Tenant, app: str, ent: Any) -> set[str]:
+        """The masked fields this caller may not unmask (they see `****1234`)."""
+        return {n for n in ent.protection.mask
+                if not self.may_unmask(principal, tenant, app, ent.name, n)}
+
     async def present(self, principal: Any, tenant: Tenant, app: str, ent: Any,
                       records: list[dict[str, Any]]) -> None:
         """Mask what the caller may not see in full; audit reads where the entity asks."""
         p = ent.protection
         if p.mask and records:
-            hidden = [n for n in p.mask
-                      if not self.may_unmask(principal, tenant, app, ent.name, n)]
+            hidden = self.masked_for(principal, tenant, app, ent)
             for rec in records:
                 for name in hidden:
                     if rec.get(name) is not None:

@@ -72,6 +72,10 @@ class FieldKeys:
         self._tenant.pop(tenant_id, None)
         self._subjects = {k: v for k, v in self._subjects.items() if k[0] != tenant_id}
 
+    def derive(self, label: bytes) -> bytes:
+        """A platform key for another purpose (e.g. sealing list cursors), from the master."""
+        return hmac.new(self._master(), b"plinth-derive:" + label, hashlib.sha256).digest()
+
     # -- the tenant key ---------------------------------------------------------------------
 
     async def _tenant_key(self, tenant_id: str) -> tuple[int, bytes, bytes]:
@@ -129,39 +133,82 @@ class FieldKeys:
         return hmac.new(salt, subject.encode(), hashlib.sha256).hexdigest()[:40]
 
     async def subject_key(self, tenant_id: str, ref: str, *, create: bool) -> bytes | None:
-        """The subject's key (made on first use if `create`); None once destroyed."""
+        """The subject's key (made on first use if `create`); None once destroyed.
+
+        Reads may be served from the cache (an erased subject stays readable on another node for
+        at most CACHE_SECONDS). Sealing (`create`) never is: it checks the key row still exists,
+        so no node seals new data with a key another node destroyed, and it inserts a new key
+        only while the tenant key wrapping it is still the active one.
+        """
         hit = self._subjects.get((tenant_id, ref))
-        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+        if not create and hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]
-        version, kek, _ = await self._tenant_key(tenant_id)
         t = store.subject_keys
-        async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id,
-                                                         t.c.ref == ref))).first()
-        if row is None:
+        for _ in range(3):
+            async with self.db.read() as conn:
+                row = (await conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id,
+                                                             t.c.ref == ref))).first()
+            if row is not None:
+                if hit is not None:  # the key of a subject never changes, only its wrapping
+                    key = hit[1]
+                else:
+                    kek = await self._kek(tenant_id, row.key_version)
+                    key = self._open(kek, row.wrapped, _subject_aad(tenant_id, ref))
+                break
             if not create:
                 return None
             key = envelope.new_key()
             try:
-                async with self.db.transaction() as conn:
-                    await conn.execute(t.insert().values(
-                        tenant_id=tenant_id, ref=ref, key_version=version,
-                        wrapped=envelope.seal(kek, key, _subject_aad(tenant_id, ref)),
-                        created_at=utcnow()))
+                made = await self._insert_subject(tenant_id, ref, key)
             except IntegrityError:  # made concurrently by another write: use theirs
-                return await self.subject_key(tenant_id, ref, create=False)
+                continue
+            if made:
+                break
+            self.forget(tenant_id)  # the cached tenant key was rotated away: use the new one
         else:
-            if row.key_version != version:  # rotated meanwhile: read the new wrapping
-                self.forget(tenant_id)
-                version, kek, _ = await self._tenant_key(tenant_id)
-                if row.key_version != version:
-                    raise Unavailable("A subject key is wrapped by a tenant key that no "
-                                      "longer exists")
-            key = self._open(kek, row.wrapped, _subject_aad(tenant_id, ref))
+            raise Unavailable("The field-encryption key of a subject could not be made while "
+                              "the tenant key was rotating; retry the write")
         if len(self._subjects) > 100_000:
             self._subjects.clear()
         self._subjects[(tenant_id, ref)] = (time.monotonic(), key)
         return key
+
+    async def _insert_subject(self, tenant_id: str, ref: str, key: bytes) -> bool:
+        """Store a new subject key wrapped by the tenant key this node holds, if that is still
+        the active one (False if not). The tenant key row is locked (PostgreSQL FOR SHARE;
+        SQLite writers are serialized anyway), so a rotation either waits for this insert and
+        re-wraps the new row, or commits first and this insert sees the key inactive."""
+        version, kek, _ = await self._tenant_key(tenant_id)
+        tk = store.tenant_keys
+        async with self.db.transaction() as conn:
+            active = (await conn.execute(
+                sa.select(tk.c.version).where(tk.c.tenant_id == tenant_id,
+                                              tk.c.version == version, tk.c.active.is_(True))
+                .with_for_update(read=True))).first()
+            if active is None:
+                return False
+            await conn.execute(store.subject_keys.insert().values(
+                tenant_id=tenant_id, ref=ref, key_version=version,
+                wrapped=envelope.seal(kek, key, _subject_aad(tenant_id, ref)),
+                created_at=utcnow()))
+        return True
+
+    async def _kek(self, tenant_id: str, version: int) -> bytes:
+        """The unwrapped tenant key of a version (an old one is kept while a subject uses it)."""
+        active, kek, _ = await self._tenant_key(tenant_id)
+        if active == version:
+            return kek
+        self.forget(tenant_id)  # rotated meanwhile: read the new wrapping
+        active, kek, _ = await self._tenant_key(tenant_id)
+        if active == version:
+            return kek
+        tk = store.tenant_keys
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(tk).where(tk.c.tenant_id == tenant_id,
+                                                          tk.c.version == version))).first()
+        if row is None:
+            raise Unavailable("A subject key is wrapped by a tenant key that no longer exists")
+        return self._open(self._master(), row.wrapped, _kek_aad(tenant_id))
 
     async def destroy(self, tenant_id: str, refs: Iterable[str]) -> int:
         """Destroy subject keys: what they sealed can never be read again. Returns how many."""
@@ -203,7 +250,11 @@ class FieldKeys:
         async with self.db.transaction() as conn:
             t, s = store.tenant_keys, store.subject_keys
             master = self._master()
-            rows = (await conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id))).all()
+            # Locking the tenant key rows serializes rotation with subject-key inserts
+            # (`_insert_subject`) and with other rotations on PostgreSQL; SQLite writers are
+            # serialized by BEGIN IMMEDIATE.
+            rows = (await conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id)
+                                       .with_for_update())).all()
             old = {r.version: self._open(master, r.wrapped, _kek_aad(tenant_id)) for r in rows}
             active = next((r for r in rows if r.active), None)
             salt = (self._open(master, active.salt, _salt_aad(tenant_id)) if active
@@ -213,14 +264,19 @@ class FieldKeys:
             kek = await self._create_tenant_key(conn, tenant_id, version, salt)
             moved = 0
             for row in (await conn.execute(sa.select(s).where(s.c.tenant_id == tenant_id))).all():
+                if row.key_version not in old:  # unreadable already: never block rotation
+                    continue
                 aad = _subject_aad(tenant_id, row.ref)
                 key = self._open(old[row.key_version], row.wrapped, aad)
                 await conn.execute(s.update().where(s.c.tenant_id == tenant_id,
                                                     s.c.ref == row.ref).values(
                     key_version=version, wrapped=envelope.seal(kek, key, aad)))
                 moved += 1
-            await conn.execute(t.delete().where(t.c.tenant_id == tenant_id,
-                                                t.c.version != version))
+            # An old tenant key goes only once no subject key is wrapped by it.
+            await conn.execute(t.delete().where(
+                t.c.tenant_id == tenant_id, t.c.version != version,
+                ~sa.exists().where(s.c.tenant_id == tenant_id,
+                                   s.c.key_version == t.c.version)))
         self.forget(tenant_id)
         return {"version": version, "previous": active.version if active else 0,
                 "subject_keys": moved}
