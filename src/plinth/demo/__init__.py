@@ -22,7 +22,8 @@ APPS = ["claims"]
 PROFILE = {"countries": ["DE", "FR", "ES", "BR", "US"], "default_country": "DE"}
 # The plugins the demo installs (the claims workflow's triage calls the fraud scorer), with the
 # capabilities the tenant admin approves. Sources live in the repository's examples/plugins.
-PLUGINS = {"fraud-scorer": ["log"]}
+# `ui`: its <fraud-badge> element runs in the portal's claim page.
+PLUGINS = {"fraud-scorer": ["log", "ui"]}
 EXAMPLES = HERE.parents[2] / "examples" / "plugins"
 
 
@@ -49,6 +50,15 @@ async def load_demo(platform: Platform, principal: Principal, *, plugins: bool =
     from plinth.demo.users import ensure_users
 
     lines += await ensure_users(platform, tenant, principal)
+    # Plugins first: publishing checks the pages' plugin elements against what is installed.
+    if plugins:
+        for name, grant in PLUGINS.items():
+            lines.append(await install_plugin(platform, principal, name, grant, progress))
+            if compile and (EXAMPLES / name).is_dir():
+                v = await platform.plugins.version(name)
+                if progress is not None and not platform.plugins.sandbox.is_compiled(v.sha256):
+                    progress(f"compiling plugin {name} for this machine (once; ~10 s)…")
+                await platform.plugins.compile(name, v.version)
     for slug in APPS:
         folder = HERE / slug
         app, draft = await platform.files.import_folder(tenant, folder, slug=slug,
@@ -60,14 +70,6 @@ async def load_demo(platform: Platform, principal: Principal, *, plugins: bool =
         docs = sum(len(v) for v in draft.definition.values())
         lines.append(f"app {TENANT}/{app.slug}: {docs} documents, {state} "
                      f"({definitions.content_hash(draft.definition)[:12]})")
-    if plugins:
-        for name, grant in PLUGINS.items():
-            lines.append(await install_plugin(platform, principal, name, grant, progress))
-            if compile and (EXAMPLES / name).is_dir():
-                v = await platform.plugins.version(name)
-                if progress is not None and not platform.plugins.sandbox.is_compiled(v.sha256):
-                    progress(f"compiling plugin {name} for this machine (once; ~10 s)…")
-                await platform.plugins.compile(name, v.version)
     return lines
 
 
@@ -76,7 +78,7 @@ async def install_plugin(platform: Platform, principal: Principal, name: str,
     """Build (cached), publish and install one example plugin in the demo tenant."""
     from plinth.extensions import build
     from plinth.extensions import manifest as manifest_mod
-    from plinth.extensions.package import Package
+    from plinth.extensions.package import Package, read_modules
 
     source = EXAMPLES / name
     if not (source / build.MANIFEST).is_file():
@@ -91,7 +93,9 @@ async def install_plugin(platform: Platform, principal: Principal, name: str,
             progress(f"building plugin {name} with componentize-py (once; ~10 s)…")
         wasm = await asyncio.to_thread(build.build, source)
         data = await asyncio.to_thread(wasm.read_bytes)
-        await service.publish_package(Package(manifest_text, manifest, data), principal)
+        modules = await asyncio.to_thread(read_modules, manifest, source)
+        await service.publish_package(Package(manifest_text, manifest, data, modules=modules),
+                                      principal)
     points = ", ".join(dict.fromkeys(p.kind for p in manifest.points))
     try:
         inst = await service.installation(TENANT, manifest.name)
