@@ -452,7 +452,7 @@ class PluginService:
         t = await self._tenant(tenant)
         current = record
         for name in await self._hooks(t, app_slug, entity):
-            inst, v = await self._prepare(t, name, principal)
+            inst, v = await self._prepare(t, name, principal, app_slug)
             outcome = await self._run(t, inst, v, "before-write", f"{app_slug}.{entity}",
                                       principal, (app_slug, entity, json.dumps(current)))
             if outcome.tag == "err":
@@ -489,10 +489,13 @@ class PluginService:
             cached = self._hook_cache[t.id] = (now + HOOKS_TTL, found)
         return [name for name, m in cached[1] if m.hooks_for(app_slug, entity)]
 
-    async def _prepare(self, t: Tenant, name: str,
-                       principal: Principal) -> tuple[Installation, PluginVersion]:
+    async def _prepare(self, t: Tenant, name: str, principal: Principal,
+                       app_slug: str | None = None) -> tuple[Installation, PluginVersion]:
+        # A hook runs inside a write to an app's record: that app's policies decide too
+        # (e.g. the demo lets its `customer` role run the fraud check on the claims it files).
+        attrs = {"app": app_slug} if app_slug else {}
         authorize(self.platform.authorizer, principal, "plugin.execute",
-                  Resource("plugin", name, tenant_id=t.id))
+                  Resource("plugin", name, tenant_id=t.id, attrs=attrs))
         inst = await self.installation(t, name)
         v = await self.version(name, inst.version)
         # The grant is re-checked at call time: a version never runs beyond its approval.

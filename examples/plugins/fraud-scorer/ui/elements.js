@@ -15,6 +15,11 @@ class FraudBadge extends HTMLElement {
   constructor() {
     super();
     this.attachShadow({ mode: "open" });
+    // The portal may set props before this module has loaded (the element is upgraded
+    // later): move those plain properties through the setters.
+    for (const p of ["score", "record", "label"]) {
+      if (Object.prototype.hasOwnProperty.call(this, p)) { const v = this[p]; delete this[p]; this[p] = v; }
+    }
   }
 
   set score(v) { this._score = v; this.render(); }
