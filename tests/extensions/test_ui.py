@@ -56,13 +56,23 @@ async def test_a_module_is_served_immutable_only_to_tenants_that_installed_it(
     await make_tenant(client, "beta")
     url = f"/a/acme/-/plugins/fraud-scorer/{sha}.js"
     assert (await client.get(url)).status_code == 404  # published is not installed
-    # Installing asks the admin to approve `ui` (the JavaScript runs in the portal's origin).
+    # A version without UI was installed before; the upgrade that adds UI asks the admin to
+    # approve `ui` (its JavaScript runs in the portal's origin).
+    text = manifest_text("fraud-scorer")
+    plain = {'version = "1.1.0"': 'version = "1.0.0"',
+             'capabilities = ["log", "ui"]': 'capabilities = ["log"]',
+             text[text.index("# A custom element"):]: ""}
+    old = await asyncio.to_thread(package, components, "fraud-scorer", **plain)
+    assert (await client.post("/api/plugins", content=old)).status_code == 201
     r = await client.post("/api/t/acme/plugins", json={
-        "name": "fraud-scorer", "grant": {"capabilities": ["log"]}})
-    assert r.status_code == 412 and r.json()["errors"][0]["path"] == "grant.capabilities.ui"
-    r = await client.post("/api/t/acme/plugins", json={
-        "name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}})
+        "name": "fraud-scorer", "version": "1.0.0", "grant": {"capabilities": ["log"]}})
     assert r.status_code == 201, r.text
+    r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={"version": "1.1.0"})
+    assert r.status_code == 412 and r.json()["errors"][0]["path"] == "grant.capabilities.ui"
+    assert (await client.get(url)).status_code == 404
+    r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={
+        "version": "1.1.0", "grant": {"capabilities": ["log", "ui"]}})
+    assert r.status_code == 200, r.text
 
     r = await client.get(url, headers={"Authorization": ""})  # a portal script import
     assert r.status_code == 200 and r.content == js
