@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("plinth.extensions")
 MAX_NESTING = 3  # plugin calls beneath a plugin call (each holds a worker thread meanwhile)
+UI_BODIES_KEPT = 64  # UI modules kept in memory (the oldest goes first)
 HOOKS_TTL = 5.0  # seconds another node's install/uninstall may take to reach this one's writes
 
 
@@ -83,6 +84,9 @@ class PluginService:
         # Which installed plugins hook which entities, per tenant: (expires, [(name, manifest)]).
         # Changed here on install/upgrade/uninstall; another node's change shows within the TTL.
         self._hook_cache: dict[str, tuple[float, list[tuple[str, Any]]]] = {}
+        # The UI elements each tenant's portal may load (every page load asks), the same way.
+        self._ui_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._ui_bodies: dict[str, bytes] = {}  # module bodies by hash (immutable; ≤ 512 KB)
         records = getattr(platform, "records", None)
         if records is not None and hasattr(records, "before_write"):
             records.before_write.append(self._records_hook)
@@ -369,6 +373,10 @@ class PluginService:
         """The custom elements a tenant's portal may use: every component of each installed
         version whose grant approves `ui`, with its props schema and module URL."""
         t = await self._tenant(tenant)
+        now = time.monotonic()
+        cached = self._ui_cache.get(t.id)
+        if cached is not None and cached[0] >= now:
+            return cached[1]
         found = []
         for inst in await self.installations(t):
             if "ui" not in inst.capabilities:
@@ -381,7 +389,8 @@ class PluginService:
                 found.append({"kind": f"plugin:{v.name}/{spec.name}", "plugin": v.name,
                               "version": v.version, "tag": spec.name,
                               "description": spec.description, "props": spec.input_schema,
-                              "url": ui_module_url(t.slug, v.name, sha)})
+                              "sha256": sha, "url": ui_module_url(t.slug, v.name, sha)})
+        self._ui_cache[t.id] = (now + HOOKS_TTL, found)
         return found
 
     async def ui_module(self, tenant: Tenant | str, name: str, sha256: str) -> bytes:
@@ -389,25 +398,28 @@ class PluginService:
 
         NotFound alike when the tenant does not exist, the plugin is not installed there, its
         grant lacks `ui`, or the installed version has no module of that hash: a module is
-        only served to the tenants whose admin approved it.
+        only served to the tenants whose admin approved it. (Another node's uninstall shows
+        here within HOOKS_TTL seconds, like hooks; this node's at once.)
         """
         missing = NotFound(f"No UI module {sha256[:12]} of an installed plugin {name!r}",
                            path="module")
         try:
-            t = await self._tenant(tenant)
-            inst = await self.installation(t, name)
+            served = await self.ui_components(tenant)  # installed, `ui` approved; cached
         except NotFound:
             raise missing from None
-        if "ui" not in inst.capabilities:
+        if not any(c["plugin"] == name and c["sha256"] == sha256 for c in served):
             raise missing
-        v = await self.version(name, inst.version)
-        if sha256 not in {e["sha256"] for e in v.modules.values()}:
-            raise missing
-        blob = self.blob_dir / f"{sha256}.js"
-        try:
-            return await asyncio.to_thread(blob.read_bytes)
-        except FileNotFoundError:
-            raise missing from None
+        body = self._ui_bodies.get(sha256)
+        if body is None:
+            blob = self.blob_dir / f"{sha256}.js"
+            try:
+                body = await asyncio.to_thread(blob.read_bytes)
+            except FileNotFoundError:
+                raise missing from None
+            if len(self._ui_bodies) >= UI_BODIES_KEPT:
+                self._ui_bodies.pop(next(iter(self._ui_bodies)))
+            self._ui_bodies[sha256] = body
+        return body
 
     async def _update(self, t: Tenant, name: str, **values: Any) -> None:
         it = store.plugin_installs
@@ -602,6 +614,7 @@ class PluginService:
     async def _event(self, topic: str, t: Tenant, data: dict[str, Any]) -> None:
         if topic != "plugin.called":
             self._hook_cache.pop(t.id, None)  # installed, upgraded, granted or uninstalled
+            self._ui_cache.pop(t.id, None)
         await self.platform.events.publish(Event(topic, t.id, data))
 
 
