@@ -89,6 +89,9 @@ async def test_a_module_is_served_immutable_only_to_tenants_that_installed_it(
     [badge] = await platform.plugins.ui_components("acme")
     assert badge["url"] == url and badge["props"]["properties"]["score"]["maximum"] == 100
     assert await platform.plugins.ui_components("beta") == []
+    # Uninstalled: no longer served (this node forgets its cache at once).
+    assert (await client.delete("/api/t/acme/plugins/fraud-scorer")).status_code == 204
+    assert (await client.get(url)).status_code == 404
 
 
 @SQLITE
