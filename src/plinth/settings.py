@@ -50,6 +50,8 @@ class Settings(BaseSettings):
         "comma-separated (e.g. 10.20.0.0/16); loopback and private networks are refused otherwise",
     )
     log_level: str = "info"
+    demo: bool = Field(default=False, description="Serve the demo's stand-in services "
+                       "(/demo/fx); set by `plinth demo`")
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,14 +1,25 @@
 """The SSRF guard on every outbound call: loopback, link-local (cloud metadata), private and
 their IPv6 forms are refused after DNS resolution, unless an operator allows a network; the
-connection goes to the address that was checked (pinned), with the Host header unchanged."""
+connection goes to the address that was checked (pinned) while the URL, Host header, pool key,
+SNI and certificate check keep the name."""
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from plinth.integration.egress import EgressPolicy, GuardedTransport, blocked_reason
 from plinth.integration.models import EgressRefused
@@ -55,10 +66,86 @@ async def test_the_transport_checks_after_resolving_and_pins_the_address(
     allowed = GuardedTransport(EgressPolicy("127.0.0.0/8, ::1/128"))
     async with httpx.AsyncClient(transport=allowed) as client:
         r = await client.post(f"http://localhost:{port}/hook", content=b"{}")
-    assert r.status_code == 200
-    # Connected to the checked address; the service still saw the name it was called by.
-    assert r.request.url.host in ("127.0.0.1", "::1")
-    assert remote.hooks[0]["headers"]["Host"] == f"localhost:{port}"
+        assert r.status_code == 200
+        # The URL keeps the name (the pool's key); the connection went to the checked address.
+        assert r.request.url.host == "localhost"
+        assert _stream(r).get_extra_info("server_addr")[0] == "127.0.0.1"
+        assert remote.hooks[0]["headers"]["Host"] == f"localhost:{port}"
+        # Another name for the same address:port gets its own connection, never the pooled
+        # one opened (and, with TLS, verified) for "localhost".
+        again = await client.get(f"http://localhost:{port}/pets")
+        other = await client.get(f"http://127.0.0.1:{port}/pets")
+        local_port = _stream(r).get_extra_info("client_addr")[1]
+        assert _stream(again).get_extra_info("client_addr")[1] == local_port  # pooled
+        assert _stream(other).get_extra_info("client_addr")[1] != local_port
+
+
+def _stream(response: httpx.Response) -> Any:
+    return response.extensions["network_stream"]
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, ssl.SSLContext]]:
+    """An HTTPS server on 127.0.0.1 whose certificate names only "localhost"."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802
+            body = self.headers.get("Host", "").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    server.socket = served.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    trusted = ssl.create_default_context(cafile=str(folder / "cert.pem"))
+    try:
+        yield server.server_address[1], trusted
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_tls_is_verified_against_the_name_and_never_shared_across_names(
+        tls_server: tuple[int, ssl.SSLContext], database_url: str) -> None:
+    port, trusted = tls_server
+    guarded = GuardedTransport(EgressPolicy("127.0.0.0/8"), verify=trusted)
+    async with httpx.AsyncClient(transport=guarded) as client:
+        r = await client.get(f"https://localhost:{port}/")
+        assert r.status_code == 200 and r.text == f"localhost:{port}"
+        assert _stream(r).get_extra_info("server_addr")[0] == "127.0.0.1"
+        # Same address and port, another name: the connection verified for "localhost" is
+        # not reused; a new handshake checks the certificate against this name, and fails.
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|match"):
+            await client.get(f"https://127.0.0.1:{port}/")
+    async with httpx.AsyncClient(transport=GuardedTransport(EgressPolicy(""),
+                                                            verify=trusted)) as client:
+        with pytest.raises(EgressRefused, match="loopback"):
+            await client.get(f"https://localhost:{port}/")
 
 
 async def test_connectors_webhooks_openapi_and_oauth_are_guarded(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from oidc_provider_mock import User, run_server_in_thread
 
-from plinth.server import Platform
+from plinth.server import Platform, create_app
 from tests.helpers import make_tenant
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -115,3 +115,47 @@ async def test_sign_in_with_the_tenants_oidc_provider_returns_to_the_page(
     user = session.json()["user"]
     assert user["name"] == "ana@acme.test" and user["roles"] == ["analyst"]
     assert user["attrs"]["country"] == "FR"
+
+
+async def test_an_oidc_callback_replayed_in_another_browser_is_refused(
+        anon: httpx.AsyncClient, client: httpx.AsyncClient, platform: Platform,
+        provider: str) -> None:
+    """Login CSRF: an attacker signs in at the provider and sends the victim the callback URL;
+    the victim's browser has no binding cookie for that sign-in, so nothing happens."""
+    await platform.tenants.create("acme", settings={"oidc": {
+        "issuer": provider, "client_id": "plinth", "client_secret": "s3cret",
+        "role_map": {"acme-analysts": "analyst"}}})
+    r = await anon.get("/a/acme/-/oidc/login", params={"next": "/a/acme/"})
+    assert r.status_code == 302
+    bind = next(c for c in r.headers.get_list("set-cookie")
+                if c.startswith("plinth_oidc_bind="))
+    assert "HttpOnly" in bind and "SameSite=lax" in bind and "Path=/a/acme/-/oidc" in bind
+    value = bind.split(";", 1)[0].split("=", 1)[1]
+    assert value not in r.headers["location"]  # only its hash travels in `state`
+    async with httpx.AsyncClient(timeout=10) as at_provider:
+        consent = await at_provider.post(r.headers["location"], data={"sub": "ana"})
+    back = urlsplit(consent.headers["location"])
+    callback = f"{back.path}?{back.query}"
+
+    victim = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(platform=platform)),
+                               base_url="http://plinth.test")
+    async with victim:
+        refused = await victim.get(callback)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["reason"] == "browser_mismatch"
+        assert "plinth_refresh" not in refused.headers.get("set-cookie", "")
+        # A sign-in started through the API (no browser binding) is refused by the portal too.
+        api = await client.get("/api/auth/acme/oidc/login")
+        state = parse_qs(urlsplit(api.headers["location"]).query)["state"][0]
+        victim.cookies.set("plinth_oidc_bind", value, path="/a/acme/-/oidc")
+        other = await victim.get("/a/acme/-/oidc/callback", params={"code": "x",
+                                                                   "state": state})
+        assert other.status_code == 401 and other.json()["reason"] == "browser_mismatch"
+    tid = (await platform.tenants.get("acme")).id
+    failed = await platform.governance.audit.list(tid, action="auth.oidc_login")
+    assert [(e["outcome"], e["data"]["reason"]) for e in failed] == [
+        ("failed", "browser_mismatch")] * 2
+    # The code was never used: the browser that started the sign-in still completes it.
+    done = await anon.get(callback)
+    assert done.status_code == 303 and done.headers["location"] == "/a/acme/"
+    assert (await anon.post("/a/acme/-/session/refresh", headers=PORTAL)).status_code == 200

@@ -77,7 +77,7 @@ async def demo(client: httpx.AsyncClient, platform: Platform,
                                                             parallelism=1))
     lines = await load_demo(platform, OPERATOR)
     passwords = dict(re.findall(r"user (\w+) .*password: (\S+)", "\n".join(lines)))
-    assert set(passwords) == {"ana", "dirk", "lucia", "maria", "max"}
+    assert set(passwords) == {"ana", "dirk", "lucia", "maria", "max", "carla"}
     assert "plugin fraud-scorer 1.1.0 installed (action, before-write, component)" in lines
     found = Demo(client, platform)
     for username, password in passwords.items():
@@ -107,6 +107,13 @@ async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
     [payout] = (await demo.client.get(f"{DATA}/payout")).json()["items"]
     assert (payout["claim"], payout["amount"]) == (small["id"], "300.00")
     assert await demo.inbox("ana") == []
+    # The demo's customer (DE) files claims and follows her country's, not this FR one.
+    assert (await demo.as_("carla", "GET", f"{DATA}/claim")).json()["items"] == []
+    r = await demo.as_("carla", "POST", f"{DATA}/claim", json={
+        "reference": "CL-CARLA-1", "policy": demo.policy, "country": "DE",
+        "incident_date": "2026-11-20", "description": "Hail on the roof", "amount": "800.00"})
+    assert r.status_code == 201, r.text
+    await demo.drain()
 
     claim = await demo.claim("25000.00", "Fire in the garage, suspicious origin")
     # Only the analyst of the claim's country sees the review; managers review nothing.

@@ -144,7 +144,14 @@ def demo(
     """Run the platform with the demo insurer tenant and its claims apps loaded."""
     from plinth.demo import load_demo
 
-    settings = settings_for(data_dir, database_url, host=host, port=port)
+    settings = settings_for(data_dir, database_url, host=host, port=port, demo=True)
+    if not settings.egress_allow:
+        # The demo's connectors call this very server (the FX stand-in, its own webhook
+        # endpoint) on loopback, which the SSRF guard refuses unless allowed. Only when the
+        # operator has not chosen PLINTH_EGRESS_ALLOW.
+        settings = settings.model_copy(update={"egress_allow": "127.0.0.1/32"})
+        console.print("… outbound calls may reach 127.0.0.1 (the demo's connectors call this "
+                      "server; set PLINTH_EGRESS_ALLOW to choose)")
 
     async def prepare(platform: Platform) -> str | None:
         summary = await load_demo(platform, operator(), plugins=plugins, compile=not load_only,

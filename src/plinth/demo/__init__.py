@@ -1,7 +1,8 @@
 """The demo tenant: an insurer processing claims across countries.
 
 `plinth demo` loads it; each layer's capability shows up here (data model, policies,
-workflows, plugins, compliance), so the demo always shows what Plinth can do.
+workflows, plugins, connectors and webhooks, compliance), so the demo always shows what
+Plinth can do.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ async def load_demo(platform: Platform, principal: Principal, *, plugins: bool =
         docs = sum(len(v) for v in draft.definition.values())
         lines.append(f"app {TENANT}/{app.slug}: {docs} documents, {state} "
                      f"({definitions.content_hash(draft.definition)[:12]})")
+    from plinth.demo.connectors import ensure_connectors
+
+    lines += await ensure_connectors(platform, tenant, APPS, principal)
     return lines
 
 

@@ -1,4 +1,4 @@
-"""The demo insurer's people: claims analysts per country and two claims managers.
+"""The demo insurer's people: claims analysts per country, two claims managers, a customer.
 
 The claims workflow assigns its review to "an analyst of the claim's country" (role `analyst`,
 attribute `country`) and its high-value approval to two `manager`s; these governance users
@@ -22,6 +22,8 @@ USERS: dict[str, tuple[list[str], dict[str, str]]] = {
     "lucia": (["analyst"], {"country": "ES"}),
     "maria": (["analyst", "manager"], {}),
     "max": (["analyst", "manager"], {}),
+    # A policyholder who files claims through the portal (/a/acme-insurance/claims).
+    "carla": (["customer"], {"country": "DE"}),
 }
 
 

@@ -59,6 +59,7 @@ READS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], Any] | None]]
     "pages": (("entities", "workflows", "components"), _pages_reads),
     "workflows": (("entities", "workflows", "roles", "plugins", "connectors"), None),
     "policies": (("entities",), None),  # each policy is checked alone against the schema
+    "connectors": ((), None),  # each connector is checked alone against its kind
 }
 
 

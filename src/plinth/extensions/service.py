@@ -455,16 +455,22 @@ class PluginService:
         return output
 
     async def before_write(self, tenant: Tenant | str, app_slug: str, entity: str,
-                           record: dict[str, Any], principal: Principal) -> dict[str, Any]:
+                           record: dict[str, Any], principal: Principal, *,
+                           as_part_of_write: bool = False) -> dict[str, Any]:
         """Run every installed before-write hook on `record`: reject with paths, or amend.
 
-        The records service calls this in every create and update, as the writer: policy
-        (`plugin.execute`), the grant and the fuel budget apply as for any call.
+        `as_part_of_write`: called by the records service inside a write the principal was
+        allowed to make (`data.create`/`data.update` is the policy decision for the call). The
+        tenant admin installed the hook for every write to the entity, so it runs without a
+        `plugin.execute` check of the writer's own: a customer filing a claim need not be
+        allowed to call plugins. Its grant, limits, fuel budget, metering and audit apply as
+        for any call, and its host calls (`records.*`) are checked as the writer.
         """
         t = await self._tenant(tenant)
         current = record
         for name in await self._hooks(t, app_slug, entity):
-            inst, v = await self._prepare(t, name, principal, app_slug)
+            inst, v = await self._prepare(t, name, principal,
+                                          authorize_call=not as_part_of_write)
             outcome = await self._run(t, inst, v, "before-write", f"{app_slug}.{entity}",
                                       principal, (app_slug, entity, json.dumps(current)))
             if outcome.tag == "err":
@@ -487,7 +493,8 @@ class PluginService:
         """The records service's before-write hook: free for tenants without hook plugins."""
         if not await self._hooks(tenant, app_slug, entity):
             return record
-        return await self.before_write(tenant, app_slug, entity, record, principal)
+        return await self.before_write(tenant, app_slug, entity, record, principal,
+                                       as_part_of_write=True)
 
     async def _hooks(self, t: Tenant, app_slug: str, entity: str) -> list[str]:
         """Installed plugins with a before-write hook on app.entity (cached for HOOKS_TTL s)."""
@@ -502,12 +509,10 @@ class PluginService:
         return [name for name, m in cached[1] if m.hooks_for(app_slug, entity)]
 
     async def _prepare(self, t: Tenant, name: str, principal: Principal,
-                       app_slug: str | None = None) -> tuple[Installation, PluginVersion]:
-        # A hook runs inside a write to an app's record: that app's policies decide too
-        # (e.g. the demo lets its `customer` role run the fraud check on the claims it files).
-        attrs = {"app": app_slug} if app_slug else {}
-        authorize(self.platform.authorizer, principal, "plugin.execute",
-                  Resource("plugin", name, tenant_id=t.id, attrs=attrs))
+                       authorize_call: bool = True) -> tuple[Installation, PluginVersion]:
+        if authorize_call:
+            authorize(self.platform.authorizer, principal, "plugin.execute",
+                      Resource("plugin", name, tenant_id=t.id))
         inst = await self.installation(t, name)
         v = await self.version(name, inst.version)
         # The grant is re-checked at call time: a version never runs beyond its approval.

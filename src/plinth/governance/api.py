@@ -88,18 +88,13 @@ class RefreshIn(BaseModel):
 
 
 @public.post("/login")
-async def login(body: LoginIn, tenant: str, platform: PlatformDep) -> dict:
-    """Password login: a short-lived access token (JWT) and a refresh token."""
-    found = await platform.tenants.find(tenant)
-    gov = platform.governance
-    if found is None:
-        raise Unauthenticated("Wrong username or password")
-    try:
-        session = await gov.identity.login(found.id, body.username, body.password)
-    except Unauthenticated:
-        await gov.record(found.id, body.username, "auth.login", outcome="failed")
-        raise
-    await gov.record(found.id, body.username, "auth.login")
+async def login(body: LoginIn, tenant: str, request: Request, platform: PlatformDep) -> dict:
+    """Password login: a short-lived access token (JWT) and a refresh token (throttled:
+    429 + Retry-After after too many attempts per username or client address)."""
+    from plinth.governance.login import password_login
+
+    client = request.client.host if request.client else None
+    _, session = await password_login(platform, tenant, body.username, body.password, client)
     return session.__dict__
 
 

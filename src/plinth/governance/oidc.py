@@ -4,10 +4,24 @@ A tenant's provider lives in its settings under `oidc`:
 `{"issuer", "client_id", "client_secret", "role_claim": "groups", "role_map": {value: role},
 "default_role": null, "attr_claims": {"country": "country"}}`.
 The `state` parameter is a short-lived JWT we sign, so no server-side session is needed.
+
+A browser sign-in (the portal) is also bound to the browser that started it, against login
+CSRF (an attacker replaying their own callback URL in a victim's browser to sign the victim
+into the attacker's account): the portal keeps a random value in an HttpOnly cookie and the
+state carries its hash (`bh`); `complete` refuses a state whose hash the presenting browser's
+cookie does not match.
+
+The issuer is set by a tenant admin and the provider's metadata chooses the token and JWKS
+endpoints, so every outbound call (discovery, token, JWKS) goes through the integration
+layer's SSRF guard (`plinth.integration.egress`, no proxies from the environment): an issuer
+on a loopback, link-local (cloud metadata) or private address is refused with
+`EgressRefused` unless the operator allows that network in `PLINTH_EGRESS_ALLOW`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,9 +35,21 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from plinth.db import utcnow
-from plinth.errors import BadRequest, Forbidden, Unauthenticated
+from plinth.errors import BadRequest, Forbidden, PlinthError, Unauthenticated
+from plinth.integration.egress import EgressPolicy, GuardedTransport
+from plinth.integration.models import EgressRefused
 
 STATE_TTL = timedelta(minutes=10)
+HTTP_SECONDS = 10
+
+
+def new_browser_binding() -> str:
+    """A random value for a browser's sign-in cookie (its hash goes into `state`)."""
+    return secrets.token_urlsafe(32)
+
+
+def _binding_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -63,30 +89,48 @@ def map_claims(config: OIDCConfig, claims: dict[str, Any]) -> tuple[list[str], d
 class OIDCLogin:
     """The client side of the code flow, for any standard provider."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, egress: EgressPolicy | None = None) -> None:
         self._key = key
+        self.egress = egress if egress is not None else EgressPolicy()
         self._discovery: dict[str, dict[str, Any]] = {}
+
+    def _http(self) -> dict[str, Any]:
+        """httpx client options for every call to a provider: guarded, no env proxies."""
+        return {"transport": GuardedTransport(self.egress), "trust_env": False,
+                "timeout": HTTP_SECONDS, "follow_redirects": False}
 
     async def discover(self, issuer: str) -> dict[str, Any]:
         """The provider's metadata (cached per issuer)."""
         if issuer not in self._discovery:
             url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-            async with httpx.AsyncClient(timeout=10) as http:
-                r = await http.get(url)
-            if r.status_code != 200:
+            try:
+                async with httpx.AsyncClient(**self._http()) as http:
+                    r = await http.get(url)
+                meta = r.json() if r.status_code == 200 else None
+            except EgressRefused as exc:
+                raise EgressRefused(f"The OpenID issuer is refused: {exc.detail}",
+                                    path="settings.oidc.issuer", faults=exc.faults,
+                                    extra=exc.extra) from None
+            except (httpx.HTTPError, ValueError) as exc:
+                raise BadRequest(f"OpenID discovery failed at {url} ({type(exc).__name__})",
+                                 path="settings.oidc.issuer") from None
+            if not isinstance(meta, dict):
                 raise BadRequest(f"OpenID discovery failed at {url} ({r.status_code})",
                                  path="settings.oidc.issuer")
-            self._discovery[issuer] = r.json()
+            self._discovery[issuer] = meta
         return self._discovery[issuer]
 
     async def authorization_url(self, tenant_id: str, config: OIDCConfig,
-                                redirect_uri: str) -> str:
-        """Where to send the browser; state carries tenant, nonce and redirect URI."""
+                                redirect_uri: str, *, browser: str | None = None) -> str:
+        """Where to send the browser; state carries tenant, nonce and redirect URI, and the
+        hash of `browser` (the value of the starting browser's binding cookie) if given."""
         meta = await self.discover(config.issuer)
         nonce = secrets.token_urlsafe(16)
-        state = jwt.encode({"tid": tenant_id, "nonce": nonce, "ru": redirect_uri,
-                            "exp": utcnow() + STATE_TTL, "aud": "plinth-oidc-state"},
-                           self._key, algorithm="HS256")
+        claims: dict[str, Any] = {"tid": tenant_id, "nonce": nonce, "ru": redirect_uri,
+                                  "exp": utcnow() + STATE_TTL, "aud": "plinth-oidc-state"}
+        if browser is not None:
+            claims["bh"] = _binding_hash(browser)
+        state = jwt.encode(claims, self._key, algorithm="HS256")
         client = AsyncOAuth2Client(config.client_id, config.client_secret,
                                    scope=config.scope, redirect_uri=redirect_uri)
         url, _ = client.create_authorization_url(meta["authorization_endpoint"], state=state,
@@ -94,23 +138,43 @@ class OIDCLogin:
         return str(url)
 
     async def complete(self, tenant_id: str, config: OIDCConfig, code: str,
-                       state: str) -> dict[str, Any]:
-        """Exchange the code, verify the ID token (JWKS, iss, aud, exp, nonce); its claims."""
+                       state: str, *, browser: str | None = None) -> dict[str, Any]:
+        """Exchange the code, verify the ID token (JWKS, iss, aud, exp, nonce); its claims.
+
+        `browser` is the binding cookie of the browser presenting the callback ("" when it
+        has none), or None for a non-browser flow: a state bound to a browser, or a browser
+        callback, must match, else `Unauthenticated` before the code is ever used."""
         try:
             st = jwt.decode(state, self._key, algorithms=["HS256"], audience="plinth-oidc-state")
         except jwt.InvalidTokenError:
             raise Unauthenticated("The login state is invalid or expired") from None
         if st["tid"] != tenant_id:
             raise Forbidden("This login was started for another tenant", path="state")
+        bound = browser is not None or "bh" in st
+        if bound and not (browser and hmac.compare_digest(str(st.get("bh", "")),
+                                                          _binding_hash(browser))):
+            raise Unauthenticated(
+                "This sign-in was not started in this browser (or its sign-in cookie "
+                "expired). Start the sign-in again from the sign-in page",
+                path="state", extra={"reason": "browser_mismatch"})
         meta = await self.discover(config.issuer)
         async with AsyncOAuth2Client(config.client_id, config.client_secret,
-                                     redirect_uri=st["ru"], timeout=10) as client:
+                                     redirect_uri=st["ru"], **self._http()) as client:
             try:
                 token = await client.fetch_token(meta["token_endpoint"], code=code,
                                                  grant_type="authorization_code")
+            except PlinthError:  # EgressRefused: the guard's answer, not the provider's
+                raise
             except Exception as exc:  # authlib raises OAuthError subclasses and httpx errors
                 raise Unauthenticated(f"The provider refused the code: {exc}") from None
-            jwks = (await client.get(meta["jwks_uri"])).json()
+            try:
+                jwks = (await client.get(meta["jwks_uri"])).json()
+            except PlinthError:
+                raise
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                raise Unauthenticated(
+                    f"The provider's signing keys could not be read ({type(exc).__name__})"
+                ) from None
         try:
             decoded = jose_jwt.decode(token["id_token"], KeySet.import_key_set(jwks))
             claims = decoded.claims

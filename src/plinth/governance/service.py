@@ -15,6 +15,7 @@ from plinth.governance.kinds import policy as _policy_kind  # noqa: F401  (regis
 from plinth.governance.oidc import OIDCLogin
 from plinth.governance.policy import CedarAuthorizer
 from plinth.governance.principal import Principal
+from plinth.integration.egress import EgressPolicy
 from plinth.metadata.store import apps, versions
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ class Governance:
         self.audit = AuditLedger(platform.db)
         self.identity = IdentityService(
             platform.db, signing_key(settings.master_key, settings.data_dir))
-        self.oidc = OIDCLogin(self.identity._key)
+        # Calls to a tenant's provider go through the same SSRF guard as connectors.
+        self.oidc = OIDCLogin(self.identity._key, EgressPolicy(settings.egress_allow))
         self.authorizer = CedarAuthorizer()
         self.authorizer.on_denied = self._on_denied  # type: ignore[attr-defined]
         self.audit.subscribe(platform.events)

@@ -4,10 +4,14 @@ token endpoints, webhook deliveries, plugins' `http` capability).
 A host name is resolved first and every address it resolves to must be public: loopback,
 link-local (169.254.0.0/16, where cloud metadata services live), private, shared, reserved,
 multicast and their IPv6 equivalents (incl. IPv4-mapped, 6to4 and NAT64 addresses embedding
-one) are refused with `EgressRefused`. The connection then goes to the address that was
-checked (the URL's host is swapped for it; `Host` and TLS SNI keep the name), so a DNS answer
-that changes between check and connect (DNS rebinding) cannot redirect the call. Operators
-who do need to reach an internal network list it in `PLINTH_EGRESS_ALLOW` (CIDRs).
+one) are refused with `EgressRefused`. The check happens inside the connection layer (an
+httpcore network backend): opening a TCP connection resolves the name, checks every address
+and connects to the checked one, so a DNS answer that changes between check and connect (DNS
+rebinding) cannot redirect the call. The request URL keeps its host name, so the connection
+pool is keyed by name (a connection verified for one name is never reused for another name
+that happens to resolve to the same address), and `Host`, TLS SNI and certificate
+verification all use the name. Operators who do need to reach an internal network list it in
+`PLINTH_EGRESS_ALLOW` (CIDRs).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
+from typing import Any
 
+import httpcore
 import httpx
 
 from plinth.errors import Fault
@@ -106,43 +112,68 @@ async def _lookup(host: str, port: int, seconds: float | None) -> list[IPAddress
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), seconds)
     except TimeoutError as exc:
-        raise httpx.ConnectTimeout(f"Resolving {host} timed out") from exc
+        raise httpcore.ConnectTimeout(f"Resolving {host} timed out") from exc
     except OSError as exc:
-        raise httpx.ConnectError(f"Cannot resolve {host}") from exc
+        raise httpcore.ConnectError(f"Cannot resolve {host}") from exc
     found: list[IPAddress] = []
     for info in infos:
         ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if ip not in found:
             found.append(ip)
     if not found:
-        raise httpx.ConnectError(f"{host} resolves to no address")
+        raise httpcore.ConnectError(f"{host} resolves to no address")
     return found
 
 
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that connects only to checked addresses (pinned, see above)."""
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """The network backend of the guarded pool: every TCP connection goes to a checked address.
+
+    httpcore calls `connect_tcp` with the URL's host name when (and only when) it opens a new
+    connection for an origin; TLS is started afterwards on the returned stream with the name
+    as server name, so certificates are verified against the name."""
 
     def __init__(self, policy: EgressPolicy,
-                 inner: httpx.AsyncBaseTransport | None = None) -> None:
+                 inner: httpcore.AsyncNetworkBackend | None = None) -> None:
         self.policy = policy
-        self.inner = inner or httpx.AsyncHTTPTransport(trust_env=False)
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 (httpcore API)
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        ip = await self.policy.resolve(host, port, timeout)
+        return await self.inner.connect_tcp(ip, port, timeout=timeout,
+                                            local_address=local_address,
+                                            socket_options=socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,  # noqa: ASYNC109
+                                  socket_options: Iterable[Any] | None = None,
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise EgressRefused("Outbound calls may not use a Unix socket", path="url")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport (no proxies from the environment) whose connection pool opens
+    connections only through `GuardedBackend`."""
+
+    def __init__(self, policy: EgressPolicy, *, verify: bool | Any = True,
+                 limits: httpx.Limits = httpx.Limits(max_connections=100,
+                                                     max_keepalive_connections=20)) -> None:
+        super().__init__(verify=verify, limits=limits, trust_env=False)
+        self.policy = policy
+        self.backend = GuardedBackend(policy)
+        # The same pool httpx builds, with our backend: httpx has no parameter for it.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=self.backend)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if url.scheme not in DEFAULT_PORTS:
-            raise EgressRefused(f"Outbound calls use http or https, not {url.scheme!r}",
-                                path="url")
-        timeouts = request.extensions.get("timeout") or {}
-        ip = await self.policy.resolve(url.host, url.port or DEFAULT_PORTS[url.scheme],
-                                       timeouts.get("connect"))
-        if ip != url.host:
-            # Connect to the checked address; the Host header (set when the request was
-            # built) and the TLS server name still say the host name, so certificates and
-            # virtual hosts work as before.
-            request.url = url.copy_with(host=ip)
-            if url.scheme == "https":
-                request.extensions = {**request.extensions, "sni_hostname": url.host}
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        if request.url.scheme not in DEFAULT_PORTS:
+            raise EgressRefused(
+                f"Outbound calls use http or https, not {request.url.scheme!r}", path="url")
+        return await super().handle_async_request(request)

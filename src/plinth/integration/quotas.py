@@ -28,6 +28,24 @@ WINDOWS = {"per_second": RateLimitItemPerSecond, "per_day": RateLimitItemPerDay}
 
 
 @dataclass(frozen=True)
+class LoginLimits:
+    """Budgets of password logins (brute-force protection).
+
+    A username of a tenant gets `per_user` attempts per `user_seconds`; a correct password
+    clears its count, so after `per_user` consecutive failures it is locked (any password, the
+    right one too, is refused with 429) until the sliding window frees an attempt, which
+    `Retry-After` announces. A client
+    address gets `per_ip` attempts per `ip_seconds` across all tenants and usernames, so one
+    client cannot spray guesses over many usernames either.
+    """
+
+    per_user: int = 5
+    user_seconds: int = 900
+    per_ip: int = 30
+    ip_seconds: int = 60
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The outcome of one rate-limit check, with what the `RateLimit-*` headers say."""
 
@@ -88,6 +106,8 @@ class Quotas:
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self._items = _Items()
         self._denied: dict[tuple[str, str], Verdict] = {}
+        self.login_limits = LoginLimits()
+        self._login_denied: dict[tuple[str, str], float] = {}
 
     async def hit(self, limits: Iterable[tuple[str, str, dict[str, int]]],
                   cost: int = 1) -> Verdict:
@@ -136,6 +156,46 @@ class Quotas:
                 described = verdict
         return described or Verdict(True)
 
+    # -- password logins -----------------------------------------------------------------------
+
+    def _login_items(self) -> list[tuple[str, RateLimitItem]]:
+        lim = self.login_limits
+        return [("login-ip", RateLimitItemPerSecond(lim.per_ip, lim.ip_seconds, "login-ip")),
+                ("login-user", RateLimitItemPerSecond(lim.per_user, lim.user_seconds,
+                                                      "login-user"))]
+
+    async def login_attempt(self, tenant_id: str | None, username: str,
+                            client: str | None) -> None:
+        """Count one password login attempt against the client address and the tenant's
+        username (before the password is checked); raise `LoginThrottled` (429 +
+        Retry-After) once either budget is used up. its `repeat` says whether this
+        refusal falls in a lockout already refused (callers audit the first one only)."""
+        idents = {"login-ip": client or "unknown",
+                  "login-user": f"{tenant_id}:{username.casefold()}" if tenant_id else ""}
+        now = time.time()
+        for scope, item in self._login_items():
+            ident = idents[scope]
+            if not ident:
+                continue
+            until = self._login_denied.get((scope, ident), 0.0)
+            if until > now:
+                raise _login_refused(scope, until - now, repeat=True)
+            if await self.limiter.hit(item, ident):
+                continue
+            stats = await self.limiter.get_window_stats(item, ident)
+            wait = max(1.0, stats.reset_time - now)
+            if len(self._login_denied) > 10_000:
+                self._login_denied = {k: v for k, v in self._login_denied.items() if v > now}
+            self._login_denied[(scope, ident)] = now + wait
+            raise _login_refused(scope, wait, repeat=False)
+
+    async def login_succeeded(self, tenant_id: str, username: str) -> None:
+        """A correct password: the username's count of attempts starts again."""
+        _, item = self._login_items()[1]
+        ident = f"{tenant_id}:{username.casefold()}"
+        await self.limiter.clear(item, ident)
+        self._login_denied.pop(("login-user", ident), None)
+
     # -- quota hooks other layers call --------------------------------------------------------
 
     async def consume(self, tenant_id: str, resource: str, amount: int = 1) -> Verdict:
@@ -171,6 +231,24 @@ class Quotas:
                 client = getattr(self.storage.bridge, "storage", None)
                 if client is not None:
                     await client.aclose()
+
+
+class LoginThrottled(RateLimited):
+    code = "login_throttled"
+    repeat = False  # refused again within a lockout already refused (and audited)
+
+
+def _login_refused(scope: str, wait: float, repeat: bool) -> LoginThrottled:
+    seconds = max(1, math.ceil(wait))
+    what = ("from this address" if scope == "login-ip"
+            else "for this username")
+    error = LoginThrottled(
+        f"Too many sign-in attempts {what}; try again in {seconds} s",
+        path="username" if scope == "login-user" else None,
+        extra={"scope": scope, "retry_after": seconds},
+        headers={"Retry-After": str(seconds)})
+    error.repeat = repeat
+    return error
 
 
 def too_many(verdict: Verdict, what: str) -> RateLimited:

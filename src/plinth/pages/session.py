@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from plinth.governance.identity import REFRESH_TTL, Session, User
-from plinth.governance.oidc import OIDCConfig, map_claims
+from plinth.governance.login import password_login
+from plinth.governance.oidc import OIDCConfig, map_claims, new_browser_binding
 from plinth.server.deps import PlatformDep
 from plinth.server.problems import problem_response
 
@@ -108,16 +109,9 @@ async def login(body: LoginIn, tenant: str, request: Request, response: Response
                 platform: PlatformDep) -> dict[str, Any]:
     """Password sign-in: the access token in the body, the refresh token in the cookie."""
     _check_csrf(request)
-    found = await platform.tenants.find(tenant)
-    gov = platform.governance
-    if found is None:
-        raise Unauthenticated("Wrong username or password")
-    try:
-        session = await gov.identity.login(found.id, body.username, body.password)
-    except Unauthenticated:
-        await gov.record(found.id, body.username, "auth.login", outcome="failed", via="portal")
-        raise
-    await gov.record(found.id, body.username, "auth.login", via="portal")
+    client = request.client.host if request.client else None
+    _, session = await password_login(platform, tenant, body.username, body.password, client,
+                                      via="portal")
     _set_refresh(response, request, tenant, session.refresh_token)
     return _body(platform, session, tenant)
 
@@ -168,18 +162,32 @@ def _safe_next(tenant: str, target: str | None) -> str:
     raise BadRequest(f"`next` must be a path under {prefix}", path="next")
 
 
+# Binds an OIDC sign-in to the browser that started it (login CSRF): a random value here,
+# its hash in the signed `state`; the callback refuses a state this browser did not start.
+BIND_COOKIE = "plinth_oidc_bind"
+
+
+def _oidc_path(tenant: str) -> str:
+    return f"/a/{tenant}/-/oidc"  # the portal's OIDC routes: login and callback
+
+
 @router.get("/a/{tenant}/-/oidc/login", include_in_schema=False)
 async def oidc_login(tenant: str, next: str, request: Request,
                      platform: PlatformDep) -> Response:
-    """Start OIDC sign-in from the portal: remember where to return, go to the provider."""
+    """Start OIDC sign-in from the portal: remember where to return and which browser
+    started it, go to the provider."""
     back = _safe_next(tenant, next)
     found = await _tenant(platform, tenant)
     config = OIDCConfig.of(found.settings)
     callback = str(request.url_for("portal_oidc_callback", tenant=tenant))
-    url = await platform.governance.oidc.authorization_url(found.id, config, callback)
+    binding = new_browser_binding()
+    url = await platform.governance.oidc.authorization_url(found.id, config, callback,
+                                                           browser=binding)
     done = RedirectResponse(url, status_code=302)
-    # Lax, not Strict: it must come back with the provider's (cross-site) redirect.
-    done.set_cookie(NEXT_COOKIE, back, max_age=600, path=f"/a/{tenant}/-/oidc",
+    # Lax, not Strict: they must come back with the provider's (cross-site) redirect.
+    done.set_cookie(NEXT_COOKIE, back, max_age=600, path=_oidc_path(tenant),
+                    httponly=True, samesite="lax", secure=_secure(request))
+    done.set_cookie(BIND_COOKIE, binding, max_age=600, path=_oidc_path(tenant),
                     httponly=True, samesite="lax", secure=_secure(request))
     return done
 
@@ -193,9 +201,11 @@ async def oidc_callback(tenant: str, code: str, state: str, request: Request,
     config = OIDCConfig.of(found.settings)
     gov = platform.governance
     try:
-        claims = await gov.oidc.complete(found.id, config, code, state)
-    except Unauthenticated:
-        await gov.record(found.id, None, "auth.oidc_login", outcome="failed", via="portal")
+        claims = await gov.oidc.complete(found.id, config, code, state,
+                                         browser=request.cookies.get(BIND_COOKIE, ""))
+    except Unauthenticated as exc:
+        await gov.record(found.id, None, "auth.oidc_login", outcome="failed", via="portal",
+                         reason=exc.extra.get("reason", "unverified"))
         raise
     roles, attrs = map_claims(config, claims)
     username = str(claims.get("email") or claims["sub"])
@@ -213,5 +223,6 @@ async def oidc_callback(tenant: str, code: str, state: str, request: Request,
         back = f"/a/{tenant}/"
     done = RedirectResponse(back, status_code=303)
     _set_refresh(done, request, tenant, session.refresh_token)
-    done.delete_cookie(NEXT_COOKIE, path=f"/a/{tenant}/-/oidc")
+    done.delete_cookie(NEXT_COOKIE, path=_oidc_path(tenant))
+    done.delete_cookie(BIND_COOKIE, path=_oidc_path(tenant))
     return done

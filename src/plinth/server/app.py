@@ -86,6 +86,10 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             raise Unavailable("The database is not reachable") from exc
         return JSONResponse({"status": "ready", "database": platform.db.dialect})
 
+    if platform.settings.demo:  # before the web IDE's catch-all route
+        from plinth.demo.fx import router as fx_stand_in
+
+        app.include_router(fx_stand_in)
     for router in routers():
         app.include_router(router)
     return app

@@ -1,0 +1,181 @@
+"""The demo's connectors for real: a partner garage posts a signed repair estimate to the
+claims app's `garage_estimates` webhook; the `garage_estimate` workflow it starts converts the
+amount with the `fx_rates` http connector (imported from an OpenAPI document) and writes it on
+the claim, or, when the rates service cannot be reached, takes its error path visibly. Claim
+events queue for the `claim_events` webhook_out, whose failures show in its delivery log."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import yaml
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+
+from plinth.demo import HERE, TENANT, load_demo
+from plinth.demo.fx import router as fx_stand_in
+from plinth.governance import identity
+from plinth.governance.principal import PLATFORM_ADMIN, Principal
+from plinth.integration import signing
+from plinth.integration.egress import parse_allow
+from plinth.integration.openapi import import_openapi
+from plinth.server import Platform
+from plinth.settings import Settings
+from tests.conftest import ADMIN_TOKEN
+
+SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+OPERATOR = Principal("operator", "cli", frozenset({PLATFORM_ADMIN}), name="operator")
+APP = f"/api/t/{TENANT}/apps/claims"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    # No PLINTH_EGRESS_ALLOW (the suite allows loopback): what `plinth serve` does by default.
+    return Settings(data_dir=tmp_path / "data", database_url=database_url,
+                    admin_token=ADMIN_TOKEN, embedded_worker=False, egress_allow="")
+
+
+@pytest.fixture
+def stand_in() -> Iterator[str]:
+    """The FX stand-in `plinth demo` mounts, served by a real uvicorn on a free port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = FastAPI()
+    app.include_router(fx_stand_in)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 10
+    while not server.started and time.monotonic() < end:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/demo/fx"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+async def _estimate(client: httpx.AsyncClient, secret: str, payload: dict[str, Any],
+                    delivery: str) -> httpx.Response:
+    """POST a garage estimate signed as a partner garage would (HMAC-SHA256)."""
+    body = json.dumps(payload).encode()
+    return await client.post(f"{APP}/hooks/garage_estimates", content=body, headers={
+        "Content-Type": "application/json", signing.DELIVERY: delivery,
+        signing.SIGNATURE: signing.signature(secret, int(time.time()), delivery, body)})
+
+
+async def _timeline(client: httpx.AsyncClient) -> list[tuple[str, str, str | None]]:
+    [latest, *_] = (await client.get(f"/api/t/{TENANT}/workflow-instances",
+                                     params={"workflow": "garage_estimate"})).json()
+    inst = (await client.get(f"/api/t/{TENANT}/workflow-instances/{latest['id']}")).json()
+    return [(s["node"], s["status"], s["error"]) for s in inst["timeline"]]
+
+
+@SQLITE
+async def test_a_signed_garage_estimate_starts_the_workflow_and_updates_the_claim(
+        platform: Platform, client: httpx.AsyncClient, stand_in: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8,
+                                                            parallelism=1))
+    lines = await load_demo(platform, OPERATOR, plugins=False)
+    assert "connector fx_rates (http: convert) → http://127.0.0.1:8000/demo/fx" in lines
+    assert any(line.startswith("connector claim_events (webhook_out: record.created, "
+                               "record.updated) → http://127.0.0.1:8000/") for line in lines)
+    [secret] = re.findall(r"connector garage_estimates \(webhook_in\) at POST \S+, starts "
+                          r"garage_estimate, signing secret: (\S+)", "\n".join(lines))
+    again = await load_demo(platform, OPERATOR, plugins=False)  # idempotent, secret kept
+    assert secret not in "\n".join(again)
+
+    data = f"{APP}/data"
+    holder = (await client.post(f"{data}/policyholder", json={
+        "full_name": "Camille Martin", "country": "FR"})).json()
+    policy = (await client.post(f"{data}/policy", json={
+        "number": "FR-000001", "holder": holder["id"], "product": "home",
+        "starts_on": "2026-01-01"})).json()
+    r = await client.post(f"{data}/claim", json={
+        "reference": "CL-1", "policy": policy["id"], "country": "FR",
+        "incident_date": "2026-11-02", "description": "Hail damage on the car roof",
+        "amount": "2400.00"})
+    assert r.status_code == 201, r.text
+    claim = r.json()
+    estimate = {"claim": claim["id"], "garage": "Garage Dupont", "amount": "1850.00",
+                "currency": "USD"}
+
+    # Unsigned or wrongly signed: refused, nothing starts.
+    r = await _estimate(client, "not-the-secret", estimate, "est-0")
+    assert r.status_code == 401 and secret not in r.text
+
+    # The rates service is out of reach (here the SSRF guard refuses loopback, as under
+    # `plinth serve` without PLINTH_EGRESS_ALLOW): the estimate is written unconverted and
+    # the failed call shows in the instance's timeline.
+    r = await _estimate(client, secret, estimate, "est-1")
+    assert r.status_code == 202, r.text
+    await platform.workflows.engine.drain()
+    got = (await client.get(f"{data}/claim/{claim['id']}")).json()
+    assert (got["repair_garage"], got["repair_estimate"], got["repair_currency"],
+            got["repair_estimate_eur"]) == ("Garage Dupont", "1850.00", "USD", None)
+    [convert, *rest] = await _timeline(client)
+    assert convert[:2] == ("convert", "failed") and "loopback" in (convert[2] or "")
+    assert [s[:2] for s in rest] == [("unconverted", "completed"), ("done", "completed")]
+    assert (await _estimate(client, secret, estimate, "est-1")).status_code == 409  # replay
+
+    # The claim's creation and updates queued for claim_events; its subscriber is out of reach
+    # the same way, which the delivery log says (not a silent drop).
+    await platform.connectors.webhooks.run_due(limit=50)
+    log = (await client.get(f"{APP}/connectors/claim_events/deliveries")).json()["items"]
+    created = [d for d in log if d["topic"] == "record.created"]
+    assert created and all(d["status"] == "dead" and "loopback" in d["last_error"]
+                           for d in created)
+
+    # With the operator's egress allowance and fx_rates pointed at the stand-in (as
+    # `plinth demo` serves it), the estimate is converted.
+    platform.connectors.egress.allow = parse_allow("127.0.0.1/32")
+    draft = (await client.get(f"{APP}/draft")).json()
+    draft["definition"]["connectors"]["fx_rates"]["base_url"] = stand_in
+    r = await client.put(f"{APP}/draft", json=draft["definition"])
+    assert r.status_code == 200, r.text
+    assert (await client.post(f"{APP}/publish", json={})).status_code in (200, 201)
+    r = await _estimate(client, secret, {**estimate, "amount": "1080.00"}, "est-2")
+    assert r.status_code == 202, r.text
+    await platform.workflows.engine.drain()
+    got = (await client.get(f"{data}/claim/{claim['id']}")).json()
+    assert (got["repair_estimate"], got["repair_estimate_eur"]) == ("1080.00", "1000.00")
+    assert [s[:2] for s in await _timeline(client)] == [
+        ("convert", "completed"), ("estimate", "completed"), ("done", "completed")]
+
+
+def test_the_fx_connector_is_its_openapi_document_imported() -> None:
+    document = yaml.safe_load((HERE / "fx_rates.openapi.yaml").read_text())
+    base_url, operations = import_openapi(document)
+    connector = yaml.safe_load((HERE / "claims" / "connectors" / "fx_rates.yaml").read_text())
+    assert (connector["base_url"], connector["operations"]) == (base_url, operations)
+
+
+@SQLITE
+async def test_the_stand_in_is_served_only_in_demo_mode(platform: Platform) -> None:
+    from plinth.server.app import create_app
+
+    for demo, expected in ((False, 404), (True, 200)):
+        app = create_app(platform=platform)
+        if demo:
+            platform.settings.demo = True
+            app = create_app(platform=platform)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://plinth.test") as c:
+            r = await c.get("/demo/fx/convert", params={"from": "EUR", "to": "BRL",
+                                                        "amount": "10"})
+            assert r.status_code == expected
+    assert r.json()["result"] == "58.00" and "not market data" in r.json()["source"]
+    platform.settings.demo = False
