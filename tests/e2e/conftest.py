@@ -96,6 +96,18 @@ def published(server: str) -> dict[str, str]:
     """The demo claims app published on the server, with its end users created via the API."""
     admin = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {ADMIN}"})
     assert admin.post("/api/tenants", json={"slug": "acme", "name": "Acme"}).status_code == 201
+    # The demo's claim page shows the fraud scorer's <fraud-badge>: publish and install it
+    # (its build is cached by source hash in PLINTH_CACHE_DIR, shared with the server).
+    from plinth.extensions import build, manifest, package
+
+    source = ROOT / "examples" / "plugins" / "fraud-scorer"
+    text = (source / build.MANIFEST).read_text()
+    modules = package.read_modules(manifest.parse(text), source)
+    data = package.pack(text, build.build(source).read_bytes(), modules=modules)
+    assert admin.post("/api/plugins", content=data, timeout=60).status_code == 201
+    r = admin.post("/api/t/acme/plugins", json={
+        "name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}})
+    assert r.status_code == 201, r.text
     r = admin.post("/api/t/acme/apps", json={"slug": "claims", "name": "Claims"})
     assert r.status_code == 201, r.text
     definition = read_folder(DEMO)[1]  # its policies let customers file claims

@@ -7,6 +7,7 @@ part skips, saying why, until those layers are merged.
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import httpx
 import pytest
@@ -47,6 +48,10 @@ def test_a_customer_files_a_claim_and_an_analyst_sees_it(browser, published, pol
     page.get_by_role("button", name="Submit claim").click()
     page.wait_for_url("**/a/acme/claims/claims/*")
     page.get_by_text("CL-E2E-1").wait_for()  # the detail page of the new record
+    # The fraud scorer plugin's custom element, loaded from its package, shows the score
+    # its before-write hook stored on the claim.
+    badge = page.locator("fraud-badge").get_by_text(re.compile(r"Fraud risk: \d+ \(low\)"))
+    badge.wait_for()  # a small clean German claim scores low: green
 
     # The same reference again: the server refuses it and the form says so.
     page.goto(f"{published['base']}/a/acme/claims/claims/new")

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from plinth.extensions import manifest as manifest_mod
 from plinth.extensions.build import build
-from plinth.extensions.package import pack
+from plinth.extensions.package import pack, read_modules
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.server import Platform
 from plinth.settings import Settings
@@ -54,7 +55,9 @@ def package(components: dict[str, Path], name: str, **replace: str) -> bytes:
     """A package file of a test plugin (zipping 18 MB takes a while: once per session)."""
     key = (name, tuple(sorted(replace.items())))
     if key not in _PACKAGES:
-        _PACKAGES[key] = pack(manifest_text(name, **replace), components[name].read_bytes())
+        text = manifest_text(name, **replace)
+        modules = read_modules(manifest_mod.parse(text), PLUGINS[name])
+        _PACKAGES[key] = pack(text, components[name].read_bytes(), modules=modules)
     return _PACKAGES[key]
 
 

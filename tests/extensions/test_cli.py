@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from plinth.extensions.cli import cli
-from tests.extensions.conftest import CACHE
+from tests.extensions.conftest import CACHE, PLUGINS
 
 runner = CliRunner()
 
@@ -36,3 +37,17 @@ def test_build_reports_manifest_faults_with_paths(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["build", str(tmp_path), "--cache-dir", str(CACHE)])
     assert result.exit_code == 1
     assert "version:" in result.output and "publisher:" in result.output
+
+
+def test_build_packs_the_ui_modules_its_components_name(
+        tmp_path: Path, components: dict[str, Path]) -> None:
+    # A copy of the fraud scorer: same sources, so a cache hit of the session's build.
+    source = tmp_path / "fraud-scorer"
+    shutil.copytree(PLUGINS["fraud-scorer"], source, ignore=shutil.ignore_patterns("dist"))
+    result = runner.invoke(cli, ["build", str(source), "--cache-dir", str(CACHE)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(source / "dist" / "fraud-scorer-1.1.0.zip") as z:
+        assert z.read("ui/elements.js") == (source / "ui/elements.js").read_bytes()
+    (source / "ui/elements.js").unlink()
+    result = runner.invoke(cli, ["build", str(source), "--cache-dir", str(CACHE)])
+    assert result.exit_code == 1 and "ui/elements.js" in result.output

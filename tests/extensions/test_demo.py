@@ -18,12 +18,18 @@ async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
     # `components` built the plugin into the shared cache: the demo reuses it, never rebuilds.
     lines = await load_demo(platform, ADMIN)
     # Installed before the claims app is published (its workflow's triage calls the plugin).
-    assert lines.index("plugin fraud-scorer 1.0.0 installed (action, before-write)") < (
+    installed = "plugin fraud-scorer 1.1.0 installed (action, before-write, component)"
+    assert lines.index(installed) < (
         next(i for i, line in enumerate(lines) if line.startswith(f"app {TENANT}/claims")))
     [inst] = await platform.plugins.installations(TENANT)
-    assert (inst.name, inst.capabilities) == ("fraud-scorer", ("log",))
+    assert (inst.name, inst.capabilities) == ("fraud-scorer", ("log", "ui"))
     again = await load_demo(platform, ADMIN)  # idempotent
-    assert "plugin fraud-scorer 1.0.0 installed (action, before-write), up to date" in again
+    assert any(x.endswith("installed (action, before-write, component), up to date")
+               for x in again)
+    # Its <fraud-badge> is offered to the tenant's portal, by the module's hash.
+    [badge] = await platform.plugins.ui_components(TENANT)
+    assert badge["kind"] == "plugin:fraud-scorer/fraud-badge"
+    assert badge["url"].startswith(f"/a/{TENANT}/-/plugins/fraud-scorer/")
 
     tenant = await platform.tenants.get(TENANT)
     records = platform.records

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from plinth.extensions.package import pack
 from plinth.server import Platform
-from tests.extensions.conftest import manifest_text, package, publish
+from tests.extensions.conftest import PLUGINS, manifest_text, package, publish
 from tests.helpers import as_user, make_tenant, token_for
 
 
@@ -32,11 +32,12 @@ async def test_publish_over_http_records_hash_size_and_manifest(
     assert body["sha256"] == hashlib.sha256(wasm).hexdigest()
     assert body["size"] == len(wasm) and body["signed"] is False
     assert body["points"] == [{"kind": "action", "name": "score"},
-                              {"kind": "before-write", "name": "claims.claim"}]
+                              {"kind": "before-write", "name": "claims.claim"},
+                              {"kind": "component", "name": "fraud-badge"}]
     again = await client.post("/api/plugins", content=data)
     assert again.status_code == 409  # versions are immutable
     listed = (await client.get("/api/plugins")).json()
-    assert [v["version"] for v in listed] == ["1.0.0"]
+    assert [v["version"] for v in listed] == ["1.1.0"]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -79,12 +80,13 @@ async def test_signature_is_verified_and_key_is_fixed_by_first_version(
         platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]) -> None:
     key = Ed25519PrivateKey.generate()
     wasm = components["fraud-scorer"].read_bytes()
-    signed = await asyncio.to_thread(pack, manifest_text("fraud-scorer"), wasm, key)
+    ui = {"ui/elements.js": (PLUGINS["fraud-scorer"] / "ui/elements.js").read_bytes()}
+    signed = await asyncio.to_thread(pack, manifest_text("fraud-scorer"), wasm, key, ui)
     r = await client.post("/api/plugins", content=signed)
     assert r.status_code == 201 and r.json()["signed"] is True
     # A forged signature (another key claiming this version) is refused.
-    text2 = manifest_text("fraud-scorer", **{'version = "1.0.0"': 'version = "1.0.1"'})
-    forged = await asyncio.to_thread(pack, text2, wasm, Ed25519PrivateKey.generate())
+    text2 = manifest_text("fraud-scorer", **{'version = "1.1.0"': 'version = "1.0.1"'})
+    forged = await asyncio.to_thread(pack, text2, wasm, Ed25519PrivateKey.generate(), ui)
     r = await client.post("/api/plugins", content=forged)
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "signature.json"
     # Tampering with the signature file is caught too.
@@ -101,7 +103,7 @@ async def test_signature_is_verified_and_key_is_fixed_by_first_version(
     assert r.status_code == 422
     await make_tenant(client, "acme")
     r = await client.post("/api/t/acme/plugins", json={
-        "name": "fraud-scorer", "grant": {"capabilities": ["log"]}})
+        "name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}})
     assert r.status_code == 201, r.text
     # The stored component is re-hashed on install: a swapped blob is refused.
     other = await asyncio.to_thread(package, components, "hostile",
@@ -129,24 +131,24 @@ async def test_install_needs_a_grant_and_upgrade_asking_more_needs_a_new_one(
     assert r.status_code == 412
     assert r.json()["errors"][0]["path"] == "grant.capabilities.log"
     r = await client.post("/api/t/acme/plugins", json={
-        "name": "fraud-scorer", "grant": {"capabilities": ["log"]}})
-    assert r.status_code == 201 and r.json()["version"] == "1.0.0"
+        "name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}})
+    assert r.status_code == 201 and r.json()["version"] == "1.1.0"
 
     # 1.1.0 also wants kv: the old grant does not cover it.
     await publish(platform, components, "fraud-scorer", **{
-        'version = "1.0.0"': 'version = "1.1.0"',
-        'capabilities = ["log"]': 'capabilities = ["log", "kv"]'})
-    r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={"version": "1.1.0"})
+        'version = "1.1.0"': 'version = "1.2.0"',
+        'capabilities = ["log", "ui"]': 'capabilities = ["log", "ui", "kv"]'})
+    r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={"version": "1.2.0"})
     assert r.status_code == 412 and r.json()["errors"][0]["path"] == "grant.capabilities.kv"
-    assert (await client.get("/api/t/acme/plugins")).json()[0]["version"] == "1.0.0"
+    assert (await client.get("/api/t/acme/plugins")).json()[0]["version"] == "1.1.0"
     r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={
-        "version": "1.1.0", "grant": {"capabilities": ["log", "kv"]}})
-    assert r.status_code == 200 and r.json()["grant"]["capabilities"] == ["log", "kv"]
+        "version": "1.2.0", "grant": {"capabilities": ["log", "ui", "kv"]}})
+    assert r.status_code == 200 and r.json()["grant"]["capabilities"] == ["log", "ui", "kv"]
 
     # Pinned: upgrades are refused until unpinned.
     r = await client.put("/api/t/acme/plugins/fraud-scorer/pin", json={"pinned": True})
     assert r.json()["pinned"] is True
-    r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={"version": "1.0.0"})
+    r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={"version": "1.1.0"})
     assert r.status_code == 409 and r.json()["path"] == "pinned"
 
     # Limits: overridable within the platform maxima only.
@@ -163,7 +165,7 @@ async def test_policy_decides_who_installs(platform: Platform, client: httpx.Asy
                                            components: dict[str, Path]) -> None:
     await make_tenant(client, "acme")
     await publish(platform, components, "fraud-scorer")
-    body = {"name": "fraud-scorer", "grant": {"capabilities": ["log"]}}
+    body = {"name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}}
     analyst = await token_for(client, "acme", "analyst")
     r = await client.post("/api/t/acme/plugins", json=body, headers=as_user(client, analyst))
     assert r.status_code == 403

@@ -78,7 +78,7 @@ async def demo(client: httpx.AsyncClient, platform: Platform,
     lines = await load_demo(platform, OPERATOR)
     passwords = dict(re.findall(r"user (\w+) .*password: (\S+)", "\n".join(lines)))
     assert set(passwords) == {"ana", "dirk", "lucia", "maria", "max", "carla"}
-    assert "plugin fraud-scorer 1.0.0 installed (action, before-write)" in lines
+    assert "plugin fraud-scorer 1.1.0 installed (action, before-write, component)" in lines
     found = Demo(client, platform)
     for username, password in passwords.items():
         r = await client.post(f"/api/auth/{TENANT}/login",

@@ -23,7 +23,8 @@ APPS = ["claims"]
 PROFILE = {"countries": ["DE", "FR", "ES", "BR", "US"], "default_country": "DE"}
 # The plugins the demo installs (the claims workflow's triage calls the fraud scorer), with the
 # capabilities the tenant admin approves. Sources live in the repository's examples/plugins.
-PLUGINS = {"fraud-scorer": ["log"]}
+# `ui`: its <fraud-badge> element runs in the portal's claim page.
+PLUGINS = {"fraud-scorer": ["log", "ui"]}
 EXAMPLES = HERE.parents[2] / "examples" / "plugins"
 
 
@@ -50,7 +51,8 @@ async def load_demo(platform: Platform, principal: Principal, *, plugins: bool =
     from plinth.demo.users import ensure_users
 
     lines += await ensure_users(platform, tenant, principal)
-    # Plugins first: publishing the claims app checks that its workflow's plugin is installed.
+    # Plugins first: publishing checks the workflow's plugin calls and the pages' plugin
+    # elements against what is installed.
     if plugins:
         for name, grant in PLUGINS.items():
             lines.append(await install_plugin(platform, principal, name, grant, progress))
@@ -81,7 +83,7 @@ async def install_plugin(platform: Platform, principal: Principal, name: str,
     """Build (cached), publish and install one example plugin in the demo tenant."""
     from plinth.extensions import build
     from plinth.extensions import manifest as manifest_mod
-    from plinth.extensions.package import Package
+    from plinth.extensions.package import Package, read_modules
 
     source = EXAMPLES / name
     if not (source / build.MANIFEST).is_file():
@@ -96,7 +98,9 @@ async def install_plugin(platform: Platform, principal: Principal, name: str,
             progress(f"building plugin {name} with componentize-py (once; ~10 s)…")
         wasm = await asyncio.to_thread(build.build, source)
         data = await asyncio.to_thread(wasm.read_bytes)
-        await service.publish_package(Package(manifest_text, manifest, data), principal)
+        modules = await asyncio.to_thread(read_modules, manifest, source)
+        await service.publish_package(Package(manifest_text, manifest, data, modules=modules),
+                                      principal)
     points = ", ".join(dict.fromkeys(p.kind for p in manifest.points))
     try:
         inst = await service.installation(TENANT, manifest.name)

@@ -9,7 +9,7 @@ import typer
 
 from plinth.errors import PlinthError
 from plinth.extensions import build as build_mod
-from plinth.extensions.package import pack
+from plinth.extensions.package import pack, read_modules
 
 cli = typer.Typer(help="Write, build and publish sandboxed plugins.", no_args_is_help=True)
 
@@ -83,12 +83,14 @@ def build(directory: Path, cache_dir: Path = typer.Option(None, help="Build cach
         wasm = build_mod.build(directory, cache_dir)
         text = (directory / build_mod.MANIFEST).read_text()
         m = manifest_mod.parse(text)
+        modules = read_modules(m, directory)  # the UI modules its components name
+        data = pack(text, wasm.read_bytes(), modules=modules)
     except PlinthError as exc:
         _fail(exc)
         return
     target = out or directory / "dist" / f"{m.name}-{m.version}.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(pack(text, wasm.read_bytes()))
+    target.write_bytes(data)
     typer.echo(f"Built {target} ({target.stat().st_size} bytes; component {wasm.name})")
 
 

@@ -14,6 +14,16 @@ VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
 HOST = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
 ACTION = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 HOOK_TARGET = re.compile(r"^(\*|[a-z][a-z0-9_-]*\.(\*|[a-z][a-z0-9_]*))$")
+# A valid custom element name (HTML standard), restricted to ASCII: starts with a lowercase
+# letter, contains a dash, no uppercase.
+CUSTOM_ELEMENT = re.compile(r"^[a-z][a-z0-9._]*-[a-z0-9._-]*$")
+# Names the HTML standard reserves (they contain a dash but are SVG/MathML elements).
+RESERVED_TAGS = frozenset({
+    "annotation-xml", "color-profile", "font-face", "font-face-src", "font-face-uri",
+    "font-face-format", "font-face-name", "missing-glyph"})
+# Prefixes of the portal's own elements (built-in components, pages, the app shell).
+BUILTIN_PREFIXES = ("plinth-", "pl-")
+MODULE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\.m?js$")
 
 
 def parse(text: str) -> Manifest:
@@ -91,6 +101,15 @@ def validate(data: dict[str, Any], faults: FaultList | None = None) -> Manifest:
                        "format")
         else:
             points.append(PointSpec("before-write", target))
+    comps = data.get("components", {})
+    if not isinstance(comps, dict):
+        faults.add("components", "components must be a table of custom element names", "type")
+        comps = {}
+    for tag, spec in comps.items():
+        points += _component(tag, spec, faults)
+    if comps and "ui" not in caps:
+        faults.add("components", "components need the 'ui' capability (the tenant admin "
+                   "approves running the plugin's JavaScript in portal pages)", "requires")
     if not points:
         faults.add("actions", "A plugin provides at least one extension point "
                    f"({', '.join(POINTS)})", "required")
@@ -98,6 +117,46 @@ def validate(data: dict[str, Any], faults: FaultList | None = None) -> Manifest:
     return Manifest(name=name, version=version, publisher=publisher, description=description,
                     capabilities=tuple(caps), http_hosts=tuple(hosts), points=tuple(points),
                     raw=data)
+
+
+def _component(tag: str, spec: Any, faults: FaultList) -> list[PointSpec]:
+    """One `[components.<tag>]` table: a custom element, its props schema and its module."""
+    from plinth.pages import components as builtin
+
+    path = f"components.{tag}"
+    if not CUSTOM_ELEMENT.match(tag) or tag in RESERVED_TAGS:
+        faults.add(path, f"{tag!r} is not a valid custom element name: lowercase letters, "
+                   "digits, '.', '_' and '-', starting with a letter and containing a dash "
+                   "(e.g. fraud-badge)", "format")
+        return []
+    if tag.startswith(BUILTIN_PREFIXES) or builtin.get(tag) is not None:
+        faults.add(path, f"{tag!r} collides with Plinth's built-in components (names starting "
+                   f"with {' or '.join(BUILTIN_PREFIXES)} are reserved)", "reserved")
+        return []
+    if not isinstance(spec, dict):
+        faults.add(path, "A component is a table (description, module, props)", "type")
+        return []
+    module = spec.get("module")
+    if not isinstance(module, str) or not MODULE_PATH.match(module) or ".." in module.split("/"):
+        faults.add(f"{path}.module", "module is the relative path of an ES module in the "
+                   "plugin, ending in .js (e.g. ui/elements.js)", "format")
+        module = None
+    props = spec.get("props", {"type": "object"})
+    if not _valid_schema(props) or props.get("type", "object") != "object":
+        faults.add(f"{path}.props", "props must be a JSON Schema of an object", "schema")
+        props = None
+    description = spec.get("description", "")
+    if not isinstance(description, str) or len(description) > 2000:
+        faults.add(f"{path}.description", "description is text of at most 2000 characters",
+                   "format")
+        description = ""
+    for key in spec:
+        if key not in ("module", "props", "description"):
+            faults.add(f"{path}.{key}", f"Unknown key {key!r}; a component has module, props "
+                       "and description", "unknown")
+    if module is None or props is None:
+        return []
+    return [PointSpec("component", tag, props, module=module, description=description)]
 
 
 def _valid_schema(schema: Any) -> bool:

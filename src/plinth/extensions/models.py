@@ -8,8 +8,10 @@ from typing import Any, ClassVar
 
 from plinth.errors import PlinthError
 
-CAPABILITIES = ("log", "records.read", "records.write", "http", "kv", "clock")
-POINTS = ("action", "before-write")
+# `ui` is no host interface: it is the tenant admin's approval that the plugin's custom
+# elements (its `component` extension points) may run in the tenant's portal pages.
+CAPABILITIES = ("log", "records.read", "records.write", "http", "kv", "clock", "ui")
+POINTS = ("action", "before-write", "component")
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,12 @@ DEFAULT_FUEL_PER_MINUTE = 50_000_000_000
 class PointSpec:
     """One extension point a plugin provides: an action name, or a before-write hook."""
 
-    kind: str  # "action" | "before-write"
-    name: str  # the action name; "app.entity" (or "*") for hooks
-    input_schema: dict[str, Any] | None = None
+    kind: str  # "action" | "before-write" | "component"
+    name: str  # the action name; "app.entity" (or "*") for hooks; the tag for components
+    input_schema: dict[str, Any] | None = None  # a component's props schema
     output_schema: dict[str, Any] | None = None
+    module: str | None = None  # a component's ES module, a path inside the package
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,12 @@ class Manifest:
     def action(self, name: str) -> PointSpec | None:
         return next((p for p in self.points if p.kind == "action" and p.name == name), None)
 
+    def components(self) -> list[PointSpec]:
+        return [p for p in self.points if p.kind == "component"]
+
+    def component(self, tag: str) -> PointSpec | None:
+        return next((p for p in self.components() if p.name == tag), None)
+
     def hooks_for(self, app: str, entity: str) -> bool:
         targets = {f"{app}.{entity}", f"{app}.*", "*"}
         return any(p.kind == "before-write" and p.name in targets for p in self.points)
@@ -81,10 +91,19 @@ class PluginVersion:
     manifest: Manifest
     signed: bool
     published_at: datetime
+    # The ES modules of its components: package path -> {"sha256", "size"}.
+    modules: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def module_sha(self, tag: str) -> str | None:
+        """The SHA-256 of the module defining component `tag` (None if no such component)."""
+        spec = self.manifest.component(tag)
+        entry = self.modules.get(spec.module or "") if spec is not None else None
+        return entry["sha256"] if entry else None
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "publisher": self.publisher,
                 "sha256": self.sha256, "size": self.size, "signed": self.signed,
+                "modules": self.modules,
                 "description": self.manifest.description,
                 "capabilities": list(self.manifest.capabilities),
                 "http_hosts": list(self.manifest.http_hosts),

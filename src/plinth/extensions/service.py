@@ -53,8 +53,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("plinth.extensions")
 MAX_NESTING = 3  # plugin calls beneath a plugin call (each holds a worker thread meanwhile)
+UI_BODIES_KEPT = 64  # UI modules kept in memory (the oldest goes first)
 HOOKS_TTL = 5.0  # seconds another node's install/uninstall may take to reach this one's writes
 
+
+
+def ui_module_url(tenant_slug: str, name: str, sha256: str) -> str:
+    """Where the portal loads a plugin's UI module: per tenant, immutable by its hash."""
+    return f"/a/{tenant_slug}/-/plugins/{name}/{sha256}.js"
 
 
 class PluginService:
@@ -78,11 +84,17 @@ class PluginService:
         # Which installed plugins hook which entities, per tenant: (expires, [(name, manifest)]).
         # Changed here on install/upgrade/uninstall; another node's change shows within the TTL.
         self._hook_cache: dict[str, tuple[float, list[tuple[str, Any]]]] = {}
+        # The UI elements each tenant's portal may load (every page load asks), the same way.
+        self._ui_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._ui_bodies: dict[str, bytes] = {}  # module bodies by hash (immutable; ≤ 512 KB)
         records = getattr(platform, "records", None)
         if records is not None and hasattr(records, "before_write"):
             records.before_write.append(self._records_hook)
         # Published versions are immutable, so a parsed one can be kept for the process.
         self._versions: dict[tuple[str, str], PluginVersion] = {}
+        from plinth.extensions.ui import STEP  # checks plugin elements on published pages
+
+        STEP.attach(self)
         platform.on_stop(self.stop)
 
     async def stop(self) -> None:
@@ -100,7 +112,8 @@ class PluginService:
         authorize(self.platform.authorizer, principal, "plugin.publish", Resource("plugin", "*"))
         m = package.manifest
         if package.signature and package.public_key:
-            message = signed_message(m.name, m.version, package.sha256, package.manifest_text)
+            message = signed_message(m.name, m.version, package.sha256, package.manifest_text,
+                                     package.module_hashes())
             if not verify(package.public_key, package.signature, message):
                 raise ValidationFailed.of([Fault("signature.json", "The signature does not "
                                                  "verify for this package", "signature")])
@@ -127,12 +140,23 @@ class PluginService:
                 tmp = blob.with_suffix(".tmp")
                 await asyncio.to_thread(tmp.write_bytes, package.wasm)
                 tmp.replace(blob)
+            # UI modules sit next to the component, by their own hash (served immutable).
+            modules = {}
+            for path, digest in package.module_hashes().items():
+                body = package.modules[path]
+                modules[path] = {"sha256": digest, "size": len(body)}
+                js = self.blob_dir / f"{digest}.js"
+                if not js.exists():
+                    tmp = js.with_suffix(".tmp")
+                    await asyncio.to_thread(tmp.write_bytes, body)
+                    tmp.replace(js)
             await conn.execute(t.insert().values(
                 name=m.name, version=m.version, publisher=m.publisher, sha256=package.sha256,
                 size=len(package.wasm), manifest=package.manifest_text,
-                signature=package.signature, public_key=package.public_key, published_at=now))
+                signature=package.signature, public_key=package.public_key, published_at=now,
+                modules=modules or None))
         return PluginVersion(m.name, m.version, m.publisher, package.sha256, len(package.wasm),
-                             m, bool(package.signature), now)
+                             m, bool(package.signature), now, modules)
 
     async def versions(self, name: str | None = None) -> list[PluginVersion]:
         """Published versions, newest first per plugin."""
@@ -160,7 +184,7 @@ class PluginService:
     def _version(self, row: Any) -> PluginVersion:
         manifest = manifest_mod.parse(row.manifest)
         v = PluginVersion(row.name, row.version, row.publisher, row.sha256, row.size, manifest,
-                          bool(row.signature), row.published_at)
+                          bool(row.signature), row.published_at, dict(row.modules or {}))
         object.__setattr__(v, "_signature", (row.signature, row.public_key, row.manifest))
         return v
 
@@ -173,9 +197,15 @@ class PluginService:
             raise PreconditionFailed("The stored component does not match its published hash",
                                      path="sha256")
         signature, public_key, manifest_text = getattr(v, "_signature", (None, None, ""))
+        for entry in v.modules.values():
+            js = self.blob_dir / f"{entry['sha256']}.js"
+            if not js.exists() or hashlib.sha256(js.read_bytes()).hexdigest() != entry["sha256"]:
+                raise PreconditionFailed("A stored UI module does not match its published hash",
+                                         path="modules")
+        hashes = {path: entry["sha256"] for path, entry in v.modules.items()}
         if signature and public_key and not verify(
                 public_key, signature, signed_message(v.name, v.version, v.sha256,
-                                                      manifest_text)):
+                                                      manifest_text, hashes)):
             raise PreconditionFailed("The publisher signature does not verify", path="signature")
 
     async def compile(self, name: str, version: str | None = None) -> bool:
@@ -346,6 +376,59 @@ class PluginService:
                 await conn.execute(table.delete().where(table.c.tenant_id == t.id, col == name))
         await self._event("plugin.uninstalled", t, {"plugin": name,
                                                     "by": principal.audit_name()})
+
+    # -- UI components (custom elements in portal pages) --------------------------------
+    async def ui_components(self, tenant: Tenant | str) -> list[dict[str, Any]]:
+        """The custom elements a tenant's portal may use: every component of each installed
+        version whose grant approves `ui`, with its props schema and module URL."""
+        t = await self._tenant(tenant)
+        now = time.monotonic()
+        cached = self._ui_cache.get(t.id)
+        if cached is not None and cached[0] >= now:
+            return cached[1]
+        found = []
+        for inst in await self.installations(t):
+            if "ui" not in inst.capabilities:
+                continue
+            v = await self.version(inst.name, inst.version)
+            for spec in v.manifest.components():
+                sha = v.module_sha(spec.name)
+                if sha is None:
+                    continue
+                found.append({"kind": f"plugin:{v.name}/{spec.name}", "plugin": v.name,
+                              "version": v.version, "tag": spec.name,
+                              "description": spec.description, "props": spec.input_schema,
+                              "sha256": sha, "url": ui_module_url(t.slug, v.name, sha)})
+        self._ui_cache[t.id] = (now + HOOKS_TTL, found)
+        return found
+
+    async def ui_module(self, tenant: Tenant | str, name: str, sha256: str) -> bytes:
+        """The ES module `sha256` of plugin `name` as installed in `tenant`.
+
+        NotFound alike when the tenant does not exist, the plugin is not installed there, its
+        grant lacks `ui`, or the installed version has no module of that hash: a module is
+        only served to the tenants whose admin approved it. (Another node's uninstall shows
+        here within HOOKS_TTL seconds, like hooks; this node's at once.)
+        """
+        missing = NotFound(f"No UI module {sha256[:12]} of an installed plugin {name!r}",
+                           path="module")
+        try:
+            served = await self.ui_components(tenant)  # installed, `ui` approved; cached
+        except NotFound:
+            raise missing from None
+        if not any(c["plugin"] == name and c["sha256"] == sha256 for c in served):
+            raise missing
+        body = self._ui_bodies.get(sha256)
+        if body is None:
+            blob = self.blob_dir / f"{sha256}.js"
+            try:
+                body = await asyncio.to_thread(blob.read_bytes)
+            except FileNotFoundError:
+                raise missing from None
+            if len(self._ui_bodies) >= UI_BODIES_KEPT:
+                self._ui_bodies.pop(next(iter(self._ui_bodies)))
+            self._ui_bodies[sha256] = body
+        return body
 
     async def _update(self, t: Tenant, name: str, **values: Any) -> None:
         it = store.plugin_installs
@@ -545,6 +628,7 @@ class PluginService:
     async def _event(self, topic: str, t: Tenant, data: dict[str, Any]) -> None:
         if topic != "plugin.called":
             self._hook_cache.pop(t.id, None)  # installed, upgraded, granted or uninstalled
+            self._ui_cache.pop(t.id, None)
         await self.platform.events.publish(Event(topic, t.id, data))
 
 

@@ -22,6 +22,8 @@ plugin_versions = sa.Table(
     sa.Column("signature", sa.String(128), nullable=True),
     sa.Column("public_key", sa.String(64), nullable=True),
     _ts("published_at"),
+    # UI modules of its components: {path: {sha256, size}} (migration 0502)
+    sa.Column("modules", sa.JSON, nullable=True),
 )
 
 plugin_installs = sa.Table(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -70,7 +70,10 @@ class Step(Protocol):
 _steps: dict[str, Step] = {}
 
 
-def register_step(step: Step) -> Step:
+S = TypeVar("S", bound=Step)
+
+
+def register_step(step: S) -> S:
     """Add (or replace, by name) a publish step."""
     _steps[step.name] = step
     return step

@@ -9,6 +9,7 @@ access token in memory), and every data call goes to the data API under that ide
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,30 @@ async def runtime_file(name: str, request: Request) -> Response:
     return _immutable(request, wc.runtime())
 
 
+@router.get("/a/{tenant}/-/plugins/{name}/{file}", include_in_schema=False)
+async def plugin_module(tenant: str, name: str, file: str, request: Request,
+                        platform: PlatformDep) -> Response:
+    """A plugin's UI module (custom elements), only for a tenant that installed the plugin
+    with `ui` approved; immutable by its SHA-256, never sniffed as anything but JavaScript."""
+    sha = file.removesuffix(".js")
+    if not file.endswith(".js") or len(sha) != 64 or sha.strip("0123456789abcdef"):
+        raise NotFound("No such plugin module", path="file")
+    body = await platform.plugins.ui_module(tenant, name, sha)
+    headers = {"Cache-Control": IMMUTABLE, "ETag": f'"{sha}"',
+               "X-Content-Type-Options": "nosniff"}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
+
+
+async def _plugin_elements(platform: Any, tenant: Any) -> str:
+    """The tenant's plugin elements (kind -> module URL), as JSON safe inside <script>."""
+    plugins = getattr(platform, "plugins", None)
+    found = await plugins.ui_components(tenant) if plugins is not None else []
+    data = json.dumps({c["kind"]: c["url"] for c in found})
+    return data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 @router.get("/a/{tenant}/{app}/-/me")
 async def whoami(tenant: TenantDep, principal: PrincipalDep) -> dict[str, Any]:
     """The signed-in end user, as the portal shows it (401 without a valid credential)."""
@@ -96,6 +121,7 @@ SHELL = """<!doctype html>
 <style>{css}</style>
 <script type="module" src="{module}"></script>
 <script>/* renew the session while the modules load */
+window.plinthPlugins={plugins};
 window.plinthSession={{tenant:"{tenant}",response:fetch("/a/{tenant}/-/session/refresh",
 {{method:"POST",credentials:"same-origin",headers:{{"x-plinth-portal":"1"}}}})}};</script>
 </head><body><{shell}><p class="pl-muted">Loading…</p></{shell}></body></html>
@@ -114,6 +140,7 @@ async def shell(tenant: str, app: str, platform: PlatformDep, rest: str = "") ->
         title=html.escape(a.name), css=CSS, runtime=f"/a/-/{wc.runtime_name()}",
         module=f"/a/{t.slug}/{a.slug}/-/app.{version.hash[:HASH_CHARS]}.js",
         shell=f"plinth-app-{a.slug}", tenant=t.slug,
+        plugins=await _plugin_elements(platform, t),
     )
     # The shell names the active version, so it must be revalidated on each visit.
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})

@@ -497,10 +497,20 @@ const ELEMENTS = { table: "plinth-table", form: "plinth-form", detail: "plinth-d
 const CLASSES = { table: PTable, form: PForm, detail: PDetail, chart: PChart, task_inbox: PTaskInbox, button: PButton, tabs: PTabs };
 for (const [kind, tag] of Object.entries(ELEMENTS)) if (!customElements.get(tag)) customElements.define(tag, CLASSES[kind]);
 
-/** Where a plugin's custom elements are loaded from (extensions decides the final URL). */
-export let pluginModuleUrl = (app, pkg) => `/api/t/${app.tenant}/plugins/${pkg}/elements.js`;
+/** Where a plugin element's module is loaded from: the portal shell lists the tenant's
+ * installed plugin elements (kind -> immutable, hash-named URL) in `window.plinthPlugins`. */
+export let pluginModuleUrl = (app, kind) => (globalThis.plinthPlugins || {})[kind];
 export function setPluginModuleUrl(fn) { pluginModuleUrl = fn; }
 const loadedPlugins = new Set();
+
+/** What a plugin element may use of the page: read records under the signed-in user. */
+function pluginHost(app) {
+  return {
+    tenant: app.tenant, app: app.slug,
+    record: (entity, id) => call(app, "GET", dataUrl(app, entity, id)),
+    query: (entity) => call(app, "GET", dataUrl(app, entity)),
+  };
+}
 
 // ---- pages ------------------------------------------------------------------------------
 
@@ -539,9 +549,13 @@ function renderTree(host, tree, id, scope) {
       }
       if (node.kind.startsWith("plugin:")) {
         const [pkg, tag] = node.kind.slice(7).split("/");
-        if (!loadedPlugins.has(pkg)) { loadedPlugins.add(pkg); import(pluginModuleUrl(app, pkg)).catch((e) => console.warn("plinth: plugin", pkg, e)); }
+        const url = pluginModuleUrl(app, node.kind);
+        if (!url) return html`<p class="pl-muted pl-plugin-missing" data-kind=${node.kind}>Plugin ${pkg} is not installed here (${tag}).</p>`;
+        if (!loadedPlugins.has(url)) { loadedPlugins.add(url); import(url).catch((e) => console.warn("plinth: plugin", pkg, e)); }
         const el = document.createElement(tag);
-        Object.assign(el, bindAll(props, scope));
+        // the host API first, so a prop named like it cannot replace it
+        el.plinth = pluginHost(app);
+        for (const [k, v] of Object.entries(bindAll(props, scope))) if (k !== "plinth") el[k] = v;
         return el;
       }
       return html`<p class="pl-error">Unknown component ${node.kind}</p>`;

@@ -376,8 +376,11 @@ function Tree({ tree, id, ctx }: { tree: Record<string, Node>; id: string; ctx: 
         return <Tree tree={doc.components} id={childrenOf(doc.components, null)[0]} ctx={{ ...ctx, scope: { ...ctx.scope, props } }} />;
       }
       if (node.kind.startsWith("plugin:")) {
+        // The element's module is the plugin's (served by the Plinth portal); here its bound
+        // props are passed as attributes.
         const Tag = node.kind.split("/")[1] as unknown as React.ElementType;
-        return <Tag {...p} />;
+        const props = Object.fromEntries(Object.entries(p).map(([k, v]) => [k, bind(v, ctx.scope)]));
+        return <Tag {...props} />;
       }
       return <p className="pl-error">Unknown component {node.kind}</p>;
     }
