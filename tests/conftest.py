@@ -22,6 +22,8 @@ from plinth.db import Database
 from plinth.extensions.build import default_cache_dir
 from plinth.server import Platform, create_app
 from plinth.settings import Settings
+from tests.integration.remote import Remote
+from tests.integration.remote import start as start_remote
 
 PG_ADMIN_URL = os.environ.get("PLINTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASES = os.environ.get("PLINTH_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -157,3 +159,15 @@ async def anon(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(platform=platform))
     async with httpx.AsyncClient(transport=transport, base_url="http://plinth.test") as c:
         yield c
+
+
+@pytest.fixture
+def remote() -> Iterator[Remote]:
+    """A real remote HTTP service on 127.0.0.1 (OpenAPI, OAuth2, webhooks: tests/integration)."""
+    found = start_remote()
+    try:
+        yield found
+    finally:
+        assert found.server is not None
+        found.server.shutdown()
+        found.server.server_close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from tests.extensions.conftest import CACHE
 from tests.extensions.conftest import install as install_plugin
 from tests.extensions.conftest import publish as publish_plugin
 from tests.helpers import make_app, make_tenant
-from tests.integration.remote import Remote, start
+from tests.integration.remote import Remote
 from tests.workflows.conftest import ADMIN as ADMIN_PRINCIPAL
 from tests.workflows.test_nodes import flow
 
@@ -61,15 +60,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
                     plugin_cache_dir=CACHE / "compiled")
 
 
-@pytest.fixture
-def remote() -> Iterator[Remote]:
-    found = start()
-    try:
-        yield found
-    finally:
-        assert found.server is not None
-        found.server.shutdown()
-        found.server.server_close()
 
 
 async def _app(client: httpx.AsyncClient, definition: dict[str, Any]) -> None:

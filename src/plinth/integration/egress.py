@@ -26,7 +26,7 @@ import httpcore
 import httpx
 
 from plinth.errors import Fault
-from plinth.integration.models import EgressRefused
+from plinth.integration.models import ConnectorFailed, EgressRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -177,3 +177,16 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             raise EgressRefused(
                 f"Outbound calls use http or https, not {request.url.scheme!r}", path="url")
         return await super().handle_async_request(request)
+
+
+async def read_capped(response: httpx.Response, limit: int, too_large: str) -> bytes:
+    """A streamed response's body, refused (ConnectorFailed: `too_large`) as soon as it grows
+    past `limit` bytes, so an endless or huge answer is never held in memory whole."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ConnectorFailed(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -19,7 +19,7 @@ from plinth.governance.principal import Principal
 from plinth.integration import connectors
 from plinth.integration.breaker import Breaker, CircuitBreaker, SharedBreaker
 from plinth.integration.connectors import CallContext
-from plinth.integration.egress import EgressPolicy, GuardedTransport
+from plinth.integration.egress import EgressPolicy, GuardedTransport, read_capped
 from plinth.integration.models import ConnectorFailed, ConnectorTimeout, EgressRefused
 from plinth.integration.openapi import import_openapi
 from plinth.integration.tokens import TokenCache
@@ -141,15 +141,10 @@ class ConnectorService:
                 async with self.http.stream(method, url, content=body,
                                             timeout=seconds) as response:
                     status = response.status_code
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise ConnectorFailed(f"HTTP to {host}: response larger than "
-                                                  f"{max_bytes} bytes")
-                        chunks.append(chunk)
-                    text = b"".join(chunks).decode(response.encoding or "utf-8", "replace")
+                    body_bytes = await read_capped(
+                        response, max_bytes,
+                        f"HTTP to {host}: response larger than {max_bytes} bytes")
+                    text = body_bytes.decode(response.encoding or "utf-8", "replace")
         except (TimeoutError, httpx.TimeoutException):
             error = ConnectorTimeout.code
             raise ConnectorTimeout(f"HTTP to {host} did not answer within {seconds:.3g} s",

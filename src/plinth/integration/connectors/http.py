@@ -17,6 +17,7 @@ import httpx
 from plinth.errors import Fault, NotFound, ValidationFailed
 from plinth.integration import tokens
 from plinth.integration.connectors import CallContext, load_schema, register
+from plinth.integration.egress import read_capped
 from plinth.integration.models import ConnectorFailed, ConnectorTimeout
 from plinth.jsonschema import Validator, compile_schema, faults
 
@@ -233,15 +234,9 @@ class HttpKind:
             if length and length.isdigit() and int(length) > limit:
                 raise ConnectorFailed(f"Connector {ctx.name!r} answered more than the "
                                       f"{limit} bytes allowed")
-            chunks = []
-            total = 0
-            async for chunk in response.aiter_bytes():
-                total += len(chunk)
-                if total > limit:
-                    raise ConnectorFailed(f"Connector {ctx.name!r} answered more than the "
-                                          f"{limit} bytes allowed")
-                chunks.append(chunk)
-            return response.status_code, response.headers, b"".join(chunks)
+            body = await read_capped(response, limit, f"Connector {ctx.name!r} answered more "
+                                     f"than the {limit} bytes allowed")
+            return response.status_code, response.headers, body
 
     def _result(self, ctx: CallContext, op: dict[str, Any], operation: str, status: int,
                 headers: httpx.Headers, raw: bytes) -> dict[str, Any]:
