@@ -1,9 +1,14 @@
 """The internal event bus: layers publish facts ("app.published", "record.created"), others
-subscribe. In-process here; the scale-out relay (Redis pub/sub) subscribes to it as well.
+subscribe.
 
 Handlers run in order of subscription and are awaited, so a subscriber that must not lose an
 event (the audit ledger) sees it before the publisher returns. A failing handler is logged and
 never breaks the publisher.
+
+Scaled out, some facts matter to every node: a publish on one node must make the others drop
+their compiled app and policies. `plinth.cluster` relays such events through Redis; on the other
+nodes they reach only the handlers subscribed with `cluster=True` (cache upkeep), never the
+ones with effects that must happen once (the audit ledger, sealing, schedules).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ class Event:
     topic: str
     tenant_id: str | None
     data: dict[str, Any] = field(default_factory=dict)
+    remote: bool = False  # published on another node and relayed here
 
 
 Handler = Callable[[Event], Awaitable[None]]
@@ -29,18 +35,35 @@ Handler = Callable[[Event], Awaitable[None]]
 
 class EventBus:
     def __init__(self) -> None:
-        self._handlers: list[tuple[str, Handler]] = []
+        self._handlers: list[tuple[str, Handler, bool]] = []
+        # Set by the cluster relay: called with each local event after its local handlers.
+        self.relay: Handler | None = None
 
-    def subscribe(self, pattern: str, handler: Handler) -> None:
-        """Call `handler` for every event whose topic matches `pattern` (`record.*`)."""
-        self._handlers.append((pattern, handler))
+    def subscribe(self, pattern: str, handler: Handler, *, cluster: bool = False) -> None:
+        """Call `handler` for every event whose topic matches `pattern` (`record.*`).
+
+        `cluster=True`: also for matching events relayed from other nodes (`event.remote`).
+        """
+        self._handlers.append((pattern, handler, cluster))
 
     def unsubscribe(self, handler: Handler) -> None:
-        self._handlers = [(p, h) for p, h in self._handlers if h is not handler]
+        self._handlers = [h for h in self._handlers if h[1] is not handler]
 
     async def publish(self, event: Event) -> None:
-        for pattern, handler in list(self._handlers):
-            if fnmatch.fnmatchcase(event.topic, pattern):
+        await self._run(event, remote=False)
+        if self.relay is not None:
+            try:
+                await self.relay(event)
+            except Exception:  # other nodes catch up on their next cache miss at worst
+                log.exception("relaying %s to other nodes failed", event.topic)
+
+    async def deliver(self, event: Event) -> None:
+        """An event another node published: only the cluster handlers see it."""
+        await self._run(event, remote=True)
+
+    async def _run(self, event: Event, *, remote: bool) -> None:
+        for pattern, handler, cluster in list(self._handlers):
+            if (cluster or not remote) and fnmatch.fnmatchcase(event.topic, pattern):
                 try:
                     await handler(event)
                 except Exception:  # a subscriber's bug must not fail the publisher

@@ -38,9 +38,10 @@ class Governance:
         self.authorizer.on_denied = self._on_denied  # type: ignore[attr-defined]
         self.audit.subscribe(platform.events)
         # Policy sets follow the active version: publish, rollback and delete swap them.
-        platform.events.subscribe("app.published", self._on_activated)
-        platform.events.subscribe("app.rolled_back", self._on_activated)
-        platform.events.subscribe("app.deleted", self._on_deleted)
+        # On other nodes (relayed) only the cached policy set changes; the audit stays here.
+        platform.events.subscribe("app.published", self._on_activated, cluster=True)
+        platform.events.subscribe("app.rolled_back", self._on_activated, cluster=True)
+        platform.events.subscribe("app.deleted", self._on_deleted, cluster=True)
 
     async def start(self) -> None:
         """Compile the policies of every app's active version into the cache."""
@@ -60,8 +61,12 @@ class Governance:
                                               .where(versions.c.app_id == event.data["app_id"],
                                                      versions.c.number.in_(numbers)))).all())
         assert event.tenant_id is not None
-        body = bodies[event.data["version"]]
+        body = bodies.get(event.data["version"])
+        if body is None:  # relayed from a node of another deployment sharing the channel
+            return
         self.authorizer.install(event.tenant_id, event.data["app"], body)
+        if event.remote:
+            return
         # A policy change is its own audit event, naming which documents changed.
         new = _cedar_of(body)
         old = _cedar_of(bodies.get(event.data.get("previous"), {}))

@@ -59,7 +59,7 @@ class ConnectorService:
         self._documents: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self._subscribers: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         self.webhooks = Webhooks(self)
-        self.events.subscribe("app.*", self._forget)
+        self.events.subscribe("app.*", self._forget, cluster=True)
         platform.on_stop(self.close)
 
     def on_webhook(self, receiver: Receiver) -> None:

@@ -72,9 +72,8 @@ class RecordService:
         self.guard: Any = None
         self._process_cursor_key: bytes | None = None
         self.maintenance = Maintenance(self)  # subject export/erasure, retention
-        events.subscribe("app.deleted", self._forget)
-        events.subscribe("app.published", self._forget)
-        events.subscribe("app.rolled_back", self._forget)
+        for topic in ("app.deleted", "app.published", "app.rolled_back"):
+            events.subscribe(topic, self._forget, cluster=True)
         from plinth.runtime import steps
 
         steps.attach(self)

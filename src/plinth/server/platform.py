@@ -63,6 +63,12 @@ class Platform:
         await self.db.migrate()
         self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
         await self.governance.start()
+        if self.settings.redis_url:  # other nodes hear of publishes, rollbacks and deletes
+            from plinth.cluster import RedisRelay
+
+            relay = RedisRelay(self.events, self.settings.redis_url)
+            await relay.start()
+            self.on_stop(relay.stop)
         if self.settings.embedded_worker:
             await self.workflows.start_worker()
             self.on_stop(self.workflows.stop_worker)
