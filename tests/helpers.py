@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx
@@ -77,3 +78,10 @@ def run_cli(env: dict[str, str], *args: str, code: int = 0) -> str:
     result = CliRunner().invoke(app, list(args), env=env)
     assert result.exit_code == code, f"{result.output}\n{result.exception!r}"
     return result.output
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.designer.conftest import free_port
-from tests.helpers import CLAIMS, make_app, make_tenant, token_for
+from tests.helpers import CLAIMS, free_port, make_app, make_tenant, token_for
 
 # The browser proves the IDE; that a restart loses nothing on each database is proved by
 # tests/designer against both, so the browser runs once, on SQLite.

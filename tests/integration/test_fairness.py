@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import statistics
 import sys
 import textwrap
@@ -20,6 +19,7 @@ import uvicorn
 from plinth.server import create_app
 from plinth.settings import Settings
 from tests.conftest import ADMIN_TOKEN
+from tests.helpers import free_port
 
 FLOOD = textwrap.dedent("""
     import asyncio, json, sys, time, httpx
@@ -37,12 +37,6 @@ FLOOD = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _latencies(client: httpx.AsyncClient, url: str, n: int) -> list[float]:
     found = []
     for _ in range(n):
@@ -57,7 +51,7 @@ async def _latencies(client: httpx.AsyncClient, url: str, n: int) -> list[float]
 async def test_a_flooding_tenant_does_not_slow_another(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, embedded_worker=False,
                         database_url=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
