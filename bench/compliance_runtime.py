@@ -27,24 +27,36 @@ from plinth.server import Platform
 from plinth.settings import Settings
 
 FIELD = {"type": "string", "maxLength": 19}
-APP = {"entities": {
-    "plain": {"fields": {"number": FIELD, "label": {"type": "string"}}},
-    "sealed": {"fields": {"number": {**FIELD, "classification": "pci.pan", "encrypted": True,
-                                     "masked": True},
-                          "label": {"type": "string"}},
-               "retention": {"days": 365, "action": "delete"}, "audit_reads": True},
-}}
+APP = {
+    "entities": {
+        "plain": {"fields": {"number": FIELD, "label": {"type": "string"}}},
+        "sealed": {
+            "fields": {
+                "number": {**FIELD, "classification": "pci.pan", "encrypted": True, "masked": True},
+                "label": {"type": "string"},
+            },
+            "retention": {"days": 365, "action": "delete"},
+            "audit_reads": True,
+        },
+    }
+}
 if "--subject" in sys.argv:  # cards of 10 customers: one key per customer, not per record
     APP["entities"]["sealed"]["subject"] = {"key_field": "label"}
 
 
-async def round_(platform: Platform, tenant, who: Principal, entity: str, n: int
-                 ) -> dict[str, float]:
+async def round_(
+    platform: Platform, tenant, who: Principal, entity: str, n: int
+) -> dict[str, float]:
     rec = platform.records
     t0 = time.perf_counter()
-    ids = [(await rec.create(tenant, "bench", entity, {"number": f"4111{i:012d}",
-                                                        "label": f"c{i % 10}"}, who))["id"]
-           for i in range(n)]
+    ids = [
+        (
+            await rec.create(
+                tenant, "bench", entity, {"number": f"4111{i:012d}", "label": f"c{i % 10}"}, who
+            )
+        )["id"]
+        for i in range(n)
+    ]
     t1 = time.perf_counter()
     for rid in ids:
         await rec.get(tenant, "bench", entity, rid, who)
@@ -64,10 +76,12 @@ async def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 300
     db = sys.argv[sys.argv.index("--db") + 1] if "--db" in sys.argv else "sqlite"
     with tempfile.TemporaryDirectory() as tmp:
-        url = (f"sqlite+aiosqlite:///{Path(tmp) / 'plinth.db'}" if db == "sqlite"
-               else "postgresql+asyncpg://postgres@127.0.0.1:5432/plinth_bench_c8")
-        platform = Platform(Settings(data_dir=Path(tmp), database_url=url,
-                                     embedded_worker=False))
+        url = (
+            f"sqlite+aiosqlite:///{Path(tmp) / 'plinth.db'}"
+            if db == "sqlite"
+            else "postgresql+asyncpg://postgres@127.0.0.1:5432/plinth_bench_c8"
+        )
+        platform = Platform(Settings(data_dir=Path(tmp), database_url=url, embedded_worker=False))
         await platform.start()
         try:
             admin = Principal("admin", "user", frozenset({PLATFORM_ADMIN}), None)
@@ -84,8 +98,10 @@ async def main() -> None:
             for op in ("create", "get", "list"):
                 plain = statistics.median(r[op] for r in results["plain"])
                 sealed = statistics.median(r[op] for r in results["sealed"])
-                print(f"{op:7} plain {plain:9.0f}   sealed {sealed:9.0f}   "
-                      f"ratio {sealed / plain:4.2f}x")
+                print(
+                    f"{op:7} plain {plain:9.0f}   sealed {sealed:9.0f}   "
+                    f"ratio {sealed / plain:4.2f}x"
+                )
         finally:
             await platform.stop()
 

@@ -74,10 +74,17 @@ def big_draft(pages: int = 50, per_page: int = 200) -> dict[str, Any]:
     for n in range(pages):
         components: dict[str, Any] = {"root": {"kind": "stack", "parent": None, "order": 0}}
         for i in range(1, per_page):
-            components[f"c{i}"] = {"kind": "text", "parent": "root", "order": i,
-                                   "props": {"text": f"Line {i} of page {n}", "variant": "p"}}
-        definition["pages"][f"big{n}"] = {"title": f"Big {n}", "path": f"/big/{n}",
-                                          "components": components}
+            components[f"c{i}"] = {
+                "kind": "text",
+                "parent": "root",
+                "order": i,
+                "props": {"text": f"Line {i} of page {n}", "variant": "p"},
+            }
+        definition["pages"][f"big{n}"] = {
+            "title": f"Big {n}",
+            "path": f"/big/{n}",
+            "components": components,
+        }
     return definition
 
 
@@ -111,10 +118,14 @@ def validation(edits: int = 20) -> None:
     one = statistics.median(live) * 1000
     ent_ms = statistics.median(entity_live) * 1000
     print(f"validation, 10k components, whole draft   : {base:7.2f} ms/update  (baseline)")
-    print(f"validation, touched page only             : {one:7.2f} ms/update  "
-          f"(x{base / one:.0f} faster)")
-    print(f"validation, entity edit (pages re-checked): {ent_ms:7.2f} ms/update  "
-          f"(x{base / ent_ms:.1f} faster)")
+    print(
+        f"validation, touched page only             : {one:7.2f} ms/update  "
+        f"(x{base / one:.0f} faster)"
+    )
+    print(
+        f"validation, entity edit (pages re-checked): {ent_ms:7.2f} ms/update  "
+        f"(x{base / ent_ms:.1f} faster)"
+    )
 
 
 async def node(settings: Settings, redis: str | None) -> tuple[Platform, Any]:
@@ -128,29 +139,35 @@ async def node(settings: Settings, redis: str | None) -> tuple[Platform, Any]:
 
 async def main(db: str | None, redis: str) -> None:
     tmp = Path(tempfile.mkdtemp())
-    settings = Settings(data_dir=tmp, database_url=db or f"sqlite+aiosqlite:///{tmp}/b.db",
-                        admin_token=TOKEN, embedded_worker=False)
+    settings = Settings(
+        data_dir=tmp,
+        database_url=db or f"sqlite+aiosqlite:///{tmp}/b.db",
+        admin_token=TOKEN,
+        embedded_worker=False,
+    )
     one, s1 = await node(settings, redis)
     two, s2 = await node(settings, redis)
-    async with httpx.AsyncClient(base_url=s1.http,
-                                 headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=s1.http, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
         await make_tenant(http, "bench")
         await make_app(http, "bench", "claims", CLAIMS)
     url1, url2 = s1.sync_url("bench", "claims"), s2.sync_url("bench", "claims")
     print(f"database: {settings.resolved_database_url.split(':')[0]}")
     validation()
     try:
-        async with YClient(url1, TOKEN) as a, YClient(url1, TOKEN) as b, \
-                YClient(url2, TOKEN) as c:
+        async with YClient(url1, TOKEN) as a, YClient(url1, TOKEN) as b, YClient(url2, TOKEN) as c:
             for x in (a, b, c):
                 await x.synced.wait()
             same = await latency(a, b, 300, "s")
             cross = await latency(a, c, 300, "x")
-        p50_1, p99_1 = pct(same, .5), pct(same, .99)
-        p50_2, p99_2 = pct(cross, .5), pct(cross, .99)
+        p50_1, p99_1 = pct(same, 0.5), pct(same, 0.99)
+        p50_2, p99_2 = pct(cross, 0.5), pct(cross, 0.99)
         print(f"A->B latency, one node : p50 {p50_1:6.2f} ms  p99 {p99_1:6.2f} ms  (baseline)")
-        print(f"A->B latency, two nodes: p50 {p50_2:6.2f} ms  p99 {p99_2:6.2f} ms  "
-              f"(x{p50_2 / p50_1:.2f} p50, x{p99_2 / p99_1:.2f} p99)")
+        print(
+            f"A->B latency, two nodes: p50 {p50_2:6.2f} ms  p99 {p99_2:6.2f} ms  "
+            f"(x{p50_2 / p50_1:.2f} p50, x{p99_2 / p99_1:.2f} p99)"
+        )
 
         # room load: a long log vs the same state compacted
         async with YClient(url1, TOKEN) as a:
@@ -205,9 +222,11 @@ async def main(db: str | None, redis: str) -> None:
             await asyncio.gather(*tasks)
             for cl in clients:
                 await cl.close()
-            p99 = pct(lat, .99)
-            print(f"{editors:3d} editors at 5 changes/s: p50 {pct(lat, .5):6.2f} ms  "
-                  f"p99 {p99:6.2f} ms  (x{p99 / p99_1:.1f} of idle p99)")
+            p99 = pct(lat, 0.99)
+            print(
+                f"{editors:3d} editors at 5 changes/s: p50 {pct(lat, 0.5):6.2f} ms  "
+                f"p99 {p99:6.2f} ms  (x{p99 / p99_1:.1f} of idle p99)"
+            )
             if p99 > 100:
                 break
     finally:

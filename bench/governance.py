@@ -31,29 +31,45 @@ from plinth.governance.principal import Principal  # noqa: E402
 # status rules for several entities.
 APP: dict[str, Any] = {
     "entities": {
-        "claim": {"fields": {"country": {"type": "string", "required": True},
-                             "amount": {"type": "integer"}, "status": {"type": "string"},
-                             "health_notes": {"type": "text"}}},
-        "policyholder": {"fields": {"country": {"type": "string", "required": True},
-                                    "name": {"type": "string"}}},
+        "claim": {
+            "fields": {
+                "country": {"type": "string", "required": True},
+                "amount": {"type": "integer"},
+                "status": {"type": "string"},
+                "health_notes": {"type": "text"},
+            }
+        },
+        "policyholder": {
+            "fields": {"country": {"type": "string", "required": True}, "name": {"type": "string"}}
+        },
     },
     "policies": {
-        "country": {"cedar": 'forbid(principal in Role::"analyst", action == Action::"data.read",'
-                             ' resource is claim) unless { principal has country && '
-                             'resource.country == principal.country };'},
-        "holders": {"cedar": 'forbid(principal in Role::"analyst", action, resource is '
-                             'policyholder) unless { principal has country && '
-                             'resource.country == principal.country };'},
-        "limit": {"cedar": 'forbid(principal in Role::"analyst", action == Action::"data.update",'
-                           ' resource is claim) when { resource has amount && '
-                           'resource.amount > 10000 };'},
-        "closed": {"cedar": 'forbid(principal, action in [Action::"data.update", '
-                            'Action::"data.delete"], resource is claim) when { resource has '
-                            'status && resource.status == "closed" } unless { principal in '
-                            'Role::"owner" };'},
-        "health": {"cedar": 'forbid(principal, action in [Action::"field.read", '
-                            'Action::"field.write"], resource == Field::"claim.health_notes") '
-                            'unless { principal in Group::"claims" };'},
+        "country": {
+            "cedar": 'forbid(principal in Role::"analyst", action == Action::"data.read",'
+            " resource is claim) unless { principal has country && "
+            "resource.country == principal.country };"
+        },
+        "holders": {
+            "cedar": 'forbid(principal in Role::"analyst", action, resource is '
+            "policyholder) unless { principal has country && "
+            "resource.country == principal.country };"
+        },
+        "limit": {
+            "cedar": 'forbid(principal in Role::"analyst", action == Action::"data.update",'
+            " resource is claim) when { resource has amount && "
+            "resource.amount > 10000 };"
+        },
+        "closed": {
+            "cedar": 'forbid(principal, action in [Action::"data.update", '
+            'Action::"data.delete"], resource is claim) when { resource has '
+            'status && resource.status == "closed" } unless { principal in '
+            'Role::"owner" };'
+        },
+        "health": {
+            "cedar": 'forbid(principal, action in [Action::"field.read", '
+            'Action::"field.write"], resource == Field::"claim.health_notes") '
+            'unless { principal in Group::"claims" };'
+        },
     },
 }
 
@@ -67,11 +83,31 @@ def bench_decisions(n: int) -> None:
     authz = CedarAuthorizer()
     authz.install("t", "claims", APP)
     roles = RoleAuthorizer()
-    ana = Principal("user:ana", "user", frozenset({"analyst"}), "t",
-                    attrs={"country": "FR", "groups": ["claims"]})
-    rows = [Resource("record", "claim", "t", attrs={"app": "claims", "entity": "claim", "record": {
-        "id": str(i), "country": ("FR", "DE")[i % 2], "amount": i * 10, "status": "open"}})
-        for i in range(100)]
+    ana = Principal(
+        "user:ana",
+        "user",
+        frozenset({"analyst"}),
+        "t",
+        attrs={"country": "FR", "groups": ["claims"]},
+    )
+    rows = [
+        Resource(
+            "record",
+            "claim",
+            "t",
+            attrs={
+                "app": "claims",
+                "entity": "claim",
+                "record": {
+                    "id": str(i),
+                    "country": ("FR", "DE")[i % 2],
+                    "amount": i * 10,
+                    "status": "open",
+                },
+            },
+        )
+        for i in range(100)
+    ]
     for r in rows[:50]:  # warm up
         authz.decide(ana, "data.read", r)
     lat: list[float] = []
@@ -91,18 +127,24 @@ def bench_decisions(n: int) -> None:
         t0 = time.perf_counter_ns()
         authz.decide(ana, "draft.read", app_res)
         lat2.append((time.perf_counter_ns() - t0) / 1000)
-    print(f"decide metadata action (cached per policy version): p50 "
-          f"{statistics.median(lat2):.1f} µs  p99 {percentile(lat2, 0.99):.1f} µs")
-    print(f"decide (cedar, 5 app policies + defaults): {n / cedar_s:,.0f}/s  "
-          f"p50 {statistics.median(lat):.1f} µs  p99 {percentile(lat, 0.99):.1f} µs  "
-          f"(baseline RoleAuthorizer {n / base_s:,.0f}/s, ratio {cedar_s / base_s:.0f}x)")
+    print(
+        f"decide metadata action (cached per policy version): p50 "
+        f"{statistics.median(lat2):.1f} µs  p99 {percentile(lat2, 0.99):.1f} µs"
+    )
+    print(
+        f"decide (cedar, 5 app policies + defaults): {n / cedar_s:,.0f}/s  "
+        f"p50 {statistics.median(lat):.1f} µs  p99 {percentile(lat, 0.99):.1f} µs  "
+        f"(baseline RoleAuthorizer {n / base_s:,.0f}/s, ratio {cedar_s / base_s:.0f}x)"
+    )
     lat = []
     for _ in range(max(200, n // 20)):
         t0 = time.perf_counter_ns()
         authz.row_filter(ana, "data.read", "t", "claims", "claim")
         lat.append((time.perf_counter_ns() - t0) / 1000)
-    print(f"row_filter (partial evaluation + translation): p50 {statistics.median(lat):.0f} µs"
-          f"  p99 {percentile(lat, 0.99):.0f} µs")
+    print(
+        f"row_filter (partial evaluation + translation): p50 {statistics.median(lat):.0f} µs"
+        f"  p99 {percentile(lat, 0.99):.0f} µs"
+    )
 
 
 async def bench_audit(url: str, label: str, n: int) -> None:
@@ -111,8 +153,9 @@ async def bench_audit(url: str, label: str, n: int) -> None:
     ledger = AuditLedger(db)
     plain = sa.table("audit_probe", sa.column("id"), sa.column("at"), sa.column("body"))
     async with db.transaction() as conn:
-        await conn.execute(sa.text("CREATE TABLE audit_probe (id INTEGER, "
-                                   "at TIMESTAMP WITH TIME ZONE, body TEXT)"))
+        await conn.execute(
+            sa.text("CREATE TABLE audit_probe (id INTEGER, at TIMESTAMP WITH TIME ZONE, body TEXT)")
+        )
     t0 = time.perf_counter()
     for i in range(n):
         async with db.transaction() as conn:
@@ -138,9 +181,11 @@ async def bench_audit(url: str, label: str, n: int) -> None:
     report = await ledger.verify("single")
     verify = report.checked / (time.perf_counter() - t0)
     assert report.ok
-    print(f"audit {label}: single writer {single:,.0f}/s (plain INSERT baseline {base:,.0f}/s, "
-          f"{single / base:.2f}x), 4 writers {four:,.0f}/s, batches of 100 {batched:,.0f}/s, "
-          f"verify {verify:,.0f} events/s")
+    print(
+        f"audit {label}: single writer {single:,.0f}/s (plain INSERT baseline {base:,.0f}/s, "
+        f"{single / base:.2f}x), 4 writers {four:,.0f}/s, batches of 100 {batched:,.0f}/s, "
+        f"verify {verify:,.0f} events/s"
+    )
     await db.dispose()
 
 
@@ -161,8 +206,11 @@ async def main() -> None:
         await admin.execute(f'CREATE DATABASE "{name}"')
         try:
             base = args.pg.rpartition("/")[0]
-            await bench_audit(f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://"),
-                              "PostgreSQL", args.appends)
+            await bench_audit(
+                f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://"),
+                "PostgreSQL",
+                args.appends,
+            )
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()

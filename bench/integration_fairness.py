@@ -27,7 +27,8 @@ import time
 import httpx
 
 TOKEN = "plt_bench_admin_token_0123456789abcdef"
-SERVER = textwrap.dedent("""
+SERVER = (
+    textwrap.dedent("""
     import sys, uvicorn
     from plinth.integration import Gateway, Quotas
     from plinth.server import create_app
@@ -39,8 +40,11 @@ SERVER = textwrap.dedent("""
     settings = Settings(data_dir=data, admin_token=%r, embedded_worker=False)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                 access_log=False)
-""") % TOKEN
-FLOOD = textwrap.dedent("""
+""")
+    % TOKEN
+)
+FLOOD = (
+    textwrap.dedent("""
     import asyncio, json, sys, time, httpx
     async def main(url, seconds, workers):
         codes = {}
@@ -53,7 +57,9 @@ FLOOD = textwrap.dedent("""
             await asyncio.gather(*[worker() for _ in range(workers)])
         print(json.dumps(codes))
     asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))
-""") % TOKEN
+""")
+    % TOKEN
+)
 
 
 def _free_port() -> int:
@@ -88,11 +94,13 @@ async def _round(fair: str, n: int, workers: int) -> dict[str, object]:
     port = _free_port()
     with tempfile.TemporaryDirectory() as data:
         server = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", SERVER, str(port), data, fair, env={**os.environ})
+            sys.executable, "-c", SERVER, str(port), data, fair, env={**os.environ}
+        )
         base = f"http://127.0.0.1:{port}"
         try:
-            async with httpx.AsyncClient(base_url=base, headers={
-                    "Authorization": f"Bearer {TOKEN}"}) as client:
+            async with httpx.AsyncClient(
+                base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as client:
                 for _ in range(200):
                     try:
                         if (await client.get("/healthz")).status_code == 200:
@@ -110,8 +118,14 @@ async def _round(fair: str, n: int, workers: int) -> dict[str, object]:
                 idle_cpu = (_cpu(server.pid) - cpu) / (time.monotonic() - wall)
                 seconds = n * 0.03 + 2
                 flood = await asyncio.create_subprocess_exec(
-                    sys.executable, "-c", FLOOD, f"{base}/api/t/noisy/apps", str(seconds),
-                    str(workers), stdout=asyncio.subprocess.PIPE)
+                    sys.executable,
+                    "-c",
+                    FLOOD,
+                    f"{base}/api/t/noisy/apps",
+                    str(seconds),
+                    str(workers),
+                    stdout=asyncio.subprocess.PIPE,
+                )
                 await asyncio.sleep(0.5)
                 cpu, wall = _cpu(server.pid), time.monotonic()
                 during = await _latencies(client, url, n)
@@ -121,14 +135,21 @@ async def _round(fair: str, n: int, workers: int) -> dict[str, object]:
             server.terminate()
             await server.wait()
     codes = json.loads(out)
-    return {"before": before, "during": during, "codes": codes, "seconds": seconds,
-            "cpu": (idle_cpu, flood_cpu)}
+    return {
+        "before": before,
+        "during": during,
+        "codes": codes,
+        "seconds": seconds,
+        "cpu": (idle_cpu, flood_cpu),
+    }
 
 
 async def main(n: int, workers: int, rounds: int) -> None:
-    print(f"quiet tenant GET /apps latency, {n} sequential requests; noisy tenant flood of "
-          f"{workers} connections ignoring Retry-After (20 req/s budget); server CPU is the "
-          "share of one core the server process used while the quiet tenant was measured")
+    print(
+        f"quiet tenant GET /apps latency, {n} sequential requests; noisy tenant flood of "
+        f"{workers} connections ignoring Retry-After (20 req/s budget); server CPU is the "
+        "share of one core the server process used while the quiet tenant was measured"
+    )
     for fair in ("off", "on") * rounds:
         r = await _round(fair, n, workers)
         before, during = r["before"], r["during"]
@@ -137,10 +158,12 @@ async def main(n: int, workers: int, rounds: int) -> None:
         assert isinstance(codes, dict)
         rate = sum(codes.values()) / float(r["seconds"])  # type: ignore[arg-type]
         p50b, p50d = statistics.median(before) * 1000, statistics.median(during) * 1000
-        print(f"  fairness {fair:3}: p50 {p50b:6.2f} -> {p50d:6.2f} ms (x{p50d / p50b:.2f}), "
-              f"p95 {_p(before, .95):6.2f} -> {_p(during, .95):6.2f} ms; flood answered "
-              f"{rate:4.0f} req/s {dict(sorted(codes.items()))}; server CPU "
-              f"{r['cpu'][0]:.0%} -> {r['cpu'][1]:.0%}")  # type: ignore[index]
+        print(
+            f"  fairness {fair:3}: p50 {p50b:6.2f} -> {p50d:6.2f} ms (x{p50d / p50b:.2f}), "
+            f"p95 {_p(before, 0.95):6.2f} -> {_p(during, 0.95):6.2f} ms; flood answered "
+            f"{rate:4.0f} req/s {dict(sorted(codes.items()))}; server CPU "
+            f"{r['cpu'][0]:.0%} -> {r['cpu'][1]:.0%}"
+        )  # type: ignore[index]
 
 
 if __name__ == "__main__":

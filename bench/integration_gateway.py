@@ -29,12 +29,20 @@ TOKEN = "plt_bench_admin_token_0123456789abcdef"
 
 
 async def _request(app: Any, path: str) -> int:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
-             "server": ("127.0.0.1", 8000),
-             "headers": [(b"host", b"plinth.test"),
-                         (b"authorization", f"Bearer {TOKEN}".encode())]}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "headers": [(b"host", b"plinth.test"), (b"authorization", f"Bearer {TOKEN}".encode())],
+    }
     status = 0
 
     async def receive() -> dict[str, Any]:
@@ -72,15 +80,21 @@ async def _decisions(fn: Any, n: int) -> float:
 
 async def main(redis_url: str | None, n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), admin_token=TOKEN, embedded_worker=False,
-                            database_url=f"sqlite+aiosqlite:///{tmp}/bench.db")
+        settings = Settings(
+            data_dir=Path(tmp),
+            admin_token=TOKEN,
+            embedded_worker=False,
+            database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
+        )
         platform = Platform(settings)
         await platform.start()
         tenant = await platform.tenants.create("bench")
-        await platform.quotas.gateway.put(tenant.id, "tenant", {"limits": {
-            "per_second": 10**9, "per_day": 10**12, "api_key": {"per_second": 10**9}}})
-        await platform.quotas.gateway.put(tenant.id, "app:crm", {"limits": {
-            "per_second": 10**9}})
+        await platform.quotas.gateway.put(
+            tenant.id,
+            "tenant",
+            {"limits": {"per_second": 10**9, "per_day": 10**12, "api_key": {"per_second": 10**9}}},
+        )
+        await platform.quotas.gateway.put(tenant.id, "app:crm", {"limits": {"per_second": 10**9}})
 
         def app(with_gateway: bool) -> Any:
             built = create_app(platform=platform)
@@ -90,8 +104,7 @@ async def main(redis_url: str | None, n: int) -> None:
                 return {"ok": True}
 
             if not with_gateway:
-                built.user_middleware = [m for m in built.user_middleware
-                                         if m.cls is not Gateway]
+                built.user_middleware = [m for m in built.user_middleware if m.cls is not Gateway]
             return built
 
         path = "/api/t/bench/apps/crm/ping"
@@ -100,16 +113,21 @@ async def main(redis_url: str | None, n: int) -> None:
         print("gateway overhead (raw ASGI, same handler, tenant+day+key+app limits checked)")
         print(f"  straight to handler : {direct * 1e6:8.1f} µs/request")
         print(f"  through the gateway : {gated * 1e6:8.1f} µs/request")
-        print(f"  overhead            : {(gated - direct) * 1e6:8.1f} µs/request "
-              f"(x{gated / direct:.2f})")
+        print(
+            f"  overhead            : {(gated - direct) * 1e6:8.1f} µs/request "
+            f"(x{gated / direct:.2f})"
+        )
 
         stores = [("memory", settings)]
         if redis_url:
             stores.append(("redis", Settings(redis_url=redis_url)))
         print("rate limiter decisions per second (one process, sequential)")
         for label, cfg in stores:
-            quotas = Quotas(cfg, GatewaySettings(platform.db, platform.tenants),
-                            key_prefix=f"bench-{secrets.token_hex(4)}")
+            quotas = Quotas(
+                cfg,
+                GatewaySettings(platform.db, platform.tenants),
+                key_prefix=f"bench-{secrets.token_hex(4)}",
+            )
             item = RateLimitItemPerSecond(10**9)
             try:
                 raw = await _decisions(lambda q=quotas, i=item: q.limiter.hit(i, "t"), n)
@@ -117,15 +135,22 @@ async def main(redis_url: str | None, n: int) -> None:
                 print(f"  {label:6}: skipped ({type(exc).__name__})")
                 continue
             one = [("tenant", "t", {"per_second": 10**9})]
-            three = [*one, ("api_key", "k", {"per_second": 10**9}),
-                     ("app", "a", {"per_day": 10**12})]
+            three = [
+                *one,
+                ("api_key", "k", {"per_second": 10**9}),
+                ("app", "a", {"per_day": 10**12}),
+            ]
             hit1 = await _decisions(lambda q=quotas, w=one: q.hit(w), n)
             hit3 = await _decisions(lambda q=quotas, w=three: q.hit(w), n)
             print(f"  {label:6} limits.hit (baseline)      : {raw:10.0f}/s")
-            print(f"  {label:6} Quotas.hit, 1 window        : {hit1:10.0f}/s "
-                  f"(x{hit1 / raw:.2f} of baseline; + window stats for headers)")
-            print(f"  {label:6} Quotas.hit, 3 windows       : {hit3:10.0f}/s requests "
-                  f"({3 * hit3:.0f} window decisions/s)")
+            print(
+                f"  {label:6} Quotas.hit, 1 window        : {hit1:10.0f}/s "
+                f"(x{hit1 / raw:.2f} of baseline; + window stats for headers)"
+            )
+            print(
+                f"  {label:6} Quotas.hit, 3 windows       : {hit3:10.0f}/s requests "
+                f"({3 * hit3:.0f} window decisions/s)"
+            )
             # A flood against an exhausted budget: every refusal asks the storage, or the
             # deny cache answers from memory until the announced Retry-After.
             spent = [("tenant", f"flood-{label}", {"per_day": 1})]
@@ -134,8 +159,10 @@ async def main(redis_url: str | None, n: int) -> None:
             asked = await _decisions(lambda q=quotas, w=spent: q.hit(w), n)
             quotas.deny_cache = True
             cached = await _decisions(lambda q=quotas, w=spent: q.hit(w), n)
-            print(f"  {label:6} refusals, exhausted budget  : {asked:10.0f}/s asking storage, "
-                  f"{cached:.0f}/s from the deny cache (x{cached / asked:.1f})")
+            print(
+                f"  {label:6} refusals, exhausted budget  : {asked:10.0f}/s asking storage, "
+                f"{cached:.0f}/s from the deny cache (x{cached / asked:.1f})"
+            )
             await quotas.close()
         await platform.stop()
 

@@ -38,13 +38,15 @@ async def main() -> None:
         platform = Platform(Settings(data_dir=Path(tmp), admin_token=ADMIN))
         await platform.start()
         transport = httpx.ASGITransport(app=create_app(platform=platform))
-        async with httpx.AsyncClient(transport=transport, base_url="http://b",
-                                     headers={"Authorization": f"Bearer {ADMIN}"}) as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://b", headers={"Authorization": f"Bearer {ADMIN}"}
+        ) as c:
             await c.post("/api/tenants", json={"slug": "acme", "name": "Acme"})
             await c.post("/api/t/acme/apps", json={"slug": "claims"})
             await c.put("/api/t/acme/apps/claims/draft", json=definition)
-            digest = (await c.post("/api/t/acme/apps/claims/publish", json={})).json()[
-                "version"]["hash"][:16]
+            digest = (await c.post("/api/t/acme/apps/claims/publish", json={})).json()["version"][
+                "hash"
+            ][:16]
             shell = await c.get("/a/acme/claims/claims/new")
             runtime = shell.text.split('modulepreload" href="')[1].split('"')[0]
             module = f"/a/acme/claims/-/app.{digest}.js"
@@ -56,16 +58,23 @@ async def main() -> None:
                 return (time.perf_counter() - start) * 1e3
 
             served = [await timed(module) for _ in range(N)]
-            first_load = [await timed("/a/acme/claims/claims/new") + await timed(module)
-                          + await timed(runtime) for _ in range(50)]
+            first_load = [
+                await timed("/a/acme/claims/claims/new")
+                + await timed(module)
+                + await timed(runtime)
+                for _ in range(50)
+            ]
         await platform.stop()
     served_us = statistics.median(served) * 1e3
     print(f"compile the module (spec + JS), per call:  {compile_us:8.1f} µs")
-    print(f"GET the module, cached (median, in-proc):  {served_us:8.1f} µs  "
-          f"(compiling is {compile_us / served_us:.1%} of it; the rest is the active-version "
-          "lookup)")
+    print(
+        f"GET the module, cached (median, in-proc):  {served_us:8.1f} µs  "
+        f"(compiling is {compile_us / served_us:.1%} of it; the rest is the active-version "
+        "lookup)"
+    )
     print(f"portal first load, 3 requests (median):    {statistics.median(first_load):8.1f} ms")
     print(f"module requests / compilations:            {N + 50} / {platform.page_modules.compiled}")
+
 
 if __name__ == "__main__":
     asyncio.run(main())

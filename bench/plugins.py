@@ -27,8 +27,7 @@ from plinth.server.platform import Platform  # noqa: E402
 from plinth.settings import Settings  # noqa: E402
 
 SRC = ROOT / "examples/plugins/fraud-scorer"
-CLAIM = {"amount": 12000, "country": "FR", "description": "urgent, lost receipt",
-         "prior_claims": 1}
+CLAIM = {"amount": 12000, "country": "FR", "description": "urgent, lost receipt", "prior_claims": 1}
 ADMIN = Principal("bench", "token", frozenset({PLATFORM_ADMIN}), name="bench")
 
 
@@ -36,7 +35,7 @@ def plain_python_scorer():  # type: ignore[no-untyped-def]
     """The plugin's own score_claim, imported in-process (the SDK stubbed out)."""
     sdk = types.ModuleType("plinth_sdk")
     sdk.Reject = Exception  # type: ignore[attr-defined]
-    sdk.action = lambda name: (lambda fn: fn)  # type: ignore[attr-defined]
+    sdk.action = lambda name: lambda fn: fn  # type: ignore[attr-defined]
     sdk.before_write = lambda fn: fn  # type: ignore[attr-defined]
     sdk.log = lambda *a, **k: None  # type: ignore[attr-defined]
     sys.modules["plinth_sdk"] = sdk
@@ -53,8 +52,11 @@ async def main(calls: int) -> None:
     wasm = build(SRC)
     score_claim = plain_python_scorer()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), admin_token="plt_bench_admin_0123456789abcdef",
-                            plugin_cache_dir=Path(tmp) / "compiled")
+        settings = Settings(
+            data_dir=Path(tmp),
+            admin_token="plt_bench_admin_0123456789abcdef",
+            plugin_cache_dir=Path(tmp) / "compiled",
+        )
         platform = Platform(settings)
         await platform.start()
         await platform.tenants.create("acme", "Acme")
@@ -95,8 +97,9 @@ async def main(calls: int) -> None:
             sandbox: list[float] = []
             for _ in range(calls):
                 t = time.perf_counter()
-                outcome = svc.sandbox.call(component, "action", ("score", json.dumps(CLAIM)),
-                                           limits, NoHost())
+                outcome = svc.sandbox.call(
+                    component, "action", ("score", json.dumps(CLAIM)), limits, NoHost()
+                )
                 sandbox.append(time.perf_counter() - t)
             peak = outcome.peak_memory
             # The same without peak-memory metering (plugin_measure_memory=False): wasmtime's
@@ -106,8 +109,9 @@ async def main(calls: int) -> None:
             cow: list[float] = []
             for _ in range(calls):
                 t = time.perf_counter()
-                cow_box.call(cow_component, "action", ("score", json.dumps(CLAIM)), limits,
-                             NoHost())
+                cow_box.call(
+                    cow_component, "action", ("score", json.dumps(CLAIM)), limits, NoHost()
+                )
                 cow.append(time.perf_counter() - t)
             cow_box.stop()
             plain: list[float] = []
@@ -126,15 +130,23 @@ async def main(calls: int) -> None:
     print(f"  cold, compile (no artifact on disk) : {fmt(cold_compile)}")
     print(f"  peak linear memory of a call        : {peak / (1 << 20):.1f} MiB")
     print(f"  cold, deserialize artifact from disk: {fmt(cold_disk)}")
-    print(f"  warm, full service call      p50 {fmt(p50(full))}  "
-          f"{1 / statistics.mean(full):9.0f} calls/s  x{p50(full) / p50(plain):,.0f} plain")
-    print(f"  warm, sandbox only           p50 {fmt(p50(sandbox))}  "
-          f"{1 / statistics.mean(sandbox):9.0f} calls/s  x{p50(sandbox) / p50(plain):,.0f} plain")
-    print(f"  warm, sandbox, no peak meter p50 {fmt(p50(cow))}  "
-          f"{1 / statistics.mean(cow):9.0f} calls/s  x{p50(cow) / p50(plain):,.0f} plain"
-          "  (copy-on-write memory)")
-    print(f"  plain Python in-process      p50 {fmt(p50(plain))}  "
-          f"{n_plain / plain_total:9.0f} calls/s  (baseline)")
+    print(
+        f"  warm, full service call      p50 {fmt(p50(full))}  "
+        f"{1 / statistics.mean(full):9.0f} calls/s  x{p50(full) / p50(plain):,.0f} plain"
+    )
+    print(
+        f"  warm, sandbox only           p50 {fmt(p50(sandbox))}  "
+        f"{1 / statistics.mean(sandbox):9.0f} calls/s  x{p50(sandbox) / p50(plain):,.0f} plain"
+    )
+    print(
+        f"  warm, sandbox, no peak meter p50 {fmt(p50(cow))}  "
+        f"{1 / statistics.mean(cow):9.0f} calls/s  x{p50(cow) / p50(plain):,.0f} plain"
+        "  (copy-on-write memory)"
+    )
+    print(
+        f"  plain Python in-process      p50 {fmt(p50(plain))}  "
+        f"{n_plain / plain_total:9.0f} calls/s  (baseline)"
+    )
 
 
 if __name__ == "__main__":

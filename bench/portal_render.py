@@ -37,8 +37,15 @@ ROOT = Path(__file__).parents[1]
 DEMO = ROOT / "src" / "plinth" / "demo" / "claims"
 ADMIN = "plt_bench_admin_token_0123456789abcdef"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PORTAL = {"x-plinth-portal": "1"}
 
 
@@ -54,30 +61,57 @@ def seed(base: str) -> None:
     admin.post("/api/t/acme/apps", json={"slug": "claims", "name": "Claims"}).raise_for_status()
     admin.put("/api/t/acme/apps/claims/draft", json=read_folder(DEMO)[1]).raise_for_status()
     admin.post("/api/t/acme/apps/claims/publish", json={}).raise_for_status()
-    admin.post("/api/t/acme/users", json={
-        "username": "analyst", "password": "bench-password", "roles": ["analyst"],
-        "attrs": {"country": "DE"}}).raise_for_status()
+    admin.post(
+        "/api/t/acme/users",
+        json={
+            "username": "analyst",
+            "password": "bench-password",
+            "roles": ["analyst"],
+            "attrs": {"country": "DE"},
+        },
+    ).raise_for_status()
     data = "/api/t/acme/apps/claims/data"
     holder = admin.post(f"{data}/policyholder", json={"full_name": "Ana", "country": "DE"})
     holder.raise_for_status()
-    policy = admin.post(f"{data}/policy", json={
-        "number": "DE-000001", "holder": holder.json()["id"], "product": "motor",
-        "starts_on": "2026-01-01"})
+    policy = admin.post(
+        f"{data}/policy",
+        json={
+            "number": "DE-000001",
+            "holder": holder.json()["id"],
+            "product": "motor",
+            "starts_on": "2026-01-01",
+        },
+    )
     policy.raise_for_status()
     for i in range(40):
-        admin.post(f"{data}/claim", json={
-            "reference": f"CL-B-{i:03}", "policy": policy.json()["id"], "country": "DE",
-            "incident_date": "2026-03-01", "description": "A bench claim, long enough.",
-            "amount": f"{100 + i}.50"}).raise_for_status()
+        admin.post(
+            f"{data}/claim",
+            json={
+                "reference": f"CL-B-{i:03}",
+                "policy": policy.json()["id"],
+                "country": "DE",
+                "incident_date": "2026-03-01",
+                "description": "A bench claim, long enough.",
+                "amount": f"{100 + i}.50",
+            },
+        ).raise_for_status()
 
 
 def session_cookie(base: str) -> dict:
-    r = httpx.post(f"{base}/a/acme/-/session/login", headers=PORTAL,
-                   json={"username": "analyst", "password": "bench-password"})
+    r = httpx.post(
+        f"{base}/a/acme/-/session/login",
+        headers=PORTAL,
+        json={"username": "analyst", "password": "bench-password"},
+    )
     r.raise_for_status()
-    return {"name": "plinth_refresh", "value": r.cookies["plinth_refresh"],
-            "domain": "127.0.0.1", "path": "/a/acme/-/session", "httpOnly": True,
-            "sameSite": "Strict"}
+    return {
+        "name": "plinth_refresh",
+        "value": r.cookies["plinth_refresh"],
+        "domain": "127.0.0.1",
+        "path": "/a/acme/-/session",
+        "httpOnly": True,
+        "sameSite": "Strict",
+    }
 
 
 PAGES = {  # what must be on screen: a CSS selector and how many matches
@@ -110,12 +144,29 @@ def main() -> None:
     runs = parser.parse_args().runs
     subprocess.run(["sh", str(ROOT / "tests" / "pages" / "setup.sh")], check=True)
     port, data = _port(), tempfile.mkdtemp(prefix="plinth-bench-")
-    env = {**os.environ, "PLINTH_DATA_DIR": data, "PLINTH_ADMIN_TOKEN": ADMIN,
-           "PYTHONPATH": str(ROOT / "src")}
+    env = {
+        **os.environ,
+        "PLINTH_DATA_DIR": data,
+        "PLINTH_ADMIN_TOKEN": ADMIN,
+        "PYTHONPATH": str(ROOT / "src"),
+    }
     env.pop("PLINTH_DATABASE_URL", None)
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
-                               "plinth.server.app:create_app", "--host", "127.0.0.1",
-                               "--port", str(port), "--log-level", "warning"], env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "plinth.server.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):

@@ -32,23 +32,33 @@ from plinth.settings import Settings
 
 TOKEN = "plt_bench_admin_token_0123456789abcdef"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-ENTITY = {"entities": {"order": {"fields": {
-    "name": {"type": "string", "required": True, "maxLength": 100},
-    "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
-    "status": {"type": "enum", "values": ["open", "paid", "void"], "default": "open"},
-    "qty": {"type": "integer", "min": 0},
-}}}}
+ENTITY = {
+    "entities": {
+        "order": {
+            "fields": {
+                "name": {"type": "string", "required": True, "maxLength": 100},
+                "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
+                "status": {"type": "enum", "values": ["open", "paid", "void"], "default": "open"},
+                "qty": {"type": "integer", "min": 0},
+            }
+        }
+    }
+}
 
 meta = sa.MetaData()
 hand_table = sa.Table(
-    "bench_orders", meta,
+    "bench_orders",
+    meta,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("created_by", sa.String(200)), sa.Column("updated_by", sa.String(200)),
-    sa.Column("name", sa.String(100)), sa.Column("amount", sa.Numeric(12, 2)),
-    sa.Column("status", sa.String(2048)), sa.Column("qty", sa.BigInteger),
+    sa.Column("created_by", sa.String(200)),
+    sa.Column("updated_by", sa.String(200)),
+    sa.Column("name", sa.String(100)),
+    sa.Column("amount", sa.Numeric(12, 2)),
+    sa.Column("status", sa.String(2048)),
+    sa.Column("qty", sa.BigInteger),
 )
 
 
@@ -66,20 +76,36 @@ def hand_router() -> APIRouter:
     insert = hand_table.insert()
 
     @router.post("/hand/t/{tenant}/orders", status_code=201)
-    async def create(body: OrderIn, tenant: TenantDep, platform: PlatformDep,
-                     principal: PrincipalDep) -> dict[str, Any]:
+    async def create(
+        body: OrderIn, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+    ) -> dict[str, Any]:
         now = datetime.now(UTC)
         by = principal.audit_name()
-        row = {"id": new_id(), "version": 1, "created_at": now, "updated_at": now,
-               "created_by": by, "updated_by": by, **body.model_dump()}
+        row = {
+            "id": new_id(),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "created_by": by,
+            "updated_by": by,
+            **body.model_dump(),
+        }
         async with platform.records.storage.database(tenant).transaction() as conn:
             await conn.execute(insert, row)
-        return row | {"created_at": now.isoformat(), "updated_at": now.isoformat(),
-                      "amount": str(body.amount) if body.amount is not None else None}
+        return row | {
+            "created_at": now.isoformat(),
+            "updated_at": now.isoformat(),
+            "amount": str(body.amount) if body.amount is not None else None,
+        }
 
     @router.get("/hand/t/{tenant}/orders")
-    async def page(tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
-                   limit: int = Query(20, le=500), after: str | None = None) -> dict[str, Any]:
+    async def page(
+        tenant: TenantDep,
+        platform: PlatformDep,
+        principal: PrincipalDep,
+        limit: int = Query(20, le=500),
+        after: str | None = None,
+    ) -> dict[str, Any]:
         t = hand_table
         stmt = sa.select(t).order_by(t.c.id).limit(limit)
         if after:
@@ -95,8 +121,14 @@ def hand_router() -> APIRouter:
     return router
 
 
-async def run_load(client: httpx.AsyncClient, write: str, read: str, n: int,
-                   concurrency: int, read_params: dict[str, Any]) -> list[float]:
+async def run_load(
+    client: httpx.AsyncClient,
+    write: str,
+    read: str,
+    n: int,
+    concurrency: int,
+    read_params: dict[str, Any],
+) -> list[float]:
     latencies: list[float] = []
     counter = iter(range(n))
 
@@ -122,14 +154,16 @@ def summary(latencies: list[float], seconds: float) -> dict[str, float]:
 
 
 async def bench(url: str, data_dir: Path, n: int, concurrency: int, rounds: int) -> None:
-    platform = Platform(Settings(database_url=url, data_dir=data_dir, admin_token=TOKEN,
-                                 embedded_worker=False))
+    platform = Platform(
+        Settings(database_url=url, data_dir=data_dir, admin_token=TOKEN, embedded_worker=False)
+    )
     await platform.start()
     app = create_app(platform=platform)
     app.include_router(hand_router())
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench",
-                                 headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://bench", headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as c:
         await c.post("/api/tenants", json={"slug": "bench", "name": "Bench"})
         await c.post("/api/t/bench/apps", json={"slug": "shop"})
         await c.put("/api/t/bench/apps/shop/draft", json=ENTITY)
@@ -142,8 +176,11 @@ async def bench(url: str, data_dir: Path, n: int, concurrency: int, rounds: int)
         async with db.transaction() as conn:
             await conn.run_sync(meta.create_all)
         sides = {
-            "generated": ("/api/t/bench/apps/shop/data/order",
-                          "/api/t/bench/apps/shop/data/order", {"limit": 20, "sort": "id"}),
+            "generated": (
+                "/api/t/bench/apps/shop/data/order",
+                "/api/t/bench/apps/shop/data/order",
+                {"limit": 20, "sort": "id"},
+            ),
             "hand-written": ("/hand/t/bench/orders", "/hand/t/bench/orders", {"limit": 20}),
         }
         for w, rd, p in sides.values():  # warm-up
@@ -157,15 +194,20 @@ async def bench(url: str, data_dir: Path, n: int, concurrency: int, rounds: int)
                 spent[name] += time.perf_counter() - t0
     await platform.stop()
     results = {k: summary(lat[k], spent[k]) for k in sides}
-    print(f"\n{platform.db.dialect}: {n} inserts + {n} keyset reads per side, "
-          f"concurrency {concurrency}")
+    print(
+        f"\n{platform.db.dialect}: {n} inserts + {n} keyset reads per side, "
+        f"concurrency {concurrency}"
+    )
     for name, s in results.items():
-        print(f"  {name:13s} {s['rps']:8.0f} req/s   p50 {s['p50']:6.2f} ms   "
-              f"p99 {s['p99']:6.2f} ms")
+        print(
+            f"  {name:13s} {s['rps']:8.0f} req/s   p50 {s['p50']:6.2f} ms   p99 {s['p99']:6.2f} ms"
+        )
     g, h = results["generated"], results["hand-written"]
-    print(f"  generated/hand-written: throughput {g['rps'] / h['rps']:.2f}x, "
-          f"p50 {g['p50'] / h['p50']:.2f}x, p99 {g['p99'] / h['p99']:.2f}x "
-          f"(overhead {100 * (h['rps'] / g['rps'] - 1):+.1f}%)")
+    print(
+        f"  generated/hand-written: throughput {g['rps'] / h['rps']:.2f}x, "
+        f"p50 {g['p50'] / h['p50']:.2f}x, p99 {g['p99'] / h['p99']:.2f}x "
+        f"(overhead {100 * (h['rps'] / g['rps'] - 1):+.1f}%)"
+    )
 
 
 async def main() -> None:
@@ -178,8 +220,13 @@ async def main() -> None:
     for kind in args.db.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             if kind == "sqlite":
-                await bench(f"sqlite+aiosqlite:///{tmp}/plinth.db", Path(tmp) / "data",
-                            args.requests, args.concurrency, args.rounds)
+                await bench(
+                    f"sqlite+aiosqlite:///{tmp}/plinth.db",
+                    Path(tmp) / "data",
+                    args.requests,
+                    args.concurrency,
+                    args.rounds,
+                )
                 continue
             import asyncpg
 
@@ -188,8 +235,7 @@ async def main() -> None:
             await admin.execute(f'CREATE DATABASE "{name}"')
             try:
                 url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-                await bench(url, Path(tmp) / "data", args.requests, args.concurrency,
-                            args.rounds)
+                await bench(url, Path(tmp) / "data", args.requests, args.concurrency, args.rounds)
             finally:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 await admin.close()

@@ -43,25 +43,39 @@ DEMO = ROOT / "src/plinth/demo/claims/workflows/claims_process.yaml"
 PLUGIN = ROOT / "examples/plugins/fraud-scorer"
 CACHE = build.default_cache_dir()
 ENTITIES = {
-    "claim": {"fields": {
-        "country": {"type": "enum", "values": ["DE", "FR"]},
-        "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
-        "currency": {"type": "enum", "values": ["EUR"]},
-        "description": {"type": "text"},
-        "status": {"type": "enum", "values": ["open", "approved", "rejected", "closed"],
-                   "default": "open"},
-        "fraud_score": {"type": "integer"}}},
-    "payout": {"fields": {
-        "claim": {"type": "reference", "entity": "claim", "required": True},
-        "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
-        "currency": {"type": "enum", "values": ["EUR"]}}},
+    "claim": {
+        "fields": {
+            "country": {"type": "enum", "values": ["DE", "FR"]},
+            "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
+            "currency": {"type": "enum", "values": ["EUR"]},
+            "description": {"type": "text"},
+            "status": {
+                "type": "enum",
+                "values": ["open", "approved", "rejected", "closed"],
+                "default": "open",
+            },
+            "fraud_score": {"type": "integer"},
+        }
+    },
+    "payout": {
+        "fields": {
+            "claim": {"type": "reference", "entity": "claim", "required": True},
+            "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
+            "currency": {"type": "enum", "values": ["EUR"]},
+        }
+    },
 }
 
 
 def _platform(url: str) -> Platform:
-    return Platform(Settings(database_url=url, embedded_worker=False,
-                             data_dir=Path(tempfile.gettempdir()) / "plinth-bench",
-                             plugin_cache_dir=CACHE / "compiled"))
+    return Platform(
+        Settings(
+            database_url=url,
+            embedded_worker=False,
+            data_dir=Path(tempfile.gettempdir()) / "plinth-bench",
+            plugin_cache_dir=CACHE / "compiled",
+        )
+    )
 
 
 async def worker(url: str) -> None:
@@ -75,7 +89,8 @@ async def _install_plugin(platform: Platform) -> None:
     wasm = await asyncio.to_thread(build.build, PLUGIN, CACHE)
     text_ = (PLUGIN / build.MANIFEST).read_text()
     await platform.plugins.publish_package(
-        Package(text_, manifests.parse(text_), wasm.read_bytes()), ADMIN)
+        Package(text_, manifests.parse(text_), wasm.read_bytes()), ADMIN
+    )
     await platform.plugins.install("bench", "fraud-scorer", ADMIN, capabilities=["log"])
 
 
@@ -96,21 +111,23 @@ async def _drop(url: str) -> None:
         await conn.close()
 
 
-async def _wait_done(platform: Platform, ids: list[str], timeout: float = 600) -> None:
-    deadline = time.time() + timeout
+async def _wait_done(platform: Platform, ids: list[str], limit_s: float = 600) -> None:
+    deadline = time.time() + limit_s
     i = store.instances
     while time.time() < deadline:
         async with platform.db.read() as conn:
-            left = (await conn.execute(text(
-                f"SELECT count(*) FROM {i.name} WHERE status = 'running'"))).scalar()
+            left = (
+                await conn.execute(text(f"SELECT count(*) FROM {i.name} WHERE status = 'running'"))
+            ).scalar()
         if not left:
             return
         await asyncio.sleep(0.02)
     raise TimeoutError("instances did not finish")
 
 
-async def run(kind: str, workers: int, instances: int, latency_runs: int,
-              tmp: Path) -> dict[str, float]:
+async def run(
+    kind: str, workers: int, instances: int, latency_runs: int, tmp: Path
+) -> dict[str, float]:
     url = await _fresh(kind, tmp)
     platform = _platform(url)
     await platform.start()
@@ -120,17 +137,29 @@ async def run(kind: str, workers: int, instances: int, latency_runs: int,
         await _install_plugin(platform)
         await platform.metadata.create_app(tenant, "claims")
         doc = yaml.safe_load(DEMO.read_text())
-        await platform.metadata.put_draft(tenant, "claims", {"entities": ENTITIES,
-                                                             "workflows": {"claims": doc}})
+        await platform.metadata.put_draft(
+            tenant, "claims", {"entities": ENTITIES, "workflows": {"claims": doc}}
+        )
         await platform.metadata.publish(tenant, "claims", ADMIN)
-        procs = [await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--worker", url) for _ in range(workers)]
+        procs = [
+            await asyncio.create_subprocess_exec(sys.executable, __file__, "--worker", url)
+            for _ in range(workers)
+        ]
 
         async def one() -> str:
             # Filing the claim is first notice of loss: its record event starts the workflow.
-            rec = await platform.records.create(tenant, "claims", "claim", {
-                "country": "FR", "amount": "300.00", "currency": "EUR",
-                "description": "Water damage in the kitchen"}, ADMIN)
+            rec = await platform.records.create(
+                tenant,
+                "claims",
+                "claim",
+                {
+                    "country": "FR",
+                    "amount": "300.00",
+                    "currency": "EUR",
+                    "description": "Water damage in the kitchen",
+                },
+                ADMIN,
+            )
             return str(rec["id"])  # type: ignore[call-overload]
 
         await _wait_done(platform, [await one()])  # warm the workers
@@ -144,12 +173,15 @@ async def run(kind: str, workers: int, instances: int, latency_runs: int,
         await _wait_done(platform, ids)
         elapsed = time.perf_counter() - t0
         async with platform.db.read() as conn:
-            steps = (await conn.execute(text(
-                "SELECT count(*) FROM wf_steps WHERE status = 'completed'"))).scalar() or 0
+            steps = (
+                await conn.execute(text("SELECT count(*) FROM wf_steps WHERE status = 'completed'"))
+            ).scalar() or 0
         per_instance = steps / (instances + latency_runs + 1)
-        return {"steps_per_s": per_instance * instances / elapsed,
-                "p50_ms": statistics.median(latencies) * 1000,
-                "p95_ms": sorted(latencies)[int(len(latencies) * 0.95) - 1] * 1000}
+        return {
+            "steps_per_s": per_instance * instances / elapsed,
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p95_ms": sorted(latencies)[int(len(latencies) * 0.95) - 1] * 1000,
+        }
     finally:
         for p in procs:
             p.kill()
@@ -163,17 +195,24 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("sqlite", "postgresql"):
             for workers in (1, 4):
-                results[kind, workers] = await run(kind, workers, args.instances,
-                                                   args.latency_runs, Path(tmp))
+                results[kind, workers] = await run(
+                    kind, workers, args.instances, args.latency_runs, Path(tmp)
+                )
     base = results["sqlite", 1]
-    print(f"claims workflow, low-value path (7 steps), {args.instances} instances queued; "
-          f"latency over {args.latency_runs} sequential runs")
-    print(f"{'database':<11}{'workers':>8}{'steps/s':>10}{'x base':>8}{'p50 ms':>9}"
-          f"{'p95 ms':>9}{'x base':>8}")
+    print(
+        f"claims workflow, low-value path (7 steps), {args.instances} instances queued; "
+        f"latency over {args.latency_runs} sequential runs"
+    )
+    print(
+        f"{'database':<11}{'workers':>8}{'steps/s':>10}{'x base':>8}{'p50 ms':>9}"
+        f"{'p95 ms':>9}{'x base':>8}"
+    )
     for (kind, workers), r in results.items():
-        print(f"{kind:<11}{workers:>8}{r['steps_per_s']:>10.1f}"
-              f"{r['steps_per_s'] / base['steps_per_s']:>8.2f}{r['p50_ms']:>9.1f}"
-              f"{r['p95_ms']:>9.1f}{r['p50_ms'] / base['p50_ms']:>8.2f}")
+        print(
+            f"{kind:<11}{workers:>8}{r['steps_per_s']:>10.1f}"
+            f"{r['steps_per_s'] / base['steps_per_s']:>8.2f}{r['p50_ms']:>9.1f}"
+            f"{r['p95_ms']:>9.1f}{r['p50_ms'] / base['p50_ms']:>8.2f}"
+        )
 
 
 if __name__ == "__main__":

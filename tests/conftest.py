@@ -128,8 +128,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    admin_token=ADMIN_TOKEN, embedded_worker=False)
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        embedded_worker=False,
+    )
 
 
 @pytest.fixture
@@ -148,8 +152,11 @@ async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the server of `platform`, authenticated as platform admin."""
     app = create_app(platform=platform)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://plinth.test",
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://plinth.test",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    ) as c:
         yield c
 
 

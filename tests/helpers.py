@@ -14,8 +14,7 @@ CLAIMS: dict[str, Any] = {
             "fields": {
                 "full_name": {"type": "string", "required": True, "maxLength": 200},
                 "email": {"type": "email"},
-                "country": {"type": "string", "required": True, "minLength": 2,
-                            "maxLength": 2},
+                "country": {"type": "string", "required": True, "minLength": 2, "maxLength": 2},
             },
         },
         "claim": {
@@ -23,8 +22,11 @@ CLAIMS: dict[str, Any] = {
             "fields": {
                 "holder": {"type": "reference", "entity": "policyholder", "required": True},
                 "amount": {"type": "decimal", "precision": 12, "scale": 2, "min": 0},
-                "status": {"type": "enum", "values": ["open", "approved", "rejected"],
-                           "default": "open"},
+                "status": {
+                    "type": "enum",
+                    "values": ["open", "approved", "rejected"],
+                    "default": "open",
+                },
             },
         },
     }
@@ -37,8 +39,9 @@ async def make_tenant(client: httpx.AsyncClient, slug: str) -> dict[str, Any]:
     return r.json()
 
 
-async def make_app(client: httpx.AsyncClient, tenant: str, slug: str,
-                   definition: dict[str, Any] | None = None) -> dict[str, Any]:
+async def make_app(
+    client: httpx.AsyncClient, tenant: str, slug: str, definition: dict[str, Any] | None = None
+) -> dict[str, Any]:
     r = await client.post(f"/api/t/{tenant}/apps", json={"slug": slug})
     assert r.status_code == 201, r.text
     if definition is not None:
@@ -57,8 +60,13 @@ def as_user(client: httpx.AsyncClient, token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def publish(client: httpx.AsyncClient, tenant: str, app: str,
-                  definition: dict[str, Any] | None = None, **body: Any) -> httpx.Response:
+async def publish(
+    client: httpx.AsyncClient,
+    tenant: str,
+    app: str,
+    definition: dict[str, Any] | None = None,
+    **body: Any,
+) -> httpx.Response:
     """Optionally replace the draft, then publish it; returns the publish response."""
     if definition is not None:
         r = await client.put(f"/api/t/{tenant}/apps/{app}/draft", json=definition)

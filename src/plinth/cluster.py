@@ -50,8 +50,12 @@ class RedisRelay:
     async def send(self, event: Event) -> None:
         if event.topic not in RELAYED or event.remote:
             return
-        message = {"node": self.node, "topic": event.topic, "tenant_id": event.tenant_id,
-                   "data": event.data}
+        message = {
+            "node": self.node,
+            "topic": event.topic,
+            "tenant_id": event.tenant_id,
+            "data": event.data,
+        }
         await self.redis.publish(self.channel, json.dumps(message, default=str))
 
     async def _listen(self) -> None:
@@ -61,8 +65,10 @@ class RedisRelay:
                 pubsub = self.redis.pubsub()
                 await pubsub.subscribe(self.channel)
                 if not first:
-                    log.warning("cluster relay reconnected; changes made meanwhile on other "
-                                "nodes reach this one at their next publish")
+                    log.warning(
+                        "cluster relay reconnected; changes made meanwhile on other "
+                        "nodes reach this one at their next publish"
+                    )
                 first = False
                 self._ready.set()
                 async for message in pubsub.listen():
@@ -82,5 +88,11 @@ class RedisRelay:
             return
         if message.get("node") == self.node or message.get("topic") not in RELAYED:
             return
-        await self.bus.deliver(Event(message["topic"], message.get("tenant_id"),
-                                     dict(message.get("data") or {}), remote=True))
+        await self.bus.deliver(
+            Event(
+                message["topic"],
+                message.get("tenant_id"),
+                dict(message.get("data") or {}),
+                remote=True,
+            )
+        )

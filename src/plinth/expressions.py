@@ -101,8 +101,11 @@ class Environment:
             return [Fault(path, f"not a valid CEL expression: {exc}", "cel")]
         got = program.type_name
         if want and got not in (want, "dyn", "DYN"):
-            return [Fault(path, f"expression gives {got.lower()}, a {want.lower()} is needed",
-                          "cel_type")]
+            return [
+                Fault(
+                    path, f"expression gives {got.lower()}, a {want.lower()} is needed", "cel_type"
+                )
+            ]
         return []
 
     def value(self, source: str, data: dict[str, Any]) -> Any:

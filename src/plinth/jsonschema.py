@@ -40,8 +40,13 @@ def faults(validator: Validator, instance: Any, prefix: str = "") -> list[Fault]
         message = error.message
         if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
             for name in kind.unexpected:
-                found.append(Fault(join_path(prefix, [*parts, name]),
-                                   f"unknown property {name!r}", "unknown_property"))
+                found.append(
+                    Fault(
+                        join_path(prefix, [*parts, name]),
+                        f"unknown property {name!r}",
+                        "unknown_property",
+                    )
+                )
             continue
         if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
             parts.append(str(kind.property))

@@ -32,26 +32,34 @@ class Settings(BaseSettings):
         description='Data regions as JSON: {"eu": {"url": "...", "location": "eu-central"}}; '
         'the platform database is always region "default"',
     )
-    default_location: str = Field(default="local",
-                                  description="Location of the default region (e.g. eu-central)")
+    default_location: str = Field(
+        default="local", description="Location of the default region (e.g. eu-central)"
+    )
     max_body_bytes: int = 1_048_576
     plugin_measure_memory: bool = Field(
-        default=True, description="Record each plugin call's exact peak memory (eager memory "
-        "init: a few ms per call); off keeps copy-on-write and records none")
+        default=True,
+        description="Record each plugin call's exact peak memory (eager memory "
+        "init: a few ms per call); off keeps copy-on-write and records none",
+    )
     plugin_max_package_bytes: int = Field(
-        default=64 << 20, description="Largest plugin package `POST /api/plugins` accepts")
+        default=64 << 20, description="Largest plugin package `POST /api/plugins` accepts"
+    )
     plugin_cache_dir: Path | None = Field(
-        default=None, description="Compiled plugin artifacts; default: PLINTH_CACHE_DIR (else "
-        "~/.cache/plinth)/compiled, shared by every data dir"
+        default=None,
+        description="Compiled plugin artifacts; default: PLINTH_CACHE_DIR (else "
+        "~/.cache/plinth)/compiled, shared by every data dir",
     )
     embedded_worker: bool = True
     egress_allow: str = Field(
-        default="", description="CIDRs outbound calls may reach despite the SSRF guard, "
+        default="",
+        description="CIDRs outbound calls may reach despite the SSRF guard, "
         "comma-separated (e.g. 10.20.0.0/16); loopback and private networks are refused otherwise",
     )
     log_level: str = "info"
-    demo: bool = Field(default=False, description="Serve the demo's stand-in services "
-                       "(/demo/fx); set by `plinth demo`")
+    demo: bool = Field(
+        default=False,
+        description="Serve the demo's stand-in services (/demo/fx); set by `plinth demo`",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -37,8 +37,14 @@ class Served:
 async def serve(platform: Platform) -> Served:
     """Start uvicorn for `platform` (already started) and wait until it listens."""
     port = free_port()
-    config = uvicorn.Config(create_app(platform=platform), host="127.0.0.1", port=port,
-                            lifespan="off", log_level="warning", ws="websockets-sansio")
+    config = uvicorn.Config(
+        create_app(platform=platform),
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        ws="websockets-sansio",
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
@@ -54,8 +60,13 @@ def node_client_installed() -> None:
     """Install the stock yjs + y-websocket client the protocol test runs (once)."""
     if (NODE_DIR / "node_modules" / "y-websocket").exists() or shutil.which("npm") is None:
         return
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=False,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund"],
+        cwd=NODE_DIR,
+        check=False,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -69,6 +80,7 @@ async def served(platform: Platform) -> AsyncIterator[Served]:
 
 @pytest.fixture
 async def http(served: Served) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=served.http,
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
+    async with httpx.AsyncClient(
+        base_url=served.http, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as c:
         yield c

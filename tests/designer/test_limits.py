@@ -17,7 +17,8 @@ from tests.designer.yclient import YClient, eventually
 
 
 async def test_a_flooding_connection_is_closed_and_the_room_goes_on(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     await setup_app(http)
     limits = served.platform.designer.limits
     limits.updates_per_second, limits.burst = 2.0, 5
@@ -36,7 +37,8 @@ async def test_a_flooding_connection_is_closed_and_the_room_goes_on(
 
 
 async def test_compaction_every_n_updates_keeps_state_and_history(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     await setup_app(http)
     service = served.platform.designer
     service.limits.compact_every = 10
@@ -51,8 +53,13 @@ async def test_compaction_every_n_updates_keeps_state_and_history(
     room = next(iter(service.rooms.values()))
     await room.compact()
     async with served.platform.db.read() as conn:
-        folded = (await conn.execute(sa.select(sa.func.count()).where(
-            store.updates.c.app_id == room.app_id, store.updates.c.data.is_(None)))).scalar()
+        folded = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(
+                    store.updates.c.app_id == room.app_id, store.updates.c.data.is_(None)
+                )
+            )
+        ).scalar()
     assert folded and folded >= 20
     service.rooms.clear()
     async with YClient(url, ADMIN_TOKEN) as b:
@@ -63,7 +70,8 @@ async def test_compaction_every_n_updates_keeps_state_and_history(
 
 
 async def test_costly_updates_close_the_connection_and_a_refused_client_is_resynced(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     await setup_app(http)
     limits = served.platform.designer.limits
     limits.cpu_per_second, limits.cpu_burst = 0.0001, 0.002  # 2 ms of applying, then out
@@ -74,8 +82,9 @@ async def test_costly_updates_close_the_connection_and_a_refused_client_is_resyn
         _, ent = entity(heavy, "claim")
         with heavy.doc.transaction():  # one update that costs far more than 2 ms to apply
             for i in range(1500):
-                ent["fields"][f"fld_h{i}"] = Map({"name": f"h{i}", "pos": 100 + i,
-                                                  "attrs": Map({"type": "string"})})
+                ent["fields"][f"fld_h{i}"] = Map(
+                    {"name": f"h{i}", "pos": 100 + i, "attrs": Map({"type": "string"})}
+                )
         await eventually(lambda: heavy.closed is not None)
         assert heavy.closed is not None and heavy.closed[0] == 4429
         assert "CPU" in heavy.closed[1] and "budget" in heavy.closed[1]
@@ -87,8 +96,9 @@ async def test_costly_updates_close_the_connection_and_a_refused_client_is_resyn
     # reconnecting does not reset the budget: an offline change is refused and the client
     # gets the room's state instead of keeping a diverged copy silently
     again = YClient(url, ADMIN_TOKEN)
-    again.doc.get("entities", type=Map)["ent_offline"] = Map({
-        "name": "offline", "pos": 50, "attrs": Map(), "fields": Map()})
+    again.doc.get("entities", type=Map)["ent_offline"] = Map(
+        {"name": "offline", "pos": 50, "attrs": Map(), "fields": Map()}
+    )
     async with again:
         await eventually(lambda: again.closed is not None)
         assert again.closed is not None and "CPU" in again.closed[1]
@@ -98,7 +108,8 @@ async def test_costly_updates_close_the_connection_and_a_refused_client_is_resyn
 
 
 async def test_an_update_nesting_values_deeply_is_refused_before_it_can_crash_the_node(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     # pycrdt's decoder recurses: ~60 KB of arrays nested 30 000 deep overflow the native
     # stack and kill the process. Such an update closes only its own connection.
     from pycrdt import write_var_uint as v

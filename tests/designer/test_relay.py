@@ -40,17 +40,24 @@ async def test_two_nodes_converge_through_redis(settings: Settings) -> None:
         nodes.append((node, await serve(node)))
     (one, s1), (two, s2) = nodes
     try:
-        async with httpx.AsyncClient(base_url=s1.http,
-                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+        async with httpx.AsyncClient(
+            base_url=s1.http, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        ) as http:
             await setup_app(http)
-        async with YClient(s1.sync_url("acme", "claims"), ADMIN_TOKEN) as a, \
-                YClient(s2.sync_url("acme", "claims"), ADMIN_TOKEN) as b:
+        async with (
+            YClient(s1.sync_url("acme", "claims"), ADMIN_TOKEN) as a,
+            YClient(s2.sync_url("acme", "claims"), ADMIN_TOKEN) as b,
+        ):
             await asyncio.wait_for(a.synced.wait(), 5)
             await asyncio.wait_for(b.synced.wait(), 5)
             add_field(a, "claim", "fld_n1", "on_one", type="string")
             add_field(b, "claim", "fld_n2", "on_two", type="string")
-            await eventually(lambda: {"on_one", "on_two"} <= field_names(a, "claim")
-                             and field_names(a, "claim") == field_names(b, "claim"))
+            await eventually(
+                lambda: (
+                    {"on_one", "on_two"} <= field_names(a, "claim")
+                    and field_names(a, "claim") == field_names(b, "claim")
+                )
+            )
             # presence crosses nodes too
             await a.set_presence({"cursor": "claim"})
             await eventually(lambda: a.doc.client_id in b.awareness)

@@ -52,7 +52,8 @@ async def draft_fields(http: httpx.AsyncClient, entity_name: str = "claim") -> s
 
 
 async def test_two_editors_converge_and_the_rest_draft_follows(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     await setup_app(http)
     url = served.sync_url("acme", "claims")
     async with YClient(url, ADMIN_TOKEN) as a, YClient(url, ADMIN_TOKEN) as b:
@@ -80,9 +81,16 @@ async def test_rest_changes_reach_live_editors(served: Served, http: httpx.Async
     await setup_app(http)
     async with YClient(served.sync_url("acme", "claims"), ADMIN_TOKEN) as a:
         await asyncio.wait_for(a.synced.wait(), 5)
-        r = await http.patch("/api/t/acme/apps/claims/draft", json=[
-            {"op": "add", "path": "/entities/claim/fields/reviewer",
-             "value": {"type": "string"}}])
+        r = await http.patch(
+            "/api/t/acme/apps/claims/draft",
+            json=[
+                {
+                    "op": "add",
+                    "path": "/entities/claim/fields/reviewer",
+                    "value": {"type": "string"},
+                }
+            ],
+        )
         assert r.status_code == 200, r.text
         await eventually(lambda: "reviewer" in field_names(a, "claim"))
         # the live edit after the REST change is kept, and REST sees both
@@ -92,7 +100,8 @@ async def test_rest_changes_reach_live_editors(served: Served, http: httpx.Async
 
 
 async def test_an_invalid_merge_is_kept_live_and_reported(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     await setup_app(http)
     async with YClient(served.sync_url("acme", "claims"), ADMIN_TOKEN) as a:
         await asyncio.wait_for(a.synced.wait(), 5)
@@ -111,7 +120,8 @@ async def test_an_invalid_merge_is_kept_live_and_reported(
 
 
 async def test_a_viewer_cannot_edit_and_is_resynced(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     await setup_app(http)
     viewer = await token_for(http, "acme", "viewer")
     url = served.sync_url("acme", "claims")
@@ -128,7 +138,8 @@ async def test_a_viewer_cannot_edit_and_is_resynced(
 
 
 async def test_authentication_and_tenant_policy_on_connect(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     await setup_app(http)
     await make_tenant(http, "other")
     stranger = await token_for(http, "other", "owner")
@@ -146,11 +157,15 @@ async def test_authentication_and_tenant_policy_on_connect(
 
 
 async def test_a_malformed_update_closes_only_its_connection(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     await setup_app(http)
     url = served.sync_url("acme", "claims")
-    async with YClient(url, ADMIN_TOKEN) as bad, YClient(url, ADMIN_TOKEN) as a, \
-            YClient(url, ADMIN_TOKEN) as b:
+    async with (
+        YClient(url, ADMIN_TOKEN) as bad,
+        YClient(url, ADMIN_TOKEN) as a,
+        YClient(url, ADMIN_TOKEN) as b,
+    ):
         for c in (bad, a, b):
             await asyncio.wait_for(c.synced.wait(), 5)
         await bad.send_raw(p.sync_message(p.UPDATE, b"\x07\xff\xfe garbage \x00\x01"))
@@ -168,15 +183,20 @@ async def test_a_malformed_update_closes_only_its_connection(
 
 
 async def test_presence_identity_is_stamped_by_the_server(
-        served: Served, http: httpx.AsyncClient) -> None:
+    served: Served, http: httpx.AsyncClient
+) -> None:
     await setup_app(http)
     designer = await token_for(http, "acme", "designer")
     url = served.sync_url("acme", "claims")
     async with YClient(url, designer) as a, YClient(url, ADMIN_TOKEN) as b:
         await asyncio.wait_for(a.synced.wait(), 5)
         await asyncio.wait_for(b.synced.wait(), 5)
-        await a.set_presence({"user": {"name": "the admin", "color": "#f00"},
-                              "selection": "entities.claim.fields.amount"})
+        await a.set_presence(
+            {
+                "user": {"name": "the admin", "color": "#f00"},
+                "selection": "entities.claim.fields.amount",
+            }
+        )
         await eventually(lambda: a.doc.client_id in b.awareness)
         state = b.awareness[a.doc.client_id]
         assert state["user"]["name"] == "designer-key"
@@ -186,7 +206,7 @@ async def test_presence_identity_is_stamped_by_the_server(
         await b.send_raw(p.awareness_message(p.encode_awareness([entry])))
         await asyncio.sleep(0.3)
         assert b.awareness[a.doc.client_id]["user"]["name"] == "designer-key"
-    # leaving clears presence for those still there
+        # leaving clears presence for those still there
         await a.close()
         await eventually(lambda: b.awareness.get(a.doc.client_id, 1) is None)
 
@@ -207,8 +227,9 @@ async def test_history_lists_who_changed_what(served: Served, http: httpx.AsyncC
 
 async def test_restart_and_compaction_lose_nothing(platform: Platform) -> None:
     served = await serve(platform)
-    async with httpx.AsyncClient(base_url=served.http,
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=served.http, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as http:
         await setup_app(http)
     url = served.sync_url("acme", "claims")
     async with YClient(url, ADMIN_TOKEN) as a:
@@ -216,8 +237,9 @@ async def test_restart_and_compaction_lose_nothing(platform: Platform) -> None:
         for i in range(30):
             add_field(a, "claim", f"fld_r{i}", f"f{i}", type="integer")
             await asyncio.sleep(0.005)
-        await eventually(lambda: len(platform.designer.rooms) == 1 and
-                         len(field_names(a, "claim")) == 33)
+        await eventually(
+            lambda: len(platform.designer.rooms) == 1 and len(field_names(a, "claim")) == 33
+        )
         await asyncio.sleep(0.2)
     await served.shutdown()
     room = next(iter(platform.designer.rooms.values()))
@@ -249,15 +271,21 @@ async def test_restart_and_compaction_lose_nothing(platform: Platform) -> None:
 NODE_DIR = Path(__file__).parent / "node"
 
 
-async def test_a_stock_yjs_y_websocket_client_joins(served: Served,
-                                                    http: httpx.AsyncClient) -> None:
+async def test_a_stock_yjs_y_websocket_client_joins(
+    served: Served, http: httpx.AsyncClient
+) -> None:
     # Installed by tests/designer/setup.sh (./scripts/test runs it): a missing client fails.
     assert (NODE_DIR / "node_modules" / "y-websocket").exists(), "run tests/designer/setup.sh"
     await setup_app(http)
     designer = await token_for(http, "acme", "designer")
     proc = await asyncio.create_subprocess_exec(
-        "node", str(NODE_DIR / "protocol.mjs"), f"{served.ws}/api/t/acme/apps/claims/draft",
-        designer, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "node",
+        str(NODE_DIR / "protocol.mjs"),
+        f"{served.ws}/api/t/acme/apps/claims/draft",
+        designer,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     seen = json.loads(out.decode().strip().splitlines()[-1])

@@ -100,5 +100,7 @@ def test_a_shape_no_editor_makes_is_a_diagnostic_not_a_crash() -> None:
     entities["ent_x"] = Map({"name": "x", "pos": 0, "attrs": Map(), "fields": "not a map"})
     doc.get("pages", type=Map)["home"] = 42
     faults = validator.run(doc)[1]
-    assert {(f.path, f.code) for f in faults} == {("entities.ent_x", "shape"),
-                                                  ("pages.home", "type")}
+    assert {(f.path, f.code) for f in faults} == {
+        ("entities.ent_x", "shape"),
+        ("pages.home", "type"),
+    }

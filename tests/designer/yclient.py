@@ -30,8 +30,9 @@ class YClient:
         self._remote = False
 
     async def __aenter__(self) -> YClient:
-        self._ws = await websockets.connect(self.url, subprotocols=["bearer", self.token],
-                                            max_size=None)
+        self._ws = await websockets.connect(
+            self.url, subprotocols=["bearer", self.token], max_size=None
+        )
         self._sub = self.doc.observe(self._local_change)
         self._task = asyncio.create_task(self._read())
         await self._ws.send(p.sync_message(p.STEP1, self.doc.get_state()))
@@ -51,8 +52,9 @@ class YClient:
     def _local_change(self, event: Any) -> None:
         if self._remote or self._ws is None:
             return
-        asyncio.get_running_loop().create_task(self._safe_send(
-            p.sync_message(p.UPDATE, event.update)))
+        asyncio.get_running_loop().create_task(
+            self._safe_send(p.sync_message(p.UPDATE, event.update))
+        )
 
     async def _safe_send(self, data: bytes) -> None:
         with contextlib.suppress(Exception):
@@ -73,8 +75,7 @@ class YClient:
                     for e in p.parse_awareness(msg.payload):
                         self.awareness[e.client_id] = e.state
                 elif msg.kind == p.STEP1:
-                    await self._ws.send(p.sync_message(p.STEP2,
-                                                       self.doc.get_update(msg.payload)))
+                    await self._ws.send(p.sync_message(p.STEP2, self.doc.get_update(msg.payload)))
                 else:
                     self._remote = True
                     try:

@@ -16,8 +16,15 @@ from plinth.metadata.files import read_folder
 from tests.helpers import free_port
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ADMIN = "plt_e2e_admin_token_0123456789abcdef"
 ROOT = Path(__file__).parents[2]
 DEMO = ROOT / "src" / "plinth" / "demo" / "claims"
@@ -29,12 +36,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     subprocess.run(["sh", str(ROOT / "tests" / "pages" / "setup.sh")], check=True, timeout=300)
     port = free_port()
     data = tmp_path_factory.mktemp("e2e-data")
-    env = {**os.environ, "PLINTH_DATA_DIR": str(data), "PLINTH_ADMIN_TOKEN": ADMIN,
-           "PYTHONPATH": str(ROOT / "src")}
+    env = {
+        **os.environ,
+        "PLINTH_DATA_DIR": str(data),
+        "PLINTH_ADMIN_TOKEN": ADMIN,
+        "PYTHONPATH": str(ROOT / "src"),
+    }
     env.pop("PLINTH_DATABASE_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "plinth.server.app:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "plinth.server.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):
@@ -72,11 +96,20 @@ def browser() -> Iterator[object]:
 # End users of the e2e tenant: a customer who files claims, an analyst who works them. The
 # demo's policies let analysts see only their own country's claims, so `country` matters.
 USERS = {
-    "customer": {"password": "e2e-password-cara", "roles": ["customer"],
-                 "attrs": {"country": "DE"}},
-    "analyst": {"password": "e2e-password-ana", "roles": ["analyst"], "groups": ["claims"],
-                "attrs": {"country": "DE"}},
+    "customer": {
+        "password": "e2e-password-cara",
+        "roles": ["customer"],
+        "attrs": {"country": "DE"},
+    },
+    "analyst": {
+        "password": "e2e-password-ana",
+        "roles": ["analyst"],
+        "groups": ["claims"],
+        "attrs": {"country": "DE"},
+    },
 }
+
+
 def sign_in(page: object, username: str) -> None:
     """Fill the portal's sign-in form (the page is already at a portal address)."""
     page.get_by_label("Username").fill(username)  # type: ignore[attr-defined]
@@ -99,8 +132,10 @@ def published(server: str) -> dict[str, str]:
     modules = package.read_modules(manifest.parse(text), source)
     data = package.pack(text, build.build(source).read_bytes(), modules=modules)
     assert admin.post("/api/plugins", content=data, timeout=60).status_code == 201
-    r = admin.post("/api/t/acme/plugins", json={
-        "name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}})
+    r = admin.post(
+        "/api/t/acme/plugins",
+        json={"name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}},
+    )
     assert r.status_code == 201, r.text
     r = admin.post("/api/t/acme/apps", json={"slug": "claims", "name": "Claims"})
     assert r.status_code == 201, r.text
@@ -130,6 +165,7 @@ def wait_for_task(page: object, task: object, tries: int = 50) -> None:
         except PlaywrightTimeout:
             pass
         with page.expect_response(  # type: ignore[attr-defined]
-                lambda r: r.url.split("?")[0].endswith("/tasks")):
+            lambda r: r.url.split("?")[0].endswith("/tasks")
+        ):
             page.reload()  # type: ignore[attr-defined]
     raise AssertionError("the task never reached the inbox")

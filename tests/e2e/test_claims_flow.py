@@ -16,8 +16,10 @@ from tests.e2e.conftest import ADMIN, ROOT, sign_in
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(importlib.util.find_spec("plinth.runtime") is None,
-                       reason="the data runtime (plinth.runtime) is not on this branch"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("plinth.runtime") is None,
+        reason="the data runtime (plinth.runtime) is not on this branch",
+    ),
 ]
 
 
@@ -27,9 +29,15 @@ def policy(published) -> dict:
     data = "/api/t/acme/apps/claims/data"
     holder = admin.post(f"{data}/policyholder", json={"full_name": "Ana Lima", "country": "DE"})
     assert holder.status_code == 201, holder.text
-    policy = admin.post(f"{data}/policy", json={
-        "number": "DE-000123", "holder": holder.json()["id"], "product": "motor",
-        "starts_on": "2026-01-01"})
+    policy = admin.post(
+        f"{data}/policy",
+        json={
+            "number": "DE-000123",
+            "holder": holder.json()["id"],
+            "product": "motor",
+            "starts_on": "2026-01-01",
+        },
+    )
     assert policy.status_code == 201, policy.text
     return policy.json()
 
@@ -68,10 +76,17 @@ def test_a_customer_files_a_claim_and_an_analyst_sees_it(browser, published, pol
     # A German analyst signs in (another browser) and finds it in the claims table; a claim
     # of another country, created through the API, is filtered out by the policy in SQL.
     admin = httpx.Client(base_url=published["base"], headers={"Authorization": f"Bearer {ADMIN}"})
-    r = admin.post("/api/t/acme/apps/claims/data/claim", json={
-        "reference": "CL-E2E-FR", "policy": policy["id"], "country": "FR",
-        "incident_date": "2026-03-01", "description": "A French claim the analyst must not see.",
-        "amount": "99.00"})
+    r = admin.post(
+        "/api/t/acme/apps/claims/data/claim",
+        json={
+            "reference": "CL-E2E-FR",
+            "policy": policy["id"],
+            "country": "FR",
+            "incident_date": "2026-03-01",
+            "description": "A French claim the analyst must not see.",
+            "amount": "99.00",
+        },
+    )
     assert r.status_code == 201, r.text
     analyst = browser.new_context(viewport={"width": 1100, "height": 800})
     page = analyst.new_page()
@@ -80,8 +95,9 @@ def test_a_customer_files_a_claim_and_an_analyst_sees_it(browser, published, pol
     row = page.locator("plinth-table tr.pl-row", has_text="CL-E2E-1")
     row.wait_for()
     assert page.locator("plinth-table tr.pl-row", has_text="CL-E2E-FR").count() == 0
-    page.screenshot(path=str(ROOT / "docs" / "screenshots" / "portal-claims-table.png"),
-                    full_page=True)
+    page.screenshot(
+        path=str(ROOT / "docs" / "screenshots" / "portal-claims-table.png"), full_page=True
+    )
     row.click()
     page.wait_for_url("**/claims/claims/*")
     page.get_by_text("Rear-ended at a red light on the A9.").wait_for()

@@ -11,35 +11,97 @@ pytestmark = pytest.mark.e2e
 
 WIDGETS = {
     "entities": {"note": {"fields": {"title": {"type": "string", "required": True}}}},
-    "components": {"badge": {
-        "props": {"type": "object", "required": ["label"],
-                  "properties": {"label": {"type": "string"}}},
-        "components": {"root": {"kind": "text", "parent": None,
-                                "props": {"text": "Badge: {{ props.label }}", "variant": "h3"}}},
-    }},
-    "pages": {"board": {"title": "Board", "path": "/", "nav": True, "state": {"n": 0, "rate": 2.0},
-                        "components": {
-        "root": {"kind": "stack", "parent": None},
-        "count": {"kind": "text", "parent": "root", "order": 1,
-                  "props": {"text": "Clicked {{ state.n }} times"}},
-        "more": {"kind": "button", "parent": "root", "order": 2, "props": {"label": "More"},
-                 "events": {"click": [{"type": "set_state", "key": "n",
-                                       "value": "{{ state.n + 1 }}"}]}},
-        "rate": {"kind": "text", "parent": "root", "order": 2.5,  # a whole double stays one
-                 "props": {"text": "Rate {{ state.rate * 1.5 }}"}},
-        "secret": {"kind": "text", "parent": "root", "order": 3, "visible": "{{ state.n >= 2 }}",
-                   "props": {"text": "Two or more"}},
-        "tabs": {"kind": "tabs", "parent": "root", "order": 4,
-                 "props": {"labels": ["First", "Second"]}},
-        "one": {"kind": "text", "parent": "tabs", "order": 1, "props": {"text": "Tab one body"}},
-        "two": {"kind": "component:badge", "parent": "tabs", "order": 2,
-                "props": {"label": "{{ user.roles[0] }}"}},
-        "go": {"kind": "button", "parent": "root", "order": 5, "props": {"label": "Go"},
-               "events": {"click": [{"type": "navigate", "to": "/other/{{ state.n }}"}]}},
-    }},
-              "other": {"title": "Other", "path": "/other/:n", "components": {
-        "root": {"kind": "text", "parent": None, "props": {"text": "Other page {{ params.n }}"}},
-    }}},
+    "components": {
+        "badge": {
+            "props": {
+                "type": "object",
+                "required": ["label"],
+                "properties": {"label": {"type": "string"}},
+            },
+            "components": {
+                "root": {
+                    "kind": "text",
+                    "parent": None,
+                    "props": {"text": "Badge: {{ props.label }}", "variant": "h3"},
+                }
+            },
+        }
+    },
+    "pages": {
+        "board": {
+            "title": "Board",
+            "path": "/",
+            "nav": True,
+            "state": {"n": 0, "rate": 2.0},
+            "components": {
+                "root": {"kind": "stack", "parent": None},
+                "count": {
+                    "kind": "text",
+                    "parent": "root",
+                    "order": 1,
+                    "props": {"text": "Clicked {{ state.n }} times"},
+                },
+                "more": {
+                    "kind": "button",
+                    "parent": "root",
+                    "order": 2,
+                    "props": {"label": "More"},
+                    "events": {
+                        "click": [{"type": "set_state", "key": "n", "value": "{{ state.n + 1 }}"}]
+                    },
+                },
+                "rate": {
+                    "kind": "text",
+                    "parent": "root",
+                    "order": 2.5,  # a whole double stays one
+                    "props": {"text": "Rate {{ state.rate * 1.5 }}"},
+                },
+                "secret": {
+                    "kind": "text",
+                    "parent": "root",
+                    "order": 3,
+                    "visible": "{{ state.n >= 2 }}",
+                    "props": {"text": "Two or more"},
+                },
+                "tabs": {
+                    "kind": "tabs",
+                    "parent": "root",
+                    "order": 4,
+                    "props": {"labels": ["First", "Second"]},
+                },
+                "one": {
+                    "kind": "text",
+                    "parent": "tabs",
+                    "order": 1,
+                    "props": {"text": "Tab one body"},
+                },
+                "two": {
+                    "kind": "component:badge",
+                    "parent": "tabs",
+                    "order": 2,
+                    "props": {"label": "{{ user.roles[0] }}"},
+                },
+                "go": {
+                    "kind": "button",
+                    "parent": "root",
+                    "order": 5,
+                    "props": {"label": "Go"},
+                    "events": {"click": [{"type": "navigate", "to": "/other/{{ state.n }}"}]},
+                },
+            },
+        },
+        "other": {
+            "title": "Other",
+            "path": "/other/:n",
+            "components": {
+                "root": {
+                    "kind": "text",
+                    "parent": None,
+                    "props": {"text": "Other page {{ params.n }}"},
+                },
+            },
+        },
+    },
 }
 
 

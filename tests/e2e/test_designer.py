@@ -21,13 +21,20 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / "web" / "dist" / "index.html").exists() or not Path(CHROMIUM).exists(),
     reason="needs the built web IDE (npm --prefix web ci && npm --prefix web run build) "
-           "and /usr/bin/chromium",
+    "and /usr/bin/chromium",
 )
 
 
@@ -37,16 +44,34 @@ class Server:
     def __init__(self, database_url: str, data_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"),
-                    "PLINTH_DATABASE_URL": database_url, "PLINTH_ADMIN_TOKEN": ADMIN_TOKEN,
-                    "PLINTH_DATA_DIR": str(data_dir), "PLINTH_EMBEDDED_WORKER": "false"}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src"),
+            "PLINTH_DATABASE_URL": database_url,
+            "PLINTH_ADMIN_TOKEN": ADMIN_TOKEN,
+            "PLINTH_DATA_DIR": str(data_dir),
+            "PLINTH_EMBEDDED_WORKER": "false",
+        }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "plinth.server.app:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-            env=self.env, cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "plinth.server.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            cwd=ROOT,
+        )
         for _ in range(300):
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
@@ -56,6 +81,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited")
             import time
+
             time.sleep(0.05)
         raise RuntimeError("server did not start")
 
@@ -105,7 +131,8 @@ async def add_field(page: object, name: str) -> None:
 
 async def fields_of(page: object) -> set[str]:
     names = await page.eval_on_selector_all(  # type: ignore[attr-defined]
-        "tr[data-field]", "rows => rows.map(r => r.dataset.field)")
+        "tr[data-field]", "rows => rows.map(r => r.dataset.field)"
+    )
     return set(names)
 
 
@@ -118,12 +145,14 @@ async def wait_fields(page: object, want: set[str], within: float = 10) -> None:
 
 
 async def rest(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=server.url,
-                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    return httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
 
 
 async def test_two_browsers_co_edit_a_late_joiner_and_a_restart(
-        server: Server, browser: object) -> None:
+    server: Server, browser: object
+) -> None:
     async with await rest(server) as http:
         await make_tenant(http, "acme")
         await make_app(http, "acme", "claims", CLAIMS)
@@ -172,7 +201,8 @@ async def test_two_browsers_co_edit_a_late_joiner_and_a_restart(
 
 
 async def test_a_viewer_cannot_edit_and_publish_creates_a_version(
-        server: Server, browser: object) -> None:
+    server: Server, browser: object
+) -> None:
     async with await rest(server) as http:
         await make_tenant(http, "acme")
         await make_app(http, "acme", "claims", CLAIMS)
@@ -191,7 +221,8 @@ async def test_a_viewer_cannot_edit_and_publish_creates_a_version(
     await o.fill("#publish-message", "first from the UI")  # type: ignore[attr-defined]
     await o.click("#publish")  # type: ignore[attr-defined]
     await o.wait_for_function(  # type: ignore[attr-defined]
-        "document.querySelector('#publish-result').textContent.includes('\"number\"')")
+        "document.querySelector('#publish-result').textContent.includes('\"number\"')"
+    )
     async with await rest(server) as http:
         versions = (await http.get("/api/t/acme/apps/claims/versions")).json()["items"]
         assert len(versions) == 1

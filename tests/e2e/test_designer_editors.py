@@ -50,16 +50,18 @@ async def browser() -> AsyncIterator[object]:
 
 async def new_app(server: Server, slug: str) -> tuple[str, str]:
     """A copy of the demo claims app; tokens of two designers."""
-    async with httpx.AsyncClient(base_url=server.url,
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as http:
         if "acme" not in {t["slug"] for t in (await http.get("/api/tenants")).json()["items"]}:
             await make_tenant(http, "acme")
         await make_app(http, "acme", slug, DEMO)
         return await token_for(http, "acme", "designer"), await token_for(http, "acme", "owner")
 
 
-async def open_editor(browser: object, server: Server, token: str, app: str, editor: str,
-                      width: int = 1500) -> object:
+async def open_editor(
+    browser: object, server: Server, token: str, app: str, editor: str, width: int = 1500
+) -> object:
     context = await browser.new_context(viewport={"width": width, "height": 860})  # type: ignore[attr-defined]
     await context.add_init_script(f"localStorage.setItem('plinth.token', {token!r})")
     page = await context.new_page()
@@ -69,8 +71,9 @@ async def open_editor(browser: object, server: Server, token: str, app: str, edi
 
 
 async def draft(server: Server, app: str) -> dict:
-    async with httpx.AsyncClient(base_url=server.url,
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as http:
         return (await http.get(f"/api/t/acme/apps/{app}/draft")).json()["definition"]
 
 
@@ -85,15 +88,18 @@ async def settled(server: Server, app: str, check: object, within: float = 15) -
 
 
 async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser(
-        server: Server, browser: object) -> None:
+    server: Server, browser: object
+) -> None:
     ann, bob = await new_app(server, "pagesapp")
     a = await open_editor(browser, server, ann, "pagesapp", "pages")
     b = await open_editor(browser, server, bob, "pagesapp", "pages")
     for p in (a, b):
         await p.click("li[data-page='claims']")  # type: ignore[attr-defined]
     # drag a `text` from the palette into the page's root stack
-    await a.drag_and_drop(".palette-item[data-kind='text']",  # type: ignore[attr-defined]
-                          ".comp[data-comp='root'] > .children > .dropzone")
+    await a.drag_and_drop(
+        ".palette-item[data-kind='text']",  # type: ignore[attr-defined]
+        ".comp[data-comp='root'] > .children > .dropzone",
+    )
     new = a.locator("#props[data-for^='text_']")  # type: ignore[attr-defined]
     await new.wait_for()
     cid = await new.get_attribute("data-for")
@@ -104,15 +110,18 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
     seen = b.locator(f".comp[data-comp='{cid}']")  # type: ignore[attr-defined]
     await seen.filter(has_text="Hello from Ann").wait_for(timeout=15000)
     # a move re-parents the same component (same id, no copy) and the other browser follows
-    await a.drag_and_drop(f".comp[data-comp='{cid}']",  # type: ignore[attr-defined]
-                          ".comp[data-comp='table'] ")
+    await a.drag_and_drop(
+        f".comp[data-comp='{cid}']",  # type: ignore[attr-defined]
+        ".comp[data-comp='table'] ",
+    )
     await b.wait_for_function(  # type: ignore[attr-defined]
         f"""() => {{
           const ids = [...document.querySelectorAll('#canvas .comp')].map(e => e.dataset.comp);
           return ids.indexOf('{cid}') === ids.indexOf('table') - 1 &&
-                 ids.filter(i => i === '{cid}').length === 1 }}""", timeout=15000)
-    body = await settled(server, "pagesapp",
-                         lambda d: cid in d["pages"]["claims"]["components"])
+                 ids.filter(i => i === '{cid}').length === 1 }}""",
+        timeout=15000,
+    )
+    body = await settled(server, "pagesapp", lambda d: cid in d["pages"]["claims"]["components"])
     comp = body["pages"]["claims"]["components"][cid]
     assert comp["kind"] == "text" and comp["parent"] == "root"
     assert comp["props"] == {"text": "Hello from Ann", "variant": "h2"}
@@ -126,7 +135,8 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
 
 
 async def test_add_and_connect_a_workflow_node_in_the_graph_editor(
-        server: Server, browser: object) -> None:
+    server: Server, browser: object
+) -> None:
     ann, _ = await new_app(server, "flowapp")
     a = await open_editor(browser, server, ann, "flowapp", "workflows", width=2100)
     await a.wait_for_selector("g.wf-node[data-node='triage']")  # type: ignore[attr-defined]
@@ -146,8 +156,14 @@ async def test_add_and_connect_a_workflow_node_in_the_graph_editor(
     await a.select_option("#connect-target", "notify")  # type: ignore[attr-defined]
     await a.click("#connect")  # type: ignore[attr-defined]
     await a.wait_for_selector("g.wf-edge[data-from='route'][data-to='notify']")  # type: ignore[attr-defined]
-    body = await settled(server, "flowapp", lambda d: d["workflows"]["claims_process"]["nodes"]
-                         .get("notify", {}).get("title") == "Notify the holder")
+    body = await settled(
+        server,
+        "flowapp",
+        lambda d: (
+            d["workflows"]["claims_process"]["nodes"].get("notify", {}).get("title")
+            == "Notify the holder"
+        ),
+    )
     node = body["workflows"]["claims_process"]["nodes"]["notify"]
     assert node["type"] == "service_task" and node["next"] == "approve"
     branches = body["workflows"]["claims_process"]["nodes"]["route"]["branches"]
@@ -158,11 +174,13 @@ async def test_add_and_connect_a_workflow_node_in_the_graph_editor(
 
 
 async def test_fix_compliance_shows_the_patch_first_then_applies_it_live(
-        server: Server, browser: object) -> None:
+    server: Server, browser: object
+) -> None:
     from tests.governance.compliance.apps import bad_app
 
-    async with httpx.AsyncClient(base_url=server.url,
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as http:
         await make_tenant(http, "shopco")
         r = await http.put("/api/t/shopco/compliance/profile", json={"countries": ["DE"]})
         assert r.status_code == 200, r.text

@@ -101,26 +101,55 @@ def test_the_claims_table_is_filtered_by_the_policy_in_the_address(browser, publ
     context.close()
 
 
-HELLO = {"pages": {"hello": {"title": "Hello", "path": "/", "nav": True, "components": {
-    "root": {"kind": "text", "parent": None,
-             "props": {"text": "Hello {{ user.name }} from {{ user.attrs.country }}"}},
-}}}}
+HELLO = {
+    "pages": {
+        "hello": {
+            "title": "Hello",
+            "path": "/",
+            "nav": True,
+            "components": {
+                "root": {
+                    "kind": "text",
+                    "parent": None,
+                    "props": {"text": "Hello {{ user.name }} from {{ user.attrs.country }}"},
+                },
+            },
+        }
+    }
+}
 
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[str]:
-    users = [User(sub="olga", claims={"email": "olga@acme.test", "groups": ["acme-analysts"],
-                                      "country": "DE"})]
+    users = [
+        User(
+            sub="olga",
+            claims={"email": "olga@acme.test", "groups": ["acme-analysts"], "country": "DE"},
+        )
+    ]
     with run_server_in_thread(user_claims=users) as server:
         yield f"http://localhost:{server.server_port}"
 
 
 def test_sign_in_with_the_tenants_provider(browser, server, provider):
     admin = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {ADMIN}"})
-    r = admin.post("/api/tenants", json={"slug": "sso", "name": "SSO", "settings": {"oidc": {
-        "issuer": provider, "client_id": "plinth", "client_secret": "s3cret",
-        "label": "Acme SSO", "role_map": {"acme-analysts": "analyst"},
-        "attr_claims": {"country": "country"}}}})
+    r = admin.post(
+        "/api/tenants",
+        json={
+            "slug": "sso",
+            "name": "SSO",
+            "settings": {
+                "oidc": {
+                    "issuer": provider,
+                    "client_id": "plinth",
+                    "client_secret": "s3cret",
+                    "label": "Acme SSO",
+                    "role_map": {"acme-analysts": "analyst"},
+                    "attr_claims": {"country": "country"},
+                }
+            },
+        },
+    )
     assert r.status_code == 201, r.text
     assert admin.post("/api/t/sso/apps", json={"slug": "hello"}).status_code == 201
     assert admin.put("/api/t/sso/apps/hello/draft", json=HELLO).status_code == 200

@@ -25,8 +25,13 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = CliRunner().invoke(cli, ["compile", "acme", "claims", str(out), "--folder", str(DEMO)])
     assert done.exit_code == 0, done.output
     for args in (["install"], ["run", "build"]):
-        run = subprocess.run(["npm", *args, "--no-audit", "--no-fund", "--loglevel=error"],
-                             cwd=out, capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            ["npm", *args, "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=out,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode == 0, run.stdout + run.stderr
     return out / "dist"
 
@@ -44,8 +49,9 @@ def _context(browser, published, dist):
         file = dist / path.lstrip("/")
         if not file.is_file():
             file = dist / "index.html"  # client-side routes
-        route.fulfill(body=file.read_bytes(),
-                      content_type=mimetypes.guess_type(file.name)[0] or "text/html")
+        route.fulfill(
+            body=file.read_bytes(), content_type=mimetypes.guess_type(file.name)[0] or "text/html"
+        )
 
     context.route(f"{ORIGIN}/**", handle)
     return context
@@ -65,28 +71,46 @@ def test_the_react_build_renders_the_claim_form(browser, published, dist):
 
 
 INTAKE = {
-    "workflows": {"intake": {
-        "title": "Intake", "start": [{"type": "manual"}], "first": "assess",
-        "nodes": {
-            "assess": {"type": "user_task", "title": "Assess the intake",
-                       "assignee": {"role": "analyst"}, "output": "assessment",
-                       "form": {"schema": {
-                           "type": "object", "required": ["severity", "note"],
-                           "properties": {
-                               "severity": {"title": "Severity", "enum": ["low", "high"]},
-                               "note": {"title": "Note", "type": "string", "minLength": 5},
-                               "hours": {"title": "Hours", "type": "integer", "minimum": 0}}}},
-                       "next": "sign_off"},
-            "sign_off": {"type": "approval", "title": "Sign off the intake",
-                         "approvers": [{"role": "analyst"}], "rule": "any",
-                         "output": "sign_off", "next": "end"},
-            "end": {"type": "end"},
-        }}},
+    "workflows": {
+        "intake": {
+            "title": "Intake",
+            "start": [{"type": "manual"}],
+            "first": "assess",
+            "nodes": {
+                "assess": {
+                    "type": "user_task",
+                    "title": "Assess the intake",
+                    "assignee": {"role": "analyst"},
+                    "output": "assessment",
+                    "form": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["severity", "note"],
+                            "properties": {
+                                "severity": {"title": "Severity", "enum": ["low", "high"]},
+                                "note": {"title": "Note", "type": "string", "minLength": 5},
+                                "hours": {"title": "Hours", "type": "integer", "minimum": 0},
+                            },
+                        }
+                    },
+                    "next": "sign_off",
+                },
+                "sign_off": {
+                    "type": "approval",
+                    "title": "Sign off the intake",
+                    "approvers": [{"role": "analyst"}],
+                    "rule": "any",
+                    "output": "sign_off",
+                    "next": "end",
+                },
+                "end": {"type": "end"},
+            },
+        }
+    },
 }
 
 
-def test_the_react_inbox_completes_a_task_with_its_form_then_approves(browser, published,
-                                                                       dist):
+def test_the_react_inbox_completes_a_task_with_its_form_then_approves(browser, published, dist):
     admin = httpx.Client(base_url=published["base"], headers={"Authorization": f"Bearer {ADMIN}"})
     # The build is the claims app's, whose inbox lists the claims app's tasks only: the
     # workflow joins that app (a manual start; nothing else there changes).

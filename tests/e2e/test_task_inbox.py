@@ -14,32 +14,61 @@ from tests.e2e.conftest import ADMIN, ROOT, sign_in, wait_for_task
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(importlib.util.find_spec("plinth.workflows") is None
-                       or importlib.util.find_spec("plinth.runtime") is None,
-                       reason="workflows and the data runtime are not on this branch"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("plinth.workflows") is None
+        or importlib.util.find_spec("plinth.runtime") is None,
+        reason="workflows and the data runtime are not on this branch",
+    ),
 ]
 
 APP = {
-    "entities": {"ticket": {"fields": {
-        "subject": {"type": "string", "required": True},
-        "status": {"type": "enum", "values": ["open", "done"], "required": True,
-                   "label": "Status"},
-    }}},
-    "workflows": {"triage": {
-        "title": "Triage", "start": [{"type": "manual"}], "first": "review",
-        "nodes": {
-            "review": {"type": "user_task", "title": "Review the ticket",
-                       "assignee": {"role": "analyst"},
-                       "form": {"entity": "ticket", "fields": ["status"]}, "next": "end"},
-            "end": {"type": "end"},
-        },
-    }},
-    "pages": {"inbox": {"title": "Inbox", "path": "/", "nav": True, "components": {
-        "root": {"kind": "stack", "parent": None},
-        "heading": {"kind": "text", "parent": "root", "order": 0,
-                    "props": {"text": "My tasks", "variant": "h1"}},
-        "tasks": {"kind": "task_inbox", "parent": "root", "order": 1},
-    }}},
+    "entities": {
+        "ticket": {
+            "fields": {
+                "subject": {"type": "string", "required": True},
+                "status": {
+                    "type": "enum",
+                    "values": ["open", "done"],
+                    "required": True,
+                    "label": "Status",
+                },
+            }
+        }
+    },
+    "workflows": {
+        "triage": {
+            "title": "Triage",
+            "start": [{"type": "manual"}],
+            "first": "review",
+            "nodes": {
+                "review": {
+                    "type": "user_task",
+                    "title": "Review the ticket",
+                    "assignee": {"role": "analyst"},
+                    "form": {"entity": "ticket", "fields": ["status"]},
+                    "next": "end",
+                },
+                "end": {"type": "end"},
+            },
+        }
+    },
+    "pages": {
+        "inbox": {
+            "title": "Inbox",
+            "path": "/",
+            "nav": True,
+            "components": {
+                "root": {"kind": "stack", "parent": None},
+                "heading": {
+                    "kind": "text",
+                    "parent": "root",
+                    "order": 0,
+                    "props": {"text": "My tasks", "variant": "h1"},
+                },
+                "tasks": {"kind": "task_inbox", "parent": "root", "order": 1},
+            },
+        }
+    },
 }
 
 

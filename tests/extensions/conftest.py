@@ -36,9 +36,13 @@ def components() -> dict[str, Path]:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # Compiled artifacts are shared across tests and runs: compiling takes seconds.
-    return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    admin_token=ADMIN_TOKEN, embedded_worker=False,
-                    plugin_cache_dir=CACHE / "compiled")
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        embedded_worker=False,
+        plugin_cache_dir=CACHE / "compiled",
+    )
 
 
 def manifest_text(name: str, **replace: str) -> str:
@@ -61,8 +65,9 @@ def package(components: dict[str, Path], name: str, **replace: str) -> bytes:
     return _PACKAGES[key]
 
 
-async def publish(platform: Platform, components: dict[str, Path], name: str,
-                  **replace: str) -> Any:
+async def publish(
+    platform: Platform, components: dict[str, Path], name: str, **replace: str
+) -> Any:
     data = await asyncio.to_thread(package, components, name, **replace)
     version = await platform.plugins.publish(data, ADMIN)
     # Compile ahead, as an operator would: a cold compile takes seconds (more on a loaded

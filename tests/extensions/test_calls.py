@@ -21,8 +21,9 @@ CLAIM = {"amount": 1234.5, "country": "FR", "description": "broken window", "pri
 
 
 @pytest.fixture
-async def fraud(platform: Platform, client: httpx.AsyncClient,
-                components: dict[str, Path]) -> Platform:
+async def fraud(
+    platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]
+) -> Platform:
     await make_tenant(client, "acme")
     await make_tenant(client, "globex")
     await publish(platform, components, "fraud-scorer")
@@ -31,8 +32,9 @@ async def fraud(platform: Platform, client: httpx.AsyncClient,
     return platform
 
 
-async def test_action_over_http_is_metered_and_audited(fraud: Platform,
-                                                       client: httpx.AsyncClient) -> None:
+async def test_action_over_http_is_metered_and_audited(
+    fraud: Platform, client: httpx.AsyncClient
+) -> None:
     seen: list[Event] = []
 
     async def audit(event: Event) -> None:
@@ -40,10 +42,11 @@ async def test_action_over_http_is_metered_and_audited(fraud: Platform,
 
     fraud.events.subscribe("plugin.*", audit)
     analyst = await token_for(client, "acme", "analyst")
-    r = await client.post("/api/t/acme/plugins/fraud-scorer/actions/score",
-                          json={**CLAIM, "amount": 60000, "prior_claims": 4,
-                                "description": "URGENT cash only"},
-                          headers=as_user(client, analyst))
+    r = await client.post(
+        "/api/t/acme/plugins/fraud-scorer/actions/score",
+        json={**CLAIM, "amount": 60000, "prior_claims": 4, "description": "URGENT cash only"},
+        headers=as_user(client, analyst),
+    )
     assert r.status_code == 200, r.text
     assert r.json()["level"] == "high" and r.json()["score"] >= 70
     called = [e for e in seen if e.topic == "plugin.called"]
@@ -54,8 +57,11 @@ async def test_action_over_http_is_metered_and_audited(fraud: Platform,
     assert called[0].data["by"] and called[0].data["target"] == "score"
 
     # Input is checked against the action's schema before the plugin runs.
-    r = await client.post("/api/t/acme/plugins/fraud-scorer/actions/score",
-                          json={"amount": -1}, headers=as_user(client, analyst))
+    r = await client.post(
+        "/api/t/acme/plugins/fraud-scorer/actions/score",
+        json={"amount": -1},
+        headers=as_user(client, analyst),
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "input.amount"
     r = await client.post("/api/t/acme/plugins/fraud-scorer/actions/nope", json={})
     assert r.status_code == 404 and r.json()["path"] == "action"
@@ -72,10 +78,14 @@ async def test_action_over_http_is_metered_and_audited(fraud: Platform,
 
 
 async def test_viewer_may_not_execute_and_uninstalled_is_not_found(
-        fraud: Platform, client: httpx.AsyncClient) -> None:
+    fraud: Platform, client: httpx.AsyncClient
+) -> None:
     viewer = await token_for(client, "acme", "viewer")
-    r = await client.post("/api/t/acme/plugins/fraud-scorer/actions/score", json=CLAIM,
-                          headers=as_user(client, viewer))
+    r = await client.post(
+        "/api/t/acme/plugins/fraud-scorer/actions/score",
+        json=CLAIM,
+        headers=as_user(client, viewer),
+    )
     assert r.status_code == 403
     await make_tenant(client, "initech")
     r = await client.post("/api/t/initech/plugins/fraud-scorer/actions/score", json=CLAIM)
@@ -95,8 +105,9 @@ async def test_before_write_amends_or_rejects_with_paths(fraud: Platform) -> Non
     assert other == {"x": 1}
 
 
-async def test_fuel_budget_429_for_that_tenant_only(fraud: Platform,
-                                                    client: httpx.AsyncClient) -> None:
+async def test_fuel_budget_429_for_that_tenant_only(
+    fraud: Platform, client: httpx.AsyncClient
+) -> None:
     fraud.plugins.fuel_per_minute = 1  # the first call spends it all
     url = "/api/t/{}/plugins/fraud-scorer/actions/score"
     assert (await client.post(url.format("acme"), json=CLAIM)).status_code == 200
@@ -107,18 +118,28 @@ async def test_fuel_budget_429_for_that_tenant_only(fraud: Platform,
 
 
 async def test_concurrent_calls_each_get_a_fresh_store(fraud: Platform) -> None:
-    results = await asyncio.gather(*[
-        fraud.plugins.call_action("acme", "fraud-scorer", "score",
-                                  {**CLAIM, "amount": 1000 * i}, ADMIN) for i in range(1, 9)])
+    results = await asyncio.gather(
+        *[
+            fraud.plugins.call_action(
+                "acme", "fraud-scorer", "score", {**CLAIM, "amount": 1000 * i}, ADMIN
+            )
+            for i in range(1, 9)
+        ]
+    )
     assert [r["score"] for r in results] == [
-        (await fraud.plugins.call_action("acme", "fraud-scorer", "score",
-                                         {**CLAIM, "amount": 1000 * i}, ADMIN))["score"]
-        for i in range(1, 9)]
+        (
+            await fraud.plugins.call_action(
+                "acme", "fraud-scorer", "score", {**CLAIM, "amount": 1000 * i}, ADMIN
+            )
+        )["score"]
+        for i in range(1, 9)
+    ]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_fuel_budget_is_shared_by_nodes_through_redis(
-        settings: Settings, components: dict[str, Path]) -> None:
+    settings: Settings, components: dict[str, Path]
+) -> None:
     """Scale-out: two servers on one database and one Redis burn one fuel budget."""
     scaled = settings.model_copy(update={"redis_url": REDIS_URL})
     nodes = [Platform(scaled), Platform(scaled)]
@@ -141,8 +162,9 @@ async def test_fuel_budget_is_shared_by_nodes_through_redis(
         with pytest.raises(RateLimited) as caught:  # on the other node: the same budget
             await second.plugins.call_action("acme", "fraud-scorer", "score", CLAIM, ADMIN)
         assert int(caught.value.headers["Retry-After"]) >= 1
-        assert (await second.plugins.call_action("globex", "fraud-scorer", "score", CLAIM,
-                                                 ADMIN))["level"] == "low"
+        assert (await second.plugins.call_action("globex", "fraud-scorer", "score", CLAIM, ADMIN))[
+            "level"
+        ] == "low"
     finally:
         for node in nodes:
             await node.stop()

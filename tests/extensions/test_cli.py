@@ -40,7 +40,8 @@ def test_build_reports_manifest_faults_with_paths(tmp_path: Path) -> None:
 
 
 def test_build_packs_the_ui_modules_its_components_name(
-        tmp_path: Path, components: dict[str, Path]) -> None:
+    tmp_path: Path, components: dict[str, Path]
+) -> None:
     # A copy of the fraud scorer: same sources, so a cache hit of the session's build.
     source = tmp_path / "fraud-scorer"
     shutil.copytree(PLUGINS["fraud-scorer"], source, ignore=shutil.ignore_patterns("dist"))

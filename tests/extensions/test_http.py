@@ -21,8 +21,9 @@ class _AddressService(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         query = parse_qs(urlsplit(self.path).query)
         address = query.get("q", [""])[0]
-        body = json.dumps({"address": address.upper().replace("  ", " "),
-                           "postcode": "75001"}).encode()
+        body = json.dumps(
+            {"address": address.upper().replace("  ", " "), "postcode": "75001"}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -46,8 +47,8 @@ def address_service() -> Iterator[str]:
 
 
 async def test_address_normaliser_reaches_only_the_granted_host(
-        platform: Platform, client: httpx.AsyncClient, components: dict[str, Path],
-        address_service: str) -> None:
+    platform: Platform, client: httpx.AsyncClient, components: dict[str, Path], address_service: str
+) -> None:
     await make_tenant(client, "acme")
     await make_tenant(client, "globex")
     await publish(platform, components, "address-normaliser")
@@ -55,29 +56,44 @@ async def test_address_normaliser_reaches_only_the_granted_host(
     await install(platform, "acme", "address-normaliser", http_hosts=[host])
     await install(platform, "globex", "address-normaliser", http_hosts=["example.org"])
     for tenant in ("acme", "globex"):
-        r = await client.post(f"/api/t/{tenant}/plugins/address-normaliser/actions/configure",
-                              json={"endpoint": address_service})
+        r = await client.post(
+            f"/api/t/{tenant}/plugins/address-normaliser/actions/configure",
+            json={"endpoint": address_service},
+        )
         assert r.status_code == 200, r.text
 
-    r = await client.post("/api/t/acme/plugins/address-normaliser/actions/normalise",
-                          json={"address": "1 rue de rivoli, paris", "country": "FR"})
+    r = await client.post(
+        "/api/t/acme/plugins/address-normaliser/actions/normalise",
+        json={"address": "1 rue de rivoli, paris", "country": "FR"},
+    )
     assert r.status_code == 200, r.text
-    assert r.json() == {"address": "1 RUE DE RIVOLI, PARIS", "postcode": "75001",
-                        "source": "service"}
+    assert r.json() == {
+        "address": "1 RUE DE RIVOLI, PARIS",
+        "postcode": "75001",
+        "source": "service",
+    }
 
     # globex granted another host: the same call is refused before any traffic leaves.
-    r = await client.post("/api/t/globex/plugins/address-normaliser/actions/normalise",
-                          json={"address": "1 rue de rivoli"})
+    r = await client.post(
+        "/api/t/globex/plugins/address-normaliser/actions/normalise",
+        json={"address": "1 rue de rivoli"},
+    )
     assert r.status_code == 502 and f"HTTP to {host} is not granted" in r.json()["detail"]
 
     # The tenant admin grants the host: now it works; revoking `http` itself is refused
     # while the installed version still requests it.
-    r = await client.put("/api/t/globex/plugins/address-normaliser/grant",
-                         json={"capabilities": ["log", "http", "kv"], "http_hosts": [host]})
+    r = await client.put(
+        "/api/t/globex/plugins/address-normaliser/grant",
+        json={"capabilities": ["log", "http", "kv"], "http_hosts": [host]},
+    )
     assert r.status_code == 200, r.text
-    r = await client.post("/api/t/globex/plugins/address-normaliser/actions/normalise",
-                          json={"address": "2 rue de rivoli"})
+    r = await client.post(
+        "/api/t/globex/plugins/address-normaliser/actions/normalise",
+        json={"address": "2 rue de rivoli"},
+    )
     assert r.status_code == 200 and r.json()["source"] == "service"
-    r = await client.put("/api/t/globex/plugins/address-normaliser/grant",
-                         json={"capabilities": ["log", "kv"], "http_hosts": []})
+    r = await client.put(
+        "/api/t/globex/plugins/address-normaliser/grant",
+        json={"capabilities": ["log", "kv"], "http_hosts": []},
+    )
     assert r.status_code == 412 and r.json()["errors"][0]["path"] == "grant.capabilities.http"

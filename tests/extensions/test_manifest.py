@@ -16,19 +16,26 @@ def test_example_manifest_parses() -> None:
 
 
 def test_bad_manifest_lists_every_fault_with_its_path() -> None:
-    text = '''name = "Bad Name"
+    text = """name = "Bad Name"
 version = "one"
 capabilities = ["log", "files"]
 [http]
 hosts = ["not a host!"]
 [actions.go]
 input = { type = 12 }
-'''
+"""
     with pytest.raises(ValidationFailed) as caught:
         parse(text)
     paths = {f.path for f in caught.value.faults}
-    assert {"name", "version", "publisher", "capabilities.1", "http.hosts.0", "http.hosts",
-            "actions.go.input"} <= paths
+    assert {
+        "name",
+        "version",
+        "publisher",
+        "capabilities.1",
+        "http.hosts.0",
+        "http.hosts",
+        "actions.go.input",
+    } <= paths
 
 
 def test_not_toml_is_a_syntax_fault() -> None:

@@ -20,20 +20,22 @@ from tests.helpers import as_user, make_tenant, token_for
 
 
 async def test_publish_over_http_records_hash_size_and_manifest(
-        client: httpx.AsyncClient, components: dict[str, Path]) -> None:
+    client: httpx.AsyncClient, components: dict[str, Path]
+) -> None:
     data = await asyncio.to_thread(package, components, "fraud-scorer")
     # A real package is megabytes: far over the 1 MB every other route accepts.
     assert len(data) > 4 << 20
-    r = await client.post("/api/plugins", content=data,
-                          headers={"Content-Type": "application/zip"})
+    r = await client.post("/api/plugins", content=data, headers={"Content-Type": "application/zip"})
     assert r.status_code == 201, r.text
     body = r.json()
     wasm = components["fraud-scorer"].read_bytes()
     assert body["sha256"] == hashlib.sha256(wasm).hexdigest()
     assert body["size"] == len(wasm) and body["signed"] is False
-    assert body["points"] == [{"kind": "action", "name": "score"},
-                              {"kind": "before-write", "name": "claims.claim"},
-                              {"kind": "component", "name": "fraud-badge"}]
+    assert body["points"] == [
+        {"kind": "action", "name": "score"},
+        {"kind": "before-write", "name": "claims.claim"},
+        {"kind": "component", "name": "fraud-badge"},
+    ]
     again = await client.post("/api/plugins", content=data)
     assert again.status_code == 409  # versions are immutable
     listed = (await client.get("/api/plugins")).json()
@@ -47,14 +49,15 @@ async def test_only_the_upload_route_takes_large_bodies(platform: Platform) -> N
 
     platform.settings.plugin_max_package_bytes = 3 << 20
     app = create_app(platform=platform)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://plinth.test",
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://plinth.test",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    ) as c:
         big = b"x" * (2 << 20)
         r = await c.post("/api/plugins", content=big)
         assert r.status_code == 400 and r.json()["path"] == "package"  # read, then refused
-        r = await c.post("/api/tenants", content=big,
-                         headers={"Content-Type": "application/json"})
+        r = await c.post("/api/tenants", content=big, headers={"Content-Type": "application/json"})
         assert r.status_code == 413
         assert r.headers["content-type"].startswith("application/problem+json")
         r = await c.post("/api/plugins", content=b"x" * (4 << 20))
@@ -77,7 +80,8 @@ async def test_bad_packages_are_refused_with_paths(client: httpx.AsyncClient) ->
 
 
 async def test_signature_is_verified_and_key_is_fixed_by_first_version(
-        platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]) -> None:
+    platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]
+) -> None:
     key = Ed25519PrivateKey.generate()
     wasm = components["fraud-scorer"].read_bytes()
     ui = {"ui/elements.js": (PLUGINS["fraud-scorer"] / "ui/elements.js").read_bytes()}
@@ -102,18 +106,23 @@ async def test_signature_is_verified_and_key_is_fixed_by_first_version(
     r = await client.post("/api/plugins", content=buf.getvalue())
     assert r.status_code == 422
     await make_tenant(client, "acme")
-    r = await client.post("/api/t/acme/plugins", json={
-        "name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}})
+    r = await client.post(
+        "/api/t/acme/plugins",
+        json={"name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}},
+    )
     assert r.status_code == 201, r.text
     # The stored component is re-hashed on install: a swapped blob is refused.
-    other = await asyncio.to_thread(package, components, "hostile",
-                                    **{'name = "hostile"': 'name = "hostile-two"'})
+    other = await asyncio.to_thread(
+        package, components, "hostile", **{'name = "hostile"': 'name = "hostile-two"'}
+    )
     await platform.plugins.publish(other, _admin())
     v = await platform.plugins.version("hostile-two")
     blob = platform.plugins.blob_dir / f"{v.sha256}.wasm"
     blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")
-    r = await client.post("/api/t/acme/plugins", json={
-        "name": "hostile-two", "grant": {"capabilities": ["log", "records.write"]}})
+    r = await client.post(
+        "/api/t/acme/plugins",
+        json={"name": "hostile-two", "grant": {"capabilities": ["log", "records.write"]}},
+    )
     assert r.status_code == 412 and r.json()["path"] == "sha256"
 
 
@@ -124,25 +133,36 @@ def _admin():  # type: ignore[no-untyped-def]
 
 
 async def test_install_needs_a_grant_and_upgrade_asking_more_needs_a_new_one(
-        platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]) -> None:
+    platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]
+) -> None:
     await make_tenant(client, "acme")
     await publish(platform, components, "fraud-scorer")
     r = await client.post("/api/t/acme/plugins", json={"name": "fraud-scorer"})
     assert r.status_code == 412
     assert r.json()["errors"][0]["path"] == "grant.capabilities.log"
-    r = await client.post("/api/t/acme/plugins", json={
-        "name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}})
+    r = await client.post(
+        "/api/t/acme/plugins",
+        json={"name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}},
+    )
     assert r.status_code == 201 and r.json()["version"] == "1.1.0"
 
     # 1.1.0 also wants kv: the old grant does not cover it.
-    await publish(platform, components, "fraud-scorer", **{
-        'version = "1.1.0"': 'version = "1.2.0"',
-        'capabilities = ["log", "ui"]': 'capabilities = ["log", "ui", "kv"]'})
+    await publish(
+        platform,
+        components,
+        "fraud-scorer",
+        **{
+            'version = "1.1.0"': 'version = "1.2.0"',
+            'capabilities = ["log", "ui"]': 'capabilities = ["log", "ui", "kv"]',
+        },
+    )
     r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={"version": "1.2.0"})
     assert r.status_code == 412 and r.json()["errors"][0]["path"] == "grant.capabilities.kv"
     assert (await client.get("/api/t/acme/plugins")).json()[0]["version"] == "1.1.0"
-    r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={
-        "version": "1.2.0", "grant": {"capabilities": ["log", "ui", "kv"]}})
+    r = await client.post(
+        "/api/t/acme/plugins/fraud-scorer/upgrade",
+        json={"version": "1.2.0", "grant": {"capabilities": ["log", "ui", "kv"]}},
+    )
     assert r.status_code == 200 and r.json()["grant"]["capabilities"] == ["log", "ui", "kv"]
 
     # Pinned: upgrades are refused until unpinned.
@@ -152,8 +172,10 @@ async def test_install_needs_a_grant_and_upgrade_asking_more_needs_a_new_one(
     assert r.status_code == 409 and r.json()["path"] == "pinned"
 
     # Limits: overridable within the platform maxima only.
-    r = await client.put("/api/t/acme/plugins/fraud-scorer/limits",
-                         json={"point": "action", "limits": {"fuel": 10**12}})
+    r = await client.put(
+        "/api/t/acme/plugins/fraud-scorer/limits",
+        json={"point": "action", "limits": {"fuel": 10**12}},
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "limits.fuel"
 
     r = await client.delete("/api/t/acme/plugins/fraud-scorer")
@@ -161,8 +183,9 @@ async def test_install_needs_a_grant_and_upgrade_asking_more_needs_a_new_one(
     assert (await client.get("/api/t/acme/plugins")).json() == []
 
 
-async def test_policy_decides_who_installs(platform: Platform, client: httpx.AsyncClient,
-                                           components: dict[str, Path]) -> None:
+async def test_policy_decides_who_installs(
+    platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]
+) -> None:
     await make_tenant(client, "acme")
     await publish(platform, components, "fraud-scorer")
     body = {"name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}}

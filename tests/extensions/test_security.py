@@ -19,16 +19,21 @@ URL = "/api/t/acme/plugins/hostile/actions/{}"
 
 
 @pytest.fixture
-async def hostile(platform: Platform, client: httpx.AsyncClient,
-                  components: dict[str, Path]) -> Platform:
+async def hostile(
+    platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]
+) -> Platform:
     await make_tenant(client, "acme")
     await make_tenant(client, "globex")
     await publish(platform, components, "hostile")
     await install(platform, "acme", "hostile")
     # Tight limits keep the attacks quick; the defaults would stop them too, only later.
-    await platform.plugins.set_limits("acme", "hostile", "action",
-                                      {"fuel": 400_000_000, "timeout_ms": 1500,
-                                       "memory_bytes": 96 << 20}, ADMIN)
+    await platform.plugins.set_limits(
+        "acme",
+        "hostile",
+        "action",
+        {"fuel": 400_000_000, "timeout_ms": 1500, "memory_bytes": 96 << 20},
+        ADMIN,
+    )
     return platform
 
 
@@ -42,22 +47,24 @@ async def _healthy(client: httpx.AsyncClient) -> None:
     assert platform.plugins.sandbox.meter.live == 0
 
 
-async def _attack(client: httpx.AsyncClient, action: str,
-                  body: dict[str, Any] | None = None) -> httpx.Response:
+async def _attack(
+    client: httpx.AsyncClient, action: str, body: dict[str, Any] | None = None
+) -> httpx.Response:
     return await client.post(URL.format(action), json=body or {})
 
 
-async def test_infinite_loop_runs_out_of_fuel(hostile: Platform,
-                                              client: httpx.AsyncClient) -> None:
+async def test_infinite_loop_runs_out_of_fuel(hostile: Platform, client: httpx.AsyncClient) -> None:
     r = await _attack(client, "loop")
     assert r.status_code == 502 and r.json()["code"] == "plugin_out_of_fuel"
     await _healthy(client)
 
 
-async def test_infinite_loop_hits_the_wall_clock_deadline(hostile: Platform,
-                                                          client: httpx.AsyncClient) -> None:
-    await hostile.plugins.set_limits("acme", "hostile", "action",
-                                     {"fuel": 20_000_000_000, "timeout_ms": 300}, ADMIN)
+async def test_infinite_loop_hits_the_wall_clock_deadline(
+    hostile: Platform, client: httpx.AsyncClient
+) -> None:
+    await hostile.plugins.set_limits(
+        "acme", "hostile", "action", {"fuel": 20_000_000_000, "timeout_ms": 300}, ADMIN
+    )
     r = await _attack(client, "loop")
     assert r.status_code == 504 and r.json()["code"] == "plugin_deadline"
     await _healthy(client)
@@ -113,19 +120,24 @@ async def test_no_sockets(hostile: Platform, client: httpx.AsyncClient) -> None:
         listener.close()
 
 
-async def test_ungranted_capability_is_refused(hostile: Platform,
-                                               client: httpx.AsyncClient) -> None:
+async def test_ungranted_capability_is_refused(
+    hostile: Platform, client: httpx.AsyncClient
+) -> None:
     r = await _attack(client, "ungranted")
     assert r.status_code == 502 and r.json()["code"] == "plugin_error"
     assert "'kv' is not granted" in r.json()["detail"]
     await _healthy(client)
 
 
-async def test_records_are_always_the_callers_tenant(hostile: Platform,
-                                                     client: httpx.AsyncClient) -> None:
+async def test_records_are_always_the_callers_tenant(
+    hostile: Platform, client: httpx.AsyncClient
+) -> None:
     globex = await hostile.tenants.get("globex")
-    model = {"entities": {"claim": {"fields": {"amount": {"type": "integer"},
-                                               "tenant_id": {"type": "string"}}}}}
+    model = {
+        "entities": {
+            "claim": {"fields": {"amount": {"type": "integer"}, "tenant_id": {"type": "string"}}}
+        }
+    }
     for slug in ("acme", "globex"):
         await make_app(client, slug, "claims", model)
         assert (await client.post(f"/api/t/{slug}/apps/claims/publish")).status_code == 201
@@ -139,9 +151,13 @@ async def test_records_are_always_the_callers_tenant(hostile: Platform,
 
 
 async def test_100_mb_output_is_refused(hostile: Platform, client: httpx.AsyncClient) -> None:
-    await hostile.plugins.set_limits("acme", "hostile", "action",
-                                     {"memory_bytes": 512 << 20, "fuel": 20_000_000_000,
-                                      "timeout_ms": 10_000}, ADMIN)
+    await hostile.plugins.set_limits(
+        "acme",
+        "hostile",
+        "action",
+        {"memory_bytes": 512 << 20, "fuel": 20_000_000_000, "timeout_ms": 10_000},
+        ADMIN,
+    )
     r = await _attack(client, "bigout")
     assert r.status_code == 502
     # With memory to spare the guest builds the 100 MB; the host refuses to take it.
@@ -150,8 +166,9 @@ async def test_100_mb_output_is_refused(hostile: Platform, client: httpx.AsyncCl
     await _healthy(client)
 
 
-async def test_output_not_matching_schema_is_invalid(hostile: Platform,
-                                                     client: httpx.AsyncClient) -> None:
+async def test_output_not_matching_schema_is_invalid(
+    hostile: Platform, client: httpx.AsyncClient
+) -> None:
     r = await _attack(client, "badshape")
     assert r.status_code == 502 and r.json()["code"] == "plugin_invalid_output"
     assert r.json()["path"].startswith("output")
@@ -164,16 +181,27 @@ async def test_failures_are_metered(hostile: Platform, client: httpx.AsyncClient
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_plugins_calling_plugins_are_bounded(hostile: Platform, client: httpx.AsyncClient,
-                                                   components: dict[str, Path],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_plugins_calling_plugins_are_bounded(
+    hostile: Platform,
+    client: httpx.AsyncClient,
+    components: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from plinth.extensions import service
 
     await publish(hostile, components, "fraud-scorer")
     await install(hostile, "acme", "fraud-scorer")
-    model = {"entities": {"claim": {"fields": {"amount": {"type": "integer"},
-                                               "tenant_id": {"type": "string"},
-                                               "fraud_score": {"type": "integer"}}}}}
+    model = {
+        "entities": {
+            "claim": {
+                "fields": {
+                    "amount": {"type": "integer"},
+                    "tenant_id": {"type": "string"},
+                    "fraud_score": {"type": "integer"},
+                }
+            }
+        }
+    }
     await make_app(client, "acme", "claims", model)
     assert (await client.post("/api/t/acme/apps/claims/publish")).status_code == 201
     # The hostile plugin writes a claim: the fraud scorer's before-write hook runs within it.

@@ -32,20 +32,26 @@ def test_the_manifest_refuses_bad_element_names_modules_and_a_missing_ui_grant()
     base = manifest_text("fraud-scorer")
     assert [p.name for p in manifest_mod.parse(base).components()] == ["fraud-badge"]
     assert _faults(base.replace("components.fraud-badge", "components.fraudbadge")) == {
-        "components.fraudbadge": "format"}  # no dash: not a custom element name
+        "components.fraudbadge": "format"
+    }  # no dash: not a custom element name
     assert _faults(base.replace("components.fraud-badge", "components.plinth-table")) == {
-        "components.plinth-table": "reserved"}  # the portal's own elements
+        "components.plinth-table": "reserved"
+    }  # the portal's own elements
     assert _faults(base.replace("components.fraud-badge", "components.font-face")) == {
-        "components.font-face": "format"}  # reserved by HTML
+        "components.font-face": "format"
+    }  # reserved by HTML
     assert _faults(base.replace('"ui/elements.js"', '"../etc/passwd.js"')) == {
-        "components.fraud-badge.module": "format"}
+        "components.fraud-badge.module": "format"
+    }
     assert _faults(base.replace('capabilities = ["log", "ui"]', 'capabilities = ["log"]')) == {
-        "components": "requires"}
+        "components": "requires"
+    }
 
 
 @SQLITE
 async def test_a_module_is_served_immutable_only_to_tenants_that_installed_it(
-        platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]) -> None:
+    platform: Platform, client: httpx.AsyncClient, components: dict[str, Path]
+) -> None:
     data = await asyncio.to_thread(package, components, "fraud-scorer")
     r = await client.post("/api/plugins", content=data)
     assert r.status_code == 201, r.text
@@ -59,19 +65,25 @@ async def test_a_module_is_served_immutable_only_to_tenants_that_installed_it(
     # A version without UI was installed before; the upgrade that adds UI asks the admin to
     # approve `ui` (its JavaScript runs in the portal's origin).
     text = manifest_text("fraud-scorer")
-    plain = {'version = "1.1.0"': 'version = "1.0.0"',
-             'capabilities = ["log", "ui"]': 'capabilities = ["log"]',
-             text[text.index("# A custom element"):]: ""}
+    plain = {
+        'version = "1.1.0"': 'version = "1.0.0"',
+        'capabilities = ["log", "ui"]': 'capabilities = ["log"]',
+        text[text.index("# A custom element") :]: "",
+    }
     old = await asyncio.to_thread(package, components, "fraud-scorer", **plain)
     assert (await client.post("/api/plugins", content=old)).status_code == 201
-    r = await client.post("/api/t/acme/plugins", json={
-        "name": "fraud-scorer", "version": "1.0.0", "grant": {"capabilities": ["log"]}})
+    r = await client.post(
+        "/api/t/acme/plugins",
+        json={"name": "fraud-scorer", "version": "1.0.0", "grant": {"capabilities": ["log"]}},
+    )
     assert r.status_code == 201, r.text
     r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={"version": "1.1.0"})
     assert r.status_code == 412 and r.json()["errors"][0]["path"] == "grant.capabilities.ui"
     assert (await client.get(url)).status_code == 404
-    r = await client.post("/api/t/acme/plugins/fraud-scorer/upgrade", json={
-        "version": "1.1.0", "grant": {"capabilities": ["log", "ui"]}})
+    r = await client.post(
+        "/api/t/acme/plugins/fraud-scorer/upgrade",
+        json={"version": "1.1.0", "grant": {"capabilities": ["log", "ui"]}},
+    )
     assert r.status_code == 200, r.text
 
     r = await client.get(url, headers={"Authorization": ""})  # a portal script import
@@ -82,9 +94,12 @@ async def test_a_module_is_served_immutable_only_to_tenants_that_installed_it(
     again = await client.get(url, headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304
     # Another tenant, another hash, another plugin: all the same 404.
-    for other in (f"/a/beta/-/plugins/fraud-scorer/{sha}.js",
-                  f"/a/acme/-/plugins/fraud-scorer/{'0' * 64}.js",
-                  f"/a/acme/-/plugins/hostile/{sha}.js", f"/a/nobody/-/plugins/x/{sha}.js"):
+    for other in (
+        f"/a/beta/-/plugins/fraud-scorer/{sha}.js",
+        f"/a/acme/-/plugins/fraud-scorer/{'0' * 64}.js",
+        f"/a/acme/-/plugins/hostile/{sha}.js",
+        f"/a/nobody/-/plugins/x/{sha}.js",
+    ):
         assert (await client.get(other)).status_code == 404, other
     [badge] = await platform.plugins.ui_components("acme")
     assert badge["url"] == url and badge["props"]["properties"]["score"]["maximum"] == 100
@@ -96,10 +111,12 @@ async def test_a_module_is_served_immutable_only_to_tenants_that_installed_it(
 
 @SQLITE
 async def test_publish_checks_plugin_elements_against_the_installed_version(
-        client: httpx.AsyncClient, components: dict[str, Path]) -> None:
+    client: httpx.AsyncClient, components: dict[str, Path]
+) -> None:
     await make_tenant(client, "acme")
-    assert (await client.post("/api/t/acme/apps", json={"slug": "claims",
-                                                       "name": "Claims"})).status_code == 201
+    assert (
+        await client.post("/api/t/acme/apps", json={"slug": "claims", "name": "Claims"})
+    ).status_code == 201
     definition = read_folder(DEMO)[1]
     # Without its workflows: their plugin calls must be installed to publish (a hard check),
     # while a page's plugin element is only a warning, which is what this test is about.
@@ -117,13 +134,17 @@ async def test_publish_checks_plugin_elements_against_the_installed_version(
     r = await publish(definition)
     assert r.status_code == 201, r.text
     warned = [m for s in r.json()["steps"] for m in s["messages"] if "path" in m]
-    assert {"path": "pages.claim_detail.components.fraud.kind",
-            "code": "plugin_not_installed"}.items() <= warned[0].items()
+    assert {
+        "path": "pages.claim_detail.components.fraud.kind",
+        "code": "plugin_not_installed",
+    }.items() <= warned[0].items()
 
     data = await asyncio.to_thread(package, components, "fraud-scorer")
     assert (await client.post("/api/plugins", content=data)).status_code == 201
-    r = await client.post("/api/t/acme/plugins", json={
-        "name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}})
+    r = await client.post(
+        "/api/t/acme/plugins",
+        json={"name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}},
+    )
     assert r.status_code == 201, r.text
     bad = copy.deepcopy(definition)
     node = bad["pages"]["claim_detail"]["components"]["fraud"]
@@ -131,9 +152,10 @@ async def test_publish_checks_plugin_elements_against_the_installed_version(
     r = await publish(bad)
     assert r.status_code == 422, r.text
     paths = {e["path"] for e in r.json()["errors"]}
-    assert {"pages.claim_detail.components.fraud.props.score",
-            "pages.claim_detail.components.fraud.props"} <= paths | {
-        p.rsplit(".", 1)[0] for p in paths}
+    assert {
+        "pages.claim_detail.components.fraud.props.score",
+        "pages.claim_detail.components.fraud.props",
+    } <= paths | {p.rsplit(".", 1)[0] for p in paths}
     node["kind"] = "plugin:fraud-scorer/fraud-meter"
     node["props"] = {}
     r = await publish(bad)

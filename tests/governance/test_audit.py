@@ -47,13 +47,15 @@ async def _tamper(platform: Platform, n: int) -> None:
             await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
         else:
             await conn.execute(sa.text("DROP TRIGGER audit_events_no_update"))
-        await conn.execute(sa.text(
-            "UPDATE audit_events SET actor = 'mallory' WHERE tenant_key = 't1' AND n = :n"),
-            {"n": n})
+        await conn.execute(
+            sa.text("UPDATE audit_events SET actor = 'mallory' WHERE tenant_key = 't1' AND n = :n"),
+            {"n": n},
+        )
 
 
 async def test_tampered_row_is_reported_by_verify_and_the_cli(
-        platform: Platform, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    platform: Platform, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ledger = platform.governance.audit
     for i in range(6):
         await ledger.append("t1", AuditEntry("alice", "test", f"r{i}"))
@@ -63,14 +65,20 @@ async def test_tampered_row_is_reported_by_verify_and_the_cli(
 
 
 async def test_cli_verify_reports_broken_chain(
-        client: httpx.AsyncClient, platform: Platform, settings: Settings,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    client: httpx.AsyncClient,
+    platform: Platform,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     await make_tenant(client, "acme")
     tid = (await platform.tenants.get("acme")).id
     for i in range(3):
         await platform.governance.audit.append(tid, AuditEntry("alice", "test", f"r{i}"))
-    for key, value in (("DATABASE_URL", settings.database_url),
-                       ("DATA_DIR", str(settings.data_dir)), ("ADMIN_TOKEN", "x" * 40)):
+    for key, value in (
+        ("DATABASE_URL", settings.database_url),
+        ("DATA_DIR", str(settings.data_dir)),
+        ("ADMIN_TOKEN", "x" * 40),
+    ):
         monkeypatch.setenv(f"PLINTH_{key}", str(value))
     runner = CliRunner()
     result = await asyncio.to_thread(runner.invoke, cli, ["verify", "acme"])
@@ -80,31 +88,52 @@ async def test_cli_verify_reports_broken_chain(
             await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
         else:
             await conn.execute(sa.text("DROP TRIGGER audit_events_no_update"))
-        await conn.execute(sa.text("UPDATE audit_events SET actor = 'eve' WHERE n = 2 "
-                                   "AND tenant_key = :t"), {"t": tid})
+        await conn.execute(
+            sa.text("UPDATE audit_events SET actor = 'eve' WHERE n = 2 AND tenant_key = :t"),
+            {"t": tid},
+        )
     result = await asyncio.to_thread(runner.invoke, cli, ["verify", "acme"])
     assert result.exit_code == 1 and "BROKEN at event 2" in result.output, result.output
 
 
 async def test_metadata_changes_records_and_denials_land_in_the_ledger(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     tid = (await platform.tenants.get("acme")).id
     await make_app(client, "acme", "claims", {"entities": {}})
     viewer = await token_for(client, "acme", "viewer")
-    r = await client.post("/api/t/acme/apps/claims/publish", json={}, headers=as_user(
-        client, viewer))
+    r = await client.post(
+        "/api/t/acme/apps/claims/publish", json={}, headers=as_user(client, viewer)
+    )
     assert r.status_code == 403 and "app.publish" in r.text
     assert "policy" not in r.json()["detail"].lower()
-    await platform.events.publish(Event("record.updated", tid, {
-        "app": "claims", "entity": "claim", "id": "r1", "by": "bob",
-        "before": {"ssn": "ssn-secret-before"}, "after": {"ssn": "ssn-secret-after"}}))
+    await platform.events.publish(
+        Event(
+            "record.updated",
+            tid,
+            {
+                "app": "claims",
+                "entity": "claim",
+                "id": "r1",
+                "by": "bob",
+                "before": {"ssn": "ssn-secret-before"},
+                "after": {"ssn": "ssn-secret-after"},
+            },
+        )
+    )
     await platform.events.publish(Event("plugin.executed", tid, {"plugin": "p", "by": "x"}))
     await platform.governance.audit.drain()
     events = await platform.governance.audit.list(tid, limit=1000)
     actions = [e["action"] for e in events]
-    for expected in ("app.created", "draft.updated", "token.issued", "denied.app.publish",
-                     "record.updated", "plugin.executed"):
+    for expected in (
+        "app.created",
+        "draft.updated",
+        "token.issued",
+        "denied.app.publish",
+        "record.updated",
+        "plugin.executed",
+    ):
         assert expected in actions, actions
     rec = next(e for e in events if e["action"] == "record.updated")
     assert "ssn-secret" not in json.dumps(rec) and rec["data"]["before_sha256"]
@@ -112,15 +141,19 @@ async def test_metadata_changes_records_and_denials_land_in_the_ledger(
 
 
 async def test_audit_api_filters_pages_and_exports(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     tid = (await platform.tenants.get("acme")).id
-    await platform.governance.audit.append_many(tid, [
-        AuditEntry(f"user{i % 2}", "test.event", f"thing/{i}") for i in range(25)])
+    await platform.governance.audit.append_many(
+        tid, [AuditEntry(f"user{i % 2}", "test.event", f"thing/{i}") for i in range(25)]
+    )
     seen, cursor = [], 0
     while cursor is not None:
-        r = await client.get("/api/t/acme/audit", params={
-            "actor": "user1", "action": "test.*", "limit": 5, "cursor": cursor})
+        r = await client.get(
+            "/api/t/acme/audit",
+            params={"actor": "user1", "action": "test.*", "limit": 5, "cursor": cursor},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         seen += [e["resource"] for e in body["items"]]

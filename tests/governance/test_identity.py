@@ -12,19 +12,26 @@ from tests.helpers import as_user, make_tenant, token_for
 
 
 async def _user(client: httpx.AsyncClient, **extra: object) -> dict:
-    body = {"username": "ana", "password": "correct horse battery", "roles": ["analyst"],
-            "attrs": {"country": "FR"}, **extra}
+    body = {
+        "username": "ana",
+        "password": "correct horse battery",
+        "roles": ["analyst"],
+        "attrs": {"country": "FR"},
+        **extra,
+    }
     r = await client.post("/api/t/acme/users", json=body)
     assert r.status_code == 201, r.text
     return r.json()
 
 
 async def test_login_issues_jwt_that_authenticates_and_refresh_rotates(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     await _user(client)
-    r = await client.post("/api/auth/acme/login",
-                          json={"username": "ana", "password": "correct horse battery"})
+    r = await client.post(
+        "/api/auth/acme/login", json={"username": "ana", "password": "correct horse battery"}
+    )
     assert r.status_code == 200, r.text
     session = r.json()
     assert session["expires_in"] == 900
@@ -33,16 +40,19 @@ async def test_login_issues_jwt_that_authenticates_and_refresh_rotates(
     # an analyst may read but not create apps
     r = await client.post("/api/t/acme/apps", json={"slug": "x"}, headers=anon)
     assert r.status_code == 403
-    r = await client.post("/api/auth/acme/refresh",
-                          json={"refresh_token": session["refresh_token"]})
+    r = await client.post(
+        "/api/auth/acme/refresh", json={"refresh_token": session["refresh_token"]}
+    )
     assert r.status_code == 200 and r.json()["refresh_token"] != session["refresh_token"]
-    again = await client.post("/api/auth/acme/refresh",
-                              json={"refresh_token": session["refresh_token"]})
+    again = await client.post(
+        "/api/auth/acme/refresh", json={"refresh_token": session["refresh_token"]}
+    )
     assert again.status_code == 401  # a refresh token works once
 
 
 async def test_wrong_password_is_refused_and_audited(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     await _user(client)
     r = await client.post("/api/auth/acme/login", json={"username": "ana", "password": "nope"})
@@ -55,31 +65,37 @@ async def test_wrong_password_is_refused_and_audited(
 
 
 async def test_expired_access_token_is_refused(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     user = await _user(client)
     tid = (await platform.tenants.get("acme")).id
-    short = IdentityService(platform.db, platform.governance.identity._key,
-                            access_ttl=timedelta(seconds=-1))
+    short = IdentityService(
+        platform.db, platform.governance.identity._key, access_ttl=timedelta(seconds=-1)
+    )
     found = await short.get_user(tid, user["id"])
     assert found is not None
-    r = await client.get("/api/t/acme/apps", headers={
-        "Authorization": f"Bearer {short.access_token(found)}"})
+    r = await client.get(
+        "/api/t/acme/apps", headers={"Authorization": f"Bearer {short.access_token(found)}"}
+    )
     assert r.status_code == 401 and "expired" in r.text
     r = await client.get("/api/t/acme/apps", headers={"Authorization": "Bearer a.b.c"})
     assert r.status_code == 401
 
 
 async def test_api_key_revocation_is_immediate_and_audited(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     r = await client.post("/api/t/acme/tokens", json={"name": "ci", "role": "designer"})
     key = r.json()
-    assert (await client.get("/api/t/acme/apps", headers=as_user(
-        client, key["token"]))).status_code == 200
+    assert (
+        await client.get("/api/t/acme/apps", headers=as_user(client, key["token"]))
+    ).status_code == 200
     assert (await client.delete(f"/api/t/acme/tokens/{key['id']}")).status_code == 204
-    assert (await client.get("/api/t/acme/apps", headers=as_user(
-        client, key["token"]))).status_code == 401
+    assert (
+        await client.get("/api/t/acme/apps", headers=as_user(client, key["token"]))
+    ).status_code == 401
     tid = (await platform.tenants.get("acme")).id
     actions = [e["action"] for e in await platform.governance.audit.list(tid)]
     assert "token.issued" in actions and "token.revoked" in actions

@@ -25,8 +25,11 @@ BODIES = {
     ("POST", "/api/t/{tenant}/apps/{app}/publish"): {},
     ("POST", "/api/t/{tenant}/apps/{app}/rollback"): {"version": 1},
     ("POST", "/api/t/{tenant}/tokens"): {"name": "x", "role": "owner"},
-    ("POST", "/api/t/{tenant}/users"): {"username": "x", "password": "longenough",
-                                        "roles": ["owner"]},
+    ("POST", "/api/t/{tenant}/users"): {
+        "username": "x",
+        "password": "longenough",
+        "roles": ["owner"],
+    },
 }
 PARAMS = {"app": "claims", "number": "1", "token_id": "nope", "entity": "claim"}
 QUERY = {"/api/t/{tenant}/apps/{app}/diff": {"from": "1", "to": "draft"}}
@@ -39,33 +42,49 @@ PUBLIC = {"/api/t/{tenant}/apps/{app}/hooks/{name}"}
 def tenant_routes(client: httpx.AsyncClient) -> list[tuple[str, str]]:
     """Every (method, path) under /api/t/{tenant}, from the live app's OpenAPI document."""
     app = client._transport.app  # type: ignore[attr-defined]
-    return [(m.upper(), path) for path, ops in app.openapi()["paths"].items()
-            if path.startswith("/api/t/{tenant}") and path not in PUBLIC for m in ops]
+    return [
+        (m.upper(), path)
+        for path, ops in app.openapi()["paths"].items()
+        if path.startswith("/api/t/{tenant}") and path not in PUBLIC
+        for m in ops
+    ]
 
 
 def url(path: str, tenant: str) -> str:
     # Parameters of routes this test does not know get a placeholder (such a route may then
     # answer 404/422 to the viewer; a foreign tenant must still get 403).
-    return re.sub(r"\{(\w+)\}",
-                  lambda m: tenant if m[1] == "tenant" else PARAMS.get(m[1], "x"), path)
+    return re.sub(
+        r"\{(\w+)\}", lambda m: tenant if m[1] == "tenant" else PARAMS.get(m[1], "x"), path
+    )
 
 
 def knows_all_params(path: str) -> bool:
     return all(name in PARAMS or name == "tenant" for name in re.findall(r"\{(\w+)\}", path))
 
 
-async def call(client: httpx.AsyncClient, method: str, path: str, tenant: str,
-               token: str) -> httpx.Response:
-    return await client.request(method, url(path, tenant), json=BODIES.get((method, path)),
-                                params=QUERY.get(path), headers=as_user(client, token))
+async def call(
+    client: httpx.AsyncClient, method: str, path: str, tenant: str, token: str
+) -> httpx.Response:
+    return await client.request(
+        method,
+        url(path, tenant),
+        json=BODIES.get((method, path)),
+        params=QUERY.get(path),
+        headers=as_user(client, token),
+    )
 
 
 async def test_every_tenant_endpoint_refuses_other_tenants_and_the_under_privileged(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     for slug in ("acme", "globex"):
         await make_tenant(client, slug)
-        await make_app(client, slug, "claims",
-                       {"entities": {"claim": {"fields": {"note": {"type": "string"}}}}})
+        await make_app(
+            client,
+            slug,
+            "claims",
+            {"entities": {"claim": {"fields": {"note": {"type": "string"}}}}},
+        )
         assert (await client.post(f"/api/t/{slug}/apps/claims/publish", json={})).is_success
     record = await client.post("/api/t/acme/apps/claims/data/claim", json={"note": "x"})
     assert record.status_code == 201, record.text
@@ -93,8 +112,13 @@ async def test_every_tenant_endpoint_refuses_other_tenants_and_the_under_privile
     await platform.governance.audit.drain()
     tid = (await platform.tenants.get("acme")).id
     denied = await platform.governance.audit.list(tid, action="denied.*", limit=1000)
-    assert {"denied.app.publish", "denied.draft.edit", "denied.token.manage",
-            "denied.audit.read", "denied.app.delete"} <= {e["action"] for e in denied}
+    assert {
+        "denied.app.publish",
+        "denied.draft.edit",
+        "denied.token.manage",
+        "denied.audit.read",
+        "denied.app.delete",
+    } <= {e["action"] for e in denied}
     assert all(e["outcome"] == "denied" for e in denied)
 
 
@@ -104,9 +128,12 @@ async def test_analyst_cannot_read_another_countrys_row(platform: Platform) -> N
     from tests.governance.apps import CLAIMS_APP
 
     platform.authorizer.install("t-acme", "claims", CLAIMS_APP)  # type: ignore[attr-defined]
-    ana = Principal("user:ana", "user", frozenset({"analyst"}), "t-acme",
-                    attrs={"country": "FR"})
-    de_row = Resource("record", "claim", "t-acme", attrs={
-        "app": "claims", "entity": "claim", "record": {"id": "1", "country": "DE"}})
+    ana = Principal("user:ana", "user", frozenset({"analyst"}), "t-acme", attrs={"country": "FR"})
+    de_row = Resource(
+        "record",
+        "claim",
+        "t-acme",
+        attrs={"app": "claims", "entity": "claim", "record": {"id": "1", "country": "DE"}},
+    )
     decision = platform.authorizer.decide(ana, "data.read", de_row)
     assert not decision.allowed and decision.policies == ("analysts_own_country",)

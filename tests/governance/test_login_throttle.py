@@ -32,16 +32,18 @@ PASSWORD = "a-long-password"
 @pytest.fixture(autouse=True)
 def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     # Real argon2 at its cheapest: the default costs ~0.3 s per attempt, and these tests try many.
-    monkeypatch.setattr(identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8,
-                                                            parallelism=1))
+    monkeypatch.setattr(
+        identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
 
 
 @pytest.fixture
 async def acme(client: httpx.AsyncClient) -> str:
     await make_tenant(client, "acme")
     for name in ("ana", "bob"):
-        r = await client.post("/api/t/acme/users", json={
-            "username": name, "password": PASSWORD, "roles": ["analyst"]})
+        r = await client.post(
+            "/api/t/acme/users", json={"username": name, "password": PASSWORD, "roles": ["analyst"]}
+        )
         assert r.status_code == 201, r.text
     return "acme"
 
@@ -57,13 +59,16 @@ async def test_api_login_locks_a_username_after_failures(acme: str, platform: Pl
     async with _from(platform, "10.0.0.1") as one, _from(platform, "10.0.0.2") as two:
         # A correct password clears the count: four failures, a success, four more are fine.
         for _ in range(4):
-            assert (await one.post(login, json={"username": "ana", "password": "guess"})
-                    ).status_code == 401
-        assert (await one.post(login, json={"username": "ana", "password": PASSWORD})
-                ).status_code == 200
+            assert (
+                await one.post(login, json={"username": "ana", "password": "guess"})
+            ).status_code == 401
+        assert (
+            await one.post(login, json={"username": "ana", "password": PASSWORD})
+        ).status_code == 200
         for _ in range(5):
-            assert (await one.post(login, json={"username": "ana", "password": "guess"})
-                    ).status_code == 401
+            assert (
+                await one.post(login, json={"username": "ana", "password": "guess"})
+            ).status_code == 401
         # Five consecutive failures: ana is locked, from any address, even with her password.
         for client in (one, two, two):
             r = await client.post(login, json={"username": "ANA", "password": PASSWORD})
@@ -72,8 +77,9 @@ async def test_api_login_locks_a_username_after_failures(acme: str, platform: Pl
             assert 1 <= int(r.headers["retry-after"]) <= 900  # when the window frees a try
             assert PASSWORD not in r.text
         # Other usernames are not locked with her.
-        assert (await two.post(login, json={"username": "bob", "password": PASSWORD})
-                ).status_code == 200
+        assert (
+            await two.post(login, json={"username": "bob", "password": PASSWORD})
+        ).status_code == 200
     tid = (await platform.tenants.get("acme")).id
     events = await platform.governance.audit.list(tid, action="auth.login")
     outcomes = [e["outcome"] for e in events]
@@ -81,30 +87,36 @@ async def test_api_login_locks_a_username_after_failures(acme: str, platform: Pl
     assert outcomes.count("throttled") == 1 and outcomes.count("failed") == 9
 
 
-async def test_portal_login_is_limited_per_client_address(acme: str, platform: Platform,
-                                                          client: httpx.AsyncClient) -> None:
+async def test_portal_login_is_limited_per_client_address(
+    acme: str, platform: Platform, client: httpx.AsyncClient
+) -> None:
     platform.quotas.login_limits = LoginLimits(per_ip=4, ip_seconds=60)
     await make_tenant(client, "other")
     login = "/a/{}/-/session/login"
     async with _from(platform, "203.0.113.7") as sprayer, _from(platform, "10.0.0.9") as ana:
         # Guesses spread over usernames and tenants still count against the address.
-        for tenant, user in (("acme", "ana"), ("acme", "bob"), ("other", "carl"),
-                             ("nobody", "x")):
-            r = await sprayer.post(login.format(tenant), headers=PORTAL,
-                                   json={"username": user, "password": "guess"})
+        for tenant, user in (("acme", "ana"), ("acme", "bob"), ("other", "carl"), ("nobody", "x")):
+            r = await sprayer.post(
+                login.format(tenant), headers=PORTAL, json={"username": user, "password": "guess"}
+            )
             assert r.status_code == 401, r.text
-        r = await sprayer.post(login.format("acme"), headers=PORTAL,
-                               json={"username": "bob", "password": PASSWORD})
+        r = await sprayer.post(
+            login.format("acme"), headers=PORTAL, json={"username": "bob", "password": PASSWORD}
+        )
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert "from this address" in r.json()["detail"]
         assert "set-cookie" not in r.headers
         # Another address signs in as usual.
-        r = await ana.post(login.format("acme"), headers=PORTAL,
-                           json={"username": "ana", "password": PASSWORD})
+        r = await ana.post(
+            login.format("acme"), headers=PORTAL, json={"username": "ana", "password": PASSWORD}
+        )
         assert r.status_code == 200 and "plinth_refresh" in r.headers["set-cookie"]
     tid = (await platform.tenants.get("acme")).id
-    [throttled] = [e for e in await platform.governance.audit.list(tid, action="auth.login")
-                   if e["outcome"] == "throttled"]
+    [throttled] = [
+        e
+        for e in await platform.governance.audit.list(tid, action="auth.login")
+        if e["outcome"] == "throttled"
+    ]
     assert throttled["data"]["via"] == "portal" and throttled["data"]["client"] == "203.0.113.7"
 
 
@@ -112,8 +124,10 @@ async def test_portal_login_is_limited_per_client_address(acme: str, platform: P
 async def nodes(platform: Platform) -> AsyncIterator[list[Quotas]]:
     prefix = f"plinth-test-{secrets.token_hex(6)}"
     settings = Settings(redis_url=REDIS_URL, master_key=base64.b64encode(os.urandom(32)).decode())
-    found = [Quotas(settings, GatewaySettings(platform.db, platform.tenants), key_prefix=prefix)
-             for _ in range(2)]
+    found = [
+        Quotas(settings, GatewaySettings(platform.db, platform.tenants), key_prefix=prefix)
+        for _ in range(2)
+    ]
     try:
         await found[0].storage.check() or pytest.skip("no Redis at " + REDIS_URL)
     except Exception:

@@ -14,9 +14,13 @@ from plinth.server import Platform
 
 @pytest.fixture
 def provider() -> Iterator[str]:
-    users = [User(sub="ana", claims={"email": "ana@acme.test", "groups": ["acme-analysts"],
-                                     "country": "FR"}),
-             User(sub="eve", claims={"email": "eve@acme.test", "groups": ["strangers"]})]
+    users = [
+        User(
+            sub="ana",
+            claims={"email": "ana@acme.test", "groups": ["acme-analysts"], "country": "FR"},
+        ),
+        User(sub="eve", claims={"email": "eve@acme.test", "groups": ["strangers"]}),
+    ]
     with run_server_in_thread(user_claims=users) as server:
         yield f"http://localhost:{server.server_port}"
 
@@ -32,10 +36,20 @@ async def _login_as(client: httpx.AsyncClient, sub: str) -> httpx.Response:
 
 
 async def test_oidc_login_maps_claims_to_roles_and_attributes(
-        client: httpx.AsyncClient, platform: Platform, provider: str) -> None:
-    await platform.tenants.create("acme", settings={"oidc": {
-        "issuer": provider, "client_id": "plinth", "client_secret": "s3cret",
-        "role_map": {"acme-analysts": "analyst"}, "attr_claims": {"country": "country"}}})
+    client: httpx.AsyncClient, platform: Platform, provider: str
+) -> None:
+    await platform.tenants.create(
+        "acme",
+        settings={
+            "oidc": {
+                "issuer": provider,
+                "client_id": "plinth",
+                "client_secret": "s3cret",
+                "role_map": {"acme-analysts": "analyst"},
+                "attr_claims": {"country": "country"},
+            }
+        },
+    )
     r = await _login_as(client, "ana")
     assert r.status_code == 200, r.text
     token = r.json()["access_token"]
@@ -47,15 +61,25 @@ async def test_oidc_login_maps_claims_to_roles_and_attributes(
     r = await _login_as(client, "eve")
     assert r.status_code == 403
     tid = (await platform.tenants.get("acme")).id
-    outcomes = [e["outcome"] for e in await platform.governance.audit.list(
-        tid, action="auth.oidc_login")]
+    outcomes = [
+        e["outcome"] for e in await platform.governance.audit.list(tid, action="auth.oidc_login")
+    ]
     assert outcomes == ["ok", "no_role"]
 
 
 async def test_forged_state_is_refused(
-        client: httpx.AsyncClient, platform: Platform, provider: str) -> None:
-    await platform.tenants.create("acme", settings={"oidc": {
-        "issuer": provider, "client_id": "plinth", "client_secret": "s3cret",
-        "default_role": "viewer"}})
+    client: httpx.AsyncClient, platform: Platform, provider: str
+) -> None:
+    await platform.tenants.create(
+        "acme",
+        settings={
+            "oidc": {
+                "issuer": provider,
+                "client_id": "plinth",
+                "client_secret": "s3cret",
+                "default_role": "viewer",
+            }
+        },
+    )
     r = await client.get("/api/auth/acme/oidc/callback", params={"code": "x", "state": "y"})
     assert r.status_code == 401

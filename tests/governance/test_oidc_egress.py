@@ -25,8 +25,13 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # No PLINTH_EGRESS_ALLOW: what a production server does by default.
-    return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    admin_token=ADMIN_TOKEN, embedded_worker=False, egress_allow="")
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        embedded_worker=False,
+        egress_allow="",
+    )
 
 
 @pytest.fixture
@@ -36,12 +41,17 @@ def provider() -> Iterator[int]:
 
 
 async def test_an_issuer_on_an_internal_address_is_refused(
-        anon: httpx.AsyncClient, platform: Platform, provider: int) -> None:
-    for slug, issuer, reason in (("loop", f"http://127.0.0.1:{provider}", "loopback"),
-                                 ("meta", "http://169.254.169.254/", "link-local"),
-                                 ("named", f"http://localhost:{provider}", "loopback")):
-        await platform.tenants.create(slug, settings={"oidc": {
-            "issuer": issuer, "client_id": "plinth", "client_secret": "s3cret"}})
+    anon: httpx.AsyncClient, platform: Platform, provider: int
+) -> None:
+    for slug, issuer, reason in (
+        ("loop", f"http://127.0.0.1:{provider}", "loopback"),
+        ("meta", "http://169.254.169.254/", "link-local"),
+        ("named", f"http://localhost:{provider}", "loopback"),
+    ):
+        await platform.tenants.create(
+            slug,
+            settings={"oidc": {"issuer": issuer, "client_id": "plinth", "client_secret": "s3cret"}},
+        )
         # Unauthenticated: anyone can start a login, so this is where SSRF would happen.
         for url in (f"/api/auth/{slug}/oidc/login", f"/a/{slug}/-/oidc/login?next=/a/{slug}/"):
             r = await anon.get(url)
@@ -53,8 +63,12 @@ async def test_an_issuer_on_an_internal_address_is_refused(
 
 
 async def test_token_and_jwks_endpoints_are_guarded_too(provider: int, database_url: str) -> None:
-    config = OIDCConfig(issuer=f"http://localhost:{provider}", client_id="plinth",
-                        client_secret="s3cret", default_role="viewer")
+    config = OIDCConfig(
+        issuer=f"http://localhost:{provider}",
+        client_id="plinth",
+        client_secret="s3cret",
+        default_role="viewer",
+    )
     login = OIDCLogin("k" * 32, EgressPolicy("127.0.0.0/8"))
     start = await login.authorization_url("t1", config, "http://plinth.test/cb")
     async with httpx.AsyncClient(timeout=10) as browser:

@@ -17,8 +17,13 @@ from tests.helpers import make_app, make_tenant
 
 
 def analyst(tenant_id: str, country: str = "FR", groups: tuple[str, ...] = ()) -> Principal:
-    return Principal(id=f"user:{country}", kind="user", roles=frozenset({"analyst"}),
-                     tenant_id=tenant_id, attrs={"country": country, "groups": list(groups)})
+    return Principal(
+        id=f"user:{country}",
+        kind="user",
+        roles=frozenset({"analyst"}),
+        tenant_id=tenant_id,
+        attrs={"country": country, "groups": list(groups)},
+    )
 
 
 async def published(client: httpx.AsyncClient, definition: dict | None = None) -> str:
@@ -31,16 +36,22 @@ async def published(client: httpx.AsyncClient, definition: dict | None = None) -
 
 
 def record(tenant_id: str, **values: object) -> Resource:
-    return Resource("record", "claim", tenant_id,
-                    attrs={"app": "claims", "entity": "claim", "record": {"id": "r1", **values}})
+    return Resource(
+        "record",
+        "claim",
+        tenant_id,
+        attrs={"app": "claims", "entity": "claim", "record": {"id": "r1", **values}},
+    )
 
 
 async def test_invalid_policy_is_refused_at_publish_with_its_path(
-        client: httpx.AsyncClient) -> None:
+    client: httpx.AsyncClient,
+) -> None:
     bad = copy.deepcopy(CLAIMS_APP)
     bad["policies"]["country"]["cedar"] = (
         'permit(principal, action == Action::"data.read", resource is claim) '
-        'when { resource.colour == "red" };')
+        'when { resource.colour == "red" };'
+    )
     await make_tenant(client, "acme")
     await make_app(client, "acme", "claims")
     r = await client.put("/api/t/acme/apps/claims/draft", json=bad)
@@ -52,7 +63,8 @@ async def test_invalid_policy_is_refused_at_publish_with_its_path(
 
 
 async def test_decisions_follow_published_policies_and_explain_themselves(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     tid = await published(client)
     authz = platform.authorizer
     fr = analyst(tid, "FR")
@@ -67,31 +79,45 @@ async def test_decisions_follow_published_policies_and_explain_themselves(
 
 
 async def test_row_filter_is_a_where_clause_and_pagination_stays_correct(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     tid = await published(client)
-    flt = platform.authorizer.row_filter(analyst(tid, "FR"), "data.read", tid, "claims",
-                                         "claim")
+    flt = platform.authorizer.row_filter(analyst(tid, "FR"), "data.read", tid, "claims", "claim")
     assert flt == {"not": {"not": {"field": "country", "op": "eq", "value": "FR"}}}
     owner = Principal("user:o", "user", frozenset({"owner"}), tid)
     assert platform.authorizer.row_filter(owner, "data.read", tid, "claims", "claim") is None
     viewer = Principal("user:v", "user", frozenset({"viewer"}), tid)
-    assert platform.authorizer.row_filter(viewer, "data.delete", tid, "claims",
-                                          "claim") == {"or": []}
+    assert platform.authorizer.row_filter(viewer, "data.delete", tid, "claims", "claim") == {
+        "or": []
+    }
 
     # End to end on this database: a table of our own, filtered in SQL, paged by id.
     meta = sa.MetaData()
-    table = sa.Table("gov_claims_probe", meta, sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("country", sa.String(2)), sa.Column("amount", sa.Integer))
+    table = sa.Table(
+        "gov_claims_probe",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("country", sa.String(2)),
+        sa.Column("amount", sa.Integer),
+    )
     async with platform.db.transaction() as conn:
         await conn.run_sync(meta.create_all)
-        await conn.execute(table.insert(), [
-            {"id": i, "country": ("FR", "DE", "IT")[i % 3], "amount": i} for i in range(1, 31)])
+        await conn.execute(
+            table.insert(),
+            [{"id": i, "country": ("FR", "DE", "IT")[i % 3], "amount": i} for i in range(1, 31)],
+        )
     seen: list[int] = []
     after = 0
     while True:
         async with platform.db.read() as conn:
-            page = (await conn.execute(sa.select(table).where(
-                to_where(flt, table), table.c.id > after).order_by(table.c.id).limit(4))).all()
+            page = (
+                await conn.execute(
+                    sa.select(table)
+                    .where(to_where(flt, table), table.c.id > after)
+                    .order_by(table.c.id)
+                    .limit(4)
+                )
+            ).all()
         if not page:
             break
         seen += [row.id for row in page]
@@ -101,22 +127,28 @@ async def test_row_filter_is_a_where_clause_and_pagination_stays_correct(
 
 
 async def test_untranslatable_residual_falls_back_to_per_row(
-        client: httpx.AsyncClient, platform: Platform, caplog: object) -> None:
+    client: httpx.AsyncClient, platform: Platform, caplog: object
+) -> None:
     app = copy.deepcopy(CLAIMS_APP)
-    app["policies"]["odd"] = {"cedar": (
-        '@id("odd") forbid(principal in Role::"analyst", action == Action::"data.read", '
-        'resource is claim) when { resource has amount && resource.amount + 1 > 100 };')}
+    app["policies"]["odd"] = {
+        "cedar": (
+            '@id("odd") forbid(principal in Role::"analyst", action == Action::"data.read", '
+            "resource is claim) when { resource has amount && resource.amount + 1 > 100 };"
+        )
+    }
     tid = await published(client, app)
     got = platform.authorizer.row_filter(analyst(tid), "data.read", tid, "claims", "claim")
     assert got == PER_ROW
     assert "per-row" in caplog.text  # type: ignore[attr-defined]
     # the per-row check still refuses what the policy denies
     assert not platform.authorizer.decide(
-        analyst(tid), "data.read", record(tid, country="FR", amount=500)).allowed
+        analyst(tid), "data.read", record(tid, country="FR", amount=500)
+    ).allowed
 
 
 async def test_field_access_hides_health_notes_outside_the_claims_team(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     tid = await published(client)
     readable, writable = platform.authorizer.field_access(analyst(tid), tid, "claims", "claim")
     assert readable == {"country", "amount", "status"} and writable == readable
@@ -125,14 +157,14 @@ async def test_field_access_hides_health_notes_outside_the_claims_team(
 
 
 async def test_rollback_swaps_the_cached_policy_set(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     tid = await published(client)
     open_app = copy.deepcopy(CLAIMS_APP)
     open_app["policies"].pop("country")
     r = await client.put("/api/t/acme/apps/claims/draft", json=open_app)
     assert r.status_code == 200, r.text
-    assert (await client.post("/api/t/acme/apps/claims/publish", json={})).status_code in (
-        200, 201)
+    assert (await client.post("/api/t/acme/apps/claims/publish", json={})).status_code in (200, 201)
     de = record(tid, country="DE")
     assert platform.authorizer.decide(analyst(tid), "data.read", de).allowed
     r = await client.post("/api/t/acme/apps/claims/rollback", json={"version": 1})
@@ -140,19 +172,25 @@ async def test_rollback_swaps_the_cached_policy_set(
     assert not platform.authorizer.decide(analyst(tid), "data.read", de).allowed
     changes = await platform.governance.audit.list(tid, action="policy.changed")
     assert [(c["data"]["policies"], c["data"]["version"]) for c in changes] == [
-        (["country", "health"], 1), (["country"], 2), (["country"], 1)]
+        (["country", "health"], 1),
+        (["country"], 2),
+        (["country"], 1),
+    ]
 
 
 async def test_tenant_defined_role_and_fail_closed_on_policy_error(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     app = copy.deepcopy(CLAIMS_APP)
-    app["policies"]["adjusters"] = {"cedar": (
-        '@id("adjusters_update") permit(principal in Role::"adjuster", action in '
-        '[Action::"data.read", Action::"data.update"], resource is claim) '
-        'when { resource.country == "FR" };')}
+    app["policies"]["adjusters"] = {
+        "cedar": (
+            '@id("adjusters_update") permit(principal in Role::"adjuster", action in '
+            '[Action::"data.read", Action::"data.update"], resource is claim) '
+            'when { resource.country == "FR" };'
+        )
+    }
     tid = await published(client, app)
-    adj = Principal("user:adj", "user", frozenset({"adjuster"}), tid,
-                    attrs={"country": "FR"})
+    adj = Principal("user:adj", "user", frozenset({"adjuster"}), tid, attrs={"country": "FR"})
     ok = platform.authorizer.decide(adj, "data.update", record(tid, country="FR"))
     assert ok.allowed and ok.policies == ("adjusters_update",)
     assert not platform.authorizer.decide(adj, "data.delete", record(tid, country="FR")).allowed
@@ -163,6 +201,7 @@ async def test_tenant_defined_role_and_fail_closed_on_policy_error(
     assert r.status_code == 400 and r.json()["path"] == "role"
     # a record without the attribute a forbid reads: Cedar errors, we deny rather than skip
     ana = analyst(tid)
-    no_country = Resource("record", "claim", tid, attrs={"app": "claims", "entity": "claim",
-                                                        "record": None})
+    no_country = Resource(
+        "record", "claim", tid, attrs={"app": "claims", "entity": "claim", "record": None}
+    )
     assert not platform.authorizer.decide(ana, "data.read", no_country).allowed

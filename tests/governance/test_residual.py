@@ -16,28 +16,37 @@ def attr(name: str) -> dict:
 
 def test_comparisons_and_flips() -> None:
     assert translate({"==": {"left": attr("country"), "right": {"Value": "FR"}}}) == {
-        "field": "country", "op": "eq", "value": "FR"}
+        "field": "country",
+        "op": "eq",
+        "value": "FR",
+    }
     # literal on the left flips the operator: 10 < amount  ==  amount > 10
     assert translate({"<": {"left": {"Value": 10}, "right": attr("amount")}}) == {
-        "field": "amount", "op": "gt", "value": 10}
+        "field": "amount",
+        "op": "gt",
+        "value": 10,
+    }
 
 
 def test_constants_fold_away() -> None:
-    node = {"&&": {"left": {"Value": True}, "right": {
-        "==": {"left": attr("a"), "right": {"Value": 1}}}}}
+    node = {
+        "&&": {"left": {"Value": True}, "right": {"==": {"left": attr("a"), "right": {"Value": 1}}}}
+    }
     assert translate(node) == {"field": "a", "op": "eq", "value": 1}
     eq = {"==": {"left": attr("a"), "right": {"Value": 1}}}
     assert translate({"||": {"left": {"Value": True}, "right": eq}}) is True
 
 
 def test_set_membership_like_and_has() -> None:
-    node = {"contains": {"left": {"Set": [{"Value": "a"}, {"Value": "b"}]},
-                         "right": attr("status")}}
+    node = {
+        "contains": {"left": {"Set": [{"Value": "a"}, {"Value": "b"}]}, "right": attr("status")}
+    }
     assert translate(node) == {"field": "status", "op": "in", "value": ["a", "b"]}
     like = {"like": {"left": attr("code"), "pattern": [{"Literal": "FR-"}, "Wildcard"]}}
     assert translate(like) == {"field": "code", "op": "startswith", "value": "FR-"}
     assert translate({"has": {"left": RES, "attr": "x"}}) == {
-        "not": {"field": "x", "op": "isnull", "value": True}}
+        "not": {"field": "x", "op": "isnull", "value": True}
+    }
 
 
 def test_untranslatable_raises() -> None:
@@ -58,21 +67,42 @@ forbid(principal, action == Action::"data.read", resource)
 
 
 def _residuals(roles: list[str]) -> dict:
-    ents = [{"uid": {"type": "User", "id": "u"}, "attrs": {"country": "FR"},
-             "parents": [{"type": "Role", "id": r} for r in roles]}]
+    ents = [
+        {
+            "uid": {"type": "User", "id": "u"},
+            "attrs": {"country": "FR"},
+            "parents": [{"type": "Role", "id": r} for r in roles],
+        }
+    ]
     req = {"principal": 'User::"u"', "action": 'Action::"data.read"', "context": {}}
     return cedarpy.is_authorized_partial(req, POLICIES, ents).residuals or {}
 
 
 def test_real_residuals_become_permit_and_not_forbid() -> None:
     got = residuals_to_filter(_residuals(["analyst"]))
-    assert got == {"and": [
-        {"or": [{"field": "country", "op": "eq", "value": "FR"},
-                {"and": [{"field": "status", "op": "eq", "value": "open"},
-                         {"field": "amount", "op": "lte", "value": 100}]}]},
-        {"not": {"and": [{"not": {"field": "sealed", "op": "isnull", "value": True}},
-                         {"field": "sealed", "op": "eq", "value": True}]}},
-    ]}, got
+    assert got == {
+        "and": [
+            {
+                "or": [
+                    {"field": "country", "op": "eq", "value": "FR"},
+                    {
+                        "and": [
+                            {"field": "status", "op": "eq", "value": "open"},
+                            {"field": "amount", "op": "lte", "value": 100},
+                        ]
+                    },
+                ]
+            },
+            {
+                "not": {
+                    "and": [
+                        {"not": {"field": "sealed", "op": "isnull", "value": True}},
+                        {"field": "sealed", "op": "eq", "value": True},
+                    ]
+                }
+            },
+        ]
+    }, got
 
 
 def test_no_permit_means_deny_all() -> None:

@@ -9,9 +9,14 @@ import httpx
 from tests.helpers import make_app, make_tenant
 
 
-async def published(client: httpx.AsyncClient, tenant: str, app: str,
-                    definition: dict[str, Any], secrets: dict[str, str] | None = None,
-                    new_tenant: bool = True) -> None:
+async def published(
+    client: httpx.AsyncClient,
+    tenant: str,
+    app: str,
+    definition: dict[str, Any],
+    secrets: dict[str, str] | None = None,
+    new_tenant: bool = True,
+) -> None:
     if new_tenant:
         await make_tenant(client, tenant)
     for name, value in (secrets or {}).items():

@@ -36,39 +36,98 @@ class Remote:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def openapi(self) -> dict[str, Any]:
-        pet = {"type": "object", "required": ["id", "name"], "properties": {
-            "id": {"type": "integer"}, "name": {"type": "string"},
-            "tag": {"type": "string", "nullable": True}}}
+        pet = {
+            "type": "object",
+            "required": ["id", "name"],
+            "properties": {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "tag": {"type": "string", "nullable": True},
+            },
+        }
         return {
-            "openapi": "3.0.3", "info": {"title": "Pets", "version": "1"},
+            "openapi": "3.0.3",
+            "info": {"title": "Pets", "version": "1"},
             "servers": [{"url": self.url}],
-            "components": {"schemas": {"Pet": pet, "NewPet": {
-                "type": "object", "required": ["name"],
-                "properties": {"name": {"type": "string", "minLength": 1},
-                               "tag": {"type": "string"}}}}},
+            "components": {
+                "schemas": {
+                    "Pet": pet,
+                    "NewPet": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "tag": {"type": "string"},
+                        },
+                    },
+                }
+            },
             "paths": {
                 "/pets": {
-                    "get": {"operationId": "listPets", "parameters": [
-                        {"name": "limit", "in": "query", "schema": {"type": "integer",
-                                                                    "maximum": 100}}],
-                        "responses": {"200": {"description": "ok", "content": {
-                            "application/json": {"schema": {
-                                "type": "array", "items": PET_REF}}}}}},
-                    "post": {"operationId": "createPet", "requestBody": {
-                        "required": True, "content": {"application/json": {
-                            "schema": NEW_PET_REF}}},
-                        "responses": {"201": {"description": "made", "content": {
-                            "application/json": {"schema": PET_REF}}}}},
+                    "get": {
+                        "operationId": "listPets",
+                        "parameters": [
+                            {
+                                "name": "limit",
+                                "in": "query",
+                                "schema": {"type": "integer", "maximum": 100},
+                            }
+                        ],
+                        "responses": {
+                            "200": {
+                                "description": "ok",
+                                "content": {
+                                    "application/json": {
+                                        "schema": {"type": "array", "items": PET_REF}
+                                    }
+                                },
+                            }
+                        },
+                    },
+                    "post": {
+                        "operationId": "createPet",
+                        "requestBody": {
+                            "required": True,
+                            "content": {"application/json": {"schema": NEW_PET_REF}},
+                        },
+                        "responses": {
+                            "201": {
+                                "description": "made",
+                                "content": {"application/json": {"schema": PET_REF}},
+                            }
+                        },
+                    },
                 },
-                "/pets/{petId}": {"get": {
-                    "operationId": "getPet",
-                    "parameters": [{"name": "petId", "in": "path", "required": True,
-                                    "schema": {"type": "integer"}}],
-                    "responses": {"200": {"description": "ok", "content": {
-                        "application/json": {"schema": PET_REF}}}}}},
-                "/bad-pet": {"get": {"operationId": "badPet", "responses": {"200": {
-                    "description": "ok", "content": {"application/json": {
-                        "schema": PET_REF}}}}}},
+                "/pets/{petId}": {
+                    "get": {
+                        "operationId": "getPet",
+                        "parameters": [
+                            {
+                                "name": "petId",
+                                "in": "path",
+                                "required": True,
+                                "schema": {"type": "integer"},
+                            }
+                        ],
+                        "responses": {
+                            "200": {
+                                "description": "ok",
+                                "content": {"application/json": {"schema": PET_REF}},
+                            }
+                        },
+                    }
+                },
+                "/bad-pet": {
+                    "get": {
+                        "operationId": "badPet",
+                        "responses": {
+                            "200": {
+                                "description": "ok",
+                                "content": {"application/json": {"schema": PET_REF}},
+                            }
+                        },
+                    }
+                },
             },
         }
 
@@ -119,7 +178,7 @@ def make_handler(remote: Remote) -> type[BaseHTTPRequestHandler]:
             elif path == "/big":
                 self._send(200, b"x" * 200_000, "text/plain")
             elif path == "/keyed":
-                ok = (self.headers.get("X-Api-Key") == API_KEY or f"api_key={API_KEY}" in query)
+                ok = self.headers.get("X-Api-Key") == API_KEY or f"api_key={API_KEY}" in query
                 self._send(200 if ok else 401, {"ok": ok})
             elif path == "/basic":
                 expected = base64.b64encode(f"bob:{API_KEY}".encode()).decode()
@@ -150,15 +209,16 @@ def make_handler(remote: Remote) -> type[BaseHTTPRequestHandler]:
                 self._send(503 if n <= remote.flaky_failures else 200, {"attempt": n})
             elif path == "/token":
                 expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-                if self.headers.get("Authorization") != f"Basic {expected}" or \
-                        b"grant_type=client_credentials" not in body:
+                if (
+                    self.headers.get("Authorization") != f"Basic {expected}"
+                    or b"grant_type=client_credentials" not in body
+                ):
                     self._send(401, {"error": "invalid_client"})
                     return
                 token = f"tok-{len(remote.token_log) + 1}-abcdef"
                 remote.tokens_issued.append(token)
                 remote.token_log.append(token)
-                self._send(200, {"access_token": token, "token_type": "Bearer",
-                                 "expires_in": 3600})
+                self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
             elif path == "/hook":
                 remote.hooks.append({"headers": dict(self.headers.items()), "body": body})
                 self._send(remote.hook_status, {"received": True})

@@ -45,9 +45,14 @@ APP = f"/api/t/{TENANT}/apps/claims"
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # No PLINTH_EGRESS_ALLOW (the suite allows loopback): what `plinth serve` does by default.
-    return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    admin_token=ADMIN_TOKEN, embedded_worker=False, egress_allow="",
-                    plugin_cache_dir=CACHE / "compiled")
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        embedded_worker=False,
+        egress_allow="",
+        plugin_cache_dir=CACHE / "compiled",
+    )
 
 
 @pytest.fixture
@@ -58,8 +63,9 @@ def stand_in() -> Iterator[str]:
         port = s.getsockname()[1]
     app = FastAPI()
     app.include_router(fx_stand_in)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     end = time.monotonic() + 10
@@ -72,18 +78,28 @@ def stand_in() -> Iterator[str]:
         thread.join(timeout=10)
 
 
-async def _estimate(client: httpx.AsyncClient, secret: str, payload: dict[str, Any],
-                    delivery: str) -> httpx.Response:
+async def _estimate(
+    client: httpx.AsyncClient, secret: str, payload: dict[str, Any], delivery: str
+) -> httpx.Response:
     """POST a garage estimate signed as a partner garage would (HMAC-SHA256)."""
     body = json.dumps(payload).encode()
-    return await client.post(f"{APP}/hooks/garage_estimates", content=body, headers={
-        "Content-Type": "application/json", signing.DELIVERY: delivery,
-        signing.SIGNATURE: signing.signature(secret, int(time.time()), delivery, body)})
+    return await client.post(
+        f"{APP}/hooks/garage_estimates",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            signing.DELIVERY: delivery,
+            signing.SIGNATURE: signing.signature(secret, int(time.time()), delivery, body),
+        },
+    )
 
 
 async def _timeline(client: httpx.AsyncClient) -> list[tuple[str, str, str | None]]:
-    [latest, *_] = (await client.get(f"/api/t/{TENANT}/workflow-instances",
-                                     params={"workflow": "garage_estimate"})).json()
+    [latest, *_] = (
+        await client.get(
+            f"/api/t/{TENANT}/workflow-instances", params={"workflow": "garage_estimate"}
+        )
+    ).json()
     inst = (await client.get(f"/api/t/{TENANT}/workflow-instances/{latest['id']}")).json()
     return [(s["node"], s["status"], s["error"]) for s in inst["timeline"]]
 
@@ -91,35 +107,66 @@ async def _timeline(client: httpx.AsyncClient) -> list[tuple[str, str, str | Non
 @SQLITE
 @pytest.mark.usefixtures("components")  # the demo's plugin, built once into the shared cache
 async def test_a_signed_garage_estimate_starts_the_workflow_and_updates_the_claim(
-        platform: Platform, client: httpx.AsyncClient, stand_in: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    platform: Platform, client: httpx.AsyncClient, stand_in: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # With its plugin: the claims app's workflow calls the fraud scorer, so publishing the
     # app needs the plugin installed.
-    monkeypatch.setattr(identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8,
-                                                            parallelism=1))
+    monkeypatch.setattr(
+        identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
     lines = await load_demo(platform, OPERATOR)
     assert "connector fx_rates (http: convert) → http://127.0.0.1:8000/demo/fx" in lines
-    assert any(line.startswith("connector claim_events (webhook_out: record.created, "
-                               "record.updated) → http://127.0.0.1:8000/") for line in lines)
-    [secret] = re.findall(r"connector garage_estimates \(webhook_in\) at POST \S+, starts "
-                          r"garage_estimate, signing secret: (\S+)", "\n".join(lines))
+    assert any(
+        line.startswith(
+            "connector claim_events (webhook_out: record.created, "
+            "record.updated) → http://127.0.0.1:8000/"
+        )
+        for line in lines
+    )
+    [secret] = re.findall(
+        r"connector garage_estimates \(webhook_in\) at POST \S+, starts "
+        r"garage_estimate, signing secret: (\S+)",
+        "\n".join(lines),
+    )
     again = await load_demo(platform, OPERATOR)  # idempotent, secret kept
     assert secret not in "\n".join(again)
 
     data = f"{APP}/data"
-    holder = (await client.post(f"{data}/policyholder", json={
-        "full_name": "Camille Martin", "country": "FR"})).json()
-    policy = (await client.post(f"{data}/policy", json={
-        "number": "FR-000001", "holder": holder["id"], "product": "home",
-        "starts_on": "2026-01-01"})).json()
-    r = await client.post(f"{data}/claim", json={
-        "reference": "CL-1", "policy": policy["id"], "country": "FR",
-        "incident_date": "2026-11-02", "description": "Hail damage on the car roof",
-        "amount": "2400.00"})
+    holder = (
+        await client.post(
+            f"{data}/policyholder", json={"full_name": "Camille Martin", "country": "FR"}
+        )
+    ).json()
+    policy = (
+        await client.post(
+            f"{data}/policy",
+            json={
+                "number": "FR-000001",
+                "holder": holder["id"],
+                "product": "home",
+                "starts_on": "2026-01-01",
+            },
+        )
+    ).json()
+    r = await client.post(
+        f"{data}/claim",
+        json={
+            "reference": "CL-1",
+            "policy": policy["id"],
+            "country": "FR",
+            "incident_date": "2026-11-02",
+            "description": "Hail damage on the car roof",
+            "amount": "2400.00",
+        },
+    )
     assert r.status_code == 201, r.text
     claim = r.json()
-    estimate = {"claim": claim["id"], "garage": "Garage Dupont", "amount": "1850.00",
-                "currency": "USD"}
+    estimate = {
+        "claim": claim["id"],
+        "garage": "Garage Dupont",
+        "amount": "1850.00",
+        "currency": "USD",
+    }
 
     # Unsigned or wrongly signed: refused, nothing starts.
     r = await _estimate(client, "not-the-secret", estimate, "est-0")
@@ -132,8 +179,12 @@ async def test_a_signed_garage_estimate_starts_the_workflow_and_updates_the_clai
     assert r.status_code == 202, r.text
     await platform.workflows.engine.drain()
     got = (await client.get(f"{data}/claim/{claim['id']}")).json()
-    assert (got["repair_garage"], got["repair_estimate"], got["repair_currency"],
-            got["repair_estimate_eur"]) == ("Garage Dupont", "1850.00", "USD", None)
+    assert (
+        got["repair_garage"],
+        got["repair_estimate"],
+        got["repair_currency"],
+        got["repair_estimate_eur"],
+    ) == ("Garage Dupont", "1850.00", "USD", None)
     [convert, *rest] = await _timeline(client)
     assert convert[:2] == ("convert", "failed") and "loopback" in (convert[2] or "")
     assert [s[:2] for s in rest] == [("unconverted", "completed"), ("done", "completed")]
@@ -144,8 +195,7 @@ async def test_a_signed_garage_estimate_starts_the_workflow_and_updates_the_clai
     await platform.connectors.webhooks.run_due(limit=50)
     log = (await client.get(f"{APP}/connectors/claim_events/deliveries")).json()["items"]
     created = [d for d in log if d["topic"] == "record.created"]
-    assert created and all(d["status"] == "dead" and "loopback" in d["last_error"]
-                           for d in created)
+    assert created and all(d["status"] == "dead" and "loopback" in d["last_error"] for d in created)
 
     # With the operator's egress allowance and fx_rates pointed at the stand-in (as
     # `plinth demo` serves it), the estimate is converted.
@@ -161,7 +211,10 @@ async def test_a_signed_garage_estimate_starts_the_workflow_and_updates_the_clai
     got = (await client.get(f"{data}/claim/{claim['id']}")).json()
     assert (got["repair_estimate"], got["repair_estimate_eur"]) == ("1080.00", "1000.00")
     assert [s[:2] for s in await _timeline(client)] == [
-        ("convert", "completed"), ("estimate", "completed"), ("done", "completed")]
+        ("convert", "completed"),
+        ("estimate", "completed"),
+        ("done", "completed"),
+    ]
 
 
 def test_the_fx_connector_is_its_openapi_document_imported() -> None:
@@ -178,10 +231,10 @@ async def test_the_stand_in_is_served_only_in_demo_mode(platform: Platform) -> N
     for demo in (False, True):
         platform.settings.demo = demo
         app = create_app(platform=platform)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://plinth.test") as c:
-            r = await c.get("/demo/fx/convert", params={"from": "EUR", "to": "BRL",
-                                                        "amount": "10"})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://plinth.test"
+        ) as c:
+            r = await c.get("/demo/fx/convert", params={"from": "EUR", "to": "BRL", "amount": "10"})
         # Outside demo mode nothing answers as the service: a 404, or the web IDE's page
         # when the IDE is built (its catch-all serves every non-API path).
         is_stand_in = r.headers.get("content-type", "").startswith("application/json")

@@ -49,17 +49,25 @@ async def _latencies(client: httpx.AsyncClient, url: str, n: int) -> list[float]
 
 
 async def test_a_flooding_tenant_does_not_slow_another(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, embedded_worker=False,
-                        database_url=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    settings = Settings(
+        data_dir=tmp_path,
+        admin_token=ADMIN_TOKEN,
+        embedded_worker=False,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
+    )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base, headers={
-                "Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        ) as client:
             for _ in range(100):
                 try:
                     if (await client.get("/healthz")).status_code == 200:
@@ -74,8 +82,14 @@ async def test_a_flooding_tenant_does_not_slow_another(tmp_path: Path) -> None:
             await _latencies(client, url, 10)  # warm up
             before = await _latencies(client, url, 40)
             flood = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", FLOOD % ADMIN_TOKEN, f"{base}/api/t/noisy/apps", "3", "4",
-                stdout=asyncio.subprocess.PIPE)
+                sys.executable,
+                "-c",
+                FLOOD % ADMIN_TOKEN,
+                f"{base}/api/t/noisy/apps",
+                "3",
+                "4",
+                stdout=asyncio.subprocess.PIPE,
+            )
             await asyncio.sleep(0.3)
             during = await _latencies(client, url, 40)
             out, _ = await asyncio.wait_for(flood.communicate(), 30)
@@ -88,7 +102,9 @@ async def test_a_flooding_tenant_does_not_slow_another(tmp_path: Path) -> None:
     # slowed to its budget (~20/s) plus a few refusals per second, not thousands of them.
     assert sum(codes.values()) < 400, codes
     p50_before, p50_during = statistics.median(before), statistics.median(during)
-    print(f"quiet tenant p50 before {p50_before * 1000:.2f} ms, during flood "
-          f"{p50_during * 1000:.2f} ms; flood {codes}")
+    print(
+        f"quiet tenant p50 before {p50_before * 1000:.2f} ms, during flood "
+        f"{p50_during * 1000:.2f} ms; flood {codes}"
+    )
     # Two shared cores: allow noise, but a flood served without refusal would be far worse.
     assert p50_during < max(4 * p50_before, p50_before + 0.015), (p50_before, p50_during)

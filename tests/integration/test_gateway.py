@@ -37,13 +37,17 @@ async def served(platform: Platform) -> AsyncIterator[tuple[FastAPI, httpx.Async
         return {"slow": True}
 
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://plinth.test",
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://plinth.test",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    ) as c:
         yield app, c
 
 
 async def test_tenant_limit_gives_429_with_standard_headers(
-        served: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    served: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
     _, client = served
     await make_tenant(client, "acme")
     await make_tenant(client, "other")
@@ -73,8 +77,9 @@ async def test_api_key_and_app_limits(served: tuple[FastAPI, httpx.AsyncClient])
     # Per day, not per second: three requests on a loaded machine may straddle a second.
     await client.put("/api/t/acme/gateway", json={"limits": {"api_key": {"per_day": 2}}})
     as_viewer = {"Authorization": f"Bearer {viewer}"}
-    codes = [(await client.get("/api/t/acme/apps", headers=as_viewer)).status_code
-             for _ in range(3)]
+    codes = [
+        (await client.get("/api/t/acme/apps", headers=as_viewer)).status_code for _ in range(3)
+    ]
     assert codes == [200, 200, 429]
     r = await client.get("/api/t/acme/apps", headers={"Authorization": f"Bearer {analyst}"})
     assert r.status_code == 200  # another key has its own budget
@@ -90,18 +95,24 @@ async def test_api_key_and_app_limits(served: tuple[FastAPI, httpx.AsyncClient])
     r = await client.put("/api/t/acme/gateway", json={"limits": {"per_second": 0}})
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "limits.per_second"
     owner = await token_for(client, "acme", "owner")
-    r = await client.put("/api/t/acme/gateway", json={"limits": {"per_second": 1000}},
-                         headers={"Authorization": f"Bearer {owner}"})
+    r = await client.put(
+        "/api/t/acme/gateway",
+        json={"limits": {"per_second": 1000}},
+        headers={"Authorization": f"Bearer {owner}"},
+    )
     assert r.status_code == 403
 
 
-async def test_quota_hooks_for_other_layers(platform: Platform,
-                                            served: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_quota_hooks_for_other_layers(
+    platform: Platform, served: tuple[FastAPI, httpx.AsyncClient]
+) -> None:
     _, client = served
     await make_tenant(client, "acme")
     tenant = await platform.tenants.get("acme")
-    await client.put("/api/t/acme/gateway", json={"quotas": {
-        "plugin_fuel": {"per_day": 1000}, "records": {"max": 10}}})
+    await client.put(
+        "/api/t/acme/gateway",
+        json={"quotas": {"plugin_fuel": {"per_day": 1000}, "records": {"max": 10}}},
+    )
     await platform.quotas.consume(tenant.id, "plugin_fuel", 600)
     await platform.quotas.consume(tenant.id, "plugin_fuel", 400)
     with pytest.raises(QuotaExceeded) as refused:
@@ -116,8 +127,10 @@ async def test_quota_hooks_for_other_layers(platform: Platform,
 async def test_limits_shared_through_redis_between_nodes(platform: Platform) -> None:
     prefix = f"plinth-test-{secrets.token_hex(6)}"
     settings = Settings(redis_url=REDIS_URL, master_key=base64.b64encode(os.urandom(32)).decode())
-    nodes = [Quotas(settings, GatewaySettings(platform.db, platform.tenants), key_prefix=prefix)
-             for _ in range(2)]
+    nodes = [
+        Quotas(settings, GatewaySettings(platform.db, platform.tenants), key_prefix=prefix)
+        for _ in range(2)
+    ]
     try:
         await nodes[0].storage.check() or pytest.skip("no Redis at " + REDIS_URL)
     except Exception:
@@ -139,15 +152,18 @@ async def test_cors_per_app(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
     _, client = served
     await make_tenant(client, "acme")
     await make_app(client, "acme", "crm")
-    await client.put("/api/t/acme/gateway/apps/crm", json={"cors": {
-        "origins": ["https://crm.example.com"], "methods": ["GET", "POST"]}})
+    await client.put(
+        "/api/t/acme/gateway/apps/crm",
+        json={"cors": {"origins": ["https://crm.example.com"], "methods": ["GET", "POST"]}},
+    )
     preflight = {"Origin": "https://crm.example.com", "Access-Control-Request-Method": "POST"}
     r = await client.options("/api/t/acme/apps/crm/draft", headers=preflight)
     assert r.status_code == 204
     assert r.headers["access-control-allow-origin"] == "https://crm.example.com"
     assert r.headers["access-control-allow-methods"] == "GET, POST"
-    r = await client.options("/api/t/acme/apps/crm/draft",
-                             headers={**preflight, "Origin": "https://evil.example"})
+    r = await client.options(
+        "/api/t/acme/apps/crm/draft", headers={**preflight, "Origin": "https://evil.example"}
+    )
     assert r.status_code == 403 and r.json()["code"] == "cors_refused"
     r = await client.get("/api/t/acme/apps/crm", headers={"Origin": "https://crm.example.com"})
     assert r.headers["access-control-allow-origin"] == "https://crm.example.com"
@@ -155,8 +171,7 @@ async def test_cors_per_app(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
     assert "access-control-allow-origin" not in r.headers
 
 
-async def test_custom_domain_resolves_the_tenant(
-        served: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_custom_domain_resolves_the_tenant(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
     _, client = served
     await make_tenant(client, "acme")
     await make_app(client, "acme", "crm")
@@ -170,18 +185,19 @@ async def test_custom_domain_resolves_the_tenant(
 
 
 async def test_time_limit_gives_504_and_access_log_is_clean(
-        served: tuple[FastAPI, httpx.AsyncClient], caplog: pytest.LogCaptureFixture) -> None:
+    served: tuple[FastAPI, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+) -> None:
     _, client = served
     caplog.set_level(logging.INFO, logger="plinth.access")
     await make_tenant(client, "acme")
     await make_app(client, "acme", "crm")
     await client.put("/api/t/acme/gateway/apps/crm", json={"timeout_seconds": 0.2})
-    r = await client.get("/api/t/acme/apps/crm/slow?token=abc123querysecret",
-                         headers={"X-Request-Id": "req-42"})
+    r = await client.get(
+        "/api/t/acme/apps/crm/slow?token=abc123querysecret", headers={"X-Request-Id": "req-42"}
+    )
     assert r.status_code == 504 and r.json()["code"] == "gateway_timeout"
     assert r.json()["request_id"] == "req-42"
-    lines = [json.loads(rec.getMessage()) for rec in caplog.records
-             if rec.name == "plinth.access"]
+    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "plinth.access"]
     line = next(x for x in lines if x["request_id"] == "req-42")
     assert (line["status"], line["tenant"], line["app"]) == (504, "acme", "crm")
     assert line["path"] == "/api/t/acme/apps/crm/slow" and line["duration_ms"] >= 200
@@ -189,24 +205,37 @@ async def test_time_limit_gives_504_and_access_log_is_clean(
 
 
 async def test_marketplace_lists_kinds_and_installed(
-        served: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    served: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
     _, client = served
     await make_tenant(client, "acme")
-    await make_app(client, "acme", "crm", {"connectors": {"hook": {
-        "kind": "webhook_in", "secret": {"secret": "s"}}}})
+    await make_app(
+        client,
+        "acme",
+        "crm",
+        {"connectors": {"hook": {"kind": "webhook_in", "secret": {"secret": "s"}}}},
+    )
     await client.post("/api/t/acme/apps/crm/publish", json={})
     r = await client.get("/api/marketplace", params={"tenant": "acme"})
     assert r.status_code == 200
     body = r.json()
-    assert {k["name"] for k in body["connector_kinds"]} == {"http", "webhook_out",
-                                                            "webhook_in", "sql"}
+    assert {k["name"] for k in body["connector_kinds"]} == {
+        "http",
+        "webhook_out",
+        "webhook_in",
+        "sql",
+    }
     assert body["plugins"] == []
     assert body["installed"]["connectors"] == [
-        {"app": "crm", "connector": "hook", "kind": "webhook_in", "operations": []}]
+        {"app": "crm", "connector": "hook", "kind": "webhook_in", "operations": []}
+    ]
     viewer = await token_for(client, "acme", "viewer")
     await make_tenant(client, "other")
-    r = await client.get("/api/marketplace", params={"tenant": "other"},
-                         headers={"Authorization": f"Bearer {viewer}"})
+    r = await client.get(
+        "/api/marketplace",
+        params={"tenant": "other"},
+        headers={"Authorization": f"Bearer {viewer}"},
+    )
     assert r.status_code == 403
 
 
@@ -229,8 +258,9 @@ async def test_concurrency_cap_per_tenant(served: tuple[FastAPI, httpx.AsyncClie
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_fair_share_when_the_process_is_full(served: tuple[FastAPI, httpx.AsyncClient],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_fair_share_when_the_process_is_full(
+    served: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from plinth.integration import Gateway
 
     app, client = served
@@ -262,8 +292,9 @@ async def test_fair_share_when_the_process_is_full(served: tuple[FastAPI, httpx.
 
 async def test_two_nodes_share_limits_through_redis(settings: Settings) -> None:
     """Scale-out: two servers on one database and one Redis count one budget."""
-    scaled = settings.model_copy(update={
-        "redis_url": REDIS_URL, "master_key": base64.b64encode(os.urandom(32)).decode()})
+    scaled = settings.model_copy(
+        update={"redis_url": REDIS_URL, "master_key": base64.b64encode(os.urandom(32)).decode()}
+    )
     prefix = f"plinth-test-{secrets.token_hex(6)}"
     nodes = [Platform(scaled), Platform(scaled)]
     for node in nodes:
@@ -274,10 +305,14 @@ async def test_two_nodes_share_limits_through_redis(settings: Settings) -> None:
             await nodes[0].quotas.storage.check()
         except Exception:
             pytest.skip("no Redis at " + REDIS_URL)
-        clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(platform=n)),
-                                     base_url="http://plinth.test",
-                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-                   for n in nodes]
+        clients = [
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_app(platform=n)),
+                base_url="http://plinth.test",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            for n in nodes
+        ]
         await make_tenant(clients[0], "acme")
         await clients[1].put("/api/t/acme/gateway", json={"limits": {"per_second": 4}})
         codes = [(await clients[i % 2].get("/api/t/acme/apps")).status_code for i in range(6)]

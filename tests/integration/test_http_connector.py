@@ -15,10 +15,18 @@ from tests.integration.helpers import published
 from tests.integration.remote import API_KEY, CLIENT_ID, CLIENT_SECRET, Remote
 
 
-async def call(client: httpx.AsyncClient, connector: str, operation: str,
-               data: dict | None = None, tenant: str = "acme", app: str = "crm") -> httpx.Response:
-    return await client.post(f"/api/t/{tenant}/apps/{app}/connectors/{connector}/call",
-                             json={"operation": operation, "input": data or {}})
+async def call(
+    client: httpx.AsyncClient,
+    connector: str,
+    operation: str,
+    data: dict | None = None,
+    tenant: str = "acme",
+    app: str = "crm",
+) -> httpx.Response:
+    return await client.post(
+        f"/api/t/{tenant}/apps/{app}/connectors/{connector}/call",
+        json={"operation": operation, "input": data or {}},
+    )
 
 
 def http_doc(remote: Remote, **extra: object) -> dict:
@@ -33,16 +41,24 @@ def http_doc(remote: Remote, **extra: object) -> dict:
         "basic": {"method": "GET", "path": "/basic"},
         "bearer": {"method": "GET", "path": "/bearer"},
     }
-    return {"kind": "http", "base_url": remote.url, "operations": ops, "retries": 3,
-            "backoff_seconds": 0.01, **extra}
+    return {
+        "kind": "http",
+        "base_url": remote.url,
+        "operations": ops,
+        "retries": 3,
+        "backoff_seconds": 0.01,
+        **extra,
+    }
 
 
 async def test_openapi_import_makes_callable_validated_operations(
-        client: httpx.AsyncClient, remote: Remote) -> None:
+    client: httpx.AsyncClient, remote: Remote
+) -> None:
     await make_tenant(client, "acme")
     await make_app(client, "acme", "crm")
-    r = await client.post("/api/t/acme/apps/crm/connectors/pets/openapi",
-                          json={"url": f"{remote.url}/openapi.json"})
+    r = await client.post(
+        "/api/t/acme/apps/crm/connectors/pets/openapi", json={"url": f"{remote.url}/openapi.json"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["operations"] == ["badPet", "createPet", "getPet", "listPets"]
     assert (await client.post("/api/t/acme/apps/crm/publish", json={})).status_code in (200, 201)
@@ -71,7 +87,8 @@ async def test_openapi_import_makes_callable_validated_operations(
 
 
 async def test_retries_idempotent_calls_with_backoff_only(
-        client: httpx.AsyncClient, remote: Remote) -> None:
+    client: httpx.AsyncClient, remote: Remote
+) -> None:
     await published(client, "acme", "crm", {"connectors": {"svc": http_doc(remote)}})
     r = await call(client, "svc", "flaky")
     assert r.status_code == 200 and r.json()["body"]["attempt"] == 3
@@ -89,7 +106,8 @@ async def test_timeout_is_a_504(client: httpx.AsyncClient, remote: Remote) -> No
 
 
 async def test_circuit_breaker_opens_then_half_opens(
-        client: httpx.AsyncClient, remote: Remote) -> None:
+    client: httpx.AsyncClient, remote: Remote
+) -> None:
     doc = http_doc(remote, retries=0, breaker={"failures": 2, "reset_seconds": 0.3})
     await published(client, "acme", "crm", {"connectors": {"svc": doc}})
     for _ in range(2):
@@ -116,11 +134,18 @@ async def test_response_size_limit(client: httpx.AsyncClient, remote: Remote) ->
 
 
 async def test_oauth2_client_credentials(client: httpx.AsyncClient, remote: Remote) -> None:
-    doc = http_doc(remote, auth={"type": "oauth2_client_credentials",
-                                 "token_url": f"{remote.url}/token", "client_id": CLIENT_ID,
-                                 "client_secret": {"secret": "oauth"}})
-    await published(client, "acme", "crm", {"connectors": {"svc": doc}},
-                    secrets={"oauth": CLIENT_SECRET})
+    doc = http_doc(
+        remote,
+        auth={
+            "type": "oauth2_client_credentials",
+            "token_url": f"{remote.url}/token",
+            "client_id": CLIENT_ID,
+            "client_secret": {"secret": "oauth"},
+        },
+    )
+    await published(
+        client, "acme", "crm", {"connectors": {"svc": doc}}, secrets={"oauth": CLIENT_SECRET}
+    )
     for _ in range(3):
         r = await call(client, "svc", "secure")
         assert r.status_code == 200 and r.json()["body"] == {"secure": True}
@@ -131,8 +156,8 @@ async def test_oauth2_client_credentials(client: httpx.AsyncClient, remote: Remo
 
 
 async def test_secrets_never_reach_responses_logs_or_events(
-        client: httpx.AsyncClient, remote: Remote, platform: Platform,
-        caplog: pytest.LogCaptureFixture) -> None:
+    client: httpx.AsyncClient, remote: Remote, platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     events: list[Event] = []
 
@@ -140,12 +165,18 @@ async def test_secrets_never_reach_responses_logs_or_events(
         events.append(event)
 
     platform.events.subscribe("*", keep)
-    header = http_doc(remote, auth={"type": "api_key", "name": "X-Api-Key",
-                                    "value": {"secret": "key"}})
-    query = http_doc(remote, auth={"type": "api_key", "name": "api_key", "in": "query",
-                                   "value": {"secret": "key"}}, timeout_seconds=0.2, retries=0)
-    await published(client, "acme", "crm", {"connectors": {"h": header, "q": query}},
-                    secrets={"key": API_KEY})
+    header = http_doc(
+        remote, auth={"type": "api_key", "name": "X-Api-Key", "value": {"secret": "key"}}
+    )
+    query = http_doc(
+        remote,
+        auth={"type": "api_key", "name": "api_key", "in": "query", "value": {"secret": "key"}},
+        timeout_seconds=0.2,
+        retries=0,
+    )
+    await published(
+        client, "acme", "crm", {"connectors": {"h": header, "q": query}}, secrets={"key": API_KEY}
+    )
     bodies = []
     r = await call(client, "h", "keyed")
     assert r.json()["body"] == {"ok": True}
@@ -156,8 +187,11 @@ async def test_secrets_never_reach_responses_logs_or_events(
     r = await call(client, "q", "slow")  # an error path with the key in the URL
     assert r.status_code == 504
     bodies.append(r.text)
-    for path in ("/api/t/acme/secrets", "/api/t/acme/apps/crm/draft",
-                 "/api/t/acme/apps/crm/connectors"):
+    for path in (
+        "/api/t/acme/secrets",
+        "/api/t/acme/apps/crm/draft",
+        "/api/t/acme/apps/crm/connectors",
+    ):
         bodies.append((await client.get(path)).text)
     r = await client.put("/api/t/acme/secrets/key", json={"value": API_KEY})
     bodies.append(r.text)
@@ -174,43 +208,56 @@ async def test_secrets_never_reach_responses_logs_or_events(
     assert any(e.topic == "secret.used" and e.data["name"] == "key" for e in events)
 
 
-async def test_connector_call_goes_through_policy(client: httpx.AsyncClient,
-                                                  remote: Remote) -> None:
+async def test_connector_call_goes_through_policy(
+    client: httpx.AsyncClient, remote: Remote
+) -> None:
     await published(client, "acme", "crm", {"connectors": {"svc": http_doc(remote)}})
     viewer = await token_for(client, "acme", "viewer")
-    r = await client.post("/api/t/acme/apps/crm/connectors/svc/call",
-                          json={"operation": "flaky"},
-                          headers={"Authorization": f"Bearer {viewer}"})
+    r = await client.post(
+        "/api/t/acme/apps/crm/connectors/svc/call",
+        json={"operation": "flaky"},
+        headers={"Authorization": f"Bearer {viewer}"},
+    )
     assert r.status_code == 403 and "connector.call" in r.json()["detail"]
     assert remote.calls == {}
 
 
-async def test_bad_connector_documents_are_refused_with_paths(
-        client: httpx.AsyncClient) -> None:
+async def test_bad_connector_documents_are_refused_with_paths(client: httpx.AsyncClient) -> None:
     await make_tenant(client, "acme")
     await make_app(client, "acme", "crm")
-    bad = {"connectors": {
-        "plain": {"kind": "http", "base_url": "http://x.test",
-                  "auth": {"type": "bearer", "token": "plaintext"}},
-        "half": {"kind": "http", "base_url": "http://x.test", "auth": {"type": "basic"}},
-    }}
+    bad = {
+        "connectors": {
+            "plain": {
+                "kind": "http",
+                "base_url": "http://x.test",
+                "auth": {"type": "bearer", "token": "plaintext"},
+            },
+            "half": {"kind": "http", "base_url": "http://x.test", "auth": {"type": "basic"}},
+        }
+    }
     r = await client.put("/api/t/acme/apps/crm/draft", json=bad)
     assert r.status_code == 422
     paths = {e["path"] for e in r.json()["errors"]}
     assert "connectors.plain.auth.token" in paths
-    r = await client.put("/api/t/acme/apps/crm/draft", json={"connectors": {
-        "half": bad["connectors"]["half"]}})
-    assert {e["path"] for e in r.json()["errors"]} == {"connectors.half.auth.username",
-                                                       "connectors.half.auth.password"}
+    r = await client.put(
+        "/api/t/acme/apps/crm/draft", json={"connectors": {"half": bad["connectors"]["half"]}}
+    )
+    assert {e["path"] for e in r.json()["errors"]} == {
+        "connectors.half.auth.username",
+        "connectors.half.auth.password",
+    }
 
 
-async def test_basic_and_bearer_auth_from_the_vault(client: httpx.AsyncClient,
-                                                   remote: Remote) -> None:
-    basic = http_doc(remote, auth={"type": "basic", "username": "bob",
-                                   "password": {"secret": "key"}})
+async def test_basic_and_bearer_auth_from_the_vault(
+    client: httpx.AsyncClient, remote: Remote
+) -> None:
+    basic = http_doc(
+        remote, auth={"type": "basic", "username": "bob", "password": {"secret": "key"}}
+    )
     bearer = http_doc(remote, auth={"type": "bearer", "token": {"secret": "key"}})
-    await published(client, "acme", "crm", {"connectors": {"b": basic, "t": bearer}},
-                    secrets={"key": API_KEY})
+    await published(
+        client, "acme", "crm", {"connectors": {"b": basic, "t": bearer}}, secrets={"key": API_KEY}
+    )
     r = await call(client, "b", "basic")
     assert r.status_code == 200 and r.json()["body"] == {"ok": True}
     r = await call(client, "t", "bearer")

@@ -22,8 +22,12 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def test_no_secret_in_any_log_line_response_or_event(
-        client: httpx.AsyncClient, anon: httpx.AsyncClient, remote: Remote,
-        platform: Platform, caplog: pytest.LogCaptureFixture) -> None:
+    client: httpx.AsyncClient,
+    anon: httpx.AsyncClient,
+    remote: Remote,
+    platform: Platform,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     events: list[Event] = []
 
@@ -31,23 +35,50 @@ async def test_no_secret_in_any_log_line_response_or_event(
         events.append(event)
 
     platform.events.subscribe("*", keep)
-    ops = {"secure": {"method": "GET", "path": "/secure"},
-           "down": {"method": "GET", "path": "/down"}}
+    ops = {
+        "secure": {"method": "GET", "path": "/secure"},
+        "down": {"method": "GET", "path": "/down"},
+    }
     connectors = {
-        "svc": {"kind": "http", "base_url": remote.url, "operations": ops, "retries": 0,
-                "auth": {"type": "oauth2_client_credentials",
-                         "token_url": f"{remote.url}/token", "client_id": CLIENT_ID,
-                         "client_secret": {"secret": "oauth"}}},
-        "badclient": {"kind": "http", "base_url": remote.url, "operations": ops,
-                      "auth": {"type": "oauth2_client_credentials",
-                               "token_url": f"{remote.url}/token", "client_id": "nobody",
-                               "client_secret": {"secret": "oauth"}}},
-        "out": {"kind": "webhook_out", "url": f"{remote.url}/hook", "max_attempts": 2,
-                "backoff_seconds": 0, "secret": {"secret": "hook"}},
+        "svc": {
+            "kind": "http",
+            "base_url": remote.url,
+            "operations": ops,
+            "retries": 0,
+            "auth": {
+                "type": "oauth2_client_credentials",
+                "token_url": f"{remote.url}/token",
+                "client_id": CLIENT_ID,
+                "client_secret": {"secret": "oauth"},
+            },
+        },
+        "badclient": {
+            "kind": "http",
+            "base_url": remote.url,
+            "operations": ops,
+            "auth": {
+                "type": "oauth2_client_credentials",
+                "token_url": f"{remote.url}/token",
+                "client_id": "nobody",
+                "client_secret": {"secret": "oauth"},
+            },
+        },
+        "out": {
+            "kind": "webhook_out",
+            "url": f"{remote.url}/hook",
+            "max_attempts": 2,
+            "backoff_seconds": 0,
+            "secret": {"secret": "hook"},
+        },
         "in": {"kind": "webhook_in", "secret": {"secret": "hook"}},
     }
-    await published(client, "acme", "crm", {"connectors": connectors},
-                    secrets={"oauth": CLIENT_SECRET, "hook": HOOK_SECRET})
+    await published(
+        client,
+        "acme",
+        "crm",
+        {"connectors": connectors},
+        secrets={"oauth": CLIENT_SECRET, "hook": HOOK_SECRET},
+    )
     base = "/api/t/acme/apps/crm/connectors"
     bodies = []
     for name, op in (("svc", "secure"), ("svc", "down"), ("badclient", "secure")):
@@ -55,19 +86,24 @@ async def test_no_secret_in_any_log_line_response_or_event(
     remote.tokens_issued.clear()  # revoked: the refresh path runs too
     bodies.append((await client.post(f"{base}/svc/call", json={"operation": "secure"})).text)
     remote.hook_status = 500
-    r = await client.post(f"{base}/out/call", json={"operation": "send",
-                                                    "input": {"topic": "record.created"}})
+    r = await client.post(
+        f"{base}/out/call", json={"operation": "send", "input": {"topic": "record.created"}}
+    )
     await platform.connectors.webhooks.drain()
     remote.hook_status = 200
-    bodies.append((await client.post(
-        f"{base}/out/deliveries/{r.json()['delivery']}/redeliver")).text)
+    bodies.append(
+        (await client.post(f"{base}/out/deliveries/{r.json()['delivery']}/redeliver")).text
+    )
     bodies.append((await client.get(f"{base}/out/deliveries")).text)
     body = json.dumps({"n": 1}).encode()
     for secret in (HOOK_SECRET, "wrong-secret"):
-        headers = {signing.SIGNATURE: signing.signature(secret, int(time.time()), "d-1", body),
-                   signing.DELIVERY: "d-1"}
-        bodies.append((await anon.post("/api/t/acme/apps/crm/hooks/in", content=body,
-                                       headers=headers)).text)
+        headers = {
+            signing.SIGNATURE: signing.signature(secret, int(time.time()), "d-1", body),
+            signing.DELIVERY: "d-1",
+        }
+        bodies.append(
+            (await anon.post("/api/t/acme/apps/crm/hooks/in", content=body, headers=headers)).text
+        )
     bodies.append((await client.get("/api/t/acme/audit")).text)
 
     tokens = [t for t in remote.token_log]

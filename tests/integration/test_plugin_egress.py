@@ -23,15 +23,23 @@ PLUGIN = "address-normaliser"
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # The operator allows 127.0.0.1 only: 127.0.0.2 is still loopback to the SSRF guard.
-    return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    admin_token=ADMIN_TOKEN, embedded_worker=False,
-                    plugin_cache_dir=CACHE / "compiled", max_body_bytes=64 << 20,
-                    egress_allow="127.0.0.1/32")
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        embedded_worker=False,
+        plugin_cache_dir=CACHE / "compiled",
+        max_body_bytes=64 << 20,
+        egress_allow="127.0.0.1/32",
+    )
 
 
 async def test_plugin_http_is_guarded_and_audited(
-        platform: Platform, client: httpx.AsyncClient, remote: Remote,
-        components: dict[str, Path]) -> None:  # noqa: F811
+    platform: Platform,
+    client: httpx.AsyncClient,
+    remote: Remote,
+    components: dict[str, Path],  # noqa: F811
+) -> None:
     events: list[Event] = []
 
     async def keep(event: Event) -> None:

@@ -28,36 +28,61 @@ async def test_two_nodes_share_breakers_and_tokens(settings: Settings, remote: R
     except Exception:
         await probe.aclose()
         pytest.skip("no Redis at " + REDIS_URL)
-    scaled = settings.model_copy(update={
-        "redis_url": REDIS_URL, "master_key": base64.b64encode(os.urandom(32)).decode()})
+    scaled = settings.model_copy(
+        update={"redis_url": REDIS_URL, "master_key": base64.b64encode(os.urandom(32)).decode()}
+    )
     nodes = [Platform(scaled), Platform(scaled)]
     for node in nodes:
         await node.start()
-    clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(platform=n)),
-                                 base_url="http://plinth.test",
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-               for n in nodes]
+    clients = [
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(platform=n)),
+            base_url="http://plinth.test",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        for n in nodes
+    ]
     try:
-        ops = {"down": {"method": "GET", "path": "/down"},
-               "flaky": {"method": "GET", "path": "/flaky"},
-               "secure": {"method": "GET", "path": "/secure"}}
-        doc = {"kind": "http", "base_url": remote.url, "operations": ops, "retries": 0,
-               "breaker": {"failures": 2, "reset_seconds": 0.5},
-               "auth": {"type": "oauth2_client_credentials", "token_url": f"{remote.url}/token",
-                        "client_id": CLIENT_ID, "client_secret": {"secret": "oauth"}}}
-        await published(clients[0], "acme", "crm", {"connectors": {"svc": doc}},
-                        secrets={"oauth": CLIENT_SECRET})
+        ops = {
+            "down": {"method": "GET", "path": "/down"},
+            "flaky": {"method": "GET", "path": "/flaky"},
+            "secure": {"method": "GET", "path": "/secure"},
+        }
+        doc = {
+            "kind": "http",
+            "base_url": remote.url,
+            "operations": ops,
+            "retries": 0,
+            "breaker": {"failures": 2, "reset_seconds": 0.5},
+            "auth": {
+                "type": "oauth2_client_credentials",
+                "token_url": f"{remote.url}/token",
+                "client_id": CLIENT_ID,
+                "client_secret": {"secret": "oauth"},
+            },
+        }
+        await published(
+            clients[0],
+            "acme",
+            "crm",
+            {"connectors": {"svc": doc}},
+            secrets={"oauth": CLIENT_SECRET},
+        )
 
         async def call(node: int, operation: str) -> httpx.Response:
-            return await clients[node].post("/api/t/acme/apps/crm/connectors/svc/call",
-                                            json={"operation": operation})
+            return await clients[node].post(
+                "/api/t/acme/apps/crm/connectors/svc/call", json={"operation": operation}
+            )
 
         # One token for both nodes: fetched by the first, reused by the second.
         assert (await call(0, "secure")).json()["body"] == {"secure": True}
         assert (await call(1, "secure")).json()["body"] == {"secure": True}
         assert len(remote.tokens_issued) == 1
-        sealed = [await probe.get(k) async for k in probe.scan_iter("plinth:oauth:*")
-                  if (await probe.pttl(k)) > 0]
+        sealed = [
+            await probe.get(k)
+            async for k in probe.scan_iter("plinth:oauth:*")
+            if (await probe.pttl(k)) > 0
+        ]
         tenant_id = (await nodes[0].tenants.get("acme")).id
         assert [k async for k in probe.scan_iter(f"plinth:oauth:{tenant_id}/*")]
         assert all(remote.tokens_issued[0].encode() not in v for v in sealed if v)

@@ -19,7 +19,8 @@ VALUE = "s3cr3t-value-that-must-not-leak"
 
 
 async def test_secrets_are_write_only_and_encrypted_at_rest(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     r = await client.put("/api/t/acme/secrets/stripe", json={"value": VALUE})
     assert r.status_code == 200 and VALUE not in r.text
@@ -46,8 +47,9 @@ async def test_secrets_are_write_only_and_encrypted_at_rest(
     assert (await client.delete("/api/t/acme/secrets/stripe")).status_code == 404
 
 
-async def test_rotation_of_data_keys_and_master_key(client: httpx.AsyncClient,
-                                                     platform: Platform) -> None:
+async def test_rotation_of_data_keys_and_master_key(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     await client.put("/api/t/acme/secrets/a", json={"value": "alpha-value"})
     await client.put("/api/t/acme/secrets/b", json={"value": "beta-value"})
@@ -70,14 +72,16 @@ async def test_rotation_of_data_keys_and_master_key(client: httpx.AsyncClient,
     assert await platform.vault.reveal(tenant.id, "b", "test") == "beta-value"
     # A node still holding the old master key cannot open the data keys any more.
     platform.vault._master = base64.b64decode(
-        (platform.settings.data_dir / "master.key").read_text())
+        (platform.settings.data_dir / "master.key").read_text()
+    )
     with pytest.raises(Exception, match="master key"):
         await platform.vault.reveal(tenant.id, "b", "test")
     assert [e.topic for e in events] == ["vault.key_rotated", "vault.master_rotated"]
 
 
 async def test_embedded_master_key_is_generated_private(
-        platform: Platform, caplog: pytest.LogCaptureFixture) -> None:
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("INFO")
     tenant = await platform.tenants.create("acme")
     await platform.vault.put(tenant.id, "x", "some-value")

@@ -18,9 +18,16 @@ DEMO = Path(__file__).parents[2] / "src" / "plinth" / "demo" / "claims"
 async def test_export_import_round_trip_is_exact(client, platform, tmp_path):
     await make_tenant(client, "acme")
     await make_app(client, "acme", "claims", CLAIMS)
-    await client.patch("/api/t/acme/apps/claims/draft", json=[
-        {"op": "add", "path": "/entities/claim/rules", "value": [
-            {"expr": "amount >= 0.0", "message": "multi\nline message"}]}])
+    await client.patch(
+        "/api/t/acme/apps/claims/draft",
+        json=[
+            {
+                "op": "add",
+                "path": "/entities/claim/rules",
+                "value": [{"expr": "amount >= 0.0", "message": "multi\nline message"}],
+            }
+        ],
+    )
     files = (await client.get("/api/t/acme/apps/claims/export")).json()["files"]
     assert sorted(files) == ["app.yaml", "entities/claim.yaml", "entities/policyholder.yaml"]
     assert "message: |" in files["entities/claim.yaml"]  # multi-line strings stay readable
@@ -32,7 +39,8 @@ async def test_export_import_round_trip_is_exact(client, platform, tmp_path):
     assert content_hash(draft.definition) == content_hash(original)
     again = await platform.files.export(tenant, "copy")
     assert {k: v for k, v in again.items() if k != "app.yaml"} == {
-        k: v for k, v in files.items() if k != "app.yaml"}
+        k: v for k, v in files.items() if k != "app.yaml"
+    }
 
 
 def test_the_demo_folder_is_canonical():
@@ -47,8 +55,10 @@ def test_bad_folders_are_refused_with_the_file(tmp_path):
     with pytest.raises(ValidationFailed) as err:
         read_folder(tmp_path)
     assert err.value.faults[0].path == "app.yaml"
-    write_folder(tmp_path, {"app.yaml": "plinth: 1\napp: x\nname: x\n",
-                            "entities/a.yaml": "fields: [unclosed\n"})
+    write_folder(
+        tmp_path,
+        {"app.yaml": "plinth: 1\napp: x\nname: x\n", "entities/a.yaml": "fields: [unclosed\n"},
+    )
     with pytest.raises(ValidationFailed) as err:
         read_folder(tmp_path)
     assert err.value.faults[0].path == "entities/a.yaml"

@@ -49,8 +49,10 @@ async def test_publish_versions_hash_and_noop(client):
     assert r.status_code == 200 and r.json()["created"] is False
     assert r.json()["version"]["number"] == 1
     # a change: version 2 with another hash
-    r = await client.patch(f"{BASE}/draft", json=[
-        {"op": "add", "path": "/entities/claim/fields/notes", "value": {"type": "text"}}])
+    r = await client.patch(
+        f"{BASE}/draft",
+        json=[{"op": "add", "path": "/entities/claim/fields/notes", "value": {"type": "text"}}],
+    )
     assert r.status_code == 200, r.text
     r = await client.post(f"{BASE}/publish")
     v2 = r.json()["version"]
@@ -99,20 +101,24 @@ async def test_diff_reports_rename_add_remove_change(client):
     assert ("added", "entities.claim.fields.notes") in ops
     [rename] = [c for c in claim["changes"] if c["op"] == "renamed"]
     assert rename["from"] == "amount"
-    assert rename["changes"] == [{"op": "changed", "path": "entities.claim.fields"
-                                  ".claimed_amount.min", "from": 0, "to": 1}]
+    assert rename["changes"] == [
+        {"op": "changed", "path": "entities.claim.fields.claimed_amount.min", "from": 0, "to": 1}
+    ]
     # from the empty app: everything is added
     r = await client.get(f"{BASE}/diff", params={"from": 0, "to": 1})
     assert {(c["op"], c["name"]) for c in r.json()["changes"]} == {
-        ("added", "policyholder"), ("added", "claim")}
+        ("added", "policyholder"),
+        ("added", "claim"),
+    }
 
 
 async def test_rollback_activates_older_version(client):
     await make_tenant(client, "acme")
     await make_app(client, "acme", "claims", CLAIMS)
     await client.post(f"{BASE}/publish")
-    await client.patch(f"{BASE}/draft", json=[
-        {"op": "remove", "path": "/entities/claim/fields/status"}])
+    await client.patch(
+        f"{BASE}/draft", json=[{"op": "remove", "path": "/entities/claim/fields/status"}]
+    )
     await client.post(f"{BASE}/publish")
     r = await client.post(f"{BASE}/rollback", json={"version": 1})
     assert r.status_code == 200, r.text
@@ -131,9 +137,13 @@ async def test_rollback_activates_older_version(client):
 async def test_json_patch_failure_names_the_operation(client):
     await make_tenant(client, "acme")
     await make_app(client, "acme", "claims", CLAIMS)
-    r = await client.patch(f"{BASE}/draft", json=[
-        {"op": "add", "path": "/entities/claim/fields/a", "value": {"type": "text"}},
-        {"op": "remove", "path": "/entities/claim/fields/nope"}])
+    r = await client.patch(
+        f"{BASE}/draft",
+        json=[
+            {"op": "add", "path": "/entities/claim/fields/a", "value": {"type": "text"}},
+            {"op": "remove", "path": "/entities/claim/fields/nope"},
+        ],
+    )
     assert r.status_code == 422
     assert r.json()["errors"][0]["path"] == "[1]"
     draft = (await client.get(f"{BASE}/draft")).json()["definition"]
@@ -158,10 +168,13 @@ async def test_concurrent_publishes_yield_consistent_versions(client):
     assert all(r.status_code in (200, 201) for r in results), [r.text for r in results]
     assert sum(r.json()["created"] for r in results) == 1
     assert {r.json()["version"]["number"] for r in results} == {1}
+
     # interleave edits and publishes: numbers stay dense and unique
     async def edit_and_publish(i: int):
-        await client.patch(f"{BASE}/draft", json=[
-            {"op": "add", "path": f"/entities/claim/fields/f{i}", "value": {"type": "text"}}])
+        await client.patch(
+            f"{BASE}/draft",
+            json=[{"op": "add", "path": f"/entities/claim/fields/f{i}", "value": {"type": "text"}}],
+        )
         return await client.post(f"{BASE}/publish")
 
     await asyncio.gather(*[edit_and_publish(i) for i in range(5)])
@@ -177,7 +190,6 @@ async def test_apps_crud_and_slugs(client):
     await make_app(client, "acme", "claims")
     r = await client.post("/api/t/acme/apps", json={"slug": "claims"})
     assert r.status_code == 409
-    assert [a["slug"] for a in (await client.get("/api/t/acme/apps")).json()["items"]] == [
-        "claims"]
+    assert [a["slug"] for a in (await client.get("/api/t/acme/apps")).json()["items"]] == ["claims"]
     assert (await client.delete(BASE)).status_code == 204
     assert (await client.get(BASE)).status_code == 404

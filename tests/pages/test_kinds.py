@@ -22,8 +22,18 @@ def test_the_demo_pages_are_valid(demo):
 
 def test_every_builtin_declares_its_props_as_json_schema():
     catalogue = components.catalogue()
-    assert {"grid", "stack", "tabs", "text", "table", "form", "detail", "chart", "button",
-            "task_inbox"} <= set(catalogue)
+    assert {
+        "grid",
+        "stack",
+        "tabs",
+        "text",
+        "table",
+        "form",
+        "detail",
+        "chart",
+        "button",
+        "task_inbox",
+    } <= set(catalogue)
     assert catalogue["table"]["props"]["properties"]["page_size"]["maximum"] == 200
     assert catalogue["stack"]["container"] and not catalogue["form"]["container"]
 
@@ -63,24 +73,42 @@ def test_tree_structure_is_checked(demo):
 
 def test_schema_faults_come_before_semantic_ones(demo):
     bad = copy.deepcopy(demo)
-    bad["pages"]["claims"]["components"]["table"]["events"]["row_click"][0] = {
-        "type": "navigate"}
+    bad["pages"]["claims"]["components"]["table"]["events"]["row_click"][0] = {"type": "navigate"}
     found = paths(bad)
     assert any(p.startswith("pages.claims.components.table.events.row_click[0]") for p in found)
 
 
 def test_components_are_reusable_and_typed(demo):
     good = copy.deepcopy(demo)
-    good["components"] = {"banner": {
-        "props": {"type": "object", "required": ["title"],
-                  "properties": {"title": {"type": "string"}}},
-        "components": {"root": {"kind": "text", "parent": None,
-                                "props": {"text": "{{ props.title }}", "variant": "h2"}}}}}
+    good["components"] = {
+        "banner": {
+            "props": {
+                "type": "object",
+                "required": ["title"],
+                "properties": {"title": {"type": "string"}},
+            },
+            "components": {
+                "root": {
+                    "kind": "text",
+                    "parent": None,
+                    "props": {"text": "{{ props.title }}", "variant": "h2"},
+                }
+            },
+        }
+    }
     tree = good["pages"]["claims"]["components"]
-    tree["banner"] = {"kind": "component:banner", "parent": "root", "order": 0.5,
-                      "props": {"title": "Hello"}}
-    tree["widget"] = {"kind": "plugin:maps/geo-map", "parent": "root", "order": 9,
-                      "props": {"zoom": 3}}
+    tree["banner"] = {
+        "kind": "component:banner",
+        "parent": "root",
+        "order": 0.5,
+        "props": {"title": "Hello"},
+    }
+    tree["widget"] = {
+        "kind": "plugin:maps/geo-map",
+        "parent": "root",
+        "order": 9,
+        "props": {"zoom": 3},
+    }
     assert validate(good) == []
     tree["banner"]["props"] = {"title": 3}
     tree["other"] = {"kind": "component:nope", "parent": "root"}
@@ -114,36 +142,56 @@ def test_bindings_are_type_checked_against_state_user_and_entities(demo):
     filing["state"] = {"step": 1}
     filing["components"]["intro"]["props"]["text"] = "Step {{ state.step + 'a' }}"
     filing["components"]["form"]["events"]["success"].append(
-        {"type": "set_state", "key": "step", "value": "{{ record.amount }}"})
+        {"type": "set_state", "key": "step", "value": "{{ record.amount }}"}
+    )
     filing["components"]["heading"]["props"]["text"] = "{{ row.id }}"  # no row outside a table
     found = paths(bad)
     base = "pages.claims.components"
     assert "the user has no field 'nmae'" in found[f"{base}.heading.props.text"]
-    assert "entity 'claim' has no field 'colour'" in found[
-        f"{base}.table.events.row_click[0].to"]
+    assert "entity 'claim' has no field 'colour'" in found[f"{base}.table.events.row_click[0].to"]
     assert "gives string, but bool is expected" in found[f"{base}.new_claim.visible"]
-    assert "no matching overload for '_+_' applied to '(int, string)'" in found[
-        "pages.file_claim.components.intro.props.text"]
-    assert "gives double, but int is expected" in found[
-        "pages.file_claim.components.form.events.success[1].value"]
+    assert (
+        "no matching overload for '_+_' applied to '(int, string)'"
+        in found["pages.file_claim.components.intro.props.text"]
+    )
+    assert (
+        "gives double, but int is expected"
+        in found["pages.file_claim.components.form.events.success[1].value"]
+    )
     assert "unknown name 'row'" in found["pages.file_claim.components.heading.props.text"]
     assert {f.code for f in validate(bad)} == {"binding_type"}
 
     good = copy.deepcopy(demo)
-    good["pages"]["claims"]["components"]["table"]["events"]["row_click"].insert(0, {
-        "type": "set_state", "key": "big", "value": "{{ row.amount > 1000.0 && "
-        "row.created_at > timestamp('2026-01-01T00:00:00Z') && 'DE' == user.attrs.country "
-        "&& 'analyst' in user.roles }}"})
+    good["pages"]["claims"]["components"]["table"]["events"]["row_click"].insert(
+        0,
+        {
+            "type": "set_state",
+            "key": "big",
+            "value": "{{ row.amount > 1000.0 && "
+            "row.created_at > timestamp('2026-01-01T00:00:00Z') && 'DE' == user.attrs.country "
+            "&& 'analyst' in user.roles }}",
+        },
+    )
     assert paths(good) == {}
 
 
 def test_component_props_are_typed_inside_the_component(demo):
     bad = copy.deepcopy(demo)
-    bad["components"] = {"banner": {
-        "props": {"type": "object", "properties": {"title": {"type": "string"},
-                                                   "count": {"type": "integer"}}},
-        "components": {"root": {"kind": "text", "parent": None,
-                                "props": {"text": "{{ props.title + props.count }}"}}}}}
+    bad["components"] = {
+        "banner": {
+            "props": {
+                "type": "object",
+                "properties": {"title": {"type": "string"}, "count": {"type": "integer"}},
+            },
+            "components": {
+                "root": {
+                    "kind": "text",
+                    "parent": None,
+                    "props": {"text": "{{ props.title + props.count }}"},
+                }
+            },
+        }
+    }
     found = paths(bad)
     assert "applied to '(string, int)'" in found["components.banner.components.root.props.text"]
 

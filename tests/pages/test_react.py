@@ -16,18 +16,29 @@ pytestmark = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is need
 
 
 def npm(folder, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["npm", *args, "--no-audit", "--no-fund", "--loglevel=error"],
-                          cwd=folder, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["npm", *args, "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_react_export_of_the_demo_builds(tmp_path):
     out = tmp_path / "claims-react"
-    done = CliRunner().invoke(cli, ["compile", "acme", "claims", str(out), "--target", "react",
-                                    "--folder", str(DEMO)])
+    done = CliRunner().invoke(
+        cli, ["compile", "acme", "claims", str(out), "--target", "react", "--folder", str(DEMO)]
+    )
     assert done.exit_code == 0, done.output
     pages = sorted(p.name for p in (out / "src" / "pages").iterdir())
-    assert pages == ["ClaimDetailPage.tsx", "ClaimsPage.tsx", "FileClaimPage.tsx",
-                     "TaskInboxPage.tsx", "index.ts"]
+    assert pages == [
+        "ClaimDetailPage.tsx",
+        "ClaimsPage.tsx",
+        "FileClaimPage.tsx",
+        "TaskInboxPage.tsx",
+        "index.ts",
+    ]
     spec = json.loads((out / "src" / "app.json").read_text())
     assert spec["tenant"] == "acme" and "file_claim" in spec["pages"]
     assert npm(out, "install").returncode == 0
@@ -40,8 +51,12 @@ def test_the_react_export_of_the_demo_builds(tmp_path):
 def test_a_broken_type_fails_the_build(tmp_path):
     """The generated TypeScript is really type-checked (so the passing build means something)."""
     out = tmp_path / "p"
-    assert CliRunner().invoke(cli, ["compile", "acme", "claims", str(out), "--folder",
-                                    str(DEMO)]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(cli, ["compile", "acme", "claims", str(out), "--folder", str(DEMO)])
+        .exit_code
+        == 0
+    )
     page = out / "src" / "pages" / "ClaimsPage.tsx"
     page.write_text(page.read_text().replace("{...props}", "{...props} bogus={1}"))
     assert npm(out, "install").returncode == 0
@@ -50,11 +65,24 @@ def test_a_broken_type_fails_the_build(tmp_path):
 
 
 def test_webcomponents_from_the_cli_and_bad_targets(tmp_path):
-    done = CliRunner().invoke(cli, ["compile", "acme", "claims", str(tmp_path), "--target",
-                                    "webcomponents", "--folder", str(DEMO)])
+    done = CliRunner().invoke(
+        cli,
+        [
+            "compile",
+            "acme",
+            "claims",
+            str(tmp_path),
+            "--target",
+            "webcomponents",
+            "--folder",
+            str(DEMO),
+        ],
+    )
     assert done.exit_code == 0, done.output
     (module,) = tmp_path.glob("claims.*.js")
     assert subprocess.run(["node", "--check", str(module)]).returncode == 0
-    bad = CliRunner().invoke(cli, ["compile", "acme", "claims", str(tmp_path), "--target",
-                                   "angular", "--folder", str(DEMO)])
+    bad = CliRunner().invoke(
+        cli,
+        ["compile", "acme", "claims", str(tmp_path), "--target", "angular", "--folder", str(DEMO)],
+    )
     assert bad.exit_code != 0

@@ -47,8 +47,9 @@ async def test_portal_serves_shell_module_and_runtime(client, anon, platform, de
     assert mod.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert mod.headers["content-type"].startswith("text/javascript")
     assert runtime_url in mod.text
-    again = await anon.get(f"/a/acme/claims/-/app.{digest}.js",
-                           headers={"If-None-Match": mod.headers["etag"]})
+    again = await anon.get(
+        f"/a/acme/claims/-/app.{digest}.js", headers={"If-None-Match": mod.headers["etag"]}
+    )
     assert again.status_code == 304
     assert platform.page_modules.compiled == 1  # compiled once, served from the cache after
 

@@ -21,29 +21,40 @@ class CountryAuthorizer(RoleAuthorizer):
     def __init__(self) -> None:
         self.actions: list[str] = []
 
-    def decide(self, principal: Principal, action: str, resource: Any,
-               context: dict[str, Any] | None = None) -> Decision:
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Any,
+        context: dict[str, Any] | None = None,
+    ) -> Decision:
         if resource.kind == "record":
             self.actions.append(action)
         return super().decide(principal, action, resource, context)
 
-    def row_filter(self, principal: Principal, action: str, tenant: Tenant, app: str,
-                   entity: str) -> dict[str, Any] | None:
+    def row_filter(
+        self, principal: Principal, action: str, tenant: Tenant, app: str, entity: str
+    ) -> dict[str, Any] | None:
         self.actions.append(f"row_filter:{action}")
         return {"field": "country", "op": "eq", "value": "DE"}
 
-    def field_access(self, principal: Principal, tenant: Tenant, app: str, entity: str
-                     ) -> tuple[set[str] | None, set[str] | None]:
+    def field_access(
+        self, principal: Principal, tenant: Tenant, app: str, entity: str
+    ) -> tuple[set[str] | None, set[str] | None]:
         return {"full_name", "country"}, {"full_name", "country"}
 
 
-async def test_row_filter_and_field_access(client: httpx.AsyncClient,
-                                           platform: Platform) -> None:
+async def test_row_filter_and_field_access(client: httpx.AsyncClient, platform: Platform) -> None:
     await make_tenant(client, "acme")
     await make_app(client, "acme", "claims")
     assert (await publish(client, "acme", "claims", CLAIMS)).status_code == 201
-    await client.post(BASE, json=[{"full_name": "Ada", "country": "DE", "email": "a@x.io"},
-                                  {"full_name": "Bo", "country": "FR"}])
+    await client.post(
+        BASE,
+        json=[
+            {"full_name": "Ada", "country": "DE", "email": "a@x.io"},
+            {"full_name": "Bo", "country": "FR"},
+        ],
+    )
     auth = CountryAuthorizer()
     platform.authorizer = auth
     items = (await client.get(BASE)).json()["items"]

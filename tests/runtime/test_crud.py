@@ -11,8 +11,13 @@ from plinth.server import Platform
 from tests.helpers import make_app, make_tenant, publish
 
 FIELDS: dict[str, Any] = {
-    "name": {"type": "string", "required": True, "minLength": 2, "maxLength": 20,
-             "pattern": "^[A-Z]"},
+    "name": {
+        "type": "string",
+        "required": True,
+        "minLength": 2,
+        "maxLength": 20,
+        "pattern": "^[A-Z]",
+    },
     "notes": {"type": "text"},
     "qty": {"type": "integer", "min": 0, "max": 100},
     "price": {"type": "decimal", "precision": 10, "scale": 2, "min": 0},
@@ -22,15 +27,26 @@ FIELDS: dict[str, Any] = {
     "mail": {"type": "email", "unique": True},
     "site": {"type": "url"},
     "status": {"type": "enum", "values": ["open", "closed"], "default": "open"},
-    "extra": {"type": "json", "schema": {"type": "object",
-                                         "properties": {"tag": {"type": "string"}}}},
+    "extra": {
+        "type": "json",
+        "schema": {"type": "object", "properties": {"tag": {"type": "string"}}},
+    },
     "total": {"type": "decimal", "computed": "double(qty) * price"},
 }
-APP: dict[str, Any] = {"entities": {
-    "item": {"fields": FIELDS, "rules": [
-        {"expr": "status != 'closed' || qty == 0", "message": "close only empty items",
-         "path": "status"}]},
-}}
+APP: dict[str, Any] = {
+    "entities": {
+        "item": {
+            "fields": FIELDS,
+            "rules": [
+                {
+                    "expr": "status != 'closed' || qty == 0",
+                    "message": "close only empty items",
+                    "path": "status",
+                }
+            ],
+        },
+    }
+}
 BASE = "/api/t/acme/apps/shop/data"
 
 
@@ -43,10 +59,19 @@ async def setup(client: httpx.AsyncClient, definition: dict[str, Any] = APP) -> 
 
 async def test_every_field_type_round_trips(client: httpx.AsyncClient) -> None:
     await setup(client)
-    record = {"name": "Anvil", "notes": "heavy\nline", "qty": 3, "price": "12.50",
-              "active": False, "born": "2024-02-29", "seen_at": "2024-03-01T10:00:00Z",
-              "mail": "a@example.com", "site": "https://example.com/x", "status": "open",
-              "extra": {"tag": "x", "n": [1, 2]}}
+    record = {
+        "name": "Anvil",
+        "notes": "heavy\nline",
+        "qty": 3,
+        "price": "12.50",
+        "active": False,
+        "born": "2024-02-29",
+        "seen_at": "2024-03-01T10:00:00Z",
+        "mail": "a@example.com",
+        "site": "https://example.com/x",
+        "status": "open",
+        "extra": {"tag": "x", "n": [1, 2]},
+    }
     r = await client.post(f"{BASE}/item", json=record)
     assert r.status_code == 201, r.text
     body = r.json()
@@ -61,8 +86,17 @@ async def test_every_field_type_round_trips(client: httpx.AsyncClient) -> None:
 
 async def test_each_constraint_rejects_with_its_path(client: httpx.AsyncClient) -> None:
     await setup(client)
-    bad = {"name": "x", "qty": 101, "price": "-1", "born": "2024-13-01", "mail": "nope",
-           "site": "no url", "status": "lost", "extra": {"tag": 5}, "ghost": 1}
+    bad = {
+        "name": "x",
+        "qty": 101,
+        "price": "-1",
+        "born": "2024-13-01",
+        "mail": "nope",
+        "site": "no url",
+        "status": "lost",
+        "extra": {"tag": 5},
+        "ghost": 1,
+    }
     r = await client.post(f"{BASE}/item", json=bad)
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -95,16 +129,24 @@ async def test_cel_rule_refuses_with_its_message(client: httpx.AsyncClient) -> N
     await setup(client)
     r = await client.post(f"{BASE}/item", json={"name": "Full", "qty": 2, "status": "closed"})
     assert r.status_code == 422
-    assert r.json()["errors"] == [{"path": "status", "message": "close only empty items",
-                                   "code": "rule"}]
+    assert r.json()["errors"] == [
+        {"path": "status", "message": "close only empty items", "code": "rule"}
+    ]
 
 
 async def test_bad_expression_fails_publish_with_its_path(client: httpx.AsyncClient) -> None:
     await make_tenant(client, "acme")
     await make_app(client, "acme", "shop")
-    bad = {"entities": {"item": {"fields": {
-        "qty": {"type": "integer"},
-        "double_qty": {"type": "integer", "computed": "qtty * 2"}}}}}
+    bad = {
+        "entities": {
+            "item": {
+                "fields": {
+                    "qty": {"type": "integer"},
+                    "double_qty": {"type": "integer", "computed": "qtty * 2"},
+                }
+            }
+        }
+    }
     r = await publish(client, "acme", "shop", bad)
     assert r.status_code == 422, r.text
     fault = r.json()["errors"][0]
@@ -134,8 +176,9 @@ async def test_etag_and_if_match(client: httpx.AsyncClient) -> None:
     assert (await client.get(url)).status_code == 404
 
 
-async def test_unknown_entity_and_oversized_body(client: httpx.AsyncClient,
-                                                 platform: Platform) -> None:
+async def test_unknown_entity_and_oversized_body(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await setup(client)
     r = await client.get(f"{BASE}/nothing")
     assert r.status_code == 404 and r.json()["entity"] == "nothing"
@@ -143,8 +186,9 @@ async def test_unknown_entity_and_oversized_body(client: httpx.AsyncClient,
     assert (await client.post(f"{BASE}/item", json=big)).status_code == 413
 
 
-async def test_record_events_carry_before_and_after(client: httpx.AsyncClient,
-                                                    platform: Platform) -> None:
+async def test_record_events_carry_before_and_after(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     seen: list[Event] = []
 
     async def keep(event: Event) -> None:

@@ -11,14 +11,19 @@ import pytest
 from plinth.server import Platform
 from tests.helpers import make_app, make_tenant, publish
 
-APP = {"entities": {"item": {"fields": {"name": {"type": "string"}}},
-                    "log": {"fields": {"msg": {"type": "string"}}}}}
+APP = {
+    "entities": {
+        "item": {"fields": {"name": {"type": "string"}}},
+        "log": {"fields": {"msg": {"type": "string"}}},
+    }
+}
 BASE = "/api/t/acme/apps/shop/data"
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_an_update_hook_may_write_records_and_a_change_meanwhile_is_refused(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     await make_app(client, "acme", "shop")
     assert (await publish(client, "acme", "shop", APP)).status_code == 201
@@ -26,11 +31,13 @@ async def test_an_update_hook_may_write_records_and_a_change_meanwhile_is_refuse
     svc = platform.records
     mode = {"write": "log"}
 
-    async def hook(tenant: Any, app: str, entity: str, record: dict[str, Any],
-                   principal: Any) -> dict[str, Any]:
+    async def hook(
+        tenant: Any, app: str, entity: str, record: dict[str, Any], principal: Any
+    ) -> dict[str, Any]:
         if entity == "item" and mode["write"] == "log":  # like records_create from a plugin
-            await asyncio.wait_for(svc.create(tenant, app, "log", {"msg": record["name"]},
-                                              principal), 5)
+            await asyncio.wait_for(
+                svc.create(tenant, app, "log", {"msg": record["name"]}, principal), 5
+            )
         elif entity == "item" and mode["write"] == "same":  # another writer gets in first
             mode["write"] = ""
             await svc.update(tenant, app, "item", rec["id"], {"name": "theirs"}, principal)

@@ -13,10 +13,16 @@ from plinth.server import Platform
 from tests.helpers import make_app, make_tenant, publish
 
 BASE = "/api/t/acme/apps/crm/data"
-V1: dict[str, Any] = {"entities": {"contact": {"fields": {
-    "full_name": {"id": "fld_name", "type": "string", "required": True},
-    "code": {"id": "fld_code", "type": "string"},
-}}}}
+V1: dict[str, Any] = {
+    "entities": {
+        "contact": {
+            "fields": {
+                "full_name": {"id": "fld_name", "type": "string", "required": True},
+                "code": {"id": "fld_code", "type": "string"},
+            }
+        }
+    }
+}
 
 
 async def start(client: httpx.AsyncClient) -> str:
@@ -36,11 +42,18 @@ def changed(**fields: Any) -> dict[str, Any]:
 
 async def test_rename_keeps_data(client: httpx.AsyncClient) -> None:
     rid = await start(client)
-    v2 = changed(name={"id": "fld_name", "type": "string", "required": True},
-                 code={"id": "fld_code", "type": "string"})
-    v2["entities"] = {"person": {**v2["entities"]["contact"],
-                                 "id": (await client.get("/api/t/acme/apps/crm/draft")
-                                        ).json()["definition"]["entities"]["contact"]["id"]}}
+    v2 = changed(
+        name={"id": "fld_name", "type": "string", "required": True},
+        code={"id": "fld_code", "type": "string"},
+    )
+    v2["entities"] = {
+        "person": {
+            **v2["entities"]["contact"],
+            "id": (await client.get("/api/t/acme/apps/crm/draft")).json()["definition"]["entities"][
+                "contact"
+            ]["id"],
+        }
+    }
     r = await publish(client, "acme", "crm", v2)
     assert r.status_code == 201, r.text
     got = (await client.get(f"{BASE}/person/{rid}")).json()
@@ -48,8 +61,9 @@ async def test_rename_keeps_data(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{BASE}/contact")).status_code == 404
 
 
-async def test_destructive_change_refused_then_allowed(client: httpx.AsyncClient,
-                                                       platform: Platform) -> None:
+async def test_destructive_change_refused_then_allowed(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     audited: list[Event] = []
 
     async def keep(event: Event) -> None:
@@ -74,9 +88,11 @@ async def test_destructive_change_refused_then_allowed(client: httpx.AsyncClient
 async def test_failed_conversion_rolls_back_the_whole_publish(client: httpx.AsyncClient) -> None:
     await start(client)
     bad = (await client.post(f"{BASE}/contact", json={"full_name": "Bob", "code": "x1"})).json()
-    v2 = changed(full_name={"id": "fld_name", "type": "string", "required": True},
-                 code={"id": "fld_code", "type": "integer"},
-                 extra={"id": "fld_extra", "type": "text"})
+    v2 = changed(
+        full_name={"id": "fld_name", "type": "string", "required": True},
+        code={"id": "fld_code", "type": "integer"},
+        extra={"id": "fld_extra", "type": "text"},
+    )
     r = await publish(client, "acme", "crm", v2, allow_destructive=True)
     assert r.status_code == 422, r.text
     assert bad["id"] in r.json()["rows"]
@@ -93,15 +109,18 @@ async def test_failed_conversion_rolls_back_the_whole_publish(client: httpx.Asyn
 
 async def test_rollback_reapplies_the_inverse_plan(client: httpx.AsyncClient) -> None:
     rid = await start(client)
-    v2 = changed(full_name={"id": "fld_name", "type": "string", "required": True},
-                 code={"id": "fld_code", "type": "string"},
-                 score={"id": "fld_score", "type": "integer", "default": 5})
+    v2 = changed(
+        full_name={"id": "fld_name", "type": "string", "required": True},
+        code={"id": "fld_code", "type": "string"},
+        score={"id": "fld_score", "type": "integer", "default": 5},
+    )
     assert (await publish(client, "acme", "crm", v2)).status_code == 201
     assert (await client.get(f"{BASE}/contact/{rid}")).json()["score"] == 5
     r = await client.post("/api/t/acme/apps/crm/rollback", json={"version": 1})
     assert r.status_code == 409, r.text  # dropping score would destroy data
-    r = await client.post("/api/t/acme/apps/crm/rollback",
-                          json={"version": 1, "allow_destructive": True})
+    r = await client.post(
+        "/api/t/acme/apps/crm/rollback", json={"version": 1, "allow_destructive": True}
+    )
     assert r.status_code in (200, 201), r.text
     got = (await client.get(f"{BASE}/contact/{rid}")).json()
     assert "score" not in got and got["full_name"] == "Ada"
@@ -109,8 +128,10 @@ async def test_rollback_reapplies_the_inverse_plan(client: httpx.AsyncClient) ->
 
 async def test_type_change_keeps_uniqueness(client: httpx.AsyncClient) -> None:
     await start(client)
-    v2 = changed(full_name={"id": "fld_name", "type": "string", "required": True},
-                 code={"id": "fld_code", "type": "integer", "unique": True})
+    v2 = changed(
+        full_name={"id": "fld_name", "type": "string", "required": True},
+        code={"id": "fld_code", "type": "integer", "unique": True},
+    )
     r = await publish(client, "acme", "crm", v2, allow_destructive=True)
     assert r.status_code == 201, r.text
     dup = await client.post(f"{BASE}/contact", json={"full_name": "Eve", "code": 12})

@@ -8,20 +8,34 @@ from tests.governance.apps import COUNTRY_POLICY
 from tests.helpers import make_app, make_tenant
 
 APP = {
-    "entities": {"claim": {"fields": {"country": {"type": "string", "required": True},
-                                      "amount": {"type": "integer"}}}},
+    "entities": {
+        "claim": {
+            "fields": {
+                "country": {"type": "string", "required": True},
+                "amount": {"type": "integer"},
+            }
+        }
+    },
     "policies": {"country": {"cedar": COUNTRY_POLICY}},
 }
 DATA = "/api/t/acme/apps/claims/data/claim"
 
 
 async def _analyst(client: httpx.AsyncClient, country: str) -> dict[str, str]:
-    r = await client.post("/api/t/acme/users", json={
-        "username": f"analyst-{country}", "password": "a-long-password", "roles": ["analyst"],
-        "attrs": {"country": country}})
+    r = await client.post(
+        "/api/t/acme/users",
+        json={
+            "username": f"analyst-{country}",
+            "password": "a-long-password",
+            "roles": ["analyst"],
+            "attrs": {"country": country},
+        },
+    )
     assert r.status_code == 201, r.text
-    r = await client.post("/api/auth/acme/login",
-                          json={"username": f"analyst-{country}", "password": "a-long-password"})
+    r = await client.post(
+        "/api/auth/acme/login",
+        json={"username": f"analyst-{country}", "password": "a-long-password"},
+    )
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 

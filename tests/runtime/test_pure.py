@@ -28,8 +28,9 @@ def test_conversions_name_what_fails() -> None:
         types.to_db({"type": "boolean"}, "maybe")
     assert types.is_narrowing({"type": "text"}, {"type": "integer"})
     assert not types.is_narrowing({"type": "integer"}, {"type": "decimal"})
-    assert types.is_narrowing({"type": "enum", "values": ["a", "b"]},
-                              {"type": "enum", "values": ["a"]})
+    assert types.is_narrowing(
+        {"type": "enum", "values": ["a", "b"]}, {"type": "enum", "values": ["a"]}
+    )
 
 
 def _doc(**fields: dict[str, object]) -> dict[str, object]:
@@ -44,12 +45,15 @@ def test_planner_sees_renames_by_id() -> None:
     assert not plan.destructive(ops)
     back = plan.plan(new, old)  # the inverse plan
     assert [(op.kind, op.entity, op.field) for op in back] == [
-        ("rename_table", "a", ""), ("rename_column", "a", "x")]
+        ("rename_table", "a", ""),
+        ("rename_column", "a", "x"),
+    ]
 
 
 def test_planner_flags_drops_and_narrowing() -> None:
-    old = {"entities": {"a": _doc(x={"id": "f1", "type": "text"},
-                                  y={"id": "f2", "type": "integer"})}}
+    old = {
+        "entities": {"a": _doc(x={"id": "f1", "type": "text"}, y={"id": "f2", "type": "integer"})}
+    }
     new = {"entities": {"a": _doc(x={"id": "f1", "type": "integer", "unique": True})}}
     ops = plan.plan(old, new)
     kinds = {op.kind: op.destructive for op in ops}
@@ -59,19 +63,41 @@ def test_planner_flags_drops_and_narrowing() -> None:
 
 def test_filter_text_parses_to_the_ast() -> None:
     ast = filters.parse("a eq 'it''s' and not (b gt 1.5 or c in (1, 2)) or d isnull false")
-    assert ast == {"or": [
-        {"and": [{"field": "a", "op": "eq", "value": "it's"},
-                 {"not": {"or": [{"field": "b", "op": "gt", "value": 1.5},
-                                 {"field": "c", "op": "in", "value": [1, 2]}]}}]},
-        {"field": "d", "op": "isnull", "value": False}]}
+    assert ast == {
+        "or": [
+            {
+                "and": [
+                    {"field": "a", "op": "eq", "value": "it's"},
+                    {
+                        "not": {
+                            "or": [
+                                {"field": "b", "op": "gt", "value": 1.5},
+                                {"field": "c", "op": "in", "value": [1, 2]},
+                            ]
+                        }
+                    },
+                ]
+            },
+            {"field": "d", "op": "isnull", "value": False},
+        ]
+    }
     for bad in ["a eq", "a like 'x'", "(a eq 1", "a eq 1 2", "a eq b", "a in 1"]:
         with pytest.raises(BadRequest):
             filters.parse(bad)
 
 
 def test_compiled_filter_binds_every_value() -> None:
-    app = compile_app("t", "app", 1, {"entities": {"e": _doc(
-        name={"id": "f1", "type": "string"}, n={"id": "f2", "type": "integer"})}}, None)
+    app = compile_app(
+        "t",
+        "app",
+        1,
+        {
+            "entities": {
+                "e": _doc(name={"id": "f1", "type": "string"}, n={"id": "f2", "type": "integer"})
+            }
+        },
+        None,
+    )
     entity = app.entities["e"]
     cond = filters.compile_filter(entity, filters.parse("name eq 'x'' OR 1=1 --' and n gt 2"))
     sql = str(cond.compile(dialect=sqlite.dialect()))
@@ -82,13 +108,24 @@ def test_compiled_filter_binds_every_value() -> None:
 
 
 def test_cel_checks_types_with_positions() -> None:
-    faults, computed, rules = expressions.compile_entity("e", {
-        "fields": {"n": {"type": "integer"}, "twice": {"type": "integer", "computed": "n * 2"},
-                   "bad": {"type": "string", "computed": "n + 1"}},
-        "rules": [{"expr": "n >= 0", "message": "non-negative"},
-                  {"expr": "n > 'a'", "message": "x"}]})
-    assert [f.path for f in faults] == ["entities.e.fields.bad.computed",
-                                        "entities.e.rules[1].expr"]
+    faults, computed, rules = expressions.compile_entity(
+        "e",
+        {
+            "fields": {
+                "n": {"type": "integer"},
+                "twice": {"type": "integer", "computed": "n * 2"},
+                "bad": {"type": "string", "computed": "n + 1"},
+            },
+            "rules": [
+                {"expr": "n >= 0", "message": "non-negative"},
+                {"expr": "n > 'a'", "message": "x"},
+            ],
+        },
+    )
+    assert [f.path for f in faults] == [
+        "entities.e.fields.bad.computed",
+        "entities.e.rules[1].expr",
+    ]
     assert "column 3" in faults[1].message
     assert computed["twice"].evaluate({"n": 4}) == 8
     assert rules[0][0].evaluate({"n": -1}) is False
@@ -98,5 +135,4 @@ def test_cel_checks_types_with_positions() -> None:
 def test_type_change_rebuilds_the_indexes_of_the_column() -> None:
     old = {"entities": {"a": _doc(x={"id": "f1", "type": "string", "unique": True})}}
     new = {"entities": {"a": _doc(x={"id": "f1", "type": "integer", "unique": True})}}
-    assert [op.kind for op in plan.plan(old, new)] == ["drop_index", "alter_column",
-                                                      "create_index"]
+    assert [op.kind for op in plan.plan(old, new)] == ["drop_index", "alter_column", "create_index"]

@@ -15,8 +15,9 @@ from plinth.server import Platform
 from tests.helpers import CLAIMS, make_app, make_tenant, publish
 
 
-async def test_each_tenant_has_its_own_file_or_schema(client: httpx.AsyncClient,
-                                                      platform: Platform) -> None:
+async def test_each_tenant_has_its_own_file_or_schema(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     for slug in ("acme", "globex"):
         await make_tenant(client, slug)
         await make_app(client, slug, "claims")
@@ -26,16 +27,23 @@ async def test_each_tenant_has_its_own_file_or_schema(client: httpx.AsyncClient,
     assert acme and globex
     storage = platform.records.storage
     if platform.db.is_sqlite:
-        files = sorted(p.name for p in (platform.settings.data_dir / "tenants").iterdir()
-                       if p.suffix == ".db")
+        files = sorted(
+            p.name for p in (platform.settings.data_dir / "tenants").iterdir() if p.suffix == ".db"
+        )
         assert files == sorted([f"{acme.id}.db", f"{globex.id}.db"])
     else:
         async with platform.db.read() as conn:
-            schemas = set((await conn.execute(sa.text(
-                "SELECT schema_name FROM information_schema.schemata"))).scalars())
+            schemas = set(
+                (
+                    await conn.execute(
+                        sa.text("SELECT schema_name FROM information_schema.schemata")
+                    )
+                ).scalars()
+            )
         assert {storage.schema(acme), storage.schema(globex)} <= schemas
-    await client.post("/api/t/acme/apps/claims/data/policyholder",
-                      json={"full_name": "Ada", "country": "DE"})
+    await client.post(
+        "/api/t/acme/apps/claims/data/policyholder", json={"full_name": "Ada", "country": "DE"}
+    )
     r = await client.get("/api/t/globex/apps/claims/data/policyholder")
     assert r.json()["items"] == []
 
@@ -58,7 +66,9 @@ def exploding_step() -> Iterator[None]:
 
 
 async def test_failure_after_migrate_leaves_tables_untouched(
-    client: httpx.AsyncClient, platform: Platform, exploding_step: None,
+    client: httpx.AsyncClient,
+    platform: Platform,
+    exploding_step: None,
 ) -> None:
     await make_tenant(client, "acme")
     await make_app(client, "acme", "claims")

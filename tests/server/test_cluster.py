@@ -33,10 +33,14 @@ async def test_a_publish_on_one_node_reaches_the_other(settings: Settings) -> No
     nodes = [Platform(scaled), Platform(scaled)]
     for node in nodes:
         await node.start()
-    a, b = (httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(platform=n)),
-                              base_url="http://plinth.test",
-                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-            for n in nodes)
+    a, b = (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(platform=n)),
+            base_url="http://plinth.test",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        for n in nodes
+    )
     try:
         await make_tenant(a, "acme")
         await make_app(a, "acme", "claims")
@@ -47,9 +51,14 @@ async def test_a_publish_on_one_node_reaches_the_other(settings: Settings) -> No
 
         v2 = copy.deepcopy(CLAIMS)
         v2["entities"]["policyholder"]["fields"]["phone"] = {"type": "string"}
-        v2["policies"] = {"no_deletes": {"cedar": (
-            '@id("no_deletes")\nforbid (principal, action == Action::"data.delete", '
-            'resource is policyholder);')}}
+        v2["policies"] = {
+            "no_deletes": {
+                "cedar": (
+                    '@id("no_deletes")\nforbid (principal, action == Action::"data.delete", '
+                    "resource is policyholder);"
+                )
+            }
+        }
         await publish(a, "acme", "claims", v2)
         for _ in range(100):  # relayed through Redis: milliseconds, not a poll interval
             r = await b.post(f"{DATA}/policyholder", json=holder)

@@ -21,7 +21,8 @@ async def test_failed_migration_leaves_nothing_behind(database_url):
         async with db.read() as conn:
             tables = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
             columns = await conn.run_sync(
-                lambda c: [col["name"] for col in sa.inspect(c).get_columns("tenants")])
+                lambda c: [col["name"] for col in sa.inspect(c).get_columns("tenants")]
+            )
         assert "half_done" not in tables
         assert "half" not in columns
         assert {"tenants", "apps", "drafts", "versions", "api_tokens"} <= set(tables)

@@ -37,8 +37,9 @@ async def test_every_api_endpoint_requires_a_token(client, anon, platform):
         assert r.status_code == 401, (method, path, r.status_code, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         assert r.headers["www-authenticate"] == "Bearer"
-        r = await anon.request(method, path, json={},
-                               headers={"Authorization": "Bearer plt_not_a_real_token"})
+        r = await anon.request(
+            method, path, json={}, headers={"Authorization": "Bearer plt_not_a_real_token"}
+        )
         assert r.status_code == 401, (method, path)
 
 
@@ -53,11 +54,14 @@ async def test_tenant_a_never_sees_tenant_b(client):
     assert [t["slug"] for t in r.json()["items"]] == ["beta"]
     # every way into alpha is refused, and says nothing about alpha's apps
     for method, path in [
-        ("GET", "/api/t/alpha"), ("GET", "/api/t/alpha/apps"),
-        ("GET", "/api/t/alpha/apps/secret-app"), ("GET", "/api/t/alpha/apps/secret-app/draft"),
+        ("GET", "/api/t/alpha"),
+        ("GET", "/api/t/alpha/apps"),
+        ("GET", "/api/t/alpha/apps/secret-app"),
+        ("GET", "/api/t/alpha/apps/secret-app/draft"),
         ("PUT", "/api/t/alpha/apps/secret-app/draft"),
         ("POST", "/api/t/alpha/apps/secret-app/publish"),
-        ("DELETE", "/api/t/alpha/apps/secret-app"), ("POST", "/api/t/alpha/tokens"),
+        ("DELETE", "/api/t/alpha/apps/secret-app"),
+        ("POST", "/api/t/alpha/tokens"),
         ("GET", "/api/t/nonexistent/apps"),
     ]:
         r = await client.request(method, path, headers=beta_owner, json={})
@@ -94,8 +98,10 @@ async def test_revoked_and_expired_tokens_stop_working(client):
     assert (await client.get("/api/t/acme/apps", headers=headers)).status_code == 200
     assert (await client.delete(f"/api/t/acme/tokens/{token_id}")).status_code == 204
     assert (await client.get("/api/t/acme/apps", headers=headers)).status_code == 401
-    r = await client.post("/api/t/acme/tokens", json={
-        "name": "old", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"})
+    r = await client.post(
+        "/api/t/acme/tokens",
+        json={"name": "old", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"},
+    )
     r = await client.get("/api/t/acme/apps", headers=as_user(client, r.json()["token"]))
     assert r.status_code == 401 and "expired" in r.json()["detail"]
 

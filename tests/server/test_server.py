@@ -17,8 +17,7 @@ async def test_health_and_readiness(anon, platform):
 async def test_oversized_body_is_refused_with_413(client):
     await make_tenant(client, "acme")
     await client.post("/api/t/acme/apps", json={"slug": "claims"})
-    big = {"entities": {"x": {"fields": {"a": {"type": "text",
-                                               "description": "y" * 2_000_000}}}}}
+    big = {"entities": {"x": {"fields": {"a": {"type": "text", "description": "y" * 2_000_000}}}}}
     r = await client.put("/api/t/acme/apps/claims/draft", json=big)
     assert r.status_code == 413
     assert r.json()["code"] == "payload_too_large"
@@ -29,8 +28,11 @@ async def test_oversized_body_is_refused_with_413(client):
 async def test_malformed_json_is_a_422_problem(client):
     await make_tenant(client, "acme")
     await client.post("/api/t/acme/apps", json={"slug": "claims"})
-    r = await client.put("/api/t/acme/apps/claims/draft", content=b"{not json",
-                         headers={"content-type": "application/json"})
+    r = await client.put(
+        "/api/t/acme/apps/claims/draft",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     assert "Traceback" not in r.text

@@ -17,8 +17,11 @@ from plinth.tenancy import ComplianceProfile, Region, ResidencyRefused, route
 from tests.conftest import ADMIN_TOKEN, _pg_admin, _pg_dsn
 from tests.helpers import make_tenant
 
-REGIONS = {"default": Region("default", "sqlite://", "eu-central"),
-           "cn": Region("cn", "sqlite://", "cn"), "us": Region("us", "sqlite://", "us-east")}
+REGIONS = {
+    "default": Region("default", "sqlite://", "eu-central"),
+    "cn": Region("cn", "sqlite://", "cn"),
+    "us": Region("us", "sqlite://", "us-east"),
+}
 
 
 def test_route_picks_the_first_allowed_region():
@@ -35,8 +38,9 @@ def test_route_refuses_when_no_region_is_allowed():
     assert err.value.path == "country" and err.value.status == 409
     assert "cn" in err.value.detail and "default (eu-central)" in err.value.detail
     # self-imposed residency narrows further; the subject country defaults from the profile
-    own = ComplianceProfile(countries=("DE",), residency={"DE": ("eu-central",)},
-                            default_country="DE")
+    own = ComplianceProfile(
+        countries=("DE",), residency={"DE": ("eu-central",)}, default_country="DE"
+    )
     assert route(REGIONS, ("us", "default"), own, None).name == "default"
     with pytest.raises(ResidencyRefused):
         route(REGIONS, ("us", "cn"), own, None)
@@ -52,8 +56,10 @@ def region_urls(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     for db in names.values():
         asyncio.run(_pg_admin(f'CREATE DATABASE "{db}"'))
     try:
-        yield {r: _pg_dsn(db).replace("postgresql://", "postgresql+asyncpg://", 1)
-               for r, db in names.items()}
+        yield {
+            r: _pg_dsn(db).replace("postgresql://", "postgresql+asyncpg://", 1)
+            for r, db in names.items()
+        }
     finally:
         for db in names.values():
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
@@ -61,17 +67,22 @@ def region_urls(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
 
 async def test_records_land_in_the_routed_region(database_url, region_urls, tmp_path):
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=database_url, admin_token=ADMIN_TOKEN,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
         embedded_worker=False,
-        regions={"eu": {"url": region_urls["eu"], "location": "eu-central"},
-                 "cn": {"url": region_urls["cn"], "location": "cn"}},
+        regions={
+            "eu": {"url": region_urls["eu"], "location": "eu-central"},
+            "cn": {"url": region_urls["cn"], "location": "cn"},
+        },
     )
     platform = Platform(settings)
     await platform.start()
     try:
         tenant = await platform.tenants.create("globex")
         await platform.compliance.set_profile(
-            tenant, {"countries": ["DE", "CN"], "regions": ["eu", "cn"]})
+            tenant, {"countries": ["DE", "CN"], "regions": ["eu", "cn"]}
+        )
         tenant = await platform.tenants.get("globex")
         assert platform.regions.region_for(tenant, "DE").name == "eu"
         assert platform.regions.region_for(tenant, "CN").name == "cn"
@@ -80,17 +91,23 @@ async def test_records_land_in_the_routed_region(database_url, region_urls, tmp_
             region = platform.regions.region_for(tenant, country)
             db = platform.regions.database(region.name)
             async with db.transaction() as conn:
-                await conn.execute(sa.text("CREATE TABLE IF NOT EXISTS person "
-                                           "(name VARCHAR(40), country VARCHAR(2))"))
-                await conn.execute(sa.text("INSERT INTO person VALUES (:n, :c)"),
-                                   {"n": f"subject-{country}", "c": country})
+                await conn.execute(
+                    sa.text(
+                        "CREATE TABLE IF NOT EXISTS person (name VARCHAR(40), country VARCHAR(2))"
+                    )
+                )
+                await conn.execute(
+                    sa.text("INSERT INTO person VALUES (:n, :c)"),
+                    {"n": f"subject-{country}", "c": country},
+                )
         for name, expected in (("eu", ["DE"]), ("cn", ["CN"])):
             async with platform.regions.database(name).read() as conn:
                 rows = (await conn.execute(sa.text("SELECT country FROM person"))).all()
             assert [r.country for r in rows] == expected
         # A tenant limited to the EU region cannot take a Chinese subject's record.
-        await platform.compliance.set_profile(tenant, {"countries": ["DE", "CN"],
-                                                       "regions": ["eu"]})
+        await platform.compliance.set_profile(
+            tenant, {"countries": ["DE", "CN"], "regions": ["eu"]}
+        )
         tenant = await platform.tenants.get("globex")
         with pytest.raises(ResidencyRefused):
             platform.regions.region_for(tenant, "CN")
@@ -103,8 +120,9 @@ async def test_records_land_in_the_routed_region(database_url, region_urls, tmp_
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_bad_region_settings_are_refused_with_their_path(database_url, tmp_path):
-    settings = Settings(data_dir=tmp_path, database_url=database_url,
-                        regions={"cn": {"location": "cn"}})
+    settings = Settings(
+        data_dir=tmp_path, database_url=database_url, regions={"cn": {"location": "cn"}}
+    )
     with pytest.raises(ValidationFailed) as err:
         Platform(settings)
     assert err.value.faults[0].path == "regions.cn.url"
@@ -112,15 +130,18 @@ def test_bad_region_settings_are_refused_with_their_path(database_url, tmp_path)
 
 async def test_profile_over_http(client):
     await make_tenant(client, "initech")
-    r = await client.put("/api/t/initech/compliance/profile",
-                         json={"countries": ["DE", "de"], "jurisdictions": ["gdpr", "nope"]})
+    r = await client.put(
+        "/api/t/initech/compliance/profile",
+        json={"countries": ["DE", "de"], "jurisdictions": ["gdpr", "nope"]},
+    )
     assert r.status_code == 422
     paths = {e["path"] for e in r.json()["errors"]}
     assert paths == {"compliance.countries[1]"}
-    r = await client.put("/api/t/initech/compliance/profile",
-                         json={"countries": ["DE"], "jurisdictions": ["gdpr", "nope"]})
-    assert r.status_code == 422 and r.json()["errors"][0]["path"] == \
-        "compliance.jurisdictions[1]"
+    r = await client.put(
+        "/api/t/initech/compliance/profile",
+        json={"countries": ["DE"], "jurisdictions": ["gdpr", "nope"]},
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "compliance.jurisdictions[1]"
     r = await client.put("/api/t/initech/compliance/profile", json={"countries": ["DE", "CN"]})
     assert r.status_code == 200
     r = await client.get("/api/t/initech/compliance/profile")
@@ -131,27 +152,41 @@ async def test_profile_over_http(client):
 async def test_a_tenant_is_created_in_a_known_region_only(client):
     r = await client.post("/api/tenants", json={"slug": "umbrella", "region": "mars"})
     assert r.status_code == 422
-    assert r.json()["errors"][0] == {"path": "region", "code": "unknown_region",
-                                     "message": "no region named 'mars'; known: default"}
+    assert r.json()["errors"][0] == {
+        "path": "region",
+        "code": "unknown_region",
+        "message": "no region named 'mars'; known: default",
+    }
 
 
-PERSON = {"entities": {"person": {
-    "fields": {"name": {"type": "string", "classification": "pii"},
-               "country": {"type": "string", "classification": "none"}},
-    "subject": {"country_field": "country"},
-}}}
+PERSON = {
+    "entities": {
+        "person": {
+            "fields": {
+                "name": {"type": "string", "classification": "pii"},
+                "country": {"type": "string", "classification": "none"},
+            },
+            "subject": {"country_field": "country"},
+        }
+    }
+}
 
 
 async def test_the_runtime_writes_each_subject_to_its_region_or_refuses(
-        database_url, region_urls, tmp_path):
+    database_url, region_urls, tmp_path
+):
     from plinth.governance.principal import Principal
     from plinth.tenancy.regions import ResidencyRefused as Refused
 
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=database_url, admin_token=ADMIN_TOKEN,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
         embedded_worker=False,
-        regions={"eu": {"url": region_urls["eu"], "location": "eu-central"},
-                 "cn": {"url": region_urls["cn"], "location": "cn"}},
+        regions={
+            "eu": {"url": region_urls["eu"], "location": "eu-central"},
+            "cn": {"url": region_urls["cn"], "location": "cn"},
+        },
     )
     platform = Platform(settings)
     await platform.start()
@@ -159,19 +194,31 @@ async def test_the_runtime_writes_each_subject_to_its_region_or_refuses(
         tenants = {}
         for slug, regions in (("in-cn", ["cn"]), ("in-eu", ["eu"]), ("both", ["eu", "cn"])):
             t = await platform.tenants.create(slug)
-            await platform.compliance.set_profile(t, {  # packs are tested elsewhere
-                "countries": ["CN", "DE"], "jurisdictions": ["pci_dss"], "regions": regions})
+            await platform.compliance.set_profile(
+                t,
+                {  # packs are tested elsewhere
+                    "countries": ["CN", "DE"],
+                    "jurisdictions": ["pci_dss"],
+                    "regions": regions,
+                },
+            )
             t = tenants[slug] = await platform.tenants.get(slug)
             await platform.metadata.create_app(t, "crm")
             await platform.metadata.put_draft(t, "crm", PERSON)
             await platform.metadata.publish(t, "crm", _admin())
-        owner = {s: Principal(f"user:{s}", "user", frozenset({"owner"}), t.id)
-                 for s, t in tenants.items()}
+        owner = {
+            s: Principal(f"user:{s}", "user", frozenset({"owner"}), t.id)
+            for s, t in tenants.items()
+        }
 
         async def create(slug, country):
-            return await platform.records.create(tenants[slug], "crm", "person",
-                                                 {"name": f"subject {country}",
-                                                  "country": country}, owner[slug])
+            return await platform.records.create(
+                tenants[slug],
+                "crm",
+                "person",
+                {"name": f"subject {country}", "country": country},
+                owner[slug],
+            )
 
         # a tenant homed in cn stores its Chinese subjects there, in the cn database
         await create("in-cn", "CN")

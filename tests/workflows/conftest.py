@@ -20,8 +20,9 @@ class Harness:
         self.platform = platform
         self.tenant: Any = None
 
-    async def publish(self, workflows: dict[str, Any], app: str = "claims",
-                      entities: dict[str, Any] | None = None) -> None:
+    async def publish(
+        self, workflows: dict[str, Any], app: str = "claims", entities: dict[str, Any] | None = None
+    ) -> None:
         m = self.platform.metadata
         if self.tenant is None:
             self.tenant = await self.platform.tenants.create("acme", "Acme")
@@ -34,10 +35,12 @@ class Harness:
         await m.put_draft(self.tenant, app, definition)
         await m.publish(self.tenant, app, ADMIN)
 
-    async def start(self, workflow: str, input: dict[str, Any] | None = None,
-                    who: Principal = ADMIN) -> str:
-        inst = await self.platform.workflows.start(self.tenant, "claims", workflow,
-                                                   input or {}, who)
+    async def start(
+        self, workflow: str, input: dict[str, Any] | None = None, who: Principal = ADMIN
+    ) -> str:
+        inst = await self.platform.workflows.start(
+            self.tenant, "claims", workflow, input or {}, who
+        )
         await self.drain()
         return str(inst["id"])
 
@@ -58,8 +61,9 @@ async def wf(platform: Platform) -> Harness:
 
 def user(wf: Harness, name: str, *roles: str, **attrs: Any) -> Principal:
     """A tenant user; business roles (manager) come on top of the platform role analyst."""
-    return Principal(name, "user", frozenset({"analyst", *roles}), tenant_id=wf.tenant.id,
-                     name=name, attrs=attrs)
+    return Principal(
+        name, "user", frozenset({"analyst", *roles}), tenant_id=wf.tenant.id, name=name, attrs=attrs
+    )
 
 
 class InstalledPlugins:
@@ -71,4 +75,3 @@ class InstalledPlugins:
 
     async def actions(self, tenant: Any) -> dict[str, tuple[str, frozenset[str]]]:
         return {name: ("0.0.0-test", frozenset(acts)) for name, acts in self.installed.items()}
-

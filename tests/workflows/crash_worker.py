@@ -22,16 +22,20 @@ class LedgerPlugin:
     def __init__(self, platform: Platform, marker: Path, sleep: float) -> None:
         self.platform, self.marker, self.sleep = platform, marker, sleep
 
-    async def call_action(self, tenant: Any, plugin: str, action: str, input: dict[str, Any],
-                          principal: Any) -> dict[str, Any]:
+    async def call_action(
+        self, tenant: Any, plugin: str, action: str, input: dict[str, Any], principal: Any
+    ) -> dict[str, Any]:
         key = input["idempotency_key"]
         async with self.platform.db.transaction() as conn:
             await conn.execute(text("INSERT INTO crash_calls (key) VALUES (:k)"), {"k": key})
-            seen = (await conn.execute(text("SELECT 1 FROM crash_ledger WHERE key = :k"),
-                                       {"k": key})).first()
+            seen = (
+                await conn.execute(text("SELECT 1 FROM crash_ledger WHERE key = :k"), {"k": key})
+            ).first()
             if seen is None:
-                await conn.execute(text("INSERT INTO crash_ledger (key, amount) VALUES (:k, :a)"),
-                                   {"k": key, "a": input["amount"]})
+                await conn.execute(
+                    text("INSERT INTO crash_ledger (key, amount) VALUES (:k, :a)"),
+                    {"k": key, "a": input["amount"]},
+                )
         (self.marker / key.replace(":", "_")).write_text("paid")
         await asyncio.sleep(self.sleep)  # the window a crash hits: paid, not yet committed
         return {"paid": input["amount"]}

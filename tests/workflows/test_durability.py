@@ -24,8 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_timer_survives_restart(wf: Harness, settings: Settings) -> None:
-    await wf.publish({"wait": flow({"t": {"type": "timer", "seconds": 0.5, "next": "e"},
-                                    "e": {"type": "end"}}, "t")})
+    await wf.publish(
+        {
+            "wait": flow(
+                {"t": {"type": "timer", "seconds": 0.5, "next": "e"}, "e": {"type": "end"}}, "t"
+            )
+        }
+    )
     iid = await wf.start("wait")
     assert (await wf.get(iid))["status"] == "running"
     tenant = wf.tenant
@@ -50,9 +55,16 @@ async def test_timer_survives_restart(wf: Harness, settings: Settings) -> None:
 
 async def test_running_instances_keep_their_version(wf: Harness) -> None:
     def version(value: str) -> dict[str, Any]:
-        return {"v": flow({"pause": {"type": "timer", "seconds": 0.05, "next": "a"},
-                           "a": {"type": "assign", "set": {"which": value}, "next": "e"},
-                           "e": {"type": "end"}}, "pause")}
+        return {
+            "v": flow(
+                {
+                    "pause": {"type": "timer", "seconds": 0.05, "next": "a"},
+                    "a": {"type": "assign", "set": {"which": value}, "next": "e"},
+                    "e": {"type": "end"},
+                },
+                "pause",
+            )
+        }
 
     await wf.publish(version("'one'"))
     old = await wf.start("v")
@@ -67,15 +79,40 @@ async def test_running_instances_keep_their_version(wf: Harness) -> None:
 
 
 async def test_record_event_starts_matching_workflow(wf: Harness) -> None:
-    await wf.publish({"big": {"first": "a", "start": [
-        {"type": "record", "entity": "claim", "event": "created",
-         "condition": "double(record.amount) > 1000.0"}],
-        "nodes": {"a": {"type": "assign", "set": {"seen": "vars.record.id"}, "next": "e"},
-                  "e": {"type": "end"}}}})
+    await wf.publish(
+        {
+            "big": {
+                "first": "a",
+                "start": [
+                    {
+                        "type": "record",
+                        "entity": "claim",
+                        "event": "created",
+                        "condition": "double(record.amount) > 1000.0",
+                    }
+                ],
+                "nodes": {
+                    "a": {"type": "assign", "set": {"seen": "vars.record.id"}, "next": "e"},
+                    "e": {"type": "end"},
+                },
+            }
+        }
+    )
     for rid, amount in (("c1", 50), ("c2", 5000)):
-        await wf.platform.events.publish(Event("record.created", wf.tenant.id, {
-            "app": "claims", "entity": "claim", "id": rid, "before": None,
-            "after": {"id": rid, "amount": amount}, "by": "ana"}))
+        await wf.platform.events.publish(
+            Event(
+                "record.created",
+                wf.tenant.id,
+                {
+                    "app": "claims",
+                    "entity": "claim",
+                    "id": rid,
+                    "before": None,
+                    "after": {"id": rid, "amount": amount},
+                    "by": "ana",
+                },
+            )
+        )
     await wf.drain()
     found = await wf.platform.workflows.instances(wf.tenant, ADMIN, workflow="big")
     assert len(found) == 1
@@ -86,30 +123,49 @@ async def test_http_start_inbox_and_policy(client: httpx.AsyncClient, platform: 
     await make_tenant(client, "acme")
     r = await client.post("/api/t/acme/apps", json={"slug": "claims"})
     assert r.status_code == 201
-    body = {"entities": {"claim": {"fields": {"note": {"type": "string"}}}}, "workflows": {
-        "w": flow({"review": {"type": "user_task", "assignee": {"role": "analyst"},
-                              "form": {"schema": {"type": "object", "required": ["ok"],
-                                                  "properties": {"ok": {"type": "boolean"}}}},
-                              "next": "e"}, "e": {"type": "end"}}, "review")}}
+    body = {
+        "entities": {"claim": {"fields": {"note": {"type": "string"}}}},
+        "workflows": {
+            "w": flow(
+                {
+                    "review": {
+                        "type": "user_task",
+                        "assignee": {"role": "analyst"},
+                        "form": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["ok"],
+                                "properties": {"ok": {"type": "boolean"}},
+                            }
+                        },
+                        "next": "e",
+                    },
+                    "e": {"type": "end"},
+                },
+                "review",
+            )
+        },
+    }
     assert (await client.put("/api/t/acme/apps/claims/draft", json=body)).status_code == 200
-    assert (await client.post("/api/t/acme/apps/claims/publish", json={})).status_code in (200,
-                                                                                            201)
+    assert (await client.post("/api/t/acme/apps/claims/publish", json={})).status_code in (200, 201)
     viewer = as_user(client, await token_for(client, "acme", "viewer"))
     analyst = as_user(client, await token_for(client, "acme", "analyst"))
-    r = await client.post("/api/t/acme/apps/claims/workflows/w/instances", json={},
-                          headers=viewer)
+    r = await client.post("/api/t/acme/apps/claims/workflows/w/instances", json={}, headers=viewer)
     assert r.status_code == 403
-    r = await client.post("/api/t/acme/apps/claims/workflows/w/instances", json={"x": 1},
-                          headers=analyst)
+    r = await client.post(
+        "/api/t/acme/apps/claims/workflows/w/instances", json={"x": 1}, headers=analyst
+    )
     assert r.status_code == 201, r.text
     iid = r.json()["id"]
     await platform.workflows.engine.drain()
     [task] = (await client.get("/api/t/acme/tasks", headers=analyst)).json()
-    r = await client.post(f"/api/t/acme/tasks/{task['id']}/complete", json={"ok": "yes"},
-                          headers=analyst)
+    r = await client.post(
+        f"/api/t/acme/tasks/{task['id']}/complete", json={"ok": "yes"}, headers=analyst
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["path"].startswith("data.ok")
-    r = await client.post(f"/api/t/acme/tasks/{task['id']}/complete", json={"ok": True},
-                          headers=analyst)
+    r = await client.post(
+        f"/api/t/acme/tasks/{task['id']}/complete", json={"ok": True}, headers=analyst
+    )
     assert r.status_code == 200, r.text
     await platform.workflows.engine.drain()
     r = await client.get(f"/api/t/acme/workflow-instances/{iid}", headers=analyst)
@@ -121,25 +177,51 @@ class Ledger(InstalledPlugins):
     installed = {"ledger": {"pay"}}  # what crash_worker.py's LedgerPlugin provides
 
 
-async def test_sigkilled_worker_loses_and_doubles_nothing(wf: Harness, settings: Settings,
-                                                          tmp_path: Path) -> None:
+async def test_sigkilled_worker_loses_and_doubles_nothing(
+    wf: Harness, settings: Settings, tmp_path: Path
+) -> None:
     wf.platform.plugins = Ledger()  # type: ignore[assignment]  (the worker process pays)
-    await wf.publish({"pay": flow({
-        "p1": {"type": "service_task", "action": "plugin", "plugin": "ledger",
-               "operation": "pay", "input": {"amount": "1"}, "next": "p2"},
-        "p2": {"type": "service_task", "action": "plugin", "plugin": "ledger",
-               "operation": "pay", "input": {"amount": "2"}, "next": "e"},
-        "e": {"type": "end"}}, "p1")})
+    await wf.publish(
+        {
+            "pay": flow(
+                {
+                    "p1": {
+                        "type": "service_task",
+                        "action": "plugin",
+                        "plugin": "ledger",
+                        "operation": "pay",
+                        "input": {"amount": "1"},
+                        "next": "p2",
+                    },
+                    "p2": {
+                        "type": "service_task",
+                        "action": "plugin",
+                        "plugin": "ledger",
+                        "operation": "pay",
+                        "input": {"amount": "2"},
+                        "next": "e",
+                    },
+                    "e": {"type": "end"},
+                },
+                "p1",
+            )
+        }
+    )
     async with wf.platform.db.transaction() as conn:
-        await conn.execute(text("CREATE TABLE crash_ledger (key VARCHAR(80) PRIMARY KEY, "
-                                "amount INTEGER)"))
+        await conn.execute(
+            text("CREATE TABLE crash_ledger (key VARCHAR(80) PRIMARY KEY, amount INTEGER)")
+        )
         await conn.execute(text("CREATE TABLE crash_calls (key VARCHAR(80))"))
     iid = (await wf.platform.workflows.start(wf.tenant, "claims", "pay", {}, ADMIN))["id"]
     markers = tmp_path / "markers"
     markers.mkdir()
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
-    worker = [sys.executable, str(Path(__file__).with_name("crash_worker.py")),
-              settings.resolved_database_url, str(markers)]
+    worker = [
+        sys.executable,
+        str(Path(__file__).with_name("crash_worker.py")),
+        settings.resolved_database_url,
+        str(markers),
+    ]
     first = await asyncio.create_subprocess_exec(*worker, "30", env=env)
     try:
         deadline = time.time() + 30
@@ -162,8 +244,7 @@ async def test_sigkilled_worker_loses_and_doubles_nothing(wf: Harness, settings:
     inst = await wf.get(iid)
     assert inst["status"] == "completed"
     async with wf.platform.db.read() as conn:
-        ledger = (await conn.execute(text("SELECT amount FROM crash_ledger ORDER BY amount"))
-                  ).all()
+        ledger = (await conn.execute(text("SELECT amount FROM crash_ledger ORDER BY amount"))).all()
         calls = (await conn.execute(text("SELECT count(*) FROM crash_calls"))).scalar()
     assert [r.amount for r in ledger] == [1, 2]  # nothing lost, nothing doubled
     assert calls == 3  # p1 ran twice (once killed), the ledger took it once
@@ -174,9 +255,12 @@ async def test_schedule_and_webhook_starts(client: httpx.AsyncClient, platform: 
     await make_tenant(client, "acme")
     await client.post("/api/t/acme/apps", json={"slug": "ops"})
     nodes = {"a": {"type": "assign", "set": {"ok": "true"}, "next": "e"}, "e": {"type": "end"}}
-    body = {"workflows": {
-        "tick": {"first": "a", "start": [{"type": "schedule", "every": 0.2}], "nodes": nodes},
-        "hook": {"first": "a", "start": [{"type": "webhook"}], "nodes": nodes}}}
+    body = {
+        "workflows": {
+            "tick": {"first": "a", "start": [{"type": "schedule", "every": 0.2}], "nodes": nodes},
+            "hook": {"first": "a", "start": [{"type": "webhook"}], "nodes": nodes},
+        }
+    }
     assert (await client.put("/api/t/acme/apps/ops/draft", json=body)).status_code == 200
     assert (await client.post("/api/t/acme/apps/ops/publish", json={})).status_code in (200, 201)
     r = await client.post("/api/t/acme/apps/ops/workflows/hook/instances", json={})
@@ -194,14 +278,28 @@ async def test_schedule_and_webhook_starts(client: httpx.AsyncClient, platform: 
 
 
 async def test_plinth_worker_command_runs_and_stops(wf: Harness, settings: Settings) -> None:
-    await wf.publish({"w": flow({"t": {"type": "timer", "seconds": 0.1, "next": "e"},
-                                 "e": {"type": "end"}}, "t")})
+    await wf.publish(
+        {
+            "w": flow(
+                {"t": {"type": "timer", "seconds": 0.1, "next": "e"}, "e": {"type": "end"}}, "t"
+            )
+        }
+    )
     iid = (await wf.platform.workflows.start(wf.tenant, "claims", "w", {}, ADMIN))["id"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"),
-           "PLINTH_DATABASE_URL": settings.resolved_database_url}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "PLINTH_DATABASE_URL": settings.resolved_database_url,
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from plinth.workflows.cli import cli; cli()", "worker",
-        "--poll", "0.05", env=env)
+        sys.executable,
+        "-c",
+        "from plinth.workflows.cli import cli; cli()",
+        "worker",
+        "--poll",
+        "0.05",
+        env=env,
+    )
     try:
         deadline = time.time() + 30
         while time.time() < deadline and (await wf.get(iid))["status"] != "completed":  # noqa: ASYNC110
@@ -213,29 +311,43 @@ async def test_plinth_worker_command_runs_and_stops(wf: Harness, settings: Setti
     assert code == 0  # SIGTERM lets the current step finish and exits cleanly
 
 
-async def test_http_approval_delegate_and_control(client: httpx.AsyncClient,
-                                                  platform: Platform) -> None:
+async def test_http_approval_delegate_and_control(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     await make_tenant(client, "acme")
     await client.post("/api/t/acme/apps", json={"slug": "ok"})
-    body = {"workflows": {"w": flow({
-        "vote": {"type": "approval", "approvers": [{"role": "analyst"}], "next": "e"},
-        "e": {"type": "end"}}, "vote")}}
+    body = {
+        "workflows": {
+            "w": flow(
+                {
+                    "vote": {"type": "approval", "approvers": [{"role": "analyst"}], "next": "e"},
+                    "e": {"type": "end"},
+                },
+                "vote",
+            )
+        }
+    }
     await client.put("/api/t/acme/apps/ok/draft", json=body)
     await client.post("/api/t/acme/apps/ok/publish", json={})
     analyst = as_user(client, await token_for(client, "acme", "analyst"))
-    iid = (await client.post("/api/t/acme/apps/ok/workflows/w/instances", json={},
-                             headers=analyst)).json()["id"]
+    iid = (
+        await client.post("/api/t/acme/apps/ok/workflows/w/instances", json={}, headers=analyst)
+    ).json()["id"]
     r = await client.post(f"/api/t/acme/workflow-instances/{iid}/suspend", headers=analyst)
     assert r.status_code == 403  # analysts work tasks; they do not steer instances
     await platform.workflows.engine.drain()
     [task] = (await client.get("/api/t/acme/tasks", headers=analyst)).json()
     r = await client.post(f"/api/t/acme/tasks/{task['id']}/claim", headers=analyst)
     assert r.status_code == 200, r.text
-    r = await client.post(f"/api/t/acme/tasks/{task['id']}/decide",
-                          json={"decision": "approved", "comment": "fine"}, headers=analyst)
+    r = await client.post(
+        f"/api/t/acme/tasks/{task['id']}/decide",
+        json={"decision": "approved", "comment": "fine"},
+        headers=analyst,
+    )
     assert r.status_code == 200, r.text
-    r = await client.post(f"/api/t/acme/tasks/{task['id']}/decide",
-                          json={"decision": "rejected"}, headers=analyst)
+    r = await client.post(
+        f"/api/t/acme/tasks/{task['id']}/decide", json={"decision": "rejected"}, headers=analyst
+    )
     assert r.status_code == 409
     await platform.workflows.engine.drain()
     inst = (await client.get(f"/api/t/acme/workflow-instances/{iid}")).json()

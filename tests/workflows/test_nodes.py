@@ -16,17 +16,31 @@ def flow(nodes: dict[str, Any], first: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_assign_gateway_parallel_join_end(wf: Harness) -> None:
-    await wf.publish({"route": flow({
-        "calc": {"type": "assign", "set": {"double": "vars.amount * 2"}, "next": "gate"},
-        "gate": {"type": "gateway", "branches": [{"when": "vars.double > 100", "next": "split"}],
-                 "default": "small"},
-        "split": {"type": "parallel", "branches": ["a", "b"]},
-        "a": {"type": "assign", "set": {"a": "true"}, "next": "j"},
-        "b": {"type": "assign", "set": {"b": "true"}, "next": "j"},
-        "j": {"type": "join", "split": "split", "next": "done"},
-        "small": {"type": "end", "status": "failed"},
-        "done": {"type": "end"},
-    }, "calc")})
+    await wf.publish(
+        {
+            "route": flow(
+                {
+                    "calc": {
+                        "type": "assign",
+                        "set": {"double": "vars.amount * 2"},
+                        "next": "gate",
+                    },
+                    "gate": {
+                        "type": "gateway",
+                        "branches": [{"when": "vars.double > 100", "next": "split"}],
+                        "default": "small",
+                    },
+                    "split": {"type": "parallel", "branches": ["a", "b"]},
+                    "a": {"type": "assign", "set": {"a": "true"}, "next": "j"},
+                    "b": {"type": "assign", "set": {"b": "true"}, "next": "j"},
+                    "j": {"type": "join", "split": "split", "next": "done"},
+                    "small": {"type": "end", "status": "failed"},
+                    "done": {"type": "end"},
+                },
+                "calc",
+            )
+        }
+    )
     big = await wf.get(await wf.start("route", {"amount": 60}))
     assert big["status"] == "completed"
     assert big["vars"] | {"a": True, "b": True, "double": 120} == big["vars"]
@@ -38,17 +52,31 @@ async def test_assign_gateway_parallel_join_end(wf: Harness) -> None:
 
 async def test_publish_refuses_bad_graph_with_paths(wf: Harness) -> None:
     with pytest.raises(ValidationFailed) as err:
-        await wf.publish({"bad": flow({
-            "a": {"type": "gateway", "branches": [{"when": "vars.x + 1", "next": "b"}],
-                  "default": "b"},
-            "b": {"type": "service_task", "action": "record.create", "entity": "nope",
-                  "next": "e"},
-            "orphan": {"type": "end"},
-            "split": {"type": "parallel", "branches": ["e", "e"]},
-            "j": {"type": "join", "split": "a", "next": "e"},
-            "t": {"type": "user_task", "assignee": {"role": "ghost"}, "next": "e"},
-            "e": {"type": "end"},
-        }, "a")})
+        await wf.publish(
+            {
+                "bad": flow(
+                    {
+                        "a": {
+                            "type": "gateway",
+                            "branches": [{"when": "vars.x + 1", "next": "b"}],
+                            "default": "b",
+                        },
+                        "b": {
+                            "type": "service_task",
+                            "action": "record.create",
+                            "entity": "nope",
+                            "next": "e",
+                        },
+                        "orphan": {"type": "end"},
+                        "split": {"type": "parallel", "branches": ["e", "e"]},
+                        "j": {"type": "join", "split": "a", "next": "e"},
+                        "t": {"type": "user_task", "assignee": {"role": "ghost"}, "next": "e"},
+                        "e": {"type": "end"},
+                    },
+                    "a",
+                )
+            }
+        )
     paths = {f.path: f.code for f in err.value.faults}
     assert paths["workflows.bad.nodes.a.branches[0].when"] == "cel_type"
     assert paths["workflows.bad.nodes.b.entity"] == "unknown_reference"
@@ -59,13 +87,23 @@ async def test_publish_refuses_bad_graph_with_paths(wf: Harness) -> None:
 
 
 async def test_user_task_form_validated_and_inbox(wf: Harness) -> None:
-    await wf.publish({"review": flow({
-        "review": {"type": "user_task", "assignee": {"role": "analyst", "attrs": {
-            "country": "vars.country"}}, "form": {"entity": "claim", "fields": ["amount",
-                                                                              "status"]},
-            "output": "review", "next": "done"},
-        "done": {"type": "end"},
-    }, "review")})
+    await wf.publish(
+        {
+            "review": flow(
+                {
+                    "review": {
+                        "type": "user_task",
+                        "assignee": {"role": "analyst", "attrs": {"country": "vars.country"}},
+                        "form": {"entity": "claim", "fields": ["amount", "status"]},
+                        "output": "review",
+                        "next": "done",
+                    },
+                    "done": {"type": "end"},
+                },
+                "review",
+            )
+        }
+    )
     iid = await wf.start("review", {"country": "FR"})
     fr, de = user(wf, "ana", "analyst", country="FR"), user(wf, "dirk", "analyst", country="DE")
     assert await wf.tasks(de) == []
@@ -82,46 +120,68 @@ async def test_user_task_form_validated_and_inbox(wf: Harness) -> None:
     assert inst["timeline"][0]["tasks"][0]["decided_by"] == "ana"
 
 
-@pytest.mark.parametrize(("rule", "veto", "votes", "want"), [
-    ("any", False, ["approved", None, None], "approved"),
-    ("any", False, ["rejected", "rejected", None], None),
-    ("all", False, ["approved", "approved", None], None),
-    ("all", False, ["approved", "rejected", None], "rejected"),
-    ("majority", False, ["approved", "approved", None], "approved"),
-    ("majority", False, ["rejected", "rejected", None], "rejected"),
-    ({"quorum": 2}, False, ["approved", None, None], None),
-    ({"quorum": 2}, False, ["approved", "approved", None], "approved"),
-    ({"quorum": 2}, False, ["rejected", "rejected", None], "rejected"),
-    ("any", True, ["approved", "rejected", None], "rejected"),
-])
+@pytest.mark.parametrize(
+    ("rule", "veto", "votes", "want"),
+    [
+        ("any", False, ["approved", None, None], "approved"),
+        ("any", False, ["rejected", "rejected", None], None),
+        ("all", False, ["approved", "approved", None], None),
+        ("all", False, ["approved", "rejected", None], "rejected"),
+        ("majority", False, ["approved", "approved", None], "approved"),
+        ("majority", False, ["rejected", "rejected", None], "rejected"),
+        ({"quorum": 2}, False, ["approved", None, None], None),
+        ({"quorum": 2}, False, ["approved", "approved", None], "approved"),
+        ({"quorum": 2}, False, ["rejected", "rejected", None], "rejected"),
+        ("any", True, ["approved", "rejected", None], "rejected"),
+    ],
+)
 def test_approval_rules(rule: Any, veto: bool, votes: list[str | None], want: Any) -> None:
     assert decide(rule, veto, votes) == want
 
 
 async def _approval(wf: Harness, rule: Any, veto: bool = False) -> str:
-    await wf.publish({"ok": flow({
-        "vote": {"type": "approval", "approvers": [{"role": "manager"}] * 3, "rule": rule,
-                 "veto": veto, "rejected": "no", "next": "yes"},
-        "yes": {"type": "end"}, "no": {"type": "end", "status": "failed"},
-    }, "vote")})
+    await wf.publish(
+        {
+            "ok": flow(
+                {
+                    "vote": {
+                        "type": "approval",
+                        "approvers": [{"role": "manager"}] * 3,
+                        "rule": rule,
+                        "veto": veto,
+                        "rejected": "no",
+                        "next": "yes",
+                    },
+                    "yes": {"type": "end"},
+                    "no": {"type": "end", "status": "failed"},
+                },
+                "vote",
+            )
+        }
+    )
     return await wf.start("ok")
 
 
-@pytest.mark.parametrize(("rule", "veto", "votes", "status"), [
-    ("any", False, ["approved"], "completed"),
-    ("all", False, ["approved", "approved", "approved"], "completed"),
-    ("majority", False, ["rejected", "approved", "rejected"], "failed"),
-    ({"quorum": 2}, False, ["approved", "approved"], "completed"),
-    ("any", True, ["approved", "rejected"], "failed"),
-])
-async def test_approval_end_to_end(wf: Harness, rule: Any, veto: bool, votes: list[str],
-                                   status: str) -> None:
+@pytest.mark.parametrize(
+    ("rule", "veto", "votes", "status"),
+    [
+        ("any", False, ["approved"], "completed"),
+        ("all", False, ["approved", "approved", "approved"], "completed"),
+        ("majority", False, ["rejected", "approved", "rejected"], "failed"),
+        ({"quorum": 2}, False, ["approved", "approved"], "completed"),
+        ("any", True, ["approved", "rejected"], "failed"),
+    ],
+)
+async def test_approval_end_to_end(
+    wf: Harness, rule: Any, veto: bool, votes: list[str], status: str
+) -> None:
     iid = await _approval(wf, rule, veto)
     managers = [user(wf, f"m{i}", "manager") for i in range(3)]
     for who, vote in zip(managers, votes, strict=False):
         tasks = await wf.tasks(who)
-        await wf.platform.workflows.complete(wf.tenant, tasks[0]["id"], who, decision=vote,
-                                             comment=f"{who.id} says {vote}")
+        await wf.platform.workflows.complete(
+            wf.tenant, tasks[0]["id"], who, decision=vote, comment=f"{who.id} says {vote}"
+        )
     await wf.drain()
     inst = await wf.get(iid)
     assert inst["status"] == status
@@ -138,8 +198,9 @@ async def test_delegation_and_one_vote_per_person(wf: Harness) -> None:
     await wf.platform.workflows.delegate(wf.tenant, tasks[1]["id"], "deputy", m0)
     assert [t["id"] for t in await wf.tasks(deputy)] == [tasks[1]["id"]]
     await wf.platform.workflows.complete(wf.tenant, tasks[1]["id"], deputy, decision="approved")
-    await wf.platform.workflows.complete(wf.tenant, tasks[2]["id"], user(wf, "m2", "manager"),
-                                         decision="approved")
+    await wf.platform.workflows.complete(
+        wf.tenant, tasks[2]["id"], user(wf, "m2", "manager"), decision="approved"
+    )
     await wf.drain()
     assert (await wf.get(iid))["status"] == "completed"
 
@@ -153,8 +214,9 @@ class Flaky(InstalledPlugins):
         self.failures = failures
         self.calls: list[dict[str, Any]] = []
 
-    async def call_action(self, tenant: Any, plugin: str, action: str, input: dict[str, Any],
-                          principal: Any) -> dict[str, Any]:
+    async def call_action(
+        self, tenant: Any, plugin: str, action: str, input: dict[str, Any], principal: Any
+    ) -> dict[str, Any]:
         self.calls.append(input)
         if len(self.calls) <= self.failures:
             raise RuntimeError("fraud service down")
@@ -162,10 +224,16 @@ class Flaky(InstalledPlugins):
 
 
 def _scoring(on_error: bool) -> dict[str, Any]:
-    node: dict[str, Any] = {"type": "service_task", "action": "plugin", "plugin": "fraud",
-                            "operation": "score", "input": {"amount": "vars.amount"},
-                            "output": "fraud", "next": "done",
-                            "retry": {"max_attempts": 3, "backoff": 0.01}}
+    node: dict[str, Any] = {
+        "type": "service_task",
+        "action": "plugin",
+        "plugin": "fraud",
+        "operation": "score",
+        "input": {"amount": "vars.amount"},
+        "output": "fraud",
+        "next": "done",
+        "retry": {"max_attempts": 3, "backoff": 0.01},
+    }
     if on_error:
         node["on_error"] = "manual"
     nodes = {"score": node, "done": {"type": "end"}}
@@ -185,8 +253,9 @@ async def _settle(wf: Harness) -> None:
     for _ in range(500):
         await wf.drain()
         async with wf.platform.db.read() as conn:
-            pending = (await conn.execute(sa.select(sa.func.count()).where(
-                store.jobs.c.status != "done"))).scalar()
+            pending = (
+                await conn.execute(sa.select(sa.func.count()).where(store.jobs.c.status != "done"))
+            ).scalar()
         if not pending:
             return
         await asyncio.sleep(0.005)
@@ -201,7 +270,8 @@ async def test_retries_then_success(wf: Harness) -> None:
     assert inst["status"] == "completed" and inst["vars"]["fraud"] == {"score": 0.9}
     assert inst["timeline"][0]["attempt"] == 3
     assert {c["idempotency_key"] for c in wf.platform.plugins.calls} == {  # type: ignore
-        f"{iid}:{inst['timeline'][0]['id']}"}
+        f"{iid}:{inst['timeline'][0]['id']}"
+    }
 
 
 async def test_error_path_and_retry_from_failed_step(wf: Harness) -> None:
@@ -222,14 +292,31 @@ async def test_error_path_and_retry_from_failed_step(wf: Harness) -> None:
 
 
 async def test_subworkflow_and_suspend_cancel(wf: Harness) -> None:
-    await wf.publish({
-        "parent": flow({"child": {"type": "subworkflow", "workflow": "kid",
-                                  "input": {"n": "vars.n + 1"}, "output": "kid", "next": "t"},
-                        "t": {"type": "timer", "seconds": 3600, "next": "e"},
-                        "e": {"type": "end"}}, "child"),
-        "kid": flow({"a": {"type": "assign", "set": {"m": "vars.n * 10"}, "next": "e"},
-                     "e": {"type": "end"}}, "a"),
-    })
+    await wf.publish(
+        {
+            "parent": flow(
+                {
+                    "child": {
+                        "type": "subworkflow",
+                        "workflow": "kid",
+                        "input": {"n": "vars.n + 1"},
+                        "output": "kid",
+                        "next": "t",
+                    },
+                    "t": {"type": "timer", "seconds": 3600, "next": "e"},
+                    "e": {"type": "end"},
+                },
+                "child",
+            ),
+            "kid": flow(
+                {
+                    "a": {"type": "assign", "set": {"m": "vars.n * 10"}, "next": "e"},
+                    "e": {"type": "end"},
+                },
+                "a",
+            ),
+        }
+    )
     iid = await wf.start("parent", {"n": 1})
     inst = await wf.get(iid)
     assert inst["vars"]["kid"]["m"] == 20 and inst["status"] == "running"
@@ -249,12 +336,25 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
 
 
 async def test_timer_until_a_date_and_escalation_to_another_node(wf: Harness) -> None:
-    await wf.publish({"late": flow({
-        "wait": {"type": "timer", "until": "vars.at", "next": "ask"},
-        "ask": {"type": "user_task", "assignee": {"role": "analyst"}, "due": 0.05,
-                "escalate": {"next": "chase"}, "next": "done"},
-        "chase": {"type": "assign", "set": {"chased": "true"}, "next": "done"},
-        "done": {"type": "end"}}, "wait")})
+    await wf.publish(
+        {
+            "late": flow(
+                {
+                    "wait": {"type": "timer", "until": "vars.at", "next": "ask"},
+                    "ask": {
+                        "type": "user_task",
+                        "assignee": {"role": "analyst"},
+                        "due": 0.05,
+                        "escalate": {"next": "chase"},
+                        "next": "done",
+                    },
+                    "chase": {"type": "assign", "set": {"chased": "true"}, "next": "done"},
+                    "done": {"type": "end"},
+                },
+                "wait",
+            )
+        }
+    )
     import asyncio
     import time
 

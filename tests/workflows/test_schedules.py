@@ -22,8 +22,11 @@ NODES = {"a": {"type": "assign", "set": {"ok": "true"}, "next": "e"}, "e": {"typ
 
 
 def scheduled(**start: Any) -> dict[str, Any]:
-    return {"first": "a", "start": [{"type": "manual"}, {"type": "schedule", **start}],
-            "nodes": NODES}
+    return {
+        "first": "a",
+        "start": [{"type": "manual"}, {"type": "schedule", **start}],
+        "nodes": NODES,
+    }
 
 
 def test_cron_next_firing_follows_the_time_zone_across_dst() -> None:
@@ -43,14 +46,16 @@ def test_cron_next_firing_follows_the_time_zone_across_dst() -> None:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_publish_refuses_bad_schedules_with_paths(wf: Harness) -> None:
     with pytest.raises(ValidationFailed) as err:
-        await wf.publish({
-            "bad_cron": scheduled(cron="0 25 * * MON-FRI"),
-            "six_fields": scheduled(cron="0 0 6 * * MON"),
-            "bad_zone": scheduled(cron="0 6 * * *", timezone="Mars/Olympus"),
-            "both": scheduled(cron="0 6 * * *", every=60),
-            "neither": scheduled(),
-            "zone_no_cron": scheduled(every=60, timezone="Europe/Paris"),
-        })
+        await wf.publish(
+            {
+                "bad_cron": scheduled(cron="0 25 * * MON-FRI"),
+                "six_fields": scheduled(cron="0 0 6 * * MON"),
+                "bad_zone": scheduled(cron="0 6 * * *", timezone="Mars/Olympus"),
+                "both": scheduled(cron="0 6 * * *", every=60),
+                "neither": scheduled(),
+                "zone_no_cron": scheduled(every=60, timezone="Europe/Paris"),
+            }
+        )
     faults = {f.path: f for f in err.value.faults}
     assert faults["workflows.bad_cron.start[1].cron"].code == "cron"
     assert "0 25 * * MON-FRI" in faults["workflows.bad_cron.start[1].cron"].message
@@ -73,18 +78,28 @@ async def test_cron_fires_once_per_due_time_across_workers(wf: Harness) -> None:
     first = datetime.fromtimestamp(row.next_at, ZoneInfo("Europe/Paris"))
     assert (first.hour, first.minute) == (6, 0) and first.weekday() < 5 and first > now
     # Re-publishing (a restart re-syncs too) keeps the stored next firing.
-    await wf.publish({"nightly": scheduled(cron="0 6 * * MON-FRI", timezone="Europe/Paris"),
-                      "other": scheduled(every=3600)})
+    await wf.publish(
+        {
+            "nightly": scheduled(cron="0 6 * * MON-FRI", timezone="Europe/Paris"),
+            "other": scheduled(every=3600),
+        }
+    )
     async with wf.platform.db.read() as conn:
-        kept = (await conn.execute(sa.select(store.schedules.c.next_at).where(
-            store.schedules.c.workflow == "nightly"))).scalar()
+        kept = (
+            await conn.execute(
+                sa.select(store.schedules.c.next_at).where(store.schedules.c.workflow == "nightly")
+            )
+        ).scalar()
     assert kept == row.next_at
 
     # The firing comes due; two workers (own connection pools) race for it.
     due = row.next_at - 7 * 86400
     async with wf.platform.db.transaction() as conn:
-        await conn.execute(store.schedules.update().where(
-            store.schedules.c.workflow == "nightly").values(next_at=due))
+        await conn.execute(
+            store.schedules.update()
+            .where(store.schedules.c.workflow == "nightly")
+            .values(next_at=due)
+        )
     other_db = Database(wf.platform.db.url)
     other = Engine(other_db, EventBus(), wf.platform)
     try:
@@ -96,8 +111,11 @@ async def test_cron_fires_once_per_due_time_across_workers(wf: Harness) -> None:
     [inst] = await wf.platform.workflows.instances(wf.tenant, ADMIN, workflow="nightly")
     assert inst["started_by"] == "schedule"
     async with wf.platform.db.read() as conn:
-        moved = (await conn.execute(sa.select(store.schedules.c.next_at).where(
-            store.schedules.c.workflow == "nightly"))).scalar()
+        moved = (
+            await conn.execute(
+                sa.select(store.schedules.c.next_at).where(store.schedules.c.workflow == "nightly")
+            )
+        ).scalar()
     # Missed firings collapse into that one; the next is the coming weekday 06:00 again.
     assert moved == row.next_at
     await wf.drain()

@@ -14,8 +14,9 @@ def configure(input):
 
 
 def tidy(address):
-    return " ".join(part.capitalize() for part in address.replace(",", " , ").split()) \
-        .replace(" ,", ",")
+    return " ".join(part.capitalize() for part in address.replace(",", " , ").split()).replace(
+        " ,", ","
+    )
 
 
 @action("normalise")
@@ -30,5 +31,8 @@ def normalise(input):
     if reply["status"] != 200 or not isinstance(reply["json"], dict):
         return {"address": tidy(input["address"]), "postcode": None, "source": "local"}
     found = reply["json"]
-    return {"address": found.get("address", ""), "postcode": found.get("postcode"),
-            "source": "service"}
+    return {
+        "address": found.get("address", ""),
+        "postcode": found.get("postcode"),
+        "source": "service",
+    }

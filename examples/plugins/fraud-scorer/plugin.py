@@ -47,7 +47,8 @@ def score(input):
 def check_claim(app, entity, record):
     result = score_claim(record)
     if result["level"] == "high":
-        raise Reject(("amount", "Fraud risk too high to save automatically: "
-                      + "; ".join(result["reasons"])))
+        raise Reject(
+            ("amount", "Fraud risk too high to save automatically: " + "; ".join(result["reasons"]))
+        )
     record["fraud_score"] = result["score"]
     return record

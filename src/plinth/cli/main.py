@@ -28,13 +28,16 @@ T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 
-app = typer.Typer(help="Plinth: an open-source, multi-tenant low-code platform.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Plinth: an open-source, multi-tenant low-code platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 tenant_cli = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
-app_cli = typer.Typer(help="Apps: export/import as YAML, publish, versions, diff, rollback.",
-                      no_args_is_help=True)
-token_cli = typer.Typer(help="API tokens for tenants and the platform admin.",
-                        no_args_is_help=True)
+app_cli = typer.Typer(
+    help="Apps: export/import as YAML, publish, versions, diff, rollback.", no_args_is_help=True
+)
+token_cli = typer.Typer(help="API tokens for tenants and the platform admin.", no_args_is_help=True)
 app.add_typer(tenant_cli, name="tenant")
 app.add_typer(app_cli, name="app")
 app.add_typer(token_cli, name="token")
@@ -78,8 +81,9 @@ DataDir = Annotated[Path | None, typer.Option(help="Where embedded data lives [P
 DbUrl = Annotated[str | None, typer.Option(help="Database URL [PLINTH_DATABASE_URL]")]
 
 
-def settings_for(data_dir: Path | None = None, database_url: str | None = None,
-                 **overrides: Any) -> Settings:
+def settings_for(
+    data_dir: Path | None = None, database_url: str | None = None, **overrides: Any
+) -> Settings:
     """Settings from the environment, with CLI flags taking precedence."""
     values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
@@ -92,8 +96,9 @@ def settings_for(data_dir: Path | None = None, database_url: str | None = None,
 def operator() -> Principal:
     """The shell user, acting as platform admin."""
     user = getpass.getuser()
-    return Principal(id=f"cli:{user}", kind="cli", roles=frozenset({PLATFORM_ADMIN}),
-                     name=f"cli:{user}")
+    return Principal(
+        id=f"cli:{user}", kind="cli", roles=frozenset({PLATFORM_ADMIN}), name=f"cli:{user}"
+    )
 
 
 def run(settings: Settings, work: Callable[[Platform], Awaitable[T]]) -> T:
@@ -150,12 +155,19 @@ def demo(
         # endpoint) on loopback, which the SSRF guard refuses unless allowed. Only when the
         # operator has not chosen PLINTH_EGRESS_ALLOW.
         settings = settings.model_copy(update={"egress_allow": "127.0.0.1/32"})
-        console.print("… outbound calls may reach 127.0.0.1 (the demo's connectors call this "
-                      "server; set PLINTH_EGRESS_ALLOW to choose)")
+        console.print(
+            "… outbound calls may reach 127.0.0.1 (the demo's connectors call this "
+            "server; set PLINTH_EGRESS_ALLOW to choose)"
+        )
 
     async def prepare(platform: Platform) -> str | None:
-        summary = await load_demo(platform, operator(), plugins=plugins, compile=not load_only,
-                                  progress=lambda note: console.print(f"… {note}"))
+        summary = await load_demo(
+            platform,
+            operator(),
+            plugins=plugins,
+            compile=not load_only,
+            progress=lambda note: console.print(f"… {note}"),
+        )
         for line in summary:
             console.print(f"[green]✓[/green] {line}")
         return await _admin_token(platform, rotate=True)
@@ -182,16 +194,21 @@ def _serve(settings: Settings, token: str | None) -> None:
     from plinth.server.app import create_app
 
     url = f"http://{settings.host}:{settings.port}"
-    console.print(f"Plinth is starting at [bold]{url}[/bold] "
-                  f"(database: {settings.resolved_database_url.split('://')[0]})")
+    console.print(
+        f"Plinth is starting at [bold]{url}[/bold] "
+        f"(database: {settings.resolved_database_url.split('://')[0]})"
+    )
     if token:  # plain print: a wrapped token cannot be copied
         print(f"Admin token (shown once): {token}")
         print(f"  try: curl -H 'Authorization: Bearer {token}' {url}/api/tenants", flush=True)
     else:
-        console.print("Admin token: created earlier (run `plinth token rotate-admin` for a new"
-                      " one, or set PLINTH_ADMIN_TOKEN)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level)
+        console.print(
+            "Admin token: created earlier (run `plinth token rotate-admin` for a new"
+            " one, or set PLINTH_ADMIN_TOKEN)"
+        )
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
 
 
 # -- tenants ---------------------------------------------------------------------------------
@@ -202,11 +219,13 @@ def tenant_create(
     slug: str,
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
     region: Annotated[str, typer.Option(help="Region the tenant's data lives in")] = "default",
-    data_dir: DataDir = None, database_url: DbUrl = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
 ) -> None:
     """Create a tenant."""
-    tenant = run(settings_for(data_dir, database_url),
-                 lambda p: p.tenants.create(slug, name, region=region))
+    tenant = run(
+        settings_for(data_dir, database_url), lambda p: p.tenants.create(slug, name, region=region)
+    )
     console.print(f"Created tenant [bold]{tenant.slug}[/bold] in region {tenant.region}")
 
 
@@ -225,9 +244,12 @@ def tenant_list(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
 
 @app_cli.command("export")
 def app_export(
-    tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")], folder: Path,
+    tenant: str,
+    app_slug: Annotated[str, typer.Argument(metavar="APP")],
+    folder: Path,
     version: Annotated[str, typer.Option(help="'draft', 'active' or a version number")] = "draft",
-    data_dir: DataDir = None, database_url: DbUrl = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
 ) -> None:
     """Write an app as a folder of YAML files (one per document) that diffs well in git."""
     from plinth.metadata.files import write_folder
@@ -243,10 +265,12 @@ def app_export(
 
 @app_cli.command("import")
 def app_import(
-    tenant: str, folder: Path,
+    tenant: str,
+    folder: Path,
     slug: Annotated[str | None, typer.Option(help="App slug (default: from app.yaml)")] = None,
     publish: Annotated[bool, typer.Option(help="Publish the imported draft")] = False,
-    data_dir: DataDir = None, database_url: DbUrl = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
 ) -> None:
     """Read an exported folder into an app's draft (creating the app if needed)."""
 
@@ -256,8 +280,11 @@ def app_import(
         line = f"Imported {folder} into {t.slug}/{app_.slug} (draft revision {draft.revision})"
         if publish:
             outcome = await p.metadata.publish(t, app_.slug, operator())
-            line += (f"; published version {outcome.version.number}" if outcome.created
-                     else "; unchanged, nothing to publish")
+            line += (
+                f"; published version {outcome.version.number}"
+                if outcome.created
+                else "; unchanged, nothing to publish"
+            )
         return line
 
     console.print(run(settings_for(data_dir, database_url), work))
@@ -265,22 +292,27 @@ def app_import(
 
 @app_cli.command("publish")
 def app_publish(
-    tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")],
+    tenant: str,
+    app_slug: Annotated[str, typer.Argument(metavar="APP")],
     message: Annotated[str, typer.Option("--message", "-m")] = "",
     allow_destructive: Annotated[bool, typer.Option(help="Allow changes that drop data")] = False,
-    data_dir: DataDir = None, database_url: DbUrl = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
 ) -> None:
     """Publish the app's draft as a new active version."""
 
     async def work(p: Platform) -> Any:
-        return await p.metadata.publish(await p.tenants.get(tenant), app_slug, operator(),
-                                        message=message,
-                                        options={"allow_destructive": allow_destructive})
+        return await p.metadata.publish(
+            await p.tenants.get(tenant),
+            app_slug,
+            operator(),
+            message=message,
+            options={"allow_destructive": allow_destructive},
+        )
 
     outcome = run(settings_for(data_dir, database_url), work)
     if outcome.created:
-        console.print(f"Published version {outcome.version.number} "
-                      f"({outcome.version.hash[:12]})")
+        console.print(f"Published version {outcome.version.number} ({outcome.version.hash[:12]})")
         for result in outcome.results:
             console.print(f"  {result.step}: {result.status}")
     else:
@@ -288,8 +320,12 @@ def app_publish(
 
 
 @app_cli.command("versions")
-def app_versions(tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")],
-                 data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+def app_versions(
+    tenant: str,
+    app_slug: Annotated[str, typer.Argument(metavar="APP")],
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
     """List an app's published versions."""
 
     async def work(p: Platform) -> Any:
@@ -298,19 +334,26 @@ def app_versions(tenant: str, app_slug: Annotated[str, typer.Argument(metavar="A
     found, versions = run(settings_for(data_dir, database_url), work)
     table = Table("version", "hash", "by", "when", "message", "active")
     for v in versions:
-        table.add_row(str(v.number), v.hash[:12], v.created_by or "",
-                      v.created_at.isoformat(timespec="seconds"), v.message,
-                      "●" if v.number == found.active_version else "")
+        table.add_row(
+            str(v.number),
+            v.hash[:12],
+            v.created_by or "",
+            v.created_at.isoformat(timespec="seconds"),
+            v.message,
+            "●" if v.number == found.active_version else "",
+        )
     console.print(table)
 
 
 @app_cli.command("diff")
 def app_diff(
-    tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")],
+    tenant: str,
+    app_slug: Annotated[str, typer.Argument(metavar="APP")],
     from_: Annotated[str, typer.Option("--from", help="Version number, 0 (empty) or 'draft'")],
     to: Annotated[str, typer.Option(help="Version number or 'draft'")] = "draft",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
-    data_dir: DataDir = None, database_url: DbUrl = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
 ) -> None:
     """Show what changed between two versions (documents and fields, renames included)."""
 
@@ -328,8 +371,13 @@ def app_diff(
 
 
 def _print_change(change: dict[str, Any], depth: int) -> None:
-    sign = {"added": "[green]+[/green]", "removed": "[red]-[/red]", "renamed": "[cyan]→[/cyan]",
-            "changed": "[yellow]~[/yellow]", "reordered": "[blue]↕[/blue]"}[change["op"]]
+    sign = {
+        "added": "[green]+[/green]",
+        "removed": "[red]-[/red]",
+        "renamed": "[cyan]→[/cyan]",
+        "changed": "[yellow]~[/yellow]",
+        "reordered": "[blue]↕[/blue]",
+    }[change["op"]]
     text = f"{'  ' * depth}{sign} {change['path']}"
     if change["op"] == "renamed":
         text += f" (was {change['from']})"
@@ -342,17 +390,25 @@ def _print_change(change: dict[str, Any], depth: int) -> None:
 
 @app_cli.command("rollback")
 def app_rollback(
-    tenant: str, app_slug: Annotated[str, typer.Argument(metavar="APP")], version: int,
+    tenant: str,
+    app_slug: Annotated[str, typer.Argument(metavar="APP")],
+    version: int,
     reset_draft: Annotated[bool, typer.Option(help="Also make it the draft")] = False,
     allow_destructive: Annotated[bool, typer.Option(help="Allow changes that drop data")] = False,
-    data_dir: DataDir = None, database_url: DbUrl = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
 ) -> None:
     """Activate an older version."""
 
     async def work(p: Platform) -> Any:
-        return await p.metadata.rollback(await p.tenants.get(tenant), app_slug, version,
-                                         operator(), reset_draft=reset_draft,
-                                         options={"allow_destructive": allow_destructive})
+        return await p.metadata.rollback(
+            await p.tenants.get(tenant),
+            app_slug,
+            version,
+            operator(),
+            reset_draft=reset_draft,
+            options={"allow_destructive": allow_destructive},
+        )
 
     run(settings_for(data_dir, database_url), work)
     console.print(f"Version {version} is active")
@@ -366,7 +422,8 @@ def token_create(
     tenant: str,
     role: Annotated[str, typer.Option(help="owner, designer, analyst or viewer")] = "viewer",
     name: Annotated[str, typer.Option(help="What the token is for")] = "cli",
-    data_dir: DataDir = None, database_url: DbUrl = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
 ) -> None:
     """Issue an API token bound to a tenant and role (printed once)."""
     from plinth.governance.access import ROLE_ACTIONS
@@ -386,8 +443,9 @@ def token_create(
 @token_cli.command("rotate-admin")
 def token_rotate_admin(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """Issue a new platform admin token, revoking the earlier generated ones."""
-    issued = run(settings_for(data_dir, database_url),
-                 lambda p: p.tokens.rotate_named_admin("admin"))
+    issued = run(
+        settings_for(data_dir, database_url), lambda p: p.tokens.rotate_named_admin("admin")
+    )
     print(f"New admin token (shown once): {issued.token}")
 
 

@@ -19,8 +19,9 @@ CACHE_SIZE = 256
 
 
 @router.get("/openapi.json")
-async def openapi_document(app: str, tenant: TenantDep, platform: PlatformDep,
-                           principal: PrincipalDep) -> dict[str, Any]:
+async def openapi_document(
+    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the app's active version."""
     require(platform, principal, "app.read", tenant, ident=app)
     found = await platform.metadata.get_app(tenant, app)

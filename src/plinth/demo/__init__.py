@@ -28,9 +28,14 @@ PLUGINS = {"fraud-scorer": ["log", "ui"]}
 EXAMPLES = HERE.parents[2] / "examples" / "plugins"
 
 
-async def load_demo(platform: Platform, principal: Principal, *, plugins: bool = True,
-                    compile: bool = False,
-                    progress: Callable[[str], None] | None = None) -> list[str]:
+async def load_demo(
+    platform: Platform,
+    principal: Principal,
+    *,
+    plugins: bool = True,
+    compile: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
     """Create the demo tenant and its apps (idempotent); publish when a draft changed.
 
     With `plugins`, the example plugins are built (cached by source hash in the user cache
@@ -41,7 +46,9 @@ async def load_demo(platform: Platform, principal: Principal, *, plugins: bool =
     tenant = await platform.tenants.find(TENANT)
     if tenant is None:
         tenant = await platform.tenants.create(
-            TENANT, "Acme Insurance", settings={"countries": ["DE", "FR", "ES", "BR", "US"]},
+            TENANT,
+            "Acme Insurance",
+            settings={"countries": ["DE", "FR", "ES", "BR", "US"]},
         )
         lines.append(f"tenant {TENANT} created")
     if "compliance" not in tenant.settings:
@@ -63,23 +70,35 @@ async def load_demo(platform: Platform, principal: Principal, *, plugins: bool =
                 await platform.plugins.compile(name, v.version)
     for slug in APPS:
         folder = HERE / slug
-        app, draft = await platform.files.import_folder(tenant, folder, slug=slug,
-                                                        by=principal.audit_name())
-        outcome = await platform.metadata.publish(tenant, slug, principal,
-                                                  message="demo app loaded")
-        state = (f"published version {outcome.version.number}" if outcome.created
-                 else f"version {outcome.version.number} up to date")
+        app, draft = await platform.files.import_folder(
+            tenant, folder, slug=slug, by=principal.audit_name()
+        )
+        outcome = await platform.metadata.publish(
+            tenant, slug, principal, message="demo app loaded"
+        )
+        state = (
+            f"published version {outcome.version.number}"
+            if outcome.created
+            else f"version {outcome.version.number} up to date"
+        )
         docs = sum(len(v) for v in draft.definition.values())
-        lines.append(f"app {TENANT}/{app.slug}: {docs} documents, {state} "
-                     f"({definitions.content_hash(draft.definition)[:12]})")
+        lines.append(
+            f"app {TENANT}/{app.slug}: {docs} documents, {state} "
+            f"({definitions.content_hash(draft.definition)[:12]})"
+        )
     from plinth.demo.connectors import ensure_connectors
 
     lines += await ensure_connectors(platform, tenant, APPS, principal)
     return lines
 
 
-async def install_plugin(platform: Platform, principal: Principal, name: str,
-                         grant: list[str], progress: Callable[[str], None] | None = None) -> str:
+async def install_plugin(
+    platform: Platform,
+    principal: Principal,
+    name: str,
+    grant: list[str],
+    progress: Callable[[str], None] | None = None,
+) -> str:
     """Build (cached), publish and install one example plugin in the demo tenant."""
     from plinth.extensions import build
     from plinth.extensions import manifest as manifest_mod
@@ -99,17 +118,20 @@ async def install_plugin(platform: Platform, principal: Principal, name: str,
         wasm = await asyncio.to_thread(build.build, source)
         data = await asyncio.to_thread(wasm.read_bytes)
         modules = await asyncio.to_thread(read_modules, manifest, source)
-        await service.publish_package(Package(manifest_text, manifest, data, modules=modules),
-                                      principal)
+        await service.publish_package(
+            Package(manifest_text, manifest, data, modules=modules), principal
+        )
     points = ", ".join(dict.fromkeys(p.kind for p in manifest.points))
     try:
         inst = await service.installation(TENANT, manifest.name)
     except NotFound:
-        await service.install(TENANT, manifest.name, principal, version=manifest.version,
-                              capabilities=grant)
+        await service.install(
+            TENANT, manifest.name, principal, version=manifest.version, capabilities=grant
+        )
         return f"plugin {manifest.name} {manifest.version} installed ({points})"
     if inst.version != manifest.version:
-        await service.upgrade(TENANT, manifest.name, principal, version=manifest.version,
-                              capabilities=grant)
+        await service.upgrade(
+            TENANT, manifest.name, principal, version=manifest.version, capabilities=grant
+        )
         return f"plugin {manifest.name} upgraded {inst.version} → {manifest.version} ({points})"
     return f"plugin {manifest.name} {manifest.version} installed ({points}), up to date"

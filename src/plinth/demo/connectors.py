@@ -16,8 +16,9 @@ from plinth.governance.principal import Principal
 SHOWN = {"garage_estimates_signing"}  # secrets printed when made (a partner needs them)
 
 
-async def ensure_connectors(platform: Any, tenant: Any, apps: list[str],
-                            principal: Principal) -> list[str]:
+async def ensure_connectors(
+    platform: Any, tenant: Any, apps: list[str], principal: Principal
+) -> list[str]:
     """Make the vault secrets the apps' connectors name; a line per connector."""
     have = {s.name for s in await platform.vault.list(tenant.id)}
     made: dict[str, str] = {}
@@ -25,33 +26,53 @@ async def ensure_connectors(platform: Any, tenant: Any, apps: list[str],
     for slug in apps:
         documents = await platform.connectors.connectors_of(tenant, slug)
         workflows = (await platform.metadata.active_version(tenant, slug)).definition.get(
-            "workflows", {})
+            "workflows", {}
+        )
         for name, doc in documents.items():
             ref = (doc.get("secret") or {}).get("secret")
             if ref and ref not in have:
                 made[ref] = secrets.token_urlsafe(24)
                 await platform.vault.put(tenant.id, ref, made[ref], by=principal.audit_name())
                 have.add(ref)
-            lines.append(_line(tenant.slug, slug, name, doc, workflows, made.get(ref)
-                               if ref in SHOWN else None))
+            lines.append(
+                _line(
+                    tenant.slug, slug, name, doc, workflows, made.get(ref) if ref in SHOWN else None
+                )
+            )
     return lines
 
 
-def _line(tenant: str, app: str, name: str, doc: dict[str, Any],
-          workflows: dict[str, Any], secret: str | None) -> str:
+def _line(
+    tenant: str,
+    app: str,
+    name: str,
+    doc: dict[str, Any],
+    workflows: dict[str, Any],
+    secret: str | None,
+) -> str:
     kind = doc["kind"]
     if kind == "http":
-        return (f"connector {name} (http: {', '.join(sorted(doc.get('operations', {})))}) "
-                f"→ {doc['base_url']}")
+        return (
+            f"connector {name} (http: {', '.join(sorted(doc.get('operations', {})))}) "
+            f"→ {doc['base_url']}"
+        )
     if kind == "webhook_out":
-        return (f"connector {name} (webhook_out: {', '.join(doc.get('events', ['record.*']))})"
-                f" → {doc['url']}")
+        return (
+            f"connector {name} (webhook_out: {', '.join(doc.get('events', ['record.*']))})"
+            f" → {doc['url']}"
+        )
     if kind == "webhook_in":
-        starts = [w for w, d in workflows.items() if any(
-            s.get("type") == "webhook" and s.get("connector") == name
-            for s in d.get("start", []))]
-        line = (f"connector {name} (webhook_in) at POST /api/t/{tenant}/apps/{app}/hooks/"
-                f"{name}" + (f", starts {', '.join(starts)}" if starts else ""))
+        starts = [
+            w
+            for w, d in workflows.items()
+            if any(
+                s.get("type") == "webhook" and s.get("connector") == name
+                for s in d.get("start", [])
+            )
+        ]
+        line = f"connector {name} (webhook_in) at POST /api/t/{tenant}/apps/{app}/hooks/{name}" + (
+            f", starts {', '.join(starts)}" if starts else ""
+        )
         if secret:
             line += f", signing secret: {secret}"
         return line

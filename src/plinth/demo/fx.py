@@ -28,13 +28,15 @@ router = APIRouter(prefix="/demo/fx", tags=["demo"])
 
 
 @router.get("/convert")
-async def convert(from_: str = Query(alias="from"), to: str = Query(),
-                  amount: str = Query()) -> dict[str, Any]:
+async def convert(
+    from_: str = Query(alias="from"), to: str = Query(), amount: str = Query()
+) -> dict[str, Any]:
     """Convert `amount` from one currency to another at the fixed demo rate."""
     for name, code in (("from", from_), ("to", to)):
         if code not in PER_EUR:
-            raise BadRequest(f"Unknown currency {code!r}; the demo knows "
-                             f"{', '.join(PER_EUR)}", path=name)
+            raise BadRequest(
+                f"Unknown currency {code!r}; the demo knows {', '.join(PER_EUR)}", path=name
+            )
     try:
         value = Decimal(amount)
     except InvalidOperation:
@@ -43,8 +45,14 @@ async def convert(from_: str = Query(alias="from"), to: str = Query(),
         raise BadRequest(f"{amount!r} is not an amount", path="amount")
     rate = PER_EUR[to] / PER_EUR[from_]
     result = (value * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
-    return {"from": from_, "to": to, "amount": amount, "rate": float(round(rate, 6)),
-            "result": str(result), "source": SOURCE}
+    return {
+        "from": from_,
+        "to": to,
+        "amount": amount,
+        "rate": float(round(rate, 6)),
+        "result": str(result),
+        "source": SOURCE,
+    }
 
 
 @router.get("/openapi.json")

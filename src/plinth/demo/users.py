@@ -40,16 +40,17 @@ async def ensure_users(platform: Any, tenant: Any, principal: Principal) -> list
         password = secrets.token_urlsafe(12)
         try:
             user = await platform.governance.identity.create_user(
-                tenant.id, username, password, roles=roles, attrs=attrs)
+                tenant.id, username, password, roles=roles, attrs=attrs
+            )
         except Conflict:  # someone made this user by hand: leave it as it is
             made.add(username)
             continue
         made.add(username)
-        await platform.governance.record(tenant.id, principal.audit_name(), "user.created",
-                                         f"user:{user.id}", roles=roles)
+        await platform.governance.record(
+            tenant.id, principal.audit_name(), "user.created", f"user:{user.id}", roles=roles
+        )
         where = f", country {attrs['country']}" if attrs.get("country") else ""
-        lines.append(f"user {username} ({' + '.join(roles)}{where}) created, "
-                     f"password: {password}")
+        lines.append(f"user {username} ({' + '.join(roles)}{where}) created, password: {password}")
     if made != set(tenant.settings.get("demo_users", [])):
         await platform.tenants.update_settings(tenant.slug, "demo_users", sorted(made))
     return lines

@@ -23,13 +23,20 @@ router = APIRouter(tags=["designer"])
 
 # Close codes in the 4000 range, mirroring the HTTP status they stand for.
 UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, TOO_LARGE, RATE, MALFORMED = (
-    4401, 4403, 4404, 4413, 4429, 4400)
+    4401,
+    4403,
+    4404,
+    4413,
+    4429,
+    4400,
+)
 
 
 def _token(ws: WebSocket) -> tuple[str | None, str | None]:
     """The bearer token from `Sec-WebSocket-Protocol: bearer, <token>` or `?token=`."""
-    offered = [s.strip() for s in ws.headers.get("sec-websocket-protocol", "").split(",")
-               if s.strip()]
+    offered = [
+        s.strip() for s in ws.headers.get("sec-websocket-protocol", "").split(",") if s.strip()
+    ]
     if "bearer" in offered:
         rest = [s for s in offered if s != "bearer"]
         if rest:
@@ -84,8 +91,7 @@ async def draft_sync(ws: WebSocket, tenant: str, app: str) -> None:
                 await ws.close(RATE, str(exc)[:120])
                 break
             except p.ProtocolError as exc:
-                code = TOO_LARGE if "at most" in str(exc) or "size limit" in str(exc) \
-                    else MALFORMED
+                code = TOO_LARGE if "at most" in str(exc) or "size limit" in str(exc) else MALFORMED
                 await ws.close(code, str(exc)[:120])
                 break
             except Exception as exc:  # a malformed update: only this connection goes
@@ -100,18 +106,30 @@ async def draft_sync(ws: WebSocket, tenant: str, app: str) -> None:
 
 
 @router.get("/api/t/{tenant}/apps/{app}/draft/history")
-async def draft_history(app: str, platform: PlatformDep, principal: PrincipalDep,
-                        tenant: TenantDep, limit: int = 100) -> dict[str, Any]:
+async def draft_history(
+    app: str, platform: PlatformDep, principal: PrincipalDep, tenant: TenantDep, limit: int = 100
+) -> dict[str, Any]:
     """Who changed what in the draft, newest first (from the designer's update log)."""
     require(platform, principal, "draft.read", tenant, "app", app)
     changes = await platform.designer.history(tenant, app, max(1, min(limit, 1000)))
-    return {"items": [{"id": c.id, "author": c.author, "size": c.size, "paths": c.summary,
-                       "at": c.at.isoformat()} for c in changes]}
+    return {
+        "items": [
+            {
+                "id": c.id,
+                "author": c.author,
+                "size": c.size,
+                "paths": c.summary,
+                "at": c.at.isoformat(),
+            }
+            for c in changes
+        ]
+    }
 
 
 @router.get("/api/t/{tenant}/apps/{app}/draft/diagnostics")
-async def draft_diagnostics(app: str, platform: PlatformDep, principal: PrincipalDep,
-                            tenant: TenantDep) -> dict[str, Any]:
+async def draft_diagnostics(
+    app: str, platform: PlatformDep, principal: PrincipalDep, tenant: TenantDep
+) -> dict[str, Any]:
     """Faults of the merged live draft (the CRDT may hold a draft REST refused)."""
     require(platform, principal, "draft.read", tenant, "app", app)
     room = await platform.designer.room(tenant, app)
@@ -119,18 +137,22 @@ async def draft_diagnostics(app: str, platform: PlatformDep, principal: Principa
 
 
 @router.get("/api/t/{tenant}/apps/{app}/draft/access")
-async def draft_access(app: str, platform: PlatformDep, principal: PrincipalDep,
-                       tenant: TenantDep) -> dict[str, Any]:
+async def draft_access(
+    app: str, platform: PlatformDep, principal: PrincipalDep, tenant: TenantDep
+) -> dict[str, Any]:
     """Whether the caller may edit the draft (the IDE shows read-only otherwise)."""
     require(platform, principal, "draft.read", tenant, "app", app)
     resource = Resource("app", app, tenant.id)
-    return {"can_edit": platform.authorizer.decide(principal, "draft.edit", resource).allowed,
-            "name": principal.audit_name()}
+    return {
+        "can_edit": platform.authorizer.decide(principal, "draft.edit", resource).allowed,
+        "name": principal.audit_name(),
+    }
 
 
 # The web IDE, built by `npm --prefix web ci && npm --prefix web run build` (not committed).
-WEB_DIST = Path(os.environ.get("PLINTH_WEB_DIST") or
-                Path(__file__).resolve().parents[3] / "web" / "dist")
+WEB_DIST = Path(
+    os.environ.get("PLINTH_WEB_DIST") or Path(__file__).resolve().parents[3] / "web" / "dist"
+)
 
 
 class _WebRoute(APIRoute):
@@ -154,5 +176,10 @@ def web_ide(path: str) -> FileResponse:
 
 # Mounted after every other router (see server/app.py): it answers any other GET path.
 web_router = APIRouter()
-web_router.add_api_route("/{path:path}", web_ide, methods=["GET"], include_in_schema=False,
-                         route_class_override=_WebRoute)
+web_router.add_api_route(
+    "/{path:path}",
+    web_ide,
+    methods=["GET"],
+    include_in_schema=False,
+    route_class_override=_WebRoute,
+)

@@ -169,8 +169,9 @@ class _Reader:
                 self.buf()
             elif tag in (118, 117):  # object, array
                 if len(stack) >= MAX_NESTING:
-                    raise ProtocolError(f"a value in the update nests {MAX_NESTING} levels "
-                                        "deep or more")
+                    raise ProtocolError(
+                        f"a value in the update nests {MAX_NESTING} levels deep or more"
+                    )
                 stack.append([self.uint(), tag == 118])
             else:
                 raise ProtocolError(f"unknown value type {tag} in the update")

@@ -121,7 +121,8 @@ class Room:
         self.validate_seconds = 0.0  # the last validation's duration (bench, logs)
         self._subs = self.validator.watch(self.doc) + [
             self.doc.get(root, type=Map).observe_deep(partial(self._observe, root))
-            for root in shape.ROOTS]
+            for root in shape.ROOTS
+        ]
 
     def _observe(self, root: str, events: Any, *_: Any) -> None:
         """Note the paths an update changed, for the history."""
@@ -164,8 +165,9 @@ class Room:
             data = seed.get_update()
             try:
                 async with db.transaction() as conn:
-                    seeded = await store.seed_snapshot(conn, self.tenant.id, self.app_id, data,
-                                                       utcnow(), draft.revision)
+                    seeded = await store.seed_snapshot(
+                        conn, self.tenant.id, self.app_id, data, utcnow(), draft.revision
+                    )
             except IntegrityError:
                 seeded = False
             if not seeded:
@@ -202,8 +204,9 @@ class Room:
             summary = sorted(set(self._paths))[:50]
             self._paths.clear()
             async with self.service.db.transaction() as db:
-                self.last_id = await store.append(db, self.tenant.id, self.app_id, update,
-                                                  author, summary, utcnow())
+                self.last_id = await store.append(
+                    db, self.tenant.id, self.app_id, update, author, summary, utcnow()
+                )
             self.size += len(update)
             self.since_compact += 1
             self.last_author = author
@@ -249,8 +252,9 @@ class Room:
         if self._settle is not None:
             self._settle.cancel()
         loop = asyncio.get_running_loop()
-        self._settle = loop.call_later(self.service.limits.settle_seconds,
-                                       lambda: self.service.spawn(self.settle()))
+        self._settle = loop.call_later(
+            self.service.limits.settle_seconds, lambda: self.service.spawn(self.settle())
+        )
 
     async def settle(self) -> None:
         """Validate the merged draft, tell the room, and write it to the REST draft if valid."""
@@ -266,8 +270,9 @@ class Room:
             self.written.clear()
         self.written.add(digest)
         try:
-            draft = await self.service.metadata.put_draft(self.tenant, self.slug, definition,
-                                                          by=self.last_author)
+            draft = await self.service.metadata.put_draft(
+                self.tenant, self.slug, definition, by=self.last_author
+            )
         except PlinthError as exc:
             log.info("draft of %s not written: %s", self.slug, exc)
             return
@@ -282,8 +287,9 @@ class Room:
             self.validator.touch_all()
             raise
         self.validate_seconds = time.perf_counter() - start
-        self.diagnostics = [{"path": f.path, "message": f.message, "code": f.code}
-                            for f in faults[:200]]
+        self.diagnostics = [
+            {"path": f.path, "message": f.message, "code": f.code} for f in faults[:200]
+        ]
         return definition
 
     async def sync_from_draft(self) -> None:
@@ -311,8 +317,9 @@ class Room:
         summary = sorted(set(self._paths))[:50]
         self._paths.clear()
         async with self.service.db.transaction() as db:
-            self.last_id = await store.append(db, self.tenant.id, self.app_id, update, author,
-                                              summary, utcnow())
+            self.last_id = await store.append(
+                db, self.tenant.id, self.app_id, update, author, summary, utcnow()
+            )
         self.size += len(update)
         self.since_compact += 1
         await self.broadcast(p.sync_message(p.UPDATE, update))
@@ -327,9 +334,15 @@ class Room:
     def server_entry(self) -> p.PresenceEntry:
         """The server's own awareness state: diagnostics of the merged draft."""
         self.server_clock += 1
-        return p.PresenceEntry(self.server_client_id, self.server_clock, {
-            "server": True, "diagnostics": self.diagnostics, "valid": not self.diagnostics,
-        })
+        return p.PresenceEntry(
+            self.server_client_id,
+            self.server_clock,
+            {
+                "server": True,
+                "diagnostics": self.diagnostics,
+                "valid": not self.diagnostics,
+            },
+        )
 
     async def broadcast_server_state(self) -> None:
         """Diagnostics ride on awareness so stock y-websocket clients receive them."""
@@ -348,8 +361,10 @@ class Room:
                 claimed = entry.state.get("user")
                 user: dict[str, Any] = claimed if isinstance(claimed, dict) else {}
                 entry.state["user"] = {
-                    "id": conn.principal.id, "name": conn.principal.audit_name(),
-                    "color": str(user.get("color", ""))[:20], "can_edit": conn.can_edit,
+                    "id": conn.principal.id,
+                    "name": conn.principal.audit_name(),
+                    "color": str(user.get("color", ""))[:20],
+                    "can_edit": conn.can_edit,
                 }
                 conn.client_ids.add(entry.client_id)
                 self.presence[entry.client_id] = (entry, conn)
@@ -428,16 +443,29 @@ async def compact_app(db: Database, tenant_id: str, app_id: str, min_age: float 
         doc.apply_update(data)
     upto = rows[-1][0]
     async with db.transaction() as conn:
-        await store.save_snapshot(conn, tenant_id, app_id, doc.get_update(), upto, utcnow(),
-                                  draft_revision=meta[1] if meta else 0)
+        await store.save_snapshot(
+            conn,
+            tenant_id,
+            app_id,
+            doc.get_update(),
+            upto,
+            utcnow(),
+            draft_revision=meta[1] if meta else 0,
+        )
     return len(rows)
 
 
 class DesignerService:
     """Rooms of this node, the REST bridge and the cross-node relay."""
 
-    def __init__(self, db: Database, events: EventBus, metadata: MetadataService,
-                 redis_url: str | None = None, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        events: EventBus,
+        metadata: MetadataService,
+        redis_url: str | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         self.db = db
         self.events = events
         self.metadata = metadata
@@ -514,8 +542,9 @@ class DesignerService:
         """Greet a new connection: our state vector, then everyone's presence."""
         room.conns.add(conn)
         room.idle_since = None
-        conn.cpu_debt, conn.cpu_last = room.cpu_debts.pop(conn.principal.id,
-                                                          (0.0, time.monotonic()))
+        conn.cpu_debt, conn.cpu_last = room.cpu_debts.pop(
+            conn.principal.id, (0.0, time.monotonic())
+        )
         await conn.send(p.sync_message(p.STEP1, room.doc.get_state()))
         await conn.send(room.presence_snapshot())
 
@@ -558,8 +587,10 @@ class DesignerService:
         await conn.send(p.sync_message(p.STEP2, room.doc.get_update()))
 
     def _cpu_reason(self, conn: Connection) -> str:
-        return (f"updates cost too much CPU ({conn.cpu_debt * 1000:.0f} ms pending; the "
-                f"budget is {self.limits.cpu_per_second * 1000:.0f} ms per second)")
+        return (
+            f"updates cost too much CPU ({conn.cpu_debt * 1000:.0f} ms pending; the "
+            f"budget is {self.limits.cpu_per_second * 1000:.0f} ms per second)"
+        )
 
     # -- relay (Redis pub/sub) ----------------------------------------------------------------
 
@@ -567,8 +598,14 @@ class DesignerService:
         """Tell other nodes; a no-op without Redis."""
         if self._redis is None:
             return
-        message = json.dumps({"node": self.node, "room": f"{room.tenant.id}/{room.slug}",
-                              "kind": kind, "data": base64.b64encode(payload).decode()})
+        message = json.dumps(
+            {
+                "node": self.node,
+                "room": f"{room.tenant.id}/{room.slug}",
+                "kind": kind,
+                "data": base64.b64encode(payload).decode(),
+            }
+        )
         try:
             await self._redis.publish(self.CHANNEL, message)
         except Exception:
@@ -577,8 +614,9 @@ class DesignerService:
     async def _listen(self) -> None:
         while True:
             try:
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True,
-                                                         timeout=1.0)
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=1.0
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -617,8 +655,10 @@ class DesignerService:
                     await room.catch_up()
                     await self.relay(room, "sv", room.doc.get_state())
                     await room.broadcast_server_state()
-                    idle = room.idle_since is not None and \
-                        now - room.idle_since > self.limits.idle_compact_seconds
+                    idle = (
+                        room.idle_since is not None
+                        and now - room.idle_since > self.limits.idle_compact_seconds
+                    )
                     if idle:
                         await room.compact()
                         self.rooms.pop(key, None)

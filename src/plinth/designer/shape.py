@@ -71,8 +71,13 @@ def entity_body(eid: str, ent: dict[str, Any], faults: list[Fault]) -> tuple[str
     for fid, fld in _sorted(ent.get("fields") or {}):
         fname = str(fld.get("name") or "")
         if fname in fields:
-            faults.append(Fault(f"entities.{name}.fields.{fname}",
-                                f"two fields are named {fname!r}", "duplicate_name"))
+            faults.append(
+                Fault(
+                    f"entities.{name}.fields.{fname}",
+                    f"two fields are named {fname!r}",
+                    "duplicate_name",
+                )
+            )
             continue
         fields[fname] = {"id": fid, **_plain(fld.get("attrs") or {})}
     body["fields"] = fields
@@ -84,8 +89,10 @@ def document_body(section: str, raw: dict[str, Any]) -> dict[str, Any]:
     members_key, _ = DOCUMENTS[section]
     body: dict[str, Any] = _plain(raw.get("attrs") or {})
     if members_key is not None:
-        body[members_key] = {key: _plain(member.get("attrs") or {})
-                             for key, member in _sorted(raw.get(members_key) or {})}
+        body[members_key] = {
+            key: _plain(member.get("attrs") or {})
+            for key, member in _sorted(raw.get(members_key) or {})
+        }
     return body
 
 
@@ -96,16 +103,19 @@ def to_definition(doc: Doc) -> tuple[dict[str, Any], list[Fault]]:
     for eid, ent in _sorted(plain_of(doc.get(ENTITIES, type=Map)) or {}):
         name, body = entity_body(eid, ent, faults)
         if name in entities:
-            faults.append(Fault(f"entities.{name}", f"two entities are named {name!r}",
-                                "duplicate_name"))
+            faults.append(
+                Fault(f"entities.{name}", f"two entities are named {name!r}", "duplicate_name")
+            )
             continue
         entities[name] = body
     definition: dict[str, Any] = {}
     if entities:
         definition[ENTITIES] = entities
     for section in DOCUMENTS:
-        docs = {name: document_body(section, raw)
-                for name, raw in _sorted(plain_of(doc.get(section, type=Map)) or {})}
+        docs = {
+            name: document_body(section, raw)
+            for name, raw in _sorted(plain_of(doc.get(section, type=Map)) or {})
+        }
         if docs:
             definition[section] = docs
     for section, text in (plain_of(doc.get(SECTIONS, type=Map)) or {}).items():
@@ -131,8 +141,11 @@ def _set_attrs(target: Map, attrs: dict[str, Any], nested: tuple[str, ...] = ())
         want_map = key in nested and isinstance(value, dict)
         if key in target and want_map and isinstance(target[key], Map):
             _set_attrs(target[key], value)
-        elif key not in target or not _same(target[key], value) or \
-                want_map != isinstance(target[key], Map):
+        elif (
+            key not in target
+            or not _same(target[key], value)
+            or want_map != isinstance(target[key], Map)
+        ):
             target[key] = _value(value, want_map)
 
 
@@ -150,9 +163,12 @@ def _apply_documents(root: Map, section: str, docs: dict[str, Any]) -> None:
         if name not in root:
             fresh: dict[str, Any] = {"pos": pos, "attrs": Map(attrs)}
             if members_key is not None:
-                fresh[members_key] = Map({
-                    key: _new_member(mpos, m if isinstance(m, dict) else {}, nested)
-                    for mpos, (key, m) in enumerate(members.items())})
+                fresh[members_key] = Map(
+                    {
+                        key: _new_member(mpos, m if isinstance(m, dict) else {}, nested)
+                        for mpos, (key, m) in enumerate(members.items())
+                    }
+                )
             root[name] = Map(fresh)
             continue
         target = root[name]
@@ -190,16 +206,25 @@ def apply_definition(doc: Doc, definition: dict[str, Any], origin: Any = None) -
             attrs = {k: v for k, v in ebody.items() if k not in ("id", "fields")}
             fields = ebody.get("fields") or {}
             if eid not in entities:
-                entities[eid] = Map({
-                    "name": ename, "pos": epos, "attrs": Map(attrs),
-                    "fields": Map({
-                        str(f.get("id") or short_id("fld")): Map({
-                            "name": fname, "pos": fpos,
-                            "attrs": Map({k: v for k, v in f.items() if k != "id"}),
-                        })
-                        for fpos, (fname, f) in enumerate(fields.items())
-                    }),
-                })
+                entities[eid] = Map(
+                    {
+                        "name": ename,
+                        "pos": epos,
+                        "attrs": Map(attrs),
+                        "fields": Map(
+                            {
+                                str(f.get("id") or short_id("fld")): Map(
+                                    {
+                                        "name": fname,
+                                        "pos": fpos,
+                                        "attrs": Map({k: v for k, v in f.items() if k != "id"}),
+                                    }
+                                )
+                                for fpos, (fname, f) in enumerate(fields.items())
+                            }
+                        ),
+                    }
+                )
                 continue
             ent = entities[eid]
             if ent.get("name") != ename:
@@ -228,8 +253,11 @@ def apply_definition(doc: Doc, definition: dict[str, Any], origin: Any = None) -
             del entities[eid]
         for section, root in structured.items():
             _apply_documents(root, section, definition.get(section) or {})
-        others = {k: json.dumps(v, sort_keys=True) for k, v in definition.items()
-                  if k != ENTITIES and k not in DOCUMENTS}
+        others = {
+            k: json.dumps(v, sort_keys=True)
+            for k, v in definition.items()
+            if k != ENTITIES and k not in DOCUMENTS
+        }
         for key in [k for k in sections if k not in others]:
             del sections[key]  # includes sections of an older shape, now structured
         for key, text in others.items():

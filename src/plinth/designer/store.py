@@ -16,8 +16,12 @@ from plinth.db import platform_metadata
 updates = sa.Table(
     "designer_updates",
     platform_metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("tenant_id", sa.String(32), nullable=False),
     sa.Column("app_id", sa.String(32), nullable=False),
     sa.Column("data", sa.LargeBinary),
@@ -50,86 +54,143 @@ class Change:
     at: datetime
 
 
-async def append(conn: AsyncConnection, tenant_id: str, app_id: str, data: bytes, author: str,
-                 summary: list[str], at: datetime) -> int:
+async def append(
+    conn: AsyncConnection,
+    tenant_id: str,
+    app_id: str,
+    data: bytes,
+    author: str,
+    summary: list[str],
+    at: datetime,
+) -> int:
     """Append one update to the log; its id orders it."""
-    result = await conn.execute(updates.insert().values(
-        tenant_id=tenant_id, app_id=app_id, data=data, size=len(data), author=author,
-        summary=summary, created_at=at,
-    ).returning(updates.c.id))
+    result = await conn.execute(
+        updates.insert()
+        .values(
+            tenant_id=tenant_id,
+            app_id=app_id,
+            data=data,
+            size=len(data),
+            author=author,
+            summary=summary,
+            created_at=at,
+        )
+        .returning(updates.c.id)
+    )
     return int(result.scalar_one())
 
 
 async def load(conn: AsyncConnection, app_id: str) -> tuple[bytes | None, list[tuple[int, bytes]]]:
     """The snapshot (if any) and every update logged after it, in order."""
-    snap = (await conn.execute(sa.select(snapshots.c.data, snapshots.c.upto)
-                               .where(snapshots.c.app_id == app_id))).first()
+    snap = (
+        await conn.execute(
+            sa.select(snapshots.c.data, snapshots.c.upto).where(snapshots.c.app_id == app_id)
+        )
+    ).first()
     upto = snap.upto if snap else 0
-    rows = (await conn.execute(
-        sa.select(updates.c.id, updates.c.data)
-        .where(updates.c.app_id == app_id, updates.c.id > upto, updates.c.data.is_not(None))
-        .order_by(updates.c.id)
-    )).all()
+    rows = (
+        await conn.execute(
+            sa.select(updates.c.id, updates.c.data)
+            .where(updates.c.app_id == app_id, updates.c.id > upto, updates.c.data.is_not(None))
+            .order_by(updates.c.id)
+        )
+    ).all()
     return (snap.data if snap else None), [(r.id, r.data) for r in rows]
 
 
 async def since(conn: AsyncConnection, app_id: str, after: int) -> list[tuple[int, bytes]]:
     """Updates logged after id `after` (a node catching up with others)."""
-    rows = (await conn.execute(
-        sa.select(updates.c.id, updates.c.data)
-        .where(updates.c.app_id == app_id, updates.c.id > after, updates.c.data.is_not(None))
-        .order_by(updates.c.id)
-    )).all()
+    rows = (
+        await conn.execute(
+            sa.select(updates.c.id, updates.c.data)
+            .where(updates.c.app_id == app_id, updates.c.id > after, updates.c.data.is_not(None))
+            .order_by(updates.c.id)
+        )
+    ).all()
     return [(r.id, r.data) for r in rows]
 
 
-async def save_snapshot(conn: AsyncConnection, tenant_id: str, app_id: str, data: bytes,
-                        upto: int, at: datetime, *, draft_revision: int) -> None:
+async def save_snapshot(
+    conn: AsyncConnection,
+    tenant_id: str,
+    app_id: str,
+    data: bytes,
+    upto: int,
+    at: datetime,
+    *,
+    draft_revision: int,
+) -> None:
     """Store the compacted state up to update `upto` and drop the folded update bodies."""
-    exists = (await conn.execute(sa.select(snapshots.c.upto).where(
-        snapshots.c.app_id == app_id).with_for_update())).first()
+    exists = (
+        await conn.execute(
+            sa.select(snapshots.c.upto).where(snapshots.c.app_id == app_id).with_for_update()
+        )
+    ).first()
     values: dict[str, Any] = dict(data=data, upto=upto, updated_at=at)
     if exists:
         if exists.upto > upto:
             return  # another node folded further already
         await conn.execute(snapshots.update().where(snapshots.c.app_id == app_id).values(**values))
     else:
-        await conn.execute(snapshots.insert().values(app_id=app_id, tenant_id=tenant_id,
-                                                    draft_revision=draft_revision, **values))
-    await conn.execute(updates.update().where(updates.c.app_id == app_id, updates.c.id <= upto)
-                       .values(data=None))
+        await conn.execute(
+            snapshots.insert().values(
+                app_id=app_id, tenant_id=tenant_id, draft_revision=draft_revision, **values
+            )
+        )
+    await conn.execute(
+        updates.update().where(updates.c.app_id == app_id, updates.c.id <= upto).values(data=None)
+    )
 
 
 async def history(conn: AsyncConnection, tenant_id: str, app_id: str, limit: int) -> list[Change]:
     """The newest changes first."""
-    rows = (await conn.execute(
-        sa.select(updates.c.id, updates.c.author, updates.c.size, updates.c.summary,
-                  updates.c.created_at)
-        .where(updates.c.tenant_id == tenant_id, updates.c.app_id == app_id)
-        .order_by(updates.c.id.desc()).limit(limit)
-    )).all()
+    rows = (
+        await conn.execute(
+            sa.select(
+                updates.c.id,
+                updates.c.author,
+                updates.c.size,
+                updates.c.summary,
+                updates.c.created_at,
+            )
+            .where(updates.c.tenant_id == tenant_id, updates.c.app_id == app_id)
+            .order_by(updates.c.id.desc())
+            .limit(limit)
+        )
+    ).all()
     return [Change(r.id, r.author, r.size, list(r.summary), r.created_at) for r in rows]
 
 
 async def snapshot_meta(conn: AsyncConnection, app_id: str) -> tuple[int, int] | None:
     """(upto, draft_revision) of the room's snapshot row, None for a room never opened."""
-    row = (await conn.execute(sa.select(snapshots.c.upto, snapshots.c.draft_revision)
-                              .where(snapshots.c.app_id == app_id))).first()
+    row = (
+        await conn.execute(
+            sa.select(snapshots.c.upto, snapshots.c.draft_revision).where(
+                snapshots.c.app_id == app_id
+            )
+        )
+    ).first()
     return (int(row.upto), int(row.draft_revision)) if row else None
 
 
 async def set_draft_revision(conn: AsyncConnection, app_id: str, revision: int) -> None:
     """Remember the REST draft revision the room is in step with."""
-    await conn.execute(snapshots.update().where(snapshots.c.app_id == app_id)
-                       .values(draft_revision=revision))
+    await conn.execute(
+        snapshots.update().where(snapshots.c.app_id == app_id).values(draft_revision=revision)
+    )
 
 
 async def created_of(conn: AsyncConnection, app_id: str, ids: list[int]) -> dict[int, float]:
     """Creation time (epoch seconds) of the given log rows."""
     if not ids:
         return {}
-    rows = (await conn.execute(sa.select(updates.c.id, updates.c.created_at).where(
-        updates.c.app_id == app_id, updates.c.id >= ids[0], updates.c.id <= ids[-1]))).all()
+    rows = (
+        await conn.execute(
+            sa.select(updates.c.id, updates.c.created_at).where(
+                updates.c.app_id == app_id, updates.c.id >= ids[0], updates.c.id <= ids[-1]
+            )
+        )
+    ).all()
     out = {}
     for r in rows:
         at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)
@@ -137,13 +198,27 @@ async def created_of(conn: AsyncConnection, app_id: str, ids: list[int]) -> dict
     return out
 
 
-async def seed_snapshot(conn: AsyncConnection, tenant_id: str, app_id: str, data: bytes,
-                        at: datetime, draft_revision: int) -> bool:
+async def seed_snapshot(
+    conn: AsyncConnection,
+    tenant_id: str,
+    app_id: str,
+    data: bytes,
+    at: datetime,
+    draft_revision: int,
+) -> bool:
     """Create the first snapshot of a room; False if one exists (another node seeded it)."""
-    if (await conn.execute(sa.select(snapshots.c.upto).where(
-            snapshots.c.app_id == app_id))).first():
+    if (
+        await conn.execute(sa.select(snapshots.c.upto).where(snapshots.c.app_id == app_id))
+    ).first():
         return False
-    await conn.execute(snapshots.insert().values(
-        app_id=app_id, tenant_id=tenant_id, data=data, upto=0, updated_at=at,
-        draft_revision=draft_revision))
+    await conn.execute(
+        snapshots.insert().values(
+            app_id=app_id,
+            tenant_id=tenant_id,
+            data=data,
+            upto=0,
+            updated_at=at,
+            draft_revision=draft_revision,
+        )
+    )
     return True

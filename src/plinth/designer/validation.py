@@ -76,8 +76,10 @@ class LiveValidator:
 
     def watch(self, doc: Doc) -> list[Any]:
         """Observe `doc` so every change marks the top-level entry it is under."""
-        self._subs = [doc.get(root, type=Map).observe_deep(partial(self._observe, root))
-                      for root in shape.ROOTS]
+        self._subs = [
+            doc.get(root, type=Map).observe_deep(partial(self._observe, root))
+            for root in shape.ROOTS
+        ]
         return self._subs
 
     def _observe(self, root: str, events: Any, *_: Any) -> None:
@@ -102,8 +104,17 @@ class LiveValidator:
         try:
             return self._convert_entry(root, key, raw)
         except (AttributeError, TypeError, ValueError):
-            return Converted(0, [], [Fault(f"{root}.{key}", "this entry does not have the shape "
-                                           "of a draft document", "shape")])
+            return Converted(
+                0,
+                [],
+                [
+                    Fault(
+                        f"{root}.{key}",
+                        "this entry does not have the shape of a draft document",
+                        "shape",
+                    )
+                ],
+            )
 
     def _convert_entry(self, root: str, key: str, raw: Any) -> Converted:
         if root != shape.SECTIONS and not isinstance(raw, dict):
@@ -155,8 +166,9 @@ class LiveValidator:
                 continue
             _, name, body, digest = unit.docs[0]
             if name in entities:
-                conversion.append(Fault(f"entities.{name}", f"two entities are named {name!r}",
-                                        "duplicate_name"))
+                conversion.append(
+                    Fault(f"entities.{name}", f"two entities are named {name!r}", "duplicate_name")
+                )
                 continue
             entities[name] = body
             digests[("entities", name)] = digest
@@ -189,26 +201,43 @@ class LiveValidator:
                 del cache[gone]
         return definition, self._faults(definition, digests, bad_type)
 
-    def _faults(self, definition: dict[str, Any], digests: dict[tuple[str, str], str],
-                bad_type: set[str]) -> list[Fault]:
+    def _faults(
+        self, definition: dict[str, Any], digests: dict[tuple[str, str], str], bad_type: set[str]
+    ) -> list[Fault]:
         found: list[Fault] = []
         known = kinds.sections()
         count = 0
         for section, docs in definition.items():
             kind = kinds.by_section(section)
             if kind is None:
-                found.append(Fault(section, f"unknown document kind {section!r}; known kinds: "
-                                   f"{', '.join(known)}", "unknown_kind"))
+                found.append(
+                    Fault(
+                        section,
+                        f"unknown document kind {section!r}; known kinds: {', '.join(known)}",
+                        "unknown_kind",
+                    )
+                )
                 continue
             if section in bad_type or not isinstance(docs, dict):
-                found.append(Fault(section, f"{section} is an object of {kind.name} documents "
-                                   "keyed by name", "type"))
+                found.append(
+                    Fault(
+                        section,
+                        f"{section} is an object of {kind.name} documents keyed by name",
+                        "type",
+                    )
+                )
                 continue
             for name, body in docs.items():
                 count += 1
                 if not definitions.DOC_NAME.match(name):
-                    found.append(Fault(f"{section}.{name}", "a document name is 1-63 lower-case "
-                                       "letters, digits or '_', starting with a letter", "name"))
+                    found.append(
+                        Fault(
+                            f"{section}.{name}",
+                            "a document name is 1-63 lower-case "
+                            "letters, digits or '_', starting with a letter",
+                            "name",
+                        )
+                    )
                     continue
                 digest = digests.get((section, name)) or _digest(body)
                 cached = self.schema.get((section, name))
@@ -218,12 +247,15 @@ class LiveValidator:
                     self.schema[(section, name)] = cached
                 found += cached[1]
         if count > definitions.MAX_DOCUMENTS:
-            found.append(Fault("", f"an app holds at most {definitions.MAX_DOCUMENTS} documents",
-                               "too_many"))
+            found.append(
+                Fault("", f"an app holds at most {definitions.MAX_DOCUMENTS} documents", "too_many")
+            )
         if found:
             return found
-        section_sigs = {s: _digest(sorted((n, digests.get((s, n)) or "") for n in docs))
-                        for s, docs in definition.items()}
+        section_sigs = {
+            s: _digest(sorted((n, digests.get((s, n)) or "") for n in docs))
+            for s, docs in definition.items()
+        }
         everything = _digest(sorted(section_sigs.items()))
         signatures: dict[str, str] = {}
         for section, docs in definition.items():
@@ -235,9 +267,12 @@ class LiveValidator:
                     signatures[section] = everything
                 else:
                     sections, extra = reads
-                    signatures[section] = _digest([
-                        [(s, s in definition, section_sigs.get(s)) for s in sections],
-                        extra(definition) if extra else None])
+                    signatures[section] = _digest(
+                        [
+                            [(s, s in definition, section_sigs.get(s)) for s in sections],
+                            extra(definition) if extra else None,
+                        ]
+                    )
             for name, doc in docs.items():
                 key = f"{digests.get((section, name)) or _digest(doc)}:{signatures[section]}"
                 cached = self.semantic.get((section, name))

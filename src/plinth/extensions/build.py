@@ -42,8 +42,11 @@ def is_built(source: Path, cache_dir: Path | None = None) -> bool:
 
 
 def _sources(source: Path) -> list[Path]:
-    return sorted(p for p in source.rglob("*.py")
-                  if "__pycache__" not in p.parts and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in source.rglob("*.py")
+        if "__pycache__" not in p.parts and not p.name.startswith(".")
+    )
 
 
 def source_hash(source: Path) -> str:
@@ -80,16 +83,32 @@ def build(source: Path, cache_dir: Path | None = None) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, target)
         shutil.copy2(SDK, work / "plinth_sdk.py")
-        (work / "plinth_app.py").write_text("import plugin  # noqa: F401  (registers)\n"
-                                            "from plinth_sdk import WitWorld  # noqa: F401\n")
+        (work / "plinth_app.py").write_text(
+            "import plugin  # noqa: F401  (registers)\n"
+            "from plinth_sdk import WitWorld  # noqa: F401\n"
+        )
         partial = out.with_suffix(".partial")
         tool = Path(sys.executable).with_name("componentize-py")
-        cmd = [str(tool) if tool.exists() else "componentize-py", "-d", str(WIT_DIR),
-               "-w", "plugin", "componentize", "plinth_app", "-p", str(work), "-o", str(partial)]
+        cmd = [
+            str(tool) if tool.exists() else "componentize-py",
+            "-d",
+            str(WIT_DIR),
+            "-w",
+            "plugin",
+            "componentize",
+            "plinth_app",
+            "-p",
+            str(work),
+            "-o",
+            str(partial),
+        ]
         done = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
         if done.returncode != 0:
             partial.unlink(missing_ok=True)
-            raise BadRequest("The plugin did not build", path=ENTRY,
-                             extra={"output": (done.stderr or done.stdout)[-4000:]})
+            raise BadRequest(
+                "The plugin did not build",
+                path=ENTRY,
+                extra={"output": (done.stderr or done.stdout)[-4000:]},
+            )
         partial.replace(out)  # atomic: a concurrent reader never sees half a file
     return out

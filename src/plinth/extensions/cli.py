@@ -13,7 +13,7 @@ from plinth.extensions.package import pack, read_modules
 
 cli = typer.Typer(help="Write, build and publish sandboxed plugins.", no_args_is_help=True)
 
-MANIFEST_TEMPLATE = '''name = "{name}"
+MANIFEST_TEMPLATE = """name = "{name}"
 version = "0.1.0"
 publisher = "me"
 description = "What {name} does."
@@ -28,7 +28,7 @@ output = {{ type = "object", properties = {{ greeting = {{ type = "string" }} }}
 
 # [before_write]
 # entities = ["claims.claim"]
-'''
+"""
 
 PLUGIN_TEMPLATE = '''"""{name}: a Plinth plugin. Plain Python; it runs in a WebAssembly sandbox."""
 
@@ -50,8 +50,9 @@ def hello(input):
 
 
 def _fail(exc: PlinthError) -> None:
-    typer.secho(f"error: {exc.detail}" + (f" (at {exc.path})" if exc.path else ""),
-                fg="red", err=True)
+    typer.secho(
+        f"error: {exc.detail}" + (f" (at {exc.path})" if exc.path else ""), fg="red", err=True
+    )
     for fault in exc.faults:
         typer.echo(f"  {fault.path}: {fault.message}", err=True)
     if "output" in exc.extra:
@@ -73,9 +74,11 @@ def new(name: str, directory: Path = typer.Option(None, help="Default: ./NAME"))
 
 
 @cli.command()
-def build(directory: Path, cache_dir: Path = typer.Option(None, help="Build cache"),
-          out: Path = typer.Option(None, help="Package file; default DIR/dist/NAME-VERSION.zip"),
-          ) -> None:
+def build(
+    directory: Path,
+    cache_dir: Path = typer.Option(None, help="Build cache"),
+    out: Path = typer.Option(None, help="Package file; default DIR/dist/NAME-VERSION.zip"),
+) -> None:
     """Build the plugin in DIRECTORY into a package (cached by source hash)."""
     from plinth.extensions import manifest as manifest_mod
 

@@ -42,8 +42,15 @@ MAX_LOG_LINES = 200
 class CallHost:
     """Capabilities for one call of one plugin by one principal in one tenant."""
 
-    def __init__(self, service: PluginService, tenant: Tenant, inst: Installation,
-                 principal: Principal, loop: asyncio.AbstractEventLoop, limits: Limits) -> None:
+    def __init__(
+        self,
+        service: PluginService,
+        tenant: Tenant,
+        inst: Installation,
+        principal: Principal,
+        loop: asyncio.AbstractEventLoop,
+        limits: Limits,
+    ) -> None:
         self.service = service
         self.tenant = tenant
         self.inst = inst
@@ -79,8 +86,7 @@ class CallHost:
     def _log_log(self, level: str, message: str) -> str:
         self.logged += 1
         if self.logged <= MAX_LOG_LINES:  # a chatty plugin cannot flood the log
-            log.info("[%s/%s] %s: %s", self.tenant.slug, self.inst.name, level[:10],
-                     message[:2000])
+            log.info("[%s/%s] %s: %s", self.tenant.slug, self.inst.name, level[:10], message[:2000])
         return ""
 
     def _clock_now(self) -> str:
@@ -101,35 +107,56 @@ class CallHost:
     async def _kv_read(self, key: str) -> str:
         kv = store.plugin_kv
         async with self.service.db.read() as conn:
-            row = (await conn.execute(sa.select(kv.c.value).where(
-                kv.c.tenant_id == self.tenant.id, kv.c.plugin == self.inst.name,
-                kv.c.key == key))).first()
+            row = (
+                await conn.execute(
+                    sa.select(kv.c.value).where(
+                        kv.c.tenant_id == self.tenant.id,
+                        kv.c.plugin == self.inst.name,
+                        kv.c.key == key,
+                    )
+                )
+            ).first()
         return row.value if row else "null"
 
     async def _kv_write(self, key: str, value: str) -> None:
         kv = store.plugin_kv
         where = (kv.c.tenant_id == self.tenant.id, kv.c.plugin == self.inst.name)
         async with self.service.db.transaction() as conn:
-            updated = await conn.execute(kv.update().where(*where, kv.c.key == key)
-                                         .values(value=value))
+            updated = await conn.execute(
+                kv.update().where(*where, kv.c.key == key).values(value=value)
+            )
             if updated.rowcount == 0:
-                count = (await conn.execute(sa.select(sa.func.count()).select_from(kv)
-                                            .where(*where))).scalar_one()
+                count = (
+                    await conn.execute(sa.select(sa.func.count()).select_from(kv).where(*where))
+                ).scalar_one()
                 if count >= MAX_KV_KEYS:
                     raise _Refused(f"kv holds at most {MAX_KV_KEYS} keys per plugin")
-                await conn.execute(kv.insert().values(tenant_id=self.tenant.id,
-                                                      plugin=self.inst.name, key=key,
-                                                      value=value))
+                await conn.execute(
+                    kv.insert().values(
+                        tenant_id=self.tenant.id, plugin=self.inst.name, key=key, value=value
+                    )
+                )
 
     # -- http ------------------------------------------------------------------------------
     def _http_fetch(self, method: str, url: str, body: str) -> str:
         # Through the integration layer: the grant's hosts, the SSRF guard, no redirects,
         # the call's deadline, a response size limit, an audit event.
         connectors = self.service.platform.connectors
-        return json.dumps(self._await(connectors.plugin_fetch(
-            self.tenant, self.inst.name, self.principal, method, url,
-            body.encode() if body else None, hosts=self.inst.http_hosts,
-            seconds=self._remaining(), max_bytes=MAX_HTTP_BODY)))
+        return json.dumps(
+            self._await(
+                connectors.plugin_fetch(
+                    self.tenant,
+                    self.inst.name,
+                    self.principal,
+                    method,
+                    url,
+                    body.encode() if body else None,
+                    hosts=self.inst.http_hosts,
+                    seconds=self._remaining(),
+                    max_bytes=MAX_HTTP_BODY,
+                )
+            )
+        )
 
     # -- records (through the runtime service, with the caller's permissions) ---------------
     def _records_service(self) -> Any:
@@ -145,18 +172,27 @@ class CallHost:
     def _records_query(self, app: str, entity: str, filter: str, limit: int) -> str:
         svc = self._records_service()
         ast = json.loads(filter) if filter else None
-        return _dump(self._await(svc.query(self.tenant, app, entity, self.principal,
-                                           filter=ast, limit=min(int(limit), 500))))
+        return _dump(
+            self._await(
+                svc.query(
+                    self.tenant, app, entity, self.principal, filter=ast, limit=min(int(limit), 500)
+                )
+            )
+        )
 
     def _records_create(self, app: str, entity: str, data: str) -> str:
         svc = self._records_service()
-        return _dump(self._await(svc.create(self.tenant, app, entity, json.loads(data),
-                                            self.principal)))
+        return _dump(
+            self._await(svc.create(self.tenant, app, entity, json.loads(data), self.principal))
+        )
 
     def _records_update(self, app: str, entity: str, id: str, changes: str) -> str:
         svc = self._records_service()
-        return _dump(self._await(svc.update(self.tenant, app, entity, id, json.loads(changes),
-                                            self.principal)))
+        return _dump(
+            self._await(
+                svc.update(self.tenant, app, entity, id, json.loads(changes), self.principal)
+            )
+        )
 
 
 class _Refused(PlinthError):

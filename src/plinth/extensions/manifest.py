@@ -18,9 +18,18 @@ HOOK_TARGET = re.compile(r"^(\*|[a-z][a-z0-9_-]*\.(\*|[a-z][a-z0-9_]*))$")
 # letter, contains a dash, no uppercase.
 CUSTOM_ELEMENT = re.compile(r"^[a-z][a-z0-9._]*-[a-z0-9._-]*$")
 # Names the HTML standard reserves (they contain a dash but are SVG/MathML elements).
-RESERVED_TAGS = frozenset({
-    "annotation-xml", "color-profile", "font-face", "font-face-src", "font-face-uri",
-    "font-face-format", "font-face-name", "missing-glyph"})
+RESERVED_TAGS = frozenset(
+    {
+        "annotation-xml",
+        "color-profile",
+        "font-face",
+        "font-face-src",
+        "font-face-uri",
+        "font-face-format",
+        "font-face-name",
+        "missing-glyph",
+    }
+)
 # Prefixes of the portal's own elements (built-in components, pages, the app shell).
 BUILTIN_PREFIXES = ("plinth-", "pl-")
 MODULE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\.m?js$")
@@ -38,8 +47,14 @@ def parse(text: str) -> Manifest:
     return validate(data, faults)
 
 
-def _str(data: dict[str, Any], key: str, faults: FaultList, pattern: re.Pattern[str] | None,
-         hint: str, required: bool = True) -> str:
+def _str(
+    data: dict[str, Any],
+    key: str,
+    faults: FaultList,
+    pattern: re.Pattern[str] | None,
+    hint: str,
+    required: bool = True,
+) -> str:
     value = data.get(key)
     if value is None:
         if required:
@@ -67,8 +82,11 @@ def validate(data: dict[str, Any], faults: FaultList | None = None) -> Manifest:
         caps = []
     for i, cap in enumerate(caps):
         if cap not in CAPABILITIES:
-            faults.add(f"capabilities.{i}", f"Unknown capability {cap!r}; known: "
-                       f"{', '.join(CAPABILITIES)}", "unknown")
+            faults.add(
+                f"capabilities.{i}",
+                f"Unknown capability {cap!r}; known: {', '.join(CAPABILITIES)}",
+                "unknown",
+            )
     hosts = data.get("http", {}).get("hosts", []) if isinstance(data.get("http"), dict) else []
     for i, host in enumerate(hosts):
         if not isinstance(host, str) or not HOST.match(host):
@@ -97,8 +115,9 @@ def validate(data: dict[str, Any], faults: FaultList | None = None) -> Manifest:
     targets = hooks.get("entities", []) if isinstance(hooks, dict) else []
     for i, target in enumerate(targets):
         if not isinstance(target, str) or not HOOK_TARGET.match(target):
-            faults.add(f"before_write.entities.{i}", "A target is 'app.entity', 'app.*' or '*'",
-                       "format")
+            faults.add(
+                f"before_write.entities.{i}", "A target is 'app.entity', 'app.*' or '*'", "format"
+            )
         else:
             points.append(PointSpec("before-write", target))
     comps = data.get("components", {})
@@ -108,15 +127,29 @@ def validate(data: dict[str, Any], faults: FaultList | None = None) -> Manifest:
     for tag, spec in comps.items():
         points += _component(tag, spec, faults)
     if comps and "ui" not in caps:
-        faults.add("components", "components need the 'ui' capability (the tenant admin "
-                   "approves running the plugin's JavaScript in portal pages)", "requires")
+        faults.add(
+            "components",
+            "components need the 'ui' capability (the tenant admin "
+            "approves running the plugin's JavaScript in portal pages)",
+            "requires",
+        )
     if not points:
-        faults.add("actions", "A plugin provides at least one extension point "
-                   f"({', '.join(POINTS)})", "required")
+        faults.add(
+            "actions",
+            f"A plugin provides at least one extension point ({', '.join(POINTS)})",
+            "required",
+        )
     faults.raise_if_any("plugin manifest")
-    return Manifest(name=name, version=version, publisher=publisher, description=description,
-                    capabilities=tuple(caps), http_hosts=tuple(hosts), points=tuple(points),
-                    raw=data)
+    return Manifest(
+        name=name,
+        version=version,
+        publisher=publisher,
+        description=description,
+        capabilities=tuple(caps),
+        http_hosts=tuple(hosts),
+        points=tuple(points),
+        raw=data,
+    )
 
 
 def _component(tag: str, spec: Any, faults: FaultList) -> list[PointSpec]:
@@ -125,21 +158,33 @@ def _component(tag: str, spec: Any, faults: FaultList) -> list[PointSpec]:
 
     path = f"components.{tag}"
     if not CUSTOM_ELEMENT.match(tag) or tag in RESERVED_TAGS:
-        faults.add(path, f"{tag!r} is not a valid custom element name: lowercase letters, "
-                   "digits, '.', '_' and '-', starting with a letter and containing a dash "
-                   "(e.g. fraud-badge)", "format")
+        faults.add(
+            path,
+            f"{tag!r} is not a valid custom element name: lowercase letters, "
+            "digits, '.', '_' and '-', starting with a letter and containing a dash "
+            "(e.g. fraud-badge)",
+            "format",
+        )
         return []
     if tag.startswith(BUILTIN_PREFIXES) or builtin.get(tag) is not None:
-        faults.add(path, f"{tag!r} collides with Plinth's built-in components (names starting "
-                   f"with {' or '.join(BUILTIN_PREFIXES)} are reserved)", "reserved")
+        faults.add(
+            path,
+            f"{tag!r} collides with Plinth's built-in components (names starting "
+            f"with {' or '.join(BUILTIN_PREFIXES)} are reserved)",
+            "reserved",
+        )
         return []
     if not isinstance(spec, dict):
         faults.add(path, "A component is a table (description, module, props)", "type")
         return []
     module = spec.get("module")
     if not isinstance(module, str) or not MODULE_PATH.match(module) or ".." in module.split("/"):
-        faults.add(f"{path}.module", "module is the relative path of an ES module in the "
-                   "plugin, ending in .js (e.g. ui/elements.js)", "format")
+        faults.add(
+            f"{path}.module",
+            "module is the relative path of an ES module in the "
+            "plugin, ending in .js (e.g. ui/elements.js)",
+            "format",
+        )
         module = None
     props = spec.get("props", {"type": "object"})
     if not _valid_schema(props) or props.get("type", "object") != "object":
@@ -147,13 +192,17 @@ def _component(tag: str, spec: Any, faults: FaultList) -> list[PointSpec]:
         props = None
     description = spec.get("description", "")
     if not isinstance(description, str) or len(description) > 2000:
-        faults.add(f"{path}.description", "description is text of at most 2000 characters",
-                   "format")
+        faults.add(
+            f"{path}.description", "description is text of at most 2000 characters", "format"
+        )
         description = ""
     for key in spec:
         if key not in ("module", "props", "description"):
-            faults.add(f"{path}.{key}", f"Unknown key {key!r}; a component has module, props "
-                       "and description", "unknown")
+            faults.add(
+                f"{path}.{key}",
+                f"Unknown key {key!r}; a component has module, props and description",
+                "unknown",
+            )
     if module is None or props is None:
         return []
     return [PointSpec("component", tag, props, module=module, description=description)]

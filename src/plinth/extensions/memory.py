@@ -31,8 +31,14 @@ from wasmtime._bindings import (
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                       ctypes.c_int, ctypes.c_long]
+_libc.mmap.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+]
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _MAP_FAILED = ctypes.c_void_p(-1).value
@@ -89,13 +95,27 @@ class MemoryMeter:
         return len(self._memories)
 
     # -- the C callbacks: they must never raise (ctypes would return garbage to wasmtime) --
-    def _new_memory(self, _env: int, _ty: object, minimum: int, maximum: int,
-                    reserved: int, guard: int, ret: object) -> int:
+    def _new_memory(
+        self,
+        _env: int,
+        _ty: object,
+        minimum: int,
+        maximum: int,
+        reserved: int,
+        guard: int,
+        ret: object,
+    ) -> int:
         try:
             capacity = reserved or max(maximum, minimum, _DEFAULT_RESERVATION)
             mapped = capacity + guard
-            base = _libc.mmap(None, mapped, _PROT_NONE,
-                              mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE, -1, 0)
+            base = _libc.mmap(
+                None,
+                mapped,
+                _PROT_NONE,
+                mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE,
+                -1,
+                0,
+            )
             if base is None or base == _MAP_FAILED:
                 return _error("could not reserve memory for the plugin")
             if minimum and _libc.mprotect(base, minimum, _RW) != 0:

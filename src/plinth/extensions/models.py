@@ -24,20 +24,27 @@ class Limits:
     output_bytes: int
 
     def as_dict(self) -> dict[str, int]:
-        return {"fuel": self.fuel, "memory_bytes": self.memory_bytes,
-                "timeout_ms": self.timeout_ms, "output_bytes": self.output_bytes}
+        return {
+            "fuel": self.fuel,
+            "memory_bytes": self.memory_bytes,
+            "timeout_ms": self.timeout_ms,
+            "output_bytes": self.output_bytes,
+        }
 
 
 # Per extension point defaults; a tenant may override each within PLATFORM_MAX.
 DEFAULT_LIMITS: dict[str, Limits] = {
-    "action": Limits(fuel=2_000_000_000, memory_bytes=128 << 20, timeout_ms=5_000,
-                     output_bytes=1 << 20),
+    "action": Limits(
+        fuel=2_000_000_000, memory_bytes=128 << 20, timeout_ms=5_000, output_bytes=1 << 20
+    ),
     # before-write runs inside a user's save, so it gets less.
-    "before-write": Limits(fuel=500_000_000, memory_bytes=96 << 20, timeout_ms=1_000,
-                           output_bytes=256 << 10),
+    "before-write": Limits(
+        fuel=500_000_000, memory_bytes=96 << 20, timeout_ms=1_000, output_bytes=256 << 10
+    ),
 }
-PLATFORM_MAX = Limits(fuel=20_000_000_000, memory_bytes=512 << 20, timeout_ms=30_000,
-                      output_bytes=16 << 20)
+PLATFORM_MAX = Limits(
+    fuel=20_000_000_000, memory_bytes=512 << 20, timeout_ms=30_000, output_bytes=16 << 20
+)
 # Fuel a tenant may burn per minute across all its plugin calls.
 DEFAULT_FUEL_PER_MINUTE = 50_000_000_000
 
@@ -101,14 +108,20 @@ class PluginVersion:
         return entry["sha256"] if entry else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "publisher": self.publisher,
-                "sha256": self.sha256, "size": self.size, "signed": self.signed,
-                "modules": self.modules,
-                "description": self.manifest.description,
-                "capabilities": list(self.manifest.capabilities),
-                "http_hosts": list(self.manifest.http_hosts),
-                "points": [{"kind": p.kind, "name": p.name} for p in self.manifest.points],
-                "published_at": self.published_at.isoformat()}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "publisher": self.publisher,
+            "sha256": self.sha256,
+            "size": self.size,
+            "signed": self.signed,
+            "modules": self.modules,
+            "description": self.manifest.description,
+            "capabilities": list(self.manifest.capabilities),
+            "http_hosts": list(self.manifest.http_hosts),
+            "points": [{"kind": p.kind, "name": p.name} for p in self.manifest.points],
+            "published_at": self.published_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -124,11 +137,15 @@ class Installation:
     updated_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "pinned": self.pinned,
-                "grant": {"capabilities": list(self.capabilities),
-                          "http_hosts": list(self.http_hosts)},
-                "limits": self.limits, "installed_at": self.installed_at.isoformat(),
-                "updated_at": self.updated_at.isoformat()}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "pinned": self.pinned,
+            "grant": {"capabilities": list(self.capabilities), "http_hosts": list(self.http_hosts)},
+            "limits": self.limits,
+            "installed_at": self.installed_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
 
 # Guest failures: the plugin (not the caller's request) failed, so 502 unless said otherwise.

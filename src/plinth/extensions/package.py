@@ -41,8 +41,9 @@ class Package:
         return {path: hashlib.sha256(body).hexdigest() for path, body in self.modules.items()}
 
 
-def signed_message(name: str, version: str, sha256: str, manifest_text: str,
-                   modules: dict[str, str] | None = None) -> bytes:
+def signed_message(
+    name: str, version: str, sha256: str, manifest_text: str, modules: dict[str, str] | None = None
+) -> bytes:
     """What a publisher signs: the identity, the component's hash, the manifest's hash and
     (when there are any) the hash of each UI module, so no file can be swapped."""
     manifest_hash = hashlib.sha256(manifest_text.encode()).hexdigest()
@@ -60,7 +61,8 @@ def verify(public_key: str, signature: str, message: bytes) -> bool:
     """Whether `signature` (hex) over `message` verifies with `public_key` (hex)."""
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(
-            bytes.fromhex(signature), message)
+            bytes.fromhex(signature), message
+        )
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -72,8 +74,7 @@ def read_modules(manifest: Manifest, source: Path) -> dict[str, bytes]:
     for path in module_paths(manifest):
         file = source / path
         if not file.is_file():
-            raise BadRequest(f"{source} has no {path} (named by a component's module)",
-                             path=path)
+            raise BadRequest(f"{source} has no {path} (named by a component's module)", path=path)
         found[path] = file.read_bytes()
     _check_modules(found)
     return found
@@ -89,16 +90,21 @@ def _check_modules(modules: dict[str, bytes]) -> None:
             raise BadRequest(f"{path} is not UTF-8 text", path=path) from exc
 
 
-def pack(manifest_text: str, wasm: bytes, key: Ed25519PrivateKey | None = None,
-         modules: dict[str, bytes] | None = None) -> bytes:
+def pack(
+    manifest_text: str,
+    wasm: bytes,
+    key: Ed25519PrivateKey | None = None,
+    modules: dict[str, bytes] | None = None,
+) -> bytes:
     """A package file's bytes (with the UI `modules` its components name), signed with
     `key` if given."""
     manifest = manifest_mod.parse(manifest_text)
     modules = dict(modules or {})
     missing = [p for p in module_paths(manifest) if p not in modules]
     if missing:
-        raise BadRequest(f"The package needs {missing[0]} (named by a component's module)",
-                         path=missing[0])
+        raise BadRequest(
+            f"The package needs {missing[0]} (named by a component's module)", path=missing[0]
+        )
     _check_modules(modules)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -109,14 +115,20 @@ def pack(manifest_text: str, wasm: bytes, key: Ed25519PrivateKey | None = None,
         if key is not None:
             from cryptography.hazmat.primitives import serialization
 
-            pub = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                                serialization.PublicFormat.Raw)
-            message = signed_message(manifest.name, manifest.version,
-                                     hashlib.sha256(wasm).hexdigest(), manifest_text,
-                                     {p: hashlib.sha256(b).hexdigest()
-                                      for p, b in modules.items()})
-            z.writestr(SIGNATURE, json.dumps({"public_key": pub.hex(),
-                                              "signature": key.sign(message).hex()}))
+            pub = key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+            message = signed_message(
+                manifest.name,
+                manifest.version,
+                hashlib.sha256(wasm).hexdigest(),
+                manifest_text,
+                {p: hashlib.sha256(b).hexdigest() for p, b in modules.items()},
+            )
+            z.writestr(
+                SIGNATURE,
+                json.dumps({"public_key": pub.hex(), "signature": key.sign(message).hex()}),
+            )
     return buf.getvalue()
 
 
@@ -133,8 +145,9 @@ def unpack(data: bytes) -> Package:
                 raise BadRequest(f"The package has no {required}", path=required)
         info = z.getinfo(COMPONENT)
         if info.file_size > MAX_COMPONENT:  # checked before inflating: no zip bombs
-            raise PayloadTooLarge(f"The component is larger than {MAX_COMPONENT} bytes",
-                                  path=COMPONENT)
+            raise PayloadTooLarge(
+                f"The component is larger than {MAX_COMPONENT} bytes", path=COMPONENT
+            )
         manifest_text = z.read(MANIFEST).decode("utf-8", errors="replace")
         try:
             manifest = manifest_mod.parse(manifest_text)
@@ -146,8 +159,9 @@ def unpack(data: bytes) -> Package:
         modules: dict[str, bytes] = {}
         for path in module_paths(manifest):
             if path not in names:
-                raise BadRequest(f"The package has no {path} (named by a component's module)",
-                                 path=path)
+                raise BadRequest(
+                    f"The package has no {path} (named by a component's module)", path=path
+                )
             if z.getinfo(path).file_size > MAX_MODULE:  # before inflating
                 raise PayloadTooLarge(f"{path} is larger than {MAX_MODULE} bytes", path=path)
             modules[path] = z.read(path)
@@ -160,8 +174,9 @@ def unpack(data: bytes) -> Package:
                 bytes.fromhex(signature)
                 bytes.fromhex(public_key)
             except (ValueError, KeyError, TypeError) as exc:
-                raise BadRequest("signature.json needs hex 'signature' and 'public_key'",
-                                 path=SIGNATURE) from exc
+                raise BadRequest(
+                    "signature.json needs hex 'signature' and 'public_key'", path=SIGNATURE
+                ) from exc
     if not wasm.startswith(b"\0asm"):
         raise BadRequest("plugin.wasm is not a WebAssembly component", path=COMPONENT)
     return Package(manifest_text, manifest, wasm, signature, public_key, modules)

@@ -57,8 +57,12 @@ INTERFACES: dict[str, dict[str, str]] = {
     "clock": {"now": "clock"},
     "kv": {"get": "kv", "set": "kv"},
     "http": {"fetch": "http"},
-    "records": {"get": "records.read", "query": "records.read",
-                "create": "records.write", "update": "records.write"},
+    "records": {
+        "get": "records.read",
+        "query": "records.read",
+        "create": "records.write",
+        "update": "records.write",
+    },
 }
 
 
@@ -129,8 +133,9 @@ class Sandbox:
     # -- compilation -----------------------------------------------------------------------
     def is_compiled(self, sha256: str) -> bool:
         """Whether a version is loaded or its compiled artifact is on disk (no compile due)."""
-        return (sha256 in self._components
-                or (self.cache_dir / f"{sha256}-{self._tag}.cwasm").exists())
+        return (
+            sha256 in self._components or (self.cache_dir / f"{sha256}-{self._tag}.cwasm").exists()
+        )
 
     def component(self, sha256: str, wasm_path: Path) -> tuple[wc.Component, bool]:
         """The compiled component for a plugin version; True when it was compiled just now."""
@@ -151,8 +156,9 @@ class Sandbox:
             if found is None:
                 data = wasm_path.read_bytes()
                 if hashlib.sha256(data).hexdigest() != sha256:
-                    raise PluginFailed("The stored plugin does not match its published hash",
-                                       path="sha256")
+                    raise PluginFailed(
+                        "The stored plugin does not match its published hash", path="sha256"
+                    )
                 found = wc.Component(self.engine, data)
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 tmp = compiled.with_suffix(f".{threading.get_ident()}.tmp")
@@ -162,8 +168,14 @@ class Sandbox:
             return found, cold
 
     # -- calls -----------------------------------------------------------------------------
-    def call(self, component: wc.Component, export: str, args: tuple[Any, ...],
-             limits: Limits, host: Host) -> Outcome:
+    def call(
+        self,
+        component: wc.Component,
+        export: str,
+        args: tuple[Any, ...],
+        limits: Limits,
+        host: Host,
+    ) -> Outcome:
         """Run one export in a fresh store under `limits`; guest failures become typed errors."""
         self.start()
         store = wasmtime.Store(self.engine)
@@ -184,8 +196,9 @@ class Sandbox:
                 raise PluginTrapped(f"The plugin does not export {export!r}", path=export)
             result = func(store, *args)
         except wasmtime.WasmtimeError as exc:
-            raise _with_peak(classify(exc, limits, store),
-                             meter.peak() if meter is not None else None) from None
+            raise _with_peak(
+                classify(exc, limits, store), meter.peak() if meter is not None else None
+            ) from None
         finally:
             self._local.host = None
             if meter is not None:
@@ -197,9 +210,13 @@ class Sandbox:
             raise _with_peak(PluginTrapped("The plugin returned no result"), peak)
         payload = result.payload if isinstance(result.payload, str) else ""
         if len(payload) > limits.output_bytes:
-            raise _with_peak(PluginOutputTooLarge(
-                f"The plugin returned {len(payload)} bytes; the limit is {limits.output_bytes}",
-                extra={"limit": limits.output_bytes}), peak)
+            raise _with_peak(
+                PluginOutputTooLarge(
+                    f"The plugin returned {len(payload)} bytes; the limit is {limits.output_bytes}",
+                    extra={"limit": limits.output_bytes},
+                ),
+                peak,
+            )
         return Outcome(result.tag, payload, fuel, wall_ms, peak)
 
 
@@ -208,17 +225,23 @@ def classify(exc: wasmtime.WasmtimeError, limits: Limits, store: wasmtime.Store)
     text = str(exc)
     fuel_left = _fuel_left(store)
     if "all fuel consumed" in text or fuel_left == 0:
-        return PluginOutOfFuel(f"The plugin used all of its {limits.fuel} fuel",
-                               extra={"limit": limits.fuel})
+        return PluginOutOfFuel(
+            f"The plugin used all of its {limits.fuel} fuel", extra={"limit": limits.fuel}
+        )
     if "interrupt" in text:
-        return PluginDeadline(f"The plugin ran longer than {limits.timeout_ms} ms",
-                              extra={"limit_ms": limits.timeout_ms})
+        return PluginDeadline(
+            f"The plugin ran longer than {limits.timeout_ms} ms",
+            extra={"limit_ms": limits.timeout_ms},
+        )
     if "memory" in text.lower() and ("limit" in text or "grow" in text or "MemoryError" in text):
-        return PluginOutOfMemory(f"The plugin needed more than {limits.memory_bytes} bytes of "
-                                 "memory", extra={"limit": limits.memory_bytes})
+        return PluginOutOfMemory(
+            f"The plugin needed more than {limits.memory_bytes} bytes of memory",
+            extra={"limit": limits.memory_bytes},
+        )
     if "call stack exhausted" in text or "stack overflow" in text:
-        return PluginTrapped("The plugin exhausted its stack (too deep recursion)",
-                             extra={"trap": "stack_overflow"})
+        return PluginTrapped(
+            "The plugin exhausted its stack (too deep recursion)", extra={"trap": "stack_overflow"}
+        )
     first = text.splitlines()[0] if text else "trap"
     trap = next((ln.strip() for ln in text.splitlines() if "wasm trap" in ln), first)
     return PluginTrapped(f"The plugin trapped: {trap[:300]}")

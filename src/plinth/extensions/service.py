@@ -57,7 +57,6 @@ UI_BODIES_KEPT = 64  # UI modules kept in memory (the oldest goes first)
 HOOKS_TTL = 5.0  # seconds another node's install/uninstall may take to reach this one's writes
 
 
-
 def ui_module_url(tenant_slug: str, name: str, sha256: str) -> str:
     """Where the portal loads a plugin's UI module: per tenant, immutable by its hash."""
     return f"/a/{tenant_slug}/-/plugins/{name}/{sha256}.js"
@@ -73,10 +72,14 @@ class PluginService:
         self.blob_dir = data_dir / "plugins"
         # Compiled artifacts are keyed by the component's hash and the wasmtime version, so
         # every data dir on the machine can share them (compiling takes seconds).
-        cache = (getattr(platform.settings, "plugin_cache_dir", None)
-                 or build.default_cache_dir() / "compiled")
-        self.sandbox = Sandbox(Path(cache), measure_memory=bool(
-            getattr(platform.settings, "plugin_measure_memory", True)))
+        cache = (
+            getattr(platform.settings, "plugin_cache_dir", None)
+            or build.default_cache_dir() / "compiled"
+        )
+        self.sandbox = Sandbox(
+            Path(cache),
+            measure_memory=bool(getattr(platform.settings, "plugin_measure_memory", True)),
+        )
         self.fuel_per_minute = DEFAULT_FUEL_PER_MINUTE
         # The per-tenant fuel budget lives in the integration layer's rate limiter (`limits`):
         # in process memory when embedded, in Redis when scaled out, so nodes share it.
@@ -112,28 +115,53 @@ class PluginService:
         authorize(self.platform.authorizer, principal, "plugin.publish", Resource("plugin", "*"))
         m = package.manifest
         if package.signature and package.public_key:
-            message = signed_message(m.name, m.version, package.sha256, package.manifest_text,
-                                     package.module_hashes())
+            message = signed_message(
+                m.name, m.version, package.sha256, package.manifest_text, package.module_hashes()
+            )
             if not verify(package.public_key, package.signature, message):
-                raise ValidationFailed.of([Fault("signature.json", "The signature does not "
-                                                 "verify for this package", "signature")])
+                raise ValidationFailed.of(
+                    [
+                        Fault(
+                            "signature.json",
+                            "The signature does not verify for this package",
+                            "signature",
+                        )
+                    ]
+                )
         now = utcnow()
         async with self.db.transaction() as conn:
             t = store.plugin_versions
-            exists = (await conn.execute(sa.select(t.c.version).where(
-                t.c.name == m.name, t.c.version == m.version))).first()
+            exists = (
+                await conn.execute(
+                    sa.select(t.c.version).where(t.c.name == m.name, t.c.version == m.version)
+                )
+            ).first()
             if exists:
-                raise Conflict(f"{m.name} {m.version} is already published; versions are "
-                               "immutable, publish a new version", path="version")
-            other = (await conn.execute(sa.select(t.c.publisher, t.c.public_key).where(
-                t.c.name == m.name).limit(1))).first()
+                raise Conflict(
+                    f"{m.name} {m.version} is already published; versions are "
+                    "immutable, publish a new version",
+                    path="version",
+                )
+            other = (
+                await conn.execute(
+                    sa.select(t.c.publisher, t.c.public_key).where(t.c.name == m.name).limit(1)
+                )
+            ).first()
             if other is not None and other.publisher != m.publisher:
-                raise Conflict(f"{m.name} belongs to publisher {other.publisher!r}",
-                               path="publisher")
+                raise Conflict(
+                    f"{m.name} belongs to publisher {other.publisher!r}", path="publisher"
+                )
             if other is not None and other.public_key and other.public_key != package.public_key:
                 # The first signed version fixes the key; later ones must be signed by it.
-                raise ValidationFailed.of([Fault("signature.json", "Later versions must be "
-                                                 "signed with the publisher's key", "signature")])
+                raise ValidationFailed.of(
+                    [
+                        Fault(
+                            "signature.json",
+                            "Later versions must be signed with the publisher's key",
+                            "signature",
+                        )
+                    ]
+                )
             self.blob_dir.mkdir(parents=True, exist_ok=True)
             blob = self.blob_dir / f"{package.sha256}.wasm"
             if not blob.exists():
@@ -150,13 +178,31 @@ class PluginService:
                     tmp = js.with_suffix(".tmp")
                     await asyncio.to_thread(tmp.write_bytes, body)
                     tmp.replace(js)
-            await conn.execute(t.insert().values(
-                name=m.name, version=m.version, publisher=m.publisher, sha256=package.sha256,
-                size=len(package.wasm), manifest=package.manifest_text,
-                signature=package.signature, public_key=package.public_key, published_at=now,
-                modules=modules or None))
-        return PluginVersion(m.name, m.version, m.publisher, package.sha256, len(package.wasm),
-                             m, bool(package.signature), now, modules)
+            await conn.execute(
+                t.insert().values(
+                    name=m.name,
+                    version=m.version,
+                    publisher=m.publisher,
+                    sha256=package.sha256,
+                    size=len(package.wasm),
+                    manifest=package.manifest_text,
+                    signature=package.signature,
+                    public_key=package.public_key,
+                    published_at=now,
+                    modules=modules or None,
+                )
+            )
+        return PluginVersion(
+            m.name,
+            m.version,
+            m.publisher,
+            package.sha256,
+            len(package.wasm),
+            m,
+            bool(package.signature),
+            now,
+            modules,
+        )
 
     async def versions(self, name: str | None = None) -> list[PluginVersion]:
         """Published versions, newest first per plugin."""
@@ -183,8 +229,17 @@ class PluginService:
 
     def _version(self, row: Any) -> PluginVersion:
         manifest = manifest_mod.parse(row.manifest)
-        v = PluginVersion(row.name, row.version, row.publisher, row.sha256, row.size, manifest,
-                          bool(row.signature), row.published_at, dict(row.modules or {}))
+        v = PluginVersion(
+            row.name,
+            row.version,
+            row.publisher,
+            row.sha256,
+            row.size,
+            manifest,
+            bool(row.signature),
+            row.published_at,
+            dict(row.modules or {}),
+        )
         object.__setattr__(v, "_signature", (row.signature, row.public_key, row.manifest))
         return v
 
@@ -194,26 +249,35 @@ class PluginService:
 
         blob = self.blob_dir / f"{v.sha256}.wasm"
         if not blob.exists() or hashlib.sha256(blob.read_bytes()).hexdigest() != v.sha256:
-            raise PreconditionFailed("The stored component does not match its published hash",
-                                     path="sha256")
+            raise PreconditionFailed(
+                "The stored component does not match its published hash", path="sha256"
+            )
         signature, public_key, manifest_text = getattr(v, "_signature", (None, None, ""))
         for entry in v.modules.values():
             js = self.blob_dir / f"{entry['sha256']}.js"
             if not js.exists() or hashlib.sha256(js.read_bytes()).hexdigest() != entry["sha256"]:
-                raise PreconditionFailed("A stored UI module does not match its published hash",
-                                         path="modules")
+                raise PreconditionFailed(
+                    "A stored UI module does not match its published hash", path="modules"
+                )
         hashes = {path: entry["sha256"] for path, entry in v.modules.items()}
-        if signature and public_key and not verify(
-                public_key, signature, signed_message(v.name, v.version, v.sha256,
-                                                      manifest_text, hashes)):
+        if (
+            signature
+            and public_key
+            and not verify(
+                public_key,
+                signature,
+                signed_message(v.name, v.version, v.sha256, manifest_text, hashes),
+            )
+        ):
             raise PreconditionFailed("The publisher signature does not verify", path="signature")
 
     async def compile(self, name: str, version: str | None = None) -> bool:
         """Compile a version ahead of its first call (cached on disk); True if it compiled."""
         v = await self.version(name, version)
         due = not self.sandbox.is_compiled(v.sha256)
-        await asyncio.to_thread(self.sandbox.component, v.sha256,
-                                self.blob_dir / f"{v.sha256}.wasm")
+        await asyncio.to_thread(
+            self.sandbox.component, v.sha256, self.blob_dir / f"{v.sha256}.wasm"
+        )
         return due
 
     # -- installation --------------------------------------------------------------------
@@ -225,28 +289,58 @@ class PluginService:
             raise NotFound(f"No tenant named {tenant!r}", path="tenant")
         return found
 
-    def _check_grant(self, v: PluginVersion, capabilities: list[str], hosts: list[str],
-                     what: str) -> None:
+    def _check_grant(
+        self, v: PluginVersion, capabilities: list[str], hosts: list[str], what: str
+    ) -> None:
         missing = [c for c in v.manifest.capabilities if c not in capabilities]
         missing_hosts = [h for h in v.manifest.http_hosts if h not in hosts]
-        bad = [Fault(f"grant.capabilities.{c}", f"{v.name} {v.version} requests {c!r}; "
-                     f"approve it to {what}", "not_granted") for c in missing]
-        bad += [Fault(f"grant.http_hosts.{h}", f"{v.name} {v.version} requests HTTP to {h}; "
-                      f"approve it to {what}", "not_granted") for h in missing_hosts]
-        bad += [Fault("grant.capabilities", f"Unknown capability {c!r}", "unknown")
-                for c in capabilities if c not in CAPABILITIES]
+        bad = [
+            Fault(
+                f"grant.capabilities.{c}",
+                f"{v.name} {v.version} requests {c!r}; approve it to {what}",
+                "not_granted",
+            )
+            for c in missing
+        ]
+        bad += [
+            Fault(
+                f"grant.http_hosts.{h}",
+                f"{v.name} {v.version} requests HTTP to {h}; approve it to {what}",
+                "not_granted",
+            )
+            for h in missing_hosts
+        ]
+        bad += [
+            Fault("grant.capabilities", f"Unknown capability {c!r}", "unknown")
+            for c in capabilities
+            if c not in CAPABILITIES
+        ]
         if bad:
-            raise PreconditionFailed(f"The grant does not cover what {v.name} {v.version} "
-                                     f"requests; {len(bad)} approval(s) missing",
-                                     path=bad[0].path, faults=bad)
+            raise PreconditionFailed(
+                f"The grant does not cover what {v.name} {v.version} "
+                f"requests; {len(bad)} approval(s) missing",
+                path=bad[0].path,
+                faults=bad,
+            )
 
-    async def install(self, tenant: Tenant | str, name: str, principal: Principal,
-                      version: str | None = None, capabilities: list[str] | None = None,
-                      http_hosts: list[str] | None = None, pinned: bool = False) -> Installation:
+    async def install(
+        self,
+        tenant: Tenant | str,
+        name: str,
+        principal: Principal,
+        version: str | None = None,
+        capabilities: list[str] | None = None,
+        http_hosts: list[str] | None = None,
+        pinned: bool = False,
+    ) -> Installation:
         """Install a version for a tenant with the capabilities its admin approves."""
         t = await self._tenant(tenant)
-        authorize(self.platform.authorizer, principal, "plugin.install",
-                  Resource("plugin", name, tenant_id=t.id))
+        authorize(
+            self.platform.authorizer,
+            principal,
+            "plugin.install",
+            Resource("plugin", name, tenant_id=t.id),
+        )
         v = await self.version(name, version)
         await asyncio.to_thread(self._verify_stored, v)
         caps, hosts = list(capabilities or []), list(http_hosts or [])
@@ -254,36 +348,69 @@ class PluginService:
         now = utcnow()
         async with self.db.transaction() as conn:
             it = store.plugin_installs
-            if (await conn.execute(sa.select(it.c.name).where(
-                    it.c.tenant_id == t.id, it.c.name == name))).first():
+            if (
+                await conn.execute(
+                    sa.select(it.c.name).where(it.c.tenant_id == t.id, it.c.name == name)
+                )
+            ).first():
                 raise Conflict(f"{name} is already installed; upgrade it instead", path="name")
-            await conn.execute(it.insert().values(
-                tenant_id=t.id, name=name, version=v.version, pinned=pinned,
-                capabilities=caps, http_hosts=hosts, limits={}, installed_at=now,
-                updated_at=now))
-        await self._event("plugin.installed", t, {"plugin": name, "version": v.version,
-                                                  "capabilities": caps, "http_hosts": hosts,
-                                                  "by": principal.audit_name()})
+            await conn.execute(
+                it.insert().values(
+                    tenant_id=t.id,
+                    name=name,
+                    version=v.version,
+                    pinned=pinned,
+                    capabilities=caps,
+                    http_hosts=hosts,
+                    limits={},
+                    installed_at=now,
+                    updated_at=now,
+                )
+            )
+        await self._event(
+            "plugin.installed",
+            t,
+            {
+                "plugin": name,
+                "version": v.version,
+                "capabilities": caps,
+                "http_hosts": hosts,
+                "by": principal.audit_name(),
+            },
+        )
         return await self.installation(t, name)
 
     async def installation(self, tenant: Tenant | str, name: str) -> Installation:
         t = await self._tenant(tenant)
         it = store.plugin_installs
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(it).where(
-                it.c.tenant_id == t.id, it.c.name == name))).first()
+            row = (
+                await conn.execute(sa.select(it).where(it.c.tenant_id == t.id, it.c.name == name))
+            ).first()
         if row is None:
             raise NotFound(f"{name} is not installed in this tenant", path="name")
-        return Installation(t.id, row.name, row.version, row.pinned, tuple(row.capabilities),
-                            tuple(row.http_hosts), row.limits or {}, row.installed_at,
-                            row.updated_at)
+        return Installation(
+            t.id,
+            row.name,
+            row.version,
+            row.pinned,
+            tuple(row.capabilities),
+            tuple(row.http_hosts),
+            row.limits or {},
+            row.installed_at,
+            row.updated_at,
+        )
 
     async def installations(self, tenant: Tenant | str) -> list[Installation]:
         t = await self._tenant(tenant)
         it = store.plugin_installs
         async with self.db.read() as conn:
-            names = [r.name for r in await conn.execute(sa.select(it.c.name).where(
-                it.c.tenant_id == t.id).order_by(it.c.name))]
+            names = [
+                r.name
+                for r in await conn.execute(
+                    sa.select(it.c.name).where(it.c.tenant_id == t.id).order_by(it.c.name)
+                )
+            ]
         return [await self.installation(t, n) for n in names]
 
     async def actions(self, tenant: Tenant | str) -> dict[str, tuple[str, frozenset[str]]]:
@@ -291,63 +418,116 @@ class PluginService:
         found: dict[str, tuple[str, frozenset[str]]] = {}
         for inst in await self.installations(tenant):
             v = await self.version(inst.name, inst.version)
-            found[inst.name] = (inst.version, frozenset(
-                p.name for p in v.manifest.points if p.kind == "action"))
+            found[inst.name] = (
+                inst.version,
+                frozenset(p.name for p in v.manifest.points if p.kind == "action"),
+            )
         return found
 
-    async def upgrade(self, tenant: Tenant | str, name: str, principal: Principal,
-                      version: str | None = None, capabilities: list[str] | None = None,
-                      http_hosts: list[str] | None = None) -> Installation:
+    async def upgrade(
+        self,
+        tenant: Tenant | str,
+        name: str,
+        principal: Principal,
+        version: str | None = None,
+        capabilities: list[str] | None = None,
+        http_hosts: list[str] | None = None,
+    ) -> Installation:
         """Move to another version; one asking for more than the grant needs a new approval."""
         t = await self._tenant(tenant)
-        authorize(self.platform.authorizer, principal, "plugin.install",
-                  Resource("plugin", name, tenant_id=t.id))
+        authorize(
+            self.platform.authorizer,
+            principal,
+            "plugin.install",
+            Resource("plugin", name, tenant_id=t.id),
+        )
         current = await self.installation(t, name)
         if current.pinned:
-            raise Conflict(f"{name} is pinned to {current.version}; unpin it to upgrade",
-                           path="pinned")
+            raise Conflict(
+                f"{name} is pinned to {current.version}; unpin it to upgrade", path="pinned"
+            )
         v = await self.version(name, version)
         await asyncio.to_thread(self._verify_stored, v)
         caps = list(capabilities) if capabilities is not None else list(current.capabilities)
         hosts = list(http_hosts) if http_hosts is not None else list(current.http_hosts)
         self._check_grant(v, caps, hosts, "upgrade")
         await self._update(t, name, version=v.version, capabilities=caps, http_hosts=hosts)
-        await self._event("plugin.upgraded", t, {"plugin": name, "from": current.version,
-                                                 "to": v.version, "capabilities": caps,
-                                                 "by": principal.audit_name()})
+        await self._event(
+            "plugin.upgraded",
+            t,
+            {
+                "plugin": name,
+                "from": current.version,
+                "to": v.version,
+                "capabilities": caps,
+                "by": principal.audit_name(),
+            },
+        )
         return await self.installation(t, name)
 
-    async def grant(self, tenant: Tenant | str, name: str, principal: Principal,
-                    capabilities: list[str], http_hosts: list[str]) -> Installation:
+    async def grant(
+        self,
+        tenant: Tenant | str,
+        name: str,
+        principal: Principal,
+        capabilities: list[str],
+        http_hosts: list[str],
+    ) -> Installation:
         """Replace the approval of an installed plugin; it must still cover what it requests."""
         t = await self._tenant(tenant)
-        authorize(self.platform.authorizer, principal, "plugin.install",
-                  Resource("plugin", name, tenant_id=t.id))
+        authorize(
+            self.platform.authorizer,
+            principal,
+            "plugin.install",
+            Resource("plugin", name, tenant_id=t.id),
+        )
         current = await self.installation(t, name)
         v = await self.version(name, current.version)
         self._check_grant(v, capabilities, http_hosts, "keep it installed")
         await self._update(t, name, capabilities=list(capabilities), http_hosts=list(http_hosts))
-        await self._event("plugin.granted", t, {"plugin": name, "capabilities": capabilities,
-                                                "http_hosts": http_hosts,
-                                                "by": principal.audit_name()})
+        await self._event(
+            "plugin.granted",
+            t,
+            {
+                "plugin": name,
+                "capabilities": capabilities,
+                "http_hosts": http_hosts,
+                "by": principal.audit_name(),
+            },
+        )
         return await self.installation(t, name)
 
-    async def pin(self, tenant: Tenant | str, name: str, principal: Principal,
-                  pinned: bool = True) -> Installation:
+    async def pin(
+        self, tenant: Tenant | str, name: str, principal: Principal, pinned: bool = True
+    ) -> Installation:
         """Pin (or unpin) the installed version so upgrades are refused."""
         t = await self._tenant(tenant)
-        authorize(self.platform.authorizer, principal, "plugin.install",
-                  Resource("plugin", name, tenant_id=t.id))
+        authorize(
+            self.platform.authorizer,
+            principal,
+            "plugin.install",
+            Resource("plugin", name, tenant_id=t.id),
+        )
         await self.installation(t, name)
         await self._update(t, name, pinned=pinned)
         return await self.installation(t, name)
 
-    async def set_limits(self, tenant: Tenant | str, name: str, point: str,
-                         limits: dict[str, int], principal: Principal) -> Installation:
+    async def set_limits(
+        self,
+        tenant: Tenant | str,
+        name: str,
+        point: str,
+        limits: dict[str, int],
+        principal: Principal,
+    ) -> Installation:
         """Override a point's limits for this tenant, within the platform maxima."""
         t = await self._tenant(tenant)
-        authorize(self.platform.authorizer, principal, "plugin.install",
-                  Resource("plugin", name, tenant_id=t.id))
+        authorize(
+            self.platform.authorizer,
+            principal,
+            "plugin.install",
+            Resource("plugin", name, tenant_id=t.id),
+        )
         inst = await self.installation(t, name)
         bad = []
         if point not in DEFAULT_LIMITS:
@@ -367,15 +547,18 @@ class PluginService:
     async def uninstall(self, tenant: Tenant | str, name: str, principal: Principal) -> None:
         """Remove a plugin and its kv data from a tenant."""
         t = await self._tenant(tenant)
-        authorize(self.platform.authorizer, principal, "plugin.install",
-                  Resource("plugin", name, tenant_id=t.id))
+        authorize(
+            self.platform.authorizer,
+            principal,
+            "plugin.install",
+            Resource("plugin", name, tenant_id=t.id),
+        )
         await self.installation(t, name)
         async with self.db.transaction() as conn:
             for table in (store.plugin_installs, store.plugin_kv):
                 col = table.c.name if table is store.plugin_installs else table.c.plugin
                 await conn.execute(table.delete().where(table.c.tenant_id == t.id, col == name))
-        await self._event("plugin.uninstalled", t, {"plugin": name,
-                                                    "by": principal.audit_name()})
+        await self._event("plugin.uninstalled", t, {"plugin": name, "by": principal.audit_name()})
 
     # -- UI components (custom elements in portal pages) --------------------------------
     async def ui_components(self, tenant: Tenant | str) -> list[dict[str, Any]]:
@@ -395,10 +578,18 @@ class PluginService:
                 sha = v.module_sha(spec.name)
                 if sha is None:
                     continue
-                found.append({"kind": f"plugin:{v.name}/{spec.name}", "plugin": v.name,
-                              "version": v.version, "tag": spec.name,
-                              "description": spec.description, "props": spec.input_schema,
-                              "sha256": sha, "url": ui_module_url(t.slug, v.name, sha)})
+                found.append(
+                    {
+                        "kind": f"plugin:{v.name}/{spec.name}",
+                        "plugin": v.name,
+                        "version": v.version,
+                        "tag": spec.name,
+                        "description": spec.description,
+                        "props": spec.input_schema,
+                        "sha256": sha,
+                        "url": ui_module_url(t.slug, v.name, sha),
+                    }
+                )
         self._ui_cache[t.id] = (now + HOOKS_TTL, found)
         return found
 
@@ -410,8 +601,9 @@ class PluginService:
         only served to the tenants whose admin approved it. (Another node's uninstall shows
         here within HOOKS_TTL seconds, like hooks; this node's at once.)
         """
-        missing = NotFound(f"No UI module {sha256[:12]} of an installed plugin {name!r}",
-                           path="module")
+        missing = NotFound(
+            f"No UI module {sha256[:12]} of an installed plugin {name!r}", path="module"
+        )
         try:
             served = await self.ui_components(tenant)  # installed, `ui` approved; cached
         except NotFound:
@@ -433,12 +625,21 @@ class PluginService:
     async def _update(self, t: Tenant, name: str, **values: Any) -> None:
         it = store.plugin_installs
         async with self.db.transaction() as conn:
-            await conn.execute(it.update().where(it.c.tenant_id == t.id, it.c.name == name)
-                               .values(updated_at=utcnow(), **values))
+            await conn.execute(
+                it.update()
+                .where(it.c.tenant_id == t.id, it.c.name == name)
+                .values(updated_at=utcnow(), **values)
+            )
 
     # -- calls ---------------------------------------------------------------------------
-    async def call_action(self, tenant: Tenant | str, plugin_name: str, action_name: str,
-                          input: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    async def call_action(
+        self,
+        tenant: Tenant | str,
+        plugin_name: str,
+        action_name: str,
+        input: dict[str, Any],
+        principal: Principal,
+    ) -> dict[str, Any]:
         """Run a plugin's action for a tenant and return its output (validated)."""
         t = await self._tenant(tenant)
         inst, v = await self._prepare(t, plugin_name, principal)
@@ -449,23 +650,35 @@ class PluginService:
             found = faults(compile_schema(spec.input_schema), input, "input")
             if found:
                 raise ValidationFailed.of(found, "action input")
-        outcome = await self._run(t, inst, v, "action", action_name, principal,
-                                  (action_name, json.dumps(input)))
+        outcome = await self._run(
+            t, inst, v, "action", action_name, principal, (action_name, json.dumps(input))
+        )
         output = self._output(outcome, v)
         if not isinstance(output, dict):
-            raise PluginInvalidOutput("The action returned something other than an object",
-                                      path="output")
+            raise PluginInvalidOutput(
+                "The action returned something other than an object", path="output"
+            )
         if spec.output_schema is not None:
             found = faults(compile_schema(spec.output_schema), output, "output")
             if found:
-                raise PluginInvalidOutput(f"The action output does not match its schema: "
-                                          f"{found[0].path}: {found[0].message}",
-                                          path=found[0].path, faults=found)
+                raise PluginInvalidOutput(
+                    f"The action output does not match its schema: "
+                    f"{found[0].path}: {found[0].message}",
+                    path=found[0].path,
+                    faults=found,
+                )
         return output
 
-    async def before_write(self, tenant: Tenant | str, app_slug: str, entity: str,
-                           record: dict[str, Any], principal: Principal, *,
-                           as_part_of_write: bool = False) -> dict[str, Any]:
+    async def before_write(
+        self,
+        tenant: Tenant | str,
+        app_slug: str,
+        entity: str,
+        record: dict[str, Any],
+        principal: Principal,
+        *,
+        as_part_of_write: bool = False,
+    ) -> dict[str, Any]:
         """Run every installed before-write hook on `record`: reject with paths, or amend.
 
         `as_part_of_write`: called by the records service inside a write the principal was
@@ -478,32 +691,49 @@ class PluginService:
         t = await self._tenant(tenant)
         current = record
         for name in await self._hooks(t, app_slug, entity):
-            inst, v = await self._prepare(t, name, principal,
-                                          authorize_call=not as_part_of_write)
-            outcome = await self._run(t, inst, v, "before-write", f"{app_slug}.{entity}",
-                                      principal, (app_slug, entity, json.dumps(current)))
+            inst, v = await self._prepare(t, name, principal, authorize_call=not as_part_of_write)
+            outcome = await self._run(
+                t,
+                inst,
+                v,
+                "before-write",
+                f"{app_slug}.{entity}",
+                principal,
+                (app_slug, entity, json.dumps(current)),
+            )
             if outcome.tag == "err":
                 err = _guest_error(outcome.payload)
                 if err.get("kind") == "rejected":
-                    found = [Fault(str(f.get("path", "")), str(f.get("message", "")),
-                                   "plugin_rejected") for f in err.get("faults", [])]
-                    raise ValidationFailed.of(found or [Fault("", "Rejected by "
-                                                              f"{inst.name}", "plugin_rejected")],
-                                              "record")
+                    found = [
+                        Fault(str(f.get("path", "")), str(f.get("message", "")), "plugin_rejected")
+                        for f in err.get("faults", [])
+                    ]
+                    raise ValidationFailed.of(
+                        found or [Fault("", f"Rejected by {inst.name}", "plugin_rejected")],
+                        "record",
+                    )
             amended = self._output(outcome, v)
             if not isinstance(amended, dict):
-                raise PluginInvalidOutput("A before-write hook must return the record",
-                                          path="output")
+                raise PluginInvalidOutput(
+                    "A before-write hook must return the record", path="output"
+                )
             current = amended
         return current
 
-    async def _records_hook(self, tenant: Tenant, app_slug: str, entity: str,
-                            record: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    async def _records_hook(
+        self,
+        tenant: Tenant,
+        app_slug: str,
+        entity: str,
+        record: dict[str, Any],
+        principal: Principal,
+    ) -> dict[str, Any]:
         """The records service's before-write hook: free for tenants without hook plugins."""
         if not await self._hooks(tenant, app_slug, entity):
             return record
-        return await self.before_write(tenant, app_slug, entity, record, principal,
-                                       as_part_of_write=True)
+        return await self.before_write(
+            tenant, app_slug, entity, record, principal, as_part_of_write=True
+        )
 
     async def _hooks(self, t: Tenant, app_slug: str, entity: str) -> list[str]:
         """Installed plugins with a before-write hook on app.entity (cached for HOOKS_TTL s)."""
@@ -517,11 +747,16 @@ class PluginService:
             cached = self._hook_cache[t.id] = (now + HOOKS_TTL, found)
         return [name for name, m in cached[1] if m.hooks_for(app_slug, entity)]
 
-    async def _prepare(self, t: Tenant, name: str, principal: Principal,
-                       authorize_call: bool = True) -> tuple[Installation, PluginVersion]:
+    async def _prepare(
+        self, t: Tenant, name: str, principal: Principal, authorize_call: bool = True
+    ) -> tuple[Installation, PluginVersion]:
         if authorize_call:
-            authorize(self.platform.authorizer, principal, "plugin.execute",
-                      Resource("plugin", name, tenant_id=t.id))
+            authorize(
+                self.platform.authorizer,
+                principal,
+                "plugin.execute",
+                Resource("plugin", name, tenant_id=t.id),
+            )
         inst = await self.installation(t, name)
         v = await self.version(name, inst.version)
         # The grant is re-checked at call time: a version never runs beyond its approval.
@@ -540,14 +775,23 @@ class PluginService:
                 base[key] = min(int(value), top[key])
         return Limits(**base)
 
-    async def _run(self, t: Tenant, inst: Installation, v: PluginVersion, point: str,
-                   target: str, principal: Principal, args: tuple[Any, ...]) -> Outcome:
+    async def _run(
+        self,
+        t: Tenant,
+        inst: Installation,
+        v: PluginVersion,
+        point: str,
+        target: str,
+        principal: Principal,
+        args: tuple[Any, ...],
+    ) -> Outcome:
         limits = self.limits_for(inst, point)
         if host_mod.DEPTH.get() >= MAX_NESTING:
             raise PluginNestedTooDeep(
                 f"{inst.name} was called by a plugin call {MAX_NESTING} levels deep (a record "
                 "write by a plugin runs before-write hooks); plugins may not nest deeper",
-                extra={"limit": MAX_NESTING})
+                extra={"limit": MAX_NESTING},
+            )
         host = CallHost(self, t, inst, principal, asyncio.get_running_loop(), limits)
         started = time.perf_counter()
         outcome: Outcome | None = None
@@ -555,9 +799,11 @@ class PluginService:
         cold = False
         try:
             component, cold = await asyncio.to_thread(
-                self.sandbox.component, v.sha256, self.blob_dir / f"{v.sha256}.wasm")
-            outcome = await asyncio.to_thread(self.sandbox.call, component,
-                                              point, args, limits, host)
+                self.sandbox.component, v.sha256, self.blob_dir / f"{v.sha256}.wasm"
+            )
+            outcome = await asyncio.to_thread(
+                self.sandbox.call, component, point, args, limits, host
+            )
             if outcome.tag == "err":
                 err = _guest_error(outcome.payload)
                 if not (point == "before-write" and err.get("kind") == "rejected"):
@@ -567,15 +813,19 @@ class PluginService:
             error = exc
             raise
         finally:
-            fuel = outcome.fuel if outcome else (limits.fuel if error and
-                                                 error.code == "plugin_out_of_fuel" else 0)
+            fuel = (
+                outcome.fuel
+                if outcome
+                else (limits.fuel if error and error.code == "plugin_out_of_fuel" else 0)
+            )
             wall = outcome.wall_ms if outcome else (time.perf_counter() - started) * 1000
             peak = outcome.peak_memory if outcome else getattr(error, "peak_memory", None)
             await self.budget.spend(t.id, self._budget(t), fuel)
-            rejected = (outcome is not None and outcome.tag == "err" and error is None)
+            rejected = outcome is not None and outcome.tag == "err" and error is None
             result = error.code if error else ("rejected" if rejected else "ok")
-            await self._meter(t, v, point, target, result, fuel, wall, peak, limits, cold,
-                              principal)
+            await self._meter(
+                t, v, point, target, result, fuel, wall, peak, limits, cold, principal
+            )
             if error is not None and outcome is not None:
                 raise error
 
@@ -583,46 +833,111 @@ class PluginService:
         try:
             return json.loads(outcome.payload)
         except ValueError:
-            raise PluginInvalidOutput(f"{v.name} returned output that is not JSON",
-                                      path="output") from None
+            raise PluginInvalidOutput(
+                f"{v.name} returned output that is not JSON", path="output"
+            ) from None
 
-    async def _meter(self, t: Tenant, v: PluginVersion, point: str, target: str, outcome: str,
-                     fuel: int, wall_ms: float, peak_memory: int | None, limits: Limits,
-                     cold: bool, principal: Principal) -> None:
+    async def _meter(
+        self,
+        t: Tenant,
+        v: PluginVersion,
+        point: str,
+        target: str,
+        outcome: str,
+        fuel: int,
+        wall_ms: float,
+        peak_memory: int | None,
+        limits: Limits,
+        cold: bool,
+        principal: Principal,
+    ) -> None:
         now = utcnow()
         async with self.db.transaction() as conn:
-            await conn.execute(store.plugin_calls.insert().values(
-                id=new_id(), tenant_id=t.id, plugin=v.name, version=v.version, point=point,
-                target=target, outcome=outcome, fuel=fuel, wall_ms=wall_ms,
-                peak_memory=peak_memory, memory_limit=limits.memory_bytes, cold=cold, at=now))
-        await self._event("plugin.called", t, {
-            "plugin": v.name, "version": v.version, "point": point, "target": target,
-            "outcome": outcome, "fuel": fuel, "wall_ms": round(wall_ms, 3),
-            "peak_memory": peak_memory, "memory_limit": limits.memory_bytes,
-            "by": principal.audit_name()})
+            await conn.execute(
+                store.plugin_calls.insert().values(
+                    id=new_id(),
+                    tenant_id=t.id,
+                    plugin=v.name,
+                    version=v.version,
+                    point=point,
+                    target=target,
+                    outcome=outcome,
+                    fuel=fuel,
+                    wall_ms=wall_ms,
+                    peak_memory=peak_memory,
+                    memory_limit=limits.memory_bytes,
+                    cold=cold,
+                    at=now,
+                )
+            )
+        await self._event(
+            "plugin.called",
+            t,
+            {
+                "plugin": v.name,
+                "version": v.version,
+                "point": point,
+                "target": target,
+                "outcome": outcome,
+                "fuel": fuel,
+                "wall_ms": round(wall_ms, 3),
+                "peak_memory": peak_memory,
+                "memory_limit": limits.memory_bytes,
+                "by": principal.audit_name(),
+            },
+        )
 
     async def metering(self, tenant: Tenant | str, limit: int = 100) -> dict[str, Any]:
         """Recent calls and per-plugin totals for a tenant."""
         t = await self._tenant(tenant)
         c = store.plugin_calls
         async with self.db.read() as conn:
-            rows = list(await conn.execute(sa.select(c).where(c.c.tenant_id == t.id)
-                                           .order_by(c.c.at.desc()).limit(limit)))
-            totals = list(await conn.execute(
-                sa.select(c.c.plugin, sa.func.count().label("calls"),
-                          sa.func.sum(c.c.fuel).label("fuel"),
-                          sa.func.sum(c.c.wall_ms).label("wall_ms"),
-                          sa.func.max(c.c.peak_memory).label("peak_memory"))
-                .where(c.c.tenant_id == t.id).group_by(c.c.plugin).order_by(c.c.plugin)))
+            rows = list(
+                await conn.execute(
+                    sa.select(c).where(c.c.tenant_id == t.id).order_by(c.c.at.desc()).limit(limit)
+                )
+            )
+            totals = list(
+                await conn.execute(
+                    sa.select(
+                        c.c.plugin,
+                        sa.func.count().label("calls"),
+                        sa.func.sum(c.c.fuel).label("fuel"),
+                        sa.func.sum(c.c.wall_ms).label("wall_ms"),
+                        sa.func.max(c.c.peak_memory).label("peak_memory"),
+                    )
+                    .where(c.c.tenant_id == t.id)
+                    .group_by(c.c.plugin)
+                    .order_by(c.c.plugin)
+                )
+            )
         return {
-            "calls": [{"plugin": r.plugin, "version": r.version, "point": r.point,
-                       "target": r.target, "outcome": r.outcome, "fuel": r.fuel,
-                       "wall_ms": r.wall_ms, "peak_memory": r.peak_memory,
-                       "memory_limit": r.memory_limit, "cold": r.cold,
-                       "at": r.at.isoformat()} for r in rows],
-            "totals": [{"plugin": r.plugin, "calls": r.calls, "fuel": int(r.fuel or 0),
-                        "wall_ms": float(r.wall_ms or 0),
-                        "max_peak_memory": r.peak_memory} for r in totals],
+            "calls": [
+                {
+                    "plugin": r.plugin,
+                    "version": r.version,
+                    "point": r.point,
+                    "target": r.target,
+                    "outcome": r.outcome,
+                    "fuel": r.fuel,
+                    "wall_ms": r.wall_ms,
+                    "peak_memory": r.peak_memory,
+                    "memory_limit": r.memory_limit,
+                    "cold": r.cold,
+                    "at": r.at.isoformat(),
+                }
+                for r in rows
+            ],
+            "totals": [
+                {
+                    "plugin": r.plugin,
+                    "calls": r.calls,
+                    "fuel": int(r.fuel or 0),
+                    "wall_ms": float(r.wall_ms or 0),
+                    "max_peak_memory": r.peak_memory,
+                }
+                for r in totals
+            ],
         }
 
     async def _event(self, topic: str, t: Tenant, data: dict[str, Any]) -> None:
@@ -661,9 +976,11 @@ class FuelBudget:
             return
         stats = await limiter.get_window_stats(item, tenant_id)
         retry = max(1, math.ceil(stats.reset_time - time.time()))
-        raise RateLimited(f"This tenant used its plugin fuel budget ({budget} per minute)",
-                          headers={"Retry-After": str(retry)},
-                          extra={"budget": budget, "remaining": stats.remaining})
+        raise RateLimited(
+            f"This tenant used its plugin fuel budget ({budget} per minute)",
+            headers={"Retry-After": str(retry)},
+            extra={"budget": budget, "remaining": stats.remaining},
+        )
 
     async def spend(self, tenant_id: str, budget: int, fuel: int) -> None:
         item = self._item(budget)

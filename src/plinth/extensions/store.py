@@ -12,7 +12,8 @@ def _ts(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[type-ar
 
 
 plugin_versions = sa.Table(
-    "plugin_versions", platform_metadata,
+    "plugin_versions",
+    platform_metadata,
     sa.Column("name", sa.String(63), primary_key=True),
     sa.Column("version", sa.String(64), primary_key=True),
     sa.Column("publisher", sa.String(63), nullable=False),
@@ -27,9 +28,14 @@ plugin_versions = sa.Table(
 )
 
 plugin_installs = sa.Table(
-    "plugin_installs", platform_metadata,
-    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-              primary_key=True),
+    "plugin_installs",
+    platform_metadata,
+    sa.Column(
+        "tenant_id",
+        sa.String(32),
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     sa.Column("name", sa.String(63), primary_key=True),
     sa.Column("version", sa.String(64), nullable=False),
     sa.Column("pinned", sa.Boolean, nullable=False, default=False),
@@ -41,19 +47,30 @@ plugin_installs = sa.Table(
 )
 
 plugin_kv = sa.Table(
-    "plugin_kv", platform_metadata,
-    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-              primary_key=True),
+    "plugin_kv",
+    platform_metadata,
+    sa.Column(
+        "tenant_id",
+        sa.String(32),
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     sa.Column("plugin", sa.String(63), primary_key=True),
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
 
 plugin_calls = sa.Table(
-    "plugin_calls", platform_metadata,
+    "plugin_calls",
+    platform_metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-              nullable=False, index=True),
+    sa.Column(
+        "tenant_id",
+        sa.String(32),
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     sa.Column("plugin", sa.String(63), nullable=False),
     sa.Column("version", sa.String(64), nullable=False),
     sa.Column("point", sa.String(40), nullable=False),

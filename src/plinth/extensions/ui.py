@@ -41,8 +41,9 @@ def _unbound(props: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in props.items() if not (isinstance(v, str) and "{{" in v)}
 
 
-def check_plugin_nodes(definition: dict[str, Any], available: dict[str, dict[str, Any]],
-                       installed: dict[str, bool]) -> tuple[list[Fault], list[Fault]]:
+def check_plugin_nodes(
+    definition: dict[str, Any], available: dict[str, dict[str, Any]], installed: dict[str, bool]
+) -> tuple[list[Fault], list[Fault]]:
     """(faults, warnings) of every plugin component node; `available` maps kind -> props
     schema, `installed` plugin name -> whether its grant approves `ui`."""
     found: list[Fault] = []
@@ -55,19 +56,35 @@ def check_plugin_nodes(definition: dict[str, Any], available: dict[str, dict[str
             path = f"{base}.{cid}"
             plugin, tag = kind.split(":", 1)[1].split("/", 1)
             if plugin not in installed:
-                warnings.append(Fault(f"{path}.kind", f"plugin {plugin!r} is not installed in "
-                                      f"this tenant; the portal shows a placeholder for <{tag}> "
-                                      "until it is installed with 'ui' approved",
-                                      "plugin_not_installed"))
+                warnings.append(
+                    Fault(
+                        f"{path}.kind",
+                        f"plugin {plugin!r} is not installed in "
+                        f"this tenant; the portal shows a placeholder for <{tag}> "
+                        "until it is installed with 'ui' approved",
+                        "plugin_not_installed",
+                    )
+                )
                 continue
             if not installed[plugin]:
-                found.append(Fault(f"{path}.kind", f"plugin {plugin!r} is installed without "
-                                   "the 'ui' capability; approve 'ui' in its grant to use its "
-                                   "elements on pages", "not_granted"))
+                found.append(
+                    Fault(
+                        f"{path}.kind",
+                        f"plugin {plugin!r} is installed without "
+                        "the 'ui' capability; approve 'ui' in its grant to use its "
+                        "elements on pages",
+                        "not_granted",
+                    )
+                )
                 continue
             if kind not in available:
-                found.append(Fault(f"{path}.kind", f"the installed version of {plugin!r} "
-                                   f"provides no element <{tag}>", "unknown_component"))
+                found.append(
+                    Fault(
+                        f"{path}.kind",
+                        f"the installed version of {plugin!r} provides no element <{tag}>",
+                        "unknown_component",
+                    )
+                )
                 continue
             props = node.get("props") or {}
             schema = dict(available[kind] or {"type": "object"})
@@ -86,14 +103,18 @@ class PluginComponentsStep:
 
     def __init__(self) -> None:
         self._services: weakref.WeakValueDictionary[int, PluginService] = (
-            weakref.WeakValueDictionary())
+            weakref.WeakValueDictionary()
+        )
 
     def attach(self, service: PluginService) -> None:
         self._services[id(service.db.engine.sync_engine)] = service
 
     async def run(self, ctx: PublishContext, result: StepResult) -> None:
-        uses = any(isinstance(n, dict) and PLUGIN_KIND.match(str(n.get("kind", "")))
-                   for _, tree in _trees(ctx.definition) for n in tree.values())
+        uses = any(
+            isinstance(n, dict) and PLUGIN_KIND.match(str(n.get("kind", "")))
+            for _, tree in _trees(ctx.definition)
+            for n in tree.values()
+        )
         if ctx.reason == "rollback" or not uses:
             result.status = "skipped"
             return
@@ -103,11 +124,14 @@ class PluginComponentsStep:
         if service is not None:
             # Read in the publish's own transaction (SQLite has one writer).
             it, vt = store.plugin_installs, store.plugin_versions
-            rows = (await ctx.conn.execute(
-                sa.select(vt).join(it, sa.and_(it.c.name == vt.c.name,
-                                               it.c.version == vt.c.version))
-                .where(it.c.tenant_id == ctx.tenant.id)
-                .add_columns(it.c.capabilities.label("granted")))).all()
+            rows = (
+                await ctx.conn.execute(
+                    sa.select(vt)
+                    .join(it, sa.and_(it.c.name == vt.c.name, it.c.version == vt.c.version))
+                    .where(it.c.tenant_id == ctx.tenant.id)
+                    .add_columns(it.c.capabilities.label("granted"))
+                )
+            ).all()
             for row in rows:
                 installed[row.name] = "ui" in (row.granted or [])
                 if not installed[row.name]:

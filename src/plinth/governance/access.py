@@ -14,18 +14,39 @@ from plinth.governance.principal import PLATFORM_ADMIN, Principal
 
 READ = {"tenant.read", "app.read", "draft.read", "version.read", "data.read"}
 DESIGN = READ | {"draft.edit", "app.publish", "app.rollback", "app.create"}
-TASKS = {"workflow.read", "task.read", "task.claim", "task.complete", "task.approve",
-         "task.reject", "task.delegate"}  # a task is further limited to its assignees
-WORKFLOWS = TASKS | {"workflow.start", "workflow.cancel", "workflow.suspend", "workflow.resume",
-                     "workflow.retry"}
+TASKS = {
+    "workflow.read",
+    "task.read",
+    "task.claim",
+    "task.complete",
+    "task.approve",
+    "task.reject",
+    "task.delegate",
+}  # a task is further limited to its assignees
+WORKFLOWS = TASKS | {
+    "workflow.start",
+    "workflow.cancel",
+    "workflow.suspend",
+    "workflow.resume",
+    "workflow.retry",
+}
 ROLE_ACTIONS: dict[str, set[str]] = {
-    "owner": DESIGN | WORKFLOWS | {"app.delete", "token.manage", "data.create", "data.update",
-                                   "data.delete", "plugin.install", "plugin.execute",
-                                   "connector.call"},
-    "designer": DESIGN | WORKFLOWS | {"data.create", "data.update", "data.delete",
-                                      "plugin.execute", "connector.call"},
-    "analyst": READ | TASKS | {"data.create", "data.update", "plugin.execute",
-                               "workflow.start"},
+    "owner": DESIGN
+    | WORKFLOWS
+    | {
+        "app.delete",
+        "token.manage",
+        "data.create",
+        "data.update",
+        "data.delete",
+        "plugin.install",
+        "plugin.execute",
+        "connector.call",
+    },
+    "designer": DESIGN
+    | WORKFLOWS
+    | {"data.create", "data.update", "data.delete", "plugin.execute", "connector.call"},
+    "analyst": READ | TASKS | {"data.create", "data.update", "plugin.execute", "workflow.start"},
     "viewer": READ,
 }
 
@@ -51,15 +72,25 @@ class Decision:
 
 
 class Authorizer(Protocol):
-    def decide(self, principal: Principal, action: str, resource: Resource,
-               context: dict[str, Any] | None = None) -> Decision: ...
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: dict[str, Any] | None = None,
+    ) -> Decision: ...
 
 
 class RoleAuthorizer:
     """Built-in roles: a platform admin may do anything; tenant roles within their tenant."""
 
-    def decide(self, principal: Principal, action: str, resource: Resource,
-               context: dict[str, Any] | None = None) -> Decision:
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: dict[str, Any] | None = None,
+    ) -> Decision:
         if PLATFORM_ADMIN in principal.roles:
             return Decision(True, ("role:platform_admin",))
         if resource.tenant_id is not None and resource.tenant_id != principal.tenant_id:
@@ -70,20 +101,34 @@ class RoleAuthorizer:
         return Decision(False, ())
 
 
-def authorize(authorizer: Authorizer, principal: Principal, action: str, resource: Resource,
-              context: dict[str, Any] | None = None) -> Decision:
+def authorize(
+    authorizer: Authorizer,
+    principal: Principal,
+    action: str,
+    resource: Resource,
+    context: dict[str, Any] | None = None,
+) -> Decision:
     """Decide, and raise Forbidden (naming the action, not policy internals) on a denial."""
-    return enforce(authorizer, principal, action, resource,
-                   authorizer.decide(principal, action, resource, context))
+    return enforce(
+        authorizer,
+        principal,
+        action,
+        resource,
+        authorizer.decide(principal, action, resource, context),
+    )
 
 
-def enforce(authorizer: Authorizer, principal: Principal, action: str, resource: Resource,
-            decision: Decision) -> Decision:
+def enforce(
+    authorizer: Authorizer,
+    principal: Principal,
+    action: str,
+    resource: Resource,
+    decision: Decision,
+) -> Decision:
     """Raise Forbidden for a denial reached any way (a decision, an empty row filter)."""
     if not decision.allowed:
         on_denied = getattr(authorizer, "on_denied", None)
         if on_denied is not None:  # the audit ledger records every denial
             on_denied(principal, action, resource, decision)
-        raise Forbidden(f"You may not {action} on this {resource.kind}",
-                        extra={"action": action})
+        raise Forbidden(f"You may not {action} on this {resource.kind}", extra={"action": action})
     return decision

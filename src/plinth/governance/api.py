@@ -22,34 +22,46 @@ public = APIRouter(prefix="/api/auth/{tenant}", tags=["identity"])
 
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$",
-                      description="owner, designer, analyst, viewer or a tenant-defined role")
+    role: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{1,39}$",
+        description="owner, designer, analyst, viewer or a tenant-defined role",
+    )
     expires_at: datetime | None = None
 
 
 @router.post("/tokens", status_code=201)
-async def issue_token(body: TokenIn, tenant: TenantDep, platform: PlatformDep,
-                      principal: PrincipalDep) -> dict:
+async def issue_token(
+    body: TokenIn, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """Issue an API token bound to this tenant and a role. The secret is shown only here."""
     require(platform, principal, "token.manage", tenant, "tenant")
     if body.role == PLATFORM_ADMIN:  # tenant keys never carry platform powers
         raise BadRequest(f"Role {body.role!r} cannot be given to a tenant key", path="role")
-    issued = await platform.tokens.issue(body.name, body.role, tenant_id=tenant.id,
-                                         expires_at=body.expires_at)
-    await platform.governance.record(tenant.id, principal.audit_name(), "token.issued",
-                                     f"token:{issued.id}", role=body.role, name=body.name)
+    issued = await platform.tokens.issue(
+        body.name, body.role, tenant_id=tenant.id, expires_at=body.expires_at
+    )
+    await platform.governance.record(
+        tenant.id,
+        principal.audit_name(),
+        "token.issued",
+        f"token:{issued.id}",
+        role=body.role,
+        name=body.name,
+    )
     return {"id": issued.id, "token": issued.token, "name": issued.name, "role": issued.role}
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-async def revoke_token(token_id: str, tenant: TenantDep, platform: PlatformDep,
-                       principal: PrincipalDep) -> Response:
+async def revoke_token(
+    token_id: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> Response:
     """Revoke a token of this tenant; it stops working at once."""
     require(platform, principal, "token.manage", tenant, "tenant")
     if not await platform.tokens.revoke(token_id, tenant_id=tenant.id):
         raise NotFound(f"No active token {token_id!r} in this tenant", path="token_id")
-    await platform.governance.record(tenant.id, principal.audit_name(), "token.revoked",
-                                     f"token:{token_id}")
+    await platform.governance.record(
+        tenant.id, principal.audit_name(), "token.revoked", f"token:{token_id}"
+    )
     return Response(status_code=204)
 
 
@@ -62,20 +74,31 @@ class UserIn(BaseModel):
 
 
 @router.post("/users", status_code=201)
-async def create_user(body: UserIn, tenant: TenantDep, platform: PlatformDep,
-                      principal: PrincipalDep) -> dict:
+async def create_user(
+    body: UserIn, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """Add a user (built-in or tenant-defined roles, groups, attributes such as country)."""
     require(platform, principal, "user.manage", tenant, "tenant")
     if PLATFORM_ADMIN in body.roles:
-        raise BadRequest(f"Role {PLATFORM_ADMIN!r} cannot be given to a tenant user",
-                         path="roles")
+        raise BadRequest(f"Role {PLATFORM_ADMIN!r} cannot be given to a tenant user", path="roles")
     user = await platform.governance.identity.create_user(
-        tenant.id, body.username, body.password, roles=body.roles, groups=body.groups,
-        attrs=body.attrs)
-    await platform.governance.record(tenant.id, principal.audit_name(), "user.created",
-                                     f"user:{user.id}", roles=body.roles)
-    return {"id": user.id, "username": user.username, "roles": user.roles,
-            "groups": user.groups, "attrs": user.attrs}
+        tenant.id,
+        body.username,
+        body.password,
+        roles=body.roles,
+        groups=body.groups,
+        attrs=body.attrs,
+    )
+    await platform.governance.record(
+        tenant.id, principal.audit_name(), "user.created", f"user:{user.id}", roles=body.roles
+    )
+    return {
+        "id": user.id,
+        "username": user.username,
+        "roles": user.roles,
+        "groups": user.groups,
+        "attrs": user.attrs,
+    }
 
 
 class LoginIn(BaseModel):
@@ -113,18 +136,26 @@ async def logout(body: RefreshIn, tenant: str, platform: PlatformDep) -> Respons
 
 @router.get("/audit")
 async def list_audit(
-    tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
-    actor: str | None = None, action: str | None = None, resource: str | None = None,
-    since: datetime | None = None, until: datetime | None = None,
-    cursor: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    actor: str | None = None,
+    action: str | None = None,
+    resource: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
     format: str = Query("json", pattern="^(json|jsonl)$"),
 ) -> Any:
     """Audit events of this tenant (filters, cursor pagination; `format=jsonl` exports all)."""
     require(platform, principal, "audit.read", tenant, "tenant")
     ledger = platform.governance.audit
-    filters: dict[str, Any] = dict(actor=actor, action=action, resource=resource, since=since,
-                                   until=until)
+    filters: dict[str, Any] = dict(
+        actor=actor, action=action, resource=resource, since=since, until=until
+    )
     if format == "jsonl":
+
         async def lines() -> AsyncIterator[bytes]:
             after = cursor
             while True:
@@ -134,6 +165,7 @@ async def list_audit(
                 if len(page) < 1000:
                     return
                 after = page[-1]["n"]
+
         return StreamingResponse(lines(), media_type="application/x-ndjson")
     events = await ledger.list(tenant.id, after=cursor, limit=limit, **filters)
     next_cursor = events[-1]["n"] if len(events) == limit else None
@@ -166,7 +198,8 @@ async def oidc_callback(tenant: str, code: str, state: str, platform: PlatformDe
     if not roles:
         await gov.record(found.id, username, "auth.oidc_login", outcome="no_role")
         raise Forbidden("Your identity provider account maps to no role in this tenant")
-    user = await gov.identity.upsert_oidc_user(found.id, f"{config.issuer}|{claims['sub']}",
-                                               username, roles, attrs)
+    user = await gov.identity.upsert_oidc_user(
+        found.id, f"{config.issuer}|{claims['sub']}", username, roles, attrs
+    )
     await gov.record(found.id, username, "auth.oidc_login", roles=roles)
     return (await gov.identity.session_for(user)).__dict__

@@ -27,19 +27,44 @@ from plinth.governance.store import audit_events
 PLATFORM_KEY = "_platform"
 GENESIS = "0" * 64
 # Topics that land in the ledger; other layers' events join by pattern, unchanged.
-AUDITED_TOPICS = ("app.*", "draft.*", "record.*", "policy.*", "plugin.*", "connector.*",
-                  "workflow.*", "task.*", "token.*", "auth.*", "compliance.*")
+AUDITED_TOPICS = (
+    "app.*",
+    "draft.*",
+    "record.*",
+    "policy.*",
+    "plugin.*",
+    "connector.*",
+    "workflow.*",
+    "task.*",
+    "token.*",
+    "auth.*",
+    "compliance.*",
+)
 
 
 def _iso(at: datetime) -> str:
     return at.isoformat() if at.tzinfo else at.isoformat() + "+00:00"
 
 
-def event_hash(prev: str, tenant_key: str, n: int, at: datetime, actor: str | None,
-               action: str, resource: str | None, outcome: str, data: Any) -> str:
+def event_hash(
+    prev: str,
+    tenant_key: str,
+    n: int,
+    at: datetime,
+    actor: str | None,
+    action: str,
+    resource: str | None,
+    outcome: str,
+    data: Any,
+) -> str:
     """SHA-256 over the previous hash and the canonical JSON of the event."""
-    body = json.dumps([tenant_key, n, _iso(at), actor, action, resource, outcome, data],
-                      sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    body = json.dumps(
+        [tenant_key, n, _iso(at), actor, action, resource, outcome, data],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+        ensure_ascii=False,
+    )
     return hashlib.sha256((prev + body).encode()).hexdigest()
 
 
@@ -105,30 +130,47 @@ class AuditLedger:
         key = tenant_id or PLATFORM_KEY
         async with self.db.transaction() as conn:
             await self._lock(conn, key)
-            last = (await conn.execute(
-                sa.select(audit_events.c.n, audit_events.c.hash)
-                .where(audit_events.c.tenant_key == key)
-                .order_by(audit_events.c.n.desc()).limit(1)
-            )).first()
+            last = (
+                await conn.execute(
+                    sa.select(audit_events.c.n, audit_events.c.hash)
+                    .where(audit_events.c.tenant_key == key)
+                    .order_by(audit_events.c.n.desc())
+                    .limit(1)
+                )
+            ).first()
             n, prev = (last.n, last.hash) if last else (0, GENESIS)
             rows = []
             for e in entries:
                 n += 1
                 at = utcnow()
                 data = e.data or {}
-                digest = event_hash(prev, key, n, at, e.actor, e.action, e.resource,
-                                    e.outcome, data)
-                rows.append(dict(tenant_key=key, n=n, at=at, actor=e.actor, action=e.action,
-                                 resource=e.resource, outcome=e.outcome, data=data,
-                                 prev_hash=prev, hash=digest))
+                digest = event_hash(
+                    prev, key, n, at, e.actor, e.action, e.resource, e.outcome, data
+                )
+                rows.append(
+                    dict(
+                        tenant_key=key,
+                        n=n,
+                        at=at,
+                        actor=e.actor,
+                        action=e.action,
+                        resource=e.resource,
+                        outcome=e.outcome,
+                        data=data,
+                        prev_hash=prev,
+                        hash=digest,
+                    )
+                )
                 prev = digest
             await conn.execute(audit_events.insert(), rows)
 
     async def _lock(self, conn: AsyncConnection, key: str) -> None:
         if self.db.dialect == "postgresql":
             # Per-tenant: writers of different tenants never wait on each other.
-            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
-                               {"k": zlib.crc32(f"audit:{key}".encode()) - 2**31})
+            await conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                {"k": zlib.crc32(f"audit:{key}".encode()) - 2**31},
+            )
 
     def append_soon(self, tenant_id: str | None, entry: AuditEntry) -> None:
         """Append from sync code (denials): scheduled on the running loop, awaited by drain."""
@@ -160,20 +202,34 @@ class AuditLedger:
                 data[f"{side}_sha256"] = value_hash(data.pop(side))
         actor = data.get("by") or data.get("actor")
         resource = "/".join(str(data[k]) for k in ("app", "entity", "id") if data.get(k))
-        await self.append(event.tenant_id, AuditEntry(
-            actor=str(actor) if actor else None, action=event.topic, resource=resource or None,
-            data=data,
-        ))
+        await self.append(
+            event.tenant_id,
+            AuditEntry(
+                actor=str(actor) if actor else None,
+                action=event.topic,
+                resource=resource or None,
+                data=data,
+            ),
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
-    async def list(self, tenant_id: str | None, *, actor: str | None = None,
-                   action: str | None = None, resource: str | None = None,
-                   since: datetime | None = None, until: datetime | None = None,
-                   after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    async def list(
+        self,
+        tenant_id: str | None,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        resource: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
         """Events of a tenant in chain order, filtered, starting after cursor `after`."""
-        q = sa.select(audit_events).where(audit_events.c.tenant_key == (tenant_id or PLATFORM_KEY),
-                                          audit_events.c.n > after)
+        q = sa.select(audit_events).where(
+            audit_events.c.tenant_key == (tenant_id or PLATFORM_KEY), audit_events.c.n > after
+        )
         if actor:
             q = q.where(audit_events.c.actor == actor)
         if action:
@@ -198,8 +254,9 @@ class AuditLedger:
                 return VerifyReport(False, checked, expected_n, "event missing from the chain")
             if row.prev_hash != prev:
                 return VerifyReport(False, checked, row.n, "link to previous event broken")
-            digest = event_hash(prev, key, row.n, row.at, row.actor, row.action, row.resource,
-                                row.outcome, row.data)
+            digest = event_hash(
+                prev, key, row.n, row.at, row.actor, row.action, row.resource, row.outcome, row.data
+            )
             if digest != row.hash:
                 return VerifyReport(False, checked, row.n, "event content changed")
             prev, expected_n, checked = row.hash, expected_n + 1, checked + 1
@@ -209,11 +266,14 @@ class AuditLedger:
         after = 0
         while True:
             async with self.db.read() as conn:
-                rows = (await conn.execute(
-                    sa.select(audit_events).where(audit_events.c.tenant_key == key,
-                                                  audit_events.c.n > after)
-                    .order_by(audit_events.c.n).limit(batch)
-                )).all()
+                rows = (
+                    await conn.execute(
+                        sa.select(audit_events)
+                        .where(audit_events.c.tenant_key == key, audit_events.c.n > after)
+                        .order_by(audit_events.c.n)
+                        .limit(batch)
+                    )
+                ).all()
             if not rows:
                 return
             for row in rows:
@@ -222,6 +282,14 @@ class AuditLedger:
 
 
 def _public(row: Any) -> dict[str, Any]:
-    return {"n": row["n"], "at": _iso(row["at"]), "actor": row["actor"],
-            "action": row["action"], "resource": row["resource"], "outcome": row["outcome"],
-            "data": row["data"], "prev_hash": row["prev_hash"], "hash": row["hash"]}
+    return {
+        "n": row["n"],
+        "at": _iso(row["at"]),
+        "actor": row["actor"],
+        "action": row["action"],
+        "resource": row["resource"],
+        "outcome": row["outcome"],
+        "data": row["data"],
+        "prev_hash": row["prev_hash"],
+        "hash": row["hash"],
+    }

@@ -28,8 +28,10 @@ async def _verify(tenant: str) -> int:
     if report.ok:
         typer.echo(f"OK: {report.checked} events, chain intact")
         return 0
-    typer.echo(f"BROKEN at event {report.broken_at}: {report.reason} "
-               f"({report.checked} events verified before it)")
+    typer.echo(
+        f"BROKEN at event {report.broken_at}: {report.reason} "
+        f"({report.checked} events verified before it)"
+    )
     return 1
 
 

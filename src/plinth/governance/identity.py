@@ -46,9 +46,14 @@ class User:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def principal(self) -> Principal:
-        return Principal(id=f"user:{self.id}", kind="user", roles=frozenset(self.roles),
-                         tenant_id=self.tenant_id, name=self.username,
-                         attrs={**self.attrs, "groups": list(self.groups)})
+        return Principal(
+            id=f"user:{self.id}",
+            kind="user",
+            roles=frozenset(self.roles),
+            tenant_id=self.tenant_id,
+            name=self.username,
+            attrs={**self.attrs, "groups": list(self.groups)},
+        )
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,9 @@ class Session:
 
 
 def _user(row: Any) -> User:
-    return User(row.id, row.tenant_id, row.username, list(row.roles), list(row.groups),
-                dict(row.attrs))
+    return User(
+        row.id, row.tenant_id, row.username, list(row.roles), list(row.groups), dict(row.attrs)
+    )
 
 
 def signing_key(master_key: str | None, data_dir: Path) -> str:
@@ -82,54 +88,106 @@ class IdentityService:
         self._key = key
         self.access_ttl = access_ttl
 
-    async def create_user(self, tenant_id: str, username: str, password: str | None, *,
-                          roles: list[str], groups: list[str] | None = None,
-                          attrs: dict[str, Any] | None = None,
-                          oidc_subject: str | None = None) -> User:
+    async def create_user(
+        self,
+        tenant_id: str,
+        username: str,
+        password: str | None,
+        *,
+        roles: list[str],
+        groups: list[str] | None = None,
+        attrs: dict[str, Any] | None = None,
+        oidc_subject: str | None = None,
+    ) -> User:
         """Add a user to a tenant (Conflict if the username is taken there)."""
-        row = dict(id=new_id(), tenant_id=tenant_id, username=username,
-                   password_hash=_hasher.hash(password) if password else None,
-                   roles=list(roles), groups=list(groups or []), attrs=dict(attrs or {}),
-                   oidc_subject=oidc_subject, disabled=False, created_at=utcnow())
+        row = dict(
+            id=new_id(),
+            tenant_id=tenant_id,
+            username=username,
+            password_hash=_hasher.hash(password) if password else None,
+            roles=list(roles),
+            groups=list(groups or []),
+            attrs=dict(attrs or {}),
+            oidc_subject=oidc_subject,
+            disabled=False,
+            created_at=utcnow(),
+        )
         async with self.db.transaction() as conn:
-            taken = (await conn.execute(sa.select(users.c.id).where(
-                users.c.tenant_id == tenant_id, users.c.username == username))).first()
+            taken = (
+                await conn.execute(
+                    sa.select(users.c.id).where(
+                        users.c.tenant_id == tenant_id, users.c.username == username
+                    )
+                )
+            ).first()
             if taken:
                 raise Conflict(f"User {username!r} already exists", path="username")
             await conn.execute(users.insert().values(**row))
-        return User(str(row["id"]), tenant_id, username, list(roles), list(groups or []),
-                    dict(attrs or {}))
+        return User(
+            str(row["id"]), tenant_id, username, list(roles), list(groups or []), dict(attrs or {})
+        )
 
     async def get_user(self, tenant_id: str, user_id: str) -> User | None:
         async with self.db.read() as conn:
-            row = (await conn.execute(users.select().where(
-                users.c.tenant_id == tenant_id, users.c.id == user_id,
-                users.c.disabled.is_(False)))).first()
+            row = (
+                await conn.execute(
+                    users.select().where(
+                        users.c.tenant_id == tenant_id,
+                        users.c.id == user_id,
+                        users.c.disabled.is_(False),
+                    )
+                )
+            ).first()
         return _user(row) if row else None
 
-    async def upsert_oidc_user(self, tenant_id: str, subject: str, username: str,
-                               roles: list[str], attrs: dict[str, Any]) -> User:
+    async def upsert_oidc_user(
+        self, tenant_id: str, subject: str, username: str, roles: list[str], attrs: dict[str, Any]
+    ) -> User:
         """The user behind an OIDC subject, created or refreshed from the provider's claims."""
         async with self.db.transaction() as conn:
-            row = (await conn.execute(users.select().where(
-                users.c.tenant_id == tenant_id, users.c.oidc_subject == subject))).first()
+            row = (
+                await conn.execute(
+                    users.select().where(
+                        users.c.tenant_id == tenant_id, users.c.oidc_subject == subject
+                    )
+                )
+            ).first()
             if row is None:
                 uid = new_id()
-                await conn.execute(users.insert().values(
-                    id=uid, tenant_id=tenant_id, username=username, password_hash=None,
-                    roles=roles, groups=[], attrs=attrs, oidc_subject=subject, disabled=False,
-                    created_at=utcnow()))
+                await conn.execute(
+                    users.insert().values(
+                        id=uid,
+                        tenant_id=tenant_id,
+                        username=username,
+                        password_hash=None,
+                        roles=roles,
+                        groups=[],
+                        attrs=attrs,
+                        oidc_subject=subject,
+                        disabled=False,
+                        created_at=utcnow(),
+                    )
+                )
                 return User(uid, tenant_id, username, roles, [], attrs)
-            await conn.execute(users.update().where(users.c.id == row.id).values(
-                roles=roles, attrs={**row.attrs, **attrs}))
-            return User(row.id, tenant_id, row.username, roles, list(row.groups),
-                        {**row.attrs, **attrs})
+            await conn.execute(
+                users.update()
+                .where(users.c.id == row.id)
+                .values(roles=roles, attrs={**row.attrs, **attrs})
+            )
+            return User(
+                row.id, tenant_id, row.username, roles, list(row.groups), {**row.attrs, **attrs}
+            )
 
     async def login(self, tenant_id: str, username: str, password: str) -> Session:
         """Check the password; issue an access + refresh token pair."""
         async with self.db.read() as conn:
-            row = (await conn.execute(users.select().where(
-                users.c.tenant_id == tenant_id, users.c.username == username))).first()
+            row = (
+                await conn.execute(
+                    users.select().where(
+                        users.c.tenant_id == tenant_id, users.c.username == username
+                    )
+                )
+            ).first()
         try:
             known = row.password_hash if row and row.password_hash else None
             _hasher.verify(known or _dummy_hash(), password)
@@ -143,51 +201,89 @@ class IdentityService:
         """Issue a fresh access token and a refresh token for `user`."""
         refresh = "plr_" + secrets.token_urlsafe(32)
         async with self.db.transaction() as conn:
-            await conn.execute(refresh_tokens.insert().values(
-                id=new_id(), token_hash=hash_token(refresh), user_id=user.id,
-                tenant_id=user.tenant_id, created_at=utcnow(),
-                expires_at=utcnow() + REFRESH_TTL))
+            await conn.execute(
+                refresh_tokens.insert().values(
+                    id=new_id(),
+                    token_hash=hash_token(refresh),
+                    user_id=user.id,
+                    tenant_id=user.tenant_id,
+                    created_at=utcnow(),
+                    expires_at=utcnow() + REFRESH_TTL,
+                )
+            )
         return Session(self.access_token(user), refresh, int(self.access_ttl.total_seconds()))
 
     def access_token(self, user: User) -> str:
         now = utcnow()
-        claims = {"sub": user.id, "tid": user.tenant_id, "name": user.username,
-                  "roles": user.roles, "groups": user.groups, "attrs": user.attrs,
-                  "iat": now, "exp": now + self.access_ttl, "iss": "plinth"}
+        claims = {
+            "sub": user.id,
+            "tid": user.tenant_id,
+            "name": user.username,
+            "roles": user.roles,
+            "groups": user.groups,
+            "attrs": user.attrs,
+            "iat": now,
+            "exp": now + self.access_ttl,
+            "iss": "plinth",
+        }
         return jwt.encode(claims, self._key, algorithm="HS256")
 
     def authenticate(self, token: str) -> Principal:
         """The principal of a valid access token (signature and expiry checked)."""
         try:
-            claims = jwt.decode(token, self._key, algorithms=["HS256"], issuer="plinth",
-                                options={"require": ["exp", "sub", "tid"]})
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=["HS256"],
+                issuer="plinth",
+                options={"require": ["exp", "sub", "tid"]},
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("The access token has expired") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("The bearer token is not valid") from None
-        return User(claims["sub"], claims["tid"], claims.get("name", ""), claims.get("roles", []),
-                    claims.get("groups", []), claims.get("attrs", {})).principal()
+        return User(
+            claims["sub"],
+            claims["tid"],
+            claims.get("name", ""),
+            claims.get("roles", []),
+            claims.get("groups", []),
+            claims.get("attrs", {}),
+        ).principal()
 
     async def refresh(self, refresh_token: str) -> Session:
         """Rotate a refresh token: the old one is revoked, a new pair issued."""
         digest = hash_token(refresh_token)
         async with self.db.transaction() as conn:
-            row = (await conn.execute(refresh_tokens.select().where(
-                refresh_tokens.c.token_hash == digest))).first()
-            if (row is None or row.revoked_at is not None
-                    or row.expires_at <= utcnow()):
+            row = (
+                await conn.execute(
+                    refresh_tokens.select().where(refresh_tokens.c.token_hash == digest)
+                )
+            ).first()
+            if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
                 raise Unauthenticated("The refresh token is not valid")
-            await conn.execute(refresh_tokens.update().where(refresh_tokens.c.id == row.id)
-                               .values(revoked_at=utcnow()))
-            urow = (await conn.execute(users.select().where(
-                users.c.id == row.user_id, users.c.disabled.is_(False)))).first()
+            await conn.execute(
+                refresh_tokens.update()
+                .where(refresh_tokens.c.id == row.id)
+                .values(revoked_at=utcnow())
+            )
+            urow = (
+                await conn.execute(
+                    users.select().where(users.c.id == row.user_id, users.c.disabled.is_(False))
+                )
+            ).first()
         if urow is None:
             raise Unauthenticated("The refresh token is not valid")
         return await self.session_for(_user(urow))
 
     async def revoke_refresh(self, refresh_token: str) -> bool:
         async with self.db.transaction() as conn:
-            result = await conn.execute(refresh_tokens.update().where(
-                refresh_tokens.c.token_hash == hash_token(refresh_token),
-                refresh_tokens.c.revoked_at.is_(None)).values(revoked_at=utcnow()))
+            result = await conn.execute(
+                refresh_tokens.update()
+                .where(
+                    refresh_tokens.c.token_hash == hash_token(refresh_token),
+                    refresh_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
         return bool(result.rowcount)

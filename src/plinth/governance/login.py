@@ -18,8 +18,9 @@ from plinth.integration.quotas import LoginThrottled
 from plinth.tenancy.models import Tenant
 
 
-async def password_login(platform: Any, tenant_slug: str, username: str, password: str,
-                         client: str | None, **audit: Any) -> tuple[Tenant, Session]:
+async def password_login(
+    platform: Any, tenant_slug: str, username: str, password: str, client: str | None, **audit: Any
+) -> tuple[Tenant, Session]:
     """The tenant and a fresh session for a correct password, or Unauthenticated / 429."""
     found = await platform.tenants.find(tenant_slug)
     gov = platform.governance
@@ -27,8 +28,15 @@ async def password_login(platform: Any, tenant_slug: str, username: str, passwor
         await platform.quotas.login_attempt(found.id if found else None, username, client)
     except LoginThrottled as exc:
         if found is not None and not exc.repeat:
-            await gov.record(found.id, username, "auth.login", outcome="throttled",
-                             scope=exc.extra.get("scope"), client=client, **audit)
+            await gov.record(
+                found.id,
+                username,
+                "auth.login",
+                outcome="throttled",
+                scope=exc.extra.get("scope"),
+                client=client,
+                **audit,
+            )
         raise
     if found is None:
         raise Unauthenticated("Wrong username or password")

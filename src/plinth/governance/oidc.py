@@ -67,8 +67,9 @@ class OIDCConfig:
     def of(cls, settings: dict[str, Any]) -> OIDCConfig:
         raw = settings.get("oidc")
         if not isinstance(raw, dict) or not raw.get("issuer"):
-            raise BadRequest("This tenant has no OpenID Connect provider configured",
-                             path="settings.oidc")
+            raise BadRequest(
+                "This tenant has no OpenID Connect provider configured", path="settings.oidc"
+            )
         known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
         return cls(**known)
 
@@ -81,8 +82,9 @@ def map_claims(config: OIDCConfig, claims: dict[str, Any]) -> tuple[list[str], d
     roles = sorted({mapping[v] for v in values if v in mapping})
     if not roles and config.default_role:
         roles = [config.default_role]
-    attrs = {attr: claims[claim] for attr, claim in (config.attr_claims or {}).items()
-             if claim in claims}
+    attrs = {
+        attr: claims[claim] for attr, claim in (config.attr_claims or {}).items() if claim in claims
+    }
     return roles, attrs
 
 
@@ -96,8 +98,12 @@ class OIDCLogin:
 
     def _http(self) -> dict[str, Any]:
         """httpx client options for every call to a provider: guarded, no env proxies."""
-        return {"transport": GuardedTransport(self.egress), "trust_env": False,
-                "timeout": HTTP_SECONDS, "follow_redirects": False}
+        return {
+            "transport": GuardedTransport(self.egress),
+            "trust_env": False,
+            "timeout": HTTP_SECONDS,
+            "follow_redirects": False,
+        }
 
     async def discover(self, issuer: str) -> dict[str, Any]:
         """The provider's metadata (cached per issuer)."""
@@ -108,37 +114,59 @@ class OIDCLogin:
                     r = await http.get(url)
                 meta = r.json() if r.status_code == 200 else None
             except EgressRefused as exc:
-                raise EgressRefused(f"The OpenID issuer is refused: {exc.detail}",
-                                    path="settings.oidc.issuer", faults=exc.faults,
-                                    extra=exc.extra) from None
+                raise EgressRefused(
+                    f"The OpenID issuer is refused: {exc.detail}",
+                    path="settings.oidc.issuer",
+                    faults=exc.faults,
+                    extra=exc.extra,
+                ) from None
             except (httpx.HTTPError, ValueError) as exc:
-                raise BadRequest(f"OpenID discovery failed at {url} ({type(exc).__name__})",
-                                 path="settings.oidc.issuer") from None
+                raise BadRequest(
+                    f"OpenID discovery failed at {url} ({type(exc).__name__})",
+                    path="settings.oidc.issuer",
+                ) from None
             if not isinstance(meta, dict):
-                raise BadRequest(f"OpenID discovery failed at {url} ({r.status_code})",
-                                 path="settings.oidc.issuer")
+                raise BadRequest(
+                    f"OpenID discovery failed at {url} ({r.status_code})",
+                    path="settings.oidc.issuer",
+                )
             self._discovery[issuer] = meta
         return self._discovery[issuer]
 
-    async def authorization_url(self, tenant_id: str, config: OIDCConfig,
-                                redirect_uri: str, *, browser: str | None = None) -> str:
+    async def authorization_url(
+        self, tenant_id: str, config: OIDCConfig, redirect_uri: str, *, browser: str | None = None
+    ) -> str:
         """Where to send the browser; state carries tenant, nonce and redirect URI, and the
         hash of `browser` (the value of the starting browser's binding cookie) if given."""
         meta = await self.discover(config.issuer)
         nonce = secrets.token_urlsafe(16)
-        claims: dict[str, Any] = {"tid": tenant_id, "nonce": nonce, "ru": redirect_uri,
-                                  "exp": utcnow() + STATE_TTL, "aud": "plinth-oidc-state"}
+        claims: dict[str, Any] = {
+            "tid": tenant_id,
+            "nonce": nonce,
+            "ru": redirect_uri,
+            "exp": utcnow() + STATE_TTL,
+            "aud": "plinth-oidc-state",
+        }
         if browser is not None:
             claims["bh"] = _binding_hash(browser)
         state = jwt.encode(claims, self._key, algorithm="HS256")
-        client = AsyncOAuth2Client(config.client_id, config.client_secret,
-                                   scope=config.scope, redirect_uri=redirect_uri)
-        url, _ = client.create_authorization_url(meta["authorization_endpoint"], state=state,
-                                                 nonce=nonce)
+        client = AsyncOAuth2Client(
+            config.client_id, config.client_secret, scope=config.scope, redirect_uri=redirect_uri
+        )
+        url, _ = client.create_authorization_url(
+            meta["authorization_endpoint"], state=state, nonce=nonce
+        )
         return str(url)
 
-    async def complete(self, tenant_id: str, config: OIDCConfig, code: str,
-                       state: str, *, browser: str | None = None) -> dict[str, Any]:
+    async def complete(
+        self,
+        tenant_id: str,
+        config: OIDCConfig,
+        code: str,
+        state: str,
+        *,
+        browser: str | None = None,
+    ) -> dict[str, Any]:
         """Exchange the code, verify the ID token (JWKS, iss, aud, exp, nonce); its claims.
 
         `browser` is the binding cookie of the browser presenting the callback ("" when it
@@ -151,18 +179,23 @@ class OIDCLogin:
         if st["tid"] != tenant_id:
             raise Forbidden("This login was started for another tenant", path="state")
         bound = browser is not None or "bh" in st
-        if bound and not (browser and hmac.compare_digest(str(st.get("bh", "")),
-                                                          _binding_hash(browser))):
+        if bound and not (
+            browser and hmac.compare_digest(str(st.get("bh", "")), _binding_hash(browser))
+        ):
             raise Unauthenticated(
                 "This sign-in was not started in this browser (or its sign-in cookie "
                 "expired). Start the sign-in again from the sign-in page",
-                path="state", extra={"reason": "browser_mismatch"})
+                path="state",
+                extra={"reason": "browser_mismatch"},
+            )
         meta = await self.discover(config.issuer)
-        async with AsyncOAuth2Client(config.client_id, config.client_secret,
-                                     redirect_uri=st["ru"], **self._http()) as client:
+        async with AsyncOAuth2Client(
+            config.client_id, config.client_secret, redirect_uri=st["ru"], **self._http()
+        ) as client:
             try:
-                token = await client.fetch_token(meta["token_endpoint"], code=code,
-                                                 grant_type="authorization_code")
+                token = await client.fetch_token(
+                    meta["token_endpoint"], code=code, grant_type="authorization_code"
+                )
             except PlinthError:  # EgressRefused: the guard's answer, not the provider's
                 raise
             except Exception as exc:  # authlib raises OAuthError subclasses and httpx errors

@@ -26,13 +26,13 @@ FIELD_ACTIONS = ("field.read", "field.write")
 # Seeing a `masked` field in full (compliance); owners by default, app policies may widen it.
 UNMASK_ACTIONS = ("field.unmask",)
 # Data-subject rights, retention runs and field-key rotation (governance.compliance).
-COMPLIANCE_ACTIONS = {"subject.export", "subject.erase", "compliance.retention",
-                      "compliance.keys"}
+COMPLIANCE_ACTIONS = {"subject.export", "subject.erase", "compliance.retention", "compliance.keys"}
 OWNER_EXTRA = {"audit.read", "user.manage"} | COMPLIANCE_ACTIONS
 # Seams later layers call: plugin execution, connector calls, workflow tasks.
 SEAM_ACTIONS = {"plugin.execute", "connector.call", "workflow.task"}
-META_ACTIONS = tuple(sorted(set().union(*ROLE_ACTIONS.values()) - set(DATA_ACTIONS)
-                            | OWNER_EXTRA | SEAM_ACTIONS))
+META_ACTIONS = tuple(
+    sorted(set().union(*ROLE_ACTIONS.values()) - set(DATA_ACTIONS) | OWNER_EXTRA | SEAM_ACTIONS)
+)
 ALL_ACTIONS = META_ACTIONS + DATA_ACTIONS + FIELD_ACTIONS + UNMASK_ACTIONS
 USER_ATTRS = ("tenant", "country", "department", "email", "name")
 _CEDAR_TYPES = {"integer": "Long", "boolean": "Boolean"}
@@ -44,12 +44,18 @@ def _default_policies() -> str:
     for role, actions in ROLE_ACTIONS.items():
         extra = OWNER_EXTRA if role == "owner" else set()
         acts = ", ".join(f'Action::"{a}"' for a in sorted(set(actions) | extra))
-        out.append(f'@id("default.{role}")\npermit(principal in Role::"{role}", '
-                   f'action in [{acts}], resource);')
-    out.append('@id("default.fields")\npermit(principal, action in '
-               '[Action::"field.read", Action::"field.write"], resource);')
-    out.append('@id("default.unmask")\npermit(principal in Role::"owner", '
-               'action == Action::"field.unmask", resource);')
+        out.append(
+            f'@id("default.{role}")\npermit(principal in Role::"{role}", '
+            f"action in [{acts}], resource);"
+        )
+    out.append(
+        '@id("default.fields")\npermit(principal, action in '
+        '[Action::"field.read", Action::"field.write"], resource);'
+    )
+    out.append(
+        '@id("default.unmask")\npermit(principal in Role::"owner", '
+        'action == Action::"field.unmask", resource);'
+    )
     return "\n".join(out)
 
 
@@ -65,27 +71,40 @@ def cedar_schema(definition: dict[str, Any] | None) -> dict[str, Any]:
     """Cedar JSON schema: users/roles/groups, one resource type per app entity, all actions."""
     opt = {"required": False}
     entity_types: dict[str, Any] = {
-        "Role": {}, "Group": {},
-        "User": {"memberOfTypes": ["Role", "Group"], "shape": {"type": "Record", "attributes": {
-            a: {"type": "String", **opt} for a in USER_ATTRS}}},
-        "Tenant": {}, "App": {"shape": {"type": "Record", "attributes": {
-            "tenant": {"type": "String", **opt}}}},
-        "Field": {"shape": {"type": "Record", "attributes": {
-            "entity": {"type": "String"}, "name": {"type": "String"}}}},
+        "Role": {},
+        "Group": {},
+        "User": {
+            "memberOfTypes": ["Role", "Group"],
+            "shape": {
+                "type": "Record",
+                "attributes": {a: {"type": "String", **opt} for a in USER_ATTRS},
+            },
+        },
+        "Tenant": {},
+        "App": {"shape": {"type": "Record", "attributes": {"tenant": {"type": "String", **opt}}}},
+        "Field": {
+            "shape": {
+                "type": "Record",
+                "attributes": {"entity": {"type": "String"}, "name": {"type": "String"}},
+            }
+        },
     }
     records = []
     for name, ent in ((definition or {}).get("entities") or {}).items():
         attrs = {}
         for fname, spec in (ent.get("fields") or {}).items():
-            attrs[fname] = {"type": _CEDAR_TYPES.get(spec.get("type", ""), "String"),
-                            "required": bool(spec.get("required"))}
+            attrs[fname] = {
+                "type": _CEDAR_TYPES.get(spec.get("type", ""), "String"),
+                "required": bool(spec.get("required")),
+            }
         for sys_name in ("created_by", "updated_by"):
             attrs[sys_name] = {"type": "String", **opt}
         entity_types[entity_type(name)] = {"shape": {"type": "Record", "attributes": attrs}}
         records.append(entity_type(name))
     applies = {"principalTypes": ["User"]}
-    actions = {a: {"appliesTo": {**applies, "resourceTypes": ["App", "Tenant"]}}
-               for a in META_ACTIONS}
+    actions = {
+        a: {"appliesTo": {**applies, "resourceTypes": ["App", "Tenant"]}} for a in META_ACTIONS
+    }
     for a in DATA_ACTIONS:
         actions[a] = {"appliesTo": {**applies, "resourceTypes": records or ["App"]}}
     for a in FIELD_ACTIONS + UNMASK_ACTIONS:
@@ -127,8 +146,9 @@ def compile_policies(documents: dict[str, str]) -> CompiledPolicies:
     index = 0
     for doc_name, text in documents.items():
         parsed = json.loads(cedarpy.policies_to_json_str(text)) if text.strip() else {}
-        for k, (_pid, est) in enumerate(sorted((parsed.get("staticPolicies") or {}).items(),
-                                               key=lambda kv: int(kv[0][6:]))):
+        for k, (_pid, est) in enumerate(
+            sorted((parsed.get("staticPolicies") or {}).items(), key=lambda kv: int(kv[0][6:]))
+        ):
             ann = (est.get("annotations") or {}).get("id")
             names[f"policy{index}"] = ann or f"{doc_name}#{k}"
             index += 1
@@ -136,8 +156,9 @@ def compile_policies(documents: dict[str, str]) -> CompiledPolicies:
     return CompiledPolicies(cedarpy.PolicySet.from_str("\n".join(texts)), names)
 
 
-_ACTION_ENTITIES = [{"uid": {"type": "Action", "id": a}, "attrs": {}, "parents": []}
-                    for a in ALL_ACTIONS]
+_ACTION_ENTITIES = [
+    {"uid": {"type": "Action", "id": a}, "attrs": {}, "parents": []} for a in ALL_ACTIONS
+]
 
 
 def _cedar_value(value: Any) -> Any:
@@ -174,12 +195,15 @@ class CedarAuthorizer:
         for name, doc in (definition.get("policies") or {}).items():
             docs[f"app.{name}"] = doc.get("cedar", "")
         compiled = compile_policies(docs)
-        compiled.fields = {name: list((ent.get("fields") or {}).keys())
-                           for name, ent in (definition.get("entities") or {}).items()}
+        compiled.fields = {
+            name: list((ent.get("fields") or {}).keys())
+            for name, ent in (definition.get("entities") or {}).items()
+        }
         self._apps[(tenant_id, app_slug)] = compiled
         self._decisions.clear()  # keys hold id(compiled); never let a recycled id match
-        self._field_cache = {k: v for k, v in self._field_cache.items()
-                             if k[:2] != (tenant_id, app_slug)}
+        self._field_cache = {
+            k: v for k, v in self._field_cache.items() if k[:2] != (tenant_id, app_slug)
+        }
 
     def forget(self, tenant_id: str, app_slug: str) -> None:
         self._apps.pop((tenant_id, app_slug), None)
@@ -198,8 +222,13 @@ class CedarAuthorizer:
         attrs["tenant"] = principal.tenant_id or ""
         parents = [{"type": "Role", "id": r} for r in sorted(principal.roles)]
         parents += [{"type": "Group", "id": g} for g in principal.attrs.get("groups", ())]
-        return [{"uid": {"type": "User", "id": principal.id}, "attrs": _attrs(attrs),
-                 "parents": parents}]
+        return [
+            {
+                "uid": {"type": "User", "id": principal.id},
+                "attrs": _attrs(attrs),
+                "parents": parents,
+            }
+        ]
 
     @staticmethod
     def _resource_entity(resource: Resource) -> dict[str, Any]:
@@ -207,22 +236,38 @@ class CedarAuthorizer:
             entity = resource.attrs.get("entity") or resource.id
             record = resource.attrs.get("record") or {}
             rid = str(record.get("id") or resource.id)
-            return {"uid": {"type": entity_type(entity), "id": rid},
-                    "attrs": _attrs({k: v for k, v in record.items() if k != "id"}),
-                    "parents": []}
+            return {
+                "uid": {"type": entity_type(entity), "id": rid},
+                "attrs": _attrs({k: v for k, v in record.items() if k != "id"}),
+                "parents": [],
+            }
         if resource.kind == "field":
-            return {"uid": {"type": "Field", "id": resource.id},
-                    "attrs": _attrs({"entity": resource.attrs.get("entity", ""),
-                                     "name": resource.attrs.get("name", "")}), "parents": []}
+            return {
+                "uid": {"type": "Field", "id": resource.id},
+                "attrs": _attrs(
+                    {
+                        "entity": resource.attrs.get("entity", ""),
+                        "name": resource.attrs.get("name", ""),
+                    }
+                ),
+                "parents": [],
+            }
         kind = "Tenant" if resource.kind == "tenant" else "App"
-        return {"uid": {"type": kind, "id": resource.id},
-                "attrs": _attrs({"tenant": resource.tenant_id}) if kind == "App" else {},
-                "parents": []}
+        return {
+            "uid": {"type": kind, "id": resource.id},
+            "attrs": _attrs({"tenant": resource.tenant_id}) if kind == "App" else {},
+            "parents": [],
+        }
 
     # -- decisions --------------------------------------------------------------------------
 
-    def decide(self, principal: Principal, action: str, resource: Resource,
-               context: dict[str, Any] | None = None) -> Decision:
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: dict[str, Any] | None = None,
+    ) -> Decision:
         """Allow or deny, naming the deciding policies."""
         if PLATFORM_ADMIN in principal.roles:
             return Decision(True, ("role:platform_admin",), ("platform_admin",))
@@ -233,18 +278,30 @@ class CedarAuthorizer:
         # policy version, so they are memoised (records carry data and are always evaluated).
         key = None
         if resource.kind != "record" and not context:
-            key = (id(compiled), principal.id, principal.roles, principal.tenant_id,
-                   repr(sorted(principal.attrs.items())), action, resource.kind, resource.id,
-                   resource.tenant_id)
+            key = (
+                id(compiled),
+                principal.id,
+                principal.roles,
+                principal.tenant_id,
+                repr(sorted(principal.attrs.items())),
+                action,
+                resource.kind,
+                resource.id,
+                resource.tenant_id,
+            )
             hit = self._decisions.get(key)
             if hit is not None:
                 return hit
         res = self._resource_entity(resource)
-        request = {"principal": {"type": "User", "id": principal.id},
-                   "action": {"type": "Action", "id": action},
-                   "resource": res["uid"], "context": _attrs(context or {})}
-        result = cedarpy.is_authorized(request, compiled.policies,
-                                       self._principal_entities(principal) + [res])
+        request = {
+            "principal": {"type": "User", "id": principal.id},
+            "action": {"type": "Action", "id": action},
+            "resource": res["uid"],
+            "context": _attrs(context or {}),
+        }
+        result = cedarpy.is_authorized(
+            request, compiled.policies, self._principal_entities(principal) + [res]
+        )
         ids = tuple(compiled.names.get(p, p) for p in result.diagnostics.reasons)
         allowed = bool(result.allowed)
         if result.diagnostics.errors:
@@ -260,8 +317,9 @@ class CedarAuthorizer:
             self._decisions[key] = decision
         return decision
 
-    def row_filter(self, principal: Principal, action: str, tenant: Any, app_slug: str,
-                   entity: str) -> Filter | str | None:
+    def row_filter(
+        self, principal: Principal, action: str, tenant: Any, app_slug: str, entity: str
+    ) -> Filter | str | None:
         """Which rows `principal` may `action`: filter AST, None (all), deny-all or "per_row"."""
         tenant_id = getattr(tenant, "id", tenant)
         if PLATFORM_ADMIN in principal.roles:
@@ -270,8 +328,11 @@ class CedarAuthorizer:
             return dict(DENY_ALL)
         compiled = self._set_for(tenant_id, app_slug)
         # Partial evaluation takes the surface syntax only; ids are JSON-quoted.
-        request = {"principal": f"User::{json.dumps(principal.id)}",
-                   "action": f"Action::{json.dumps(action)}", "context": {}}
+        request = {
+            "principal": f"User::{json.dumps(principal.id)}",
+            "action": f"Action::{json.dumps(action)}",
+            "context": {},
+        }
         # Partial evaluation treats entities it cannot see as unknown, so action and
         # role/group entities are spelled out (else `action in [...]` stays residual).
         ents = self._principal_entities(principal)
@@ -285,18 +346,30 @@ class CedarAuthorizer:
         try:
             return residuals_to_filter(result.residuals or {}, entity_type(entity))
         except Untranslatable as exc:
-            log.warning("row filter for %s on %s.%s falls back to per-row checks: %s",
-                        action, app_slug, entity, exc)
+            log.warning(
+                "row filter for %s on %s.%s falls back to per-row checks: %s",
+                action,
+                app_slug,
+                entity,
+                exc,
+            )
             return PER_ROW
 
-    def field_access(self, principal: Principal, tenant: Any, app_slug: str,
-                     entity: str) -> tuple[set[str] | None, set[str] | None]:
+    def field_access(
+        self, principal: Principal, tenant: Any, app_slug: str, entity: str
+    ) -> tuple[set[str] | None, set[str] | None]:
         """Fields `principal` may read and write (None: all of them)."""
         tenant_id = getattr(tenant, "id", tenant)
         if PLATFORM_ADMIN in principal.roles:
             return None, None
-        key = (tenant_id, app_slug, entity, principal.id, principal.roles,
-               json.dumps(principal.attrs, sort_keys=True, default=str))
+        key = (
+            tenant_id,
+            app_slug,
+            entity,
+            principal.id,
+            principal.roles,
+            json.dumps(principal.attrs, sort_keys=True, default=str),
+        )
         cached = self._field_cache.get(key)
         if cached is not None:
             return cached
@@ -304,10 +377,20 @@ class CedarAuthorizer:
         names = compiled.fields.get(entity, [])
         out: list[set[str] | None] = []
         for action in FIELD_ACTIONS:
-            allowed = {name for name in names if self.decide(
-                principal, action, Resource("field", f"{entity}.{name}", tenant_id,
-                                            {"app": app_slug, "entity": entity, "name": name})
-            ).allowed}
+            allowed = {
+                name
+                for name in names
+                if self.decide(
+                    principal,
+                    action,
+                    Resource(
+                        "field",
+                        f"{entity}.{name}",
+                        tenant_id,
+                        {"app": app_slug, "entity": entity, "name": name},
+                    ),
+                ).allowed
+            }
             out.append(None if len(allowed) == len(names) else allowed)
         answer = (out[0], out[1])
         if len(self._field_cache) > 10_000:

@@ -32,8 +32,9 @@ class Principal:
         if self.tenant_id != tenant_id:
             # Same answer as for a tenant that does not exist would leak less, but a 403 that
             # names no data is clearer to a person who used the wrong token.
-            raise Forbidden(f"This credential has no access to tenant {tenant_slug!r}",
-                            path="tenant")
+            raise Forbidden(
+                f"This credential has no access to tenant {tenant_slug!r}", path="tenant"
+            )
 
     def audit_name(self) -> str:
         return self.name or self.id

@@ -55,7 +55,7 @@ def translate(node: Any, entity: str | None = None) -> Filter | bool:
     """
     if not isinstance(node, dict) or len(node) != 1:
         raise Untranslatable(f"unexpected node {node!r}")
-    (key, body), = node.items()
+    ((key, body),) = node.items()
     if key == "Value":
         if isinstance(body, bool):
             return body
@@ -95,8 +95,9 @@ def translate(node: Any, entity: str | None = None) -> Filter | bool:
                 return {"field": name, "op": "startswith", "value": literal}
     if key == "if-then-else":
         cond, then, other = (translate(body[k], entity) for k in ("if", "then", "else"))
-        return _combine("or", [_combine("and", [cond, then]),
-                               _combine("and", [_negate(cond), other])])
+        return _combine(
+            "or", [_combine("and", [cond, then]), _combine("and", [_negate(cond), other])]
+        )
     raise Untranslatable(f"no filter for Cedar operator {key!r}")
 
 
@@ -154,8 +155,9 @@ def policy_condition(policy: dict[str, Any], entity: str | None = None) -> Filte
     return _combine("and", parts)
 
 
-def residuals_to_filter(residuals: dict[str, dict[str, Any]],
-                        entity: str | None = None) -> Filter | None:
+def residuals_to_filter(
+    residuals: dict[str, dict[str, Any]], entity: str | None = None
+) -> Filter | None:
     """Rows allowed = any permit residual holds and no forbid residual holds.
 
     Returns None when every row is allowed and DENY_ALL when none can be.

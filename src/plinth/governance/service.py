@@ -31,7 +31,8 @@ class Governance:
         self.db = platform.db
         self.audit = AuditLedger(platform.db)
         self.identity = IdentityService(
-            platform.db, signing_key(settings.master_key, settings.data_dir))
+            platform.db, signing_key(settings.master_key, settings.data_dir)
+        )
         # Calls to a tenant's provider go through the same SSRF guard as connectors.
         self.oidc = OIDCLogin(self.identity._key, EgressPolicy(settings.egress_allow))
         self.authorizer = CedarAuthorizer()
@@ -46,9 +47,10 @@ class Governance:
     async def start(self) -> None:
         """Compile the policies of every app's active version into the cache."""
         self._platform.on_stop(self.audit.drain)
-        q = (sa.select(apps.c.tenant_id, apps.c.slug, versions.c.body)
-             .join(versions, sa.and_(versions.c.app_id == apps.c.id,
-                                     versions.c.number == apps.c.active_version)))
+        q = sa.select(apps.c.tenant_id, apps.c.slug, versions.c.body).join(
+            versions,
+            sa.and_(versions.c.app_id == apps.c.id, versions.c.number == apps.c.active_version),
+        )
         async with self.db.read() as conn:
             rows = (await conn.execute(q)).all()
         for row in rows:
@@ -57,9 +59,16 @@ class Governance:
     async def _on_activated(self, event: Event) -> None:
         numbers = [n for n in (event.data["version"], event.data.get("previous")) if n]
         async with self.db.read() as conn:
-            bodies = dict((await conn.execute(sa.select(versions.c.number, versions.c.body)
-                                              .where(versions.c.app_id == event.data["app_id"],
-                                                     versions.c.number.in_(numbers)))).all())
+            bodies = dict(
+                (
+                    await conn.execute(
+                        sa.select(versions.c.number, versions.c.body).where(
+                            versions.c.app_id == event.data["app_id"],
+                            versions.c.number.in_(numbers),
+                        )
+                    )
+                ).all()
+            )
         assert event.tenant_id is not None
         body = bodies.get(event.data["version"])
         if body is None:  # relayed from a node of another deployment sharing the channel
@@ -72,31 +81,51 @@ class Governance:
         old = _cedar_of(bodies.get(event.data.get("previous"), {}))
         changed = sorted(n for n in new.keys() | old.keys() if new.get(n) != old.get(n))
         if changed:
-            await self.audit.append(event.tenant_id, AuditEntry(
-                event.data.get("by"), "policy.changed", event.data["app"], data={
-                    "policies": changed, "version": event.data["version"],
-                    "via": event.topic}))
+            await self.audit.append(
+                event.tenant_id,
+                AuditEntry(
+                    event.data.get("by"),
+                    "policy.changed",
+                    event.data["app"],
+                    data={
+                        "policies": changed,
+                        "version": event.data["version"],
+                        "via": event.topic,
+                    },
+                ),
+            )
 
     async def _on_deleted(self, event: Event) -> None:
         if event.tenant_id:
             self.authorizer.forget(event.tenant_id, event.data.get("app", ""))
 
-    def _on_denied(self, principal: Principal, action: str, resource: Resource,
-                   decision: Decision) -> None:
+    def _on_denied(
+        self, principal: Principal, action: str, resource: Resource, decision: Decision
+    ) -> None:
         # Denials are recorded in the tenant the caller tried to reach.
-        self.audit.append_soon(resource.tenant_id or principal.tenant_id, AuditEntry(
-            actor=principal.audit_name(), action=f"denied.{action}",
-            resource=f"{resource.kind}:{resource.id}", outcome="denied",
-            data={"principal": principal.id, "reasons": list(decision.reasons)},
-        ))
+        self.audit.append_soon(
+            resource.tenant_id or principal.tenant_id,
+            AuditEntry(
+                actor=principal.audit_name(),
+                action=f"denied.{action}",
+                resource=f"{resource.kind}:{resource.id}",
+                outcome="denied",
+                data={"principal": principal.id, "reasons": list(decision.reasons)},
+            ),
+        )
 
-    async def record(self, tenant_id: str | None, actor: str | None, action: str,
-                     resource: str | None = None, outcome: str = "ok",
-                     **data: Any) -> None:
+    async def record(
+        self,
+        tenant_id: str | None,
+        actor: str | None,
+        action: str,
+        resource: str | None = None,
+        outcome: str = "ok",
+        **data: Any,
+    ) -> None:
         """Append one audit event (logins, credentials)."""
         await self.audit.append(tenant_id, AuditEntry(actor, action, resource, outcome, data))
 
 
 def _cedar_of(definition: dict[str, Any]) -> dict[str, str]:
-    return {name: doc.get("cedar", "") for name, doc in
-            (definition.get("policies") or {}).items()}
+    return {name: doc.get("cedar", "") for name, doc in (definition.get("policies") or {}).items()}

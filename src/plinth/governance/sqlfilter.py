@@ -23,10 +23,16 @@ def to_where(node: dict[str, Any], table: sa.Table) -> Any:
         raise BadRequest(f"Policy filters on unknown field {name!r}", path=f"filter.{name}")
     col = table.c[name]
     ops = {
-        "eq": lambda: col == value, "ne": lambda: col != value, "lt": lambda: col < value,
-        "lte": lambda: col <= value, "gt": lambda: col > value, "gte": lambda: col >= value,
-        "in": lambda: col.in_(values), "nin": lambda: col.not_in(values),
-        "contains": lambda: col.contains(value), "startswith": lambda: col.startswith(value),
+        "eq": lambda: col == value,
+        "ne": lambda: col != value,
+        "lt": lambda: col < value,
+        "lte": lambda: col <= value,
+        "gt": lambda: col > value,
+        "gte": lambda: col >= value,
+        "in": lambda: col.in_(values),
+        "nin": lambda: col.not_in(values),
+        "contains": lambda: col.contains(value),
+        "startswith": lambda: col.startswith(value),
         "isnull": lambda: col.is_(None) if value else col.is_not(None),
     }
     return ops[op]()

@@ -9,8 +9,12 @@ from plinth.db import Timestamp, platform_metadata
 audit_events = sa.Table(
     "audit_events",
     platform_metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("tenant_key", sa.String(32), nullable=False),  # tenant id, or "_platform"
     sa.Column("n", sa.BigInteger, nullable=False),  # position in this tenant's chain
     sa.Column("at", Timestamp, nullable=False),

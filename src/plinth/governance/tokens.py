@@ -57,16 +57,28 @@ class TokenService:
         self.db = db
 
     async def issue(
-        self, name: str, role: str, *, tenant_id: str | None = None,
-        subject: str | None = None, token: str | None = None,
-        expires_at: datetime | None = None, conn: AsyncConnection | None = None,
+        self,
+        name: str,
+        role: str,
+        *,
+        tenant_id: str | None = None,
+        subject: str | None = None,
+        token: str | None = None,
+        expires_at: datetime | None = None,
+        conn: AsyncConnection | None = None,
     ) -> IssuedToken:
         """Create a token; `token` presets the secret (e.g. PLINTH_ADMIN_TOKEN)."""
         secret = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
         token_id = new_id()
         row = dict(
-            id=token_id, token_hash=hash_token(secret), prefix=secret[:8], name=name,
-            tenant_id=tenant_id, role=role, subject=subject, created_at=utcnow(),
+            id=token_id,
+            token_hash=hash_token(secret),
+            prefix=secret[:8],
+            name=name,
+            tenant_id=tenant_id,
+            role=role,
+            subject=subject,
+            created_at=utcnow(),
             expires_at=expires_at,
         )
         if conn is None:
@@ -80,17 +92,23 @@ class TokenService:
         """On start: make sure a platform admin token exists; return it if new."""
         async with self.db.transaction() as conn:
             if preset:
-                found = (await conn.execute(
-                    sa.select(api_tokens.c.id).where(api_tokens.c.token_hash == hash_token(preset))
-                )).first()
+                found = (
+                    await conn.execute(
+                        sa.select(api_tokens.c.id).where(
+                            api_tokens.c.token_hash == hash_token(preset)
+                        )
+                    )
+                ).first()
                 if found:
                     return None
                 return await self.issue("admin", PLATFORM_ADMIN, token=preset, conn=conn)
-            existing = (await conn.execute(
-                sa.select(api_tokens.c.id).where(
-                    api_tokens.c.role == PLATFORM_ADMIN, api_tokens.c.revoked_at.is_(None)
+            existing = (
+                await conn.execute(
+                    sa.select(api_tokens.c.id).where(
+                        api_tokens.c.role == PLATFORM_ADMIN, api_tokens.c.revoked_at.is_(None)
+                    )
                 )
-            )).first()
+            ).first()
             if existing:
                 return None
             return await self.issue("admin", PLATFORM_ADMIN, conn=conn)
@@ -100,8 +118,12 @@ class TokenService:
         async with self.db.transaction() as conn:
             await conn.execute(
                 api_tokens.update()
-                .where(api_tokens.c.name == name, api_tokens.c.role == PLATFORM_ADMIN,
-                       api_tokens.c.tenant_id.is_(None), api_tokens.c.revoked_at.is_(None))
+                .where(
+                    api_tokens.c.name == name,
+                    api_tokens.c.role == PLATFORM_ADMIN,
+                    api_tokens.c.tenant_id.is_(None),
+                    api_tokens.c.revoked_at.is_(None),
+                )
                 .values(revoked_at=utcnow())
             )
             return await self.issue(name, PLATFORM_ADMIN, conn=conn)
@@ -110,9 +132,9 @@ class TokenService:
         """The principal behind a bearer token, or Unauthenticated."""
         digest = hash_token(token)
         async with self.db.read() as conn:
-            row = (await conn.execute(
-                api_tokens.select().where(api_tokens.c.token_hash == digest)
-            )).first()
+            row = (
+                await conn.execute(api_tokens.select().where(api_tokens.c.token_hash == digest))
+            ).first()
         now = utcnow()
         if row is None or row.revoked_at is not None:
             raise Unauthenticated("The bearer token is not valid")
@@ -124,8 +146,11 @@ class TokenService:
                     api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now)
                 )
         return Principal(
-            id=f"token:{row.id}", kind="token", roles=frozenset({row.role}),
-            tenant_id=row.tenant_id, name=row.subject or row.name,
+            id=f"token:{row.id}",
+            kind="token",
+            roles=frozenset({row.role}),
+            tenant_id=row.tenant_id,
+            name=row.subject or row.name,
         )
 
     async def revoke(self, token_id: str, *, tenant_id: str | None = None) -> bool:
@@ -138,4 +163,3 @@ class TokenService:
         async with self.db.transaction() as conn:
             result = await conn.execute(query.values(revoked_at=utcnow()))
         return bool(result.rowcount)
-

@@ -33,9 +33,11 @@ class DomainIn(BaseModel):
 
 # -- secrets ----------------------------------------------------------------------------------
 
+
 @router.put(T + "/secrets/{name}")
-async def put_secret(name: str, request: Request, tenant: TenantDep, platform: PlatformDep,
-                     principal: PrincipalDep) -> dict:
+async def put_secret(
+    name: str, request: Request, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """Store or replace a secret. The value is write-only: no endpoint ever returns it."""
     require(platform, principal, "token.manage", tenant, "secret", check_name(name))
     # Parsed by hand so a malformed body's validation error cannot echo the value.
@@ -45,22 +47,22 @@ async def put_secret(name: str, request: Request, tenant: TenantDep, platform: P
         body = None
     value = body.get("value") if isinstance(body, dict) else None
     if not isinstance(value, str) or not value:
-        raise BadRequest("Send {\"value\": \"…\"} with a non-empty string", path="value")
+        raise BadRequest('Send {"value": "…"} with a non-empty string', path="value")
     info = await platform.vault.put(tenant.id, name, value, by=principal.audit_name())
     return info.public()
 
 
 @router.get(T + "/secrets")
-async def list_secrets(tenant: TenantDep, platform: PlatformDep,
-                       principal: PrincipalDep) -> dict:
+async def list_secrets(tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """The tenant's secrets: names and dates, never values."""
     require(platform, principal, "token.manage", tenant, "secret")
     return {"items": [s.public() for s in await platform.vault.list(tenant.id)]}
 
 
 @router.delete(T + "/secrets/{name}", status_code=204)
-async def delete_secret(name: str, tenant: TenantDep, platform: PlatformDep,
-                        principal: PrincipalDep) -> Response:
+async def delete_secret(
+    name: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> Response:
     """Forget a secret."""
     require(platform, principal, "token.manage", tenant, "secret", name)
     await platform.vault.delete(tenant.id, name, by=principal.audit_name())
@@ -68,8 +70,9 @@ async def delete_secret(name: str, tenant: TenantDep, platform: PlatformDep,
 
 
 @router.post(T + "/vault/rotate")
-async def rotate_tenant_key(tenant: TenantDep, platform: PlatformDep,
-                            principal: PrincipalDep) -> dict:
+async def rotate_tenant_key(
+    tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """Give the tenant a new data key and re-encrypt its secrets with it."""
     require(platform, principal, "token.manage", tenant, "secret")
     version = await platform.vault.rotate_tenant_key(tenant.id, by=principal.audit_name())
@@ -78,9 +81,11 @@ async def rotate_tenant_key(tenant: TenantDep, platform: PlatformDep,
 
 # -- connectors -------------------------------------------------------------------------------
 
+
 @router.get(T + "/apps/{app}/connectors")
-async def list_connectors(app: str, tenant: TenantDep, platform: PlatformDep,
-                          principal: PrincipalDep) -> dict:
+async def list_connectors(
+    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """The connectors of the app's active version, with their operations."""
     require(platform, principal, "app.read", tenant, ident=app)
     await platform.metadata.get_app(tenant, app)
@@ -89,31 +94,49 @@ async def list_connectors(app: str, tenant: TenantDep, platform: PlatformDep,
     items = []
     for name, doc in (await platform.connectors.connectors_of(tenant, app)).items():
         kind = connectors.get(doc.get("kind", ""))
-        items.append({"name": name, "kind": doc.get("kind"),
-                      "operations": kind.operations(doc) if kind else {}})
+        items.append(
+            {
+                "name": name,
+                "kind": doc.get("kind"),
+                "operations": kind.operations(doc) if kind else {},
+            }
+        )
     return {"items": items}
 
 
 @router.post(T + "/apps/{app}/connectors/{name}/call")
-async def call_connector(app: str, name: str, body: CallIn, tenant: TenantDep,
-                         platform: PlatformDep, principal: PrincipalDep) -> dict:
+async def call_connector(
+    app: str,
+    name: str,
+    body: CallIn,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+) -> dict:
     """Call an operation of a published connector (policy `connector.call`, audited)."""
-    return await platform.connectors.call(tenant, app, name, body.operation, body.input,
-                                          principal)
+    return await platform.connectors.call(tenant, app, name, body.operation, body.input, principal)
 
 
 @router.post(T + "/apps/{app}/connectors/{name}/openapi")
-async def import_openapi(app: str, name: str, body: OpenApiIn, tenant: TenantDep,
-                         platform: PlatformDep, principal: PrincipalDep) -> dict:
+async def import_openapi(
+    app: str,
+    name: str,
+    body: OpenApiIn,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+) -> dict:
     """Import an OpenAPI document into the draft as http connector `name`."""
     require(platform, principal, "draft.edit", tenant, ident=app)
-    return await platform.connectors.import_openapi(tenant, app, name, body.document,
-                                                    body.url, body.base_url, principal)
+    return await platform.connectors.import_openapi(
+        tenant, app, name, body.document, body.url, body.base_url, principal
+    )
 
 
 @router.get(T + "/apps/{app}/connectors/{name}/deliveries")
-async def list_deliveries(app: str, name: str, tenant: TenantDep, platform: PlatformDep,
-                          principal: PrincipalDep) -> dict:
+async def list_deliveries(
+    app: str, name: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """The delivery log of an outgoing webhook, newest first."""
     require(platform, principal, "app.read", tenant, ident=app)
     deliveries = await platform.connectors.webhooks.log(tenant.id, app, name)
@@ -121,20 +144,31 @@ async def list_deliveries(app: str, name: str, tenant: TenantDep, platform: Plat
 
 
 @router.post(T + "/apps/{app}/connectors/{name}/deliveries/{delivery}/redeliver")
-async def redeliver(app: str, name: str, delivery: str, tenant: TenantDep,
-                    platform: PlatformDep, principal: PrincipalDep) -> dict:
+async def redeliver(
+    app: str,
+    name: str,
+    delivery: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+) -> dict:
     """Send a logged delivery again, freshly signed."""
     from plinth.governance.access import Resource, authorize
 
-    authorize(platform.authorizer, principal, "connector.call",
-              Resource("connector", name, tenant.id, {"app": app}))
+    authorize(
+        platform.authorizer,
+        principal,
+        "connector.call",
+        Resource("connector", name, tenant.id, {"app": app}),
+    )
     found = await platform.connectors.webhooks.redeliver(tenant, app, name, delivery)
     return found.public()
 
 
 @router.post(T + "/apps/{app}/hooks/{name}", status_code=202)
-async def receive_webhook(tenant: str, app: str, name: str, request: Request,
-                          platform: PlatformDep) -> dict:
+async def receive_webhook(
+    tenant: str, app: str, name: str, request: Request, platform: PlatformDep
+) -> dict:
     """An incoming webhook: authenticated by its signature, not by a bearer token."""
     found = await platform.tenants.find(tenant)
     if found is None:
@@ -147,9 +181,9 @@ async def receive_webhook(tenant: str, app: str, name: str, request: Request,
 
 # -- gateway settings and domains ---------------------------------------------------------------
 
+
 @router.get(T + "/gateway")
-async def get_gateway(tenant: TenantDep, platform: PlatformDep,
-                      principal: PrincipalDep) -> dict:
+async def get_gateway(tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """The tenant's limits, quotas and time limit (as set; defaults apply to the rest)."""
     require(platform, principal, "tenant.read", tenant, "tenant")
     gateway = platform.quotas.gateway
@@ -157,8 +191,9 @@ async def get_gateway(tenant: TenantDep, platform: PlatformDep,
 
 
 @router.put(T + "/gateway")
-async def put_gateway(body: dict[str, Any], tenant: TenantDep, platform: PlatformDep,
-                      principal: PrincipalDep) -> dict:
+async def put_gateway(
+    body: dict[str, Any], tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """Set the tenant's limits and quotas (platform admins only: tenants do not raise their
     own quotas)."""
     if not principal.is_platform_admin:
@@ -167,16 +202,22 @@ async def put_gateway(body: dict[str, Any], tenant: TenantDep, platform: Platfor
 
 
 @router.get(T + "/gateway/apps/{app}")
-async def get_app_gateway(app: str, tenant: TenantDep, platform: PlatformDep,
-                          principal: PrincipalDep) -> dict:
+async def get_app_gateway(
+    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """An app's CORS, limits and time limit."""
     require(platform, principal, "app.read", tenant, ident=app)
     return {"settings": await platform.quotas.gateway.get(tenant.id, f"app:{app}")}
 
 
 @router.put(T + "/gateway/apps/{app}")
-async def put_app_gateway(app: str, body: dict[str, Any], tenant: TenantDep,
-                          platform: PlatformDep, principal: PrincipalDep) -> dict:
+async def put_app_gateway(
+    app: str,
+    body: dict[str, Any],
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+) -> dict:
     """Set an app's CORS, limits and time limit."""
     require(platform, principal, "draft.edit", tenant, ident=app)
     await platform.metadata.get_app(tenant, app)
@@ -184,16 +225,16 @@ async def put_app_gateway(app: str, body: dict[str, Any], tenant: TenantDep,
 
 
 @router.get(T + "/domains")
-async def list_domains(tenant: TenantDep, platform: PlatformDep,
-                       principal: PrincipalDep) -> dict:
+async def list_domains(tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """The custom host names that serve this tenant."""
     require(platform, principal, "tenant.read", tenant, "tenant")
     return {"items": await platform.quotas.gateway.domains(tenant.id)}
 
 
 @router.post(T + "/domains", status_code=201)
-async def add_domain(body: DomainIn, tenant: TenantDep, platform: PlatformDep,
-                     principal: PrincipalDep) -> dict:
+async def add_domain(
+    body: DomainIn, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """Serve this tenant at a custom host name (platform admins: it claims a name)."""
     if not principal.is_platform_admin:
         raise Forbidden("Only a platform admin maps host names", path="host")
@@ -201,8 +242,9 @@ async def add_domain(body: DomainIn, tenant: TenantDep, platform: PlatformDep,
 
 
 @router.delete(T + "/domains/{host}", status_code=204)
-async def remove_domain(host: str, tenant: TenantDep, platform: PlatformDep,
-                        principal: PrincipalDep) -> Response:
+async def remove_domain(
+    host: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> Response:
     """Stop serving this tenant at a host name."""
     if not principal.is_platform_admin:
         raise Forbidden("Only a platform admin maps host names", path="host")
@@ -213,20 +255,27 @@ async def remove_domain(host: str, tenant: TenantDep, platform: PlatformDep,
 
 # -- marketplace ------------------------------------------------------------------------------
 
+
 @router.get("/api/marketplace")
-async def marketplace(platform: PlatformDep, principal: PrincipalDep,
-                      tenant: str | None = None) -> dict:
+async def marketplace(
+    platform: PlatformDep, principal: PrincipalDep, tenant: str | None = None
+) -> dict:
     """Connector kinds and published plugins; with `?tenant=`, that tenant's installed set."""
-    body: dict[str, Any] = {"connector_kinds": platform.connectors.kinds(),
-                            "plugins": await _plugins(platform, "published", None)}
+    body: dict[str, Any] = {
+        "connector_kinds": platform.connectors.kinds(),
+        "plugins": await _plugins(platform, "published", None),
+    }
     if tenant is not None:
         found = await platform.tenants.find(tenant)
         if found is None:
             raise (NotFound if principal.is_platform_admin else Forbidden)(
-                f"No access to tenant {tenant!r}", path="tenant")
+                f"No access to tenant {tenant!r}", path="tenant"
+            )
         principal.check_tenant(found.id, found.slug)
-        body["installed"] = {"connectors": await platform.connectors.installed(found),
-                             "plugins": await _plugins(platform, "installed", found)}
+        body["installed"] = {
+            "connectors": await platform.connectors.installed(found),
+            "plugins": await _plugins(platform, "installed", found),
+        }
     return body
 
 
@@ -235,8 +284,11 @@ async def _plugins(platform: Any, which: str, tenant: Any) -> list[Any]:
     plugins = getattr(platform, "plugins", None)
     if plugins is None:
         return []
-    names = (("published", "list_published", "catalog", "list") if which == "published"
-             else ("installed", "list_installed", "installations"))
+    names = (
+        ("published", "list_published", "catalog", "list")
+        if which == "published"
+        else ("installed", "list_installed", "installations")
+    )
     for name in names:
         method = getattr(plugins, name, None)
         if callable(method):

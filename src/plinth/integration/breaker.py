@@ -36,9 +36,11 @@ class CircuitBreaker(Protocol):
 
 
 def _open(what: str, failures: int | str, wait: int) -> CircuitOpen:
-    return CircuitOpen(f"{what} failed {failures} times in a row; calls are paused for "
-                       f"{wait} s", headers={"Retry-After": str(wait)},
-                       extra={"retry_after": wait})
+    return CircuitOpen(
+        f"{what} failed {failures} times in a row; calls are paused for {wait} s",
+        headers={"Retry-After": str(wait)},
+        extra={"retry_after": wait},
+    )
 
 
 @dataclass
@@ -85,8 +87,7 @@ class Breaker:
 class SharedBreaker:
     """The breaker of one connector in Redis, shared by every node; one object per call."""
 
-    def __init__(self, redis: Any, key: str, failures_to_open: int,
-                 reset_seconds: float) -> None:
+    def __init__(self, redis: Any, key: str, failures_to_open: int, reset_seconds: float) -> None:
         self.redis = redis
         self.key = f"plinth:breaker:{key}"
         self.failures_to_open = failures_to_open
@@ -100,8 +101,11 @@ class SharedBreaker:
                 pipe.exists(f"{self.key}:half")
                 pipe.get(f"{self.key}:failures")
                 left_ms, half, failures = await pipe.execute()
-            trial = bool(half) and left_ms <= 0 and await self.redis.set(
-                f"{self.key}:trial", "1", nx=True, px=TRIAL_MS)
+            trial = (
+                bool(half)
+                and left_ms <= 0
+                and await self.redis.set(f"{self.key}:trial", "1", nx=True, px=TRIAL_MS)
+            )
         except RedisError:
             # Redis away: the breaker cannot decide, so it lets calls through (their own
             # timeouts still bound them) rather than failing every connector.
@@ -117,8 +121,7 @@ class SharedBreaker:
 
     async def succeeded(self) -> None:
         try:
-            await self.redis.delete(f"{self.key}:failures", f"{self.key}:half",
-                                    f"{self.key}:trial")
+            await self.redis.delete(f"{self.key}:failures", f"{self.key}:half", f"{self.key}:trial")
         except RedisError:
             log.warning("circuit breaker state unavailable (Redis); success not recorded")
 

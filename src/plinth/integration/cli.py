@@ -22,8 +22,13 @@ def new_master_key() -> None:
 
 @cli.command("rotate-master-key")
 def rotate_master_key(
-    new_key: str = typer.Option(..., envvar="PLINTH_NEW_MASTER_KEY", prompt=True,
-                                hide_input=True, help="The new key (base64 of 32 bytes)"),
+    new_key: str = typer.Option(
+        ...,
+        envvar="PLINTH_NEW_MASTER_KEY",
+        prompt=True,
+        hide_input=True,
+        help="The new key (base64 of 32 bytes)",
+    ),
 ) -> None:
     """Rewrap every tenant's data key with a new master key (then set PLINTH_MASTER_KEY)."""
     from plinth.server import Platform
@@ -39,8 +44,10 @@ def rotate_master_key(
             await platform.stop()
 
     moved = asyncio.run(run())
-    typer.echo(f"Rewrapped {moved} data keys. Now run every node with the new "
-               "PLINTH_MASTER_KEY (embedded: replace data_dir/master.key).")
+    typer.echo(
+        f"Rewrapped {moved} data keys. Now run every node with the new "
+        "PLINTH_MASTER_KEY (embedded: replace data_dir/master.key)."
+    )
 
 
 @cli.command("rotate-tenant-key")

@@ -37,8 +37,11 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 def blocked_reason(ip: IPAddress) -> str | None:
     """Why an outbound call may not reach `ip`, or None if it is a public address."""
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (
-            ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None)
+        embedded = (
+            ip.ipv4_mapped
+            or ip.sixtofour
+            or (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None)
+        )
         if embedded is not None:
             inner = blocked_reason(embedded)
             if inner:
@@ -60,8 +63,9 @@ def blocked_reason(ip: IPAddress) -> str | None:
     return None
 
 
-def parse_allow(text: str | Iterable[str] | None) -> list[ipaddress.IPv4Network
-                                                          | ipaddress.IPv6Network]:
+def parse_allow(
+    text: str | Iterable[str] | None,
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """The CIDR list of `PLINTH_EGRESS_ALLOW` ("127.0.0.0/8,::1/128"), validated."""
     items = text.split(",") if isinstance(text, str) else list(text or [])
     found = []
@@ -101,8 +105,10 @@ class EgressPolicy:
                 raise EgressRefused(
                     f"Outbound calls may not reach {shown}: it is a {why} address. An "
                     f"operator can allow a network with PLINTH_EGRESS_ALLOW",
-                    path="url", faults=[Fault("url", f"{why} address", "egress_refused")],
-                    extra={"host": host, "reason": why})
+                    path="url",
+                    faults=[Fault("url", f"{why} address", "egress_refused")],
+                    extra={"host": host, "reason": why},
+                )
         return str(addresses[0])
 
 
@@ -110,7 +116,8 @@ async def _lookup(host: str, port: int, seconds: float | None) -> list[IPAddress
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), seconds)
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), seconds
+        )
     except TimeoutError as exc:
         raise httpcore.ConnectTimeout(f"Resolving {host} timed out") from exc
     except OSError as exc:
@@ -132,23 +139,31 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     connection for an origin; TLS is started afterwards on the returned stream with the name
     as server name, so certificates are verified against the name."""
 
-    def __init__(self, policy: EgressPolicy,
-                 inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+    def __init__(
+        self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
         self.policy = policy
         self.inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 (httpcore API)
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None,
-                          ) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore API)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         ip = await self.policy.resolve(host, port, timeout)
-        return await self.inner.connect_tcp(ip, port, timeout=timeout,
-                                            local_address=local_address,
-                                            socket_options=socket_options)
+        return await self.inner.connect_tcp(
+            ip, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,  # noqa: ASYNC109
-                                  socket_options: Iterable[Any] | None = None,
-                                  ) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         raise EgressRefused("Outbound calls may not use a Unix socket", path="url")
 
     async def sleep(self, seconds: float) -> None:
@@ -159,9 +174,13 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (no proxies from the environment) whose connection pool opens
     connections only through `GuardedBackend`."""
 
-    def __init__(self, policy: EgressPolicy, *, verify: bool | Any = True,
-                 limits: httpx.Limits = httpx.Limits(max_connections=100,
-                                                     max_keepalive_connections=20)) -> None:
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        *,
+        verify: bool | Any = True,
+        limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    ) -> None:
         super().__init__(verify=verify, limits=limits, trust_env=False)
         self.policy = policy
         self.backend = GuardedBackend(policy)
@@ -170,12 +189,15 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry, network_backend=self.backend)
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=self.backend,
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.scheme not in DEFAULT_PORTS:
             raise EgressRefused(
-                f"Outbound calls use http or https, not {request.url.scheme!r}", path="url")
+                f"Outbound calls use http or https, not {request.url.scheme!r}", path="url"
+            )
         return await super().handle_async_request(request)
 
 

@@ -96,14 +96,25 @@ class Gateway:
             scope["state"]["tenant_slug"] = gate.slug
         return gate, match.group(2)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, gate: TenantGate | None,
-                     app_slug: str | None, record: dict[str, Any]) -> None:
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        gate: TenantGate | None,
+        app_slug: str | None,
+        record: dict[str, Any],
+    ) -> None:
         request_id = scope["state"].get("request_id")
-        app_config = (gate.apps.get(app_slug, {}) if gate and app_slug else {})
+        app_config = gate.apps.get(app_slug, {}) if gate and app_slug else {}
         cors = app_config.get("cors")
         origin = _header(scope, b"origin")
-        if cors and origin and scope["method"] == "OPTIONS" and _header(
-                scope, b"access-control-request-method"):
+        if (
+            cors
+            and origin
+            and scope["method"] == "OPTIONS"
+            and _header(scope, b"access-control-request-method")
+        ):
             await _preflight(send, cors, origin, record)
             return
         extra_headers: list[tuple[bytes, bytes]] = []
@@ -123,8 +134,11 @@ class Gateway:
             if refused is not None:
                 await _problem(send, refused, request_id, record, extra_headers)
                 return
-        timeout = float(app_config.get("timeout_seconds") or (
-            gate.config if gate else self.settings.defaults).get("timeout_seconds") or 30)
+        timeout = float(
+            app_config.get("timeout_seconds")
+            or (gate.config if gate else self.settings.defaults).get("timeout_seconds")
+            or 30
+        )
         started = False
 
         async def send_through(message: Message) -> None:
@@ -163,15 +177,20 @@ class Gateway:
         held = self._in_flight.get(gate.id, 0)
         limit = gate.config.get("limits", {}).get("max_concurrent")
         if limit and held >= limit:
-            return RateLimited(f"This tenant has {limit} requests in flight; retry shortly",
-                               extra={"scope": "concurrency"}, headers={"Retry-After": "1"})
+            return RateLimited(
+                f"This tenant has {limit} requests in flight; retry shortly",
+                extra={"scope": "concurrency"},
+                headers={"Retry-After": "1"},
+            )
         if held and self._total >= self.capacity:
             share = max(1, self.capacity // max(1, len(self._in_flight)))
             if held >= share:
                 return Unavailable(
                     f"The server is busy and this tenant holds {held} of its "
                     f"{self._total} requests in flight; retry shortly",
-                    extra={"scope": "fair_share"}, headers={"Retry-After": "1"})
+                    extra={"scope": "fair_share"},
+                    headers={"Retry-After": "1"},
+                )
         return None
 
     async def _hold(self, verdict: Verdict) -> None:
@@ -182,12 +201,17 @@ class Gateway:
         finally:
             self._held -= 1
 
-    async def _limit(self, scope: Scope, gate: TenantGate, app_slug: str | None,
-                     app_config: dict[str, Any]) -> Verdict:
+    async def _limit(
+        self, scope: Scope, gate: TenantGate, app_slug: str | None, app_config: dict[str, Any]
+    ) -> Verdict:
         limits = gate.config.get("limits", {})
         checks: list[tuple[str, str, dict[str, int]]] = [
-            ("tenant", gate.id, {k: v for k, v in limits.items()
-                                 if k in ("per_second", "per_day") and v})]
+            (
+                "tenant",
+                gate.id,
+                {k: v for k, v in limits.items() if k in ("per_second", "per_day") and v},
+            )
+        ]
         key_limits = limits.get("api_key")
         if key_limits:
             credential = _header(scope, b"authorization")
@@ -199,18 +223,31 @@ class Gateway:
             checks.append(("app", f"{gate.id}:{app_slug}", app_config["limits"]))
         return await self.quotas.hit(checks)
 
-    def _log(self, scope: Scope, state: dict[str, Any], record: dict[str, Any],
-             gate: TenantGate | None, app_slug: str | None, started_at: float) -> None:
+    def _log(
+        self,
+        scope: Scope,
+        state: dict[str, Any],
+        record: dict[str, Any],
+        gate: TenantGate | None,
+        app_slug: str | None,
+        started_at: float,
+    ) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
         client = scope.get("client")
         # Only the path: query strings may carry tokens; headers are never logged.
-        line = {"event": "http.access", "request_id": state.get("request_id"),
-                "method": scope["method"], "path": scope["path"], "status": record["status"],
-                "bytes": record["bytes"],
-                "duration_ms": round((time.perf_counter() - started_at) * 1000, 2),
-                "tenant": gate.slug if gate else None, "app": app_slug,
-                "client": client[0] if client else None}
+        line = {
+            "event": "http.access",
+            "request_id": state.get("request_id"),
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": record["status"],
+            "bytes": record["bytes"],
+            "duration_ms": round((time.perf_counter() - started_at) * 1000, 2),
+            "tenant": gate.slug if gate else None,
+            "app": app_slug,
+            "client": client[0] if client else None,
+        }
         access_log.info(json.dumps(line, separators=(",", ":")))
 
 
@@ -233,33 +270,41 @@ def _origin_allowed(cors: dict[str, Any], origin: str) -> bool:
 
 def _cors_headers(cors: dict[str, Any], origin: str) -> list[tuple[bytes, bytes]]:
     wildcard = "*" in cors.get("origins", []) and not cors.get("credentials")
-    headers = [(b"access-control-allow-origin", b"*" if wildcard else origin.encode()),
-               (b"vary", b"Origin")]
+    headers = [
+        (b"access-control-allow-origin", b"*" if wildcard else origin.encode()),
+        (b"vary", b"Origin"),
+    ]
     if cors.get("credentials"):
         headers.append((b"access-control-allow-credentials", b"true"))
     return headers
 
 
-async def _preflight(send: Send, cors: dict[str, Any], origin: str,
-                     record: dict[str, Any]) -> None:
+async def _preflight(send: Send, cors: dict[str, Any], origin: str, record: dict[str, Any]) -> None:
     if not _origin_allowed(cors, origin):
         error = CorsRefused(f"Origin {origin!r} may not call this app", path="Origin")
         await _problem(send, error, None, record, [])
         return
     methods = ", ".join(cors.get("methods") or ["GET", "POST", "PUT", "PATCH", "DELETE"])
     allowed = ", ".join(cors.get("headers") or ["Authorization", "Content-Type", "If-Match"])
-    headers = [*_cors_headers(cors, origin),
-               (b"access-control-allow-methods", methods.encode()),
-               (b"access-control-allow-headers", allowed.encode()),
-               (b"access-control-max-age", str(cors.get("max_age", 600)).encode()),
-               (b"content-length", b"0")]
+    headers = [
+        *_cors_headers(cors, origin),
+        (b"access-control-allow-methods", methods.encode()),
+        (b"access-control-allow-headers", allowed.encode()),
+        (b"access-control-max-age", str(cors.get("max_age", 600)).encode()),
+        (b"content-length", b"0"),
+    ]
     record["status"] = 204
     await send({"type": "http.response.start", "status": 204, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _problem(send: Send, error: PlinthError, request_id: str | None,
-                   record: dict[str, Any], extra: list[tuple[bytes, bytes]]) -> None:
+async def _problem(
+    send: Send,
+    error: PlinthError,
+    request_id: str | None,
+    record: dict[str, Any],
+    extra: list[tuple[bytes, bytes]],
+) -> None:
     body = error.problem()
     if request_id:
         body["request_id"] = request_id

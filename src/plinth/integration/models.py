@@ -64,9 +64,13 @@ class SecretInfo:
     updated_by: str | None
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "key_version": self.key_version,
-                "created_at": self.created_at.isoformat(),
-                "updated_at": self.updated_at.isoformat(), "updated_by": self.updated_by}
+        return {
+            "name": self.name,
+            "key_version": self.key_version,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "updated_by": self.updated_by,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,17 @@ class Delivery:
     locked_until: float | None = None
     lease: str | None = None
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("id", "app", "connector", "topic", "url", "status",
-                                         "attempts", "last_status", "last_error")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "id",
+        "app",
+        "connector",
+        "topic",
+        "url",
+        "status",
+        "attempts",
+        "last_status",
+        "last_error",
+    )
 
     def public(self) -> dict[str, Any]:
         body = {k: getattr(self, k) for k in self.FIELDS}
@@ -97,7 +110,9 @@ class Delivery:
         body["updated_at"] = self.updated_at.isoformat()
         body["next_attempt_at"] = (
             datetime.fromtimestamp(self.run_at, UTC).isoformat()
-            if self.run_at is not None and self.status in ("pending", "retrying") else None)
+            if self.run_at is not None and self.status in ("pending", "retrying")
+            else None
+        )
         return body
 
 

@@ -17,12 +17,12 @@ OPERATION_NAME = re.compile(r"[^A-Za-z0-9_]+")
 def import_openapi(document: Any) -> tuple[str | None, dict[str, dict[str, Any]]]:
     """(base URL from `servers`, operations by name) from an OpenAPI 3.x document."""
     if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3"):
-        raise ValidationFailed.of([Fault("openapi", "an OpenAPI 3.x document is required")],
-                                  "OpenAPI document")
+        raise ValidationFailed.of(
+            [Fault("openapi", "an OpenAPI 3.x document is required")], "OpenAPI document"
+        )
     paths = document.get("paths")
     if not isinstance(paths, dict) or not paths:
-        raise ValidationFailed.of([Fault("paths", "the document has no paths")],
-                                  "OpenAPI document")
+        raise ValidationFailed.of([Fault("paths", "the document has no paths")], "OpenAPI document")
     servers = document.get("servers") or []
     base_url = servers[0].get("url") if servers and isinstance(servers[0], dict) else None
     operations: dict[str, dict[str, Any]] = {}
@@ -40,8 +40,9 @@ def import_openapi(document: Any) -> tuple[str | None, dict[str, dict[str, Any]]
     return base_url, operations
 
 
-def _operation(document: dict[str, Any], method: str, path: str, common: list[Any],
-               op: dict[str, Any]) -> dict[str, Any]:
+def _operation(
+    document: dict[str, Any], method: str, path: str, common: list[Any], op: dict[str, Any]
+) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     required: list[str] = []
     params = []
@@ -61,8 +62,7 @@ def _operation(document: dict[str, Any], method: str, path: str, common: list[An
     if body:
         body = _resolve(document, body)
         content = body.get("content", {})
-        media: dict[str, Any] = (content.get("application/json")
-                                 or next(iter(content.values()), {}))
+        media: dict[str, Any] = content.get("application/json") or next(iter(content.values()), {})
         properties["body"] = _schema(document, media.get("schema", {}))
         has_body = True
         if body.get("required"):
@@ -76,9 +76,16 @@ def _operation(document: dict[str, Any], method: str, path: str, common: list[An
                 output = _schema(document, media["schema"])
             break
     result: dict[str, Any] = {
-        "method": method.upper(), "path": path, "params": params, "body": has_body,
-        "input_schema": {"type": "object", "additionalProperties": False,
-                         "properties": properties, "required": required},
+        "method": method.upper(),
+        "path": path,
+        "params": params,
+        "body": has_body,
+        "input_schema": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": properties,
+            "required": required,
+        },
     }
     if op.get("summary"):
         result["summary"] = str(op["summary"])[:500]
@@ -120,8 +127,16 @@ def _schema(document: dict[str, Any], schema: Any, stack: tuple[str, ...] = ()) 
         return _schema(document, _resolve(document, schema), (*stack, ref))
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key in ("example", "examples", "xml", "externalDocs", "discriminator",
-                   "readOnly", "writeOnly", "deprecated"):
+        if key in (
+            "example",
+            "examples",
+            "xml",
+            "externalDocs",
+            "discriminator",
+            "readOnly",
+            "writeOnly",
+            "deprecated",
+        ):
             continue
         if key == "nullable":
             continue

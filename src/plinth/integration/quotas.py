@@ -61,10 +61,12 @@ class Verdict:
     def headers(self) -> list[tuple[bytes, bytes]]:
         if not self.limit:
             return []
-        found = [(b"ratelimit-limit", str(self.limit).encode()),
-                 (b"ratelimit-remaining", str(self.remaining).encode()),
-                 (b"ratelimit-reset", str(self.reset_after).encode()),
-                 (b"ratelimit-policy", self.policy.encode())]
+        found = [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset_after).encode()),
+            (b"ratelimit-policy", self.policy.encode()),
+        ]
         if not self.allowed:
             found.append((b"retry-after", str(max(1, self.reset_after)).encode()))
         return found
@@ -94,12 +96,16 @@ class Quotas:
     deny_cache = True
     DENY_SECONDS = 5.0
 
-    def __init__(self, settings: Settings, gateway: GatewaySettings, *,
-                 key_prefix: str = "plinth") -> None:
+    def __init__(
+        self, settings: Settings, gateway: GatewaySettings, *, key_prefix: str = "plinth"
+    ) -> None:
         self.gateway = gateway
         if settings.redis_url:
-            uri = "async+" + settings.redis_url if not settings.redis_url.startswith(
-                "async+") else settings.redis_url
+            uri = (
+                "async+" + settings.redis_url
+                if not settings.redis_url.startswith("async+")
+                else settings.redis_url
+            )
             self.storage: Any = RedisStorage(uri, implementation="redispy", key_prefix=key_prefix)
         else:
             self.storage = MemoryStorage()
@@ -109,8 +115,9 @@ class Quotas:
         self.login_limits = LoginLimits()
         self._login_denied: dict[tuple[str, str], float] = {}
 
-    async def hit(self, limits: Iterable[tuple[str, str, dict[str, int]]],
-                  cost: int = 1) -> Verdict:
+    async def hit(
+        self, limits: Iterable[tuple[str, str, dict[str, int]]], cost: int = 1
+    ) -> Verdict:
         """Count one request against every `(scope, identifier, {window: amount})` given.
 
         Denied if any window is exhausted; the headers describe the first window checked
@@ -123,8 +130,10 @@ class Quotas:
                 found = self._denied.get((scope, ident))
                 if found is not None and found.until > now:
                     found = self._denied[(scope, ident)] = replace(
-                        found, reset_after=max(1, math.ceil(found.until - now)),
-                        repeats=found.repeats + 1)
+                        found,
+                        reset_after=max(1, math.ceil(found.until - now)),
+                        repeats=found.repeats + 1,
+                    )
                     return found
         described: Verdict | None = None
         for scope, ident, windows in limits:
@@ -140,17 +149,21 @@ class Quotas:
                 stats = await self.limiter.get_window_stats(item, ident)
                 now = time.time()
                 reset = max(0, math.ceil(stats.reset_time - now))
-                verdict = Verdict(allowed, int(amount), stats.remaining, reset,
-                                  f"{amount};w={item.get_expiry()}", scope)
+                verdict = Verdict(
+                    allowed,
+                    int(amount),
+                    stats.remaining,
+                    reset,
+                    f"{amount};w={item.get_expiry()}",
+                    scope,
+                )
                 if not allowed:
                     # Refused until the Retry-After it announces: a client told to wait is
                     # refused from memory until then.
-                    verdict = replace(verdict, until=now + min(max(1, reset),
-                                                               self.DENY_SECONDS))
+                    verdict = replace(verdict, until=now + min(max(1, reset), self.DENY_SECONDS))
                     if self.deny_cache and cost == 1:
                         if len(self._denied) > 10_000:
-                            self._denied = {k: v for k, v in self._denied.items()
-                                            if v.until > now}
+                            self._denied = {k: v for k, v in self._denied.items() if v.until > now}
                         self._denied[(scope, ident)] = verdict
                     return verdict
                 described = verdict
@@ -160,18 +173,20 @@ class Quotas:
 
     def _login_items(self) -> list[tuple[str, RateLimitItem]]:
         lim = self.login_limits
-        return [("login-ip", RateLimitItemPerSecond(lim.per_ip, lim.ip_seconds, "login-ip")),
-                ("login-user", RateLimitItemPerSecond(lim.per_user, lim.user_seconds,
-                                                      "login-user"))]
+        return [
+            ("login-ip", RateLimitItemPerSecond(lim.per_ip, lim.ip_seconds, "login-ip")),
+            ("login-user", RateLimitItemPerSecond(lim.per_user, lim.user_seconds, "login-user")),
+        ]
 
-    async def login_attempt(self, tenant_id: str | None, username: str,
-                            client: str | None) -> None:
+    async def login_attempt(self, tenant_id: str | None, username: str, client: str | None) -> None:
         """Count one password login attempt against the client address and the tenant's
         username (before the password is checked); raise `LoginThrottled` (429 +
         Retry-After) once either budget is used up. its `repeat` says whether this
         refusal falls in a lockout already refused (callers audit the first one only)."""
-        idents = {"login-ip": client or "unknown",
-                  "login-user": f"{tenant_id}:{username.casefold()}" if tenant_id else ""}
+        idents = {
+            "login-ip": client or "unknown",
+            "login-user": f"{tenant_id}:{username.casefold()}" if tenant_id else "",
+        }
         now = time.time()
         for scope, item in self._login_items():
             ident = idents[scope]
@@ -210,19 +225,24 @@ class Quotas:
             raise QuotaExceeded(
                 f"The tenant's {resource} quota ({verdict.limit} per "
                 f"{'day' if 'w=86400' in verdict.policy else 'second'}) is used up",
-                path=f"quotas.{resource}", extra={"resource": resource},
-                headers={"Retry-After": str(max(1, verdict.reset_after))})
+                path=f"quotas.{resource}",
+                extra={"resource": resource},
+                headers={"Retry-After": str(max(1, verdict.reset_after))},
+            )
         return verdict
 
-    async def check_stock(self, tenant_id: str, resource: str, current: int,
-                          adding: int = 1) -> None:
+    async def check_stock(
+        self, tenant_id: str, resource: str, current: int, adding: int = 1
+    ) -> None:
         """Refuse growing a stored amount (e.g. records) beyond the tenant's maximum."""
         config = (await self.gateway.for_tenant_id(tenant_id)).get("quotas", {})
         maximum = config.get(resource, {}).get("max")
         if maximum is not None and current + adding > maximum:
             raise QuotaExceeded(
                 f"The tenant may store at most {maximum} {resource}; it has {current}",
-                path=f"quotas.{resource}", extra={"resource": resource, "max": maximum})
+                path=f"quotas.{resource}",
+                extra={"resource": resource, "max": maximum},
+            )
 
     async def close(self) -> None:
         """Release the Redis connection pool, if any."""
@@ -240,13 +260,13 @@ class LoginThrottled(RateLimited):
 
 def _login_refused(scope: str, wait: float, repeat: bool) -> LoginThrottled:
     seconds = max(1, math.ceil(wait))
-    what = ("from this address" if scope == "login-ip"
-            else "for this username")
+    what = "from this address" if scope == "login-ip" else "for this username"
     error = LoginThrottled(
         f"Too many sign-in attempts {what}; try again in {seconds} s",
         path="username" if scope == "login-user" else None,
         extra={"scope": scope, "retry_after": seconds},
-        headers={"Retry-After": str(seconds)})
+        headers={"Retry-After": str(seconds)},
+    )
     error.repeat = repeat
     return error
 
@@ -257,4 +277,7 @@ def too_many(verdict: Verdict, what: str) -> RateLimited:
     return RateLimited(
         f"Too many requests for this {what}: {verdict.limit} per "
         f"{'day' if 'w=86400' in verdict.policy else 'second'}; retry after "
-        f"{max(1, verdict.reset_after)} s", extra={"scope": verdict.scope}, headers=headers)
+        f"{max(1, verdict.reset_after)} s",
+        extra={"scope": verdict.scope},
+        headers=headers,
+    )

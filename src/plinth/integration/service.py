@@ -45,8 +45,9 @@ class ConnectorService:
         # Every outbound call of the layer goes through this one pooled client, whose
         # transport is the SSRF guard; each call passes its own timeout.
         self.egress = EgressPolicy(platform.settings.egress_allow)
-        self.http = httpx.AsyncClient(follow_redirects=False, trust_env=False,
-                                      transport=GuardedTransport(self.egress))
+        self.http = httpx.AsyncClient(
+            follow_redirects=False, trust_env=False, transport=GuardedTransport(self.egress)
+        )
         # Breaker state and OAuth2 tokens: per process when embedded, shared through Redis
         # when scaled out (so every node sees an open circuit and reuses one token).
         self.redis: Any = None
@@ -66,23 +67,41 @@ class ConnectorService:
         """Act on each verified `webhook_in` delivery inside the transaction recording it."""
         self.webhooks.receivers.append(receiver)
 
-    async def call(self, tenant: Tenant, app_slug: str, connector: str, operation: str,
-                   input: dict[str, Any], principal: Principal, *,
-                   idempotency_key: str | None = None) -> dict[str, Any]:
+    async def call(
+        self,
+        tenant: Tenant,
+        app_slug: str,
+        connector: str,
+        operation: str,
+        input: dict[str, Any],
+        principal: Principal,
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
         """Call `operation` of a connector of a published app, as `principal`.
 
         `idempotency_key` (a workflow step's) goes to the service with the call (`http`: the
         Idempotency-Key header), so a retried call can be recognised there."""
-        authorize(self.platform.authorizer, principal, "connector.call",
-                  Resource("connector", connector, tenant.id, {"app": app_slug}))
+        authorize(
+            self.platform.authorizer,
+            principal,
+            "connector.call",
+            Resource("connector", connector, tenant.id, {"app": app_slug}),
+        )
         doc = await self.document(tenant, app_slug, connector)
         kind = connectors.get(doc["kind"])
         assert kind is not None
         if not isinstance(input, dict):
             raise BadRequest("A connector's input is an object", path="input")
         await self.platform.quotas.consume(tenant.id, "connector_calls")
-        ctx = CallContext(self, tenant.id, app_slug, connector, reveal=None,  # type: ignore[arg-type]
-                          idempotency_key=idempotency_key)
+        ctx = CallContext(
+            self,
+            tenant.id,
+            app_slug,
+            connector,
+            reveal=None,  # type: ignore[arg-type]
+            idempotency_key=idempotency_key,
+        )
         ctx.reveal = lambda value: self._reveal(ctx, value)
         started = time.perf_counter()
         error: str | None = None
@@ -94,20 +113,33 @@ class ConnectorService:
             raise
         except Exception as exc:
             error = ConnectorFailed.code
-            raise ConnectorFailed(_scrub(f"Connector {connector!r} failed: "
-                                         f"{type(exc).__name__}", ctx.secrets_seen)) from None
+            raise ConnectorFailed(
+                _scrub(f"Connector {connector!r} failed: {type(exc).__name__}", ctx.secrets_seen)
+            ) from None
         finally:
             # What was called, by whom, how it went: never inputs, outputs or secrets.
-            await self.events.publish(Event("connector.called", tenant.id, {
-                "app": app_slug, "connector": connector, "kind": doc["kind"],
-                "operation": operation, "principal": principal.audit_name(),
-                "ok": error is None, "error": error,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2)}))
+            await self.events.publish(
+                Event(
+                    "connector.called",
+                    tenant.id,
+                    {
+                        "app": app_slug,
+                        "connector": connector,
+                        "kind": doc["kind"],
+                        "operation": operation,
+                        "principal": principal.audit_name(),
+                        "ok": error is None,
+                        "error": error,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+            )
 
     async def _reveal(self, ctx: CallContext, value: Any) -> Any:
         if isinstance(value, dict) and set(value) == {"secret"}:
-            plain = await self.vault.reveal(ctx.tenant_id, value["secret"],
-                                            f"connector:{ctx.app}/{ctx.name}")
+            plain = await self.vault.reveal(
+                ctx.tenant_id, value["secret"], f"connector:{ctx.app}/{ctx.name}"
+            )
             ctx.secrets_seen.append(plain)
             return plain
         if isinstance(value, dict):
@@ -116,10 +148,19 @@ class ConnectorService:
             return [await self._reveal(ctx, v) for v in value]
         return value
 
-    async def plugin_fetch(self, tenant: Tenant, plugin: str, principal: Principal,
-                           method: str, url: str, body: bytes | None, *,
-                           hosts: Collection[str], seconds: float,
-                           max_bytes: int) -> dict[str, Any]:
+    async def plugin_fetch(
+        self,
+        tenant: Tenant,
+        plugin: str,
+        principal: Principal,
+        method: str,
+        url: str,
+        body: bytes | None,
+        *,
+        hosts: Collection[str],
+        seconds: float,
+        max_bytes: int,
+    ) -> dict[str, Any]:
         """A plugin's `http` call: to a host its grant names, through the SSRF guard, within
         `seconds` and `max_bytes`, audited as `connector.egress` (never the query or body)."""
         parts = urlsplit(url)
@@ -138,30 +179,45 @@ class ConnectorService:
         try:
             async with asyncio.timeout(seconds):
                 # No redirects: a granted host must not bounce the call to an ungranted one.
-                async with self.http.stream(method, url, content=body,
-                                            timeout=seconds) as response:
+                async with self.http.stream(method, url, content=body, timeout=seconds) as response:
                     status = response.status_code
                     body_bytes = await read_capped(
-                        response, max_bytes,
-                        f"HTTP to {host}: response larger than {max_bytes} bytes")
+                        response,
+                        max_bytes,
+                        f"HTTP to {host}: response larger than {max_bytes} bytes",
+                    )
                     text = body_bytes.decode(response.encoding or "utf-8", "replace")
         except (TimeoutError, httpx.TimeoutException):
             error = ConnectorTimeout.code
-            raise ConnectorTimeout(f"HTTP to {host} did not answer within {seconds:.3g} s",
-                                   path="url") from None
+            raise ConnectorTimeout(
+                f"HTTP to {host} did not answer within {seconds:.3g} s", path="url"
+            ) from None
         except httpx.HTTPError as exc:
             error = ConnectorFailed.code
-            raise ConnectorFailed(f"HTTP to {host} failed: {type(exc).__name__}",
-                                  path="url") from None
+            raise ConnectorFailed(
+                f"HTTP to {host} failed: {type(exc).__name__}", path="url"
+            ) from None
         except PlinthError as exc:
             error = exc.code
             raise
         finally:
-            await self.events.publish(Event("connector.egress", tenant.id, {
-                "source": f"plugin:{plugin}", "method": method, "host": host,
-                "path": parts.path or "/", "status": status, "ok": error is None,
-                "error": error, "principal": principal.audit_name(),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2)}))
+            await self.events.publish(
+                Event(
+                    "connector.egress",
+                    tenant.id,
+                    {
+                        "source": f"plugin:{plugin}",
+                        "method": method,
+                        "host": host,
+                        "path": parts.path or "/",
+                        "status": status,
+                        "ok": error is None,
+                        "error": error,
+                        "principal": principal.audit_name(),
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+            )
         try:
             parsed = json.loads(text) if text else None
         except ValueError:
@@ -191,14 +247,16 @@ class ConnectorService:
             self._documents[key] = found
         return found
 
-    async def document(self, tenant: Tenant, app_slug: str, name: str,
-                       kind: str | None = None) -> dict[str, Any]:
+    async def document(
+        self, tenant: Tenant, app_slug: str, name: str, kind: str | None = None
+    ) -> dict[str, Any]:
         """One connector document of the app's active version, or NotFound."""
         doc = (await self.connectors_of(tenant, app_slug)).get(name)
         if doc is None or (kind is not None and doc.get("kind") != kind):
             what = f"{kind} connector" if kind else "connector"
-            raise NotFound(f"App {app_slug!r} has no published {what} named {name!r}",
-                           path="connector")
+            raise NotFound(
+                f"App {app_slug!r} has no published {what} named {name!r}", path="connector"
+            )
         return doc
 
     async def subscribers(self, tenant_id: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -230,9 +288,16 @@ class ConnectorService:
 
     # -- OpenAPI import -------------------------------------------------------------------------
 
-    async def import_openapi(self, tenant: Tenant, app_slug: str, name: str,
-                             document: dict[str, Any] | None, url: str | None,
-                             base_url: str | None, principal: Principal) -> dict[str, Any]:
+    async def import_openapi(
+        self,
+        tenant: Tenant,
+        app_slug: str,
+        name: str,
+        document: dict[str, Any] | None,
+        url: str | None,
+        base_url: str | None,
+        principal: Principal,
+    ) -> dict[str, Any]:
         """Turn an OpenAPI document's operations into the draft's `http` connector `name`."""
         if document is None:
             if not url:
@@ -244,26 +309,26 @@ class ConnectorService:
         section = dict(definition.get("connectors", {}))
         doc = dict(section.get(name, {"kind": "http"}))
         if doc.get("kind") != "http":
-            raise BadRequest(f"Connector {name!r} is a {doc.get('kind')} connector, not http",
-                             path=f"connectors.{name}.kind")
+            raise BadRequest(
+                f"Connector {name!r} is a {doc.get('kind')} connector, not http",
+                path=f"connectors.{name}.kind",
+            )
         doc["base_url"] = base_url or doc.get("base_url") or server_url
         if not doc["base_url"]:
             raise BadRequest("The document names no server: give base_url", path="base_url")
         doc["operations"] = operations
         section[name] = doc
         definition["connectors"] = section
-        await self.platform.metadata.put_draft(tenant, app_slug, definition,
-                                               by=principal.audit_name(),
-                                               if_revision=draft.revision)
-        return {"connector": name, "base_url": doc["base_url"],
-                "operations": sorted(operations)}
+        await self.platform.metadata.put_draft(
+            tenant, app_slug, definition, by=principal.audit_name(), if_revision=draft.revision
+        )
+        return {"connector": name, "base_url": doc["base_url"], "operations": sorted(operations)}
 
     async def _fetch_json(self, url: str) -> dict[str, Any]:
         try:
             response = await self.http.get(url, timeout=10)
         except httpx.HTTPError as exc:
-            raise BadRequest(f"Could not fetch {url}: {type(exc).__name__}", path="url") \
-                from exc
+            raise BadRequest(f"Could not fetch {url}: {type(exc).__name__}", path="url") from exc
         if response.status_code != 200 or len(response.content) > MAX_OPENAPI_BYTES:
             raise BadRequest(f"Fetching {url} answered {response.status_code}", path="url")
         try:
@@ -279,8 +344,10 @@ class ConnectorService:
 
     def kinds(self) -> list[dict[str, Any]]:
         """The connector kinds this platform offers, with their document schemas."""
-        return [{"name": k.name, "description": k.description, "schema": k.schema}
-                for k in connectors.all_kinds()]
+        return [
+            {"name": k.name, "description": k.description, "schema": k.schema}
+            for k in connectors.all_kinds()
+        ]
 
     async def installed(self, tenant: Tenant) -> list[dict[str, Any]]:
         """The connectors the tenant's published apps use."""
@@ -290,8 +357,14 @@ class ConnectorService:
                 continue
             for name, doc in (await self.connectors_of(tenant, app.slug)).items():
                 kind = connectors.get(doc.get("kind", ""))
-                found.append({"app": app.slug, "connector": name, "kind": doc.get("kind"),
-                              "operations": sorted(kind.operations(doc)) if kind else []})
+                found.append(
+                    {
+                        "app": app.slug,
+                        "connector": name,
+                        "kind": doc.get("kind"),
+                        "operations": sorted(kind.operations(doc)) if kind else [],
+                    }
+                )
         return found
 
     async def start_worker(self) -> None:
@@ -320,7 +393,8 @@ def _redact(error: PlinthError, secrets: list[str]) -> None:
     error.detail = _scrub(error.detail, secrets)
     error.args = (error.detail,)
     error.faults = [type(f)(f.path, _scrub(f.message, secrets), f.code) for f in error.faults]
-    error.extra = {k: _scrub(v, secrets) if isinstance(v, str) else v
-                   for k, v in error.extra.items()}
+    error.extra = {
+        k: _scrub(v, secrets) if isinstance(v, str) else v for k, v in error.extra.items()
+    }
     error.__cause__ = None
     error.__context__ = None

@@ -18,32 +18,61 @@ from plinth.tenancy.service import TenantService
 
 _WINDOW_PROPS: dict[str, Any] = {
     "per_second": {"type": ["integer", "null"], "minimum": 1},
-    "per_day": {"type": ["integer", "null"], "minimum": 1}}
-_WINDOWS: dict[str, Any] = {"type": "object", "additionalProperties": False,
-                            "properties": _WINDOW_PROPS}
-TENANT_SCHEMA = compile_schema({
-    "type": "object", "additionalProperties": False, "properties": {
-        "limits": {"type": "object", "additionalProperties": False, "properties": {
-            **_WINDOW_PROPS,
-            "api_key": _WINDOWS,
-            "max_concurrent": {"type": "integer", "minimum": 1}}},
-        "quotas": {"type": "object", "additionalProperties": {
-            "type": "object", "additionalProperties": False, "properties": {
-                **_WINDOW_PROPS, "max": {"type": "integer", "minimum": 0}}}},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
-    }})
-APP_SCHEMA = compile_schema({
-    "type": "object", "additionalProperties": False, "properties": {
-        "limits": _WINDOWS,
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
-        "cors": {"type": "object", "additionalProperties": False, "required": ["origins"],
-                 "properties": {
-                     "origins": {"type": "array", "items": {"type": "string"}},
-                     "methods": {"type": "array", "items": {"type": "string"}},
-                     "headers": {"type": "array", "items": {"type": "string"}},
-                     "credentials": {"type": "boolean"},
-                     "max_age": {"type": "integer", "minimum": 0}}},
-    }})
+    "per_day": {"type": ["integer", "null"], "minimum": 1},
+}
+_WINDOWS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": _WINDOW_PROPS,
+}
+TENANT_SCHEMA = compile_schema(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "limits": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    **_WINDOW_PROPS,
+                    "api_key": _WINDOWS,
+                    "max_concurrent": {"type": "integer", "minimum": 1},
+                },
+            },
+            "quotas": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {**_WINDOW_PROPS, "max": {"type": "integer", "minimum": 0}},
+                },
+            },
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
+        },
+    }
+)
+APP_SCHEMA = compile_schema(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "limits": _WINDOWS,
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
+            "cors": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["origins"],
+                "properties": {
+                    "origins": {"type": "array", "items": {"type": "string"}},
+                    "methods": {"type": "array", "items": {"type": "string"}},
+                    "headers": {"type": "array", "items": {"type": "string"}},
+                    "credentials": {"type": "boolean"},
+                    "max_age": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    }
+)
 TTL_SECONDS = 5.0
 
 
@@ -61,12 +90,15 @@ class TenantGate:
 class GatewaySettings:
     """Reads and writes gateway settings; a small TTL cache serves the hot path."""
 
-    def __init__(self, db: Database, tenants: TenantService,
-                 defaults: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, db: Database, tenants: TenantService, defaults: dict[str, Any] | None = None
+    ) -> None:
         self.db = db
         self.tenants = tenants
-        self.defaults = defaults or {"limits": {"per_second": 200, "max_concurrent": 64},
-                                     "timeout_seconds": 30}
+        self.defaults = defaults or {
+            "limits": {"per_second": 200, "max_concurrent": 64},
+            "timeout_seconds": 30,
+        }
         self._by_slug: dict[str, TenantGate | None] = {}
         self._by_id: dict[str, TenantGate] = {}
         self._hosts: dict[str, tuple[str | None, float]] = {}
@@ -100,8 +132,13 @@ class GatewaySettings:
         return gate.config
 
     async def _load(self, conn: Any, tenant_id: str, slug: str) -> TenantGate:
-        rows = (await conn.execute(sa.select(store.gateway_settings).where(
-            store.gateway_settings.c.tenant_id == tenant_id))).all()
+        rows = (
+            await conn.execute(
+                sa.select(store.gateway_settings).where(
+                    store.gateway_settings.c.tenant_id == tenant_id
+                )
+            )
+        ).all()
         config = _merge(self.defaults, {})
         apps: dict[str, dict[str, Any]] = {}
         for row in rows:
@@ -113,9 +150,14 @@ class GatewaySettings:
 
     async def get(self, tenant_id: str, scope: str) -> dict[str, Any]:
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(store.gateway_settings.c.config).where(
-                store.gateway_settings.c.tenant_id == tenant_id,
-                store.gateway_settings.c.scope == scope))).first()
+            row = (
+                await conn.execute(
+                    sa.select(store.gateway_settings.c.config).where(
+                        store.gateway_settings.c.tenant_id == tenant_id,
+                        store.gateway_settings.c.scope == scope,
+                    )
+                )
+            ).first()
         return dict(row.config) if row else {}
 
     async def put(self, tenant_id: str, scope: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -125,11 +167,17 @@ class GatewaySettings:
         if found:
             raise ValidationFailed.of(found, "gateway settings")
         async with self.db.transaction() as conn:
-            await conn.execute(store.gateway_settings.delete().where(
-                store.gateway_settings.c.tenant_id == tenant_id,
-                store.gateway_settings.c.scope == scope))
-            await conn.execute(store.gateway_settings.insert().values(
-                tenant_id=tenant_id, scope=scope, config=config, updated_at=utcnow()))
+            await conn.execute(
+                store.gateway_settings.delete().where(
+                    store.gateway_settings.c.tenant_id == tenant_id,
+                    store.gateway_settings.c.scope == scope,
+                )
+            )
+            await conn.execute(
+                store.gateway_settings.insert().values(
+                    tenant_id=tenant_id, scope=scope, config=config, updated_at=utcnow()
+                )
+            )
         self.invalidate(tenant_id)
         return config
 
@@ -153,8 +201,11 @@ class GatewaySettings:
         if cached is not None and now - cached[1] < TTL_SECONDS:
             return cached[0]
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(store.domains.c.tenant_id).where(
-                store.domains.c.host == host))).first()
+            row = (
+                await conn.execute(
+                    sa.select(store.domains.c.tenant_id).where(store.domains.c.host == host)
+                )
+            ).first()
         slug = None
         if row is not None:
             found = await self.tenants.list({row.tenant_id})
@@ -169,11 +220,17 @@ class GatewaySettings:
         host = normalise_host(host)
         try:
             async with self.db.transaction() as conn:
-                if (await conn.execute(sa.select(store.domains.c.host).where(
-                        store.domains.c.host == host))).first():
+                if (
+                    await conn.execute(
+                        sa.select(store.domains.c.host).where(store.domains.c.host == host)
+                    )
+                ).first():
                     raise Conflict(f"Host {host!r} is already mapped", path="host")
-                await conn.execute(store.domains.insert().values(
-                    host=host, tenant_id=tenant_id, created_at=utcnow()))
+                await conn.execute(
+                    store.domains.insert().values(
+                        host=host, tenant_id=tenant_id, created_at=utcnow()
+                    )
+                )
         except IntegrityError as exc:
             raise Conflict(f"Host {host!r} is already mapped", path="host") from exc
         self._hosts.pop(host, None)
@@ -181,15 +238,23 @@ class GatewaySettings:
 
     async def domains(self, tenant_id: str) -> list[str]:
         async with self.db.read() as conn:
-            rows = (await conn.execute(sa.select(store.domains.c.host).where(
-                store.domains.c.tenant_id == tenant_id).order_by(store.domains.c.host))).all()
+            rows = (
+                await conn.execute(
+                    sa.select(store.domains.c.host)
+                    .where(store.domains.c.tenant_id == tenant_id)
+                    .order_by(store.domains.c.host)
+                )
+            ).all()
         return [r.host for r in rows]
 
     async def remove_domain(self, tenant_id: str, host: str) -> bool:
         host = normalise_host(host)
         async with self.db.transaction() as conn:
-            result = await conn.execute(store.domains.delete().where(
-                store.domains.c.tenant_id == tenant_id, store.domains.c.host == host))
+            result = await conn.execute(
+                store.domains.delete().where(
+                    store.domains.c.tenant_id == tenant_id, store.domains.c.host == host
+                )
+            )
         self._hosts.pop(host, None)
         return bool(result.rowcount)
 
@@ -197,11 +262,19 @@ class GatewaySettings:
 def normalise_host(host: str) -> str:
     host = (host or "").strip().lower().rstrip(".")
     labels = host.split(".")
-    if not host or len(host) > 253 or len(labels) < 2 or not all(
-            label and len(label) <= 63 and label.replace("-", "").isalnum()
-            for label in labels):
-        raise BadRequest(f"{host!r} is not a host name", path="host",
-                         faults=[Fault("host", "a host name like api.example.com")])
+    if (
+        not host
+        or len(host) > 253
+        or len(labels) < 2
+        or not all(
+            label and len(label) <= 63 and label.replace("-", "").isalnum() for label in labels
+        )
+    ):
+        raise BadRequest(
+            f"{host!r} is not a host name",
+            path="host",
+            faults=[Fault("host", "a host name like api.example.com")],
+        )
     return host
 
 

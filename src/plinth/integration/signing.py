@@ -23,17 +23,21 @@ TOPIC = "Plinth-Event"
 
 def signature(secret: str, timestamp: int, delivery_id: str, body: bytes) -> str:
     """The `Plinth-Signature` header value for a delivery."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.{delivery_id}.".encode() + body,
-                   hashlib.sha256)
+    mac = hmac.new(secret.encode(), f"{timestamp}.{delivery_id}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def verify(secret: str, header: str | None, delivery_id: str | None, body: bytes,
-           tolerance: float = 300, now: float | None = None) -> int:
+def verify(
+    secret: str,
+    header: str | None,
+    delivery_id: str | None,
+    body: bytes,
+    tolerance: float = 300,
+    now: float | None = None,
+) -> int:
     """Check a signature header; return its timestamp or raise SignatureRefused."""
     if not header or not delivery_id:
-        raise SignatureRefused(f"{SIGNATURE} and {DELIVERY} headers are required",
-                               path=SIGNATURE)
+        raise SignatureRefused(f"{SIGNATURE} and {DELIVERY} headers are required", path=SIGNATURE)
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     stamp = parts.get("t", "")
     if not stamp.isdigit() or "v1" not in parts:
@@ -41,8 +45,11 @@ def verify(secret: str, header: str | None, delivery_id: str | None, body: bytes
     timestamp = int(stamp)
     now = time.time() if now is None else now
     if abs(now - timestamp) > tolerance:
-        raise SignatureRefused(f"The signature is older than {tolerance:g} s (or from the "
-                               "future); a replay is refused", path=SIGNATURE)
+        raise SignatureRefused(
+            f"The signature is older than {tolerance:g} s (or from the "
+            "future); a replay is refused",
+            path=SIGNATURE,
+        )
     expected = signature(secret, timestamp, delivery_id, body).split("v1=", 1)[1]
     if not hmac.compare_digest(expected, parts["v1"]):
         raise SignatureRefused("The signature does not match the body", path=SIGNATURE)

@@ -13,7 +13,8 @@ def _ts(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[type-ar
 
 # One data key per tenant and version, wrapped (AES-GCM) by the master key.
 data_keys = sa.Table(
-    "integration_data_keys", platform_metadata,
+    "integration_data_keys",
+    platform_metadata,
     sa.Column("tenant_id", sa.String(32), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("wrapped", sa.LargeBinary, nullable=False),
@@ -23,7 +24,8 @@ data_keys = sa.Table(
 )
 
 secrets = sa.Table(
-    "integration_secrets", platform_metadata,
+    "integration_secrets",
+    platform_metadata,
     sa.Column("tenant_id", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("key_version", sa.Integer, nullable=False),
@@ -35,7 +37,8 @@ secrets = sa.Table(
 )
 
 domains = sa.Table(
-    "integration_domains", platform_metadata,
+    "integration_domains",
+    platform_metadata,
     sa.Column("host", sa.String(253), primary_key=True),
     sa.Column("tenant_id", sa.String(32), nullable=False, index=True),
     _ts("created_at"),
@@ -43,7 +46,8 @@ domains = sa.Table(
 
 # Gateway settings per tenant ("tenant") and per app ("app:<slug>"): limits, CORS, timeout.
 gateway_settings = sa.Table(
-    "integration_gateway", platform_metadata,
+    "integration_gateway",
+    platform_metadata,
     sa.Column("tenant_id", sa.String(32), primary_key=True),
     sa.Column("scope", sa.String(60), primary_key=True),
     sa.Column("config", sa.JSON, nullable=False),
@@ -51,7 +55,8 @@ gateway_settings = sa.Table(
 )
 
 deliveries = sa.Table(
-    "integration_deliveries", platform_metadata,
+    "integration_deliveries",
+    platform_metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("tenant_id", sa.String(32), nullable=False),
     sa.Column("app", sa.String(40), nullable=False),
@@ -76,7 +81,8 @@ deliveries = sa.Table(
 
 # Delivery ids a webhook_in endpoint has accepted: a replayed delivery is refused.
 receipts = sa.Table(
-    "integration_receipts", platform_metadata,
+    "integration_receipts",
+    platform_metadata,
     sa.Column("tenant_id", sa.String(32), primary_key=True),
     sa.Column("endpoint", sa.String(110), primary_key=True),
     sa.Column("delivery_id", sa.String(100), primary_key=True),

@@ -51,8 +51,9 @@ class TokenCache:
 
     def _cipher(self) -> AESGCM:
         if self._aead is None:
-            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                       info=b"plinth oauth token cache").derive(self._master())
+            key = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=b"plinth oauth token cache"
+            ).derive(self._master())
             self._aead = AESGCM(key)
         return self._aead
 

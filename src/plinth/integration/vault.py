@@ -49,8 +49,9 @@ def parse_master_key(text: str) -> bytes:
     except (ValueError, TypeError) as exc:
         raise BadRequest("The master key is not valid base64", path="master_key") from exc
     if len(key) != 32:
-        raise BadRequest("The master key must be 32 bytes (base64 of 32 random bytes)",
-                         path="master_key")
+        raise BadRequest(
+            "The master key must be 32 bytes (base64 of 32 random bytes)", path="master_key"
+        )
     return key
 
 
@@ -69,8 +70,10 @@ def load_master_key(settings: Settings) -> bytes:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(base64.b64encode(key).decode())
-    log.warning("generated a master key at %s (mode 0600); back it up: secrets are "
-                "unreadable without it", path)
+    log.warning(
+        "generated a master key at %s (mode 0600); back it up: secrets are unreadable without it",
+        path,
+    )
     return key
 
 
@@ -101,14 +104,21 @@ class Vault:
         try:
             return envelope.open_sealed(master or self.master, wrapped, tenant_id.encode())
         except InvalidTag as exc:
-            raise Unavailable("A data key does not open with the configured master key; "
-                              "was the master key changed without rotating?") from exc
+            raise Unavailable(
+                "A data key does not open with the configured master key; "
+                "was the master key changed without rotating?"
+            ) from exc
 
-    async def _active_key(self, conn: AsyncConnection, tenant_id: str,
-                          create: bool = False) -> tuple[int, bytes] | None:
-        row = (await conn.execute(sa.select(store.data_keys).where(
-            store.data_keys.c.tenant_id == tenant_id, store.data_keys.c.active.is_(True)
-        ))).first()
+    async def _active_key(
+        self, conn: AsyncConnection, tenant_id: str, create: bool = False
+    ) -> tuple[int, bytes] | None:
+        row = (
+            await conn.execute(
+                sa.select(store.data_keys).where(
+                    store.data_keys.c.tenant_id == tenant_id, store.data_keys.c.active.is_(True)
+                )
+            )
+        ).first()
         if row is not None:
             return row.version, self._unwrap(row.wrapped, tenant_id)
         if not create:
@@ -117,15 +127,26 @@ class Vault:
 
     async def _new_key(self, conn: AsyncConnection, tenant_id: str, version: int) -> bytes:
         key = AESGCM.generate_key(bit_length=256)
-        await conn.execute(store.data_keys.insert().values(
-            tenant_id=tenant_id, version=version, wrapped=self._wrap(key, tenant_id),
-            master_id=master_id(self.master), active=True, created_at=utcnow()))
+        await conn.execute(
+            store.data_keys.insert().values(
+                tenant_id=tenant_id,
+                version=version,
+                wrapped=self._wrap(key, tenant_id),
+                master_id=master_id(self.master),
+                active=True,
+                created_at=utcnow(),
+            )
+        )
         return key
 
     async def _key(self, conn: AsyncConnection, tenant_id: str, version: int) -> bytes:
-        row = (await conn.execute(sa.select(store.data_keys.c.wrapped).where(
-            store.data_keys.c.tenant_id == tenant_id, store.data_keys.c.version == version
-        ))).first()
+        row = (
+            await conn.execute(
+                sa.select(store.data_keys.c.wrapped).where(
+                    store.data_keys.c.tenant_id == tenant_id, store.data_keys.c.version == version
+                )
+            )
+        ).first()
         if row is None:
             raise Unavailable("A secret's data key is missing")
         return self._unwrap(row.wrapped, tenant_id)
@@ -143,49 +164,78 @@ class Vault:
         try:
             created = await self._write(tenant_id, name, value, by, now)
         except IntegrityError as exc:  # a concurrent first write of this tenant or name
-            raise Conflict(f"Secret {name!r} was written concurrently; retry",
-                           path="name") from exc
+            raise Conflict(f"Secret {name!r} was written concurrently; retry", path="name") from exc
         await self.events.publish(Event("secret.written", tenant_id, {"name": name, "by": by}))
         return created
 
-    async def _write(self, tenant_id: str, name: str, value: str, by: str | None,
-                     now: Any) -> SecretInfo:
+    async def _write(
+        self, tenant_id: str, name: str, value: str, by: str | None, now: Any
+    ) -> SecretInfo:
         async with self.db.transaction() as conn:
             active = await self._active_key(conn, tenant_id, create=True)
             assert active is not None
             version, key = active
             nonce = os.urandom(12)
             ciphertext = AESGCM(key).encrypt(nonce, value.encode(), _aad(tenant_id, name))
-            old = (await conn.execute(sa.select(store.secrets.c.created_at).where(
-                store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == name))).first()
-            values = dict(key_version=version, nonce=nonce, ciphertext=ciphertext,
-                          updated_by=by, updated_at=now)
+            old = (
+                await conn.execute(
+                    sa.select(store.secrets.c.created_at).where(
+                        store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == name
+                    )
+                )
+            ).first()
+            values = dict(
+                key_version=version,
+                nonce=nonce,
+                ciphertext=ciphertext,
+                updated_by=by,
+                updated_at=now,
+            )
             if old is None:
-                await conn.execute(store.secrets.insert().values(
-                    tenant_id=tenant_id, name=name, created_at=now, **values))
+                await conn.execute(
+                    store.secrets.insert().values(
+                        tenant_id=tenant_id, name=name, created_at=now, **values
+                    )
+                )
                 created = now
             else:
-                await conn.execute(store.secrets.update().where(
-                    store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == name
-                ).values(**values))
+                await conn.execute(
+                    store.secrets.update()
+                    .where(store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == name)
+                    .values(**values)
+                )
                 created = old.created_at
         return SecretInfo(name, version, created, now, by)
 
     async def list(self, tenant_id: str) -> list[SecretInfo]:
         """The tenant's secrets, without values."""
         async with self.db.read() as conn:
-            rows = (await conn.execute(sa.select(
-                store.secrets.c.name, store.secrets.c.key_version, store.secrets.c.created_at,
-                store.secrets.c.updated_at, store.secrets.c.updated_by,
-            ).where(store.secrets.c.tenant_id == tenant_id).order_by(store.secrets.c.name))).all()
-        return [SecretInfo(r.name, r.key_version, r.created_at, r.updated_at, r.updated_by)
-                for r in rows]
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        store.secrets.c.name,
+                        store.secrets.c.key_version,
+                        store.secrets.c.created_at,
+                        store.secrets.c.updated_at,
+                        store.secrets.c.updated_by,
+                    )
+                    .where(store.secrets.c.tenant_id == tenant_id)
+                    .order_by(store.secrets.c.name)
+                )
+            ).all()
+        return [
+            SecretInfo(r.name, r.key_version, r.created_at, r.updated_at, r.updated_by)
+            for r in rows
+        ]
 
     async def delete(self, tenant_id: str, name: str, by: str | None = None) -> None:
         """Forget a secret."""
         async with self.db.transaction() as conn:
-            result = await conn.execute(store.secrets.delete().where(
-                store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == name))
+            result = await conn.execute(
+                store.secrets.delete().where(
+                    store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == name
+                )
+            )
         if not result.rowcount:
             raise NotFound(f"No secret named {name!r}", path="name")
         await self.events.publish(Event("secret.deleted", tenant_id, {"name": name, "by": by}))
@@ -193,8 +243,13 @@ class Vault:
     async def reveal(self, tenant_id: str, name: str, purpose: str) -> str:
         """The plain value, for use at once (never to return or log); the use is audited."""
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(store.secrets).where(
-                store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == name))).first()
+            row = (
+                await conn.execute(
+                    sa.select(store.secrets).where(
+                        store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == name
+                    )
+                )
+            ).first()
             if row is None:
                 raise NotFound(f"No secret named {name!r} in this tenant", path=f"secret.{name}")
             key = await self._key(conn, tenant_id, row.key_version)
@@ -202,8 +257,9 @@ class Vault:
             value = AESGCM(key).decrypt(row.nonce, row.ciphertext, _aad(tenant_id, name))
         except InvalidTag as exc:
             raise Unavailable(f"Secret {name!r} failed its integrity check") from exc
-        await self.events.publish(Event("secret.used", tenant_id,
-                                        {"name": name, "purpose": purpose}))
+        await self.events.publish(
+            Event("secret.used", tenant_id, {"name": name, "purpose": purpose})
+        )
         return value.decode()
 
     # -- rotation ---------------------------------------------------------------------------
@@ -213,29 +269,55 @@ class Vault:
         async with self.db.transaction() as conn:
             active = await self._active_key(conn, tenant_id)
             keys = {}
-            for row in (await conn.execute(sa.select(store.data_keys).where(
-                    store.data_keys.c.tenant_id == tenant_id))).all():
+            for row in (
+                await conn.execute(
+                    sa.select(store.data_keys).where(store.data_keys.c.tenant_id == tenant_id)
+                )
+            ).all():
                 keys[row.version] = self._unwrap(row.wrapped, tenant_id)
             version = (max(keys) if keys else 0) + 1
-            await conn.execute(store.data_keys.update().where(
-                store.data_keys.c.tenant_id == tenant_id).values(active=False))
+            await conn.execute(
+                store.data_keys.update()
+                .where(store.data_keys.c.tenant_id == tenant_id)
+                .values(active=False)
+            )
             new_key = await self._new_key(conn, tenant_id, version)
-            rows = (await conn.execute(sa.select(store.secrets).where(
-                store.secrets.c.tenant_id == tenant_id))).all()
+            rows = (
+                await conn.execute(
+                    sa.select(store.secrets).where(store.secrets.c.tenant_id == tenant_id)
+                )
+            ).all()
             for row in rows:
                 aad = _aad(tenant_id, row.name)
                 plain = AESGCM(keys[row.key_version]).decrypt(row.nonce, row.ciphertext, aad)
                 nonce = os.urandom(12)
-                await conn.execute(store.secrets.update().where(
-                    store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == row.name
-                ).values(key_version=version, nonce=nonce,
-                         ciphertext=AESGCM(new_key).encrypt(nonce, plain, aad)))
+                await conn.execute(
+                    store.secrets.update()
+                    .where(store.secrets.c.tenant_id == tenant_id, store.secrets.c.name == row.name)
+                    .values(
+                        key_version=version,
+                        nonce=nonce,
+                        ciphertext=AESGCM(new_key).encrypt(nonce, plain, aad),
+                    )
+                )
             # Old keys encrypt nothing any more: drop them so a leaked old key opens nothing.
-            await conn.execute(store.data_keys.delete().where(
-                store.data_keys.c.tenant_id == tenant_id, store.data_keys.c.version != version))
-        await self.events.publish(Event("vault.key_rotated", tenant_id, {
-            "version": version, "previous": active[0] if active else None,
-            "secrets": len(rows), "by": by}))
+            await conn.execute(
+                store.data_keys.delete().where(
+                    store.data_keys.c.tenant_id == tenant_id, store.data_keys.c.version != version
+                )
+            )
+        await self.events.publish(
+            Event(
+                "vault.key_rotated",
+                tenant_id,
+                {
+                    "version": version,
+                    "previous": active[0] if active else None,
+                    "secrets": len(rows),
+                    "by": by,
+                },
+            )
+        )
         return version
 
     async def rotate_master(self, new_master: bytes, by: str | None = None) -> int:
@@ -246,23 +328,32 @@ class Vault:
             rows = (await conn.execute(sa.select(store.data_keys))).all()
             for row in rows:
                 key = self._unwrap(row.wrapped, row.tenant_id)
-                await conn.execute(store.data_keys.update().where(
-                    store.data_keys.c.tenant_id == row.tenant_id,
-                    store.data_keys.c.version == row.version,
-                ).values(wrapped=self._wrap(key, row.tenant_id, new_master),
-                         master_id=master_id(new_master)))
+                await conn.execute(
+                    store.data_keys.update()
+                    .where(
+                        store.data_keys.c.tenant_id == row.tenant_id,
+                        store.data_keys.c.version == row.version,
+                    )
+                    .values(
+                        wrapped=self._wrap(key, row.tenant_id, new_master),
+                        master_id=master_id(new_master),
+                    )
+                )
             for hook in self.rewrap_hooks:
                 await hook(conn, self.master, new_master)
         self._master = new_master
-        await self.events.publish(Event("vault.master_rotated", None,
-                                        {"data_keys": len(rows), "by": by}))
+        await self.events.publish(
+            Event("vault.master_rotated", None, {"data_keys": len(rows), "by": by})
+        )
         return len(rows)
 
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not SECRET_NAME.match(name):
-        raise BadRequest("A secret name is 1-100 letters, digits, '_', '.' or '-', starting "
-                         "with a letter", path="name")
+        raise BadRequest(
+            "A secret name is 1-100 letters, digits, '_', '.' or '-', starting with a letter",
+            path="name",
+        )
     return name
 
 

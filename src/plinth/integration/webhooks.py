@@ -88,19 +88,46 @@ class Webhooks:
             if any(fnmatch.fnmatchcase(event.topic, p) for p in patterns):
                 await self.enqueue(event.tenant_id, app, name, doc, event.topic, event.data)
 
-    async def enqueue(self, tenant_id: str, app: str, connector: str, doc: dict[str, Any],
-                      topic: str, data: dict[str, Any]) -> str:
+    async def enqueue(
+        self,
+        tenant_id: str,
+        app: str,
+        connector: str,
+        doc: dict[str, Any],
+        topic: str,
+        data: dict[str, Any],
+    ) -> str:
         """Queue a delivery (a row of the log, due now) and wake the worker; returns its id."""
         delivery_id = new_id()
         now = utcnow()
-        payload = json.dumps({"id": delivery_id, "topic": topic, "app": app,
-                              "created_at": now.isoformat(), "data": data},
-                             separators=(",", ":"), default=str)
+        payload = json.dumps(
+            {
+                "id": delivery_id,
+                "topic": topic,
+                "app": app,
+                "created_at": now.isoformat(),
+                "data": data,
+            },
+            separators=(",", ":"),
+            default=str,
+        )
         async with self.db.transaction() as conn:
-            await conn.execute(store.deliveries.insert().values(
-                id=delivery_id, tenant_id=tenant_id, app=app, connector=connector, topic=topic,
-                url=doc["url"], payload=payload, status="pending", attempts=0,
-                created_at=now, updated_at=now, run_at=time.time()))
+            await conn.execute(
+                store.deliveries.insert().values(
+                    id=delivery_id,
+                    tenant_id=tenant_id,
+                    app=app,
+                    connector=connector,
+                    topic=topic,
+                    url=doc["url"],
+                    payload=payload,
+                    status="pending",
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                    run_at=time.time(),
+                )
+            )
         self._wake.set()
         return delivery_id
 
@@ -110,10 +137,16 @@ class Webhooks:
         """Take up to `limit` due deliveries (or ones whose lease expired) under a lease."""
         now = time.time()
         d = store.deliveries
-        query = (sa.select(d).where(
-            d.c.status.in_(WAITING), d.c.run_at <= now,
-            sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now))
-            .order_by(d.c.run_at).limit(limit))
+        query = (
+            sa.select(d)
+            .where(
+                d.c.status.in_(WAITING),
+                d.c.run_at <= now,
+                sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
+            )
+            .order_by(d.c.run_at)
+            .limit(limit)
+        )
         # An idle queue is seen with a read: no write lock (SQLite's BEGIN IMMEDIATE) per poll.
         async with self.db.read() as conn:
             if (await conn.execute(query.with_only_columns(d.c.id).limit(1))).first() is None:
@@ -125,10 +158,17 @@ class Webhooks:
             rows = (await conn.execute(query)).all()
             if not rows:
                 return []
-            await conn.execute(d.update().where(d.c.id.in_([r.id for r in rows])).values(
-                lease=lease, locked_until=now + LEASE_SECONDS))
-        return [dataclasses.replace(Delivery(**r._mapping), lease=lease,
-                                    locked_until=now + LEASE_SECONDS) for r in rows]
+            await conn.execute(
+                d.update()
+                .where(d.c.id.in_([r.id for r in rows]))
+                .values(lease=lease, locked_until=now + LEASE_SECONDS)
+            )
+        return [
+            dataclasses.replace(
+                Delivery(**r._mapping), lease=lease, locked_until=now + LEASE_SECONDS
+            )
+            for r in rows
+        ]
 
     async def run_due(self, limit: int = CONCURRENCY) -> int:
         """Claim due deliveries and attempt them concurrently; how many were attempted."""
@@ -156,8 +196,9 @@ class Webhooks:
                 if claimed and len(claimed) == free:
                     continue  # a full batch: more may be due
                 waits = {asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())}
-                await asyncio.wait(waits | self._running, timeout=poll,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    waits | self._running, timeout=poll, return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in waits:
                     task.cancel()
         finally:
@@ -194,9 +235,13 @@ class Webhooks:
             if await self.run_due():
                 continue
             async with self.db.read() as conn:
-                next_at = (await conn.execute(sa.select(sa.func.min(store.deliveries.c.run_at))
-                                              .where(store.deliveries.c.status.in_(WAITING))
-                                              )).scalar()
+                next_at = (
+                    await conn.execute(
+                        sa.select(sa.func.min(store.deliveries.c.run_at)).where(
+                            store.deliveries.c.status.in_(WAITING)
+                        )
+                    )
+                ).scalar()
             if next_at is None:
                 return
             await asyncio.sleep(min(max(0.0, next_at - time.time()), 0.5) or 0.01)
@@ -205,8 +250,9 @@ class Webhooks:
         try:
             doc = await self._document(delivery)
             if doc is None:
-                outcome = _Outcome(False, error="the connector is no longer published",
-                                   permanent=True)
+                outcome = _Outcome(
+                    False, error="the connector is no longer published", permanent=True
+                )
             else:
                 outcome = await self._send(delivery, doc)
             await self._finish(delivery, doc or {}, outcome)
@@ -222,8 +268,9 @@ class Webhooks:
         if not tenants:
             return None
         try:
-            return await self.service.document(tenants[0], delivery.app, delivery.connector,
-                                               kind="webhook_out")
+            return await self.service.document(
+                tenants[0], delivery.app, delivery.connector, kind="webhook_out"
+            )
         except NotFound:
             return None
 
@@ -231,19 +278,26 @@ class Webhooks:
         """One signed POST of the delivery to its URL."""
         try:
             secret = await self.service.vault.reveal(
-                delivery.tenant_id, doc["secret"]["secret"],
-                f"webhook_out:{delivery.app}/{delivery.connector}")
+                delivery.tenant_id,
+                doc["secret"]["secret"],
+                f"webhook_out:{delivery.app}/{delivery.connector}",
+            )
         except PlinthError as exc:
             return _Outcome(False, error=f"{exc.code}: the signing secret is unavailable")
         body = delivery.payload.encode()
-        headers = {"Content-Type": "application/json",
-                   signing.SIGNATURE: signing.signature(secret, int(time.time()), delivery.id,
-                                                        body),
-                   signing.DELIVERY: delivery.id, signing.TOPIC: delivery.topic}
+        headers = {
+            "Content-Type": "application/json",
+            signing.SIGNATURE: signing.signature(secret, int(time.time()), delivery.id, body),
+            signing.DELIVERY: delivery.id,
+            signing.TOPIC: delivery.topic,
+        }
         try:
             response = await self.service.http.post(
-                delivery.url, content=body, headers=headers,
-                timeout=float(doc.get("timeout_seconds", 10)))
+                delivery.url,
+                content=body,
+                headers=headers,
+                timeout=float(doc.get("timeout_seconds", 10)),
+            )
         except EgressRefused as exc:
             return _Outcome(False, error=exc.detail, permanent=True)
         except httpx.HTTPError as exc:
@@ -253,8 +307,9 @@ class Webhooks:
             return _Outcome(True, status)
         return _Outcome(False, status, f"subscriber answered {status}")
 
-    async def _finish(self, delivery: Delivery, doc: dict[str, Any], outcome: _Outcome,
-                      retry: bool = True) -> bool:
+    async def _finish(
+        self, delivery: Delivery, doc: dict[str, Any], outcome: _Outcome, retry: bool = True
+    ) -> bool:
         """Record an attempt if the lease is still ours: delivered, retrying or dead."""
         attempts = delivery.attempts + 1
         max_attempts = int(doc.get("max_attempts", 5))
@@ -266,33 +321,58 @@ class Webhooks:
         status = "delivered" if outcome.ok else ("dead" if dead else "retrying")
         d = store.deliveries
         async with self.db.transaction() as conn:
-            result = await conn.execute(d.update().where(
-                d.c.tenant_id == delivery.tenant_id, d.c.id == delivery.id,
-                d.c.lease == delivery.lease).values(
-                attempts=d.c.attempts + 1, last_status=outcome.status,
-                last_error=None if outcome.ok else outcome.error, updated_at=utcnow(),
-                status=status, run_at=run_at, lease=None, locked_until=None))
+            result = await conn.execute(
+                d.update()
+                .where(
+                    d.c.tenant_id == delivery.tenant_id,
+                    d.c.id == delivery.id,
+                    d.c.lease == delivery.lease,
+                )
+                .values(
+                    attempts=d.c.attempts + 1,
+                    last_status=outcome.status,
+                    last_error=None if outcome.ok else outcome.error,
+                    updated_at=utcnow(),
+                    status=status,
+                    run_at=run_at,
+                    lease=None,
+                    locked_until=None,
+                )
+            )
         if not result.rowcount:
-            log.warning("webhook delivery %s: lease lost before the attempt was recorded",
-                        delivery.id)
+            log.warning(
+                "webhook delivery %s: lease lost before the attempt was recorded", delivery.id
+            )
             return False
         if outcome.ok or dead:
-            await self.service.events.publish(Event(
-                "webhook.delivered" if outcome.ok else "webhook.failed", delivery.tenant_id,
-                {"delivery": delivery.id, "app": delivery.app,
-                 "connector": delivery.connector, "topic": delivery.topic,
-                 "status": outcome.status, "attempts": attempts}))
+            await self.service.events.publish(
+                Event(
+                    "webhook.delivered" if outcome.ok else "webhook.failed",
+                    delivery.tenant_id,
+                    {
+                        "delivery": delivery.id,
+                        "app": delivery.app,
+                        "connector": delivery.connector,
+                        "topic": delivery.topic,
+                        "status": outcome.status,
+                        "attempts": attempts,
+                    },
+                )
+            )
         return True
 
     async def _release(self, delivery: Delivery) -> None:
         d = store.deliveries
         async with self.db.transaction() as conn:
-            await conn.execute(d.update().where(d.c.id == delivery.id,
-                                                d.c.lease == delivery.lease)
-                               .values(lease=None, locked_until=None))
+            await conn.execute(
+                d.update()
+                .where(d.c.id == delivery.id, d.c.lease == delivery.lease)
+                .values(lease=None, locked_until=None)
+            )
 
-    async def redeliver(self, tenant: Tenant, app: str, connector: str,
-                        delivery_id: str) -> Delivery:
+    async def redeliver(
+        self, tenant: Tenant, app: str, connector: str, delivery_id: str
+    ) -> Delivery:
         """Send a logged delivery again (one attempt, freshly signed); returns its new state."""
         delivery = await self.get(tenant.id, delivery_id)
         if delivery.app != app or delivery.connector != connector:
@@ -302,13 +382,21 @@ class Webhooks:
         lease = new_id()
         d = store.deliveries
         async with self.db.transaction() as conn:
-            taken = await conn.execute(d.update().where(
-                d.c.tenant_id == tenant.id, d.c.id == delivery_id,
-                sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now)).values(
-                lease=lease, locked_until=now + LEASE_SECONDS))
+            taken = await conn.execute(
+                d.update()
+                .where(
+                    d.c.tenant_id == tenant.id,
+                    d.c.id == delivery_id,
+                    sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
+                )
+                .values(lease=lease, locked_until=now + LEASE_SECONDS)
+            )
         if not taken.rowcount:
-            raise Conflict(f"Delivery {delivery_id!r} is being attempted right now; look at "
-                           "the delivery log in a moment", path="delivery")
+            raise Conflict(
+                f"Delivery {delivery_id!r} is being attempted right now; look at "
+                "the delivery log in a moment",
+                path="delivery",
+            )
         delivery = dataclasses.replace(delivery, lease=lease)
         try:
             outcome = await self._send(delivery, doc)
@@ -323,38 +411,53 @@ class Webhooks:
 
     async def get(self, tenant_id: str, delivery_id: str) -> Delivery:
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(store.deliveries).where(
-                store.deliveries.c.tenant_id == tenant_id,
-                store.deliveries.c.id == delivery_id))).first()
+            row = (
+                await conn.execute(
+                    sa.select(store.deliveries).where(
+                        store.deliveries.c.tenant_id == tenant_id,
+                        store.deliveries.c.id == delivery_id,
+                    )
+                )
+            ).first()
         if row is None:
             raise NotFound(f"No delivery {delivery_id!r}", path="delivery")
         return Delivery(**row._mapping)
 
-    async def log(self, tenant_id: str, app: str, connector: str,
-                  limit: int = 100) -> list[Delivery]:
+    async def log(
+        self, tenant_id: str, app: str, connector: str, limit: int = 100
+    ) -> list[Delivery]:
         """The latest deliveries of a connector, newest first."""
         async with self.db.read() as conn:
-            rows = (await conn.execute(sa.select(store.deliveries).where(
-                store.deliveries.c.tenant_id == tenant_id, store.deliveries.c.app == app,
-                store.deliveries.c.connector == connector,
-            ).order_by(store.deliveries.c.created_at.desc()).limit(limit))).all()
+            rows = (
+                await conn.execute(
+                    sa.select(store.deliveries)
+                    .where(
+                        store.deliveries.c.tenant_id == tenant_id,
+                        store.deliveries.c.app == app,
+                        store.deliveries.c.connector == connector,
+                    )
+                    .order_by(store.deliveries.c.created_at.desc())
+                    .limit(limit)
+                )
+            ).all()
         return [Delivery(**r._mapping) for r in rows]
 
     # -- in -----------------------------------------------------------------------------------
 
-    async def receive(self, tenant: Tenant, app: str, connector: str,
-                      headers: dict[str, str], body: bytes) -> str:
+    async def receive(
+        self, tenant: Tenant, app: str, connector: str, headers: dict[str, str], body: bytes
+    ) -> str:
         """Verify a delivery, refuse a replay, publish `webhook.received`; returns its id."""
         doc = await self.service.document(tenant, app, connector, kind="webhook_in")
         limit = int(doc.get("max_body_bytes", 1_048_576))
         if len(body) > limit:
             raise PayloadTooLarge(f"A webhook body is at most {limit} bytes")
         tolerance = int(doc.get("tolerance_seconds", 300))
-        secret = await self.service.vault.reveal(tenant.id, doc["secret"]["secret"],
-                                                 f"webhook_in:{app}/{connector}")
+        secret = await self.service.vault.reveal(
+            tenant.id, doc["secret"]["secret"], f"webhook_in:{app}/{connector}"
+        )
         delivery_id = headers.get(signing.DELIVERY.lower())
-        signing.verify(secret, headers.get(signing.SIGNATURE.lower()), delivery_id, body,
-                       tolerance)
+        signing.verify(secret, headers.get(signing.SIGNATURE.lower()), delivery_id, body, tolerance)
         assert delivery_id is not None
         endpoint = f"{app}/{connector}"
         now = utcnow()
@@ -362,24 +465,39 @@ class Webhooks:
             payload: Any = json.loads(body) if body else None
         except ValueError:
             payload = body.decode("utf-8", "replace")
-        received = {"app": app, "connector": connector, "delivery": delivery_id,
-                    "topic": headers.get(signing.TOPIC.lower()), "payload": payload}
+        received = {
+            "app": app,
+            "connector": connector,
+            "delivery": delivery_id,
+            "topic": headers.get(signing.TOPIC.lower()),
+            "payload": payload,
+        }
         after: list[Event] = []
         async with self.db.transaction() as conn:
             # Receipts older than the window cannot be replayed anyway (the timestamp
             # check refuses them), so they are pruned as new ones arrive.
-            await conn.execute(store.receipts.delete().where(
-                store.receipts.c.tenant_id == tenant.id,
-                store.receipts.c.endpoint == endpoint,
-                store.receipts.c.received_at < now - timedelta(seconds=2 * tolerance)))
+            await conn.execute(
+                store.receipts.delete().where(
+                    store.receipts.c.tenant_id == tenant.id,
+                    store.receipts.c.endpoint == endpoint,
+                    store.receipts.c.received_at < now - timedelta(seconds=2 * tolerance),
+                )
+            )
             try:
-                await conn.execute(store.receipts.insert().values(
-                    tenant_id=tenant.id, endpoint=endpoint, delivery_id=delivery_id[:100],
-                    received_at=now))
+                await conn.execute(
+                    store.receipts.insert().values(
+                        tenant_id=tenant.id,
+                        endpoint=endpoint,
+                        delivery_id=delivery_id[:100],
+                        received_at=now,
+                    )
+                )
             except IntegrityError as exc:
-                raise Conflict(f"Delivery {delivery_id!r} was already received; a replay is "
-                               "refused", path=signing.DELIVERY,
-                               extra={"code": "replay"}) from exc
+                raise Conflict(
+                    f"Delivery {delivery_id!r} was already received; a replay is refused",
+                    path=signing.DELIVERY,
+                    extra={"code": "replay"},
+                ) from exc
             for receiver in self.receivers:
                 after += await receiver(conn, tenant, received)
         await self.service.events.publish(Event("webhook.received", tenant.id, received))

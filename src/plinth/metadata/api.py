@@ -23,8 +23,9 @@ class AppIn(BaseModel):
 class PublishIn(BaseModel):
     message: str = ""
     allow_destructive: bool = Field(False, description="Allow changes that destroy data")
-    options: dict[str, Any] = Field(default_factory=dict,
-                                    description="Options for later pipeline steps (waivers …)")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Options for later pipeline steps (waivers …)"
+    )
 
 
 class RollbackIn(BaseModel):
@@ -35,8 +36,12 @@ class RollbackIn(BaseModel):
 
 def _draft_body(draft: Draft, response: Response) -> dict[str, Any]:
     response.headers["ETag"] = draft.etag
-    return {"revision": draft.revision, "updated_at": draft.updated_at.isoformat(),
-            "updated_by": draft.updated_by, "definition": draft.definition}
+    return {
+        "revision": draft.revision,
+        "updated_at": draft.updated_at.isoformat(),
+        "updated_by": draft.updated_by,
+        "definition": draft.definition,
+    }
 
 
 def _revision(if_match: str | None) -> int | None:
@@ -49,12 +54,14 @@ def _revision(if_match: str | None) -> int | None:
 
 
 @router.post("", status_code=201)
-async def create_app(body: AppIn, tenant: TenantDep, platform: PlatformDep,
-                     principal: PrincipalDep) -> dict:
+async def create_app(
+    body: AppIn, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """Create an app with an empty draft."""
     require(platform, principal, "app.create", tenant)
-    app = await platform.metadata.create_app(tenant, body.slug, body.name, body.description,
-                                             by=principal.audit_name())
+    app = await platform.metadata.create_app(
+        tenant, body.slug, body.name, body.description, by=principal.audit_name()
+    )
     return app.public()
 
 
@@ -66,16 +73,18 @@ async def list_apps(tenant: TenantDep, platform: PlatformDep, principal: Princip
 
 
 @router.get("/{app}")
-async def get_app(app: str, tenant: TenantDep, platform: PlatformDep,
-                  principal: PrincipalDep) -> dict:
+async def get_app(
+    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """One app."""
     require(platform, principal, "app.read", tenant, ident=app)
     return (await platform.metadata.get_app(tenant, app)).public()
 
 
 @router.delete("/{app}", status_code=204)
-async def delete_app(app: str, tenant: TenantDep, platform: PlatformDep,
-                     principal: PrincipalDep) -> Response:
+async def delete_app(
+    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> Response:
     """Delete an app with its draft and versions."""
     require(platform, principal, "app.delete", tenant, ident=app)
     await platform.metadata.delete_app(tenant, app, by=principal.audit_name())
@@ -83,8 +92,9 @@ async def delete_app(app: str, tenant: TenantDep, platform: PlatformDep,
 
 
 @router.get("/{app}/draft")
-async def get_draft(app: str, tenant: TenantDep, platform: PlatformDep,
-                    principal: PrincipalDep, response: Response) -> dict:
+async def get_draft(
+    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep, response: Response
+) -> dict:
     """The app's draft definition, with its revision as ETag."""
     require(platform, principal, "draft.read", tenant, ident=app)
     return _draft_body(await platform.metadata.get_draft(tenant, app), response)
@@ -92,40 +102,68 @@ async def get_draft(app: str, tenant: TenantDep, platform: PlatformDep,
 
 @router.put("/{app}/draft")
 async def put_draft(
-    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
-    response: Response, definition: Annotated[Any, Body()],
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    response: Response,
+    definition: Annotated[Any, Body()],
     if_match: Annotated[str | None, Header()] = None,
 ) -> dict:
     """Replace the draft; refused with every fault's path if invalid."""
     require(platform, principal, "draft.edit", tenant, ident=app)
-    draft = await platform.metadata.put_draft(tenant, app, definition,
-                                              by=principal.audit_name(),
-                                              if_revision=_revision(if_match))
+    draft = await platform.metadata.put_draft(
+        tenant, app, definition, by=principal.audit_name(), if_revision=_revision(if_match)
+    )
     return _draft_body(draft, response)
 
 
-@router.patch("/{app}/draft", openapi_extra={"requestBody": {"content": {
-    "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}}}}})
+@router.patch(
+    "/{app}/draft",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json-patch+json": {
+                    "schema": {"type": "array", "items": {"type": "object"}}
+                }
+            }
+        }
+    },
+)
 async def patch_draft(
-    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
-    response: Response, ops: Annotated[Any, Body()],
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    response: Response,
+    ops: Annotated[Any, Body()],
     if_match: Annotated[str | None, Header()] = None,
 ) -> dict:
     """Apply an RFC 6902 JSON Patch to the draft, atomically."""
     require(platform, principal, "draft.edit", tenant, ident=app)
-    draft = await platform.metadata.patch_draft(tenant, app, ops, by=principal.audit_name(),
-                                                if_revision=_revision(if_match))
+    draft = await platform.metadata.patch_draft(
+        tenant, app, ops, by=principal.audit_name(), if_revision=_revision(if_match)
+    )
     return _draft_body(draft, response)
 
 
 @router.post("/{app}/publish")
-async def publish(app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
-                  response: Response, body: PublishIn | None = None) -> dict:
+async def publish(
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    response: Response,
+    body: PublishIn | None = None,
+) -> dict:
     """Freeze the draft into a new active version (no-op if nothing changed)."""
     require(platform, principal, "app.publish", tenant, ident=app)
     body = body or PublishIn.model_validate({})
     outcome = await platform.metadata.publish(
-        tenant, app, principal, message=body.message,
+        tenant,
+        app,
+        principal,
+        message=body.message,
         options={**body.options, "allow_destructive": body.allow_destructive},
     )
     response.status_code = 201 if outcome.created else 200
@@ -133,18 +171,22 @@ async def publish(app: str, tenant: TenantDep, platform: PlatformDep, principal:
 
 
 @router.get("/{app}/versions")
-async def list_versions(app: str, tenant: TenantDep, platform: PlatformDep,
-                        principal: PrincipalDep) -> dict:
+async def list_versions(
+    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """Every published version, oldest first."""
     require(platform, principal, "version.read", tenant, ident=app)
     found, versions = await platform.metadata.versions(tenant, app)
-    return {"active": found.active_version,
-            "items": [v.summary(found.active_version) for v in versions]}
+    return {
+        "active": found.active_version,
+        "items": [v.summary(found.active_version) for v in versions],
+    }
 
 
 @router.get("/{app}/versions/{number}")
-async def get_version(app: str, number: int, tenant: TenantDep, platform: PlatformDep,
-                      principal: PrincipalDep) -> dict:
+async def get_version(
+    app: str, number: int, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """One version with its frozen definition."""
     require(platform, principal, "version.read", tenant, ident=app)
     found = await platform.metadata.get_app(tenant, app)
@@ -154,7 +196,10 @@ async def get_version(app: str, number: int, tenant: TenantDep, platform: Platfo
 
 @router.get("/{app}/diff")
 async def diff(
-    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
     from_: Annotated[str, Query(alias="from", description="version number, 0 or 'draft'")],
     to: Annotated[str, Query(description="version number or 'draft'")] = "draft",
 ) -> dict:
@@ -165,12 +210,17 @@ async def diff(
 
 
 @router.post("/{app}/rollback")
-async def rollback(app: str, body: RollbackIn, tenant: TenantDep, platform: PlatformDep,
-                   principal: PrincipalDep) -> dict:
+async def rollback(
+    app: str, body: RollbackIn, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
     """Activate an older version."""
     require(platform, principal, "app.rollback", tenant, ident=app)
     outcome = await platform.metadata.rollback(
-        tenant, app, body.version, principal, reset_draft=body.reset_draft,
+        tenant,
+        app,
+        body.version,
+        principal,
+        reset_draft=body.reset_draft,
         options={"allow_destructive": body.allow_destructive},
     )
     return outcome.as_dict()
@@ -178,7 +228,10 @@ async def rollback(app: str, body: RollbackIn, tenant: TenantDep, platform: Plat
 
 @router.get("/{app}/export")
 async def export(
-    app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
     version: Annotated[str, Query(description="'draft', 'active' or a number")] = "draft",
 ) -> dict:
     """The app as the YAML files `plinth app export` writes."""

@@ -30,26 +30,43 @@ def empty() -> Definition:
 def validate(definition: Any) -> list[Fault]:
     """Every fault in a definition, each with its path; empty when it is valid."""
     if not isinstance(definition, dict):
-        return [Fault("", "an app definition is an object of sections (entities, pages, …)",
-                      "type")]
+        return [
+            Fault("", "an app definition is an object of sections (entities, pages, …)", "type")
+        ]
     found: list[Fault] = []
     known = kinds.sections()
     count = 0
     for section, docs in definition.items():
         kind = kinds.by_section(section)
         if kind is None:
-            found.append(Fault(section, f"unknown document kind {section!r}; known kinds: "
-                               f"{', '.join(known)}", "unknown_kind"))
+            found.append(
+                Fault(
+                    section,
+                    f"unknown document kind {section!r}; known kinds: {', '.join(known)}",
+                    "unknown_kind",
+                )
+            )
             continue
         if not isinstance(docs, dict):
-            found.append(Fault(section, f"{section} is an object of {kind.name} documents "
-                               "keyed by name", "type"))
+            found.append(
+                Fault(
+                    section,
+                    f"{section} is an object of {kind.name} documents keyed by name",
+                    "type",
+                )
+            )
             continue
         for name, doc in docs.items():
             count += 1
             if not DOC_NAME.match(name):
-                found.append(Fault(f"{section}.{name}", "a document name is 1-63 lower-case "
-                                   "letters, digits or '_', starting with a letter", "name"))
+                found.append(
+                    Fault(
+                        f"{section}.{name}",
+                        "a document name is 1-63 lower-case "
+                        "letters, digits or '_', starting with a letter",
+                        "name",
+                    )
+                )
                 continue
             found += schema_faults(kind.validator, doc, f"{section}.{name}")
     if count > MAX_DOCUMENTS:

@@ -60,8 +60,9 @@ def _members(
         new_members = new.get(key) or {}
         for old_name, new_name in _match(old_members, new_members):
             if new_name is None:
-                out.append({"op": "removed", "path": f"{path}.{key}.{old_name}",
-                            "member": old_name})
+                out.append(
+                    {"op": "removed", "path": f"{path}.{key}.{old_name}", "member": old_name}
+                )
                 continue
             member_path = f"{path}.{key}.{new_name}"
             if old_name is None:
@@ -69,8 +70,15 @@ def _members(
                 continue
             inner = _values(old_members[old_name], new_members[new_name], member_path, {"id"})
             if old_name != new_name:
-                out.append({"op": "renamed", "path": member_path, "from": old_name,
-                            "to": new_name, "changes": inner})
+                out.append(
+                    {
+                        "op": "renamed",
+                        "path": member_path,
+                        "from": old_name,
+                        "to": new_name,
+                        "changes": inner,
+                    }
+                )
             else:
                 out += inner
         if list(old_members) != list(new_members) and set(old_members) == set(new_members):
@@ -90,18 +98,45 @@ def diff(old: Definition, new: Definition) -> list[Change]:
         new_docs = new.get(section) or {}
         for old_name, new_name in _match(old_docs, new_docs):
             if new_name is None:
-                changes.append({"op": "removed", "kind": kind_name, "name": old_name,
-                                "path": f"{section}.{old_name}"})
+                changes.append(
+                    {
+                        "op": "removed",
+                        "kind": kind_name,
+                        "name": old_name,
+                        "path": f"{section}.{old_name}",
+                    }
+                )
             elif old_name is None:
-                changes.append({"op": "added", "kind": kind_name, "name": new_name,
-                                "path": f"{section}.{new_name}"})
+                changes.append(
+                    {
+                        "op": "added",
+                        "kind": kind_name,
+                        "name": new_name,
+                        "path": f"{section}.{new_name}",
+                    }
+                )
             else:
                 path = f"{section}.{new_name}"
                 inner = _members(old_docs[old_name], new_docs[new_name], path, keyed)
                 if old_name != new_name:
-                    changes.append({"op": "renamed", "kind": kind_name, "name": new_name,
-                                    "from": old_name, "path": path, "changes": inner})
+                    changes.append(
+                        {
+                            "op": "renamed",
+                            "kind": kind_name,
+                            "name": new_name,
+                            "from": old_name,
+                            "path": path,
+                            "changes": inner,
+                        }
+                    )
                 elif inner:
-                    changes.append({"op": "changed", "kind": kind_name, "name": new_name,
-                                    "path": path, "changes": inner})
+                    changes.append(
+                        {
+                            "op": "changed",
+                            "kind": kind_name,
+                            "name": new_name,
+                            "path": path,
+                            "changes": inner,
+                        }
+                    )
     return changes

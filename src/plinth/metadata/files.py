@@ -41,8 +41,14 @@ _Dumper.add_representer(list, _list)
 
 
 def dump_yaml(value: Any) -> str:
-    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
-                     default_flow_style=False)
+    return yaml.dump(
+        value,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+        default_flow_style=False,
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -64,8 +70,13 @@ def to_files(app: dict[str, Any], definition: dict[str, Any]) -> dict[str, str]:
         order[section] = list(docs)
         for name, doc in docs.items():
             files[f"{section}/{name}.yaml"] = dump_yaml(doc)
-    head = {"plinth": FORMAT, "app": app["slug"], "name": app["name"],
-            "description": app.get("description", ""), "documents": order}
+    head = {
+        "plinth": FORMAT,
+        "app": app["slug"],
+        "name": app["name"],
+        "description": app.get("description", ""),
+        "documents": order,
+    }
     files["app.yaml"] = dump_yaml(head)
     return dict(sorted(files.items()))
 
@@ -86,12 +97,14 @@ def read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(app head, definition) from an exported folder; faults name the file."""
     head_path = folder / "app.yaml"
     if not head_path.is_file():
-        raise ValidationFailed.of([Fault("app.yaml", f"no app.yaml in {folder}", "missing")],
-                                  "export folder")
+        raise ValidationFailed.of(
+            [Fault("app.yaml", f"no app.yaml in {folder}", "missing")], "export folder"
+        )
     head = _load(head_path, "app.yaml")
     if not isinstance(head, dict) or head.get("plinth") != FORMAT or "app" not in head:
-        raise ValidationFailed.of([Fault("app.yaml", "not a Plinth app export (format 1)")],
-                                  "export folder")
+        raise ValidationFailed.of(
+            [Fault("app.yaml", "not a Plinth app export (format 1)")], "export folder"
+        )
     order: dict[str, list[str]] = head.get("documents") or {}
     faults: list[Fault] = []
     definition: dict[str, Any] = {}
@@ -100,8 +113,9 @@ def read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         if section.startswith("."):
             continue
         if kinds.by_section(section) is None:
-            faults.append(Fault(section, f"unknown document kind folder {section!r}",
-                                "unknown_kind"))
+            faults.append(
+                Fault(section, f"unknown document kind folder {section!r}", "unknown_kind")
+            )
             continue
         docs = {p.stem: _load(p, f"{section}/{p.name}") for p in section_dir.glob("*.yaml")}
         wanted = [n for n in order.get(section, []) if n in docs]
@@ -118,5 +132,6 @@ def _load(path: Path, rel: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise ValidationFailed.of([Fault(rel, f"not valid YAML{where}: {exc}", "yaml")],
-                                  "export folder") from exc
+        raise ValidationFailed.of(
+            [Fault(rel, f"not valid YAML{where}: {exc}", "yaml")], "export folder"
+        ) from exc

@@ -19,8 +19,11 @@ class App:
 
     def public(self) -> dict[str, Any]:
         return {
-            "slug": self.slug, "name": self.name, "description": self.description,
-            "active_version": self.active_version, "created_at": self.created_at.isoformat(),
+            "slug": self.slug,
+            "name": self.name,
+            "description": self.description,
+            "active_version": self.active_version,
+            "created_at": self.created_at.isoformat(),
         }
 
 
@@ -49,7 +52,10 @@ class Version:
 
     def summary(self, active: int | None = None) -> dict[str, Any]:
         return {
-            "number": self.number, "hash": self.hash, "message": self.message,
-            "created_by": self.created_by, "created_at": self.created_at.isoformat(),
+            "number": self.number,
+            "hash": self.hash,
+            "message": self.message,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
             "active": self.number == active,
         }

@@ -30,8 +30,7 @@ class PublishOutcome:
 
     def as_dict(self, active: int | None = None) -> dict[str, Any]:
         return {
-            "version": self.version.summary(active if active is not None
-                                            else self.version.number),
+            "version": self.version.summary(active if active is not None else self.version.number),
             "created": self.created,
             "steps": [r.as_dict() for r in self.results],
         }
@@ -45,7 +44,11 @@ class MetadataService:
     # -- apps -------------------------------------------------------------------------------
 
     async def create_app(
-        self, tenant: Tenant, slug: str, name: str | None = None, description: str = "",
+        self,
+        tenant: Tenant,
+        slug: str,
+        name: str | None = None,
+        description: str = "",
         by: str | None = None,
     ) -> App:
         """Create an app with an empty draft."""
@@ -54,11 +57,13 @@ class MetadataService:
         try:
             async with self.db.transaction() as conn:
                 if await store.app_by_slug(conn, tenant.id, slug):
-                    raise Conflict(f"App {slug!r} already exists in tenant {tenant.slug!r}",
-                                   path="slug")
+                    raise Conflict(
+                        f"App {slug!r} already exists in tenant {tenant.slug!r}", path="slug"
+                    )
                 await store.insert_app(conn, app)
                 await store.write_draft(
-                    conn, Draft(app.id, definitions.empty(), 1, utcnow(), by),
+                    conn,
+                    Draft(app.id, definitions.empty(), 1, utcnow(), by),
                     expected_revision=None,
                 )
         except IntegrityError as exc:
@@ -78,8 +83,9 @@ class MetadataService:
         async with self.db.transaction() as conn:
             app = await self._app(conn, tenant, slug, lock=True)
             await store.delete_app(conn, app.id)
-        await self.events.publish(Event("app.deleted", tenant.id,
-                                        {"app": slug, "app_id": app.id, "by": by}))
+        await self.events.publish(
+            Event("app.deleted", tenant.id, {"app": slug, "app_id": app.id, "by": by})
+        )
 
     @staticmethod
     async def _app(conn: Any, tenant: Tenant, slug: str, lock: bool = False) -> App:
@@ -98,14 +104,24 @@ class MetadataService:
         return draft
 
     async def put_draft(
-        self, tenant: Tenant, slug: str, body: Any, *, by: str | None = None,
+        self,
+        tenant: Tenant,
+        slug: str,
+        body: Any,
+        *,
+        by: str | None = None,
         if_revision: int | None = None,
     ) -> Draft:
         """Replace the draft with a validated definition."""
         return await self._write_draft(tenant, slug, lambda _old: body, by, if_revision)
 
     async def patch_draft(
-        self, tenant: Tenant, slug: str, ops: Any, *, by: str | None = None,
+        self,
+        tenant: Tenant,
+        slug: str,
+        ops: Any,
+        *,
+        by: str | None = None,
         if_revision: int | None = None,
     ) -> Draft:
         """Apply an RFC 6902 JSON Patch to the draft, all operations or none."""
@@ -133,7 +149,12 @@ class MetadataService:
         return await self._write_draft(tenant, slug, apply, by, if_revision)
 
     async def _write_draft(
-        self, tenant: Tenant, slug: str, change: Any, by: str | None, if_revision: int | None,
+        self,
+        tenant: Tenant,
+        slug: str,
+        change: Any,
+        by: str | None,
+        if_revision: int | None,
     ) -> Draft:
         async with self.db.transaction() as conn:
             app = await self._app(conn, tenant, slug)
@@ -142,7 +163,8 @@ class MetadataService:
             if if_revision is not None and if_revision != old.revision:
                 raise PreconditionFailed(
                     f"The draft changed (revision {old.revision}, you had {if_revision}); "
-                    "reload it and apply your change again", path="draft",
+                    "reload it and apply your change again",
+                    path="draft",
                 )
             body = change(old.definition)
             definitions.check(body, "draft")
@@ -150,15 +172,21 @@ class MetadataService:
             draft = Draft(app.id, body, old.revision + 1, utcnow(), by)
             if not await store.write_draft(conn, draft, expected_revision=old.revision):
                 raise PreconditionFailed("The draft changed concurrently; retry", path="draft")
-        await self.events.publish(Event("draft.updated", tenant.id,
-                                        {"app": slug, "revision": draft.revision, "by": by}))
+        await self.events.publish(
+            Event("draft.updated", tenant.id, {"app": slug, "revision": draft.revision, "by": by})
+        )
         return draft
 
     # -- versions ---------------------------------------------------------------------------
 
     async def publish(
-        self, tenant: Tenant, slug: str, principal: Principal | None = None, *,
-        message: str = "", options: dict[str, Any] | None = None,
+        self,
+        tenant: Tenant,
+        slug: str,
+        principal: Principal | None = None,
+        *,
+        message: str = "",
+        options: dict[str, Any] | None = None,
     ) -> PublishOutcome:
         """Freeze the draft into a new active version, through every pipeline step."""
         by = principal.audit_name() if principal else None
@@ -169,20 +197,28 @@ class MetadataService:
                 draft = await store.draft_of(conn, app.id)
                 assert draft is not None
                 digest = definitions.content_hash(draft.definition)
-                active = (await store.version(conn, app.id, app.active_version)
-                          if app.active_version else None)
+                active = (
+                    await store.version(conn, app.id, app.active_version)
+                    if app.active_version
+                    else None
+                )
                 if active is not None and active.hash == digest:
                     return PublishOutcome(active, created=False)
                 number = await store.latest_number(conn, app.id) + 1
                 ctx = pipeline.PublishContext(
-                    tenant=tenant, app=app, principal=principal, reason="publish",
-                    number=number, definition=draft.definition, previous=active,
-                    options=dict(options or {}), conn=conn,
+                    tenant=tenant,
+                    app=app,
+                    principal=principal,
+                    reason="publish",
+                    number=number,
+                    definition=draft.definition,
+                    previous=active,
+                    options=dict(options or {}),
+                    conn=conn,
                 )
                 started.append(ctx)
                 await _run_steps(ctx)
-                version = Version(app.id, number, digest, draft.definition, message, by,
-                                  utcnow())
+                version = Version(app.id, number, digest, draft.definition, message, by, utcnow())
                 await store.insert_version(conn, version)
                 await store.set_active(conn, app.id, number)
         except BaseException:
@@ -191,15 +227,31 @@ class MetadataService:
                 await _run_hooks(ctx.after_rollback)
             raise
         await _run_hooks(ctx.after_commit)
-        await self.events.publish(Event("app.published", tenant.id, {
-            "app": slug, "app_id": app.id, "version": number, "hash": digest, "by": by,
-            "previous": active.number if active else None,
-        }))
+        await self.events.publish(
+            Event(
+                "app.published",
+                tenant.id,
+                {
+                    "app": slug,
+                    "app_id": app.id,
+                    "version": number,
+                    "hash": digest,
+                    "by": by,
+                    "previous": active.number if active else None,
+                },
+            )
+        )
         return PublishOutcome(version, created=True, results=ctx.results)
 
     async def rollback(
-        self, tenant: Tenant, slug: str, number: int, principal: Principal | None = None, *,
-        reset_draft: bool = False, options: dict[str, Any] | None = None,
+        self,
+        tenant: Tenant,
+        slug: str,
+        number: int,
+        principal: Principal | None = None,
+        *,
+        reset_draft: bool = False,
+        options: dict[str, Any] | None = None,
     ) -> PublishOutcome:
         """Activate an older version (the pipeline's steps re-apply what it needs)."""
         by = principal.audit_name() if principal else None
@@ -210,14 +262,23 @@ class MetadataService:
                 target = await store.version(conn, app.id, number)
                 if target is None:
                     raise NotFound(f"App {slug!r} has no version {number}", path="version")
-                active = (await store.version(conn, app.id, app.active_version)
-                          if app.active_version else None)
+                active = (
+                    await store.version(conn, app.id, app.active_version)
+                    if app.active_version
+                    else None
+                )
                 if active is not None and active.number == number:
                     return PublishOutcome(target, created=False)
                 ctx = pipeline.PublishContext(
-                    tenant=tenant, app=app, principal=principal, reason="rollback",
-                    number=number, definition=target.definition, previous=active,
-                    options=dict(options or {}), conn=conn,
+                    tenant=tenant,
+                    app=app,
+                    principal=principal,
+                    reason="rollback",
+                    number=number,
+                    definition=target.definition,
+                    previous=active,
+                    options=dict(options or {}),
+                    conn=conn,
                 )
                 started.append(ctx)
                 await _run_steps(ctx)
@@ -226,7 +287,8 @@ class MetadataService:
                     old = await store.draft_of(conn, app.id)
                     assert old is not None
                     await store.write_draft(
-                        conn, Draft(app.id, target.definition, old.revision + 1, utcnow(), by),
+                        conn,
+                        Draft(app.id, target.definition, old.revision + 1, utcnow(), by),
                         expected_revision=old.revision,
                     )
         except BaseException:
@@ -234,10 +296,19 @@ class MetadataService:
                 await _run_hooks(ctx.after_rollback)
             raise
         await _run_hooks(ctx.after_commit)
-        await self.events.publish(Event("app.rolled_back", tenant.id, {
-            "app": slug, "app_id": app.id, "version": number, "by": by,
-            "previous": active.number if active else None,
-        }))
+        await self.events.publish(
+            Event(
+                "app.rolled_back",
+                tenant.id,
+                {
+                    "app": slug,
+                    "app_id": app.id,
+                    "version": number,
+                    "by": by,
+                    "previous": active.number if active else None,
+                },
+            )
+        )
         return PublishOutcome(target, created=False, results=ctx.results)
 
     async def versions(self, tenant: Tenant, slug: str) -> tuple[App, list[Version]]:
@@ -265,8 +336,10 @@ class MetadataService:
         self, tenant: Tenant, slug: str, from_: int | str, to: int | str
     ) -> list[dict[str, Any]]:
         """Structured diff between two versions; `draft` names the draft, `0` the empty app."""
-        return diff_definitions(await self._definition_at(tenant, slug, from_),
-                                await self._definition_at(tenant, slug, to))
+        return diff_definitions(
+            await self._definition_at(tenant, slug, from_),
+            await self._definition_at(tenant, slug, to),
+        )
 
     async def _definition_at(self, tenant: Tenant, slug: str, ref: int | str) -> dict[str, Any]:
         if ref == "draft":
@@ -274,8 +347,9 @@ class MetadataService:
         try:
             number = int(ref)
         except ValueError as exc:
-            raise ValidationFailed.of([Fault("from", f"{ref!r} is not a version number or "
-                                             "'draft'")], "query") from exc
+            raise ValidationFailed.of(
+                [Fault("from", f"{ref!r} is not a version number or 'draft'")], "query"
+            ) from exc
         if number == 0:
             return {}
         return (await self.version(tenant, slug, number)).definition
@@ -323,7 +397,12 @@ class AppFiles:
         return to_files(app.public(), body)
 
     async def import_folder(
-        self, tenant: Tenant, folder: Any, *, slug: str | None = None, by: str | None = None,
+        self,
+        tenant: Tenant,
+        folder: Any,
+        *,
+        slug: str | None = None,
+        by: str | None = None,
     ) -> tuple[App, Draft]:
         """Create the app if needed and make the folder's definition its draft."""
         from plinth.metadata.files import read_folder
@@ -334,7 +413,11 @@ class AppFiles:
             app = await self.metadata.get_app(tenant, slug)
         except NotFound:
             app = await self.metadata.create_app(
-                tenant, slug, head.get("name"), head.get("description", ""), by=by,
+                tenant,
+                slug,
+                head.get("name"),
+                head.get("description", ""),
+                by=by,
             )
         draft = await self.metadata.put_draft(tenant, slug, body, by=by)
         return app, draft

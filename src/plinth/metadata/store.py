@@ -44,20 +44,35 @@ versions = sa.Table(
 
 
 def _app(row: Any) -> App:
-    return App(row.id, row.tenant_id, row.slug, row.name, row.description, row.active_version,
-               row.created_at)
+    return App(
+        row.id,
+        row.tenant_id,
+        row.slug,
+        row.name,
+        row.description,
+        row.active_version,
+        row.created_at,
+    )
 
 
 def _version(row: Any) -> Version:
-    return Version(row.app_id, row.number, row.hash, row.body, row.message, row.created_by,
-                   row.created_at)
+    return Version(
+        row.app_id, row.number, row.hash, row.body, row.message, row.created_by, row.created_at
+    )
 
 
 async def insert_app(conn: AsyncConnection, app: App) -> None:
-    await conn.execute(apps.insert().values(
-        id=app.id, tenant_id=app.tenant_id, slug=app.slug, name=app.name,
-        description=app.description, active_version=None, created_at=app.created_at,
-    ))
+    await conn.execute(
+        apps.insert().values(
+            id=app.id,
+            tenant_id=app.tenant_id,
+            slug=app.slug,
+            name=app.name,
+            description=app.description,
+            active_version=None,
+            created_at=app.created_at,
+        )
+    )
 
 
 async def app_by_slug(
@@ -97,8 +112,12 @@ async def write_draft(
     conn: AsyncConnection, draft: Draft, *, expected_revision: int | None
 ) -> bool:
     """Insert or update the draft; False if `expected_revision` is stale."""
-    values = dict(body=draft.definition, revision=draft.revision, updated_at=draft.updated_at,
-                  updated_by=draft.updated_by)
+    values = dict(
+        body=draft.definition,
+        revision=draft.revision,
+        updated_at=draft.updated_at,
+        updated_by=draft.updated_by,
+    )
     if expected_revision is None:
         await conn.execute(drafts.insert().values(app_id=draft.app_id, **values))
         return True
@@ -111,24 +130,34 @@ async def write_draft(
 
 
 async def insert_version(conn: AsyncConnection, version: Version) -> None:
-    await conn.execute(versions.insert().values(
-        app_id=version.app_id, number=version.number, hash=version.hash,
-        body=version.definition, message=version.message, created_by=version.created_by,
-        created_at=version.created_at,
-    ))
+    await conn.execute(
+        versions.insert().values(
+            app_id=version.app_id,
+            number=version.number,
+            hash=version.hash,
+            body=version.definition,
+            message=version.message,
+            created_by=version.created_by,
+            created_at=version.created_at,
+        )
+    )
 
 
 async def version(conn: AsyncConnection, app_id: str, number: int) -> Version | None:
-    row = (await conn.execute(
-        versions.select().where(versions.c.app_id == app_id, versions.c.number == number)
-    )).first()
+    row = (
+        await conn.execute(
+            versions.select().where(versions.c.app_id == app_id, versions.c.number == number)
+        )
+    ).first()
     return _version(row) if row else None
 
 
 async def latest_number(conn: AsyncConnection, app_id: str) -> int:
-    value = (await conn.execute(
-        sa.select(sa.func.max(versions.c.number)).where(versions.c.app_id == app_id)
-    )).scalar()
+    value = (
+        await conn.execute(
+            sa.select(sa.func.max(versions.c.number)).where(versions.c.app_id == app_id)
+        )
+    ).scalar()
     return int(value or 0)
 
 

@@ -19,5 +19,4 @@ router.include_router(portal_router)
 @router.get("/api/pages/components", tags=["pages"])
 async def component_catalogue(principal: PrincipalDep) -> dict[str, Any]:
     """Every built-in component kind with its props JSON Schema, container flag and events."""
-    return {"kinds": components.catalogue(),
-            "plugin_kind_pattern": components.PLUGIN_KIND.pattern}
+    return {"kinds": components.catalogue(), "plugin_kind_pattern": components.PLUGIN_KIND.pattern}

@@ -32,14 +32,28 @@ VALUE = ".google.protobuf.Value"
 STRUCT = "google.protobuf.Struct"
 TIMESTAMP = ".google.protobuf.Timestamp"
 # Columns every record has besides its declared fields (see the entity kind).
-SYSTEM_FIELDS = {"id": "STRING", "created_at": "TIMESTAMP", "updated_at": "TIMESTAMP",
-                 "created_by": "STRING", "updated_by": "STRING", "version": "INT"}
+SYSTEM_FIELDS = {
+    "id": "STRING",
+    "created_at": "TIMESTAMP",
+    "updated_at": "TIMESTAMP",
+    "created_by": "STRING",
+    "updated_by": "STRING",
+    "version": "INT",
+}
 USER_FIELDS = {"id": "STRING", "name": "STRING", "kind": "STRING", "tenant": "STRING"}
-_SCALARS = {"INT": F.TYPE_INT64, "DOUBLE": F.TYPE_DOUBLE, "BOOL": F.TYPE_BOOL,
-            "STRING": F.TYPE_STRING}
+_SCALARS = {
+    "INT": F.TYPE_INT64,
+    "DOUBLE": F.TYPE_DOUBLE,
+    "BOOL": F.TYPE_BOOL,
+    "STRING": F.TYPE_STRING,
+}
 # JSON Schema types of a prop → the CEL type a lone binding there must give.
-PROP_TYPES = {"string": cel.Type.STRING, "integer": cel.Type.INT, "number": cel.Type.DOUBLE,
-              "boolean": cel.Type.BOOL}
+PROP_TYPES = {
+    "string": cel.Type.STRING,
+    "integer": cel.Type.INT,
+    "number": cel.Type.DOUBLE,
+    "boolean": cel.Type.BOOL,
+}
 
 
 def _base_pool() -> Any:
@@ -56,9 +70,13 @@ def _add(message: Any, name: str, kind: str, number: int) -> None:
     if kind in _SCALARS:
         message.field.add(name=name, number=number, type=_SCALARS[kind], label=F.LABEL_OPTIONAL)
     else:
-        message.field.add(name=name, number=number, type=F.TYPE_MESSAGE,
-                          label=F.LABEL_OPTIONAL,
-                          type_name=TIMESTAMP if kind == "TIMESTAMP" else VALUE)
+        message.field.add(
+            name=name,
+            number=number,
+            type=F.TYPE_MESSAGE,
+            label=F.LABEL_OPTIONAL,
+            type_name=TIMESTAMP if kind == "TIMESTAMP" else VALUE,
+        )
 
 
 def _json_kind(value: Any) -> str:
@@ -76,8 +94,9 @@ def _json_kind(value: Any) -> str:
 
 def _schema_kind(schema: Any) -> str:
     t = schema.get("type") if isinstance(schema, dict) else None
-    return {"string": "STRING", "integer": "INT", "number": "DOUBLE",
-            "boolean": "BOOL"}.get(t if isinstance(t, str) else "", "DYN")
+    return {"string": "STRING", "integer": "INT", "number": "DOUBLE", "boolean": "BOOL"}.get(
+        t if isinstance(t, str) else "", "DYN"
+    )
 
 
 @dataclass
@@ -96,14 +115,22 @@ class Types:
     def __post_init__(self) -> None:
         self.pool = _base_pool()
         proto = descriptor_pb2.FileDescriptorProto(
-            name="plinth_bindings.proto", package="plinth", syntax="proto3",
-            dependency=["google/protobuf/struct.proto", "google/protobuf/timestamp.proto"])
+            name="plinth_bindings.proto",
+            package="plinth",
+            syntax="proto3",
+            dependency=["google/protobuf/struct.proto", "google/protobuf/timestamp.proto"],
+        )
         user = proto.message_type.add(name="User")
         for i, (name, kind) in enumerate(USER_FIELDS.items(), 1):
             _add(user, name, kind, i)
         user.field.add(name="roles", number=10, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
-        user.field.add(name="attrs", number=11, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
-                       type_name=".google.protobuf.Struct")
+        user.field.add(
+            name="attrs",
+            number=11,
+            type=F.TYPE_MESSAGE,
+            label=F.LABEL_OPTIONAL,
+            type_name=".google.protobuf.Struct",
+        )
         self.labels["plinth.User"] = "the user"
         page = proto.message_type.add(name="Page")
         _add(page, "name", "STRING", 1)
@@ -141,8 +168,11 @@ class Types:
         for node in self.tree.values():
             for actions in (node.get("events") or {}).values():
                 for action in actions or []:
-                    if (action.get("type") == "set_state" and isinstance(action.get("key"), str)
-                            and IDENT.match(action["key"])):
+                    if (
+                        action.get("type") == "set_state"
+                        and isinstance(action.get("key"), str)
+                        and IDENT.match(action["key"])
+                    ):
                         yield action["key"]
 
     def entity(self, name: Any) -> str:
@@ -153,7 +183,9 @@ class Types:
     def variables(self, extra: dict[str, str]) -> dict[str, Any]:
         found = {
             "state": "plinth.State" if "plinth.State" in self.labels else STRUCT,
-            "params": "map", "user": "plinth.User", "page": "plinth.Page",
+            "params": "map",
+            "user": "plinth.User",
+            "page": "plinth.Page",
         }
         if "plinth.Props" in self.labels:
             found["props"] = "plinth.Props"
@@ -180,8 +212,11 @@ class Types:
     def explain(self, text: str, names: list[str]) -> str:
         """The checker's message in the page author's words, with line and column."""
         found = _POSITION.search(text)
-        where, message = ((f"line {found.group(1)}, column {found.group(2)}: ", found.group(3))
-                          if found else ("", text.splitlines()[0] if text else "invalid"))
+        where, message = (
+            (f"line {found.group(1)}, column {found.group(2)}: ", found.group(3))
+            if found
+            else ("", text.splitlines()[0] if text else "invalid")
+        )
         undefined = _UNDEFINED_FIELD.search(message)
         if undefined:
             owner = self.labels.get(undefined.group(2), undefined.group(2))
@@ -191,8 +226,7 @@ class Types:
         undeclared = _UNDECLARED.search(message)
         if undeclared:
             unknown = undeclared.group(1).split(".")[0]
-            message = (f"unknown name {unknown!r}; here a binding can use "
-                       f"{', '.join(sorted(names))}")
+            message = f"unknown name {unknown!r}; here a binding can use {', '.join(sorted(names))}"
         return where + message
 
 
@@ -200,15 +234,18 @@ def type_name(t: Any) -> str:
     return str(t.name()).lower().replace("_", " ")
 
 
-def check(types: Types, expr: str, extra: dict[str, str],
-          want: Any | None = None) -> str | None:
+def check(types: Types, expr: str, extra: dict[str, str], want: Any | None = None) -> str | None:
     """Why a (parsed) binding does not type-check in its scope, or None when it does."""
     try:
         compiled = types.env(extra).compile(expr)
     except RuntimeError as exc:
         return types.explain(str(exc), list(types.variables(extra)))
     got = compiled.return_type()
-    if want is not None and got != cel.Type.DYN and got != want and not (
-            want == cel.Type.DOUBLE and got == cel.Type.INT):
+    if (
+        want is not None
+        and got != cel.Type.DYN
+        and got != want
+        and not (want == cel.Type.DOUBLE and got == cel.Type.INT)
+    ):
         return f"gives {type_name(got)}, but {type_name(want)} is expected here"
     return None

@@ -26,19 +26,24 @@ def spec_from_folder(folder: Path, tenant: str) -> dict[str, Any]:
 
     head, definition = read_folder(folder)
     check(definition)
-    return app_spec(tenant, head["app"], head.get("name", head["app"]), 0,
-                    content_hash(definition), definition)
+    return app_spec(
+        tenant, head["app"], head.get("name", head["app"]), 0, content_hash(definition), definition
+    )
 
 
-async def spec_from_platform(platform: Any, tenant: str, app: str,
-                             version: int | None) -> dict[str, Any]:
+async def spec_from_platform(
+    platform: Any, tenant: str, app: str, version: int | None
+) -> dict[str, Any]:
     """The spec of a published version (the active one by default)."""
     from plinth.errors import NotFound
 
     t = await platform.tenants.get(tenant)
     a = await platform.metadata.get_app(t, app)
-    v = (await platform.metadata.version(t, app, version) if version is not None
-         else await platform.metadata.active_version(t, app))
+    v = (
+        await platform.metadata.version(t, app, version)
+        if version is not None
+        else await platform.metadata.active_version(t, app)
+    )
     if v is None:
         raise NotFound(f"App {app!r} has no published version", path="app")
     return app_spec(t.slug, a.slug, a.name, v.number, v.hash, v.definition)
@@ -50,10 +55,10 @@ def compile_app(
     app: Annotated[str, typer.Argument(metavar="APP")],
     out: Annotated[Path, typer.Argument(metavar="DIR", help="where to write the output")],
     target: Annotated[str, typer.Option(help="react | webcomponents")] = "react",
-    version: Annotated[int | None, typer.Option(help="published version (default: active)")]
-    = None,
-    folder: Annotated[Path | None, typer.Option(
-        help="compile an exported YAML folder instead of the database")] = None,
+    version: Annotated[int | None, typer.Option(help="published version (default: active)")] = None,
+    folder: Annotated[
+        Path | None, typer.Option(help="compile an exported YAML folder instead of the database")
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(envvar="PLINTH_DATA_DIR")] = None,
     database_url: Annotated[str | None, typer.Option(envvar="PLINTH_DATABASE_URL")] = None,
 ) -> None:
@@ -71,8 +76,10 @@ def compile_app(
         from plinth.pages.targets.react import write_project
 
         written = write_project(out, spec)
-        typer.echo(f"wrote a React project ({len(written)} files) to {out}; "
-                   f"build it with: cd {out} && npm install && npm run build")
+        typer.echo(
+            f"wrote a React project ({len(written)} files) to {out}; "
+            f"build it with: cd {out} && npm install && npm run build"
+        )
     else:
         from plinth.pages.targets.webcomponents import compile_module
 

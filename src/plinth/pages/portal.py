@@ -57,8 +57,9 @@ def module_for(platform: Any, tenant: Any, app: Any, version: Any) -> wc.Artifac
     key = (tenant.slug, app.slug, f"{version.hash}:{runtime_url}")
 
     def build() -> str:
-        spec = app_spec(tenant.slug, app.slug, app.name, version.number, version.hash,
-                        version.definition)
+        spec = app_spec(
+            tenant.slug, app.slug, app.name, version.number, version.hash, version.definition
+        )
         return wc.compile_module(spec, runtime_url)
 
     cache: wc.ModuleCache = platform.page_modules
@@ -74,16 +75,16 @@ async def runtime_file(name: str, request: Request) -> Response:
 
 
 @router.get("/a/{tenant}/-/plugins/{name}/{file}", include_in_schema=False)
-async def plugin_module(tenant: str, name: str, file: str, request: Request,
-                        platform: PlatformDep) -> Response:
+async def plugin_module(
+    tenant: str, name: str, file: str, request: Request, platform: PlatformDep
+) -> Response:
     """A plugin's UI module (custom elements), only for a tenant that installed the plugin
     with `ui` approved; immutable by its SHA-256, never sniffed as anything but JavaScript."""
     sha = file.removesuffix(".js")
     if not file.endswith(".js") or len(sha) != 64 or sha.strip("0123456789abcdef"):
         raise NotFound("No such plugin module", path="file")
     body = await platform.plugins.ui_module(tenant, name, sha)
-    headers = {"Cache-Control": IMMUTABLE, "ETag": f'"{sha}"',
-               "X-Content-Type-Options": "nosniff"}
+    headers = {"Cache-Control": IMMUTABLE, "ETag": f'"{sha}"', "X-Content-Type-Options": "nosniff"}
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
@@ -104,8 +105,9 @@ async def whoami(tenant: TenantDep, principal: PrincipalDep) -> dict[str, Any]:
 
 
 @router.get("/a/{tenant}/{app}/-/app.{digest}.js", include_in_schema=False)
-async def app_module(tenant: str, app: str, digest: str, request: Request,
-                     platform: PlatformDep) -> Response:
+async def app_module(
+    tenant: str, app: str, digest: str, request: Request, platform: PlatformDep
+) -> Response:
     """The compiled Web Components module of the active version (immutable by its hash)."""
     t, a, version = await _published(platform, tenant, app)
     if digest != version.hash[:HASH_CHARS]:
@@ -137,9 +139,12 @@ async def shell(tenant: str, app: str, platform: PlatformDep, rest: str = "") ->
     """The HTML shell of a published app; the module routes `rest` to a page in the browser."""
     t, a, version = await _published(platform, tenant, app)
     body = SHELL.format(
-        title=html.escape(a.name), css=CSS, runtime=f"/a/-/{wc.runtime_name()}",
+        title=html.escape(a.name),
+        css=CSS,
+        runtime=f"/a/-/{wc.runtime_name()}",
         module=f"/a/{t.slug}/{a.slug}/-/app.{version.hash[:HASH_CHARS]}.js",
-        shell=f"plinth-app-{a.slug}", tenant=t.slug,
+        shell=f"plinth-app-{a.slug}",
+        tenant=t.slug,
         plugins=await _plugin_elements(platform, t),
     )
     # The shell names the active version, so it must be revalidated on each visit.

@@ -52,33 +52,55 @@ def _session_path(tenant: str) -> str:
 
 
 def _set_refresh(response: Response, request: Request, tenant: str, token: str) -> None:
-    response.set_cookie(COOKIE, token, max_age=int(REFRESH_TTL.total_seconds()),
-                        path=_session_path(tenant), httponly=True, samesite="strict",
-                        secure=_secure(request))
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(REFRESH_TTL.total_seconds()),
+        path=_session_path(tenant),
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
 
 
 def _clear_refresh(response: Response, request: Request, tenant: str) -> None:
-    response.delete_cookie(COOKIE, path=_session_path(tenant), httponly=True,
-                           samesite="strict", secure=_secure(request))
+    response.delete_cookie(
+        COOKIE,
+        path=_session_path(tenant),
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
 
 
 def _check_csrf(request: Request) -> None:
     if request.headers.get(CSRF_HEADER) != "1":
-        raise Forbidden("Portal session requests must come from the portal (missing the "
-                        "X-Plinth-Portal header)", path="headers.x-plinth-portal")
+        raise Forbidden(
+            "Portal session requests must come from the portal (missing the "
+            "X-Plinth-Portal header)",
+            path="headers.x-plinth-portal",
+        )
 
 
 def user_view(user: Any) -> dict[str, Any]:
     """What the page may know about its user (also the `user` of bindings)."""
-    return {"id": user.id, "name": user.name or user.id, "kind": user.kind,
-            "roles": sorted(user.roles), "attrs": dict(user.attrs)}
+    return {
+        "id": user.id,
+        "name": user.name or user.id,
+        "kind": user.kind,
+        "roles": sorted(user.roles),
+        "attrs": dict(user.attrs),
+    }
 
 
 def _body(platform: Any, session: Session, tenant: str) -> dict[str, Any]:
     principal = platform.governance.identity.authenticate(session.access_token)
-    return {"access_token": session.access_token, "token_type": session.token_type,
-            "expires_in": session.expires_in,
-            "user": {**user_view(principal), "tenant": tenant}}
+    return {
+        "access_token": session.access_token,
+        "token_type": session.token_type,
+        "expires_in": session.expires_in,
+        "user": {**user_view(principal), "tenant": tenant},
+    }
 
 
 async def _tenant(platform: Any, slug: str) -> Any:
@@ -105,13 +127,15 @@ async def providers(tenant: str, platform: PlatformDep) -> dict[str, Any]:
 
 
 @router.post("/a/{tenant}/-/session/login")
-async def login(body: LoginIn, tenant: str, request: Request, response: Response,
-                platform: PlatformDep) -> dict[str, Any]:
+async def login(
+    body: LoginIn, tenant: str, request: Request, response: Response, platform: PlatformDep
+) -> dict[str, Any]:
     """Password sign-in: the access token in the body, the refresh token in the cookie."""
     _check_csrf(request)
     client = request.client.host if request.client else None
-    _, session = await password_login(platform, tenant, body.username, body.password, client,
-                                      via="portal")
+    _, session = await password_login(
+        platform, tenant, body.username, body.password, client, via="portal"
+    )
     _set_refresh(response, request, tenant, session.refresh_token)
     return _body(platform, session, tenant)
 
@@ -156,8 +180,13 @@ async def logout(tenant: str, request: Request, platform: PlatformDep) -> Respon
 def _safe_next(tenant: str, target: str | None) -> str:
     """Only a path inside this tenant's portal (never another host: no open redirect)."""
     prefix = f"/a/{tenant}/"
-    if (target and target.startswith(prefix) and "//" not in target and "\\" not in target
-            and not urlsplit(target).netloc):
+    if (
+        target
+        and target.startswith(prefix)
+        and "//" not in target
+        and "\\" not in target
+        and not urlsplit(target).netloc
+    ):
         return target
     raise BadRequest(f"`next` must be a path under {prefix}", path="next")
 
@@ -172,8 +201,7 @@ def _oidc_path(tenant: str) -> str:
 
 
 @router.get("/a/{tenant}/-/oidc/login", include_in_schema=False)
-async def oidc_login(tenant: str, next: str, request: Request,
-                     platform: PlatformDep) -> Response:
+async def oidc_login(tenant: str, next: str, request: Request, platform: PlatformDep) -> Response:
     """Start OIDC sign-in from the portal: remember where to return and which browser
     started it, go to the provider."""
     back = _safe_next(tenant, next)
@@ -181,40 +209,62 @@ async def oidc_login(tenant: str, next: str, request: Request,
     config = OIDCConfig.of(found.settings)
     callback = str(request.url_for("portal_oidc_callback", tenant=tenant))
     binding = new_browser_binding()
-    url = await platform.governance.oidc.authorization_url(found.id, config, callback,
-                                                           browser=binding)
+    url = await platform.governance.oidc.authorization_url(
+        found.id, config, callback, browser=binding
+    )
     done = RedirectResponse(url, status_code=302)
     # Lax, not Strict: they must come back with the provider's (cross-site) redirect.
-    done.set_cookie(NEXT_COOKIE, back, max_age=600, path=_oidc_path(tenant),
-                    httponly=True, samesite="lax", secure=_secure(request))
-    done.set_cookie(BIND_COOKIE, binding, max_age=600, path=_oidc_path(tenant),
-                    httponly=True, samesite="lax", secure=_secure(request))
+    done.set_cookie(
+        NEXT_COOKIE,
+        back,
+        max_age=600,
+        path=_oidc_path(tenant),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+    )
+    done.set_cookie(
+        BIND_COOKIE,
+        binding,
+        max_age=600,
+        path=_oidc_path(tenant),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+    )
     return done
 
 
-@router.get("/a/{tenant}/-/oidc/callback", name="portal_oidc_callback",
-            include_in_schema=False)
-async def oidc_callback(tenant: str, code: str, state: str, request: Request,
-                        platform: PlatformDep) -> Response:
+@router.get("/a/{tenant}/-/oidc/callback", name="portal_oidc_callback", include_in_schema=False)
+async def oidc_callback(
+    tenant: str, code: str, state: str, request: Request, platform: PlatformDep
+) -> Response:
     """Finish OIDC sign-in: verify, map claims to roles, start the cookie session."""
     found = await _tenant(platform, tenant)
     config = OIDCConfig.of(found.settings)
     gov = platform.governance
     try:
-        claims = await gov.oidc.complete(found.id, config, code, state,
-                                         browser=request.cookies.get(BIND_COOKIE, ""))
+        claims = await gov.oidc.complete(
+            found.id, config, code, state, browser=request.cookies.get(BIND_COOKIE, "")
+        )
     except Unauthenticated as exc:
-        await gov.record(found.id, None, "auth.oidc_login", outcome="failed", via="portal",
-                         reason=exc.extra.get("reason", "unverified"))
+        await gov.record(
+            found.id,
+            None,
+            "auth.oidc_login",
+            outcome="failed",
+            via="portal",
+            reason=exc.extra.get("reason", "unverified"),
+        )
         raise
     roles, attrs = map_claims(config, claims)
     username = str(claims.get("email") or claims["sub"])
     if not roles:
-        await gov.record(found.id, username, "auth.oidc_login", outcome="no_role",
-                         via="portal")
+        await gov.record(found.id, username, "auth.oidc_login", outcome="no_role", via="portal")
         raise Forbidden("Your identity provider account maps to no role in this tenant")
     user: User = await gov.identity.upsert_oidc_user(
-        found.id, f"{config.issuer}|{claims['sub']}", username, roles, attrs)
+        found.id, f"{config.issuer}|{claims['sub']}", username, roles, attrs
+    )
     await gov.record(found.id, username, "auth.oidc_login", roles=roles, via="portal")
     session = await gov.identity.session_for(user)
     try:

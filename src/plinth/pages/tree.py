@@ -61,31 +61,38 @@ def _entity_fields(definition: dict[str, Any], entity: str) -> set[str] | None:
     return set(doc.get("fields", {})) | set(SYSTEM_FIELDS)
 
 
-def _check_entity_refs(props: dict[str, Any], path: str,
-                       definition: dict[str, Any]) -> list[Fault]:
+def _check_entity_refs(props: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
     found: list[Fault] = []
     entity = props.get("entity")
     if not isinstance(entity, str):
         return found
     fields = _entity_fields(definition, entity)
     if fields is None:
-        return [Fault(f"{path}.entity", f"no entity named {entity!r} in this app",
-                      "unknown_reference")]
+        return [
+            Fault(f"{path}.entity", f"no entity named {entity!r} in this app", "unknown_reference")
+        ]
     for key in FIELD_LIST_PROPS:
         for i, name in enumerate(props.get(key) or []):
             if name not in fields:
-                found.append(Fault(f"{path}.{key}[{i}]", f"entity {entity!r} has no field "
-                                   f"{name!r}", "unknown_field"))
+                found.append(
+                    Fault(
+                        f"{path}.{key}[{i}]",
+                        f"entity {entity!r} has no field {name!r}",
+                        "unknown_field",
+                    )
+                )
     for key in FIELD_PROPS:
         name = props.get(key)
         if isinstance(name, str) and name not in fields:
-            found.append(Fault(f"{path}.{key}", f"entity {entity!r} has no field {name!r}",
-                               "unknown_field"))
+            found.append(
+                Fault(f"{path}.{key}", f"entity {entity!r} has no field {name!r}", "unknown_field")
+            )
     for part in str(props.get("sort") or "").split(","):
         name = part.lstrip("-")
         if name and name not in fields:
-            found.append(Fault(f"{path}.sort", f"entity {entity!r} has no field {name!r}",
-                               "unknown_field"))
+            found.append(
+                Fault(f"{path}.sort", f"entity {entity!r} has no field {name!r}", "unknown_field")
+            )
     return found
 
 
@@ -95,19 +102,32 @@ def _check_action(action: dict[str, Any], path: str, definition: dict[str, Any])
     if isinstance(entity, str):
         fields = _entity_fields(definition, entity)
         if fields is None:
-            found.append(Fault(f"{path}.entity", f"no entity named {entity!r} in this app",
-                               "unknown_reference"))
+            found.append(
+                Fault(
+                    f"{path}.entity", f"no entity named {entity!r} in this app", "unknown_reference"
+                )
+            )
         else:
             for name in action.get("values") or {}:
                 if name not in fields:
-                    found.append(Fault(f"{path}.values.{name}", f"entity {entity!r} has no "
-                                       f"field {name!r}", "unknown_field"))
+                    found.append(
+                        Fault(
+                            f"{path}.values.{name}",
+                            f"entity {entity!r} has no field {name!r}",
+                            "unknown_field",
+                        )
+                    )
     workflow = action.get("workflow")
     workflows = definition.get("workflows")
     # Only checked once the workflow kind exists in this definition's world.
     if isinstance(workflow, str) and isinstance(workflows, dict) and workflow not in workflows:
-        found.append(Fault(f"{path}.workflow", f"no workflow named {workflow!r} in this app",
-                           "unknown_reference"))
+        found.append(
+            Fault(
+                f"{path}.workflow",
+                f"no workflow named {workflow!r} in this app",
+                "unknown_reference",
+            )
+        )
     return found
 
 
@@ -129,14 +149,14 @@ def _lone(value: Any) -> bool:
     return bool(match) and "{{" not in match.group(1)  # type: ignore[union-attr]
 
 
-def _check_value(types: Types, value: Any, where: str, extra: dict[str, str],
-                 want: Any = None) -> list[Fault]:
+def _check_value(
+    types: Types, value: Any, where: str, extra: dict[str, str], want: Any = None
+) -> list[Fault]:
     found: list[Fault] = []
     for at, expr in bindings(value, where):
         reason = parse_error(expr)
         if reason:
-            found.append(Fault(at, f"binding {{{{ {expr} }}}} does not parse: {reason}",
-                               "binding"))
+            found.append(Fault(at, f"binding {{{{ {expr} }}}} does not parse: {reason}", "binding"))
             continue
         reason = type_check(types, expr, extra, want if _lone(value) else None)
         if reason:
@@ -149,8 +169,7 @@ def _check_bindings(node: dict[str, Any], path: str, types: Types) -> list[Fault
     found: list[Fault] = []
     kind, props = node["kind"], node.get("props") or {}
     if "visible" in node:
-        found += _check_value(types, node["visible"], f"{path}.visible", {},
-                              celtypes.Type.BOOL)
+        found += _check_value(types, node["visible"], f"{path}.visible", {}, celtypes.Type.BOOL)
     builtin = components.get(kind)
     schema_props = builtin.props.get("properties", {}) if builtin is not None else {}
     for key, value in props.items():
@@ -158,8 +177,10 @@ def _check_bindings(node: dict[str, Any], path: str, types: Types) -> list[Fault
         want = PROP_TYPES.get(declared) if isinstance(declared, str) else None
         found += _check_value(types, value, f"{path}.props.{key}", {}, want)
     for event, actions in (node.get("events") or {}).items():
-        extra = {name: types.entity(props.get("entity")) if t == "entity" else t
-                 for name, t in EVENT_SCOPE.get((kind, event), {}).items()}
+        extra = {
+            name: types.entity(props.get("entity")) if t == "entity" else t
+            for name, t in EVENT_SCOPE.get((kind, event), {}).items()
+        }
         for i, action in enumerate(actions or []):
             at = f"{path}.events.{event}[{i}]"
             for key, value in action.items():
@@ -178,8 +199,9 @@ def _check_bindings(node: dict[str, Any], path: str, types: Types) -> list[Fault
     return found
 
 
-def _kind_props_faults(kind: str, props: dict[str, Any], path: str,
-                       definition: dict[str, Any]) -> list[Fault]:
+def _kind_props_faults(
+    kind: str, props: dict[str, Any], path: str, definition: dict[str, Any]
+) -> list[Fault]:
     builtin = components.get(kind)
     if builtin is not None:
         return schema_faults(builtin.validator, props, f"{path}.props")
@@ -187,8 +209,11 @@ def _kind_props_faults(kind: str, props: dict[str, Any], path: str,
         name = kind.split(":", 1)[1]
         doc = definition.get("components", {}).get(name)
         if not isinstance(doc, dict):
-            return [Fault(f"{path}.kind", f"no component named {name!r} in this app",
-                          "unknown_component")]
+            return [
+                Fault(
+                    f"{path}.kind", f"no component named {name!r} in this app", "unknown_component"
+                )
+            ]
         schema = doc.get("props") or {"type": "object"}
         try:
             validator = compile_schema(schema)
@@ -197,14 +222,25 @@ def _kind_props_faults(kind: str, props: dict[str, Any], path: str,
         return schema_faults(validator, props, f"{path}.props")
     if components.is_plugin(kind):
         return []  # the plugin's manifest owns its props schema (checked by extensions)
-    return [Fault(f"{path}.kind", f"unknown component kind {kind!r}; built-in kinds: "
-                  f"{', '.join(components.names())}, or component:<name>, "
-                  "or plugin:<package>/<element-name>", "unknown_component")]
+    return [
+        Fault(
+            f"{path}.kind",
+            f"unknown component kind {kind!r}; built-in kinds: "
+            f"{', '.join(components.names())}, or component:<name>, "
+            "or plugin:<package>/<element-name>",
+            "unknown_component",
+        )
+    ]
 
 
-def check_tree(tree: dict[str, Any], base: str, definition: dict[str, Any], *,
-               state: dict[str, Any] | None = None,
-               props: dict[str, Any] | None = None) -> list[Fault]:
+def check_tree(
+    tree: dict[str, Any],
+    base: str,
+    definition: dict[str, Any],
+    *,
+    state: dict[str, Any] | None = None,
+    props: dict[str, Any] | None = None,
+) -> list[Fault]:
     """Every fault of a component tree at `base` (e.g. `pages.file_claim.components`).
 
     A page passes its `state`; a reusable component its `props` schema (and no state, since
@@ -214,22 +250,35 @@ def check_tree(tree: dict[str, Any], base: str, definition: dict[str, Any], *,
     types = Types(definition, state=state, props=props, tree=tree)
     roots = [cid for cid, node in tree.items() if node.get("parent") is None]
     if len(roots) != 1:
-        found.append(Fault(base, f"a tree has exactly one root (a component without parent); "
-                           f"found {len(roots)}: {', '.join(roots) or 'none'}", "tree"))
+        found.append(
+            Fault(
+                base,
+                f"a tree has exactly one root (a component without parent); "
+                f"found {len(roots)}: {', '.join(roots) or 'none'}",
+                "tree",
+            )
+        )
     for cid, node in tree.items():
         path = f"{base}.{cid}"
         kind = node["kind"]
         parent = node.get("parent")
         if parent is not None:
             if parent not in tree:
-                found.append(Fault(f"{path}.parent", f"no component {parent!r} in this tree",
-                                   "unknown_parent"))
+                found.append(
+                    Fault(
+                        f"{path}.parent", f"no component {parent!r} in this tree", "unknown_parent"
+                    )
+                )
             else:
                 pkind = components.get(tree[parent]["kind"])
                 if pkind is not None and not pkind.container:
-                    found.append(Fault(f"{path}.parent", f"{parent!r} is a "
-                                       f"{tree[parent]['kind']}, which holds no children",
-                                       "not_a_container"))
+                    found.append(
+                        Fault(
+                            f"{path}.parent",
+                            f"{parent!r} is a {tree[parent]['kind']}, which holds no children",
+                            "not_a_container",
+                        )
+                    )
             seen = {cid}
             step = parent
             while step in tree and step is not None:
@@ -244,9 +293,14 @@ def check_tree(tree: dict[str, Any], base: str, definition: dict[str, Any], *,
         builtin = components.get(kind)
         for event, actions in (node.get("events") or {}).items():
             if builtin is not None and event not in builtin.events:
-                found.append(Fault(f"{path}.events.{event}", f"a {kind} emits no {event!r} "
-                                   f"event; it emits: {', '.join(builtin.events) or 'none'}",
-                                   "unknown_event"))
+                found.append(
+                    Fault(
+                        f"{path}.events.{event}",
+                        f"a {kind} emits no {event!r} "
+                        f"event; it emits: {', '.join(builtin.events) or 'none'}",
+                        "unknown_event",
+                    )
+                )
             for i, action in enumerate(actions):
                 found += _check_action(action, f"{path}.events.{event}[{i}]", definition)
         found += _check_bindings(node, path, types)

@@ -25,8 +25,9 @@ def if_match(header: str | None) -> int | None:
         return None
     text = header.strip().removeprefix("W/").strip('"')
     if not text.isdigit():
-        raise PreconditionFailed(f"If-Match {header!r} is not an ETag this API handed out",
-                                 path="If-Match")
+        raise PreconditionFailed(
+            f"If-Match {header!r} is not an ETag this API handed out", path="If-Match"
+        )
     return int(text)
 
 
@@ -35,8 +36,9 @@ async def _body(request: Request) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed.of([Fault("", f"the body is not valid JSON: {exc}", "json")]
-                                  ) from exc
+        raise ValidationFailed.of(
+            [Fault("", f"the body is not valid JSON: {exc}", "json")]
+        ) from exc
 
 
 def _record(record: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -48,8 +50,14 @@ def _list(value: str | None) -> list[str] | None:
 
 
 @router.post("/{entity}", status_code=201)
-async def create(entity: str, app: str, tenant: TenantDep, platform: PlatformDep,
-                 principal: PrincipalDep, request: Request) -> Response:
+async def create(
+    entity: str,
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    request: Request,
+) -> Response:
     """Create a record, or a list of records all-or-nothing."""
     created = await platform.records.create(tenant, app, entity, await _body(request), principal)
     if isinstance(created, list):
@@ -59,61 +67,121 @@ async def create(entity: str, app: str, tenant: TenantDep, platform: PlatformDep
 
 @router.get("/{entity}")
 async def query(
-    entity: str, app: str, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep,
+    entity: str,
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
     filter: str | None = Query(None, description="e.g. status eq 'open' and amount gt 10"),
     sort: str | None = Query(None, description="comma-separated fields, '-' for descending"),
     fields: str | None = Query(None, description="comma-separated fields to return"),
     expand: str | None = Query(None, description="reference fields to inline"),
-    limit: int = Query(50), cursor: str | None = Query(None),
+    limit: int = Query(50),
+    cursor: str | None = Query(None),
 ) -> dict[str, Any]:
     """A page of records."""
     ast = parse(filter) if filter else None
     return await platform.records.query(  # type: ignore[no-any-return]
-        tenant, app, entity, principal, filter=ast, sort=_list(sort), fields=_list(fields),
-        expand=_list(expand), limit=limit, cursor=cursor)
+        tenant,
+        app,
+        entity,
+        principal,
+        filter=ast,
+        sort=_list(sort),
+        fields=_list(fields),
+        expand=_list(expand),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 @router.get("/{entity}/{record_id}")
-async def get(entity: str, record_id: str, app: str, tenant: TenantDep,
-              platform: PlatformDep, principal: PrincipalDep) -> Response:
+async def get(
+    entity: str,
+    record_id: str,
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+) -> Response:
     """One record; its `ETag` is its version."""
     return _record(await platform.records.get(tenant, app, entity, record_id, principal))
 
 
-async def _update(entity: str, record_id: str, app: str, tenant: Any, platform: Any,
-                  principal: Any, request: Request, replace: bool,
-                  match: str | None) -> Response:
+async def _update(
+    entity: str,
+    record_id: str,
+    app: str,
+    tenant: Any,
+    platform: Any,
+    principal: Any,
+    request: Request,
+    replace: bool,
+    match: str | None,
+) -> Response:
     body = await _body(request)
     if not isinstance(body, dict):
         raise BadRequest("The body is one record (an object)", path="")
-    return _record(await platform.records.update(
-        tenant, app, entity, record_id, body, principal, replace=replace,
-        if_version=if_match(match)))
+    return _record(
+        await platform.records.update(
+            tenant,
+            app,
+            entity,
+            record_id,
+            body,
+            principal,
+            replace=replace,
+            if_version=if_match(match),
+        )
+    )
 
 
 @router.patch("/{entity}/{record_id}")
-async def patch(entity: str, record_id: str, app: str, tenant: TenantDep,
-                platform: PlatformDep, principal: PrincipalDep, request: Request,
-                if_match_: str | None = Header(None, alias="If-Match")) -> Response:
+async def patch(
+    entity: str,
+    record_id: str,
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    request: Request,
+    if_match_: str | None = Header(None, alias="If-Match"),
+) -> Response:
     """Merge the given fields into a record (412 if `If-Match` is stale)."""
-    return await _update(entity, record_id, app, tenant, platform, principal, request, False,
-                         if_match_)
+    return await _update(
+        entity, record_id, app, tenant, platform, principal, request, False, if_match_
+    )
 
 
 @router.put("/{entity}/{record_id}")
-async def put(entity: str, record_id: str, app: str, tenant: TenantDep,
-              platform: PlatformDep, principal: PrincipalDep, request: Request,
-              if_match_: str | None = Header(None, alias="If-Match")) -> Response:
+async def put(
+    entity: str,
+    record_id: str,
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    request: Request,
+    if_match_: str | None = Header(None, alias="If-Match"),
+) -> Response:
     """Replace a record's fields (412 if `If-Match` is stale)."""
-    return await _update(entity, record_id, app, tenant, platform, principal, request, True,
-                         if_match_)
+    return await _update(
+        entity, record_id, app, tenant, platform, principal, request, True, if_match_
+    )
 
 
 @router.delete("/{entity}/{record_id}", status_code=204)
-async def delete(entity: str, record_id: str, app: str, tenant: TenantDep,
-                 platform: PlatformDep, principal: PrincipalDep,
-                 if_match_: str | None = Header(None, alias="If-Match")) -> Response:
+async def delete(
+    entity: str,
+    record_id: str,
+    app: str,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    if_match_: str | None = Header(None, alias="If-Match"),
+) -> Response:
     """Delete a record (412 if `If-Match` is stale)."""
-    await platform.records.delete(tenant, app, entity, record_id, principal,
-                                  if_version=if_match(if_match_))
+    await platform.records.delete(
+        tenant, app, entity, record_id, principal, if_version=if_match(if_match_)
+    )
     return Response(status_code=204)

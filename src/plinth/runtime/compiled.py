@@ -29,8 +29,11 @@ def entity_schema(doc: dict[str, Any], *, for_output: bool = False) -> dict[str,
         if spec.get("required") and not for_output:
             required.append(name)
         else:
-            s = ({"anyOf": [s, {"type": "null"}]} if "type" not in s
-                 else {**s, "type": _with_null(s["type"])})
+            s = (
+                {"anyOf": [s, {"type": "null"}]}
+                if "type" not in s
+                else {**s, "type": _with_null(s["type"])}
+            )
             if "enum" in s:
                 s["enum"] = [*s["enum"], None]
         if spec.get("label"):
@@ -38,8 +41,7 @@ def entity_schema(doc: dict[str, Any], *, for_output: bool = False) -> dict[str,
         if spec.get("description"):
             s["description"] = spec["description"]
         props[name] = s
-    schema: dict[str, Any] = {"type": "object", "properties": props,
-                              "additionalProperties": False}
+    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
         schema["required"] = required
     return schema
@@ -80,8 +82,9 @@ class CompiledApp:
     entities: dict[str, CompiledEntity] = field(default_factory=dict)
 
 
-def compile_app(tenant_id: str, app_slug: str, version: int, definition: dict[str, Any],
-                schema: str | None) -> CompiledApp:
+def compile_app(
+    tenant_id: str, app_slug: str, version: int, definition: dict[str, Any], schema: str | None
+) -> CompiledApp:
     """Compile every entity of a version (raises ValidationFailed on a bad expression)."""
     metadata = sa.MetaData()
     app = CompiledApp(tenant_id, app_slug, version, definition)
@@ -91,12 +94,19 @@ def compile_app(tenant_id: str, app_slug: str, version: int, definition: dict[st
         faults += found
         table = tables.build(metadata, app_slug, name, doc, schema)
         entity = CompiledEntity(
-            name=name, id=doc.get("id", name), doc=doc, fields=doc.get("fields", {}),
-            table=table, validator=compile_schema(entity_schema(doc)), computed=computed,
+            name=name,
+            id=doc.get("id", name),
+            doc=doc,
+            fields=doc.get("fields", {}),
+            table=table,
+            validator=compile_schema(entity_schema(doc)),
+            computed=computed,
             rules=rules,
-            references={n: s["entity"] for n, s in doc.get("fields", {}).items()
-                        if s["type"] == "reference"},
-            protection=Protection.of(doc), app=app_slug,
+            references={
+                n: s["entity"] for n, s in doc.get("fields", {}).items() if s["type"] == "reference"
+            },
+            protection=Protection.of(doc),
+            app=app_slug,
         )
         # Prebuilt statements: per request only parameters are bound.
         entity.insert = table.insert()

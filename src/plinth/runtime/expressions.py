@@ -21,8 +21,9 @@ def environment(fields: dict[str, Any]) -> Environment:
     return Environment(variables)
 
 
-def compile_entity(name: str, doc: dict[str, Any]) -> tuple[list[Fault], dict[str, Program],
-                                                              list[tuple[Program, str, str]]]:
+def compile_entity(
+    name: str, doc: dict[str, Any]
+) -> tuple[list[Fault], dict[str, Program], list[tuple[Program, str, str]]]:
     """Type-check an entity's computed fields and rules: faults, computed programs, rules."""
     fields = doc.get("fields", {})
     env = environment(fields)
@@ -40,11 +41,18 @@ def compile_entity(name: str, doc: dict[str, Any]) -> tuple[list[Fault], dict[st
             continue
         want = getattr(Type, types.cel_type(spec))
         got = program.expression.return_type()
-        if want != Type.DYN and got != Type.DYN and not (
-            want == got or (want == Type.DOUBLE and got == Type.INT)
+        if (
+            want != Type.DYN
+            and got != Type.DYN
+            and not (want == got or (want == Type.DOUBLE and got == Type.INT))
         ):
-            faults.append(Fault(path, f"the expression gives {got.name().lower()}, the field "
-                                f"is {spec['type']}", "cel_type"))
+            faults.append(
+                Fault(
+                    path,
+                    f"the expression gives {got.name().lower()}, the field is {spec['type']}",
+                    "cel_type",
+                )
+            )
             continue
         computed[fname] = program
     for i, rule in enumerate(doc.get("rules", [])):
@@ -55,11 +63,15 @@ def compile_entity(name: str, doc: dict[str, Any]) -> tuple[list[Fault], dict[st
             faults.append(Fault(path, str(exc), "cel_error"))
             continue
         if program.expression.return_type() not in (Type.BOOL, Type.DYN):
-            faults.append(Fault(path, "a rule must be true or false, this gives "
-                                f"{program.type_name.lower()}", "cel_type"))
+            faults.append(
+                Fault(
+                    path,
+                    f"a rule must be true or false, this gives {program.type_name.lower()}",
+                    "cel_type",
+                )
+            )
             continue
-        rules.append((program, rule["message"],
-                      rule.get("path", "")))
+        rules.append((program, rule["message"], rule.get("path", "")))
     return faults, computed, rules
 
 

@@ -21,12 +21,15 @@ from plinth.runtime import types
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "contains", "startswith", "isnull")
 MAX_NODES = 200
 
-_TOKEN = re.compile(r"""\s*(?:
+_TOKEN = re.compile(
+    r"""\s*(?:
     (?P<str>'(?:[^']|'')*')
   | (?P<num>-?\d+(?:\.\d+)?(?![\w.]))
   | (?P<punct>[(),])
   | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
-)""", re.X)
+)""",
+    re.X,
+)
 
 
 def parse(text: str) -> dict[str, Any]:
@@ -55,8 +58,10 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
             break
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise BadRequest(f"Cannot read the filter at character {pos + 1}: "
-                             f"{text[pos:pos + 20]!r}", path="filter")
+            raise BadRequest(
+                f"Cannot read the filter at character {pos + 1}: {text[pos : pos + 20]!r}",
+                path="filter",
+            )
         kind = m.lastgroup or ""
         tokens.append((kind, m.group(kind)))
         pos = m.end()
@@ -116,8 +121,9 @@ class _Parser:
             raise BadRequest(f"Expected a field name in the filter, got {name!r}", path="filter")
         kind, op = self.take()
         if kind != "word" or op.lower() not in OPS:
-            raise BadRequest(f"Unknown filter operator {op!r}; use one of {', '.join(OPS)}",
-                             path="filter")
+            raise BadRequest(
+                f"Unknown filter operator {op!r}; use one of {', '.join(OPS)}", path="filter"
+            )
         op = op.lower()
         if op in ("in", "nin"):
             if self.take() != ("punct", "("):
@@ -139,8 +145,9 @@ class _Parser:
             return float(text) if "." in text else int(text)
         if kind == "word" and text.lower() in ("true", "false", "null"):
             return {"true": True, "false": False, "null": None}[text.lower()]
-        raise BadRequest(f"Expected a value in the filter, got {text!r} (quote text with '')",
-                         path="filter")
+        raise BadRequest(
+            f"Expected a value in the filter, got {text!r} (quote text with '')", path="filter"
+        )
 
 
 def check(ast: Any, depth: int = 0) -> None:
@@ -156,8 +163,7 @@ def check(ast: Any, depth: int = 0) -> None:
     elif "not" in ast:
         check(ast["not"], depth + 1)
     elif not isinstance(ast.get("field"), str) or ast.get("op") not in OPS:
-        raise BadRequest(f"A condition needs a field and an op ({', '.join(OPS)})",
-                         path="filter")
+        raise BadRequest(f"A condition needs a field and an op ({', '.join(OPS)})", path="filter")
 
 
 def fields_of(ast: Any) -> list[str]:
@@ -175,12 +181,16 @@ def fields_of(ast: Any) -> list[str]:
 def column(entity: Any, name: str, path: str = "filter") -> sa.ColumnElement[Any]:
     """The column of a field or system field, or 400 naming the unknown field."""
     if not isinstance(name, str) or name not in entity.table.c:
-        raise BadRequest(f"Unknown field {name!r} on entity {entity.name!r}", path=path,
-                         extra={"field": name})
+        raise BadRequest(
+            f"Unknown field {name!r} on entity {entity.name!r}", path=path, extra={"field": name}
+        )
     if path != "fields" and entity.fields.get(name, {}).get("encrypted"):
         # Ciphertext has no order and a fresh nonce each write: comparing it means nothing.
-        raise BadRequest(f"Field {name!r} is encrypted at rest; it cannot be used in {path}",
-                         path=path, extra={"field": name})
+        raise BadRequest(
+            f"Field {name!r} is encrypted at rest; it cannot be used in {path}",
+            path=path,
+            extra={"field": name},
+        )
     return entity.table.c[name]
 
 
@@ -220,12 +230,19 @@ def compile_filter(entity: Any, ast: dict[str, Any]) -> sa.ColumnElement[bool]:
         if not isinstance(value, str):
             raise BadRequest(f"'{op}' takes text", path="filter")
         # autoescape: % and _ in the value match themselves, not as wildcards
-        return (col.contains(value, autoescape=True) if op == "contains"
-                else col.startswith(value, autoescape=True))
+        return (
+            col.contains(value, autoescape=True)
+            if op == "contains"
+            else col.startswith(value, autoescape=True)
+        )
     bound = _bind(entity, name, value)
     if bound is None:
         return col.is_(None) if op == "eq" else col.is_not(None)
     return {
-        "eq": col.__eq__, "ne": col.__ne__, "lt": col.__lt__, "lte": col.__le__,
-        "gt": col.__gt__, "gte": col.__ge__,
+        "eq": col.__eq__,
+        "ne": col.__ne__,
+        "lt": col.__lt__,
+        "lte": col.__le__,
+        "gt": col.__gt__,
+        "gte": col.__ge__,
     }[op](bound)

@@ -32,8 +32,9 @@ class Maintenance:
         """The compiled entities of an app's active version."""
         return (await self.service.compiled(tenant, app)).entities
 
-    async def find(self, tenant: Tenant, app: str, entity: str, field: str,
-                   values: list[Any]) -> list[dict[str, Any]]:
+    async def find(
+        self, tenant: Tenant, app: str, entity: str, field: str, values: list[Any]
+    ) -> list[dict[str, Any]]:
         """Every record whose `field` is one of `values`, decrypted."""
         _, ent = await self.service.entity(tenant, app, entity)
         if not values:
@@ -42,16 +43,25 @@ class Maintenance:
         out: list[dict[str, Any]] = []
         async with self.service.storage.database(tenant).read() as conn:
             for i in range(0, len(values), BATCH):
-                chunk = values[i:i + BATCH]
-                rows = await conn.execute(sa.select(t).where(t.c[field].in_(chunk))
-                                          .order_by(t.c.created_at, t.c.id))
+                chunk = values[i : i + BATCH]
+                rows = await conn.execute(
+                    sa.select(t).where(t.c[field].in_(chunk)).order_by(t.c.created_at, t.c.id)
+                )
                 out += [records.to_record(ent, r) for r in rows]
         for rec in out:
             await self.service._open(tenant, ent, rec)
         return out
 
-    async def remove(self, tenant: Tenant, app: str, entity: str, ids: list[str],
-                     action: str, fields: tuple[str, ...], by: str) -> dict[str, int]:
+    async def remove(
+        self,
+        tenant: Tenant,
+        app: str,
+        entity: str,
+        ids: list[str],
+        action: str,
+        fields: tuple[str, ...],
+        by: str,
+    ) -> dict[str, int]:
         """Delete (or anonymise: empty `fields`) these records. A record still referred to by
         a record of another entity is anonymised instead of deleted."""
         app_c = await self.service.compiled(tenant, app)
@@ -67,20 +77,32 @@ class Maintenance:
                     for name, target in other.references.items():
                         if target == entity:
                             ot = other.table
-                            keep |= set((await conn.execute(sa.select(ot.c[name]).where(
-                                ot.c[name].in_(ids)))).scalars())
+                            keep |= set(
+                                (
+                                    await conn.execute(
+                                        sa.select(ot.c[name]).where(ot.c[name].in_(ids))
+                                    )
+                                ).scalars()
+                            )
                 gone = [i for i in ids if i not in keep]
                 for k in range(0, len(gone), BATCH):
-                    result = await conn.execute(t.delete().where(t.c.id.in_(gone[k:k + BATCH])))
+                    result = await conn.execute(t.delete().where(t.c.id.in_(gone[k : k + BATCH])))
                     done["deleted"] += int(result.rowcount or 0)
             blank = [i for i in ids if action != "delete" or i in keep]
             if blank and fields:
                 for k in range(0, len(blank), BATCH):
-                    result = await conn.execute(t.update().where(t.c.id.in_(blank[k:k + BATCH]))
-                                                .values({**{f: None for f in fields},
-                                                         "version": t.c.version + 1,
-                                                         "updated_at": utcnow(),
-                                                         "updated_by": by}))
+                    result = await conn.execute(
+                        t.update()
+                        .where(t.c.id.in_(blank[k : k + BATCH]))
+                        .values(
+                            {
+                                **{f: None for f in fields},
+                                "version": t.c.version + 1,
+                                "updated_at": utcnow(),
+                                "updated_by": by,
+                            }
+                        )
+                    )
                     done["anonymised"] += int(result.rowcount or 0)
         return done
 
@@ -97,18 +119,27 @@ class Maintenance:
             if not names:
                 continue
             t = ent.table
-            clear = sa.or_(*(sa.and_(t.c[f].is_not(None), sa.not_(t.c[f].startswith(SEALED)))
-                             for f in names))
+            clear = sa.or_(
+                *(sa.and_(t.c[f].is_not(None), sa.not_(t.c[f].startswith(SEALED))) for f in names)
+            )
             async with self.service.storage.database(tenant).transaction() as conn:
                 rows = [dict(r._mapping) for r in await conn.execute(sa.select(t).where(clear))]
                 for row in await guard.encrypt(tenant, app, ent, rows, stored=True):
-                    await conn.execute(t.update().where(t.c.id == row["id"]).values(
-                        {f: row[f] for f in names}))
+                    await conn.execute(
+                        t.update().where(t.c.id == row["id"]).values({f: row[f] for f in names})
+                    )
             count += len(rows)
         return count
 
-    async def expired(self, tenant: Tenant, app: str, entity: str, column: str,
-                      cutoff: datetime, fields: tuple[str, ...]) -> list[str]:
+    async def expired(
+        self,
+        tenant: Tenant,
+        app: str,
+        entity: str,
+        column: str,
+        cutoff: datetime,
+        fields: tuple[str, ...],
+    ) -> list[str]:
         """Ids of records whose `column` is before `cutoff` and that still hold any of
         `fields` (an anonymised record is not anonymised again)."""
         _, ent = await self.service.entity(tenant, app, entity)

@@ -21,8 +21,15 @@ from plinth.runtime.plan import Op
 MAX_NAMED_ROWS = 20
 
 
-def apply(conn: sa.Connection, ops: list[Op], app_slug: str, old: dict[str, Any],
-          new: dict[str, Any], schema: str | None, allow_destructive: bool) -> list[str]:
+def apply(
+    conn: sa.Connection,
+    ops: list[Op],
+    app_slug: str,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    schema: str | None,
+    allow_destructive: bool,
+) -> list[str]:
     """Apply `ops`; returns what was done. Raises (and the caller rolls back) on refusal."""
     if schema is not None:
         conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
@@ -37,9 +44,12 @@ def apply(conn: sa.Connection, ops: list[Op], app_slug: str, old: dict[str, Any]
         if step.destructive and not allow_destructive:
             _refuse_if_data(conn, step, app_slug, schema)
         if step.kind == "create_table":
-            op.create_table(table, *tables.system_columns(),
-                            *[tables.field_column(n, s) for n, s in step.spec["fields"].items()],
-                            schema=schema)
+            op.create_table(
+                table,
+                *tables.system_columns(),
+                *[tables.field_column(n, s) for n, s in step.spec["fields"].items()],
+                schema=schema,
+            )
         elif step.kind == "drop_table":
             op.drop_table(table, schema=schema)
         elif step.kind == "rename_table":
@@ -48,10 +58,12 @@ def apply(conn: sa.Connection, ops: list[Op], app_slug: str, old: dict[str, Any]
             op.add_column(table, tables.field_column(step.field, step.spec), schema=schema)
             if "default" in step.spec and step.spec["default"] is not None:
                 # Existing rows take the default, as if they had been written after the change.
-                t = sa.table(table, sa.column(step.field, types.column_type(step.spec)),
-                             schema=schema)
-                conn.execute(t.update().values(
-                    {step.field: types.to_db(step.spec, step.spec["default"])}))
+                t = sa.table(
+                    table, sa.column(step.field, types.column_type(step.spec)), schema=schema
+                )
+                conn.execute(
+                    t.update().values({step.field: types.to_db(step.spec, step.spec["default"])})
+                )
         elif step.kind == "drop_column":
             with op.batch_alter_table(table, schema=schema) as batch:
                 batch.drop_column(step.field)
@@ -62,11 +74,20 @@ def apply(conn: sa.Connection, ops: list[Op], app_slug: str, old: dict[str, Any]
             _convert(conn, op, table, step, schema)
         elif step.kind == "create_index":
             fields = {s["id"]: n for n, s in entity_doc.get("fields", {}).items()}
-            op.create_index(tables.index_name(app_slug, eid, step.index), table,
-                            [fields[i] for i in step.index], unique=step.unique, schema=schema)
+            op.create_index(
+                tables.index_name(app_slug, eid, step.index),
+                table,
+                [fields[i] for i in step.index],
+                unique=step.unique,
+                schema=schema,
+            )
         elif step.kind == "drop_index":
-            op.drop_index(tables.index_name(app_slug, eid, step.index), table_name=table,
-                          schema=schema, if_exists=True)
+            op.drop_index(
+                tables.index_name(app_slug, eid, step.index),
+                table_name=table,
+                schema=schema,
+                if_exists=True,
+            )
         done.append(step.describe())
     return done
 
@@ -80,8 +101,9 @@ def _refuse_if_data(conn: sa.Connection, step: Op, app_slug: str, schema: str | 
         # a narrowing change on a column with no values destroys nothing either
         name = step.field
         t = sa.table(table, sa.column(name), schema=schema)
-        count = conn.execute(sa.select(sa.func.count()).select_from(t)
-                             .where(t.c[name].is_not(None))).scalar_one()
+        count = conn.execute(
+            sa.select(sa.func.count()).select_from(t).where(t.c[name].is_not(None))
+        ).scalar_one()
     if count:
         raise PublishRefused(
             f"Refusing to {step.describe()}: {count} record{'s' if count != 1 else ''} would "
@@ -91,11 +113,14 @@ def _refuse_if_data(conn: sa.Connection, step: Op, app_slug: str, schema: str | 
         )
 
 
-def _convert(conn: sa.Connection, op: Operations, table: str, step: Op,
-             schema: str | None) -> None:
+def _convert(conn: sa.Connection, op: Operations, table: str, step: Op, schema: str | None) -> None:
     """Change a column's type, converting every value or naming the rows that cannot."""
-    old_t = sa.table(table, sa.column("id"), sa.column(step.field,
-                     types.column_type(step.old_spec)), schema=schema)
+    old_t = sa.table(
+        table,
+        sa.column("id"),
+        sa.column(step.field, types.column_type(step.old_spec)),
+        schema=schema,
+    )
     converted: list[dict[str, Any]] = []
     bad: list[Fault] = []
     for row_id, value in conn.execute(sa.select(old_t.c.id, old_t.c[step.field])):
@@ -103,22 +128,33 @@ def _convert(conn: sa.Connection, op: Operations, table: str, step: Op,
             json_value = types.to_json(step.old_spec, value)
             converted.append({"_id": row_id, "_v": types.to_db(step.spec, json_value)})
         except (types.ConversionError, ValueError, TypeError) as exc:
-            bad.append(Fault(f"entities.{step.entity}.fields.{step.field}",
-                             f"record {row_id}: {exc}", "conversion_failed"))
+            bad.append(
+                Fault(
+                    f"entities.{step.entity}.fields.{step.field}",
+                    f"record {row_id}: {exc}",
+                    "conversion_failed",
+                )
+            )
     if bad:
         raise ValidationFailed(
             f"Cannot {step.describe()}: {len(bad)} record(s) hold values that do not convert; "
-            "fix or clear them first", path=f"entities.{step.entity}.fields.{step.field}",
-            faults=bad[:MAX_NAMED_ROWS], extra={"rows": [f.message.split(":")[0][7:]
-                                                         for f in bad[:MAX_NAMED_ROWS]]},
+            "fix or clear them first",
+            path=f"entities.{step.entity}.fields.{step.field}",
+            faults=bad[:MAX_NAMED_ROWS],
+            extra={"rows": [f.message.split(":")[0][7:] for f in bad[:MAX_NAMED_ROWS]]},
         )
     temp = f"{step.field}__new"
     op.add_column(table, sa.Column(temp, types.column_type(step.spec)), schema=schema)
-    new_t = sa.table(table, sa.column("id"), sa.column(temp, types.column_type(step.spec)),
-                     schema=schema)
+    new_t = sa.table(
+        table, sa.column("id"), sa.column(temp, types.column_type(step.spec)), schema=schema
+    )
     if converted:
-        conn.execute(new_t.update().where(new_t.c.id == sa.bindparam("_id"))
-                     .values({temp: sa.bindparam("_v")}), converted)
+        conn.execute(
+            new_t.update()
+            .where(new_t.c.id == sa.bindparam("_id"))
+            .values({temp: sa.bindparam("_v")}),
+            converted,
+        )
     with op.batch_alter_table(table, schema=schema) as batch:
         batch.drop_column(step.field)
     with op.batch_alter_table(table, schema=schema) as batch:

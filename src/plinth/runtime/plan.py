@@ -39,7 +39,7 @@ class Op:
             "drop_column": f"drop field {self.entity}.{self.field} and its data",
             "rename_column": f"rename field {self.entity}.{self.old} to {self.field}",
             "alter_column": f"change {self.entity}.{self.field} from "
-                            f"{self.old_spec.get('type')} to {self.spec.get('type')}",
+            f"{self.old_spec.get('type')} to {self.spec.get('type')}",
             "create_index": f"add {'unique ' if self.unique else ''}index on {self.entity}",
             "drop_index": f"drop index on {self.entity}",
         }[self.kind]
@@ -97,9 +97,15 @@ def _fields(entity: str, odoc: dict[str, Any], doc: dict[str, Any]) -> list[Op]:
     new_fields = _by_id(stored_fields(doc))
     old_ix, new_ix = indexes(odoc), indexes(doc)
     # A type change rebuilds the column, which takes its indexes with it: rebuild them too.
-    retyped = {fid for fid, (_, spec) in new_fields.items() if fid in old_fields
-               and (types.storage_changed(old_fields[fid][1], spec)
-                    or old_fields[fid][1]["type"] != spec["type"])}
+    retyped = {
+        fid
+        for fid, (_, spec) in new_fields.items()
+        if fid in old_fields
+        and (
+            types.storage_changed(old_fields[fid][1], spec)
+            or old_fields[fid][1]["type"] != spec["type"]
+        )
+    }
     rebuilt = {ix for ix in old_ix & new_ix if retyped & set(ix[0])}
     new_ix = new_ix - rebuilt
     for ids, unique in sorted(old_ix - new_ix):
@@ -115,8 +121,16 @@ def _fields(entity: str, odoc: dict[str, Any], doc: dict[str, Any]) -> list[Op]:
         if oname != name:
             ops.append(Op("rename_column", entity, field=name, old=oname))
         if types.storage_changed(ospec, spec) or ospec["type"] != spec["type"]:
-            ops.append(Op("alter_column", entity, field=name, spec=spec, old_spec=ospec,
-                          destructive=types.is_narrowing(ospec, spec)))
+            ops.append(
+                Op(
+                    "alter_column",
+                    entity,
+                    field=name,
+                    spec=spec,
+                    old_spec=ospec,
+                    destructive=types.is_narrowing(ospec, spec),
+                )
+            )
     for ids, unique in sorted((new_ix - old_ix) | rebuilt):
         ops.append(Op("create_index", entity, index=ids, unique=unique))
     return ops

@@ -30,15 +30,22 @@ def strip_system(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in SYSTEM_COLUMNS}
 
 
-def check(entity: CompiledEntity, data: dict[str, Any], prefix: str = "",
-          ) -> tuple[dict[str, Any], list[Fault]]:
+def check(
+    entity: CompiledEntity,
+    data: dict[str, Any],
+    prefix: str = "",
+) -> tuple[dict[str, Any], list[Fault]]:
     """Validate a whole record's input; the row values (computed included) or every fault."""
     found: list[Fault] = []
     for name in data:
         if name in entity.fields and "computed" in entity.fields[name]:
-            found.append(Fault(join_path(prefix, [name]),
-                               "is computed from other fields and cannot be written",
-                               "computed"))
+            found.append(
+                Fault(
+                    join_path(prefix, [name]),
+                    "is computed from other fields and cannot be written",
+                    "computed",
+                )
+            )
     if found:
         return {}, found
     found = schema_faults(entity.validator, data, prefix)
@@ -55,11 +62,9 @@ def check(entity: CompiledEntity, data: dict[str, Any], prefix: str = "",
             continue
         if isinstance(value, Decimal):
             if "min" in spec and value < Decimal(str(spec["min"])):
-                found.append(Fault(join_path(prefix, [name]), f"is below {spec['min']}",
-                                   "minimum"))
+                found.append(Fault(join_path(prefix, [name]), f"is below {spec['min']}", "minimum"))
             if "max" in spec and value > Decimal(str(spec["max"])):
-                found.append(Fault(join_path(prefix, [name]), f"is above {spec['max']}",
-                                   "maximum"))
+                found.append(Fault(join_path(prefix, [name]), f"is above {spec['max']}", "maximum"))
         row[name] = value
     if found:
         return {}, found
@@ -80,15 +85,21 @@ def check(entity: CompiledEntity, data: dict[str, Any], prefix: str = "",
     return row, found
 
 
-def to_record(entity: CompiledEntity, row: Any, readable: set[str] | None = None,
-              fields: list[str] | None = None) -> dict[str, Any]:
+def to_record(
+    entity: CompiledEntity,
+    row: Any,
+    readable: set[str] | None = None,
+    fields: list[str] | None = None,
+) -> dict[str, Any]:
     """A row as the API's record: system fields first, then fields as JSON."""
     m = row._mapping if hasattr(row, "_mapping") else row
     record: dict[str, Any] = {
-        "id": m["id"], "version": m["version"],
+        "id": m["id"],
+        "version": m["version"],
         "created_at": types.to_json({"type": "datetime"}, m["created_at"]),
         "updated_at": types.to_json({"type": "datetime"}, m["updated_at"]),
-        "created_by": m["created_by"], "updated_by": m["updated_by"],
+        "created_by": m["created_by"],
+        "updated_by": m["updated_by"],
     }
     for name, spec in entity.fields.items():
         if readable is not None and name not in readable:

@@ -54,8 +54,14 @@ MAX_BATCH = 1000
 class RecordService:
     """Records of every tenant's published apps."""
 
-    def __init__(self, db: Database, events: EventBus, metadata: MetadataService,
-                 authorizer: Callable[[], Authorizer], data_dir: Path) -> None:
+    def __init__(
+        self,
+        db: Database,
+        events: EventBus,
+        metadata: MetadataService,
+        authorizer: Callable[[], Authorizer],
+        data_dir: Path,
+    ) -> None:
         self.db = db
         self.events = events
         self.metadata = metadata
@@ -103,41 +109,62 @@ class RecordService:
         version = await self.metadata.active_version(tenant, app_slug)
         if version is None:
             raise NotFound(f"App {app_slug!r} has no published version yet", path="app")
-        app = compile_app(tenant.id, app_slug, version.number, version.definition,
-                          self.storage.schema(tenant))
+        app = compile_app(
+            tenant.id, app_slug, version.number, version.definition, self.storage.schema(tenant)
+        )
         # A concurrent publish may have put a newer one meanwhile; never go backwards.
         current = self.registry.get(tenant.id, app_slug)
         if current is None or current.version < app.version:
             self.registry.put(app)
         return self.registry.get(tenant.id, app_slug) or app
 
-    async def entity(self, tenant: Tenant, app_slug: str, name: str
-                     ) -> tuple[CompiledApp, CompiledEntity]:
+    async def entity(
+        self, tenant: Tenant, app_slug: str, name: str
+    ) -> tuple[CompiledApp, CompiledEntity]:
         app = await self.compiled(tenant, app_slug)
         entity = app.entities.get(name)
         if entity is None:
-            raise NotFound(f"App {app_slug!r} has no entity {name!r}", path="entity",
-                           extra={"entity": name})
+            raise NotFound(
+                f"App {app_slug!r} has no entity {name!r}", path="entity", extra={"entity": name}
+            )
         return app, entity
 
     # -- authorization ----------------------------------------------------------------------
 
-    def _authorize(self, principal: Principal, action: str, tenant: Tenant, app_slug: str,
-                   entity: str, record_id: str | None, record: dict[str, Any] | None) -> None:
-        authorize(self._authorizer(), principal, action, Resource(
-            "record", record_id or entity, tenant_id=tenant.id,
-            attrs={"app": app_slug, "entity": entity, "record": record}))
+    def _authorize(
+        self,
+        principal: Principal,
+        action: str,
+        tenant: Tenant,
+        app_slug: str,
+        entity: str,
+        record_id: str | None,
+        record: dict[str, Any] | None,
+    ) -> None:
+        authorize(
+            self._authorizer(),
+            principal,
+            action,
+            Resource(
+                "record",
+                record_id or entity,
+                tenant_id=tenant.id,
+                attrs={"app": app_slug, "entity": entity, "record": record},
+            ),
+        )
 
-    def _access(self, principal: Principal, tenant: Tenant, app_slug: str, entity: str
-                ) -> tuple[set[str] | None, set[str] | None]:
+    def _access(
+        self, principal: Principal, tenant: Tenant, app_slug: str, entity: str
+    ) -> tuple[set[str] | None, set[str] | None]:
         decide = getattr(self._authorizer(), "field_access", None)
         if decide is None:
             return None, None
         readable, writable = decide(principal, tenant, app_slug, entity)
         return readable, writable
 
-    def _list_access(self, principal: Principal, tenant: Tenant, app_slug: str,
-                     entity: CompiledEntity) -> tuple[sa.ColumnElement[bool] | None, bool]:
+    def _list_access(
+        self, principal: Principal, tenant: Tenant, app_slug: str, entity: CompiledEntity
+    ) -> tuple[sa.ColumnElement[bool] | None, bool]:
         """Authorize listing `entity`: (SQL row filter or None, whether to check each row).
 
         With row-level policies, the list is decided by partial evaluation (a residual turned
@@ -152,21 +179,43 @@ class RecordService:
         if ast == PER_ROW:
             return None, True
         if ast == DENY_ALL:
-            enforce(authorizer, principal, "data.read",
-                    Resource("record", entity.name, tenant_id=tenant.id,
-                             attrs={"app": app_slug, "entity": entity.name, "record": None}),
-                    Decision(False, ("no-policy-permits",)))
-        if ast is not None and any(entity.fields.get(n, {}).get("encrypted")
-                                   for n in fields_of(ast)):
+            enforce(
+                authorizer,
+                principal,
+                "data.read",
+                Resource(
+                    "record",
+                    entity.name,
+                    tenant_id=tenant.id,
+                    attrs={"app": app_slug, "entity": entity.name, "record": None},
+                ),
+                Decision(False, ("no-policy-permits",)),
+            )
+        if ast is not None and any(
+            entity.fields.get(n, {}).get("encrypted") for n in fields_of(ast)
+        ):
             # Ciphertext cannot be compared in SQL: decide on each decrypted row instead.
             return None, True
         return (None if ast is None else compile_filter(entity, ast)), False
 
-    def _may_read(self, principal: Principal, tenant: Tenant, app_slug: str, entity: str,
-                  record: dict[str, Any]) -> bool:
-        decision = self._authorizer().decide(principal, "data.read", Resource(
-            "record", record["id"], tenant_id=tenant.id,
-            attrs={"app": app_slug, "entity": entity, "record": record}))
+    def _may_read(
+        self,
+        principal: Principal,
+        tenant: Tenant,
+        app_slug: str,
+        entity: str,
+        record: dict[str, Any],
+    ) -> bool:
+        decision = self._authorizer().decide(
+            principal,
+            "data.read",
+            Resource(
+                "record",
+                record["id"],
+                tenant_id=tenant.id,
+                attrs={"app": app_slug, "entity": entity, "record": record},
+            ),
+        )
         return decision.allowed
 
     @staticmethod
@@ -180,9 +229,16 @@ class RecordService:
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def create(self, tenant: Tenant, app_slug: str, entity: str,
-                     data: dict[str, Any] | list[dict[str, Any]], principal: Principal,
-                     *, record_id: str | None = None) -> dict[str, Any] | list[dict[str, Any]]:
+    async def create(
+        self,
+        tenant: Tenant,
+        app_slug: str,
+        entity: str,
+        data: dict[str, Any] | list[dict[str, Any]],
+        principal: Principal,
+        *,
+        record_id: str | None = None,
+    ) -> dict[str, Any] | list[dict[str, Any]]:
         """Create one record, or a list of them all-or-nothing.
 
         `record_id` lets a trusted caller (a workflow step, from its idempotency key) choose
@@ -210,8 +266,14 @@ class RecordService:
                 item = records.strip_system(await hook(tenant, app_slug, entity, item, principal))
             row, found = records.check(ent, records.with_defaults(ent, item), prefix)
             faults += found
-            row.update(id=record_id if record_id and not many else new_id(), version=1,
-                       created_at=now, updated_at=now, created_by=by, updated_by=by)
+            row.update(
+                id=record_id if record_id and not many else new_id(),
+                version=1,
+                created_at=now,
+                updated_at=now,
+                created_by=by,
+                updated_by=by,
+            )
             rows.append(row)
         if faults:
             raise ValidationFailed.of(faults)
@@ -228,9 +290,18 @@ class RecordService:
         await self._present(principal, tenant, app_slug, ent, shown)
         return shown if many else shown[0]
 
-    async def update(self, tenant: Tenant, app_slug: str, entity: str, record_id: str,
-                     changes: dict[str, Any], principal: Principal, *, replace: bool = False,
-                     if_version: int | None = None) -> dict[str, Any]:
+    async def update(
+        self,
+        tenant: Tenant,
+        app_slug: str,
+        entity: str,
+        record_id: str,
+        changes: dict[str, Any],
+        principal: Principal,
+        *,
+        replace: bool = False,
+        if_version: int | None = None,
+    ) -> dict[str, Any]:
         """Merge `changes` into a record (or replace its fields), optionally if unchanged."""
         app, ent = await self.entity(tenant, app_slug, entity)
         if not isinstance(changes, dict):
@@ -270,35 +341,50 @@ class RecordService:
             stmt = t.update().where(t.c.id == record_id, t.c.version == before["version"])
             result = await self._write(conn, ent, stmt.values(stored), None)
             if result.rowcount != 1:
-                raise PreconditionFailed("The record changed meanwhile; reload it and retry",
-                                         path="id")
-            after = await self._open(tenant, ent, records.to_record(ent, (await conn.execute(
-                ent.select, {"record_id": record_id})).one()))
+                raise PreconditionFailed(
+                    "The record changed meanwhile; reload it and retry", path="id"
+                )
+            after = await self._open(
+                tenant,
+                ent,
+                records.to_record(
+                    ent, (await conn.execute(ent.select, {"record_id": record_id})).one()
+                ),
+            )
         await self._event("record.updated", tenant, app, entity, record_id, before, after, by)
         shown = self._visible(after, readable)
         await self._present(principal, tenant, app_slug, ent, [shown])
         return shown
 
-    async def delete(self, tenant: Tenant, app_slug: str, entity: str, record_id: str,
-                     principal: Principal, *, if_version: int | None = None) -> None:
+    async def delete(
+        self,
+        tenant: Tenant,
+        app_slug: str,
+        entity: str,
+        record_id: str,
+        principal: Principal,
+        *,
+        if_version: int | None = None,
+    ) -> None:
         """Delete a record, optionally only if it is still at `if_version`."""
         app, ent = await self.entity(tenant, app_slug, entity)
         db = self.storage.database(tenant)
         async with db.transaction() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
             before = await self._open(tenant, ent, self._found(ent, row, record_id))
-            self._authorize(principal, "data.delete", tenant, app_slug, entity, record_id,
-                            before)
+            self._authorize(principal, "data.delete", tenant, app_slug, entity, record_id, before)
             self._check_version(before, if_version)
             await self._refuse_if_referenced(conn, app, ent, record_id)
             await conn.execute(ent.table.delete().where(ent.table.c.id == record_id))
-        await self._event("record.deleted", tenant, app, entity, record_id, before, None,
-                          principal.audit_name())
+        await self._event(
+            "record.deleted", tenant, app, entity, record_id, before, None, principal.audit_name()
+        )
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def get(self, tenant: Tenant, app_slug: str, entity: str, record_id: str,
-                  principal: Principal) -> dict[str, Any]:
+    async def get(
+        self, tenant: Tenant, app_slug: str, entity: str, record_id: str, principal: Principal
+    ) -> dict[str, Any]:
         """One record by id."""
         _app, ent = await self.entity(tenant, app_slug, entity)
         readable, _ = self._access(principal, tenant, app_slug, entity)
@@ -310,10 +396,20 @@ class RecordService:
         await self._present(principal, tenant, app_slug, ent, [shown])
         return shown
 
-    async def query(self, tenant: Tenant, app_slug: str, entity: str, principal: Principal, *,
-                    filter: dict[str, Any] | None = None, sort: list[str] | None = None,
-                    fields: list[str] | None = None, expand: list[str] | None = None,
-                    limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    async def query(
+        self,
+        tenant: Tenant,
+        app_slug: str,
+        entity: str,
+        principal: Principal,
+        *,
+        filter: dict[str, Any] | None = None,
+        sort: list[str] | None = None,
+        fields: list[str] | None = None,
+        expand: list[str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
         """A page of records: filtered, sorted, projected, expanded, keyset-paginated."""
         app, ent = await self.entity(tenant, app_slug, entity)
         row_filter, per_row = self._list_access(principal, tenant, app_slug, ent)
@@ -333,44 +429,51 @@ class RecordService:
             conditions.append(compile_filter(ent, filter))
         if row_filter is not None:
             conditions.append(row_filter)
-        cursor_aad = "\x00".join([tenant.id, app_slug, entity, *(
-            f"{col.name}:{int(asc)}" for col, asc in keys)]).encode()
+        cursor_aad = "\x00".join(
+            [tenant.id, app_slug, entity, *(f"{col.name}:{int(asc)}" for col, asc in keys)]
+        ).encode()
         if cursor:
-            conditions.append(self._after(keys, _decode_cursor(
-                self._cursor_key(), cursor_aad, cursor, len(keys))))
+            conditions.append(
+                self._after(keys, _decode_cursor(self._cursor_key(), cursor_aad, cursor, len(keys)))
+            )
         if conditions:
             stmt = stmt.where(sa.and_(*conditions))
-        stmt = stmt.order_by(*[col.asc().nulls_first() if asc else col.desc().nulls_last()
-                               for col, asc in keys]).limit(limit + 1)
+        stmt = stmt.order_by(
+            *[col.asc().nulls_first() if asc else col.desc().nulls_last() for col, asc in keys]
+        ).limit(limit + 1)
         for name in fields or []:
             column(ent, name, "fields")
             if readable is not None and name not in readable and name in ent.fields:
                 raise Forbidden(f"You may not read field {name!r}", path=f"fields.{name}")
         for name in expand or []:
             if name not in ent.references:
-                raise BadRequest(f"{name!r} is not a reference field of {entity!r}",
-                                 path="expand", extra={"field": name})
+                raise BadRequest(
+                    f"{name!r} is not a reference field of {entity!r}",
+                    path="expand",
+                    extra={"field": name},
+                )
         async with self.storage.database(tenant).read() as conn:
             rows = list(await conn.execute(stmt))
             more = len(rows) > limit
             rows = rows[:limit]
             # Decrypted before any policy sees them (as get() does): a condition on an
             # encrypted field compares plaintext, never ciphertext.
-            full = [await self._open(tenant, ent, records.to_record(ent, r, None))
-                    for r in rows]
+            full = [await self._open(tenant, ent, records.to_record(ent, r, None)) for r in rows]
             if per_row:
                 # The policy could not become SQL: check each row, never return a denied one.
                 # A page may then hold fewer than `limit` items; the cursor stays correct.
-                full = [rec for rec in full
-                        if self._may_read(principal, tenant, app_slug, entity, rec)]
+                full = [
+                    rec for rec in full if self._may_read(principal, tenant, app_slug, entity, rec)
+                ]
             items = [self._visible(rec, readable) for rec in full]
             for name in expand or []:
                 await self._expand(conn, tenant, app, ent, name, items, principal)
         next_cursor = None
         if more and rows:
             last = rows[-1]._mapping
-            next_cursor = _encode_cursor(self._cursor_key(), cursor_aad,
-                                         [_cursor_value(last[col.name]) for col, _ in keys])
+            next_cursor = _encode_cursor(
+                self._cursor_key(), cursor_aad, [_cursor_value(last[col.name]) for col, _ in keys]
+            )
         if fields:
             keep = set(fields) | {"id"}
             items = [{k: v for k, v in item.items() if k in keep} for item in items]
@@ -379,8 +482,14 @@ class RecordService:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _hidden(self, principal: Principal, tenant: Tenant, app_slug: str,
-                ent: CompiledEntity, readable: set[str] | None) -> set[str]:
+    def _hidden(
+        self,
+        principal: Principal,
+        tenant: Tenant,
+        app_slug: str,
+        ent: CompiledEntity,
+        readable: set[str] | None,
+    ) -> set[str]:
         """Fields whose values the caller may not see in full: unreadable or masked for them."""
         hidden = {n for n in ent.fields if readable is not None and n not in readable}
         if self.guard is not None:
@@ -388,12 +497,18 @@ class RecordService:
         return hidden
 
     @staticmethod
-    def _refuse_hidden(ent: CompiledEntity, name: Any, hidden: set[str], where: str) -> None:
+    def _refuse_hidden(
+        ent: CompiledEntity, name: Any, hidden: frozenset[str] | set[str], where: str
+    ) -> None:
         if name in hidden:
             masked = name in ent.protection.mask
-            raise Forbidden(f"Field {name!r} is {'masked' if masked else 'not readable'} for "
-                            f"you, so it cannot be used in {where} (that would reveal its "
-                            "values)", path=f"{where}.{name}", extra={"field": name})
+            raise Forbidden(
+                f"Field {name!r} is {'masked' if masked else 'not readable'} for "
+                f"you, so it cannot be used in {where} (that would reveal its "
+                "values)",
+                path=f"{where}.{name}",
+                extra={"field": name},
+            )
 
     def _cursor_key(self) -> bytes:
         """The key cursors are sealed with: derived from the master key when enforcement is
@@ -405,8 +520,9 @@ class RecordService:
         return self._process_cursor_key
 
     @classmethod
-    def _sort_keys(cls, ent: CompiledEntity, sort: list[str],
-                   hidden: set[str] = frozenset()) -> list[tuple[Any, bool]]:  # type: ignore[assignment]
+    def _sort_keys(
+        cls, ent: CompiledEntity, sort: list[str], hidden: frozenset[str] | set[str] = frozenset()
+    ) -> list[tuple[Any, bool]]:
         keys: list[tuple[Any, bool]] = []
         for item in sort[:8]:
             item = item.strip()
@@ -436,54 +552,76 @@ class RecordService:
             equal.append(col.is_(None) if value is None else col == value)
         return sa.or_(*ors)
 
-    async def _write(self, conn: Any, ent: CompiledEntity, stmt: Any,
-                     rows: list[dict[str, Any]] | None) -> Any:
+    async def _write(
+        self, conn: Any, ent: CompiledEntity, stmt: Any, rows: list[dict[str, Any]] | None
+    ) -> Any:
         try:
             return await (conn.execute(stmt, rows) if rows is not None else conn.execute(stmt))
         except IntegrityError as exc:
             text = str(exc.orig)
             # PostgreSQL names the index, SQLite the table.column
-            unique = [f for ix, f in ent.unique.items()
-                      if ix in text or f"{ent.table.name}.{f}" in text]
+            unique = [
+                f for ix, f in ent.unique.items() if ix in text or f"{ent.table.name}.{f}" in text
+            ]
             path = unique[0] if unique else None
-            raise Conflict("Another record already has this value"
-                           + (f" of {path!r}" if path else " of a unique field"),
-                           path=path) from None
+            raise Conflict(
+                "Another record already has this value"
+                + (f" of {path!r}" if path else " of a unique field"),
+                path=path,
+            ) from None
 
-    async def _check_references(self, conn: Any, tenant: Tenant, app: CompiledApp,
-                                ent: CompiledEntity, rows: list[dict[str, Any]],
-                                many: bool) -> None:
+    async def _check_references(
+        self,
+        conn: Any,
+        tenant: Tenant,
+        app: CompiledApp,
+        ent: CompiledEntity,
+        rows: list[dict[str, Any]],
+        many: bool,
+    ) -> None:
         faults: list[Fault] = []
         for name, target in ent.references.items():
             ids = {r[name] for r in rows if r.get(name) is not None}
             if not ids:
                 continue
             tt = app.entities[target].table
-            found = set((await conn.execute(sa.select(tt.c.id).where(
-                tt.c.id.in_(ids)))).scalars())
+            found = set((await conn.execute(sa.select(tt.c.id).where(tt.c.id.in_(ids)))).scalars())
             for i, row in enumerate(rows):
                 if row.get(name) is not None and row[name] not in found:
                     path = f"[{i}].{name}" if many else name
-                    faults.append(Fault(path, f"no {target} with id {row[name]!r}",
-                                        "unknown_reference"))
+                    faults.append(
+                        Fault(path, f"no {target} with id {row[name]!r}", "unknown_reference")
+                    )
         if faults:
             raise ValidationFailed.of(faults)
 
-    async def _refuse_if_referenced(self, conn: Any, app: CompiledApp, ent: CompiledEntity,
-                                    record_id: str) -> None:
+    async def _refuse_if_referenced(
+        self, conn: Any, app: CompiledApp, ent: CompiledEntity, record_id: str
+    ) -> None:
         for other in app.entities.values():
             for name, target in other.references.items():
                 if target != ent.name:
                     continue
                 t = other.table
-                hit = (await conn.execute(sa.select(t.c.id).where(t.c[name] == record_id)
-                                          .limit(1))).first()
+                hit = (
+                    await conn.execute(sa.select(t.c.id).where(t.c[name] == record_id).limit(1))
+                ).first()
                 if hit is not None:
-                    raise Conflict(f"{other.name} {hit.id} still refers to this record "
-                                   f"(field {name!r})", path=f"{other.name}.{name}")
+                    raise Conflict(
+                        f"{other.name} {hit.id} still refers to this record (field {name!r})",
+                        path=f"{other.name}.{name}",
+                    )
 
-    async def _expand(self, conn: Any, tenant: Tenant, app: CompiledApp, ent: CompiledEntity,
-                      name: str, items: list[dict[str, Any]], principal: Principal) -> None:
+    async def _expand(
+        self,
+        conn: Any,
+        tenant: Tenant,
+        app: CompiledApp,
+        ent: CompiledEntity,
+        name: str,
+        items: list[dict[str, Any]],
+        principal: Principal,
+    ) -> None:
         target = app.entities[ent.references[name]]
         row_filter, per_row = self._list_access(principal, tenant, app.app_slug, target)
         readable, _ = self._access(principal, tenant, app.app_slug, target.name)
@@ -493,11 +631,15 @@ class RecordService:
         stmt = sa.select(target.table).where(target.table.c.id.in_(ids))
         if row_filter is not None:  # a reference the caller may not read stays an id
             stmt = stmt.where(row_filter)
-        full = [await self._open(tenant, target, records.to_record(target, r, None))
-                for r in await conn.execute(stmt)]  # decrypted before the policy sees them
-        found = {rec["id"]: self._visible(rec, readable) for rec in full
-                 if not per_row or self._may_read(principal, tenant, app.app_slug,
-                                                  target.name, rec)}
+        full = [
+            await self._open(tenant, target, records.to_record(target, r, None))
+            for r in await conn.execute(stmt)
+        ]  # decrypted before the policy sees them
+        found = {
+            rec["id"]: self._visible(rec, readable)
+            for rec in full
+            if not per_row or self._may_read(principal, tenant, app.app_slug, target.name, rec)
+        }
         await self._present(principal, tenant, app.app_slug, target, list(found.values()))
         for item in items:
             if item.get(name) in found:
@@ -505,20 +647,28 @@ class RecordService:
 
     # -- compliance seams (see governance.compliance.guard) ----------------------------------
 
-    async def _seal(self, tenant: Tenant, ent: CompiledEntity, rows: list[dict[str, Any]],
-                    many: bool) -> list[dict[str, Any]]:
+    async def _seal(
+        self, tenant: Tenant, ent: CompiledEntity, rows: list[dict[str, Any]], many: bool
+    ) -> list[dict[str, Any]]:
         if self.guard is None:
             return rows
         return await self.guard.seal(tenant, ent.app, ent, rows, many)  # type: ignore[no-any-return]
 
-    async def _open(self, tenant: Tenant, ent: CompiledEntity, record: dict[str, Any]
-                    ) -> dict[str, Any]:
+    async def _open(
+        self, tenant: Tenant, ent: CompiledEntity, record: dict[str, Any]
+    ) -> dict[str, Any]:
         if self.guard is not None:
             await self.guard.open(tenant, ent.app, ent, [record])
         return record
 
-    async def _present(self, principal: Principal, tenant: Tenant, app_slug: str,
-                       ent: CompiledEntity, shown: list[dict[str, Any]]) -> None:
+    async def _present(
+        self,
+        principal: Principal,
+        tenant: Tenant,
+        app_slug: str,
+        ent: CompiledEntity,
+        shown: list[dict[str, Any]],
+    ) -> None:
         if self.guard is not None:
             await self.guard.present(principal, tenant, app_slug, ent, shown)
 
@@ -533,8 +683,10 @@ class RecordService:
         if if_version is not None and record["version"] != if_version:
             raise PreconditionFailed(
                 f"The record is at version {record['version']}, you had {if_version}; "
-                "reload it and retry", path="If-Match",
-                extra={"current_version": record["version"]})
+                "reload it and retry",
+                path="If-Match",
+                extra={"current_version": record["version"]},
+            )
 
     @staticmethod
     def _visible(record: dict[str, Any], readable: set[str] | None) -> dict[str, Any]:
@@ -543,15 +695,35 @@ class RecordService:
         system = {"id", "version", "created_at", "updated_at", "created_by", "updated_by"}
         return {k: v for k, v in record.items() if k in system or k in readable}
 
-    async def _event(self, topic: str, tenant: Tenant, app: CompiledApp, entity: str,
-                     record_id: str, before: dict[str, Any] | None,
-                     after: dict[str, Any] | None, by: str) -> None:
+    async def _event(
+        self,
+        topic: str,
+        tenant: Tenant,
+        app: CompiledApp,
+        entity: str,
+        record_id: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        by: str,
+    ) -> None:
         if self.guard is not None:  # encrypted values never travel in events
             ent = app.entities[entity]
             before, after = self.guard.redact(ent, before), self.guard.redact(ent, after)
-        await self.events.publish(Event(topic, tenant.id, {
-            "app": app.app_slug, "entity": entity, "id": record_id, "before": before,
-            "after": after, "by": by, "version": app.version}))
+        await self.events.publish(
+            Event(
+                topic,
+                tenant.id,
+                {
+                    "app": app.app_slug,
+                    "entity": entity,
+                    "id": record_id,
+                    "before": before,
+                    "after": after,
+                    "by": by,
+                    "version": app.version,
+                },
+            )
+        )
 
 
 def _cursor_value(value: Any) -> Any:
@@ -568,8 +740,11 @@ def _from_cursor(col: Any, raw: Any) -> Any:
             import datetime as dt
 
             text = str(raw["t"])
-            return (dt.datetime.fromisoformat(text) if "T" in text or " " in text
-                    else dt.date.fromisoformat(text))
+            return (
+                dt.datetime.fromisoformat(text)
+                if "T" in text or " " in text
+                else dt.date.fromisoformat(text)
+            )
         if "d" in raw:
             return types.Decimal(str(raw["d"]))
     return raw
@@ -587,8 +762,9 @@ def _decode_cursor(key: bytes, aad: bytes, cursor: str, n: int) -> list[Any]:
         blob = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4))
         values = json.loads(envelope.open_sealed(key, blob, aad))
     except (ValueError, TypeError, envelope.InvalidTag) as exc:
-        raise BadRequest("The cursor is not one this API handed out for this list and sort",
-                         path="cursor") from exc
+        raise BadRequest(
+            "The cursor is not one this API handed out for this list and sort", path="cursor"
+        ) from exc
     if not isinstance(values, list) or len(values) != n:
         raise BadRequest("The cursor belongs to a different sort", path="cursor")
     return values

@@ -53,14 +53,24 @@ class CompileStep:
         if service is None:
             result.status = "skipped"
             return
-        too_long = [Fault(f"entities.{n}", f"the table name {tables.table_name(ctx.app.slug, n)!r}"
-                          f" is longer than {MAX_TABLE_NAME} characters; shorten the name")
-                    for n in ctx.definition.get("entities", {})
-                    if len(tables.table_name(ctx.app.slug, n)) > MAX_TABLE_NAME]
+        too_long = [
+            Fault(
+                f"entities.{n}",
+                f"the table name {tables.table_name(ctx.app.slug, n)!r}"
+                f" is longer than {MAX_TABLE_NAME} characters; shorten the name",
+            )
+            for n in ctx.definition.get("entities", {})
+            if len(tables.table_name(ctx.app.slug, n)) > MAX_TABLE_NAME
+        ]
         if too_long:
             raise ValidationFailed.of(too_long, "app definition")
-        compiled = compile_app(ctx.tenant.id, ctx.app.slug, ctx.number, ctx.definition,
-                               service.storage.schema(ctx.tenant))
+        compiled = compile_app(
+            ctx.tenant.id,
+            ctx.app.slug,
+            ctx.number,
+            ctx.definition,
+            service.storage.schema(ctx.tenant),
+        )
         ctx.state["runtime.compiled"] = compiled
         result.info(f"compiled {len(compiled.entities)} entities")
 
@@ -79,8 +89,14 @@ class MigrateStep:
         compiled = ctx.state["runtime.compiled"]
         ops = plan.plan(ctx.previous_definition, ctx.definition)
         allow = bool(ctx.options.get("allow_destructive"))
-        args = (ops, ctx.app.slug, ctx.previous_definition, ctx.definition,
-                service.storage.schema(ctx.tenant), allow)
+        args = (
+            ops,
+            ctx.app.slug,
+            ctx.previous_definition,
+            ctx.definition,
+            service.storage.schema(ctx.tenant),
+            allow,
+        )
         if service.storage.shares_platform_db(ctx.tenant):
             done = await ctx.conn.run_sync(migrate.apply, *args) if ops else []
         else:
@@ -89,24 +105,33 @@ class MigrateStep:
             result.info(line)
         destroyed = [op.describe() for op in plan.destructive(ops)]
         for line in destroyed:
-            result.warn(f"entities.{line}", f"destructive change allowed: {line}",
-                        "destructive")
+            result.warn(f"entities.{line}", f"destructive change allowed: {line}", "destructive")
         registry = service.registry
 
         async def activate() -> None:
             registry.put(compiled)
             if destroyed:
                 # Audited: governance's ledger subscribes to runtime.* events.
-                await service.events.publish(Event("runtime.destructive_change", ctx.tenant.id, {
-                    "app": ctx.app.slug, "version": ctx.number, "reason": ctx.reason,
-                    "changes": destroyed,
-                    "by": ctx.principal.audit_name() if ctx.principal else None}))
+                await service.events.publish(
+                    Event(
+                        "runtime.destructive_change",
+                        ctx.tenant.id,
+                        {
+                            "app": ctx.app.slug,
+                            "version": ctx.number,
+                            "reason": ctx.reason,
+                            "changes": destroyed,
+                            "by": ctx.principal.audit_name() if ctx.principal else None,
+                        },
+                    )
+                )
 
         ctx.after_commit.append(activate)
 
     @staticmethod
-    async def _apply_in_tenant_file(ctx: PublishContext, service: RecordService,
-                                    ops: list[plan.Op], args: tuple[Any, ...]) -> list[str]:
+    async def _apply_in_tenant_file(
+        ctx: PublishContext, service: RecordService, ops: list[plan.Op], args: tuple[Any, ...]
+    ) -> list[str]:
         if not ops:
             return []
         db = service.storage.database(ctx.tenant)

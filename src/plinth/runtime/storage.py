@@ -61,7 +61,8 @@ class TenantStorage:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{tenant.id}.db"
             found = self._files[(region, tenant.id)] = Database(
-                f"sqlite+aiosqlite:///{path.as_posix()}")
+                f"sqlite+aiosqlite:///{path.as_posix()}"
+            )
             _secure_delete(found)
         return found
 

@@ -39,8 +39,9 @@ def field_column(name: str, spec: dict[str, Any]) -> sa.Column[Any]:
     return sa.Column(name, types.column_type(spec), nullable=True)
 
 
-def build(metadata: sa.MetaData, app_slug: str, entity: str, doc: dict[str, Any],
-          schema: str | None) -> sa.Table:
+def build(
+    metadata: sa.MetaData, app_slug: str, entity: str, doc: dict[str, Any], schema: str | None
+) -> sa.Table:
     """The Table of an entity (for statements; DDL goes through the migration plan)."""
     columns = system_columns() + [field_column(n, s) for n, s in doc.get("fields", {}).items()]
     return sa.Table(table_name(app_slug, entity), metadata, *columns, schema=schema)

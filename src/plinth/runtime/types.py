@@ -73,9 +73,15 @@ def json_schema(spec: Spec) -> dict[str, Any]:
     elif t == "json":
         s = dict(spec.get("schema") or {})
     else:  # attachment metadata
-        s = {"type": "object", "properties": {"name": {"type": "string"},
-             "size": {"type": "integer"}, "content_type": {"type": "string"},
-             "url": {"type": "string"}}}
+        s = {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "size": {"type": "integer"},
+                "content_type": {"type": "string"},
+                "url": {"type": "string"},
+            },
+        }
     if t in ("integer", "decimal"):
         if "min" in spec:
             s["minimum"] = spec["min"]
@@ -135,8 +141,11 @@ def to_db(spec: Spec, value: Any) -> Any:
                 return value
             return dt.date.fromisoformat(str(value))
         if t == "datetime":
-            v = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(
-                str(value).replace("Z", "+00:00"))
+            v = (
+                value
+                if isinstance(value, dt.datetime)
+                else dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            )
             return v if v.tzinfo else v.replace(tzinfo=dt.UTC)
         if t in ("json", "attachment"):
             return value
@@ -191,11 +200,25 @@ def to_cel(spec: Spec, value: Any) -> Any:
 
 # Type changes that can lose information (decided without looking at data).
 _WIDENING = {
-    ("string", "text"), ("email", "string"), ("email", "text"), ("url", "string"),
-    ("url", "text"), ("enum", "string"), ("enum", "text"), ("integer", "decimal"),
-    ("integer", "string"), ("integer", "text"), ("decimal", "string"), ("decimal", "text"),
-    ("boolean", "string"), ("boolean", "text"), ("date", "string"), ("date", "text"),
-    ("date", "datetime"), ("datetime", "string"), ("datetime", "text"),
+    ("string", "text"),
+    ("email", "string"),
+    ("email", "text"),
+    ("url", "string"),
+    ("url", "text"),
+    ("enum", "string"),
+    ("enum", "text"),
+    ("integer", "decimal"),
+    ("integer", "string"),
+    ("integer", "text"),
+    ("decimal", "string"),
+    ("decimal", "text"),
+    ("boolean", "string"),
+    ("boolean", "text"),
+    ("date", "string"),
+    ("date", "text"),
+    ("date", "datetime"),
+    ("datetime", "string"),
+    ("datetime", "text"),
 }
 
 
@@ -205,9 +228,11 @@ def is_narrowing(old: Spec, new: Spec) -> bool:
         if new["type"] == "string":
             return bool((new.get("maxLength") or 255) < (old.get("maxLength") or 255))
         if new["type"] == "decimal":
-            return bool(new.get("scale", 2) < old.get("scale", 2)
-                        or new.get("precision", 18) - new.get("scale", 2)
-                        < old.get("precision", 18) - old.get("scale", 2))
+            return bool(
+                new.get("scale", 2) < old.get("scale", 2)
+                or new.get("precision", 18) - new.get("scale", 2)
+                < old.get("precision", 18) - old.get("scale", 2)
+            )
         if new["type"] == "enum":
             return not set(old["values"]) <= set(new["values"])
         return False

@@ -63,14 +63,19 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             await platform.stop()
 
     app = FastAPI(
-        title="Plinth", version=plinth.__version__, lifespan=lifespan,
+        title="Plinth",
+        version=plinth.__version__,
+        lifespan=lifespan,
         description="The Plinth platform API. Every /api endpoint needs a bearer token.",
     )
     app.state.platform = platform
     problems.install(app)
     app.add_middleware(Gateway, platform=platform)  # inside RequestLimits: sees request ids
-    app.add_middleware(RequestLimits, max_body_bytes=platform.settings.max_body_bytes, routes={
-        ("POST", "/api/plugins"): platform.settings.plugin_max_package_bytes})
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=platform.settings.max_body_bytes,
+        routes={("POST", "/api/plugins"): platform.settings.plugin_max_package_bytes},
+    )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

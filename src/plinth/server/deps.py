@@ -57,8 +57,18 @@ async def get_tenant(tenant: str, platform: PlatformDep, principal: PrincipalDep
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
 
 
-def require(platform: Platform, principal: Principal, action: str, tenant: Tenant,
-            kind: str = "app", ident: str = "") -> None:
+def require(
+    platform: Platform,
+    principal: Principal,
+    action: str,
+    tenant: Tenant,
+    kind: str = "app",
+    ident: str = "",
+) -> None:
     """Authorize `action` on a resource of `tenant` or raise 403."""
-    authorize(platform.authorizer, principal, action,
-              Resource(kind, ident or tenant.slug, tenant_id=tenant.id))
+    authorize(
+        platform.authorizer,
+        principal,
+        action,
+        Resource(kind, ident or tenant.slug, tenant_id=tenant.id),
+    )

@@ -14,8 +14,9 @@ from plinth.server.problems import PROBLEM
 class RequestLimits:
     """Give each request an id (echoed as `X-Request-Id`) and refuse oversized bodies (413)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int,
-                 routes: dict[tuple[str, str], int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, routes: dict[tuple[str, str], int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         # (method, exact path) -> its own limit, e.g. plugin packages upload far more than 1 MB.
@@ -50,8 +51,7 @@ class RequestLimits:
             if message["type"] == "http.response.start":
                 started = True
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id",
-                                                            request_id.encode())]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
@@ -71,8 +71,15 @@ async def _too_large(send: Send, limit: int, request_id: str) -> None:
     error = PayloadTooLarge(f"The request body is larger than {limit} bytes")
     body: dict[str, Any] = error.problem() | {"request_id": request_id}
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", PROBLEM.encode()), (b"content-length", str(len(data)).encode()),
-        (b"x-request-id", request_id.encode()),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", PROBLEM.encode()),
+                (b"content-length", str(len(data)).encode()),
+                (b"x-request-id", request_id.encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})

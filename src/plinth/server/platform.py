@@ -38,12 +38,14 @@ class Platform:
         self.authorizer: Authorizer = self.governance.authorizer
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
-        self.records = RecordService(self.db, self.events, self.metadata,
-                                     lambda: self.authorizer, settings.data_dir)
+        self.records = RecordService(
+            self.db, self.events, self.metadata, lambda: self.authorizer, settings.data_dir
+        )
         self.workflows = WorkflowService(self)
         self.regions = Regions(settings, self.db)
-        self.compliance = ComplianceService(self.db, self.events, self.tenants, self.metadata,
-                                            self.regions)
+        self.compliance = ComplianceService(
+            self.db, self.events, self.tenants, self.metadata, self.regions
+        )
         self.page_modules = ModuleCache()  # compiled page modules by version hash
         self.admin_token: IssuedToken | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []

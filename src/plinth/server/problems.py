@@ -24,8 +24,9 @@ def problem_response(error: PlinthError, request: Request | None = None) -> JSON
         request_id = getattr(request.state, "request_id", None)
         if request_id:
             body["request_id"] = request_id
-    return JSONResponse(body, status_code=error.status, media_type=PROBLEM,
-                        headers=error.headers or None)
+    return JSONResponse(
+        body, status_code=error.status, media_type=PROBLEM, headers=error.headers or None
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -50,18 +51,30 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         error = PlinthError(str(exc.detail))
-        body = error.problem() | {"status": exc.status_code, "code": f"http_{exc.status_code}",
-                                  "title": str(exc.detail)}
-        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM,
-                            headers=getattr(exc, "headers", None))
+        body = error.problem() | {
+            "status": exc.status_code,
+            "code": f"http_{exc.status_code}",
+            "title": str(exc.detail),
+        }
+        return JSONResponse(
+            body,
+            status_code=exc.status_code,
+            media_type=PROBLEM,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = getattr(request.state, "request_id", None)
-        log.exception("unhandled error on %s %s (request %s)", request.method,
-                      request.url.path, request_id)
-        body = {"type": "https://plinth.dev/problems/internal", "title": "Internal error",
-                "status": 500, "code": "internal",
-                "detail": "Something went wrong on our side; the request id helps us find it",
-                "request_id": request_id}
+        log.exception(
+            "unhandled error on %s %s (request %s)", request.method, request.url.path, request_id
+        )
+        body = {
+            "type": "https://plinth.dev/problems/internal",
+            "title": "Internal error",
+            "status": 500,
+            "code": "internal",
+            "detail": "Something went wrong on our side; the request id helps us find it",
+            "request_id": request_id,
+        }
         return JSONResponse(body, status_code=500, media_type=PROBLEM)

@@ -5,5 +5,13 @@ from plinth.tenancy.profile import ComplianceProfile, parse_profile
 from plinth.tenancy.regions import Region, Regions, ResidencyRefused, route
 from plinth.tenancy.service import TenantService
 
-__all__ = ["ComplianceProfile", "Region", "Regions", "ResidencyRefused", "Tenant",
-           "TenantService", "parse_profile", "route"]
+__all__ = [
+    "ComplianceProfile",
+    "Region",
+    "Regions",
+    "ResidencyRefused",
+    "Tenant",
+    "TenantService",
+    "parse_profile",
+    "route",
+]

@@ -26,8 +26,9 @@ async def create_tenant(body: TenantIn, platform: PlatformDep, principal: Princi
     if not principal.is_platform_admin:
         raise Forbidden("Only platform admins create tenants", extra={"action": "tenant.create"})
     platform.regions.get(body.region)  # an unknown region is refused with its path
-    tenant = await platform.tenants.create(body.slug, body.name, region=body.region,
-                                           settings=body.settings)
+    tenant = await platform.tenants.create(
+        body.slug, body.name, region=body.region, settings=body.settings
+    )
     return tenant.public()
 
 

@@ -24,10 +24,37 @@ LOCATION = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 # (PIPL art. 40 for critical-information operators and large processors; Russia's 242-FZ).
 LEGAL_RESIDENCY: dict[str, tuple[str, ...]] = {"CN": ("cn",), "RU": ("ru",)}
 
-EU = frozenset({
-    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE",
-    "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
-})
+EU = frozenset(
+    {
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+    }
+)
 EEA = EU | {"IS", "LI", "NO"}
 
 
@@ -54,7 +81,8 @@ class ComplianceProfile:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "countries": list(self.countries), "jurisdictions": list(self.jurisdictions),
+            "countries": list(self.countries),
+            "jurisdictions": list(self.jurisdictions),
             "regions": list(self.regions),
             "residency": {k: list(v) for k, v in self.residency.items()},
             "default_country": self.default_country,
@@ -97,7 +125,8 @@ def parse_profile(raw: Any, path: str = "compliance") -> ComplianceProfile:
             if not COUNTRY.match(str(country)):
                 faults.add(at, f"{country!r} is not an ISO 3166 alpha-2 country code")
             if not isinstance(locs, list) or not all(
-                    isinstance(x, str) and LOCATION.match(x) for x in locs):
+                isinstance(x, str) and LOCATION.match(x) for x in locs
+            ):
                 faults.add(at, "a list of locations such as 'eu-central'")
                 continue
             residency[str(country)] = tuple(locs)

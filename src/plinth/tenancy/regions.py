@@ -59,8 +59,12 @@ def configured(settings: Settings) -> dict[str, Region]:
     return found
 
 
-def route(regions: Mapping[str, Region], allowed: tuple[str, ...], profile: ComplianceProfile,
-          country: str | None) -> Region:
+def route(
+    regions: Mapping[str, Region],
+    allowed: tuple[str, ...],
+    profile: ComplianceProfile,
+    country: str | None,
+) -> Region:
     """The region that stores a record of a subject from `country` for a tenant.
 
     `allowed` are the tenant's region names in order of preference. The first whose location
@@ -76,7 +80,8 @@ def route(regions: Mapping[str, Region], allowed: tuple[str, ...], profile: Comp
     raise ResidencyRefused(
         f"Personal data of a subject from {country} must be stored in "
         f"{' or '.join(locations or ())}; this tenant's regions are: {where}",
-        path="country", extra={"country": country, "locations": list(locations or ())},
+        path="country",
+        extra={"country": country, "locations": list(locations or ())},
     )
 
 
@@ -92,9 +97,16 @@ class Regions:
         try:
             return self.regions[name]
         except KeyError:
-            raise ValidationFailed.of([Fault("region", f"no region named {name!r}; known: "
-                                             f"{', '.join(self.regions)}", "unknown_region")],
-                                      "region") from None
+            raise ValidationFailed.of(
+                [
+                    Fault(
+                        "region",
+                        f"no region named {name!r}; known: {', '.join(self.regions)}",
+                        "unknown_region",
+                    )
+                ],
+                "region",
+            ) from None
 
     def of_tenant(self, tenant: Tenant) -> tuple[str, ...]:
         """The regions a tenant may store data in, preferred first."""

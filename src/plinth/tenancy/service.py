@@ -19,14 +19,22 @@ class TenantService:
         self.db = db
 
     async def create(
-        self, slug: str, name: str | None = None, *, region: str = "default",
+        self,
+        slug: str,
+        name: str | None = None,
+        *,
+        region: str = "default",
         settings: dict[str, Any] | None = None,
     ) -> Tenant:
         """Create a tenant; its slug must be new."""
         check_slug(slug, "Tenant")
         tenant = Tenant(
-            id=new_id(), slug=slug, name=name or slug, region=region,
-            created_at=utcnow(), settings=settings or {},
+            id=new_id(),
+            slug=slug,
+            name=name or slug,
+            region=region,
+            created_at=utcnow(),
+            settings=settings or {},
         )
         try:
             async with self.db.transaction() as conn:

@@ -22,16 +22,24 @@ tenants = sa.Table(
 
 def _tenant(row: sa.Row) -> Tenant:
     return Tenant(
-        id=row.id, slug=row.slug, name=row.name, region=row.region,
-        created_at=row.created_at, settings=row.settings or {},
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        region=row.region,
+        created_at=row.created_at,
+        settings=row.settings or {},
     )
 
 
 async def insert(conn: AsyncConnection, tenant: Tenant) -> None:
     await conn.execute(
         tenants.insert().values(
-            id=tenant.id, slug=tenant.slug, name=tenant.name, region=tenant.region,
-            settings=tenant.settings, created_at=tenant.created_at,
+            id=tenant.id,
+            slug=tenant.slug,
+            name=tenant.name,
+            region=tenant.region,
+            settings=tenant.settings,
+            created_at=tenant.created_at,
         )
     )
 
@@ -54,6 +62,4 @@ async def all_(conn: AsyncConnection, ids: set[str] | None = None) -> list[Tenan
 
 
 async def update_settings(conn: AsyncConnection, tenant_id: str, settings: dict) -> None:  # type: ignore[type-arg]
-    await conn.execute(
-        tenants.update().where(tenants.c.id == tenant_id).values(settings=settings)
-    )
+    await conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(settings=settings))

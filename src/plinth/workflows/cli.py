@@ -19,8 +19,11 @@ def _group() -> None:
 @cli.command()
 def worker(
     poll: float = typer.Option(0.2, help="Seconds to sleep when no job is due"),
-    lease: float = typer.Option(30.0, help="Seconds a claimed job stays ours before others "
-                                           "may retry it (a crashed worker's jobs resume then)"),
+    lease: float = typer.Option(
+        30.0,
+        help="Seconds a claimed job stays ours before others "
+        "may retry it (a crashed worker's jobs resume then)",
+    ),
     concurrency: int = typer.Option(1, help="Jobs processed at once in this process"),
 ) -> None:
     """Process workflow jobs until interrupted (SIGINT/SIGTERM finish the current step)."""
@@ -43,8 +46,9 @@ async def _work(platform: object, poll: float, lease: float, concurrency: int) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.gather(*(platform.workflows.engine.work(stop, poll)
-                               for _ in range(concurrency)),
-                             platform.connectors.webhooks.work(stop, poll))  # webhook queue
+        await asyncio.gather(
+            *(platform.workflows.engine.work(stop, poll) for _ in range(concurrency)),
+            platform.connectors.webhooks.work(stop, poll),
+        )  # webhook queue
     finally:
         await platform.stop()

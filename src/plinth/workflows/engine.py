@@ -44,8 +44,13 @@ def actor(instance_id: str, tenant_id: str, workflow: str, role: str = "owner") 
     """Who a workflow's service tasks act as: a role of the tenant (`owner` unless the workflow
     or the step declares `run_as`), named for the workflow (records show `workflow <name>` as
     their author), held to the app's policies like anyone."""
-    return Principal(f"workflow:{instance_id}", "workflow", frozenset({role}),
-                     tenant_id=tenant_id, name=f"workflow {workflow}")
+    return Principal(
+        f"workflow:{instance_id}",
+        "workflow",
+        frozenset({role}),
+        tenant_id=tenant_id,
+        name=f"workflow {workflow}",
+    )
 
 
 def run_as(doc: dict[str, Any], spec: dict[str, Any]) -> str:
@@ -53,8 +58,9 @@ def run_as(doc: dict[str, Any], spec: dict[str, Any]) -> str:
     return str((spec.get("run_as") or doc.get("run_as") or {}).get("role") or "owner")
 
 
-def business_key(doc: dict[str, Any], variables: dict[str, Any],
-                 record: dict[str, Any] | None) -> str | None:
+def business_key(
+    doc: dict[str, Any], variables: dict[str, Any], record: dict[str, Any] | None
+) -> str | None:
     """What people call the instance by: the workflow's `key` over its start variables, else the
     id of the record that started it. Display only: a key that cannot be computed is None."""
     if doc.get("key"):
@@ -95,65 +101,139 @@ class Engine:
 
     # -- starting -----------------------------------------------------------------------------
 
-    async def workflow_at(self, tenant: Any, app: str, name: str,
-                          version: int | None = None) -> tuple[int, dict[str, Any]]:
+    async def workflow_at(
+        self, tenant: Any, app: str, name: str, version: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """The workflow document `name` of the active (or given) version of `app`."""
         metadata = self.services.metadata
-        found = (await metadata.version(tenant, app, version) if version
-                 else await metadata.active_version(tenant, app))
+        found = (
+            await metadata.version(tenant, app, version)
+            if version
+            else await metadata.active_version(tenant, app)
+        )
         if found is None:
             raise NotFound(f"App {app!r} has no published version", path="app")
         doc = found.definition.get("workflows", {}).get(name)
         if doc is None:
-            raise NotFound(f"No workflow named {name!r} in version {found.number} of {app!r}",
-                           path="workflow")
+            raise NotFound(
+                f"No workflow named {name!r} in version {found.number} of {app!r}", path="workflow"
+            )
         return found.number, doc
 
-    async def start(self, tenant: Any, app: str, name: str, input: dict[str, Any],
-                    by: str | None, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def start(
+        self,
+        tenant: Any,
+        app: str,
+        name: str,
+        input: dict[str, Any],
+        by: str | None,
+        record: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Create an instance pinned to the active version and queue its first node."""
         number, doc = await self.workflow_at(tenant, app, name)
         async with self.db.transaction() as conn:
-            instance = await self._create(conn, tenant.id, app, name, number, doc, input, by,
-                                          record, None)
-        await self.events.publish(Event("workflow.started", tenant.id, {
-            "app": app, "workflow": name, "instance": instance["id"], "version": number,
-            "by": by}))
+            instance = await self._create(
+                conn, tenant.id, app, name, number, doc, input, by, record, None
+            )
+        await self.events.publish(
+            Event(
+                "workflow.started",
+                tenant.id,
+                {
+                    "app": app,
+                    "workflow": name,
+                    "instance": instance["id"],
+                    "version": number,
+                    "by": by,
+                },
+            )
+        )
         return instance
 
-    async def _create(self, conn: AsyncConnection, tenant_id: str, app: str, name: str,
-                      number: int, doc: dict[str, Any], input: dict[str, Any], by: str | None,
-                      record: dict[str, Any] | None, parent_step: str | None) -> dict[str, Any]:
+    async def _create(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        app: str,
+        name: str,
+        number: int,
+        doc: dict[str, Any],
+        input: dict[str, Any],
+        by: str | None,
+        record: dict[str, Any] | None,
+        parent_step: str | None,
+    ) -> dict[str, Any]:
         now = time.time()
         variables = {**doc.get("variables", {}), **input}
         if record is not None:
             variables.setdefault("record", record)
         instance_id = new_id()
         row: dict[str, Any] = {
-               "id": instance_id, "tenant_id": tenant_id, "app": app, "workflow": name,
-               "version": number, "definition": doc, "status": "running", "vars": variables,
-               "record": record, "business_key": business_key(doc, variables, record),
-               "joins": {}, "parent_step": parent_step, "started_by": by,
-               "started_at": now, "ended_at": None}
+            "id": instance_id,
+            "tenant_id": tenant_id,
+            "app": app,
+            "workflow": name,
+            "version": number,
+            "definition": doc,
+            "status": "running",
+            "vars": variables,
+            "record": record,
+            "business_key": business_key(doc, variables, record),
+            "joins": {},
+            "parent_step": parent_step,
+            "started_by": by,
+            "started_at": now,
+            "ended_at": None,
+        }
         await conn.execute(store.instances.insert().values(**row))
         await self._enter(conn, instance_id, doc, doc["first"], now)
         return row
 
-    async def _enter(self, conn: AsyncConnection, instance_id: str, doc: dict[str, Any],
-                     node: str, now: float, input: Any = None) -> str:
+    async def _enter(
+        self,
+        conn: AsyncConnection,
+        instance_id: str,
+        doc: dict[str, Any],
+        node: str,
+        now: float,
+        input: Any = None,
+    ) -> str:
         step_id = new_id()
-        await conn.execute(store.steps.insert().values(
-            id=step_id, instance_id=instance_id, node=node, type=doc["nodes"][node]["type"],
-            status="queued", attempt=1, input=input, started_at=now))
+        await conn.execute(
+            store.steps.insert().values(
+                id=step_id,
+                instance_id=instance_id,
+                node=node,
+                type=doc["nodes"][node]["type"],
+                status="queued",
+                attempt=1,
+                input=input,
+                started_at=now,
+            )
+        )
         await self._queue(conn, instance_id, step_id, "run", None, now)
         return step_id
 
     @staticmethod
-    async def _queue(conn: AsyncConnection, instance_id: str, step_id: str, kind: str,
-                     signal: dict[str, Any] | None, at: float) -> None:
-        await conn.execute(store.jobs.insert().values(
-            id=new_id(), instance_id=instance_id, step_id=step_id, kind=kind, signal=signal,
-            status="queued", run_at=at))
+    async def _queue(
+        conn: AsyncConnection,
+        instance_id: str,
+        step_id: str,
+        kind: str,
+        signal: dict[str, Any] | None,
+        at: float,
+    ) -> None:
+        await conn.execute(
+            store.jobs.insert().values(
+                id=new_id(),
+                instance_id=instance_id,
+                step_id=step_id,
+                kind=kind,
+                signal=signal,
+                status="queued",
+                run_at=at,
+            )
+        )
 
     # -- the queue ----------------------------------------------------------------------------
 
@@ -162,11 +242,18 @@ class Engine:
         now = time.time()
         running = sa.select(store.instances.c.id).where(store.instances.c.status == "running")
         j = store.jobs
-        query = (sa.select(j.c.id, j.c.instance_id, j.c.step_id, j.c.kind, j.c.signal)
-                 .where(sa.or_(sa.and_(j.c.status == "queued", j.c.run_at <= now),
-                               sa.and_(j.c.status == "running", j.c.locked_until < now)))
-                 .where(j.c.instance_id.in_(running))
-                 .order_by(j.c.run_at).limit(1))
+        query = (
+            sa.select(j.c.id, j.c.instance_id, j.c.step_id, j.c.kind, j.c.signal)
+            .where(
+                sa.or_(
+                    sa.and_(j.c.status == "queued", j.c.run_at <= now),
+                    sa.and_(j.c.status == "running", j.c.locked_until < now),
+                )
+            )
+            .where(j.c.instance_id.in_(running))
+            .order_by(j.c.run_at)
+            .limit(1)
+        )
         if self.db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True, of=j)
         lease = new_id()
@@ -174,8 +261,11 @@ class Engine:
             row = (await conn.execute(query)).first()
             if row is None:
                 return None
-            await conn.execute(j.update().where(j.c.id == row.id).values(
-                status="running", lease=lease, locked_until=now + self.lease))
+            await conn.execute(
+                j.update()
+                .where(j.c.id == row.id)
+                .values(status="running", lease=lease, locked_until=now + self.lease)
+            )
         return Job(row.id, row.instance_id, row.step_id, row.kind, row.signal, lease)
 
     async def run_one(self) -> bool:
@@ -198,10 +288,15 @@ class Engine:
             await asyncio.sleep(self.lease / 3)
             try:
                 async with self.db.transaction() as conn:
-                    await conn.execute(store.jobs.update().where(
-                        store.jobs.c.id == job.id, store.jobs.c.lease == job.lease,
-                        store.jobs.c.status == "running").values(
-                        locked_until=time.time() + self.lease))
+                    await conn.execute(
+                        store.jobs.update()
+                        .where(
+                            store.jobs.c.id == job.id,
+                            store.jobs.c.lease == job.lease,
+                            store.jobs.c.status == "running",
+                        )
+                        .values(locked_until=time.time() + self.lease)
+                    )
             except Exception:  # the apply transaction decides; a missed beat only risks a re-run
                 log.warning("lease heartbeat for job %s failed", job.id)
 
@@ -217,13 +312,30 @@ class Engine:
     async def process(self, job: Job) -> None:
         """Run or resume the job's step and apply what it led to."""
         async with self.db.read() as conn:
-            inst = (await conn.execute(store.instances.select().where(
-                store.instances.c.id == job.instance_id))).mappings().one()
-            step = (await conn.execute(store.steps.select().where(
-                store.steps.c.id == job.step_id))).mappings().one()
-            tasks = [dict(t) for t in (await conn.execute(store.tasks.select().where(
-                store.tasks.c.step_id == job.step_id).order_by(store.tasks.c.created_at)))
-                .mappings()]
+            inst = (
+                (
+                    await conn.execute(
+                        store.instances.select().where(store.instances.c.id == job.instance_id)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            step = (
+                (await conn.execute(store.steps.select().where(store.steps.c.id == job.step_id)))
+                .mappings()
+                .one()
+            )
+            tasks = [
+                dict(t)
+                for t in (
+                    await conn.execute(
+                        store.tasks.select()
+                        .where(store.tasks.c.step_id == job.step_id)
+                        .order_by(store.tasks.c.created_at)
+                    )
+                ).mappings()
+            ]
         expected = "waiting" if job.kind == "resume" else ("queued", "retrying")
         if step["status"] not in (expected if isinstance(expected, tuple) else (expected,)):
             await self._finish_job(job)  # a stale signal: the step has moved on
@@ -231,12 +343,21 @@ class Engine:
         spec = inst["definition"]["nodes"][step["node"]]
         tenant = await self._tenant(inst["tenant_id"])
         ctx = StepContext(
-            node=step["node"], spec=spec, vars=dict(inst["vars"]), record=inst["record"],
-            instance=dict(inst), step_id=step["id"], attempt=step["attempt"], tasks=tasks,
+            node=step["node"],
+            spec=spec,
+            vars=dict(inst["vars"]),
+            record=inst["record"],
+            instance=dict(inst),
+            step_id=step["id"],
+            attempt=step["attempt"],
+            tasks=tasks,
             effect=lambda fn: self._effect(f"{inst['id']}:{step['id']}", fn),
-            services=self.services, tenant=tenant,
-            principal=actor(inst["id"], inst["tenant_id"], inst["workflow"],
-                            run_as(inst["definition"], spec)))
+            services=self.services,
+            tenant=tenant,
+            principal=actor(
+                inst["id"], inst["tenant_id"], inst["workflow"], run_as(inst["definition"], spec)
+            ),
+        )
         impl = step_types.get(spec["type"])
         try:
             if job.kind == "resume":
@@ -250,8 +371,9 @@ class Engine:
                 outcome = await impl.run(ctx)
             child_doc = None
             if outcome.child:
-                _, child_doc = await self.workflow_at(tenant, inst["app"],
-                                                      outcome.child["workflow"], inst["version"])
+                _, child_doc = await self.workflow_at(
+                    tenant, inst["app"], outcome.child["workflow"], inst["version"]
+                )
         except Exception as exc:  # noqa: BLE001  (a step's failure is data: retry or error path)
             await self._failed(job, inst, step, spec, exc)
             return
@@ -269,17 +391,22 @@ class Engine:
     async def _effect(self, key: str, fn: Any) -> Any:
         """Run a side effect once per key: a re-run returns the remembered result."""
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(store.effects.c.result).where(
-                store.effects.c.key == key))).first()
+            row = (
+                await conn.execute(
+                    sa.select(store.effects.c.result).where(store.effects.c.key == key)
+                )
+            ).first()
         if row is not None:
             return row.result
         result = await fn(key)
         async with self.db.transaction() as conn:
-            exists = (await conn.execute(sa.select(store.effects.c.key).where(
-                store.effects.c.key == key))).first()
+            exists = (
+                await conn.execute(sa.select(store.effects.c.key).where(store.effects.c.key == key))
+            ).first()
             if exists is None:
-                await conn.execute(store.effects.insert().values(key=key, result=result,
-                                                                 at=time.time()))
+                await conn.execute(
+                    store.effects.insert().values(key=key, result=result, at=time.time())
+                )
         return result
 
     async def _guard(self, conn: AsyncConnection, job: Job, inst_id: str) -> dict[str, Any] | None:
@@ -288,19 +415,35 @@ class Engine:
         if self.db.dialect == "postgresql":
             query = query.with_for_update()
         inst = (await conn.execute(query)).mappings().one()
-        done = await conn.execute(store.jobs.update().where(
-            store.jobs.c.id == job.id, store.jobs.c.lease == job.lease,
-            store.jobs.c.status == "running").values(status="done"))
+        done = await conn.execute(
+            store.jobs.update()
+            .where(
+                store.jobs.c.id == job.id,
+                store.jobs.c.lease == job.lease,
+                store.jobs.c.status == "running",
+            )
+            .values(status="done")
+        )
         return dict(inst) if done.rowcount == 1 else None
 
     async def _finish_job(self, job: Job) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(store.jobs.update().where(
-                store.jobs.c.id == job.id, store.jobs.c.lease == job.lease).values(status="done"))
+            await conn.execute(
+                store.jobs.update()
+                .where(store.jobs.c.id == job.id, store.jobs.c.lease == job.lease)
+                .values(status="done")
+            )
 
-    async def _apply(self, job: Job, inst0: Any, step: Any, spec: dict[str, Any],
-                     outcome: Outcome, child_doc: dict[str, Any] | None,
-                     expected: Any) -> None:
+    async def _apply(
+        self,
+        job: Job,
+        inst0: Any,
+        step: Any,
+        spec: dict[str, Any],
+        outcome: Outcome,
+        child_doc: dict[str, Any] | None,
+        expected: Any,
+    ) -> None:
         now = time.time()
         out = Pending()
         async with self.db.transaction() as conn:
@@ -314,10 +457,17 @@ class Engine:
                 output = {**step["output"], **output}  # keep what earlier signals recorded
             elif output is None:
                 output = step["output"]
-            moved = await conn.execute(store.steps.update().where(
-                store.steps.c.id == step["id"], store.steps.c.status.in_(allowed)).values(
-                status=new_status, output=output, error=None, by=outcome.by or step["by"],
-                ended_at=None if outcome.wait else now))
+            moved = await conn.execute(
+                store.steps.update()
+                .where(store.steps.c.id == step["id"], store.steps.c.status.in_(allowed))
+                .values(
+                    status=new_status,
+                    output=output,
+                    error=None,
+                    by=outcome.by or step["by"],
+                    ended_at=None if outcome.wait else now,
+                )
+            )
             if moved.rowcount != 1:
                 return
             variables = {**inst["vars"], **outcome.vars}
@@ -325,25 +475,49 @@ class Engine:
             t = store.tasks
             for task in outcome.tasks:
                 tid = new_id()
-                await conn.execute(t.insert().values(
-                    id=tid, tenant_id=inst["tenant_id"], instance_id=inst["id"],
-                    step_id=step["id"], kind=task["kind"], title=task["title"], status="open",
-                    assignee=task["assignee"], form=task["form"], created_at=now))
-                out.events.append(Event("task.created", inst["tenant_id"], {
-                    "task": tid, "instance": inst["id"], "node": step["node"],
-                    "assignee": task["assignee"]}))
+                await conn.execute(
+                    t.insert().values(
+                        id=tid,
+                        tenant_id=inst["tenant_id"],
+                        instance_id=inst["id"],
+                        step_id=step["id"],
+                        kind=task["kind"],
+                        title=task["title"],
+                        status="open",
+                        assignee=task["assignee"],
+                        form=task["form"],
+                        created_at=now,
+                    )
+                )
+                out.events.append(
+                    Event(
+                        "task.created",
+                        inst["tenant_id"],
+                        {
+                            "task": tid,
+                            "instance": inst["id"],
+                            "node": step["node"],
+                            "assignee": task["assignee"],
+                        },
+                    )
+                )
             if outcome.timer:
                 name, at = outcome.timer
-                await self._queue(conn, inst["id"], step["id"], "resume",
-                                  {"kind": "timer", "name": name}, at)
+                await self._queue(
+                    conn, inst["id"], step["id"], "resume", {"kind": "timer", "name": name}, at
+                )
             if outcome.reassign:
-                await conn.execute(t.update().where(t.c.step_id == step["id"],
-                                                    t.c.status == "open")
-                                   .values(assignee=outcome.reassign, claimed_by=None))
+                await conn.execute(
+                    t.update()
+                    .where(t.c.step_id == step["id"], t.c.status == "open")
+                    .values(assignee=outcome.reassign, claimed_by=None)
+                )
             if not outcome.wait and outcome.close_tasks:
-                await conn.execute(t.update().where(t.c.step_id == step["id"],
-                                                    t.c.status == "open")
-                                   .values(status="cancelled", ended_at=now))
+                await conn.execute(
+                    t.update()
+                    .where(t.c.step_id == step["id"], t.c.status == "open")
+                    .values(status="cancelled", ended_at=now)
+                )
             targets = list(outcome.next)
             if outcome.join:
                 split = inst["definition"]["nodes"][outcome.join]
@@ -356,40 +530,76 @@ class Engine:
             for node in targets:
                 await self._enter(conn, inst["id"], inst["definition"], node, now)
             if outcome.child and child_doc is not None:
-                await self._create(conn, inst["tenant_id"], inst["app"],
-                                   outcome.child["workflow"], inst["version"], child_doc,
-                                   outcome.child["input"], f"workflow:{inst['id']}", None,
-                                   step["id"])
+                await self._create(
+                    conn,
+                    inst["tenant_id"],
+                    inst["app"],
+                    outcome.child["workflow"],
+                    inst["version"],
+                    child_doc,
+                    outcome.child["input"],
+                    f"workflow:{inst['id']}",
+                    None,
+                    step["id"],
+                )
             values: dict[str, Any] = {"vars": variables, "joins": joins}
             if outcome.end:
                 values |= {"status": outcome.end, "ended_at": now}
                 await self._ended(conn, inst, outcome.end, variables, now, out)
-            await conn.execute(store.instances.update().where(
-                store.instances.c.id == inst["id"]).values(**values))
+            await conn.execute(
+                store.instances.update().where(store.instances.c.id == inst["id"]).values(**values)
+            )
         for event in out.events:
             await self.events.publish(event)
 
-    async def _ended(self, conn: AsyncConnection, inst: dict[str, Any], status: str,
-                     variables: dict[str, Any], now: float, out: Pending) -> None:
+    async def _ended(
+        self,
+        conn: AsyncConnection,
+        inst: dict[str, Any],
+        status: str,
+        variables: dict[str, Any],
+        now: float,
+        out: Pending,
+    ) -> None:
         """Close what the instance leaves open, and wake a waiting parent."""
-        await conn.execute(store.tasks.update().where(
-            store.tasks.c.instance_id == inst["id"], store.tasks.c.status == "open")
-            .values(status="cancelled", ended_at=now))
-        await conn.execute(store.jobs.update().where(
-            store.jobs.c.instance_id == inst["id"], store.jobs.c.status == "queued")
-            .values(status="done"))
+        await conn.execute(
+            store.tasks.update()
+            .where(store.tasks.c.instance_id == inst["id"], store.tasks.c.status == "open")
+            .values(status="cancelled", ended_at=now)
+        )
+        await conn.execute(
+            store.jobs.update()
+            .where(store.jobs.c.instance_id == inst["id"], store.jobs.c.status == "queued")
+            .values(status="done")
+        )
         if inst["parent_step"]:
-            parent = (await conn.execute(sa.select(store.steps.c.instance_id).where(
-                store.steps.c.id == inst["parent_step"]))).first()
+            parent = (
+                await conn.execute(
+                    sa.select(store.steps.c.instance_id).where(
+                        store.steps.c.id == inst["parent_step"]
+                    )
+                )
+            ).first()
             if parent is not None:
-                await self._queue(conn, parent.instance_id, inst["parent_step"], "resume",
-                                  {"kind": "child", "status": status, "vars": variables,
-                                   "instance": inst["id"]}, now)
-        out.events.append(Event(f"workflow.{status}", inst["tenant_id"], {
-            "app": inst["app"], "workflow": inst["workflow"], "instance": inst["id"]}))
+                await self._queue(
+                    conn,
+                    parent.instance_id,
+                    inst["parent_step"],
+                    "resume",
+                    {"kind": "child", "status": status, "vars": variables, "instance": inst["id"]},
+                    now,
+                )
+        out.events.append(
+            Event(
+                f"workflow.{status}",
+                inst["tenant_id"],
+                {"app": inst["app"], "workflow": inst["workflow"], "instance": inst["id"]},
+            )
+        )
 
-    async def _failed(self, job: Job, inst0: Any, step: Any, spec: dict[str, Any],
-                      exc: Exception) -> None:
+    async def _failed(
+        self, job: Job, inst0: Any, step: Any, spec: dict[str, Any], exc: Exception
+    ) -> None:
         """Retry with backoff, else take the error path, else fail the instance."""
         now = time.time()
         retry = spec.get("retry") or {}
@@ -403,22 +613,36 @@ class Engine:
             s = store.steps
             if attempt < retry.get("max_attempts", 1):
                 delay = backoff(attempt, retry.get("backoff", 1.0), retry.get("max_backoff", 300.0))
-                await conn.execute(s.update().where(s.c.id == step["id"]).values(
-                    attempt=attempt + 1, error=message,
-                    status="retrying" if job.kind == "run" else step["status"]))
-                await self._queue(conn, inst["id"], step["id"], job.kind, job.signal,
-                                  now + delay)
+                await conn.execute(
+                    s.update()
+                    .where(s.c.id == step["id"])
+                    .values(
+                        attempt=attempt + 1,
+                        error=message,
+                        status="retrying" if job.kind == "run" else step["status"],
+                    )
+                )
+                await self._queue(conn, inst["id"], step["id"], job.kind, job.signal, now + delay)
                 return
-            await conn.execute(s.update().where(s.c.id == step["id"]).values(
-                status="failed", error=message, ended_at=now))
+            await conn.execute(
+                s.update()
+                .where(s.c.id == step["id"])
+                .values(status="failed", error=message, ended_at=now)
+            )
             if spec.get("on_error"):
                 variables = {**inst["vars"], "error": {"node": step["node"], "message": message}}
                 await self._enter(conn, inst["id"], inst["definition"], spec["on_error"], now)
-                await conn.execute(store.instances.update().where(
-                    store.instances.c.id == inst["id"]).values(vars=variables))
+                await conn.execute(
+                    store.instances.update()
+                    .where(store.instances.c.id == inst["id"])
+                    .values(vars=variables)
+                )
                 return
-            await conn.execute(store.instances.update().where(
-                store.instances.c.id == inst["id"]).values(status="failed", ended_at=now))
+            await conn.execute(
+                store.instances.update()
+                .where(store.instances.c.id == inst["id"])
+                .values(status="failed", ended_at=now)
+            )
             await self._ended(conn, inst, "failed", inst["vars"], now, out)
         for event in out.events:
             await self.events.publish(event)
@@ -440,26 +664,41 @@ class Engine:
                 await self._ended(conn, inst, "cancelled", inst["vars"], now, out)
             elif action == "suspend":
                 if status != "running":
-                    raise PreconditionFailed(f"only a running instance can be suspended "
-                                             f"(it is {status})", path="status")
+                    raise PreconditionFailed(
+                        f"only a running instance can be suspended (it is {status})", path="status"
+                    )
                 await conn.execute(i.values(status="suspended"))
             elif action == "resume":
                 if status != "suspended":
-                    raise PreconditionFailed(f"the instance is {status}, not suspended",
-                                             path="status")
+                    raise PreconditionFailed(
+                        f"the instance is {status}, not suspended", path="status"
+                    )
                 await conn.execute(i.values(status="running"))
             elif action == "retry":
                 if status != "failed":
-                    raise PreconditionFailed(f"only a failed instance can be retried "
-                                             f"(it is {status})", path="status")
+                    raise PreconditionFailed(
+                        f"only a failed instance can be retried (it is {status})", path="status"
+                    )
                 s = store.steps
-                failed = (await conn.execute(s.select().where(
-                    s.c.instance_id == instance_id, s.c.status == "failed")
-                    .order_by(s.c.started_at.desc()).limit(1))).mappings().first()
+                failed = (
+                    (
+                        await conn.execute(
+                            s.select()
+                            .where(s.c.instance_id == instance_id, s.c.status == "failed")
+                            .order_by(s.c.started_at.desc())
+                            .limit(1)
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
                 if failed is None:
                     raise PreconditionFailed("no failed step to retry", path="status")
-                await conn.execute(s.update().where(s.c.id == failed["id"]).values(
-                    status="retrying", attempt=1, ended_at=None))
+                await conn.execute(
+                    s.update()
+                    .where(s.c.id == failed["id"])
+                    .values(status="retrying", attempt=1, ended_at=None)
+                )
                 await self._queue(conn, instance_id, failed["id"], "run", None, now)
                 await conn.execute(i.values(status="running", ended_at=None))
             inst = await self._instance(conn, tenant_id, instance_id)
@@ -468,10 +707,12 @@ class Engine:
         return inst
 
     @staticmethod
-    async def _instance(conn: AsyncConnection, tenant_id: str, instance_id: str,
-                        lock: bool = False) -> dict[str, Any]:
-        query = store.instances.select().where(store.instances.c.id == instance_id,
-                                               store.instances.c.tenant_id == tenant_id)
+    async def _instance(
+        conn: AsyncConnection, tenant_id: str, instance_id: str, lock: bool = False
+    ) -> dict[str, Any]:
+        query = store.instances.select().where(
+            store.instances.c.id == instance_id, store.instances.c.tenant_id == tenant_id
+        )
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
         row = (await conn.execute(query)).mappings().first()
@@ -492,26 +733,47 @@ class Engine:
         for name, doc in (version.definition if version else {}).get("workflows", {}).items():
             for i, start in enumerate(doc.get("start", [])):
                 if start["type"] == "schedule" and (start.get("every") or start.get("cron")):
-                    spec = {"every": float(start["every"]) if start.get("every") else None,
-                            "cron": start.get("cron"), "timezone": start.get("timezone")}
+                    spec = {
+                        "every": float(start["every"]) if start.get("every") else None,
+                        "cron": start.get("cron"),
+                        "timezone": start.get("timezone"),
+                    }
                     wanted[f"{tenant.id}:{app}:{name}:{i}"] = (name, spec)
         sc = store.schedules
         now = time.time()
         async with self.db.transaction() as conn:
-            have = {r.id: r for r in await conn.execute(sa.select(sc).where(
-                sc.c.tenant_id == tenant.id, sc.c.app == app))}
+            have = {
+                r.id: r
+                for r in await conn.execute(
+                    sa.select(sc).where(sc.c.tenant_id == tenant.id, sc.c.app == app)
+                )
+            }
             for key in have.keys() - wanted.keys():
                 await conn.execute(sc.delete().where(sc.c.id == key))
             for key, (name, spec) in wanted.items():
                 row = have.get(key)
                 if row is None:
-                    await conn.execute(sc.insert().values(
-                        id=key, tenant_id=tenant.id, app=app, workflow=name,
-                        next_at=schedule.next_fire(spec, now), **spec))
+                    await conn.execute(
+                        sc.insert().values(
+                            id=key,
+                            tenant_id=tenant.id,
+                            app=app,
+                            workflow=name,
+                            next_at=schedule.next_fire(spec, now),
+                            **spec,
+                        )
+                    )
                 elif (row.every, row.cron, row.timezone, row.workflow) != (
-                        spec["every"], spec["cron"], spec["timezone"], name):
-                    await conn.execute(sc.update().where(sc.c.id == key).values(
-                        workflow=name, next_at=schedule.next_fire(spec, now), **spec))
+                    spec["every"],
+                    spec["cron"],
+                    spec["timezone"],
+                    name,
+                ):
+                    await conn.execute(
+                        sc.update()
+                        .where(sc.c.id == key)
+                        .values(workflow=name, next_at=schedule.next_fire(spec, now), **spec)
+                    )
 
     async def tick_schedules(self) -> int:
         """Start every scheduled workflow that is due; returns how many started.
@@ -533,8 +795,7 @@ class Engine:
                 following = schedule.next_fire(spec, row.next_at)
                 if following <= now:  # missed firings (no worker ran) collapse into this one
                     following = schedule.next_fire(spec, now)
-                await conn.execute(sc.update().where(sc.c.id == row.id).values(
-                    next_at=following))
+                await conn.execute(sc.update().where(sc.c.id == row.id).values(next_at=following))
                 tenant = await self._tenant(row.tenant_id)
                 try:
                     number, doc = await self.workflow_at(tenant, row.app, row.workflow)
@@ -542,11 +803,30 @@ class Engine:
                     log.exception("scheduled start of %s/%s failed", row.app, row.workflow)
                     continue
                 instance = await self._create(
-                    conn, row.tenant_id, row.app, row.workflow, number, doc,
-                    {"scheduled_at": row.next_at, "via": "schedule"}, "schedule", None, None)
-                started.append(Event("workflow.started", row.tenant_id, {
-                    "app": row.app, "workflow": row.workflow, "instance": instance["id"],
-                    "version": number, "by": "schedule"}))
+                    conn,
+                    row.tenant_id,
+                    row.app,
+                    row.workflow,
+                    number,
+                    doc,
+                    {"scheduled_at": row.next_at, "via": "schedule"},
+                    "schedule",
+                    None,
+                    None,
+                )
+                started.append(
+                    Event(
+                        "workflow.started",
+                        row.tenant_id,
+                        {
+                            "app": row.app,
+                            "workflow": row.workflow,
+                            "instance": instance["id"],
+                            "version": number,
+                            "by": "schedule",
+                        },
+                    )
+                )
         for event in started:
             await self.events.publish(event)
         return len(started)

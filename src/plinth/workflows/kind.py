@@ -17,8 +17,7 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
     nodes: dict[str, Any] = doc.get("nodes", {})
     found: list[Fault] = []
     if doc.get("first") not in nodes:
-        found.append(Fault(f"{base}.first", f"no node named {doc.get('first')!r}",
-                           "unknown_node"))
+        found.append(Fault(f"{base}.first", f"no node named {doc.get('first')!r}", "unknown_node"))
     found += _check_run_as(doc.get("run_as"), f"{base}.run_as", definition)
     if doc.get("key"):
         found += steps.check(doc["key"], f"{base}.key")
@@ -27,8 +26,9 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
         if start["type"] == "record":
             entity = start.get("entity")
             if entity not in definition.get("entities", {}):
-                found.append(Fault(f"{spath}.entity", f"no entity named {entity!r}",
-                                   "unknown_reference"))
+                found.append(
+                    Fault(f"{spath}.entity", f"no entity named {entity!r}", "unknown_reference")
+                )
             if start.get("condition"):
                 found += steps.check(start["condition"], f"{spath}.condition", "BOOL")
         if start["type"] == "schedule":
@@ -36,24 +36,30 @@ def check_workflow(name: str, doc: dict[str, Any], definition: dict[str, Any]) -
         if start["type"] == "webhook" and start.get("connector"):
             connector = definition.get("connectors", {}).get(start["connector"])
             if connector is None or connector.get("kind") != "webhook_in":
-                found.append(Fault(f"{spath}.connector", f"no webhook_in connector named "
-                                   f"{start['connector']!r} in this app", "unknown_reference"))
+                found.append(
+                    Fault(
+                        f"{spath}.connector",
+                        f"no webhook_in connector named {start['connector']!r} in this app",
+                        "unknown_reference",
+                    )
+                )
     for node, spec in nodes.items():
         path = f"{base}.nodes.{node}"
         step = steps.get(spec["type"])
         found += step.check(spec, path, definition)
         if "run_as" in spec:
             if spec["type"] != "service_task":
-                found.append(Fault(f"{path}.run_as", "only a service task acts as a role",
-                                   "not_allowed"))
+                found.append(
+                    Fault(f"{path}.run_as", "only a service task acts as a role", "not_allowed")
+                )
             found += _check_run_as(spec["run_as"], f"{path}.run_as", definition)
         for target in step.targets(spec):
             if target not in nodes:
-                found.append(Fault(path, f"leads to {target!r}, which is not a node",
-                                   "unknown_node"))
+                found.append(
+                    Fault(path, f"leads to {target!r}, which is not a node", "unknown_node")
+                )
         if spec["type"] not in ("end",) and not step.targets(spec):
-            found.append(Fault(f"{path}.next", "this node leads nowhere; add `next`",
-                               "required"))
+            found.append(Fault(f"{path}.next", "this node leads nowhere; add `next`", "required"))
     found += _check_reachable(base, doc, nodes)
     found += _check_joins(base, nodes)
     return found
@@ -78,8 +84,11 @@ def _check_reachable(base: str, doc: dict[str, Any], nodes: dict[str, Any]) -> l
             continue
         seen.add(node)
         todo += steps.get(nodes[node]["type"]).targets(nodes[node])
-    return [Fault(f"{base}.nodes.{n}", f"node {n!r} cannot be reached from `first`",
-                  "unreachable") for n in nodes if n not in seen]
+    return [
+        Fault(f"{base}.nodes.{n}", f"node {n!r} cannot be reached from `first`", "unreachable")
+        for n in nodes
+        if n not in seen
+    ]
 
 
 def _check_joins(base: str, nodes: dict[str, Any]) -> list[Fault]:
@@ -90,17 +99,29 @@ def _check_joins(base: str, nodes: dict[str, Any]) -> list[Fault]:
             continue
         split = spec["split"]
         if nodes.get(split, {}).get("type") != "parallel":
-            found.append(Fault(f"{base}.nodes.{node}.split",
-                               f"{split!r} is not a parallel split", "join_mismatch"))
+            found.append(
+                Fault(
+                    f"{base}.nodes.{node}.split",
+                    f"{split!r} is not a parallel split",
+                    "join_mismatch",
+                )
+            )
         elif split in joined:
-            found.append(Fault(f"{base}.nodes.{node}.split",
-                               f"split {split!r} is already joined by {joined[split]!r}",
-                               "join_mismatch"))
+            found.append(
+                Fault(
+                    f"{base}.nodes.{node}.split",
+                    f"split {split!r} is already joined by {joined[split]!r}",
+                    "join_mismatch",
+                )
+            )
         joined[split] = node
     for node, spec in nodes.items():
         if spec["type"] == "parallel" and node not in joined:
-            found.append(Fault(f"{base}.nodes.{node}", f"parallel split {node!r} has no join",
-                               "join_mismatch"))
+            found.append(
+                Fault(
+                    f"{base}.nodes.{node}", f"parallel split {node!r} has no join", "join_mismatch"
+                )
+            )
     return found
 
 

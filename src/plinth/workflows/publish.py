@@ -32,7 +32,8 @@ class WorkflowStep:
 
     def __init__(self) -> None:
         self._services: weakref.WeakValueDictionary[int, WorkflowService] = (
-            weakref.WeakValueDictionary())
+            weakref.WeakValueDictionary()
+        )
 
     def attach(self, service: WorkflowService) -> None:
         self._services[id(service.platform.db.engine.sync_engine)] = service
@@ -54,10 +55,12 @@ class WorkflowStep:
 
 
 def _plugin_calls(definition: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [(f"workflows.{name}.nodes.{node}", spec)
-            for name, doc in definition.get("workflows", {}).items()
-            for node, spec in doc.get("nodes", {}).items()
-            if spec.get("type") == "service_task" and spec.get("action") == "plugin"]
+    return [
+        (f"workflows.{name}.nodes.{node}", spec)
+        for name, doc in definition.get("workflows", {}).items()
+        for node, spec in doc.get("nodes", {}).items()
+        if spec.get("type") == "service_task" and spec.get("action") == "plugin"
+    ]
 
 
 STEP = WorkflowStep()

@@ -26,8 +26,9 @@ def zone(name: str | None) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as "
-                         "'Europe/Paris'") from exc
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'"
+        ) from exc
 
 
 def check(start: dict[str, Any], path: str) -> list[Fault]:
@@ -35,16 +36,27 @@ def check(start: dict[str, Any], path: str) -> list[Fault]:
     expression and time zone."""
     cron, every = start.get("cron"), start.get("every")
     if cron is None and every is None:
-        return [Fault(f"{path}.cron", "a schedule needs `cron` (e.g. '0 6 * * MON-FRI') or "
-                      "`every` (seconds)", "required")]
+        return [
+            Fault(
+                f"{path}.cron",
+                "a schedule needs `cron` (e.g. '0 6 * * MON-FRI') or `every` (seconds)",
+                "required",
+            )
+        ]
     if cron is not None and every is not None:
-        return [Fault(f"{path}.every", "a schedule takes either `cron` or `every`, not both",
-                      "conflict")]
+        return [
+            Fault(
+                f"{path}.every", "a schedule takes either `cron` or `every`, not both", "conflict"
+            )
+        ]
     found: list[Fault] = []
     if start.get("timezone") is not None:
         if cron is None:
-            found.append(Fault(f"{path}.timezone", "a time zone applies to `cron` schedules "
-                               "only", "conflict"))
+            found.append(
+                Fault(
+                    f"{path}.timezone", "a time zone applies to `cron` schedules only", "conflict"
+                )
+            )
         else:
             try:
                 zone(start["timezone"])
@@ -62,8 +74,10 @@ def _cron_problem(expr: Any) -> str | None:
         return "a cron expression is a string such as '0 6 * * MON-FRI'"
     text = expr.strip()
     if text.lower() not in ALIASES and len(text.split()) != 5:
-        return (f"{text!r} has {len(text.split())} fields; a cron expression has five: "
-                "minute hour day-of-month month day-of-week")
+        return (
+            f"{text!r} has {len(text.split())} fields; a cron expression has five: "
+            "minute hour day-of-month month day-of-week"
+        )
     try:
         croniter(text)
     except (CroniterError, ValueError, KeyError) as exc:

@@ -26,10 +26,16 @@ from plinth.workflows.engine import Engine
 log = logging.getLogger("plinth.workflows")
 
 TYPES: dict[str, dict[str, Any]] = {
-         "string": {"type": "string"}, "text": {"type": "string"}, "email": {"type": "string"},
-         "url": {"type": "string"}, "integer": {"type": "integer"},
-         "decimal": {"type": ["number", "string"]}, "boolean": {"type": "boolean"},
-         "date": {"type": "string"}, "datetime": {"type": "string"}}
+    "string": {"type": "string"},
+    "text": {"type": "string"},
+    "email": {"type": "string"},
+    "url": {"type": "string"},
+    "integer": {"type": "integer"},
+    "decimal": {"type": ["number", "string"]},
+    "boolean": {"type": "boolean"},
+    "date": {"type": "string"},
+    "datetime": {"type": "string"},
+}
 
 
 def form_schema(form: dict[str, Any], definition: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +54,12 @@ def form_schema(form: dict[str, Any], definition: dict[str, Any]) -> dict[str, A
             prop = {"enum": spec.get("values", [])}
         props[name] = prop
     required = [n for n in chosen if fields.get(n, {}).get("required")]
-    return {"type": "object", "properties": props, "required": required,
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+    }
 
 
 def may_act(task: dict[str, Any], principal: Principal) -> bool:
@@ -79,10 +89,15 @@ class WorkflowService:
         platform.events.subscribe("app.published", self._on_publish)
         platform.events.subscribe("app.rolled_back", self._on_publish)
 
-    def _authorize(self, principal: Principal, action: str, tenant: Tenant, kind: str,
-                   ident: str, **attrs: Any) -> None:
-        authorize(self.platform.authorizer, principal, action,
-                  Resource(kind, ident, tenant_id=tenant.id, attrs=attrs))
+    def _authorize(
+        self, principal: Principal, action: str, tenant: Tenant, kind: str, ident: str, **attrs: Any
+    ) -> None:
+        authorize(
+            self.platform.authorizer,
+            principal,
+            action,
+            Resource(kind, ident, tenant_id=tenant.id, attrs=attrs),
+        )
 
     async def _emit(self, topic: str, tenant: Tenant, **data: Any) -> None:
         await self.platform.events.publish(Event(topic, tenant.id, data))
@@ -102,16 +117,26 @@ class WorkflowService:
 
     # -- instances ----------------------------------------------------------------------------
 
-    async def start(self, tenant: Tenant, app: str, workflow: str, input: dict[str, Any],
-                    principal: Principal, via: str = "manual") -> dict[str, Any]:
+    async def start(
+        self,
+        tenant: Tenant,
+        app: str,
+        workflow: str,
+        input: dict[str, Any],
+        principal: Principal,
+        via: str = "manual",
+    ) -> dict[str, Any]:
         """Start `workflow` of `app` by hand or from a webhook, if it declares that start."""
         self._authorize(principal, "workflow.start", tenant, "workflow", f"{app}/{workflow}")
         _, doc = await self.engine.workflow_at(tenant, app, workflow)
         starts = {s["type"] for s in doc.get("start", [{"type": "manual"}])}
         if via not in starts:
             raise Conflict(f"Workflow {workflow!r} has no {via} start event", path="start")
-        return public(await self.engine.start(tenant, app, workflow, {**input, "via": via},
-                                              principal.audit_name()))
+        return public(
+            await self.engine.start(
+                tenant, app, workflow, {**input, "via": via}, principal.audit_name()
+            )
+        )
 
     async def _on_publish(self, event: Event) -> None:
         tenant = await self.engine._tenant(event.tenant_id or "")
@@ -131,19 +156,25 @@ class WorkflowService:
         record = data.get("after") or data.get("before") or {}
         for name, doc in version.definition.get("workflows", {}).items():
             for start in doc.get("start", []):
-                if (start["type"] != "record" or start.get("entity") != data.get("entity")
-                        or start.get("event", "created") != kind):
+                if (
+                    start["type"] != "record"
+                    or start.get("entity") != data.get("entity")
+                    or start.get("event", "created") != kind
+                ):
                     continue
-                if start.get("condition") and steps.evaluate(
-                        start["condition"], {}, record) is not True:
+                if (
+                    start.get("condition")
+                    and steps.evaluate(start["condition"], {}, record) is not True
+                ):
                     continue
-                instance = await self.engine.start(tenant, data["app"], name, {}, data.get("by"),
-                                                   record)
-                log.info("record %s started workflow %s (%s)", data.get("id"), name,
-                         instance["id"])
+                instance = await self.engine.start(
+                    tenant, data["app"], name, {}, data.get("by"), record
+                )
+                log.info("record %s started workflow %s (%s)", data.get("id"), name, instance["id"])
 
-    async def start_from_webhook(self, conn: AsyncConnection, tenant: Tenant,
-                                 delivery: dict[str, Any]) -> list[Event]:
+    async def start_from_webhook(
+        self, conn: AsyncConnection, tenant: Tenant, delivery: dict[str, Any]
+    ) -> list[Event]:
         """Start every workflow whose webhook start event names the `webhook_in` connector
         that received (and verified) this delivery, in the transaction that records its
         receipt (`conn`): an accepted delivery has started its instances, or was not accepted.
@@ -153,25 +184,59 @@ class WorkflowService:
             return []
         started: list[Event] = []
         for name, doc in version.definition.get("workflows", {}).items():
-            if not any(s["type"] == "webhook" and s.get("connector") == delivery["connector"]
-                       for s in doc.get("start", [])):
+            if not any(
+                s["type"] == "webhook" and s.get("connector") == delivery["connector"]
+                for s in doc.get("start", [])
+            ):
                 continue
             by = f"webhook:{delivery['connector']}"
             instance = await self.engine._create(
-                conn, tenant.id, delivery["app"], name, version.number, doc,
-                {"payload": delivery.get("payload"), "via": "webhook",
-                 "delivery": delivery.get("delivery"), "topic": delivery.get("topic")},
-                by, None, None)
-            log.info("webhook delivery %s started workflow %s (%s)", delivery.get("delivery"),
-                     name, instance["id"])
-            started.append(Event("workflow.started", tenant.id, {
-                "app": delivery["app"], "workflow": name, "instance": instance["id"],
-                "version": version.number, "by": by}))
+                conn,
+                tenant.id,
+                delivery["app"],
+                name,
+                version.number,
+                doc,
+                {
+                    "payload": delivery.get("payload"),
+                    "via": "webhook",
+                    "delivery": delivery.get("delivery"),
+                    "topic": delivery.get("topic"),
+                },
+                by,
+                None,
+                None,
+            )
+            log.info(
+                "webhook delivery %s started workflow %s (%s)",
+                delivery.get("delivery"),
+                name,
+                instance["id"],
+            )
+            started.append(
+                Event(
+                    "workflow.started",
+                    tenant.id,
+                    {
+                        "app": delivery["app"],
+                        "workflow": name,
+                        "instance": instance["id"],
+                        "version": version.number,
+                        "by": by,
+                    },
+                )
+            )
         return started
 
-    async def instances(self, tenant: Tenant, principal: Principal, app: str | None = None,
-                        workflow: str | None = None, status: str | None = None,
-                        limit: int = 100) -> list[dict[str, Any]]:
+    async def instances(
+        self,
+        tenant: Tenant,
+        principal: Principal,
+        app: str | None = None,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
         """Instances of the tenant, newest first, filtered by app, workflow and status."""
         self._authorize(principal, "workflow.read", tenant, "workflow", app or "*")
         i = store.instances
@@ -180,21 +245,27 @@ class WorkflowService:
             if value:
                 query = query.where(column == value)
         async with self.platform.db.read() as conn:
-            rows = (await conn.execute(query.order_by(i.c.started_at.desc()).limit(limit)))
+            rows = await conn.execute(query.order_by(i.c.started_at.desc()).limit(limit))
             return [public(dict(r)) for r in rows.mappings()]
 
-    async def instance(self, tenant: Tenant, instance_id: str,
-                       principal: Principal) -> dict[str, Any]:
+    async def instance(
+        self, tenant: Tenant, instance_id: str, principal: Principal
+    ) -> dict[str, Any]:
         """One instance with its timeline: every step with input, output, who and when."""
         self._authorize(principal, "workflow.read", tenant, "instance", instance_id)
         async with self.platform.db.read() as conn:
             inst = await self.engine._instance(conn, tenant.id, instance_id)
-            steps = (await conn.execute(store.steps.select().where(
-                store.steps.c.instance_id == instance_id).order_by(
-                store.steps.c.started_at, store.steps.c.id))).mappings()
+            steps = (
+                await conn.execute(
+                    store.steps.select()
+                    .where(store.steps.c.instance_id == instance_id)
+                    .order_by(store.steps.c.started_at, store.steps.c.id)
+                )
+            ).mappings()
             timeline = [dict(s) for s in steps]
-            tasks = (await conn.execute(_tasks().where(
-                store.tasks.c.instance_id == instance_id))).mappings()
+            tasks = (
+                await conn.execute(_tasks().where(store.tasks.c.instance_id == instance_id))
+            ).mappings()
             by_step: dict[str, list[dict[str, Any]]] = {}
             for t in tasks:
                 by_step.setdefault(t["step_id"], []).append(task_public(dict(t)))
@@ -202,19 +273,26 @@ class WorkflowService:
             s["tasks"] = by_step.get(s["id"], [])
         return {**public(inst), "vars": inst["vars"], "timeline": timeline}
 
-    async def control(self, tenant: Tenant, instance_id: str, action: str,
-                      principal: Principal) -> dict[str, Any]:
+    async def control(
+        self, tenant: Tenant, instance_id: str, action: str, principal: Principal
+    ) -> dict[str, Any]:
         """cancel | suspend | resume | retry an instance."""
         self._authorize(principal, f"workflow.{action}", tenant, "instance", instance_id)
         inst = await self.engine.set_status(tenant.id, instance_id, action)
-        await self._emit(f"workflow.{action}", tenant, instance=instance_id,
-                         by=principal.audit_name())
+        await self._emit(
+            f"workflow.{action}", tenant, instance=instance_id, by=principal.audit_name()
+        )
         return public(inst)
 
     # -- tasks --------------------------------------------------------------------------------
 
-    async def inbox(self, tenant: Tenant, principal: Principal, app: str | None = None,
-                    workflow: str | None = None) -> list[dict[str, Any]]:
+    async def inbox(
+        self,
+        tenant: Tenant,
+        principal: Principal,
+        app: str | None = None,
+        workflow: str | None = None,
+    ) -> list[dict[str, Any]]:
         """Open tasks the caller may act on ("my tasks"), of one app or workflow if given."""
         self._authorize(principal, "task.read", tenant, "task", "*")
         t, i = store.tasks, store.instances
@@ -227,8 +305,7 @@ class WorkflowService:
             return [task_public(dict(r)) for r in rows.mappings() if may_act(dict(r), principal)]
 
     async def _task(self, conn: Any, tenant: Tenant, task_id: str) -> dict[str, Any]:
-        query = _tasks().where(store.tasks.c.id == task_id,
-                               store.tasks.c.tenant_id == tenant.id)
+        query = _tasks().where(store.tasks.c.id == task_id, store.tasks.c.tenant_id == tenant.id)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(of=store.tasks)
         row = (await conn.execute(query)).mappings().first()
@@ -246,13 +323,22 @@ class WorkflowService:
             task = await self._task(conn, tenant, task_id)
             if not may_act(task, principal):
                 raise Forbidden("This task is not assigned to you", path="task")
-            await conn.execute(store.tasks.update().where(store.tasks.c.id == task_id)
-                               .values(claimed_by=principal.id))
+            await conn.execute(
+                store.tasks.update()
+                .where(store.tasks.c.id == task_id)
+                .values(claimed_by=principal.id)
+            )
         await self._emit("task.claimed", tenant, task=task_id, by=principal.audit_name())
         return task_public({**task, "claimed_by": principal.id})
 
-    async def delegate(self, tenant: Tenant, task_id: str, to_user: str,
-                       principal: Principal, comment: str | None = None) -> dict[str, Any]:
+    async def delegate(
+        self,
+        tenant: Tenant,
+        task_id: str,
+        to_user: str,
+        principal: Principal,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
         """Hand the task to another user; they alone may then decide it."""
         self._authorize(principal, "task.delegate", tenant, "task", task_id)
         async with self.platform.db.transaction() as conn:
@@ -260,18 +346,34 @@ class WorkflowService:
             if not may_act(task, principal):
                 raise Forbidden("This task is not assigned to you", path="task")
             assignee = {"user": to_user, "delegated_by": principal.audit_name()}
-            await conn.execute(store.tasks.update().where(store.tasks.c.id == task_id)
-                               .values(assignee=assignee, claimed_by=None, comment=comment))
-        await self._emit("task.delegated", tenant, task=task_id, to=to_user,
-                         by=principal.audit_name(), comment=comment)
+            await conn.execute(
+                store.tasks.update()
+                .where(store.tasks.c.id == task_id)
+                .values(assignee=assignee, claimed_by=None, comment=comment)
+            )
+        await self._emit(
+            "task.delegated",
+            tenant,
+            task=task_id,
+            to=to_user,
+            by=principal.audit_name(),
+            comment=comment,
+        )
         return task_public({**task, "assignee": assignee})
 
-    async def complete(self, tenant: Tenant, task_id: str, principal: Principal,
-                       data: dict[str, Any] | None = None, decision: str | None = None,
-                       comment: str | None = None) -> dict[str, Any]:
+    async def complete(
+        self,
+        tenant: Tenant,
+        task_id: str,
+        principal: Principal,
+        data: dict[str, Any] | None = None,
+        decision: str | None = None,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
         """Complete a user task with form data, or approve/reject an approval task."""
-        action = {"approved": "task.approve", "rejected": "task.reject"}.get(decision or "",
-                                                                             "task.complete")
+        action = {"approved": "task.approve", "rejected": "task.reject"}.get(
+            decision or "", "task.complete"
+        )
         self._authorize(principal, action, tenant, "task", task_id)
         now = time.time()
         async with self.platform.db.transaction() as conn:
@@ -280,50 +382,109 @@ class WorkflowService:
                 raise Forbidden("This task is not assigned to you", path="task")
             if task["kind"] == "approval":
                 if decision not in ("approved", "rejected"):
-                    raise ValidationFailed.of([Fault("decision", "approve or reject",
-                                                     "required")])
+                    raise ValidationFailed.of([Fault("decision", "approve or reject", "required")])
                 # One person, one vote: the same approver may not decide two tasks of a step.
-                other = (await conn.execute(sa.select(store.tasks.c.id).where(
-                    store.tasks.c.step_id == task["step_id"],
-                    store.tasks.c.decided_by == principal.audit_name()))).first()
+                other = (
+                    await conn.execute(
+                        sa.select(store.tasks.c.id).where(
+                            store.tasks.c.step_id == task["step_id"],
+                            store.tasks.c.decided_by == principal.audit_name(),
+                        )
+                    )
+                ).first()
                 if other is not None:
                     raise Conflict("You already decided on this approval", path="task")
             else:
-                inst = (await conn.execute(sa.select(store.instances.c.app,
-                                                     store.instances.c.version).where(
-                    store.instances.c.id == task["instance_id"]))).one()
+                inst = (
+                    await conn.execute(
+                        sa.select(store.instances.c.app, store.instances.c.version).where(
+                            store.instances.c.id == task["instance_id"]
+                        )
+                    )
+                ).one()
                 version = await self.platform.metadata.version(tenant, inst.app, inst.version)
                 schema = form_schema(task["form"], version.definition)
                 found = faults(compile_schema(schema), data or {}, "data")
                 if found:
                     raise ValidationFailed.of(found, "form data")
-            await conn.execute(store.tasks.update().where(store.tasks.c.id == task_id).values(
-                status="done", decision=decision or "completed", data=data or {},
-                decided_by=principal.audit_name(), comment=comment, ended_at=now))
-            await self.engine._queue(conn, task["instance_id"], task["step_id"], "resume",
-                                     {"kind": "task", "task_id": task_id}, now)
+            await conn.execute(
+                store.tasks.update()
+                .where(store.tasks.c.id == task_id)
+                .values(
+                    status="done",
+                    decision=decision or "completed",
+                    data=data or {},
+                    decided_by=principal.audit_name(),
+                    comment=comment,
+                    ended_at=now,
+                )
+            )
+            await self.engine._queue(
+                conn,
+                task["instance_id"],
+                task["step_id"],
+                "resume",
+                {"kind": "task", "task_id": task_id},
+                now,
+            )
         topic = {"task.approve": "task.approved", "task.reject": "task.rejected"}.get(
-            action, "task.completed")
-        await self._emit(topic, tenant, task=task_id, instance=task["instance_id"],
-                         by=principal.audit_name(), comment=comment)
+            action, "task.completed"
+        )
+        await self._emit(
+            topic,
+            tenant,
+            task=task_id,
+            instance=task["instance_id"],
+            by=principal.audit_name(),
+            comment=comment,
+        )
         return task_public({**task, "status": "done", "decision": decision or "completed"})
 
 
 def public(inst: dict[str, Any]) -> dict[str, Any]:
-    return {k: inst.get(k) for k in ("id", "app", "workflow", "business_key", "version",
-                                      "status", "started_by", "started_at", "ended_at",
-                                      "parent_step")}
+    return {
+        k: inst.get(k)
+        for k in (
+            "id",
+            "app",
+            "workflow",
+            "business_key",
+            "version",
+            "status",
+            "started_by",
+            "started_at",
+            "ended_at",
+            "parent_step",
+        )
+    }
 
 
 def _tasks() -> sa.Select[Any]:
     """Tasks with what people find them by: the app, the workflow and the instance's key."""
     t, i = store.tasks, store.instances
-    return sa.select(t, i.c.app, i.c.workflow, i.c.business_key).join(
-        i, i.c.id == t.c.instance_id)
+    return sa.select(t, i.c.app, i.c.workflow, i.c.business_key).join(i, i.c.id == t.c.instance_id)
 
 
 def task_public(task: dict[str, Any]) -> dict[str, Any]:
-    return {k: task.get(k) for k in ("id", "app", "workflow", "business_key", "instance_id",
-                                     "step_id", "kind", "title", "status", "assignee", "form",
-                                     "claimed_by", "decision", "decided_by", "comment", "data",
-                                     "created_at")}
+    return {
+        k: task.get(k)
+        for k in (
+            "id",
+            "app",
+            "workflow",
+            "business_key",
+            "instance_id",
+            "step_id",
+            "kind",
+            "title",
+            "status",
+            "assignee",
+            "form",
+            "claimed_by",
+            "decision",
+            "decided_by",
+            "comment",
+            "data",
+            "created_at",
+        )
+    }

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from plinth.db import platform_metadata
 
 instances = sa.Table(
-    "wf_instances", platform_metadata,
+    "wf_instances",
+    platform_metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("tenant_id", sa.String(32), nullable=False, index=True),
     sa.Column("app", sa.String(40), nullable=False),
@@ -26,7 +27,8 @@ instances = sa.Table(
 )
 
 steps = sa.Table(
-    "wf_steps", platform_metadata,
+    "wf_steps",
+    platform_metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("instance_id", sa.String(32), nullable=False, index=True),
     sa.Column("node", sa.String(63), nullable=False),
@@ -42,7 +44,8 @@ steps = sa.Table(
 )
 
 tasks = sa.Table(
-    "wf_tasks", platform_metadata,
+    "wf_tasks",
+    platform_metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("tenant_id", sa.String(32), nullable=False, index=True),
     sa.Column("instance_id", sa.String(32), nullable=False, index=True),
@@ -62,7 +65,8 @@ tasks = sa.Table(
 )
 
 jobs = sa.Table(
-    "wf_jobs", platform_metadata,
+    "wf_jobs",
+    platform_metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("instance_id", sa.String(32), nullable=False, index=True),
     sa.Column("step_id", sa.String(32), nullable=False),
@@ -76,14 +80,16 @@ jobs = sa.Table(
 )
 
 effects = sa.Table(
-    "wf_effects", platform_metadata,
+    "wf_effects",
+    platform_metadata,
     sa.Column("key", sa.String(80), primary_key=True),
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("at", sa.Float, nullable=False),
 )
 
 schedules = sa.Table(
-    "wf_schedules", platform_metadata,
+    "wf_schedules",
+    platform_metadata,
     sa.Column("id", sa.String(200), primary_key=True),  # tenant:app:workflow:start index
     sa.Column("tenant_id", sa.String(32), nullable=False, index=True),
     sa.Column("app", sa.String(40), nullable=False),

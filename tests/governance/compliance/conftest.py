@@ -18,11 +18,18 @@ def policy_kind() -> Iterator[None]:
     if kinds.by_section("policies") is not None:  # the real kind is installed: use it
         yield
         return
-    kinds.register(kinds.Kind(
-        name="policy", section="policies", id_prefix="pol",
-        schema={"type": "object", "required": ["cedar"],
-                "properties": {"id": {"type": "string"}, "cedar": {"type": "string"}}},
-    ))
+    kinds.register(
+        kinds.Kind(
+            name="policy",
+            section="policies",
+            id_prefix="pol",
+            schema={
+                "type": "object",
+                "required": ["cedar"],
+                "properties": {"id": {"type": "string"}, "cedar": {"type": "string"}},
+            },
+        )
+    )
     try:
         yield
     finally:

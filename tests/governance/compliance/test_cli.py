@@ -30,18 +30,26 @@ def test_cli_report_fix_and_waive(tmp_path, database_url):
     end = text.index("lawful_basis:")
     path.write_text(text[:start] + text[end:])
     plinth("app", "import", "acme-insurance", str(folder))
-    assert "gdpr.retention" in plinth("compliance", "check", "acme-insurance", "claims",
-                                      code=1)
+    assert "gdpr.retention" in plinth("compliance", "check", "acme-insurance", "claims", code=1)
     dry = plinth("compliance", "fix", "acme-insurance", "claims")
     assert "/entities/policyholder/retention" in dry and "Dry run" in dry
-    assert "gdpr.retention" in plinth("compliance", "check", "acme-insurance", "claims",
-                                      code=1)
-    assert "Applied to the draft" in plinth("compliance", "fix", "acme-insurance", "claims",
-                                            "--apply")
+    assert "gdpr.retention" in plinth("compliance", "check", "acme-insurance", "claims", code=1)
+    assert "Applied to the draft" in plinth(
+        "compliance", "fix", "acme-insurance", "claims", "--apply"
+    )
     plinth("compliance", "check", "acme-insurance", "claims")
-    out = plinth("compliance", "waive", "acme-insurance", "claims", "gdpr.retention",
-                 "--reason", "Legacy archive under review by the DPO", "--until", "2099-01-01",
-                 code=2)  # more than a year ahead is refused
+    out = plinth(
+        "compliance",
+        "waive",
+        "acme-insurance",
+        "claims",
+        "gdpr.retention",
+        "--reason",
+        "Legacy archive under review by the DPO",
+        "--until",
+        "2099-01-01",
+        code=2,
+    )  # more than a year ahead is refused
     out = plinth("compliance", "profile", "acme-insurance")
     assert json.loads(out)["countries"] == ["DE", "FR", "ES", "BR", "US"]
 
@@ -55,13 +63,16 @@ def test_cli_subject_rights_retention_and_key_rotation(tmp_path, database_url):
 
     plinth("demo", "--load-only")
     out = tmp_path / "ana.json"
-    assert "Wrote 0 records" in plinth("compliance", "subject", "export", "acme-insurance",
-                                       "ana@example.com", "--out", str(out))
+    assert "Wrote 0 records" in plinth(
+        "compliance", "subject", "export", "acme-insurance", "ana@example.com", "--out", str(out)
+    )
     assert json.loads(out.read_text())["apps"] == {}
-    assert "cannot be undone" in plinth("compliance", "subject", "erase", "acme-insurance",
-                                        "ana@example.com", code=2)
-    erased = json.loads(plinth("compliance", "subject", "erase", "acme-insurance",
-                               "ana@example.com", "--yes"))
+    assert "cannot be undone" in plinth(
+        "compliance", "subject", "erase", "acme-insurance", "ana@example.com", code=2
+    )
+    erased = json.loads(
+        plinth("compliance", "subject", "erase", "acme-insurance", "ana@example.com", "--yes")
+    )
     assert erased["records"] == 0 and len(erased["subject_ref"]) == 40
     run = json.loads(plinth("compliance", "retention", "acme-insurance"))
     assert {e["entity"] for e in run["apps"]["claims"]} == {"policyholder", "claim", "payout"}

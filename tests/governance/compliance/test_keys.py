@@ -20,8 +20,11 @@ AAD = b"t1\x00app\x00entity\x00field\x00rec1"
 async def db(database_url: str) -> AsyncIterator[Database]:
     db = Database(database_url)
     async with db.transaction() as conn:  # the key tables refer to the tenant
-        await conn.execute(tenants.insert().values(id="t1", slug="t1", name="T1", region="eu",
-                                                   settings={}, created_at=utcnow()))
+        await conn.execute(
+            tenants.insert().values(
+                id="t1", slug="t1", name="T1", region="eu", settings={}, created_at=utcnow()
+            )
+        )
     try:
         yield db
     finally:
@@ -30,7 +33,8 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_node_with_a_stale_tenant_key_never_seals_with_a_rotated_away_key(
-        db: Database) -> None:
+    db: Database,
+) -> None:
     master = envelope.new_key()
     a, b = FieldKeys(db, lambda: master), FieldKeys(db, lambda: master)
     ref = await a.ref("t1", "v:alice@example.com")  # node A caches tenant key v1
@@ -43,8 +47,7 @@ async def test_a_node_with_a_stale_tenant_key_never_seals_with_a_rotated_away_ke
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_after_erasure_another_node_never_seals_with_the_destroyed_key(
-        db: Database) -> None:
+async def test_after_erasure_another_node_never_seals_with_the_destroyed_key(db: Database) -> None:
     master = envelope.new_key()
     a, b = FieldKeys(db, lambda: master), FieldKeys(db, lambda: master)
     ref = await a.ref("t1", "v:alice@example.com")

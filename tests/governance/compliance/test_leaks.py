@@ -13,16 +13,24 @@ from plinth.server import Platform
 from tests.governance.test_policy import analyst, published
 from tests.helpers import as_user, make_app, make_tenant, publish, token_for
 
-APP = {"entities": {"payout": {"fields": {
-    "label": {"type": "string"},
-    "iban": {"type": "string", "classification": "financial", "masked": True}}}}}
+APP = {
+    "entities": {
+        "payout": {
+            "fields": {
+                "label": {"type": "string"},
+                "iban": {"type": "string", "classification": "financial", "masked": True},
+            }
+        }
+    }
+}
 BASE = "/api/t/acme/apps/shop/data/payout"
 IBANS = ("DE89370400440532013000", "FR1420041010050500013M02606", "NL91ABNA0417164300")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_masked_fields_leak_through_no_cursor_sort_or_filter(
-        client: httpx.AsyncClient) -> None:
+    client: httpx.AsyncClient,
+) -> None:
     await make_tenant(client, "acme")
     await make_app(client, "acme", "shop")
     r = await publish(client, "acme", "shop", APP)
@@ -37,8 +45,12 @@ async def test_masked_fields_leak_through_no_cursor_sort_or_filter(
     assert r.json()["path"] == "sort.iban"
     r = await client.get(BASE, params={"sort": "label,-iban"}, headers=analyst)
     assert r.status_code == 403 and r.json()["path"] == "sort.iban"
-    flt = {"and": [{"field": "label", "op": "eq", "value": "x"},
-                   {"field": "iban", "op": "startswith", "value": "DE8937"}]}
+    flt = {
+        "and": [
+            {"field": "label", "op": "eq", "value": "x"},
+            {"field": "iban", "op": "startswith", "value": "DE8937"},
+        ]
+    }
     r = await client.get(BASE, params={"filter": json.dumps(flt)}, headers=analyst)
     assert r.status_code == 403, r.text
     assert r.json()["path"] == "filter.iban"
@@ -68,19 +80,30 @@ async def test_masked_fields_leak_through_no_cursor_sort_or_filter(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_fields_the_caller_may_not_read_cannot_be_sorted_or_filtered_on(
-        client: httpx.AsyncClient, platform: Platform) -> None:
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     tid = await published(client)  # claim.health_notes: field.read for the claims team only
     tenant = await platform.tenants.get("acme")
     records = platform.records
-    await records.create(tenant, "claims", "claim", {"country": "FR", "health_notes": "flu"},
-                         analyst(tid, groups=("claims",)))
+    await records.create(
+        tenant,
+        "claims",
+        "claim",
+        {"country": "FR", "health_notes": "flu"},
+        analyst(tid, groups=("claims",)),
+    )
     outsider = analyst(tid)
     with pytest.raises(Forbidden) as refused:
         await records.query(tenant, "claims", "claim", outsider, sort=["-health_notes"])
     assert refused.value.path == "sort.health_notes"
     with pytest.raises(Forbidden) as refused:
-        await records.query(tenant, "claims", "claim", outsider, filter={
-            "not": {"field": "health_notes", "op": "startswith", "value": "f"}})
+        await records.query(
+            tenant,
+            "claims",
+            "claim",
+            outsider,
+            filter={"not": {"field": "health_notes", "op": "startswith", "value": "f"}},
+        )
     assert refused.value.path == "filter.health_notes"
     page = await records.query(tenant, "claims", "claim", outsider, sort=["amount"])
     assert [("health_notes" in r, r["country"]) for r in page["items"]] == [(False, "FR")]

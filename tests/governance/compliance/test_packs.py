@@ -16,25 +16,61 @@ LOCATIONS = {"default": "eu-central", "cn": "cn", "sg": "sg"}
 
 # pack -> (countries of the profile, tenant regions, rule ids the bad app breaks)
 CASES = {
-    "gdpr": (("DE",), ("default",), {
-        "gdpr.retention", "gdpr.special_category_basis", "gdpr.restricted_reads",
-        "gdpr.audit_reads", "gdpr.encrypt_sensitive", "gdpr.subject_country"}),
-    "uk_gdpr": (("GB",), ("default",), {
-        "uk_gdpr.retention", "uk_gdpr.special_category_basis", "uk_gdpr.restricted_reads",
-        "uk_gdpr.audit_reads"}),
-    "ccpa": (("US",), ("default",), {
-        "ccpa.retention", "ccpa.sensitive_limited", "ccpa.security", "ccpa.audit_reads"}),
-    "lgpd": (("BR",), ("default",), {
-        "lgpd.retention", "lgpd.sensitive_basis", "lgpd.restricted_reads",
-        "lgpd.audit_reads"}),
-    "pipl": (("CN",), ("default",), {
-        "pipl.residency", "pipl.subject_country", "pipl.retention", "pipl.sensitive_basis",
-        "pipl.restricted_reads"}),
-    "pdpa": (("SG",), ("default",), {
-        "pdpa.retention", "pdpa.protection", "pdpa.restricted_reads"}),
-    "pci_dss": ((), ("default",), {
-        "pci_dss.sad_not_stored", "pci_dss.pan_encrypted", "pci_dss.pan_retention",
-        "pci_dss.audit_reads", "pci_dss.credentials_encrypted"}),
+    "gdpr": (
+        ("DE",),
+        ("default",),
+        {
+            "gdpr.retention",
+            "gdpr.special_category_basis",
+            "gdpr.restricted_reads",
+            "gdpr.audit_reads",
+            "gdpr.encrypt_sensitive",
+            "gdpr.subject_country",
+        },
+    ),
+    "uk_gdpr": (
+        ("GB",),
+        ("default",),
+        {
+            "uk_gdpr.retention",
+            "uk_gdpr.special_category_basis",
+            "uk_gdpr.restricted_reads",
+            "uk_gdpr.audit_reads",
+        },
+    ),
+    "ccpa": (
+        ("US",),
+        ("default",),
+        {"ccpa.retention", "ccpa.sensitive_limited", "ccpa.security", "ccpa.audit_reads"},
+    ),
+    "lgpd": (
+        ("BR",),
+        ("default",),
+        {"lgpd.retention", "lgpd.sensitive_basis", "lgpd.restricted_reads", "lgpd.audit_reads"},
+    ),
+    "pipl": (
+        ("CN",),
+        ("default",),
+        {
+            "pipl.residency",
+            "pipl.subject_country",
+            "pipl.retention",
+            "pipl.sensitive_basis",
+            "pipl.restricted_reads",
+        },
+    ),
+    "pdpa": (("SG",), ("default",), {"pdpa.retention", "pdpa.protection", "pdpa.restricted_reads"}),
+    "pci_dss": (
+        (),
+        ("default",),
+        {
+            "pci_dss.sad_not_stored",
+            "pci_dss.pan_encrypted",
+            "pci_dss.pan_retention",
+            "pci_dss.audit_reads",
+            "pci_dss.credentials_encrypted",
+        },
+    ),
 }
 GOOD_REGIONS = {"pipl": ("default", "cn")}
 
@@ -42,8 +78,7 @@ GOOD_REGIONS = {"pipl": ("default", "cn")}
 def _check(pack_id, definition, countries, regions, **kw):
     pack = registry.get(pack_id)
     assert pack is not None
-    ctx = CheckContext(definition, profile(*countries, regions=regions, **kw), LOCATIONS,
-                       regions)
+    ctx = CheckContext(definition, profile(*countries, regions=regions, **kw), LOCATIONS, regions)
     return engine.evaluate([pack], ctx)
 
 
@@ -112,8 +147,12 @@ def test_all_packs_together_fix_in_one_patch(policy_kind):
     packs = list(registry.all_packs().values())
     app = bad_app()
     app["entities"]["customer"]["lawful_basis"] = "explicit_consent"
-    ctx = CheckContext(app, profile("DE", "GB", "US", "BR", "CN", "SG",
-                                    regions=("default", "cn")), LOCATIONS, ("default", "cn"))
+    ctx = CheckContext(
+        app,
+        profile("DE", "GB", "US", "BR", "CN", "SG", regions=("default", "cn")),
+        LOCATIONS,
+        ("default", "cn"),
+    )
     outcome = engine.evaluate(packs, ctx)
     patch = outcome.remediation()
     assert patch[-1] == {"op": "remove", "path": "/entities/payment/fields/cvv"}
@@ -139,24 +178,41 @@ def test_applicable_packs_follow_the_profile():
     ids = [p.id for p in registry.applicable(profile("DE", "FR", "BR", "US"))]
     assert ids == ["gdpr", "ccpa", "lgpd", "pci_dss"]
     assert [p.id for p in registry.applicable(profile("DE", "BR"), "BR")] == ["lgpd", "pci_dss"]
-    assert [p.id for p in registry.applicable(profile("DE", jurisdictions=("pdpa",)))] == [
-        "pdpa"]
+    assert [p.id for p in registry.applicable(profile("DE", jurisdictions=("pdpa",)))] == ["pdpa"]
 
 
 def test_classes_are_suggested_from_names_and_types():
-    app = {"entities": {"person": {"fields": {
-        "iban": {"type": "string"}, "date_of_birth": {"type": "date"},
-        "card_number": {"type": "string"}, "cvv": {"type": "string"},
-        "contact": {"type": "email"}, "mobile_phone": {"type": "string"},
-        "passport_no": {"type": "string"}, "health_status": {"type": "text"},
-        "api_key": {"type": "string"}, "amount": {"type": "decimal"},
-        "email": {"type": "email", "classification": "none"},  # decided by a person
-    }}}}
+    app = {
+        "entities": {
+            "person": {
+                "fields": {
+                    "iban": {"type": "string"},
+                    "date_of_birth": {"type": "date"},
+                    "card_number": {"type": "string"},
+                    "cvv": {"type": "string"},
+                    "contact": {"type": "email"},
+                    "mobile_phone": {"type": "string"},
+                    "passport_no": {"type": "string"},
+                    "health_status": {"type": "text"},
+                    "api_key": {"type": "string"},
+                    "amount": {"type": "decimal"},
+                    "email": {"type": "email", "classification": "none"},  # decided by a person
+                }
+            }
+        }
+    }
     found = {s["path"].split(".")[3]: s["classification"] for s in suggestions(app)}
-    assert found == {"iban": "financial", "date_of_birth": "pii", "card_number": "pci.pan",
-                     "cvv": "pci.sad", "contact": "pii", "mobile_phone": "pii",
-                     "passport_no": "pii", "health_status": "pii.sensitive",
-                     "api_key": "credential"}
+    assert found == {
+        "iban": "financial",
+        "date_of_birth": "pii",
+        "card_number": "pci.pan",
+        "cvv": "pci.sad",
+        "contact": "pii",
+        "mobile_phone": "pii",
+        "passport_no": "pii",
+        "health_status": "pii.sensitive",
+        "api_key": "credential",
+    }
 
 
 def test_mask_keeps_only_what_may_be_shown():
@@ -164,8 +220,7 @@ def test_mask_keeps_only_what_may_be_shown():
     assert mask("DE89370400440532013000", {"classification": "financial"}).endswith("3000")
     assert "3704" not in mask("DE89370400440532013000", {"classification": "financial"})
     assert mask("s3cret-value", {"classification": "credential"}) == "********"
-    assert mask("ana@example.com", {"type": "email", "classification": "pii"}) == \
-        "a***@example.com"
+    assert mask("ana@example.com", {"type": "email", "classification": "pii"}) == "a***@example.com"
     assert mask("Ana Lima", {"classification": "pii"}) == "A*******"
     assert mask(None, {"classification": "pii"}) is None
 
@@ -178,12 +233,15 @@ def test_compliance_keys_are_checked_with_paths():
     paths = {f.path for f in err.value.faults}
     assert {"entities.customer.retention.days", "entities.customer.retention.action"} <= paths
     app = bad_app()
-    app["entities"]["customer"].update(subject={"country_field": "nation"},
-                                       retention={"days": 30, "field": "full_name"})
+    app["entities"]["customer"].update(
+        subject={"country_field": "nation"}, retention={"days": 30, "field": "full_name"}
+    )
     with pytest.raises(ValidationFailed) as err:
         definitions.check(app)
     assert {f.path for f in err.value.faults} == {
-        "entities.customer.subject.country_field", "entities.customer.retention.field"}
+        "entities.customer.subject.country_field",
+        "entities.customer.retention.field",
+    }
 
 
 def test_enforcement_seams_follow_the_metadata():
@@ -204,8 +262,12 @@ def test_enforcement_seams_follow_the_metadata():
     record = {"full_name": "Ana", "country": "BR", "health": "x", "password": "p"}
     assert subject_country(customer, record, profile("DE")) == "BR"
     assert subject_country(app["entities"]["payment"], {}, profile("DE")) == "DE"
-    assert anonymise(customer, record) == {"full_name": None, "country": "BR",
-                                           "health": None, "password": None}
+    assert anonymise(customer, record) == {
+        "full_name": None,
+        "country": "BR",
+        "health": None,
+        "password": None,
+    }
     now = datetime(2030, 1, 1, tzinfo=UTC)
     column, cutoff, action = retention_due(customer, now)
     assert (column, action) == ("created_at", "anonymise") and cutoff.year == 2020
@@ -217,8 +279,7 @@ def test_a_policy_must_state_a_rule_about_the_entity():
     assert policy_mentions({"p": restricting_policy("claim")}, "claim")
     assert not policy_mentions({"p": restricting_policy("claim")}, "claims")
     assert not policy_mentions({"p": {"cedar": "// TODO: forbid reads of claim\n"}}, "claim")
-    assert not policy_mentions({"p": {"cedar": 'permit (principal, action, resource);'}},
-                               "claim")
+    assert not policy_mentions({"p": {"cedar": "permit (principal, action, resource);"}}, "claim")
 
 
 def test_policy_rules_are_unchecked_without_the_policy_kind():

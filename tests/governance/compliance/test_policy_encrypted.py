@@ -15,14 +15,22 @@ forbid(principal in Role::"analyst", action == Action::"data.read", resource is 
 APP = {
     "entities": {
         "customer": {
-            "fields": {"email": {"type": "email", "classification": "pii"},
-                       "region": {"type": "string", "classification": "pii", "required": True,
-                                  "encrypted": True}},
+            "fields": {
+                "email": {"type": "email", "classification": "pii"},
+                "region": {
+                    "type": "string",
+                    "classification": "pii",
+                    "required": True,
+                    "encrypted": True,
+                },
+            },
             "subject": {"key_field": "email"},
         },
         "card": {
-            "fields": {"customer": {"type": "reference", "entity": "customer"},
-                       "label": {"type": "string"}},
+            "fields": {
+                "customer": {"type": "reference", "entity": "customer"},
+                "label": {"type": "string"},
+            },
         },
     },
     "policies": {"region": {"cedar": POLICY}},
@@ -32,7 +40,8 @@ DATA = "/api/t/acme/apps/shop/data"
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_policy_on_an_encrypted_field_filters_lists_and_expands(
-        client: httpx.AsyncClient) -> None:
+    client: httpx.AsyncClient,
+) -> None:
     await make_tenant(client, "acme")
     await make_app(client, "acme", "shop")
     r = await publish(client, "acme", "shop", APP)
@@ -44,19 +53,27 @@ async def test_a_policy_on_an_encrypted_field_filters_lists_and_expands(
         ids[region] = r.json()["id"]
         card = {"customer": r.json()["id"], "label": region}
         assert (await client.post(f"{DATA}/card", json=card)).status_code == 201
-    r = await client.post("/api/t/acme/users", json={
-        "username": "ana", "password": "a-long-password", "roles": ["analyst"],
-        "attrs": {"country": "DE"}})
+    r = await client.post(
+        "/api/t/acme/users",
+        json={
+            "username": "ana",
+            "password": "a-long-password",
+            "roles": ["analyst"],
+            "attrs": {"country": "DE"},
+        },
+    )
     assert r.status_code == 201, r.text
-    r = await client.post("/api/auth/acme/login",
-                          json={"username": "ana", "password": "a-long-password"})
+    r = await client.post(
+        "/api/auth/acme/login", json={"username": "ana", "password": "a-long-password"}
+    )
     ana = {"Authorization": f"Bearer {r.json()['access_token']}"}
 
     r = await client.get(f"{DATA}/customer", headers=ana)
     assert r.status_code == 200, r.text
     assert [c["region"] for c in r.json()["items"]] == ["DE"]
-    r = await client.get(f"{DATA}/card", params={"expand": "customer", "sort": "label"},
-                         headers=ana)
+    r = await client.get(
+        f"{DATA}/card", params={"expand": "customer", "sort": "label"}, headers=ana
+    )
     assert r.status_code == 200, r.text
     shown = {c["label"]: c["customer"] for c in r.json()["items"]}
     assert shown["DE"]["region"] == "DE"

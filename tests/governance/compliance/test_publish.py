@@ -11,15 +11,18 @@ from tests.helpers import as_user, make_app, make_tenant, token_for
 
 async def _tenant(client, slug="acme", countries=("DE", "BR")):
     await make_tenant(client, slug)
-    r = await client.put(f"/api/t/{slug}/compliance/profile",
-                         json={"countries": list(countries)})
+    r = await client.put(f"/api/t/{slug}/compliance/profile", json={"countries": list(countries)})
     assert r.status_code == 200, r.text
 
 
 def _waiver(rule: str, days: int = 30, **kw):
     until = (datetime.now(UTC) + timedelta(days=days)).isoformat()
-    return {"rule": rule, "reason": "Card vault migration finishes next month", "until": until,
-            **kw}
+    return {
+        "rule": rule,
+        "reason": "Card vault migration finishes next month",
+        "until": until,
+        **kw,
+    }
 
 
 async def test_critical_violations_refuse_the_publish(client, policy_kind):
@@ -48,10 +51,13 @@ async def test_fix_is_a_dry_run_then_a_reviewable_draft_change(client, platform,
     dry = r.json()
     assert dry["applied"] is False and dry["patch"]
     assert {"op": "remove", "path": "/entities/payment/fields/cvv"} in dry["patch"]
-    assert [v["rule"] for v in dry["manual"]] == ["gdpr.special_category_basis",
-                                                  "lgpd.sensitive_basis"]
-    assert (await client.get("/api/t/acme/apps/shop/draft")).json()["revision"] == \
-        before["revision"]  # nothing changed yet
+    assert [v["rule"] for v in dry["manual"]] == [
+        "gdpr.special_category_basis",
+        "lgpd.sensitive_basis",
+    ]
+    assert (await client.get("/api/t/acme/apps/shop/draft")).json()["revision"] == before[
+        "revision"
+    ]  # nothing changed yet
 
     seen: list[Event] = []
 
@@ -73,8 +79,12 @@ async def test_fix_is_a_dry_run_then_a_reviewable_draft_change(client, platform,
     assert [e.topic for e in seen] == ["compliance.fix"]
 
     # The lawful basis is a person's choice; with it, the app publishes.
-    r = await client.patch("/api/t/acme/apps/shop/draft", json=[
-        {"op": "add", "path": "/entities/customer/lawful_basis", "value": "explicit_consent"}])
+    r = await client.patch(
+        "/api/t/acme/apps/shop/draft",
+        json=[
+            {"op": "add", "path": "/entities/customer/lawful_basis", "value": "explicit_consent"}
+        ],
+    )
     assert r.status_code == 200
     r = await client.post("/api/t/acme/apps/shop/publish", json={})
     assert r.status_code == 201, r.text
@@ -102,24 +112,36 @@ async def test_a_waiver_lets_a_publish_through_and_is_evidence(client, platform,
     r = await client.post("/api/t/acme/apps/cards/compliance/fix", json={"apply": True})
     assert r.status_code == 200
     # The SAD field was removed by the fix; put a PAN back without encryption, and waive it.
-    r = await client.patch("/api/t/acme/apps/cards/draft", json=[
-        {"op": "replace", "path": "/entities/payment/fields/card_number",
-         "value": {"type": "string", "classification": "pci.pan"}}])
+    r = await client.patch(
+        "/api/t/acme/apps/cards/draft",
+        json=[
+            {
+                "op": "replace",
+                "path": "/entities/payment/fields/card_number",
+                "value": {"type": "string", "classification": "pci.pan"},
+            }
+        ],
+    )
     assert r.status_code == 200
     assert (await client.post("/api/t/acme/apps/cards/publish", json={})).status_code == 409
 
-    bad = await client.post("/api/t/acme/apps/cards/compliance/waivers",
-                            json={**_waiver("pci_dss.nope"), "reason": "x",
-                                  "until": "2001-01-01T00:00:00Z"})
+    bad = await client.post(
+        "/api/t/acme/apps/cards/compliance/waivers",
+        json={**_waiver("pci_dss.nope"), "reason": "x", "until": "2001-01-01T00:00:00Z"},
+    )
     assert bad.status_code == 422
     assert {e["path"] for e in bad.json()["errors"]} == {"rule", "reason", "until"}
     viewer = await token_for(client, "acme", "viewer")
-    r = await client.post("/api/t/acme/apps/cards/compliance/waivers",
-                          json=_waiver("pci_dss.pan_encrypted"), headers=as_user(client, viewer))
+    r = await client.post(
+        "/api/t/acme/apps/cards/compliance/waivers",
+        json=_waiver("pci_dss.pan_encrypted"),
+        headers=as_user(client, viewer),
+    )
     assert r.status_code == 403
 
-    r = await client.post("/api/t/acme/apps/cards/compliance/waivers",
-                          json=_waiver("pci_dss.pan_encrypted"))
+    r = await client.post(
+        "/api/t/acme/apps/cards/compliance/waivers", json=_waiver("pci_dss.pan_encrypted")
+    )
     assert r.status_code == 201, r.text
     waiver = r.json()
     assert [e.data["id"] for e in published] == [waiver["id"]]
@@ -157,16 +179,33 @@ async def test_expired_waivers_no_longer_cover(client, platform, policy_kind):
     from plinth.governance.compliance.models import Waiver
 
     await _tenant(client, countries=("US",))
-    app = {"entities": {"card": {"fields": {"pan": {"type": "string",
-                                                     "classification": "pci.pan"}},
-                                 "retention": {"days": 30}, "audit_reads": True}}}
+    app = {
+        "entities": {
+            "card": {
+                "fields": {"pan": {"type": "string", "classification": "pci.pan"}},
+                "retention": {"days": 30},
+                "audit_reads": True,
+            }
+        }
+    }
     await make_app(client, "acme", "cards", app)
     tenant = await platform.tenants.get("acme")
     past = datetime.now(UTC) - timedelta(days=1)
     async with platform.db.transaction() as conn:  # an old waiver, as if recorded last year
-        await store.insert_waiver(conn, Waiver("w_old", tenant.id, "cards",
-                                               "pci_dss.pan_encrypted", None, "old reason",
-                                               "someone", past, past - timedelta(days=90)))
+        await store.insert_waiver(
+            conn,
+            Waiver(
+                "w_old",
+                tenant.id,
+                "cards",
+                "pci_dss.pan_encrypted",
+                None,
+                "old reason",
+                "someone",
+                past,
+                past - timedelta(days=90),
+            ),
+        )
     r = await client.post("/api/t/acme/apps/cards/publish", json={})
     assert r.status_code == 409
     assert r.json()["violations"][0]["rule"] == "pci_dss.pan_encrypted"
@@ -192,32 +231,47 @@ async def test_report_per_country_as_json_and_html(client, platform):
     html = await client.get(f"/api/t/{TENANT}/compliance/report?format=html")
     assert html.headers["content-type"].startswith("text/html")
     assert "LGPD art. 15 and 16" in html.text and "PASS" in html.text
-    assert (await client.get(f"/api/t/{TENANT}/compliance/report?country=de")).status_code \
-        == 422
+    assert (await client.get(f"/api/t/{TENANT}/compliance/report?country=de")).status_code == 422
 
 
 async def test_suggested_classes_are_warnings_at_publish(client):
     await _tenant(client)
-    await make_app(client, "acme", "crm", {"entities": {"lead": {"fields": {
-        "iban": {"type": "string"}, "date_of_birth": {"type": "date"}}}}})
+    await make_app(
+        client,
+        "acme",
+        "crm",
+        {
+            "entities": {
+                "lead": {"fields": {"iban": {"type": "string"}, "date_of_birth": {"type": "date"}}}
+            }
+        },
+    )
     r = await client.post("/api/t/acme/apps/crm/publish", json={})
     assert r.status_code == 201, r.text
     [step] = [s for s in r.json()["steps"] if s["step"] == "compliance"]
     assert step["status"] == "warning"
-    assert {m["path"] for m in step["messages"] if m.get("code") == "classification_suggested"} \
-        == {"entities.lead.fields.iban.classification",
-            "entities.lead.fields.date_of_birth.classification"}
+    assert {m["path"] for m in step["messages"] if m.get("code") == "classification_suggested"} == {
+        "entities.lead.fields.iban.classification",
+        "entities.lead.fields.date_of_birth.classification",
+    }
 
 
 async def test_waivers_and_profiles_stay_in_their_tenant(client, policy_kind):
-    card_app = {"entities": {"card": {"fields": {"pan": {"type": "string",
-                                                          "classification": "pci.pan"}},
-                                      "retention": {"days": 30}, "audit_reads": True}}}
+    card_app = {
+        "entities": {
+            "card": {
+                "fields": {"pan": {"type": "string", "classification": "pci.pan"}},
+                "retention": {"days": 30},
+                "audit_reads": True,
+            }
+        }
+    }
     for slug in ("alpha", "beta"):
         await _tenant(client, slug, countries=("US",))
         await make_app(client, slug, "cards", card_app)
-    r = await client.post("/api/t/alpha/apps/cards/compliance/waivers",
-                          json=_waiver("pci_dss.pan_encrypted"))
+    r = await client.post(
+        "/api/t/alpha/apps/cards/compliance/waivers", json=_waiver("pci_dss.pan_encrypted")
+    )
     assert r.status_code == 201
     assert (await client.post("/api/t/alpha/apps/cards/publish", json={})).status_code == 201
     # beta's app of the same name is not covered by alpha's waiver
@@ -227,15 +281,17 @@ async def test_waivers_and_profiles_stay_in_their_tenant(client, policy_kind):
     r = await client.get("/api/t/alpha/compliance/report", headers=as_user(client, beta_owner))
     assert r.status_code == 403
     # only platform admins decide where a tenant's data may live
-    r = await client.put("/api/t/beta/compliance/profile", json={"countries": ["CN"]},
-                         headers=as_user(client, beta_owner))
+    r = await client.put(
+        "/api/t/beta/compliance/profile",
+        json={"countries": ["CN"]},
+        headers=as_user(client, beta_owner),
+    )
     assert r.status_code == 403
 
 
 async def test_rollback_is_checked_against_todays_profile(client, policy_kind):
     await _tenant(client, countries=())  # no country yet: only PCI DSS applies
-    app = {"entities": {"lead": {"fields": {"name": {"type": "string",
-                                                      "classification": "pii"}}}}}
+    app = {"entities": {"lead": {"fields": {"name": {"type": "string", "classification": "pii"}}}}}
     await make_app(client, "acme", "crm", app)
     assert (await client.post("/api/t/acme/apps/crm/publish", json={})).status_code == 201
     app["entities"]["lead"]["retention"] = {"days": 365}
@@ -250,13 +306,23 @@ async def test_rollback_is_checked_against_todays_profile(client, policy_kind):
 
 async def test_fix_can_classify_suggested_fields(client):
     await _tenant(client, countries=("SG",))
-    await make_app(client, "acme", "crm", {"entities": {"lead": {"fields": {
-        "email": {"type": "email"}, "card_number": {"type": "string"}}}}})
-    r = await client.post("/api/t/acme/apps/crm/compliance/fix",
-                          json={"apply": True, "classify": True})
+    await make_app(
+        client,
+        "acme",
+        "crm",
+        {
+            "entities": {
+                "lead": {"fields": {"email": {"type": "email"}, "card_number": {"type": "string"}}}
+            }
+        },
+    )
+    r = await client.post(
+        "/api/t/acme/apps/crm/compliance/fix", json={"apply": True, "classify": True}
+    )
     assert r.status_code == 200, r.text
-    fields = (await client.get("/api/t/acme/apps/crm/draft")).json()[
-        "definition"]["entities"]["lead"]["fields"]
+    fields = (await client.get("/api/t/acme/apps/crm/draft")).json()["definition"]["entities"][
+        "lead"
+    ]["fields"]
     assert fields["email"]["classification"] == "pii"
     assert fields["card_number"]["classification"] == "pci.pan"
     # classifying revealed card data; the next fix protects it

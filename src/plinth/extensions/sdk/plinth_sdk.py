@@ -31,9 +31,11 @@ class CapabilityError(Exception):
 
 def action(name):
     """Register `fn(input: dict) -> dict` as the action `name`."""
+
     def register(fn):
         _ACTIONS[name] = fn
         return fn
+
     return register
 
 

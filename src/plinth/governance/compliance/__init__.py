@@ -14,5 +14,14 @@ from plinth.metadata.kinds import add_check
 
 add_check("entity", check_compliance_keys)
 
-__all__ = ["Finding", "Outcome", "Pack", "Rule", "Violation", "Waiver", "mask", "suggest",
-           "suggestions"]
+__all__ = [
+    "Finding",
+    "Outcome",
+    "Pack",
+    "Rule",
+    "Violation",
+    "Waiver",
+    "mask",
+    "suggest",
+    "suggestions",
+]

@@ -11,17 +11,27 @@ from typing import Any
 
 # (pattern on the field name, suggested class); first match wins, so specific before general.
 _SUGGESTIONS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p), cls) for p, cls in [
+    (re.compile(p), cls)
+    for p, cls in [
         (r"(^|_)(cvv|cvc|cvv2|cvc2|cid|pin|pin_block|track_?data|track[12])($|_)", "pci.sad"),
         (r"(^|_)(card_?number|pan|credit_?card|cc_?number)($|_)", "pci.pan"),
         (r"(^|_)(password|passwd|secret|api_?key|token|private_?key)($|_)", "credential"),
-        (r"(^|_)(health|medical|diagnosis|religion|ethnic|ethnicity|race|sexual|biometric|"
-         r"genetic|disability|political|union_membership)", "pii.sensitive"),
-        (r"(^|_)(iban|bic|swift|account_?number|bank_?account|routing_?number|salary|"
-         r"income)($|_)", "financial"),
-        (r"(^|_)(date_of_birth|birth_?date|dob|passport|national_?id|ssn|tax_?id|"
-         r"driving_?licen[cs]e|email|e_?mail|phone|mobile|full_?name|first_?name|last_?name|"
-         r"surname|address|postcode|zip_?code|ip_?address)($|_)", "pii"),
+        (
+            r"(^|_)(health|medical|diagnosis|religion|ethnic|ethnicity|race|sexual|biometric|"
+            r"genetic|disability|political|union_membership)",
+            "pii.sensitive",
+        ),
+        (
+            r"(^|_)(iban|bic|swift|account_?number|bank_?account|routing_?number|salary|"
+            r"income)($|_)",
+            "financial",
+        ),
+        (
+            r"(^|_)(date_of_birth|birth_?date|dob|passport|national_?id|ssn|tax_?id|"
+            r"driving_?licen[cs]e|email|e_?mail|phone|mobile|full_?name|first_?name|last_?name|"
+            r"surname|address|postcode|zip_?code|ip_?address)($|_)",
+            "pii",
+        ),
     ]
 ]
 
@@ -45,10 +55,14 @@ def suggestions(definition: dict[str, Any]) -> list[dict[str, str]]:
                 continue  # classified (even as "none") is a person's decision
             cls = suggest(fname, spec)
             if cls:
-                found.append({"path": f"entities.{ename}.fields.{fname}.classification",
-                              "classification": cls,
-                              "message": f"{ename}.{fname} looks like {cls} data; classify it "
-                                         f"(classification: {cls}, or none)"})
+                found.append(
+                    {
+                        "path": f"entities.{ename}.fields.{fname}.classification",
+                        "classification": cls,
+                        "message": f"{ename}.{fname} looks like {cls} data; classify it "
+                        f"(classification: {cls}, or none)",
+                    }
+                )
     return found
 
 

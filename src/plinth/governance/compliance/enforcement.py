@@ -51,8 +51,9 @@ class Protection:
         fields = entity.get("fields", {})
         subject = entity.get("subject", {})
         key = subject.get("key_field")
-        personal = tuple(n for n, f in fields.items()
-                         if f.get("classification", "none") in PERSONAL)
+        personal = tuple(
+            n for n, f in fields.items() if f.get("classification", "none") in PERSONAL
+        )
         return cls(
             encrypt=tuple(n for n, f in fields.items() if f.get("encrypted")),
             mask=tuple(n for n, f in fields.items() if f.get("masked")),
@@ -99,23 +100,38 @@ def check_protection(name: str, doc: dict[str, Any]) -> list[tuple[str, str]]:
             continue
         at = f"entities.{name}.fields.{fname}.encrypted"
         if spec.get("type") not in ENCRYPTABLE:
-            found.append((at, f"{spec.get('type')} fields cannot be encrypted (only "
-                              f"{', '.join(sorted(ENCRYPTABLE))}); store it as text"))
+            found.append(
+                (
+                    at,
+                    f"{spec.get('type')} fields cannot be encrypted (only "
+                    f"{', '.join(sorted(ENCRYPTABLE))}); store it as text",
+                )
+            )
         elif spec.get("unique") or spec.get("index") or "computed" in spec:
-            found.append((at, "an encrypted field cannot be unique, indexed or computed: "
-                              "its ciphertext differs at every write"))
+            found.append(
+                (
+                    at,
+                    "an encrypted field cannot be unique, indexed or computed: "
+                    "its ciphertext differs at every write",
+                )
+            )
     subject = doc.get("subject", {})
     for key in ("key_field", "country_field"):
         ref = subject.get(key)
         if ref and fields.get(ref, {}).get("encrypted"):
-            found.append((f"entities.{name}.subject.{key}",
-                          f"{ref!r} is encrypted, so records cannot be found by it; "
-                          "name a field that is not encrypted"))
+            found.append(
+                (
+                    f"entities.{name}.subject.{key}",
+                    f"{ref!r} is encrypted, so records cannot be found by it; "
+                    "name a field that is not encrypted",
+                )
+            )
     return found
 
 
-def subject_country(entity: dict[str, Any], record: dict[str, Any],
-                    profile: ComplianceProfile) -> str | None:
+def subject_country(
+    entity: dict[str, Any], record: dict[str, Any], profile: ComplianceProfile
+) -> str | None:
     """The data subject's country of a record: its country field, the entity's fixed country,
     else the tenant's default."""
     subject = entity.get("subject", {})
@@ -130,8 +146,11 @@ def retention_due(entity: dict[str, Any], now: datetime) -> tuple[str, datetime,
     rule = entity.get("retention")
     if not rule:
         return None
-    return (rule.get("field", "created_at"), now - timedelta(days=rule["days"]),
-            rule.get("action", "delete"))
+    return (
+        rule.get("field", "created_at"),
+        now - timedelta(days=rule["days"]),
+        rule.get("action", "delete"),
+    )
 
 
 def anonymise(entity: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -163,12 +182,25 @@ def summary(definition: dict[str, Any]) -> dict[str, Any]:
             subjects[name] = p.key_field
         if entity.get("retention"):
             rule = entity["retention"]
-            retention.append({"entity": name, "days": rule["days"],
-                              "action": rule.get("action", "delete"),
-                              "field": rule.get("field", "created_at")})
+            retention.append(
+                {
+                    "entity": name,
+                    "days": rule["days"],
+                    "action": rule.get("action", "delete"),
+                    "field": rule.get("field", "created_at"),
+                }
+            )
     scheduled = sorted(
-        name for name, wf in definition.get("workflows", {}).items()
+        name
+        for name, wf in definition.get("workflows", {}).items()
         if any(s.get("type") == "schedule" for s in wf.get("start", []))
-        and any(n.get("type") == "retention" for n in wf.get("nodes", {}).values()))
-    return {"encrypted": encrypted, "masked": masked, "audit_reads": audited,
-            "subjects": subjects, "retention": retention, "retention_workflows": scheduled}
+        and any(n.get("type") == "retention" for n in wf.get("nodes", {}).values())
+    )
+    return {
+        "encrypted": encrypted,
+        "masked": masked,
+        "audit_reads": audited,
+        "subjects": subjects,
+        "retention": retention,
+        "retention_workflows": scheduled,
+    }

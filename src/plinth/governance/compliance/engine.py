@@ -27,12 +27,17 @@ def _checkable(rule: Rule) -> bool:
 
 
 def _run_pack(pack: Pack, ctx: CheckContext) -> list[tuple[Rule, Finding]]:
-    return [(rule, finding) for rule in pack.rules if _checkable(rule)
-            for finding in rule.check(ctx)]
+    return [
+        (rule, finding) for rule in pack.rules if _checkable(rule) for finding in rule.check(ctx)
+    ]
 
 
-def _outcome(packs: list[Pack], results: list[list[tuple[Rule, Finding]]],
-             waivers: Iterable[Waiver], now: datetime) -> Outcome:
+def _outcome(
+    packs: list[Pack],
+    results: list[list[tuple[Rule, Finding]]],
+    waivers: Iterable[Waiver],
+    now: datetime,
+) -> Outcome:
     waivers = list(waivers)
     outcome = Outcome(packs=[p.id for p in packs])
     for pack, found in zip(packs, results, strict=True):
@@ -43,23 +48,39 @@ def _outcome(packs: list[Pack], results: list[list[tuple[Rule, Finding]]],
                 outcome.unchecked.add(rule.id)
         for rule, finding in found:
             waiver = next((w.id for w in waivers if w.covers(rule.id, finding.path, now)), None)
-            outcome.violations.append(Violation(
-                rule.id, pack.id, rule.severity, rule.reference, finding.path, finding.message,
-                finding.patch, waiver))
+            outcome.violations.append(
+                Violation(
+                    rule.id,
+                    pack.id,
+                    rule.severity,
+                    rule.reference,
+                    finding.path,
+                    finding.message,
+                    finding.patch,
+                    waiver,
+                )
+            )
     return outcome
 
 
-def evaluate(packs: list[Pack], ctx: CheckContext, waivers: Iterable[Waiver] = (),
-             now: datetime | None = None) -> Outcome:
+def evaluate(
+    packs: list[Pack],
+    ctx: CheckContext,
+    waivers: Iterable[Waiver] = (),
+    now: datetime | None = None,
+) -> Outcome:
     """Check synchronously (for tests, the CLI and reports)."""
     from plinth.db import utcnow
 
     return _outcome(packs, [_run_pack(p, ctx) for p in packs], waivers, now or utcnow())
 
 
-async def evaluate_parallel(packs: list[Pack], ctx: CheckContext,
-                            waivers: Iterable[Waiver] = (),
-                            now: datetime | None = None) -> Outcome:
+async def evaluate_parallel(
+    packs: list[Pack],
+    ctx: CheckContext,
+    waivers: Iterable[Waiver] = (),
+    now: datetime | None = None,
+) -> Outcome:
     """Check with each pack in its own thread, gathered."""
     from plinth.db import utcnow
 

@@ -30,8 +30,9 @@ UNMASK = "field.unmask"
 
 
 class RecordGuard:
-    def __init__(self, keys: FieldKeys, regions: Regions, authorizer: Callable[[], Any],
-                 events: EventBus) -> None:
+    def __init__(
+        self, keys: FieldKeys, regions: Regions, authorizer: Callable[[], Any], events: EventBus
+    ) -> None:
         self.keys = keys
         self.regions = regions
         self._authorizer = authorizer
@@ -39,16 +40,24 @@ class RecordGuard:
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def seal(self, tenant: Tenant, app: str, ent: Any, rows: list[dict[str, Any]],
-                   many: bool = False) -> list[dict[str, Any]]:
+    async def seal(
+        self, tenant: Tenant, app: str, ent: Any, rows: list[dict[str, Any]], many: bool = False
+    ) -> list[dict[str, Any]]:
         """The rows as stored: residency checked, encrypted fields sealed (rows have ids)."""
         p = ent.protection
         if p.holds_personal:
             self.check_residency(tenant, ent, rows, many)
         return await self.encrypt(tenant, app, ent, rows)
 
-    async def encrypt(self, tenant: Tenant, app: str, ent: Any, rows: list[dict[str, Any]],
-                      *, stored: bool = False) -> list[dict[str, Any]]:
+    async def encrypt(
+        self,
+        tenant: Tenant,
+        app: str,
+        ent: Any,
+        rows: list[dict[str, Any]],
+        *,
+        stored: bool = False,
+    ) -> list[dict[str, Any]]:
         """The rows with every encrypted field sealed with its subject's key. A client's
         value is always sealed, even one that looks sealed; `stored` rows (read back from
         the table) keep the values that already are."""
@@ -67,46 +76,66 @@ class RecordGuard:
             out.append(sealed)
         return out
 
-    def check_residency(self, tenant: Tenant, ent: Any, rows: list[dict[str, Any]],
-                        many: bool = False) -> None:
+    def check_residency(
+        self, tenant: Tenant, ent: Any, rows: list[dict[str, Any]], many: bool = False
+    ) -> None:
         """Each row's subject may be stored where this tenant's data lives, or refused."""
         p = ent.protection
         profile = parse_profile(tenant.settings.get("compliance"))
         home = self.regions.home(tenant)
         for i, row in enumerate(rows):
-            country = ((row.get(p.country_field) if p.country_field else None)
-                       or p.fixed_country or profile.default_country)
+            country = (
+                (row.get(p.country_field) if p.country_field else None)
+                or p.fixed_country
+                or profile.default_country
+            )
             field = p.country_field or "country"
             path = f"[{i}].{field}" if many else field
             try:
                 region = self.regions.region_for(tenant, country)
             except ResidencyRefused as exc:
-                raise ResidencyRefused(exc.detail, path=path, extra={
-                    **exc.extra, "field": field, "entity": ent.name}) from None
+                raise ResidencyRefused(
+                    exc.detail, path=path, extra={**exc.extra, "field": field, "entity": ent.name}
+                ) from None
             if region.name != home.name:
                 raise ResidencyRefused(
                     f"Personal data of a subject from {country} must be stored in region "
                     f"{region.name} ({region.location}), but this tenant's data lives in "
                     f"{home.name} ({home.location}); record it in a tenant homed there",
-                    path=path, extra={"country": country, "field": field,
-                                      "entity": ent.name, "region": region.name})
+                    path=path,
+                    extra={
+                        "country": country,
+                        "field": field,
+                        "entity": ent.name,
+                        "region": region.name,
+                    },
+                )
 
-    def keep_masked(self, principal: Any, tenant: Tenant, app: str, ent: Any,
-                    before: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    def keep_masked(
+        self,
+        principal: Any,
+        tenant: Tenant,
+        app: str,
+        ent: Any,
+        before: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> dict[str, Any]:
         """A client that was shown `****1234` and sends it back does not overwrite the value."""
         p = ent.protection
         out = dict(changes)
         for name in p.mask:
-            if (name in out and before.get(name) is not None
-                    and not self.may_unmask(principal, tenant, app, ent.name, name)
-                    and out[name] == mask(before[name], ent.fields[name])):
+            if (
+                name in out
+                and before.get(name) is not None
+                and not self.may_unmask(principal, tenant, app, ent.name, name)
+                and out[name] == mask(before[name], ent.fields[name])
+            ):
                 out[name] = before[name]  # (a PUT replaces every field: keep, not drop)
         return out
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def open(self, tenant: Tenant, app: str, ent: Any,
-                   records: list[dict[str, Any]]) -> None:
+    async def open(self, tenant: Tenant, app: str, ent: Any, records: list[dict[str, Any]]) -> None:
         """Decrypt sealed fields in place (a value whose key was destroyed becomes null)."""
         p = ent.protection
         if not p.encrypt:
@@ -120,20 +149,30 @@ class RecordGuard:
                 plain = await self.keys.open(tenant.id, value, aad)
                 rec[name] = None if plain is None else decode(plain)
 
-    def may_unmask(self, principal: Any, tenant: Tenant, app: str, entity: str,
-                   name: str) -> bool:
-        decision = self._authorizer().decide(principal, UNMASK, Resource(
-            "field", f"{entity}.{name}", tenant_id=tenant.id,
-            attrs={"app": app, "entity": entity, "name": name}))
+    def may_unmask(self, principal: Any, tenant: Tenant, app: str, entity: str, name: str) -> bool:
+        decision = self._authorizer().decide(
+            principal,
+            UNMASK,
+            Resource(
+                "field",
+                f"{entity}.{name}",
+                tenant_id=tenant.id,
+                attrs={"app": app, "entity": entity, "name": name},
+            ),
+        )
         return bool(decision.allowed)
 
     def masked_for(self, principal: Any, tenant: Tenant, app: str, ent: Any) -> set[str]:
         """The masked fields this caller may not unmask (they see `****1234`)."""
-        return {n for n in ent.protection.mask
-                if not self.may_unmask(principal, tenant, app, ent.name, n)}
+        return {
+            n
+            for n in ent.protection.mask
+            if not self.may_unmask(principal, tenant, app, ent.name, n)
+        }
 
-    async def present(self, principal: Any, tenant: Tenant, app: str, ent: Any,
-                      records: list[dict[str, Any]]) -> None:
+    async def present(
+        self, principal: Any, tenant: Tenant, app: str, ent: Any, records: list[dict[str, Any]]
+    ) -> None:
         """Mask what the caller may not see in full; audit reads where the entity asks."""
         p = ent.protection
         if p.mask and records:
@@ -144,9 +183,19 @@ class RecordGuard:
                         rec[name] = mask(rec[name], ent.fields[name])
         if p.audit_reads and records:
             ids = [str(r["id"]) for r in records]
-            await self.events.publish(Event("compliance.read", tenant.id, {
-                "app": app, "entity": ent.name, "ids": ids[:100], "count": len(ids),
-                "by": principal.audit_name()}))
+            await self.events.publish(
+                Event(
+                    "compliance.read",
+                    tenant.id,
+                    {
+                        "app": app,
+                        "entity": ent.name,
+                        "ids": ids[:100],
+                        "count": len(ids),
+                        "by": principal.audit_name(),
+                    },
+                )
+            )
 
     @staticmethod
     def redact(ent: Any, record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -154,6 +203,7 @@ class RecordGuard:
         p = ent.protection
         if record is None or not p.encrypt:
             return record
-        return {k: (mask(v, ent.fields[k]) if k in p.encrypt and v is not None else v)
-                for k, v in record.items()}
-
+        return {
+            k: (mask(v, ent.fields[k]) if k in p.encrypt and v is not None else v)
+            for k, v in record.items()
+        }

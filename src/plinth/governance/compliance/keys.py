@@ -55,7 +55,7 @@ def is_sealed(value: Any) -> bool:
 
 def ref_of(value: str) -> str:
     """The subject ref a sealed value names."""
-    return value[len(PREFIX):].split(".", 1)[0]
+    return value[len(PREFIX) :].split(".", 1)[0]
 
 
 class FieldKeys:
@@ -102,18 +102,26 @@ class FieldKeys:
     @staticmethod
     async def _active(conn: AsyncConnection, tenant_id: str) -> Any:
         t = store.tenant_keys
-        return (await conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id,
-                                                      t.c.active.is_(True)))).first()
+        return (
+            await conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id, t.c.active.is_(True)))
+        ).first()
 
-    async def _create_tenant_key(self, conn: AsyncConnection, tenant_id: str, version: int,
-                                 salt: bytes) -> bytes:
+    async def _create_tenant_key(
+        self, conn: AsyncConnection, tenant_id: str, version: int, salt: bytes
+    ) -> bytes:
         master = self._master()
         kek = envelope.new_key()
-        await conn.execute(store.tenant_keys.insert().values(
-            tenant_id=tenant_id, version=version,
-            wrapped=envelope.seal(master, kek, _kek_aad(tenant_id)),
-            salt=envelope.seal(master, salt, _salt_aad(tenant_id)),
-            master_id=_master_id(master), active=True, created_at=utcnow()))
+        await conn.execute(
+            store.tenant_keys.insert().values(
+                tenant_id=tenant_id,
+                version=version,
+                wrapped=envelope.seal(master, kek, _kek_aad(tenant_id)),
+                salt=envelope.seal(master, salt, _salt_aad(tenant_id)),
+                master_id=_master_id(master),
+                active=True,
+                created_at=utcnow(),
+            )
+        )
         return kek
 
     @staticmethod
@@ -121,9 +129,10 @@ class FieldKeys:
         try:
             return envelope.open_sealed(key, blob, aad)
         except envelope.InvalidTag as exc:
-            raise Unavailable("A field-encryption key does not open with the configured "
-                              "master key; was the master key changed without rotating?"
-                              ) from exc
+            raise Unavailable(
+                "A field-encryption key does not open with the configured "
+                "master key; was the master key changed without rotating?"
+            ) from exc
 
     # -- subjects ---------------------------------------------------------------------------
 
@@ -146,8 +155,11 @@ class FieldKeys:
         t = store.subject_keys
         for _ in range(3):
             async with self.db.read() as conn:
-                row = (await conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id,
-                                                             t.c.ref == ref))).first()
+                row = (
+                    await conn.execute(
+                        sa.select(t).where(t.c.tenant_id == tenant_id, t.c.ref == ref)
+                    )
+                ).first()
             if row is not None:
                 if hit is not None:  # the key of a subject never changes, only its wrapping
                     key = hit[1]
@@ -166,8 +178,10 @@ class FieldKeys:
                 break
             self.forget(tenant_id)  # the cached tenant key was rotated away: use the new one
         else:
-            raise Unavailable("The field-encryption key of a subject could not be made while "
-                              "the tenant key was rotating; retry the write")
+            raise Unavailable(
+                "The field-encryption key of a subject could not be made while "
+                "the tenant key was rotating; retry the write"
+            )
         if len(self._subjects) > 100_000:
             self._subjects.clear()
         self._subjects[(tenant_id, ref)] = (time.monotonic(), key)
@@ -181,16 +195,26 @@ class FieldKeys:
         version, kek, _ = await self._tenant_key(tenant_id)
         tk = store.tenant_keys
         async with self.db.transaction() as conn:
-            active = (await conn.execute(
-                sa.select(tk.c.version).where(tk.c.tenant_id == tenant_id,
-                                              tk.c.version == version, tk.c.active.is_(True))
-                .with_for_update(read=True))).first()
+            active = (
+                await conn.execute(
+                    sa.select(tk.c.version)
+                    .where(
+                        tk.c.tenant_id == tenant_id, tk.c.version == version, tk.c.active.is_(True)
+                    )
+                    .with_for_update(read=True)
+                )
+            ).first()
             if active is None:
                 return False
-            await conn.execute(store.subject_keys.insert().values(
-                tenant_id=tenant_id, ref=ref, key_version=version,
-                wrapped=envelope.seal(kek, key, _subject_aad(tenant_id, ref)),
-                created_at=utcnow()))
+            await conn.execute(
+                store.subject_keys.insert().values(
+                    tenant_id=tenant_id,
+                    ref=ref,
+                    key_version=version,
+                    wrapped=envelope.seal(kek, key, _subject_aad(tenant_id, ref)),
+                    created_at=utcnow(),
+                )
+            )
         return True
 
     async def _kek(self, tenant_id: str, version: int) -> bytes:
@@ -204,8 +228,11 @@ class FieldKeys:
             return kek
         tk = store.tenant_keys
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(tk).where(tk.c.tenant_id == tenant_id,
-                                                          tk.c.version == version))).first()
+            row = (
+                await conn.execute(
+                    sa.select(tk).where(tk.c.tenant_id == tenant_id, tk.c.version == version)
+                )
+            ).first()
         if row is None:
             raise Unavailable("A subject key is wrapped by a tenant key that no longer exists")
         return self._open(self._master(), row.wrapped, _kek_aad(tenant_id))
@@ -217,8 +244,9 @@ class FieldKeys:
             return 0
         t = store.subject_keys
         async with self.db.transaction() as conn:
-            result = await conn.execute(t.delete().where(t.c.tenant_id == tenant_id,
-                                                         t.c.ref.in_(refs)))
+            result = await conn.execute(
+                t.delete().where(t.c.tenant_id == tenant_id, t.c.ref.in_(refs))
+            )
         for ref in refs:
             self._subjects.pop((tenant_id, ref), None)
         return int(result.rowcount or 0)
@@ -233,15 +261,16 @@ class FieldKeys:
 
     async def open(self, tenant_id: str, value: str, aad: bytes) -> bytes | None:
         """The plaintext of a sealed value; None when its subject's key was destroyed."""
-        ref, _, body = value[len(PREFIX):].partition(".")
+        ref, _, body = value[len(PREFIX) :].partition(".")
         key = await self.subject_key(tenant_id, ref, create=False)
         if key is None:
             return None
         try:
             return envelope.open_sealed(key, base64.urlsafe_b64decode(body.encode()), aad)
         except (envelope.InvalidTag, ValueError) as exc:
-            raise Unavailable("An encrypted field failed its integrity check (was it copied "
-                              "from another record?)") from exc
+            raise Unavailable(
+                "An encrypted field failed its integrity check (was it copied from another record?)"
+            ) from exc
 
     # -- rotation ---------------------------------------------------------------------------
 
@@ -253,12 +282,16 @@ class FieldKeys:
             # Locking the tenant key rows serializes rotation with subject-key inserts
             # (`_insert_subject`) and with other rotations on PostgreSQL; SQLite writers are
             # serialized by BEGIN IMMEDIATE.
-            rows = (await conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id)
-                                       .with_for_update())).all()
+            rows = (
+                await conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id).with_for_update())
+            ).all()
             old = {r.version: self._open(master, r.wrapped, _kek_aad(tenant_id)) for r in rows}
             active = next((r for r in rows if r.active), None)
-            salt = (self._open(master, active.salt, _salt_aad(tenant_id)) if active
-                    else envelope.new_key())  # the salt names subjects: it never changes
+            salt = (
+                self._open(master, active.salt, _salt_aad(tenant_id))
+                if active
+                else envelope.new_key()
+            )  # the salt names subjects: it never changes
             version = max(old, default=0) + 1
             await conn.execute(t.update().where(t.c.tenant_id == tenant_id).values(active=False))
             kek = await self._create_tenant_key(conn, tenant_id, version, salt)
@@ -268,18 +301,26 @@ class FieldKeys:
                     continue
                 aad = _subject_aad(tenant_id, row.ref)
                 key = self._open(old[row.key_version], row.wrapped, aad)
-                await conn.execute(s.update().where(s.c.tenant_id == tenant_id,
-                                                    s.c.ref == row.ref).values(
-                    key_version=version, wrapped=envelope.seal(kek, key, aad)))
+                await conn.execute(
+                    s.update()
+                    .where(s.c.tenant_id == tenant_id, s.c.ref == row.ref)
+                    .values(key_version=version, wrapped=envelope.seal(kek, key, aad))
+                )
                 moved += 1
             # An old tenant key goes only once no subject key is wrapped by it.
-            await conn.execute(t.delete().where(
-                t.c.tenant_id == tenant_id, t.c.version != version,
-                ~sa.exists().where(s.c.tenant_id == tenant_id,
-                                   s.c.key_version == t.c.version)))
+            await conn.execute(
+                t.delete().where(
+                    t.c.tenant_id == tenant_id,
+                    t.c.version != version,
+                    ~sa.exists().where(s.c.tenant_id == tenant_id, s.c.key_version == t.c.version),
+                )
+            )
         self.forget(tenant_id)
-        return {"version": version, "previous": active.version if active else 0,
-                "subject_keys": moved}
+        return {
+            "version": version,
+            "previous": active.version if active else 0,
+            "subject_keys": moved,
+        }
 
     async def rewrap_master(self, conn: AsyncConnection, old: bytes, new: bytes) -> int:
         """Re-wrap every tenant key with a new master key (inside the vault's rotation)."""
@@ -288,10 +329,14 @@ class FieldKeys:
         for row in rows:
             kek = self._open(old, row.wrapped, _kek_aad(row.tenant_id))
             salt = self._open(old, row.salt, _salt_aad(row.tenant_id))
-            await conn.execute(t.update().where(t.c.tenant_id == row.tenant_id,
-                                                t.c.version == row.version).values(
-                wrapped=envelope.seal(new, kek, _kek_aad(row.tenant_id)),
-                salt=envelope.seal(new, salt, _salt_aad(row.tenant_id)),
-                master_id=_master_id(new)))
+            await conn.execute(
+                t.update()
+                .where(t.c.tenant_id == row.tenant_id, t.c.version == row.version)
+                .values(
+                    wrapped=envelope.seal(new, kek, _kek_aad(row.tenant_id)),
+                    salt=envelope.seal(new, salt, _salt_aad(row.tenant_id)),
+                    master_id=_master_id(new),
+                )
+            )
         self._tenant.clear()
         return len(rows)

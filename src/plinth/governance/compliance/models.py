@@ -74,9 +74,16 @@ class Violation:
     waiver: str | None = None  # id of the waiver that covers it
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "pack": self.pack, "severity": self.severity,
-                "reference": self.reference, "path": self.path, "message": self.message,
-                "remediation": list(self.patch), "waived_by": self.waiver}
+        return {
+            "rule": self.rule,
+            "pack": self.pack,
+            "severity": self.severity,
+            "reference": self.reference,
+            "path": self.path,
+            "message": self.message,
+            "remediation": list(self.patch),
+            "waived_by": self.waiver,
+        }
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,16 @@ class Waiver:
         return self.path is None or path == self.path or path.startswith(self.path + ".")
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "app": self.app, "rule": self.rule, "path": self.path,
-                "reason": self.reason, "by": self.by, "until": self.until.isoformat(),
-                "created_at": self.created_at.isoformat()}
+        return {
+            "id": self.id,
+            "app": self.app,
+            "rule": self.rule,
+            "path": self.path,
+            "reason": self.reason,
+            "by": self.by,
+            "until": self.until.isoformat(),
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 @dataclass

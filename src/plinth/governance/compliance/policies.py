@@ -27,9 +27,11 @@ def policy_mentions(policies: dict[str, Any], entity: str) -> bool:
 
 def restricting_policy(name: str) -> dict[str, Any]:
     """A policy document letting only owners and the privacy group read `name` records."""
-    return {"cedar": (
-        f"// Added by plinth compliance fix: {name} holds sensitive personal data;\n"
-        f"// widen it to the teams that need it (e.g. a Group) before publishing.\n"
-        f'forbid (principal, action == Action::"data.read", resource is {name})\n'
-        f'unless {{ principal in Role::"owner" || principal in Group::"privacy" }};\n'
-    )}
+    return {
+        "cedar": (
+            f"// Added by plinth compliance fix: {name} holds sensitive personal data;\n"
+            f"// widen it to the teams that need it (e.g. a Group) before publishing.\n"
+            f'forbid (principal, action == Action::"data.read", resource is {name})\n'
+            f'unless {{ principal in Role::"owner" || principal in Group::"privacy" }};\n'
+        )
+    }

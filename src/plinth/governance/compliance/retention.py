@@ -17,8 +17,9 @@ from plinth.tenancy.models import Tenant
 from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
 
 
-async def expire(maintenance: Any, tenant: Tenant, app: str, now: datetime, by: str
-                 ) -> list[dict[str, Any]]:
+async def expire(
+    maintenance: Any, tenant: Tenant, app: str, now: datetime, by: str
+) -> list[dict[str, Any]]:
     """Delete or anonymise the expired records of every entity of `app` with a rule."""
     done = []
     for name, ent in (await maintenance.entities(tenant, app)).items():
@@ -29,8 +30,15 @@ async def expire(maintenance: Any, tenant: Tenant, app: str, now: datetime, by: 
         fields = anonymised_fields(ent.doc) if action == "anonymise" else ()
         ids = await maintenance.expired(tenant, app, name, column, cutoff, fields)
         counts = await maintenance.remove(tenant, app, name, ids, action, fields, by)
-        done.append({"entity": name, "action": action, "field": column,
-                     "cutoff": cutoff.isoformat(), **counts})
+        done.append(
+            {
+                "entity": name,
+                "action": action,
+                "field": column,
+                "cutoff": cutoff.isoformat(),
+                **counts,
+            }
+        )
     return done
 
 
@@ -41,8 +49,13 @@ class RetentionStep(Base):
 
     def check(self, spec: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
         if not any(e.get("retention") for e in definition.get("entities", {}).values()):
-            return [Fault(path, "no entity of this app declares `retention`; the node would "
-                          "do nothing", "no_retention")]
+            return [
+                Fault(
+                    path,
+                    "no entity of this app declares `retention`; the node would do nothing",
+                    "no_retention",
+                )
+            ]
         return []
 
     async def run(self, ctx: StepContext) -> Outcome:
@@ -50,7 +63,8 @@ class RetentionStep(Base):
 
         async def call(key: str) -> Any:
             return await compliance.run_retention(  # type: ignore[union-attr]
-                ctx.tenant, ctx.instance["app"], by=ctx.principal.audit_name())
+                ctx.tenant, ctx.instance["app"], by=ctx.principal.audit_name()
+            )
 
         result = await ctx.effect(call)
         return Outcome(next=follow(ctx.spec), output=result)

@@ -25,8 +25,11 @@ DEFAULT_RETENTION_DAYS = 3650  # insurers keep claim files about ten years (limi
 
 def classes_of(entity: dict[str, Any]) -> dict[str, str]:
     """field name -> data class, for the classified fields of an entity."""
-    return {name: spec["classification"] for name, spec in entity.get("fields", {}).items()
-            if spec.get("classification", "none") != "none"}
+    return {
+        name: spec["classification"]
+        for name, spec in entity.get("fields", {}).items()
+        if spec.get("classification", "none") != "none"
+    }
 
 
 def _holding(ctx: CheckContext, classes: Iterable[str]) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -42,16 +45,25 @@ def rule(id: str, title: str, severity: Severity, reference: str, check: Check) 
 
 # -- retention (storage limitation) -----------------------------------------------------------
 
+
 def retention(days: int = DEFAULT_RETENTION_DAYS, classes: frozenset[str] = PERSONAL) -> Check:
     """Entities holding these classes declare how long their records are kept."""
 
     def check(ctx: CheckContext) -> list[Finding]:
         return [
-            Finding(f"entities.{name}.retention",
-                    f"{name} holds personal data but declares no retention period",
-                    ({"op": "add", "path": f"/entities/{name}/retention",
-                      "value": {"days": days, "action": "anonymise", "field": "created_at"}},))
-            for name, entity in _holding(ctx, classes) if "retention" not in entity
+            Finding(
+                f"entities.{name}.retention",
+                f"{name} holds personal data but declares no retention period",
+                (
+                    {
+                        "op": "add",
+                        "path": f"/entities/{name}/retention",
+                        "value": {"days": days, "action": "anonymise", "field": "created_at"},
+                    },
+                ),
+            )
+            for name, entity in _holding(ctx, classes)
+            if "retention" not in entity
         ]
 
     return check
@@ -59,22 +71,27 @@ def retention(days: int = DEFAULT_RETENTION_DAYS, classes: frozenset[str] = PERS
 
 # -- lawful basis ------------------------------------------------------------------------------
 
+
 def lawful_basis(classes: frozenset[str] = SENSITIVE) -> Check:
     """Entities holding these classes name the lawful basis of processing (no automatic fix:
     choosing a legal ground is a decision for a person)."""
 
     def check(ctx: CheckContext) -> list[Finding]:
         return [
-            Finding(f"entities.{name}.lawful_basis",
-                    f"{name} holds {', '.join(sorted(set(classes_of(entity).values()) & classes))}"
-                    " data but names no lawful basis")
-            for name, entity in _holding(ctx, classes) if not entity.get("lawful_basis")
+            Finding(
+                f"entities.{name}.lawful_basis",
+                f"{name} holds {', '.join(sorted(set(classes_of(entity).values()) & classes))}"
+                " data but names no lawful basis",
+            )
+            for name, entity in _holding(ctx, classes)
+            if not entity.get("lawful_basis")
         ]
 
     return check
 
 
 # -- restricted reads --------------------------------------------------------------------------
+
 
 def restricted_reads(classes: frozenset[str] = SENSITIVE) -> Check:
     """Entities holding these classes have a policy restricting who reads them."""
@@ -86,14 +103,28 @@ def restricted_reads(classes: frozenset[str] = SENSITIVE) -> Check:
                 continue
             ops: tuple[dict[str, Any], ...] = ()
             if "policies" in ctx.definition:
-                ops = ({"op": "add", "path": f"/policies/{name}_restricted_read",
-                        "value": restricting_policy(name)},)
+                ops = (
+                    {
+                        "op": "add",
+                        "path": f"/policies/{name}_restricted_read",
+                        "value": restricting_policy(name),
+                    },
+                )
             else:
-                ops = ({"op": "add", "path": "/policies",
-                        "value": {f"{name}_restricted_read": restricting_policy(name)}},)
-            found.append(Finding(f"entities.{name}",
-                                 f"{name} holds sensitive data but no policy restricts who "
-                                 "reads it", ops))
+                ops = (
+                    {
+                        "op": "add",
+                        "path": "/policies",
+                        "value": {f"{name}_restricted_read": restricting_policy(name)},
+                    },
+                )
+            found.append(
+                Finding(
+                    f"entities.{name}",
+                    f"{name} holds sensitive data but no policy restricts who reads it",
+                    ops,
+                )
+            )
         return found
 
     # Without governance's policy kind an app cannot hold a policy: the engine reports the
@@ -104,13 +135,17 @@ def restricted_reads(classes: frozenset[str] = SENSITIVE) -> Check:
 
 # -- audit of reads ----------------------------------------------------------------------------
 
+
 def audited_reads(classes: frozenset[str] = SENSITIVE) -> Check:
     def check(ctx: CheckContext) -> list[Finding]:
         return [
-            Finding(f"entities.{name}.audit_reads",
-                    f"reads of {name} (sensitive data) are not audited",
-                    ({"op": "add", "path": f"/entities/{name}/audit_reads", "value": True},))
-            for name, entity in _holding(ctx, classes) if entity.get("audit_reads") is not True
+            Finding(
+                f"entities.{name}.audit_reads",
+                f"reads of {name} (sensitive data) are not audited",
+                ({"op": "add", "path": f"/entities/{name}/audit_reads", "value": True},),
+            )
+            for name, entity in _holding(ctx, classes)
+            if entity.get("audit_reads") is not True
         ]
 
     return check
@@ -118,8 +153,10 @@ def audited_reads(classes: frozenset[str] = SENSITIVE) -> Check:
 
 # -- field protection --------------------------------------------------------------------------
 
-def protected_fields(classes: frozenset[str], *, encrypted: bool = True,
-                     masked: bool = False) -> Check:
+
+def protected_fields(
+    classes: frozenset[str], *, encrypted: bool = True, masked: bool = False
+) -> Check:
     """Fields of these classes are encrypted at rest (and masked in responses)."""
     wanted = {"encrypted": encrypted, "masked": masked}
 
@@ -132,11 +169,20 @@ def protected_fields(classes: frozenset[str], *, encrypted: bool = True,
                 spec = entity["fields"][fname]
                 missing = [k for k, on in wanted.items() if on and spec.get(k) is not True]
                 if missing:
-                    found.append(Finding(
-                        f"entities.{ename}.fields.{fname}",
-                        f"{cls} field {ename}.{fname} must be {' and '.join(missing)}",
-                        tuple({"op": "add", "path": f"/entities/{ename}/fields/{fname}/{k}",
-                               "value": True} for k in missing)))
+                    found.append(
+                        Finding(
+                            f"entities.{ename}.fields.{fname}",
+                            f"{cls} field {ename}.{fname} must be {' and '.join(missing)}",
+                            tuple(
+                                {
+                                    "op": "add",
+                                    "path": f"/entities/{ename}/fields/{fname}/{k}",
+                                    "value": True,
+                                }
+                                for k in missing
+                            ),
+                        )
+                    )
         return found
 
     return check
@@ -147,17 +193,21 @@ def never_stored(classes: frozenset[str]) -> Check:
 
     def check(ctx: CheckContext) -> list[Finding]:
         return [
-            Finding(f"entities.{ename}.fields.{fname}",
-                    f"{ename}.{fname} is {cls} data, which must never be stored",
-                    ({"op": "remove", "path": f"/entities/{ename}/fields/{fname}"},))
+            Finding(
+                f"entities.{ename}.fields.{fname}",
+                f"{ename}.{fname} is {cls} data, which must never be stored",
+                ({"op": "remove", "path": f"/entities/{ename}/fields/{fname}"},),
+            )
             for ename, entity in ctx.entities().items()
-            for fname, cls in classes_of(entity).items() if cls in classes
+            for fname, cls in classes_of(entity).items()
+            if cls in classes
         ]
 
     return check
 
 
 # -- residency ---------------------------------------------------------------------------------
+
 
 def subject_country(countries: frozenset[str]) -> Check:
     """Where residency depends on the subject's country, personal entities must say it."""
@@ -171,15 +221,27 @@ def subject_country(countries: frozenset[str]) -> Check:
             field = subject.get("country_field")
             if subject.get("country") or (field and field in entity.get("fields", {})):
                 continue
-            candidates = [f for f in entity.get("fields", {}) if f in ("country",
-                                                                        "country_code")]
-            ops = ({"op": "add", "path": f"/entities/{name}/subject",
-                    "value": {**entity.get("subject", {}), "country_field": candidates[0]}},
-                   ) if candidates else ()
-            found.append(Finding(f"entities.{name}.subject.country_field",
-                                 f"{name} holds personal data but does not say which field "
-                                 "holds the subject's country, so it cannot be kept in the "
-                                 "right region", ops))
+            candidates = [f for f in entity.get("fields", {}) if f in ("country", "country_code")]
+            ops = (
+                (
+                    {
+                        "op": "add",
+                        "path": f"/entities/{name}/subject",
+                        "value": {**entity.get("subject", {}), "country_field": candidates[0]},
+                    },
+                )
+                if candidates
+                else ()
+            )
+            found.append(
+                Finding(
+                    f"entities.{name}.subject.country_field",
+                    f"{name} holds personal data but does not say which field "
+                    "holds the subject's country, so it cannot be kept in the "
+                    "right region",
+                    ops,
+                )
+            )
         return found
 
     return check
@@ -199,13 +261,15 @@ def residency(countries: frozenset[str]) -> Check:
                 continue
             here = {ctx.locations.get(r) for r in ctx.tenant_regions}
             if not here & set(allowed):
-                found.append(Finding(
-                    "compliance.regions",
-                    f"personal data of subjects in {country} must be stored in "
-                    f"{' or '.join(allowed)}, but the tenant's regions are "
-                    f"{', '.join(ctx.tenant_regions)} "
-                    f"({', '.join(sorted(str(h) for h in here))})"))
+                found.append(
+                    Finding(
+                        "compliance.regions",
+                        f"personal data of subjects in {country} must be stored in "
+                        f"{' or '.join(allowed)}, but the tenant's regions are "
+                        f"{', '.join(ctx.tenant_regions)} "
+                        f"({', '.join(sorted(str(h) for h in here))})",
+                    )
+                )
         return found
 
     return check
-

@@ -33,8 +33,14 @@ MAX_WAIVER_DAYS = 366
 
 
 class ComplianceService:
-    def __init__(self, db: Database, events: EventBus, tenants: TenantService,
-                 metadata: MetadataService, regions: Regions) -> None:
+    def __init__(
+        self,
+        db: Database,
+        events: EventBus,
+        tenants: TenantService,
+        metadata: MetadataService,
+        regions: Regions,
+    ) -> None:
         self.db = db
         self.events = events
         self.tenants = tenants
@@ -69,9 +75,17 @@ class ComplianceService:
             return
         sealed = await self.records.maintenance.seal_stored(tenant, event.data["app"])
         if sealed:
-            await self.events.publish(Event("compliance.sealed", tenant.id, {
-                "app": event.data["app"], "version": event.data.get("version"),
-                "records": sealed}))
+            await self.events.publish(
+                Event(
+                    "compliance.sealed",
+                    tenant.id,
+                    {
+                        "app": event.data["app"],
+                        "version": event.data.get("version"),
+                        "records": sealed,
+                    },
+                )
+            )
 
     def _runtime(self) -> tuple[Any, FieldKeys]:
         if self.records is None or self.keys is None:
@@ -82,71 +96,111 @@ class ComplianceService:
         if app is not None:
             found = await self.metadata.get_app(tenant, app)  # NotFound for an unknown app
             return [app] if found.active_version is not None else []
-        return [a.slug for a in await self.metadata.list_apps(tenant)
-                if a.active_version is not None]
+        return [
+            a.slug for a in await self.metadata.list_apps(tenant) if a.active_version is not None
+        ]
 
     async def rotate_keys(self, tenant: Tenant, by: str | None = None) -> dict[str, Any]:
         """A new tenant field key; every subject key re-wrapped with it (audited)."""
         _, keys = self._runtime()
         result = await keys.rotate(tenant.id)
-        await self.events.publish(Event("compliance.keys_rotated", tenant.id,
-                                        {**result, "by": by}))
+        await self.events.publish(Event("compliance.keys_rotated", tenant.id, {**result, "by": by}))
         return result
 
-    async def run_retention(self, tenant: Tenant, app: str | None = None, *,
-                            now: datetime | None = None, by: str | None = None
-                            ) -> dict[str, Any]:
+    async def run_retention(
+        self,
+        tenant: Tenant,
+        app: str | None = None,
+        *,
+        now: datetime | None = None,
+        by: str | None = None,
+    ) -> dict[str, Any]:
         """Delete or anonymise expired records of the tenant's apps (one audited run)."""
         maintenance, _ = self._runtime()
         at = now or utcnow()
         apps = {}
         for slug in await self._active_apps(tenant, app):
-            apps[slug] = await retention.expire(maintenance, tenant, slug, at,
-                                                by or "compliance.retention")
-        result = {"at": at.isoformat(), "apps": apps,
-                  "deleted": sum(e["deleted"] for v in apps.values() for e in v),
-                  "anonymised": sum(e["anonymised"] for v in apps.values() for e in v)}
-        await self.events.publish(Event("compliance.retention", tenant.id, {**result,
-                                                                            "by": by}))
+            apps[slug] = await retention.expire(
+                maintenance, tenant, slug, at, by or "compliance.retention"
+            )
+        result = {
+            "at": at.isoformat(),
+            "apps": apps,
+            "deleted": sum(e["deleted"] for v in apps.values() for e in v),
+            "anonymised": sum(e["anonymised"] for v in apps.values() for e in v),
+        }
+        await self.events.publish(Event("compliance.retention", tenant.id, {**result, "by": by}))
         return result
 
-    async def _subject(self, tenant: Tenant, subject: str, app: str | None
-                       ) -> tuple[list[subjects.Found], str]:
+    async def _subject(
+        self, tenant: Tenant, subject: str, app: str | None
+    ) -> tuple[list[subjects.Found], str]:
         maintenance, keys = self._runtime()
         if not isinstance(subject, str) or not subject.strip():
-            raise ValidationFailed.of([Fault("subject", "name the subject: the value of the "
-                                             "entities' subject key field (e.g. an e-mail)")])
+            raise ValidationFailed.of(
+                [
+                    Fault(
+                        "subject",
+                        "name the subject: the value of the "
+                        "entities' subject key field (e.g. an e-mail)",
+                    )
+                ]
+            )
         subject = subject.strip()
-        found = [await subjects.collect(maintenance, tenant, slug, subject)
-                 for slug in await self._active_apps(tenant, app)]
+        found = [
+            await subjects.collect(maintenance, tenant, slug, subject)
+            for slug in await self._active_apps(tenant, app)
+        ]
         return found, await keys.ref(tenant.id, f"v:{subject}")
 
-    async def export_subject(self, tenant: Tenant, subject: str, *, app: str | None = None,
-                             by: str | None = None) -> dict[str, Any]:
+    async def export_subject(
+        self, tenant: Tenant, subject: str, *, app: str | None = None, by: str | None = None
+    ) -> dict[str, Any]:
         """Every record of a data subject across the tenant's apps, decrypted (audited)."""
         found, ref = await self._subject(tenant, subject, app)
-        apps = {f.app: {name: list(recs.values()) for name, recs in f.records.items()}
-                for f in found if f.records}
+        apps = {
+            f.app: {name: list(recs.values()) for name, recs in f.records.items()}
+            for f in found
+            if f.records
+        }
         counts = {f.app: {n: len(r) for n, r in f.records.items()} for f in found if f.records}
-        await self.events.publish(Event("compliance.subject_exported", tenant.id, {
-            "subject_ref": ref, "records": counts, "by": by}))
-        return {"tenant": tenant.slug, "subject_ref": ref, "generated_at": utcnow().isoformat(),
-                "records": sum(f.count() for f in found), "apps": apps}
+        await self.events.publish(
+            Event(
+                "compliance.subject_exported",
+                tenant.id,
+                {"subject_ref": ref, "records": counts, "by": by},
+            )
+        )
+        return {
+            "tenant": tenant.slug,
+            "subject_ref": ref,
+            "generated_at": utcnow().isoformat(),
+            "records": sum(f.count() for f in found),
+            "apps": apps,
+        }
 
-    async def erase_subject(self, tenant: Tenant, subject: str, *, app: str | None = None,
-                            by: str | None = None) -> dict[str, Any]:
+    async def erase_subject(
+        self, tenant: Tenant, subject: str, *, app: str | None = None, by: str | None = None
+    ) -> dict[str, Any]:
         """Delete or anonymise every record of a subject, then destroy the subject's keys."""
         maintenance, keys = self._runtime()
         found, ref = await self._subject(tenant, subject, app)
         who = by or "compliance.erasure"
-        done = {f.app: await subjects.erase(maintenance, tenant, f, who)
-                for f in found if f.records}
-        shredded = await keys.destroy(tenant.id, await subjects.refs_of(keys, tenant,
-                                                                        subject.strip(), found))
-        result = {"subject_ref": ref, "records": sum(f.count() for f in found),
-                  "apps": done, "keys_destroyed": shredded}
-        await self.events.publish(Event("compliance.subject_erased", tenant.id,
-                                        {**result, "by": by}))
+        done = {
+            f.app: await subjects.erase(maintenance, tenant, f, who) for f in found if f.records
+        }
+        shredded = await keys.destroy(
+            tenant.id, await subjects.refs_of(keys, tenant, subject.strip(), found)
+        )
+        result = {
+            "subject_ref": ref,
+            "records": sum(f.count() for f in found),
+            "apps": done,
+            "keys_destroyed": shredded,
+        }
+        await self.events.publish(
+            Event("compliance.subject_erased", tenant.id, {**result, "by": by})
+        )
         return result
 
     # -- profile ----------------------------------------------------------------------------
@@ -155,33 +209,53 @@ class ComplianceService:
         """The tenant's compliance profile (empty if it has none)."""
         return parse_profile(tenant.settings.get("compliance"))
 
-    async def set_profile(self, tenant: Tenant, raw: Any, by: str | None = None
-                          ) -> ComplianceProfile:
+    async def set_profile(
+        self, tenant: Tenant, raw: Any, by: str | None = None
+    ) -> ComplianceProfile:
         """Validate and store a tenant's compliance profile."""
         profile = parse_profile(raw)
-        faults = [Fault(f"compliance.jurisdictions[{profile.jurisdictions.index(j)}]",
-                        f"no pack {j!r}; known: {', '.join(pack_registry.all_packs())}",
-                        "unknown_pack") for j in pack_registry.unknown(profile)]
-        faults += [Fault(f"compliance.regions[{i}]", f"no region named {r!r}; configured: "
-                         f"{', '.join(self.regions.regions)}", "unknown_region")
-                   for i, r in enumerate(profile.regions) if r not in self.regions.regions]
+        faults = [
+            Fault(
+                f"compliance.jurisdictions[{profile.jurisdictions.index(j)}]",
+                f"no pack {j!r}; known: {', '.join(pack_registry.all_packs())}",
+                "unknown_pack",
+            )
+            for j in pack_registry.unknown(profile)
+        ]
+        faults += [
+            Fault(
+                f"compliance.regions[{i}]",
+                f"no region named {r!r}; configured: {', '.join(self.regions.regions)}",
+                "unknown_region",
+            )
+            for i, r in enumerate(profile.regions)
+            if r not in self.regions.regions
+        ]
         if faults:
             raise ValidationFailed.of(faults, "compliance profile")
         home = (profile.regions or (tenant.region,))[0]
         if home != self.regions.home(tenant).name and any(
-                a.active_version is not None for a in await self.metadata.list_apps(tenant)):
+            a.active_version is not None for a in await self.metadata.list_apps(tenant)
+        ):
             # App data lives in the home region; moving it is a migration, not a setting.
-            raise Conflict(f"This tenant's app data lives in region "
-                           f"{self.regions.home(tenant).name!r}; keep it first in `regions`",
-                           path="compliance.regions[0]")
+            raise Conflict(
+                f"This tenant's app data lives in region "
+                f"{self.regions.home(tenant).name!r}; keep it first in `regions`",
+                path="compliance.regions[0]",
+            )
         await self.tenants.update_settings(tenant.slug, "compliance", profile.as_dict())
-        await self.events.publish(Event("compliance.profile", tenant.id,
-                                        {"profile": profile.as_dict(), "by": by}))
+        await self.events.publish(
+            Event("compliance.profile", tenant.id, {"profile": profile.as_dict(), "by": by})
+        )
         return profile
 
     def context(self, tenant: Tenant, definition: dict[str, Any]) -> CheckContext:
-        return CheckContext(definition, self.profile(tenant), self.regions.locations(),
-                            self.regions.of_tenant(tenant))
+        return CheckContext(
+            definition,
+            self.profile(tenant),
+            self.regions.locations(),
+            self.regions.of_tenant(tenant),
+        )
 
     async def _definition(self, tenant: Tenant, app: str, ref: int | str) -> dict[str, Any]:
         if ref == "draft":
@@ -190,8 +264,9 @@ class ComplianceService:
 
     # -- checks -----------------------------------------------------------------------------
 
-    async def check(self, tenant: Tenant, app: str, ref: int | str = "draft",
-                    country: str | None = None) -> Outcome:
+    async def check(
+        self, tenant: Tenant, app: str, ref: int | str = "draft", country: str | None = None
+    ) -> Outcome:
         """Every applicable rule over the app's draft (or version `ref`), waivers applied."""
         definition = await self._definition(tenant, app, ref)
         async with self.db.read() as conn:
@@ -199,9 +274,16 @@ class ComplianceService:
         packs = pack_registry.applicable(self.profile(tenant), country)
         return await engine.evaluate_parallel(packs, self.context(tenant, definition), waivers)
 
-    async def fix(self, tenant: Tenant, app: str, *, apply: bool = False, by: str | None = None,
-                  classify_fields: bool = False, if_revision: int | None = None
-                  ) -> dict[str, Any]:
+    async def fix(
+        self,
+        tenant: Tenant,
+        app: str,
+        *,
+        apply: bool = False,
+        by: str | None = None,
+        classify_fields: bool = False,
+        if_revision: int | None = None,
+    ) -> dict[str, Any]:
         """The JSON Patch fixing the draft's violations; applied to the draft if `apply`."""
         draft = await self.metadata.get_draft(tenant, app)
         outcome = await self.check(tenant, app, "draft")
@@ -212,32 +294,74 @@ class ComplianceService:
             skipped = [op for op in patch if op["path"].startswith("/policies")]
             patch = [op for op in patch if not op["path"].startswith("/policies")]
         if classify_fields:
-            patch = [{"op": "add", "path": "/" + s["path"].replace(".", "/"),
-                      "value": s["classification"]}
-                     for s in classify.suggestions(draft.definition)] + patch
+            patch = [
+                {
+                    "op": "add",
+                    "path": "/" + s["path"].replace(".", "/"),
+                    "value": s["classification"],
+                }
+                for s in classify.suggestions(draft.definition)
+            ] + patch
         fixed = sorted({v.rule for v in outcome.violations if v.waiver is None and v.patch})
         manual = [v.as_dict() for v in outcome.violations if v.waiver is None and not v.patch]
-        result: dict[str, Any] = {"app": app, "revision": draft.revision, "patch": patch,
-                                  "rules": fixed, "manual": manual, "skipped": skipped,
-                                  "applied": False}
+        result: dict[str, Any] = {
+            "app": app,
+            "revision": draft.revision,
+            "patch": patch,
+            "rules": fixed,
+            "manual": manual,
+            "skipped": skipped,
+            "applied": False,
+        }
         if apply and patch:
             new = await self.metadata.patch_draft(
-                tenant, app, patch, by=by,
-                if_revision=draft.revision if if_revision is None else if_revision)
+                tenant,
+                app,
+                patch,
+                by=by,
+                if_revision=draft.revision if if_revision is None else if_revision,
+            )
             async with self.db.transaction() as conn:
-                await store.record_fix(conn, id=new_id(), tenant_id=tenant.id, app=app,
-                                       revision=new.revision, patch=patch, rules=fixed, by=by,
-                                       applied_at=utcnow())
-            await self.events.publish(Event("compliance.fix", tenant.id, {
-                "app": app, "revision": new.revision, "rules": fixed, "patch": patch,
-                "by": by}))
+                await store.record_fix(
+                    conn,
+                    id=new_id(),
+                    tenant_id=tenant.id,
+                    app=app,
+                    revision=new.revision,
+                    patch=patch,
+                    rules=fixed,
+                    by=by,
+                    applied_at=utcnow(),
+                )
+            await self.events.publish(
+                Event(
+                    "compliance.fix",
+                    tenant.id,
+                    {
+                        "app": app,
+                        "revision": new.revision,
+                        "rules": fixed,
+                        "patch": patch,
+                        "by": by,
+                    },
+                )
+            )
             result.update(applied=True, revision=new.revision)
         return result
 
     # -- waivers ----------------------------------------------------------------------------
 
-    async def waive(self, tenant: Tenant, app: str, rule: str, *, reason: str,
-                    until: datetime, by: str, path: str | None = None) -> Waiver:
+    async def waive(
+        self,
+        tenant: Tenant,
+        app: str,
+        rule: str,
+        *,
+        reason: str,
+        until: datetime,
+        by: str,
+        path: str | None = None,
+    ) -> Waiver:
         """Record that `rule` (at `path`, or everywhere in the app) is knowingly not met."""
         await self.metadata.get_app(tenant, app)  # NotFound for an unknown app
         faults: list[Fault] = []
@@ -252,12 +376,16 @@ class ComplianceService:
         elif until <= now:
             faults.append(Fault("until", "a waiver ends in the future"))
         elif (until - now).days > MAX_WAIVER_DAYS:
-            faults.append(Fault("until", f"a waiver lasts at most {MAX_WAIVER_DAYS} days; "
-                                "renew it when it ends"))
+            faults.append(
+                Fault(
+                    "until", f"a waiver lasts at most {MAX_WAIVER_DAYS} days; renew it when it ends"
+                )
+            )
         if faults:
             raise ValidationFailed.of(faults, "waiver")
-        waiver = Waiver(new_id(), tenant.id, app, rule, path or None, reason.strip(), by,
-                        until, now)
+        waiver = Waiver(
+            new_id(), tenant.id, app, rule, path or None, reason.strip(), by, until, now
+        )
         async with self.db.transaction() as conn:
             await store.insert_waiver(conn, waiver)
         await self.events.publish(Event("compliance.waiver", tenant.id, waiver.public()))
@@ -272,14 +400,17 @@ class ComplianceService:
 
     # -- reports ----------------------------------------------------------------------------
 
-    async def report(self, tenant: Tenant, app: str | None = None,
-                     country: str | None = None) -> dict[str, Any]:
+    async def report(
+        self, tenant: Tenant, app: str | None = None, country: str | None = None
+    ) -> dict[str, Any]:
         """Per app and country: each rule's status, remediations and evidence."""
         profile = self.profile(tenant)
-        apps = ([await self.metadata.get_app(tenant, app)] if app
-                else await self.metadata.list_apps(tenant))
-        countries: list[str | None] = ([country] if country
-                                       else list(profile.countries) or [None])
+        apps = (
+            [await self.metadata.get_app(tenant, app)]
+            if app
+            else await self.metadata.list_apps(tenant)
+        )
+        countries: list[str | None] = [country] if country else list(profile.countries) or [None]
         now = utcnow()
         out: list[dict[str, Any]] = []
         for found in apps:
@@ -296,39 +427,70 @@ class ComplianceService:
                 packs = pack_registry.applicable(profile, c)
                 outcome = await engine.evaluate_parallel(packs, ctx, waivers, now)
                 per_country.append(_country_report(c, outcome))
-            out.append({
-                "app": found.slug, "version": active,
-                "status": _worst(r["status"] for r in per_country),
-                "countries": per_country,
-                "suggestions": classify.suggestions(definition),
-                "enforcement": enforcement.summary(definition),
-                "evidence": {
-                    "publish": None if last is None else {
-                        "version": last.version, "hash": last.hash, "packs": last.packs,
-                        "by": last.by, "checked_at": last.checked_at.isoformat(),
-                        "violations": last.violations},
-                    "waivers": [{**w.public(), "active": w.until > now} for w in waivers],
-                    "fixes": fixes,
-                },
-            })
-        return {"tenant": tenant.slug, "generated_at": now.isoformat(),
-                "profile": profile.as_dict(), "status": _worst(a["status"] for a in out),
-                "apps": out}
+            out.append(
+                {
+                    "app": found.slug,
+                    "version": active,
+                    "status": _worst(r["status"] for r in per_country),
+                    "countries": per_country,
+                    "suggestions": classify.suggestions(definition),
+                    "enforcement": enforcement.summary(definition),
+                    "evidence": {
+                        "publish": None
+                        if last is None
+                        else {
+                            "version": last.version,
+                            "hash": last.hash,
+                            "packs": last.packs,
+                            "by": last.by,
+                            "checked_at": last.checked_at.isoformat(),
+                            "violations": last.violations,
+                        },
+                        "waivers": [{**w.public(), "active": w.until > now} for w in waivers],
+                        "fixes": fixes,
+                    },
+                }
+            )
+        return {
+            "tenant": tenant.slug,
+            "generated_at": now.isoformat(),
+            "profile": profile.as_dict(),
+            "status": _worst(a["status"] for a in out),
+            "apps": out,
+        }
 
 
 def _country_report(country: str | None, outcome: Outcome) -> dict[str, Any]:
     rules = []
     for rule in outcome.rules:
         found = [v for v in outcome.violations if v.rule == rule.id]
-        rules.append({"id": rule.id, "pack": outcome.rule_pack[rule.id], "title": rule.title,
-                      "severity": rule.severity, "reference": rule.reference,
-                      "status": outcome.status_of(rule.id), "needs": rule.needs,
-                      "violations": [v.as_dict() for v in found]})
+        rules.append(
+            {
+                "id": rule.id,
+                "pack": outcome.rule_pack[rule.id],
+                "title": rule.title,
+                "severity": rule.severity,
+                "reference": rule.reference,
+                "status": outcome.status_of(rule.id),
+                "needs": rule.needs,
+                "violations": [v.as_dict() for v in found],
+            }
+        )
     failing = [r for r in rules if r["status"] == "fail"]
-    status = ("fail" if any(r["severity"] == "critical" for r in failing)
-              else "warn" if failing else "pass")
-    return {"country": country, "packs": outcome.packs, "status": status, "rules": rules,
-            "remediation": outcome.remediation()}
+    status = (
+        "fail"
+        if any(r["severity"] == "critical" for r in failing)
+        else "warn"
+        if failing
+        else "pass"
+    )
+    return {
+        "country": country,
+        "packs": outcome.packs,
+        "status": status,
+        "rules": rules,
+        "remediation": outcome.remediation(),
+    }
 
 
 def _worst(statuses: Any) -> str:

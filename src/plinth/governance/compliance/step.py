@@ -29,7 +29,8 @@ class ComplianceStep:
 
     def __init__(self) -> None:
         self._services: weakref.WeakValueDictionary[int, ComplianceService] = (
-            weakref.WeakValueDictionary())
+            weakref.WeakValueDictionary()
+        )
 
     def attach(self, service: ComplianceService) -> None:
         self._services[id(service.db.engine.sync_engine)] = service
@@ -51,35 +52,62 @@ class ComplianceStep:
             raise PublishRefused(
                 f"{len(blocking)} critical compliance violation"
                 f"{'s' if len(blocking) != 1 else ''}; fix them (plinth compliance fix) or "
-                "waive them with a reason", path=blocking[0].path,
-                faults=[Fault(v.path, f"{v.rule}: {v.message} ({v.reference})", v.rule)
-                        for v in blocking],
-                extra={"violations": [v.as_dict() for v in blocking],
-                       "remediation": outcome.remediation()},
+                "waive them with a reason",
+                path=blocking[0].path,
+                faults=[
+                    Fault(v.path, f"{v.rule}: {v.message} ({v.reference})", v.rule)
+                    for v in blocking
+                ],
+                extra={
+                    "violations": [v.as_dict() for v in blocking],
+                    "remediation": outcome.remediation(),
+                },
             )
         for v in outcome.violations:
             if v.waiver:
-                result.info(f"{v.rule} waived: {v.message}", path=v.path, rule=v.rule,
-                            waiver=v.waiver, reference=v.reference)
+                result.info(
+                    f"{v.rule} waived: {v.message}",
+                    path=v.path,
+                    rule=v.rule,
+                    waiver=v.waiver,
+                    reference=v.reference,
+                )
             else:
                 result.warn(v.path, f"{v.rule}: {v.message} ({v.reference})", v.rule)
         for s in classify.suggestions(ctx.definition):
             result.warn(s["path"], s["message"], "classification_suggested")
         for rule_id in sorted(outcome.unchecked):
-            result.warn("", f"{rule_id} not checked: its document kind is not installed",
-                        "rule_unchecked")
-        result.info(f"checked {len(outcome.rules)} rules of {', '.join(outcome.packs) or 'no'} "
-                    "packs", packs=outcome.packs)
+            result.warn(
+                "", f"{rule_id} not checked: its document kind is not installed", "rule_unchecked"
+            )
+        result.info(
+            f"checked {len(outcome.rules)} rules of {', '.join(outcome.packs) or 'no'} packs",
+            packs=outcome.packs,
+        )
         by = ctx.principal.audit_name() if ctx.principal else None
         digest = definitions.content_hash(ctx.definition)
         if ctx.reason == "publish":
             await store.record_check(
-                ctx.conn, ctx.tenant.id, ctx.app.slug, ctx.number, digest, outcome.packs,
-                [v.as_dict() for v in outcome.violations], by, utcnow())
-        summary = {"app": ctx.app.slug, "version": ctx.number, "hash": digest,
-                   "reason": ctx.reason, "packs": outcome.packs, "by": by,
-                   "waived": sorted({v.rule for v in outcome.violations if v.waiver}),
-                   "warnings": sorted({v.rule for v in outcome.violations if not v.waiver})}
+                ctx.conn,
+                ctx.tenant.id,
+                ctx.app.slug,
+                ctx.number,
+                digest,
+                outcome.packs,
+                [v.as_dict() for v in outcome.violations],
+                by,
+                utcnow(),
+            )
+        summary = {
+            "app": ctx.app.slug,
+            "version": ctx.number,
+            "hash": digest,
+            "reason": ctx.reason,
+            "packs": outcome.packs,
+            "by": by,
+            "waived": sorted({v.rule for v in outcome.violations if v.waiver}),
+            "warnings": sorted({v.rule for v in outcome.violations if not v.waiver}),
+        }
 
         async def announce() -> None:
             # For the audit ledger: what the packs said about the version now active.

@@ -52,36 +52,74 @@ fixes = sa.Table(
 
 
 def _waiver(row: sa.Row) -> Waiver:
-    return Waiver(row.id, row.tenant_id, row.app, row.rule, row.path, row.reason, row.by,
-                  row.until, row.created_at)
+    return Waiver(
+        row.id,
+        row.tenant_id,
+        row.app,
+        row.rule,
+        row.path,
+        row.reason,
+        row.by,
+        row.until,
+        row.created_at,
+    )
 
 
 async def insert_waiver(conn: AsyncConnection, waiver: Waiver) -> None:
-    await conn.execute(waivers.insert().values(
-        id=waiver.id, tenant_id=waiver.tenant_id, app=waiver.app, rule=waiver.rule,
-        path=waiver.path, reason=waiver.reason, by=waiver.by, until=waiver.until,
-        created_at=waiver.created_at))
+    await conn.execute(
+        waivers.insert().values(
+            id=waiver.id,
+            tenant_id=waiver.tenant_id,
+            app=waiver.app,
+            rule=waiver.rule,
+            path=waiver.path,
+            reason=waiver.reason,
+            by=waiver.by,
+            until=waiver.until,
+            created_at=waiver.created_at,
+        )
+    )
 
 
-async def waivers_of(conn: AsyncConnection, tenant_id: str, app: str | None = None
-                     ) -> list[Waiver]:
+async def waivers_of(conn: AsyncConnection, tenant_id: str, app: str | None = None) -> list[Waiver]:
     query = waivers.select().where(waivers.c.tenant_id == tenant_id)
     if app is not None:
         query = query.where(waivers.c.app == app)
     return [_waiver(r) for r in await conn.execute(query.order_by(waivers.c.created_at))]
 
 
-async def record_check(conn: AsyncConnection, tenant_id: str, app: str, version: int,
-                       digest: str, packs: list[str], violations: list[dict[str, Any]],
-                       by: str | None, at: Any) -> None:
-    await conn.execute(checks.insert().values(
-        tenant_id=tenant_id, app=app, version=version, hash=digest, packs=packs,
-        violations=violations, by=by, checked_at=at))
+async def record_check(
+    conn: AsyncConnection,
+    tenant_id: str,
+    app: str,
+    version: int,
+    digest: str,
+    packs: list[str],
+    violations: list[dict[str, Any]],
+    by: str | None,
+    at: Any,
+) -> None:
+    await conn.execute(
+        checks.insert().values(
+            tenant_id=tenant_id,
+            app=app,
+            version=version,
+            hash=digest,
+            packs=packs,
+            violations=violations,
+            by=by,
+            checked_at=at,
+        )
+    )
 
 
 async def last_check(conn: AsyncConnection, tenant_id: str, app: str) -> sa.Row | None:
-    query = (checks.select().where(checks.c.tenant_id == tenant_id, checks.c.app == app)
-             .order_by(checks.c.version.desc()).limit(1))
+    query = (
+        checks.select()
+        .where(checks.c.tenant_id == tenant_id, checks.c.app == app)
+        .order_by(checks.c.version.desc())
+        .limit(1)
+    )
     return (await conn.execute(query)).first()
 
 
@@ -90,10 +128,21 @@ async def record_fix(conn: AsyncConnection, **values: Any) -> None:
 
 
 async def fixes_of(conn: AsyncConnection, tenant_id: str, app: str) -> list[dict[str, Any]]:
-    query = (fixes.select().where(fixes.c.tenant_id == tenant_id, fixes.c.app == app)
-             .order_by(fixes.c.applied_at))
-    return [{"revision": r.revision, "rules": r.rules, "patch": r.patch, "by": r.by,
-             "applied_at": r.applied_at.isoformat()} for r in await conn.execute(query)]
+    query = (
+        fixes.select()
+        .where(fixes.c.tenant_id == tenant_id, fixes.c.app == app)
+        .order_by(fixes.c.applied_at)
+    )
+    return [
+        {
+            "revision": r.revision,
+            "rules": r.rules,
+            "patch": r.patch,
+            "by": r.by,
+            "applied_at": r.applied_at.isoformat(),
+        }
+        for r in await conn.execute(query)
+    ]
 
 
 # -- field encryption keys (envelope: master -> tenant key -> subject key -> field) --------

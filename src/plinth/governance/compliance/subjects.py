@@ -63,8 +63,7 @@ async def collect(maintenance: Any, tenant: Tenant, app: str, subject: str) -> F
     return found
 
 
-async def refs_of(keys: FieldKeys, tenant: Tenant, subject: str, apps: list[Found]
-                  ) -> set[str]:
+async def refs_of(keys: FieldKeys, tenant: Tenant, subject: str, apps: list[Found]) -> set[str]:
     """The key refs sealing this subject's values: its own, and each of its records'."""
     refs = {await keys.ref(tenant.id, f"v:{subject}")}
     for found in apps:
@@ -74,15 +73,16 @@ async def refs_of(keys: FieldKeys, tenant: Tenant, subject: str, apps: list[Foun
     return refs
 
 
-async def erase(maintenance: Any, tenant: Tenant, found: Found, by: str
-                ) -> dict[str, dict[str, int]]:
+async def erase(
+    maintenance: Any, tenant: Tenant, found: Found, by: str
+) -> dict[str, dict[str, int]]:
     """Delete or anonymise the subject's records of one app, deepest entities first."""
     ents = await maintenance.entities(tenant, found.app)
     out: dict[str, dict[str, int]] = {}
     for name in sorted(found.records, key=lambda n: -found.depth.get(n, 0)):
         doc = ents[name].doc
         action = (doc.get("retention") or {}).get("action", "delete")
-        out[name] = await maintenance.remove(tenant, found.app, name,
-                                             list(found.records[name]), action,
-                                             anonymised_fields(doc), by)
+        out[name] = await maintenance.remove(
+            tenant, found.app, name, list(found.records[name]), action, anonymised_fields(doc), by
+        )
     return out

@@ -26,5 +26,6 @@ def check_policy(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> 
     return validate_app_policies(only)
 
 
-POLICY = register(Kind(name="policy", section="policies", schema=SCHEMA, id_prefix="pol",
-                       checks=[check_policy]))
+POLICY = register(
+    Kind(name="policy", section="policies", schema=SCHEMA, id_prefix="pol", checks=[check_policy])
+)

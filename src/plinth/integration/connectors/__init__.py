@@ -56,8 +56,9 @@ class ConnectorKind(Protocol):
         """Semantic checks the schema cannot express (paths relative to the document)."""
         ...
 
-    async def call(self, ctx: CallContext, doc: dict[str, Any], operation: str,
-                   data: dict[str, Any]) -> dict[str, Any]:
+    async def call(
+        self, ctx: CallContext, doc: dict[str, Any], operation: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
         """Run `operation` with validated `data`; the result is JSON-ready."""
         ...
 
@@ -84,19 +85,27 @@ def check_connector(name: str, doc: dict[str, Any], definition: dict[str, Any]) 
     base = f"connectors.{name}"
     kind = _kinds.get(doc.get("kind", ""))
     if kind is None:
-        return [Fault(f"{base}.kind", f"unknown connector kind {doc.get('kind')!r}",
-                      "unknown_kind")]
+        return [
+            Fault(f"{base}.kind", f"unknown connector kind {doc.get('kind')!r}", "unknown_kind")
+        ]
     found = faults(kind.validator, doc, base)
     if found:
         return found
-    return [Fault(f"{base}.{f.path}" if f.path else base, f.message, f.code)
-            for f in kind.check(name, doc)]
+    return [
+        Fault(f"{base}.{f.path}" if f.path else base, f.message, f.code)
+        for f in kind.check(name, doc)
+    ]
 
 
-CONNECTOR = kinds.register(kinds.Kind(
-    name="connector", section="connectors", schema=load_schema("connector"), id_prefix="con",
-    checks=[check_connector],
-))
+CONNECTOR = kinds.register(
+    kinds.Kind(
+        name="connector",
+        section="connectors",
+        schema=load_schema("connector"),
+        id_prefix="con",
+        checks=[check_connector],
+    )
+)
 
 from plinth.integration.connectors import http as _http  # noqa: E402,F401
 from plinth.integration.connectors import sql as _sql  # noqa: E402,F401

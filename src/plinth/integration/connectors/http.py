@@ -55,28 +55,32 @@ class HttpKind:
         self._validators: dict[str, Validator] = {}
 
     def operations(self, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        return {name: {"method": op["method"], "path": op["path"],
-                       "summary": op.get("summary", "")}
-                for name, op in doc.get("operations", {}).items()}
+        return {
+            name: {"method": op["method"], "path": op["path"], "summary": op.get("summary", "")}
+            for name, op in doc.get("operations", {}).items()
+        }
 
     def check(self, name: str, doc: dict[str, Any]) -> list[Fault]:
         found = []
         auth = doc.get("auth") or {"type": "none"}
-        need = {"api_key": ["name", "value"], "bearer": ["token"],
-                "basic": ["username", "password"],
-                "oauth2_client_credentials": ["token_url", "client_id", "client_secret"]}
+        need = {
+            "api_key": ["name", "value"],
+            "bearer": ["token"],
+            "basic": ["username", "password"],
+            "oauth2_client_credentials": ["token_url", "client_id", "client_secret"],
+        }
         for key in need.get(auth["type"], []):
             if key not in auth:
-                found.append(Fault(f"auth.{key}", f"{auth['type']} auth needs {key}",
-                                   "required"))
+                found.append(Fault(f"auth.{key}", f"{auth['type']} auth needs {key}", "required"))
         for op_name, op in doc.get("operations", {}).items():
             for key in ("input_schema", "output_schema"):
                 if key in op:
                     try:
                         compile_schema(op[key])
                     except Exception as exc:  # jsonschema_rs raises ValueError subclasses
-                        found.append(Fault(f"operations.{op_name}.{key}",
-                                           f"not a valid JSON Schema: {exc}"))
+                        found.append(
+                            Fault(f"operations.{op_name}.{key}", f"not a valid JSON Schema: {exc}")
+                        )
         return found
 
     def _validator(self, schema: dict[str, Any]) -> Validator:
@@ -89,12 +93,14 @@ class HttpKind:
             found = self._validators[key] = compile_schema(schema)
         return found
 
-    async def call(self, ctx: CallContext, doc: dict[str, Any], operation: str,
-                   data: dict[str, Any]) -> dict[str, Any]:
+    async def call(
+        self, ctx: CallContext, doc: dict[str, Any], operation: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
         op = doc.get("operations", {}).get(operation)
         if op is None:
-            raise NotFound(f"Connector {ctx.name!r} has no operation {operation!r}",
-                           path="operation")
+            raise NotFound(
+                f"Connector {ctx.name!r} has no operation {operation!r}", path="operation"
+            )
         if "input_schema" in op:
             found = faults(self._validator(op["input_schema"]), data, "input")
             if found:
@@ -117,15 +123,20 @@ class HttpKind:
                 status, headers, body = await self._send(ctx, request, timeout, limit)
             except httpx.TimeoutException as exc:
                 failure: Exception = ConnectorTimeout(
-                    f"{what} did not answer {operation} within {timeout:g} s")
+                    f"{what} did not answer {operation} within {timeout:g} s"
+                )
                 failure.__cause__ = exc
             except httpx.TransportError as exc:
-                failure = ConnectorFailed(f"{what} could not reach its service: "
-                                          f"{type(exc).__name__}")
+                failure = ConnectorFailed(
+                    f"{what} could not reach its service: {type(exc).__name__}"
+                )
             else:
                 failure = None  # type: ignore[assignment]
-                if status == 401 and not refreshed and (doc.get("auth") or {}).get(
-                        "type") == "oauth2_client_credentials":
+                if (
+                    status == 401
+                    and not refreshed
+                    and (doc.get("auth") or {}).get("type") == "oauth2_client_credentials"
+                ):
                     # The cached access token may have been revoked early: fetch one more.
                     refreshed = True
                     await ctx.service.oauth_tokens.drop(_token_key(ctx, doc))
@@ -137,8 +148,11 @@ class HttpKind:
             if attempt >= retries:
                 break
             attempt += 1
-            delay = retry_after if retry_after is not None else (
-                backoff * (2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+            delay = (
+                retry_after
+                if retry_after is not None
+                else (backoff * (2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+            )
             await asyncio.sleep(min(delay, MAX_RETRY_AFTER))
         if failure is not None:
             await breaker.failed()
@@ -149,8 +163,9 @@ class HttpKind:
             await breaker.succeeded()
         return self._result(ctx, op, operation, status, headers, body)
 
-    async def _request(self, ctx: CallContext, doc: dict[str, Any], op: dict[str, Any],
-                       data: dict[str, Any]) -> dict[str, Any]:
+    async def _request(
+        self, ctx: CallContext, doc: dict[str, Any], op: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
         path = op["path"]
         query: dict[str, Any] = {}
         headers = dict(doc.get("headers", {}))
@@ -183,16 +198,20 @@ class HttpKind:
         elif kind == "oauth2_client_credentials":
             headers["Authorization"] = f"Bearer {await self._oauth_token(ctx, doc, auth)}"
         request: dict[str, Any] = {
-            "method": op["method"], "url": doc["base_url"].rstrip("/") + path,
-            "params": query, "headers": headers}
+            "method": op["method"],
+            "url": doc["base_url"].rstrip("/") + path,
+            "params": query,
+            "headers": headers,
+        }
         if basic is not None:
             request["auth"] = basic
         if op.get("body") and "body" in data:
             request["json"] = data["body"]
         return request
 
-    async def _oauth_token(self, ctx: CallContext, doc: dict[str, Any],
-                           auth: dict[str, Any]) -> str:
+    async def _oauth_token(
+        self, ctx: CallContext, doc: dict[str, Any], auth: dict[str, Any]
+    ) -> str:
         key = _token_key(ctx, doc)
         cached = await ctx.service.oauth_tokens.get(key)
         if cached:
@@ -209,64 +228,83 @@ class HttpKind:
             kwargs["auth"] = (auth["client_id"], secret)
         timeout = float(doc.get("timeout_seconds", 10))
         try:
-            response = await ctx.service.http.post(auth["token_url"], data=form,
-                                                   timeout=timeout, **kwargs)
+            response = await ctx.service.http.post(
+                auth["token_url"], data=form, timeout=timeout, **kwargs
+            )
         except httpx.HTTPError as exc:
-            raise ConnectorFailed(f"Connector {ctx.name!r} could not reach its token "
-                                  f"endpoint: {type(exc).__name__}") from exc
+            raise ConnectorFailed(
+                f"Connector {ctx.name!r} could not reach its token endpoint: {type(exc).__name__}"
+            ) from exc
         try:
             body = response.json()
             token = body["access_token"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConnectorFailed(f"Connector {ctx.name!r}: the token endpoint answered "
-                                  f"{response.status_code} without an access token",
-                                  extra={"upstream_status": response.status_code}) from exc
+            raise ConnectorFailed(
+                f"Connector {ctx.name!r}: the token endpoint answered "
+                f"{response.status_code} without an access token",
+                extra={"upstream_status": response.status_code},
+            ) from exc
         token = str(token)
         ctx.secrets_seen.append(token)
         await ctx.service.oauth_tokens.put(key, token, tokens.lifetime(body.get("expires_in")))
         return token
 
-    async def _send(self, ctx: CallContext, request: dict[str, Any], seconds: float,
-                    limit: int) -> tuple[int, httpx.Headers, bytes]:
+    async def _send(
+        self, ctx: CallContext, request: dict[str, Any], seconds: float, limit: int
+    ) -> tuple[int, httpx.Headers, bytes]:
         client = ctx.service.http
         async with client.stream(**request, timeout=seconds) as response:
             length = response.headers.get("content-length")
             if length and length.isdigit() and int(length) > limit:
-                raise ConnectorFailed(f"Connector {ctx.name!r} answered more than the "
-                                      f"{limit} bytes allowed")
-            body = await read_capped(response, limit, f"Connector {ctx.name!r} answered more "
-                                     f"than the {limit} bytes allowed")
+                raise ConnectorFailed(
+                    f"Connector {ctx.name!r} answered more than the {limit} bytes allowed"
+                )
+            body = await read_capped(
+                response,
+                limit,
+                f"Connector {ctx.name!r} answered more than the {limit} bytes allowed",
+            )
             return response.status_code, response.headers, body
 
-    def _result(self, ctx: CallContext, op: dict[str, Any], operation: str, status: int,
-                headers: httpx.Headers, raw: bytes) -> dict[str, Any]:
+    def _result(
+        self,
+        ctx: CallContext,
+        op: dict[str, Any],
+        operation: str,
+        status: int,
+        headers: httpx.Headers,
+        raw: bytes,
+    ) -> dict[str, Any]:
         body: Any = None
         if raw:
             if "json" in headers.get("content-type", ""):
                 try:
                     body = json.loads(raw)
                 except ValueError as exc:
-                    raise ConnectorFailed(f"Connector {ctx.name!r} answered invalid JSON") \
-                        from exc
+                    raise ConnectorFailed(f"Connector {ctx.name!r} answered invalid JSON") from exc
             else:
                 body = raw.decode("utf-8", "replace")
         if status >= 400:
             raise ConnectorFailed(
                 f"Connector {ctx.name!r} answered {status} to {operation}",
-                extra={"upstream_status": status})
+                extra={"upstream_status": status},
+            )
         if "output_schema" in op and status < 300:
             found = faults(self._validator(op["output_schema"]), body, "output")
             if found:
                 raise ConnectorFailed(
                     f"Connector {ctx.name!r} answered {operation} with an unexpected body; "
-                    f"first at {found[0].path}: {found[0].message}", faults=found)
+                    f"first at {found[0].path}: {found[0].message}",
+                    faults=found,
+                )
         return {"status": status, "body": body}
 
 
 def _token_key(ctx: CallContext, doc: dict[str, Any]) -> str:
     auth = doc.get("auth") or {}
-    return tokens.cache_key(ctx.key, auth.get("token_url", ""), auth.get("client_id", ""),
-                            auth.get("scope"))
+    return tokens.cache_key(
+        ctx.key, auth.get("token_url", ""), auth.get("client_id", ""), auth.get("scope")
+    )
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

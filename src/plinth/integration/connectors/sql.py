@@ -23,8 +23,11 @@ from plinth.jsonschema import Validator, compile_schema, faults
 PARAM = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 READ = re.compile(r"^\s*(select|with|values|table)\b", re.I)
-WRITES = re.compile(r"\b(insert|update|delete|merge|truncate|drop|alter|create|grant|copy|"
-                    r"call|do|lock|vacuum|set|reset)\b", re.I)
+WRITES = re.compile(
+    r"\b(insert|update|delete|merge|truncate|drop|alter|create|grant|copy|"
+    r"call|do|lock|vacuum|set|reset)\b",
+    re.I,
+)
 
 
 def compile_query(sql: str) -> tuple[str, list[str]]:
@@ -64,8 +67,10 @@ class SqlKind:
         self._validators: dict[str, Validator] = {}
 
     def operations(self, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        return {name: {"summary": q.get("summary", ""), "params": sorted(q.get("params", {}))}
-                for name, q in doc.get("queries", {}).items()}
+        return {
+            name: {"summary": q.get("summary", ""), "params": sorted(q.get("params", {}))}
+            for name, q in doc.get("queries", {}).items()
+        }
 
     def check(self, name: str, doc: dict[str, Any]) -> list[Fault]:
         found = []
@@ -79,23 +84,32 @@ class SqlKind:
             _, names = compile_query(text)
             for pname in names:
                 if pname not in query.get("params", {}):
-                    found.append(Fault(f"queries.{qname}.params",
-                                       f"parameter :{pname} is used but not declared",
-                                       "undeclared_param"))
+                    found.append(
+                        Fault(
+                            f"queries.{qname}.params",
+                            f"parameter :{pname} is used but not declared",
+                            "undeclared_param",
+                        )
+                    )
         return found
 
-    async def call(self, ctx: CallContext, doc: dict[str, Any], operation: str,
-                   data: dict[str, Any]) -> dict[str, Any]:
+    async def call(
+        self, ctx: CallContext, doc: dict[str, Any], operation: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
         query = doc.get("queries", {}).get(operation)
         if query is None:
-            raise NotFound(f"Connector {ctx.name!r} has no query {operation!r}",
-                           path="operation")
+            raise NotFound(f"Connector {ctx.name!r} has no query {operation!r}", path="operation")
         params = query.get("params", {})
-        schema = {"type": "object", "additionalProperties": False, "properties": params,
-                  "required": list(params)}
+        schema = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": params,
+            "required": list(params),
+        }
         key = repr(sorted(params.items()))
         validator = self._validators.get(key) or self._validators.setdefault(
-            key, compile_schema(schema))
+            key, compile_schema(schema)
+        )
         found = faults(validator, data, "input")
         if found:
             raise ValidationFailed.of(found, "connector input")
@@ -106,8 +120,9 @@ class SqlKind:
         try:
             conn = await asyncpg.connect(dsn, timeout=timeout)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            raise ConnectorFailed(f"Connector {ctx.name!r} could not connect to its database: "
-                                  f"{type(exc).__name__}") from None
+            raise ConnectorFailed(
+                f"Connector {ctx.name!r} could not connect to its database: {type(exc).__name__}"
+            ) from None
         try:
             async with conn.transaction(readonly=True):
                 await conn.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
@@ -118,13 +133,13 @@ class SqlKind:
                         return {"records": rows, "count": len(rows), "truncated": True}
                     rows.append({k: _plain(v) for k, v in row.items()})
         except asyncpg.QueryCanceledError:
-            raise ConnectorTimeout(f"Query {operation!r} ran longer than {timeout:g} s") \
-                from None
+            raise ConnectorTimeout(f"Query {operation!r} ran longer than {timeout:g} s") from None
         except asyncpg.PostgresError as exc:
             # The database's message names columns and tables, never the DSN.
-            raise ConnectorFailed(f"Query {operation!r} failed: {exc.sqlstate} "
-                                  f"{type(exc).__name__}: {exc}",
-                                  extra={"sqlstate": exc.sqlstate}) from None
+            raise ConnectorFailed(
+                f"Query {operation!r} failed: {exc.sqlstate} {type(exc).__name__}: {exc}",
+                extra={"sqlstate": exc.sqlstate},
+            ) from None
         finally:
             await conn.close()
         return {"records": rows, "count": len(rows), "truncated": False}

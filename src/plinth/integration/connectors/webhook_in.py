@@ -23,10 +23,12 @@ class WebhookInKind:
     def check(self, name: str, doc: dict[str, Any]) -> list[Fault]:
         return []
 
-    async def call(self, ctx: CallContext, doc: dict[str, Any], operation: str,
-                   data: dict[str, Any]) -> dict[str, Any]:
-        raise NotFound(f"Connector {ctx.name!r} receives webhooks; it has no operations",
-                       path="operation")
+    async def call(
+        self, ctx: CallContext, doc: dict[str, Any], operation: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        raise NotFound(
+            f"Connector {ctx.name!r} receives webhooks; it has no operations", path="operation"
+        )
 
 
 KIND = register(WebhookInKind())

@@ -23,17 +23,21 @@ class WebhookOutKind:
     def check(self, name: str, doc: dict[str, Any]) -> list[Fault]:
         return []
 
-    async def call(self, ctx: CallContext, doc: dict[str, Any], operation: str,
-                   data: dict[str, Any]) -> dict[str, Any]:
+    async def call(
+        self, ctx: CallContext, doc: dict[str, Any], operation: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
         if operation != "send":
-            raise NotFound(f"Connector {ctx.name!r} has no operation {operation!r}",
-                           path="operation")
+            raise NotFound(
+                f"Connector {ctx.name!r} has no operation {operation!r}", path="operation"
+            )
         topic = data.get("topic")
         if not isinstance(topic, str) or not topic:
-            raise ValidationFailed.of([Fault("input.topic", "a topic is required")],
-                                      "connector input")
+            raise ValidationFailed.of(
+                [Fault("input.topic", "a topic is required")], "connector input"
+            )
         delivery = await ctx.service.webhooks.enqueue(
-            ctx.tenant_id, ctx.app, ctx.name, doc, topic, data.get("data") or {})
+            ctx.tenant_id, ctx.app, ctx.name, doc, topic, data.get("data") or {}
+        )
         return {"delivery": delivery}
 
 

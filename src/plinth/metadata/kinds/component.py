@@ -21,12 +21,17 @@ def check_component(name: str, doc: dict[str, Any], definition: dict[str, Any]) 
             jsonschema_rs.validator_for(doc["props"])
         except Exception as exc:
             found.append(Fault(f"{base}.props", f"not a valid JSON Schema: {exc}", "schema"))
-    found += check_tree(doc["components"], f"{base}.components", definition,
-                        props=doc.get("props") or {"type": "object"})
+    found += check_tree(
+        doc["components"],
+        f"{base}.components",
+        definition,
+        props=doc.get("props") or {"type": "object"},
+    )
     for cid, node in doc["components"].items():
         if node["kind"] == f"component:{name}":
-            found.append(Fault(f"{base}.components.{cid}.kind", "a component cannot contain "
-                               "itself", "cycle"))
+            found.append(
+                Fault(f"{base}.components.{cid}.kind", "a component cannot contain itself", "cycle")
+            )
     return found
 
 

@@ -21,13 +21,16 @@ def _check_default(ftype: str, spec: dict[str, Any], path: str) -> list[Fault]:
         return []
     value = spec["default"]
     ok = {
-        "string": lambda v: isinstance(v, str), "text": lambda v: isinstance(v, str),
-        "email": lambda v: isinstance(v, str), "url": lambda v: isinstance(v, str),
+        "string": lambda v: isinstance(v, str),
+        "text": lambda v: isinstance(v, str),
+        "email": lambda v: isinstance(v, str),
+        "url": lambda v: isinstance(v, str),
         "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "decimal": lambda v: isinstance(v, int | float | str) and not isinstance(v, bool),
         "boolean": lambda v: isinstance(v, bool),
         "enum": lambda v: v in spec.get("values", []),
-        "date": lambda v: isinstance(v, str), "datetime": lambda v: isinstance(v, str),
+        "date": lambda v: isinstance(v, str),
+        "datetime": lambda v: isinstance(v, str),
     }.get(ftype, lambda v: True)
     if value is not None and not ok(value):
         return [Fault(f"{path}.default", f"default {value!r} does not fit type {ftype}")]
@@ -45,32 +48,49 @@ def check_entity(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> 
         path = f"{base}.fields.{fname}"
         ftype = spec.get("type")
         if fname in SYSTEM_FIELDS:
-            found.append(Fault(path, f"{fname!r} is a system field; choose another name",
-                               "reserved_name"))
+            found.append(
+                Fault(path, f"{fname!r} is a system field; choose another name", "reserved_name")
+            )
         fid = spec.get("id")
         if fid:
             if fid in seen_ids:
-                found.append(Fault(f"{path}.id", f"id {fid!r} is also used by field "
-                                   f"{seen_ids[fid]!r}", "duplicate_id"))
+                found.append(
+                    Fault(
+                        f"{path}.id",
+                        f"id {fid!r} is also used by field {seen_ids[fid]!r}",
+                        "duplicate_id",
+                    )
+                )
             seen_ids[fid] = fname
         if ftype == "enum" and "values" not in spec:
-            found.append(Fault(f"{path}.values", "an enum field needs its list of values",
-                               "required"))
+            found.append(
+                Fault(f"{path}.values", "an enum field needs its list of values", "required")
+            )
         if ftype != "enum" and "values" in spec:
             found.append(Fault(f"{path}.values", "only enum fields take values"))
         if ftype == "reference":
             target = spec.get("entity")
             if not target:
-                found.append(Fault(f"{path}.entity", "a reference names the entity it points to",
-                                   "required"))
+                found.append(
+                    Fault(f"{path}.entity", "a reference names the entity it points to", "required")
+                )
             elif target not in entities:
-                found.append(Fault(f"{path}.entity", f"no entity named {target!r} in this app",
-                                   "unknown_reference"))
+                found.append(
+                    Fault(
+                        f"{path}.entity",
+                        f"no entity named {target!r} in this app",
+                        "unknown_reference",
+                    )
+                )
         elif "entity" in spec or "on_delete" in spec:
             found.append(Fault(f"{path}.entity", "only reference fields point to an entity"))
         if ("min" in spec or "max" in spec) and ftype not in NUMERIC | {"date", "datetime"}:
-            found.append(Fault(f"{path}.min" if "min" in spec else f"{path}.max",
-                               f"min/max do not apply to {ftype} fields"))
+            found.append(
+                Fault(
+                    f"{path}.min" if "min" in spec else f"{path}.max",
+                    f"min/max do not apply to {ftype} fields",
+                )
+            )
         if "min" in spec and "max" in spec and spec["min"] > spec["max"]:
             found.append(Fault(f"{path}.min", f"min {spec['min']} is above max {spec['max']}"))
         for key in ("minLength", "maxLength", "pattern"):
@@ -90,8 +110,12 @@ def check_entity(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> 
         if "schema" in spec and ftype != "json":
             found.append(Fault(f"{path}.schema", "only json fields take a schema"))
         if "computed" in spec and ("default" in spec or spec.get("required")):
-            found.append(Fault(f"{path}.computed",
-                               "a computed field takes no default and is never required input"))
+            found.append(
+                Fault(
+                    f"{path}.computed",
+                    "a computed field takes no default and is never required input",
+                )
+            )
         found += _check_default(ftype or "", spec, path)
     title = doc.get("title_field")
     if title and title not in fields:
@@ -99,8 +123,13 @@ def check_entity(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> 
     for i, index in enumerate(doc.get("indexes", [])):
         for j, fname in enumerate(index.get("fields", [])):
             if fname not in fields:
-                found.append(Fault(f"{base}.indexes[{i}].fields[{j}]",
-                                   f"no field named {fname!r}", "unknown_field"))
+                found.append(
+                    Fault(
+                        f"{base}.indexes[{i}].fields[{j}]",
+                        f"no field named {fname!r}",
+                        "unknown_field",
+                    )
+                )
     return found
 
 

@@ -12,12 +12,18 @@ from plinth.pages.tree import check_tree
 
 def check_page(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> list[Fault]:
     """The tree, its props, bindings and references; paths unique across pages."""
-    found = check_tree(doc["components"], f"pages.{name}.components", definition,
-                       state=doc.get("state") or {})
+    found = check_tree(
+        doc["components"], f"pages.{name}.components", definition, state=doc.get("state") or {}
+    )
     for other, odoc in definition.get("pages", {}).items():
         if other < name and isinstance(odoc, dict) and odoc.get("path") == doc["path"]:
-            found.append(Fault(f"pages.{name}.path", f"page {other!r} already serves "
-                               f"{doc['path']!r}", "duplicate_path"))
+            found.append(
+                Fault(
+                    f"pages.{name}.path",
+                    f"page {other!r} already serves {doc['path']!r}",
+                    "duplicate_path",
+                )
+            )
     return found
 
 

@@ -41,7 +41,9 @@ def upgrade() -> None:
         "apps",
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column(
-            "tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            "tenant_id",
+            sa.String(32),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
             nullable=False,
         ),
         sa.Column("slug", sa.String(40), nullable=False),
@@ -54,7 +56,9 @@ def upgrade() -> None:
     op.create_table(
         "drafts",
         sa.Column(
-            "app_id", sa.String(32), sa.ForeignKey("apps.id", ondelete="CASCADE"),
+            "app_id",
+            sa.String(32),
+            sa.ForeignKey("apps.id", ondelete="CASCADE"),
             primary_key=True,
         ),
         sa.Column("body", sa.JSON, nullable=False),
@@ -65,7 +69,9 @@ def upgrade() -> None:
     op.create_table(
         "versions",
         sa.Column(
-            "app_id", sa.String(32), sa.ForeignKey("apps.id", ondelete="CASCADE"),
+            "app_id",
+            sa.String(32),
+            sa.ForeignKey("apps.id", ondelete="CASCADE"),
             primary_key=True,
         ),
         sa.Column("number", sa.Integer, primary_key=True),

@@ -13,8 +13,12 @@ def upgrade() -> None:
     op.create_table(
         "compliance_waivers",
         sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.String(32),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("app", sa.String(40), nullable=False),
         sa.Column("rule", sa.String(80), nullable=False),
         sa.Column("path", sa.String(300), nullable=True),
@@ -23,12 +27,17 @@ def upgrade() -> None:
         sa.Column("until", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index("ix_compliance_waivers_tenant_id_app", "compliance_waivers",
-                    ["tenant_id", "app"])
+    op.create_index(
+        "ix_compliance_waivers_tenant_id_app", "compliance_waivers", ["tenant_id", "app"]
+    )
     op.create_table(
         "compliance_checks",
-        sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.String(32),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("app", sa.String(40), primary_key=True),
         sa.Column("version", sa.Integer, primary_key=True),
         sa.Column("hash", sa.String(64), nullable=False),
@@ -40,8 +49,12 @@ def upgrade() -> None:
     op.create_table(
         "compliance_fixes",
         sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.String(32),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("app", sa.String(40), nullable=False),
         sa.Column("revision", sa.Integer, nullable=False),
         sa.Column("patch", sa.JSON, nullable=False),

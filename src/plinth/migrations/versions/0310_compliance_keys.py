@@ -12,8 +12,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "compliance_tenant_keys",
-        sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.String(32),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("version", sa.Integer, primary_key=True),
         sa.Column("wrapped", sa.LargeBinary, nullable=False),
         sa.Column("salt", sa.LargeBinary, nullable=False),
@@ -23,8 +27,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "compliance_subject_keys",
-        sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.String(32),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("ref", sa.String(64), primary_key=True),
         sa.Column("key_version", sa.Integer, nullable=False),
         sa.Column("wrapped", sa.LargeBinary, nullable=False),

@@ -12,8 +12,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "audit_events",
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("tenant_key", sa.String(32), nullable=False),
         sa.Column("n", sa.BigInteger, nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -29,8 +33,12 @@ def upgrade() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.String(32),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("username", sa.String(200), nullable=False),
         sa.Column("password_hash", sa.String(200), nullable=True),
         sa.Column("roles", sa.JSON, nullable=False),
@@ -45,8 +53,9 @@ def upgrade() -> None:
         "refresh_tokens",
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
-        sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("tenant_id", sa.String(32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),

@@ -14,13 +14,19 @@ def _ts(name: str, nullable: bool = False) -> sa.Column:
 
 
 def _tenant(primary_key: bool = True) -> sa.Column:
-    return sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-                     primary_key=primary_key, nullable=False)
+    return sa.Column(
+        "tenant_id",
+        sa.String(32),
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+        primary_key=primary_key,
+        nullable=False,
+    )
 
 
 def upgrade() -> None:
     op.create_table(
-        "integration_data_keys", _tenant(),
+        "integration_data_keys",
+        _tenant(),
         sa.Column("version", sa.Integer, primary_key=True),
         sa.Column("wrapped", sa.LargeBinary, nullable=False),
         sa.Column("master_id", sa.String(16), nullable=False),
@@ -28,7 +34,8 @@ def upgrade() -> None:
         _ts("created_at"),
     )
     op.create_table(
-        "integration_secrets", _tenant(),
+        "integration_secrets",
+        _tenant(),
         sa.Column("name", sa.String(100), primary_key=True),
         sa.Column("key_version", sa.Integer, nullable=False),
         sa.Column("nonce", sa.LargeBinary, nullable=False),
@@ -45,7 +52,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_integration_domains_tenant_id", "integration_domains", ["tenant_id"])
     op.create_table(
-        "integration_gateway", _tenant(),
+        "integration_gateway",
+        _tenant(),
         sa.Column("scope", sa.String(60), primary_key=True),
         sa.Column("config", sa.JSON, nullable=False),
         _ts("updated_at"),
@@ -66,10 +74,14 @@ def upgrade() -> None:
         _ts("created_at"),
         _ts("updated_at"),
     )
-    op.create_index("ix_integration_deliveries_tenant", "integration_deliveries",
-                    ["tenant_id", "app", "connector", "created_at"])
+    op.create_index(
+        "ix_integration_deliveries_tenant",
+        "integration_deliveries",
+        ["tenant_id", "app", "connector", "created_at"],
+    )
     op.create_table(
-        "integration_receipts", _tenant(),
+        "integration_receipts",
+        _tenant(),
         sa.Column("endpoint", sa.String(110), primary_key=True),
         sa.Column("delivery_id", sa.String(100), primary_key=True),
         _ts("received_at"),
@@ -77,6 +89,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("integration_receipts", "integration_deliveries", "integration_gateway",
-                  "integration_domains", "integration_secrets", "integration_data_keys"):
+    for table in (
+        "integration_receipts",
+        "integration_deliveries",
+        "integration_gateway",
+        "integration_domains",
+        "integration_secrets",
+        "integration_data_keys",
+    ):
         op.drop_table(table)

@@ -21,8 +21,7 @@ def upgrade() -> None:
     # Rows written before the queue existed were attempted in-process: "failed" is now "dead".
     op.execute("UPDATE integration_deliveries SET status = 'dead' WHERE status = 'failed'")
     op.execute("UPDATE integration_deliveries SET run_at = 0 WHERE status = 'pending'")
-    op.create_index("ix_integration_deliveries_due", "integration_deliveries",
-                    ["status", "run_at"])
+    op.create_index("ix_integration_deliveries_due", "integration_deliveries", ["status", "run_at"])
 
 
 def downgrade() -> None:

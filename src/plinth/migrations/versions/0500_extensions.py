@@ -14,8 +14,13 @@ def _ts(name: str, nullable: bool = False) -> sa.Column:
 
 
 def _tenant(primary: bool = True) -> sa.Column:
-    return sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-                     primary_key=primary, nullable=False)
+    return sa.Column(
+        "tenant_id",
+        sa.String(32),
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+        primary_key=primary,
+        nullable=False,
+    )
 
 
 def upgrade() -> None:

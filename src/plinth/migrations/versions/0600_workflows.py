@@ -102,6 +102,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("wf_schedules", "wf_effects", "wf_jobs", "wf_tasks", "wf_steps",
-                 "wf_instances"):
+    for name in ("wf_schedules", "wf_effects", "wf_jobs", "wf_tasks", "wf_steps", "wf_instances"):
         op.drop_table(name)

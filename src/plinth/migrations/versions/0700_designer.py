@@ -12,8 +12,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "designer_updates",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("tenant_id", sa.String(32), nullable=False),
         sa.Column("app_id", sa.String(32), nullable=False),
         sa.Column("data", sa.LargeBinary),

@@ -57,8 +57,15 @@ def is_plugin(name: str) -> bool:
 
 def catalogue() -> dict[str, Any]:
     """Every kind's props schema, for the designer's palette and the compile targets."""
-    return {k.name: {"props": k.props, "container": k.container, "events": list(k.events),
-                     "description": k.description} for k in _components.values()}
+    return {
+        k.name: {
+            "props": k.props,
+            "container": k.container,
+            "events": list(k.events),
+            "description": k.description,
+        }
+        for k in _components.values()
+    }
 
 
 from plinth.pages.components import (  # noqa: E402,F401  (each registers itself)

@@ -2,10 +2,16 @@
 
 from plinth.pages.components import ComponentKind, register
 
-STACK = register(ComponentKind(
-    name="stack", container=True, description="Children stacked in one direction.",
-    props={"properties": {
-        "direction": {"enum": ["vertical", "horizontal"], "default": "vertical"},
-        "gap": {"type": "string", "pattern": "^[0-9.]+(px|rem|em)$", "default": "1rem"},
-    }},
-))
+STACK = register(
+    ComponentKind(
+        name="stack",
+        container=True,
+        description="Children stacked in one direction.",
+        props={
+            "properties": {
+                "direction": {"enum": ["vertical", "horizontal"], "default": "vertical"},
+                "gap": {"type": "string", "pattern": "^[0-9.]+(px|rem|em)$", "default": "1rem"},
+            }
+        },
+    )
+)

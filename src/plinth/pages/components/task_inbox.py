@@ -2,12 +2,17 @@
 
 from plinth.pages.components import ComponentKind, register
 
-TASK_INBOX = register(ComponentKind(
-    name="task_inbox", events=("complete",),
-    description="The signed-in user's open tasks; each can be opened and completed.",
-    props={"properties": {
-        "workflow": {"type": "string"},
-        "page_size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20},
-        "outcomes": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
-    }},
-))
+TASK_INBOX = register(
+    ComponentKind(
+        name="task_inbox",
+        events=("complete",),
+        description="The signed-in user's open tasks; each can be opened and completed.",
+        props={
+            "properties": {
+                "workflow": {"type": "string"},
+                "page_size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20},
+                "outcomes": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
+            }
+        },
+    )
+)

@@ -17,8 +17,12 @@ CSS = Path(__file__).parents[1] / "portal.css"
 
 # Versions the generated project is tested with (lower bounds for the exporter's users).
 DEPENDENCIES = {"@marcbachmann/cel-js": "^8.0.0", "react": "^18.3.1", "react-dom": "^18.3.1"}
-DEV_DEPENDENCIES = {"@types/react": "^18.3.0", "@types/react-dom": "^18.3.0",
-                    "typescript": "^5.6.0", "vite": "^6.0.0"}
+DEV_DEPENDENCIES = {
+    "@types/react": "^18.3.0",
+    "@types/react-dom": "^18.3.0",
+    "typescript": "^5.6.0",
+    "vite": "^6.0.0",
+}
 
 
 def component_name(page: str) -> str:
@@ -28,20 +32,34 @@ def component_name(page: str) -> str:
 
 def project_files(spec: dict[str, Any]) -> dict[str, str]:
     """Every file of the project: relative path → text."""
-    files = {p.relative_to(PROJECT).as_posix(): p.read_text()
-             for p in sorted(PROJECT.rglob("*")) if p.is_file()}
+    files = {
+        p.relative_to(PROJECT).as_posix(): p.read_text()
+        for p in sorted(PROJECT.rglob("*"))
+        if p.is_file()
+    }
     files["src/portal.css"] = CSS.read_text()
-    files["package.json"] = json.dumps({
-        "name": f"plinth-{spec['tenant']}-{spec['slug']}", "private": True,
-        "version": f"{spec['version']}.0.0", "type": "module",
-        "description": f"{spec['name']} (Plinth app, version {spec['version']}) as React",
-        "scripts": {"dev": "vite", "build": "tsc && vite build", "preview": "vite preview"},
-        "dependencies": DEPENDENCIES, "devDependencies": DEV_DEPENDENCIES,
-    }, indent=2) + "\n"
+    files["package.json"] = (
+        json.dumps(
+            {
+                "name": f"plinth-{spec['tenant']}-{spec['slug']}",
+                "private": True,
+                "version": f"{spec['version']}.0.0",
+                "type": "module",
+                "description": f"{spec['name']} (Plinth app, version {spec['version']}) as React",
+                "scripts": {"dev": "vite", "build": "tsc && vite build", "preview": "vite preview"},
+                "dependencies": DEPENDENCIES,
+                "devDependencies": DEV_DEPENDENCIES,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     files["src/app.json"] = json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
-    index = ["// Generated: one component per page of the app.",
-             'import type { ComponentType } from "react";',
-             'import type { PageProps } from "../runtime";']
+    index = [
+        "// Generated: one component per page of the app.",
+        'import type { ComponentType } from "react";',
+        'import type { PageProps } from "../runtime";',
+    ]
     table = []
     for page in spec["pages"]:
         name = component_name(page)
@@ -49,12 +67,20 @@ def project_files(spec: dict[str, Any]) -> dict[str, str]:
             f"// Generated from page {page!r} of {spec['slug']} version {spec['version']}.\n"
             'import { Page, type PageProps } from "../runtime";\n\n'
             f"export default function {name}(props: PageProps) {{\n"
-            f"  return <Page name={json.dumps(page)} {{...props}} />;\n}}\n")
+            f"  return <Page name={json.dumps(page)} {{...props}} />;\n}}\n"
+        )
         index.append(f'import {name} from "./{name}";')
         table.append(f"  {json.dumps(page)}: {name},")
     files["src/pages/index.ts"] = "\n".join(
-        [*index, "", "export const pages: Record<string, ComponentType<PageProps>> = {",
-         *table, "};", ""])
+        [
+            *index,
+            "",
+            "export const pages: Record<string, ComponentType<PageProps>> = {",
+            *table,
+            "};",
+            "",
+        ]
+    )
     files["README.md"] = (
         f"# {spec['name']}\n\nThe pages of Plinth app `{spec['tenant']}/{spec['slug']}` "
         f"(version {spec['version']}) as a React + TypeScript project.\n\n"
@@ -64,7 +90,8 @@ def project_files(spec: dict[str, Any]) -> dict[str, str]:
         "username and password, and the session's refresh token is an HttpOnly, "
         "SameSite=Strict cookie of that site. `VITE_PLINTH_URL` points the API calls at "
         "another origin of the same site (which must allow yours, with credentials); "
-        "`VITE_PLINTH_BASE` is the path prefix the pages live under.\n")
+        "`VITE_PLINTH_BASE` is the path prefix the pages live under.\n"
+    )
     return files
 
 

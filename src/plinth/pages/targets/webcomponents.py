@@ -54,11 +54,13 @@ def compile_module(spec: dict[str, Any], runtime_url: str) -> str:
     """The ES module of one app version: its spec, handed to the runtime."""
     # `</` cannot end a script in JSON embedded in HTML elsewhere; escaping keeps it inert.
     data = json.dumps(spec, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
-    return (f"// Plinth app {spec['tenant']}/{spec['slug']} version {spec['version']} "
-            f"({spec['hash'][:12]}), compiled by the webcomponents target.\n"
-            f"import {{ definePages }} from {json.dumps(runtime_url)};\n"
-            f"export const app = {data};\n"
-            "export const elements = definePages(app);\n")
+    return (
+        f"// Plinth app {spec['tenant']}/{spec['slug']} version {spec['version']} "
+        f"({spec['hash'][:12]}), compiled by the webcomponents target.\n"
+        f"import {{ definePages }} from {json.dumps(runtime_url)};\n"
+        f"export const app = {data};\n"
+        "export const elements = definePages(app);\n"
+    )
 
 
 class ModuleCache:

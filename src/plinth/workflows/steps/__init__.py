@@ -18,11 +18,13 @@ from plinth.expressions import Environment, Type
 
 # Every workflow expression sees `vars` (the instance variables), `record` (the triggering
 # record, if any) and `now` (epoch seconds).
-EXPRESSIONS = Environment({
-    "vars": Type.Map(Type.STRING, Type.DYN),
-    "record": Type.Map(Type.STRING, Type.DYN),
-    "now": Type.DOUBLE,
-})
+EXPRESSIONS = Environment(
+    {
+        "vars": Type.Map(Type.STRING, Type.DYN),
+        "record": Type.Map(Type.STRING, Type.DYN),
+        "now": Type.DOUBLE,
+    }
+)
 
 
 def check(source: Any, path: str, want: str | None = None) -> list[Fault]:
@@ -32,8 +34,9 @@ def check(source: Any, path: str, want: str | None = None) -> list[Fault]:
 
 def evaluate(source: str, variables: dict[str, Any], record: dict[str, Any] | None = None) -> Any:
     """The plain value of a workflow expression over the instance variables and record."""
-    return EXPRESSIONS.value(source, {"vars": variables, "record": record or {},
-                                      "now": time.time()})
+    return EXPRESSIONS.value(
+        source, {"vars": variables, "record": record or {}, "now": time.time()}
+    )
 
 
 @dataclass
@@ -120,6 +123,16 @@ def types() -> list[str]:
     return sorted(_steps)
 
 
-for _name in ("assign", "gateway", "parallel", "join", "timer", "end", "service_task",
-              "user_task", "approval", "subworkflow"):
+for _name in (
+    "assign",
+    "gateway",
+    "parallel",
+    "join",
+    "timer",
+    "end",
+    "service_task",
+    "user_task",
+    "approval",
+    "subworkflow",
+):
     importlib.import_module(f"plinth.workflows.steps.{_name}")

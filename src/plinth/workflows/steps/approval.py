@@ -10,7 +10,7 @@ from plinth.workflows.steps.user_task import check_assignee, resolve
 
 
 def decide(rule: Any, veto: bool, votes: list[str | None]) -> str | None:
-    """"approved", "rejected" or None (undecided) for the votes cast so far (pure)."""
+    """ "approved", "rejected" or None (undecided) for the votes cast so far (pure)."""
     n = len(votes)
     yes = votes.count("approved")
     no = votes.count("rejected")
@@ -39,19 +39,34 @@ class Approval(Base):
 
     def check(self, spec: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
         approvers = spec.get("approvers") or []
-        found = [] if approvers else [Fault(f"{path}.approvers", "an approval needs approvers",
-                                            "required")]
+        found = (
+            []
+            if approvers
+            else [Fault(f"{path}.approvers", "an approval needs approvers", "required")]
+        )
         for i, a in enumerate(approvers):
             found += check_assignee(a, f"{path}.approvers[{i}]", definition)
         rule = spec.get("rule", "any")
         if isinstance(rule, dict) and rule["quorum"] > len(approvers):
-            found.append(Fault(f"{path}.rule.quorum", f"quorum {rule['quorum']} exceeds the "
-                               f"{len(approvers)} approvers", "quorum"))
+            found.append(
+                Fault(
+                    f"{path}.rule.quorum",
+                    f"quorum {rule['quorum']} exceeds the {len(approvers)} approvers",
+                    "quorum",
+                )
+            )
         return found
 
     async def run(self, ctx: StepContext) -> Outcome:
-        tasks = [{"kind": "approval", "assignee": resolve(a, ctx), "form": {},
-                  "title": ctx.spec.get("title", ctx.node)} for a in ctx.spec["approvers"]]
+        tasks = [
+            {
+                "kind": "approval",
+                "assignee": resolve(a, ctx),
+                "form": {},
+                "title": ctx.spec.get("title", ctx.node),
+            }
+            for a in ctx.spec["approvers"]
+        ]
         return Outcome(wait=True, tasks=tasks, output={"rule": ctx.spec.get("rule", "any")})
 
     async def resume(self, ctx: StepContext, signal: dict[str, Any]) -> Outcome:
@@ -59,9 +74,14 @@ class Approval(Base):
         verdict = decide(ctx.spec.get("rule", "any"), bool(ctx.spec.get("veto")), votes)
         if verdict is None:
             return Outcome(wait=True, close_tasks=False)
-        record = {"decision": verdict,
-                  "votes": [{"by": t["decided_by"], "decision": t["decision"],
-                             "comment": t.get("comment")} for t in ctx.tasks if t["decision"]]}
+        record = {
+            "decision": verdict,
+            "votes": [
+                {"by": t["decided_by"], "decision": t["decision"], "comment": t.get("comment")}
+                for t in ctx.tasks
+                if t["decision"]
+            ],
+        }
         key = ctx.spec.get("output") or ctx.node
         target = follow(ctx.spec)
         if verdict == "rejected" and ctx.spec.get("rejected"):

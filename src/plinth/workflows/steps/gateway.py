@@ -25,8 +25,9 @@ class Gateway(Base):
                 continue
             found += check(branch["when"], f"{bpath}.when", "BOOL")
         if not spec.get("branches") and not spec.get("default"):
-            found.append(Fault(f"{path}.branches", "a gateway needs branches or a default",
-                               "required"))
+            found.append(
+                Fault(f"{path}.branches", "a gateway needs branches or a default", "required")
+            )
         return found
 
     async def run(self, ctx: StepContext) -> Outcome:

@@ -13,8 +13,7 @@ class Join(Base):
 
     def check(self, spec: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
         if not spec.get("split"):
-            return [Fault(f"{path}.split", "a join names the parallel split it closes",
-                          "required")]
+            return [Fault(f"{path}.split", "a join names the parallel split it closes", "required")]
         return []
 
     async def run(self, ctx: StepContext) -> Outcome:

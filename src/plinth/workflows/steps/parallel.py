@@ -17,8 +17,9 @@ class Parallel(Base):
     def check(self, spec: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
         branches = spec.get("branches") or []
         if len(branches) < 2 or not all(isinstance(b, str) for b in branches):
-            return [Fault(f"{path}.branches", "a parallel split names two or more nodes",
-                          "required")]
+            return [
+                Fault(f"{path}.branches", "a parallel split names two or more nodes", "required")
+            ]
         return []
 
     async def run(self, ctx: StepContext) -> Outcome:

@@ -18,8 +18,12 @@ from plinth.errors import Conflict, Fault, NotFound, Unavailable
 from plinth.metadata import kinds
 from plinth.workflows.steps import Base, Outcome, StepContext, check, evaluate, follow, register
 
-NEEDS = {"record.create": ["entity"], "record.update": ["entity", "record_id"],
-         "plugin": ["plugin", "operation"], "connector": ["connector", "operation"]}
+NEEDS = {
+    "record.create": ["entity"],
+    "record.update": ["entity", "record_id"],
+    "plugin": ["plugin", "operation"],
+    "connector": ["connector", "operation"],
+}
 
 
 class ServiceTask(Base):
@@ -29,47 +33,67 @@ class ServiceTask(Base):
         action = spec.get("action")
         if not action:
             return [Fault(f"{path}.action", "a service task names its action", "required")]
-        found = [Fault(f"{path}.{key}", f"{action} needs `{key}`", "required")
-                 for key in NEEDS[action] if not spec.get(key)]
+        found = [
+            Fault(f"{path}.{key}", f"{action} needs `{key}`", "required")
+            for key in NEEDS[action]
+            if not spec.get(key)
+        ]
         entity = spec.get("entity")
         if entity and entity not in definition.get("entities", {}):
-            found.append(Fault(f"{path}.entity", f"no entity named {entity!r} in this app",
-                               "unknown_reference"))
+            found.append(
+                Fault(
+                    f"{path}.entity", f"no entity named {entity!r} in this app", "unknown_reference"
+                )
+            )
         # Plugins are installed per tenant, not declared by the app: `check_plugin` runs at
         # publish, where the tenant is known (workflows.publish).
         name = spec.get("connector")
-        if name and kinds.by_section("connectors") and name not in definition.get(
-                "connectors", {}):
-            found.append(Fault(f"{path}.connector", f"no connector named {name!r} in this app",
-                               "unknown_reference"))
+        if name and kinds.by_section("connectors") and name not in definition.get("connectors", {}):
+            found.append(
+                Fault(
+                    f"{path}.connector",
+                    f"no connector named {name!r} in this app",
+                    "unknown_reference",
+                )
+            )
         for key, expr in (spec.get("input") or {}).items():
             found += check(expr, f"{path}.input.{key}")
         if spec.get("record_id"):
             found += check(spec["record_id"], f"{path}.record_id")
         return found
 
-    def check_plugin(self, spec: dict[str, Any], path: str,
-                     installed: dict[str, tuple[str, frozenset[str]]]) -> list[Fault]:
+    def check_plugin(
+        self, spec: dict[str, Any], path: str, installed: dict[str, tuple[str, frozenset[str]]]
+    ) -> list[Fault]:
         """A plugin step calls a plugin the tenant installed, and an action its installed
         version provides (`installed`: name -> (version, actions))."""
         name, operation = spec.get("plugin"), spec.get("operation")
         if spec.get("action") != "plugin" or not name:
             return []
         if name not in installed:
-            return [Fault(f"{path}.plugin", f"the plugin {name!r} is not installed in this "
-                          "tenant; install it first (POST /api/t/{tenant}/plugins)",
-                          "not_installed")]
+            return [
+                Fault(
+                    f"{path}.plugin",
+                    f"the plugin {name!r} is not installed in this "
+                    "tenant; install it first (POST /api/t/{tenant}/plugins)",
+                    "not_installed",
+                )
+            ]
         version, actions = installed[name]
         if operation and operation not in actions:
             offered = ", ".join(sorted(actions)) or "none"
-            return [Fault(f"{path}.operation", f"{name} {version} has no action "
-                          f"{operation!r} (it provides: {offered})", "unknown_reference")]
+            return [
+                Fault(
+                    f"{path}.operation",
+                    f"{name} {version} has no action {operation!r} (it provides: {offered})",
+                    "unknown_reference",
+                )
+            ]
         return []
 
     async def run(self, ctx: StepContext) -> Outcome:
         spec = ctx.spec
-        data = {k: evaluate(e, ctx.vars, ctx.record)
-                for k, e in (spec.get("input") or {}).items()}
+        data = {k: evaluate(e, ctx.vars, ctx.record) for k, e in (spec.get("input") or {}).items()}
         app = ctx.instance["app"]
 
         async def call(key: str) -> Any:
@@ -79,14 +103,25 @@ class ServiceTask(Base):
             if action == "record.update":
                 rid = evaluate(spec["record_id"], ctx.vars, ctx.record)
                 return await _service(ctx.services, "records").update(
-                    ctx.tenant, app, spec["entity"], rid, data, ctx.principal)
+                    ctx.tenant, app, spec["entity"], rid, data, ctx.principal
+                )
             if action == "plugin":
                 return await _service(ctx.services, "plugins").call_action(
-                    ctx.tenant, spec["plugin"], spec["operation"],
-                    {**data, "idempotency_key": key}, ctx.principal)
+                    ctx.tenant,
+                    spec["plugin"],
+                    spec["operation"],
+                    {**data, "idempotency_key": key},
+                    ctx.principal,
+                )
             return await _service(ctx.services, "connectors").call(
-                ctx.tenant, app, spec["connector"], spec["operation"], data, ctx.principal,
-                idempotency_key=key)
+                ctx.tenant,
+                app,
+                spec["connector"],
+                spec["operation"],
+                data,
+                ctx.principal,
+                idempotency_key=key,
+            )
 
         result = await ctx.effect(call)
         updates = {spec["output"]: result} if spec.get("output") else {}
@@ -100,20 +135,21 @@ def record_id(key: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-async def _create_once(ctx: StepContext, app: str, entity: str, data: dict[str, Any],
-                       key: str) -> Any:
+async def _create_once(
+    ctx: StepContext, app: str, entity: str, data: dict[str, Any], key: str
+) -> Any:
     """Create the step's record, or find it when a crashed earlier run already did."""
     records = _service(ctx.services, "records")
     rid = record_id(key)
     try:
-        return await records.create(ctx.tenant, app, entity, data, ctx.principal,
-                                    record_id=rid)
+        return await records.create(ctx.tenant, app, entity, data, ctx.principal, record_id=rid)
     except Conflict as conflict:
         try:
             return await records.get(ctx.tenant, app, entity, rid, ctx.principal)
         except NotFound:
             # Another unique value clashed, not our earlier run: that is the step's failure.
             raise conflict from None
+
 
 def _service(services: Any, name: str) -> Any:
     found = getattr(services, name, None)

@@ -17,23 +17,32 @@ class SubWorkflow(Base):
             return [Fault(f"{path}.workflow", "name the workflow to start", "required")]
         found = []
         if name not in definition.get("workflows", {}):
-            found.append(Fault(f"{path}.workflow", f"no workflow named {name!r} in this app",
-                               "unknown_reference"))
+            found.append(
+                Fault(
+                    f"{path}.workflow",
+                    f"no workflow named {name!r} in this app",
+                    "unknown_reference",
+                )
+            )
         for key, expr in (spec.get("input") or {}).items():
             found += check(expr, f"{path}.input.{key}")
         return found
 
     async def run(self, ctx: StepContext) -> Outcome:
-        data = {k: evaluate(e, ctx.vars, ctx.record)
-                for k, e in (ctx.spec.get("input") or {}).items()}
+        data = {
+            k: evaluate(e, ctx.vars, ctx.record) for k, e in (ctx.spec.get("input") or {}).items()
+        }
         return Outcome(wait=True, child={"workflow": ctx.spec["workflow"], "input": data})
 
     async def resume(self, ctx: StepContext, signal: dict[str, Any]) -> Outcome:
         if signal.get("status") != "completed":
             raise RuntimeError(f"sub-workflow {ctx.spec['workflow']} {signal.get('status')}")
         key = ctx.spec.get("output") or ctx.node
-        return Outcome(next=follow(ctx.spec), vars={key: signal.get("vars", {})},
-                       output={"child": signal.get("instance")})
+        return Outcome(
+            next=follow(ctx.spec),
+            vars={key: signal.get("vars", {})},
+            output={"child": signal.get("instance")},
+        )
 
 
 register(SubWorkflow())

@@ -14,8 +14,9 @@ class Timer(Base):
 
     def check(self, spec: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
         if ("seconds" in spec) == ("until" in spec):
-            return [Fault(f"{path}.seconds", "a timer takes either `seconds` or `until`",
-                          "required")]
+            return [
+                Fault(f"{path}.seconds", "a timer takes either `seconds` or `until`", "required")
+            ]
         return check(spec["until"], f"{path}.until") if "until" in spec else []
 
     async def run(self, ctx: StepContext) -> Outcome:

@@ -33,8 +33,7 @@ def resolve(assignee: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     if "expr" in assignee:
         out["user"] = str(evaluate(assignee["expr"], ctx.vars, ctx.record))
     if assignee.get("attrs"):
-        out["attrs"] = {k: evaluate(e, ctx.vars, ctx.record)
-                        for k, e in assignee["attrs"].items()}
+        out["attrs"] = {k: evaluate(e, ctx.vars, ctx.record) for k, e in assignee["attrs"].items()}
     return out
 
 
@@ -42,8 +41,10 @@ class UserTask(Base):
     type = "user_task"
 
     def targets(self, spec: dict[str, Any]) -> list[str]:
-        return [*super().targets(spec), *([spec["escalate"]["next"]]
-                                          if spec.get("escalate", {}).get("next") else [])]
+        return [
+            *super().targets(spec),
+            *([spec["escalate"]["next"]] if spec.get("escalate", {}).get("next") else []),
+        ]
 
     def check(self, spec: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
         found = check_assignee(spec.get("assignee"), f"{path}.assignee", definition)
@@ -52,13 +53,19 @@ class UserTask(Base):
         if entity:
             fields = definition.get("entities", {}).get(entity, {}).get("fields")
             if fields is None:
-                found.append(Fault(f"{path}.form.entity", f"no entity named {entity!r}",
-                                   "unknown_reference"))
+                found.append(
+                    Fault(f"{path}.form.entity", f"no entity named {entity!r}", "unknown_reference")
+                )
             else:
                 for i, name in enumerate(form.get("fields", [])):
                     if name not in fields:
-                        found.append(Fault(f"{path}.form.fields[{i}]",
-                                           f"{entity} has no field {name!r}", "unknown_field"))
+                        found.append(
+                            Fault(
+                                f"{path}.form.fields[{i}]",
+                                f"{entity} has no field {name!r}",
+                                "unknown_field",
+                            )
+                        )
         if spec.get("escalate") and not spec.get("due"):
             found.append(Fault(f"{path}.due", "escalation needs a due time", "required"))
         if spec.get("escalate", {}).get("to"):
@@ -66,11 +73,16 @@ class UserTask(Base):
         return found
 
     async def run(self, ctx: StepContext) -> Outcome:
-        task = {"kind": "user_task", "assignee": resolve(ctx.spec["assignee"], ctx),
-                "form": ctx.spec.get("form") or {}, "title": ctx.spec.get("title", ctx.node)}
+        task = {
+            "kind": "user_task",
+            "assignee": resolve(ctx.spec["assignee"], ctx),
+            "form": ctx.spec.get("form") or {},
+            "title": ctx.spec.get("title", ctx.node),
+        }
         due = time.time() + ctx.spec["due"] if ctx.spec.get("due") else None
-        return Outcome(wait=True, tasks=[task], timer=("due", due) if due else None,
-                       output={"due_at": due})
+        return Outcome(
+            wait=True, tasks=[task], timer=("due", due) if due else None, output={"due_at": due}
+        )
 
     async def resume(self, ctx: StepContext, signal: dict[str, Any]) -> Outcome:
         if signal.get("kind") == "timer":
@@ -78,12 +90,14 @@ class UserTask(Base):
             if escalate.get("next"):
                 return Outcome(next=[escalate["next"]], output={"escalated": escalate["next"]})
             to = resolve(escalate["to"], ctx) if escalate.get("to") else None
-            return Outcome(wait=True, close_tasks=False, reassign=to,
-                           output={"escalated_to": to})
+            return Outcome(wait=True, close_tasks=False, reassign=to, output={"escalated_to": to})
         task = signal["task"]
         key = ctx.spec.get("output") or ctx.node
-        return Outcome(next=follow(ctx.spec), vars={key: task["data"]},
-                       output={"by": task["decided_by"], "data": task["data"]})
+        return Outcome(
+            next=follow(ctx.spec),
+            vars={key: task["data"]},
+            output={"by": task["decided_by"], "data": task["data"]},
+        )
 
 
 register(UserTask())

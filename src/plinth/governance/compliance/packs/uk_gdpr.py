@@ -6,15 +6,47 @@ from plinth.governance.compliance.packs import register
 
 UK = frozenset({"GB"})
 
-PACK = register(Pack("uk_gdpr", "UK GDPR", UK, (
-    r.rule("uk_gdpr.retention", "Personal data has a retention period", "critical",
-           "UK GDPR art. 5(1)(e)", r.retention()),
-    r.rule("uk_gdpr.special_category_basis", "Special-category data names its lawful basis",
-           "critical", "UK GDPR art. 9(2); DPA 2018 sch. 1", r.lawful_basis(SENSITIVE)),
-    r.rule("uk_gdpr.restricted_reads", "Special-category data has a restricting read policy",
-           "critical", "UK GDPR art. 32; DPA 2018 s. 10", r.restricted_reads()),
-    r.rule("uk_gdpr.audit_reads", "Reads of special-category data are audited", "warning",
-           "UK GDPR art. 5(2) accountability", r.audited_reads()),
-    r.rule("uk_gdpr.residency", "Declared residency of UK subjects is satisfiable",
-           "critical", "UK GDPR art. 44-49 (restricted transfers)", r.residency(UK)),
-)))
+PACK = register(
+    Pack(
+        "uk_gdpr",
+        "UK GDPR",
+        UK,
+        (
+            r.rule(
+                "uk_gdpr.retention",
+                "Personal data has a retention period",
+                "critical",
+                "UK GDPR art. 5(1)(e)",
+                r.retention(),
+            ),
+            r.rule(
+                "uk_gdpr.special_category_basis",
+                "Special-category data names its lawful basis",
+                "critical",
+                "UK GDPR art. 9(2); DPA 2018 sch. 1",
+                r.lawful_basis(SENSITIVE),
+            ),
+            r.rule(
+                "uk_gdpr.restricted_reads",
+                "Special-category data has a restricting read policy",
+                "critical",
+                "UK GDPR art. 32; DPA 2018 s. 10",
+                r.restricted_reads(),
+            ),
+            r.rule(
+                "uk_gdpr.audit_reads",
+                "Reads of special-category data are audited",
+                "warning",
+                "UK GDPR art. 5(2) accountability",
+                r.audited_reads(),
+            ),
+            r.rule(
+                "uk_gdpr.residency",
+                "Declared residency of UK subjects is satisfiable",
+                "critical",
+                "UK GDPR art. 44-49 (restricted transfers)",
+                r.residency(UK),
+            ),
+        ),
+    )
+)
