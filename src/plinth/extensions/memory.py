@@ -15,12 +15,17 @@ engine initialises memories eagerly (a few ms per instantiation for a componenti
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import itertools
 import mmap
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import wasmtime
+from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 from wasmtime._bindings import (
     wasmtime_memory_creator_t,
@@ -61,11 +66,18 @@ class MemoryMeter:
     """A wasmtime memory creator that knows every memory's size, attributed per thread."""
 
     def __init__(self) -> None:
+        shape = callback_shape()
+        if shape is None:
+            raise MeterUnsupported(
+                f"wasmtime {wasmtime_version()} has a memory-creator callback this meter does "
+                "not know"
+            )
         self._memories: dict[int, _Memory] = {}
         self._ids = itertools.count(1)
         self._local = threading.local()
         # ctypes callbacks must outlive every engine that uses them: kept on the instance.
-        self._new = wasmtime_new_memory_callback_t(self._new_memory)
+        new = self._new_memory_request if shape == "request" else self._new_memory_args
+        self._new = wasmtime_new_memory_callback_t(new)
         self._get = wasmtime_memory_get_callback_t(self._get_memory)
         self._grow = wasmtime_memory_grow_callback_t(self._grow_memory)
         self._finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(self._finalize_memory)
@@ -95,7 +107,7 @@ class MemoryMeter:
         return len(self._memories)
 
     # -- the C callbacks: they must never raise (ctypes would return garbage to wasmtime) --
-    def _new_memory(
+    def _new_memory_args(
         self,
         _env: int,
         _ty: object,
@@ -104,6 +116,22 @@ class MemoryMeter:
         reserved: int,
         guard: int,
         ret: object,
+    ) -> int:
+        """wasmtime 50: the request comes as separate arguments."""
+        return self._new_memory(minimum, maximum, reserved, guard, ret)
+
+    def _new_memory_request(self, _env: int, request: object, ret: object) -> int:
+        """wasmtime 51: the request comes as one `wasmtime_memory_request_t`."""
+        try:
+            r = request.contents  # type: ignore[attr-defined]
+            minimum, maximum = r.minimum, r.maximum
+            reserved, guard = r.reserved_size_in_bytes, r.guard_size_in_bytes
+        except Exception as exc:  # pragma: no cover - defensive: never unwind into wasmtime
+            return _error(f"memory creator failed: {exc}")
+        return self._new_memory(minimum, maximum, reserved, guard, ret)
+
+    def _new_memory(
+        self, minimum: int, maximum: int, reserved: int, guard: int, ret: object
     ) -> int:
         try:
             capacity = reserved or max(maximum, minimum, _DEFAULT_RESERVATION)
@@ -158,6 +186,92 @@ class MemoryMeter:
         memory = self._memories.pop(env, None)
         if memory is not None:
             _libc.munmap(memory.base, memory.mapped)
+
+
+class MeterUnsupported(RuntimeError):
+    """The installed wasmtime's memory-creator binding is not one this meter knows."""
+
+
+def wasmtime_version() -> str:
+    from importlib.metadata import version
+
+    return version("wasmtime")
+
+
+def callback_shape() -> str | None:
+    """Which memory-creator callback the installed wasmtime binding declares, if a known one.
+
+    wasmtime 50 passes (env, type, minimum, maximum, reserved, guard, out); wasmtime 51 passes
+    (env, request, out) with the numbers in a `wasmtime_memory_request_t`. The C ABI is read
+    from the binding's own declaration, so a third shape is refused instead of guessed.
+    """
+    argtypes = getattr(wasmtime_new_memory_callback_t, "_argtypes_", None) or ()
+    if len(argtypes) == 7:
+        return "args"
+    if len(argtypes) == 3 and hasattr(_bindings, "wasmtime_memory_request"):
+        fields = {name for name, *_ in _bindings.wasmtime_memory_request._fields_}
+        if {"minimum", "maximum", "reserved_size_in_bytes", "guard_size_in_bytes"} <= fields:
+            return "request"
+    return None
+
+
+# A core module that grows its memory by two pages and reports the size: the probe's guest.
+_PROBE_WAT = """
+(module
+  (memory (export "memory") 1 64)
+  (func (export "run") (result i32)
+    (drop (memory.grow (i32.const 2)))
+    (i32.store (i32.const 70000) (i32.const 7))
+    (memory.size)))
+"""
+
+
+def selftest() -> None:
+    """Run a guest under the meter in this process; exits non-zero (or dies) if it is broken."""
+    meter = MemoryMeter()
+    config = wasmtime.Config()
+    meter.install(config)
+    engine = wasmtime.Engine(config)
+    store = wasmtime.Store(engine)
+    module = wasmtime.Module(engine, _PROBE_WAT)
+    meter.begin()
+    instance = wasmtime.Instance(store, module, [])
+    run = instance.exports(store)["run"]
+    pages = run(store)  # type: ignore[operator]
+    peak = meter.peak()
+    meter.end()
+    if pages != 3 or peak != 3 * 65536:
+        raise SystemExit(f"meter measured {peak} bytes for 3 pages")
+
+
+def probe(cache_dir: Path) -> str | None:
+    """Why the meter cannot be used with the installed wasmtime, or None when it works.
+
+    A wrong ctypes callback does not raise: it corrupts the heap and aborts the process. So the
+    meter is tried once in a child process per (wasmtime version, this module) and the verdict
+    cached beside the compiled artifacts.
+    """
+    if callback_shape() is None:
+        return (
+            f"wasmtime {wasmtime_version()} declares a memory-creator callback of an unknown shape"
+        )
+    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    marker = cache_dir / f"meter-{wasmtime_version()}-{digest}.ok"
+    if marker.exists():
+        return None
+    done = subprocess.run(
+        [sys.executable, "-c", "from plinth.extensions.memory import selftest; selftest()"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        return f"wasmtime {wasmtime_version()}: the meter's self-test failed ({tail[0]})"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("ok\n")
+    return None
 
 
 def _error(message: str) -> int:

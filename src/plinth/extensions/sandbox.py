@@ -8,6 +8,7 @@ preopened directories, no environment and no sockets, so the guest gets none of 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import wasmtime
 from wasmtime import component as wc
 
+from plinth.extensions import memory
 from plinth.extensions.memory import MemoryMeter
 from plinth.extensions.models import (
     Limits,
@@ -29,6 +31,7 @@ from plinth.extensions.models import (
     PluginTrapped,
 )
 
+log = logging.getLogger("plinth.extensions")
 TICK_SECONDS = 0.005
 PACKAGE = "plinth:plugin"
 WIT_VERSION = "0.1.0"
@@ -73,7 +76,7 @@ class Sandbox:
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
-        self.meter = MemoryMeter() if measure_memory else None
+        self.meter = _meter(cache_dir) if measure_memory else None
         if self.meter is not None:
             self.meter.install(config)
         # Artifacts compiled for eager memory init do not load into a copy-on-write engine.
@@ -258,6 +261,18 @@ def _fuel_left(store: wasmtime.Store) -> int | None:
         return store.get_fuel()
     except wasmtime.WasmtimeError:
         return None
+
+
+def _meter(cache_dir: Path) -> MemoryMeter | None:
+    """The peak-memory meter, or None (logged once) where the installed wasmtime breaks it."""
+    try:
+        why = memory.probe(cache_dir)
+        if why is None:
+            return MemoryMeter()
+    except Exception as exc:  # a probe that cannot run is a meter we cannot trust
+        why = f"the meter's self-test could not run: {exc}"
+    log.warning("plugin peak-memory metering is off: %s; calls run without it", why)
+    return None
 
 
 def _engine_tag() -> str:
