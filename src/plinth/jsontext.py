@@ -3,8 +3,9 @@
 Python's `json` module accepts more than the storage below it: NUL characters PostgreSQL's
 text and JSON refuse, lone surrogates (`"\\ud800"`, or the raw bytes ED A0 80 it decodes with
 `surrogatepass`) that no UTF-8 database can encode, `NaN`/`Infinity` that PostgreSQL's JSON
-refuses, and nesting deep enough to exhaust the interpreter's stack. `loads` refuses each with a 422 naming where it is; `check` does the same
-for an encoded body cheaply (it only parses what could be at fault).
+refuses, and nesting deep enough to exhaust the interpreter's stack. `loads` refuses each
+with a 422 naming where it is; `check` does the same for an encoded body cheaply (it only
+parses what could be at fault).
 """
 
 from __future__ import annotations
