@@ -26,6 +26,7 @@ from plinth.events import Event
 from plinth.extensions import build, store
 from plinth.extensions import host as host_mod
 from plinth.extensions import manifest as manifest_mod
+from plinth.extensions.executor import PluginExecutor, default_capacity
 from plinth.extensions.host import CallHost
 from plinth.extensions.models import (
     CAPABILITIES,
@@ -34,6 +35,7 @@ from plinth.extensions.models import (
     PLATFORM_MAX,
     Installation,
     Limits,
+    PluginBusy,
     PluginError,
     PluginFailed,
     PluginInvalidOutput,
@@ -41,7 +43,7 @@ from plinth.extensions.models import (
     PluginVersion,
 )
 from plinth.extensions.package import Package, signed_message, unpack, verify
-from plinth.extensions.sandbox import Outcome, Sandbox
+from plinth.extensions.sandbox import Outcome, artifact
 from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
@@ -76,10 +78,15 @@ class PluginService:
             getattr(platform.settings, "plugin_cache_dir", None)
             or build.default_cache_dir() / "compiled"
         )
-        self.sandbox = Sandbox(
+        settings = platform.settings
+        workers = settings.plugin_workers or default_capacity()
+        self.executor = PluginExecutor(
             Path(cache),
-            measure_memory=bool(getattr(platform.settings, "plugin_measure_memory", True)),
+            measure_memory=bool(settings.plugin_measure_memory),
+            capacity=workers,
+            per_tenant=settings.plugin_tenant_workers or max(1, workers // 2),
         )
+        self.cache_dir = Path(cache)
         self.fuel_per_minute = DEFAULT_FUEL_PER_MINUTE
         # The per-tenant fuel budget lives in the integration layer's rate limiter (`limits`):
         # in process memory when embedded, in Redis when scaled out, so nodes share it.
@@ -101,7 +108,11 @@ class PluginService:
         platform.on_stop(self.stop)
 
     async def stop(self) -> None:
-        self.sandbox.stop()
+        await self.executor.stop()
+
+    def is_compiled(self, sha256: str) -> bool:
+        """Whether a component's compiled artifact is on disk (its first call loads it fast)."""
+        return artifact(self.cache_dir, sha256, self.executor.measure_memory)
 
     # -- registry ------------------------------------------------------------------------
     async def publish(self, data: bytes, principal: Principal) -> PluginVersion:
@@ -274,11 +285,9 @@ class PluginService:
     async def compile(self, name: str, version: str | None = None) -> bool:
         """Compile a version ahead of its first call (cached on disk); True if it compiled."""
         v = await self.version(name, version)
-        due = not self.sandbox.is_compiled(v.sha256)
-        await asyncio.to_thread(
-            self.sandbox.component, v.sha256, self.blob_dir / f"{v.sha256}.wasm"
+        return await self.executor.compile(
+            v.sha256, self.blob_dir / f"{v.sha256}.wasm", _exports(v.manifest)
         )
-        return due
 
     # -- installation --------------------------------------------------------------------
     async def _tenant(self, tenant: Tenant | str) -> Tenant:
@@ -792,42 +801,67 @@ class PluginService:
                 "write by a plugin runs before-write hooks); plugins may not nest deeper",
                 extra={"limit": MAX_NESTING},
             )
-        host = CallHost(self, t, inst, principal, asyncio.get_running_loop(), limits)
+        host = CallHost(self, t, inst, principal, limits)
         started = time.perf_counter()
+        busy = False
         outcome: Outcome | None = None
         error: PlinthError | None = None
         cold = False
         try:
-            component, cold = await asyncio.to_thread(
-                self.sandbox.component, v.sha256, self.blob_dir / f"{v.sha256}.wasm"
-            )
-            outcome = await asyncio.to_thread(
-                self.sandbox.call, component, point, args, limits, host
+            outcome, cold = await self.executor.call(
+                t.id,
+                v.sha256,
+                self.blob_dir / f"{v.sha256}.wasm",
+                point,
+                args,
+                limits,
+                host,
+                nested=host_mod.DEPTH.get() > 0,
             )
             if outcome.tag == "err":
                 err = _guest_error(outcome.payload)
                 if not (point == "before-write" and err.get("kind") == "rejected"):
                     error = _guest_failure(err)
             return outcome
+        except PluginBusy:
+            busy = True  # never ran: nothing to meter or charge
+            raise
         except PluginFailed as exc:
             error = exc
+            cold = bool(getattr(exc, "cold", False))
+            if not hasattr(exc, "wall_ms"):
+                exc.wall_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
             raise
         finally:
-            fuel = (
-                outcome.fuel
-                if outcome
-                else (limits.fuel if error and error.code == "plugin_out_of_fuel" else 0)
-            )
-            wall = outcome.wall_ms if outcome else (time.perf_counter() - started) * 1000
-            peak = outcome.peak_memory if outcome else getattr(error, "peak_memory", None)
-            await self.budget.spend(t.id, self._budget(t), fuel)
-            rejected = outcome is not None and outcome.tag == "err" and error is None
-            result = error.code if error else ("rejected" if rejected else "ok")
-            await self._meter(
-                t, v, point, target, result, fuel, wall, peak, limits, cold, principal
-            )
-            if error is not None and outcome is not None:
-                raise error
+            if not busy:
+                await self._settle(t, v, point, target, principal, limits, outcome, error, cold)
+                if error is not None and outcome is not None:
+                    raise error
+
+    async def _settle(
+        self,
+        t: Tenant,
+        v: PluginVersion,
+        point: str,
+        target: str,
+        principal: Principal,
+        limits: Limits,
+        outcome: Outcome | None,
+        error: PlinthError | None,
+        cold: bool,
+    ) -> None:
+        """Charge a call's fuel to its tenant and meter it (whatever its outcome)."""
+        fuel = (
+            outcome.fuel
+            if outcome
+            else (limits.fuel if error and error.code == "plugin_out_of_fuel" else 0)
+        )
+        wall = outcome.wall_ms if outcome else float(getattr(error, "wall_ms", 0.0))
+        peak = outcome.peak_memory if outcome else getattr(error, "peak_memory", None)
+        await self.budget.spend(t.id, self._budget(t), fuel)
+        rejected = outcome is not None and outcome.tag == "err" and error is None
+        result = error.code if error else ("rejected" if rejected else "ok")
+        await self._meter(t, v, point, target, result, fuel, wall, peak, limits, cold, principal)
 
     def _output(self, outcome: Outcome, v: PluginVersion) -> Any:
         try:
@@ -990,6 +1024,12 @@ class FuelBudget:
             charge = min(fuel, remaining)
             if charge <= 0 or await limiter.hit(item, tenant_id, cost=charge):
                 return
+
+
+def _exports(manifest: Any) -> list[str]:
+    """The component exports a manifest's extension points call."""
+    kinds = {p.kind for p in manifest.points}
+    return [k for k in ("action", "before-write") if k in kinds]
 
 
 def _guest_error(payload: str) -> dict[str, Any]:
