@@ -42,7 +42,13 @@ from plinth.extensions.models import (
     PluginNestedTooDeep,
     PluginVersion,
 )
-from plinth.extensions.package import Package, signed_message, unpack, verify
+from plinth.extensions.package import (
+    Package,
+    rotation_message,
+    signed_message,
+    unpack,
+    verify,
+)
 from plinth.extensions.sandbox import Outcome, artifact
 from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
@@ -139,6 +145,15 @@ class PluginService:
                         )
                     ]
                 )
+        # The component is compiled and linked (in a worker) before anything is recorded: a
+        # package that would fail its first call is refused now, with wasmtime's reason.
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        blob = self.blob_dir / f"{package.sha256}.wasm"
+        if not blob.exists():
+            tmp = blob.with_suffix(f".{new_id()}.tmp")
+            await asyncio.to_thread(tmp.write_bytes, package.wasm)
+            tmp.replace(blob)
+        await self.executor.compile(package.sha256, blob, _exports(m))
         now = utcnow()
         async with self.db.transaction() as conn:
             t = store.plugin_versions
@@ -154,31 +169,13 @@ class PluginService:
                     path="version",
                 )
             other = (
-                await conn.execute(
-                    sa.select(t.c.publisher, t.c.public_key).where(t.c.name == m.name).limit(1)
-                )
+                await conn.execute(sa.select(t.c.publisher).where(t.c.name == m.name).limit(1))
             ).first()
             if other is not None and other.publisher != m.publisher:
                 raise Conflict(
                     f"{m.name} belongs to publisher {other.publisher!r}", path="publisher"
                 )
-            if other is not None and other.public_key and other.public_key != package.public_key:
-                # The first signed version fixes the key; later ones must be signed by it.
-                raise ValidationFailed.of(
-                    [
-                        Fault(
-                            "signature.json",
-                            "Later versions must be signed with the publisher's key",
-                            "signature",
-                        )
-                    ]
-                )
-            self.blob_dir.mkdir(parents=True, exist_ok=True)
-            blob = self.blob_dir / f"{package.sha256}.wasm"
-            if not blob.exists():
-                tmp = blob.with_suffix(".tmp")
-                await asyncio.to_thread(tmp.write_bytes, package.wasm)
-                tmp.replace(blob)
+            await self._check_key(conn, m.name, package.public_key, principal, now)
             # UI modules sit next to the component, by their own hash (served immutable).
             modules = {}
             for path, digest in package.module_hashes().items():
@@ -186,7 +183,7 @@ class PluginService:
                 modules[path] = {"sha256": digest, "size": len(body)}
                 js = self.blob_dir / f"{digest}.js"
                 if not js.exists():
-                    tmp = js.with_suffix(".tmp")
+                    tmp = js.with_suffix(f".{new_id()}.tmp")
                     await asyncio.to_thread(tmp.write_bytes, body)
                     tmp.replace(js)
             await conn.execute(
@@ -214,6 +211,91 @@ class PluginService:
             now,
             modules,
         )
+
+    async def _check_key(
+        self, conn: Any, name: str, public_key: str | None, principal: Principal, now: Any
+    ) -> None:
+        """The first signed version pins its key; every later version must be signed by it."""
+        k = store.plugin_keys
+        pinned = (await conn.execute(sa.select(k.c.public_key).where(k.c.name == name))).first()
+        if pinned is None:
+            if public_key is not None:
+                await conn.execute(
+                    k.insert().values(
+                        name=name,
+                        public_key=public_key,
+                        pinned_at=now,
+                        pinned_by=principal.audit_name(),
+                    )
+                )
+            return
+        if public_key != pinned.public_key:
+            why = "is unsigned" if public_key is None else "is signed with another key"
+            raise ValidationFailed.of(
+                [
+                    Fault(
+                        "signature.json",
+                        f"{name} is pinned to key {pinned.public_key[:16]}…; this version "
+                        f"{why}. Sign it with the pinned key, or rotate the key first "
+                        f"(PUT /api/plugins/{name}/key)",
+                        "signature_key",
+                    )
+                ],
+                "package",
+            )
+
+    async def signing_key(self, name: str) -> dict[str, Any] | None:
+        """The key a plugin's versions must be signed with (None: no signed version yet)."""
+        k = store.plugin_keys
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(k).where(k.c.name == name))).first()
+        if row is None:
+            return None
+        return {
+            "name": row.name,
+            "public_key": row.public_key,
+            "pinned_at": row.pinned_at.isoformat(),
+            "pinned_by": row.pinned_by,
+        }
+
+    async def rotate_key(
+        self, name: str, public_key: str, proof: str, reason: str, principal: Principal
+    ) -> dict[str, Any]:
+        """Pin another signing key for a plugin name: platform admins only, audited, and the
+        new key must sign `rotation_message` (so nobody pins a key no one holds)."""
+        authorize(self.platform.authorizer, principal, "plugin.publish", Resource("plugin", name))
+        if not verify(public_key, proof, rotation_message(name, public_key)):
+            raise ValidationFailed.of(
+                [Fault("signature", "The new key's signature of the rotation does not verify")],
+                "key rotation",
+            )
+        if not await self.versions(name):
+            raise NotFound(f"No published plugin {name}", path="name")
+        k = store.plugin_keys
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            old = (await conn.execute(sa.select(k.c.public_key).where(k.c.name == name))).first()
+            values = {
+                "public_key": public_key,
+                "pinned_at": now,
+                "pinned_by": principal.audit_name(),
+            }
+            if old is None:
+                await conn.execute(k.insert().values(name=name, **values))
+            else:
+                await conn.execute(k.update().where(k.c.name == name).values(**values))
+        await self.platform.governance.record(
+            None,
+            principal.audit_name(),
+            "plugin.key_rotated",
+            f"plugin:{name}",
+            old_key=old.public_key if old else None,
+            new_key=public_key,
+            reason=reason[:500],
+        )
+        found = await self.signing_key(name)
+        assert found is not None
+        return found
 
     async def versions(self, name: str | None = None) -> list[PluginVersion]:
         """Published versions, newest first per plugin."""
