@@ -26,8 +26,8 @@ from plinth.server.platform import Platform
 from plinth.settings import Settings
 
 T = TypeVar("T")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long lines (URLs, secrets) stay whole, to be copied
+err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     help="Plinth: an open-source, multi-tenant low-code platform.",
