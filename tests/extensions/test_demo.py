@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +102,18 @@ async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
         ("action", "score", "ok"),
     ]
     assert all(c["peak_memory"] > 0 for c in metering["calls"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_invalid_claim_is_refused_before_the_fraud_hook_runs(
+    platform: Platform, client: Any, components: dict[str, Path]
+) -> None:
+    # The fraud scorer raises ValueError on a non-number amount: bad input must never reach it.
+    await load_demo(platform, ADMIN)
+    base = f"/api/t/{TENANT}/apps/claims/data"
+    r = await client.post(f"{base}/claim", json={"amount": "abc"})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "amount" in {e["path"] for e in r.json()["errors"]}
+    calls = (await client.get(f"/api/t/{TENANT}/plugins/metering")).json()["calls"]
+    assert [c for c in calls if c["point"] == "before-write"] == []
