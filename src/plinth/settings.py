@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     master_key: str | None = Field(
         default=None, description="Base64 32-byte master key for envelope encryption"
     )
+    audit_anchor: str | None = Field(
+        default=None,
+        description="Where the audit ledger's newest checkpoints are copied, outside the "
+        "database: a file path or an http(s) URL; `plinth audit verify` checks against it",
+    )
+    audit_anchor_every: float = Field(
+        default=60.0, gt=0, description="Seconds between exports to the audit anchor"
+    )
     regions: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description='Data regions as JSON: {"eu": {"url": "...", "location": "eu-central"}}; '

@@ -52,6 +52,7 @@ class Platform:
         self.on_stop(self.records.close)
         self.plugins = PluginService(self)
         self.vault = Vault(settings, self.db, self.events)
+        self.vault.rewrap_hooks.append(self.governance.audit.rewrap_master)
         self.records.storage.regions = self.regions  # app data lives in the home region
         self.compliance.enforce(self.records, self.vault, lambda: self.authorizer)
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
@@ -76,6 +77,7 @@ class Platform:
             await relay.start()
             self.on_stop(relay.stop)
         if workers and self.settings.embedded_worker:
+            self.governance.start_anchoring()
             await self.workflows.start_worker()
             self.on_stop(self.workflows.stop_worker)
             await self.connectors.start_worker()  # webhook deliveries (stopped by close)
