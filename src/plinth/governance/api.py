@@ -183,6 +183,13 @@ async def list_audit(
     return {"items": events, "next_cursor": next_cursor}
 
 
+@router.get("/audit/verify")
+async def verify_audit(tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep) -> Any:
+    """Check this tenant's chain: links, MACs, signed checkpoints and the anchor (if set)."""
+    require(platform, principal, "audit.read", tenant, "tenant")
+    return (await platform.governance.audit.verify(tenant.id)).public()
+
+
 @public.get("/oidc/login")
 async def oidc_login(tenant: str, request: Request, platform: PlatformDep) -> Response:
     """Start OpenID Connect login: redirect to the tenant's provider."""
