@@ -65,6 +65,7 @@ class _Worker:
     writer: asyncio.StreamWriter
     metered: bool
     live: int | None = None  # linear memories its last call left allocated (0 when clean)
+    loaded: set[str] = field(default_factory=set)  # components it has loaded
 
     async def send(self, message: dict[str, Any]) -> None:
         data = json.dumps(message).encode()
@@ -156,20 +157,29 @@ class PluginExecutor:
         )
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
+        self._spawning = 0
+        self._dead: set[_Worker] = set()  # killed, reaped when the executor stops
+        self._nested = 0  # nested calls running (they may take workers past capacity)
+        self._available = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def stop(self) -> None:
         """End every worker (their calls fail as the server stops)."""
         self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
         for worker in list(self._all):
             with contextlib.suppress(Exception):
                 worker.writer.close()
             worker.kill()
-        for worker in list(self._all):
+        for worker in [*self._all, *self._dead]:
+            worker.kill()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(worker.process.wait(), 5)
         self._all.clear()
+        self._dead.clear()
         self._idle.clear()
 
     @property
@@ -203,23 +213,60 @@ class PluginExecutor:
         self._all.add(worker)
         return worker
 
-    async def _worker(self) -> _Worker:
-        while self._idle:
-            worker = self._idle.pop()
-            if worker.process.returncode is None:
+    async def _worker(self, sha256: str | None = None, fill: bool = True) -> _Worker:
+        """An idle worker (one that has `sha256` loaded, if any), else a new one. The pool is
+        filled up to `capacity` in the background from the first call on, and refilled when a
+        worker is killed, so a call rarely waits for a process to start."""
+        if fill:
+            self._replenish()
+        while True:
+            self._idle = [w for w in self._idle if w.process.returncode is None]
+            if self._idle:
+                warm = [w for w in self._idle if sha256 in w.loaded]
+                worker = warm[-1] if warm else self._idle[-1]
+                self._idle.remove(worker)
                 return worker
-            self._all.discard(worker)
-        return await self._spawn()
+            full = len(self._all) + self._spawning >= self.admission.capacity + self._nested
+            if full or self._spawning:  # a worker starting is as quick as one started now
+                self._available.clear()
+                await self._available.wait()  # a call is ending, or a worker starting
+                continue
+            return await self._spawn()
+
+    def _replenish(self) -> None:
+        missing = self.admission.capacity - len(self._all) - self._spawning
+        for _ in range(max(0, missing) if not self._stopping else 0):
+            self._spawning += 1
+            task = asyncio.get_running_loop().create_task(self._spawn_idle())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _spawn_idle(self) -> None:
+        try:
+            worker = await self._spawn()
+        except PluginFailed:
+            log.warning("a plugin worker could not start")
+            return
+        finally:
+            self._spawning -= 1
+            self._available.set()
+        if self._stopping:
+            worker.kill()
+            return
+        self._idle.append(worker)
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
+        self._available.set()
         if healthy and not self._stopping and worker.process.returncode is None:
             self._idle.append(worker)
             return
         worker.kill()
         self._all.discard(worker)
-        # Reap it in the background: the caller has its answer already.
-        reap = asyncio.get_running_loop().create_task(worker.process.wait())
-        reap.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        if not self._stopping:
+            self._replenish()
+        # asyncio's child watcher reaps it; kept until then so stop() can wait for it.
+        self._dead = {w for w in self._dead if w.process.returncode is None}
+        self._dead.add(worker)
 
     # -- admission ---------------------------------------------------------------------------
     async def _admit(self, tenant: str, deadline: float, nested: bool) -> None:
@@ -270,7 +317,7 @@ class PluginExecutor:
     # -- calls -------------------------------------------------------------------------------
     async def compile(self, sha256: str, wasm: Path, exports: list[str]) -> bool:
         """Compile (and link-check) a component in a worker; True when it compiled now."""
-        worker = await self._worker()
+        worker = await self._worker(fill=False)  # publishing alone starts no pool
         healthy = False
         try:
             await worker.send(
@@ -304,9 +351,11 @@ class PluginExecutor:
         """Run one call; returns its outcome and whether the component was compiled for it."""
         arrived = time.monotonic()
         await self._admit(tenant, arrived + limits.timeout_ms / 1000, nested)
+        self._nested += nested
         try:
-            worker = await self._worker()
+            worker = await self._worker(sha256)
         except BaseException:
+            self._nested -= nested
             if not nested:
                 self.admission.finish(tenant)
             raise
@@ -315,8 +364,10 @@ class PluginExecutor:
             outcome, cold, healthy = await self._run(
                 worker, sha256, wasm, export, args, limits, host
             )
+            worker.loaded.add(sha256)
             return outcome, cold
         finally:
+            self._nested -= nested
             self._release(worker, healthy)
             if not nested:
                 self.admission.finish(tenant)
