@@ -147,10 +147,19 @@ def published(server: str) -> dict[str, str]:
     assert r.status_code == 200, r.text
     r = admin.post("/api/t/acme/apps/claims/publish", json={})
     assert r.status_code == 201, r.text
+    # The customer's account names her policyholder record (attribute `subject`): the demo's
+    # policies show a customer only the policies of that record.
+    data = "/api/t/acme/apps/claims/data"
+    r = admin.post(f"{data}/policyholder", json={"full_name": "Ana Lima", "country": "DE"})
+    assert r.status_code == 201, r.text
+    holder = r.json()["id"]
     for username, spec in USERS.items():
-        r = admin.post("/api/t/acme/users", json={"username": username, **spec})
+        body = {"username": username, **spec}
+        if "customer" in spec["roles"]:
+            body["attrs"] = {**spec["attrs"], "subject": holder}  # type: ignore[dict-item]
+        r = admin.post("/api/t/acme/users", json=body)
         assert r.status_code == 201, r.text
-    return {"base": server}
+    return {"base": server, "holder": holder}
 
 
 def wait_for_task(page: object, task: object, tries: int = 50) -> None:

@@ -89,6 +89,9 @@ async def load_demo(
     from plinth.demo.connectors import ensure_connectors
 
     lines += await ensure_connectors(platform, tenant, APPS, principal)
+    from plinth.demo.seed import seed_demo
+
+    lines += await seed_demo(platform, TENANT, principal)  # once: people, policies, claims
     return lines
 
 
