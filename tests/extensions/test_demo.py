@@ -82,7 +82,10 @@ async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
     assert claim["fraud_score"] == 40
     await platform.workflows.engine.drain()
 
-    [started] = await platform.workflows.instances(tenant, ADMIN)
+    # (The demo's seeded claims have instances of their own.)
+    [started] = [
+        i for i in await platform.workflows.instances(tenant, ADMIN) if i["business_key"] == "CL-1"
+    ]
     inst_ = await platform.workflows.instance(tenant, started["id"], ADMIN)
     assert inst_["vars"]["record"]["id"] == claim["id"]
     triage = next(s for s in inst_["timeline"] if s["node"] == "triage")
@@ -93,11 +96,19 @@ async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
         "reasons": ["amount above 10,000", "round amount", "mentions 'stolen'"],
     }
     # Not clean enough to approve automatically: an analyst of the claim's country reviews it.
-    assert [s["node"] for s in inst_["timeline"]][:4] == ["triage", "facts", "route", "review"]
+    assert [s["node"] for s in inst_["timeline"]][:5] == [
+        "triage",
+        "facts",
+        "route",
+        "under_review",
+        "review",
+    ]
     metering = await platform.plugins.metering(TENANT)
-    assert [(c["point"], c["target"], c["outcome"]) for c in reversed(metering["calls"])] == [
+    calls = [(c["point"], c["target"], c["outcome"]) for c in reversed(metering["calls"])]
+    assert calls[-4:] == [
         ("before-write", "claims.claim", "rejected"),
         ("before-write", "claims.claim", "ok"),
         ("action", "score", "ok"),
+        ("before-write", "claims.claim", "ok"),  # marking it in review passes the hook too
     ]
     assert all(c["peak_memory"] > 0 for c in metering["calls"])
