@@ -94,12 +94,19 @@ async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
         "reasons": ["amount above 10,000", "round amount", "mentions 'stolen'"],
     }
     # Not clean enough to approve automatically: an analyst of the claim's country reviews it.
-    assert [s["node"] for s in inst_["timeline"]][:4] == ["triage", "facts", "route", "review"]
+    assert [s["node"] for s in inst_["timeline"]][:5] == [
+        "triage",
+        "facts",
+        "route",
+        "under_review",
+        "review",
+    ]
     metering = await platform.plugins.metering(TENANT)
     assert [(c["point"], c["target"], c["outcome"]) for c in reversed(metering["calls"])] == [
         ("before-write", "claims.claim", "rejected"),
         ("before-write", "claims.claim", "ok"),
         ("action", "score", "ok"),
+        ("before-write", "claims.claim", "ok"),  # marking it in review passes the hook too
     ]
     assert all(c["peak_memory"] > 0 for c in metering["calls"])
 

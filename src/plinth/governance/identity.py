@@ -265,13 +265,18 @@ class IdentityService:
             claims.get("attrs", {}),
         ).principal()
 
-    async def refresh(self, refresh_token: str) -> Session:
-        """Rotate a refresh token: the old one is revoked, a new pair issued."""
+    async def refresh(self, refresh_token: str, tenant_id: str) -> Session:
+        """Rotate a refresh token of `tenant_id`: the old one is revoked, a new pair issued.
+
+        A token of another tenant is not valid here (and is left as it was)."""
         digest = hash_token(refresh_token)
         async with self.db.transaction() as conn:
             row = (
                 await conn.execute(
-                    refresh_tokens.select().where(refresh_tokens.c.token_hash == digest)
+                    refresh_tokens.select().where(
+                        refresh_tokens.c.token_hash == digest,
+                        refresh_tokens.c.tenant_id == tenant_id,
+                    )
                 )
             ).first()
             if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
@@ -290,12 +295,14 @@ class IdentityService:
             raise Unauthenticated("The refresh token is not valid")
         return await self.session_for(_user(urow))
 
-    async def revoke_refresh(self, refresh_token: str) -> bool:
+    async def revoke_refresh(self, refresh_token: str, tenant_id: str) -> bool:
+        """Revoke a refresh token of `tenant_id` (another tenant's is left alone)."""
         async with self.db.transaction() as conn:
             result = await conn.execute(
                 refresh_tokens.update()
                 .where(
                     refresh_tokens.c.token_hash == hash_token(refresh_token),
+                    refresh_tokens.c.tenant_id == tenant_id,
                     refresh_tokens.c.revoked_at.is_(None),
                 )
                 .values(revoked_at=utcnow())
