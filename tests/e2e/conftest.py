@@ -131,7 +131,10 @@ def published(server: str) -> dict[str, str]:
     text = (source / build.MANIFEST).read_text()
     modules = package.read_modules(manifest.parse(text), source)
     data = package.pack(text, build.build(source).read_bytes(), modules=modules)
-    assert admin.post("/api/plugins", content=data, timeout=60).status_code == 201
+    r = admin.post(
+        "/api/plugins", content=data, headers={"Content-Type": "application/zip"}, timeout=60
+    )
+    assert r.status_code == 201, r.text
     r = admin.post(
         "/api/t/acme/plugins",
         json={"name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}},
