@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from plinth.errors import ValidationFailed
 from plinth.server import Platform
 from tests.helpers import as_user, make_app, make_tenant, publish, token_for
 
@@ -445,6 +446,15 @@ async def test_the_demo_encrypts_masks_and_erases_a_policyholder_across_entities
     assert erased["apps"]["claims"]["payout"] == {"deleted": 1, "anonymised": 0}
     after = await rec.get(tenant, "claims", "claim", claim["id"], owner)
     assert after["health_notes"] is None and after["description"] is None
+    # The anonymised claim stays workable: its required description stays empty, the rest
+    # changes (a workflow on it goes on); a write that sets it must still be valid.
+    changed = await rec.update(
+        tenant, "claims", "claim", claim["id"], {"status": "rejected"}, owner
+    )
+    assert changed["status"] == "rejected" and changed["description"] is None
+    with pytest.raises(ValidationFailed) as refused:
+        await rec.update(tenant, "claims", "claim", claim["id"], {"description": ""}, owner)
+    assert refused.value.faults[0].path == "description"
     text = await raw_text_of(platform, tenant)
     assert PAN not in text and "radius" not in text and "ana@example.com" not in text
 
