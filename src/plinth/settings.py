@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="Redis for scale-out; off = in-process")
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = Field(
+        default=None,
+        description="Where this platform's server is reached, e.g. https://plinth.example.com; "
+        "connector URLs that start with / resolve against it. Default: http://HOST:PORT",
+    )
     admin_token: str | None = Field(
         default=None, description="Preset the platform admin token instead of generating one"
     )
@@ -74,6 +79,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'plinth.db').as_posix()}"
+
+    @property
+    def self_url(self) -> str:
+        """The base URL of this platform's own server (`public_url`, else where it listens)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        # A server bound to every interface is reached on loopback from its own machine.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -28,6 +28,22 @@ PLUGINS = {"fraud-scorer": ["log", "ui"]}
 EXAMPLES = HERE.parents[2] / "examples" / "plugins"
 
 
+async def demo_state(platform: Platform) -> str:
+    """What the platform database holds: "empty" (no tenant at all), "loaded" (the demo tenant
+    with every demo app published), "partial" (a load that did not finish) or "other" (tenants,
+    none of them the demo's)."""
+    tenant = await platform.tenants.find(TENANT)
+    if tenant is None:
+        return "other" if await platform.tenants.list() else "empty"
+    for slug in APPS:
+        try:
+            if await platform.metadata.active_version(tenant, slug) is None:
+                return "partial"
+        except NotFound:
+            return "partial"
+    return "loaded"
+
+
 async def load_demo(
     platform: Platform,
     principal: Principal,

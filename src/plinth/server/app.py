@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await platform.start()
+        await platform.start(workers=True)  # a server works the queues (embedded_worker)
         try:
             yield
         finally:
