@@ -262,14 +262,30 @@ async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
         json={"status": "approved"},
     )
     assert r.status_code == 403
-    r = await demo.as_(
-        "ana", "POST", f"/api/t/{TENANT}/tasks/{review['id']}/complete", json={"status": "approved"}
-    )
+    # The server checks the form with the schema the portal checks it with: the entity's
+    # constraints (fraud_score: max 100), its enum values, and nothing outside the form.
+    complete = f"/api/t/{TENANT}/tasks/{review['id']}/complete"
+    for bad, path in (
+        ({"status": "approved", "fraud_score": 500}, "data.fraud_score"),
+        ({"status": "approved", "surprise": 1}, "data.surprise"),
+        ({"status": "maybe"}, "data.status"),
+    ):
+        r = await demo.as_("ana", "POST", complete, json=bad)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["errors"][0]["path"] == path, (bad, r.json())
+    r = await demo.as_("ana", "POST", complete, json={"status": "approved", "fraud_score": 40})
     assert r.status_code == 200, r.text
     await demo.drain()
     assert await demo.inbox("ana", key) == []
     first, second = await demo.inbox("maria", key)
     assert [t["id"] for t in await demo.inbox("max", key)] == [first["id"], second["id"]]
+    r = await demo.as_(
+        "maria",
+        "POST",
+        f"/api/t/{TENANT}/tasks/{first['id']}/decide",
+        json={"decision": "approved", "amount": "99999.00"},
+    )
+    assert r.status_code == 422 and "amount" in r.json()["errors"][0]["path"], r.text
     r = await demo.as_(
         "maria",
         "POST",
@@ -295,7 +311,7 @@ async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
     inst = await demo.instance(claim)
     assert inst["status"] == "completed"
     assert [v["by"] for v in inst["vars"]["approval"]["votes"]] == ["maria", "max"]
-    assert inst["vars"]["review"] == {"status": "approved"}
+    assert inst["vars"]["review"] == {"status": "approved", "fraud_score": 40}
     assert (await demo.client.get(f"{DATA}/claim/{claim['id']}")).json()["status"] == "closed"
 
 
