@@ -103,5 +103,6 @@ async def test_another_tenant_is_not_starved_by_a_flood(
         took.append(time.monotonic() - started)
     answers = await asyncio.gather(*flood)
     assert {r.status_code for r in answers} <= {429, 502, 504}
-    # Generous: globex's plugin call and record write never wait behind acme's 1.5 s calls.
-    assert max(took) < 1.2, took
+    # Generous (a loaded CI machine): were globex queued behind acme's flood, its first call
+    # would wait for ~15 rounds of acme's 1.5 s calls (30 calls, 2 at a time): > 20 s.
+    assert max(took) < 3.0, took
