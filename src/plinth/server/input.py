@@ -52,8 +52,7 @@ class CleanInput:
                 break
         body = b"".join(chunks)
         try:
-            # Without a type, only what looks like JSON is JSON (a zip upload is not).
-            if body and (kind or body.lstrip()[:1] in (b"{", b"[")):
+            if body and (kind or _looks_like_json(body)):
                 jsontext.check(body)
         except PlinthError as exc:
             await _refuse(send, exc, scope)
@@ -68,6 +67,12 @@ class CleanInput:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _looks_like_json(body: bytes) -> bool:
+    """Whether an untyped body could be JSON (a zip or other binary upload cannot)."""
+    head = body.lstrip(b" \t\r\n")[:1]
+    return head != b"" and head in b'{["-0123456789tfn'
 
 
 def _url_fault(scope: Scope) -> PlinthError | None:
