@@ -22,6 +22,7 @@ from plinth.metadata.models import App, Draft, Version
 from plinth.tenancy.models import Tenant
 
 MAX_PATCH_OPS = 1000
+MAX_VERSION = 2**31 - 1  # versions are numbered in an INTEGER column
 Change = Callable[[dict[str, Any]], Any]  # the old definition -> the new one
 
 
@@ -299,7 +300,9 @@ class MetadataService:
         try:
             async with self.db.transaction() as conn:
                 app = await self._app(conn, tenant, slug, lock=True)
-                target = await store.version(conn, app.id, number)
+                target = (
+                    await store.version(conn, app.id, number) if 0 < number <= MAX_VERSION else None
+                )
                 if target is None:
                     raise NotFound(f"App {slug!r} has no version {number}", path="version")
                 active = (
@@ -357,6 +360,8 @@ class MetadataService:
             return app, await store.versions_of(conn, app.id)
 
     async def version(self, tenant: Tenant, slug: str, number: int) -> Version:
+        if not 0 < number <= MAX_VERSION:  # no such version (and no integer overflow in SQL)
+            raise NotFound(f"App {slug!r} has no version {number}", path="version")
         async with self.db.read() as conn:
             app = await self._app(conn, tenant, slug)
             found = await store.version(conn, app.id, number)
@@ -377,11 +382,12 @@ class MetadataService:
     ) -> list[dict[str, Any]]:
         """Structured diff between two versions; `draft` names the draft, `0` the empty app."""
         return diff_definitions(
-            await self._definition_at(tenant, slug, from_),
-            await self._definition_at(tenant, slug, to),
+            await self.definition_at(tenant, slug, from_),
+            await self.definition_at(tenant, slug, to),
         )
 
-    async def _definition_at(self, tenant: Tenant, slug: str, ref: int | str) -> dict[str, Any]:
+    async def definition_at(self, tenant: Tenant, slug: str, ref: int | str) -> dict[str, Any]:
+        """The definition of the draft (`"draft"`), of version `ref`, or nothing (0)."""
         if ref == "draft":
             return (await self.get_draft(tenant, slug)).definition
         try:
@@ -433,7 +439,7 @@ class AppFiles:
             if app.active_version is None:
                 raise NotFound(f"App {slug!r} has no published version yet", path="version")
             ref = app.active_version
-        body = await self.metadata._definition_at(tenant, slug, ref)
+        body = await self.metadata.definition_at(tenant, slug, ref)
         return to_files(app.public(), body)
 
     async def import_folder(
