@@ -62,13 +62,14 @@ class Platform:
         self.on_stop(self.designer.stop)
 
     async def start(self, *, workers: bool = False) -> None:
-        """Migrate the database and make sure a platform admin token exists.
+        """Migrate the database and store the preset admin token (PLINTH_ADMIN_TOKEN), if any.
 
         `workers`: also run the workflow and webhook-delivery workers in this process (when
         `settings.embedded_worker`). Only a server asks for them: a CLI command must not work
         the queues behind the operator's back."""
         await self.db.migrate()
-        self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
+        if self.settings.admin_token:  # a preset; generated ones are made where they are shown
+            self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
         await self.governance.start()
         if self.settings.redis_url:  # other nodes hear of publishes, rollbacks and deletes
             from plinth.cluster import RedisRelay
