@@ -331,16 +331,21 @@ class RecordService:
         self._check_version(before, if_version)
         if self.guard is not None:
             changes = self.guard.keep_masked(principal, tenant, app_slug, ent, before, changes)
+        emptied: frozenset[str] = frozenset()
         if replace:
             data = records.with_defaults(ent, changes)
         else:
             data = {n: before[n] for n in ent.input_fields if before.get(n) is not None}
             data.update(changes)
-        values, faults = records.check(ent, data)  # before the hooks, as on create
+            # Fields anonymisation emptied stay empty; the rest of the record can still change.
+            emptied = frozenset(
+                n for n in ent.protection.anonymised if before.get(n) is None and n not in changes
+            )
+        values, faults = records.check(ent, data, anonymised=emptied)  # before the hooks
         if not faults and self.before_write:
             for hook in self.before_write:
                 data = records.strip_system(await hook(tenant, app_slug, entity, data, principal))
-            values, faults = records.check(ent, data)
+            values, faults = records.check(ent, data, anonymised=emptied)
         if faults:
             raise ValidationFailed.of(faults)
         values.update(version=before["version"] + 1, updated_at=utcnow(), updated_by=by)
