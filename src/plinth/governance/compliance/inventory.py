@@ -64,6 +64,11 @@ class CopySite:
     masked: MaskedAs
     erase: EraseFn | None = None  # returns how many rows it changed
     how: str = ""  # what erasure does there, for the report
+    # Whether the platform copies record values here by itself (events, workflows, webhooks).
+    # A site a plugin writes what it chooses to (its own storage) is declared, scrubbed at
+    # erasure, but not held to the at-rest rules: the report checks the others.
+    receives_records: bool = True
+    personal: Literal["clear", "hashed", "redacted", "none"] = "clear"
 
     def public(self) -> dict[str, Any]:
         return {
@@ -72,8 +77,21 @@ class CopySite:
             "holds": self.holds,
             "encrypted_fields": self.encrypted,
             "masked_fields": self.masked,
+            "personal_fields": self.personal,
             "erasure": self.how or ("not reached" if self.erase is None else "scrubbed"),
         }
+
+    def unprotected(self, encrypted: bool, masked: bool, personal: bool) -> str | None:
+        """Why this site would keep a field of that kind unprotected, or None."""
+        if not self.receives_records:
+            return None
+        if encrypted and self.encrypted == "clear":
+            return f"{self.where} keeps it in plain text (encrypted fields must be sealed)"
+        if masked and self.masked == "clear":
+            return f"{self.where} keeps it unmasked for readers who may not unmask it"
+        if (encrypted or masked or personal) and self.personal == "clear" and self.erase is None:
+            return f"{self.where} keeps it and erasure does not reach it"
+        return None
 
 
 @dataclass
