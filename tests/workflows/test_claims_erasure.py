@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from plinth.demo import TENANT
@@ -76,8 +77,8 @@ def _found(dump: dict[str, str], needles: list[str]) -> dict[str, list[str]]:
     return hits
 
 
-async def _claim(demo: Demo, policy: str, amount: str, description: str, notes: str) -> str:
-    r = await demo.client.post(
+async def _claim(run: Demo, policy: str, amount: str, description: str, notes: str) -> str:
+    r = await run.client.post(
         f"{DATA}/claim",
         json={
             "reference": f"CL-{amount}-{policy[:4]}",
@@ -90,14 +91,14 @@ async def _claim(demo: Demo, policy: str, amount: str, description: str, notes: 
         },
     )
     assert r.status_code == 201, r.text
-    await demo.drain()
+    await run.drain()
     return str(r.json()["id"])
 
 
-async def _policy(demo: Demo, holder: dict[str, Any], number: str) -> str:
-    r = await demo.client.post(f"{DATA}/policyholder", json=holder)
+async def _policy(run: Demo, holder: dict[str, Any], number: str) -> str:
+    r = await run.client.post(f"{DATA}/policyholder", json=holder)
     assert r.status_code == 201, r.text
-    r = await demo.client.post(
+    r = await run.client.post(
         f"{DATA}/policy",
         json={
             "number": number,
@@ -111,7 +112,7 @@ async def _policy(demo: Demo, holder: dict[str, Any], number: str) -> str:
 
 
 async def test_after_the_claims_process_and_erasure_no_copy_keeps_what_it_must_not(
-    demo: Demo,
+    demo: Demo,  # noqa: F811  (the shared fixture)
 ) -> None:
     api = f"/api/t/{TENANT}"
     carla = await _policy(demo, CARLA, "DE-000042")
@@ -187,3 +188,47 @@ async def test_after_the_claims_process_and_erasure_no_copy_keeps_what_it_must_n
         "Cracked windscreen",
         "Bo Svensson",
     }
+
+
+async def test_the_report_fails_a_copy_site_that_would_keep_protected_data_in_clear(
+    demo: Demo,  # noqa: F811  (the shared fixture)
+) -> None:
+    from plinth.errors import PlinthError
+    from plinth.governance.compliance.inventory import CopySite
+
+    platform = demo.platform
+    tenant = await platform.tenants.get(TENANT)
+    report = await platform.compliance.report(tenant, country="DE")
+    assert report["status"] == "pass", report
+    sites = {s["site"] for s in report["inventory"]}
+    assert {
+        "workflows.instance_vars",
+        "workflows.step_io",
+        "workflows.task_data",
+        "integration.deliveries",
+        "governance.audit_details",
+        "runtime.record_events",
+        "extensions.metering",
+    } <= sites
+    # A layer that copied records into a cache of its own, in clear, and declared it so.
+    platform.compliance.inventory.register(
+        CopySite("reports.cache", "report_cache.rows", "rendered reports", "clear", "clear")
+    )
+    report = await platform.compliance.report(tenant, country="DE")
+    assert report["status"] == "fail"
+    [country] = report["apps"][0]["countries"]
+    failing = [r for r in country["rules"] if r["status"] == "fail"]
+    assert "gdpr.copies" in {r["id"] for r in failing}
+    paths = {v["path"] for r in failing for v in r["violations"]}
+    assert "inventory.reports.cache.entities.claim.fields.health_notes" in paths
+    assert "inventory.reports.cache.entities.policyholder.fields.date_of_birth" in paths
+    del platform.compliance.inventory.sites["reports.cache"]
+    # A task form cannot hold a protected field: its data is kept in the workflow.
+    draft = await platform.metadata.get_draft(tenant, "claims")
+    definition = dict(draft.definition)
+    review = definition["workflows"]["claims_process"]["nodes"]["review"]
+    review["form"]["fields"] = ["status", "health_notes"]
+    with pytest.raises(PlinthError) as refused:
+        await platform.metadata.put_draft(tenant, "claims", definition)
+    paths = [f.path for f in refused.value.faults]
+    assert "workflows.claims_process.nodes.review.form.fields[1]" in paths, paths

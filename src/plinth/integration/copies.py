@@ -41,6 +41,7 @@ class IntegrationCopies:
                 "connector requests and responses",
                 encrypted="redacted",
                 masked="redacted",
+                personal="none",
                 how="nothing kept here",
             ),
         ]

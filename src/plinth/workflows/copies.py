@@ -48,8 +48,9 @@ class WorkflowCopies:
                 "workflows.task_data",
                 "wf_tasks.data, wf_tasks.comment",
                 "what people entered in task forms and comments",
-                encrypted="redacted",  # a form cannot hold an encrypted field (publish check)
-                masked="clear",
+                # A form cannot hold an encrypted or masked field (checked at publish).
+                encrypted="redacted",
+                masked="redacted",
                 erase=self.erase_tasks,
                 how="erased values replaced in task data and comments",
             ),

@@ -480,6 +480,7 @@ class ComplianceService:
             "profile": profile.as_dict(),
             "status": _worst(a["status"] for a in out),
             "apps": out,
+            "inventory": [site.public() for site in self.inventory],
         }
 
 

@@ -66,6 +66,22 @@ class UserTask(Base):
                                 "unknown_field",
                             )
                         )
+                # Form data is kept in the workflow (the task, the variables): a protected field
+                # would sit there in clear (the data inventory's `workflows.task_data`).
+                named = form.get("fields") or list(fields)
+                for i, name in enumerate(named):
+                    spec_of = fields.get(name, {})
+                    if spec_of.get("encrypted") or spec_of.get("masked"):
+                        at = f"{path}.form.fields[{i}]" if form.get("fields") else f"{path}.form"
+                        found.append(
+                            Fault(
+                                at,
+                                f"{entity}.{name} is encrypted or masked; a task form cannot "
+                                "hold it (its data is kept in the workflow): list the fields "
+                                "the form needs",
+                                "protected_field",
+                            )
+                        )
         if spec.get("escalate") and not spec.get("due"):
             found.append(Fault(f"{path}.due", "escalation needs a due time", "required"))
         if spec.get("escalate", {}).get("to"):
