@@ -140,6 +140,20 @@ class IdentityService:
             ).first()
         return _user(row) if row else None
 
+    async def find_user(self, tenant_id: str, username: str) -> User | None:
+        """The enabled user of a tenant with this username, if any."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    users.select().where(
+                        users.c.tenant_id == tenant_id,
+                        users.c.username == username,
+                        users.c.disabled.is_(False),
+                    )
+                )
+            ).first()
+        return _user(row) if row else None
+
     async def upsert_oidc_user(
         self, tenant_id: str, subject: str, username: str, roles: list[str], attrs: dict[str, Any]
     ) -> User:

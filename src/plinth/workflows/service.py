@@ -305,7 +305,21 @@ class WorkflowService:
                 query = query.where(column == value)
         async with self.platform.db.read() as conn:
             rows = await conn.execute(query.order_by(t.c.created_at))
-            return [task_public(dict(r)) for r in rows.mappings() if may_act(dict(r), principal)]
+            mine = [dict(r) for r in rows.mappings() if may_act(dict(r), principal)]
+            # One person, one vote: the other tasks of an approval they decided are not theirs.
+            steps = {task["step_id"] for task in mine if task["kind"] == "approval"}
+            voted: set[str] = set()
+            if steps:
+                voted = set(
+                    (
+                        await conn.execute(
+                            sa.select(t.c.step_id).where(
+                                t.c.step_id.in_(steps), t.c.decided_by == principal.audit_name()
+                            )
+                        )
+                    ).scalars()
+                )
+        return [task_public(task) for task in mine if task["step_id"] not in voted]
 
     async def _task(self, conn: Any, tenant: Tenant, task_id: str) -> dict[str, Any]:
         query = _tasks().where(store.tasks.c.id == task_id, store.tasks.c.tenant_id == tenant.id)

@@ -379,7 +379,9 @@ async def test_the_demo_encrypts_masks_and_erases_a_policyholder_across_entities
     from plinth.demo import TENANT, load_demo
     from plinth.governance.principal import PLATFORM_ADMIN, Principal
 
-    await load_demo(platform, Principal("admin", "user", frozenset({PLATFORM_ADMIN}), None))
+    await load_demo(
+        platform, Principal("admin", "user", frozenset({PLATFORM_ADMIN}), None), seed=False
+    )
     tenant = await platform.tenants.get(TENANT)
     owner = _owner(tenant.id)
     nurse = Principal(
