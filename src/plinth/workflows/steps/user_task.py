@@ -59,7 +59,8 @@ def check_form(form: dict[str, Any], path: str, definition: dict[str, Any]) -> l
                 )
     # Form data is kept in the workflow (the task, the variables): a protected field would sit
     # there in clear (the data inventory's `workflows.task_data`). `show` fields are read live.
-    named = form.get("fields") or list(fields)
+    # (With no `fields`, the form takes every field, unless it only shows a record.)
+    named = form.get("fields") or ([] if "show" in form else list(fields))
     for i, name in enumerate(named):
         spec = fields.get(name, {})
         if spec.get("encrypted") or spec.get("masked"):
