@@ -45,14 +45,15 @@ fi
 "$NODE" -e "require('$DIRECTUS_DIR/node_modules/isolated-vm')"
 echo "directus: $("$NODE" -p "require('$DIRECTUS_DIR/node_modules/directus/package.json').version"), isolated-vm loads on node 22"
 
-# Hocuspocus and the Yjs clients of bench/designer.py (the y-websocket provider for Plinth,
-# @hocuspocus/provider for Hocuspocus, the same yjs for both).
+# Hocuspocus (persisting to PostgreSQL through its database extension) and the Yjs clients of
+# bench/designer.py: the y-websocket provider for Plinth, @hocuspocus/provider for Hocuspocus,
+# the same yjs for both.
 HOCUS_DIR="$CACHE/hocuspocus"
-if [ ! -d "$HOCUS_DIR/node_modules/@hocuspocus/server" ]; then
+if [ ! -d "$HOCUS_DIR/node_modules/@hocuspocus/extension-database" ]; then
     mkdir -p "$HOCUS_DIR"
     (cd "$HOCUS_DIR" && [ -f package.json ] || echo '{"private": true, "type": "module"}' > package.json)
     $NPM install --prefix "$HOCUS_DIR" @hocuspocus/server@3 @hocuspocus/provider@3 \
-        yjs@13 y-websocket@2 y-protocols@1 ws@8
+        @hocuspocus/extension-database@3 pg@8 yjs@13 y-websocket@2 y-protocols@1 ws@8
 fi
 echo "hocuspocus: $("$NODE" -p "require('$HOCUS_DIR/node_modules/@hocuspocus/server/package.json').version")"
 
