@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
 import statistics
 import sys
@@ -150,7 +151,8 @@ def bench_decisions(n: int) -> None:
 async def bench_audit(url: str, label: str, n: int) -> None:
     db = Database(url)
     await db.migrate()
-    ledger = AuditLedger(db)
+    master = os.urandom(32)
+    ledger = AuditLedger(db, lambda: master)  # keyed chain + a signed checkpoint per batch
     plain = sa.table("audit_probe", sa.column("id"), sa.column("at"), sa.column("body"))
     async with db.transaction() as conn:
         await conn.execute(

@@ -108,10 +108,16 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction (deferred on SQLite, so readers never block writers)."""
+    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (deferred on SQLite, so readers never block writers).
+
+        `snapshot`: every statement sees the same committed state (PostgreSQL REPEATABLE READ;
+        an SQLite read transaction in WAL mode always does)."""
         async with self.engine.connect() as conn:
-            conn = await conn.execution_options(**{_READ_ONLY: True})
+            options: dict[str, Any] = {_READ_ONLY: True}
+            if snapshot and self.dialect == "postgresql":
+                options["isolation_level"] = "REPEATABLE READ"
+            conn = await conn.execution_options(**options)
             async with conn.begin():
                 yield conn
 

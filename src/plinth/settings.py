@@ -21,11 +21,24 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="Redis for scale-out; off = in-process")
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = Field(
+        default=None,
+        description="Where this platform's server is reached, e.g. https://plinth.example.com; "
+        "connector URLs that start with / resolve against it. Default: http://HOST:PORT",
+    )
     admin_token: str | None = Field(
         default=None, description="Preset the platform admin token instead of generating one"
     )
     master_key: str | None = Field(
         default=None, description="Base64 32-byte master key for envelope encryption"
+    )
+    audit_anchor: str | None = Field(
+        default=None,
+        description="Where the audit ledger's newest checkpoints are copied, outside the "
+        "database: a file path or an http(s) URL; `plinth audit verify` checks against it",
+    )
+    audit_anchor_every: float = Field(
+        default=60.0, gt=0, description="Seconds between exports to the audit anchor"
     )
     regions: dict[str, dict[str, str]] = Field(
         default_factory=dict,
@@ -66,6 +79,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'plinth.db').as_posix()}"
+
+    @property
+    def self_url(self) -> str:
+        """The base URL of this platform's own server (`public_url`, else where it listens)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        # A server bound to every interface is reached on loopback from its own machine.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -295,3 +295,46 @@ async def test_a_stock_yjs_y_websocket_client_joins(
     assert seen["diagnostics"] == []
     await asyncio.sleep(0.5)
     assert "from_node" in await draft_fields(http)
+
+
+async def test_a_login_jwt_opens_the_designer_like_an_api_token(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    await setup_app(http)
+    await make_tenant(http, "other")
+    for tenant in ("acme", "other"):
+        r = await http.post(
+            f"/api/t/{tenant}/users",
+            json={"username": "dora", "password": "correct horse battery", "roles": ["designer"]},
+        )
+        assert r.status_code == 201, r.text
+
+    async def login(tenant: str) -> str:
+        r = await http.post(
+            f"/api/auth/{tenant}/login",
+            json={"username": "dora", "password": "correct horse battery"},
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+    async with YClient(served.sync_url("acme", "claims"), await login("acme")) as dora:
+        await asyncio.wait_for(dora.synced.wait(), 5)
+        add_field(dora, "claim", "f_jwt", "via_jwt", type="string")
+        await eventually_async(lambda: draft_fields(http), "via_jwt")
+    # Another tenant's login JWT is refused like another tenant's API token.
+    url = served.sync_url("acme", "claims") + f"?token={await login('other')}"
+    async with websockets.connect(url) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4403
+    async with websockets.connect(served.sync_url("acme", "claims") + "?token=a.b.c") as ws:
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4401
+
+
+async def eventually_async(read: object, name: str, within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while name not in await read():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, f"{name} never reached the draft"
+        await asyncio.sleep(0.02)

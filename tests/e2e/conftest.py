@@ -131,7 +131,10 @@ def published(server: str) -> dict[str, str]:
     text = (source / build.MANIFEST).read_text()
     modules = package.read_modules(manifest.parse(text), source)
     data = package.pack(text, build.build(source).read_bytes(), modules=modules)
-    assert admin.post("/api/plugins", content=data, timeout=60).status_code == 201
+    r = admin.post(
+        "/api/plugins", content=data, headers={"Content-Type": "application/zip"}, timeout=60
+    )
+    assert r.status_code == 201, r.text
     r = admin.post(
         "/api/t/acme/plugins",
         json={"name": "fraud-scorer", "grant": {"capabilities": ["log", "ui"]}},
@@ -147,10 +150,19 @@ def published(server: str) -> dict[str, str]:
     assert r.status_code == 200, r.text
     r = admin.post("/api/t/acme/apps/claims/publish", json={})
     assert r.status_code == 201, r.text
+    # The customer's account names her policyholder record (attribute `subject`): the demo's
+    # policies show a customer only the policies of that record.
+    data = "/api/t/acme/apps/claims/data"
+    r = admin.post(f"{data}/policyholder", json={"full_name": "Ana Lima", "country": "DE"})
+    assert r.status_code == 201, r.text
+    holder = r.json()["id"]
     for username, spec in USERS.items():
-        r = admin.post("/api/t/acme/users", json={"username": username, **spec})
+        body = {"username": username, **spec}
+        if "customer" in spec["roles"]:
+            body["attrs"] = {**spec["attrs"], "subject": holder}  # type: ignore[dict-item]
+        r = admin.post("/api/t/acme/users", json=body)
         assert r.status_code == 201, r.text
-    return {"base": server}
+    return {"base": server, "holder": holder}
 
 
 def wait_for_task(page: object, task: object, tries: int = 50) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
     platform: Platform, components: dict[str, Path]
 ) -> None:
     # `components` built the plugin into the shared cache: the demo reuses it, never rebuilds.
-    lines = await load_demo(platform, ADMIN)
+    lines = await load_demo(platform, ADMIN, seed=False)
     # Installed before the claims app is published (its workflow's triage calls the plugin).
     installed = "plugin fraud-scorer 1.1.0 installed (action, before-write, component)"
     assert lines.index(installed) < (
@@ -25,7 +26,7 @@ async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
     )
     [inst] = await platform.plugins.installations(TENANT)
     assert (inst.name, inst.capabilities) == ("fraud-scorer", ("log", "ui"))
-    again = await load_demo(platform, ADMIN)  # idempotent
+    again = await load_demo(platform, ADMIN, seed=False)  # idempotent
     assert any(x.endswith("installed (action, before-write, component), up to date") for x in again)
     # Its <fraud-badge> is offered to the tenant's portal, by the module's hash.
     [badge] = await platform.plugins.ui_components(TENANT)
@@ -93,11 +94,33 @@ async def test_demo_installs_the_fraud_scorer_and_triage_scores_claims(
         "reasons": ["amount above 10,000", "round amount", "mentions 'stolen'"],
     }
     # Not clean enough to approve automatically: an analyst of the claim's country reviews it.
-    assert [s["node"] for s in inst_["timeline"]][:4] == ["triage", "facts", "route", "review"]
+    assert [s["node"] for s in inst_["timeline"]][:5] == [
+        "triage",
+        "facts",
+        "route",
+        "under_review",
+        "review",
+    ]
     metering = await platform.plugins.metering(TENANT)
     assert [(c["point"], c["target"], c["outcome"]) for c in reversed(metering["calls"])] == [
         ("before-write", "claims.claim", "rejected"),
         ("before-write", "claims.claim", "ok"),
         ("action", "score", "ok"),
+        ("before-write", "claims.claim", "ok"),  # marking it in review passes the hook too
     ]
     assert all(c["peak_memory"] > 0 for c in metering["calls"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_invalid_claim_is_refused_before_the_fraud_hook_runs(
+    platform: Platform, client: Any, components: dict[str, Path]
+) -> None:
+    # The fraud scorer raises ValueError on a non-number amount: bad input must never reach it.
+    await load_demo(platform, ADMIN, seed=False)
+    base = f"/api/t/{TENANT}/apps/claims/data"
+    r = await client.post(f"{base}/claim", json={"amount": "abc"})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "amount" in {e["path"] for e in r.json()["errors"]}
+    calls = (await client.get(f"/api/t/{TENANT}/plugins/metering")).json()["calls"]
+    assert [c for c in calls if c["point"] == "before-write"] == []

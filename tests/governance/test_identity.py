@@ -100,3 +100,26 @@ async def test_api_key_revocation_is_immediate_and_audited(
     actions = [e["action"] for e in await platform.governance.audit.list(tid)]
     assert "token.issued" in actions and "token.revoked" in actions
     assert await token_for(client, "acme", "viewer")
+
+
+async def test_a_refresh_token_works_only_at_its_own_tenant(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    await make_tenant(client, "acme")
+    await make_tenant(client, "globex")
+    await _user(client)
+    r = await client.post(
+        "/api/auth/acme/login", json={"username": "ana", "password": "correct horse battery"}
+    )
+    refresh = {"refresh_token": r.json()["refresh_token"]}
+    for elsewhere in ("globex", "nowhere"):
+        r = await client.post(f"/api/auth/{elsewhere}/refresh", json=refresh)
+        assert r.status_code == 401, (elsewhere, r.text)
+    # Logging out says nothing about the token (204 whether or not it was one), and at
+    # another tenant revokes nothing.
+    assert (await client.post("/api/auth/globex/logout", json=refresh)).status_code == 204
+    assert (await client.post("/api/auth/nowhere/logout", json=refresh)).status_code == 401
+    # Neither refused attempt used nor revoked it: at its own tenant it still works, once.
+    r = await client.post("/api/auth/acme/refresh", json=refresh)
+    assert r.status_code == 200, r.text
+    assert (await client.post("/api/auth/acme/refresh", json=refresh)).status_code == 401

@@ -2,16 +2,17 @@
 claims app's `garage_estimates` webhook; the `garage_estimate` workflow it starts converts the
 amount with the `fx_rates` http connector (imported from an OpenAPI document) and writes it on
 the claim, or, when the rates service cannot be reached, takes its error path visibly. Claim
-events queue for the `claim_events` webhook_out, whose failures show in its delivery log."""
+events queue for the `claim_events` webhook_out, whose failures show in its delivery log.
+The connectors name paths on the platform's own server, which follow the port it serves on."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
-import socket
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,8 @@ import pytest
 import uvicorn
 import yaml
 from argon2 import PasswordHasher
-from fastapi import FastAPI
 
 from plinth.demo import HERE, TENANT, load_demo
-from plinth.demo.fx import router as fx_stand_in
 from plinth.governance import identity
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.integration import signing
@@ -36,6 +35,7 @@ from tests.extensions.conftest import (
     CACHE,
     components,  # noqa: F401  (plugins built once, cached)
 )
+from tests.helpers import free_port
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 OPERATOR = Principal("operator", "cli", frozenset({PLATFORM_ADMIN}), name="operator")
@@ -45,6 +45,7 @@ APP = f"/api/t/{TENANT}/apps/claims"
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # No PLINTH_EGRESS_ALLOW (the suite allows loopback): what `plinth serve` does by default.
+    # Not port 8000: the demo's connectors must follow the port actually served.
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -52,30 +53,36 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         embedded_worker=False,
         egress_allow="",
         plugin_cache_dir=CACHE / "compiled",
+        port=free_port(),
+        demo=True,
     )
 
 
-@pytest.fixture
-def stand_in() -> Iterator[str]:
-    """The FX stand-in `plinth demo` mounts, served by a real uvicorn on a free port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = FastAPI()
-    app.include_router(fx_stand_in)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+@contextlib.asynccontextmanager
+async def serving(platform: Platform) -> AsyncIterator[None]:
+    """The platform's own server on its settings' port, in this event loop (as `plinth
+    demo` serves it: the FX stand-in and the app's webhook endpoints included)."""
+    from plinth.server.app import create_app
+
+    config = uvicorn.Config(
+        create_app(platform=platform),
+        host="127.0.0.1",
+        port=platform.settings.port,
+        lifespan="off",  # the platform is started already
+        log_level="warning",
+        access_log=False,
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 10
-    while not server.started and time.monotonic() < end:
-        time.sleep(0.02)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task  # it could not bind: say why
+        await asyncio.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}/demo/fx"
+        yield
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        await task
 
 
 async def _estimate(
@@ -107,19 +114,19 @@ async def _timeline(client: httpx.AsyncClient) -> list[tuple[str, str, str | Non
 @SQLITE
 @pytest.mark.usefixtures("components")  # the demo's plugin, built once into the shared cache
 async def test_a_signed_garage_estimate_starts_the_workflow_and_updates_the_claim(
-    platform: Platform, client: httpx.AsyncClient, stand_in: str, monkeypatch: pytest.MonkeyPatch
+    platform: Platform, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With its plugin: the claims app's workflow calls the fraud scorer, so publishing the
     # app needs the plugin installed.
     monkeypatch.setattr(
         identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     )
-    lines = await load_demo(platform, OPERATOR)
-    assert "connector fx_rates (http: convert) → http://127.0.0.1:8000/demo/fx" in lines
+    lines = await load_demo(platform, OPERATOR, seed=False)
+    here = f"http://127.0.0.1:{platform.settings.port}"
+    assert f"connector fx_rates (http: convert) → {here}/demo/fx" in lines
     assert any(
         line.startswith(
-            "connector claim_events (webhook_out: record.created, "
-            "record.updated) → http://127.0.0.1:8000/"
+            f"connector claim_events (webhook_out: record.created, record.updated) → {here}/"
         )
         for line in lines
     )
@@ -128,7 +135,7 @@ async def test_a_signed_garage_estimate_starts_the_workflow_and_updates_the_clai
         r"garage_estimate, signing secret: (\S+)",
         "\n".join(lines),
     )
-    again = await load_demo(platform, OPERATOR)  # idempotent, secret kept
+    again = await load_demo(platform, OPERATOR, seed=False)  # idempotent, secret kept
     assert secret not in "\n".join(again)
 
     data = f"{APP}/data"
@@ -197,24 +204,25 @@ async def test_a_signed_garage_estimate_starts_the_workflow_and_updates_the_clai
     created = [d for d in log if d["topic"] == "record.created"]
     assert created and all(d["status"] == "dead" and "loopback" in d["last_error"] for d in created)
 
-    # With the operator's egress allowance and fx_rates pointed at the stand-in (as
-    # `plinth demo` serves it), the estimate is converted.
+    # With the operator's egress allowance (as `plinth demo` sets it) and this server
+    # listening on its port, the connectors' URLs (paths on this server) reach it: the
+    # estimate is converted by the FX stand-in and claim events are delivered to event_inbox.
     platform.connectors.egress.allow = parse_allow("127.0.0.1/32")
-    draft = (await client.get(f"{APP}/draft")).json()
-    draft["definition"]["connectors"]["fx_rates"]["base_url"] = stand_in
-    r = await client.put(f"{APP}/draft", json=draft["definition"])
-    assert r.status_code == 200, r.text
-    assert (await client.post(f"{APP}/publish", json={})).status_code in (200, 201)
-    r = await _estimate(client, secret, {**estimate, "amount": "1080.00"}, "est-2")
-    assert r.status_code == 202, r.text
-    await platform.workflows.engine.drain()
-    got = (await client.get(f"{data}/claim/{claim['id']}")).json()
-    assert (got["repair_estimate"], got["repair_estimate_eur"]) == ("1080.00", "1000.00")
-    assert [s[:2] for s in await _timeline(client)] == [
-        ("convert", "completed"),
-        ("estimate", "completed"),
-        ("done", "completed"),
-    ]
+    async with serving(platform):
+        r = await _estimate(client, secret, {**estimate, "amount": "1080.00"}, "est-2")
+        assert r.status_code == 202, r.text
+        await platform.workflows.engine.drain()
+        got = (await client.get(f"{data}/claim/{claim['id']}")).json()
+        assert (got["repair_estimate"], got["repair_estimate_eur"]) == ("1080.00", "1000.00")
+        assert [s[:2] for s in await _timeline(client)] == [
+            ("convert", "completed"),
+            ("estimate", "completed"),
+            ("done", "completed"),
+        ]
+        await platform.connectors.webhooks.drain()
+    log = (await client.get(f"{APP}/connectors/claim_events/deliveries")).json()["items"]
+    updated = [d for d in log if d["topic"] == "record.updated"]
+    assert updated and updated[0]["status"] == "delivered", updated[0]
 
 
 def test_the_fx_connector_is_its_openapi_document_imported() -> None:

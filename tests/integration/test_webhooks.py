@@ -174,7 +174,7 @@ async def test_queued_deliveries_survive_a_restart(settings: Settings, remote: R
     remote.hook_status = 200
     if first.db.is_sqlite:  # reopened: a server's embedded worker picks the delivery up
         second = Platform(settings.model_copy(update={"embedded_worker": True}))
-        await second.start()
+        await second.start(workers=True)
         try:
             delivered = await _wait_for(second, "acme", delivery_id, "delivered")
         finally:

@@ -58,3 +58,35 @@ async def test_an_update_hook_may_write_records_and_a_change_meanwhile_is_refuse
         assert current["name"] == "theirs" and current["version"] == 3
     finally:
         svc.before_write.remove(hook)
+
+
+async def test_input_is_validated_before_any_hook_sees_it(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "shop")
+    app = {"entities": {"item": {"fields": {"name": {"type": "string", "maxLength": 5}}}}}
+    assert (await publish(client, "acme", "shop", app)).status_code == 201
+    rec = (await client.post(f"{BASE}/item", json={"name": "a"})).json()
+    seen: list[dict[str, Any]] = []
+
+    async def hook(
+        tenant: Any, app: str, entity: str, record: dict[str, Any], principal: Any
+    ) -> dict[str, Any]:
+        seen.append(record)
+        return {**record, "name": record["name"] + "!!!!!"}  # amends past the limit
+
+    platform.records.before_write.append(hook)
+    try:
+        # Invalid input is the caller's 422: the hook never sees it.
+        r = await client.post(f"{BASE}/item", json={"name": 123})
+        assert r.status_code == 422 and r.json()["path"] == "name", r.text
+        r = await client.patch(f"{BASE}/item/{rec['id']}", json={"name": ["no"]})
+        assert r.status_code == 422 and r.json()["path"] == "name", r.text
+        assert seen == []
+        # What a hook returns is validated again.
+        r = await client.post(f"{BASE}/item", json={"name": "ok"})
+        assert r.status_code == 422 and r.json()["path"] == "name", r.text
+        assert seen == [{"name": "ok"}]
+    finally:
+        platform.records.before_write.remove(hook)

@@ -4,6 +4,7 @@ other's compiled app and policy set, and is audited once."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import os
 
@@ -29,7 +30,9 @@ async def test_a_publish_on_one_node_reaches_the_other(settings: Settings) -> No
         pytest.skip("no Redis at " + REDIS_URL)
     finally:
         await probe.aclose()
-    scaled = settings.model_copy(update={"redis_url": REDIS_URL})
+    # Scaled-out nodes share one master key (the ledger's and the vault's keys derive from it).
+    master = base64.b64encode(os.urandom(32)).decode()
+    scaled = settings.model_copy(update={"redis_url": REDIS_URL, "master_key": master})
     nodes = [Platform(scaled), Platform(scaled)]
     for node in nodes:
         await node.start()

@@ -1,6 +1,7 @@
 """The demo claims workflow end to end through the real platform: the demo tenant and its
-people (governance users with roles and countries), claims saved through the runtime API, the
-fraud-scorer plugin the demo installs, the task inbox per user, two managers, SLA escalation."""
+people (governance users with roles, groups and countries), the data the demo seeds through the
+HTTP API, claims saved through the runtime API, the fraud-scorer plugin the demo installs, the
+task inbox per user, two managers, SLA escalation."""
 
 from __future__ import annotations
 
@@ -45,10 +46,21 @@ class Demo:
     async def as_(self, username: str, method: str, url: str, **kw: Any) -> httpx.Response:
         return await self.client.request(method, url, headers=self.tokens[username], **kw)
 
-    async def inbox(self, username: str) -> list[dict[str, Any]]:
+    async def inbox(self, username: str, *keys: str) -> list[dict[str, Any]]:
+        """`username`'s open tasks; with `keys`, only those on these claim references (the
+        seeded claims keep every staff inbox busy)."""
         r = await self.as_(username, "GET", f"/api/t/{TENANT}/tasks")
         assert r.status_code == 200, r.text
-        return list(r.json())
+        return [t for t in r.json() if not keys or t["business_key"] in keys]
+
+    async def keys(self, username: str) -> list[tuple[str, str]]:
+        """(kind, claim reference) of each task in `username`'s inbox."""
+        return sorted((t["kind"], t["business_key"]) for t in await self.inbox(username))
+
+    async def listed(self, username: str, entity: str, field: str) -> list[str]:
+        r = await self.as_(username, "GET", f"{DATA}/{entity}?limit=100")
+        assert r.status_code == 200, r.text
+        return sorted(str(item[field]) for item in r.json()["items"])
 
     async def drain(self) -> None:
         await self.platform.workflows.engine.drain()
@@ -121,6 +133,76 @@ async def demo(
     return found
 
 
+SEEDED_INBOXES = {
+    "ana": [("user_task", "CLM-FR-0002")],
+    "dirk": [("user_task", "CLM-DE-0003"), ("user_task", "CLM-DE-0004")],
+    "lucia": [("user_task", "CLM-ES-0001")],
+    # Two approvals per high-value claim (one per manager); a manager who voted sees none.
+    "maria": [("approval", "CLM-DE-0005")] * 2 + [("approval", "CLM-FR-0003")] * 2,
+    "max": [("approval", "CLM-DE-0005")] * 2
+    + [("approval", "CLM-ES-0003")]
+    + [("approval", "CLM-FR-0003")] * 2,
+}
+
+
+async def test_the_seeded_demo_fits_its_people(demo: Demo) -> None:
+    # Everyone with work has it waiting, each in their own inbox.
+    assert {u: await demo.keys(u) for u in SEEDED_INBOXES} == SEEDED_INBOXES
+    # Claims in five countries and several states, filed by the back office and the customer.
+    claims = (await demo.client.get(f"{DATA}/claim?limit=100")).json()["items"]
+    assert len(claims) == 13
+    assert {c["country"] for c in claims} == {"DE", "FR", "ES", "BR", "US"}
+    states = sorted(c["status"] for c in claims)
+    assert states == ["closed"] * 5 + ["rejected"] + ["review"] * 7
+    assert len((await demo.client.get(f"{DATA}/payout")).json()["items"]) == 5
+
+    # The customer sees only her own policies and the claims she filed (a row filter in SQL),
+    # and nothing of other policyholders.
+    assert await demo.listed("carla", "policy", "number") == ["DE-200101", "DE-200102"]
+    assert await demo.listed("carla", "claim", "reference") == [
+        "CLM-DE-0001",
+        "CLM-DE-0002",
+        "CLM-DE-0003",
+    ]
+    other = next(c for c in claims if c["reference"] == "CLM-DE-0005")
+    assert (await demo.as_("carla", "GET", f"{DATA}/claim/{other['id']}")).status_code == 403
+    assert (await demo.as_("carla", "GET", f"{DATA}/policyholder")).status_code == 403
+
+    # Analysts see their own country's claims; managers every claim they may have to approve.
+    assert {r[4:6] for r in await demo.listed("ana", "claim", "reference")} == {"FR"}
+    assert len(await demo.listed("maria", "claim", "reference")) == 13
+    # The approval task names the claim it is about; the manager may read it.
+    [task, *_] = await demo.inbox("maria", "CLM-DE-0005")
+    assert task["form"]["entity"] == "claim"
+    assert task["form"]["show"] == ["reference", "amount", "currency", "fraud_score", "status"]
+    r = await demo.as_("maria", "GET", f"{DATA}/claim/{task['form']['record']}")
+    assert r.status_code == 200, r.text
+    shown = {k: r.json()[k] for k in task["form"]["show"]}
+    assert shown == {
+        "reference": "CLM-DE-0005",
+        "amount": "18450.00",
+        "currency": "EUR",
+        "fraud_score": 20,  # set by the fraud scorer's before-write hook
+        "status": "review",
+    }
+    # Managers read, they do not edit claims.
+    r = await demo.as_("maria", "PATCH", f"{DATA}/claim/{other['id']}", json={"amount": "1.00"})
+    assert r.status_code == 403
+
+    # Medical notes: dirk is in the claims team and reads them on his review; ana is not.
+    [review] = await demo.inbox("dirk", "CLM-DE-0004")
+    assert "health_notes" in review["form"]["show"]
+    notes = (await demo.as_("dirk", "GET", f"{DATA}/claim/{review['form']['record']}")).json()
+    assert notes["health_notes"].startswith("Distal radius fracture")
+    fr = next(c for c in claims if c["reference"] == "CLM-FR-0003")
+    assert "health_notes" not in (await demo.as_("ana", "GET", f"{DATA}/claim/{fr['id']}")).json()
+
+    # Loading the demo again seeds nothing twice.
+    again = await load_demo(demo.platform, OPERATOR)
+    assert not [line for line in again if line.startswith("seed")]
+    assert len((await demo.client.get(f"{DATA}/claim?limit=100")).json()["items"]) == 13
+
+
 async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(demo: Demo) -> None:
     small = await demo.claim("300.00")
     inst = await demo.instance(small)
@@ -136,18 +218,21 @@ async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
     ]
     assert inst["vars"]["fraud"]["level"] == "low"  # scored by the plugin in its sandbox
     assert (await demo.client.get(f"{DATA}/claim/{small['id']}")).json()["status"] == "closed"
-    [payout] = (await demo.client.get(f"{DATA}/payout")).json()["items"]
-    assert (payout["claim"], payout["amount"]) == (small["id"], "300.00")
-    assert await demo.inbox("ana") == []
-    # The demo's customer (DE) files claims and follows her country's, not this FR one.
-    assert (await demo.as_("carla", "GET", f"{DATA}/claim")).json()["items"] == []
+    payouts = (await demo.client.get(f"{DATA}/payout?limit=100")).json()["items"]
+    [payout] = [p for p in payouts if p["claim"] == small["id"]]
+    assert payout["amount"] == "300.00"
+    assert await demo.inbox("ana", "CL-300.00-FR") == []
+    # The demo's customer files claims on her own policies and follows them, not this FR one.
+    assert "CL-300.00-FR" not in await demo.listed("carla", "claim", "reference")
+    r = await demo.as_("carla", "GET", f"{DATA}/policy")
+    [mine, *_] = r.json()["items"]
     r = await demo.as_(
         "carla",
         "POST",
         f"{DATA}/claim",
         json={
             "reference": "CL-CARLA-1",
-            "policy": demo.policy,
+            "policy": mine["id"],
             "country": "DE",
             "incident_date": "2026-11-20",
             "description": "Hail on the roof",
@@ -156,17 +241,20 @@ async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
     )
     assert r.status_code == 201, r.text
     await demo.drain()
+    assert "CL-CARLA-1" in await demo.listed("carla", "claim", "reference")
 
+    key = "CL-25000.00-FR"
     claim = await demo.claim("25000.00", "Fire in the garage, suspicious origin")
     # Only the analyst of the claim's country sees the review; managers review nothing.
-    assert [await demo.inbox(u) for u in ("dirk", "lucia", "maria")] == [[], [], []]
-    [review] = await demo.inbox("ana")
+    assert [await demo.inbox(u, key) for u in ("dirk", "lucia", "maria")] == [[], [], []]
+    [review] = await demo.inbox("ana", key)
     # The inbox says which app, workflow and claim the task is about.
     assert (review["app"], review["workflow"], review["business_key"]) == (
         "claims",
         "claims_process",
-        "CL-25000.00-FR",
+        key,
     )
+    assert (await demo.client.get(f"{DATA}/claim/{claim['id']}")).json()["status"] == "review"
     r = await demo.as_(
         "dirk",
         "POST",
@@ -174,14 +262,30 @@ async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
         json={"status": "approved"},
     )
     assert r.status_code == 403
-    r = await demo.as_(
-        "ana", "POST", f"/api/t/{TENANT}/tasks/{review['id']}/complete", json={"status": "approved"}
-    )
+    # The server checks the form with the schema the portal checks it with: the entity's
+    # constraints (fraud_score: max 100), its enum values, and nothing outside the form.
+    complete = f"/api/t/{TENANT}/tasks/{review['id']}/complete"
+    for bad, path in (
+        ({"status": "approved", "fraud_score": 500}, "data.fraud_score"),
+        ({"status": "approved", "surprise": 1}, "data.surprise"),
+        ({"status": "maybe"}, "data.status"),
+    ):
+        r = await demo.as_("ana", "POST", complete, json=bad)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["errors"][0]["path"] == path, (bad, r.json())
+    r = await demo.as_("ana", "POST", complete, json={"status": "approved", "fraud_score": 40})
     assert r.status_code == 200, r.text
     await demo.drain()
-    assert await demo.inbox("ana") == []
-    first, second = await demo.inbox("maria")
-    assert [t["id"] for t in await demo.inbox("max")] == [first["id"], second["id"]]
+    assert await demo.inbox("ana", key) == []
+    first, second = await demo.inbox("maria", key)
+    assert [t["id"] for t in await demo.inbox("max", key)] == [first["id"], second["id"]]
+    r = await demo.as_(
+        "maria",
+        "POST",
+        f"/api/t/{TENANT}/tasks/{first['id']}/decide",
+        json={"decision": "approved", "amount": "99999.00"},
+    )
+    assert r.status_code == 422 and "amount" in r.json()["errors"][0]["path"], r.text
     r = await demo.as_(
         "maria",
         "POST",
@@ -189,6 +293,7 @@ async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
         json={"decision": "approved", "comment": "documents check out"},
     )
     assert r.status_code == 200, r.text
+    assert await demo.inbox("maria", key) == []  # she voted: the other approval is not hers
     r = await demo.as_(
         "maria",
         "POST",
@@ -206,7 +311,7 @@ async def test_claims_are_auto_approved_or_reviewed_by_country_and_two_managers(
     inst = await demo.instance(claim)
     assert inst["status"] == "completed"
     assert [v["by"] for v in inst["vars"]["approval"]["votes"]] == ["maria", "max"]
-    assert inst["vars"]["review"] == {"status": "approved"}
+    assert inst["vars"]["review"] == {"status": "approved", "fraud_score": 40}
     assert (await demo.client.get(f"{DATA}/claim/{claim['id']}")).json()["status"] == "closed"
 
 
@@ -219,12 +324,13 @@ async def test_late_review_escalates_to_a_manager(demo: Demo) -> None:
     definition["workflows"]["claims_process"]["nodes"]["review"]["due"] = 0.2
     await platform.metadata.put_draft(tenant, "claims", definition)
     await platform.metadata.publish(tenant, "claims", OPERATOR)
+    key = "CL-5000.00-FR"
     claim = await demo.claim("5000.00")
-    assert len(await demo.inbox("ana")) == 1 and await demo.inbox("max") == []
+    assert len(await demo.inbox("ana", key)) == 1 and await demo.inbox("max", key) == []
     await asyncio.sleep(0.3)
     await demo.drain()
-    [task] = await demo.inbox("max")
-    assert await demo.inbox("ana") == []
+    [task] = await demo.inbox("max", key)
+    assert await demo.inbox("ana", key) == []
     r = await demo.as_(
         "max", "POST", f"/api/t/{TENANT}/tasks/{task['id']}/complete", json={"status": "rejected"}
     )
@@ -232,5 +338,6 @@ async def test_late_review_escalates_to_a_manager(demo: Demo) -> None:
     await demo.drain()
     inst = await demo.instance(claim)
     assert [s["node"] for s in inst["timeline"]][-2:] == ["reject", "rejected"]
-    assert inst["timeline"][3]["output"]["escalated_to"] == {"role": "manager"}
+    review = next(s for s in inst["timeline"] if s["node"] == "review")
+    assert review["output"]["escalated_to"] == {"role": "manager"}
     assert (await demo.client.get(f"{DATA}/claim/{claim['id']}")).json()["status"] == "rejected"

@@ -37,7 +37,7 @@ async def test_timer_survives_restart(wf: Harness, settings: Settings) -> None:
     await wf.platform.stop()  # the process goes away with the timer pending
 
     again = Platform(settings.model_copy(update={"embedded_worker": True}))
-    await again.start()
+    await again.start(workers=True)
     try:
         deadline = time.time() + 10
         while time.time() < deadline:

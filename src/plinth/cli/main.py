@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import importlib
 import json
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,8 +26,8 @@ from plinth.server.platform import Platform
 from plinth.settings import Settings
 
 T = TypeVar("T")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long lines (URLs, secrets) stay whole, to be copied
+err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     help="Plinth: an open-source, multi-tenant low-code platform.",
@@ -145,11 +146,22 @@ def demo(
     database_url: DbUrl = None,
     load_only: Annotated[bool, typer.Option(help="Load the demo, then exit")] = False,
     plugins: Annotated[bool, typer.Option(help="Build and install the example plugins")] = True,
+    reset: Annotated[
+        bool, typer.Option(help="Delete the data dir first, then load the demo afresh")
+    ] = False,
+    new_admin_token: Annotated[
+        bool, typer.Option(help="Issue a new admin token, revoking the generated one")
+    ] = False,
 ) -> None:
-    """Run the platform with the demo insurer tenant and its claims apps loaded."""
-    from plinth.demo import load_demo
+    """Run the platform with the demo insurer tenant and its claims app.
+
+    The demo is loaded into an empty data dir only; later starts serve what is there, your
+    changes included, with the same admin token (`--reset` starts afresh)."""
+    from plinth.demo import demo_state, load_demo
 
     settings = settings_for(data_dir, database_url, host=host, port=port, demo=True)
+    if reset:
+        _reset(settings)
     if not settings.egress_allow:
         # The demo's connectors call this very server (the FX stand-in, its own webhook
         # endpoint) on loopback, which the SSRF guard refuses unless allowed. Only when the
@@ -159,32 +171,71 @@ def demo(
             "… outbound calls may reach 127.0.0.1 (the demo's connectors call this "
             "server; set PLINTH_EGRESS_ALLOW to choose)"
         )
+    where = str(settings.data_dir) if settings.database_url is None else "the database"
 
     async def prepare(platform: Platform) -> str | None:
-        summary = await load_demo(
-            platform,
-            operator(),
-            plugins=plugins,
-            compile=not load_only,
-            progress=lambda note: console.print(f"… {note}"),
-        )
-        for line in summary:
-            console.print(f"[green]✓[/green] {line}")
-        return await _admin_token(platform, rotate=True)
+        state = await demo_state(platform)
+        if state in ("empty", "partial"):
+            summary = await load_demo(
+                platform,
+                operator(),
+                plugins=plugins,
+                compile=not load_only,
+                progress=lambda note: console.print(f"… {note}"),
+            )
+            for line in summary:
+                console.print(f"[green]✓[/green] {line}")
+        elif state == "loaded":
+            console.print(
+                f"… the demo in {where} is served as you left it (--reset loads it afresh)"
+            )
+        else:
+            console.print(
+                f"… {where} holds other tenants: the demo is not loaded (choose another "
+                "--data-dir, or --reset)"
+            )
+        return await _admin_token(platform, rotate=new_admin_token)
 
     token = run(settings, prepare)
     if load_only:
         if token:
-            print(f"Admin token: {token}")
+            print(f"Admin token (shown once): {token}")
         return
     _serve(settings, token)
 
 
+def _reset(settings: Settings) -> None:
+    """Delete the embedded data dir, saying so; refuse anything that is not one."""
+    folder = settings.data_dir
+    if settings.database_url is not None:
+        err_console.print(
+            "[red]error[/red]: --reset deletes the embedded data dir; the database at "
+            "PLINTH_DATABASE_URL is not in it (drop and create that database instead)"
+        )
+        raise typer.Exit(2)
+    if not folder.exists():
+        return
+    if any(folder.iterdir()) and not (
+        (folder / "plinth.db").exists() or (folder / "master.key").exists()
+    ):
+        err_console.print(
+            f"[red]error[/red]: {folder} does not look like a Plinth data dir (no plinth.db, "
+            "no master.key): not deleting it"
+        )
+        raise typer.Exit(2)
+    console.print(f"… --reset: deleting {folder} (its database, master key and files)")
+    shutil.rmtree(folder)
+
+
 async def _admin_token(platform: Platform, *, rotate: bool) -> str | None:
+    """The platform admin token to show: one created just now, or a new one on request."""
+    if rotate:
+        if platform.settings.admin_token:
+            err_console.print("PLINTH_ADMIN_TOKEN is set: that is the admin token (none issued)")
+        else:
+            return (await platform.tokens.rotate_named_admin("admin")).token
     if platform.admin_token is not None:
         return platform.admin_token.token
-    if rotate and not platform.settings.admin_token:
-        return (await platform.tokens.rotate_named_admin("demo")).token
     return None
 
 
@@ -193,7 +244,7 @@ def _serve(settings: Settings, token: str | None) -> None:
 
     from plinth.server.app import create_app
 
-    url = f"http://{settings.host}:{settings.port}"
+    url = settings.self_url
     console.print(
         f"Plinth is starting at [bold]{url}[/bold] "
         f"(database: {settings.resolved_database_url.split('://')[0]})"
@@ -203,8 +254,8 @@ def _serve(settings: Settings, token: str | None) -> None:
         print(f"  try: curl -H 'Authorization: Bearer {token}' {url}/api/tenants", flush=True)
     else:
         console.print(
-            "Admin token: created earlier (run `plinth token rotate-admin` for a new"
-            " one, or set PLINTH_ADMIN_TOKEN)"
+            "Admin token: the one shown when it was created (for a new one: `plinth token "
+            "rotate-admin`, or `plinth demo --new-admin-token`)"
         )
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level

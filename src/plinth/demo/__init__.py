@@ -28,19 +28,38 @@ PLUGINS = {"fraud-scorer": ["log", "ui"]}
 EXAMPLES = HERE.parents[2] / "examples" / "plugins"
 
 
+async def demo_state(platform: Platform) -> str:
+    """What the platform database holds: "empty" (no tenant at all), "loaded" (the demo tenant
+    with every demo app published), "partial" (a load that did not finish) or "other" (tenants,
+    none of them the demo's)."""
+    tenant = await platform.tenants.find(TENANT)
+    if tenant is None:
+        return "other" if await platform.tenants.list() else "empty"
+    for slug in APPS:
+        try:
+            if await platform.metadata.active_version(tenant, slug) is None:
+                return "partial"
+        except NotFound:
+            return "partial"
+    return "loaded"
+
+
 async def load_demo(
     platform: Platform,
     principal: Principal,
     *,
     plugins: bool = True,
     compile: bool = False,
+    seed: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Create the demo tenant and its apps (idempotent); publish when a draft changed.
 
     With `plugins`, the example plugins are built (cached by source hash in the user cache
     dir or `PLINTH_CACHE_DIR`), published and installed with their grants; with `compile`, also
-    compiled for this machine so the first call is fast. `progress` hears of slow steps.
+    compiled for this machine so the first call is fast; with `seed`, the first load also
+    creates the demo's data and its customer (`plinth.demo.seed`). `progress` hears of slow
+    steps.
     """
     lines: list[str] = []
     tenant = await platform.tenants.find(TENANT)
@@ -89,6 +108,10 @@ async def load_demo(
     from plinth.demo.connectors import ensure_connectors
 
     lines += await ensure_connectors(platform, tenant, APPS, principal)
+    from plinth.demo.seed import seed_demo
+
+    if seed:  # once: the customer, policies, claims worked by the demo's people
+        lines += await seed_demo(platform, TENANT, principal)
     return lines
 
 

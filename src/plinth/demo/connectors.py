@@ -34,9 +34,20 @@ async def ensure_connectors(
                 made[ref] = secrets.token_urlsafe(24)
                 await platform.vault.put(tenant.id, ref, made[ref], by=principal.audit_name())
                 have.add(ref)
+            # A URL that starts with / is this server, wherever it listens: shown resolved.
+            shown = {
+                key: platform.connectors.resolve(doc[key])
+                for key in ("base_url", "url")
+                if isinstance(doc.get(key), str)
+            }
             lines.append(
                 _line(
-                    tenant.slug, slug, name, doc, workflows, made.get(ref) if ref in SHOWN else None
+                    tenant.slug,
+                    slug,
+                    name,
+                    {**doc, **shown},
+                    workflows,
+                    made.get(ref) if ref in SHOWN else None,
                 )
             )
     return lines

@@ -16,7 +16,7 @@ from plinth.designer import protocol as p
 from plinth.designer.service import Connection, RateLimitedError
 from plinth.errors import Forbidden, NotFound, PlinthError
 from plinth.governance.access import Resource, authorize
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, authenticate, require
 
 log = logging.getLogger("plinth.designer")
 router = APIRouter(tags=["designer"])
@@ -54,7 +54,7 @@ async def draft_sync(ws: WebSocket, tenant: str, app: str) -> None:
         await ws.close(UNAUTHENTICATED, "a bearer token is required")
         return
     try:
-        principal = await platform.tokens.authenticate(token)
+        principal = await authenticate(platform, token)  # API tokens and login JWTs alike
         found = await platform.tenants.find(tenant)
         if found is None:
             raise Forbidden(f"This credential has no access to tenant {tenant!r}")

@@ -15,6 +15,7 @@ from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from plinth.governance.oidc import OIDCConfig, map_claims
 from plinth.governance.principal import PLATFORM_ADMIN
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.tenancy.models import Tenant
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["identity"])
 public = APIRouter(prefix="/api/auth/{tenant}", tags=["identity"])
@@ -121,16 +122,26 @@ async def login(body: LoginIn, tenant: str, request: Request, platform: Platform
     return session.__dict__
 
 
+async def _auth_tenant(platform: Any, tenant: str) -> Tenant:
+    """The tenant an auth endpoint names; unknown is the same 401 as a wrong credential."""
+    found = await platform.tenants.find(tenant)
+    if found is None:
+        raise Unauthenticated("The refresh token is not valid")
+    return found  # type: ignore[no-any-return]
+
+
 @public.post("/refresh")
 async def refresh(body: RefreshIn, tenant: str, platform: PlatformDep) -> dict:
-    """Trade a refresh token for a new pair (the old refresh token stops working)."""
-    return (await platform.governance.identity.refresh(body.refresh_token)).__dict__
+    """Trade a refresh token of this tenant for a new pair (the old one stops working)."""
+    found = await _auth_tenant(platform, tenant)
+    return (await platform.governance.identity.refresh(body.refresh_token, found.id)).__dict__
 
 
 @public.post("/logout", status_code=204)
 async def logout(body: RefreshIn, tenant: str, platform: PlatformDep) -> Response:
-    """Revoke a refresh token."""
-    await platform.governance.identity.revoke_refresh(body.refresh_token)
+    """Revoke a refresh token of this tenant."""
+    found = await _auth_tenant(platform, tenant)
+    await platform.governance.identity.revoke_refresh(body.refresh_token, found.id)
     return Response(status_code=204)
 
 
@@ -170,6 +181,13 @@ async def list_audit(
     events = await ledger.list(tenant.id, after=cursor, limit=limit, **filters)
     next_cursor = events[-1]["n"] if len(events) == limit else None
     return {"items": events, "next_cursor": next_cursor}
+
+
+@router.get("/audit/verify")
+async def verify_audit(tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep) -> Any:
+    """Check this tenant's chain: links, MACs, signed checkpoints and the anchor (if set)."""
+    require(platform, principal, "audit.read", tenant, "tenant")
+    return (await platform.governance.audit.verify(tenant.id)).public()
 
 
 @public.get("/oidc/login")

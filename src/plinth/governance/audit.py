@@ -1,31 +1,47 @@
-"""The audit ledger: append-only per-tenant hash chain, serialised per tenant.
+"""The audit ledger: an append-only, keyed chain per tenant, with signed checkpoints.
 
-Each event stores SHA-256(prev_hash + canonical event). Appends take a per-tenant lock
-(PostgreSQL advisory xact lock; SQLite's BEGIN IMMEDIATE already serialises writers), and a
-batch shares one transaction. Triggers refuse UPDATE/DELETE, so history cannot be rewritten
-through the platform; `verify` finds rows changed behind its back.
+Each event stores HMAC(ledger key, previous MAC + canonical event) (`chain`), the key derived
+from the master key and never stored. Every batch of events also writes a signed checkpoint
+(tenant, count, head) in the same transaction, and the latest checkpoints can be exported to an
+anchor outside the database (`anchor`). `verify` checks every link, every MAC, every checkpoint
+and every anchored checkpoint, so whoever holds the master key detects an edited, re-hashed,
+reordered, forged or deleted event, a chain cut at its end, and (with an anchor) a chain rolled
+back together with its checkpoints.
+
+Appends take a per-tenant lock (PostgreSQL advisory xact lock; SQLite's BEGIN IMMEDIATE already
+serialises writers), and a batch shares one transaction. Triggers refuse UPDATE, DELETE and (on
+PostgreSQL) TRUNCATE, and the app's role does not own the tables (migration 0410).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import zlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from plinth import envelope
 from plinth.db import Database, utcnow
 from plinth.events import Event, EventBus
-from plinth.governance.store import audit_events
+from plinth.governance.anchor import Anchor, AnchorUnreadable
+from plinth.governance.chain import (
+    GENESIS,
+    Checkpoint,
+    LedgerKey,
+    canonical,
+    event_body,
+    iso,
+    legacy_hash,
+)
+from plinth.governance.store import audit_checkpoints, audit_events, audit_keys
 
 PLATFORM_KEY = "_platform"
-GENESIS = "0" * 64
 # Topics that land in the ledger; other layers' events join by pattern, unchanged.
 AUDITED_TOPICS = (
     "app.*",
@@ -42,38 +58,11 @@ AUDITED_TOPICS = (
 )
 
 
-def _iso(at: datetime) -> str:
-    return at.isoformat() if at.tzinfo else at.isoformat() + "+00:00"
-
-
-def event_hash(
-    prev: str,
-    tenant_key: str,
-    n: int,
-    at: datetime,
-    actor: str | None,
-    action: str,
-    resource: str | None,
-    outcome: str,
-    data: Any,
-) -> str:
-    """SHA-256 over the previous hash and the canonical JSON of the event."""
-    body = json.dumps(
-        [tenant_key, n, _iso(at), actor, action, resource, outcome, data],
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-        ensure_ascii=False,
-    )
-    return hashlib.sha256((prev + body).encode()).hexdigest()
-
-
 def value_hash(value: Any) -> str | None:
     """Hash of a record's values: the ledger proves what changed without storing it."""
     if value is None:
         return None
-    raw = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return hashlib.sha256(canonical(value)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -91,14 +80,111 @@ class VerifyReport:
     checked: int
     broken_at: int | None = None
     reason: str = ""
+    checkpoints: int = 0  # signed checkpoints that matched the chain
+    anchored: int = 0  # checkpoints from the anchor that matched the chain
+    legacy: int = 0  # events linked by plain SHA-256 (written before the keyed chain)
+    head: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.checked,
+            "broken_at": self.broken_at,
+            "reason": self.reason,
+            "checkpoints": self.checkpoints,
+            "anchored": self.anchored,
+            "legacy_events": self.legacy,
+            "head": self.head,
+        }
+
+
+@dataclass
+class _Walk:
+    """What `verify` has established so far."""
+
+    keys: dict[str, LedgerKey]
+    anchored: dict[int, list[Checkpoint]]
+    prev: str = GENESIS
+    n: int = 0
+    keyed: bool = False
+    legacy: int = 0
+    checkpoints: int = 0
+    anchors_ok: int = 0
+    last_checkpoint: int = 0
+    pending: list[Checkpoint] = field(default_factory=list)
+
+
+class LedgerBroken(Exception):
+    def __init__(self, at: int, reason: str) -> None:
+        super().__init__(reason)
+        self.at, self.reason = at, reason
 
 
 class AuditLedger:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, master: Callable[[], bytes], anchor: Anchor | None = None
+    ) -> None:
         self.db = db
+        self._master = master
+        self.anchor = anchor
+        self._key: tuple[bytes, LedgerKey] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self._queues: dict[str, list[tuple[AuditEntry, asyncio.Future[None]]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._anchored: dict[str, int] = {}  # tenant key -> count last exported
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def key(self) -> LedgerKey:
+        """The current ledger key (derived from the master key; cached per master key)."""
+        master = self._master()
+        if self._key is None or self._key[0] != master:
+            self._key = (master, LedgerKey.from_master(master))
+        return self._key[1]
+
+    async def keys(self) -> dict[str, LedgerKey]:
+        """Every ledger key events may carry: the current one and those of earlier masters."""
+        current = self.key()
+        found = {current.id: current}
+        async with self.db.read() as conn:
+            for row in await conn.execute(sa.select(audit_keys)):
+                try:
+                    root = envelope.open_sealed(self._master(), row.wrapped, _key_aad(row.key_id))
+                except envelope.InvalidTag:
+                    continue  # not ours: an event naming it fails as made with an unknown key
+                found[row.key_id] = LedgerKey(root)
+        return found
+
+    async def rewrap_master(self, conn: AsyncConnection, old: bytes, new: bytes) -> int:
+        """Keep the ledger key of `old` (sealed by `new`) so history signed with it verifies;
+        re-seal the keys of earlier masters. Runs in the vault's master rotation."""
+        moved = 0
+        for row in (await conn.execute(sa.select(audit_keys))).all():
+            root = envelope.open_sealed(old, row.wrapped, _key_aad(row.key_id))
+            await conn.execute(
+                audit_keys.update()
+                .where(audit_keys.c.key_id == row.key_id)
+                .values(wrapped=envelope.seal(new, root, _key_aad(row.key_id)))
+            )
+            moved += 1
+        retired = LedgerKey.from_master(old)
+        exists = (
+            await conn.execute(
+                sa.select(audit_keys.c.key_id).where(audit_keys.c.key_id == retired.id)
+            )
+        ).first()
+        if exists is None:
+            await conn.execute(
+                audit_keys.insert().values(
+                    key_id=retired.id,
+                    wrapped=envelope.seal(new, retired.root, _key_aad(retired.id)),
+                    created_at=utcnow(),
+                )
+            )
+            moved += 1
+        return moved
+
+    # -- appending --------------------------------------------------------------------------
 
     async def append(self, tenant_id: str | None, entry: AuditEntry) -> None:
         """Append one event; returns once it is committed.
@@ -127,42 +213,97 @@ class AuditLedger:
 
     async def append_many(self, tenant_id: str | None, entries: list[AuditEntry]) -> None:
         """Append a batch in one transaction under the tenant's lock."""
-        key = tenant_id or PLATFORM_KEY
         async with self.db.transaction() as conn:
-            await self._lock(conn, key)
-            last = (
+            await self.write(conn, tenant_id, entries)
+
+    async def write(
+        self, conn: AsyncConnection, tenant_id: str | None, entries: list[AuditEntry]
+    ) -> None:
+        """Append a batch inside the caller's transaction (the change it records commits with
+        it, or neither does), with the checkpoint of the new head."""
+        if not entries:
+            return
+        key = tenant_id or PLATFORM_KEY
+        ledger = self.key()
+        await self._lock(conn, key)
+        last = (
+            await conn.execute(
+                sa.select(audit_events.c.n, audit_events.c.hash)
+                .where(audit_events.c.tenant_key == key)
+                .order_by(audit_events.c.n.desc())
+                .limit(1)
+            )
+        ).first()
+        n, prev = (last.n, last.hash) if last else (0, GENESIS)
+        rows = []
+        for e in entries:
+            n += 1
+            at = utcnow()
+            data = e.data or {}
+            body = event_body(ledger.id, key, n, at, e.actor, e.action, e.resource, e.outcome, data)
+            digest = ledger.mac(prev, body)
+            rows.append(
+                dict(
+                    tenant_key=key,
+                    n=n,
+                    at=at,
+                    actor=e.actor,
+                    action=e.action,
+                    resource=e.resource,
+                    outcome=e.outcome,
+                    data=data,
+                    prev_hash=prev,
+                    hash=digest,
+                    key_id=ledger.id,
+                )
+            )
+            prev = digest
+        await conn.execute(audit_events.insert(), rows)
+        await self._checkpoint(conn, ledger, key, n, prev)
+
+    async def _checkpoint(
+        self, conn: AsyncConnection, ledger: LedgerKey, key: str, n: int, head: str
+    ) -> None:
+        cp = Checkpoint(key, n, head, iso(utcnow()), ledger.id)
+        signed = Checkpoint(cp.tenant_key, cp.n, cp.head, cp.at, cp.key_id, ledger.sign(cp))
+        await conn.execute(audit_checkpoints.insert().values(**signed.as_dict()))
+
+    async def seal_legacy(self) -> int:
+        """Checkpoint the head of every chain that has none yet (ledgers written before the
+        keyed chain): from now on their history cannot be rewritten unseen. Returns how many."""
+        async with self.db.read() as conn:
+            heads = (
                 await conn.execute(
-                    sa.select(audit_events.c.n, audit_events.c.hash)
-                    .where(audit_events.c.tenant_key == key)
-                    .order_by(audit_events.c.n.desc())
-                    .limit(1)
-                )
-            ).first()
-            n, prev = (last.n, last.hash) if last else (0, GENESIS)
-            rows = []
-            for e in entries:
-                n += 1
-                at = utcnow()
-                data = e.data or {}
-                digest = event_hash(
-                    prev, key, n, at, e.actor, e.action, e.resource, e.outcome, data
-                )
-                rows.append(
-                    dict(
-                        tenant_key=key,
-                        n=n,
-                        at=at,
-                        actor=e.actor,
-                        action=e.action,
-                        resource=e.resource,
-                        outcome=e.outcome,
-                        data=data,
-                        prev_hash=prev,
-                        hash=digest,
+                    sa.select(audit_events.c.tenant_key, sa.func.max(audit_events.c.n))
+                    .where(
+                        ~sa.exists().where(
+                            audit_checkpoints.c.tenant_key == audit_events.c.tenant_key
+                        )
                     )
+                    .group_by(audit_events.c.tenant_key)
                 )
-                prev = digest
-            await conn.execute(audit_events.insert(), rows)
+            ).all()
+        for tenant_key, _ in heads:
+            async with self.db.transaction() as conn:
+                await self._lock(conn, tenant_key)
+                last = (
+                    await conn.execute(
+                        sa.select(audit_events.c.n, audit_events.c.hash)
+                        .where(audit_events.c.tenant_key == tenant_key)
+                        .order_by(audit_events.c.n.desc())
+                        .limit(1)
+                    )
+                ).first()
+                covered = (
+                    await conn.execute(
+                        sa.select(audit_checkpoints.c.n)
+                        .where(audit_checkpoints.c.tenant_key == tenant_key)
+                        .limit(1)
+                    )
+                ).first()
+                if last is not None and covered is None:
+                    await self._checkpoint(conn, self.key(), tenant_key, last.n, last.hash)
+        return len(heads)
 
     async def _lock(self, conn: AsyncConnection, key: str) -> None:
         if self.db.dialect == "postgresql":
@@ -245,46 +386,234 @@ class AuditLedger:
             rows = (await conn.execute(q)).mappings().all()
         return [_public(r) for r in rows]
 
-    async def verify(self, tenant_id: str | None, batch: int = 5000) -> VerifyReport:
-        """Walk the chain; report the first event whose hash or link does not hold."""
+    async def verify(
+        self, tenant_id: str | None, *, anchor: Anchor | None = None, batch: int = 5000
+    ) -> VerifyReport:
+        """Walk the chain in one snapshot: every link, MAC, checkpoint and anchored checkpoint.
+        Reports the first event where one does not hold."""
         key = tenant_id or PLATFORM_KEY
-        prev, expected_n, checked = GENESIS, 1, 0
-        async for row in self._walk(key, batch):
-            if row.n != expected_n:
-                return VerifyReport(False, checked, expected_n, "event missing from the chain")
-            if row.prev_hash != prev:
-                return VerifyReport(False, checked, row.n, "link to previous event broken")
-            digest = event_hash(
-                prev, key, row.n, row.at, row.actor, row.action, row.resource, row.outcome, row.data
+        anchor = anchor or self.anchor
+        anchored: dict[int, list[Checkpoint]] = {}
+        if anchor is not None:
+            try:
+                for cp in await anchor.read(key):
+                    anchored.setdefault(cp.n, []).append(cp)
+            except AnchorUnreadable as exc:
+                return VerifyReport(False, 0, None, f"the anchor could not be read: {exc}")
+        walk = _Walk(await self.keys(), anchored)
+        try:
+            async with self.db.read(snapshot=True) as conn:
+                checkpoints = self._checkpoints(conn, key, batch)
+                async for row in self._events(conn, key, batch):
+                    self._check_event(walk, key, row)
+                    await self._check_checkpoints(walk, checkpoints, row.n)
+                await self._check_checkpoints(walk, checkpoints, None)
+            self._check_end(walk)
+        except LedgerBroken as exc:
+            return VerifyReport(
+                False,
+                exc.at - 1 if exc.at else walk.n,
+                exc.at,
+                exc.reason,
+                walk.checkpoints,
+                walk.anchors_ok,
+                walk.legacy,
             )
-            if digest != row.hash:
-                return VerifyReport(False, checked, row.n, "event content changed")
-            prev, expected_n, checked = row.hash, expected_n + 1, checked + 1
-        return VerifyReport(True, checked)
+        return VerifyReport(
+            True,
+            walk.n,
+            checkpoints=walk.checkpoints,
+            anchored=walk.anchors_ok,
+            legacy=walk.legacy,
+            head=walk.prev if walk.n else None,
+        )
 
-    async def _walk(self, key: str, batch: int) -> AsyncIterator[Any]:
+    @staticmethod
+    def _check_event(walk: _Walk, key: str, row: Any) -> None:
+        expected = walk.n + 1
+        if row.n != expected:
+            raise LedgerBroken(expected, "event missing from the chain")
+        if row.prev_hash != walk.prev:
+            raise LedgerBroken(row.n, "link to previous event broken")
+        if row.key_id is None:
+            if walk.keyed:
+                raise LedgerBroken(row.n, "an unkeyed event after the keyed chain began")
+            body = event_body(
+                None, key, row.n, row.at, row.actor, row.action, row.resource, row.outcome, row.data
+            )
+            digest = legacy_hash(walk.prev, body)
+            walk.legacy += 1
+        else:
+            ledger = walk.keys.get(row.key_id)
+            if ledger is None:
+                raise LedgerBroken(row.n, "event made with a key this ledger does not know")
+            body = event_body(
+                row.key_id,
+                key,
+                row.n,
+                row.at,
+                row.actor,
+                row.action,
+                row.resource,
+                row.outcome,
+                row.data,
+            )
+            digest = ledger.mac(walk.prev, body)
+            walk.keyed = True
+        if digest != row.hash:
+            raise LedgerBroken(row.n, "event content changed, or not made with the ledger key")
+        for cp in walk.anchored.pop(row.n, []):
+            signer = walk.keys.get(cp.key_id)
+            if signer is None or not cp.signed_by(signer.public_key):
+                raise LedgerBroken(row.n, "an anchored checkpoint is not signed by this ledger")
+            if cp.head != row.hash:
+                raise LedgerBroken(row.n, "the chain differs from the anchored checkpoint here")
+            walk.anchors_ok += 1
+        walk.prev, walk.n = row.hash, row.n
+
+    async def _check_checkpoints(
+        self, walk: _Walk, checkpoints: AsyncIterator[Any], upto: int | None
+    ) -> None:
+        """Consume the checkpoints up to event `upto` (None: the rest, after the last event)."""
+        while True:
+            if not walk.pending:
+                cp = await anext(checkpoints, None)
+                if cp is None:
+                    return
+                walk.pending.append(cp)
+            cp = walk.pending[0]
+            if upto is not None and cp.n > upto:
+                return
+            walk.pending.pop(0)
+            signer = walk.keys.get(cp.key_id)
+            if signer is None or not cp.signed_by(signer.public_key):
+                raise LedgerBroken(cp.n, "a checkpoint is not signed by this ledger")
+            if upto is None or cp.n != upto:
+                raise LedgerBroken(
+                    walk.n + 1,
+                    f"events removed: a signed checkpoint says the chain had {cp.n} events, "
+                    f"it has {walk.n}",
+                )
+            if cp.head != walk.prev:
+                raise LedgerBroken(cp.n, "the chain differs from its signed checkpoint here")
+            walk.checkpoints += 1
+            walk.last_checkpoint = cp.n
+
+    @staticmethod
+    def _check_end(walk: _Walk) -> None:
+        for cps in walk.anchored.values():
+            for cp in cps:
+                signer = walk.keys.get(cp.key_id)
+                if signer is None or not cp.signed_by(signer.public_key):
+                    raise LedgerBroken(cp.n, "an anchored checkpoint is not signed by this ledger")
+        if walk.anchored:
+            n = min(walk.anchored)
+            raise LedgerBroken(
+                walk.n + 1,
+                f"events removed: the anchor holds a checkpoint of {n} events, "
+                f"the chain has {walk.n}",
+            )
+        if walk.n and walk.last_checkpoint != walk.n:
+            raise LedgerBroken(
+                walk.last_checkpoint + 1,
+                "events after the last signed checkpoint: appended behind the ledger's back",
+            )
+
+    async def _events(self, conn: AsyncConnection, key: str, batch: int) -> AsyncIterator[Any]:
         after = 0
         while True:
-            async with self.db.read() as conn:
-                rows = (
-                    await conn.execute(
-                        sa.select(audit_events)
-                        .where(audit_events.c.tenant_key == key, audit_events.c.n > after)
-                        .order_by(audit_events.c.n)
-                        .limit(batch)
-                    )
-                ).all()
+            rows = (
+                await conn.execute(
+                    sa.select(audit_events)
+                    .where(audit_events.c.tenant_key == key, audit_events.c.n > after)
+                    .order_by(audit_events.c.n)
+                    .limit(batch)
+                )
+            ).all()
             if not rows:
                 return
             for row in rows:
                 yield row
             after = rows[-1].n
 
+    async def _checkpoints(
+        self, conn: AsyncConnection, key: str, batch: int
+    ) -> AsyncIterator[Checkpoint]:
+        after = -1
+        t = audit_checkpoints
+        while True:
+            rows = (
+                await conn.execute(
+                    sa.select(t)
+                    .where(t.c.tenant_key == key, t.c.n > after)
+                    .order_by(t.c.n)
+                    .limit(batch)
+                )
+            ).all()
+            if not rows:
+                return
+            for r in rows:
+                yield Checkpoint(r.tenant_key, r.n, r.head, r.at, r.key_id, r.signature)
+            after = rows[-1].n
+
+    # -- anchoring --------------------------------------------------------------------------
+
+    async def latest_checkpoints(self) -> tuple[Checkpoint, ...]:
+        """The newest checkpoint of every chain."""
+        t = audit_checkpoints
+        newest = (
+            sa.select(t.c.tenant_key, sa.func.max(t.c.n).label("n")).group_by(t.c.tenant_key)
+        ).subquery()
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(t).join(
+                        newest, sa.and_(t.c.tenant_key == newest.c.tenant_key, t.c.n == newest.c.n)
+                    )
+                )
+            ).all()
+        return tuple(
+            Checkpoint(r.tenant_key, r.n, r.head, r.at, r.key_id, r.signature) for r in rows
+        )
+
+    async def export_anchor(self, anchor: Anchor | None = None) -> int:
+        """Send every chain's newest checkpoint the anchor has not had yet. Returns how many."""
+        target = anchor or self.anchor
+        if target is None:
+            return 0
+        fresh = [
+            cp
+            for cp in await self.latest_checkpoints()
+            if self._anchored.get(cp.tenant_key) != cp.n
+        ]
+        if fresh:
+            keys = await self.keys()
+            await target.publish(fresh, {k: v.public_key for k, v in keys.items()})
+            for cp in fresh:
+                self._anchored[cp.tenant_key] = cp.n
+        return len(fresh)
+
+    async def anchor_every(self, seconds: float) -> None:
+        """Export to the anchor forever, every `seconds` (a task the worker runs)."""
+        import logging
+
+        log = logging.getLogger("plinth.audit")
+        while True:
+            try:
+                await self.export_anchor()
+            except Exception as exc:  # an unreachable anchor must not stop the worker
+                log.warning("audit anchor export failed: %s", exc)
+            await asyncio.sleep(seconds)
+
+
+def _key_aad(key_id: str) -> bytes:
+    return f"audit-ledger-key\x00{key_id}".encode()
+
 
 def _public(row: Any) -> dict[str, Any]:
     return {
         "n": row["n"],
-        "at": _iso(row["at"]),
+        "at": iso(row["at"]),
         "actor": row["actor"],
         "action": row["action"],
         "resource": row["resource"],
@@ -292,4 +621,5 @@ def _public(row: Any) -> dict[str, Any]:
         "data": row["data"],
         "prev_hash": row["prev_hash"],
         "hash": row["hash"],
+        "key_id": row["key_id"],
     }

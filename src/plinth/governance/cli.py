@@ -12,7 +12,8 @@ from plinth.settings import Settings
 cli = typer.Typer(help="The audit ledger: verify the hash chain, export events.")
 
 
-async def _verify(tenant: str) -> int:
+async def _verify(tenant: str, anchor: str | None) -> int:
+    from plinth.governance.anchor import anchor_of
     from plinth.server.platform import Platform
 
     platform = Platform(Settings())
@@ -22,11 +23,19 @@ async def _verify(tenant: str) -> int:
         if found is None and tenant != "_platform":
             typer.echo(f"No tenant named {tenant!r}", err=True)
             return 2
-        report = await platform.governance.audit.verify(found.id if found else None)
+        report = await platform.governance.audit.verify(
+            found.id if found else None, anchor=anchor_of(anchor) if anchor else None
+        )
+        target = anchor or platform.settings.audit_anchor
     finally:
         await platform.stop()
     if report.ok:
-        typer.echo(f"OK: {report.checked} events, chain intact")
+        legacy = f", {report.legacy} of them from before the keyed chain" if report.legacy else ""
+        anchored = f", {report.anchored} anchored checkpoints ({target})" if target else ""
+        typer.echo(
+            f"OK: {report.checked} events{legacy}, chain intact, "
+            f"{report.checkpoints} signed checkpoints{anchored}"
+        )
         return 0
     typer.echo(
         f"BROKEN at event {report.broken_at}: {report.reason} "
@@ -36,9 +45,41 @@ async def _verify(tenant: str) -> int:
 
 
 @cli.command()
-def verify(tenant: str = typer.Argument(..., help="tenant slug (or _platform)")) -> None:
-    """Walk TENANT's audit chain and report the first broken link (exit 1 if any)."""
-    raise typer.Exit(asyncio.run(_verify(tenant)))
+def verify(
+    tenant: str = typer.Argument(..., help="tenant slug (or _platform)"),
+    anchor: str | None = typer.Option(
+        None, help="check against this anchor (file or URL) [PLINTH_AUDIT_ANCHOR]"
+    ),
+) -> None:
+    """Check TENANT's audit chain: every link, MAC, signed checkpoint and anchored checkpoint
+    (exit 1 at the first that does not hold)."""
+    raise typer.Exit(asyncio.run(_verify(tenant, anchor)))
+
+
+async def _anchor(target: str | None) -> int:
+    from plinth.governance.anchor import anchor_of
+    from plinth.server.platform import Platform
+
+    platform = Platform(Settings())
+    await platform.start()
+    try:
+        where = target or platform.settings.audit_anchor
+        if not where:
+            typer.echo("Name an anchor: --to FILE|URL or PLINTH_AUDIT_ANCHOR", err=True)
+            return 2
+        sent = await platform.governance.audit.export_anchor(anchor_of(where))
+    finally:
+        await platform.stop()
+    typer.echo(f"Anchored the newest checkpoint of {sent} chains to {where}")
+    return 0
+
+
+@cli.command()
+def anchor(
+    to: str | None = typer.Option(None, help="file path or http(s) URL [PLINTH_AUDIT_ANCHOR]"),
+) -> None:
+    """Copy every chain's newest signed checkpoint to an anchor outside the database."""
+    raise typer.Exit(asyncio.run(_anchor(to)))
 
 
 async def _export(tenant: str) -> None:

@@ -140,6 +140,20 @@ class IdentityService:
             ).first()
         return _user(row) if row else None
 
+    async def find_user(self, tenant_id: str, username: str) -> User | None:
+        """The enabled user of a tenant with this username, if any."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    users.select().where(
+                        users.c.tenant_id == tenant_id,
+                        users.c.username == username,
+                        users.c.disabled.is_(False),
+                    )
+                )
+            ).first()
+        return _user(row) if row else None
+
     async def upsert_oidc_user(
         self, tenant_id: str, subject: str, username: str, roles: list[str], attrs: dict[str, Any]
     ) -> User:
@@ -251,13 +265,18 @@ class IdentityService:
             claims.get("attrs", {}),
         ).principal()
 
-    async def refresh(self, refresh_token: str) -> Session:
-        """Rotate a refresh token: the old one is revoked, a new pair issued."""
+    async def refresh(self, refresh_token: str, tenant_id: str) -> Session:
+        """Rotate a refresh token of `tenant_id`: the old one is revoked, a new pair issued.
+
+        A token of another tenant is not valid here (and is left as it was)."""
         digest = hash_token(refresh_token)
         async with self.db.transaction() as conn:
             row = (
                 await conn.execute(
-                    refresh_tokens.select().where(refresh_tokens.c.token_hash == digest)
+                    refresh_tokens.select().where(
+                        refresh_tokens.c.token_hash == digest,
+                        refresh_tokens.c.tenant_id == tenant_id,
+                    )
                 )
             ).first()
             if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
@@ -276,12 +295,14 @@ class IdentityService:
             raise Unauthenticated("The refresh token is not valid")
         return await self.session_for(_user(urow))
 
-    async def revoke_refresh(self, refresh_token: str) -> bool:
+    async def revoke_refresh(self, refresh_token: str, tenant_id: str) -> bool:
+        """Revoke a refresh token of `tenant_id` (another tenant's is left alone)."""
         async with self.db.transaction() as conn:
             result = await conn.execute(
                 refresh_tokens.update()
                 .where(
                     refresh_tokens.c.token_hash == hash_token(refresh_token),
+                    refresh_tokens.c.tenant_id == tenant_id,
                     refresh_tokens.c.revoked_at.is_(None),
                 )
                 .values(revoked_at=utcnow())

@@ -29,7 +29,8 @@ from typing import Any
 
 import httpx
 import jwt
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.oauth2 import ClientAuth
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -150,13 +151,17 @@ class OIDCLogin:
         if browser is not None:
             claims["bh"] = _binding_hash(browser)
         state = jwt.encode(claims, self._key, algorithm="HS256")
-        client = AsyncOAuth2Client(
-            config.client_id, config.client_secret, scope=config.scope, redirect_uri=redirect_uri
+        return str(
+            prepare_grant_uri(
+                meta["authorization_endpoint"],
+                config.client_id,
+                "code",
+                redirect_uri=redirect_uri,
+                scope=config.scope,
+                state=state,
+                nonce=nonce,
+            )
         )
-        url, _ = client.create_authorization_url(
-            meta["authorization_endpoint"], state=state, nonce=nonce
-        )
-        return str(url)
 
     async def complete(
         self,
@@ -189,19 +194,32 @@ class OIDCLogin:
                 extra={"reason": "browser_mismatch"},
             )
         meta = await self.discover(config.issuer)
-        async with AsyncOAuth2Client(
-            config.client_id, config.client_secret, redirect_uri=st["ru"], **self._http()
-        ) as client:
+        # authlib prepares the request (RFC 6749 4.1.3, client_secret_basic); our guarded
+        # client sends it: authlib's own HTTP clients would bypass the SSRF guard.
+        body = prepare_token_request("authorization_code", code=code, redirect_uri=st["ru"])
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+        url, headers, body = ClientAuth(config.client_id, config.client_secret).prepare(
+            "POST", meta["token_endpoint"], headers, body
+        )
+        async with httpx.AsyncClient(**self._http()) as http:
             try:
-                token = await client.fetch_token(
-                    meta["token_endpoint"], code=code, grant_type="authorization_code"
-                )
+                r = await http.post(url, content=body, headers=headers)
+                token = r.json()
             except PlinthError:  # EgressRefused: the guard's answer, not the provider's
                 raise
-            except Exception as exc:  # authlib raises OAuthError subclasses and httpx errors
-                raise Unauthenticated(f"The provider refused the code: {exc}") from None
+            except (httpx.HTTPError, ValueError) as exc:
+                raise Unauthenticated(
+                    f"The provider's token endpoint failed ({type(exc).__name__})"
+                ) from None
+            if r.status_code != 200 or not isinstance(token, dict) or "error" in token:
+                said = token if isinstance(token, dict) else {}
+                reason = said.get("error_description") or said.get("error") or r.status_code
+                raise Unauthenticated(f"The provider refused the code: {reason}")
             try:
-                jwks = (await client.get(meta["jwks_uri"])).json()
+                jwks = (await http.get(meta["jwks_uri"])).json()
             except PlinthError:
                 raise
             except (httpx.HTTPError, ValueError, KeyError) as exc:

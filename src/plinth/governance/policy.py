@@ -34,7 +34,10 @@ META_ACTIONS = tuple(
     sorted(set().union(*ROLE_ACTIONS.values()) - set(DATA_ACTIONS) | OWNER_EXTRA | SEAM_ACTIONS)
 )
 ALL_ACTIONS = META_ACTIONS + DATA_ACTIONS + FIELD_ACTIONS + UNMASK_ACTIONS
-USER_ATTRS = ("tenant", "country", "department", "email", "name")
+# `username` is what the runtime records as `created_by` (so policies can say "records I
+# created"); `subject` is the id of the record a person is the data subject of (a customer's
+# own policyholder record), so customer-facing policies can say "records about me".
+USER_ATTRS = ("tenant", "country", "department", "email", "name", "subject", "username")
 _CEDAR_TYPES = {"integer": "Long", "boolean": "Boolean"}
 
 
@@ -220,6 +223,9 @@ class CedarAuthorizer:
     def _principal_entities(principal: Principal) -> list[dict[str, Any]]:
         attrs = {k: v for k, v in principal.attrs.items() if k in USER_ATTRS}
         attrs["tenant"] = principal.tenant_id or ""
+        attrs.pop("username", None)  # never from stored attributes: only a signed-in user's
+        if principal.kind == "user":
+            attrs["username"] = principal.audit_name()
         parents = [{"type": "Role", "id": r} for r in sorted(principal.roles)]
         parents += [{"type": "Group", "id": g} for g in principal.attrs.get("groups", ())]
         return [

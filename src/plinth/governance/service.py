@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from plinth.events import Event
 from plinth.governance import kinds as _kinds  # noqa: F401
 from plinth.governance.access import Decision, Resource
+from plinth.governance.anchor import anchor_of
 from plinth.governance.audit import AuditEntry, AuditLedger
 from plinth.governance.identity import IdentityService, signing_key
 from plinth.governance.kinds import policy as _policy_kind  # noqa: F401  (registers itself)
@@ -29,12 +31,18 @@ class Governance:
         settings = platform.settings
         self._platform = platform
         self.db = platform.db
-        self.audit = AuditLedger(platform.db)
+        # The ledger key is derived from the vault's master key (created after this; read late).
+        self.audit = AuditLedger(
+            platform.db,
+            lambda: platform.vault.master,
+            anchor_of(settings.audit_anchor) if settings.audit_anchor else None,
+        )
         self.identity = IdentityService(
             platform.db, signing_key(settings.master_key, settings.data_dir)
         )
         # Calls to a tenant's provider go through the same SSRF guard as connectors.
         self.oidc = OIDCLogin(self.identity._key, EgressPolicy(settings.egress_allow))
+        self._anchoring: asyncio.Task[None] | None = None
         self.authorizer = CedarAuthorizer()
         self.authorizer.on_denied = self._on_denied  # type: ignore[attr-defined]
         self.audit.subscribe(platform.events)
@@ -47,6 +55,7 @@ class Governance:
     async def start(self) -> None:
         """Compile the policies of every app's active version into the cache."""
         self._platform.on_stop(self.audit.drain)
+        await self.audit.seal_legacy()  # ledgers from before the keyed chain: checkpoint now
         q = sa.select(apps.c.tenant_id, apps.c.slug, versions.c.body).join(
             versions,
             sa.and_(versions.c.app_id == apps.c.id, versions.c.number == apps.c.active_version),
@@ -55,6 +64,23 @@ class Governance:
             rows = (await conn.execute(q)).all()
         for row in rows:
             self.authorizer.install(row.tenant_id, row.slug, row.body)
+
+    def start_anchoring(self) -> None:
+        """Export the ledger's newest checkpoints to the anchor periodically (worker nodes)."""
+        if self.audit.anchor is None or self._anchoring is not None:
+            return
+        self._anchoring = asyncio.create_task(
+            self.audit.anchor_every(self._platform.settings.audit_anchor_every)
+        )
+
+        async def stop() -> None:
+            assert self._anchoring is not None
+            self._anchoring.cancel()
+            await asyncio.gather(self._anchoring, return_exceptions=True)
+            self._anchoring = None
+            await self.audit.export_anchor()  # what was appended since the last export
+
+        self._platform.on_stop(stop)
 
     async def _on_activated(self, event: Event) -> None:
         numbers = [n for n in (event.data["version"], event.data.get("previous")) if n]

@@ -25,7 +25,42 @@ audit_events = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # The ledger key that MACs this event (`chain.LedgerKey.id`); NULL: an event written
+    # before the keyed chain, linked by plain SHA-256.
+    sa.Column("key_id", sa.String(16), nullable=True),
     sa.UniqueConstraint("tenant_key", "n"),
+)
+
+# Signed (tenant, count, head) statements, written in the transaction of each batch of events.
+# Append-only like the events; `verify` checks each against the chain, so cutting events from
+# the end of a chain needs cutting the checkpoints too (and an anchor outside the database
+# catches that).
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    platform_metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("tenant_key", sa.String(32), nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("head", sa.String(64), nullable=False),
+    sa.Column("at", sa.String(40), nullable=False),  # ISO text: it is part of what is signed
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+    sa.UniqueConstraint("tenant_key", "n"),
+)
+
+# Ledger keys of earlier master keys, sealed by the current master key, so events and
+# checkpoints made before a master rotation still verify. The current key is never stored.
+audit_keys = sa.Table(
+    "audit_keys",
+    platform_metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )
 
 users = sa.Table(

@@ -63,6 +63,12 @@ class ConnectorService:
         self.events.subscribe("app.*", self._forget, cluster=True)
         platform.on_stop(self.close)
 
+    def resolve(self, url: str) -> str:
+        """A connector URL made absolute: one that starts with `/` names this platform's own
+        server, resolved at call time (so a server restarted on another port still reaches
+        itself). The SSRF guard then checks the address like any other."""
+        return self.platform.settings.self_url + url if url.startswith("/") else url
+
     def on_webhook(self, receiver: Receiver) -> None:
         """Act on each verified `webhook_in` delivery inside the transaction recording it."""
         self.webhooks.receivers.append(receiver)

@@ -293,7 +293,7 @@ class Webhooks:
         }
         try:
             response = await self.service.http.post(
-                delivery.url,
+                self.service.resolve(delivery.url),
                 content=body,
                 headers=headers,
                 timeout=float(doc.get("timeout_seconds", 10)),

@@ -149,10 +149,7 @@ async def refresh(tenant: str, request: Request, platform: PlatformDep) -> Respo
     try:
         if not token or found is None:
             raise Unauthenticated("Not signed in")
-        session = await platform.governance.identity.refresh(token)
-        if platform.governance.identity.authenticate(session.access_token).tenant_id != found.id:
-            await platform.governance.identity.revoke_refresh(session.refresh_token)
-            raise Unauthenticated("Not signed in")
+        session = await platform.governance.identity.refresh(token, found.id)
     except Unauthenticated as exc:
         failed = problem_response(exc, request)  # and the stale cookie goes
         _clear_refresh(failed, request, tenant)
@@ -167,11 +164,10 @@ async def logout(tenant: str, request: Request, platform: PlatformDep) -> Respon
     """Sign out: revoke the refresh token and drop the cookie."""
     _check_csrf(request)
     token = request.cookies.get(COOKIE)
-    if token:
-        await platform.governance.identity.revoke_refresh(token)
-        found = await platform.tenants.find(tenant)
-        if found is not None:
-            await platform.governance.record(found.id, None, "auth.logout", via="portal")
+    found = await platform.tenants.find(tenant)
+    if token and found is not None:
+        await platform.governance.identity.revoke_refresh(token, found.id)
+        await platform.governance.record(found.id, None, "auth.logout", via="portal")
     done = Response(status_code=204)
     _clear_refresh(done, request, tenant)
     return done

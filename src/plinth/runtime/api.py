@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from plinth.errors import BadRequest, Fault, PreconditionFailed, ValidationFailed
+from plinth import jsontext
+from plinth.errors import BadRequest, PreconditionFailed
 from plinth.runtime.filters import parse
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
 
@@ -24,7 +24,7 @@ def if_match(header: str | None) -> int | None:
     if header is None or header.strip() == "*":
         return None
     text = header.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # versions are BIGINTs
         raise PreconditionFailed(
             f"If-Match {header!r} is not an ETag this API handed out", path="If-Match"
         )
@@ -32,13 +32,7 @@ def if_match(header: str | None) -> int | None:
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed.of(
-            [Fault("", f"the body is not valid JSON: {exc}", "json")]
-        ) from exc
+    return jsontext.loads(await request.body())
 
 
 def _record(record: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -46,7 +40,8 @@ def _record(record: dict[str, Any], status: int = 200) -> JSONResponse:
 
 
 def _list(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+    # Each name once: `expand=policy,policy` expands policy once.
+    return list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip())) if value else None
 
 
 @router.post("/{entity}", status_code=201)

@@ -9,13 +9,13 @@ a caller writes reaches the SQL text.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import sqlalchemy as sa
 
-from plinth.errors import BadRequest
+from plinth import jsontext
+from plinth.errors import BadRequest, ValidationFailed
 from plinth.runtime import types
 
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "contains", "startswith", "isnull")
@@ -37,9 +37,9 @@ def parse(text: str) -> dict[str, Any]:
     text = text.strip()
     if text.startswith("{"):
         try:
-            ast = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"The filter is not valid JSON: {exc.msg}", path="filter") from exc
+            ast = jsontext.loads(text)
+        except ValidationFailed as exc:
+            raise BadRequest(f"The filter {exc.faults[0].message}", path="filter") from None
         check(ast)
         return ast
     tokens = _tokenize(text)
@@ -142,6 +142,8 @@ class _Parser:
         if kind == "str":
             return text[1:-1].replace("''", "'")
         if kind == "num":
+            if len(text) > 40:  # no column holds more digits (and int() refuses > 4300)
+                raise BadRequest(f"The number {text[:20]}… is too long", path="filter")
             return float(text) if "." in text else int(text)
         if kind == "word" and text.lower() in ("true", "false", "null"):
             return {"true": True, "false": False, "null": None}[text.lower()]
@@ -194,18 +196,33 @@ def column(entity: Any, name: str, path: str = "filter") -> sa.ColumnElement[Any
     return entity.table.c[name]
 
 
+# The system columns, typed like fields so their filter values convert the same way.
+SYSTEM_FIELDS: dict[str, types.Spec] = {
+    "id": {"type": "string", "maxLength": 64},
+    "version": {"type": "integer"},
+    "created_at": {"type": "datetime"},
+    "updated_at": {"type": "datetime"},
+    "created_by": {"type": "string", "maxLength": 255},
+    "updated_by": {"type": "string", "maxLength": 255},
+}
+# Types whose stored text LIKE can search (others are numbers, dates or JSON in SQL).
+TEXT_TYPES = ("string", "text", "email", "url", "enum", "reference")
+
+
+def _spec(entity: Any, name: str) -> types.Spec:
+    spec = entity.fields.get(name) or SYSTEM_FIELDS.get(name) or {"type": "string"}
+    return spec  # type: ignore[no-any-return]
+
+
 def _bind(entity: Any, name: str, value: Any) -> Any:
-    spec = entity.fields.get(name)
-    if spec is None or value is None:
-        if name in ("created_at", "updated_at") and isinstance(value, str):
-            return types.to_db({"type": "datetime"}, value)
-        if name == "version" and value is not None:
-            return int(value)
-        return value
+    if value is None:
+        return None
     try:
-        return types.to_db(spec, value)
+        return types.to_db(_spec(entity, name), value)
     except types.ConversionError as exc:
-        raise BadRequest(f"Filter value for {name!r}: {exc}", path="filter") from exc
+        raise BadRequest(
+            f"Filter value for {name!r}: {exc}", path=f"filter.{name}", extra={"field": name}
+        ) from exc
 
 
 def compile_filter(entity: Any, ast: dict[str, Any]) -> sa.ColumnElement[bool]:
@@ -219,8 +236,16 @@ def compile_filter(entity: Any, ast: dict[str, Any]) -> sa.ColumnElement[bool]:
         return sa.not_(compile_filter(entity, ast["not"]))
     name, op, value = ast["field"], ast["op"], ast.get("value")
     col = column(entity, name)
+    kind = _spec(entity, name)["type"]
     if op == "isnull":
         return col.is_(None) if value in (True, None, "true") else col.is_not(None)
+    if kind in ("json", "attachment"):
+        # A JSON document has no order and no equality SQL would agree on across databases.
+        raise BadRequest(
+            f"Field {name!r} holds JSON; it can only be filtered with isnull",
+            path=f"filter.{name}",
+            extra={"field": name},
+        )
     if op in ("in", "nin"):
         if not isinstance(value, list) or len(value) > 1000:
             raise BadRequest(f"'{op}' takes a list of at most 1000 values", path="filter")
@@ -229,6 +254,16 @@ def compile_filter(entity: Any, ast: dict[str, Any]) -> sa.ColumnElement[bool]:
     if op in ("contains", "startswith"):
         if not isinstance(value, str):
             raise BadRequest(f"'{op}' takes text", path="filter")
+        if kind not in TEXT_TYPES:
+            raise BadRequest(
+                f"'{op}' searches text; {name!r} is {kind}",
+                path=f"filter.{name}",
+                extra={"field": name},
+            )
+        try:  # the same text checks as an equality (no NUL, no lone surrogate)
+            types.to_db({"type": "text"}, value)
+        except types.ConversionError as exc:
+            raise BadRequest(f"Filter value for {name!r}: {exc}", path=f"filter.{name}") from exc
         # autoescape: % and _ in the value match themselves, not as wildcards
         return (
             col.contains(value, autoescape=True)

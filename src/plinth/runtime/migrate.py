@@ -19,6 +19,8 @@ from plinth.runtime import tables, types
 from plinth.runtime.plan import Op
 
 MAX_NAMED_ROWS = 20
+# (entity, field) -> record id -> the plaintext JSON value of a sealed value
+Opened = dict[tuple[str, str], dict[str, Any]]
 
 
 def apply(
@@ -29,8 +31,13 @@ def apply(
     new: dict[str, Any],
     schema: str | None,
     allow_destructive: bool,
+    opened: Opened | None = None,
 ) -> list[str]:
-    """Apply `ops`; returns what was done. Raises (and the caller rolls back) on refusal."""
+    """Apply `ops`; returns what was done. Raises (and the caller rolls back) on refusal.
+
+    `opened`: the plaintext of sealed values of fields that stop being encrypted, by
+    (entity, field) and record id (decrypting needs the keyring, which is async: the caller
+    opens them on this same transaction before)."""
     if schema is not None:
         conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     op = Operations(MigrationContext.configure(conn))
@@ -71,7 +78,7 @@ def apply(
             with op.batch_alter_table(table, schema=schema) as batch:
                 batch.alter_column(step.old, new_column_name=step.field)
         elif step.kind == "alter_column":
-            _convert(conn, op, table, step, schema)
+            _convert(conn, op, table, step, schema, (opened or {}).get((step.entity, step.field)))
         elif step.kind == "create_index":
             fields = {s["id"]: n for n, s in entity_doc.get("fields", {}).items()}
             op.create_index(
@@ -113,8 +120,16 @@ def _refuse_if_data(conn: sa.Connection, step: Op, app_slug: str, schema: str | 
         )
 
 
-def _convert(conn: sa.Connection, op: Operations, table: str, step: Op, schema: str | None) -> None:
-    """Change a column's type, converting every value or naming the rows that cannot."""
+def _convert(
+    conn: sa.Connection,
+    op: Operations,
+    table: str,
+    step: Op,
+    schema: str | None,
+    opened: dict[str, Any] | None = None,
+) -> None:
+    """Change a column's type, converting every value or naming the rows that cannot (a
+    sealed value whose plaintext is in `opened` converts from that)."""
     old_t = sa.table(
         table,
         sa.column("id"),
@@ -125,7 +140,10 @@ def _convert(conn: sa.Connection, op: Operations, table: str, step: Op, schema: 
     bad: list[Fault] = []
     for row_id, value in conn.execute(sa.select(old_t.c.id, old_t.c[step.field])):
         try:
-            json_value = types.to_json(step.old_spec, value)
+            if opened is not None and str(row_id) in opened:
+                json_value = opened[str(row_id)]
+            else:
+                json_value = types.to_json(step.old_spec, value)
             converted.append({"_id": row_id, "_v": types.to_db(step.spec, json_value)})
         except (types.ConversionError, ValueError, TypeError) as exc:
             bad.append(

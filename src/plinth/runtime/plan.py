@@ -38,7 +38,9 @@ class Op:
             "add_column": f"add field {self.entity}.{self.field}",
             "drop_column": f"drop field {self.entity}.{self.field} and its data",
             "rename_column": f"rename field {self.entity}.{self.old} to {self.field}",
-            "alter_column": f"change {self.entity}.{self.field} from "
+            "alter_column": f"store {self.entity}.{self.field} in clear (no longer encrypted)"
+            if decrypts(self.old_spec, self.spec)
+            else f"change {self.entity}.{self.field} from "
             f"{self.old_spec.get('type')} to {self.spec.get('type')}",
             "create_index": f"add {'unique ' if self.unique else ''}index on {self.entity}",
             "drop_index": f"drop index on {self.entity}",
@@ -104,6 +106,7 @@ def _fields(entity: str, odoc: dict[str, Any], doc: dict[str, Any]) -> list[Op]:
         and (
             types.storage_changed(old_fields[fid][1], spec)
             or old_fields[fid][1]["type"] != spec["type"]
+            or decrypts(old_fields[fid][1], spec)
         )
     }
     rebuilt = {ix for ix in old_ix & new_ix if retyped & set(ix[0])}
@@ -120,7 +123,11 @@ def _fields(entity: str, odoc: dict[str, Any], doc: dict[str, Any]) -> list[Op]:
         oname, ospec = old_fields[fid]
         if oname != name:
             ops.append(Op("rename_column", entity, field=name, old=oname))
-        if types.storage_changed(ospec, spec) or ospec["type"] != spec["type"]:
+        if (
+            types.storage_changed(ospec, spec)
+            or ospec["type"] != spec["type"]
+            or decrypts(ospec, spec)
+        ):
             ops.append(
                 Op(
                     "alter_column",
@@ -134,6 +141,12 @@ def _fields(entity: str, odoc: dict[str, Any], doc: dict[str, Any]) -> list[Op]:
     for ids, unique in sorted((new_ix - old_ix) | rebuilt):
         ops.append(Op("create_index", entity, index=ids, unique=unique))
     return ops
+
+
+def decrypts(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a field stops being encrypted: its stored values must be opened (the column is
+    rebuilt with them in clear, even when its SQL type stays the same)."""
+    return bool(old.get("encrypted")) and not new.get("encrypted")
 
 
 def destructive(ops: list[Op]) -> list[Op]:

@@ -262,10 +262,19 @@ class RecordService:
                 continue
             item = records.strip_system(item)
             self._check_writable(writable, item, f"{prefix}." if prefix else "")
-            for hook in self.before_write:
-                item = records.strip_system(await hook(tenant, app_slug, entity, item, principal))
+            # The caller's input is validated before any hook sees it (a hook is written for
+            # valid records: bad input is the caller's 422, never the plugin's failure), and
+            # what the hooks return is validated again.
             row, found = records.check(ent, records.with_defaults(ent, item), prefix)
+            if not found and self.before_write:
+                for hook in self.before_write:
+                    item = records.strip_system(
+                        await hook(tenant, app_slug, entity, item, principal)
+                    )
+                row, found = records.check(ent, records.with_defaults(ent, item), prefix)
             faults += found
+            if found:
+                continue
             row.update(
                 id=record_id if record_id and not many else new_id(),
                 version=1,
@@ -322,14 +331,21 @@ class RecordService:
         self._check_version(before, if_version)
         if self.guard is not None:
             changes = self.guard.keep_masked(principal, tenant, app_slug, ent, before, changes)
+        emptied: frozenset[str] = frozenset()
         if replace:
             data = records.with_defaults(ent, changes)
         else:
             data = {n: before[n] for n in ent.input_fields if before.get(n) is not None}
             data.update(changes)
-        for hook in self.before_write:
-            data = records.strip_system(await hook(tenant, app_slug, entity, data, principal))
-        values, faults = records.check(ent, data)
+            # Fields anonymisation emptied stay empty; the rest of the record can still change.
+            emptied = frozenset(
+                n for n in ent.protection.anonymised if before.get(n) is None and n not in changes
+            )
+        values, faults = records.check(ent, data, anonymised=emptied)  # before the hooks
+        if not faults and self.before_write:
+            for hook in self.before_write:
+                data = records.strip_system(await hook(tenant, app_slug, entity, data, principal))
+            values, faults = records.check(ent, data, anonymised=emptied)
         if faults:
             raise ValidationFailed.of(faults)
         values.update(version=before["version"] + 1, updated_at=utcnow(), updated_by=by)

@@ -12,10 +12,15 @@ DDL itself) fails before the platform commit; what remains after it is a local C
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.errors import Fault, ValidationFailed
 from plinth.events import Event
+from plinth.governance.compliance.keys import PREFIX as SEALED
 from plinth.metadata import pipeline
 from plinth.metadata.pipeline import PublishContext, StepResult
 from plinth.runtime import migrate, plan, tables
@@ -89,18 +94,21 @@ class MigrateStep:
         compiled = ctx.state["runtime.compiled"]
         ops = plan.plan(ctx.previous_definition, ctx.definition)
         allow = bool(ctx.options.get("allow_destructive"))
-        args = (
-            ops,
-            ctx.app.slug,
-            ctx.previous_definition,
-            ctx.definition,
-            service.storage.schema(ctx.tenant),
-            allow,
-        )
+        schema = service.storage.schema(ctx.tenant)
+
+        def apply(opened: migrate.Opened) -> Callable[[sa.Connection], list[str]]:
+            return lambda c: migrate.apply(
+                c, ops, ctx.app.slug, ctx.previous_definition, ctx.definition, schema, allow, opened
+            )
+
         if service.storage.shares_platform_db(ctx.tenant):
-            done = await ctx.conn.run_sync(migrate.apply, *args) if ops else []
+            if ops:
+                opened = await _open_sealed(ctx, service, ctx.conn, ops)
+                done = await ctx.conn.run_sync(apply(opened))
+            else:
+                done = []
         else:
-            done = await self._apply_in_tenant_file(ctx, service, ops, args)
+            done = await self._apply_in_tenant_file(ctx, service, ops, apply)
         for line in done:
             result.info(line)
         destroyed = [op.describe() for op in plan.destructive(ops)]
@@ -130,7 +138,10 @@ class MigrateStep:
 
     @staticmethod
     async def _apply_in_tenant_file(
-        ctx: PublishContext, service: RecordService, ops: list[plan.Op], args: tuple[Any, ...]
+        ctx: PublishContext,
+        service: RecordService,
+        ops: list[plan.Op],
+        apply: Callable[[migrate.Opened], Callable[[sa.Connection], list[str]]],
     ) -> list[str]:
         if not ops:
             return []
@@ -138,7 +149,8 @@ class MigrateStep:
         conn = await db.engine.connect()
         txn = await conn.begin()
         try:
-            done: list[str] = await conn.run_sync(migrate.apply, *args)
+            opened = await _open_sealed(ctx, service, conn, ops)
+            done: list[str] = await conn.run_sync(apply(opened))
         except BaseException:
             await txn.rollback()
             await conn.close()
@@ -175,6 +187,58 @@ class MigrateStep:
         ctx.after_commit.insert(0, commit)
         ctx.after_rollback.append(undo)
         return done
+
+
+async def _open_sealed(
+    ctx: PublishContext, service: RecordService, conn: AsyncConnection, ops: list[plan.Op]
+) -> migrate.Opened:
+    """The plaintext of every sealed value in fields this version stops encrypting, read on
+    the migration's own transaction (so no write slips between reading and rebuilding). A value
+    whose subject's key was destroyed opens as null: crypto-shredded stays shredded."""
+    opened: migrate.Opened = {}
+    guard = service.guard
+    if guard is None:
+        return opened
+    schema = service.storage.schema(ctx.tenant)
+    old_entities = ctx.previous_definition.get("entities", {})
+    for op in ops:
+        if op.kind != "alter_column" or not plan.decrypts(op.old_spec, op.spec):
+            continue
+        doc = ctx.definition["entities"][op.entity]
+        old_name = next(
+            (n for n, d in old_entities.items() if d.get("id", n) == doc.get("id", op.entity)),
+            op.entity,
+        )
+        old_field = next(
+            (
+                n
+                for n, f in old_entities.get(old_name, {}).get("fields", {}).items()
+                if f.get("id", n) == op.spec.get("id", op.field)
+            ),
+            op.field,
+        )
+        # The table and column carry the old names until this migration renames them.
+        t = sa.table(
+            tables.table_name(ctx.app.slug, old_name),
+            sa.column("id"),
+            sa.column(old_field),
+            schema=schema,
+        )
+        rows = await conn.execute(
+            sa.select(t.c.id, t.c[old_field]).where(t.c[old_field].startswith(SEALED))
+        )
+        values: dict[str, Any] = {}
+        for row_id, value in rows:
+            values[str(row_id)] = await guard.open_value(
+                ctx.tenant,
+                ctx.app.slug,
+                str(doc.get("id", op.entity)),
+                str(op.spec.get("id", op.field)),
+                str(row_id),
+                value,
+            )
+        opened[(op.entity, op.field)] = values
+    return opened
 
 
 pipeline.register_step(CompileStep())

@@ -6,12 +6,16 @@ Pure: no I/O. Every other module asks this one about a field's type.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
 
 Spec = dict[str, Any]
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # \u0000 not after a backslash
 
 
 class ConversionError(ValueError):
@@ -124,7 +128,10 @@ def to_db(spec: Spec, value: Any) -> Any:
                 raise ConversionError(f"{value!r} is not an integer")
             if isinstance(value, float) and not value.is_integer():
                 raise ConversionError(f"{value!r} is not a whole number")
-            return int(value)
+            number = int(value)
+            if not INT_MIN <= number <= INT_MAX:  # the column is a 64-bit BIGINT
+                raise ConversionError(f"{value!r} is out of range for a 64-bit integer")
+            return number
         if t == "boolean":
             if isinstance(value, bool):
                 return value
@@ -148,6 +155,7 @@ def to_db(spec: Spec, value: Any) -> Any:
             )
             return v if v.tzinfo else v.replace(tzinfo=dt.UTC)
         if t in ("json", "attachment"):
+            _storable_json(value)
             return value
         if t == "enum" and str(value) not in spec["values"]:
             raise ConversionError(f"{value!r} is not one of {', '.join(spec['values'])}")
@@ -156,11 +164,36 @@ def to_db(spec: Spec, value: Any) -> Any:
         text = str(value)
         if len(text) > (spec.get("maxLength") or (255 if t == "string" else 1 << 30)):
             raise ConversionError(f"{value!r} is too long")
+        _storable_text(text)
         return text
-    except (InvalidOperation, ValueError, TypeError) as exc:
+    except (InvalidOperation, ValueError, TypeError, OverflowError) as exc:
         if isinstance(exc, ConversionError):
             raise
         raise ConversionError(f"{value!r} cannot become {t}") from exc
+
+
+def _storable_text(text: str) -> None:
+    """Refuse text no database stores alike (PostgreSQL has no NUL; UTF-8 no lone surrogate)."""
+    if "\x00" in text:
+        raise ConversionError("holds a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConversionError("holds a lone UTF-16 surrogate; text must be Unicode") from None
+
+
+def _storable_json(value: Any) -> None:
+    """Refuse a JSON value PostgreSQL's JSON would not store (NUL, NaN, lone surrogates)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except RecursionError:
+        raise ConversionError("is nested too deeply") from None
+    except ValueError:
+        raise ConversionError("holds NaN or Infinity, which JSON has not") from None
+    if "\\u0000" in text and _ESCAPED_NUL.search(text):
+        raise ConversionError("holds a NUL character")
+    _storable_text(text)
 
 
 def to_json(spec: Spec, value: Any) -> Any:

@@ -12,6 +12,7 @@ import plinth
 from plinth.errors import Unavailable
 from plinth.integration import Gateway
 from plinth.server import problems
+from plinth.server.input import CleanInput
 from plinth.server.middleware import RequestLimits
 from plinth.server.platform import Platform
 from plinth.settings import Settings
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await platform.start()
+        await platform.start(workers=True)  # a server works the queues (embedded_worker)
         try:
             yield
         finally:
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     problems.install(app)
+    app.add_middleware(CleanInput)  # innermost: the gateway's limits and logs cover it
     app.add_middleware(Gateway, platform=platform)  # inside RequestLimits: sees request ids
     app.add_middleware(
         RequestLimits,

@@ -30,13 +30,16 @@ async def get_principal(request: Request, platform: PlatformDep) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated()
-    token = token.strip()
-    if token.count(".") == 2:  # a JWT access token from login; API keys have no dots
-        principal = platform.governance.identity.authenticate(token)
-    else:
-        principal = await platform.tokens.authenticate(token)
+    principal = await authenticate(platform, token.strip())
     request.state.principal = principal
     return principal
+
+
+async def authenticate(platform: Platform, token: str) -> Principal:
+    """The caller a bearer token names: a login JWT or an API token (every door uses this)."""
+    if token.count(".") == 2:  # a JWT access token from login; API keys have no dots
+        return platform.governance.identity.authenticate(token)
+    return await platform.tokens.authenticate(token)  # type: ignore[no-any-return]
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -52,6 +52,7 @@ class Platform:
         self.on_stop(self.records.close)
         self.plugins = PluginService(self)
         self.vault = Vault(settings, self.db, self.events)
+        self.vault.rewrap_hooks.append(self.governance.audit.rewrap_master)
         self.records.storage.regions = self.regions  # app data lives in the home region
         self.compliance.enforce(self.records, self.vault, lambda: self.authorizer)
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
@@ -60,8 +61,12 @@ class Platform:
         self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
         self.on_stop(self.designer.stop)
 
-    async def start(self) -> None:
-        """Migrate the database and make sure a platform admin token exists."""
+    async def start(self, *, workers: bool = False) -> None:
+        """Migrate the database and make sure a platform admin token exists.
+
+        `workers`: also run the workflow and webhook-delivery workers in this process (when
+        `settings.embedded_worker`). Only a server asks for them: a CLI command must not work
+        the queues behind the operator's back."""
         await self.db.migrate()
         self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
         await self.governance.start()
@@ -71,7 +76,8 @@ class Platform:
             relay = RedisRelay(self.events, self.settings.redis_url)
             await relay.start()
             self.on_stop(relay.stop)
-        if self.settings.embedded_worker:
+        if workers and self.settings.embedded_worker:
+            self.governance.start_anchoring()
             await self.workflows.start_worker()
             self.on_stop(self.workflows.stop_worker)
             await self.connectors.start_worker()  # webhook deliveries (stopped by close)

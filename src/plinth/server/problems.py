@@ -50,7 +50,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        error = PlinthError(str(exc.detail))
+        # Starlette's own refusals: no route for the path (404), the method (405), or a body
+        # it could not parse (400); each names what was at fault, like every other refusal.
+        where = {404: "path", 405: "method"}.get(exc.status_code, "body")
+        error = PlinthError(str(exc.detail), path=where)
         body = error.problem() | {
             "status": exc.status_code,
             "code": f"http_{exc.status_code}",

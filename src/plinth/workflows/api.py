@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
 
@@ -13,6 +13,8 @@ router = APIRouter(prefix="/api/t/{tenant}", tags=["workflows"])
 
 
 class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a field the decision does not have is a fault
+
     decision: Literal["approved", "rejected"]
     comment: str | None = Field(None, max_length=4000)
 

@@ -41,6 +41,7 @@ async def _work(platform: object, poll: float, lease: float, concurrency: int) -
     assert isinstance(platform, Platform)
     await platform.start()
     platform.workflows.engine.lease = lease
+    platform.governance.start_anchoring()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -18,6 +18,7 @@ from plinth.events import Event
 from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.jsonschema import compile_schema, faults
+from plinth.runtime import types
 from plinth.tenancy.models import Tenant
 from plinth.workflows import kind as _kind  # noqa: F401  (registers the workflow kind)
 from plinth.workflows import publish, steps, store
@@ -25,35 +26,37 @@ from plinth.workflows.engine import Engine
 
 log = logging.getLogger("plinth.workflows")
 
-TYPES: dict[str, dict[str, Any]] = {
-    "string": {"type": "string"},
-    "text": {"type": "string"},
-    "email": {"type": "string"},
-    "url": {"type": "string"},
-    "integer": {"type": "integer"},
-    "decimal": {"type": ["number", "string"]},
-    "boolean": {"type": "boolean"},
-    "date": {"type": "string"},
-    "datetime": {"type": "string"},
-}
-
 
 def form_schema(form: dict[str, Any], definition: dict[str, Any]) -> dict[str, Any]:
-    """The JSON Schema a task's form data must satisfy (its own, or from entity fields)."""
+    """The JSON Schema a task's form data must satisfy: the one the portal checks before it
+    sends (`taskFields`/`fieldErrors` of the portal runtime). Entity fields keep every
+    constraint of their type (min, max, lengths, pattern, enum values), computed fields are
+    not part of a form, and no field outside the form is accepted."""
     if form.get("schema"):
-        return dict(form["schema"])
+        own = dict(form["schema"])
+        own.setdefault("type", "object")
+        own.setdefault("additionalProperties", False)
+        return own
     if not form.get("entity"):
-        return {"type": "object"}  # a task without a form takes any object
+        return {"type": "object", "additionalProperties": False}  # a task with no form
     fields = definition.get("entities", {}).get(form.get("entity", ""), {}).get("fields", {})
-    chosen = form.get("fields") or list(fields)
+    named = form.get("fields") or list(fields)
+    chosen = [n for n in named if n in fields and "computed" not in fields[n]]
     props: dict[str, Any] = {}
+    required: list[str] = []
     for name in chosen:
-        spec = fields.get(name, {})
-        prop = dict(TYPES.get(spec.get("type", ""), {}))
-        if spec.get("type") == "enum":
-            prop = {"enum": spec.get("values", [])}
+        spec = fields[name]
+        prop = types.json_schema(spec)
+        if spec.get("required") and "default" not in spec:
+            required.append(name)
+        elif "type" in prop:  # optional: may be sent empty
+            kinds = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+            prop = {**prop, "type": [*kinds, "null"]}
+            if "enum" in prop:
+                prop["enum"] = [*prop["enum"], None]
+        else:
+            prop = {"anyOf": [prop, {"type": "null"}]}
         props[name] = prop
-    required = [n for n in chosen if fields.get(n, {}).get("required")]
     return {
         "type": "object",
         "properties": props,
@@ -302,7 +305,21 @@ class WorkflowService:
                 query = query.where(column == value)
         async with self.platform.db.read() as conn:
             rows = await conn.execute(query.order_by(t.c.created_at))
-            return [task_public(dict(r)) for r in rows.mappings() if may_act(dict(r), principal)]
+            mine = [dict(r) for r in rows.mappings() if may_act(dict(r), principal)]
+            # One person, one vote: the other tasks of an approval they decided are not theirs.
+            steps = {task["step_id"] for task in mine if task["kind"] == "approval"}
+            voted: set[str] = set()
+            if steps:
+                voted = set(
+                    (
+                        await conn.execute(
+                            sa.select(t.c.step_id).where(
+                                t.c.step_id.in_(steps), t.c.decided_by == principal.audit_name()
+                            )
+                        )
+                    ).scalars()
+                )
+        return [task_public(task) for task in mine if task["step_id"] not in voted]
 
     async def _task(self, conn: Any, tenant: Tenant, task_id: str) -> dict[str, Any]:
         query = _tasks().where(store.tasks.c.id == task_id, store.tasks.c.tenant_id == tenant.id)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from plinth.errors import ValidationFailed
 from plinth.server import Platform
 from tests.helpers import as_user, make_app, make_tenant, publish, token_for
 
@@ -378,7 +379,9 @@ async def test_the_demo_encrypts_masks_and_erases_a_policyholder_across_entities
     from plinth.demo import TENANT, load_demo
     from plinth.governance.principal import PLATFORM_ADMIN, Principal
 
-    await load_demo(platform, Principal("admin", "user", frozenset({PLATFORM_ADMIN}), None))
+    await load_demo(
+        platform, Principal("admin", "user", frozenset({PLATFORM_ADMIN}), None), seed=False
+    )
     tenant = await platform.tenants.get(TENANT)
     owner = _owner(tenant.id)
     nurse = Principal(
@@ -445,6 +448,15 @@ async def test_the_demo_encrypts_masks_and_erases_a_policyholder_across_entities
     assert erased["apps"]["claims"]["payout"] == {"deleted": 1, "anonymised": 0}
     after = await rec.get(tenant, "claims", "claim", claim["id"], owner)
     assert after["health_notes"] is None and after["description"] is None
+    # The anonymised claim stays workable: its required description stays empty, the rest
+    # changes (a workflow on it goes on); a write that sets it must still be valid.
+    changed = await rec.update(
+        tenant, "claims", "claim", claim["id"], {"status": "rejected"}, owner
+    )
+    assert changed["status"] == "rejected" and changed["description"] is None
+    with pytest.raises(ValidationFailed) as refused:
+        await rec.update(tenant, "claims", "claim", claim["id"], {"description": ""}, owner)
+    assert refused.value.faults[0].path == "description"
     text = await raw_text_of(platform, tenant)
     assert PAN not in text and "radius" not in text and "ana@example.com" not in text
 
@@ -487,3 +499,80 @@ async def test_values_stored_before_a_field_became_encrypted_are_sealed_at_publi
     assert (await client.get(f"{data}/card/{card['id']}", headers=owner)).json()[
         "card_number"
     ] == PAN
+
+
+async def test_encryption_off_opens_stored_values_and_on_again_seals_them(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """Removing `encrypted` stores the plaintext at publish (a string whose column changes
+    type, a text whose column does not); adding it back seals them again; the values round-trip
+    exactly. A value whose subject was erased stays unreadable."""
+    owner, _ = await setup(client)
+    data = "/api/t/acme/apps/shop/data"
+    notes = "prefers calls after 6pm — ünïcode"
+    ana = (
+        await client.post(
+            f"{data}/customer",
+            headers=owner,
+            json={"email": "ana@example.com", "full_name": "Ana", "country": "DE", "notes": notes},
+        )
+    ).json()
+    card = (
+        await client.post(
+            f"{data}/card", headers=owner, json={"customer": ana["id"], "card_number": PAN}
+        )
+    ).json()
+    gone = (
+        await client.post(
+            f"{data}/customer",
+            headers=owner,
+            json={"email": "bo@example.com", "full_name": "Bo", "country": "DE", "notes": "x"},
+        )
+    ).json()
+    r = await client.post(
+        "/api/t/acme/compliance/subjects/erase", json={"subject": "bo@example.com"}
+    )
+    assert r.status_code == 200, r.text
+    tenant = await platform.tenants.get("acme")
+    db = platform.records.storage.database(tenant)
+
+    schema = platform.records.storage.schema(tenant)
+    prefix = f'"{schema}".' if schema else ""
+
+    async def stored() -> tuple[str, str]:
+        async with db.read() as conn:
+            pan = (
+                await conn.execute(sa.text(f"SELECT card_number FROM {prefix}shop__card"))
+            ).scalar()
+            note = (
+                await conn.execute(
+                    sa.text(f"SELECT notes FROM {prefix}shop__customer WHERE id = :i"),
+                    {"i": ana["id"]},
+                )
+            ).scalar()
+        return str(pan), str(note)
+
+    assert all(v.startswith("enc1.") for v in await stored())
+    off = shop()
+    off["entities"]["card"]["fields"]["card_number"] = {"type": "string", "classification": "none"}
+    off["entities"]["customer"]["fields"]["notes"] = {"type": "text", "classification": "none"}
+    r = await publish(client, "acme", "shop", off)
+    assert r.status_code in (200, 201), r.text
+    assert await stored() == (PAN, notes)  # in clear in the table, not ciphertext
+    assert (await client.get(f"{data}/card/{card['id']}", headers=owner)).json()[
+        "card_number"
+    ] == PAN
+    assert (await client.get(f"{data}/customer/{ana['id']}", headers=owner)).json()[
+        "notes"
+    ] == notes
+    erased = (await client.get(f"{data}/customer/{gone['id']}", headers=owner)).json()
+    assert erased.get("notes") is None  # shredded stays shredded
+    r = await publish(client, "acme", "shop", shop())
+    assert r.status_code in (200, 201), r.text
+    assert all(v.startswith("enc1.") for v in await stored())
+    assert (await client.get(f"{data}/card/{card['id']}", headers=owner)).json()[
+        "card_number"
+    ] == PAN
+    assert (await client.get(f"{data}/customer/{ana['id']}", headers=owner)).json()[
+        "notes"
+    ] == notes

@@ -216,7 +216,7 @@ async def test_report_per_country_as_json_and_html(client, platform):
     from plinth.governance.principal import PLATFORM_ADMIN, Principal
 
     admin = Principal(id="t", kind="cli", roles=frozenset({PLATFORM_ADMIN}), name="t")
-    await load_demo(platform, admin)
+    await load_demo(platform, admin, seed=False)
     r = await client.get(f"/api/t/{TENANT}/compliance/report")
     assert r.status_code == 200, r.text
     report = r.json()

@@ -45,6 +45,7 @@ class Protection:
     fixed_country: str | None = None
     holds_personal: bool = False
     field_ids: dict[str, str] = field(default_factory=dict)
+    anonymised: tuple[str, ...] = ()  # what anonymisation empties (`anonymised_fields`)
 
     @classmethod
     def of(cls, entity: dict[str, Any]) -> Protection:
@@ -54,17 +55,22 @@ class Protection:
         personal = tuple(
             n for n, f in fields.items() if f.get("classification", "none") in PERSONAL
         )
+        key_is_reference = bool(key and fields.get(key, {}).get("type") == "reference")
+        emptied = set(personal) | {n for n, f in fields.items() if f.get("encrypted")}
+        if key and not key_is_reference:
+            emptied.add(key)
         return cls(
             encrypt=tuple(n for n, f in fields.items() if f.get("encrypted")),
             mask=tuple(n for n, f in fields.items() if f.get("masked")),
             personal=personal,
             audit_reads=bool(entity.get("audit_reads")),
             key_field=key,
-            key_is_reference=bool(key and fields.get(key, {}).get("type") == "reference"),
+            key_is_reference=key_is_reference,
             country_field=subject.get("country_field"),
             fixed_country=subject.get("country"),
             holds_personal=bool(personal or subject),
             field_ids={n: str(f.get("id", n)) for n, f in fields.items()},
+            anonymised=tuple(n for n in fields if n in emptied),
         )
 
     def subject_of(self, record: dict[str, Any]) -> str:
@@ -162,11 +168,7 @@ def anonymise(entity: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
 def anonymised_fields(entity: dict[str, Any]) -> tuple[str, ...]:
     """Fields emptied on anonymisation: the personal ones, the encrypted ones, and the field
     naming the subject (else the record still says whose it is)."""
-    p = Protection.of(entity)
-    names = set(p.personal) | set(p.encrypt)
-    if p.key_field and not p.key_is_reference:
-        names.add(p.key_field)
-    return tuple(n for n in entity.get("fields", {}) if n in names)
+    return Protection.of(entity).anonymised
 
 
 def summary(definition: dict[str, Any]) -> dict[str, Any]:

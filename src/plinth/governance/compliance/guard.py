@@ -149,6 +149,14 @@ class RecordGuard:
                 plain = await self.keys.open(tenant.id, value, aad)
                 rec[name] = None if plain is None else decode(plain)
 
+    async def open_value(
+        self, tenant: Tenant, app: str, entity_id: str, field_id: str, record_id: str, value: str
+    ) -> Any:
+        """One sealed value's plaintext JSON (None when its subject's key was destroyed)."""
+        aad = field_aad(tenant.id, app, entity_id, field_id, record_id)
+        plain = await self.keys.open(tenant.id, value, aad)
+        return None if plain is None else decode(plain)
+
     def may_unmask(self, principal: Any, tenant: Tenant, app: str, entity: str, name: str) -> bool:
         decision = self._authorizer().decide(
             principal,

@@ -199,7 +199,7 @@ class HttpKind:
             headers["Authorization"] = f"Bearer {await self._oauth_token(ctx, doc, auth)}"
         request: dict[str, Any] = {
             "method": op["method"],
-            "url": doc["base_url"].rstrip("/") + path,
+            "url": ctx.service.resolve(doc["base_url"].rstrip("/") + path),
             "params": query,
             "headers": headers,
         }

@@ -39,7 +39,9 @@ def runtime() -> Artifact:
     try:
         mtime = RUNTIME.stat().st_mtime
     except FileNotFoundError as exc:
-        raise Unavailable("The pages runtime is not built; run tests/pages/setup.sh") from exc
+        raise Unavailable(
+            "The pages runtime is not built; ./scripts/demo builds it (or run tests/pages/setup.sh)"
+        ) from exc
     if _runtime is None or _runtime[0] != mtime:
         _runtime = (mtime, artifact(RUNTIME.read_bytes()))
     return _runtime[1]

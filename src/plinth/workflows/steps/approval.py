@@ -6,7 +6,7 @@ from typing import Any
 
 from plinth.errors import Fault
 from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
-from plinth.workflows.steps.user_task import check_assignee, resolve
+from plinth.workflows.steps.user_task import check_assignee, check_form, resolve, task_form
 
 
 def decide(rule: Any, veto: bool, votes: list[str | None]) -> str | None:
@@ -46,6 +46,7 @@ class Approval(Base):
         )
         for i, a in enumerate(approvers):
             found += check_assignee(a, f"{path}.approvers[{i}]", definition)
+        found += check_form(spec.get("form") or {}, f"{path}.form", definition)
         rule = spec.get("rule", "any")
         if isinstance(rule, dict) and rule["quorum"] > len(approvers):
             found.append(
@@ -58,11 +59,12 @@ class Approval(Base):
         return found
 
     async def run(self, ctx: StepContext) -> Outcome:
+        form = task_form(ctx.spec, ctx)  # what the approvers see of the record they decide on
         tasks = [
             {
                 "kind": "approval",
                 "assignee": resolve(a, ctx),
-                "form": {},
+                "form": form,
                 "title": ctx.spec.get("title", ctx.node),
             }
             for a in ctx.spec["approvers"]

@@ -37,6 +37,43 @@ def resolve(assignee: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     return out
 
 
+def check_form(form: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
+    """A task form's entity exists and has the fields it asks for and shows; `record` (the
+    record the task is about, whose `show` fields the inbox displays) is an expression."""
+    found: list[Fault] = []
+    entity = form.get("entity")
+    if not entity:
+        if "record" in form or "show" in form:
+            found.append(
+                Fault(f"{path}.entity", "a form that shows a record names its entity", "required")
+            )
+        return found
+    fields = definition.get("entities", {}).get(entity, {}).get("fields")
+    if fields is None:
+        return [Fault(f"{path}.entity", f"no entity named {entity!r}", "unknown_reference")]
+    for key in ("fields", "show"):
+        for i, name in enumerate(form.get(key, [])):
+            if name not in fields:
+                found.append(
+                    Fault(f"{path}.{key}[{i}]", f"{entity} has no field {name!r}", "unknown_field")
+                )
+    if "record" in form:
+        found += check(form["record"], f"{path}.record")
+    elif "show" in form:
+        found.append(Fault(f"{path}.record", "name the record whose fields it shows", "required"))
+    return found
+
+
+def task_form(spec: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """The form a task carries: the node's, with `record` evaluated to the record's id (the
+    inbox reads that record as the person who opens the task, so their policies apply)."""
+    form = dict(spec.get("form") or {})
+    if "record" in form:
+        value = evaluate(form["record"], ctx.vars, ctx.record)
+        form["record"] = None if value is None else str(value)
+    return form
+
+
 class UserTask(Base):
     type = "user_task"
 
@@ -48,24 +85,7 @@ class UserTask(Base):
 
     def check(self, spec: dict[str, Any], path: str, definition: dict[str, Any]) -> list[Fault]:
         found = check_assignee(spec.get("assignee"), f"{path}.assignee", definition)
-        form = spec.get("form") or {}
-        entity = form.get("entity")
-        if entity:
-            fields = definition.get("entities", {}).get(entity, {}).get("fields")
-            if fields is None:
-                found.append(
-                    Fault(f"{path}.form.entity", f"no entity named {entity!r}", "unknown_reference")
-                )
-            else:
-                for i, name in enumerate(form.get("fields", [])):
-                    if name not in fields:
-                        found.append(
-                            Fault(
-                                f"{path}.form.fields[{i}]",
-                                f"{entity} has no field {name!r}",
-                                "unknown_field",
-                            )
-                        )
+        found += check_form(spec.get("form") or {}, f"{path}.form", definition)
         if spec.get("escalate") and not spec.get("due"):
             found.append(Fault(f"{path}.due", "escalation needs a due time", "required"))
         if spec.get("escalate", {}).get("to"):
@@ -76,7 +96,7 @@ class UserTask(Base):
         task = {
             "kind": "user_task",
             "assignee": resolve(ctx.spec["assignee"], ctx),
-            "form": ctx.spec.get("form") or {},
+            "form": task_form(ctx.spec, ctx),
             "title": ctx.spec.get("title", ctx.node),
         }
         due = time.time() + ctx.spec["due"] if ctx.spec.get("due") else None

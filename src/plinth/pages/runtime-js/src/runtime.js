@@ -419,7 +419,7 @@ class PChart extends Base {
 }
 
 class PTaskInbox extends Base {
-  connectedCallback() { super.connectedCallback(); this._s = { tasks: [], error: null, open: null, data: {}, errors: {} }; this.load(); }
+  connectedCallback() { super.connectedCallback(); this._s = { tasks: [], error: null, open: null, data: {}, errors: {}, record: null, recordError: null }; this.load(); }
   async load() {
     try {
       // The server filters: this app's tasks, of the configured workflow if there is one.
@@ -431,6 +431,26 @@ class PTaskInbox extends Base {
     } catch (err) { this._s = { ...this._s, tasks: [], error: err.status === 404 ? "Task inbox unavailable." : err.message }; }
   }
   formFields(task) { return taskFields(this.app, task); }
+  /** Open or close a task; opening one about a record reads it (as this user: their policies decide what shows). */
+  async toggle(task) {
+    const open = this._s.open === task.id ? null : task.id;
+    this._s = { ...this._s, open, data: {}, errors: {}, record: null, recordError: null };
+    const form = task.form || {};
+    if (!open || !form.record || !form.entity || !(form.show || []).length) return;
+    try {
+      const record = await call(this.app, "GET", dataUrl(this.app, form.entity, form.record));
+      if (this._s.open === task.id) this._s = { ...this._s, record };
+    } catch (err) { if (this._s.open === task.id) this._s = { ...this._s, recordError: err.message }; }
+  }
+  /** The fields the task shows of its record, read-only; a field the user may not read is absent, so not shown. */
+  facts(task) {
+    const form = task.form || {}, r = this._s.record;
+    if (this._s.recordError) return html`<p class="pl-error" role="alert">${this._s.recordError}</p>`;
+    if (!form.record || !(form.show || []).length) return nothing;
+    if (!r) return html`<p class="pl-muted">Loading…</p>`;
+    const fields = this.app.entities[form.entity]?.fields || {};
+    return html`<dl class="pl-task-facts">${form.show.filter((n) => n in r).map((n) => html`<dt>${fields[n]?.label || n}</dt><dd data-field=${n}>${r[n] ?? "—"}</dd>`)}</dl>`;
+  }
   async complete(task, outcome) {
     const data = {}, errors = {};
     if (task.kind !== "approval") {
@@ -457,7 +477,7 @@ class PTaskInbox extends Base {
     const set = (name, value) => { this._s = { ...this._s, data: { ...this._s.data, [name]: value } }; };
     const outcomes = this.props.outcomes || (task.kind === "approval" ? ["approved", "rejected"] : ["complete"]);
     const approval = task.kind === "approval", cid = `t-${task.id}-comment`;
-    return html`<div class="pl-task-form">${approval ? html`<div class="pl-field"><label for=${cid}>Comment</label>
+    return html`<div class="pl-task-form">${this.facts(task)}${approval ? html`<div class="pl-field"><label for=${cid}>Comment</label>
       <textarea id=${cid} rows="3" @input=${(e) => set("__comment", e.target.value)}></textarea></div>` : nothing}${(approval ? [] : this.formFields(task)).map(([name, spec]) => {
       const id = `t-${task.id}-${name}`, v = this._s.data[name] ?? "";
       return html`<div class="pl-field"><label for=${id}>${spec.label || name}</label>
@@ -472,7 +492,7 @@ class PTaskInbox extends Base {
     return html`<div class="pl-inbox">${s.error ? html`<p class="pl-error" role="alert">${s.error}</p>` : nothing}
       ${s.tasks.length === 0 && !s.error ? html`<p class="pl-muted">No open tasks.</p>` : nothing}
       <ul>${s.tasks.map((t) => html`<li class="pl-task"><div class="pl-task-head"><span>${t.title || t.id}${t.business_key ? html` <span class="pl-muted">${t.business_key}</span>` : nothing}</span>
-        <button class="pl-secondary" aria-expanded=${s.open === t.id} @click=${() => { this._s = { ...s, open: s.open === t.id ? null : t.id, data: {}, errors: {} }; }}>${s.open === t.id ? "Close" : "Open"}</button></div>
+        <button class="pl-secondary" aria-expanded=${s.open === t.id} @click=${() => this.toggle(t)}>${s.open === t.id ? "Close" : "Open"}</button></div>
         ${s.open === t.id ? this.taskForm(t) : nothing}</li>`)}</ul></div>`;
   }
 }
