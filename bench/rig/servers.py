@@ -103,6 +103,18 @@ class Server:
                 time.sleep(0.2)
         raise TimeoutError(f"{self.name} did not answer within {timeout:.0f} s:\n{self.tail()}")
 
+    def wait_log(self, text: str, timeout: float = 180.0) -> None:
+        """Until the server's log holds `text` (a process that says when it is ready)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if text in self.log.read_text(errors="replace"):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not log {text!r} within {timeout:.0f} s")
+
     def cpu_seconds(self) -> float:
         assert self.proc is not None
         return tree_cpu_seconds(self.proc.pid)
