@@ -119,6 +119,17 @@ class Server:
         assert self.proc is not None
         return tree_cpu_seconds(self.proc.pid)
 
+    def wait_quiet(self, cores: float = 0.2, limit_s: float = 300.0) -> float:
+        """Until the server uses under `cores` of CPU for a second (it has worked off what it
+        was sent); the seconds that took."""
+        started = time.monotonic()
+        while time.monotonic() - started < limit_s:
+            before = self.cpu_seconds()
+            time.sleep(1.0)
+            if self.cpu_seconds() - before < cores:
+                break
+        return time.monotonic() - started
+
     def tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
