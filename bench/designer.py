@@ -53,6 +53,7 @@ ENTITY = {
     }
 }
 QUIET_PER_PROCESS = 50
+DRAIN_LIMIT = 600.0  # s; a server still busy then is reported as such
 
 
 @dataclass
@@ -223,7 +224,7 @@ async def run(side: Side, editors: int, args: argparse.Namespace) -> Outcome:
         load = load_average()
         # A server that fell behind keeps working after the clients left: that work is part of
         # the edits' cost, and must not land on the next run.
-        drain = await asyncio.to_thread(side.server.wait_quiet)
+        drain = await asyncio.to_thread(side.server.wait_quiet, 0.2, DRAIN_LIMIT)
         cpu = side.server.cpu_seconds() - cpu
     finally:
         for proc in procs:
