@@ -54,6 +54,16 @@ class Settings(BaseSettings):
         description="Record each plugin call's exact peak memory (eager memory "
         "init: a few ms per call); off keeps copy-on-write and records none",
     )
+    plugin_workers: int | None = Field(
+        default=None,
+        description="Plugin calls running at once, each in a worker process at low CPU "
+        "priority (default: two per core, at least 2)",
+    )
+    plugin_tenant_workers: int | None = Field(
+        default=None,
+        description="Plugin calls one tenant may run at once (default: half the workers); "
+        "more wait in a fair queue, or are refused (429) when they cannot start in time",
+    )
     plugin_max_package_bytes: int = Field(
         default=64 << 20, description="Largest plugin package `POST /api/plugins` accepts"
     )

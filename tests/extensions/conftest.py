@@ -10,27 +10,21 @@ from typing import Any
 import pytest
 
 from plinth.extensions import manifest as manifest_mod
-from plinth.extensions.build import build
 from plinth.extensions.package import pack, read_modules
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.conftest import ADMIN_TOKEN
+from tests.extensions.builds import PLUGINS, build_all
 
-ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ["PLINTH_CACHE_DIR"])  # set by tests/conftest.py
-PLUGINS = {
-    "fraud-scorer": ROOT / "examples/plugins/fraud-scorer",
-    "address-normaliser": ROOT / "examples/plugins/address-normaliser",
-    "hostile": ROOT / "tests/extensions/plugins/hostile",
-}
 ADMIN = Principal("test-admin", "token", frozenset({PLATFORM_ADMIN}), name="admin")
 
 
 @pytest.fixture(scope="session")
 def components() -> dict[str, Path]:
     """Each test plugin's component, built at most once per source change (disk cache)."""
-    return {name: build(src, CACHE) for name, src in PLUGINS.items()}
+    return build_all()
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ async def test_only_the_upload_route_takes_large_bodies(platform: Platform) -> N
     ) as c:
         big = b"x" * (2 << 20)
         r = await c.post("/api/plugins", content=big)
-        assert r.status_code == 400 and r.json()["path"] == "package"  # read, then refused
+        assert r.status_code == 422 and r.json()["path"] == "package"  # read, then refused
         r = await c.post("/api/tenants", content=big, headers={"Content-Type": "application/json"})
         assert r.status_code == 413
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -69,7 +69,7 @@ async def test_only_the_upload_route_takes_large_bodies(platform: Platform) -> N
 
 async def test_bad_packages_are_refused_with_paths(client: httpx.AsyncClient) -> None:
     r = await client.post("/api/plugins", content=b"not a zip")
-    assert r.status_code == 400 and r.json()["path"] == "package"
+    assert r.status_code == 422 and r.json()["path"] == "package"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("plinth-plugin.toml", 'name = "x"')

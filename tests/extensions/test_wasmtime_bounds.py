@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.extensions import wasmtimes
-from tests.extensions.conftest import CACHE, ROOT
+from tests.extensions.builds import ROOT
+from tests.extensions.conftest import CACHE
 from tests.extensions.wasmtime_call import BOMB_LIMIT
 
 

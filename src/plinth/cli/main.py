@@ -228,15 +228,18 @@ def _reset(settings: Settings) -> None:
 
 
 async def _admin_token(platform: Platform, *, rotate: bool) -> str | None:
-    """The platform admin token to show: one created just now, or a new one on request."""
-    if rotate:
-        if platform.settings.admin_token:
+    """The platform admin token to show: one created just now, or a new one on request.
+
+    Only the commands that show it (`serve`, `demo`) create one: a token made by any other
+    command would exist without anyone ever having seen it."""
+    if platform.settings.admin_token:
+        if rotate:
             err_console.print("PLINTH_ADMIN_TOKEN is set: that is the admin token (none issued)")
-        else:
-            return (await platform.tokens.rotate_named_admin("admin")).token
-    if platform.admin_token is not None:
-        return platform.admin_token.token
-    return None
+        return platform.admin_token.token if platform.admin_token is not None else None
+    if rotate:
+        return (await platform.tokens.rotate_named_admin("admin")).token
+    issued = await platform.tokens.ensure_admin(None)  # None: one exists already
+    return issued.token if issued is not None else None
 
 
 def _serve(settings: Settings, token: str | None) -> None:

@@ -84,7 +84,7 @@ async def load_demo(
             lines.append(await install_plugin(platform, principal, name, grant, progress))
             if compile and (EXAMPLES / name).is_dir():
                 v = await platform.plugins.version(name)
-                if progress is not None and not platform.plugins.sandbox.is_compiled(v.sha256):
+                if progress is not None and not platform.plugins.is_compiled(v.sha256):
                     progress(f"compiling plugin {name} for this machine (once; ~10 s)…")
                 await platform.plugins.compile(name, v.version)
     for slug in APPS:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from plinth.errors import NotFound
 from plinth.governance.access import Resource, authorize
 from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
 
@@ -55,6 +56,36 @@ async def publish(
     authorize(platform.authorizer, principal, "plugin.publish", Resource("plugin", "*"))
     version = await platform.plugins.publish(await request.body(), principal)
     return version.as_dict()
+
+
+class KeyIn(BaseModel):
+    public_key: str = Field(pattern="^[0-9a-f]{64}$", description="hex raw ed25519 public key")
+    signature: str = Field(
+        pattern="^[0-9a-f]{128}$",
+        description="hex signature, by the new key, of 'plinth-plugin-key\\n{name}\\n{public_key}'",
+    )
+    reason: str = Field(min_length=1, max_length=500, description="why (kept in the audit log)")
+
+
+@router.get("/api/plugins/{name}/key")
+async def signing_key(name: str, platform: PlatformDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The key every version of this plugin must be signed with (pinned by its first signed
+    version)."""
+    found = await platform.plugins.signing_key(name)
+    if found is None:
+        raise NotFound(f"{name} has no signed version, so no pinned key", path="name")
+    return found
+
+
+@router.put("/api/plugins/{name}/key")
+async def rotate_key(
+    name: str, body: KeyIn, platform: PlatformDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Rotate the pinned signing key (platform admins; audited). Later versions must be signed
+    with the new key."""
+    return await platform.plugins.rotate_key(
+        name, body.public_key, body.signature, body.reason, principal
+    )
 
 
 @router.get("/api/plugins")

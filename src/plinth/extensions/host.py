@@ -1,7 +1,7 @@
 """The host side of one plugin call: every door out of the sandbox, each checked.
 
-A call runs in a worker thread; capabilities that need the platform's async services (kv,
-records) hop back to the event loop and wait, bounded by the call's own deadline.
+A call runs in a worker process; each host call the guest makes comes back here, to the server
+process, and runs on its event loop, bounded by the call's own deadline (cancelled at it).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,24 +48,35 @@ class CallHost:
         tenant: Tenant,
         inst: Installation,
         principal: Principal,
-        loop: asyncio.AbstractEventLoop,
         limits: Limits,
     ) -> None:
         self.service = service
         self.tenant = tenant
         self.inst = inst
         self.principal = principal
-        self.loop = loop
         self.deadline = time.monotonic() + limits.timeout_ms / 1000
         self.logged = 0
         self.depth = DEPTH.get()  # of this call (0: called by a person, a workflow, ...)
 
-    def call(self, capability: str, func: str, args: tuple[Any, ...]) -> tuple[str, str]:
-        """Check the grant, then run the host function; failures return as ("err", why)."""
+    async def call(self, capability: str, func: str, args: list[Any]) -> tuple[str, str]:
+        """Check the grant, then run the host function within the call's deadline; failures
+        return as ("err", why)."""
         if capability not in self.inst.capabilities:
             return "err", f"capability {capability!r} is not granted to {self.inst.name}"
+        method: Callable[..., Awaitable[str]] | None = getattr(
+            self, "_" + func.replace(".", "_"), None
+        )
+        if method is None:
+            return "err", f"{func} is no host function"
+
+        async def run() -> str:
+            DEPTH.set(self.depth + 1)  # this task's own context: reset when it ends
+            return await method(*args)
+
         try:
-            return "ok", getattr(self, "_" + func.replace(".", "_"))(*args)
+            return "ok", await asyncio.wait_for(run(), self._remaining())
+        except TimeoutError:
+            return "err", f"{func} did not finish before the call's deadline"
         except PlinthError as exc:
             return "err", f"{exc.code}: {exc.detail}"
         except Exception as exc:  # a host bug must not crash the sandbox or leak internals
@@ -75,33 +86,32 @@ class CallHost:
     def _remaining(self) -> float:
         return max(0.01, self.deadline - time.monotonic())
 
-    def _await(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        async def nested() -> Any:
-            DEPTH.set(self.depth + 1)  # the task's own context: reset when it ends
-            return await coro
-
-        return asyncio.run_coroutine_threadsafe(nested(), self.loop).result(self._remaining())
-
     # -- log, clock ------------------------------------------------------------------------
-    def _log_log(self, level: str, message: str) -> str:
+    async def _log_log(self, level: str, message: str) -> str:
         self.logged += 1
         if self.logged <= MAX_LOG_LINES:  # a chatty plugin cannot flood the log
-            log.info("[%s/%s] %s: %s", self.tenant.slug, self.inst.name, level[:10], message[:2000])
+            log.info(
+                "[%s/%s] %s: %s",
+                self.tenant.slug,
+                self.inst.name,
+                str(level)[:10],
+                str(message)[:2000],
+            )
         return ""
 
-    def _clock_now(self) -> str:
+    async def _clock_now(self) -> str:
         return datetime.now(UTC).isoformat()
 
     # -- kv --------------------------------------------------------------------------------
-    def _kv_get(self, key: str) -> str:
-        return str(self._await(self._kv_read(key[:MAX_KEY])))
+    async def _kv_get(self, key: str) -> str:
+        return str(await self._kv_read(key[:MAX_KEY]))
 
-    def _kv_set(self, key: str, value: str) -> str:
+    async def _kv_set(self, key: str, value: str) -> str:
         if len(key) > MAX_KEY or not key:
             raise _Refused(f"kv keys are 1..{MAX_KEY} characters")
         if len(value) > MAX_KV_VALUE:
             raise _Refused(f"kv values are at most {MAX_KV_VALUE} bytes")
-        self._await(self._kv_write(key, value))
+        await self._kv_write(key, value)
         return "null"
 
     async def _kv_read(self, key: str) -> str:
@@ -138,23 +148,21 @@ class CallHost:
                 )
 
     # -- http ------------------------------------------------------------------------------
-    def _http_fetch(self, method: str, url: str, body: str) -> str:
+    async def _http_fetch(self, method: str, url: str, body: str) -> str:
         # Through the integration layer: the grant's hosts, the SSRF guard, no redirects,
         # the call's deadline, a response size limit, an audit event.
         connectors = self.service.platform.connectors
         return json.dumps(
-            self._await(
-                connectors.plugin_fetch(
-                    self.tenant,
-                    self.inst.name,
-                    self.principal,
-                    method,
-                    url,
-                    body.encode() if body else None,
-                    hosts=self.inst.http_hosts,
-                    seconds=self._remaining(),
-                    max_bytes=MAX_HTTP_BODY,
-                )
+            await connectors.plugin_fetch(
+                self.tenant,
+                self.inst.name,
+                self.principal,
+                method,
+                url,
+                body.encode() if body else None,
+                hosts=self.inst.http_hosts,
+                seconds=self._remaining(),
+                max_bytes=MAX_HTTP_BODY,
             )
         )
 
@@ -165,34 +173,32 @@ class CallHost:
             raise _Unavailable("records are not available on this server")
         return records
 
-    def _records_get(self, app: str, entity: str, id: str) -> str:
+    async def _records_get(self, app: str, entity: str, id: str) -> str:
         svc = self._records_service()
-        return _dump(self._await(svc.get(self.tenant, app, entity, id, self.principal)))
+        return _dump(await svc.get(self.tenant, app, entity, id, self.principal))
 
-    def _records_query(self, app: str, entity: str, filter: str, limit: int) -> str:
+    async def _records_query(self, app: str, entity: str, filter: str, limit: int) -> str:
         svc = self._records_service()
-        ast = json.loads(filter) if filter else None
-        return _dump(
-            self._await(
-                svc.query(
-                    self.tenant, app, entity, self.principal, filter=ast, limit=min(int(limit), 500)
-                )
-            )
+        ast = _json(filter) if filter else None
+        found = await svc.query(
+            self.tenant, app, entity, self.principal, filter=ast, limit=min(int(limit), 500)
         )
+        return _dump(found)
 
-    def _records_create(self, app: str, entity: str, data: str) -> str:
+    async def _records_create(self, app: str, entity: str, data: str) -> str:
         svc = self._records_service()
-        return _dump(
-            self._await(svc.create(self.tenant, app, entity, json.loads(data), self.principal))
-        )
+        return _dump(await svc.create(self.tenant, app, entity, _json(data), self.principal))
 
-    def _records_update(self, app: str, entity: str, id: str, changes: str) -> str:
+    async def _records_update(self, app: str, entity: str, id: str, changes: str) -> str:
         svc = self._records_service()
-        return _dump(
-            self._await(
-                svc.update(self.tenant, app, entity, id, json.loads(changes), self.principal)
-            )
-        )
+        return _dump(await svc.update(self.tenant, app, entity, id, _json(changes), self.principal))
+
+
+def _json(text: str) -> Any:
+    """A guest's JSON argument, held to what a request body may be (jsontext)."""
+    from plinth import jsontext
+
+    return jsontext.loads(text)
 
 
 class _Refused(PlinthError):

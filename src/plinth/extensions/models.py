@@ -201,6 +201,31 @@ class PluginError(PluginFailed):
     title = "Plugin raised an error"
 
 
+class PluginInvalid(PluginFailed):
+    """The package's component does not compile, link or export what its manifest declares:
+    refused at publish with wasmtime's reason (never a failure of the first call)."""
+
+    code = "plugin_invalid"
+    status = 422
+    title = "Plugin component invalid"
+
+
+class PluginBusy(PlinthError):
+    """No worker could start the call before its deadline: the platform's plugin workers are
+    all busy (503), or this tenant already runs its share of them (429). Retry-After says when
+    to try again; the call never ran."""
+
+    code = "plugin_busy"
+    status = 503
+    title = "Plugin workers busy"
+
+
+class PluginTenantBusy(PluginBusy):
+    code = "plugin_tenant_busy"
+    status = 429
+    title = "Too many plugin calls for this tenant"
+
+
 class CapabilityUnavailable(PlinthError):
     code = "capability_unavailable"
     status = 503

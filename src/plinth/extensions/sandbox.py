@@ -25,6 +25,7 @@ from plinth.extensions.models import (
     Limits,
     PluginDeadline,
     PluginFailed,
+    PluginInvalid,
     PluginOutOfFuel,
     PluginOutOfMemory,
     PluginOutputTooLarge,
@@ -136,9 +137,34 @@ class Sandbox:
     # -- compilation -----------------------------------------------------------------------
     def is_compiled(self, sha256: str) -> bool:
         """Whether a version is loaded or its compiled artifact is on disk (no compile due)."""
-        return (
-            sha256 in self._components or (self.cache_dir / f"{sha256}-{self._tag}.cwasm").exists()
-        )
+        return sha256 in self._components or artifact(self.cache_dir, sha256, self._metered)
+
+    @property
+    def _metered(self) -> bool:
+        return self.meter is not None
+
+    def check(self, component: wc.Component, exports: list[str]) -> None:
+        """Instantiate `component` once, as a call would: its imports must all be ours (WASI
+        and the plugin interfaces) and it must export `exports`. Typed errors say why not."""
+        store = wasmtime.Store(self.engine)
+        store.set_fuel(10_000_000_000)
+        store.set_epoch_deadline(max(1, int(10 / TICK_SECONDS)))
+        store.set_wasi(wasmtime.WasiConfig())
+        self.start()
+        try:
+            instance = self._linker.instantiate(store, component)
+        except wasmtime.WasmtimeError as exc:
+            reason = " ".join(str(exc).split())[:400]
+            raise PluginInvalid(
+                f"plugin.wasm does not link: {reason}", path="plugin.wasm"
+            ) from None
+        for name in exports:
+            if instance.get_func(store, name) is None:
+                raise PluginInvalid(
+                    f"plugin.wasm does not export {name!r}, which its manifest's extension "
+                    "points need",
+                    path=f"plugin.wasm.{name}",
+                )
 
     def component(self, sha256: str, wasm_path: Path) -> tuple[wc.Component, bool]:
         """The compiled component for a plugin version; True when it was compiled just now."""
@@ -162,7 +188,14 @@ class Sandbox:
                     raise PluginFailed(
                         "The stored plugin does not match its published hash", path="sha256"
                     )
-                found = wc.Component(self.engine, data)
+                try:
+                    found = wc.Component(self.engine, data)
+                except wasmtime.WasmtimeError as exc:
+                    reason = " ".join(str(exc).split())[:400]
+                    raise PluginInvalid(
+                        f"plugin.wasm is not a valid WebAssembly component: {reason}",
+                        path="plugin.wasm",
+                    ) from None
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 tmp = compiled.with_suffix(f".{threading.get_ident()}.tmp")
                 tmp.write_bytes(found.serialize())
@@ -273,6 +306,12 @@ def _meter(cache_dir: Path) -> MemoryMeter | None:
         why = f"the meter's self-test could not run: {exc}"
     log.warning("plugin peak-memory metering is off: %s; calls run without it", why)
     return None
+
+
+def artifact(cache_dir: Path, sha256: str, metered: bool) -> bool:
+    """Whether the compiled artifact of a component is on disk (for engines so configured)."""
+    tag = _engine_tag() + ("-eager" if metered else "")
+    return (cache_dir / f"{sha256}-{tag}.cwasm").exists()
 
 
 def _engine_tag() -> str:

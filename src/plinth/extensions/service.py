@@ -26,6 +26,7 @@ from plinth.events import Event
 from plinth.extensions import build, store
 from plinth.extensions import host as host_mod
 from plinth.extensions import manifest as manifest_mod
+from plinth.extensions.executor import PluginExecutor, default_capacity
 from plinth.extensions.host import CallHost
 from plinth.extensions.models import (
     CAPABILITIES,
@@ -34,14 +35,21 @@ from plinth.extensions.models import (
     PLATFORM_MAX,
     Installation,
     Limits,
+    PluginBusy,
     PluginError,
     PluginFailed,
     PluginInvalidOutput,
     PluginNestedTooDeep,
     PluginVersion,
 )
-from plinth.extensions.package import Package, signed_message, unpack, verify
-from plinth.extensions.sandbox import Outcome, Sandbox
+from plinth.extensions.package import (
+    Package,
+    rotation_message,
+    signed_message,
+    unpack,
+    verify,
+)
+from plinth.extensions.sandbox import Outcome, artifact
 from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
@@ -76,10 +84,15 @@ class PluginService:
             getattr(platform.settings, "plugin_cache_dir", None)
             or build.default_cache_dir() / "compiled"
         )
-        self.sandbox = Sandbox(
+        settings = platform.settings
+        workers = settings.plugin_workers or default_capacity()
+        self.executor = PluginExecutor(
             Path(cache),
-            measure_memory=bool(getattr(platform.settings, "plugin_measure_memory", True)),
+            measure_memory=bool(settings.plugin_measure_memory),
+            capacity=workers,
+            per_tenant=settings.plugin_tenant_workers or max(1, workers // 2),
         )
+        self.cache_dir = Path(cache)
         self.fuel_per_minute = DEFAULT_FUEL_PER_MINUTE
         # The per-tenant fuel budget lives in the integration layer's rate limiter (`limits`):
         # in process memory when embedded, in Redis when scaled out, so nodes share it.
@@ -101,7 +114,11 @@ class PluginService:
         platform.on_stop(self.stop)
 
     async def stop(self) -> None:
-        self.sandbox.stop()
+        await self.executor.stop()
+
+    def is_compiled(self, sha256: str) -> bool:
+        """Whether a component's compiled artifact is on disk (its first call loads it fast)."""
+        return artifact(self.cache_dir, sha256, self.executor.measure_memory)
 
     # -- registry ------------------------------------------------------------------------
     async def publish(self, data: bytes, principal: Principal) -> PluginVersion:
@@ -128,6 +145,15 @@ class PluginService:
                         )
                     ]
                 )
+        # The component is compiled and linked (in a worker) before anything is recorded: a
+        # package that would fail its first call is refused now, with wasmtime's reason.
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        blob = self.blob_dir / f"{package.sha256}.wasm"
+        if not blob.exists():
+            tmp = blob.with_suffix(f".{new_id()}.tmp")
+            await asyncio.to_thread(tmp.write_bytes, package.wasm)
+            tmp.replace(blob)
+        await self.executor.compile(package.sha256, blob, _exports(m))
         now = utcnow()
         async with self.db.transaction() as conn:
             t = store.plugin_versions
@@ -143,31 +169,13 @@ class PluginService:
                     path="version",
                 )
             other = (
-                await conn.execute(
-                    sa.select(t.c.publisher, t.c.public_key).where(t.c.name == m.name).limit(1)
-                )
+                await conn.execute(sa.select(t.c.publisher).where(t.c.name == m.name).limit(1))
             ).first()
             if other is not None and other.publisher != m.publisher:
                 raise Conflict(
                     f"{m.name} belongs to publisher {other.publisher!r}", path="publisher"
                 )
-            if other is not None and other.public_key and other.public_key != package.public_key:
-                # The first signed version fixes the key; later ones must be signed by it.
-                raise ValidationFailed.of(
-                    [
-                        Fault(
-                            "signature.json",
-                            "Later versions must be signed with the publisher's key",
-                            "signature",
-                        )
-                    ]
-                )
-            self.blob_dir.mkdir(parents=True, exist_ok=True)
-            blob = self.blob_dir / f"{package.sha256}.wasm"
-            if not blob.exists():
-                tmp = blob.with_suffix(".tmp")
-                await asyncio.to_thread(tmp.write_bytes, package.wasm)
-                tmp.replace(blob)
+            await self._check_key(conn, m.name, package.public_key, principal, now)
             # UI modules sit next to the component, by their own hash (served immutable).
             modules = {}
             for path, digest in package.module_hashes().items():
@@ -175,7 +183,7 @@ class PluginService:
                 modules[path] = {"sha256": digest, "size": len(body)}
                 js = self.blob_dir / f"{digest}.js"
                 if not js.exists():
-                    tmp = js.with_suffix(".tmp")
+                    tmp = js.with_suffix(f".{new_id()}.tmp")
                     await asyncio.to_thread(tmp.write_bytes, body)
                     tmp.replace(js)
             await conn.execute(
@@ -203,6 +211,91 @@ class PluginService:
             now,
             modules,
         )
+
+    async def _check_key(
+        self, conn: Any, name: str, public_key: str | None, principal: Principal, now: Any
+    ) -> None:
+        """The first signed version pins its key; every later version must be signed by it."""
+        k = store.plugin_keys
+        pinned = (await conn.execute(sa.select(k.c.public_key).where(k.c.name == name))).first()
+        if pinned is None:
+            if public_key is not None:
+                await conn.execute(
+                    k.insert().values(
+                        name=name,
+                        public_key=public_key,
+                        pinned_at=now,
+                        pinned_by=principal.audit_name(),
+                    )
+                )
+            return
+        if public_key != pinned.public_key:
+            why = "is unsigned" if public_key is None else "is signed with another key"
+            raise ValidationFailed.of(
+                [
+                    Fault(
+                        "signature.json",
+                        f"{name} is pinned to key {pinned.public_key[:16]}…; this version "
+                        f"{why}. Sign it with the pinned key, or rotate the key first "
+                        f"(PUT /api/plugins/{name}/key)",
+                        "signature_key",
+                    )
+                ],
+                "package",
+            )
+
+    async def signing_key(self, name: str) -> dict[str, Any] | None:
+        """The key a plugin's versions must be signed with (None: no signed version yet)."""
+        k = store.plugin_keys
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(k).where(k.c.name == name))).first()
+        if row is None:
+            return None
+        return {
+            "name": row.name,
+            "public_key": row.public_key,
+            "pinned_at": row.pinned_at.isoformat(),
+            "pinned_by": row.pinned_by,
+        }
+
+    async def rotate_key(
+        self, name: str, public_key: str, proof: str, reason: str, principal: Principal
+    ) -> dict[str, Any]:
+        """Pin another signing key for a plugin name: platform admins only, audited, and the
+        new key must sign `rotation_message` (so nobody pins a key no one holds)."""
+        authorize(self.platform.authorizer, principal, "plugin.publish", Resource("plugin", name))
+        if not verify(public_key, proof, rotation_message(name, public_key)):
+            raise ValidationFailed.of(
+                [Fault("signature", "The new key's signature of the rotation does not verify")],
+                "key rotation",
+            )
+        if not await self.versions(name):
+            raise NotFound(f"No published plugin {name}", path="name")
+        k = store.plugin_keys
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            old = (await conn.execute(sa.select(k.c.public_key).where(k.c.name == name))).first()
+            values = {
+                "public_key": public_key,
+                "pinned_at": now,
+                "pinned_by": principal.audit_name(),
+            }
+            if old is None:
+                await conn.execute(k.insert().values(name=name, **values))
+            else:
+                await conn.execute(k.update().where(k.c.name == name).values(**values))
+        await self.platform.governance.record(
+            None,
+            principal.audit_name(),
+            "plugin.key_rotated",
+            f"plugin:{name}",
+            old_key=old.public_key if old else None,
+            new_key=public_key,
+            reason=reason[:500],
+        )
+        found = await self.signing_key(name)
+        assert found is not None
+        return found
 
     async def versions(self, name: str | None = None) -> list[PluginVersion]:
         """Published versions, newest first per plugin."""
@@ -274,11 +367,9 @@ class PluginService:
     async def compile(self, name: str, version: str | None = None) -> bool:
         """Compile a version ahead of its first call (cached on disk); True if it compiled."""
         v = await self.version(name, version)
-        due = not self.sandbox.is_compiled(v.sha256)
-        await asyncio.to_thread(
-            self.sandbox.component, v.sha256, self.blob_dir / f"{v.sha256}.wasm"
+        return await self.executor.compile(
+            v.sha256, self.blob_dir / f"{v.sha256}.wasm", _exports(v.manifest)
         )
-        return due
 
     # -- installation --------------------------------------------------------------------
     async def _tenant(self, tenant: Tenant | str) -> Tenant:
@@ -792,42 +883,67 @@ class PluginService:
                 "write by a plugin runs before-write hooks); plugins may not nest deeper",
                 extra={"limit": MAX_NESTING},
             )
-        host = CallHost(self, t, inst, principal, asyncio.get_running_loop(), limits)
+        host = CallHost(self, t, inst, principal, limits)
         started = time.perf_counter()
+        busy = False
         outcome: Outcome | None = None
         error: PlinthError | None = None
         cold = False
         try:
-            component, cold = await asyncio.to_thread(
-                self.sandbox.component, v.sha256, self.blob_dir / f"{v.sha256}.wasm"
-            )
-            outcome = await asyncio.to_thread(
-                self.sandbox.call, component, point, args, limits, host
+            outcome, cold = await self.executor.call(
+                t.id,
+                v.sha256,
+                self.blob_dir / f"{v.sha256}.wasm",
+                point,
+                args,
+                limits,
+                host,
+                nested=host_mod.DEPTH.get() > 0,
             )
             if outcome.tag == "err":
                 err = _guest_error(outcome.payload)
                 if not (point == "before-write" and err.get("kind") == "rejected"):
                     error = _guest_failure(err)
             return outcome
+        except PluginBusy:
+            busy = True  # never ran: nothing to meter or charge
+            raise
         except PluginFailed as exc:
             error = exc
+            cold = bool(getattr(exc, "cold", False))
+            if not hasattr(exc, "wall_ms"):
+                exc.wall_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
             raise
         finally:
-            fuel = (
-                outcome.fuel
-                if outcome
-                else (limits.fuel if error and error.code == "plugin_out_of_fuel" else 0)
-            )
-            wall = outcome.wall_ms if outcome else (time.perf_counter() - started) * 1000
-            peak = outcome.peak_memory if outcome else getattr(error, "peak_memory", None)
-            await self.budget.spend(t.id, self._budget(t), fuel)
-            rejected = outcome is not None and outcome.tag == "err" and error is None
-            result = error.code if error else ("rejected" if rejected else "ok")
-            await self._meter(
-                t, v, point, target, result, fuel, wall, peak, limits, cold, principal
-            )
-            if error is not None and outcome is not None:
-                raise error
+            if not busy:
+                await self._settle(t, v, point, target, principal, limits, outcome, error, cold)
+                if error is not None and outcome is not None:
+                    raise error
+
+    async def _settle(
+        self,
+        t: Tenant,
+        v: PluginVersion,
+        point: str,
+        target: str,
+        principal: Principal,
+        limits: Limits,
+        outcome: Outcome | None,
+        error: PlinthError | None,
+        cold: bool,
+    ) -> None:
+        """Charge a call's fuel to its tenant and meter it (whatever its outcome)."""
+        fuel = (
+            outcome.fuel
+            if outcome
+            else (limits.fuel if error and error.code == "plugin_out_of_fuel" else 0)
+        )
+        wall = outcome.wall_ms if outcome else float(getattr(error, "wall_ms", 0.0))
+        peak = outcome.peak_memory if outcome else getattr(error, "peak_memory", None)
+        await self.budget.spend(t.id, self._budget(t), fuel)
+        rejected = outcome is not None and outcome.tag == "err" and error is None
+        result = error.code if error else ("rejected" if rejected else "ok")
+        await self._meter(t, v, point, target, result, fuel, wall, peak, limits, cold, principal)
 
     def _output(self, outcome: Outcome, v: PluginVersion) -> Any:
         try:
@@ -990,6 +1106,12 @@ class FuelBudget:
             charge = min(fuel, remaining)
             if charge <= 0 or await limiter.hit(item, tenant_id, cost=charge):
                 return
+
+
+def _exports(manifest: Any) -> list[str]:
+    """The component exports a manifest's extension points call."""
+    kinds = {p.kind for p in manifest.points}
+    return [k for k in ("action", "before-write") if k in kinds]
 
 
 def _guest_error(payload: str) -> dict[str, Any]:

@@ -27,6 +27,17 @@ plugin_versions = sa.Table(
     sa.Column("modules", sa.JSON, nullable=True),
 )
 
+# The key every version of a plugin name must be signed with: pinned by its first signed
+# version, changed only by an explicit, audited rotation (migration 0503).
+plugin_keys = sa.Table(
+    "plugin_keys",
+    platform_metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    _ts("pinned_at"),
+    sa.Column("pinned_by", sa.String(255), nullable=False),
+)
+
 plugin_installs = sa.Table(
     "plugin_installs",
     platform_metadata,

@@ -704,6 +704,22 @@ class RecordService:
                 extra={"current_version": record["version"]},
             )
 
+    async def copy_of(
+        self, tenant: Tenant, app_slug: str, ent: CompiledEntity, record: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """A record as it may be copied elsewhere (events, workflow variables and outputs):
+        encrypted fields sealed, masked fields masked (`RecordGuard.protect`)."""
+        if self.guard is None or record is None:
+            return record
+        return await self.guard.protect(tenant, app_slug, ent, record)
+
+    async def copy_of_entity(
+        self, tenant: Tenant, app_slug: str, entity: str, record: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """`copy_of` by entity name (for other layers: workflow steps)."""
+        _, ent = await self.entity(tenant, app_slug, entity)
+        return await self.copy_of(tenant, app_slug, ent, record)
+
     @staticmethod
     def _visible(record: dict[str, Any], readable: set[str] | None) -> dict[str, Any]:
         if readable is None:
@@ -722,9 +738,9 @@ class RecordService:
         after: dict[str, Any] | None,
         by: str,
     ) -> None:
-        if self.guard is not None:  # encrypted values never travel in events
-            ent = app.entities[entity]
-            before, after = self.guard.redact(ent, before), self.guard.redact(ent, after)
+        ent = app.entities[entity]
+        before = await self.copy_of(tenant, app.app_slug, ent, before)
+        after = await self.copy_of(tenant, app.app_slug, ent, after)
         await self.events.publish(
             Event(
                 topic,

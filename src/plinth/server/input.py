@@ -52,7 +52,7 @@ class CleanInput:
                 break
         body = b"".join(chunks)
         try:
-            if body:
+            if body and (kind or _looks_like_json(body)):
                 jsontext.check(body)
         except PlinthError as exc:
             await _refuse(send, exc, scope)
@@ -67,6 +67,12 @@ class CleanInput:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _looks_like_json(body: bytes) -> bool:
+    """Whether an untyped body could be JSON (a zip or other binary upload cannot)."""
+    head = body.lstrip(b" \t\r\n")[:1]
+    return head != b"" and head in b'{["-0123456789tfn'
 
 
 def _url_fault(scope: Scope) -> PlinthError | None:

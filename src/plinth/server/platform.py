@@ -8,18 +8,23 @@ from collections.abc import Awaitable, Callable
 from plinth.db import Database
 from plinth.designer.service import DesignerService
 from plinth.events import EventBus
+from plinth.extensions.copies import PluginCopies
 from plinth.extensions.service import PluginService
+from plinth.governance import copies as governance_copies
 from plinth.governance.access import Authorizer
 from plinth.governance.compliance.service import ComplianceService
 from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
+from plinth.integration.copies import IntegrationCopies
 from plinth.metadata.service import AppFiles, MetadataService
 from plinth.pages.targets.webcomponents import ModuleCache
+from plinth.runtime import copies as runtime_copies
 from plinth.runtime.service import RecordService
 from plinth.settings import Settings
 from plinth.tenancy.regions import Regions
 from plinth.tenancy.service import TenantService
+from plinth.workflows.copies import WorkflowCopies
 from plinth.workflows.service import WorkflowService
 
 log = logging.getLogger("plinth")
@@ -58,17 +63,26 @@ class Platform:
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
         self.connectors = ConnectorService(self)
         self.connectors.on_webhook(self.workflows.start_from_webhook)  # in the receipt's txn
+        # The data inventory: each layer declares where it copies record values to.
+        self.compliance.inventory.register(
+            *runtime_copies.sites(),
+            *WorkflowCopies(self.db).sites(),
+            *IntegrationCopies(self.db).sites(),
+            *governance_copies.sites(),
+            *PluginCopies(self.db).sites(),
+        )
         self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
         self.on_stop(self.designer.stop)
 
     async def start(self, *, workers: bool = False) -> None:
-        """Migrate the database and make sure a platform admin token exists.
+        """Migrate the database and store the preset admin token (PLINTH_ADMIN_TOKEN), if any.
 
         `workers`: also run the workflow and webhook-delivery workers in this process (when
         `settings.embedded_worker`). Only a server asks for them: a CLI command must not work
         the queues behind the operator's back."""
         await self.db.migrate()
-        self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
+        if self.settings.admin_token:  # a preset; generated ones are made where they are shown
+            self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
         await self.governance.start()
         if self.settings.redis_url:  # other nodes hear of publishes, rollbacks and deletes
             from plinth.cluster import RedisRelay

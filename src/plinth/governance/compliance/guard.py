@@ -205,6 +205,29 @@ class RecordGuard:
                 )
             )
 
+    async def protect(
+        self, tenant: Tenant, app: str, ent: Any, record: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """A record as it may be copied out of its table (events, workflow variables, step
+        outputs, webhook payloads): encrypted values sealed again with the subject's key (so
+        erasure shreds the copy too), masked values masked (a copy has no reader to unmask
+        for). Other personal values stay, and erasure scrubs them (the data inventory)."""
+        p = ent.protection
+        if record is None or not (p.encrypt or p.mask):
+            return record
+        out = dict(record)
+        if p.encrypt and record.get("id"):
+            plain = {k: v for k, v in record.items() if k in p.encrypt and not is_sealed(v)}
+            if plain:
+                [sealed] = await self.encrypt(tenant, app, ent, [out])
+                out.update({k: sealed[k] for k in plain})
+        elif p.encrypt:  # no id to bind a ciphertext to: never copy the value
+            out = {k: (None if k in p.encrypt else v) for k, v in out.items()}
+        for name in p.mask:
+            if name not in p.encrypt and out.get(name) is not None:
+                out[name] = mask(out[name], ent.fields[name])
+        return out
+
     @staticmethod
     def redact(ent: Any, record: dict[str, Any] | None) -> dict[str, Any] | None:
         """A record as it may travel in events: encrypted values masked."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from plinth.governance.compliance.inventory import CopySite
 from plinth.tenancy.profile import ComplianceProfile
 
 Severity = Literal["critical", "warning"]
@@ -25,6 +26,7 @@ class CheckContext:
     profile: ComplianceProfile
     locations: dict[str, str]  # region name -> location
     tenant_regions: tuple[str, ...]  # the regions this tenant may store data in
+    copies: tuple[CopySite, ...] = ()  # the data inventory's copy sites
 
     def entities(self) -> dict[str, dict[str, Any]]:
         return dict(self.definition.get("entities", {}))

@@ -13,14 +13,21 @@ from typing import Any
 
 from plinth.errors import Fault
 from plinth.governance.compliance.enforcement import anonymised_fields, retention_due
+from plinth.governance.compliance.inventory import DataInventory, Erasure, values_of
 from plinth.tenancy.models import Tenant
 from plinth.workflows.steps import Base, Outcome, StepContext, follow, register
 
 
 async def expire(
-    maintenance: Any, tenant: Tenant, app: str, now: datetime, by: str
+    maintenance: Any,
+    tenant: Tenant,
+    app: str,
+    now: datetime,
+    by: str,
+    inventory: DataInventory | None = None,
 ) -> list[dict[str, Any]]:
-    """Delete or anonymise the expired records of every entity of `app` with a rule."""
+    """Delete or anonymise the expired records of every entity of `app` with a rule, and
+    their values in every copy site of the inventory."""
     done = []
     for name, ent in (await maintenance.entities(tenant, app)).items():
         due = retention_due(ent.doc, now)
@@ -29,6 +36,19 @@ async def expire(
         column, cutoff, action = due
         fields = anonymised_fields(ent.doc) if action == "anonymise" else ()
         ids = await maintenance.expired(tenant, app, name, column, cutoff, fields)
+        if inventory is not None and ids:
+            expired = await maintenance.find(tenant, app, name, "id", ids)
+            await inventory.erase(
+                Erasure(
+                    tenant,
+                    app,
+                    frozenset(ids),
+                    frozenset(
+                        v for rec in expired for v in values_of(rec, ent.protection.anonymised)
+                    ),
+                    "retention",
+                )
+            )
         counts = await maintenance.remove(tenant, app, name, ids, action, fields, by)
         done.append(
             {

@@ -273,3 +273,32 @@ def residency(countries: frozenset[str]) -> Check:
         return found
 
     return check
+
+
+# -- copies (the data inventory) -----------------------------------------------------------------
+
+
+def copies_protected(classes: frozenset[str] = PERSONAL) -> Check:
+    """Every copy site the platform copies record values to keeps encrypted fields sealed,
+    masked fields masked, and is reached by erasure (no automatic fix: a site is code)."""
+
+    def check(ctx: CheckContext) -> list[Finding]:
+        found = []
+        for ename, entity in ctx.entities().items():
+            for fname, spec in entity.get("fields", {}).items():
+                personal = spec.get("classification", "none") in classes
+                encrypted, masked = bool(spec.get("encrypted")), bool(spec.get("masked"))
+                if not (personal or encrypted or masked):
+                    continue
+                for site in ctx.copies:
+                    why = site.unprotected(encrypted, masked, personal)
+                    if why:
+                        found.append(
+                            Finding(
+                                f"inventory.{site.name}.entities.{ename}.fields.{fname}",
+                                f"{ename}.{fname}: {why}",
+                            )
+                        )
+        return found
+
+    return check

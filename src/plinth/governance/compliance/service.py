@@ -19,6 +19,7 @@ from plinth.governance.compliance import (
 )
 from plinth.governance.compliance import packs as pack_registry
 from plinth.governance.compliance.guard import RecordGuard
+from plinth.governance.compliance.inventory import DataInventory, Erasure, values_of
 from plinth.governance.compliance.keys import FieldKeys
 from plinth.governance.compliance.models import CheckContext, Outcome, Waiver
 from plinth.ids import new_id
@@ -53,6 +54,7 @@ class ComplianceService:
         STEP.attach(self)
         self.records: Any = None  # the runtime's RecordService, once `enforce` attached it
         self.keys: FieldKeys | None = None
+        self.inventory = DataInventory()  # every layer registers its copy sites
 
     # -- runtime enforcement ----------------------------------------------------------------
 
@@ -121,7 +123,7 @@ class ComplianceService:
         apps = {}
         for slug in await self._active_apps(tenant, app):
             apps[slug] = await retention.expire(
-                maintenance, tenant, slug, at, by or "compliance.retention"
+                maintenance, tenant, slug, at, by or "compliance.retention", self.inventory
             )
         result = {
             "at": at.isoformat(),
@@ -189,6 +191,25 @@ class ComplianceService:
         done = {
             f.app: await subjects.erase(maintenance, tenant, f, who) for f in found if f.records
         }
+        copies: dict[str, dict[str, Any]] = {}
+        for f in found:
+            if not f.records:
+                continue
+            ents = await maintenance.entities(tenant, f.app)
+            erasure = Erasure(
+                tenant,
+                f.app,
+                frozenset(i for recs in f.records.values() for i in recs),
+                frozenset(
+                    v
+                    for name, recs in f.records.items()
+                    for rec in recs.values()
+                    for v in values_of(rec, ents[name].protection.anonymised)
+                ),
+            )
+            for site in await self.inventory.erase(erasure):
+                seen = copies.setdefault(site["site"], {**site, "rows_changed": 0})
+                seen["rows_changed"] += site["rows_changed"]
         shredded = await keys.destroy(
             tenant.id, await subjects.refs_of(keys, tenant, subject.strip(), found)
         )
@@ -196,6 +217,7 @@ class ComplianceService:
             "subject_ref": ref,
             "records": sum(f.count() for f in found),
             "apps": done,
+            "copies": list(copies.values()),
             "keys_destroyed": shredded,
         }
         await self.events.publish(
@@ -255,6 +277,7 @@ class ComplianceService:
             self.profile(tenant),
             self.regions.locations(),
             self.regions.of_tenant(tenant),
+            tuple(self.inventory),
         )
 
     async def _definition(self, tenant: Tenant, app: str, ref: int | str) -> dict[str, Any]:
@@ -457,6 +480,7 @@ class ComplianceService:
             "profile": profile.as_dict(),
             "status": _worst(a["status"] for a in out),
             "apps": out,
+            "inventory": [site.public() for site in self.inventory],
         }
 
 

@@ -98,13 +98,18 @@ class ServiceTask(Base):
 
         async def call(key: str) -> Any:
             action = spec["action"]
+            records = _service(ctx.services, "records")
+            # What a record step keeps (its output, the variable, the remembered effect) is a
+            # copy: encrypted fields sealed, masked fields masked (the data inventory).
             if action == "record.create":
-                return await _create_once(ctx, app, spec["entity"], data, key)
+                made = await _create_once(ctx, app, spec["entity"], data, key)
+                return await records.copy_of_entity(ctx.tenant, app, spec["entity"], made)
             if action == "record.update":
                 rid = evaluate(spec["record_id"], ctx.vars, ctx.record)
-                return await _service(ctx.services, "records").update(
+                changed = await records.update(
                     ctx.tenant, app, spec["entity"], rid, data, ctx.principal
                 )
+                return await records.copy_of_entity(ctx.tenant, app, spec["entity"], changed)
             if action == "plugin":
                 return await _service(ctx.services, "plugins").call_action(
                     ctx.tenant,
@@ -125,7 +130,21 @@ class ServiceTask(Base):
 
         result = await ctx.effect(call)
         updates = {spec["output"]: result} if spec.get("output") else {}
+        if spec["action"] in ("record.create", "record.update"):
+            kept = await _service(ctx.services, "records").copy_of_entity(
+                ctx.tenant, app, spec["entity"], {**data, "id": _record_of(spec, ctx, result)}
+            )
+            data = {k: v for k, v in kept.items() if k in data}
         return Outcome(next=follow(spec), vars=updates, output={"input": data, "result": result})
+
+
+def _record_of(spec: dict[str, Any], ctx: StepContext, result: Any) -> str | None:
+    """The id of the record a record step wrote (its input is sealed for that record)."""
+    if isinstance(result, dict) and result.get("id"):
+        return str(result["id"])
+    if spec["action"] == "record.update":
+        return str(evaluate(spec["record_id"], ctx.vars, ctx.record))
+    return None
 
 
 def record_id(key: str) -> str:

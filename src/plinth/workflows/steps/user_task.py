@@ -57,6 +57,21 @@ def check_form(form: dict[str, Any], path: str, definition: dict[str, Any]) -> l
                 found.append(
                     Fault(f"{path}.{key}[{i}]", f"{entity} has no field {name!r}", "unknown_field")
                 )
+    # Form data is kept in the workflow (the task, the variables): a protected field would sit
+    # there in clear (the data inventory's `workflows.task_data`). `show` fields are read live.
+    # (With no `fields`, the form takes every field, unless it only shows a record.)
+    named = form.get("fields") or ([] if "show" in form else list(fields))
+    for i, name in enumerate(named):
+        spec = fields.get(name, {})
+        if spec.get("encrypted") or spec.get("masked"):
+            found.append(
+                Fault(
+                    f"{path}.fields[{i}]" if form.get("fields") else path,
+                    f"{entity}.{name} is encrypted or masked; a task form cannot hold it (its "
+                    "data is kept in the workflow): list the fields the form needs",
+                    "protected_field",
+                )
+            )
     if "record" in form:
         found += check(form["record"], f"{path}.record")
     elif "show" in form:

@@ -86,3 +86,11 @@ def badshape(input):
 @action("echo")
 def echo(input):
     return input
+
+
+@action("sleep")
+def sleep(input):
+    import time
+
+    time.sleep(input.get("seconds", 30))
+    return {"slept": True}

@@ -42,6 +42,13 @@ PACK = register(
                 "Cal. Civ. Code 1798.185(a)(15) (risk assessments)",
                 r.audited_reads(),
             ),
+            r.rule(
+                "ccpa.copies",
+                "Every copy of protected data is sealed, masked and reached by erasure",
+                "critical",
+                "Cal. Civ. Code 1798.105, 1798.150",
+                r.copies_protected(),
+            ),
         ),
     )
 )

@@ -60,6 +60,13 @@ PACK = register(
                 "GDPR art. 44-46 transfers",
                 r.residency(EEA),
             ),
+            r.rule(
+                "gdpr.copies",
+                "Every copy of protected data is sealed, masked and reached by erasure",
+                "critical",
+                "GDPR art. 5(1)(f), 17 and 32",
+                r.copies_protected(),
+            ),
         ),
     )
 )

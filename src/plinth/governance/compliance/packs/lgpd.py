@@ -47,6 +47,13 @@ PACK = register(
                 "LGPD art. 33 (international transfer)",
                 r.residency(BR),
             ),
+            r.rule(
+                "lgpd.copies",
+                "Every copy of protected data is sealed, masked and reached by erasure",
+                "critical",
+                "LGPD art. 16, 18(VI) and 46",
+                r.copies_protected(),
+            ),
         ),
     )
 )

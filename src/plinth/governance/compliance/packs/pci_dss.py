@@ -47,6 +47,13 @@ PACK = register(
                 "PCI DSS 8.3.2",
                 r.protected_fields(frozenset({"credential"})),
             ),
+            r.rule(
+                "pci_dss.copies",
+                "Every copy of protected data is sealed, masked and reached by erasure",
+                "critical",
+                "PCI DSS 3.5.1 (stored PAN unreadable anywhere)",
+                r.copies_protected(frozenset({"pci.pan"})),
+            ),
         ),
     )
 )

@@ -40,6 +40,13 @@ PACK = register(
                 "PDPA s. 26 (transfer limitation)",
                 r.residency(SG),
             ),
+            r.rule(
+                "pdpa.copies",
+                "Every copy of protected data is sealed, masked and reached by erasure",
+                "critical",
+                "PDPA s. 24 and 25",
+                r.copies_protected(),
+            ),
         ),
     )
 )

@@ -52,6 +52,13 @@ PACK = register(
                 "PIPL art. 51",
                 r.restricted_reads(),
             ),
+            r.rule(
+                "pipl.copies",
+                "Every copy of protected data is sealed, masked and reached by erasure",
+                "critical",
+                "PIPL art. 47 and 51",
+                r.copies_protected(),
+            ),
         ),
     )
 )

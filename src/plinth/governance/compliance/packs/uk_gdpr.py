@@ -47,6 +47,13 @@ PACK = register(
                 "UK GDPR art. 44-49 (restricted transfers)",
                 r.residency(UK),
             ),
+            r.rule(
+                "uk_gdpr.copies",
+                "Every copy of protected data is sealed, masked and reached by erasure",
+                "critical",
+                "UK GDPR art. 5(1)(f), 17 and 32",
+                r.copies_protected(),
+            ),
         ),
     )
 )

@@ -1,0 +1,155 @@
+"""A plugin worker process: runs one guest call at a time in the sandbox, for the executor.
+
+The executor (`executor.py`) talks to it over its stdin/stdout with length-prefixed JSON
+frames. A guest's host calls (kv, records, http, log, clock) travel to the server process and
+back over the same pipe, so the capabilities stay checked where the platform's state lives.
+The worker runs at the lowest CPU priority and is the first the kernel's OOM killer picks: a
+spinning or hoarding guest slows plugins, never the server. A worker whose guest overruns its
+deadline inside a blocking WASI call (sleep, poll), where wasmtime's epoch cannot interrupt
+it, is killed by the executor; nothing of the server goes with it.
+
+    python -m plinth.extensions.worker CACHE_DIR MEASURE_MEMORY(0|1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from plinth.errors import PlinthError
+
+HEADER = struct.Struct(">I")
+MAX_FRAME = 64 << 20  # a guest's output is capped far below (PLATFORM_MAX.output_bytes)
+
+
+def write_frame(out: BinaryIO, message: dict[str, Any]) -> None:
+    data = json.dumps(message).encode()
+    out.write(HEADER.pack(len(data)) + data)
+    out.flush()
+
+
+def read_frame(inp: BinaryIO) -> dict[str, Any] | None:
+    head = _read_exactly(inp, HEADER.size)
+    if head is None:
+        return None
+    (size,) = HEADER.unpack(head)
+    if size > MAX_FRAME:
+        raise ValueError(f"frame of {size} bytes")
+    data = _read_exactly(inp, size)
+    if data is None:
+        return None
+    message: dict[str, Any] = json.loads(data)
+    return message
+
+
+def _read_exactly(inp: BinaryIO, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = inp.read(left)  # a pipe may return less than asked
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+class _RemoteHost:
+    """The guest's doors out: each host call is a round trip to the server process."""
+
+    def __init__(self, inp: BinaryIO, out: BinaryIO) -> None:
+        self.inp, self.out = inp, out
+
+    def call(self, capability: str, func: str, args: tuple[Any, ...]) -> tuple[str, str]:
+        write_frame(self.out, {"op": "host", "capability": capability, "func": func, "args": args})
+        reply = read_frame(self.inp)
+        if reply is None:  # the server went away: end the call, then the worker
+            return "err", "the host is gone"
+        return str(reply.get("tag", "err")), str(reply.get("text", ""))
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(10)  # CFS weight 110 against the server's 1024
+    with contextlib.suppress(OSError):  # raising one's own OOM score needs no privilege
+        Path("/proc/self/oom_score_adj").write_text("1000")
+
+
+def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -> None:
+    """Answer call and compile requests until the server closes the pipe."""
+    from plinth.extensions.models import Limits, PluginFailed
+    from plinth.extensions.sandbox import Sandbox
+
+    sandbox = Sandbox(cache_dir, measure_memory=measure_memory)
+    host = _RemoteHost(inp, out)
+    write_frame(out, {"op": "ready", "metered": sandbox.meter is not None})
+    while (request := read_frame(inp)) is not None:
+        op = request.get("op")
+        wasm = Path(str(request.get("wasm", "")))
+        sha256 = str(request.get("sha256", ""))
+        try:
+            component, cold = sandbox.component(sha256, wasm)
+            if op == "compile":
+                sandbox.check(component, list(request.get("exports") or []))
+                write_frame(out, {"op": "compiled", "cold": cold})
+                continue
+            limits = Limits(**request["limits"])
+            write_frame(out, {"op": "started"})  # the deadline counts from here
+            outcome = sandbox.call(
+                component, request["export"], tuple(request["args"]), limits, host
+            )
+            write_frame(
+                out,
+                {
+                    "op": "done",
+                    "tag": outcome.tag,
+                    "payload": outcome.payload,
+                    "fuel": outcome.fuel,
+                    "wall_ms": outcome.wall_ms,
+                    "peak": outcome.peak_memory,
+                    "cold": cold,
+                    "live": _live(sandbox),
+                },
+            )
+        except PlinthError as exc:
+            write_frame(out, _failure(exc, locals().get("cold", False), sandbox))
+        except Exception as exc:  # wasmtime refusing the bytes, or a bug: a typed failure
+            failure = PluginFailed(f"The plugin could not run: {str(exc)[:300]}")
+            write_frame(out, _failure(failure, False, sandbox))
+
+
+def _failure(exc: PlinthError, cold: bool, sandbox: Any) -> dict[str, Any]:
+    return {
+        "op": "failed",
+        "code": exc.code,
+        "detail": exc.detail,
+        "path": exc.path,
+        "extra": exc.extra,
+        "peak": getattr(exc, "peak_memory", None),
+        "cold": cold,
+        "live": _live(sandbox),
+    }
+
+
+def _live(sandbox: Any) -> int | None:
+    return sandbox.meter.live if sandbox.meter is not None else None
+
+
+def main() -> None:
+    cache_dir, measure = Path(sys.argv[1]), sys.argv[2] == "1"
+    # The protocol owns fd 0 and 1; anything else printed (a library's warning) goes to stderr.
+    inp = os.fdopen(os.dup(0), "rb", buffering=0)
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _lower_priority()
+    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
+        serve(inp, out, cache_dir, measure)
+
+
+if __name__ == "__main__":
+    main()
