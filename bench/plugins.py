@@ -6,11 +6,12 @@ The example fraud scorer's `score` action (`examples/plugins/fraud-scorer`, buil
 componentize-py and cached) is called, interleaved call by call so noise hits every row alike:
 
 - **full call_action**: `platform.plugins.call_action` — policy and grant checks, input schema,
-  fuel budget, a fresh store + instantiate + call in Plinth's sandbox (fuel, epochs, limits,
-  exact peak memory unless PLINTH_PLUGIN_MEASURE_MEMORY=false), output schema, the metering
-  row and the audit event in the platform database;
-- **Plinth sandbox only**: `Sandbox.call` on the compiled component, no database (what the
-  service adds is the difference);
+  fuel budget, the call handed to the service's pool of worker processes, a fresh store +
+  instantiate + call in Plinth's sandbox there (fuel, epochs, limits, exact peak memory unless
+  PLINTH_PLUGIN_MEASURE_MEMORY=false), output schema, the metering row and the audit event in
+  the platform database;
+- **Plinth sandbox only**: `Sandbox.call` with the same settings and compiled artifact, in
+  this process: no pool, no database (what the service adds is the difference);
 - **raw wasmtime, instantiate + call**: `baseline/rawwasm.py`, wasmtime's default configuration
   (copy-on-write memory images), a new store and instance per call — the baseline;
 - **raw wasmtime, warm instance**: one instance, called again and again (what a pool of
@@ -46,6 +47,7 @@ from plinth.extensions import manifest as manifests  # noqa: E402
 from plinth.extensions.build import build  # noqa: E402
 from plinth.extensions.models import DEFAULT_LIMITS  # noqa: E402
 from plinth.extensions.package import pack, read_modules  # noqa: E402
+from plinth.extensions.sandbox import Sandbox  # noqa: E402
 from plinth.governance.principal import PLATFORM_ADMIN, Principal  # noqa: E402
 from plinth.server.platform import Platform  # noqa: E402
 from plinth.settings import Settings  # noqa: E402
@@ -113,10 +115,13 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
             await full()
             first = time.perf_counter() - t
             v = await svc.version("fraud-scorer")
-            component, _ = svc.sandbox.component(v.sha256, svc.blob_dir / f"{v.sha256}.wasm")
+            # Calls run in the service's pool of worker processes; this row runs the same
+            # sandbox (same settings, same compiled artifact) here, without the pool.
+            sandbox = Sandbox(svc.cache_dir, measure_memory=platform.settings.plugin_measure_memory)
+            component, _ = sandbox.component(v.sha256, svc.blob_dir / f"{v.sha256}.wasm")
             limits = DEFAULT_LIMITS["action"]
             payload = json.dumps(CLAIM)
-            peak = svc.sandbox.call(
+            peak = sandbox.call(
                 component, "action", ("score", payload), limits, NoHost()
             ).peak_memory
             warm = WarmInstance(raw)
@@ -128,7 +133,7 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
             }
             steps: list[Callable[[], Any]] = [
                 full,
-                lambda: svc.sandbox.call(component, "action", ("score", payload), limits, NoHost()),
+                lambda: sandbox.call(component, "action", ("score", payload), limits, NoHost()),
                 lambda: raw.call_fresh("score", payload),
                 lambda: warm.call("score", payload),
             ]
@@ -148,6 +153,7 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
             load.append(load_average())
         finally:
             await platform.stop()
+    sandbox.stop()
     score_claim = plain_python_scorer()
     plain = []
     for _ in range(calls * 10):
