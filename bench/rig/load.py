@@ -86,7 +86,7 @@ async def run_wrk(
         wrk_path(),
         f"-t{threads}",
         f"-c{connections}",
-        f"-d{seconds:g}s",
+        f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
         "--timeout",
         "10s",
         "-H",
