@@ -352,6 +352,10 @@ async def one_run(side: Side, variant: str, workers: int, args: argparse.Namespa
 
 
 async def main(args: argparse.Namespace) -> None:
+    try:
+        import dbos  # noqa: F401 - the peer must be installed before anything starts
+    except ImportError:
+        raise SystemExit("DBOS is not installed: run `sh bench/peers/install.sh`") from None
     results = Results()
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     async with AsyncExitStack() as stack:
