@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.platform = platform
     problems.install(app)
     openapi.install(app)
-    app.add_middleware(Methods, router=app.router)  # OPTIONS and 405 list every method
+    app.add_middleware(Methods, api=app)  # OPTIONS and 405 list every method
     app.add_middleware(CleanInput)  # innermost: the gateway's limits and logs cover it
     app.add_middleware(Gateway, platform=platform)  # inside RequestLimits: sees request ids
     app.add_middleware(

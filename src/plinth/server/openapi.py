@@ -9,12 +9,12 @@ each operation, so a fuzzer finds no status or content type the document does no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.routing import Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plinth.server.problems import PROBLEM
@@ -62,6 +62,7 @@ REASONS = {
     504: "A time limit was exceeded",
 }
 PUBLIC = ("/healthz", "/readyz")
+METHODS = {"get", "put", "post", "delete", "patch", "options", "head"}
 WRITES = {"post", "put", "patch", "delete"}
 
 
@@ -86,7 +87,7 @@ def truthful(doc: dict[str, Any]) -> dict[str, Any]:
     problem = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
-            if method not in {"get", "put", "post", "delete", "patch", "options", "head"}:
+            if method not in METHODS:
                 continue
             responses = op.setdefault("responses", {})
             for status in statuses(path, method, "requestBody" in op):
@@ -112,32 +113,36 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def allowed(routes: Iterable[Any], scope: Scope) -> set[str]:
-    """Every method some route serves at the request's path (empty: no route has the path)."""
-    methods: set[str] = set()
-    for route in routes:
-        match, _ = route.matches(scope)  # PARTIAL: the path matches, the method does not
-        route_methods = getattr(route, "methods", None)
-        if match != Match.NONE and route_methods:
-            methods |= set(route_methods)
-    if methods:
-        methods |= {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
-    return methods
-
-
 class Methods:
     """`OPTIONS` answers 204 with the path's methods in `Allow` (a CORS preflight for an app
-    is answered by the gateway, outside); a 405 carries the same list."""
+    is answered by the gateway, outside); a 405 carries the same list. The methods are those
+    the OpenAPI document gives the path's template, so the two always agree."""
 
-    def __init__(self, app: ASGIApp, router: Any) -> None:
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
         self.app = app
-        self.router = router
+        self.api = api
+        self._table: list[tuple[re.Pattern[str], set[str]]] | None = None
+
+    def allowed(self, path: str) -> set[str]:
+        """Every method some operation serves at `path` (empty: the document has no such path)."""
+        if self._table is None:
+            self._table = [
+                (compile_path(template)[0], {m.upper() for m in item if m in METHODS})
+                for template, item in self.api.openapi().get("paths", {}).items()
+            ]
+        found: set[str] = set()
+        for pattern, methods in self._table:
+            if pattern.match(path):
+                found |= methods
+        if found:
+            found |= {"OPTIONS"} | ({"HEAD"} if "GET" in found else set())
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        methods = allowed(self.router.routes, scope) if scope["method"] == "OPTIONS" else set()
+        methods = self.allowed(scope["path"]) if scope["method"] == "OPTIONS" else set()
         if methods:
             await send(
                 {
@@ -151,9 +156,13 @@ class Methods:
 
         async def send_allow(message: Any) -> None:
             if message["type"] == "http.response.start" and message["status"] == 405:
-                listed = ", ".join(sorted(allowed(self.router.routes, scope))).encode()
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                message = {**message, "headers": [*headers, (b"allow", listed)]}
+                listed = self.allowed(scope["path"])
+                if listed:
+                    headers = [
+                        (k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"
+                    ]
+                    allow = (b"allow", ", ".join(sorted(listed)).encode())
+                    message = {**message, "headers": [*headers, allow]}
             await send(message)
 
         await self.app(scope, receive, send_allow)
