@@ -1,6 +1,6 @@
 """Gateway overhead per request and rate-limiter decisions per second, in one run.
 
-    PYTHONPATH=src /work/main/.venv/bin/python bench/integration_gateway.py [--redis URL]
+    PYTHONPATH=src .venv/bin/python bench/integration_gateway.py [--redis URL]
 
 Requests are driven as raw ASGI calls (no sockets, no client) so the figure is the gateway's
 own cost: the same FastAPI app and handler with and without the `Gateway` middleware. The

@@ -1,26 +1,52 @@
-"""Plugin call latency and throughput vs the same logic as plain Python, in the same run.
+"""A full Plinth plugin call against the same component on bare wasmtime, in the same run.
 
-Run: PYTHONPATH=src /work/main/.venv/bin/python bench/plugins.py [--calls 300]
+    .venv/bin/python bench/plugins.py [--calls 300] [--db sqlite,postgresql]
+
+The example fraud scorer's `score` action (`examples/plugins/fraud-scorer`, built once with
+componentize-py and cached) is called, interleaved call by call so noise hits every row alike:
+
+- **full call_action**: `platform.plugins.call_action` — policy and grant checks, input schema,
+  fuel budget, the call handed to the service's pool of worker processes, a fresh store +
+  instantiate + call in Plinth's sandbox there (fuel, epochs, limits, exact peak memory unless
+  PLINTH_PLUGIN_MEASURE_MEMORY=false), output schema, the metering row and the audit event in
+  the platform database;
+- **Plinth sandbox only**: `Sandbox.call` with the same settings and compiled artifact, in
+  this process: no pool, no database (what the service adds is the difference);
+- **raw wasmtime, instantiate + call**: `baseline/rawwasm.py`, wasmtime's default configuration
+  (copy-on-write memory images), a new store and instance per call — the baseline;
+- **raw wasmtime, warm instance**: one instance, called again and again (what a pool of
+  pre-instantiated instances could reach);
+- **plain Python**: `score_claim` imported in-process, for scale.
+
+Printed: p50/p99 per row and ratios to both raw rows, plus the cold first calls.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
 import time
 import types
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
+
+from baseline.rawwasm import RawWasm, WarmInstance
+from rig import databases, peers
+from rig.servers import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
 
+from plinth.extensions import manifest as manifests  # noqa: E402
 from plinth.extensions.build import build  # noqa: E402
 from plinth.extensions.models import DEFAULT_LIMITS  # noqa: E402
-from plinth.extensions.package import pack  # noqa: E402
+from plinth.extensions.package import pack, read_modules  # noqa: E402
 from plinth.extensions.sandbox import Sandbox  # noqa: E402
 from plinth.governance.principal import PLATFORM_ADMIN, Principal  # noqa: E402
 from plinth.server.platform import Platform  # noqa: E402
@@ -31,7 +57,7 @@ CLAIM = {"amount": 12000, "country": "FR", "description": "urgent, lost receipt"
 ADMIN = Principal("bench", "token", frozenset({PLATFORM_ADMIN}), name="bench")
 
 
-def plain_python_scorer():  # type: ignore[no-untyped-def]
+def plain_python_scorer() -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The plugin's own score_claim, imported in-process (the SDK stubbed out)."""
     sdk = types.ModuleType("plinth_sdk")
     sdk.Reject = Exception  # type: ignore[attr-defined]
@@ -39,117 +65,135 @@ def plain_python_scorer():  # type: ignore[no-untyped-def]
     sdk.before_write = lambda fn: fn  # type: ignore[attr-defined]
     sdk.log = lambda *a, **k: None  # type: ignore[attr-defined]
     sys.modules["plinth_sdk"] = sdk
-    namespace: dict[str, object] = {}
+    namespace: dict[str, Any] = {}
     exec(compile((SRC / "plugin.py").read_text(), "plugin.py", "exec"), namespace)
-    return namespace["score_claim"]
+    return namespace["score_claim"]  # type: ignore[no-any-return]
+
+
+class NoHost:
+    """The sandbox-only row's host: every host call allowed, none doing anything."""
+
+    def call(self, capability: str, func: str, args: tuple[Any, ...]) -> tuple[str, str]:
+        return "ok", ""
 
 
 def fmt(seconds: float) -> str:
-    return f"{seconds * 1e3:8.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:8.1f} µs"
+    return f"{seconds * 1e3:9.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:9.1f} µs"
 
 
-async def main(calls: int) -> None:
-    wasm = build(SRC)
-    score_claim = plain_python_scorer()
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1]
+
+
+async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            data_dir=Path(tmp),
-            admin_token="plt_bench_admin_0123456789abcdef",
-            plugin_cache_dir=Path(tmp) / "compiled",
+        platform = Platform(
+            Settings(
+                data_dir=Path(tmp),
+                database_url=url.replace("postgresql://", "postgresql+asyncpg://") or None,
+                embedded_worker=False,
+            )
         )
-        platform = Platform(settings)
         await platform.start()
-        await platform.tenants.create("acme", "Acme")
         try:
+            await platform.tenants.create("acme", "Acme")
             text = (SRC / "plinth-plugin.toml").read_text()
-            await platform.plugins.publish(pack(text, wasm.read_bytes()), ADMIN)
-            await platform.plugins.install("acme", "fraud-scorer", ADMIN, capabilities=["log"])
+            # The scorer ships a UI element (`ui` capability): its module goes in the package.
+            modules = read_modules(manifests.parse(text), SRC)
+            package = pack(text, wasm, modules=modules)
+            await platform.plugins.publish(package, ADMIN)
+            await platform.plugins.install(
+                "acme", "fraud-scorer", ADMIN, capabilities=["log", "ui"]
+            )
             svc = platform.plugins
+            svc.fuel_per_minute = 10**18  # the bench calls faster than a tenant's budget
 
-            # Cold, no artifact on disk: compile + serialize + instantiate + call.
-            t = time.perf_counter()
-            await svc.call_action("acme", "fraud-scorer", "score", CLAIM, ADMIN)
-            cold_compile = time.perf_counter() - t
-            # Cold, artifact on disk (a new process, or after restart): deserialize_file.
-            svc.sandbox._components.clear()
-            t = time.perf_counter()
-            await svc.call_action("acme", "fraud-scorer", "score", CLAIM, ADMIN)
-            cold_disk = time.perf_counter() - t
-
-            # Warm through the whole service (policy, grant, budget, sandbox, metering row,
-            # audit event) and through the sandbox alone (fresh store + instantiate + call).
-            svc.fuel_per_minute = 10**18
-            full: list[float] = []
-            for _ in range(calls):
-                t = time.perf_counter()
+            async def full() -> None:
                 await svc.call_action("acme", "fraud-scorer", "score", CLAIM, ADMIN)
-                full.append(time.perf_counter() - t)
+
+            t = time.perf_counter()
+            await full()
+            first = time.perf_counter() - t
             v = await svc.version("fraud-scorer")
-            component, _ = svc.sandbox.component(v.sha256, svc.blob_dir / f"{v.sha256}.wasm")
-
-            class NoHost:
-                def call(self, capability: str, func: str, args: tuple) -> tuple[str, str]:
-                    return "ok", ""
-
-            import json
-
+            # Calls run in the service's pool of worker processes; this row runs the same
+            # sandbox (same settings, same compiled artifact) here, without the pool.
+            sandbox = Sandbox(svc.cache_dir, measure_memory=platform.settings.plugin_measure_memory)
+            component, _ = sandbox.component(v.sha256, svc.blob_dir / f"{v.sha256}.wasm")
             limits = DEFAULT_LIMITS["action"]
-            sandbox: list[float] = []
-            for _ in range(calls):
-                t = time.perf_counter()
-                outcome = svc.sandbox.call(
-                    component, "action", ("score", json.dumps(CLAIM)), limits, NoHost()
-                )
-                sandbox.append(time.perf_counter() - t)
-            peak = outcome.peak_memory
-            # The same without peak-memory metering (plugin_measure_memory=False): wasmtime's
-            # own allocator with copy-on-write memory images; needs its own compiled artifact.
-            cow_box = Sandbox(Path(tmp) / "cow", measure_memory=False)
-            cow_component, _ = cow_box.component(v.sha256, svc.blob_dir / f"{v.sha256}.wasm")
-            cow: list[float] = []
-            for _ in range(calls):
-                t = time.perf_counter()
-                cow_box.call(
-                    cow_component, "action", ("score", json.dumps(CLAIM)), limits, NoHost()
-                )
-                cow.append(time.perf_counter() - t)
-            cow_box.stop()
-            plain: list[float] = []
-            n_plain = calls * 100
-            t0 = time.perf_counter()
-            for _ in range(n_plain):
-                t = time.perf_counter()
-                score_claim(json.loads(json.dumps(CLAIM)))
-                plain.append(time.perf_counter() - t)
-            plain_total = time.perf_counter() - t0
+            payload = json.dumps(CLAIM)
+            peak = sandbox.call(
+                component, "action", ("score", payload), limits, NoHost()
+            ).peak_memory
+            warm = WarmInstance(raw)
+            rows: dict[str, list[float]] = {
+                "full call_action (Plinth)": [],
+                "Plinth sandbox only": [],
+                "raw wasmtime, instantiate + call": [],
+                "raw wasmtime, warm instance": [],
+            }
+            steps: list[Callable[[], Any]] = [
+                full,
+                lambda: sandbox.call(component, "action", ("score", payload), limits, NoHost()),
+                lambda: raw.call_fresh("score", payload),
+                lambda: warm.call("score", payload),
+            ]
+            for _ in range(10):  # warm-up, not counted
+                for step in steps:
+                    if asyncio.iscoroutine(result := step()):
+                        await result
+            load = [load_average()]
+            for i in range(calls):
+                for name, step in zip(rows, steps, strict=True):
+                    t = time.perf_counter()
+                    if asyncio.iscoroutine(result := step()):
+                        await result
+                    rows[name].append(time.perf_counter() - t)
+                if i % 50 == 0:
+                    load.append(load_average())
+            load.append(load_average())
         finally:
             await platform.stop()
+    sandbox.stop()
+    score_claim = plain_python_scorer()
+    plain = []
+    for _ in range(calls * 10):
+        t = time.perf_counter()
+        score_claim(json.loads(payload))
+        plain.append(time.perf_counter() - t)
+    rows["plain Python in-process"] = plain
 
-    p50 = statistics.median
-    print(f"fraud-scorer 'score' action, {calls} calls each (plain Python: {n_plain})")
-    print(f"  cold, compile (no artifact on disk) : {fmt(cold_compile)}")
-    print(f"  peak linear memory of a call        : {peak / (1 << 20):.1f} MiB")
-    print(f"  cold, deserialize artifact from disk: {fmt(cold_disk)}")
+    fresh = statistics.median(rows["raw wasmtime, instantiate + call"])
+    kept = statistics.median(rows["raw wasmtime, warm instance"])
     print(
-        f"  warm, full service call      p50 {fmt(p50(full))}  "
-        f"{1 / statistics.mean(full):9.0f} calls/s  x{p50(full) / p50(plain):,.0f} plain"
+        f"\n{db}: fraud-scorer 'score', {calls} calls per row, interleaved; "
+        f"load average {min(load):.1f}-{max(load):.1f}"
     )
-    print(
-        f"  warm, sandbox only           p50 {fmt(p50(sandbox))}  "
-        f"{1 / statistics.mean(sandbox):9.0f} calls/s  x{p50(sandbox) / p50(plain):,.0f} plain"
-    )
-    print(
-        f"  warm, sandbox, no peak meter p50 {fmt(p50(cow))}  "
-        f"{1 / statistics.mean(cow):9.0f} calls/s  x{p50(cow) / p50(plain):,.0f} plain"
-        "  (copy-on-write memory)"
-    )
-    print(
-        f"  plain Python in-process      p50 {fmt(p50(plain))}  "
-        f"{n_plain / plain_total:9.0f} calls/s  (baseline)"
-    )
+    print(f"  first call_action of the process (artifact from disk or compiled): {fmt(first)}")
+    if peak is not None:
+        print(f"  peak linear memory of a call: {peak / (1 << 20):.1f} MiB")
+    print(f"  {'':<36}{'p50':>12}{'p99':>13}{'calls/s':>10}{'x raw inst.':>13}{'x raw warm':>12}")
+    for name, values in rows.items():
+        p50 = statistics.median(values)
+        print(
+            f"  {name:<36}{fmt(p50)}  {fmt(pct(values, 99))}{1 / statistics.mean(values):>10.0f}"
+            f"{p50 / fresh:>13.2f}{p50 / kept:>12.1f}"
+        )
+
+
+async def main(args: argparse.Namespace) -> None:
+    wasm = await asyncio.to_thread(build, SRC)
+    print("loading the component into bare wasmtime (compiled once, then cached) …", flush=True)
+    raw = await asyncio.to_thread(RawWasm, wasm, peers.cache_dir() / "wasm")
+    for db in args.db:
+        async with AsyncExitStack() as stack:
+            url = ""
+            if db == "postgresql":
+                url = await stack.enter_async_context(databases.throwaway("bench_plugins"))
+            await run(db, url, args.calls, await asyncio.to_thread(wasm.read_bytes), raw)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300)
-    asyncio.run(main(parser.parse_args().calls))
+    parser.add_argument("--db", default="sqlite,postgresql", type=lambda s: s.split(","))
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,1 @@
+"""Baselines the peer benches compare Plinth with; nothing here imports Plinth."""
