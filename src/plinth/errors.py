@@ -117,6 +117,7 @@ class Unauthenticated(PlinthError):
 
     def __init__(self, detail: str = "A valid bearer token is required", **kw: Any) -> None:
         kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        kw.setdefault("path", "Authorization")  # the credential is what is at fault
         super().__init__(detail, **kw)
 
 

@@ -4,6 +4,13 @@ Order of an accepted update: checks (role, size, rate) → apply to the room's d
 update fails here and closes only its connection) → append to the log in the database →
 broadcast to the room and relay to other nodes. The log is compacted into a snapshot from the
 database itself (never from a background store), so a restart loses nothing.
+
+The log is the draft's truth; the REST draft is derived from it. A room settles (writes the
+merged draft to REST, with how far into the log it reflects, in one transaction) 0.25 s after
+the last update, and also before any read of the REST draft that finds the log ahead of it
+(`DesignerService.settle`, which the metadata service calls), so a kill at any moment after an
+update was logged loses nothing. REST writes go through the room (`DesignerService.write`):
+applied to the document and logged first, then settled, so the two never diverge.
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ from plinth.db import Database, utcnow
 from plinth.designer import protocol as p
 from plinth.designer import shape, store
 from plinth.designer.validation import LiveValidator
-from plinth.errors import Fault, PlinthError
+from plinth.errors import Fault, PlinthError, PreconditionFailed
 from plinth.events import Event, EventBus
 from plinth.governance.principal import Principal
 from plinth.metadata import definition as definitions
-from plinth.metadata.service import MetadataService
+from plinth.metadata.models import Draft
+from plinth.metadata.service import Change, MetadataService
 from plinth.tenancy.models import Tenant
 
 log = logging.getLogger("plinth.designer")
@@ -103,6 +111,7 @@ class Room:
         self.conns: set[Connection] = set()
         self.presence: dict[int, tuple[p.PresenceEntry, Connection | None]] = {}
         self.lock = asyncio.Lock()
+        self.settling = asyncio.Lock()  # one settle or REST write of this room at a time
         self.size = 0
         self.since_compact = 0
         self.last_id = 0
@@ -256,28 +265,79 @@ class Room:
             self.service.limits.settle_seconds, lambda: self.service.spawn(self.settle())
         )
 
-    async def settle(self) -> None:
+    async def settle(self) -> Draft | None:
         """Validate the merged draft, tell the room, and write it to the REST draft if valid."""
+        async with self.settling:
+            return await self._settle_now()
+
+    async def _settle_now(self) -> Draft | None:
+        await self.catch_up()  # what other nodes logged is part of the truth too
+        upto = self.last_id
         definition = self._validate()
         await self.broadcast_server_state()
         if self.diagnostics:
-            return
+            return None
+        return await self._write_rest(definition, self.last_author, upto)
+
+    async def _write_rest(
+        self, definition: dict[str, Any], by: str | None, upto: int
+    ) -> Draft | None:
+        """Make the REST draft `definition`, recording in the same transaction that it reflects
+        the log up to update `upto`."""
+        metadata = self.service.metadata
         digest = definitions.content_hash(definition)
-        current = await self.service.metadata.get_draft(self.tenant, self.slug)
+        current = await metadata.get_draft(self.tenant, self.slug, settle=False)
         if definitions.content_hash(current.definition) == digest:
-            return
+            async with self.service.db.transaction() as db:
+                await store.set_settled(
+                    db, self.app_id, upto, max(self.draft_revision, current.revision)
+                )
+            self.draft_revision = max(self.draft_revision, current.revision)
+            return current
         if len(self.written) > 64:  # only recent writes can still come back as events
             self.written.clear()
         self.written.add(digest)
+
+        async def also(db: Any, draft: Draft) -> None:
+            await store.set_settled(db, self.app_id, upto, draft.revision)
+
         try:
-            draft = await self.service.metadata.put_draft(
-                self.tenant, self.slug, definition, by=self.last_author
+            draft = await metadata.put_draft(
+                self.tenant, self.slug, definition, by=by, through_log=False, also=also
             )
         except PlinthError as exc:
             log.info("draft of %s not written: %s", self.slug, exc)
-            return
+            return None
         self.draft_revision = max(self.draft_revision, draft.revision)
-        await self._save_revision()
+        return draft
+
+    async def write(self, change: Change, by: str | None, if_revision: int | None) -> Draft:
+        """A REST write of the draft: settled first (so `if_revision` and the base are the
+        document's), applied to the document and logged, then settled again."""
+        async with self.settling:
+            await self._settle_now()
+            rest = await self.service.metadata.get_draft(self.tenant, self.slug, settle=False)
+            if if_revision is not None and if_revision != rest.revision:
+                raise PreconditionFailed(
+                    f"The draft changed (revision {rest.revision}, you had {if_revision}); "
+                    "reload it and apply your change again",
+                    path="draft",
+                )
+            base, _ = shape.to_definition(self.doc)
+            body = definitions.check(change(base), "draft")
+            body = definitions.assign_ids(body, base)
+            async with self.lock:
+                before = self.doc.get_state()
+                self._paths.clear()
+                shape.apply_definition(self.doc, body, origin="rest")
+                update = self.doc.get_update(before)
+            if update != p.EMPTY_UPDATE:
+                await self._log_local(update, by or "rest")  # in the log before anywhere else
+            self._validate()
+            await self.broadcast_server_state()
+            draft = await self._write_rest(body, by, self.last_id)
+            assert draft is not None  # `body` passed the same checks put_draft makes
+            return draft
 
     def _validate(self) -> dict[str, Any]:
         start = time.perf_counter()
@@ -293,9 +353,17 @@ class Room:
         return definition
 
     async def sync_from_draft(self) -> None:
-        """Bring a REST change of the draft into the doc (skipping drafts the room wrote)."""
-        draft = await self.service.metadata.get_draft(self.tenant, self.slug)
+        """Bring a REST draft written outside the log (a rollback that resets the draft, a
+        write made before the draft was ever co-edited) into the document. A draft some room
+        wrote from the log is never applied back over the document: it can only be behind it."""
+        draft = await self.service.metadata.get_draft(self.tenant, self.slug, settle=False)
         if draft.revision <= self.draft_revision:
+            return
+        async with self.service.db.read() as db:
+            meta = await store.snapshot_meta(db, self.app_id)
+        if meta is not None and draft.revision <= meta[1]:  # written from the log
+            self.draft_revision = draft.revision
+            await self.catch_up()
             return
         self.draft_revision = draft.revision
         digest = definitions.content_hash(draft.definition)
@@ -327,7 +395,7 @@ class Room:
 
     async def _save_revision(self) -> None:
         async with self.service.db.transaction() as db:
-            await store.set_draft_revision(db, self.app_id, self.draft_revision)
+            await store.set_settled(db, self.app_id, self.last_id, self.draft_revision)
 
     # -- presence -----------------------------------------------------------------------------
 
@@ -479,6 +547,35 @@ class DesignerService:
         self._pubsub: Any = None
         self._started = False
         events.subscribe("draft.updated", self._on_draft_updated)
+        metadata.draft_log = self  # the REST draft is derived from the rooms' logs
+
+    # -- the metadata service's DraftLog ------------------------------------------------------
+
+    async def settle(self, tenant: Tenant, slug: str) -> None:
+        """Bring the REST draft up to every logged update (a no-op when it already is)."""
+        app = await self.metadata.get_app(tenant, slug)
+        async with self.db.read() as conn:
+            state = await store.settle_state(conn, app.id)
+        if state is None or state[0] <= state[1]:
+            return
+        room = await self.room(tenant, slug)
+        await room.settle()
+
+    async def write(
+        self, tenant: Tenant, slug: str, change: Change, by: str | None, if_revision: int | None
+    ) -> Draft:
+        """A REST write of the draft, through its room (directly when never co-edited)."""
+        key = f"{tenant.id}/{slug}"
+        if key not in self.rooms:
+            app = await self.metadata.get_app(tenant, slug)
+            async with self.db.read() as conn:
+                never_opened = await store.snapshot_meta(conn, app.id) is None
+            if never_opened:  # no log yet: the REST draft is the whole truth
+                return await self.metadata.write_draft(
+                    tenant, slug, change, by, if_revision, through_log=False
+                )
+        room = await self.room(tenant, slug)
+        return await room.write(change, by, if_revision)
 
     CHANNEL = "plinth:designer"
 

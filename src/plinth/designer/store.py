@@ -42,6 +42,9 @@ snapshots = sa.Table(
     # room was loaded is applied on the next load)
     sa.Column("draft_revision", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # the last logged update the REST draft reflects (written with the draft, in its
+    # transaction): a draft read finding later updates settles first (migration 0701)
+    sa.Column("settled_upto", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 
@@ -173,13 +176,6 @@ async def snapshot_meta(conn: AsyncConnection, app_id: str) -> tuple[int, int] |
     return (int(row.upto), int(row.draft_revision)) if row else None
 
 
-async def set_draft_revision(conn: AsyncConnection, app_id: str, revision: int) -> None:
-    """Remember the REST draft revision the room is in step with."""
-    await conn.execute(
-        snapshots.update().where(snapshots.c.app_id == app_id).values(draft_revision=revision)
-    )
-
-
 async def created_of(conn: AsyncConnection, app_id: str, ids: list[int]) -> dict[int, float]:
     """Creation time (epoch seconds) of the given log rows."""
     if not ids:
@@ -222,3 +218,31 @@ async def seed_snapshot(
         )
     )
     return True
+
+
+async def settle_state(conn: AsyncConnection, app_id: str) -> tuple[int, int] | None:
+    """(last logged update, last update the REST draft reflects) of a draft; None when it was
+    never co-edited (its REST draft is then the whole truth)."""
+    row = (
+        await conn.execute(sa.select(snapshots.c.settled_upto).where(snapshots.c.app_id == app_id))
+    ).first()
+    if row is None:
+        return None
+    last = (
+        await conn.execute(sa.select(sa.func.max(updates.c.id)).where(updates.c.app_id == app_id))
+    ).scalar_one_or_none()
+    return int(last or 0), int(row.settled_upto)
+
+
+async def set_settled(conn: AsyncConnection, app_id: str, upto: int, draft_revision: int) -> None:
+    """Record, with the draft write itself, that the REST draft reflects the log up to `upto`."""
+    await conn.execute(
+        snapshots.update()
+        .where(snapshots.c.app_id == app_id)
+        .values(
+            settled_upto=sa.func.max(snapshots.c.settled_upto, upto)
+            if conn.dialect.name == "sqlite"
+            else sa.func.greatest(snapshots.c.settled_upto, upto),
+            draft_revision=draft_revision,
+        )
+    )

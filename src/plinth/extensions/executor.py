@@ -299,6 +299,13 @@ class PluginExecutor:
                 waiter.future.cancel()
             raise
 
+    def refuse_early(self, tenant: str) -> None:
+        """Refuse a call now, before any work for it, if its tenant's queue is already full
+        (a tenant flooding calls gets its 429s for the price of a dictionary lookup)."""
+        adm = self.admission
+        if len(adm.waiting.get(tenant, ())) >= adm.queue_per_tenant:
+            raise self._busy(tenant, "its queue is full")
+
     def _busy(self, tenant: str, why: str) -> PluginBusy:
         adm = self.admission
         retry = {"Retry-After": "1"}

@@ -733,6 +733,7 @@ class PluginService:
     ) -> dict[str, Any]:
         """Run a plugin's action for a tenant and return its output (validated)."""
         t = await self._tenant(tenant)
+        self.executor.refuse_early(t.id)
         inst, v = await self._prepare(t, plugin_name, principal)
         spec = v.manifest.action(action_name)
         if spec is None:
@@ -782,6 +783,7 @@ class PluginService:
         t = await self._tenant(tenant)
         current = record
         for name in await self._hooks(t, app_slug, entity):
+            self.executor.refuse_early(t.id)
             inst, v = await self._prepare(t, name, principal, authorize_call=not as_part_of_write)
             outcome = await self._run(
                 t,

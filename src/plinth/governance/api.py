@@ -145,7 +145,15 @@ async def logout(body: RefreshIn, tenant: str, platform: PlatformDep) -> Respons
     return Response(status_code=204)
 
 
-@router.get("/audit")
+@router.get(
+    "/audit",
+    responses={
+        200: {
+            "description": "A page of events, or every event as JSON lines (format=jsonl)",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def list_audit(
     tenant: TenantDep,
     platform: PlatformDep,

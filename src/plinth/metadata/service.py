@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jsonpatch
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database, utcnow
 from plinth.errors import Conflict, Fault, NotFound, PreconditionFailed, ValidationFailed
@@ -20,6 +22,26 @@ from plinth.metadata.models import App, Draft, Version
 from plinth.tenancy.models import Tenant
 
 MAX_PATCH_OPS = 1000
+MAX_VERSION = 2**31 - 1  # versions are numbered in an INTEGER column
+Change = Callable[[dict[str, Any]], Any]  # the old definition -> the new one
+
+
+class DraftLog(Protocol):
+    """Where a co-edited draft's truth lives (the designer's CRDT update log).
+
+    The REST draft is derived from it: `settle` brings the REST draft up to every logged
+    update before it is read, and REST writes go through `write`, into the log first."""
+
+    async def settle(self, tenant: Tenant, slug: str) -> None: ...
+
+    async def write(
+        self, tenant: Tenant, slug: str, change: Change, by: str | None, if_revision: int | None
+    ) -> Draft: ...
+
+
+# Run inside the transaction that writes a draft (the designer records how far the REST draft
+# reflects its log in the same commit).
+AlsoWrite = Callable[[AsyncConnection, Draft], Awaitable[None]]
 
 
 @dataclass
@@ -40,6 +62,7 @@ class MetadataService:
     def __init__(self, db: Database, events: EventBus) -> None:
         self.db = db
         self.events = events
+        self.draft_log: DraftLog | None = None  # set by the designer when it runs
 
     # -- apps -------------------------------------------------------------------------------
 
@@ -96,7 +119,10 @@ class MetadataService:
 
     # -- draft ------------------------------------------------------------------------------
 
-    async def get_draft(self, tenant: Tenant, slug: str) -> Draft:
+    async def get_draft(self, tenant: Tenant, slug: str, *, settle: bool = True) -> Draft:
+        """The draft, brought up to the co-editing log first (`settle=False`: as stored)."""
+        if settle and self.draft_log is not None:
+            await self.draft_log.settle(tenant, slug)
         async with self.db.read() as conn:
             app = await self._app(conn, tenant, slug)
             draft = await store.draft_of(conn, app.id)
@@ -111,9 +137,14 @@ class MetadataService:
         *,
         by: str | None = None,
         if_revision: int | None = None,
+        through_log: bool = True,
+        also: AlsoWrite | None = None,
     ) -> Draft:
-        """Replace the draft with a validated definition."""
-        return await self._write_draft(tenant, slug, lambda _old: body, by, if_revision)
+        """Replace the draft with a validated definition (through the co-editing log, unless
+        the log itself is writing what it settled: `through_log=False`)."""
+        return await self.write_draft(
+            tenant, slug, lambda _old: body, by, if_revision, through_log=through_log, also=also
+        )
 
     async def patch_draft(
         self,
@@ -146,16 +177,22 @@ class MetadataService:
                     "patch",
                 ) from exc
 
-        return await self._write_draft(tenant, slug, apply, by, if_revision)
+        return await self.write_draft(tenant, slug, apply, by, if_revision)
 
-    async def _write_draft(
+    async def write_draft(
         self,
         tenant: Tenant,
         slug: str,
-        change: Any,
+        change: Change,
         by: str | None,
         if_revision: int | None,
+        *,
+        through_log: bool = True,
+        also: AlsoWrite | None = None,
     ) -> Draft:
+        """Change the draft with `change` (old definition -> new), validated."""
+        if through_log and self.draft_log is not None:
+            return await self.draft_log.write(tenant, slug, change, by, if_revision)
         async with self.db.transaction() as conn:
             app = await self._app(conn, tenant, slug)
             old = await store.draft_of(conn, app.id)
@@ -172,6 +209,8 @@ class MetadataService:
             draft = Draft(app.id, body, old.revision + 1, utcnow(), by)
             if not await store.write_draft(conn, draft, expected_revision=old.revision):
                 raise PreconditionFailed("The draft changed concurrently; retry", path="draft")
+            if also is not None:
+                await also(conn, draft)
         await self.events.publish(
             Event("draft.updated", tenant.id, {"app": slug, "revision": draft.revision, "by": by})
         )
@@ -191,6 +230,8 @@ class MetadataService:
         """Freeze the draft into a new active version, through every pipeline step."""
         by = principal.audit_name() if principal else None
         started: list[pipeline.PublishContext] = []  # set once steps may have done work
+        if self.draft_log is not None:  # publish what the co-editors see, never a stale draft
+            await self.draft_log.settle(tenant, slug)
         try:
             async with self.db.transaction() as conn:
                 app = await self._app(conn, tenant, slug, lock=True)
@@ -259,7 +300,9 @@ class MetadataService:
         try:
             async with self.db.transaction() as conn:
                 app = await self._app(conn, tenant, slug, lock=True)
-                target = await store.version(conn, app.id, number)
+                target = (
+                    await store.version(conn, app.id, number) if 0 < number <= MAX_VERSION else None
+                )
                 if target is None:
                     raise NotFound(f"App {slug!r} has no version {number}", path="version")
                 active = (
@@ -317,6 +360,8 @@ class MetadataService:
             return app, await store.versions_of(conn, app.id)
 
     async def version(self, tenant: Tenant, slug: str, number: int) -> Version:
+        if not 0 < number <= MAX_VERSION:  # no such version (and no integer overflow in SQL)
+            raise NotFound(f"App {slug!r} has no version {number}", path="version")
         async with self.db.read() as conn:
             app = await self._app(conn, tenant, slug)
             found = await store.version(conn, app.id, number)
@@ -337,11 +382,12 @@ class MetadataService:
     ) -> list[dict[str, Any]]:
         """Structured diff between two versions; `draft` names the draft, `0` the empty app."""
         return diff_definitions(
-            await self._definition_at(tenant, slug, from_),
-            await self._definition_at(tenant, slug, to),
+            await self.definition_at(tenant, slug, from_),
+            await self.definition_at(tenant, slug, to),
         )
 
-    async def _definition_at(self, tenant: Tenant, slug: str, ref: int | str) -> dict[str, Any]:
+    async def definition_at(self, tenant: Tenant, slug: str, ref: int | str) -> dict[str, Any]:
+        """The definition of the draft (`"draft"`), of version `ref`, or nothing (0)."""
         if ref == "draft":
             return (await self.get_draft(tenant, slug)).definition
         try:
@@ -393,7 +439,7 @@ class AppFiles:
             if app.active_version is None:
                 raise NotFound(f"App {slug!r} has no published version yet", path="version")
             ref = app.active_version
-        body = await self.metadata._definition_at(tenant, slug, ref)
+        body = await self.metadata.definition_at(tenant, slug, ref)
         return to_files(app.public(), body)
 
     async def import_folder(

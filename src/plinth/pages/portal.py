@@ -99,7 +99,7 @@ async def _plugin_elements(platform: Any, tenant: Any) -> str:
 
 
 @router.get("/a/{tenant}/{app}/-/me")
-async def whoami(tenant: TenantDep, principal: PrincipalDep) -> dict[str, Any]:
+async def whoami(app: str, tenant: TenantDep, principal: PrincipalDep) -> dict[str, Any]:
     """The signed-in end user, as the portal shows it (401 without a valid credential)."""
     return {**user_view(principal), "tenant": tenant.slug}
 

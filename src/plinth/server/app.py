@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 import plinth
 from plinth.errors import Unavailable
 from plinth.integration import Gateway
-from plinth.server import problems
+from plinth.server import openapi, problems
 from plinth.server.input import CleanInput
 from plinth.server.middleware import RequestLimits
+from plinth.server.openapi import Methods
 from plinth.server.platform import Platform
 from plinth.settings import Settings
 
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     problems.install(app)
+    openapi.install(app)
+    app.add_middleware(Methods, router=app.router)  # OPTIONS and 405 list every method
     app.add_middleware(CleanInput)  # innermost: the gateway's limits and logs cover it
     app.add_middleware(Gateway, platform=platform)  # inside RequestLimits: sees request ids
     app.add_middleware(

@@ -27,7 +27,10 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = (headers.get(b"x-request-id") or b"").decode()[:64] or secrets.token_hex(8)
+        # A caller's id is echoed in headers and logs: only its safe characters are kept.
+        offered = (headers.get(b"x-request-id") or b"")[:64].decode("latin-1")
+        request_id = "".join(c for c in offered if c.isascii() and (c.isalnum() or c in "-_.:"))
+        request_id = request_id or secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
         limit = self.routes.get((scope["method"], scope["path"]), self.max_body_bytes)
         length = headers.get(b"content-length")

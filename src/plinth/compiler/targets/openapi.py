@@ -123,8 +123,17 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
+# What any operation can answer besides its own outcome: a malformed parameter or a NUL (400),
+# credentials (401, 403), an unknown app or record (404), validation (422), the gateway's rate
+# limits, fair admission and time limit (429, 503, 504).
+_ALWAYS = (400, 401, 403, 404, 422, 429, 503, 504)
+# Writes also meet conflicts (409), large bodies (413) and before-write hooks: a plugin that
+# fails (502) or cannot start in time (429/503).
+_WRITE = (409, 413, 502)
+
+
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): _PROBLEM for c in codes}
+    return {str(c): _PROBLEM for c in sorted({*_ALWAYS, *codes})}
 
 
 def _etag() -> dict[str, Any]:
@@ -183,7 +192,7 @@ def _collection(name: str, t: str, doc: dict[str, Any]) -> dict[str, Any]:
             ],
             "responses": {
                 "200": {"description": "A page", "content": _json(_ref(f"{t}Page"))},
-                **_errors(400, 401, 403, 404),
+                **_errors(),
             },
         },
         "post": {
@@ -201,7 +210,7 @@ def _collection(name: str, t: str, doc: dict[str, Any]) -> dict[str, Any]:
                     "headers": _etag(),
                     "content": _json({"oneOf": [_ref(t), {"type": "array", "items": _ref(t)}]}),
                 },
-                **_errors(401, 403, 404, 409, 413, 422),
+                **_errors(*_WRITE),
             },
         },
     }
@@ -221,26 +230,26 @@ def _item(name: str, t: str) -> dict[str, Any]:
         "get": {
             "operationId": f"get_{name}",
             "summary": f"Get a {name}",
-            "responses": {"200": one, **_errors(401, 403, 404)},
+            "responses": {"200": one, **_errors()},
         },
         "patch": {
             "operationId": f"patch_{name}",
             "summary": f"Change fields of a {name}",
             "parameters": [match],
             "requestBody": {"required": True, "content": _json(_ref(f"{t}Patch"))},
-            "responses": {"200": one, **_errors(401, 403, 404, 409, 412, 413, 422)},
+            "responses": {"200": one, **_errors(*_WRITE, 412)},
         },
         "put": {
             "operationId": f"replace_{name}",
             "summary": f"Replace a {name}",
             "parameters": [match],
             "requestBody": {"required": True, "content": _json(_ref(f"{t}Input"))},
-            "responses": {"200": one, **_errors(401, 403, 404, 409, 412, 413, 422)},
+            "responses": {"200": one, **_errors(*_WRITE, 412)},
         },
         "delete": {
             "operationId": f"delete_{name}",
             "summary": f"Delete a {name}",
             "parameters": [match],
-            "responses": {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 409, 412)},
+            "responses": {"204": {"description": "Deleted"}, **_errors(409, 412)},
         },
     }

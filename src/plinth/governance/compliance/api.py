@@ -113,7 +113,16 @@ async def list_waivers(
     return {"items": [w.public() for w in await platform.compliance.waivers(tenant, app)]}
 
 
-@router.get("/compliance/report", response_model=None)
+@router.get(
+    "/compliance/report",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The report, as JSON or (format=html) a page",
+            "content": {"application/json": {}, "text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def report(
     request: Request,
     tenant: TenantDep,

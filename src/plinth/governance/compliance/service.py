@@ -281,9 +281,7 @@ class ComplianceService:
         )
 
     async def _definition(self, tenant: Tenant, app: str, ref: int | str) -> dict[str, Any]:
-        if ref == "draft":
-            return (await self.metadata.get_draft(tenant, app)).definition
-        return (await self.metadata.version(tenant, app, int(ref))).definition
+        return await self.metadata.definition_at(tenant, app, ref)
 
     # -- checks -----------------------------------------------------------------------------
 

@@ -1,0 +1,179 @@
+"""A tenant creating records while another floods hostile plugin calls (sleep, spin, memory).
+
+    PYTHONPATH=src .venv/bin/python bench/noisy_neighbour.py [-n 400] [--flood 50]
+        [--concurrency 4] [--database-url postgresql+asyncpg://…]
+
+A real `plinth serve` runs in its own process (SQLite by default); this process is the load.
+Tenant `quiet` creates records over HTTP (`--concurrency` at a time, `-n` in all) twice in the
+same run: once alone, then while tenant `noisy` keeps `--flood` hostile plugin calls in flight
+(a third each of `time.sleep(30)`, an infinite loop, and a memory bomb; each finished call is
+replaced at once, whatever its answer). It prints the quiet tenant's latency percentiles in both
+phases, their ratio, and what the noisy tenant's calls were answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from plinth.extensions.build import build, default_cache_dir  # noqa: E402
+from plinth.extensions.package import pack  # noqa: E402
+
+TOKEN = "plt_bench_admin_token_0123456789abcdef"
+HOSTILE = ROOT / "tests/extensions/plugins/hostile"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+APP = {"entities": {"note": {"fields": {"text": {"type": "string"}, "n": {"type": "integer"}}}}}
+ATTACKS = tuple(os.environ.get("BENCH_ATTACKS", "sleep,loop,membomb").split(","))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _start(env: dict[str, str], base: str) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "plinth.cli.main", "serve", env=env
+    )
+    async with httpx.AsyncClient() as c:
+        for _ in range(1200):
+            try:
+                if (await c.get(f"{base}/healthz")).status_code == 200:
+                    return process
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise SystemExit("the server did not start")
+
+
+async def _setup(c: httpx.AsyncClient, wasm: bytes) -> None:
+    for slug in ("noisy", "quiet"):
+        assert (await c.post("/api/tenants", json={"slug": slug})).status_code == 201
+    text = (HOSTILE / "plinth-plugin.toml").read_text()
+    r = await c.post("/api/plugins", content=pack(text, wasm), timeout=600)
+    assert r.status_code == 201, r.text
+    grant = {"capabilities": ["log", "records.write"]}
+    r = await c.post("/api/t/noisy/plugins", json={"name": "hostile", "grant": grant})
+    assert r.status_code == 201, r.text
+    assert (await c.post("/api/t/quiet/apps", json={"slug": "notes"})).status_code == 201
+    assert (await c.put("/api/t/quiet/apps/notes/draft", json=APP)).status_code == 200
+    assert (await c.post("/api/t/quiet/apps/notes/publish", json={})).status_code == 201
+    # One call of each kind first: the component is loaded, the pool started.
+    r = await c.post("/api/t/noisy/plugins/hostile/actions/echo", json={}, timeout=120)
+    assert r.status_code == 200, r.text
+
+
+async def _quiet(c: httpx.AsyncClient, n: int, concurrency: int) -> list[float]:
+    found: list[float] = []
+    counter = itertools.count()
+
+    async def writer() -> None:
+        while (i := next(counter)) < n:
+            started = time.perf_counter()
+            r = await c.post("/api/t/quiet/apps/notes/data/note", json={"text": f"n{i}", "n": i})
+            found.append(time.perf_counter() - started)
+            assert r.status_code == 201, r.text
+
+    await asyncio.gather(*(writer() for _ in range(concurrency)))
+    return found
+
+
+async def _flood(
+    c: httpx.AsyncClient, width: int, stop: asyncio.Event, codes: Counter[str], polite: bool
+) -> None:
+    async def attacker(kind: str) -> None:
+        while not stop.is_set():
+            try:
+                r = await c.post(
+                    f"/api/t/noisy/plugins/hostile/actions/{kind}",
+                    json={"seconds": 30},
+                    timeout=60,
+                )
+                codes[f"{kind} {r.status_code} {r.json().get('code', 'ok')}"] += 1
+                if polite and "retry-after" in r.headers:
+                    await asyncio.sleep(float(r.headers["retry-after"]))
+            except httpx.HTTPError as exc:
+                codes[f"{kind} {type(exc).__name__}"] += 1
+
+    await asyncio.gather(*(attacker(ATTACKS[i % len(ATTACKS)]) for i in range(width)))
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def main(args: argparse.Namespace) -> None:
+    wasm = build(HOSTILE, default_cache_dir()).read_bytes()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src"),
+            "PLINTH_DATA_DIR": f"{tmp}/data",
+            "PLINTH_ADMIN_TOKEN": TOKEN,
+            "PLINTH_PORT": str(port),
+            "PLINTH_EMBEDDED_WORKER": "false",
+            "PLINTH_LOG_LEVEL": "warning",
+        }
+        if args.database_url:
+            env["PLINTH_DATABASE_URL"] = args.database_url
+        server = await _start(env, base)
+        try:
+            limits = httpx.Limits(max_connections=args.flood + args.concurrency + 10)
+            async with httpx.AsyncClient(base_url=base, headers=AUTH, limits=limits) as c:
+                await _setup(c, wasm)
+                await _quiet(c, 50, args.concurrency)  # warm-up
+                quiet = await _quiet(c, args.n, args.concurrency)
+                stop, codes = asyncio.Event(), Counter[str]()
+                flood = asyncio.create_task(_flood(c, args.flood, stop, codes, args.polite))
+                await asyncio.sleep(2.0)  # the flood is in full swing
+                noisy = await _quiet(c, args.n, args.concurrency)
+                stop.set()
+                await flood
+        finally:
+            server.kill()
+            await server.wait()
+    db = "PostgreSQL" if args.database_url else "SQLite"
+    print(f"noisy neighbour ({db}, {os.cpu_count()} cores): quiet tenant creates {args.n} records")
+    print(
+        f"  {args.concurrency} at a time; noisy tenant keeps {args.flood} hostile calls in flight"
+    )
+    for name, values in (("quiet", quiet), ("noisy", noisy)):
+        print(
+            f"  {name:5}  p50 {_pct(values, 0.5):7.1f} ms  p95 {_pct(values, 0.95):7.1f} ms  "
+            f"p99 {_pct(values, 0.99):7.1f} ms  max {max(values) * 1000:7.1f} ms  "
+            f"mean {statistics.mean(values) * 1000:6.1f} ms"
+        )
+    print(f"  p99 noisy/quiet: {_pct(noisy, 0.99) / _pct(quiet, 0.99):.2f}x (bound: 1.5x)")
+    print("  noisy tenant's calls answered:")
+    for key, count in sorted(codes.items()):
+        print(f"    {count:5}  {key}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=400)
+    parser.add_argument("--flood", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--polite", action="store_true", help="the noisy tenant waits Retry-After when refused"
+    )
+    asyncio.run(main(parser.parse_args()))
