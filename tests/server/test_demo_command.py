@@ -43,7 +43,8 @@ def test_a_restarted_demo_keeps_the_work_and_the_token(
     data = tmp_path / "data"
     env = {"PLINTH_DATA_DIR": str(data)}
     run_cli(env, "tenant", "list")  # another command first: it makes no token nobody sees
-    first = run_cli(env, "demo", "--load-only")
+    # Without the sample records: what is tested here is what a restart keeps.
+    first = run_cli(env, "demo", "--load-only", "--no-seed")
     assert "published version 1" in first
     [token] = TOKEN.findall(first)
 
@@ -63,7 +64,7 @@ def test_a_restarted_demo_keeps_the_work_and_the_token(
     )
     run_cli(env, "app", "import", "acme-insurance", str(folder))
 
-    again = run_cli(env, "demo", "--load-only")
+    again = run_cli(env, "demo", "--load-only", "--no-seed")
     assert "served as you left it" in " ".join(again.split()) and not TOKEN.search(again)
     versions = run_cli(env, "app", "versions", "acme-insurance", "claims")
     assert re.search(r"│ 2 .*●", versions) and "│ 3 " not in versions
@@ -74,14 +75,14 @@ def test_a_restarted_demo_keeps_the_work_and_the_token(
     assert asyncio.run(_authenticates(data, token))
 
     # A new admin token only on request; the earlier one stops working.
-    rotated = run_cli(env, "demo", "--load-only", "--new-admin-token")
+    rotated = run_cli(env, "demo", "--load-only", "--no-seed", "--new-admin-token")
     [new] = TOKEN.findall(rotated)
     assert new != token
     assert asyncio.run(_authenticates(data, new))
     assert not asyncio.run(_authenticates(data, token))
 
     # --reset says what it deletes and loads the demo afresh.
-    fresh = run_cli(env, "demo", "--load-only", "--reset")
+    fresh = run_cli(env, "demo", "--load-only", "--no-seed", "--reset")
     assert f"deleting {data} (its database" in " ".join(fresh.split())  # rich wraps lines
     assert "published version 1" in fresh
     [third] = TOKEN.findall(fresh)

@@ -146,6 +146,9 @@ def demo(
     database_url: DbUrl = None,
     load_only: Annotated[bool, typer.Option(help="Load the demo, then exit")] = False,
     plugins: Annotated[bool, typer.Option(help="Build and install the example plugins")] = True,
+    seed: Annotated[
+        bool, typer.Option(help="Create the demo's sample records (policies, claims, tasks)")
+    ] = True,
     reset: Annotated[
         bool, typer.Option(help="Delete the data dir first, then load the demo afresh")
     ] = False,
@@ -181,6 +184,7 @@ def demo(
                 operator(),
                 plugins=plugins,
                 compile=not load_only,
+                seed=seed,
                 progress=lambda note: console.print(f"… {note}"),
             )
             for line in summary:
