@@ -18,7 +18,7 @@ from tests.designer.yclient import YClient, eventually
 from tests.helpers import CLAIMS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-ROUNDS = 3
+ROUNDS = 2
 EDITS = 3
 
 

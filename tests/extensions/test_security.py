@@ -153,11 +153,11 @@ async def test_100_mb_output_is_refused(hostile: Platform, client: httpx.AsyncCl
         "acme",
         "hostile",
         "action",
-        {"memory_bytes": 512 << 20, "fuel": 20_000_000_000, "timeout_ms": 10_000},
+        {"memory_bytes": 512 << 20, "fuel": 20_000_000_000, "timeout_ms": 20_000},
         ADMIN,
     )
     r = await _attack(client, "bigout")
-    assert r.status_code == 502
+    assert r.status_code == 502, r.text
     # With memory to spare the guest builds the 100 MB; the host refuses to take it.
     assert r.json()["code"] == "plugin_output_too_large", r.text
     assert r.json()["limit"] == 1 << 20
@@ -189,6 +189,9 @@ async def test_plugins_calling_plugins_are_bounded(
 
     await publish(hostile, components, "fraud-scorer")
     await install(hostile, "acme", "fraud-scorer")
+    # The nested hook loads its component in another worker within the outer call's time:
+    # room for that on a loaded machine (this test is about nesting, not deadlines).
+    await hostile.plugins.set_limits("acme", "hostile", "action", {"timeout_ms": 10_000}, ADMIN)
     model = {
         "entities": {
             "claim": {
