@@ -12,6 +12,7 @@ from plinth.extensions.copies import PluginCopies
 from plinth.extensions.service import PluginService
 from plinth.governance import copies as governance_copies
 from plinth.governance.access import Authorizer
+from plinth.governance.authentication import Authentication
 from plinth.governance.compliance.service import ComplianceService
 from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
@@ -41,6 +42,7 @@ class Platform:
         self.tokens = TokenService(self.db)
         self.governance = Governance(self)
         self.authorizer: Authorizer = self.governance.authorizer
+        self.authentication = Authentication(self.governance.identity, self.tokens)
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
         self.records = RecordService(
