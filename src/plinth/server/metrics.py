@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
 from plinth.errors import Forbidden
-from plinth.server.deps import PlatformDep, PrincipalDep
+from plinth.governance.http import PrincipalDep
+from plinth.http import composed
 from plinth.server.platform import Platform
+
+PlatformDep = Annotated[Platform, Depends(composed)]
 
 router = APIRouter(tags=["health"])
 

@@ -12,6 +12,7 @@ from plinth.extensions.copies import PluginCopies
 from plinth.extensions.service import PluginService
 from plinth.governance import copies as governance_copies
 from plinth.governance.access import Authorizer
+from plinth.governance.authentication import Authentication
 from plinth.governance.compliance.service import ComplianceService
 from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
@@ -42,6 +43,7 @@ class Platform:
         self.governance = Governance(self)
         self.authorizer: Authorizer = self.governance.authorizer
         self.tenants.on_resolve(self.governance.ready)  # policy sets load on first use
+        self.authentication = Authentication(self.governance.identity, self.tokens)
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
         self.records = RecordService(
@@ -88,6 +90,9 @@ class Platform:
         `workers`: also run the workflow and webhook-delivery workers in this process (when
         `settings.embedded_worker`). Only a server asks for them: a CLI command must not work
         the queues behind the operator's back."""
+        # Fail here, not at the first audit append: the ledger, the vault and field encryption
+        # all derive their keys from the master key, and scaled-out nodes must share one.
+        _ = self.vault.master
         await self.db.migrate()
         if self.settings.admin_token:  # a preset; generated ones are made where they are shown
             self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
