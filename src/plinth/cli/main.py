@@ -93,7 +93,8 @@ def demo(
 
     The demo is loaded into an empty data dir only; later starts serve what is there, your
     changes included, with the same admin token (`--reset` starts afresh)."""
-    from plinth.demo import demo_state, load_demo
+    from plinth.demo import TENANT, demo_state, load_demo
+    from plinth.demo.seed import seed_state
 
     settings = settings_for(data_dir, database_url, host=host, port=port, demo=True)
     if reset:
@@ -126,6 +127,11 @@ def demo(
             console.print(
                 f"… the demo in {where} is served as you left it (--reset loads it afresh)"
             )
+            if seed and await seed_state(platform, TENANT) == "started":
+                console.print(
+                    "[yellow]…[/yellow] the demo's sample records did not finish loading last "
+                    "time (some are there); ./scripts/demo --reset loads the demo afresh"
+                )
         else:
             console.print(
                 f"… {where} holds other tenants: the demo is not loaded (choose another "

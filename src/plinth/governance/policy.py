@@ -133,6 +133,11 @@ def validate_app_policies(definition: dict[str, Any]) -> list[Fault]:
     return faults
 
 
+# What one policy reads of the resource: the actions it applies to (None: every action), the
+# record attributes it reads, and whether it looks at which record it is.
+_Reads = tuple[frozenset[str] | None, frozenset[str], bool]
+
+
 @dataclass
 class CompiledPolicies:
     """A parsed policy set and the human names of its policies (policyN → name)."""
@@ -140,6 +145,58 @@ class CompiledPolicies:
     policies: Any
     names: dict[str, str]
     fields: dict[str, list[str]] = field(default_factory=dict)
+    policy_reads: list[_Reads] = field(default_factory=list)
+    _by_action: dict[str, tuple[tuple[str, ...], bool]] = field(default_factory=dict)
+
+    def reads(self, action: str) -> tuple[tuple[str, ...], bool]:
+        """Record attributes the policies applying to `action` read (`resource.x`, `resource
+        has x`), and whether one looks at the record itself (`resource == …`, `in`, or
+        `resource` as a value): all a record decision for `action` can depend on."""
+        known = self._by_action.get(action)
+        if known is None:
+            attrs: set[str] = set()
+            whole = False
+            for actions, read, identity in self.policy_reads:
+                if actions is None or action in actions:
+                    attrs |= read
+                    whole = whole or identity
+            known = self._by_action[action] = (tuple(sorted(attrs)), whole)
+        return known
+
+
+_RESOURCE = {"Var": "resource"}
+
+
+def _resource_reads(node: Any, attrs: set[str]) -> bool:
+    """Collect the attributes `node` reads off `resource`; True if it uses the record whole."""
+    if isinstance(node, list):
+        return any([_resource_reads(n, attrs) for n in node])
+    if not isinstance(node, dict):
+        return False
+    if node == _RESOURCE:
+        return True
+    whole = False
+    for op, arg in node.items():
+        if op in (".", "has") and isinstance(arg, dict) and arg.get("left") == _RESOURCE:
+            attrs.add(str(arg.get("attr")))
+            continue
+        whole = _resource_reads(arg, attrs) or whole
+    return whole
+
+
+def _policy_reads(est: dict[str, Any]) -> _Reads:
+    """What one policy (Cedar's JSON form) reads of the resource, for which actions."""
+    scope = est.get("action") or {}
+    actions: frozenset[str] | None = None
+    if scope.get("op") in ("==", "in"):  # actions have no parents: `in` is membership
+        listed = scope.get("entities") or [scope.get("entity") or {}]
+        actions = frozenset(str(e.get("id")) for e in listed)
+    attrs: set[str] = set()
+    res = est.get("resource") or {}
+    whole = res.get("op") not in ("All", "is") or "in" in res
+    for cond in est.get("conditions") or ():
+        whole = _resource_reads(cond.get("body"), attrs) or whole
+    return actions, frozenset(attrs), whole
 
 
 def compile_policies(documents: dict[str, str]) -> CompiledPolicies:
@@ -147,16 +204,20 @@ def compile_policies(documents: dict[str, str]) -> CompiledPolicies:
     names: dict[str, str] = {}
     texts = []
     index = 0
+    reads: list[_Reads] = []
     for doc_name, text in documents.items():
         parsed = json.loads(cedarpy.policies_to_json_str(text)) if text.strip() else {}
+        if parsed.get("templates"):  # never installed by Plinth; stay exact if ever
+            reads.append((None, frozenset(), True))
         for k, (_pid, est) in enumerate(
             sorted((parsed.get("staticPolicies") or {}).items(), key=lambda kv: int(kv[0][6:]))
         ):
             ann = (est.get("annotations") or {}).get("id")
             names[f"policy{index}"] = ann or f"{doc_name}#{k}"
+            reads.append(_policy_reads(est))
             index += 1
         texts.append(text)
-    return CompiledPolicies(cedarpy.PolicySet.from_str("\n".join(texts)), names)
+    return CompiledPolicies(cedarpy.PolicySet.from_str("\n".join(texts)), names, {}, reads)
 
 
 _ACTION_ENTITIES = [
@@ -267,6 +328,49 @@ class CedarAuthorizer:
 
     # -- decisions --------------------------------------------------------------------------
 
+    @staticmethod
+    def _memo_key(
+        compiled: CompiledPolicies,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: dict[str, Any] | None,
+    ) -> tuple[Any, ...] | None:
+        """What a decision depends on, or None when it cannot be memoised.
+
+        A decision is a pure function of the policy set (its object: `install` replaces it
+        and clears the memo), everything Cedar sees of the principal, the action and the
+        resource — and of a record only the attributes some policy reads (and which record it
+        is when a policy looks at that). So reading 100 open claims of one country is one
+        Cedar evaluation, not 100.
+        """
+        attrs = principal.attrs
+        who = (
+            principal.id,
+            principal.kind,
+            principal.name,
+            principal.roles,
+            principal.tenant_id,
+            tuple([attrs.get(a) for a in USER_ATTRS]),
+            tuple(attrs.get("groups", ())),
+        )
+        if resource.kind == "record":
+            record = resource.attrs.get("record") or {}
+            reads, identity = compiled.reads(action)
+            what: tuple[Any, ...] = (
+                resource.attrs.get("entity") or resource.id,
+                tuple([record.get(a) for a in reads]),
+                str(record.get("id") or resource.id) if identity else None,
+            )
+        else:
+            what = (resource.kind, resource.id, resource.tenant_id)
+        key = (id(compiled), who, action, what, tuple(sorted(context.items())) if context else ())
+        try:
+            hash(key)
+        except TypeError:  # a list-valued attribute: evaluate, as before
+            return None
+        return key
+
     def decide(
         self,
         principal: Principal,
@@ -280,21 +384,8 @@ class CedarAuthorizer:
         if resource.tenant_id is not None and resource.tenant_id != principal.tenant_id:
             return Decision(False, ("tenant-mismatch",), ("tenant_isolation",))
         compiled = self._set_for(resource.tenant_id, resource.attrs.get("app"))
-        # Metadata decisions repeat on every request; they depend only on who, what and the
-        # policy version, so they are memoised (records carry data and are always evaluated).
-        key = None
-        if resource.kind != "record" and not context:
-            key = (
-                id(compiled),
-                principal.id,
-                principal.roles,
-                principal.tenant_id,
-                repr(sorted(principal.attrs.items())),
-                action,
-                resource.kind,
-                resource.id,
-                resource.tenant_id,
-            )
+        key = self._memo_key(compiled, principal, action, resource, context)
+        if key is not None:
             hit = self._decisions.get(key)
             if hit is not None:
                 return hit
@@ -318,7 +409,7 @@ class CedarAuthorizer:
                 allowed, ids = False, ("policy-error",)
         decision = Decision(allowed, ids, ids)
         if key is not None:
-            if len(self._decisions) > 50_000:
+            if len(self._decisions) > 100_000:
                 self._decisions.clear()
             self._decisions[key] = decision
         return decision
