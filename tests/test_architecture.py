@@ -43,22 +43,8 @@ KNOWN_CYCLES: list[set[str]] = [
         "plinth.metadata.kinds.page",
     },
     {
-        "plinth.governance.compliance.service",
-        "plinth.governance.compliance.step",
-    },
-    {
-        "plinth.runtime.maintenance",
-        "plinth.runtime.service",
-        "plinth.runtime.steps",
-    },
-    {
-        "plinth.workflows.publish",
-        "plinth.workflows.service",
-    },
-    {
         "plinth.extensions.host",
         "plinth.extensions.service",
-        "plinth.extensions.ui",
         "plinth.governance.service",
         "plinth.integration",
         "plinth.integration.connectors",
