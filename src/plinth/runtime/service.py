@@ -80,9 +80,6 @@ class RecordService:
         self.maintenance = Maintenance(self)  # subject export/erasure, retention
         for topic in ("app.deleted", "app.published", "app.rolled_back"):
             events.subscribe(topic, self._forget, cluster=True)
-        from plinth.runtime import steps
-
-        steps.attach(self)
 
     async def _forget(self, event: Event) -> None:
         """Drop a compiled app another node changed (this node swapped its own already)."""
@@ -94,9 +91,6 @@ class RecordService:
             self.registry.drop(event.tenant_id, slug)
 
     async def close(self) -> None:
-        from plinth.runtime import steps
-
-        steps.detach(self)
         await self.storage.close()
 
     # -- lookups ----------------------------------------------------------------------------
