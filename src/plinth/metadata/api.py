@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from plinth.errors import PreconditionFailed
+from plinth.governance.access import Authorizer
+from plinth.governance.http import PrincipalDep, require
+from plinth.http import composed
 from plinth.metadata.models import Draft
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.metadata.service import AppFiles, MetadataService
+from plinth.tenancy.http import TenantDep
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    files: AppFiles
+    metadata: MetadataService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}/apps", tags=["apps"])
 
