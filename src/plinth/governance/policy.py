@@ -15,7 +15,7 @@ from typing import Any
 import cedarpy
 
 from plinth.errors import Fault
-from plinth.governance.access import PER_ROW, ROLE_ACTIONS, Decision, Resource
+from plinth.governance.access import PER_ROW, ROLE_ACTIONS, Decision, DenialHook, Resource
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.governance.residual import DENY_ALL, Filter, Untranslatable, residuals_to_filter
 
@@ -244,7 +244,9 @@ def _attrs(values: dict[str, Any]) -> dict[str, Any]:
 class CedarAuthorizer:
     """`decide`, `row_filter` and `field_access` over platform defaults + app policies."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_denied: DenialHook | None = None) -> None:
+        # Called for every denial (governance records it in the audit ledger).
+        self.on_denied = on_denied
         self.defaults = compile_policies({"default": DEFAULT_POLICIES})
         # (tenant_id, app_slug) -> compiled set of that app's active version
         self._apps: dict[tuple[str, str], CompiledPolicies] = {}
