@@ -41,6 +41,8 @@ KNOWN_CYCLES: list[set[str]] = [
         "plinth.metadata.kinds.component",
         "plinth.metadata.kinds.entity",
         "plinth.metadata.kinds.page",
+        "plinth.metadata.references",
+        "plinth.pages.tree",
     },
     {
         "plinth.integration.connectors",

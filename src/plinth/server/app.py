@@ -34,6 +34,7 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.metadata.api import router as metadata_router
     from plinth.pages.api import router as pages_router
     from plinth.runtime.api import router as runtime_router
+    from plinth.server.metrics import router as metrics_router
     from plinth.tenancy.api import router as tenancy_router
     from plinth.workflows.api import router as workflows_router
 
@@ -51,6 +52,7 @@ def routers() -> list:  # type: ignore[type-arg]
         workflows_router,
         compliance_router,
         pages_router,
+        metrics_router,
         designer_router,
         web_router,
     ]

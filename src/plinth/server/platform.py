@@ -51,11 +51,19 @@ class Platform:
             settings, self.db, self.events, lambda: self.vault.master, self.on_stop
         )
         self.authorizer: Authorizer = self.governance.authorizer
+        self.tenants.on_resolve(self.governance.ready)  # policy sets load on first use
         self.authentication = Authentication(self.governance.identity, self.tokens)
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
         self.records = RecordService(
-            self.db, self.events, self.metadata, lambda: self.authorizer, settings.data_dir
+            self.db,
+            self.events,
+            self.metadata,
+            lambda: self.authorizer,
+            settings.data_dir,
+            open_files=settings.tenant_files_open,
+            pool_size=settings.tenant_pool_size,
+            cached_apps=settings.app_cache,
         )
         self.workflows = WorkflowService(self)
         self.regions = Regions(settings, self.db)
