@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -49,15 +49,13 @@ from plinth.extensions.package import (
     unpack,
     verify,
 )
+from plinth.extensions.ports import Services
 from plinth.extensions.sandbox import Outcome, artifact
 from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
 from plinth.jsonschema import compile_schema, faults
 from plinth.tenancy.models import Tenant
-
-if TYPE_CHECKING:
-    from plinth.server.platform import Platform
 
 log = logging.getLogger("plinth.extensions")
 MAX_NESTING = 3  # plugin calls beneath a plugin call (each holds a worker thread meanwhile)
@@ -73,7 +71,7 @@ def ui_module_url(tenant_slug: str, name: str, sha256: str) -> str:
 class PluginService:
     """What other layers call: publish, install, grant, and call plugins (`platform.plugins`)."""
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Services) -> None:
         self.platform = platform
         self.db = platform.db
         data_dir = Path(platform.settings.data_dir)
@@ -103,9 +101,6 @@ class PluginService:
         # The UI elements each tenant's portal may load (every page load asks), the same way.
         self._ui_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._ui_bodies: dict[str, bytes] = {}  # module bodies by hash (immutable; ≤ 512 KB)
-        records = getattr(platform, "records", None)
-        if records is not None and hasattr(records, "before_write"):
-            records.before_write.append(self._records_hook)
         # Published versions are immutable, so a parsed one can be kept for the process.
         self._versions: dict[tuple[str, str], PluginVersion] = {}
         # Metering rows and `plugin.called` events waiting for the next batch (see `_meter`).
@@ -818,7 +813,7 @@ class PluginService:
             current = amended
         return current
 
-    async def _records_hook(
+    async def records_hook(
         self,
         tenant: Tenant,
         app_slug: str,
@@ -1113,7 +1108,7 @@ class FuelBudget:
 
     NAMESPACE = "plugin-fuel"
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Services) -> None:
         self.platform = platform  # `platform.quotas` is looked up per call (built after us)
 
     @property
