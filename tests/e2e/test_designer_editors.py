@@ -145,16 +145,15 @@ async def test_add_and_connect_a_workflow_node_in_the_graph_editor(
     await a.click("#add-node")  # type: ignore[attr-defined]
     await a.wait_for_selector("g.wf-node[data-node='notify'][data-type='service_task']")  # type: ignore[attr-defined]
     await a.wait_for_selector("#node-props[data-for='notify']")  # type: ignore[attr-defined]
-    await a.select_option("#connect-target", "approve")  # type: ignore[attr-defined]
-    await a.click("#connect")  # type: ignore[attr-defined]
+    await a.select_option("#node-props select[data-key='notify.next']", "approve")  # type: ignore[attr-defined]
     await a.wait_for_selector("g.wf-edge[data-from='notify'][data-to='approve']")  # type: ignore[attr-defined]
     await a.fill("#node-props [data-prop='title']", "Notify the holder")  # type: ignore[attr-defined]
     await a.press("#node-props [data-prop='title']", "Enter")  # type: ignore[attr-defined]
-    # connecting from a gateway that already has a default adds a branch: notify is reachable
+    # a gateway gets a branch to notify: a condition and a target, no JSON
     await a.click("g.wf-node[data-node='route']")  # type: ignore[attr-defined]
     await a.wait_for_selector("#node-props[data-for='route']")  # type: ignore[attr-defined]
-    await a.select_option("#connect-target", "notify")  # type: ignore[attr-defined]
-    await a.click("#connect")  # type: ignore[attr-defined]
+    await a.click("#add-branch")  # type: ignore[attr-defined]
+    await a.select_option("select[data-key='route.branches.1.next']", "notify")  # type: ignore[attr-defined]
     await a.wait_for_selector("g.wf-edge[data-from='route'][data-to='notify']")  # type: ignore[attr-defined]
     body = await settled(
         server,
