@@ -12,6 +12,7 @@ from plinth.governance import kinds as _kinds  # noqa: F401
 from plinth.governance.access import Decision, Resource
 from plinth.governance.anchor import anchor_of
 from plinth.governance.audit import AuditEntry, AuditLedger
+from plinth.governance.directory import UserDirectory
 from plinth.governance.identity import IdentityService, signing_key
 from plinth.governance.kinds import policy as _policy_kind  # noqa: F401  (registers itself)
 from plinth.governance.oidc import OIDCLogin
@@ -40,6 +41,7 @@ class Governance:
         self.identity = IdentityService(
             platform.db, signing_key(settings.master_key, settings.data_dir)
         )
+        self.directory = UserDirectory(platform.db)
         # Calls to a tenant's provider go through the same SSRF guard as connectors.
         self.oidc = OIDCLogin(self.identity._key, EgressPolicy(settings.egress_allow))
         self._anchoring: asyncio.Task[None] | None = None

@@ -65,6 +65,24 @@ async def create_app(
     return app.public()
 
 
+class CloneIn(BaseModel):
+    slug: str = Field(min_length=1, max_length=40)
+    name: str | None = Field(default=None, max_length=200)
+
+
+@router.post("/{app}/clone", status_code=201)
+async def clone_app(
+    app: str, body: CloneIn, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
+    """Create an app whose draft is a copy of this app's draft (no versions, no data)."""
+    require(platform, principal, "draft.read", tenant, ident=app)
+    require(platform, principal, "app.create", tenant, ident=body.slug)
+    cloned = await platform.metadata.clone_app(
+        tenant, app, body.slug, body.name, by=principal.audit_name()
+    )
+    return cloned.public()
+
+
 @router.get("")
 async def list_apps(tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep) -> dict:
     """The apps of the tenant."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -73,8 +74,11 @@ class MetadataService:
         name: str | None = None,
         description: str = "",
         by: str | None = None,
+        *,
+        draft: dict[str, Any] | None = None,
+        cloned_from: str | None = None,
     ) -> App:
-        """Create an app with an empty draft."""
+        """Create an app with an empty draft (or a copy of `draft`, when cloning)."""
         check_slug(slug, "App")
         app = App(new_id(), tenant.id, slug, name or slug, description, None, utcnow())
         try:
@@ -86,13 +90,30 @@ class MetadataService:
                 await store.insert_app(conn, app)
                 await store.write_draft(
                     conn,
-                    Draft(app.id, definitions.empty(), 1, utcnow(), by),
+                    Draft(app.id, draft or definitions.empty(), 1, utcnow(), by),
                     expected_revision=None,
                 )
         except IntegrityError as exc:
             raise Conflict(f"App {slug!r} already exists", path="slug") from exc
-        await self.events.publish(Event("app.created", tenant.id, {"app": slug, "by": by}))
+        data = {"app": slug, "by": by} | ({"cloned_from": cloned_from} if cloned_from else {})
+        await self.events.publish(Event("app.created", tenant.id, data))
         return app
+
+    async def clone_app(
+        self, tenant: Tenant, source: str, slug: str, name: str | None = None, by: str | None = None
+    ) -> App:
+        """A new app whose draft is a copy of `source`'s draft (no versions, no data)."""
+        original = await self.get_app(tenant, source)
+        draft = await self.get_draft(tenant, source)
+        return await self.create_app(
+            tenant,
+            slug,
+            name or f"{original.name} (copy)",
+            original.description,
+            by,
+            draft=copy.deepcopy(draft.definition),
+            cloned_from=source,
+        )
 
     async def list_apps(self, tenant: Tenant) -> list[App]:
         async with self.db.read() as conn:

@@ -24,7 +24,9 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.compiler.api import router as compiler_router
     from plinth.designer.api import router as designer_router
     from plinth.designer.api import web_router as web_router
+    from plinth.designer.session import router as ide_session_router
     from plinth.extensions.api import router as extensions_router
+    from plinth.governance.admin_api import router as admin_router
     from plinth.governance.api import public as auth_router
     from plinth.governance.api import router as governance_router
     from plinth.governance.compliance.api import router as compliance_router
@@ -38,7 +40,9 @@ def routers() -> list:  # type: ignore[type-arg]
     return [
         tenancy_router,
         governance_router,
+        admin_router,
         auth_router,
+        ide_session_router,
         metadata_router,
         runtime_router,
         compiler_router,

@@ -80,6 +80,9 @@ class Platform:
         `workers`: also run the workflow and webhook-delivery workers in this process (when
         `settings.embedded_worker`). Only a server asks for them: a CLI command must not work
         the queues behind the operator's back."""
+        # Fail here, not at the first audit append: the ledger, the vault and field encryption
+        # all derive their keys from the master key, and scaled-out nodes must share one.
+        _ = self.vault.master
         await self.db.migrate()
         if self.settings.admin_token:  # a preset; generated ones are made where they are shown
             self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
