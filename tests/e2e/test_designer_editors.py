@@ -98,7 +98,7 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
     # drag a `text` from the palette into the page's root stack
     await a.drag_and_drop(
         ".palette-item[data-kind='text']",  # type: ignore[attr-defined]
-        ".comp[data-comp='root'] > .children > .dropzone",
+        "#canvas .dropzone[data-drop='root']",
     )
     new = a.locator("#props[data-for^='text_']")  # type: ignore[attr-defined]
     await new.wait_for()
@@ -116,7 +116,8 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
     )
     await b.wait_for_function(  # type: ignore[attr-defined]
         f"""() => {{
-          const ids = [...document.querySelectorAll('#canvas .comp')].map(e => e.dataset.comp);
+          const canvas = document.querySelector('#canvas').shadowRoot;
+          const ids = [...canvas.querySelectorAll('.comp')].map(e => e.dataset.comp);
           return ids.indexOf('{cid}') === ids.indexOf('table') - 1 &&
                  ids.filter(i => i === '{cid}').length === 1 }}""",
         timeout=15000,

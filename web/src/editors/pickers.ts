@@ -86,7 +86,7 @@ interface ExprInput { key: string, value: string | undefined, scope: Scope, disa
 /** A one-line CEL editor: completion of the scope's names (Tab or click), and inline errors
  * for names the draft does not define, beside the server's type errors for this path. */
 export function expressionInput (p: ExprInput): HTMLElement {
-  const input = h('input', { type: 'text', class: 'mono expr', value: p.value ?? '', disabled: p.disabled, 'data-key': p.key, 'data-expr': p.key, placeholder: p.placeholder ?? 'expression', autocomplete: 'off', spellcheck: 'false' })
+  const input = h('input', { type: 'text', class: 'mono expr', value: p.value ?? '', disabled: p.disabled, 'data-key': p.key, 'data-expr': p.key, 'data-prop': p.key.split('.').pop(), placeholder: p.placeholder ?? 'expression', autocomplete: 'off', spellcheck: 'false' })
   const menu = h('ul', { class: 'completions', hidden: true })
   const problems = h('div', { class: 'expr-errors' })
   const all = names(p.scope)

@@ -159,6 +159,7 @@ export class WorkflowEditor {
     return h('section', { class: 'pane graph-pane' },
       h('div', { class: 'row' }, h('h2', {}, `Workflow ${name}`),
         h('button', { class: 'danger', disabled: ro, onclick: () => { if (confirm(`Delete workflow ${name}?`)) d.change(() => d.workflows.delete(name)) } }, 'Delete workflow')),
+      this.startForm(attrs),
       row('Title', h('input', { type: 'text', id: 'workflow-title', value: attrs.get('title') ?? '', disabled: ro, 'data-key': `${name}.title`, onchange: (e: Event) => d.change(() => setOrDelete(attrs, 'title', (e.target as HTMLInputElement).value)) })),
       h('div', { class: 'row toolbar' }, pending.input('new-node-name', 'node name', ro), typeSelect,
         h('button', { id: 'add-node', disabled: ro, onclick: () => this.addNode(ynodes, attrs, pending.take('new-node-name'), typeSelect.value) }, 'Add node')),
@@ -212,7 +213,7 @@ export class WorkflowEditor {
     const ynodes: Y.Map<YMap> = wf.get('nodes')
     const n = this.node ? ynodes.get(this.node) : undefined
     const attrs: YMap = wf.get('attrs')
-    if (!n) return h('section', { class: 'pane', id: 'node-props' }, h('h2', {}, 'Start'), this.startForm(attrs), h('p', { class: 'hint' }, 'Select a node in the graph.'))
+    if (!n) return h('section', { class: 'pane', id: 'node-props' }, h('h2', {}, 'Node'), h('p', { class: 'hint' }, 'Select a node in the graph.'))
     const key = this.node as string
     const a: YMap = n.get('attrs')
     const path = `workflows.${this.selected}.nodes.${key}`
