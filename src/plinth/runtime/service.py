@@ -41,7 +41,7 @@ from plinth.governance.principal import Principal
 from plinth.ids import new_id
 from plinth.metadata.service import MetadataService
 from plinth.runtime import records, types
-from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry, compile_app
+from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry
 from plinth.runtime.filters import column, compile_filter, fields_of
 from plinth.runtime.maintenance import Maintenance
 from plinth.runtime.storage import TenantStorage
@@ -61,13 +61,17 @@ class RecordService:
         metadata: MetadataService,
         authorizer: Callable[[], Authorizer],
         data_dir: Path,
+        *,
+        open_files: int | None = None,
+        pool_size: int = 3,
+        cached_apps: int = 10_000,
     ) -> None:
         self.db = db
         self.events = events
         self.metadata = metadata
         self._authorizer = authorizer
-        self.storage = TenantStorage(db, data_dir)
-        self.registry = Registry()
+        self.storage = TenantStorage(db, data_dir, open_bound=open_files, pool_size=pool_size)
+        self.registry = Registry(cached_apps)
         # Hooks that see each record before it is checked and written (plugins' before-write):
         # `await hook(tenant, app, entity, record, principal)` returns the record, maybe
         # amended, or raises (ValidationFailed with field paths rejects the write).
@@ -80,9 +84,6 @@ class RecordService:
         self.maintenance = Maintenance(self)  # subject export/erasure, retention
         for topic in ("app.deleted", "app.published", "app.rolled_back"):
             events.subscribe(topic, self._forget, cluster=True)
-        from plinth.runtime import steps
-
-        steps.attach(self)
 
     async def _forget(self, event: Event) -> None:
         """Drop a compiled app another node changed (this node swapped its own already)."""
@@ -94,9 +95,6 @@ class RecordService:
             self.registry.drop(event.tenant_id, slug)
 
     async def close(self) -> None:
-        from plinth.runtime import steps
-
-        steps.detach(self)
         await self.storage.close()
 
     # -- lookups ----------------------------------------------------------------------------
@@ -109,8 +107,13 @@ class RecordService:
         version = await self.metadata.active_version(tenant, app_slug)
         if version is None:
             raise NotFound(f"App {app_slug!r} has no published version yet", path="app")
-        app = compile_app(
-            tenant.id, app_slug, version.number, version.definition, self.storage.schema(tenant)
+        app = self.registry.compile(
+            tenant.id,
+            app_slug,
+            version.number,
+            version.hash,
+            version.definition,
+            self.storage.schema(tenant),
         )
         # A concurrent publish may have put a newer one meanwhile; never go backwards.
         current = self.registry.get(tenant.id, app_slug)
