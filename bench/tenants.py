@@ -8,7 +8,9 @@ small published app (`notes`, one entity) and one record. Then a real server pro
 (`uvicorn plinth.server.app:create_app`) is started on that data and measured:
 
 - **start-up**: seconds from spawning the process until `/readyz` answers (Python's imports
-  included: they are most of it, and the same at any N);
+  included: they are most of it, and the same at any N), and `platform start`: the platform's
+  own part, `Platform(settings)` + `start()` in-process (migrations checked, ledgers sealed,
+  nothing per tenant);
 - **idle**: RSS, open files (`/proc/PID/fd`) and threads of the process right after start;
 - **cold**: the first `GET` of one record from each of `--sample` tenants never touched since
   start (p50/p99), in turn;
@@ -184,6 +186,18 @@ def measure(env: dict[str, str], records: dict[str, str], sample: int, log: Path
     }
 
 
+async def platform_start(settings: Any) -> float:
+    """Seconds to build and start the platform on this data (what the server does first)."""
+    from plinth.server.platform import Platform
+
+    began = time.monotonic()
+    platform = Platform(settings)
+    await platform.start()
+    took = time.monotonic() - began
+    await platform.stop()
+    return took
+
+
 async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[dict]:
     from plinth.settings import Settings
 
@@ -210,6 +224,7 @@ async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[d
             row = measure(env, records, args.sample, data_dir / f"server-{n}.log")
             row["db"] = db
             row["create_s"] = took
+            row["platform_start_s"] = await platform_start(settings)
             rows.append(row)
             report([row], rows[0])
     return rows
@@ -220,7 +235,8 @@ def report(rows: list[dict], first: dict) -> None:
         grown = r["idle"]["rss_mb"] - first["idle"]["rss_mb"]
         per = grown * 1024 / (r["tenants"] - first["tenants"]) if r is not first else 0.0
         print(
-            f"{r['db']:<10} {r['tenants']:>6} tenants | start {r['startup_s']:.2f} s | "
+            f"{r['db']:<10} {r['tenants']:>6} tenants | start {r['startup_s']:.2f} s "
+            f"(platform {r['platform_start_s']:.2f} s) | "
             f"idle RSS {r['idle']['rss_mb']:.0f} MB ({per:.1f} KB/tenant), "
             f"files {r['idle']['files']}, threads {r['idle']['threads']} | "
             f"touched RSS {r['touched']['rss_mb']:.0f} MB, files {r['touched']['files']}, "
