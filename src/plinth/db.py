@@ -54,19 +54,29 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+# Connections each engine keeps open. A request holds one connection at a time, so the pool
+# must cover the requests a process serves at once: a smaller pool opens and closes overflow
+# connections continuously under load (a new PostgreSQL session, or an SQLite file opened and
+# its pragmas run, per request).
+POOL_SIZE = 20
+MAX_OVERFLOW = 10
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`, with the SQLite set-up described above."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("pool_size", POOL_SIZE)
+            kwargs.setdefault("max_overflow", MAX_OVERFLOW)
         engine = create_async_engine(
             url, json_serializer=_json_dumps, connect_args={"timeout": 30}, **kwargs
         )
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", MAX_OVERFLOW)
     kwargs.setdefault("pool_pre_ping", False)
     return create_async_engine(url, json_serializer=_json_dumps, **kwargs)
 

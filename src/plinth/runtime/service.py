@@ -550,7 +550,9 @@ class RecordService:
                 raise BadRequest(f"Cannot sort on json field {name!r}", path="sort")
             keys.append((col, asc))
         if all(col.name != "id" for col, _ in keys):
-            keys.append((ent.table.c.id, True))  # a total order, so cursors never skip rows
+            # A total order, so cursors never skip rows. The id runs the way the last key does,
+            # so one index on (fields…, id) serves the sort both ways (migrate makes them so).
+            keys.append((ent.table.c.id, keys[-1][1] if keys else True))
         return keys
 
     @staticmethod

@@ -13,7 +13,8 @@ from plinth.server.platform import Platform
 from plinth.tenancy.models import Tenant
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
+    # async: FastAPI runs a plain function dependency on a worker thread, a hop per request
     platform: Platform = request.app.state.platform
     return platform
 

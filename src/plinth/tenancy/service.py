@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -9,14 +10,33 @@ from sqlalchemy.exc import IntegrityError
 
 from plinth.db import Database, utcnow
 from plinth.errors import Conflict, NotFound
+from plinth.events import Event, EventBus
 from plinth.ids import check_slug, new_id
 from plinth.tenancy import store
 from plinth.tenancy.models import Tenant
 
+# How long a tenant read from the database is used without asking again. A change made on
+# this node drops it at once and other nodes hear of it through the cluster relay; the bound
+# covers what no event reaches (sibling processes without Redis, a CLI process).
+TRUST_SECONDS = 1.0
+CHANGED = "tenant.changed"
+
 
 class TenantService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventBus | None = None) -> None:
         self.db = db
+        self.events = events
+        self._known: dict[str, tuple[Tenant, float]] = {}  # slug -> (tenant, read at)
+        if events is not None:
+            events.subscribe(CHANGED, self._on_changed, cluster=True)
+
+    async def _on_changed(self, event: Event) -> None:
+        self._known.pop(event.data.get("slug", ""), None)
+
+    async def _changed(self, slug: str) -> None:
+        self._known.pop(slug, None)
+        if self.events is not None:
+            await self.events.publish(Event(CHANGED, None, {"slug": slug}))
 
     async def create(
         self,
@@ -54,8 +74,19 @@ class TenantService:
         return tenant
 
     async def find(self, slug: str) -> Tenant | None:
+        """The tenant named `slug`, or None; steady state without a database round trip."""
+        known = self._known.get(slug)
+        if known is not None and time.monotonic() - known[1] < TRUST_SECONDS:
+            return known[0]
         async with self.db.read() as conn:
-            return await store.by_slug(conn, slug)
+            tenant = await store.by_slug(conn, slug)
+        if tenant is None:  # unknown slugs are not kept: they must not grow the cache
+            self._known.pop(slug, None)
+        else:
+            if len(self._known) >= 10_000:
+                self._known.clear()
+            self._known[slug] = (tenant, time.monotonic())
+        return tenant
 
     async def update_settings(self, slug: str, key: str, value: Any) -> Tenant:
         """Set one key of a tenant's settings (e.g. its compliance profile), atomically."""
@@ -65,6 +96,7 @@ class TenantService:
                 raise NotFound(f"No tenant named {slug!r}", path="tenant")
             settings = {**tenant.settings, key: value}
             await store.update_settings(conn, tenant.id, settings)
+        await self._changed(slug)
         return replace(tenant, settings=settings)
 
     async def list(self, ids: set[str] | None = None) -> list[Tenant]:
