@@ -32,6 +32,7 @@ platform_metadata = MetaData(
 )
 
 _READ_ONLY = "plinth_read_only"
+_SINGLE = "plinth_single_statement"
 
 
 def utcnow() -> datetime:
@@ -95,8 +96,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        read_only = conn.get_execution_options().get(_READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get(_SINGLE, False):
+            return  # one statement: SQLite's implicit transaction around it is enough
+        conn.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -130,6 +133,19 @@ class Database:
             conn = await conn.execution_options(**options)
             async with conn.begin():
                 yield conn
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one read statement, outside any explicit transaction: the
+        statement is its own (SQLite's implicit one, PostgreSQL autocommit), so it costs one
+        round trip instead of BEGIN, the statement and COMMIT. Only for a single statement:
+        two would not see the same state."""
+        async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                conn = await conn.execution_options(**{_SINGLE: True})
+            yield conn
 
     async def migrate(self) -> None:
         """Apply every layer's Alembic migrations (all heads) in one transaction."""

@@ -404,7 +404,7 @@ class RecordService:
         """One record by id."""
         _app, ent = await self.entity(tenant, app_slug, entity)
         readable, _ = self._access(principal, tenant, app_slug, entity)
-        async with self.storage.database(tenant).read() as conn:
+        async with self.storage.database(tenant).statement() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
         record = await self._open(tenant, ent, self._found(ent, row, record_id))
         self._authorize(principal, "data.read", tenant, app_slug, entity, record_id, record)
@@ -468,7 +468,9 @@ class RecordService:
                     path="expand",
                     extra={"field": name},
                 )
-        async with self.storage.database(tenant).read() as conn:
+        db = self.storage.database(tenant)
+        # One statement unless references are expanded (those must read the same state).
+        async with db.read() if expand else db.statement() as conn:
             rows = list(await conn.execute(stmt))
             more = len(rows) > limit
             rows = rows[:limit]
