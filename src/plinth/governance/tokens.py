@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,6 +19,7 @@ from plinth.errors import Unauthenticated
 from plinth.events import Event, EventBus
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.ids import new_id
+from plinth.recent import Recent
 
 api_tokens = sa.Table(
     "api_tokens",
@@ -62,7 +62,7 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class _Known:
-    """What authentication needs of a token row, and when it was read."""
+    """What authentication needs of a valid token's row."""
 
     id: str
     role: str
@@ -70,14 +70,14 @@ class _Known:
     name: str
     expires_at: datetime | None
     touched_at: datetime | None
-    read_at: float
 
 
 class TokenService:
     def __init__(self, db: Database, events: EventBus | None = None) -> None:
         self.db = db
         self.events = events
-        self._known: dict[str, _Known] = {}  # token hash -> row (valid tokens only)
+        self._known: Recent[str, _Known] = Recent(TRUST_SECONDS)  # by token hash
+        self._touched: dict[str, datetime] = {}  # token id -> last_used_at written here
         if events is not None:
             events.subscribe(REVOKED, self._on_revoked, cluster=True)
 
@@ -85,13 +85,11 @@ class TokenService:
         self.forget(event.data.get("id"))
 
     def forget(self, token_id: str | None = None) -> None:
-        """Drop cached rows: of one token, or all of them."""
+        """Stop trusting cached rows: of one token, or all of them."""
         if token_id is None:
-            self._known.clear()
-            return
-        for digest, known in list(self._known.items()):
-            if known.id == token_id:
-                del self._known[digest]
+            self._known.forget()
+        else:
+            self._known.forget_where(lambda known: known.id == token_id)
 
     async def issue(
         self,
@@ -172,19 +170,19 @@ class TokenService:
 
         Steady state, no database round trip: the row is trusted for TRUST_SECONDS."""
         digest = hash_token(token)
-        known = self._known.get(digest)
-        if known is None or time.monotonic() - known.read_at >= TRUST_SECONDS:
-            known = await self._read(digest)
+        known = await self._known.get(digest, lambda: self._read(digest))
         now = utcnow()
         if known.expires_at is not None and known.expires_at <= now:
             raise Unauthenticated("The bearer token has expired")
-        if known.touched_at is None or known.touched_at + _TOUCH_EVERY < now:
+        touched = max(known.touched_at, self._touched.get(known.id), key=_or_min)
+        if touched is None or touched + _TOUCH_EVERY < now:
+            if len(self._touched) >= 10_000:
+                self._touched.clear()
+            self._touched[known.id] = now  # before the write: one request writes, not all
             async with self.db.transaction() as conn:
                 await conn.execute(
                     api_tokens.update().where(api_tokens.c.id == known.id).values(last_used_at=now)
                 )
-            if self._known.get(digest) is known:
-                self._known[digest] = _replace_touch(known, now)
         return Principal(
             id=f"token:{known.id}",
             kind="token",
@@ -194,26 +192,20 @@ class TokenService:
         )
 
     async def _read(self, digest: str) -> _Known:
-        async with self.db.read() as conn:
+        async with self.db.statement() as conn:
             row = (
                 await conn.execute(api_tokens.select().where(api_tokens.c.token_hash == digest))
             ).first()
         if row is None or row.revoked_at is not None:
-            self._known.pop(digest, None)
             raise Unauthenticated("The bearer token is not valid")
-        known = _Known(
+        return _Known(
             row.id,
             row.role,
             row.tenant_id,
             row.subject or row.name,
             row.expires_at,
             row.last_used_at,
-            time.monotonic(),
         )
-        if len(self._known) >= 10_000:  # bounded: a flood of valid tokens cannot grow it
-            self._known.clear()
-        self._known[digest] = known
-        return known
 
     async def revoke(self, token_id: str, *, tenant_id: str | None = None) -> bool:
         """Revoke a token (of `tenant_id` only, when given); False if none was active."""
@@ -234,5 +226,5 @@ class TokenService:
             await self.events.publish(Event(REVOKED, None, {"id": token_id}))
 
 
-def _replace_touch(known: _Known, touched_at: datetime) -> _Known:
-    return replace(known, touched_at=touched_at)
+def _or_min(moment: datetime | None) -> datetime:
+    return moment if moment is not None else datetime.min.replace(tzinfo=UTC)

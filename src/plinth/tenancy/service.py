@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -12,6 +11,7 @@ from plinth.db import Database, utcnow
 from plinth.errors import Conflict, NotFound
 from plinth.events import Event, EventBus
 from plinth.ids import check_slug, new_id
+from plinth.recent import Recent
 from plinth.tenancy import store
 from plinth.tenancy.models import Tenant
 
@@ -26,15 +26,15 @@ class TenantService:
     def __init__(self, db: Database, events: EventBus | None = None) -> None:
         self.db = db
         self.events = events
-        self._known: dict[str, tuple[Tenant, float]] = {}  # slug -> (tenant, read at)
+        self._known: Recent[str, Tenant | None] = Recent(TRUST_SECONDS)  # by slug
         if events is not None:
             events.subscribe(CHANGED, self._on_changed, cluster=True)
 
     async def _on_changed(self, event: Event) -> None:
-        self._known.pop(event.data.get("slug", ""), None)
+        self._known.forget(event.data.get("slug", ""))
 
     async def _changed(self, slug: str) -> None:
-        self._known.pop(slug, None)
+        self._known.forget(slug)
         if self.events is not None:
             await self.events.publish(Event(CHANGED, None, {"slug": slug}))
 
@@ -63,6 +63,7 @@ class TenantService:
                 await store.insert(conn, tenant)
         except IntegrityError as exc:
             raise Conflict(f"Tenant {slug!r} already exists", path="slug") from exc
+        await self._changed(slug)  # anyone who asked for it before knew it as missing
         return tenant
 
     async def get(self, slug: str) -> Tenant:
@@ -75,18 +76,11 @@ class TenantService:
 
     async def find(self, slug: str) -> Tenant | None:
         """The tenant named `slug`, or None; steady state without a database round trip."""
-        known = self._known.get(slug)
-        if known is not None and time.monotonic() - known[1] < TRUST_SECONDS:
-            return known[0]
-        async with self.db.read() as conn:
-            tenant = await store.by_slug(conn, slug)
-        if tenant is None:  # unknown slugs are not kept: they must not grow the cache
-            self._known.pop(slug, None)
-        else:
-            if len(self._known) >= 10_000:
-                self._known.clear()
-            self._known[slug] = (tenant, time.monotonic())
-        return tenant
+        return await self._known.get(slug, lambda: self._read(slug))
+
+    async def _read(self, slug: str) -> Tenant | None:
+        async with self.db.statement() as conn:
+            return await store.by_slug(conn, slug)
 
     async def update_settings(self, slug: str, key: str, value: Any) -> Tenant:
         """Set one key of a tenant's settings (e.g. its compliance profile), atomically."""
