@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import os
 import statistics
 import tempfile
 import time
@@ -131,8 +133,13 @@ def validation(edits: int = 20) -> None:
     )
 
 
+MASTER = base64.b64encode(os.urandom(32)).decode()
+
+
 async def node(settings: Settings, redis: str | None) -> tuple[Platform, Any]:
-    p = Platform(settings.model_copy(update={"redis_url": redis}))
+    # Scaled-out nodes share one master key (the ledger's and the vault's keys derive from it).
+    update = {"redis_url": redis, "master_key": MASTER} if redis else {}
+    p = Platform(settings.model_copy(update=update))
     p.designer.limits.updates_per_second = 10_000
     p.designer.limits.burst = 10_000
     p.designer.limits.compact_every = 10**9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 
 import httpx
@@ -15,6 +16,9 @@ from tests.conftest import ADMIN_TOKEN
 from tests.designer.conftest import serve
 from tests.designer.test_sync import add_field, field_names, setup_app
 from tests.designer.yclient import YClient, eventually
+
+# Scaled-out nodes share one master key (the ledger's and the vault's keys derive from it).
+MASTER = base64.b64encode(os.urandom(32)).decode()
 
 REDIS_URL = os.environ.get("PLINTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -34,7 +38,7 @@ async def test_two_nodes_converge_through_redis(settings: Settings) -> None:
         pytest.skip("no Redis at PLINTH_TEST_REDIS_URL")
     nodes = []
     for _ in range(2):
-        node = Platform(settings.model_copy(update={"redis_url": REDIS_URL}))
+        node = Platform(settings.model_copy(update={"redis_url": REDIS_URL, "master_key": MASTER}))
         node.designer.limits.sync_interval_seconds = 0.3
         await node.start()
         nodes.append((node, await serve(node)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from plinth.server import Platform
 from plinth.settings import Settings
 from tests.extensions.conftest import ADMIN, install, publish
 from tests.helpers import as_user, make_tenant, token_for
+
+# Scaled-out nodes share one master key (the ledger's and the vault's keys derive from it).
+MASTER = base64.b64encode(os.urandom(32)).decode()
 
 REDIS_URL = os.environ.get("PLINTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLAIM = {"amount": 1234.5, "country": "FR", "description": "broken window", "prior_claims": 0}
@@ -141,7 +145,7 @@ async def test_fuel_budget_is_shared_by_nodes_through_redis(
     settings: Settings, components: dict[str, Path]
 ) -> None:
     """Scale-out: two servers on one database and one Redis burn one fuel budget."""
-    scaled = settings.model_copy(update={"redis_url": REDIS_URL})
+    scaled = settings.model_copy(update={"redis_url": REDIS_URL, "master_key": MASTER})
     nodes = [Platform(scaled), Platform(scaled)]
     for node in nodes:
         await node.start()

@@ -44,13 +44,16 @@ def home() -> Path:
 def resolve(spec: SpecifierSet) -> tuple[str, str]:
     """The lowest and the highest release on the index that `spec` admits."""
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "index", "versions", "--json", "wasmtime"],
+        [sys.executable, "-m", "pip", "index", "versions", "wasmtime"],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    allowed = sorted(Version(v) for v in json.loads(done.stdout)["versions"] if v in spec)
+    # "Available versions: 51.0.0, 50.0.1, …" (the text form: older pips have no --json)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("Available versions:"))
+    released = line.partition(":")[2].split(",")
+    allowed = sorted(Version(v.strip()) for v in released if v.strip() in spec)
     if not allowed:
         raise LookupError(f"no wasmtime release satisfies {spec}")
     return str(allowed[0]), str(allowed[-1])

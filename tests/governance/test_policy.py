@@ -205,3 +205,47 @@ async def test_tenant_defined_role_and_fail_closed_on_policy_error(
         "record", "claim", tid, attrs={"app": "claims", "entity": "claim", "record": None}
     )
     assert not platform.authorizer.decide(ana, "data.read", no_country).allowed
+
+
+def test_memoised_record_decisions_still_follow_what_the_policies_read() -> None:
+    """Decisions are memoised per what Cedar sees that matters; none of it may go stale."""
+    from plinth.governance.policy import CedarAuthorizer
+
+    app = copy.deepcopy(CLAIMS_APP)
+    app["policies"]["big"] = {
+        "cedar": '@id("no_big_updates") forbid(principal in Role::"analyst", action == '
+        'Action::"data.update", resource is claim) when { resource.amount > 100 };'
+    }
+    app["policies"]["one"] = {
+        "cedar": '@id("not_r9") forbid(principal, action == Action::"data.delete", '
+        'resource == claim::"r9");'
+    }
+    authz = CedarAuthorizer()
+    authz.install("t", "claims", app)
+    fr = analyst("t", "FR")
+    owner = Principal("user:o", "user", frozenset({"owner"}), "t")
+
+    def rec(rid: str, **values: object) -> Resource:
+        attrs = {"app": "claims", "entity": "claim", "record": {"id": rid, **values}}
+        return Resource("record", "claim", "t", attrs=attrs)
+
+    for _ in range(2):  # the second round answers from the memo: the same answers
+        # reads see only the country; updates also the amount; fields no policy reads vary
+        assert authz.decide(fr, "data.read", rec("r1", country="FR", amount=500)).allowed
+        assert authz.decide(fr, "data.read", rec("r2", country="FR", amount=5)).allowed
+        assert not authz.decide(fr, "data.read", rec("r3", country="DE", amount=5)).allowed
+        assert authz.decide(fr, "data.update", rec("r1", country="FR", amount=5)).allowed
+        assert not authz.decide(fr, "data.update", rec("r1", country="FR", amount=500)).allowed
+        # a principal with other attributes is another key
+        assert authz.decide(analyst("t", "DE"), "data.read", rec("r3", country="DE")).allowed
+        # a policy naming one record makes the record's identity part of the key
+        assert authz.decide(owner, "data.delete", rec("r1", country="FR")).allowed
+        no = authz.decide(owner, "data.delete", rec("r9", country="FR"))
+        assert not no.allowed and no.policies == ("not_r9",)
+        # a record without the attribute a forbid reads still fails closed
+        assert not authz.decide(fr, "data.read", rec("r4", amount=5)).allowed
+    # publishing a new policy set replaces every memoised answer
+    opened = copy.deepcopy(app)
+    opened["policies"].pop("country")
+    authz.install("t", "claims", opened)
+    assert authz.decide(fr, "data.read", rec("r3", country="DE", amount=5)).allowed

@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import os
 import stat
+from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from plinth.errors import Unavailable
 from plinth.events import Event
 from plinth.integration import store
 from plinth.server import Platform
+from plinth.settings import Settings
 from tests.helpers import make_tenant, token_for
 
 VALUE = "s3cr3t-value-that-must-not-leak"
@@ -80,12 +83,31 @@ async def test_rotation_of_data_keys_and_master_key(
 
 
 async def test_embedded_master_key_is_generated_private(
-    platform: Platform, caplog: pytest.LogCaptureFixture
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Embedded, the first start generates the master key (mode 0600), says so once, and never
+    logs the key itself."""
     caplog.set_level("INFO")
-    tenant = await platform.tenants.create("acme")
-    await platform.vault.put(tenant.id, "x", "some-value")
-    path = platform.settings.data_dir / "master.key"
+    node = Platform(settings.model_copy(update={"data_dir": tmp_path / "fresh"}))
+    await node.start()
+    try:
+        tenant = await node.tenants.create("acme")
+        await node.vault.put(tenant.id, "x", "some-value")
+    finally:
+        await node.stop()
+    path = tmp_path / "fresh" / "master.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert "generated a master key" in caplog.text
     assert path.read_text() not in caplog.text
+
+
+async def test_a_scaled_out_node_without_the_shared_master_key_refuses_to_start(
+    settings: Settings,
+) -> None:
+    """With Redis (scaled out) every node must be given PLINTH_MASTER_KEY: the audit ledger's
+    keys derive from it. Without it the node fails at start, saying so, instead of failing each
+    audit append later."""
+    node = Platform(settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/0"}))
+    with pytest.raises(Unavailable, match="PLINTH_MASTER_KEY"):
+        await node.start()
+    await node.stop()

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
+from plinth.demo import TENANT
+from plinth.demo.seed import SEEDED
 from plinth.errors import Unauthenticated
 from plinth.governance import identity
 from plinth.governance.principal import PLATFORM_ADMIN
@@ -29,6 +31,15 @@ async def _authenticates(data_dir: Path, token: str) -> bool:
         return PLATFORM_ADMIN in principal.roles
     except Unauthenticated:
         return False
+    finally:
+        await platform.stop()
+
+
+async def _interrupt_seeding(data_dir: Path) -> None:
+    platform = Platform(Settings(data_dir=data_dir))
+    await platform.start()
+    try:
+        await platform.tenants.update_settings(TENANT, SEEDED, "started")
     finally:
         await platform.stop()
 
@@ -75,6 +86,12 @@ def test_a_restarted_demo_keeps_the_work_and_the_token(
     assert asyncio.run(_authenticates(data, token))
 
     # A new admin token only on request; the earlier one stops working.
+    # A seeding run that died half-way (a killed process) is said at the next start, not
+    # run again over its own records.
+    asyncio.run(_interrupt_seeding(data))
+    interrupted = " ".join(run_cli(env, "demo", "--load-only").split())
+    assert "sample records did not finish loading" in interrupted and "--reset" in interrupted
+
     rotated = run_cli(env, "demo", "--load-only", "--no-seed", "--new-admin-token")
     [new] = TOKEN.findall(rotated)
     assert new != token

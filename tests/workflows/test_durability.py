@@ -294,7 +294,7 @@ async def test_plinth_worker_command_runs_and_stops(wf: Harness, settings: Setti
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from plinth.workflows.cli import cli; cli()",
+        "from plinth.cli.workflow import cli; cli()",
         "worker",
         "--poll",
         "0.05",

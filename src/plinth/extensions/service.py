@@ -108,9 +108,6 @@ class PluginService:
             records.before_write.append(self._records_hook)
         # Published versions are immutable, so a parsed one can be kept for the process.
         self._versions: dict[tuple[str, str], PluginVersion] = {}
-        from plinth.extensions.ui import STEP  # checks plugin elements on published pages
-
-        STEP.attach(self)
         platform.on_stop(self.stop)
 
     async def stop(self) -> None:
@@ -319,6 +316,10 @@ class PluginService:
         chosen = max(found, key=lambda v: v.published_at) if version is None else found[0]
         self._versions[(name, chosen.version)] = chosen
         return chosen
+
+    def version_of(self, row: Any) -> PluginVersion:
+        """A stored plugin version row, parsed (and kept: published versions are immutable)."""
+        return self._version(row)
 
     def _version(self, row: Any) -> PluginVersion:
         manifest = manifest_mod.parse(row.manifest)

@@ -5,17 +5,36 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from plinth.governance.access import Authorizer
+from plinth.governance.admin_api import _check_groups, _check_roles, invite_view
+from plinth.governance.http import PrincipalDep, require
 from plinth.governance.oidc import OIDCConfig, map_claims
 from plinth.governance.principal import PLATFORM_ADMIN
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.governance.service import Governance
+from plinth.governance.tokens import TokenService
+from plinth.http import composed
+from plinth.tenancy.http import TenantDep
 from plinth.tenancy.models import Tenant
+from plinth.tenancy.service import TenantService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    governance: Governance
+    tenants: TenantService
+    tokens: TokenService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["identity"])
 public = APIRouter(prefix="/api/auth/{tenant}", tags=["identity"])
@@ -69,8 +88,8 @@ async def revoke_token(
 class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=200)
     password: str | None = Field(default=None, min_length=8, max_length=1000)
-    roles: list[str] = Field(min_length=1, description="built-in or tenant-defined roles")
-    groups: list[str] = []
+    roles: list[Any] = Field(min_length=1, description="built-in or tenant-defined roles")
+    groups: list[Any] = []
     attrs: dict[str, str] = {}
 
 
@@ -78,28 +97,54 @@ class UserIn(BaseModel):
 async def create_user(
     body: UserIn, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
 ) -> dict:
-    """Add a user (built-in or tenant-defined roles, groups, attributes such as country)."""
+    """Add a user (built-in or tenant-defined roles, groups, attributes such as country).
+
+    Without a password the user is invited: the answer carries a one-time link (24 h) with
+    which they set their own."""
     require(platform, principal, "user.manage", tenant, "tenant")
-    if PLATFORM_ADMIN in body.roles:
-        raise BadRequest(f"Role {PLATFORM_ADMIN!r} cannot be given to a tenant user", path="roles")
+    roles = _check_roles(body.roles)
+    groups = _check_groups(body.groups)
     user = await platform.governance.identity.create_user(
-        tenant.id,
-        body.username,
-        body.password,
-        roles=body.roles,
-        groups=body.groups,
-        attrs=body.attrs,
+        tenant.id, body.username, body.password, roles=roles, groups=groups, attrs=body.attrs
     )
+    invite = None
+    if body.password is None:
+        token = await platform.governance.directory.password_token(tenant.id, user.id, "invite")
+        invite = invite_view(tenant, token)
     await platform.governance.record(
-        tenant.id, principal.audit_name(), "user.created", f"user:{user.id}", roles=body.roles
+        tenant.id,
+        principal.audit_name(),
+        "user.created",
+        f"user:{user.id}",
+        username=user.username,
+        roles=roles,
+        groups=groups,
+        invited=invite is not None,
     )
-    return {
-        "id": user.id,
-        "username": user.username,
-        "roles": user.roles,
-        "groups": user.groups,
-        "attrs": user.attrs,
-    }
+    created = (await platform.governance.directory.get(tenant.id, user.id)).public()
+    return created | ({"invite": invite} if invite else {})
+
+
+class PasswordIn(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=8, max_length=1000)
+
+
+@public.post(
+    "/password",
+    status_code=204,
+    responses={401: {"description": "The link is unknown, used or expired"}},
+)
+async def set_password(body: PasswordIn, tenant: str, platform: PlatformDep) -> Response:
+    """Accept an invite or a password reset: set the password its one-time link allows."""
+    found = await platform.tenants.find(tenant)
+    if found is None:
+        raise Unauthenticated("This link is not valid any more; ask for a new one")
+    user = await platform.governance.directory.set_password(found.id, body.token, body.password)
+    await platform.governance.record(
+        found.id, user.username, "user.password_set", f"user:{user.id}"
+    )
+    return Response(status_code=204)
 
 
 class LoginIn(BaseModel):
@@ -166,6 +211,7 @@ async def list_audit(
     cursor: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=1000),
     format: str = Query("json", pattern="^(json|jsonl)$"),
+    order: str = Query("asc", pattern="^(asc|desc)$", description="desc: newest first"),
 ) -> Any:
     """Audit events of this tenant (filters, cursor pagination; `format=jsonl` exports all)."""
     require(platform, principal, "audit.read", tenant, "tenant")
@@ -186,7 +232,10 @@ async def list_audit(
                 after = page[-1]["n"]
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
-    events = await ledger.list(tenant.id, after=cursor, limit=limit, **filters)
+    newest_first = order == "desc"
+    events = await ledger.list(
+        tenant.id, after=cursor, limit=limit, newest_first=newest_first, **filters
+    )
     next_cursor = events[-1]["n"] if len(events) == limit else None
     return {"items": events, "next_cursor": next_cursor}
 

@@ -366,22 +366,32 @@ class AuditLedger:
         until: datetime | None = None,
         after: int = 0,
         limit: int = 100,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """Events of a tenant in chain order, filtered, starting after cursor `after`."""
-        q = sa.select(audit_events).where(
-            audit_events.c.tenant_key == (tenant_id or PLATFORM_KEY), audit_events.c.n > after
-        )
+        """Events of a tenant in chain order, filtered, starting after cursor `after`
+        (`newest_first`: in reverse, starting before `after`, or at the newest when 0).
+
+        `action` and `resource` match exactly, or as a prefix with a trailing `*`; an action
+        ending in `.` (`user.`) is the prefix of a family."""
+        q = sa.select(audit_events).where(audit_events.c.tenant_key == (tenant_id or PLATFORM_KEY))
+        if newest_first:
+            q = q.where(audit_events.c.n < after) if after else q
+        else:
+            q = q.where(audit_events.c.n > after)
         if actor:
             q = q.where(audit_events.c.actor == actor)
         if action:
-            q = q.where(audit_events.c.action.like(action.replace("*", "%")))
+            q = q.where(
+                _pattern(audit_events.c.action, action + ("*" if action.endswith(".") else ""))
+            )
         if resource:
-            q = q.where(audit_events.c.resource.like(resource.replace("*", "%")))
+            q = q.where(_pattern(audit_events.c.resource, resource))
         if since:
             q = q.where(audit_events.c.at >= since)
         if until:
             q = q.where(audit_events.c.at < until)
-        q = q.order_by(audit_events.c.n).limit(limit)
+        order = audit_events.c.n.desc() if newest_first else audit_events.c.n
+        q = q.order_by(order).limit(limit)
         async with self.db.read() as conn:
             rows = (await conn.execute(q)).mappings().all()
         return [_public(r) for r in rows]
@@ -623,3 +633,11 @@ def _public(row: Any) -> dict[str, Any]:
         "hash": row["hash"],
         "key_id": row["key_id"],
     }
+
+
+def _pattern(column: Any, value: str) -> Any:
+    """`value` exactly, or as a pattern where `*` stands for anything (and only `*`)."""
+    if "*" not in value:
+        return column == value
+    plain = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(plain.replace("*", "%"), escape="\\")

@@ -183,6 +183,8 @@ class IdentityService:
                     )
                 )
                 return User(uid, tenant_id, username, roles, [], attrs)
+            if row.disabled:  # an administrator's "disabled" holds whatever the provider says
+                raise Unauthenticated("This account is disabled in this tenant")
             await conn.execute(
                 users.update()
                 .where(users.c.id == row.id)

@@ -7,8 +7,10 @@ partial evaluation with the record unknown and hands the runtime a filter AST.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +135,11 @@ def validate_app_policies(definition: dict[str, Any]) -> list[Fault]:
     return faults
 
 
+# What one policy reads of the resource: the actions it applies to (None: every action), the
+# record attributes it reads, and whether it looks at which record it is.
+_Reads = tuple[frozenset[str] | None, frozenset[str], bool]
+
+
 @dataclass
 class CompiledPolicies:
     """A parsed policy set and the human names of its policies (policyN → name)."""
@@ -140,6 +147,59 @@ class CompiledPolicies:
     policies: Any
     names: dict[str, str]
     fields: dict[str, list[str]] = field(default_factory=dict)
+    policy_reads: list[_Reads] = field(default_factory=list)
+    serial: int = 0  # unique per compiled set: keys memoised decisions
+    _by_action: dict[str, tuple[tuple[str, ...], bool]] = field(default_factory=dict)
+
+    def reads(self, action: str) -> tuple[tuple[str, ...], bool]:
+        """Record attributes the policies applying to `action` read (`resource.x`, `resource
+        has x`), and whether one looks at the record itself (`resource == …`, `in`, or
+        `resource` as a value): all a record decision for `action` can depend on."""
+        known = self._by_action.get(action)
+        if known is None:
+            attrs: set[str] = set()
+            whole = False
+            for actions, read, identity in self.policy_reads:
+                if actions is None or action in actions:
+                    attrs |= read
+                    whole = whole or identity
+            known = self._by_action[action] = (tuple(sorted(attrs)), whole)
+        return known
+
+
+_RESOURCE = {"Var": "resource"}
+
+
+def _resource_reads(node: Any, attrs: set[str]) -> bool:
+    """Collect the attributes `node` reads off `resource`; True if it uses the record whole."""
+    if isinstance(node, list):
+        return any([_resource_reads(n, attrs) for n in node])
+    if not isinstance(node, dict):
+        return False
+    if node == _RESOURCE:
+        return True
+    whole = False
+    for op, arg in node.items():
+        if op in (".", "has") and isinstance(arg, dict) and arg.get("left") == _RESOURCE:
+            attrs.add(str(arg.get("attr")))
+            continue
+        whole = _resource_reads(arg, attrs) or whole
+    return whole
+
+
+def _policy_reads(est: dict[str, Any]) -> _Reads:
+    """What one policy (Cedar's JSON form) reads of the resource, for which actions."""
+    scope = est.get("action") or {}
+    actions: frozenset[str] | None = None
+    if scope.get("op") in ("==", "in"):  # actions have no parents: `in` is membership
+        listed = scope.get("entities") or [scope.get("entity") or {}]
+        actions = frozenset(str(e.get("id")) for e in listed)
+    attrs: set[str] = set()
+    res = est.get("resource") or {}
+    whole = res.get("op") not in ("All", "is") or "in" in res
+    for cond in est.get("conditions") or ():
+        whole = _resource_reads(cond.get("body"), attrs) or whole
+    return actions, frozenset(attrs), whole
 
 
 def compile_policies(documents: dict[str, str]) -> CompiledPolicies:
@@ -147,16 +207,20 @@ def compile_policies(documents: dict[str, str]) -> CompiledPolicies:
     names: dict[str, str] = {}
     texts = []
     index = 0
+    reads: list[_Reads] = []
     for doc_name, text in documents.items():
         parsed = json.loads(cedarpy.policies_to_json_str(text)) if text.strip() else {}
+        if parsed.get("templates"):  # never installed by Plinth; stay exact if ever
+            reads.append((None, frozenset(), True))
         for k, (_pid, est) in enumerate(
             sorted((parsed.get("staticPolicies") or {}).items(), key=lambda kv: int(kv[0][6:]))
         ):
             ann = (est.get("annotations") or {}).get("id")
             names[f"policy{index}"] = ann or f"{doc_name}#{k}"
+            reads.append(_policy_reads(est))
             index += 1
         texts.append(text)
-    return CompiledPolicies(cedarpy.PolicySet.from_str("\n".join(texts)), names)
+    return CompiledPolicies(cedarpy.PolicySet.from_str("\n".join(texts)), names, {}, reads)
 
 
 _ACTION_ENTITIES = [
@@ -181,42 +245,111 @@ def _attrs(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class CedarAuthorizer:
-    """`decide`, `row_filter` and `field_access` over platform defaults + app policies."""
+    """`decide`, `row_filter` and `field_access` over platform defaults + app policies.
 
-    def __init__(self) -> None:
+    Policy sets are loaded per tenant on first use (`load`), never all at start, and at most
+    `bound` apps' sets stay cached, the least recently used dropped first. A decision about an
+    app of a tenant whose sets are not loaded fails closed: the caller loads them first (the
+    tenant service does so whenever it resolves a tenant)."""
+
+    def __init__(self, bound: int = 10_000) -> None:
         self.defaults = compile_policies({"default": DEFAULT_POLICIES})
+        self.bound = bound
         # (tenant_id, app_slug) -> compiled set of that app's active version
-        self._apps: dict[tuple[str, str], CompiledPolicies] = {}
+        self._apps: OrderedDict[tuple[str, str], CompiledPolicies] = OrderedDict()
+        # tenants whose every app's set is in `_apps` (an app missing there has none active)
+        self._complete: OrderedDict[str, None] = OrderedDict()
+        self._changes: dict[str, int] = {}  # installs per tenant: a load racing one retries
+        self._unloaded = CompiledPolicies(cedarpy.PolicySet.from_str(""), {})
         self._field_cache: dict[tuple[Any, ...], tuple[set[str] | None, set[str] | None]] = {}
         self._decisions: dict[tuple[Any, ...], Decision] = {}
         # (action, entity, principal…) -> (the policies it was computed on, row filter)
         self._residuals: dict[tuple[Any, ...], tuple[CompiledPolicies, Any]] = {}
+        self._serials = itertools.count(1)
+        self.defaults.serial = next(self._serials)
 
     # -- cache ------------------------------------------------------------------------------
 
-    def install(self, tenant_id: str, app_slug: str, definition: dict[str, Any]) -> None:
-        """Cache the compiled policies of an app's (newly) active version."""
-        docs = {"default": DEFAULT_POLICIES}
-        for name, doc in (definition.get("policies") or {}).items():
-            docs[f"app.{name}"] = doc.get("cedar", "")
-        compiled = compile_policies(docs)
+    def compile(self, definition: dict[str, Any]) -> CompiledPolicies:
+        """The compiled policies of one app version (sharing the parsed defaults when the app
+        adds none, which is most apps: nothing per app but its field names)."""
+        documents = {
+            f"app.{name}": doc.get("cedar", "")
+            for name, doc in (definition.get("policies") or {}).items()
+        }
+        if any(text.strip() for text in documents.values()):
+            compiled = compile_policies({"default": DEFAULT_POLICIES, **documents})
+        else:
+            compiled = CompiledPolicies(
+                self.defaults.policies, self.defaults.names, {}, self.defaults.policy_reads
+            )
         compiled.fields = {
             name: list((ent.get("fields") or {}).keys())
             for name, ent in (definition.get("entities") or {}).items()
         }
-        self._apps[(tenant_id, app_slug)] = compiled
-        self._decisions.clear()  # keys hold id(compiled); never let a recycled id match
+        compiled.serial = next(self._serials)
+        return compiled
+
+    def install(self, tenant_id: str, app_slug: str, definition: dict[str, Any]) -> None:
+        """Cache the compiled policies of an app's (newly) active version."""
+        self._changes[tenant_id] = self._changes.get(tenant_id, 0) + 1
+        self._put(tenant_id, app_slug, self.compile(definition))
         self._field_cache = {
             k: v for k, v in self._field_cache.items() if k[:2] != (tenant_id, app_slug)
         }
 
     def forget(self, tenant_id: str, app_slug: str) -> None:
+        self._changes[tenant_id] = self._changes.get(tenant_id, 0) + 1
         self._apps.pop((tenant_id, app_slug), None)
-        self._decisions.clear()
+
+    def loaded(self, tenant_id: str) -> bool:
+        """Whether every policy set of the tenant is cached (then touch it as recently used)."""
+        if tenant_id not in self._complete:
+            return False
+        self._complete.move_to_end(tenant_id)
+        return True
+
+    def changes(self, tenant_id: str) -> int:
+        """A counter of installs for the tenant, taken before reading its sets to `load`."""
+        return self._changes.get(tenant_id, 0)
+
+    def load(self, tenant_id: str, definitions: dict[str, dict[str, Any]], since: int) -> bool:
+        """Cache the sets of every active app of a tenant, read when `changes` was `since`;
+        False (nothing cached) if one was installed meanwhile: read them again."""
+        if self._changes.get(tenant_id, 0) != since:
+            return False
+        for app_slug, definition in definitions.items():
+            self._put(tenant_id, app_slug, self.compile(definition))
+        for app_slug in definitions:
+            if (tenant_id, app_slug) not in self._apps:
+                return True  # dropped again at once (a bound below the tenant's apps)
+        self._complete[tenant_id] = None
+        self._complete.move_to_end(tenant_id)
+        while len(self._complete) > self.bound:
+            self._complete.popitem(last=False)
+        return True
+
+    def _put(self, tenant_id: str, app_slug: str, compiled: CompiledPolicies) -> None:
+        key = (tenant_id, app_slug)
+        self._apps[key] = compiled
+        self._apps.move_to_end(key)
+        while len(self._apps) > self.bound:
+            (dropped_tenant, _), _ = self._apps.popitem(last=False)
+            self._complete.pop(dropped_tenant, None)  # loaded again on its next request
+
+    def stats(self) -> dict[str, int]:
+        return {"apps": len(self._apps), "tenants": len(self._complete), "bound": self.bound}
 
     def _set_for(self, tenant_id: str | None, app_slug: str | None) -> CompiledPolicies:
         if tenant_id and app_slug:
-            return self._apps.get((tenant_id, app_slug), self.defaults)
+            found = self._apps.get((tenant_id, app_slug))
+            if found is not None:
+                self._apps.move_to_end((tenant_id, app_slug))
+                return found
+            if tenant_id in self._complete:
+                return self.defaults  # no active version: the platform's defaults
+            log.error("policies of tenant %s are not loaded: denying (fails closed)", tenant_id)
+            return self._unloaded
         return self.defaults
 
     # -- entities ---------------------------------------------------------------------------
@@ -269,6 +402,52 @@ class CedarAuthorizer:
 
     # -- decisions --------------------------------------------------------------------------
 
+    @staticmethod
+    def _memo_key(
+        compiled: CompiledPolicies,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: dict[str, Any] | None,
+    ) -> tuple[Any, ...] | None:
+        """What a decision depends on, or None when it cannot be memoised.
+
+        A decision is a pure function of the policy set (its serial: every compiled set has
+        its own, so a new version never meets an old one's memo), everything Cedar sees of
+        the principal, the action and the resource — and of a record only the attributes some
+        policy reads (and which record it is when a policy looks at that). So reading 100 open
+        claims of one country is one Cedar evaluation, not 100.
+        """
+        attrs = principal.attrs
+        who = (
+            principal.id,
+            principal.kind,
+            principal.name,
+            principal.roles,
+            principal.tenant_id,
+            tuple([attrs.get(a) for a in USER_ATTRS]),
+            tuple(attrs.get("groups", ())),
+        )
+        if resource.kind == "record":
+            record = resource.attrs.get("record") or {}
+            reads, identity = compiled.reads(action)
+            what: tuple[Any, ...] = (
+                resource.attrs.get("entity") or resource.id,
+                tuple([record.get(a) for a in reads]),
+                str(record.get("id") or resource.id) if identity else None,
+            )
+        else:
+            what = (resource.kind, resource.id, resource.tenant_id)
+        if not compiled.serial:
+            return None  # the not-loaded set (serial 0) denies, and is never remembered
+        extra = tuple(sorted(context.items())) if context else ()
+        key = (compiled.serial, who, action, what, extra)
+        try:
+            hash(key)
+        except TypeError:  # a list-valued attribute: evaluate, as before
+            return None
+        return key
+
     def decide(
         self,
         principal: Principal,
@@ -282,21 +461,8 @@ class CedarAuthorizer:
         if resource.tenant_id is not None and resource.tenant_id != principal.tenant_id:
             return Decision(False, ("tenant-mismatch",), ("tenant_isolation",))
         compiled = self._set_for(resource.tenant_id, resource.attrs.get("app"))
-        # Metadata decisions repeat on every request; they depend only on who, what and the
-        # policy version, so they are memoised (records carry data and are always evaluated).
-        key = None
-        if resource.kind != "record" and not context:
-            key = (
-                id(compiled),
-                principal.id,
-                principal.roles,
-                principal.tenant_id,
-                repr(sorted(principal.attrs.items())),
-                action,
-                resource.kind,
-                resource.id,
-                resource.tenant_id,
-            )
+        key = self._memo_key(compiled, principal, action, resource, context)
+        if key is not None:
             hit = self._decisions.get(key)
             if hit is not None:
                 return hit
@@ -320,7 +486,7 @@ class CedarAuthorizer:
                 allowed, ids = False, ("policy-error",)
         decision = Decision(allowed, ids, ids)
         if key is not None:
-            if len(self._decisions) > 50_000:
+            if len(self._decisions) > 100_000:
                 self._decisions.clear()
             self._decisions[key] = decision
         return decision
@@ -408,6 +574,8 @@ class CedarAuthorizer:
         if cached is not None:
             return cached
         compiled = self._set_for(tenant_id, app_slug)
+        if compiled is self._unloaded:
+            return set(), set()  # fails closed, and is never remembered
         names = compiled.fields.get(entity, [])
         out: list[set[str] | None] = []
         for action in FIELD_ACTIONS:

@@ -12,6 +12,7 @@ from plinth.governance import kinds as _kinds  # noqa: F401
 from plinth.governance.access import Decision, Resource
 from plinth.governance.anchor import anchor_of
 from plinth.governance.audit import AuditEntry, AuditLedger
+from plinth.governance.directory import UserDirectory
 from plinth.governance.identity import IdentityService, signing_key
 from plinth.governance.kinds import policy as _policy_kind  # noqa: F401  (registers itself)
 from plinth.governance.oidc import OIDCLogin
@@ -19,6 +20,7 @@ from plinth.governance.policy import CedarAuthorizer
 from plinth.governance.principal import Principal
 from plinth.integration.egress import EgressPolicy
 from plinth.metadata.store import apps, versions
+from plinth.tenancy.models import Tenant
 
 if TYPE_CHECKING:
     from plinth.server.platform import Platform
@@ -40,10 +42,11 @@ class Governance:
         self.identity = IdentityService(
             platform.db, signing_key(settings.master_key, settings.data_dir)
         )
+        self.directory = UserDirectory(platform.db)
         # Calls to a tenant's provider go through the same SSRF guard as connectors.
         self.oidc = OIDCLogin(self.identity._key, EgressPolicy(settings.egress_allow))
         self._anchoring: asyncio.Task[None] | None = None
-        self.authorizer = CedarAuthorizer()
+        self.authorizer = CedarAuthorizer(settings.app_cache)
         self.authorizer.on_denied = self._on_denied  # type: ignore[attr-defined]
         self.audit.subscribe(platform.events)
         # Policy sets follow the active version: publish, rollback and delete swap them.
@@ -53,17 +56,30 @@ class Governance:
         platform.events.subscribe("app.deleted", self._on_deleted, cluster=True)
 
     async def start(self) -> None:
-        """Compile the policies of every app's active version into the cache."""
+        """Seal legacy ledgers. Policy sets are not loaded here: each tenant's are loaded
+        when it is first resolved (`ready`), so start-up does not grow with the tenants."""
         self._platform.on_stop(self.audit.drain)
         await self.audit.seal_legacy()  # ledgers from before the keyed chain: checkpoint now
-        q = sa.select(apps.c.tenant_id, apps.c.slug, versions.c.body).join(
-            versions,
-            sa.and_(versions.c.app_id == apps.c.id, versions.c.number == apps.c.active_version),
-        )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(q)).all()
-        for row in rows:
-            self.authorizer.install(row.tenant_id, row.slug, row.body)
+
+    async def ready(self, tenant: Tenant) -> None:
+        """Load the policy sets of the tenant's active app versions, unless cached."""
+        while not self.authorizer.loaded(tenant.id):
+            since = self.authorizer.changes(tenant.id)
+            q = (
+                sa.select(apps.c.slug, versions.c.body)
+                .join(
+                    versions,
+                    sa.and_(
+                        versions.c.app_id == apps.c.id,
+                        versions.c.number == apps.c.active_version,
+                    ),
+                )
+                .where(apps.c.tenant_id == tenant.id)
+            )
+            async with self.db.read() as conn:
+                rows = (await conn.execute(q)).all()
+            if self.authorizer.load(tenant.id, {r.slug: r.body for r in rows}, since):
+                return
 
     def start_anchoring(self) -> None:
         """Export the ledger's newest checkpoints to the anchor periodically (worker nodes)."""

@@ -90,3 +90,18 @@ refresh_tokens = sa.Table(
     sa.Column("expires_at", Timestamp, nullable=False),
     sa.Column("revoked_at", Timestamp),
 )
+
+# One-time tokens that let a person set their password: an invite (a user created without a
+# password) or a reset an administrator started. Stored as SHA-256 hashes, like API tokens.
+password_tokens = sa.Table(
+    "password_tokens",
+    platform_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("purpose", sa.String(20), nullable=False),  # "invite" | "reset"
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("used_at", Timestamp),
+)

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -224,6 +225,31 @@ class TokenService:
         self.forget(token_id)
         if self.events is not None:
             await self.events.publish(Event(REVOKED, None, {"id": token_id}))
+
+    async def list(self, tenant_id: str, *, include_revoked: bool = False) -> list[dict[str, Any]]:
+        """The tokens of a tenant, newest first, without their secrets."""
+        query = api_tokens.select().where(api_tokens.c.tenant_id == tenant_id)
+        if not include_revoked:
+            query = query.where(api_tokens.c.revoked_at.is_(None))
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query.order_by(api_tokens.c.created_at.desc()))).all()
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "role": r.role,
+                "prefix": r.prefix,
+                "created_at": _iso(r.created_at),
+                "last_used_at": _iso(r.last_used_at),
+                "expires_at": _iso(r.expires_at),
+                "revoked_at": _iso(r.revoked_at),
+            }
+            for r in rows
+        ]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _or_min(moment: datetime | None) -> datetime:

@@ -4,7 +4,7 @@ Per request it resolves the tenant (from `/api/t/{tenant}` or a custom domain, w
 rewritten to the tenant's), answers CORS for the app, counts the request against the tenant's,
 the API key's and the app's rate limits, caps the tenant's concurrent requests, enforces the
 time limit (504) and writes one structured access-log line. Authentication itself stays in the
-routes (`server/deps.py`).
+routes (`governance/http.py`).
 
 Fairness, so one tenant hammering the platform does not slow the others:
 - refusals are cheap: no database, no authentication, and a budget already exhausted is

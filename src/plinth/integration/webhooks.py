@@ -19,7 +19,6 @@ import dataclasses
 import fnmatch
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -36,6 +35,7 @@ from plinth.events import Event
 from plinth.ids import new_id
 from plinth.integration import signing, store
 from plinth.integration.models import Delivery, EgressRefused
+from plinth.queue import Queue, backoff
 from plinth.tenancy.models import Tenant
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class Webhooks:
     def __init__(self, service: ConnectorService) -> None:
         self.service = service
         self.db = service.db
+        self.queue = Queue(self.db, store.deliveries, waiting=WAITING, lease_seconds=LEASE_SECONDS)
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._stop: asyncio.Event | None = None
@@ -135,39 +136,13 @@ class Webhooks:
 
     async def claim(self, limit: int = CONCURRENCY) -> list[Delivery]:
         """Take up to `limit` due deliveries (or ones whose lease expired) under a lease."""
-        now = time.time()
-        d = store.deliveries
-        query = (
-            sa.select(d)
-            .where(
-                d.c.status.in_(WAITING),
-                d.c.run_at <= now,
-                sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
-            )
-            .order_by(d.c.run_at)
-            .limit(limit)
-        )
-        # An idle queue is seen with a read: no write lock (SQLite's BEGIN IMMEDIATE) per poll.
-        async with self.db.read() as conn:
-            if (await conn.execute(query.with_only_columns(d.c.id).limit(1))).first() is None:
-                return []
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        lease = new_id()
-        async with self.db.transaction() as conn:
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                return []
-            await conn.execute(
-                d.update()
-                .where(d.c.id.in_([r.id for r in rows]))
-                .values(lease=lease, locked_until=now + LEASE_SECONDS)
-            )
+        taken = await self.queue.claim(limit)
+        if taken is None:
+            return []
+        until = time.time() + LEASE_SECONDS
         return [
-            dataclasses.replace(
-                Delivery(**r._mapping), lease=lease, locked_until=now + LEASE_SECONDS
-            )
-            for r in rows
+            dataclasses.replace(Delivery(**r._mapping), lease=taken.lease, locked_until=until)
+            for r in taken.rows
         ]
 
     async def run_due(self, limit: int = CONCURRENCY) -> int:
@@ -248,13 +223,14 @@ class Webhooks:
 
     async def _process(self, delivery: Delivery) -> None:
         try:
-            doc = await self._document(delivery)
-            if doc is None:
-                outcome = _Outcome(
-                    False, error="the connector is no longer published", permanent=True
-                )
-            else:
-                outcome = await self._send(delivery, doc)
+            async with self.queue.holding(delivery.lease or ""):
+                doc = await self._document(delivery)
+                if doc is None:
+                    outcome = _Outcome(
+                        False, error="the connector is no longer published", permanent=True
+                    )
+                else:
+                    outcome = await self._send(delivery, doc)
             await self._finish(delivery, doc or {}, outcome)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
@@ -316,8 +292,7 @@ class Webhooks:
         dead = not outcome.ok and (outcome.permanent or not retry or attempts >= max_attempts)
         run_at: float | None = None
         if not outcome.ok and not dead:
-            backoff = float(doc.get("backoff_seconds", 1.0))
-            run_at = time.time() + backoff * (2 ** (attempts - 1)) * (0.5 + random.random() / 2)
+            run_at = time.time() + backoff(attempts, float(doc.get("backoff_seconds", 1.0)), 3600)
         status = "delivered" if outcome.ok else ("dead" if dead else "retrying")
         d = store.deliveries
         async with self.db.transaction() as conn:
@@ -362,13 +337,7 @@ class Webhooks:
         return True
 
     async def _release(self, delivery: Delivery) -> None:
-        d = store.deliveries
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                d.update()
-                .where(d.c.id == delivery.id, d.c.lease == delivery.lease)
-                .values(lease=None, locked_until=None)
-            )
+        await self.queue.release(delivery.lease or "", [delivery.id])
 
     async def redeliver(
         self, tenant: Tenant, app: str, connector: str, delivery_id: str

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from plinth.errors import PreconditionFailed
+from plinth.governance.access import Authorizer
+from plinth.governance.http import PrincipalDep, require
+from plinth.http import composed
 from plinth.metadata.models import Draft
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.metadata.service import AppFiles, MetadataService
+from plinth.tenancy.http import TenantDep
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    files: AppFiles
+    metadata: MetadataService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}/apps", tags=["apps"])
 
@@ -63,6 +78,24 @@ async def create_app(
         tenant, body.slug, body.name, body.description, by=principal.audit_name()
     )
     return app.public()
+
+
+class CloneIn(BaseModel):
+    slug: str = Field(min_length=1, max_length=40)
+    name: str | None = Field(default=None, max_length=200)
+
+
+@router.post("/{app}/clone", status_code=201)
+async def clone_app(
+    app: str, body: CloneIn, tenant: TenantDep, platform: PlatformDep, principal: PrincipalDep
+) -> dict:
+    """Create an app whose draft is a copy of this app's draft (no versions, no data)."""
+    require(platform, principal, "draft.read", tenant, ident=app)
+    require(platform, principal, "app.create", tenant, ident=body.slug)
+    cloned = await platform.metadata.clone_app(
+        tenant, app, body.slug, body.name, by=principal.audit_name()
+    )
+    return cloned.public()
 
 
 @router.get("")

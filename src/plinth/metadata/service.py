@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,7 +17,8 @@ from plinth.events import Event, EventBus
 from plinth.governance.principal import Principal
 from plinth.ids import check_slug, new_id
 from plinth.metadata import definition as definitions
-from plinth.metadata import pipeline, store
+from plinth.metadata import publish as pipeline
+from plinth.metadata import store
 from plinth.metadata.diff import diff as diff_definitions
 from plinth.metadata.models import App, Draft, Version
 from plinth.tenancy.models import Tenant
@@ -63,6 +65,8 @@ class MetadataService:
         self.db = db
         self.events = events
         self.draft_log: DraftLog | None = None  # set by the designer when it runs
+        # The publish story (metadata/publish.py); other layers' steps are registered on it.
+        self.publishing = pipeline.Publishing()
 
     # -- apps -------------------------------------------------------------------------------
 
@@ -73,8 +77,11 @@ class MetadataService:
         name: str | None = None,
         description: str = "",
         by: str | None = None,
+        *,
+        draft: dict[str, Any] | None = None,
+        cloned_from: str | None = None,
     ) -> App:
-        """Create an app with an empty draft."""
+        """Create an app with an empty draft (or a copy of `draft`, when cloning)."""
         check_slug(slug, "App")
         app = App(new_id(), tenant.id, slug, name or slug, description, None, utcnow())
         try:
@@ -86,13 +93,30 @@ class MetadataService:
                 await store.insert_app(conn, app)
                 await store.write_draft(
                     conn,
-                    Draft(app.id, definitions.empty(), 1, utcnow(), by),
+                    Draft(app.id, draft or definitions.empty(), 1, utcnow(), by),
                     expected_revision=None,
                 )
         except IntegrityError as exc:
             raise Conflict(f"App {slug!r} already exists", path="slug") from exc
-        await self.events.publish(Event("app.created", tenant.id, {"app": slug, "by": by}))
+        data = {"app": slug, "by": by} | ({"cloned_from": cloned_from} if cloned_from else {})
+        await self.events.publish(Event("app.created", tenant.id, data))
         return app
+
+    async def clone_app(
+        self, tenant: Tenant, source: str, slug: str, name: str | None = None, by: str | None = None
+    ) -> App:
+        """A new app whose draft is a copy of `source`'s draft (no versions, no data)."""
+        original = await self.get_app(tenant, source)
+        draft = await self.get_draft(tenant, source)
+        return await self.create_app(
+            tenant,
+            slug,
+            name or f"{original.name} (copy)",
+            original.description,
+            by,
+            draft=copy.deepcopy(draft.definition),
+            cloned_from=source,
+        )
 
     async def list_apps(self, tenant: Tenant) -> list[App]:
         async with self.db.read() as conn:
@@ -258,7 +282,7 @@ class MetadataService:
                     conn=conn,
                 )
                 started.append(ctx)
-                await _run_steps(ctx)
+                await self.publishing.run(ctx)
                 version = Version(app.id, number, digest, draft.definition, message, by, utcnow())
                 await store.insert_version(conn, version)
                 await store.set_active(conn, app.id, number)
@@ -324,7 +348,7 @@ class MetadataService:
                     conn=conn,
                 )
                 started.append(ctx)
-                await _run_steps(ctx)
+                await self.publishing.run(ctx)
                 await store.set_active(conn, app.id, number)
                 if reset_draft:
                     old = await store.draft_of(conn, app.id)
@@ -399,13 +423,6 @@ class MetadataService:
         if number == 0:
             return {}
         return (await self.version(tenant, slug, number)).definition
-
-
-async def _run_steps(ctx: pipeline.PublishContext) -> None:
-    for step in pipeline.steps():
-        result = pipeline.StepResult(step.name)
-        await step.run(ctx, result)
-        ctx.results.append(result)
 
 
 async def _run_hooks(hooks: list[Any]) -> None:

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from plinth.governance.http import PrincipalDep
 from plinth.pages import components
 from plinth.pages.portal import router as portal_router
 from plinth.pages.session import router as session_router
-from plinth.server.deps import PrincipalDep
 
 router = APIRouter()
 router.include_router(session_router)  # before the portal's catch-all shell routes

@@ -11,16 +11,34 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
 from plinth.errors import NotFound
+from plinth.extensions.service import PluginService
+from plinth.governance.http import PrincipalDep
+from plinth.http import composed
+from plinth.metadata.service import MetadataService
 from plinth.pages.session import user_view
 from plinth.pages.targets import app_spec
 from plinth.pages.targets import webcomponents as wc
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
+from plinth.pages.targets.webcomponents import ModuleCache
+from plinth.tenancy.http import TenantDep
+from plinth.tenancy.service import TenantService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    metadata: MetadataService
+    page_modules: ModuleCache
+    plugins: PluginService
+    tenants: TenantService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(tags=["portal"])
 

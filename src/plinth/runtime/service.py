@@ -61,13 +61,17 @@ class RecordService:
         metadata: MetadataService,
         authorizer: Callable[[], Authorizer],
         data_dir: Path,
+        *,
+        open_files: int | None = None,
+        pool_size: int = 3,
+        cached_apps: int = 10_000,
     ) -> None:
         self.db = db
         self.events = events
         self.metadata = metadata
         self._authorizer = authorizer
-        self.storage = TenantStorage(db, data_dir)
-        self.registry = Registry()
+        self.storage = TenantStorage(db, data_dir, open_bound=open_files, pool_size=pool_size)
+        self.registry = Registry(cached_apps)
         # Hooks that see each record before it is checked and written (plugins' before-write):
         # `await hook(tenant, app, entity, record, principal)` returns the record, maybe
         # amended, or raises (ValidationFailed with field paths rejects the write).
@@ -80,9 +84,6 @@ class RecordService:
         self.maintenance = Maintenance(self)  # subject export/erasure, retention
         for topic in ("app.deleted", "app.published", "app.rolled_back"):
             events.subscribe(topic, self._forget, cluster=True)
-        from plinth.runtime import steps
-
-        steps.attach(self)
 
     async def _forget(self, event: Event) -> None:
         """Drop a compiled app another node changed (this node swapped its own already)."""
@@ -94,9 +95,6 @@ class RecordService:
             self.registry.drop(event.tenant_id, slug)
 
     async def close(self) -> None:
-        from plinth.runtime import steps
-
-        steps.detach(self)
         await self.storage.close()
 
     # -- lookups ----------------------------------------------------------------------------

@@ -25,7 +25,9 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.compiler.api import router as compiler_router
     from plinth.designer.api import router as designer_router
     from plinth.designer.api import web_router as web_router
+    from plinth.designer.session import router as ide_session_router
     from plinth.extensions.api import router as extensions_router
+    from plinth.governance.admin_api import router as admin_router
     from plinth.governance.api import public as auth_router
     from plinth.governance.api import router as governance_router
     from plinth.governance.compliance.api import router as compliance_router
@@ -33,13 +35,16 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.metadata.api import router as metadata_router
     from plinth.pages.api import router as pages_router
     from plinth.runtime.api import router as runtime_router
+    from plinth.server.metrics import router as metrics_router
     from plinth.tenancy.api import router as tenancy_router
     from plinth.workflows.api import router as workflows_router
 
     return [
         tenancy_router,
         governance_router,
+        admin_router,
         auth_router,
+        ide_session_router,
         metadata_router,
         runtime_router,
         compiler_router,
@@ -48,6 +53,7 @@ def routers() -> list:  # type: ignore[type-arg]
         workflows_router,
         compliance_router,
         pages_router,
+        metrics_router,
         designer_router,
         web_router,
     ]
@@ -60,6 +66,45 @@ def app_from_environment() -> FastAPI:
     """The app of one worker process of `plinth serve --workers N` (a uvicorn factory): the
     parent's settings, CLI flags included, come through the environment as JSON."""
     return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
+def _satisfies_every_port(platform: Platform) -> None:
+    """For mypy only: the composition root provides what each router's port asks for."""
+    from plinth.compiler import api as compiler_api
+    from plinth.designer import api as designer_api
+    from plinth.designer import session as ide_session
+    from plinth.extensions import api as extensions_api
+    from plinth.governance import admin_api
+    from plinth.governance import api as governance_api
+    from plinth.governance import http as governance_http
+    from plinth.governance.compliance import api as compliance_api
+    from plinth.integration import api as integration_api
+    from plinth.metadata import api as metadata_api
+    from plinth.pages import portal, session
+    from plinth.runtime import api as runtime_api
+    from plinth.tenancy import api as tenancy_api
+    from plinth.tenancy import http as tenancy_http
+    from plinth.workflows import api as workflows_api
+
+    ports: list[object] = []
+    _a: governance_http.Authenticating = platform
+    _b: governance_http.Guarded = platform
+    _c: tenancy_http.Tenants = platform
+    _d: compiler_api.Services = platform
+    _e: designer_api.Services = platform
+    _f: extensions_api.Services = platform
+    _g: governance_api.Services = platform
+    _h: compliance_api.Services = platform
+    _i: integration_api.Services = platform
+    _j: metadata_api.Services = platform
+    _k: portal.Services = platform
+    _l: session.Services = platform
+    _m: runtime_api.Services = platform
+    _n: tenancy_api.Services = platform
+    _o: workflows_api.Services = platform
+    _p: ide_session.Services = platform
+    _q: admin_api.Services = platform
+    ports += [_p, _q, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o]
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:

@@ -10,9 +10,12 @@ from plinth.designer.service import DesignerService
 from plinth.events import EventBus
 from plinth.extensions.copies import PluginCopies
 from plinth.extensions.service import PluginService
+from plinth.extensions.ui import PluginComponentsStep
 from plinth.governance import copies as governance_copies
 from plinth.governance.access import Authorizer
+from plinth.governance.authentication import Authentication
 from plinth.governance.compliance.service import ComplianceService
+from plinth.governance.compliance.step import ComplianceStep
 from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
@@ -20,11 +23,13 @@ from plinth.integration.copies import IntegrationCopies
 from plinth.metadata.service import AppFiles, MetadataService
 from plinth.pages.targets.webcomponents import ModuleCache
 from plinth.runtime import copies as runtime_copies
+from plinth.runtime.publishing import CompileStep, MigrateStep
 from plinth.runtime.service import RecordService
 from plinth.settings import Settings
 from plinth.tenancy.regions import Regions
 from plinth.tenancy.service import TenantService
 from plinth.workflows.copies import WorkflowCopies
+from plinth.workflows.publish import WorkflowStep
 from plinth.workflows.service import WorkflowService
 
 log = logging.getLogger("plinth")
@@ -41,10 +46,19 @@ class Platform:
         self.tokens = TokenService(self.db, self.events)
         self.governance = Governance(self)
         self.authorizer: Authorizer = self.governance.authorizer
+        self.tenants.on_resolve(self.governance.ready)  # policy sets load on first use
+        self.authentication = Authentication(self.governance.identity, self.tokens)
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
         self.records = RecordService(
-            self.db, self.events, self.metadata, lambda: self.authorizer, settings.data_dir
+            self.db,
+            self.events,
+            self.metadata,
+            lambda: self.authorizer,
+            settings.data_dir,
+            open_files=settings.tenant_files_open,
+            pool_size=settings.tenant_pool_size,
+            cached_apps=settings.app_cache,
         )
         self.workflows = WorkflowService(self)
         self.regions = Regions(settings, self.db)
@@ -71,8 +85,20 @@ class Platform:
             *governance_copies.sites(),
             *PluginCopies(self.db).sites(),
         )
+        self._publish_steps()
         self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
         self.on_stop(self.designer.stop)
+
+    def _publish_steps(self) -> None:
+        """The publish story's steps, phase by phase (metadata/publish.py tells the story)."""
+        publishing = self.metadata.publishing
+        publishing.register("check", WorkflowStep(self.plugins.actions))  # plugin calls
+        publishing.register("check", PluginComponentsStep(self.plugins.version_of))  # elements
+        publishing.register("check", ComplianceStep(self.compliance))  # the tenant's packs
+        publishing.register("compile", CompileStep(self.records))
+        publishing.register("migrate", MigrateStep(self.records))
+        publishing.require("check", "compile", "migrate")
+        publishing.verify()
 
     async def start(self, *, workers: bool = False) -> None:
         """Migrate the database and store the preset admin token (PLINTH_ADMIN_TOKEN), if any.
@@ -80,6 +106,9 @@ class Platform:
         `workers`: also run the workflow and webhook-delivery workers in this process (when
         `settings.embedded_worker`). Only a server asks for them: a CLI command must not work
         the queues behind the operator's back."""
+        # Fail here, not at the first audit append: the ledger, the vault and field encryption
+        # all derive their keys from the master key, and scaled-out nodes must share one.
+        _ = self.vault.master
         await self.db.migrate()
         if self.settings.admin_token:  # a preset; generated ones are made where they are shown
             self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)

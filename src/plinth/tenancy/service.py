@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +28,7 @@ class TenantService:
         self.db = db
         self.events = events
         self._known: Recent[str, Tenant | None] = Recent(TRUST_SECONDS)  # by slug
+        self._on_resolve: list[Callable[[Tenant], Awaitable[None]]] = []
         if events is not None:
             events.subscribe(CHANGED, self._on_changed, cluster=True)
 
@@ -37,6 +39,17 @@ class TenantService:
         self._known.forget(slug)
         if self.events is not None:
             await self.events.publish(Event(CHANGED, None, {"slug": slug}))
+
+    def on_resolve(self, hook: Callable[[Tenant], Awaitable[None]]) -> None:
+        """Call `hook(tenant)` whenever a tenant is looked up (create, get, find, list by
+        id): how per-tenant caches (policy sets) are loaded on first use, not at start."""
+        self._on_resolve.append(hook)
+
+    async def _resolved(self, tenant: Tenant | None) -> Tenant | None:
+        if tenant is not None:
+            for hook in self._on_resolve:
+                await hook(tenant)
+        return tenant
 
     async def create(
         self,
@@ -64,6 +77,7 @@ class TenantService:
         except IntegrityError as exc:
             raise Conflict(f"Tenant {slug!r} already exists", path="slug") from exc
         await self._changed(slug)  # anyone who asked for it before knew it as missing
+        await self._resolved(tenant)
         return tenant
 
     async def get(self, slug: str) -> Tenant:
@@ -72,11 +86,12 @@ class TenantService:
             tenant = await store.by_slug(conn, slug)
         if tenant is None:
             raise NotFound(f"No tenant named {slug!r}", path="tenant")
+        await self._resolved(tenant)
         return tenant
 
     async def find(self, slug: str) -> Tenant | None:
         """The tenant named `slug`, or None; steady state without a database round trip."""
-        return await self._known.get(slug, lambda: self._read(slug))
+        return await self._resolved(await self._known.get(slug, lambda: self._read(slug)))
 
     async def _read(self, slug: str) -> Tenant | None:
         async with self.db.statement() as conn:
@@ -91,9 +106,16 @@ class TenantService:
             settings = {**tenant.settings, key: value}
             await store.update_settings(conn, tenant.id, settings)
         await self._changed(slug)
-        return replace(tenant, settings=settings)
+        updated = replace(tenant, settings=settings)
+        await self._resolved(updated)
+        return updated
 
     async def list(self, ids: set[str] | None = None) -> list[Tenant]:
-        """All tenants, or those whose id is in `ids`."""
+        """All tenants, or those whose id is in `ids` (only these count as resolved: a
+        listing of every tenant loads nothing per tenant)."""
         async with self.db.read() as conn:
-            return await store.all_(conn, ids)
+            found = await store.all_(conn, ids)
+        if ids is not None:
+            for tenant in found:
+                await self._resolved(tenant)
+        return found

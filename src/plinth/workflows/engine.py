@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from plinth.errors import NotFound, PreconditionFailed
 from plinth.events import Event, EventBus
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
+from plinth.queue import Queue, backoff
 from plinth.workflows import schedule, store
 from plinth.workflows import steps as step_types
 from plinth.workflows.steps import Outcome, StepContext
@@ -32,12 +32,6 @@ from plinth.workflows.steps import Outcome, StepContext
 log = logging.getLogger("plinth.workflows")
 
 ENDED = ("completed", "failed", "cancelled")
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter in [delay/2, delay] (pure but for the random draw)."""
-    delay = min(cap, base * (2 ** (attempt - 1)))
-    return delay / 2 + random.random() * delay / 2
 
 
 def actor(instance_id: str, tenant_id: str, workflow: str, role: str = "owner") -> Principal:
@@ -96,8 +90,23 @@ class Engine:
         self.db = db
         self.events = events
         self.services = services  # the Platform: metadata, tenants, records, plugins, …
-        self.lease = lease
+        self.queue = Queue(
+            db,
+            store.jobs,
+            waiting=("queued", "running"),
+            lease_seconds=lease,
+            claimed_status="running",
+        )
         self._tenants: dict[str, Any] = {}
+
+    @property
+    def lease(self) -> float:
+        """Seconds a claimed job stays leased without a heartbeat."""
+        return self.queue.lease_seconds
+
+    @lease.setter
+    def lease(self, seconds: float) -> None:
+        self.queue.lease_seconds = seconds
 
     # -- starting -----------------------------------------------------------------------------
 
@@ -238,67 +247,29 @@ class Engine:
     # -- the queue ----------------------------------------------------------------------------
 
     async def claim(self) -> Job | None:
-        """Take the next due job (or one whose lease expired) under a fresh lease."""
-        now = time.time()
+        """Take the next due job (or one whose lease expired) of a running instance."""
         running = sa.select(store.instances.c.id).where(store.instances.c.status == "running")
         j = store.jobs
-        query = (
-            sa.select(j.c.id, j.c.instance_id, j.c.step_id, j.c.kind, j.c.signal)
-            .where(
-                sa.or_(
-                    sa.and_(j.c.status == "queued", j.c.run_at <= now),
-                    sa.and_(j.c.status == "running", j.c.locked_until < now),
-                )
-            )
-            .where(j.c.instance_id.in_(running))
-            .order_by(j.c.run_at)
-            .limit(1)
+        taken = await self.queue.claim(
+            where=j.c.instance_id.in_(running),
+            columns=(j.c.id, j.c.instance_id, j.c.step_id, j.c.kind, j.c.signal),
         )
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=j)
-        lease = new_id()
-        async with self.db.transaction() as conn:
-            row = (await conn.execute(query)).first()
-            if row is None:
-                return None
-            await conn.execute(
-                j.update()
-                .where(j.c.id == row.id)
-                .values(status="running", lease=lease, locked_until=now + self.lease)
-            )
-        return Job(row.id, row.instance_id, row.step_id, row.kind, row.signal, lease)
+        if taken is None:
+            return None
+        row = taken.rows[0]
+        return Job(row.id, row.instance_id, row.step_id, row.kind, row.signal, taken.lease)
 
     async def run_one(self) -> bool:
         """Claim and process one job; False when none was due."""
         job = await self.claim()
         if job is None:
             return False
-        heartbeat = asyncio.create_task(self._heartbeat(job))
-        try:
-            await self.process(job)
-        except Exception:  # the lease expires and another attempt picks the job up again
-            log.exception("workflow job %s failed in the engine", job.id)
-        finally:
-            heartbeat.cancel()
-        return True
-
-    async def _heartbeat(self, job: Job) -> None:
-        """Extend the lease while a long step runs; a dead worker stops extending it."""
-        while True:
-            await asyncio.sleep(self.lease / 3)
+        async with self.queue.holding(job.lease):
             try:
-                async with self.db.transaction() as conn:
-                    await conn.execute(
-                        store.jobs.update()
-                        .where(
-                            store.jobs.c.id == job.id,
-                            store.jobs.c.lease == job.lease,
-                            store.jobs.c.status == "running",
-                        )
-                        .values(locked_until=time.time() + self.lease)
-                    )
-            except Exception:  # the apply transaction decides; a missed beat only risks a re-run
-                log.warning("lease heartbeat for job %s failed", job.id)
+                await self.process(job)
+            except Exception:  # the lease expires and another attempt picks the job up again
+                log.exception("workflow job %s failed in the engine", job.id)
+        return True
 
     async def drain(self, limit: int = 10_000) -> int:
         """Process due jobs until none is left (tests and the embedded worker's catch-up)."""

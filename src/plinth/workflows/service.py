@@ -21,7 +21,7 @@ from plinth.jsonschema import compile_schema, faults
 from plinth.runtime import types
 from plinth.tenancy.models import Tenant
 from plinth.workflows import kind as _kind  # noqa: F401  (registers the workflow kind)
-from plinth.workflows import publish, steps, store
+from plinth.workflows import steps, store
 from plinth.workflows.engine import Engine
 
 log = logging.getLogger("plinth.workflows")
@@ -87,7 +87,6 @@ class WorkflowService:
         self.engine = Engine(platform.db, platform.events, platform)
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
-        publish.STEP.attach(self)  # plugin references are checked when the tenant publishes
         platform.events.subscribe("record.*", self._on_record)
         platform.events.subscribe("app.published", self._on_publish)
         platform.events.subscribe("app.rolled_back", self._on_publish)

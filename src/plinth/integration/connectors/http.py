@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from plinth.integration.connectors import CallContext, load_schema, register
 from plinth.integration.egress import read_capped
 from plinth.integration.models import ConnectorFailed, ConnectorTimeout
 from plinth.jsonschema import Validator, compile_schema, faults
+from plinth.queue import backoff as jittered
 
 IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
 RETRY_STATUS = {429, 502, 503, 504}
@@ -151,7 +151,7 @@ class HttpKind:
             delay = (
                 retry_after
                 if retry_after is not None
-                else (backoff * (2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+                else jittered(attempt, backoff, MAX_RETRY_AFTER)
             )
             await asyncio.sleep(min(delay, MAX_RETRY_AFTER))
         if failure is not None:
