@@ -240,6 +240,9 @@ def _serve(settings: Settings, token: str | None, workers: int = 1) -> None:
             "plinth.server.app:app_from_environment",
             factory=True,
             workers=workers,
+            # A worker answers the supervisor's pings once its app is imported and started; on
+            # a busy machine that takes longer than uvicorn's 5 s, and it would be killed.
+            timeout_worker_healthcheck=60,
             host=settings.host,
             port=settings.port,
             loop="uvloop",
