@@ -41,31 +41,27 @@ KNOWN_CYCLES: list[set[str]] = [
         "plinth.metadata.kinds.component",
         "plinth.metadata.kinds.entity",
         "plinth.metadata.kinds.page",
+        "plinth.metadata.references",
+        "plinth.pages.tree",
     },
     {
-        "plinth.extensions.host",
-        "plinth.extensions.service",
-        "plinth.governance.service",
-        "plinth.integration",
         "plinth.integration.connectors",
         "plinth.integration.connectors.http",
         "plinth.integration.connectors.sql",
         "plinth.integration.connectors.webhook_in",
         "plinth.integration.connectors.webhook_out",
-        "plinth.integration.gateway",
         "plinth.integration.service",
         "plinth.integration.webhooks",
-        "plinth.server.platform",
+    },
+    {
+        "plinth.extensions.host",
+        "plinth.extensions.service",
     },
 ]
 KNOWN_UPWARD: set[str] = {
     "plinth.demo imports plinth.server.platform",
     "plinth.demo.seed imports plinth.server.app",
     "plinth.demo.seed imports plinth.server.platform",
-    "plinth.extensions.service imports plinth.server.platform",
-    "plinth.governance.service imports plinth.server.platform",
-    "plinth.integration.gateway imports plinth.server.platform",
-    "plinth.integration.service imports plinth.server.platform",
 }
 
 

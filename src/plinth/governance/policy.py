@@ -17,7 +17,7 @@ from typing import Any
 import cedarpy
 
 from plinth.errors import Fault
-from plinth.governance.access import PER_ROW, ROLE_ACTIONS, Decision, Resource
+from plinth.governance.access import PER_ROW, ROLE_ACTIONS, Decision, DenialHook, Resource
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.governance.residual import DENY_ALL, Filter, Untranslatable, residuals_to_filter
 
@@ -252,7 +252,9 @@ class CedarAuthorizer:
     app of a tenant whose sets are not loaded fails closed: the caller loads them first (the
     tenant service does so whenever it resolves a tenant)."""
 
-    def __init__(self, bound: int = 10_000) -> None:
+    def __init__(self, bound: int = 10_000, on_denied: DenialHook | None = None) -> None:
+        # Called for every denial (governance records it in the audit ledger).
+        self.on_denied = on_denied
         self.defaults = compile_policies({"default": DEFAULT_POLICIES})
         self.bound = bound
         # (tenant_id, app_slug) -> compiled set of that app's active version

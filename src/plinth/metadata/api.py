@@ -180,6 +180,50 @@ async def patch_draft(
     return _draft_body(draft, response)
 
 
+class RenameFieldIn(BaseModel):
+    entity: str = Field(min_length=1, max_length=63)
+    field_id: str = Field(min_length=1, max_length=40, description="the field's stable `id`")
+    to: str = Field(min_length=1, max_length=63, description="the new name")
+
+
+@router.post(
+    "/{app}/draft/refactor/rename-field",
+    responses={
+        404: {"description": "No such entity, or no field with this id"},
+        409: {"description": "The entity already has a field with the new name"},
+    },
+)
+async def rename_field(
+    app: str,
+    body: RenameFieldIn,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict:
+    """Rename a field by its stable id and rewrite every reference to it in the draft
+    (workflow expressions and inputs, forms, page props and bindings, policies, entities)."""
+    require(platform, principal, "draft.edit", tenant, ident=app)
+    draft, renamed = await platform.metadata.rename_field(
+        tenant,
+        app,
+        body.entity,
+        body.field_id,
+        body.to,
+        by=principal.audit_name(),
+        if_revision=_revision(if_match),
+    )
+    response.headers["ETag"] = draft.etag
+    return {
+        "revision": draft.revision,
+        "entity": renamed.entity,
+        "from": renamed.old,
+        "to": renamed.new,
+        "rewritten": renamed.rewritten,
+    }
+
+
 @router.post("/{app}/publish")
 async def publish(
     app: str,

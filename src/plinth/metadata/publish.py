@@ -107,9 +107,14 @@ class Publishing:
         self.register("validate", ValidateStep())
 
     def register(self, phase: Phase, step: S) -> S:
-        """Add `step` at the end of `phase` (a step of the same name is replaced)."""
+        """Add `step` at the end of `phase`; a step of the same name is replaced in place."""
+        steps = self._phases[phase]
+        for i, old in enumerate(steps):
+            if old.name == step.name:
+                steps[i] = step
+                return step
         self.unregister(step.name)
-        self._phases[phase].append(step)
+        steps.append(step)
         return step
 
     def unregister(self, name: str) -> None:

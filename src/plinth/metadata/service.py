@@ -18,7 +18,7 @@ from plinth.governance.principal import Principal
 from plinth.ids import check_slug, new_id
 from plinth.metadata import definition as definitions
 from plinth.metadata import publish as pipeline
-from plinth.metadata import store
+from plinth.metadata import references, store
 from plinth.metadata.diff import diff as diff_definitions
 from plinth.metadata.models import App, Draft, Version
 from plinth.tenancy.models import Tenant
@@ -202,6 +202,28 @@ class MetadataService:
                 ) from exc
 
         return await self.write_draft(tenant, slug, apply, by, if_revision)
+
+    async def rename_field(
+        self,
+        tenant: Tenant,
+        slug: str,
+        entity: str,
+        field_id: str,
+        to: str,
+        *,
+        by: str | None = None,
+        if_revision: int | None = None,
+    ) -> tuple[Draft, references.Renamed]:
+        """Rename a field by its stable id and rewrite every reference to it in the draft,
+        as one draft change (co-editors see it like any other edit)."""
+        done: list[references.Renamed] = []
+
+        def change(old: dict[str, Any]) -> dict[str, Any]:
+            done.append(references.rename_field(old, entity, field_id, to))
+            return done[-1].definition
+
+        draft = await self.write_draft(tenant, slug, change, by, if_revision)
+        return draft, done[-1]
 
     async def write_draft(
         self,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from plinth.errors import NotFound
 from plinth.extensions.service import PluginService
@@ -149,6 +149,39 @@ window.plinthSession={{tenant:"{tenant}",response:fetch("/a/{tenant}/-/session/r
 
 # The portal's one stylesheet, inlined into the shell so the first render needs no request.
 CSS = (Path(__file__).with_name("portal.css")).read_text()
+
+
+HOME = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>{css}</style></head>
+<body><main class="pl-page"><h1>{title}</h1><ul class="pl-apps">{items}</ul></main></body></html>
+"""
+
+
+@router.get("/a/{tenant}", include_in_schema=False)
+@router.get("/a/{tenant}/", include_in_schema=False)
+async def home(tenant: str, platform: PlatformDep) -> Response:
+    """A tenant's portal: its one published app, or the list of them to choose from (never the
+    designer's sign-in: end users come here)."""
+    found = await platform.tenants.find(tenant)
+    published = []
+    if found is not None:
+        for app in await platform.metadata.list_apps(found):
+            version = await platform.metadata.active_version(found, app.slug)
+            if version is not None and version.definition.get("pages"):
+                published.append(app)
+    if not published:
+        raise NotFound(f"No published app here for tenant {tenant!r}", path="tenant")
+    assert found is not None
+    if len(published) == 1:
+        return RedirectResponse(f"/a/{found.slug}/{published[0].slug}/", status_code=302)
+    items = "".join(
+        f'<li><a href="/a/{found.slug}/{a.slug}/">{html.escape(a.name)}</a></li>' for a in published
+    )
+    title = html.escape(found.name or found.slug)
+    body = HOME.format(title=title, css=CSS, items=items)
+    return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/a/{tenant}/{app}", include_in_schema=False)

@@ -40,11 +40,16 @@ class Platform:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.db = Database(settings.resolved_database_url)
         self.events = EventBus()
+        self.vault = Vault(settings, self.db, self.events)
         self.tenants = TenantService(self.db, self.events)
         self.tokens = TokenService(self.db, self.events)
-        self.governance = Governance(self)
+        # The ledger key derives from the vault's master key (read when first needed).
+        self.governance = Governance(
+            settings, self.db, self.events, lambda: self.vault.master, self.on_stop
+        )
         self.authorizer: Authorizer = self.governance.authorizer
         self.tenants.on_resolve(self.governance.ready)  # policy sets load on first use
         self.authentication = Authentication(self.governance.identity, self.tokens)
@@ -67,15 +72,24 @@ class Platform:
         )
         self.page_modules = ModuleCache()  # compiled page modules by version hash
         self.admin_token: IssuedToken | None = None
-        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.on_stop(self.records.close)
         self.plugins = PluginService(self)
-        self.vault = Vault(settings, self.db, self.events)
+        self.records.before_write.append(self.plugins.records_hook)  # plugins' hooks
         self.vault.rewrap_hooks.append(self.governance.audit.rewrap_master)
         self.records.storage.regions = self.regions  # app data lives in the home region
         self.compliance.enforce(self.records, self.vault, lambda: self.authorizer)
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
-        self.connectors = ConnectorService(self)
+        self.connectors = ConnectorService(
+            settings,
+            self.db,
+            self.events,
+            self.vault,
+            self.quotas,
+            self.authorizer,
+            self.tenants,
+            self.metadata,
+        )
+        self.on_stop(self.connectors.close)
         self.connectors.on_webhook(self.workflows.start_from_webhook)  # in the receipt's txn
         # The data inventory: each layer declares where it copies record values to.
         self.compliance.inventory.register(

@@ -27,6 +27,7 @@ from plinth.ids import new_id
 from plinth.queue import Queue, backoff
 from plinth.workflows import schedule, store
 from plinth.workflows import steps as step_types
+from plinth.workflows.ports import Services
 from plinth.workflows.steps import Outcome, StepContext
 
 log = logging.getLogger("plinth.workflows")
@@ -86,10 +87,10 @@ class Pending:
 class Engine:
     """Runs workflow instances for one process; any number of processes share the queue."""
 
-    def __init__(self, db: Database, events: EventBus, services: Any, lease: float = 30.0):
+    def __init__(self, db: Database, events: EventBus, services: Services, lease: float = 30.0):
         self.db = db
         self.events = events
-        self.services = services  # the Platform: metadata, tenants, records, plugins, …
+        self.services = services  # metadata, tenants, records, plugins, … (workflows/ports.py)
         self.queue = Queue(
             db,
             store.jobs,
