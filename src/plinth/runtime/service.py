@@ -41,7 +41,7 @@ from plinth.governance.principal import Principal
 from plinth.ids import new_id
 from plinth.metadata.service import MetadataService
 from plinth.runtime import records, types
-from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry, compile_app
+from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry
 from plinth.runtime.filters import column, compile_filter, fields_of
 from plinth.runtime.maintenance import Maintenance
 from plinth.runtime.storage import TenantStorage
@@ -107,8 +107,13 @@ class RecordService:
         version = await self.metadata.active_version(tenant, app_slug)
         if version is None:
             raise NotFound(f"App {app_slug!r} has no published version yet", path="app")
-        app = compile_app(
-            tenant.id, app_slug, version.number, version.definition, self.storage.schema(tenant)
+        app = self.registry.compile(
+            tenant.id,
+            app_slug,
+            version.number,
+            version.hash,
+            version.definition,
+            self.storage.schema(tenant),
         )
         # A concurrent publish may have put a newer one meanwhile; never go backwards.
         current = self.registry.get(tenant.id, app_slug)

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from plinth.db import Database
+from plinth.db import Database, sqlite_file_engine
 from plinth.tenancy.models import Tenant
 
 DEFAULT = "default"
@@ -46,24 +46,29 @@ def default_open_bound(pool_size: int) -> int:
 class TenantFile(Database):
     """A tenant's SQLite file: a database that knows how many connections are out."""
 
-    def __init__(self, url: str, pool_size: int) -> None:
+    def __init__(self, path: Path, pool_size: int) -> None:
+        # Not Database.__init__: the engine opens each connection in one trip to its thread.
+        self.url = f"sqlite+aiosqlite:///{path.as_posix()}"
         # One connection stays open while idle; up to `pool_size` under concurrent load (the
         # extra ones are closed as they come back). Writers serialise on the file's lock
-        # anyway, so more connections would only add files and threads.
-        super().__init__(
-            url,
+        # anyway, so more connections would only add files and threads. `secure_delete`:
+        # deleted and overwritten values are zeroed in the file, not left in free pages (an
+        # erased subject's data must not be recoverable from the tenant's file).
+        self.engine = sqlite_file_engine(
+            path,
+            ("secure_delete=ON",),
             poolclass=AsyncAdaptedQueuePool,
             pool_size=1,
             max_overflow=max(0, pool_size - 1),
             pool_timeout=60,
         )
+        self.dialect = "sqlite"
         self.in_use = 0
         self.closed = False  # evicted: closes itself whenever it falls idle
         self.on_idle: Any = None
         pool_events = self.engine.sync_engine
         event.listen(pool_events, "checkout", self._checked_out)
         event.listen(pool_events, "checkin", self._checked_in)
-        _secure_delete(self)
 
     def _checked_out(self, *_args: Any) -> None:
         self.in_use += 1
@@ -198,22 +203,9 @@ class TenantStorage:
             else:  # beside the region's file: <region>.db -> <region>-tenants/<id>.db
                 region_file = Path(str(db.engine.url.database or f"{region}.db"))
                 folder = region_file.parent / f"{region_file.stem}-tenants"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{tenant.id}.db"
-            found = TenantFile(f"sqlite+aiosqlite:///{path.as_posix()}", self.pool_size)
+            found = TenantFile(folder / f"{tenant.id}.db", self.pool_size)
             self.files.add(key, found)
         return found
 
     async def close(self) -> None:
         await self.files.close()
-
-
-def _secure_delete(db: Database) -> None:
-    """Deleted and overwritten values are zeroed in the file, not left in free pages: an
-    erased subject's data must not be recoverable from the tenant's file."""
-
-    @event.listens_for(db.engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA secure_delete=ON")
-        cursor.close()
