@@ -291,12 +291,30 @@ def test_an_administrator_manages_a_user_and_finds_it_in_the_audit(
     p.fill("#invite-country", "fr")  # type: ignore[attr-defined]
     p.click("#invite")  # type: ignore[attr-defined]
     p.wait_for_selector("#admin-notice:has-text('Invited nora')")  # type: ignore[attr-defined]
+    # nora follows the invite link, chooses her password and signs in
+    link = p.inner_text("#admin-notice").split("send them ")[1].strip()  # type: ignore[attr-defined]
+    nora = browser.new_context().new_page()  # type: ignore[attr-defined]
+    nora.set_default_timeout(15000)
+    nora.goto(link)
+    nora.fill("#accept-password", "nora-joins-2026")
+    nora.fill("#accept-again", "nora-joins-2026")
+    nora.click("#accept")
+    nora.fill("#signin-username", "nora")
+    nora.fill("#signin-password", "nora-joins-2026")
+    nora.click("#signin")
+    nora.wait_for_selector("#who:has-text('nora')")
     p.click("#users tr[data-user='nora'] a")  # type: ignore[attr-defined]
     p.fill("#user-groups", "claims-team")  # type: ignore[attr-defined]
     p.click("#save-user")  # type: ignore[attr-defined]
     p.wait_for_selector("#admin-notice:has-text('Saved nora')")  # type: ignore[attr-defined]
     p.click("#toggle-disabled")  # type: ignore[attr-defined]
     p.wait_for_selector("#user-disabled")  # type: ignore[attr-defined]
+    # disabled, she is signed out and cannot sign in again
+    nora.reload()
+    nora.fill("#signin-username", "nora")
+    nora.fill("#signin-password", "nora-joins-2026")
+    nora.click("#signin")
+    nora.wait_for_selector("#signin-error:has-text('Wrong username or password')")
     p.click("#admin-groups")  # type: ignore[attr-defined]
     p.wait_for_selector("#groups tr[data-group='claims-team']")  # type: ignore[attr-defined]
     p.click("#admin-users")  # type: ignore[attr-defined]
