@@ -22,7 +22,7 @@ small published app (`notes`, one entity) and one record. Then a real server pro
 
 **Creating 10,000 tenants fast.** Over HTTP every step pays authentication, the gateway and a
 request's overhead; here they are created in-process through the service layer (the same
-calls the API makes: `tenants.create`, `metadata.create_app`, `put_draft`, `publish`,
+calls the API makes: `tenants.create`, `metadata.create_app` with its draft, `publish`,
 `records.create`), `--concurrency` tenants at a time on one event loop, so one tenant's
 database I/O overlaps another's CPU work. The platform database is shared; each tenant's
 publish writes its own file (SQLite) or schema (PostgreSQL). The rate is printed.
@@ -78,8 +78,7 @@ async def create(settings: Any, start: int, stop: int, concurrency: int) -> dict
         nonlocal done
         async with gate:
             tenant = await platform.tenants.create(f"t{i:05d}")
-            await platform.metadata.create_app(tenant, "notes")
-            await platform.metadata.put_draft(tenant, "notes", NOTES)
+            await platform.metadata.create_app(tenant, "notes", draft=NOTES)
             await platform.metadata.publish(tenant, "notes", operator)
             record = await platform.records.create(
                 tenant, "notes", "note", {"text": f"first note of {tenant.slug}"}, operator
