@@ -66,6 +66,23 @@ class TenantStorage:
             _secure_delete(found)
         return found
 
+    def databases(self, tenants: list[Tenant] | None = None) -> list[Database]:
+        """The databases holding these tenants' records (None: those opened so far)."""
+        found: dict[int, Database] = {}
+        if tenants is None:
+            if not self.platform_db.is_sqlite:
+                found[id(self.platform_db)] = self.platform_db
+            if self.regions is not None:
+                for name in self.regions.regions:
+                    db = self._region_db(name)
+                    if not db.is_sqlite:
+                        found[id(db)] = db
+            found.update((id(db), db) for db in self._files.values())
+        for tenant in tenants or []:
+            db = self.database(tenant)
+            found[id(db)] = db
+        return list(found.values())
+
     async def close(self) -> None:
         for db in self._files.values():
             await db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +19,7 @@ from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
 from plinth.integration.copies import IntegrationCopies
 from plinth.metadata.service import AppFiles, MetadataService
+from plinth.outbox import Outbox
 from plinth.pages.targets.webcomponents import ModuleCache
 from plinth.runtime import copies as runtime_copies
 from plinth.runtime.service import RecordService
@@ -43,8 +45,14 @@ class Platform:
         self.authorizer: Authorizer = self.governance.authorizer
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
+        self.outbox = Outbox(self.db, self.events)
         self.records = RecordService(
-            self.db, self.events, self.metadata, lambda: self.authorizer, settings.data_dir
+            self.db,
+            self.events,
+            self.metadata,
+            lambda: self.authorizer,
+            settings.data_dir,
+            self.outbox,
         )
         self.workflows = WorkflowService(self)
         self.regions = Regions(settings, self.db)
@@ -63,9 +71,19 @@ class Platform:
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
         self.connectors = ConnectorService(self)
         self.connectors.on_webhook(self.workflows.start_from_webhook)  # in the receipt's txn
+        # A record write's side effects, dispatched from its outbox rows in this order.
+        self.outbox.effects += [
+            self.governance.audit.effect,
+            self.connectors.webhooks.effect,
+            self.workflows.effect,
+        ]
+        self.outbox.after.append(self.connectors.webhooks.wake)
+        self._outbox_stop = asyncio.Event()
+        self._outbox_worker: asyncio.Task[None] | None = None
         # The data inventory: each layer declares where it copies record values to.
         self.compliance.inventory.register(
             *runtime_copies.sites(),
+            runtime_copies.outbox_site(self.records),
             *WorkflowCopies(self.db).sites(),
             *IntegrationCopies(self.db).sites(),
             *governance_copies.sites(),
@@ -98,6 +116,26 @@ class Platform:
             await self.workflows.start_worker()
             self.on_stop(self.workflows.stop_worker)
             await self.connectors.start_worker()  # webhook deliveries (stopped by close)
+            self.start_outbox_worker()
+
+    def start_outbox_worker(self) -> None:
+        """Dispatch what record writes left in their outboxes (a crash, a failed dispatch)."""
+        self._outbox_stop.clear()
+        self._outbox_worker = asyncio.create_task(
+            self.outbox.work(self._outbox_stop, self.record_databases)
+        )
+        self.on_stop(self._stop_outbox_worker)
+
+    async def _stop_outbox_worker(self) -> None:
+        self._outbox_stop.set()
+        if self._outbox_worker is not None:
+            await self._outbox_worker
+            self._outbox_worker = None
+
+    async def record_databases(self, everything: bool) -> list[Database]:
+        """The databases holding records: every tenant's, or those this process opened."""
+        tenants = await self.tenants.list() if everything else None
+        return self.records.storage.databases(tenants)
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)
