@@ -71,22 +71,50 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, json_serializer=_json_dumps, **kwargs)
 
 
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000")
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Hand transaction control to us (pysqlite would otherwise skip BEGIN before DDL).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        read_only = conn.get_execution_options().get(_READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    event.listen(engine.sync_engine, "begin", _on_begin)
+
+
+def _on_begin(conn: Any) -> None:
+    read_only = conn.get_execution_options().get(_READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def sqlite_file_engine(path: Path, pragmas: tuple[str, ...] = (), **kwargs: Any) -> AsyncEngine:
+    """An engine for one SQLite file whose connections open in a single trip to their thread
+    (connect, then every PRAGMA as one script): the same set-up as `create_engine`, for files
+    opened often (a tenant's, reopened after the LRU closed it)."""
+    import aiosqlite
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    script = "".join(f"PRAGMA {p};" for p in (*SQLITE_PRAGMAS, *pragmas))
+
+    async def connect() -> Any:
+        # isolation_level=None: we begin transactions ourselves (see `_on_begin`).
+        conn = await aiosqlite.connect(path.as_posix(), timeout=30, isolation_level=None)
+        await conn.executescript(script)
+        return conn
+
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{path.as_posix()}",  # names the file; `connect` opens it
+        async_creator=connect,
+        json_serializer=_json_dumps,
+        **kwargs,
+    )
+    event.listen(engine.sync_engine, "begin", _on_begin)
+    return engine
 
 
 class Database:

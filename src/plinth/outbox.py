@@ -10,8 +10,9 @@ Dispatching runs each registered effect — the audit entry, webhook deliveries,
 — in one transaction of the platform database, which also records the rows' ids in
 `outbox_dispatched`. That id is the idempotency key: a row dispatched twice (a crash between
 the two commits, two workers racing) finds its id taken and does nothing the second time, so
-every effect happens exactly once. The source rows are then deleted, in batches, off the
-request's path.
+every effect happens exactly once. The source rows are then deleted in batches: by a later
+write's transaction to the same database (one more statement, no round trip of its own), or by
+the worker's sweep.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,9 +43,8 @@ log = logging.getLogger("plinth.outbox")
 # Rows older than this are the worker's; younger ones are still being dispatched by their
 # writer (racing it would be harmless, only wasted work).
 GRACE_SECONDS = 5.0
-# Written-off source rows are deleted in batches of this many, or after this long.
-DELETE_BATCH = 64
-DELETE_AFTER = 1.0
+# Dispatched rows are deleted by a later write to their database once this many wait.
+DELETE_BATCH = 16
 # Test-only switches: touch the file they name and hang, after a record's commit (before its
 # dispatch) or after its dispatch (before its rows are deleted); the crash test kills there.
 PAUSE_AFTER_COMMIT = "PLINTH_TEST_PAUSE_AFTER_COMMIT"
@@ -103,15 +103,15 @@ class Outbox:
         self.effects: list[Effect] = []
         # Called after a dispatch commits (a webhook worker wakes up for new deliveries).
         self.after: list[Callable[[], None]] = []
-        self._prepared: set[int] = set()
-        self._spent: dict[int, tuple[Database, list[str]]] = {}
-        self._flushed = time.monotonic()
+        # By database URL (a tenant's file may be closed and opened again meanwhile).
+        self._prepared: set[str] = set()
+        self._spent: dict[str, list[str]] = {}  # dispatched rows still in their database
 
     # -- writing (in the change's transaction) -------------------------------------------------
 
     async def prepare(self, db: Database) -> None:
         """Create the outbox table in `db` if this process has not seen it there yet."""
-        if id(db) in self._prepared:
+        if db.url in self._prepared:
             return
         try:
             async with db.transaction() as conn:
@@ -120,13 +120,15 @@ class Outbox:
             async with db.read() as conn:
                 if not await conn.run_sync(lambda c: sa.inspect(c).has_table(entries.name)):
                     raise
-        self._prepared.add(id(db))
+        self._prepared.add(db.url)
 
-    @staticmethod
-    async def write(conn: AsyncConnection, events: Iterable[Event]) -> list[tuple[str, Event]]:
-        """Insert one row per event in the caller's transaction (one statement). Returns each
-        row's id with its event as the effects will see it: the data as stored (JSON), so a
-        row dispatched now or after a crash has the same effects."""
+    async def write(
+        self, conn: AsyncConnection, db: Database, events: Iterable[Event]
+    ) -> list[tuple[str, Event]]:
+        """Insert one row per event in the caller's transaction on `db` (one statement), and
+        delete a batch of rows dispatched earlier. Returns each row's id with its event as the
+        effects will see it: the data as stored (JSON), so a row dispatched now or after a
+        crash has the same effects."""
         now = time.time()
         rows: list[dict[str, Any]] = []
         written: list[tuple[str, Event]] = []
@@ -146,6 +148,10 @@ class Outbox:
             written.append((row_id, Event(e.topic, e.tenant_id, json.loads(data))))
         if rows:
             await conn.execute(entries.insert(), rows)
+        spent = self._spent.get(db.url)
+        if spent and len(spent) >= DELETE_BATCH:
+            del self._spent[db.url]  # a rollback leaves them to the sweep
+            await conn.execute(entries.delete().where(entries.c.id.in_(spent)))
         return written
 
     # -- dispatching -------------------------------------------------------------------------
@@ -182,7 +188,7 @@ class Outbox:
             hook()
         for event in after:
             await self.events.publish(event)
-        await self._spend(source, [i for i, _ in rows])
+        self._spent.setdefault(source.url, []).extend(i for i, _ in rows)
         return len(todo)
 
     async def _claim_keys(self, conn: AsyncConnection, ids: list[str], now: float) -> set[str]:
@@ -196,30 +202,20 @@ class Outbox:
         )
         return {r.id for r in await conn.execute(stmt)}
 
-    async def _spend(self, source: Database, ids: list[str]) -> None:
-        db, spent = self._spent.setdefault(id(source), (source, []))
-        spent += ids
-        if len(spent) >= DELETE_BATCH or time.monotonic() - self._flushed >= DELETE_AFTER:
-            await self.flush()
-
-    async def flush(self) -> None:
-        """Delete dispatched rows from their source databases."""
-        self._flushed = time.monotonic()
-        batches, self._spent = self._spent, {}
-        for db, ids in batches.values():
-            try:
-                async with db.transaction() as conn:
-                    await conn.execute(entries.delete().where(entries.c.id.in_(ids)))
-            except Exception:  # noqa: BLE001  (they are dispatched; a sweep deletes them later)
-                log.warning("deleting %d dispatched outbox rows failed", len(ids), exc_info=True)
+    async def flush(self, source: Database) -> None:
+        """Delete the rows of `source` dispatched so far."""
+        spent = self._spent.pop(source.url, None)
+        if spent:
+            async with source.transaction() as conn:
+                await conn.execute(entries.delete().where(entries.c.id.in_(spent)))
 
     async def scrub(
         self, source: Database, tenant_id: str, scrub: Callable[[Any], tuple[Any, bool]]
     ) -> int:
         """Erasure: drop dispatched rows now, and scrub the values from any still pending (their
         effects still happen, with the values erased). How many rows changed."""
-        await self.flush()
         await self.prepare(source)
+        await self.flush(source)
         changed = 0
         async with source.transaction() as conn:
             rows = await conn.execute(
@@ -239,6 +235,7 @@ class Outbox:
     async def sweep(self, source: Database, *, grace: float = GRACE_SECONDS) -> int:
         """Dispatch rows a writer left behind in `source`; how many had effects to run."""
         await self.prepare(source)
+        await self.flush(source)
         queue = Queue(source, entries, waiting=("pending",), lease_seconds=60.0)
         done = 0
         while True:
@@ -248,13 +245,13 @@ class Outbox:
             rows = [(r.id, Event(r.topic, r.tenant_id, json.loads(r.data))) for r in taken.rows]
             async with queue.holding(taken.lease):
                 done += await self.dispatch(source, rows)
-            await self.flush()
+            await self.flush(source)
         return done
 
     async def work(
         self,
         stop: asyncio.Event,
-        sources: Callable[[bool], Awaitable[list[Database]]],
+        sources: Callable[[bool], AsyncIterator[Database]],
         poll: float = 2.0,
     ) -> None:
         """Sweep the source databases until `stop` is set: the first sweep, at start, picks up
@@ -264,7 +261,7 @@ class Outbox:
             try:
                 # The first sweep looks into every source, with no grace (nothing is in flight
                 # in this process yet); later ones into those this process opened.
-                for source in await sources(first):
+                async for source in sources(first):
                     await self.sweep(source, grace=0.0 if first else GRACE_SECONDS)
                 first = False
                 if time.monotonic() - pruned > 3600:
@@ -274,7 +271,6 @@ class Outbox:
                 log.exception("outbox sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll)
-        await self.flush()
 
     async def _prune(self, keep: float = 7 * 86400) -> None:
         """Forget idempotency keys long after their rows left every source."""

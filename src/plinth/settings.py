@@ -49,6 +49,24 @@ class Settings(BaseSettings):
         default="local", description="Location of the default region (e.g. eu-central)"
     )
     max_body_bytes: int = 1_048_576
+    tenant_files_open: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tenant database files (SQLite) kept open at once; the least recently "
+        "used idle one is closed beyond it (default: from the open-files limit, at most 256)",
+    )
+    tenant_pool_size: int = Field(
+        default=3,
+        ge=1,
+        description="Connections one tenant's database file may have open under load "
+        "(one stays open while it is idle)",
+    )
+    app_cache: int = Field(
+        default=10_000,
+        ge=1,
+        description="Published apps whose compiled form and policy set stay cached; the "
+        "least recently used are dropped beyond it and loaded again on their next use",
+    )
     plugin_measure_memory: bool = Field(
         default=True,
         description="Record each plugin call's exact peak memory (eager memory "

@@ -129,3 +129,39 @@ async def test_an_update_nesting_values_deeply_is_refused_before_it_can_crash_th
         async with YClient(url, ADMIN_TOKEN) as late:
             await asyncio.wait_for(late.synced.wait(), 5)
             await eventually(lambda: "alive" in field_names(late, "claim"))
+
+
+async def test_a_client_that_stops_reading_neither_stalls_the_room_nor_keeps_its_backlog(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    """Fan-out queues per connection: a reader whose socket never drains is closed once its
+    backlog passes the limit, and the others' edits keep flowing meanwhile."""
+    from plinth.designer.service import SLOW, Connection
+
+    await setup_app(http)
+    service = served.platform.designer
+    url = served.sync_url("acme", "claims")
+    async with YClient(url, ADMIN_TOKEN) as a, YClient(url, ADMIN_TOKEN) as b:
+        await asyncio.wait_for(a.synced.wait(), 5)
+        await asyncio.wait_for(b.synced.wait(), 5)
+        room = next(iter(service.rooms.values()))
+        never = asyncio.Event()
+        closed: list[int] = []
+
+        async def stuck_send(_: bytes) -> None:
+            await never.wait()  # a socket whose reader went away without closing
+
+        async def close(code: int, _reason: str) -> None:
+            closed.append(code)
+
+        principal = next(iter(room.conns)).principal
+        stuck = Connection(principal, True, stuck_send, close)
+        await service.join(room, stuck)
+        stuck.max_queue_bytes = 4000
+        for i in range(30):
+            add_field(a, "claim", f"fld_s{i}", f"slow{i}", label="x" * 200, type="string")
+            await asyncio.sleep(0.01)
+        await eventually(lambda: {f"slow{i}" for i in range(30)} <= field_names(b, "claim"), 5)
+        await eventually(lambda: closed == [SLOW], 5)
+        assert stuck.closed and not stuck.queue
+        await room.leave(stuck)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from plinth.pages.cli import cli
+from plinth.cli.pages import cli
 from tests.e2e.conftest import ADMIN, ROOT, sign_in, wait_for_task
 
 DEMO = ROOT / "src" / "plinth" / "demo" / "claims"

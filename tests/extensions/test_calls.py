@@ -53,6 +53,7 @@ async def test_action_over_http_is_metered_and_audited(
     )
     assert r.status_code == 200, r.text
     assert r.json()["level"] == "high" and r.json()["score"] >= 70
+    await fraud.plugins.flush_metering()  # metering is written in batches, off the call path
     called = [e for e in seen if e.topic == "plugin.called"]
     assert len(called) == 1
     tenant = await fraud.tenants.get("acme")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from plinth.extensions.cli import cli
+from plinth.cli.plugin import cli
 from tests.extensions.conftest import CACHE, PLUGINS
 
 runner = CliRunner()

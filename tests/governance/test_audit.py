@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from plinth.cli.audit import cli
 from plinth.events import Event
 from plinth.governance.audit import AuditEntry
-from plinth.governance.cli import cli
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.helpers import as_user, make_app, make_tenant, record_events, token_for

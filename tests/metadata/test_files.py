@@ -79,10 +79,12 @@ def test_cli_export_import_publish_diff(tmp_path, database_url):
     claim.write_text(claim.read_text().replace("  amount:", "  claimed_amount:"))
     for page in (tmp_path / "exp" / "pages").glob("*.yaml"):  # pages name the field too
         page.write_text(re.sub(r"\bamount\b", "claimed_amount", page.read_text()))
-    # So do the fields the claims workflow's tasks show (checked at publish like pages).
+    # So do the fields the claims workflow's tasks show and its expressions read (all checked
+    # at publish like pages).
     flow = tmp_path / "exp" / "workflows" / "claims_process.yaml"
     text = re.sub(r"^(\s*- )amount$", r"\1claimed_amount", flow.read_text(), flags=re.M)
-    flow.write_text(re.sub(r"(show: \[[^\]]*)\bamount\b", r"\1claimed_amount", text))
+    text = re.sub(r"(show: \[[^\]]*)\bamount\b", r"\1claimed_amount", text)
+    flow.write_text(text.replace("vars.record.amount", "vars.record.claimed_amount"))
     plinth("app", "import", "acme-insurance", str(tmp_path / "exp"), "--publish")
     diff = plinth("app", "diff", "acme-insurance", "claims", "--from", "1", "--to", "2")
     assert "entities.claim.fields.claimed_amount (was amount)" in diff

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-from plinth.pages.cli import cli
+from plinth.cli.pages import cli
 from tests.pages.conftest import DEMO
 
 pytestmark = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is needed")

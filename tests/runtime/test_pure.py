@@ -136,3 +136,21 @@ def test_type_change_rebuilds_the_indexes_of_the_column() -> None:
     old = {"entities": {"a": _doc(x={"id": "f1", "type": "string", "unique": True})}}
     new = {"entities": {"a": _doc(x={"id": "f1", "type": "integer", "unique": True})}}
     assert [op.kind for op in plan.plan(old, new)] == ["drop_index", "alter_column", "create_index"]
+
+
+def test_tenants_running_one_app_version_share_its_compiled_entities() -> None:
+    from plinth.runtime.compiled import Registry
+
+    notes = {"entities": {"note": {"fields": {"text": {"type": "string"}}}}}
+    registry = Registry(bound=2)
+    first = registry.compile("t1", "notes", 1, "hash-1", notes, None)
+    second = registry.compile("t2", "notes", 3, "hash-1", notes, None)
+    assert second.entities is first.entities  # nothing compiled for the second tenant
+    assert (second.tenant_id, second.version) == ("t2", 3)
+    in_schema = registry.compile("t3", "notes", 1, "hash-1", notes, "t_t3")
+    assert in_schema.entities is not first.entities  # its tables live in its own schema
+    changed = registry.compile("t1", "notes", 2, "hash-2", notes, None)
+    assert changed.entities is not first.entities
+    for app in (first, second, in_schema):
+        registry.put(app)
+    assert len(registry) == 2 and registry.get("t1", "notes") is None  # least recently used

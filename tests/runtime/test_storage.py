@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from plinth.errors import PublishRefused
-from plinth.metadata import pipeline
+from plinth.metadata import publish as pipeline
 from plinth.server import Platform
 from tests.helpers import CLAIMS, make_app, make_tenant, publish
 
@@ -50,19 +50,18 @@ async def test_each_tenant_has_its_own_file_or_schema(
 
 class Explode:
     name = "explode"
-    order = 900
 
     async def run(self, ctx: pipeline.PublishContext, result: pipeline.StepResult) -> None:
         raise PublishRefused("a later step refused", path="explode")
 
 
 @pytest.fixture
-def exploding_step() -> Iterator[None]:
-    pipeline.register_step(Explode())
+def exploding_step(platform: Platform) -> Iterator[None]:
+    platform.metadata.publishing.register("migrate", Explode())  # after the migration
     try:
         yield
     finally:
-        pipeline._steps.pop("explode", None)
+        platform.metadata.publishing.unregister("explode")
 
 
 async def test_failure_after_migrate_leaves_tables_untouched(
@@ -81,5 +80,5 @@ async def test_failure_after_migrate_leaves_tables_untouched(
     async with db.read() as conn:
         names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names(schema=schema))
     assert names == []
-    pipeline._steps.pop("explode", None)
+    platform.metadata.publishing.unregister("explode")
     assert (await publish(client, "acme", "claims")).status_code == 201

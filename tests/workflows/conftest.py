@@ -9,6 +9,7 @@ import pytest
 
 from plinth.governance.principal import Principal
 from plinth.server import Platform
+from plinth.workflows.publish import WorkflowStep
 from tests.extensions.conftest import components  # noqa: F401  (plugins built once, cached)
 from tests.helpers import CLAIMS
 
@@ -64,6 +65,12 @@ def user(wf: Harness, name: str, *roles: str, **attrs: Any) -> Principal:
     return Principal(
         name, "user", frozenset({"analyst", *roles}), tenant_id=wf.tenant.id, name=name, attrs=attrs
     )
+
+
+def stand_in(platform: Platform, plugins: InstalledPlugins) -> None:
+    """Put a Python plugin service in the platform's place, for the nodes and for publish."""
+    platform.plugins = plugins  # type: ignore[assignment]
+    platform.metadata.publishing.register("check", WorkflowStep(plugins.actions))
 
 
 class InstalledPlugins:

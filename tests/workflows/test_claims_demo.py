@@ -105,7 +105,7 @@ async def demo(
     )
     lines = await load_demo(platform, OPERATOR)
     passwords = dict(re.findall(r"user (\w+) .*password: (\S+)", "\n".join(lines)))
-    assert set(passwords) == {"ana", "dirk", "lucia", "maria", "max", "carla"}
+    assert set(passwords) == {"ana", "dirk", "lucia", "maria", "max", "bea", "olga", "carla"}
     assert "plugin fraud-scorer 1.1.0 installed (action, before-write, component)" in lines
     found = Demo(client, platform)
     for username, password in passwords.items():

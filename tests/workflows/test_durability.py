@@ -16,7 +16,7 @@ from sqlalchemy import text
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.helpers import as_user, make_tenant, token_for
-from tests.workflows.conftest import ADMIN, Harness, InstalledPlugins
+from tests.workflows.conftest import ADMIN, Harness, InstalledPlugins, stand_in
 from tests.workflows.test_nodes import flow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ class Ledger(InstalledPlugins):
 async def test_sigkilled_worker_loses_and_doubles_nothing(
     wf: Harness, settings: Settings, tmp_path: Path
 ) -> None:
-    wf.platform.plugins = Ledger()  # type: ignore[assignment]  (the worker process pays)
+    stand_in(wf.platform, Ledger())  # the worker process pays
     await wf.publish(
         {
             "pay": flow(
@@ -286,7 +286,7 @@ async def test_plinth_worker_command_runs_and_stops(wf: Harness, settings: Setti
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from plinth.workflows.cli import cli; cli()",
+        "from plinth.cli.workflow import cli; cli()",
         "worker",
         "--poll",
         "0.05",

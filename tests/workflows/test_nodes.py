@@ -8,7 +8,7 @@ import pytest
 
 from plinth.errors import Conflict, Forbidden, ValidationFailed
 from plinth.workflows.steps.approval import decide
-from tests.workflows.conftest import ADMIN, Harness, InstalledPlugins, user
+from tests.workflows.conftest import ADMIN, Harness, InstalledPlugins, stand_in, user
 
 
 def flow(nodes: dict[str, Any], first: str, **extra: Any) -> dict[str, Any]:
@@ -262,7 +262,7 @@ async def _settle(wf: Harness) -> None:
 
 
 async def test_retries_then_success(wf: Harness) -> None:
-    wf.platform.plugins = Flaky(2)  # type: ignore[attr-defined]
+    stand_in(wf.platform, Flaky(2))
     await wf.publish({"s": _scoring(False)})
     iid = await wf.start("s", {"amount": 5})
     await _settle(wf)
@@ -275,7 +275,7 @@ async def test_retries_then_success(wf: Harness) -> None:
 
 
 async def test_error_path_and_retry_from_failed_step(wf: Harness) -> None:
-    wf.platform.plugins = Flaky(10)  # type: ignore[attr-defined]
+    stand_in(wf.platform, Flaky(10))
     await wf.publish({"s": _scoring(True), "t": _scoring(False)})
     inst = await wf.get(await wf.start("s", {"amount": 5}))
     await _settle(wf)

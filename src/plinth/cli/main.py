@@ -6,28 +6,27 @@ is a platform admin by definition) and go through the same services as the HTTP 
 
 from __future__ import annotations
 
-import asyncio
-import getpass
-import importlib
 import json
 import shutil
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from plinth.errors import PlinthError
-from plinth.governance.principal import PLATFORM_ADMIN, Principal
+from plinth.cli import audit, compliance, pages, plugin, vault, workflow
+from plinth.cli.common import (
+    DataDir,
+    DbUrl,
+    console,
+    err_console,
+    operator,
+    run,
+    settings_for,
+)
 from plinth.server.platform import Platform
 from plinth.settings import Settings
-
-T = TypeVar("T")
-console = Console(soft_wrap=True)  # long lines (URLs, secrets) stay whole, to be copied
-err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     help="Plinth: an open-source, multi-tenant low-code platform.",
@@ -43,84 +42,18 @@ app.add_typer(tenant_cli, name="tenant")
 app.add_typer(app_cli, name="app")
 app.add_typer(token_cli, name="token")
 
-# Layers contribute their own command groups; each is mounted if its module is present.
-LAYER_COMMANDS = {
-    "audit": "plinth.governance.cli",
-    "plugin": "plinth.extensions.cli",
-    "workflow": "plinth.workflows.cli",
-    "vault": "plinth.integration.cli",
-    "compliance": "plinth.governance.compliance_cli",
-}
-
-
-def _layer_cli(module: str) -> typer.Typer | None:
-    """A layer's command group, or None if that layer is not installed."""
-    try:
-        return importlib.import_module(module).cli  # type: ignore[no-any-return]
-    except ModuleNotFoundError as exc:
-        # Only "this layer is absent" is tolerated; a missing dependency still fails loudly.
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
-
-
-for _name, _module in LAYER_COMMANDS.items():
-    if (_group := _layer_cli(_module)) is not None:
-        app.add_typer(_group, name=_name)
+# Each layer's operator commands, mounted as a group.
+app.add_typer(audit.cli, name="audit")
+app.add_typer(plugin.cli, name="plugin")
+app.add_typer(workflow.cli, name="workflow")
+app.add_typer(vault.cli, name="vault")
+app.add_typer(compliance.cli, name="compliance")
 
 # The commands DESIGN.md names at the top level: `plinth worker`, `plinth app compile`.
-if _layer_cli("plinth.workflows.cli") is not None:
-    from plinth.workflows.cli import worker as _worker
-
-    app.command("worker", help="Run workflow workers against the platform database.")(_worker)
-if _layer_cli("plinth.pages.cli") is not None:
-    from plinth.pages.cli import compile_app as _compile
-
-    app_cli.command("compile", help="Compile an app's pages (react | webcomponents).")(_compile)
-
-DataDir = Annotated[Path | None, typer.Option(help="Where embedded data lives [PLINTH_DATA_DIR]")]
-DbUrl = Annotated[str | None, typer.Option(help="Database URL [PLINTH_DATABASE_URL]")]
-
-
-def settings_for(
-    data_dir: Path | None = None, database_url: str | None = None, **overrides: Any
-) -> Settings:
-    """Settings from the environment, with CLI flags taking precedence."""
-    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    if data_dir is not None:
-        values["data_dir"] = data_dir
-    if database_url is not None:
-        values["database_url"] = database_url
-    return Settings(**values)
-
-
-def operator() -> Principal:
-    """The shell user, acting as platform admin."""
-    user = getpass.getuser()
-    return Principal(
-        id=f"cli:{user}", kind="cli", roles=frozenset({PLATFORM_ADMIN}), name=f"cli:{user}"
-    )
-
-
-def run(settings: Settings, work: Callable[[Platform], Awaitable[T]]) -> T:
-    """Start a platform (migrations included), run `work`, stop; errors end the command."""
-
-    async def main() -> T:
-        platform = Platform(settings)
-        await platform.start()
-        try:
-            return await work(platform)
-        finally:
-            await platform.stop()
-
-    try:
-        return asyncio.run(main())
-    except PlinthError as exc:
-        err_console.print(f"[red]error[/red] ({exc.code}): {exc.detail}")
-        for fault in exc.faults:
-            err_console.print(f"  {fault.path or '(root)'}: {fault.message}")
-        raise typer.Exit(2) from exc
-
+app.command("worker", help="Run workflow workers against the platform database.")(workflow.worker)
+app_cli.command("compile", help="Compile an app's pages (react | webcomponents).")(
+    pages.compile_app
+)
 
 # -- serve / demo ----------------------------------------------------------------------------
 

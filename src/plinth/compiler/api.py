@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from plinth.compiler.targets import openapi
 from plinth.errors import NotFound
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.governance.access import Authorizer
+from plinth.governance.http import PrincipalDep, require
+from plinth.http import composed
+from plinth.metadata.service import MetadataService
+from plinth.tenancy.http import TenantDep
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    metadata: MetadataService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}/apps/{app}", tags=["compiler"])
 

@@ -1,4 +1,5 @@
-"""The demo insurer's people: claims analysts per country, two claims managers, a customer.
+"""The demo insurer's people: claims analysts per country, two claims managers, a designer and
+an administrator who work in the IDE, a customer.
 
 The claims workflow assigns its review to "an analyst of the claim's country" (role `analyst`,
 attribute `country`) and its high-value approval to two `manager`s; these governance users
@@ -34,6 +35,11 @@ STAFF: dict[str, Person] = {
     "lucia": Person(["analyst"], {"country": "ES"}),
     "maria": Person(["analyst", "manager"]),
     "max": Person(["analyst", "manager"]),
+    # The people behind the app: a business analyst who designs and publishes it in the IDE
+    # (signing in with her password, like everyone here), and the tenant's administrator, who
+    # manages users, groups, API tokens and reads the audit ledger.
+    "bea": Person(["designer"], {"country": "DE"}),
+    "olga": Person(["owner"], {"country": "DE"}),
 }
 # A policyholder who files claims through the portal (/a/acme-insurance/claims); the seed
 # links her account to her policyholder record (by its e-mail address here).

@@ -5,18 +5,34 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 
 from plinth.designer import protocol as p
-from plinth.designer.service import Connection, RateLimitedError
+from plinth.designer.service import Connection, DesignerService, RateLimitedError
 from plinth.errors import Forbidden, NotFound, PlinthError
-from plinth.governance.access import Resource, authorize
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, authenticate, require
+from plinth.governance.access import Authorizer, Resource, authorize
+from plinth.governance.authentication import Authentication
+from plinth.governance.http import PrincipalDep, require
+from plinth.http import composed
+from plinth.tenancy.http import TenantDep
+from plinth.tenancy.service import TenantService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authentication: Authentication
+    authorizer: Authorizer
+    designer: DesignerService
+    tenants: TenantService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 log = logging.getLogger("plinth.designer")
 router = APIRouter(tags=["designer"])
@@ -54,7 +70,9 @@ async def draft_sync(ws: WebSocket, tenant: str, app: str) -> None:
         await ws.close(UNAUTHENTICATED, "a bearer token is required")
         return
     try:
-        principal = await authenticate(platform, token)  # API tokens and login JWTs alike
+        principal = await platform.authentication.authenticate(
+            token
+        )  # API tokens and login JWTs alike
         found = await platform.tenants.find(tenant)
         if found is None:
             raise Forbidden(f"This credential has no access to tenant {tenant!r}")

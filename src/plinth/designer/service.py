@@ -1,9 +1,22 @@
 """Draft rooms: one CRDT document per app draft, its editors, its log, its validation.
 
 Order of an accepted update: checks (role, size, rate) → apply to the room's doc (a malformed
-update fails here and closes only its connection) → append to the log in the database →
-broadcast to the room and relay to other nodes. The log is compacted into a snapshot from the
-database itself (never from a background store), so a restart loses nothing.
+update fails here and closes only its connection) → queue it for the log → the room's flusher
+appends every queued update in one transaction (updates arriving while a batch commits form
+the next: group commit) → the batch, merged into one update, is queued to every connection
+and relayed to other nodes. The log is compacted into a snapshot from the database itself
+(never from a background store), so a restart loses nothing.
+
+**Acknowledgement.** An update is acknowledged when it reaches anyone else: another editor on
+this node or another node. That happens only after the batch holding it committed, so
+whatever anyone has seen survives a kill (tests/designer/test_kill.py). Its sender gets no
+message of its own (y-websocket has none); an update that was applied but not yet committed
+when the server died was seen by no one and is lost like one still in flight on the network,
+and its sender, reconnecting, sends it again (Yjs resends what the server's state vector
+lacks).
+
+Fan-out never waits on a client: each connection has its own send queue drained by its own
+task; one that falls `Limits.max_send_queue_bytes` behind is closed (it resyncs on reconnect).
 
 The log is the draft's truth; the REST draft is derived from it. A room settles (writes the
 merged draft to REST, with how far into the log it reflects, in one transaction) 0.25 s after
@@ -17,16 +30,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from pycrdt import Doc, Map
+from pycrdt import Doc, Map, merge_updates
 from sqlalchemy.exc import IntegrityError
 
 from plinth.db import Database, utcnow
@@ -63,6 +78,13 @@ class Limits:
     # at once (some tiny, valid-looking updates cost 200 ms to apply).
     cpu_per_second: float = 0.25
     cpu_burst: float = 0.75
+    # how far a connection's unsent messages may grow before it is closed as too slow
+    max_send_queue_bytes: int = 8 * 1024 * 1024
+    # updates appended to the log in one transaction at most
+    batch_max: int = 500
+
+
+SLOW = 1013  # WebSocket "try again later": the client fell too far behind the room
 
 
 @dataclass(eq=False)
@@ -80,6 +102,48 @@ class Connection:
     refused: int = 0
     cpu_debt: float = 0.0
     cpu_last: float = field(default_factory=time.monotonic)
+    max_queue_bytes: int = Limits.max_send_queue_bytes
+    queue: deque[bytes] = field(default_factory=deque)
+    queued_bytes: int = 0
+    sender: asyncio.Task[None] | None = None
+
+    def push(self, message: bytes) -> None:
+        """Queue a message without waiting for the socket: a slow reader never stalls the
+        room. One that falls `max_queue_bytes` behind is closed; its client resyncs."""
+        if self.closed:
+            return
+        if self.queued_bytes + len(message) > self.max_queue_bytes:
+            self.closed = True
+            self.queue.clear()
+            if self.sender is not None:
+                self.sender.cancel()
+            self.sender = asyncio.get_running_loop().create_task(self._close_slow())
+            return
+        self.queue.append(message)
+        self.queued_bytes += len(message)
+        if self.sender is None or self.sender.done():
+            self.sender = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                message = self.queue.popleft()
+                self.queued_bytes -= len(message)
+                await self.send(message)
+        except Exception:  # a dead socket leaves via its own handler
+            self.closed = True
+            self.queue.clear()
+
+    async def _close_slow(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.close(SLOW, "too far behind the room; reconnect"), 5)
+
+    def stop(self) -> None:
+        """The socket is gone: drop what was still queued for it."""
+        self.closed = True
+        self.queue.clear()
+        if self.sender is not None and not self.sender.done():
+            self.sender.cancel()
 
     def allow(self, limits: Limits) -> bool:
         """Token bucket: `updates_per_second` sustained, `burst` at once."""
@@ -126,6 +190,9 @@ class Room:
         self.idle_since: float | None = time.monotonic()
         self._settle: asyncio.TimerHandle | None = None
         self._paths: list[str] = []
+        # accepted updates not yet in the log: (update, author, summary, sender)
+        self._pending: list[tuple[bytes, str, list[str], Connection | None]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self.validator = LiveValidator()
         self.validate_seconds = 0.0  # the last validation's duration (bench, logs)
         self._subs = self.validator.watch(self.doc) + [
@@ -197,8 +264,12 @@ class Room:
     # -- accepting updates --------------------------------------------------------------------
 
     async def accept(self, conn: Connection | None, update: bytes, author: str) -> bool:
-        """Apply, log, then broadcast one update; False if it changed nothing."""
-        limits = self.service.limits
+        """Apply one update and queue it for the log; False if it changed nothing.
+
+        It reaches the others once its batch is committed (see the module's docstring): the
+        room never waits for the database per update, and its sender's next message is read
+        meanwhile.
+        """
         async with self.lock:
             before = self.doc.get_state()
             self._paths.clear()
@@ -212,19 +283,56 @@ class Room:
                 return False
             summary = sorted(set(self._paths))[:50]
             self._paths.clear()
-            async with self.service.db.transaction() as db:
-                self.last_id = await store.append(
-                    db, self.tenant.id, self.app_id, update, author, summary, utcnow()
-                )
+            self._pending.append((update, author, summary, conn))
             self.size += len(update)
-            self.since_compact += 1
             self.last_author = author
-        await self.broadcast(p.sync_message(p.UPDATE, update), exclude=conn)
-        await self.service.relay(self, "update", update)
-        self._schedule_settle()
-        if self.since_compact >= limits.compact_every:
-            self.service.spawn(self.compact())
+        if self._flusher is None or self._flusher.done():
+            self._flusher = self.service.spawn(self._flush_loop())
         return True
+
+    async def _flush_loop(self) -> None:
+        """Log the queued updates a batch at a time, then let the room and other nodes have
+        each batch as one merged update."""
+        limits = self.service.limits
+        delay = 0.05
+        while self._pending:
+            batch = self._pending[: limits.batch_max]
+            del self._pending[: len(batch)]
+            try:
+                async with self.service.db.transaction() as db:
+                    last = await store.append_many(
+                        db,
+                        self.tenant.id,
+                        self.app_id,
+                        [(update, author, summary) for update, author, summary, _ in batch],
+                        utcnow(),
+                    )
+            except Exception:
+                # Nobody has seen these yet: keep them first in line and try again.
+                log.warning("designer log write failed; retrying", exc_info=True)
+                self._pending[:0] = batch
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.05
+            self.last_id = max(self.last_id, last)
+            self.since_compact += len(batch)
+            updates = [entry[0] for entry in batch]
+            merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+            senders = {entry[3] for entry in batch}
+            # A lone sender has its own update; several get the batch back whole (applying
+            # one's own update again changes nothing, and one message beats one per sender).
+            exclude = batch[0][3] if len(senders) == 1 else None
+            await self.broadcast(p.sync_message(p.UPDATE, merged), exclude=exclude)
+            await self.service.relay(self, "update", merged)
+            self._schedule_settle()
+            if self.since_compact >= limits.compact_every:
+                self.service.spawn(self.compact())
+
+    async def flush(self) -> None:
+        """Wait until every update accepted so far is in the log."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
 
     async def apply_remote(self, update: bytes) -> None:
         """An update another node already logged: apply and pass on, no logging."""
@@ -246,14 +354,10 @@ class Room:
             self.last_id = max(self.last_id, ident)
 
     async def broadcast(self, message: bytes, exclude: Connection | None = None) -> None:
-        """Send to every connection of the room on this node."""
+        """Queue to every connection of the room on this node (never waits for a socket)."""
         for conn in list(self.conns):
-            if conn is exclude or conn.closed:
-                continue
-            try:
-                await conn.send(message)
-            except Exception:  # a dead socket leaves via its own handler
-                conn.closed = True
+            if conn is not exclude:
+                conn.push(message)
 
     # -- REST <-> CRDT ------------------------------------------------------------------------
 
@@ -271,6 +375,7 @@ class Room:
             return await self._settle_now()
 
     async def _settle_now(self) -> Draft | None:
+        await self.flush()  # the REST draft never holds an update the log does not
         await self.catch_up()  # what other nodes logged is part of the truth too
         upto = self.last_id
         definition = self._validate()
@@ -463,6 +568,7 @@ class Room:
     async def leave(self, conn: Connection) -> None:
         """Drop a connection and tell the room its presence is gone."""
         self.conns.discard(conn)
+        conn.stop()
         if conn.cpu_debt > 0:
             if len(self.cpu_debts) > 1000:
                 self.cpu_debts.clear()
@@ -579,11 +685,12 @@ class DesignerService:
 
     CHANNEL = "plinth:designer"
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run a background task that stop() waits for."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -642,8 +749,9 @@ class DesignerService:
         conn.cpu_debt, conn.cpu_last = room.cpu_debts.pop(
             conn.principal.id, (0.0, time.monotonic())
         )
-        await conn.send(p.sync_message(p.STEP1, room.doc.get_state()))
-        await conn.send(room.presence_snapshot())
+        conn.max_queue_bytes = self.limits.max_send_queue_bytes
+        conn.push(p.sync_message(p.STEP1, room.doc.get_state()))
+        conn.push(room.presence_snapshot())
 
     async def receive(self, room: Room, conn: Connection, data: bytes) -> None:
         """Handle one client message; raises ProtocolError/ValueError to close the connection."""
@@ -652,7 +760,7 @@ class DesignerService:
             await room.presence_update(conn, msg.payload)
             return
         if msg.kind == p.STEP1:
-            await conn.send(p.sync_message(p.STEP2, room.doc.get_update(msg.payload)))
+            conn.push(p.sync_message(p.STEP2, room.doc.get_update(msg.payload)))
             return
         update = msg.payload
         if update == p.EMPTY_UPDATE:
@@ -681,7 +789,7 @@ class DesignerService:
     async def refuse(self, room: Room, conn: Connection) -> None:
         """Resync a client whose update was not applied, so it sees the room's state."""
         conn.refused += 1
-        await conn.send(p.sync_message(p.STEP2, room.doc.get_update()))
+        conn.push(p.sync_message(p.STEP2, room.doc.get_update()))
 
     def _cpu_reason(self, conn: Connection) -> str:
         return (
@@ -765,6 +873,10 @@ class DesignerService:
     async def stop(self) -> None:
         """Finish pending writes, compact open rooms, close the relay."""
         for room in list(self.rooms.values()):
+            try:
+                await room.flush()
+            except Exception:
+                log.warning("final log write of %s failed", room.slug, exc_info=True)
             if room._settle is not None:
                 room._settle.cancel()
                 try:  # the log already holds every update; this keeps REST in step too

@@ -9,23 +9,36 @@ the IDE (design, publish, administer) is decided by policy; `GET /api/t/{t}/me` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
-from plinth.governance.access import Resource
+from plinth.governance.access import Authorizer, Resource
+from plinth.governance.http import PrincipalDep
 from plinth.governance.identity import REFRESH_TTL, Session
 from plinth.governance.login import password_login
 from plinth.governance.oidc import OIDCConfig, map_claims, new_browser_binding
 from plinth.governance.principal import Principal
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
-from plinth.server.platform import Platform
-from plinth.server.problems import problem_response
+from plinth.governance.service import Governance
+from plinth.http import composed, problem_response
+from plinth.tenancy.http import TenantDep
 from plinth.tenancy.models import Tenant
+from plinth.tenancy.service import TenantService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    governance: Governance
+    tenants: TenantService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(tags=["identity"])
 
@@ -89,7 +102,7 @@ def _check_csrf(request: Request) -> None:
         )
 
 
-def me_view(platform: Platform, principal: Principal, tenant: Tenant) -> dict[str, Any]:
+def me_view(platform: Services, principal: Principal, tenant: Tenant) -> dict[str, Any]:
     """Who the caller is and what the IDE may offer them."""
     can = {}
     for name, (action, kind) in CAPABILITIES.items():
@@ -109,7 +122,7 @@ def me_view(platform: Platform, principal: Principal, tenant: Tenant) -> dict[st
     }
 
 
-def _body(platform: Platform, session: Session, tenant: Tenant) -> dict[str, Any]:
+def _body(platform: Services, session: Session, tenant: Tenant) -> dict[str, Any]:
     principal = platform.governance.identity.authenticate(session.access_token)
     return {
         "access_token": session.access_token,
@@ -119,7 +132,7 @@ def _body(platform: Platform, session: Session, tenant: Tenant) -> dict[str, Any
     }
 
 
-async def _tenant(platform: Platform, slug: str) -> Tenant:
+async def _tenant(platform: Services, slug: str) -> Tenant:
     found = await platform.tenants.find(slug)
     if found is None:
         raise NotFound(f"No tenant named {slug!r}", path="tenant")

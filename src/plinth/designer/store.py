@@ -83,6 +83,35 @@ async def append(
     return int(result.scalar_one())
 
 
+async def append_many(
+    conn: AsyncConnection,
+    tenant_id: str,
+    app_id: str,
+    entries: list[tuple[bytes, str, list[str]]],
+    at: datetime,
+) -> int:
+    """Append a batch of (update, author, summary) in one statement; the last id."""
+    result = await conn.execute(
+        updates.insert()
+        .values(
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "app_id": app_id,
+                    "data": data,
+                    "size": len(data),
+                    "author": author,
+                    "summary": summary,
+                    "created_at": at,
+                }
+                for data, author, summary in entries
+            ]
+        )
+        .returning(updates.c.id)
+    )
+    return max(int(i) for i in result.scalars())
+
+
 async def load(conn: AsyncConnection, app_id: str) -> tuple[bytes | None, list[tuple[int, bytes]]]:
     """The snapshot (if any) and every update logged after it, in order."""
     snap = (

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from plinth.errors import NotFound
-from plinth.governance.access import Resource, authorize
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
+from plinth.extensions.service import PluginService
+from plinth.governance.access import Authorizer, Resource, authorize
+from plinth.governance.http import PrincipalDep
+from plinth.http import composed
+from plinth.tenancy.http import TenantDep
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    plugins: PluginService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(tags=["plugins"])
 

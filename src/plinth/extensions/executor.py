@@ -354,6 +354,7 @@ class PluginExecutor:
         host: AsyncHost,
         *,
         nested: bool = False,
+        reuse: bool = False,
     ) -> tuple[Outcome, bool]:
         """Run one call; returns its outcome and whether the component was compiled for it."""
         arrived = time.monotonic()
@@ -369,7 +370,7 @@ class PluginExecutor:
         healthy = False
         try:
             outcome, cold, healthy = await self._run(
-                worker, sha256, wasm, export, args, limits, host
+                worker, sha256, wasm, export, args, limits, host, tenant if reuse else None
             )
             worker.loaded.add(sha256)
             return outcome, cold
@@ -388,6 +389,7 @@ class PluginExecutor:
         args: tuple[Any, ...],
         limits: Limits,
         host: AsyncHost,
+        reuse_for: str | None = None,
     ) -> tuple[Outcome, bool, bool]:
         await worker.send(
             {
@@ -397,6 +399,8 @@ class PluginExecutor:
                 "export": export,
                 "args": list(args),
                 "limits": limits.as_dict(),
+                # a stateless plugin's warm instance is kept for this tenant only
+                "reuse": f"{reuse_for}/{sha256}" if reuse_for is not None else None,
             }
         )
         # The guest's wall clock starts in the worker once the component is loaded ("started");

@@ -168,10 +168,7 @@ class CallHost:
 
     # -- records (through the runtime service, with the caller's permissions) ---------------
     def _records_service(self) -> Any:
-        records = getattr(self.service.platform, "records", None)
-        if records is None:
-            raise _Unavailable("records are not available on this server")
-        return records
+        return self.service.platform.records
 
     async def _records_get(self, app: str, entity: str, id: str) -> str:
         svc = self._records_service()

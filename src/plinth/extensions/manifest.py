@@ -133,6 +133,10 @@ def validate(data: dict[str, Any], faults: FaultList | None = None) -> Manifest:
             "approves running the plugin's JavaScript in portal pages)",
             "requires",
         )
+    stateless = data.get("stateless", False)
+    if not isinstance(stateless, bool):
+        faults.add("stateless", "stateless must be true or false", "type")
+        stateless = False
     if not points:
         faults.add(
             "actions",
@@ -149,6 +153,7 @@ def validate(data: dict[str, Any], faults: FaultList | None = None) -> Manifest:
         http_hosts=tuple(hosts),
         points=tuple(points),
         raw=data,
+        stateless=stateless,
     )
 
 

@@ -93,6 +93,10 @@ class MemoryMeter:
         """Attribute memories created on this thread from now on to the current call."""
         self._local.created = []
 
+    def created(self) -> list[_Memory]:
+        """The memories created on this thread since `begin` (sizes stay current)."""
+        return list(getattr(self._local, "created", None) or [])
+
     def peak(self) -> int:
         """Bytes of linear memory the current call's store holds (its peak: memory only grows)."""
         created: list[_Memory] = getattr(self._local, "created", None) or []

@@ -73,6 +73,9 @@ class Manifest:
     http_hosts: tuple[str, ...]
     points: tuple[PointSpec, ...]
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The plugin keeps nothing between calls in its memory, so a worker may keep an instance
+    # warm and call it again (for the same tenant and version only) instead of instantiating.
+    stateless: bool = False
 
     def action(self, name: str) -> PointSpec | None:
         return next((p for p in self.points if p.kind == "action" and p.name == name), None)

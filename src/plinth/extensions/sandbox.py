@@ -11,6 +11,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from plinth.extensions.models import (
 
 log = logging.getLogger("plinth.extensions")
 TICK_SECONDS = 0.005
+WARM_INSTANCES = 8  # stateless plugins' instances kept warm per sandbox (worker process)
 PACKAGE = "plinth:plugin"
 WIT_VERSION = "0.1.0"
 
@@ -90,6 +92,13 @@ class Sandbox:
         self._linker = self._link()
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
+        # reuse key → (store, instance, the memories its store created): warm instances of
+        # stateless plugins, least recently used first
+        self._warm: OrderedDict[str, tuple[wasmtime.Store, Any, list[Any]]] = OrderedDict()
+
+    def warm_memories(self) -> int:
+        """Linear memories held by warm instances (kept on purpose, not leaked)."""
+        return sum(len(memories) for _, _, memories in self._warm.values())
 
     def _link(self) -> wc.Linker:
         linker = wc.Linker(self.engine)
@@ -211,35 +220,47 @@ class Sandbox:
         args: tuple[Any, ...],
         limits: Limits,
         host: Host,
+        reuse_key: str | None = None,
     ) -> Outcome:
-        """Run one export in a fresh store under `limits`; guest failures become typed errors."""
+        """Run one export under `limits`; guest failures become typed errors.
+
+        A fresh store and instance per call, unless `reuse_key` names a warm instance of a
+        stateless plugin (same tenant, same version): that one is called again with its fuel,
+        deadline and memory limit set anew. An instance whose call failed is never reused.
+        """
         self.start()
-        store = wasmtime.Store(self.engine)
+        warm = self._warm.pop(reuse_key, None) if reuse_key is not None else None
+        if warm is not None:
+            store, instance, memories = warm
+        else:
+            store = wasmtime.Store(self.engine)
+            store.set_wasi(wasmtime.WasiConfig())  # no preopens, no env, no args, no sockets
+            instance, memories = None, []
         store.set_fuel(limits.fuel)
         store.set_epoch_deadline(max(1, int(limits.timeout_ms / 1000 / TICK_SECONDS)))
         store.set_limits(memory_size=limits.memory_bytes)
-        store.set_wasi(wasmtime.WasiConfig())  # no preopens, no env, no args, no sockets
         self._local.host = host
         meter = self.meter
-        if meter is not None:
+        if meter is not None and instance is None:
             meter.begin()
         peak: int | None = None
         started = time.perf_counter()
         try:
-            instance = self._linker.instantiate(store, component)
+            if instance is None:
+                instance = self._linker.instantiate(store, component)
             func = instance.get_func(store, export)
             if func is None:
                 raise PluginTrapped(f"The plugin does not export {export!r}", path=export)
             result = func(store, *args)
         except wasmtime.WasmtimeError as exc:
-            raise _with_peak(
-                classify(exc, limits, store), meter.peak() if meter is not None else None
-            ) from None
+            now = _peak(meter, memories) if warm is not None or meter is None else meter.peak()
+            raise _with_peak(classify(exc, limits, store), now) from None
         finally:
             self._local.host = None
-            if meter is not None:
-                peak = meter.peak()
+            if meter is not None and warm is None:
+                memories = meter.created()
                 meter.end()
+            peak = _peak(meter, memories)
         wall_ms = (time.perf_counter() - started) * 1000
         fuel = limits.fuel - store.get_fuel()
         if not isinstance(result, wc.Variant):
@@ -253,7 +274,18 @@ class Sandbox:
                 ),
                 peak,
             )
+        if reuse_key is not None:
+            self._warm[reuse_key] = (store, instance, memories)
+            while len(self._warm) > WARM_INSTANCES:
+                self._warm.popitem(last=False)
         return Outcome(result.tag, payload, fuel, wall_ms, peak)
+
+
+def _peak(meter: MemoryMeter | None, memories: list[Any]) -> int | None:
+    """Bytes of linear memory of a call's store: its peak, as memory only grows."""
+    if meter is None:
+        return None
+    return sum(m.size for m in memories)
 
 
 def classify(exc: wasmtime.WasmtimeError, limits: Limits, store: wasmtime.Store) -> PluginFailed:

@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -49,15 +49,13 @@ from plinth.extensions.package import (
     unpack,
     verify,
 )
+from plinth.extensions.ports import Services
 from plinth.extensions.sandbox import Outcome, artifact
 from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
 from plinth.jsonschema import compile_schema, faults
 from plinth.tenancy.models import Tenant
-
-if TYPE_CHECKING:
-    from plinth.server.platform import Platform
 
 log = logging.getLogger("plinth.extensions")
 MAX_NESTING = 3  # plugin calls beneath a plugin call (each holds a worker thread meanwhile)
@@ -73,7 +71,7 @@ def ui_module_url(tenant_slug: str, name: str, sha256: str) -> str:
 class PluginService:
     """What other layers call: publish, install, grant, and call plugins (`platform.plugins`)."""
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Services) -> None:
         self.platform = platform
         self.db = platform.db
         data_dir = Path(platform.settings.data_dir)
@@ -103,17 +101,15 @@ class PluginService:
         # The UI elements each tenant's portal may load (every page load asks), the same way.
         self._ui_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._ui_bodies: dict[str, bytes] = {}  # module bodies by hash (immutable; ≤ 512 KB)
-        records = getattr(platform, "records", None)
-        if records is not None and hasattr(records, "before_write"):
-            records.before_write.append(self._records_hook)
         # Published versions are immutable, so a parsed one can be kept for the process.
         self._versions: dict[tuple[str, str], PluginVersion] = {}
-        from plinth.extensions.ui import STEP  # checks plugin elements on published pages
-
-        STEP.attach(self)
+        # Metering rows and `plugin.called` events waiting for the next batch (see `_meter`).
+        self._metered: list[tuple[dict[str, Any], Event]] = []
+        self._metering: asyncio.Task[None] | None = None
         platform.on_stop(self.stop)
 
     async def stop(self) -> None:
+        await self.flush_metering()
         await self.executor.stop()
 
     def is_compiled(self, sha256: str) -> bool:
@@ -319,6 +315,10 @@ class PluginService:
         chosen = max(found, key=lambda v: v.published_at) if version is None else found[0]
         self._versions[(name, chosen.version)] = chosen
         return chosen
+
+    def version_of(self, row: Any) -> PluginVersion:
+        """A stored plugin version row, parsed (and kept: published versions are immutable)."""
+        return self._version(row)
 
     def _version(self, row: Any) -> PluginVersion:
         manifest = manifest_mod.parse(row.manifest)
@@ -813,7 +813,7 @@ class PluginService:
             current = amended
         return current
 
-    async def _records_hook(
+    async def records_hook(
         self,
         tenant: Tenant,
         app_slug: str,
@@ -901,6 +901,7 @@ class PluginService:
                 limits,
                 host,
                 nested=host_mod.DEPTH.get() > 0,
+                reuse=v.manifest.stateless,
             )
             if outcome.tag == "err":
                 err = _guest_error(outcome.payload)
@@ -969,45 +970,77 @@ class PluginService:
         cold: bool,
         principal: Principal,
     ) -> None:
-        now = utcnow()
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                store.plugin_calls.insert().values(
-                    id=new_id(),
-                    tenant_id=t.id,
-                    plugin=v.name,
-                    version=v.version,
-                    point=point,
-                    target=target,
-                    outcome=outcome,
-                    fuel=fuel,
-                    wall_ms=wall_ms,
-                    peak_memory=peak_memory,
-                    memory_limit=limits.memory_bytes,
-                    cold=cold,
-                    at=now,
-                )
-            )
-        await self._event(
-            "plugin.called",
-            t,
-            {
-                "plugin": v.name,
-                "version": v.version,
-                "point": point,
-                "target": target,
-                "outcome": outcome,
-                "fuel": fuel,
-                "wall_ms": round(wall_ms, 3),
-                "peak_memory": peak_memory,
-                "memory_limit": limits.memory_bytes,
-                "by": principal.audit_name(),
-            },
-        )
+        """Queue the call's metering row and its `plugin.called` event for the next batch.
+
+        Metering is batched off the call path: a call is answered without waiting for its row
+        (the fuel budget, which refuses calls, is charged before). Rows queued while a batch
+        is written go in the next one, in one transaction; then their events are published
+        (the audit ledger appends them). `metering` and `stop` flush first, so what they show
+        is complete.
+        """
+        row = {
+            "id": new_id(),
+            "tenant_id": t.id,
+            "plugin": v.name,
+            "version": v.version,
+            "point": point,
+            "target": target,
+            "outcome": outcome,
+            "fuel": fuel,
+            "wall_ms": wall_ms,
+            "peak_memory": peak_memory,
+            "memory_limit": limits.memory_bytes,
+            "cold": cold,
+            "at": utcnow(),
+        }
+        data = {
+            "plugin": v.name,
+            "version": v.version,
+            "point": point,
+            "target": target,
+            "outcome": outcome,
+            "fuel": fuel,
+            "wall_ms": round(wall_ms, 3),
+            "peak_memory": peak_memory,
+            "memory_limit": limits.memory_bytes,
+            "by": principal.audit_name(),
+        }
+        self._metered.append((row, Event("plugin.called", t.id, data)))
+        if self._metering is None or self._metering.done():
+            self._metering = asyncio.get_running_loop().create_task(self._write_metering())
+
+    async def _write_metering(self) -> None:
+        failures = 0
+        while self._metered:
+            batch, self._metered = self._metered[:500], self._metered[500:]
+            try:
+                async with self.db.transaction() as conn:
+                    await conn.execute(store.plugin_calls.insert(), [row for row, _ in batch])
+            except Exception:
+                failures += 1
+                if failures >= 5:  # the database is gone; the calls themselves are long done
+                    log.error("dropping %d plugin metering rows", len(batch), exc_info=True)
+                    continue
+                log.warning("writing %d plugin metering rows failed", len(batch), exc_info=True)
+                self._metered[:0] = batch
+                await asyncio.sleep(0.2 * failures)
+                continue
+            failures = 0
+            for _, event in batch:
+                try:
+                    await self.platform.events.publish(event)
+                except Exception:
+                    log.warning("publishing %s failed", event.topic, exc_info=True)
+
+    async def flush_metering(self) -> None:
+        """Wait until every call so far is metered and its event published."""
+        while self._metering is not None and not self._metering.done():
+            await asyncio.shield(self._metering)
 
     async def metering(self, tenant: Tenant | str, limit: int = 100) -> dict[str, Any]:
         """Recent calls and per-plugin totals for a tenant."""
         t = await self._tenant(tenant)
+        await self.flush_metering()
         c = store.plugin_calls
         async with self.db.read() as conn:
             rows = list(
@@ -1075,7 +1108,7 @@ class FuelBudget:
 
     NAMESPACE = "plugin-fuel"
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Services) -> None:
         self.platform = platform  # `platform.quotas` is looked up per call (built after us)
 
     @property

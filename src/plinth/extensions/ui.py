@@ -12,19 +12,17 @@ tenants (and `plinth demo --no-plugins` publishes without them), and the portal 
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 
 from plinth.errors import Fault, ValidationFailed
 from plinth.extensions import store
+from plinth.extensions.models import PluginVersion
 from plinth.jsonschema import compile_schema, faults
-from plinth.metadata.pipeline import PublishContext, StepResult, register_step
+from plinth.metadata.publish import PublishContext, StepResult
 from plinth.pages.components import PLUGIN_KIND
-
-if TYPE_CHECKING:
-    from plinth.extensions.service import PluginService
 
 
 def _trees(definition: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -99,15 +97,9 @@ class PluginComponentsStep:
     """Refuse a publish whose pages use plugin elements the tenant lacks or misconfigures."""
 
     name = "plugin_components"
-    order = 150
 
-    def __init__(self) -> None:
-        self._services: weakref.WeakValueDictionary[int, PluginService] = (
-            weakref.WeakValueDictionary()
-        )
-
-    def attach(self, service: PluginService) -> None:
-        self._services[id(service.db.engine.sync_engine)] = service
+    def __init__(self, version_of: Callable[[Any], PluginVersion]) -> None:
+        self.version_of = version_of  # a stored plugin version row, read
 
     async def run(self, ctx: PublishContext, result: StepResult) -> None:
         uses = any(
@@ -118,32 +110,27 @@ class PluginComponentsStep:
         if ctx.reason == "rollback" or not uses:
             result.status = "skipped"
             return
-        service = self._services.get(id(ctx.conn.engine.sync_engine))
         available: dict[str, dict[str, Any]] = {}
         installed: dict[str, bool] = {}
-        if service is not None:
-            # Read in the publish's own transaction (SQLite has one writer).
-            it, vt = store.plugin_installs, store.plugin_versions
-            rows = (
-                await ctx.conn.execute(
-                    sa.select(vt)
-                    .join(it, sa.and_(it.c.name == vt.c.name, it.c.version == vt.c.version))
-                    .where(it.c.tenant_id == ctx.tenant.id)
-                    .add_columns(it.c.capabilities.label("granted"))
-                )
-            ).all()
-            for row in rows:
-                installed[row.name] = "ui" in (row.granted or [])
-                if not installed[row.name]:
-                    continue
-                v = service._version(row)
-                for spec in v.manifest.components():
-                    available[f"plugin:{v.name}/{spec.name}"] = spec.input_schema or {}
+        # Read in the publish's own transaction (SQLite has one writer).
+        it, vt = store.plugin_installs, store.plugin_versions
+        rows = (
+            await ctx.conn.execute(
+                sa.select(vt)
+                .join(it, sa.and_(it.c.name == vt.c.name, it.c.version == vt.c.version))
+                .where(it.c.tenant_id == ctx.tenant.id)
+                .add_columns(it.c.capabilities.label("granted"))
+            )
+        ).all()
+        for row in rows:
+            installed[row.name] = "ui" in (row.granted or [])
+            if not installed[row.name]:
+                continue
+            v = self.version_of(row)
+            for spec in v.manifest.components():
+                available[f"plugin:{v.name}/{spec.name}"] = spec.input_schema or {}
         found, warnings = check_plugin_nodes(ctx.definition, available, installed)
         if found:
             raise ValidationFailed.of(found, "app definition")
         for w in warnings:
             result.warn(w.path, w.message, w.code)
-
-
-STEP = register_step(PluginComponentsStep())

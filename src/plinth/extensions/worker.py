@@ -99,8 +99,14 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -
                 continue
             limits = Limits(**request["limits"])
             write_frame(out, {"op": "started"})  # the deadline counts from here
+            reuse = request.get("reuse")
             outcome = sandbox.call(
-                component, request["export"], tuple(request["args"]), limits, host
+                component,
+                request["export"],
+                tuple(request["args"]),
+                limits,
+                host,
+                reuse_key=str(reuse) if reuse else None,
             )
             write_frame(
                 out,
@@ -136,7 +142,9 @@ def _failure(exc: PlinthError, cold: bool, sandbox: Any) -> dict[str, Any]:
 
 
 def _live(sandbox: Any) -> int | None:
-    return sandbox.meter.live if sandbox.meter is not None else None
+    if sandbox.meter is None:
+        return None
+    return int(sandbox.meter.live - sandbox.warm_memories())
 
 
 def main() -> None:

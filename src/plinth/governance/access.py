@@ -6,6 +6,7 @@ enforcement point already calls through here, so swapping the decider changes no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,6 +70,10 @@ class Decision:
     allowed: bool
     reasons: tuple[str, ...] = ()
     policies: tuple[str, ...] = ()  # ids of the policies that decided (for explanations)
+
+
+# Told of every denial: (principal, action, resource, decision).
+DenialHook = Callable[[Principal, str, "Resource", "Decision"], None]
 
 
 class Authorizer(Protocol):

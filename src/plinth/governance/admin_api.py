@@ -7,19 +7,33 @@ the audit ledger, named for what a person did (`user.disabled`, not `user.update
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Conflict
-from plinth.governance.access import ROLE_ACTIONS
+from plinth.governance.access import ROLE_ACTIONS, Authorizer
 from plinth.governance.directory import PasswordToken, UserRecord
+from plinth.governance.http import PrincipalDep, require
 from plinth.governance.policy import OWNER_EXTRA
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
-from plinth.server.platform import Platform
+from plinth.governance.service import Governance
+from plinth.governance.tokens import TokenService
+from plinth.http import composed
+from plinth.tenancy.http import TenantDep
 from plinth.tenancy.models import Tenant
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    governance: Governance
+    tokens: TokenService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["administration"])
 
@@ -197,7 +211,7 @@ async def list_groups(
 
 
 async def _membership(
-    platform: Platform,
+    platform: Services,
     principal: Principal,
     tenant: Tenant,
     group: str,

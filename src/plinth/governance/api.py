@@ -5,18 +5,36 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from plinth.governance.access import Authorizer
 from plinth.governance.admin_api import _check_groups, _check_roles, invite_view
+from plinth.governance.http import PrincipalDep, require
 from plinth.governance.oidc import OIDCConfig, map_claims
 from plinth.governance.principal import PLATFORM_ADMIN
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.governance.service import Governance
+from plinth.governance.tokens import TokenService
+from plinth.http import composed
+from plinth.tenancy.http import TenantDep
 from plinth.tenancy.models import Tenant
+from plinth.tenancy.service import TenantService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    governance: Governance
+    tenants: TenantService
+    tokens: TokenService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["identity"])
 public = APIRouter(prefix="/api/auth/{tenant}", tags=["identity"])

@@ -7,15 +7,17 @@ partial evaluation with the record unknown and hands the runtime a filter AST.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import cedarpy
 
 from plinth.errors import Fault
-from plinth.governance.access import PER_ROW, ROLE_ACTIONS, Decision, Resource
+from plinth.governance.access import PER_ROW, ROLE_ACTIONS, Decision, DenialHook, Resource
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.governance.residual import DENY_ALL, Filter, Untranslatable, residuals_to_filter
 
@@ -146,6 +148,7 @@ class CompiledPolicies:
     names: dict[str, str]
     fields: dict[str, list[str]] = field(default_factory=dict)
     policy_reads: list[_Reads] = field(default_factory=list)
+    serial: int = 0  # unique per compiled set: keys memoised decisions
     _by_action: dict[str, tuple[tuple[str, ...], bool]] = field(default_factory=dict)
 
     def reads(self, action: str) -> tuple[tuple[str, ...], bool]:
@@ -242,40 +245,111 @@ def _attrs(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class CedarAuthorizer:
-    """`decide`, `row_filter` and `field_access` over platform defaults + app policies."""
+    """`decide`, `row_filter` and `field_access` over platform defaults + app policies.
 
-    def __init__(self) -> None:
+    Policy sets are loaded per tenant on first use (`load`), never all at start, and at most
+    `bound` apps' sets stay cached, the least recently used dropped first. A decision about an
+    app of a tenant whose sets are not loaded fails closed: the caller loads them first (the
+    tenant service does so whenever it resolves a tenant)."""
+
+    def __init__(self, bound: int = 10_000, on_denied: DenialHook | None = None) -> None:
+        # Called for every denial (governance records it in the audit ledger).
+        self.on_denied = on_denied
         self.defaults = compile_policies({"default": DEFAULT_POLICIES})
+        self.bound = bound
         # (tenant_id, app_slug) -> compiled set of that app's active version
-        self._apps: dict[tuple[str, str], CompiledPolicies] = {}
+        self._apps: OrderedDict[tuple[str, str], CompiledPolicies] = OrderedDict()
+        # tenants whose every app's set is in `_apps` (an app missing there has none active)
+        self._complete: OrderedDict[str, None] = OrderedDict()
+        self._changes: dict[str, int] = {}  # installs per tenant: a load racing one retries
+        self._unloaded = CompiledPolicies(cedarpy.PolicySet.from_str(""), {})
         self._field_cache: dict[tuple[Any, ...], tuple[set[str] | None, set[str] | None]] = {}
         self._decisions: dict[tuple[Any, ...], Decision] = {}
+        self._serials = itertools.count(1)
+        self.defaults.serial = next(self._serials)
 
     # -- cache ------------------------------------------------------------------------------
 
-    def install(self, tenant_id: str, app_slug: str, definition: dict[str, Any]) -> None:
-        """Cache the compiled policies of an app's (newly) active version."""
-        docs = {"default": DEFAULT_POLICIES}
-        for name, doc in (definition.get("policies") or {}).items():
-            docs[f"app.{name}"] = doc.get("cedar", "")
-        compiled = compile_policies(docs)
+    def compile(self, definition: dict[str, Any]) -> CompiledPolicies:
+        """The compiled policies of one app version (sharing the parsed defaults when the app
+        adds none, which is most apps: nothing per app but its field names)."""
+        documents = {
+            f"app.{name}": doc.get("cedar", "")
+            for name, doc in (definition.get("policies") or {}).items()
+        }
+        if any(text.strip() for text in documents.values()):
+            compiled = compile_policies({"default": DEFAULT_POLICIES, **documents})
+        else:
+            compiled = CompiledPolicies(
+                self.defaults.policies, self.defaults.names, {}, self.defaults.policy_reads
+            )
         compiled.fields = {
             name: list((ent.get("fields") or {}).keys())
             for name, ent in (definition.get("entities") or {}).items()
         }
-        self._apps[(tenant_id, app_slug)] = compiled
-        self._decisions.clear()  # keys hold id(compiled); never let a recycled id match
+        compiled.serial = next(self._serials)
+        return compiled
+
+    def install(self, tenant_id: str, app_slug: str, definition: dict[str, Any]) -> None:
+        """Cache the compiled policies of an app's (newly) active version."""
+        self._changes[tenant_id] = self._changes.get(tenant_id, 0) + 1
+        self._put(tenant_id, app_slug, self.compile(definition))
         self._field_cache = {
             k: v for k, v in self._field_cache.items() if k[:2] != (tenant_id, app_slug)
         }
 
     def forget(self, tenant_id: str, app_slug: str) -> None:
+        self._changes[tenant_id] = self._changes.get(tenant_id, 0) + 1
         self._apps.pop((tenant_id, app_slug), None)
-        self._decisions.clear()
+
+    def loaded(self, tenant_id: str) -> bool:
+        """Whether every policy set of the tenant is cached (then touch it as recently used)."""
+        if tenant_id not in self._complete:
+            return False
+        self._complete.move_to_end(tenant_id)
+        return True
+
+    def changes(self, tenant_id: str) -> int:
+        """A counter of installs for the tenant, taken before reading its sets to `load`."""
+        return self._changes.get(tenant_id, 0)
+
+    def load(self, tenant_id: str, definitions: dict[str, dict[str, Any]], since: int) -> bool:
+        """Cache the sets of every active app of a tenant, read when `changes` was `since`;
+        False (nothing cached) if one was installed meanwhile: read them again."""
+        if self._changes.get(tenant_id, 0) != since:
+            return False
+        for app_slug, definition in definitions.items():
+            self._put(tenant_id, app_slug, self.compile(definition))
+        for app_slug in definitions:
+            if (tenant_id, app_slug) not in self._apps:
+                return True  # dropped again at once (a bound below the tenant's apps)
+        self._complete[tenant_id] = None
+        self._complete.move_to_end(tenant_id)
+        while len(self._complete) > self.bound:
+            self._complete.popitem(last=False)
+        return True
+
+    def _put(self, tenant_id: str, app_slug: str, compiled: CompiledPolicies) -> None:
+        key = (tenant_id, app_slug)
+        self._apps[key] = compiled
+        self._apps.move_to_end(key)
+        while len(self._apps) > self.bound:
+            (dropped_tenant, _), _ = self._apps.popitem(last=False)
+            self._complete.pop(dropped_tenant, None)  # loaded again on its next request
+
+    def stats(self) -> dict[str, int]:
+        return {"apps": len(self._apps), "tenants": len(self._complete), "bound": self.bound}
 
     def _set_for(self, tenant_id: str | None, app_slug: str | None) -> CompiledPolicies:
         if tenant_id and app_slug:
-            return self._apps.get((tenant_id, app_slug), self.defaults)
+            found = self._apps.get((tenant_id, app_slug))
+            if found is not None:
+                self._apps.move_to_end((tenant_id, app_slug))
+                return found
+            if tenant_id in self._complete:
+                return self.defaults  # no active version: the platform's defaults
+            log.error("policies of tenant %s are not loaded: denying (fails closed)", tenant_id)
+            return self._unloaded
         return self.defaults
 
     # -- entities ---------------------------------------------------------------------------
@@ -338,11 +412,11 @@ class CedarAuthorizer:
     ) -> tuple[Any, ...] | None:
         """What a decision depends on, or None when it cannot be memoised.
 
-        A decision is a pure function of the policy set (its object: `install` replaces it
-        and clears the memo), everything Cedar sees of the principal, the action and the
-        resource — and of a record only the attributes some policy reads (and which record it
-        is when a policy looks at that). So reading 100 open claims of one country is one
-        Cedar evaluation, not 100.
+        A decision is a pure function of the policy set (its serial: every compiled set has
+        its own, so a new version never meets an old one's memo), everything Cedar sees of
+        the principal, the action and the resource — and of a record only the attributes some
+        policy reads (and which record it is when a policy looks at that). So reading 100 open
+        claims of one country is one Cedar evaluation, not 100.
         """
         attrs = principal.attrs
         who = (
@@ -364,7 +438,10 @@ class CedarAuthorizer:
             )
         else:
             what = (resource.kind, resource.id, resource.tenant_id)
-        key = (id(compiled), who, action, what, tuple(sorted(context.items())) if context else ())
+        if not compiled.serial:
+            return None  # the not-loaded set (serial 0) denies, and is never remembered
+        extra = tuple(sorted(context.items())) if context else ()
+        key = (compiled.serial, who, action, what, extra)
         try:
             hash(key)
         except TypeError:  # a list-valued attribute: evaluate, as before
@@ -471,6 +548,8 @@ class CedarAuthorizer:
         if cached is not None:
             return cached
         compiled = self._set_for(tenant_id, app_slug)
+        if compiled is self._unloaded:
+            return set(), set()  # fails closed, and is never remembered
         names = compiled.fields.get(entity, [])
         out: list[set[str] | None] = []
         for action in FIELD_ACTIONS:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 
-from plinth.events import Event
+from plinth.db import Database
+from plinth.events import Event, EventBus
 from plinth.governance import kinds as _kinds  # noqa: F401
 from plinth.governance.access import Decision, Resource
 from plinth.governance.anchor import anchor_of
@@ -20,59 +22,78 @@ from plinth.governance.policy import CedarAuthorizer
 from plinth.governance.principal import Principal
 from plinth.integration.egress import EgressPolicy
 from plinth.metadata.store import apps, versions
+from plinth.settings import Settings
+from plinth.tenancy.models import Tenant
 
-if TYPE_CHECKING:
-    from plinth.server.platform import Platform
+StopHook = Callable[[], Awaitable[None]]
 
 
 class Governance:
     """Holds identity, policy and audit for one platform; wires them to the event bus."""
 
-    def __init__(self, platform: Platform) -> None:
-        settings = platform.settings
-        self._platform = platform
-        self.db = platform.db
-        # The ledger key is derived from the vault's master key (created after this; read late).
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        events: EventBus,
+        master_key: Callable[[], bytes],
+        on_stop: Callable[[StopHook], None],
+    ) -> None:
+        """`master_key`: the vault's master key, read when first needed (the ledger's key is
+        derived from it); `on_stop`: where the ledger's drain and the anchoring stop go."""
+        self.settings = settings
+        self.db = db
+        self._on_stop = on_stop
         self.audit = AuditLedger(
-            platform.db,
-            lambda: platform.vault.master,
+            db,
+            master_key,
             anchor_of(settings.audit_anchor) if settings.audit_anchor else None,
         )
-        self.identity = IdentityService(
-            platform.db, signing_key(settings.master_key, settings.data_dir)
-        )
-        self.directory = UserDirectory(platform.db)
+        self.identity = IdentityService(db, signing_key(settings.master_key, settings.data_dir))
+        self.directory = UserDirectory(db)
         # Calls to a tenant's provider go through the same SSRF guard as connectors.
         self.oidc = OIDCLogin(self.identity._key, EgressPolicy(settings.egress_allow))
         self._anchoring: asyncio.Task[None] | None = None
-        self.authorizer = CedarAuthorizer()
-        self.authorizer.on_denied = self._on_denied  # type: ignore[attr-defined]
-        self.audit.subscribe(platform.events)
+        self.authorizer = CedarAuthorizer(settings.app_cache, on_denied=self._on_denied)
+        self.audit.subscribe(events)
         # Policy sets follow the active version: publish, rollback and delete swap them.
         # On other nodes (relayed) only the cached policy set changes; the audit stays here.
-        platform.events.subscribe("app.published", self._on_activated, cluster=True)
-        platform.events.subscribe("app.rolled_back", self._on_activated, cluster=True)
-        platform.events.subscribe("app.deleted", self._on_deleted, cluster=True)
+        events.subscribe("app.published", self._on_activated, cluster=True)
+        events.subscribe("app.rolled_back", self._on_activated, cluster=True)
+        events.subscribe("app.deleted", self._on_deleted, cluster=True)
 
     async def start(self) -> None:
-        """Compile the policies of every app's active version into the cache."""
-        self._platform.on_stop(self.audit.drain)
+        """Seal legacy ledgers. Policy sets are not loaded here: each tenant's are loaded
+        when it is first resolved (`ready`), so start-up does not grow with the tenants."""
+        self._on_stop(self.audit.drain)
         await self.audit.seal_legacy()  # ledgers from before the keyed chain: checkpoint now
-        q = sa.select(apps.c.tenant_id, apps.c.slug, versions.c.body).join(
-            versions,
-            sa.and_(versions.c.app_id == apps.c.id, versions.c.number == apps.c.active_version),
-        )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(q)).all()
-        for row in rows:
-            self.authorizer.install(row.tenant_id, row.slug, row.body)
+
+    async def ready(self, tenant: Tenant) -> None:
+        """Load the policy sets of the tenant's active app versions, unless cached."""
+        while not self.authorizer.loaded(tenant.id):
+            since = self.authorizer.changes(tenant.id)
+            q = (
+                sa.select(apps.c.slug, versions.c.body)
+                .join(
+                    versions,
+                    sa.and_(
+                        versions.c.app_id == apps.c.id,
+                        versions.c.number == apps.c.active_version,
+                    ),
+                )
+                .where(apps.c.tenant_id == tenant.id)
+            )
+            async with self.db.read() as conn:
+                rows = (await conn.execute(q)).all()
+            if self.authorizer.load(tenant.id, {r.slug: r.body for r in rows}, since):
+                return
 
     def start_anchoring(self) -> None:
         """Export the ledger's newest checkpoints to the anchor periodically (worker nodes)."""
         if self.audit.anchor is None or self._anchoring is not None:
             return
         self._anchoring = asyncio.create_task(
-            self.audit.anchor_every(self._platform.settings.audit_anchor_every)
+            self.audit.anchor_every(self.settings.audit_anchor_every)
         )
 
         async def stop() -> None:
@@ -82,7 +103,7 @@ class Governance:
             self._anchoring = None
             await self.audit.export_anchor()  # what was appended since the last export
 
-        self._platform.on_stop(stop)
+        self._on_stop(stop)
 
     async def _on_activated(self, event: Event) -> None:
         numbers = [n for n in (event.data["version"], event.data.get("previous")) if n]

@@ -3,14 +3,35 @@ settings, custom domains and the marketplace."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Forbidden, NotFound
-from plinth.integration.vault import check_name
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.governance.access import Authorizer
+from plinth.governance.http import PrincipalDep, require
+from plinth.http import composed
+from plinth.integration.quotas import Quotas
+from plinth.integration.service import ConnectorService
+from plinth.integration.vault import Vault, check_name
+from plinth.metadata.service import MetadataService
+from plinth.tenancy.http import TenantDep
+from plinth.tenancy.service import TenantService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    connectors: ConnectorService
+    metadata: MetadataService
+    quotas: Quotas
+    tenants: TenantService
+    vault: Vault
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(tags=["integration"])
 T = "/api/t/{tenant}"

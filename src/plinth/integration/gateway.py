@@ -4,7 +4,7 @@ Per request it resolves the tenant (from `/api/t/{tenant}` or a custom domain, w
 rewritten to the tenant's), answers CORS for the app, counts the request against the tenant's,
 the API key's and the app's rate limits, caps the tenant's concurrent requests, enforces the
 time limit (504) and writes one structured access-log line. Authentication itself stays in the
-routes (`server/deps.py`).
+routes (`governance/http.py`).
 
 Fairness, so one tenant hammering the platform does not slow the others:
 - refusals are cheap: no database, no authentication, and a budget already exhausted is
@@ -27,17 +27,14 @@ import json
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plinth.errors import PlinthError, RateLimited, Unavailable
 from plinth.integration.models import CorsRefused, GatewayTimeout
-from plinth.integration.quotas import Verdict, too_many
+from plinth.integration.quotas import Quotas, Verdict, too_many
 from plinth.integration.settings import TenantGate
-
-if TYPE_CHECKING:
-    from plinth.server.platform import Platform
 
 access_log = logging.getLogger("plinth.access")
 PROBLEM = b"application/problem+json"
@@ -52,11 +49,10 @@ class Gateway:
     MAX_HELD = 1000
     capacity = 128  # requests in flight in this process before fair shares apply
 
-    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+    def __init__(self, app: ASGIApp, quotas: Quotas) -> None:
         self.app = app
-        self.platform = platform
-        self.settings = platform.quotas.gateway
-        self.quotas = platform.quotas
+        self.settings = quotas.gateway
+        self.quotas = quotas
         self._in_flight: dict[str, int] = {}  # tenant id -> requests in flight (> 0 only)
         self._total = 0
         self._held = 0

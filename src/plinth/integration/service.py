@@ -7,14 +7,15 @@ import asyncio
 import json
 import time
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from plinth.db import Database
 from plinth.errors import BadRequest, NotFound, PlinthError
-from plinth.events import Event
-from plinth.governance.access import Resource, authorize
+from plinth.events import Event, EventBus
+from plinth.governance.access import Authorizer, Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.integration import connectors
 from plinth.integration.breaker import Breaker, CircuitBreaker, SharedBreaker
@@ -22,12 +23,14 @@ from plinth.integration.connectors import CallContext
 from plinth.integration.egress import EgressPolicy, GuardedTransport, read_capped
 from plinth.integration.models import ConnectorFailed, ConnectorTimeout, EgressRefused
 from plinth.integration.openapi import import_openapi
+from plinth.integration.quotas import Quotas
 from plinth.integration.tokens import TokenCache
+from plinth.integration.vault import Vault
 from plinth.integration.webhooks import Receiver, Webhooks
+from plinth.metadata.service import MetadataService
+from plinth.settings import Settings
 from plinth.tenancy.models import Tenant
-
-if TYPE_CHECKING:
-    from plinth.server.platform import Platform
+from plinth.tenancy.service import TenantService
 
 REDACTED = "[redacted]"
 MAX_OPENAPI_BYTES = 5 * 1024 * 1024
@@ -37,37 +40,50 @@ PLUGIN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 class ConnectorService:
     """Connector calls with policy, secrets, breakers and audit events."""
 
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        self.db = platform.db
-        self.events = platform.events
-        self.vault = platform.vault
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        events: EventBus,
+        vault: Vault,
+        quotas: Quotas,
+        authorizer: Authorizer,
+        tenants: TenantService,
+        metadata: MetadataService,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.events = events
+        self.vault = vault
+        self.quotas = quotas
+        self.authorizer = authorizer
+        self.tenants = tenants
+        self.metadata = metadata
         # Every outbound call of the layer goes through this one pooled client, whose
         # transport is the SSRF guard; each call passes its own timeout.
-        self.egress = EgressPolicy(platform.settings.egress_allow)
+        self.egress = EgressPolicy(settings.egress_allow)
         self.http = httpx.AsyncClient(
             follow_redirects=False, trust_env=False, transport=GuardedTransport(self.egress)
         )
         # Breaker state and OAuth2 tokens: per process when embedded, shared through Redis
         # when scaled out (so every node sees an open circuit and reuses one token).
         self.redis: Any = None
-        if platform.settings.redis_url:
+        if settings.redis_url:
             import redis.asyncio
 
-            self.redis = redis.asyncio.Redis.from_url(platform.settings.redis_url)
+            self.redis = redis.asyncio.Redis.from_url(settings.redis_url)
         self.breakers: dict[str, Breaker] = {}
         self.oauth_tokens = TokenCache(self.redis, lambda: self.vault.master)
         self._documents: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self._subscribers: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         self.webhooks = Webhooks(self)
         self.events.subscribe("app.*", self._forget, cluster=True)
-        platform.on_stop(self.close)
 
     def resolve(self, url: str) -> str:
         """A connector URL made absolute: one that starts with `/` names this platform's own
         server, resolved at call time (so a server restarted on another port still reaches
         itself). The SSRF guard then checks the address like any other."""
-        return self.platform.settings.self_url + url if url.startswith("/") else url
+        return self.settings.self_url + url if url.startswith("/") else url
 
     def on_webhook(self, receiver: Receiver) -> None:
         """Act on each verified `webhook_in` delivery inside the transaction recording it."""
@@ -89,7 +105,7 @@ class ConnectorService:
         `idempotency_key` (a workflow step's) goes to the service with the call (`http`: the
         Idempotency-Key header), so a retried call can be recognised there."""
         authorize(
-            self.platform.authorizer,
+            self.authorizer,
             principal,
             "connector.call",
             Resource("connector", connector, tenant.id, {"app": app_slug}),
@@ -99,7 +115,7 @@ class ConnectorService:
         assert kind is not None
         if not isinstance(input, dict):
             raise BadRequest("A connector's input is an object", path="input")
-        await self.platform.quotas.consume(tenant.id, "connector_calls")
+        await self.quotas.consume(tenant.id, "connector_calls")
         ctx = CallContext(
             self,
             tenant.id,
@@ -178,7 +194,7 @@ class ConnectorService:
         method = method.upper()
         if method not in PLUGIN_METHODS:
             raise EgressRefused(f"HTTP method {method!r} is not allowed", path="method")
-        await self.platform.quotas.consume(tenant.id, "plugin_http")
+        await self.quotas.consume(tenant.id, "plugin_http")
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
@@ -248,7 +264,7 @@ class ConnectorService:
         key = (tenant.id, app_slug)
         found = self._documents.get(key)
         if found is None:
-            version = await self.platform.metadata.active_version(tenant, app_slug)
+            version = await self.metadata.active_version(tenant, app_slug)
             found = dict((version.definition if version else {}).get("connectors", {}))
             self._documents[key] = found
         return found
@@ -270,9 +286,9 @@ class ConnectorService:
         found = self._subscribers.get(tenant_id)
         if found is None:
             found = []
-            tenants = await self.platform.tenants.list({tenant_id})
+            tenants = await self.tenants.list({tenant_id})
             if tenants:
-                for app in await self.platform.metadata.list_apps(tenants[0]):
+                for app in await self.metadata.list_apps(tenants[0]):
                     if app.active_version is None:
                         continue
                     for name, doc in (await self.connectors_of(tenants[0], app.slug)).items():
@@ -310,7 +326,7 @@ class ConnectorService:
                 raise BadRequest("Give the OpenAPI document or its url", path="document")
             document = await self._fetch_json(url)
         server_url, operations = import_openapi(document)
-        draft = await self.platform.metadata.get_draft(tenant, app_slug)
+        draft = await self.metadata.get_draft(tenant, app_slug)
         definition = dict(draft.definition)
         section = dict(definition.get("connectors", {}))
         doc = dict(section.get(name, {"kind": "http"}))
@@ -325,7 +341,7 @@ class ConnectorService:
         doc["operations"] = operations
         section[name] = doc
         definition["connectors"] = section
-        await self.platform.metadata.put_draft(
+        await self.metadata.put_draft(
             tenant, app_slug, definition, by=principal.audit_name(), if_revision=draft.revision
         )
         return {"connector": name, "base_url": doc["base_url"], "operations": sorted(operations)}
@@ -358,7 +374,7 @@ class ConnectorService:
     async def installed(self, tenant: Tenant) -> list[dict[str, Any]]:
         """The connectors the tenant's published apps use."""
         found = []
-        for app in await self.platform.metadata.list_apps(tenant):
+        for app in await self.metadata.list_apps(tenant):
             if app.active_version is None:
                 continue
             for name, doc in (await self.connectors_of(tenant, app.slug)).items():
@@ -382,7 +398,7 @@ class ConnectorService:
         await self.http.aclose()
         if self.redis is not None:
             await self.redis.aclose()
-        await self.platform.quotas.close()
+        await self.quotas.close()
 
 
 def _scrub(text: str, secrets: list[str]) -> str:

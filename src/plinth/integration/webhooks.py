@@ -238,7 +238,7 @@ class Webhooks:
             log.exception("webhook delivery %s failed in the engine", delivery.id)
 
     async def _document(self, delivery: Delivery) -> dict[str, Any] | None:
-        tenants = await self.service.platform.tenants.list({delivery.tenant_id})
+        tenants = await self.service.tenants.list({delivery.tenant_id})
         if not tenants:
             return None
         try:

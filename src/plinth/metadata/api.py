@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from plinth.errors import PreconditionFailed
+from plinth.governance.access import Authorizer
+from plinth.governance.http import PrincipalDep, require
+from plinth.http import composed
 from plinth.metadata.models import Draft
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.metadata.service import AppFiles, MetadataService
+from plinth.tenancy.http import TenantDep
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    files: AppFiles
+    metadata: MetadataService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}/apps", tags=["apps"])
 
@@ -163,6 +178,50 @@ async def patch_draft(
         tenant, app, ops, by=principal.audit_name(), if_revision=_revision(if_match)
     )
     return _draft_body(draft, response)
+
+
+class RenameFieldIn(BaseModel):
+    entity: str = Field(min_length=1, max_length=63)
+    field_id: str = Field(min_length=1, max_length=40, description="the field's stable `id`")
+    to: str = Field(min_length=1, max_length=63, description="the new name")
+
+
+@router.post(
+    "/{app}/draft/refactor/rename-field",
+    responses={
+        404: {"description": "No such entity, or no field with this id"},
+        409: {"description": "The entity already has a field with the new name"},
+    },
+)
+async def rename_field(
+    app: str,
+    body: RenameFieldIn,
+    tenant: TenantDep,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict:
+    """Rename a field by its stable id and rewrite every reference to it in the draft
+    (workflow expressions and inputs, forms, page props and bindings, policies, entities)."""
+    require(platform, principal, "draft.edit", tenant, ident=app)
+    draft, renamed = await platform.metadata.rename_field(
+        tenant,
+        app,
+        body.entity,
+        body.field_id,
+        body.to,
+        by=principal.audit_name(),
+        if_revision=_revision(if_match),
+    )
+    response.headers["ETag"] = draft.etag
+    return {
+        "revision": draft.revision,
+        "entity": renamed.entity,
+        "from": renamed.old,
+        "to": renamed.new,
+        "rewritten": renamed.rewritten,
+    }
 
 
 @router.post("/{app}/publish")

@@ -1,5 +1,10 @@
 """A structured diff of two app definitions: documents and members added, removed, renamed
-(matched on stable ids, so a rename is a rename) and changed, down to the attribute."""
+(matched on stable ids, so a rename is a rename) and changed, down to the attribute.
+
+It reports what a person changed. The key order of a JSON object is not a change (an editor
+that rebuilds a document, such as the co-editing IDE, may write keys in another order); only
+the order of members a kind declares `ordered` (an entity's fields) is reported, as
+`reordered`. The order of list items is kept as a change: in a list, order is content."""
 
 from __future__ import annotations
 
@@ -38,8 +43,6 @@ def _values(old: Any, new: Any, path: str, skip: set[str]) -> list[Change]:
             if key in skip:
                 continue
             out += _values(old.get(key, _MISSING), new.get(key, _MISSING), f"{path}.{key}", set())
-        if list(k for k in old if k in new) != list(k for k in new if k in old):
-            out.append({"op": "reordered", "path": path})
         return out
     if old is _MISSING:
         return [{"op": "added", "path": path, "to": new}]
@@ -51,7 +54,11 @@ def _values(old: Any, new: Any, path: str, skip: set[str]) -> list[Change]:
 
 
 def _members(
-    old: dict[str, Any], new: dict[str, Any], path: str, keyed: dict[str, str]
+    old: dict[str, Any],
+    new: dict[str, Any],
+    path: str,
+    keyed: dict[str, str],
+    ordered: frozenset[str] = frozenset(),
 ) -> list[Change]:
     """Changes inside one document: keyed maps member by member, the rest attribute-wise."""
     out = _values(old, new, path, skip=set(keyed) | {"id"})
@@ -81,9 +88,18 @@ def _members(
                 )
             else:
                 out += inner
-        if list(old_members) != list(new_members) and set(old_members) == set(new_members):
-            out.append({"op": "reordered", "path": f"{path}.{key}"})
+        if key in ordered:
+            before, after = _order(old_members), _order(new_members)
+            kept = set(before) & set(after)
+            if [m for m in before if m in kept] != [m for m in after if m in kept]:
+                out.append({"op": "reordered", "path": f"{path}.{key}"})
     return out
+
+
+def _order(members: dict[str, Any]) -> list[Any]:
+    """The members' order by identity (id, else name), so adding or removing a member, or
+    renaming one, is not also a reorder."""
+    return [m.get("id", k) if isinstance(m, dict) else k for k, m in members.items()]
 
 
 def diff(old: Definition, new: Definition) -> list[Change]:
@@ -94,6 +110,7 @@ def diff(old: Definition, new: Definition) -> list[Change]:
         kind = kinds.by_section(section)
         kind_name = kind.name if kind else section
         keyed = kind.keyed if kind else {}
+        ordered = kind.ordered if kind else frozenset()
         old_docs = old.get(section) or {}
         new_docs = new.get(section) or {}
         for old_name, new_name in _match(old_docs, new_docs):
@@ -117,7 +134,7 @@ def diff(old: Definition, new: Definition) -> list[Change]:
                 )
             else:
                 path = f"{section}.{new_name}"
-                inner = _members(old_docs[old_name], new_docs[new_name], path, keyed)
+                inner = _members(old_docs[old_name], new_docs[new_name], path, keyed, ordered)
                 if old_name != new_name:
                     changes.append(
                         {

@@ -17,7 +17,8 @@ from plinth.events import Event, EventBus
 from plinth.governance.principal import Principal
 from plinth.ids import check_slug, new_id
 from plinth.metadata import definition as definitions
-from plinth.metadata import pipeline, store
+from plinth.metadata import publish as pipeline
+from plinth.metadata import references, store
 from plinth.metadata.diff import diff as diff_definitions
 from plinth.metadata.models import App, Draft, Version
 from plinth.tenancy.models import Tenant
@@ -64,6 +65,8 @@ class MetadataService:
         self.db = db
         self.events = events
         self.draft_log: DraftLog | None = None  # set by the designer when it runs
+        # The publish story (metadata/publish.py); other layers' steps are registered on it.
+        self.publishing = pipeline.Publishing()
 
     # -- apps -------------------------------------------------------------------------------
 
@@ -200,6 +203,28 @@ class MetadataService:
 
         return await self.write_draft(tenant, slug, apply, by, if_revision)
 
+    async def rename_field(
+        self,
+        tenant: Tenant,
+        slug: str,
+        entity: str,
+        field_id: str,
+        to: str,
+        *,
+        by: str | None = None,
+        if_revision: int | None = None,
+    ) -> tuple[Draft, references.Renamed]:
+        """Rename a field by its stable id and rewrite every reference to it in the draft,
+        as one draft change (co-editors see it like any other edit)."""
+        done: list[references.Renamed] = []
+
+        def change(old: dict[str, Any]) -> dict[str, Any]:
+            done.append(references.rename_field(old, entity, field_id, to))
+            return done[-1].definition
+
+        draft = await self.write_draft(tenant, slug, change, by, if_revision)
+        return draft, done[-1]
+
     async def write_draft(
         self,
         tenant: Tenant,
@@ -279,7 +304,7 @@ class MetadataService:
                     conn=conn,
                 )
                 started.append(ctx)
-                await _run_steps(ctx)
+                await self.publishing.run(ctx)
                 version = Version(app.id, number, digest, draft.definition, message, by, utcnow())
                 await store.insert_version(conn, version)
                 await store.set_active(conn, app.id, number)
@@ -345,7 +370,7 @@ class MetadataService:
                     conn=conn,
                 )
                 started.append(ctx)
-                await _run_steps(ctx)
+                await self.publishing.run(ctx)
                 await store.set_active(conn, app.id, number)
                 if reset_draft:
                     old = await store.draft_of(conn, app.id)
@@ -393,10 +418,10 @@ class MetadataService:
     async def active_version(self, tenant: Tenant, slug: str) -> Version | None:
         """The active version of an app, or None before its first publish."""
         async with self.db.read() as conn:
-            app = await self._app(conn, tenant, slug)
-            if app.active_version is None:
-                return None
-            return await store.version(conn, app.id, app.active_version)
+            found = await store.active_version(conn, tenant.id, slug)
+            if found is None:
+                await self._app(conn, tenant, slug)  # an unknown app is NotFound
+            return found
 
     async def diff(
         self, tenant: Tenant, slug: str, from_: int | str, to: int | str
@@ -420,13 +445,6 @@ class MetadataService:
         if number == 0:
             return {}
         return (await self.version(tenant, slug, number)).definition
-
-
-async def _run_steps(ctx: pipeline.PublishContext) -> None:
-    for step in pipeline.steps():
-        result = pipeline.StepResult(step.name)
-        await step.run(ctx, result)
-        ctx.results.append(result)
 
 
 async def _run_hooks(hooks: list[Any]) -> None:

@@ -11,16 +11,34 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from plinth.errors import NotFound
+from plinth.extensions.service import PluginService
+from plinth.governance.http import PrincipalDep
+from plinth.http import composed
+from plinth.metadata.service import MetadataService
 from plinth.pages.session import user_view
 from plinth.pages.targets import app_spec
 from plinth.pages.targets import webcomponents as wc
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
+from plinth.pages.targets.webcomponents import ModuleCache
+from plinth.tenancy.http import TenantDep
+from plinth.tenancy.service import TenantService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    metadata: MetadataService
+    page_modules: ModuleCache
+    plugins: PluginService
+    tenants: TenantService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(tags=["portal"])
 
@@ -131,6 +149,39 @@ window.plinthSession={{tenant:"{tenant}",response:fetch("/a/{tenant}/-/session/r
 
 # The portal's one stylesheet, inlined into the shell so the first render needs no request.
 CSS = (Path(__file__).with_name("portal.css")).read_text()
+
+
+HOME = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>{css}</style></head>
+<body><main class="pl-page"><h1>{title}</h1><ul class="pl-apps">{items}</ul></main></body></html>
+"""
+
+
+@router.get("/a/{tenant}", include_in_schema=False)
+@router.get("/a/{tenant}/", include_in_schema=False)
+async def home(tenant: str, platform: PlatformDep) -> Response:
+    """A tenant's portal: its one published app, or the list of them to choose from (never the
+    designer's sign-in: end users come here)."""
+    found = await platform.tenants.find(tenant)
+    published = []
+    if found is not None:
+        for app in await platform.metadata.list_apps(found):
+            version = await platform.metadata.active_version(found, app.slug)
+            if version is not None and version.definition.get("pages"):
+                published.append(app)
+    if not published:
+        raise NotFound(f"No published app here for tenant {tenant!r}", path="tenant")
+    assert found is not None
+    if len(published) == 1:
+        return RedirectResponse(f"/a/{found.slug}/{published[0].slug}/", status_code=302)
+    items = "".join(
+        f'<li><a href="/a/{found.slug}/{a.slug}/">{html.escape(a.name)}</a></li>' for a in published
+    )
+    title = html.escape(found.name or found.slug)
+    body = HOME.format(title=title, css=CSS, items=items)
+    return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/a/{tenant}/{app}", include_in_schema=False)

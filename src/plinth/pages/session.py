@@ -17,10 +17,10 @@ cannot send and a cross-site script can only send after a CORS preflight we neve
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -28,8 +28,19 @@ from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from plinth.governance.identity import REFRESH_TTL, Session, User
 from plinth.governance.login import password_login
 from plinth.governance.oidc import OIDCConfig, map_claims, new_browser_binding
-from plinth.server.deps import PlatformDep
-from plinth.server.problems import problem_response
+from plinth.governance.service import Governance
+from plinth.http import composed, problem_response
+from plinth.tenancy.service import TenantService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    governance: Governance
+    tenants: TenantService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(tags=["portal"])
 

@@ -305,3 +305,93 @@ def check_tree(
                 found += _check_action(action, f"{path}.events.{event}[{i}]", definition)
         found += _check_bindings(node, path, types)
     return found
+
+
+def field_references(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> Iterator[Any]:
+    """Every field a page names (component props, sort, filters, actions, `record.` bindings),
+    for the rename refactoring; `check_tree` reports the broken ones itself."""
+    from plinth.metadata import references as refs
+
+    for cname, comp in (doc.get("components") or {}).items():
+        if not isinstance(comp, dict):
+            continue
+        path = f"pages.{name}.components.{cname}"
+        props = comp.get("props") or {}
+        entity = props.get("entity") if isinstance(props, dict) else None
+        if isinstance(entity, str):
+            for key in FIELD_LIST_PROPS:
+                items = props.get(key)
+                for i, item in enumerate(items if isinstance(items, list) else []):
+                    if isinstance(item, str):
+                        yield refs.value_ref(
+                            f"{path}.props.{key}[{i}]", entity, items, i, checked=False
+                        )
+            for key in FIELD_PROPS:
+                if isinstance(props.get(key), str):
+                    yield refs.value_ref(f"{path}.props.{key}", entity, props, key, checked=False)
+            if isinstance(props.get("sort"), str):
+                yield from _sort_refs(f"{path}.props.sort", entity, props)
+            if isinstance(props.get("filter"), str):
+                yield from _filter_refs(f"{path}.props.filter", entity, props)
+            roots = {"record": entity, "row": entity}
+            for where in ("props", "events"):
+                for spath, holder, key in refs.strings(comp.get(where), f"{path}.{where}"):
+                    if BINDING.search(holder[key]):  # only bindings are read, not plain text
+                        yield from refs.expression_refs(spath, holder, key, roots, checked=False)
+        for where, action in _actions(comp.get("events")):
+            target = action.get("entity")
+            values = action.get("values")
+            if isinstance(target, str) and isinstance(values, dict):
+                for fname in list(values):
+                    vpath = f"{path}.events.{where}.values.{fname}"
+                    yield refs.key_ref(vpath, target, values, fname, checked=False)
+
+
+def _actions(events: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    if not isinstance(events, dict):
+        return
+    for event, actions in events.items():
+        for i, action in enumerate(actions if isinstance(actions, list) else []):
+            if isinstance(action, dict):
+                yield f"{event}[{i}]", action
+
+
+def _sort_refs(path: str, entity: str, props: dict[str, Any]) -> Iterator[Any]:
+    from plinth.metadata.references import FieldRef
+
+    for part in props["sort"].split(","):
+        name = part.lstrip("-")
+        if not name:
+            continue
+
+        def rewrite(old: str, new: str) -> None:
+            parts = props["sort"].split(",")
+            props["sort"] = ",".join(
+                ("-" if p.startswith("-") else "")
+                + (new if p.lstrip("-") == old else p.lstrip("-"))
+                for p in parts
+            )
+
+        yield FieldRef(path, entity, name, rewrite, checked=False)
+
+
+# A field compared in the data API's filter language (`status eq 'open'`).
+_FILTER_FIELD = re.compile(
+    r"(?P<lit>'(?:''|[^'])*')|\b(?P<field>[a-z_][a-z0-9_]*)(?=\s+(?:eq|ne|gt|ge|lt|le|in|contains|startswith)\b)"
+)
+
+
+def _filter_refs(path: str, entity: str, props: dict[str, Any]) -> Iterator[Any]:
+    from plinth.metadata.references import FieldRef
+
+    for match in _FILTER_FIELD.finditer(props["filter"]):
+        if match.group("lit") is not None:
+            continue
+
+        def rewrite(old: str, new: str) -> None:
+            def swap(m: re.Match[str]) -> str:
+                return new if m.group("lit") is None and m.group("field") == old else m.group(0)
+
+            props["filter"] = _FILTER_FIELD.sub(swap, props["filter"])
+
+        yield FieldRef(path, entity, match.group("field"), rewrite, checked=False)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from plinth import jsontext
 from plinth.errors import BadRequest, PreconditionFailed
+from plinth.governance.http import PrincipalDep
+from plinth.http import composed
 from plinth.runtime.filters import parse
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
+from plinth.runtime.service import RecordService
+from plinth.tenancy.http import TenantDep
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    records: RecordService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}/apps/{app}/data", tags=["data"])
 

@@ -6,6 +6,7 @@ one dict assignment, so a request that already holds the old one finishes on it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,16 +122,57 @@ def compile_app(
 
 
 class Registry:
-    """The compiled app of each (tenant, app), swapped whole on publish."""
+    """The compiled app of each (tenant, app), swapped whole on publish; at most `bound` of
+    them, the least recently used dropped first (compiled again on their next use).
 
-    def __init__(self) -> None:
-        self._apps: dict[tuple[str, str], CompiledApp] = {}
+    Tenants often run the same app (a template, a clone): the compiled entities of one
+    version are shared by every tenant whose active version has the same content hash and
+    schema (SQLite files have none), so a cold tenant of a known app compiles nothing."""
+
+    def __init__(self, bound: int = 10_000, shared: int = 1_000) -> None:
+        self.bound = bound
+        self._apps: OrderedDict[tuple[str, str], CompiledApp] = OrderedDict()
+        self._shared_bound = shared
+        self._shared: OrderedDict[tuple[str, str, str | None], dict[str, CompiledEntity]] = (
+            OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._apps)
 
     def get(self, tenant_id: str, app_slug: str) -> CompiledApp | None:
-        return self._apps.get((tenant_id, app_slug))
+        key = (tenant_id, app_slug)
+        found = self._apps.get(key)
+        if found is not None:
+            self._apps.move_to_end(key)
+        return found
 
     def put(self, app: CompiledApp) -> None:
         self._apps[(app.tenant_id, app.app_slug)] = app
+        self._apps.move_to_end((app.tenant_id, app.app_slug))
+        while len(self._apps) > self.bound:
+            self._apps.popitem(last=False)
+
+    def compile(
+        self,
+        tenant_id: str,
+        app_slug: str,
+        version: int,
+        digest: str,
+        definition: dict[str, Any],
+        schema: str | None,
+    ) -> CompiledApp:
+        """The compiled app of a version whose content hash is `digest` (shared entities)."""
+        key = (app_slug, digest, schema)
+        entities = self._shared.get(key)
+        if entities is not None:
+            self._shared.move_to_end(key)
+            return CompiledApp(tenant_id, app_slug, version, definition, entities)
+        app = compile_app(tenant_id, app_slug, version, definition, schema)
+        self._shared[key] = app.entities
+        while len(self._shared) > self._shared_bound:
+            self._shared.popitem(last=False)
+        return app
 
     def drop(self, tenant_id: str, app_slug: str) -> None:
         self._apps.pop((tenant_id, app_slug), None)

@@ -8,24 +8,40 @@ returns (the guard's `open`) and never masks (an export is the subject's own dat
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from plinth.db import utcnow
 from plinth.governance.compliance.keys import PREFIX as SEALED
 from plinth.runtime import records
-from plinth.runtime.compiled import CompiledEntity
+from plinth.runtime.compiled import CompiledApp, CompiledEntity
+from plinth.runtime.storage import TenantStorage
 from plinth.tenancy.models import Tenant
 
-if TYPE_CHECKING:
-    from plinth.runtime.service import RecordService
+
+class Records(Protocol):
+    """What maintenance uses of the runtime's record service (which builds it)."""
+
+    storage: TenantStorage
+    guard: Any  # compliance's RecordGuard, when enforcement is attached
+
+    async def compiled(self, tenant: Tenant, app_slug: str) -> CompiledApp: ...
+
+    async def entity(
+        self, tenant: Tenant, app_slug: str, name: str
+    ) -> tuple[CompiledApp, CompiledEntity]: ...
+
+    async def _open(
+        self, tenant: Tenant, ent: CompiledEntity, record: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
 
 BATCH = 500
 
 
 class Maintenance:
-    def __init__(self, service: RecordService) -> None:
+    def __init__(self, service: Records) -> None:
         self.service = service
 
     async def entities(self, tenant: Tenant, app: str) -> dict[str, CompiledEntity]:

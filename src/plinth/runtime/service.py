@@ -44,7 +44,7 @@ from plinth.ids import new_id
 from plinth.metadata.service import MetadataService
 from plinth.outbox import Outbox
 from plinth.runtime import records, types
-from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry, compile_app
+from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry
 from plinth.runtime.filters import column, compile_filter, fields_of
 from plinth.runtime.maintenance import Maintenance
 from plinth.runtime.storage import TenantStorage
@@ -65,14 +65,18 @@ class RecordService:
         authorizer: Callable[[], Authorizer],
         data_dir: Path,
         outbox: Outbox,
+        *,
+        open_files: int | None = None,
+        pool_size: int = 3,
+        cached_apps: int = 10_000,
     ) -> None:
         self.db = db
         self.events = events
         self.outbox = outbox  # the side effects of each write, committed with it
         self.metadata = metadata
         self._authorizer = authorizer
-        self.storage = TenantStorage(db, data_dir)
-        self.registry = Registry()
+        self.storage = TenantStorage(db, data_dir, open_bound=open_files, pool_size=pool_size)
+        self.registry = Registry(cached_apps)
         # Hooks that see each record before it is checked and written (plugins' before-write):
         # `await hook(tenant, app, entity, record, principal)` returns the record, maybe
         # amended, or raises (ValidationFailed with field paths rejects the write).
@@ -85,9 +89,6 @@ class RecordService:
         self.maintenance = Maintenance(self)  # subject export/erasure, retention
         for topic in ("app.deleted", "app.published", "app.rolled_back"):
             events.subscribe(topic, self._forget, cluster=True)
-        from plinth.runtime import steps
-
-        steps.attach(self)
 
     async def _forget(self, event: Event) -> None:
         """Drop a compiled app another node changed (this node swapped its own already)."""
@@ -99,9 +100,6 @@ class RecordService:
             self.registry.drop(event.tenant_id, slug)
 
     async def close(self) -> None:
-        from plinth.runtime import steps
-
-        steps.detach(self)
         await self.storage.close()
 
     # -- lookups ----------------------------------------------------------------------------
@@ -114,8 +112,13 @@ class RecordService:
         version = await self.metadata.active_version(tenant, app_slug)
         if version is None:
             raise NotFound(f"App {app_slug!r} has no published version yet", path="app")
-        app = compile_app(
-            tenant.id, app_slug, version.number, version.definition, self.storage.schema(tenant)
+        app = self.registry.compile(
+            tenant.id,
+            app_slug,
+            version.number,
+            version.hash,
+            version.definition,
+            self.storage.schema(tenant),
         )
         # A concurrent publish may have put a newer one meanwhile; never go backwards.
         current = self.registry.get(tenant.id, app_slug)
@@ -303,7 +306,7 @@ class RecordService:
         async with db.transaction() as conn:
             await self._check_references(conn, tenant, app, ent, rows, many)
             await self._write(conn, ent, ent.insert, await self._seal(tenant, ent, rows, many))
-            written = await self.outbox.write(conn, events)
+            written = await self.outbox.write(conn, db, events)
         await self._announce(db, written, events)
         shown = [self._visible(rec, readable) for rec in out]
         await self._present(principal, tenant, app_slug, ent, shown)
@@ -383,7 +386,7 @@ class RecordService:
                     "record.updated", tenant, app, entity, record_id, before, after, by
                 )
             ]
-            written = await self.outbox.write(conn, events)
+            written = await self.outbox.write(conn, db, events)
         await self._announce(db, written, events)
         shown = self._visible(after, readable)
         await self._present(principal, tenant, app_slug, ent, [shown])
@@ -416,7 +419,7 @@ class RecordService:
                     "record.deleted", tenant, app, entity, record_id, before, None, by
                 )
             ]
-            written = await self.outbox.write(conn, events)
+            written = await self.outbox.write(conn, db, events)
         await self._announce(db, written, events)
 
     # -- reads ------------------------------------------------------------------------------

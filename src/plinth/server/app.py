@@ -34,6 +34,7 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.metadata.api import router as metadata_router
     from plinth.pages.api import router as pages_router
     from plinth.runtime.api import router as runtime_router
+    from plinth.server.metrics import router as metrics_router
     from plinth.tenancy.api import router as tenancy_router
     from plinth.workflows.api import router as workflows_router
 
@@ -51,9 +52,49 @@ def routers() -> list:  # type: ignore[type-arg]
         workflows_router,
         compliance_router,
         pages_router,
+        metrics_router,
         designer_router,
         web_router,
     ]
+
+
+def _satisfies_every_port(platform: Platform) -> None:
+    """For mypy only: the composition root provides what each router's port asks for."""
+    from plinth.compiler import api as compiler_api
+    from plinth.designer import api as designer_api
+    from plinth.designer import session as ide_session
+    from plinth.extensions import api as extensions_api
+    from plinth.governance import admin_api
+    from plinth.governance import api as governance_api
+    from plinth.governance import http as governance_http
+    from plinth.governance.compliance import api as compliance_api
+    from plinth.integration import api as integration_api
+    from plinth.metadata import api as metadata_api
+    from plinth.pages import portal, session
+    from plinth.runtime import api as runtime_api
+    from plinth.tenancy import api as tenancy_api
+    from plinth.tenancy import http as tenancy_http
+    from plinth.workflows import api as workflows_api
+
+    ports: list[object] = []
+    _a: governance_http.Authenticating = platform
+    _b: governance_http.Guarded = platform
+    _c: tenancy_http.Tenants = platform
+    _d: compiler_api.Services = platform
+    _e: designer_api.Services = platform
+    _f: extensions_api.Services = platform
+    _g: governance_api.Services = platform
+    _h: compliance_api.Services = platform
+    _i: integration_api.Services = platform
+    _j: metadata_api.Services = platform
+    _k: portal.Services = platform
+    _l: session.Services = platform
+    _m: runtime_api.Services = platform
+    _n: tenancy_api.Services = platform
+    _o: workflows_api.Services = platform
+    _p: ide_session.Services = platform
+    _q: admin_api.Services = platform
+    ports += [_p, _q, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o]
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
@@ -79,7 +120,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     openapi.install(app)
     app.add_middleware(Methods, api=app)  # OPTIONS and 405 list every method
     app.add_middleware(CleanInput)  # innermost: the gateway's limits and logs cover it
-    app.add_middleware(Gateway, platform=platform)  # inside RequestLimits: sees request ids
+    app.add_middleware(Gateway, quotas=platform.quotas)  # inside RequestLimits: sees request ids
     app.add_middleware(
         RequestLimits,
         max_body_bytes=platform.settings.max_body_bytes,

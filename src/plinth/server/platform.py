@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from plinth.db import Database
 from plinth.designer.service import DesignerService
 from plinth.events import EventBus
 from plinth.extensions.copies import PluginCopies
 from plinth.extensions.service import PluginService
+from plinth.extensions.ui import PluginComponentsStep
 from plinth.governance import copies as governance_copies
 from plinth.governance.access import Authorizer
+from plinth.governance.authentication import Authentication
 from plinth.governance.compliance.service import ComplianceService
+from plinth.governance.compliance.step import ComplianceStep
 from plinth.governance.service import Governance
 from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
@@ -22,11 +25,13 @@ from plinth.metadata.service import AppFiles, MetadataService
 from plinth.outbox import Outbox
 from plinth.pages.targets.webcomponents import ModuleCache
 from plinth.runtime import copies as runtime_copies
+from plinth.runtime.publishing import CompileStep, MigrateStep
 from plinth.runtime.service import RecordService
 from plinth.settings import Settings
 from plinth.tenancy.regions import Regions
 from plinth.tenancy.service import TenantService
 from plinth.workflows.copies import WorkflowCopies
+from plinth.workflows.publish import WorkflowStep
 from plinth.workflows.service import WorkflowService
 
 log = logging.getLogger("plinth")
@@ -37,12 +42,19 @@ class Platform:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.db = Database(settings.resolved_database_url)
         self.events = EventBus()
+        self.vault = Vault(settings, self.db, self.events)
         self.tenants = TenantService(self.db)
         self.tokens = TokenService(self.db)
-        self.governance = Governance(self)
+        # The ledger key derives from the vault's master key (read when first needed).
+        self.governance = Governance(
+            settings, self.db, self.events, lambda: self.vault.master, self.on_stop
+        )
         self.authorizer: Authorizer = self.governance.authorizer
+        self.tenants.on_resolve(self.governance.ready)  # policy sets load on first use
+        self.authentication = Authentication(self.governance.identity, self.tokens)
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
         self.outbox = Outbox(self.db, self.events)
@@ -53,6 +65,9 @@ class Platform:
             lambda: self.authorizer,
             settings.data_dir,
             self.outbox,
+            open_files=settings.tenant_files_open,
+            pool_size=settings.tenant_pool_size,
+            cached_apps=settings.app_cache,
         )
         self.workflows = WorkflowService(self)
         self.regions = Regions(settings, self.db)
@@ -61,15 +76,24 @@ class Platform:
         )
         self.page_modules = ModuleCache()  # compiled page modules by version hash
         self.admin_token: IssuedToken | None = None
-        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.on_stop(self.records.close)
         self.plugins = PluginService(self)
-        self.vault = Vault(settings, self.db, self.events)
+        self.records.before_write.append(self.plugins.records_hook)  # plugins' hooks
         self.vault.rewrap_hooks.append(self.governance.audit.rewrap_master)
         self.records.storage.regions = self.regions  # app data lives in the home region
         self.compliance.enforce(self.records, self.vault, lambda: self.authorizer)
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
-        self.connectors = ConnectorService(self)
+        self.connectors = ConnectorService(
+            settings,
+            self.db,
+            self.events,
+            self.vault,
+            self.quotas,
+            self.authorizer,
+            self.tenants,
+            self.metadata,
+        )
+        self.on_stop(self.connectors.close)
         self.connectors.on_webhook(self.workflows.start_from_webhook)  # in the receipt's txn
         # A record write's side effects, dispatched from its outbox rows in this order.
         self.outbox.effects += [
@@ -89,8 +113,20 @@ class Platform:
             *governance_copies.sites(),
             *PluginCopies(self.db).sites(),
         )
+        self._publish_steps()
         self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
         self.on_stop(self.designer.stop)
+
+    def _publish_steps(self) -> None:
+        """The publish story's steps, phase by phase (metadata/publish.py tells the story)."""
+        publishing = self.metadata.publishing
+        publishing.register("check", WorkflowStep(self.plugins.actions))  # plugin calls
+        publishing.register("check", PluginComponentsStep(self.plugins.version_of))  # elements
+        publishing.register("check", ComplianceStep(self.compliance))  # the tenant's packs
+        publishing.register("compile", CompileStep(self.records))
+        publishing.register("migrate", MigrateStep(self.records))
+        publishing.require("check", "compile", "migrate")
+        publishing.verify()
 
     async def start(self, *, workers: bool = False) -> None:
         """Migrate the database and store the preset admin token (PLINTH_ADMIN_TOKEN), if any.
@@ -132,10 +168,20 @@ class Platform:
             await self._outbox_worker
             self._outbox_worker = None
 
-    async def record_databases(self, everything: bool) -> list[Database]:
-        """The databases holding records: every tenant's, or those this process opened."""
-        tenants = await self.tenants.list() if everything else None
-        return self.records.storage.databases(tenants)
+    async def record_databases(self, everything: bool) -> AsyncIterator[Database]:
+        """The databases holding records: every tenant's (each opened as its turn comes), or
+        those open now."""
+        storage = self.records.storage
+        if not everything:
+            for db in storage.open_databases():
+                yield db
+            return
+        seen: set[str] = set()
+        for tenant in await self.tenants.list():
+            db = storage.database(tenant)
+            if db.url not in seen:
+                seen.add(db.url)
+                yield db
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)

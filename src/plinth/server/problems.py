@@ -11,22 +11,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from plinth.errors import Fault, PlinthError, ValidationFailed
+from plinth.http import PROBLEM, problem_response
 from plinth.jsonschema import join_path
 
 log = logging.getLogger("plinth.server")
-PROBLEM = "application/problem+json"
-
-
-def problem_response(error: PlinthError, request: Request | None = None) -> JSONResponse:
-    body = error.problem()
-    if request is not None:
-        body.setdefault("instance", request.url.path)
-        request_id = getattr(request.state, "request_id", None)
-        if request_id:
-            body["request_id"] = request_id
-    return JSONResponse(
-        body, status_code=error.status, media_type=PROBLEM, headers=error.headers or None
-    )
 
 
 def install(app: FastAPI) -> None:

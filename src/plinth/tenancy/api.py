@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from plinth.errors import Forbidden
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
+from plinth.governance.http import PrincipalDep
+from plinth.http import composed
+from plinth.tenancy.http import TenantDep
+from plinth.tenancy.regions import Regions
+from plinth.tenancy.service import TenantService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    regions: Regions
+    tenants: TenantService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api", tags=["tenants"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,18 @@ from plinth.tenancy.models import Tenant
 class TenantService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._on_resolve: list[Callable[[Tenant], Awaitable[None]]] = []
+
+    def on_resolve(self, hook: Callable[[Tenant], Awaitable[None]]) -> None:
+        """Call `hook(tenant)` whenever a tenant is looked up (create, get, find, list by
+        id): how per-tenant caches (policy sets) are loaded on first use, not at start."""
+        self._on_resolve.append(hook)
+
+    async def _resolved(self, tenant: Tenant | None) -> Tenant | None:
+        if tenant is not None:
+            for hook in self._on_resolve:
+                await hook(tenant)
+        return tenant
 
     async def create(
         self,
@@ -43,6 +56,7 @@ class TenantService:
                 await store.insert(conn, tenant)
         except IntegrityError as exc:
             raise Conflict(f"Tenant {slug!r} already exists", path="slug") from exc
+        await self._resolved(tenant)
         return tenant
 
     async def get(self, slug: str) -> Tenant:
@@ -51,11 +65,13 @@ class TenantService:
             tenant = await store.by_slug(conn, slug)
         if tenant is None:
             raise NotFound(f"No tenant named {slug!r}", path="tenant")
+        await self._resolved(tenant)
         return tenant
 
     async def find(self, slug: str) -> Tenant | None:
         async with self.db.read() as conn:
-            return await store.by_slug(conn, slug)
+            tenant = await store.by_slug(conn, slug)
+        return await self._resolved(tenant)
 
     async def update_settings(self, slug: str, key: str, value: Any) -> Tenant:
         """Set one key of a tenant's settings (e.g. its compliance profile), atomically."""
@@ -65,9 +81,16 @@ class TenantService:
                 raise NotFound(f"No tenant named {slug!r}", path="tenant")
             settings = {**tenant.settings, key: value}
             await store.update_settings(conn, tenant.id, settings)
-        return replace(tenant, settings=settings)
+        updated = replace(tenant, settings=settings)
+        await self._resolved(updated)
+        return updated
 
     async def list(self, ids: set[str] | None = None) -> list[Tenant]:
-        """All tenants, or those whose id is in `ids`."""
+        """All tenants, or those whose id is in `ids` (only these count as resolved: a
+        listing of every tenant loads nothing per tenant)."""
         async with self.db.read() as conn:
-            return await store.all_(conn, ids)
+            found = await store.all_(conn, ids)
+        if ids is not None:
+            for tenant in found:
+                await self._resolved(tenant)
+        return found

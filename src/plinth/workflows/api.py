@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep
+from plinth.governance.http import PrincipalDep
+from plinth.http import composed
+from plinth.tenancy.http import TenantDep
+from plinth.workflows.service import WorkflowService
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    workflows: WorkflowService
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["workflows"])
 

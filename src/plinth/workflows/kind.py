@@ -8,6 +8,7 @@ from typing import Any
 from plinth.errors import Fault
 from plinth.metadata.kinds import Kind, load_schema, register
 from plinth.workflows import schedule, steps
+from plinth.workflows.references import check_references
 from plinth.workflows.steps.user_task import BUILT_IN_ROLES
 
 
@@ -131,6 +132,6 @@ WORKFLOW = register(
         section="workflows",
         schema=load_schema(Path(__file__).with_name("workflow.schema.json")),
         id_prefix="wf",
-        checks=[check_workflow],
+        checks=[check_workflow, check_references],
     )
 )

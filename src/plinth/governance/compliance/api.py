@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
+from plinth.governance.access import Authorizer
 from plinth.governance.compliance.report import render_html
-from plinth.server.deps import PlatformDep, PrincipalDep, TenantDep, require
+from plinth.governance.compliance.service import ComplianceService
+from plinth.governance.http import PrincipalDep, require
+from plinth.http import composed
+from plinth.tenancy.http import TenantDep
+from plinth.tenancy.regions import Regions
+
+
+class Services(Protocol):
+    """What these routes use of the composition root (server/platform.py provides it)."""
+
+    authorizer: Authorizer
+    compliance: ComplianceService
+    regions: Regions
+
+
+PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(prefix="/api/t/{tenant}", tags=["compliance"])
 

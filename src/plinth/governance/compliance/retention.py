@@ -79,10 +79,10 @@ class RetentionStep(Base):
         return []
 
     async def run(self, ctx: StepContext) -> Outcome:
-        compliance = getattr(ctx.services, "compliance", None)
+        compliance = ctx.services.compliance
 
         async def call(key: str) -> Any:
-            return await compliance.run_retention(  # type: ignore[union-attr]
+            return await compliance.run_retention(
                 ctx.tenant, ctx.instance["app"], by=ctx.principal.audit_name()
             )
 

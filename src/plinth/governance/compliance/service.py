@@ -47,11 +47,6 @@ class ComplianceService:
         self.tenants = tenants
         self.metadata = metadata
         self.regions = regions
-        from plinth.governance.compliance.step import STEP
-        from plinth.metadata.pipeline import register_step
-
-        register_step(STEP)
-        STEP.attach(self)
         self.records: Any = None  # the runtime's RecordService, once `enforce` attached it
         self.keys: FieldKeys | None = None
         self.inventory = DataInventory()  # every layer registers its copy sites

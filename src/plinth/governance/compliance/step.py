@@ -1,46 +1,40 @@
-"""The publish step (order 300): the tenant's packs, in parallel, over the new version."""
+"""The publish step (phase `check`): the tenant's packs, in parallel, over the new version."""
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from plinth.db import utcnow
 from plinth.errors import Fault, PublishRefused
-from plinth.events import Event
+from plinth.events import Event, EventBus
 from plinth.governance.compliance import classify, engine, store
 from plinth.governance.compliance import packs as pack_registry
+from plinth.governance.compliance.models import CheckContext, ComplianceProfile
 from plinth.metadata import definition as definitions
-from plinth.metadata.pipeline import PublishContext, StepResult
+from plinth.metadata.publish import PublishContext, StepResult
+from plinth.tenancy.models import Tenant
 
-if TYPE_CHECKING:
-    from plinth.governance.compliance.service import ComplianceService
+
+class Checker(Protocol):
+    """What the step uses of the compliance service."""
+
+    events: EventBus
+
+    def profile(self, tenant: Tenant) -> ComplianceProfile: ...
+
+    def context(self, tenant: Tenant, definition: dict[str, Any]) -> CheckContext: ...
 
 
 class ComplianceStep:
-    """Critical violations refuse the publish unless waived; warnings go in the result.
-
-    The pipeline is process-wide while services belong to a platform, so the step finds the
-    service of the platform whose database the publish runs in (tests run several platforms).
-    """
+    """Critical violations refuse the publish unless waived; warnings go in the result."""
 
     name = "compliance"
-    order = 300
 
-    def __init__(self) -> None:
-        self._services: weakref.WeakValueDictionary[int, ComplianceService] = (
-            weakref.WeakValueDictionary()
-        )
-
-    def attach(self, service: ComplianceService) -> None:
-        self._services[id(service.db.engine.sync_engine)] = service
+    def __init__(self, service: Checker) -> None:
+        self.service = service
 
     async def run(self, ctx: PublishContext, result: StepResult) -> None:
-        service = self._services.get(id(ctx.conn.engine.sync_engine))
-        if service is None:
-            result.status = "skipped"
-            result.info("no compliance service is attached to this database")
-            return
+        service = self.service
         # A rollback re-activates a version checked when it was published, but the law or the
         # profile may have changed since: it is checked again, with today's waivers.
         packs = pack_registry.applicable(service.profile(ctx.tenant))
@@ -114,6 +108,3 @@ class ComplianceStep:
             await service.events.publish(Event("compliance.checked", ctx.tenant.id, summary))
 
         ctx.after_commit.append(announce)
-
-
-STEP = ComplianceStep()

@@ -27,6 +27,9 @@ class Kind:
     schema: dict[str, Any]
     id_prefix: str
     keyed: dict[str, str] = field(default_factory=dict)  # nested map -> id prefix
+    # Keyed maps whose member order means something to a person (an entity's fields are
+    # shown in that order); every other map's key order is not a change.
+    ordered: frozenset[str] = frozenset()
     checks: list[Check] = field(default_factory=list)
     validator: Validator = None
 

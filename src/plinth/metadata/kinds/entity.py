@@ -140,6 +140,7 @@ ENTITY = register(
         schema=load_schema(Path(__file__).with_name("entity.schema.json")),
         id_prefix="ent",
         keyed={"fields": "fld"},
+        ordered=frozenset({"fields"}),
         checks=[check_entity],
     )
 )

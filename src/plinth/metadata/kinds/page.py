@@ -7,7 +7,8 @@ from typing import Any
 
 from plinth.errors import Fault
 from plinth.metadata.kinds import Kind, load_schema, register
-from plinth.pages.tree import check_tree
+from plinth.metadata.references import register_finder
+from plinth.pages.tree import check_tree, field_references
 
 
 def check_page(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> list[Fault]:
@@ -36,3 +37,5 @@ PAGE = register(
         checks=[check_page],
     )
 )
+
+register_finder("pages", field_references)

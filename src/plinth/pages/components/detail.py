@@ -12,6 +12,11 @@ DETAIL = register(
                 "entity": {"type": "string"},
                 "record": BINDABLE_STRING,
                 "fields": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+                "show_title": {
+                    "type": "boolean",
+                    "description": "a heading with the entity's label and the record's title "
+                    "field (`Claim CLM-FR-0002`)",
+                },
             },
         },
     )

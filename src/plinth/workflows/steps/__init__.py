@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from plinth.errors import Fault
 from plinth.expressions import Environment, Type
+from plinth.workflows.ports import Services
 
 # Every workflow expression sees `vars` (the instance variables), `record` (the triggering
 # record, if any) and `now` (epoch seconds).
@@ -70,7 +71,7 @@ class StepContext:
     attempt: int
     tasks: list[dict[str, Any]]
     effect: Callable[[Callable[[str], Awaitable[Any]]], Awaitable[Any]]
-    services: Any  # the Platform (records / plugins / connectors, reached via getattr)
+    services: Services  # records, plugins, connectors, compliance (workflows/ports.py)
     tenant: Any
     principal: Any
 

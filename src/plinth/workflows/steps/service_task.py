@@ -14,7 +14,7 @@ import base64
 import hashlib
 from typing import Any
 
-from plinth.errors import Conflict, Fault, NotFound, Unavailable
+from plinth.errors import Conflict, Fault, NotFound
 from plinth.metadata import kinds
 from plinth.workflows.steps import Base, Outcome, StepContext, check, evaluate, follow, register
 
@@ -98,7 +98,7 @@ class ServiceTask(Base):
 
         async def call(key: str) -> Any:
             action = spec["action"]
-            records = _service(ctx.services, "records")
+            records = ctx.services.records
             # What a record step keeps (its output, the variable, the remembered effect) is a
             # copy: encrypted fields sealed, masked fields masked (the data inventory).
             if action == "record.create":
@@ -111,14 +111,14 @@ class ServiceTask(Base):
                 )
                 return await records.copy_of_entity(ctx.tenant, app, spec["entity"], changed)
             if action == "plugin":
-                return await _service(ctx.services, "plugins").call_action(
+                return await ctx.services.plugins.call_action(
                     ctx.tenant,
                     spec["plugin"],
                     spec["operation"],
                     {**data, "idempotency_key": key},
                     ctx.principal,
                 )
-            return await _service(ctx.services, "connectors").call(
+            return await ctx.services.connectors.call(
                 ctx.tenant,
                 app,
                 spec["connector"],
@@ -131,10 +131,10 @@ class ServiceTask(Base):
         result = await ctx.effect(call)
         updates = {spec["output"]: result} if spec.get("output") else {}
         if spec["action"] in ("record.create", "record.update"):
-            kept = await _service(ctx.services, "records").copy_of_entity(
+            kept = await ctx.services.records.copy_of_entity(
                 ctx.tenant, app, spec["entity"], {**data, "id": _record_of(spec, ctx, result)}
             )
-            data = {k: v for k, v in kept.items() if k in data}
+            data = {k: v for k, v in (kept or {}).items() if k in data}
         return Outcome(next=follow(spec), vars=updates, output={"input": data, "result": result})
 
 
@@ -158,7 +158,7 @@ async def _create_once(
     ctx: StepContext, app: str, entity: str, data: dict[str, Any], key: str
 ) -> Any:
     """Create the step's record, or find it when a crashed earlier run already did."""
-    records = _service(ctx.services, "records")
+    records = ctx.services.records
     rid = record_id(key)
     try:
         return await records.create(ctx.tenant, app, entity, data, ctx.principal, record_id=rid)
@@ -168,13 +168,6 @@ async def _create_once(
         except NotFound:
             # Another unique value clashed, not our earlier run: that is the step's failure.
             raise conflict from None
-
-
-def _service(services: Any, name: str) -> Any:
-    found = getattr(services, name, None)
-    if found is None:
-        raise Unavailable(f"the {name} service is not available in this process")
-    return found
 
 
 register(ServiceTask())

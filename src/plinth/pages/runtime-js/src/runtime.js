@@ -261,6 +261,41 @@ class Base extends LitElement {
   emit(event, extra) { return runActions(this, (this.node.events || {})[event], { ...this.scope, ...extra }); }
 }
 
+// ---- references shown by their title --------------------------------------------------
+
+const titles = new Map();
+
+/** The title of a referenced record: its entity's `title_field`, else the id (also when the
+ * user may not read it). One request per record per page load. */
+function refTitle(app, entity, id) {
+  const field = app.entities[entity]?.title_field;
+  if (id === null || id === undefined || id === "" || !field) return Promise.resolve(id ?? "");
+  const key = `${app.tenant}/${app.slug}/${entity}/${id}`;
+  if (!titles.has(key)) titles.set(key, call(app, "GET", dataUrl(app, entity, id)).then((r) => r?.[field] ?? id, () => id));
+  return titles.get(key);
+}
+
+/** `<plinth-ref>`: a reference to a record, shown by its title field rather than its id. */
+class PRef extends LitElement {
+  static properties = { app: { attribute: false }, entity: {}, ref: {}, _t: { state: true } };
+  createRenderRoot() { return this; }
+  willUpdate(changed) {
+    if (!changed.has("ref") && !changed.has("entity")) return;
+    this._t = undefined;
+    const want = this.ref;
+    refTitle(this.app, this.entity, want).then((t) => { if (this.ref === want) this._t = t; });
+  }
+  render() { return this._t ?? ""; }
+}
+if (!customElements.get("plinth-ref")) customElements.define("plinth-ref", PRef);
+
+/** One field's value for display: references by title, empty as a dash. */
+function shown(app, spec, value) {
+  if (value === null || value === undefined || value === "") return "—";
+  if (spec?.type === "reference" && spec.entity) return html`<plinth-ref .app=${app} entity=${spec.entity} .ref=${value}></plinth-ref>`;
+  return value;
+}
+
 class PTable extends Base {
   connectedCallback() { super.connectedCallback(); this._s = { items: [], cursor: null, stack: [], error: null, loading: true }; this.load(null); }
   async load(cursor) {
@@ -284,7 +319,7 @@ class PTable extends Base {
       ${s.error ? html`<p class="pl-error" role="alert">${s.error}</p>` : nothing}
       <table><thead><tr>${cols.map((c) => html`<th>${entity.fields[c]?.label || c}</th>`)}</tr></thead>
       <tbody>${s.items.length === 0 && !s.loading ? html`<tr><td colspan=${cols.length} class="pl-muted">${p.empty_text || "Nothing here yet."}</td></tr>` : nothing}
-      ${s.items.map((row) => html`<tr class="pl-row" @click=${() => this.emit("row_click", { row: typedRecord(this.app, p.entity, row) })}>${cols.map((c) => html`<td>${row[c] ?? ""}</td>`)}</tr>`)}</tbody></table>
+      ${s.items.map((row) => html`<tr class="pl-row" @click=${() => this.emit("row_click", { row: typedRecord(this.app, p.entity, row) })}>${cols.map((c) => html`<td>${row[c] === null || row[c] === undefined ? "" : shown(this.app, entity.fields[c], row[c])}</td>`)}</tr>`)}</tbody></table>
       <div class="pl-pager">
         <button class="pl-secondary" ?disabled=${!s.stack.length} @click=${() => { const prev = s.stack.pop(); this.load(prev); }}>Previous</button>
         <button class="pl-secondary" ?disabled=${!s.next} @click=${() => { s.stack.push(s.cursor); this.load(s.next); }}>Next</button>
@@ -390,7 +425,8 @@ class PDetail extends Base {
     if (this._s.error) return html`<p class="pl-error" role="alert">${this._s.error}</p>`;
     if (!r) return html`<p class="pl-muted">Loading…</p>`;
     const names = this.props.fields || Object.keys(entity.fields);
-    return html`<dl class="pl-detail">${names.map((n) => html`<dt>${entity.fields[n]?.label || n}</dt><dd>${r[n] ?? "—"}</dd>`)}</dl>`;
+    const title = this.props.show_title && entity.title_field ? html`<h2 class="pl-detail-title">${entity.label || this.props.entity} ${r[entity.title_field] ?? ""}</h2>` : nothing;
+    return html`${title}<dl class="pl-detail">${names.map((n) => html`<dt>${entity.fields[n]?.label || n}</dt><dd data-field=${n}>${shown(this.app, entity.fields[n], r[n])}</dd>`)}</dl>`;
   }
 }
 
@@ -449,7 +485,7 @@ class PTaskInbox extends Base {
     if (!form.record || !(form.show || []).length) return nothing;
     if (!r) return html`<p class="pl-muted">Loading…</p>`;
     const fields = this.app.entities[form.entity]?.fields || {};
-    return html`<dl class="pl-task-facts">${form.show.filter((n) => n in r).map((n) => html`<dt>${fields[n]?.label || n}</dt><dd data-field=${n}>${r[n] ?? "—"}</dd>`)}</dl>`;
+    return html`<dl class="pl-task-facts">${form.show.filter((n) => n in r).map((n) => html`<dt>${fields[n]?.label || n}</dt><dd data-field=${n}>${shown(this.app, fields[n], r[n])}</dd>`)}</dl>`;
   }
   async complete(task, outcome) {
     const data = {}, errors = {};

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from plinth.cli.common import run, settings_for
 from plinth.pages.targets import app_spec
 
 cli = typer.Typer(help="Compile an app's pages to a target.", no_args_is_help=True)
@@ -68,8 +69,6 @@ def compile_app(
     if folder is not None:
         spec = spec_from_folder(folder, tenant)
     else:
-        from plinth.cli.main import run, settings_for
-
         settings = settings_for(data_dir, database_url)
         spec = run(settings, lambda p: spec_from_platform(p, tenant, app, version))
     if target == "react":

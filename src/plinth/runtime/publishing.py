@@ -1,4 +1,4 @@
-"""The runtime's publish steps: `compile` (400) and `migrate` (500).
+"""The runtime's publish steps: `compile` and `migrate` (phases of metadata/publish.py).
 
 Atomicity. On PostgreSQL a tenant's schema lives in the platform database, so the DDL runs on
 the publish transaction itself: one commit or nothing. On SQLite a tenant's data is its own
@@ -13,51 +13,51 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.errors import Fault, ValidationFailed
-from plinth.events import Event
+from plinth.events import Event, EventBus
 from plinth.governance.compliance.keys import PREFIX as SEALED
-from plinth.metadata import pipeline
-from plinth.metadata.pipeline import PublishContext, StepResult
+from plinth.metadata.publish import PublishContext, StepResult
 from plinth.runtime import migrate, plan, tables
-from plinth.runtime.compiled import compile_app
+from plinth.runtime.compiled import Registry, compile_app
+from plinth.runtime.storage import TenantStorage
+from plinth.tenancy.models import Tenant
 
-if TYPE_CHECKING:
-    from plinth.runtime.service import RecordService
-
-# The publish pipeline is process-global; each Platform's service is found by its engine.
-_services: dict[int, RecordService] = {}
 MAX_TABLE_NAME = 63
 ABANDON_AFTER_S = 120.0
 
 
-def attach(service: RecordService) -> None:
-    _services[id(service.db.engine.sync_engine)] = service
+class SealOpener(Protocol):
+    """Opens a sealed (encrypted) stored value: compliance's record guard."""
+
+    async def open_value(
+        self, tenant: Tenant, app: str, entity_id: str, field_id: str, record_id: str, value: str
+    ) -> Any: ...
 
 
-def detach(service: RecordService) -> None:
-    _services.pop(id(service.db.engine.sync_engine), None)
+class Runtime(Protocol):
+    """What the steps use of the runtime's record service."""
 
-
-def _service(ctx: PublishContext) -> RecordService | None:
-    return _services.get(id(ctx.conn.sync_engine))
+    storage: TenantStorage
+    registry: Registry
+    events: EventBus
+    guard: SealOpener | None
 
 
 class CompileStep:
     """Compile every entity of the version; a bad CEL expression fails here, with its path."""
 
     name = "compile"
-    order = 400
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     async def run(self, ctx: PublishContext, result: StepResult) -> None:
-        service = _service(ctx)
-        if service is None:
-            result.status = "skipped"
-            return
+        service = self.runtime
         too_long = [
             Fault(
                 f"entities.{n}",
@@ -84,13 +84,12 @@ class MigrateStep:
     """Plan the table changes from the active version by stable ids and apply them."""
 
     name = "migrate"
-    order = 500
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     async def run(self, ctx: PublishContext, result: StepResult) -> None:
-        service = _service(ctx)
-        if service is None:
-            result.status = "skipped"
-            return
+        service = self.runtime
         compiled = ctx.state["runtime.compiled"]
         ops = plan.plan(ctx.previous_definition, ctx.definition)
         allow = bool(ctx.options.get("allow_destructive"))
@@ -139,7 +138,7 @@ class MigrateStep:
     @staticmethod
     async def _apply_in_tenant_file(
         ctx: PublishContext,
-        service: RecordService,
+        service: Runtime,
         ops: list[plan.Op],
         apply: Callable[[migrate.Opened], Callable[[sa.Connection], list[str]]],
     ) -> list[str]:
@@ -190,7 +189,7 @@ class MigrateStep:
 
 
 async def _open_sealed(
-    ctx: PublishContext, service: RecordService, conn: AsyncConnection, ops: list[plan.Op]
+    ctx: PublishContext, service: Runtime, conn: AsyncConnection, ops: list[plan.Op]
 ) -> migrate.Opened:
     """The plaintext of every sealed value in fields this version stops encrypting, read on
     the migration's own transaction (so no write slips between reading and rebuilding). A value
@@ -239,7 +238,3 @@ async def _open_sealed(
             )
         opened[(op.entity, op.field)] = values
     return opened
-
-
-pipeline.register_step(CompileStep())
-pipeline.register_step(MigrateStep())

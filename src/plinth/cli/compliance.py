@@ -9,20 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
+from plinth.cli import common
+from plinth.cli.common import DataDir, DbUrl
+
 cli = typer.Typer(
     help="Compliance: jurisdiction packs, fixes, waivers and reports.", no_args_is_help=True
 )
 
 AppArg = Annotated[str, typer.Argument(metavar="APP")]
-DataDir = Annotated[Path | None, typer.Option(help="Where embedded data lives [PLINTH_DATA_DIR]")]
-DbUrl = Annotated[str | None, typer.Option(help="Database URL [PLINTH_DATABASE_URL]")]
-
-
-def _main() -> Any:
-    # Imported late: plinth.cli.main mounts this module while it is being imported.
-    from plinth.cli import main
-
-    return main
 
 
 @cli.command("profile")
@@ -33,7 +27,7 @@ def profile(
     database_url: DbUrl = None,
 ) -> None:
     """Show (or set, with --set) a tenant's compliance profile."""
-    m = _main()
+    m = common
 
     async def work(p: Any) -> Any:
         t = await p.tenants.get(tenant)
@@ -51,7 +45,7 @@ def profile(
 @cli.command("check")
 def check(tenant: str, app: AppArg, data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """Check an app's draft against the tenant's packs; exit 1 on critical violations."""
-    m = _main()
+    m = common
 
     async def work(p: Any) -> Any:
         return await p.compliance.check(await p.tenants.get(tenant), app)
@@ -79,7 +73,7 @@ def fix(
     database_url: DbUrl = None,
 ) -> None:
     """Show the JSON Patch that fixes the draft (dry run); --apply writes it to the draft."""
-    m = _main()
+    m = common
 
     async def work(p: Any) -> Any:
         return await p.compliance.fix(
@@ -119,7 +113,7 @@ def waive(
     database_url: DbUrl = None,
 ) -> None:
     """Waive a rule for an app until a date, with a reason (recorded in the audit ledger)."""
-    m = _main()
+    m = common
     try:
         end = datetime.fromisoformat(until)
     except ValueError as exc:
@@ -155,7 +149,7 @@ def report(
     """Per app and country: every rule with pass/fail/waived, remediations and evidence."""
     from plinth.governance.compliance.report import render_html
 
-    m = _main()
+    m = common
 
     async def work(p: Any) -> Any:
         return await p.compliance.report(await p.tenants.get(tenant), app, country)
@@ -208,7 +202,7 @@ def subject_export(
     database_url: DbUrl = None,
 ) -> None:
     """Every record of a data subject across the tenant's apps, as JSON (audited)."""
-    m = _main()
+    m = common
 
     async def work(p: Any) -> Any:
         return await p.compliance.export_subject(
@@ -233,7 +227,7 @@ def subject_erase(
     database_url: DbUrl = None,
 ) -> None:
     """Delete or anonymise a subject's records, then destroy the subject's keys."""
-    m = _main()
+    m = common
     if not yes:
         m.console.print("Erasure cannot be undone; add --yes to erase")
         raise typer.Exit(2)
@@ -255,7 +249,7 @@ def retention(
     database_url: DbUrl = None,
 ) -> None:
     """Apply the retention rules now: delete or anonymise expired records (audited)."""
-    m = _main()
+    m = common
 
     async def work(p: Any) -> Any:
         return await p.compliance.run_retention(
@@ -268,7 +262,7 @@ def retention(
 @cli.command("rotate-keys")
 def rotate_keys(tenant: str, data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """A new field-encryption key for the tenant; every subject key re-wrapped with it."""
-    m = _main()
+    m = common
 
     async def work(p: Any) -> Any:
         return await p.compliance.rotate_keys(

@@ -1,0 +1,20 @@
+"""Every door's authentication: a bearer token names a login (JWT) or an API token."""
+
+from __future__ import annotations
+
+from plinth.governance.identity import IdentityService
+from plinth.governance.principal import Principal
+from plinth.governance.tokens import TokenService
+
+
+class Authentication:
+    """The caller a bearer token names (HTTP routes, the designer's WebSocket, the portal)."""
+
+    def __init__(self, identity: IdentityService, tokens: TokenService) -> None:
+        self.identity = identity
+        self.tokens = tokens
+
+    async def authenticate(self, token: str) -> Principal:
+        if token.count(".") == 2:  # a JWT access token from login; API keys have no dots
+            return self.identity.authenticate(token)
+        return await self.tokens.authenticate(token)

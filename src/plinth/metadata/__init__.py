@@ -1,0 +1,1 @@
+"""The metadata repository: apps, drafts, versions, and the publish story (publish.py)."""
