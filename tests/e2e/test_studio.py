@@ -133,6 +133,7 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     p.wait_for_selector("#status[data-synced='yes']")  # type: ignore[attr-defined]
     # two related entities
     add_entity(p, "employee", [("full_name", "string")])
+    p.select_option("#entity-title-field", "full_name")  # type: ignore[attr-defined]
     add_entity(p, "request", [("days", "integer"), ("employee", "reference")])
     p.click("[data-constraints='employee']")  # type: ignore[attr-defined]
     p.select_option("[data-constraint='entity'] select", "employee")  # type: ignore[attr-defined]
@@ -141,7 +142,10 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
         p,
         server,
         "leave",
-        lambda d: d["entities"]["request"]["fields"]["employee"]["entity"] == "employee",
+        lambda d: (
+            d["entities"]["request"]["fields"]["employee"]["entity"] == "employee"
+            and d["entities"]["employee"]["title_field"] == "full_name"
+        ),
     )
 
     # a page on the canvas: a table of requests and a form that files one
@@ -253,8 +257,8 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     portal.get_by_label("Password").fill(PEOPLE["pat"]["password"])
     portal.get_by_role("button", name="Sign in").click()
     portal.locator(".pl-user", has_text="pat").wait_for()
-    portal.locator("plinth-form select option").nth(1).wait_for(state="attached")
-    portal.locator("plinth-form select").select_option(index=1)
+    # the reference shows the employee's name (the title field chosen in the model), not an id
+    portal.locator("plinth-form select").select_option(label="Pat Lee")
     portal.locator("plinth-form input").first.fill("3")
     portal.get_by_role("button", name="Save").click()
     portal.wait_for_function("() => !document.querySelector('plinth-form button[disabled]')")
@@ -291,12 +295,30 @@ def test_an_administrator_manages_a_user_and_finds_it_in_the_audit(
     p.fill("#invite-country", "fr")  # type: ignore[attr-defined]
     p.click("#invite")  # type: ignore[attr-defined]
     p.wait_for_selector("#admin-notice:has-text('Invited nora')")  # type: ignore[attr-defined]
+    # nora follows the invite link, chooses her password and signs in
+    link = p.inner_text("#admin-notice").split("send them ")[1].strip()  # type: ignore[attr-defined]
+    nora = browser.new_context().new_page()  # type: ignore[attr-defined]
+    nora.set_default_timeout(15000)
+    nora.goto(link)
+    nora.fill("#accept-password", "nora-joins-2026")
+    nora.fill("#accept-again", "nora-joins-2026")
+    nora.click("#accept")
+    nora.fill("#signin-username", "nora")
+    nora.fill("#signin-password", "nora-joins-2026")
+    nora.click("#signin")
+    nora.wait_for_selector("#who:has-text('nora')")
     p.click("#users tr[data-user='nora'] a")  # type: ignore[attr-defined]
     p.fill("#user-groups", "claims-team")  # type: ignore[attr-defined]
     p.click("#save-user")  # type: ignore[attr-defined]
     p.wait_for_selector("#admin-notice:has-text('Saved nora')")  # type: ignore[attr-defined]
     p.click("#toggle-disabled")  # type: ignore[attr-defined]
     p.wait_for_selector("#user-disabled")  # type: ignore[attr-defined]
+    # disabled, she is signed out and cannot sign in again
+    nora.reload()
+    nora.fill("#signin-username", "nora")
+    nora.fill("#signin-password", "nora-joins-2026")
+    nora.click("#signin")
+    nora.wait_for_selector("#signin-error:has-text('Wrong username or password')")
     p.click("#admin-groups")  # type: ignore[attr-defined]
     p.wait_for_selector("#groups tr[data-group='claims-team']")  # type: ignore[attr-defined]
     p.click("#admin-users")  # type: ignore[attr-defined]

@@ -22,24 +22,42 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import utcnow
+from plinth.db import Database, utcnow
 from plinth.errors import Conflict, NotFound, PayloadTooLarge, PlinthError
-from plinth.events import Event
+from plinth.events import Event, EventBus
 from plinth.ids import new_id
 from plinth.integration import signing, store
 from plinth.integration.models import Delivery, EgressRefused
+from plinth.integration.vault import Vault
 from plinth.queue import Queue, backoff
 from plinth.tenancy.models import Tenant
+from plinth.tenancy.service import TenantService
 
-if TYPE_CHECKING:
-    from plinth.integration.service import ConnectorService
+
+class Connectors(Protocol):
+    """What deliveries use of the connector service (which builds them)."""
+
+    db: Database
+    tenants: TenantService
+    vault: Vault
+    http: httpx.AsyncClient
+    events: EventBus
+
+    def resolve(self, url: str) -> str: ...
+
+    async def document(
+        self, tenant: Tenant, app_slug: str, name: str, kind: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def subscribers(self, tenant_id: str) -> list[tuple[str, str, dict[str, Any]]]: ...
+
 
 log = logging.getLogger("plinth.integration.webhooks")
 TOPICS = ("workflow.*",)  # from the bus; record.* arrive through the outbox (`effect`)
@@ -62,7 +80,7 @@ class _Outcome:
 
 
 class Webhooks:
-    def __init__(self, service: ConnectorService) -> None:
+    def __init__(self, service: Connectors) -> None:
         self.service = service
         self.db = service.db
         self.queue = Queue(self.db, store.deliveries, waiting=WAITING, lease_seconds=LEASE_SECONDS)
