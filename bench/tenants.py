@@ -8,7 +8,9 @@ small published app (`notes`, one entity) and one record. Then a real server pro
 (`uvicorn plinth.server.app:create_app`) is started on that data and measured:
 
 - **start-up**: seconds from spawning the process until `/readyz` answers (Python's imports
-  included: they are most of it, and the same at any N);
+  included: they are most of it, and the same at any N), and `platform start`: the platform's
+  own part, `Platform(settings)` + `start()` in-process (migrations checked, ledgers sealed,
+  nothing per tenant);
 - **idle**: RSS, open files (`/proc/PID/fd`) and threads of the process right after start;
 - **cold**: the first `GET` of one record from each of `--sample` tenants never touched since
   start (p50/p99), in turn;
@@ -20,7 +22,7 @@ small published app (`notes`, one entity) and one record. Then a real server pro
 
 **Creating 10,000 tenants fast.** Over HTTP every step pays authentication, the gateway and a
 request's overhead; here they are created in-process through the service layer (the same
-calls the API makes: `tenants.create`, `metadata.create_app`, `put_draft`, `publish`,
+calls the API makes: `tenants.create`, `metadata.create_app` with its draft, `publish`,
 `records.create`), `--concurrency` tenants at a time on one event loop, so one tenant's
 database I/O overlaps another's CPU work. The platform database is shared; each tenant's
 publish writes its own file (SQLite) or schema (PostgreSQL). The rate is printed.
@@ -76,8 +78,7 @@ async def create(settings: Any, start: int, stop: int, concurrency: int) -> dict
         nonlocal done
         async with gate:
             tenant = await platform.tenants.create(f"t{i:05d}")
-            await platform.metadata.create_app(tenant, "notes")
-            await platform.metadata.put_draft(tenant, "notes", NOTES)
+            await platform.metadata.create_app(tenant, "notes", draft=NOTES)
             await platform.metadata.publish(tenant, "notes", operator)
             record = await platform.records.create(
                 tenant, "notes", "note", {"text": f"first note of {tenant.slug}"}, operator
@@ -184,6 +185,18 @@ def measure(env: dict[str, str], records: dict[str, str], sample: int, log: Path
     }
 
 
+async def platform_start(settings: Any) -> float:
+    """Seconds to build and start the platform on this data (what the server does first)."""
+    from plinth.server.platform import Platform
+
+    began = time.monotonic()
+    platform = Platform(settings)
+    await platform.start()
+    took = time.monotonic() - began
+    await platform.stop()
+    return took
+
+
 async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[dict]:
     from plinth.settings import Settings
 
@@ -210,6 +223,7 @@ async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[d
             row = measure(env, records, args.sample, data_dir / f"server-{n}.log")
             row["db"] = db
             row["create_s"] = took
+            row["platform_start_s"] = await platform_start(settings)
             rows.append(row)
             report([row], rows[0])
     return rows
@@ -220,7 +234,8 @@ def report(rows: list[dict], first: dict) -> None:
         grown = r["idle"]["rss_mb"] - first["idle"]["rss_mb"]
         per = grown * 1024 / (r["tenants"] - first["tenants"]) if r is not first else 0.0
         print(
-            f"{r['db']:<10} {r['tenants']:>6} tenants | start {r['startup_s']:.2f} s | "
+            f"{r['db']:<10} {r['tenants']:>6} tenants | start {r['startup_s']:.2f} s "
+            f"(platform {r['platform_start_s']:.2f} s) | "
             f"idle RSS {r['idle']['rss_mb']:.0f} MB ({per:.1f} KB/tenant), "
             f"files {r['idle']['files']}, threads {r['idle']['threads']} | "
             f"touched RSS {r['touched']['rss_mb']:.0f} MB, files {r['touched']['files']}, "

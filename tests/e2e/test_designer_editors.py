@@ -98,7 +98,7 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
     # drag a `text` from the palette into the page's root stack
     await a.drag_and_drop(
         ".palette-item[data-kind='text']",  # type: ignore[attr-defined]
-        ".comp[data-comp='root'] > .children > .dropzone",
+        "#canvas .dropzone[data-drop='root']",
     )
     new = a.locator("#props[data-for^='text_']")  # type: ignore[attr-defined]
     await new.wait_for()
@@ -116,7 +116,8 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
     )
     await b.wait_for_function(  # type: ignore[attr-defined]
         f"""() => {{
-          const ids = [...document.querySelectorAll('#canvas .comp')].map(e => e.dataset.comp);
+          const canvas = document.querySelector('#canvas').shadowRoot;
+          const ids = [...canvas.querySelectorAll('.comp')].map(e => e.dataset.comp);
           return ids.indexOf('{cid}') === ids.indexOf('table') - 1 &&
                  ids.filter(i => i === '{cid}').length === 1 }}""",
         timeout=15000,
@@ -145,16 +146,15 @@ async def test_add_and_connect_a_workflow_node_in_the_graph_editor(
     await a.click("#add-node")  # type: ignore[attr-defined]
     await a.wait_for_selector("g.wf-node[data-node='notify'][data-type='service_task']")  # type: ignore[attr-defined]
     await a.wait_for_selector("#node-props[data-for='notify']")  # type: ignore[attr-defined]
-    await a.select_option("#connect-target", "approve")  # type: ignore[attr-defined]
-    await a.click("#connect")  # type: ignore[attr-defined]
+    await a.select_option("#node-props select[data-key='notify.next']", "approve")  # type: ignore[attr-defined]
     await a.wait_for_selector("g.wf-edge[data-from='notify'][data-to='approve']")  # type: ignore[attr-defined]
     await a.fill("#node-props [data-prop='title']", "Notify the holder")  # type: ignore[attr-defined]
     await a.press("#node-props [data-prop='title']", "Enter")  # type: ignore[attr-defined]
-    # connecting from a gateway that already has a default adds a branch: notify is reachable
+    # a gateway gets a branch to notify: a condition and a target, no JSON
     await a.click("g.wf-node[data-node='route']")  # type: ignore[attr-defined]
     await a.wait_for_selector("#node-props[data-for='route']")  # type: ignore[attr-defined]
-    await a.select_option("#connect-target", "notify")  # type: ignore[attr-defined]
-    await a.click("#connect")  # type: ignore[attr-defined]
+    await a.click("#add-branch")  # type: ignore[attr-defined]
+    await a.select_option("select[data-key='route.branches.1.next']", "notify")  # type: ignore[attr-defined]
     await a.wait_for_selector("g.wf-edge[data-from='route'][data-to='notify']")  # type: ignore[attr-defined]
     body = await settled(
         server,

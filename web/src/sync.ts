@@ -44,7 +44,12 @@ export class Draft {
     this.undo = new Y.UndoManager([this.entities, this.pages, this.workflows, this.policies, this.sections],
       { trackedOrigins: new Set([LOCAL]), captureTimeout: 300 })
     this.provider.awareness.setLocalStateField('user', { color: this.color })
-    this.provider.on('status', (e: { status: string }) => { this.status = e.status; this.emit() })
+    this.provider.on('status', (e: { status: string }) => {
+      // a reconnect uses the current access token (a session's is renewed every few minutes)
+      if (e.status !== 'connected') this.provider.params = { token: token() }
+      this.status = e.status
+      this.emit()
+    })
     this.provider.on('sync', (ok: boolean) => { if (ok) { this.synced = true; this.emit() } })
     this.doc.on('update', () => this.emit())
     // My own awareness changes (a selection on focus) need no redraw: it would replace the

@@ -123,6 +123,8 @@ def demo(
     where = str(settings.data_dir) if settings.database_url is None else "the database"
 
     async def prepare(platform: Platform) -> str | None:
+        from plinth.server.app import create_app  # seeding drives the HTTP API
+
         state = await demo_state(platform)
         if state in ("empty", "partial"):
             summary = await load_demo(
@@ -132,6 +134,7 @@ def demo(
                 compile=not load_only,
                 seed=seed,
                 progress=lambda note: console.print(f"… {note}"),
+                http=create_app(platform=platform),
             )
             for line in summary:
                 console.print(f"[green]✓[/green] {line}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,8 +93,13 @@ def _json_member(column: Any, value: str) -> Any:
 class UserDirectory:
     """The users of every tenant, for administrators (every query carries the tenant)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, on_sessions_ended: Callable[[str, str], Awaitable[None]]
+    ) -> None:
+        """`on_sessions_ended(tenant_id, user_id)`: after a commit that ended a user's
+        sessions, so access tokens already issued stop working too (on every node)."""
         self.db = db
+        self._ended = on_sessions_ended
 
     async def list(
         self,
@@ -161,15 +167,24 @@ class UserDirectory:
             if allowed.get("disabled"):
                 await self._revoke(conn, tenant_id, user_id)
             after = _record(await self._row(conn, tenant_id, user_id))
+        if allowed.get("disabled"):
+            await self._ended(tenant_id, user_id)
         return before, after
 
     async def revoke_sessions(self, tenant_id: str, user_id: str) -> int:
         """Revoke every active refresh token of the user; how many were active."""
         async with self.db.transaction() as conn:
             await self._row(conn, tenant_id, user_id)
-            return await self._revoke(conn, tenant_id, user_id)
+            revoked = await self._revoke(conn, tenant_id, user_id)
+        await self._ended(tenant_id, user_id)
+        return revoked
 
     async def _revoke(self, conn: AsyncConnection, tenant_id: str, user_id: str) -> int:
+        await conn.execute(
+            users.update()
+            .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+            .values(sessions_ended_at=utcnow())
+        )
         result = await conn.execute(
             refresh_tokens.update()
             .where(
@@ -211,6 +226,8 @@ class UserDirectory:
             )
             if purpose == "reset":
                 await self._revoke(conn, tenant_id, user_id)
+        if purpose == "reset":
+            await self._ended(tenant_id, user_id)
         return PasswordToken(secret, user_id, purpose, now + PASSWORD_TOKEN_TTL)
 
     async def set_password(self, tenant_id: str, token: str, password: str) -> UserRecord:
@@ -240,7 +257,18 @@ class UserDirectory:
             )
             await self._revoke(conn, tenant_id, row.user_id)
             user = _record(await self._row(conn, tenant_id, row.user_id))
+        await self._ended(tenant_id, user.id)
         return user
+
+    async def sessions_ended_since(self, since: datetime) -> dict[str, datetime]:
+        """Users whose sessions were ended after `since` (their access tokens may be alive)."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(users.c.id, users.c.sessions_ended_at).where(
+                    users.c.sessions_ended_at > since
+                )
+            )
+            return {row.id: row.sessions_ended_at for row in rows}
 
     async def groups(self, tenant_id: str) -> dict[str, int]:
         """Every group named by a user of the tenant, with its member count."""

@@ -418,10 +418,10 @@ class MetadataService:
     async def active_version(self, tenant: Tenant, slug: str) -> Version | None:
         """The active version of an app, or None before its first publish."""
         async with self.db.read() as conn:
-            app = await self._app(conn, tenant, slug)
-            if app.active_version is None:
-                return None
-            return await store.version(conn, app.id, app.active_version)
+            found = await store.active_version(conn, tenant.id, slug)
+            if found is None:
+                await self._app(conn, tenant, slug)  # an unknown app is NotFound
+            return found
 
     async def diff(
         self, tenant: Tenant, slug: str, from_: int | str, to: int | str

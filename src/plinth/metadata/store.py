@@ -152,6 +152,23 @@ async def version(conn: AsyncConnection, app_id: str, number: int) -> Version | 
     return _version(row) if row else None
 
 
+async def active_version(conn: AsyncConnection, tenant_id: str, slug: str) -> Version | None:
+    """The active version of the app `slug` of a tenant, in one statement (None: no such app,
+    or none published)."""
+    row = (
+        await conn.execute(
+            sa.select(versions)
+            .join(apps, versions.c.app_id == apps.c.id)
+            .where(
+                apps.c.tenant_id == tenant_id,
+                apps.c.slug == slug,
+                versions.c.number == apps.c.active_version,
+            )
+        )
+    ).first()
+    return _version(row) if row else None
+
+
 async def latest_number(conn: AsyncConnection, app_id: str) -> int:
     value = (
         await conn.execute(

@@ -33,6 +33,10 @@ from plinth.workflows.steps import Outcome, StepContext
 log = logging.getLogger("plinth.workflows")
 
 ENDED = ("completed", "failed", "cancelled")
+# The instance's columns a step reads each time (its definition comes from a cache).
+_INSTANCE_STATE = tuple(c for c in store.instances.c if c.name != "definition")
+# Step types that read their step's tasks when run (every resume reads them too).
+_READS_TASKS = frozenset({"approval"})
 
 
 def actor(instance_id: str, tenant_id: str, workflow: str, role: str = "owner") -> Principal:
@@ -99,6 +103,9 @@ class Engine:
             claimed_status="running",
         )
         self._tenants: dict[str, Any] = {}
+        # An instance's definition is written once, when it starts; a step reads it from here
+        # instead of decoding the whole JSON twice per step (instance id → definition).
+        self._definitions: dict[str, dict[str, Any]] = {}
 
     @property
     def lease(self) -> float:
@@ -281,33 +288,47 @@ class Engine:
 
     # -- running a step -----------------------------------------------------------------------
 
+    async def _state(self, conn: AsyncConnection, inst_id: str, lock: bool = False) -> Any:
+        """The instance row, its definition from the per-process cache (read once)."""
+        query = sa.select(*_INSTANCE_STATE).where(store.instances.c.id == inst_id)
+        if lock and self.db.dialect == "postgresql":
+            query = query.with_for_update()
+        inst = dict((await conn.execute(query)).mappings().one())
+        definition = self._definitions.get(inst_id)
+        if definition is None:
+            definition = (
+                await conn.execute(
+                    sa.select(store.instances.c.definition).where(store.instances.c.id == inst_id)
+                )
+            ).scalar_one()
+            if len(self._definitions) > 10_000:
+                self._definitions.clear()
+            self._definitions[inst_id] = definition
+        inst["definition"] = definition
+        return inst
+
     async def process(self, job: Job) -> None:
         """Run or resume the job's step and apply what it led to."""
         async with self.db.read() as conn:
-            inst = (
-                (
-                    await conn.execute(
-                        store.instances.select().where(store.instances.c.id == job.instance_id)
-                    )
-                )
-                .mappings()
-                .one()
-            )
+            inst = await self._state(conn, job.instance_id)
             step = (
                 (await conn.execute(store.steps.select().where(store.steps.c.id == job.step_id)))
                 .mappings()
                 .one()
             )
-            tasks = [
-                dict(t)
-                for t in (
-                    await conn.execute(
-                        store.tasks.select()
-                        .where(store.tasks.c.step_id == job.step_id)
-                        .order_by(store.tasks.c.created_at)
-                    )
-                ).mappings()
-            ]
+            tasks: list[dict[str, Any]] = []
+            node_type = (inst["definition"]["nodes"].get(step["node"]) or {}).get("type")
+            if job.kind == "resume" or node_type in _READS_TASKS:
+                tasks = [
+                    dict(t)
+                    for t in (
+                        await conn.execute(
+                            store.tasks.select()
+                            .where(store.tasks.c.step_id == job.step_id)
+                            .order_by(store.tasks.c.created_at)
+                        )
+                    ).mappings()
+                ]
         expected = "waiting" if job.kind == "resume" else ("queued", "retrying")
         if step["status"] not in (expected if isinstance(expected, tuple) else (expected,)):
             await self._finish_job(job)  # a stale signal: the step has moved on
@@ -383,10 +404,7 @@ class Engine:
 
     async def _guard(self, conn: AsyncConnection, job: Job, inst_id: str) -> dict[str, Any] | None:
         """Lock the instance and finish the job if the lease is still ours; None otherwise."""
-        query = store.instances.select().where(store.instances.c.id == inst_id)
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update()
-        inst = (await conn.execute(query)).mappings().one()
+        inst = await self._state(conn, inst_id, lock=True)
         done = await conn.execute(
             store.jobs.update()
             .where(

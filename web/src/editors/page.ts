@@ -2,22 +2,44 @@
 // move; a move changes `parent`/`order`, never deletes and re-inserts), and a property panel
 // generated from the selected component's props JSON Schema.
 
+/** A component's props as plain JSON. */
+function plainProps (props: Json): Json {
+  return props instanceof Y.Map ? props.toJSON() : (props ?? {})
+}
+
+/** A text component as the portal shows it (its bindings evaluated with an empty state). */
+function textOf (props: Json, rt: Runtime | null): HTMLElement {
+  let text = props.text ?? ''
+  try { text = rt ? rt.bind(props.text, { state: {}, params: {}, user: {} }) ?? '' : text } catch { /* shown as written */ }
+  const v = props.variant || 'p'
+  if (v === 'h1' || v === 'h2' || v === 'h3') return h(v, {}, String(text))
+  return h('p', { class: v === 'muted' ? 'pl-muted' : '' }, String(text))
+}
+
 import * as Y from 'yjs'
 import { errors, h, type Json, type Pending, row } from '../dom'
-import { type Draft, newKey, sorted, type YMap, ymap } from '../sync'
+import { type Draft, newKey, plain, sorted, type YMap, ymap } from '../sync'
 import { setOrDelete } from './entity'
+import { canvasStyles, ElementCache, realTag, type Runtime } from './canvas'
+import { eventsEditor } from './events'
+import { checklist, entityNames, expressionInput, fieldNames, picker, type Scope } from './pickers'
 import { propInput } from './schemaform'
 
 export interface ComponentKind { props: Json, container: boolean, events: string[], description: string }
 export type Catalogue = Record<string, ComponentKind>
 const DRAG = 'application/x-plinth-component'
+// Props holding text with {{ }} bindings or a binding alone.
+const BINDABLE = ['text', 'filter', 'record', 'disabled', 'label', 'submit_label', 'empty_text']
 
 export class PageEditor {
   selected: string | null = null // page name
   component: string | null = null // component id
   catalogue: Catalogue = {}
+  runtime: Runtime | null = null // the portal's runtime, once loaded
+  stylesheet = ''
+  private elements: ElementCache
 
-  constructor (private draft: Draft) {}
+  constructor (private draft: Draft) { this.elements = new ElementCache(draft) }
 
   private page (): YMap | undefined {
     const pages = this.draft.pages
@@ -66,8 +88,21 @@ export class PageEditor {
       type: 'text', id: `page-${key}`, value: attrs.get(key) ?? '', disabled: ro, 'data-key': `${name}.${key}`,
       onchange: (e: Event) => d.change(() => setOrDelete(attrs, key, (e.target as HTMLInputElement).value))
     }))
-    const tree = h('div', { class: 'tree', id: 'canvas' }, ...this.children(comps, null).map(([id, c]) => this.box(comps, id, c)))
-    if (!comps.size) tree.append(this.dropZone(comps, null, 'Drop a component here'))
+    const tree = h('div', { class: 'canvas', id: 'canvas', 'data-page': name })
+    const shadow = tree.attachShadow({ mode: 'open' })
+    const main = h('main', { class: 'pl-page' }, ...this.children(comps, null).map(([id, c]) => this.box(comps, id, c, attrs.toJSON())))
+    // Design mode: a click selects the innermost component under it and never reaches the
+    // component itself (no submit, no navigation, no record created).
+    main.addEventListener('click', (e: Event) => {
+      const hit = e.composedPath().find((x) => x instanceof HTMLElement && x.classList.contains('comp')) as HTMLElement | undefined
+      e.stopPropagation()
+      e.preventDefault()
+      if (!hit?.dataset.comp) return
+      this.component = hit.dataset.comp
+      d.show(`${base}.components.${hit.dataset.comp}`)
+    }, true)
+    shadow.append(h('style', {}, canvasStyles(this.stylesheet)), main)
+    if (!comps.size) shadow.append(this.dropZone(comps, null, 'Drop a component here'))
     return h('section', { class: 'pane' },
       h('div', { class: 'row' }, h('h2', {}, `Page ${name}`),
         h('button', { class: 'danger', disabled: ro, onclick: () => { if (confirm(`Delete page ${name}?`)) d.change(() => d.pages.delete(name)) } }, 'Delete page')),
@@ -77,29 +112,31 @@ export class PageEditor {
       tree)
   }
 
-  private box (comps: Y.Map<YMap>, id: string, c: YMap): HTMLElement {
+  /** One component as the portal renders it, in a frame that selects, drags and takes drops. */
+  private box (comps: Y.Map<YMap>, id: string, c: YMap, page: Json): HTMLElement {
     const d = this.draft
     const a: YMap = c.get('attrs')
     const kind: string = a.get('kind')
-    const props: YMap | undefined = a.get('props')
+    const props: Json = plainProps(a.get('props'))
     const path = `pages.${this.selected}.components.${id}`
     const who = d.selections().get(path)
     const errs = d.errorsAt(path)
-    const label = props?.get('text') ?? props?.get('label') ?? props?.get('title') ?? props?.get('entity') ?? ''
     const el = h('div', {
       class: ['comp', id === this.component ? 'selected' : '', who ? 'selected-by' : '', errs.length ? 'invalid' : ''].join(' '),
       'data-comp': id, 'data-kind': kind, draggable: d.canEdit ? 'true' : 'false', style: who ? `--c:${who.color}` : '',
-      onclick: (e: Event) => { e.stopPropagation(); this.component = id; d.show(path) },
       ondragstart: (e: DragEvent) => { e.stopPropagation(); this.draft.dragging = true; e.dataTransfer?.setData(DRAG, JSON.stringify({ move: id })) },
       ondragover: (e: DragEvent) => { e.preventDefault(); e.stopPropagation(); el.classList.add('drop-before') },
       ondragleave: () => el.classList.remove('drop-before'),
       ondrop: (e: DragEvent) => { e.preventDefault(); e.stopPropagation(); this.drop(e, comps, a.get('parent') ?? null, id) }
-    }, h('div', { class: 'comp-head' }, h('b', {}, kind), ` ${id}`, label ? h('span', { class: 'comp-label' }, ` — ${String(label).slice(0, 40)}`) : null,
-      who ? h('span', { class: 'tag', style: `background:${who.color}` }, who.name) : null),
-    errors(errs.slice(0, 3), path))
-    if (this.catalogue[kind]?.container) {
-      el.append(h('div', { class: 'children' }, ...this.children(comps, id).map(([cid, cc]) => this.box(comps, cid, cc)), this.dropZone(comps, id, `into ${id}`)))
-    }
+    }, h('span', { class: 'comp-badge' }, `${kind} ${id}`, who ? ` · ${who.name}` : ''))
+    const node = { kind, props, parent: a.get('parent') ?? null, order: a.get('order'), events: plain(a.get('events')), visible: a.get('visible') }
+    const kids = (): HTMLElement[] => [...this.children(comps, id).map(([cid, cc]) => this.box(comps, cid, cc, page)), this.dropZone(comps, id, `drop into ${id}`)]
+    if (kind === 'stack') el.append(h('div', { class: `pl-stack pl-${props.direction || 'vertical'}`, style: `gap:${props.gap || '1rem'}` }, ...kids()))
+    else if (kind === 'grid') el.append(h('div', { class: 'pl-grid', style: `grid-template-columns:repeat(${props.columns || 2},minmax(0,1fr));gap:${props.gap || '1rem'}` }, ...kids()))
+    else if (kind === 'text') el.append(textOf(props, this.runtime))
+    else if (realTag(kind) && this.runtime && !this.catalogue[kind]?.container) el.append(this.elements.element(this.runtime, id, node, page))
+    else el.append(h('div', { class: 'placeholder' }, `${kind}${props.entity ? ` of ${props.entity}` : ''}`), ...(this.catalogue[kind]?.container ? kids() : []))
+    if (errs.length) el.append(h('div', { class: 'comp-errors' }, ...errs.slice(0, 3).map((x) => h('div', { 'data-error': x.path }, `${x.path.slice(path.length + 1) || kind}: ${x.message}`))))
     return el
   }
 
@@ -194,10 +231,7 @@ export class PageEditor {
       const required = (schema.required ?? []).includes(key)
       return h('label', { class: 'prop', 'data-prop-row': key },
         h('span', { class: 'label' }, key, required ? h('b', {}, ' *') : null),
-        propInput({
-          name: key, schema: schema.properties?.[key] ?? {}, value: props?.get(key), required, disabled: ro, key: `${id}.props.${key}`,
-          set: (value) => withProps((p) => setOrDelete(p, key, value))
-        }),
+        this.typedInput(key, schema.properties?.[key] ?? {}, props, required, ro, id, path, (value) => withProps((p) => setOrDelete(p, key, value))),
         errors(d.errorsAt(`${path}.props.${key}`), `${path}.props`))
     })
     return h('section', { class: 'pane', id: 'props', 'data-for': id },
@@ -205,15 +239,46 @@ export class PageEditor {
         h('button', { class: 'danger', id: 'delete-component', disabled: ro, onclick: () => this.remove(comps, id) }, 'Delete')),
       spec ? h('p', { class: 'hint' }, spec.description) : h('p', { class: 'error' }, `unknown component kind ${kind}`),
       ...rows,
-      h('label', { class: 'prop' }, h('span', { class: 'label' }, 'visible'), propInput({
-        name: 'visible', schema: { type: 'string', description: 'a {{ }} binding; hidden when false' }, value: a.get('visible'), required: false, disabled: ro, key: `${id}.visible`,
-        set: (value) => d.change(() => setOrDelete(a, 'visible', value))
+      h('label', { class: 'prop' }, h('span', { class: 'label' }, 'visible'), expressionInput({
+        key: `${id}.visible`, value: a.get('visible'), scope: this.scope(props), disabled: ro, placeholder: '{{ … }}: hidden when false',
+        serverErrors: d.errorsAt(`${path}.visible`).map((x) => x.message), set: (value) => d.change(() => setOrDelete(a, 'visible', value))
       })),
-      spec?.events.length ? h('label', { class: 'prop' }, h('span', { class: 'label' }, `events (${spec.events.join(', ')})`), propInput({
-        name: 'events', schema: {}, value: a.get('events'), required: false, disabled: ro, key: `${id}.events`,
+      spec?.events.length ? h('div', { class: 'prop' }, h('span', { class: 'label' }, 'When'), eventsEditor({
+        key: id, events: spec.events, value: plain(a.get('events')), disabled: ro, scope: this.scope(props),
+        pages: [...d.pages.values()].map((p) => p.get('attrs')?.get('path')).filter(Boolean).sort(),
+        components: [...comps.keys()].filter((k) => k !== id).sort(),
+        workflows: [...d.workflows.keys()].sort(), entities: entityNames(d), fieldsOf: (e) => fieldNames(d, e),
         set: (value) => d.change(() => setOrDelete(a, 'events', value))
-      })) : null,
+      }), errors(d.errorsAt(`${path}.events`), path)) : null,
       errors(d.errorsAt(path).filter((x) => !x.path.startsWith(`${path}.props.`)), path))
+  }
+
+  /** The editor of one prop, by what it names: an entity, its fields, a workflow, a binding. */
+  private typedInput (key: string, schema: Json, props: YMap | undefined, required: boolean, ro: boolean, id: string, path: string, set: (v: Json) => void): HTMLElement {
+    const value = plain(props?.get(key))
+    const entity: string | undefined = props?.get('entity')
+    const fields = fieldNames(this.draft, entity)
+    const k = `${id}.props.${key}`
+    if (key === 'entity') return picker({ key: k, value, options: entityNames(this.draft), disabled: ro, empty: 'choose an entity', set })
+    if ((key === 'columns' || key === 'fields') && schema.type === 'array') return checklist(k, fields, value, ro, set)
+    if (key === 'group_by' || key === 'value_field') return picker({ key: k, value, options: fields, disabled: ro, set })
+    if (key === 'sort') return picker({ key: k, value, options: fields.flatMap((f) => [f, `-${f}`]), disabled: ro, empty: 'unsorted', set })
+    if (key === 'workflow') return picker({ key: k, value, options: [...this.draft.workflows.keys()].sort(), disabled: ro, set })
+    if (BINDABLE.includes(key)) {
+      return expressionInput({
+        key: k, value, scope: this.scope(props), disabled: ro, placeholder: key === 'text' ? 'text, with {{ bindings }}' : '{{ … }}',
+        serverErrors: this.draft.errorsAt(`${path}.props.${key}`).map((x) => x.message), set
+      })
+    }
+    return propInput({ name: key, schema, value, required, disabled: ro, key: k, set })
+  }
+
+  /** What a page's bindings may name: its state, the URL's params, the user, a row or record. */
+  private scope (props: YMap | undefined): Scope {
+    const page = this.selected ? this.draft.pages.get(this.selected) : undefined
+    const state = Object.keys(plain(page?.get('attrs')?.get('state')) ?? {})
+    const fields = ['id', 'created_at', 'updated_at', ...fieldNames(this.draft, props?.get('entity'))]
+    return { state, params: ['*'], user: ['id', 'name', 'roles', 'groups', 'attrs.'], 'user.attrs': ['*'], row: fields, record: fields }
   }
 
   /** Delete a component and everything under it. */

@@ -5,7 +5,8 @@ import * as Y from 'yjs'
 import { errors, h, type Json, type Pending, row, s } from '../dom'
 import { type Draft, plain, sorted, type YMap, ymap } from '../sync'
 import { setOrDelete } from './entity'
-import { propInput } from './schemaform'
+import { nodeForm, workflowScope } from './nodeform'
+import { entityNames, picker } from './pickers'
 
 export const NODE_TYPES = ['user_task', 'approval', 'service_task', 'assign', 'gateway', 'parallel',
   'join', 'timer', 'subworkflow', 'end']
@@ -76,7 +77,7 @@ export class WorkflowEditor {
   selected: string | null = null // workflow name
   node: string | null = null // node name
   newType = 'user_task' // the type chosen for the next node
-  connectTo = '' // the node chosen to connect to
+  roles: string[] = [] // the tenant's roles, for assignees
 
   constructor (private draft: Draft) {}
 
@@ -114,6 +115,9 @@ export class WorkflowEditor {
     for (const [key, n] of sorted(ynodes)) nodes[key] = n.get('attrs').toJSON()
     const first: string = attrs.get('first') ?? ''
     const pos = layout(first, nodes)
+    for (const [key, node] of Object.entries(nodes)) {
+      if (typeof node.ui?.x === 'number' && typeof node.ui?.y === 'number') pos.set(key, { x: node.ui.x, y: node.ui.y })
+    }
     const sel = d.selections()
     const width = Math.max(400, ...[...pos.values()].map((p) => p.x + W + 20))
     const height = Math.max(200, ...[...pos.values()].map((p) => p.y + H + 20))
@@ -136,20 +140,26 @@ export class WorkflowEditor {
       const path = `workflows.${name}.nodes.${key}`
       const who = sel.get(path)
       const bad = d.errorsAt(path).length > 0
-      svg.append(s('g', {
+      const g = s('g', {
         class: ['wf-node', key === this.node ? 'selected' : '', bad ? 'invalid' : ''].join(' '), 'data-node': key, 'data-type': node.type,
-        transform: `translate(${p.x},${p.y})`, onclick: () => { this.node = key; d.show(path) }
+        transform: `translate(${p.x},${p.y})`
       },
       s('rect', { width: W, height: H, rx: node.type === 'gateway' ? 2 : 10, stroke: who ? who.color : undefined, 'stroke-width': who ? 3 : undefined }),
       s('text', { x: 10, y: 20, class: 'node-name' }, key === first ? `▶ ${key}` : key),
       s('text', { x: 10, y: 38, class: 'node-type' }, `${node.type ?? '?'}${node.title ? ' · ' + String(node.title).slice(0, 14) : ''}`),
-      who ? s('text', { x: W - 6, y: 14, 'text-anchor': 'end', class: 'node-who', fill: who.color }, who.name) : null))
+      bad ? s('g', { class: 'node-error', 'data-error-count': d.errorsAt(path).length },
+        s('circle', { cx: W - 2, cy: 2, r: 9 }), s('text', { x: W - 2, y: 6, 'text-anchor': 'middle' }, String(d.errorsAt(path).length)),
+        s('title', {}, d.errorsAt(path).map((x) => `${x.path.slice(path.length + 1) || key}: ${x.message}`).join('\n'))) : null,
+      who ? s('text', { x: W - 14, y: 14, 'text-anchor': 'end', class: 'node-who', fill: who.color }, who.name) : null)
+      this.draggable(g, svg, key, p, ynodes)
+      svg.append(g)
     }
     const typeSelect = h('select', { id: 'new-node-type', disabled: ro, onchange: (e: Event) => { this.newType = (e.target as HTMLSelectElement).value } },
       ...NODE_TYPES.map((t) => h('option', { value: t, selected: t === this.newType }, t)))
     return h('section', { class: 'pane graph-pane' },
       h('div', { class: 'row' }, h('h2', {}, `Workflow ${name}`),
         h('button', { class: 'danger', disabled: ro, onclick: () => { if (confirm(`Delete workflow ${name}?`)) d.change(() => d.workflows.delete(name)) } }, 'Delete workflow')),
+      this.startForm(attrs),
       row('Title', h('input', { type: 'text', id: 'workflow-title', value: attrs.get('title') ?? '', disabled: ro, 'data-key': `${name}.title`, onchange: (e: Event) => d.change(() => setOrDelete(attrs, 'title', (e.target as HTMLInputElement).value)) })),
       h('div', { class: 'row toolbar' }, pending.input('new-node-name', 'node name', ro), typeSelect,
         h('button', { id: 'add-node', disabled: ro, onclick: () => this.addNode(ynodes, attrs, pending.take('new-node-name'), typeSelect.value) }, 'Add node')),
@@ -157,72 +167,91 @@ export class WorkflowEditor {
       h('div', { class: 'graph-scroll' }, svg))
   }
 
+  /** Drag a node to move it; the position is saved in the draft (`ui`) when it is dropped,
+   * so everyone sees the same layout. A click without movement selects the node. */
+  private draggable (g: SVGElement, svg: SVGElement, key: string, p: { x: number, y: number }, ynodes: Y.Map<YMap>): void {
+    const d = this.draft
+    const path = `workflows.${this.selected}.nodes.${key}`
+    g.addEventListener('pointerdown', (down: Event) => {
+      const ev = down as PointerEvent
+      if (ev.button !== 0) return
+      const box = (svg as unknown as SVGSVGElement).getBoundingClientRect()
+      const scale = box.width ? Number(svg.getAttribute('width')) / box.width : 1
+      const [sx, sy] = [ev.clientX, ev.clientY]
+      let moved = false
+      let at = { ...p }
+      d.dragging = d.canEdit
+      const move = (e: PointerEvent): void => {
+        if (!d.canEdit) return
+        const dx = (e.clientX - sx) * scale
+        const dy = (e.clientY - sy) * scale
+        if (!moved && Math.abs(dx) + Math.abs(dy) < 4) return
+        moved = true
+        at = { x: Math.max(0, Math.round(p.x + dx)), y: Math.max(0, Math.round(p.y + dy)) }
+        g.setAttribute('transform', `translate(${at.x},${at.y})`)
+      }
+      const up = (): void => {
+        window.removeEventListener('pointermove', move)
+        window.removeEventListener('pointerup', up)
+        d.dragging = false
+        if (moved) {
+          const a = ynodes.get(key)?.get('attrs')
+          if (a) d.change(() => a.set('ui', { x: at.x, y: at.y }))
+        } else {
+          this.node = key
+        }
+        d.show(path)
+      }
+      window.addEventListener('pointermove', move)
+      window.addEventListener('pointerup', up)
+    })
+  }
+
   private properties (wf: YMap): HTMLElement {
     const d = this.draft
     const ro = !d.canEdit
     const ynodes: Y.Map<YMap> = wf.get('nodes')
     const n = this.node ? ynodes.get(this.node) : undefined
+    const attrs: YMap = wf.get('attrs')
     if (!n) return h('section', { class: 'pane', id: 'node-props' }, h('h2', {}, 'Node'), h('p', { class: 'hint' }, 'Select a node in the graph.'))
     const key = this.node as string
     const a: YMap = n.get('attrs')
     const path = `workflows.${this.selected}.nodes.${key}`
     const others = [...ynodes.keys()].filter((k) => k !== key).sort()
-    const target = h('select', { id: 'connect-target', disabled: ro, onchange: (e: Event) => { this.connectTo = (e.target as HTMLSelectElement).value } },
-      ...others.map((k) => h('option', { value: k, selected: k === this.connectTo }, k)))
-    const keys = ['title', ...[...a.keys()].filter((k) => k !== 'type' && k !== 'title').sort()]
-    const fields = keys.map((k) => {
-      const value = plain(a.get(k))
-      const schema = typeof value === 'string' || value === undefined ? { type: 'string' }
-        : typeof value === 'number' ? { type: 'number' } : typeof value === 'boolean' ? { type: 'boolean' } : {}
-      return h('label', { class: 'prop', 'data-prop-row': k }, h('span', { class: 'label' }, k),
-        propInput({ name: k, schema, value, required: false, disabled: ro, key: `${key}.${k}`, set: (v) => d.change(() => setOrDelete(a, k, v)) }),
-        errors(d.errorsAt(`${path}.${k}`), path))
+    const nodes: Record<string, Json> = {}
+    for (const [k, y] of ynodes) nodes[k] = y.get('attrs').toJSON()
+    const form = nodeForm({
+      draft: d, a, key, path, nodes: others, roles: this.roles, workflows: [...d.workflows.keys()].filter((w) => w !== this.selected).sort(),
+      scope: workflowScope(d, attrs.toJSON(), nodes)
     })
-    const newKey = h('input', { type: 'text', id: 'node-new-prop', placeholder: 'property', disabled: ro }) as HTMLInputElement
-    const newValue = h('input', { type: 'text', id: 'node-new-value', placeholder: 'value (JSON or text)', disabled: ro }) as HTMLInputElement
-    const attrs: YMap = wf.get('attrs')
+    const shown = new Set(['type', 'title', 'assignee', 'approvers', 'rule', 'veto', 'rejected', 'form', 'due', 'escalate', 'output', 'action', 'entity',
+      'record_id', 'plugin', 'connector', 'operation', 'input', 'set', 'branches', 'default', 'seconds', 'until', 'workflow', 'status', 'next', 'on_error', 'ui'])
     return h('section', { class: 'pane', id: 'node-props', 'data-for': key },
       h('div', { class: 'row' }, h('h2', {}, `Node ${key}`),
         h('button', { class: 'danger', id: 'delete-node', disabled: ro, onclick: () => this.removeNode(wf, key) }, 'Delete')),
       row('Type', h('select', { 'data-prop': 'type', disabled: ro, onchange: (e: Event) => d.change(() => a.set('type', (e.target as HTMLSelectElement).value)) },
         ...NODE_TYPES.map((t) => h('option', { value: t, selected: t === a.get('type') }, t)))),
-      ...fields,
-      h('div', { class: 'row' }, newKey, newValue, h('button', {
-        disabled: ro,
-        onclick: () => {
-          const k = newKey.value.trim()
-          if (!k) return
-          let v: Json = newValue.value
-          try { v = JSON.parse(v) } catch { /* plain text */ }
-          d.change(() => a.set(k, v))
-        }
-      }, 'Set')),
-      h('h2', {}, 'Connections'),
-      h('ul', { class: 'list edges' }, ...edgesOf(key, a.toJSON()).map((e) => h('li', { 'data-edge': `${e.from}->${e.to}` }, `${e.label} → ${e.to} `,
-        h('button', { disabled: ro, title: 'remove connection', onclick: () => this.disconnect(a, e.to) }, '✕')))),
-      h('div', { class: 'row' }, target, h('button', { id: 'connect', disabled: ro || !others.length, onclick: () => this.connect(a, target.value) }, 'Connect')),
+      ...form,
+      // anything the typed controls do not cover (retry, run_as…) stays visible, read-only
+      ...[...a.keys()].filter((k) => !shown.has(k)).sort().map((k) => h('div', { class: 'row', 'data-prop-row': k }, h('span', { class: 'label' }, k), h('code', {}, JSON.stringify(plain(a.get(k)))))),
       h('div', { class: 'row' }, h('button', { id: 'set-first', disabled: ro || attrs.get('first') === key, onclick: () => d.change(() => attrs.set('first', key)) }, 'Start here')),
       errors(d.errorsAt(path).filter((x) => !a.has(x.path.slice(path.length + 1).split(/[.[]/)[0])), path))
   }
 
-  /** Connect a node to `to`: `next` for most, a branch for gateways and parallel splits. */
-  private connect (a: YMap, to: string): void {
-    if (!to) return
-    const type = a.get('type')
-    this.draft.change(() => {
-      if (type === 'gateway') {
-        if (!a.get('default')) a.set('default', to)
-        else a.set('branches', [...(a.get('branches') ?? []), { when: 'true', next: to }])
-      } else if (type === 'parallel') {
-        a.set('branches', [...(a.get('branches') ?? []), to])
-      } else {
-        a.set('next', to)
-      }
-    })
-  }
-
-  private disconnect (a: YMap, to: string): void {
-    this.draft.change(() => unlink(a, to))
+  /** How the workflow starts: by hand, or when a record of an entity is created or updated. */
+  private startForm (attrs: YMap): HTMLElement {
+    const d = this.draft
+    const ro = !d.canEdit
+    const start: Json[] = Array.isArray(attrs.get('start')) ? attrs.get('start') : []
+    const rec = start.find((x) => x?.type === 'record')
+    const manual = start.some((x) => x?.type === 'manual')
+    const others = start.filter((x) => x?.type !== 'record' && x?.type !== 'manual')
+    const write = (r: Json, m: boolean): void => d.change(() => attrs.set('start', [...(r ? [r] : []), ...(m ? [{ type: 'manual' }] : []), ...others]))
+    return h('div', { id: 'start-form' },
+      row('When a record of', picker({ key: 'start.entity', value: rec?.entity, options: entityNames(d), empty: 'no entity', disabled: ro, set: (v) => write(v ? { type: 'record', entity: v, event: rec?.event ?? 'created' } : undefined, manual) })),
+      rec ? row('is', picker({ key: 'start.event', value: rec.event, options: ['created', 'updated', 'deleted'], disabled: ro, set: (v) => write({ ...rec, event: v ?? 'created' }, manual) })) : null,
+      row('Started by hand too', h('input', { type: 'checkbox', checked: manual, disabled: ro, onchange: (e: Event) => write(rec, (e.target as HTMLInputElement).checked) })),
+      errors(d.errorsAt(`workflows.${this.selected}.start`), `workflows.${this.selected}`))
   }
 
   addNode (ynodes: Y.Map<YMap>, attrs: YMap, name: string, type: string): void {

@@ -1,0 +1,64 @@
+"""Policy sets load per tenant on first use, not at start, and stay within their bound."""
+
+from __future__ import annotations
+
+from plinth.governance.access import Resource
+from plinth.governance.principal import PLATFORM_ADMIN, Principal
+from plinth.server import Platform
+from plinth.settings import Settings
+from tests.governance.apps import CLAIMS_APP
+
+OPERATOR = Principal("test:operator", "cli", frozenset({PLATFORM_ADMIN}), name="test:operator")
+
+
+def _de_claim(tenant_id: str) -> Resource:
+    return Resource(
+        "record",
+        "claim",
+        tenant_id,
+        attrs={"app": "claims", "entity": "claim", "record": {"id": "1", "country": "DE"}},
+    )
+
+
+async def test_a_restarted_node_loads_a_tenants_policies_when_it_first_resolves_it(
+    settings: Settings,
+) -> None:
+    first = Platform(settings)
+    await first.start()
+    ids = []
+    try:
+        for slug in ("acme", "globex", "initech"):
+            tenant = await first.tenants.create(slug)
+            await first.metadata.create_app(tenant, "claims")
+            await first.metadata.put_draft(tenant, "claims", CLAIMS_APP)
+            await first.metadata.publish(tenant, "claims", OPERATOR)
+            ids.append(tenant.id)
+    finally:
+        await first.stop()
+
+    node = Platform(settings.model_copy(update={"app_cache": 2}))
+    await node.start()
+    try:
+        authorizer = node.governance.authorizer
+        assert authorizer.stats()["apps"] == 0  # nothing per tenant at start
+        ana = Principal("user:ana", "user", frozenset({"analyst"}), ids[0], attrs={"country": "FR"})
+        # Not loaded yet: fails closed rather than deciding on the defaults alone.
+        assert not authorizer.decide(ana, "data.read", _de_claim(ids[0])).allowed
+
+        await node.tenants.get("acme")  # resolving a tenant loads its policy sets
+        decision = authorizer.decide(ana, "data.read", _de_claim(ids[0]))
+        assert not decision.allowed and decision.policies == ("analysts_own_country",)
+        dirk = Principal(
+            "user:dirk", "user", frozenset({"analyst"}), ids[0], attrs={"country": "DE"}
+        )
+        assert authorizer.decide(dirk, "data.read", _de_claim(ids[0])).allowed
+
+        await node.tenants.get("globex")
+        await node.tenants.get("initech")  # beyond the bound: acme's set is dropped
+        assert authorizer.stats()["apps"] == 2
+        assert not authorizer.loaded(ids[0])
+        await node.tenants.get("acme")  # and loaded again when acme comes back
+        assert authorizer.decide(dirk, "data.read", _de_claim(ids[0])).allowed
+        assert not authorizer.decide(ana, "data.read", _de_claim(ids[0])).allowed
+    finally:
+        await node.stop()
