@@ -42,6 +42,7 @@ async def _work(platform: object, poll: float, lease: float, concurrency: int) -
     await platform.start()
     platform.workflows.engine.lease = lease
     platform.governance.start_anchoring()
+    platform.start_outbox_worker()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,19 +1,21 @@
 """Draft rooms: one CRDT document per app draft, its editors, its log, its validation.
 
 Order of an accepted update: checks (role, size, rate) → apply to the room's doc (a malformed
-update fails here and closes only its connection) → queue it for the log → the room's flusher
-appends every queued update in one transaction (updates arriving while a batch commits form
-the next: group commit) → the batch, merged into one update, is queued to every connection
-and relayed to other nodes. The log is compacted into a snapshot from the database itself
-(never from a background store), so a restart loses nothing.
+update fails here and closes only its connection) → fan-out: the updates accepted since the
+last fan-out, merged into one, are queued to every connection of the room → and, off that
+path, the room's flusher appends every accepted update to the log in one transaction (those
+arriving while a batch commits form the next: group commit), then relays the batch to other
+nodes and acknowledges it to its senders. The log is compacted into a snapshot from the
+database itself (never from a background store), so a restart loses nothing.
 
-**Acknowledgement.** An update is acknowledged when it reaches anyone else: another editor on
-this node or another node. That happens only after the batch holding it committed, so
-whatever anyone has seen survives a kill (tests/designer/test_kill.py). Its sender gets no
-message of its own (y-websocket has none); an update that was applied but not yet committed
-when the server died was seen by no one and is lost like one still in flight on the network,
-and its sender, reconnecting, sends it again (Yjs resends what the server's state vector
-lacks).
+**Acknowledgement.** Once the batch holding a connection's updates is committed, the server
+sends that connection a sync step 2 message with an empty update (stock y-websocket clients
+apply it as the no-op it is): everything the connection sent before it is in the log and
+survives a kill (tests/designer/test_kill.py). Editors in the room see an update before it is
+logged (at the latency of the fan-out, not of a commit); a kill between the two loses only
+updates never acknowledged, which their senders still hold and send again when they
+reconnect (Yjs resends what the server's state vector lacks). Other nodes get an update only
+after it is logged.
 
 Fan-out never waits on a client: each connection has its own send queue drained by its own
 task; one that falls `Limits.max_send_queue_bytes` behind is closed (it resyncs on reconnect).
@@ -85,6 +87,8 @@ class Limits:
 
 
 SLOW = 1013  # WebSocket "try again later": the client fell too far behind the room
+# What a connection gets once everything it sent so far is in the log (see the docstring).
+ACK = p.sync_message(p.STEP2, p.EMPTY_UPDATE)
 
 
 @dataclass(eq=False)
@@ -193,6 +197,8 @@ class Room:
         # accepted updates not yet in the log: (update, author, summary, sender)
         self._pending: list[tuple[bytes, str, list[str], Connection | None]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # accepted updates not yet fanned out to the room: (update, sender)
+        self._outbox: list[tuple[bytes, Connection | None]] = []
         self.validator = LiveValidator()
         self.validate_seconds = 0.0  # the last validation's duration (bench, logs)
         self._subs = self.validator.watch(self.doc) + [
@@ -266,9 +272,9 @@ class Room:
     async def accept(self, conn: Connection | None, update: bytes, author: str) -> bool:
         """Apply one update and queue it for the log; False if it changed nothing.
 
-        It reaches the others once its batch is committed (see the module's docstring): the
-        room never waits for the database per update, and its sender's next message is read
-        meanwhile.
+        The room gets it at the next fan-out (this turn of the event loop, merged with what
+        else arrived meanwhile); the log and the sender's acknowledgement follow with its
+        batch (see the module's docstring). Nothing here waits for the database.
         """
         async with self.lock:
             before = self.doc.get_state()
@@ -286,13 +292,28 @@ class Room:
             self._pending.append((update, author, summary, conn))
             self.size += len(update)
             self.last_author = author
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._fan_out)
+        self._outbox.append((update, conn))
         if self._flusher is None or self._flusher.done():
             self._flusher = self.service.spawn(self._flush_loop())
         return True
 
+    def _fan_out(self) -> None:
+        """Queue the updates accepted since the last fan-out to the room, as one update."""
+        batch, self._outbox = self._outbox, []
+        if not batch:
+            return
+        updates = [update for update, _ in batch]
+        merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+        senders = {conn for _, conn in batch}
+        # A lone sender has its own update; several get the batch back whole (applying
+        # one's own update again changes nothing, and one message beats one per sender).
+        self._send_all(p.sync_message(p.UPDATE, merged), batch[0][1] if len(senders) == 1 else None)
+
     async def _flush_loop(self) -> None:
-        """Log the queued updates a batch at a time, then let the room and other nodes have
-        each batch as one merged update."""
+        """Log the accepted updates a batch at a time; then relay each batch to other nodes
+        and acknowledge it to its senders."""
         limits = self.service.limits
         delay = 0.05
         while self._pending:
@@ -317,14 +338,13 @@ class Room:
             delay = 0.05
             self.last_id = max(self.last_id, last)
             self.since_compact += len(batch)
-            updates = [entry[0] for entry in batch]
-            merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
-            senders = {entry[3] for entry in batch}
-            # A lone sender has its own update; several get the batch back whole (applying
-            # one's own update again changes nothing, and one message beats one per sender).
-            exclude = batch[0][3] if len(senders) == 1 else None
-            await self.broadcast(p.sync_message(p.UPDATE, merged), exclude=exclude)
-            await self.service.relay(self, "update", merged)
+            for sender in {entry[3] for entry in batch}:
+                if sender is not None:
+                    sender.push(ACK)
+            if self.service.relaying:
+                updates = [entry[0] for entry in batch]
+                merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+                await self.service.relay(self, "update", merged)
             self._schedule_settle()
             if self.since_compact >= limits.compact_every:
                 self.service.spawn(self.compact())
@@ -355,6 +375,9 @@ class Room:
 
     async def broadcast(self, message: bytes, exclude: Connection | None = None) -> None:
         """Queue to every connection of the room on this node (never waits for a socket)."""
+        self._send_all(message, exclude)
+
+    def _send_all(self, message: bytes, exclude: Connection | None) -> None:
         for conn in list(self.conns):
             if conn is not exclude:
                 conn.push(message)
@@ -798,6 +821,11 @@ class DesignerService:
         )
 
     # -- relay (Redis pub/sub) ----------------------------------------------------------------
+
+    @property
+    def relaying(self) -> bool:
+        """Whether other nodes listen (a Redis relay is configured)."""
+        return self._redis_url is not None
 
     async def relay(self, room: Room, kind: str, payload: bytes) -> None:
         """Tell other nodes; a no-op without Redis."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from plinth.db import Database
 from plinth.designer.service import DesignerService
@@ -21,6 +22,7 @@ from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
 from plinth.integration.copies import IntegrationCopies
 from plinth.metadata.service import AppFiles, MetadataService
+from plinth.outbox import Outbox
 from plinth.pages.targets.webcomponents import ModuleCache
 from plinth.runtime import copies as runtime_copies
 from plinth.runtime.publishing import CompileStep, MigrateStep
@@ -55,12 +57,14 @@ class Platform:
         self.authentication = Authentication(self.governance.identity, self.tokens)
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
+        self.outbox = Outbox(self.db, self.events)
         self.records = RecordService(
             self.db,
             self.events,
             self.metadata,
             lambda: self.authorizer,
             settings.data_dir,
+            self.outbox,
             open_files=settings.tenant_files_open,
             pool_size=settings.tenant_pool_size,
             cached_apps=settings.app_cache,
@@ -91,9 +95,19 @@ class Platform:
         )
         self.on_stop(self.connectors.close)
         self.connectors.on_webhook(self.workflows.start_from_webhook)  # in the receipt's txn
+        # A record write's side effects, dispatched from its outbox rows in this order.
+        self.outbox.effects += [
+            self.governance.audit.effect,
+            self.connectors.webhooks.effect,
+            self.workflows.effect,
+        ]
+        self.outbox.after.append(self.connectors.webhooks.wake)
+        self._outbox_stop = asyncio.Event()
+        self._outbox_worker: asyncio.Task[None] | None = None
         # The data inventory: each layer declares where it copies record values to.
         self.compliance.inventory.register(
             *runtime_copies.sites(),
+            runtime_copies.outbox_site(self.records),
             *WorkflowCopies(self.db).sites(),
             *IntegrationCopies(self.db).sites(),
             *governance_copies.sites(),
@@ -138,6 +152,36 @@ class Platform:
             await self.workflows.start_worker()
             self.on_stop(self.workflows.stop_worker)
             await self.connectors.start_worker()  # webhook deliveries (stopped by close)
+            self.start_outbox_worker()
+
+    def start_outbox_worker(self) -> None:
+        """Dispatch what record writes left in their outboxes (a crash, a failed dispatch)."""
+        self._outbox_stop.clear()
+        self._outbox_worker = asyncio.create_task(
+            self.outbox.work(self._outbox_stop, self.record_databases)
+        )
+        self.on_stop(self._stop_outbox_worker)
+
+    async def _stop_outbox_worker(self) -> None:
+        self._outbox_stop.set()
+        if self._outbox_worker is not None:
+            await self._outbox_worker
+            self._outbox_worker = None
+
+    async def record_databases(self, everything: bool) -> AsyncIterator[Database]:
+        """The databases holding records: every tenant's (each opened as its turn comes), or
+        those open now."""
+        storage = self.records.storage
+        if not everything:
+            for db in storage.open_databases():
+                yield db
+            return
+        seen: set[str] = set()
+        for tenant in await self.tenants.list():
+            db = storage.database(tenant)
+            if db.url not in seen:
+                seen.add(db.url)
+                yield db
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)
