@@ -31,7 +31,13 @@ from plinth.events import Event, EventBus
 
 log = logging.getLogger("plinth.cluster")
 
-RELAYED = ("app.published", "app.rolled_back", "app.deleted")
+RELAYED = (
+    "app.published",
+    "app.rolled_back",
+    "app.deleted",
+    "token.revoked",  # every node stops trusting the token at once
+    "tenant.changed",  # every node drops the tenant it cached
+)
 
 log_events = sa.Table(
     "cluster_events",
@@ -57,12 +63,13 @@ class RedisRelay:
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        self.bus.relay = self.send
+        self.bus.relays.append(self.send)
         self._task = asyncio.create_task(self._listen(), name="plinth-cluster-relay")
         await asyncio.wait_for(self._ready.wait(), 10)
 
     async def stop(self) -> None:
-        self.bus.relay = None
+        if self.send in self.bus.relays:
+            self.bus.relays.remove(self.send)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -135,7 +142,7 @@ class LogRelay:
 
     async def start(self, *, listen: bool) -> None:
         """Send this process's events; `listen`: also deliver other processes' (a server)."""
-        self.bus.relay = self.send
+        self.bus.relays.append(self.send)
         if listen:
             async with self.db.read() as conn:
                 self._cursor = (
@@ -144,7 +151,8 @@ class LogRelay:
             self._task = asyncio.create_task(self._listen(), name="plinth-cluster-log")
 
     async def stop(self) -> None:
-        self.bus.relay = None
+        if self.send in self.bus.relays:
+            self.bus.relays.remove(self.send)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -47,8 +47,8 @@ class Platform:
         self.db = Database(settings.resolved_database_url)
         self.events = EventBus()
         self.vault = Vault(settings, self.db, self.events)
-        self.tenants = TenantService(self.db)
-        self.tokens = TokenService(self.db)
+        self.tenants = TenantService(self.db, self.events)
+        self.tokens = TokenService(self.db, self.events)
         # The ledger key derives from the vault's master key (read when first needed).
         self.governance = Governance(
             settings, self.db, self.events, lambda: self.vault.master, self.on_stop
@@ -153,6 +153,14 @@ class Platform:
             log_relay = LogRelay(self.events, self.db)
             await log_relay.start(listen=workers if listen is None else listen)
             self.on_stop(log_relay.stop)
+        if self.settings.siblings_dir and not self.settings.redis_url:
+            # The other worker processes of this server hear at once (acknowledged), not
+            # at their next look at the change log.
+            from plinth.siblings import SiblingRelay
+
+            siblings = SiblingRelay(self.events, self.settings.siblings_dir)
+            await siblings.start()
+            self.on_stop(siblings.stop)
         if workers and self.settings.embedded_worker:
             self.governance.start_anchoring()
             await self.workflows.start_worker()
