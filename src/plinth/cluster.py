@@ -20,7 +20,13 @@ from plinth.events import Event, EventBus
 
 log = logging.getLogger("plinth.cluster")
 
-RELAYED = ("app.published", "app.rolled_back", "app.deleted")
+RELAYED = (
+    "app.published",
+    "app.rolled_back",
+    "app.deleted",
+    "token.revoked",  # every node stops trusting the token at once
+    "tenant.changed",  # every node drops the tenant it cached
+)
 
 
 class RedisRelay:

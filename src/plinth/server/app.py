@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,6 +59,15 @@ def routers() -> list:  # type: ignore[type-arg]
         palette_router,
         web_router,
     ]
+
+
+SETTINGS_ENV = "PLINTH_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `plinth serve --workers N` (a uvicorn factory): the
+    parent's settings, CLI flags included, come through the environment as JSON."""
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
 
 
 def _satisfies_every_port(platform: Platform) -> None:

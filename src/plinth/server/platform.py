@@ -46,8 +46,8 @@ class Platform:
         self.db = Database(settings.resolved_database_url)
         self.events = EventBus()
         self.vault = Vault(settings, self.db, self.events)
-        self.tenants = TenantService(self.db)
-        self.tokens = TokenService(self.db)
+        self.tenants = TenantService(self.db, self.events)
+        self.tokens = TokenService(self.db, self.events)
         # The ledger key derives from the vault's master key (read when first needed).
         self.governance = Governance(
             settings, self.db, self.events, lambda: self.vault.master, self.on_stop
@@ -147,6 +147,12 @@ class Platform:
             relay = RedisRelay(self.events, self.settings.redis_url)
             await relay.start()
             self.on_stop(relay.stop)
+        elif self.settings.siblings_dir:  # the other worker processes of this server do
+            from plinth.siblings import SiblingRelay
+
+            siblings = SiblingRelay(self.events, self.settings.siblings_dir)
+            await siblings.start()
+            self.on_stop(siblings.stop)
         if workers and self.settings.embedded_worker:
             self.governance.start_anchoring()
             await self.workflows.start_worker()
