@@ -8,7 +8,7 @@ import { EntityEditor } from './editors/entity'
 import { type Catalogue, PageEditor } from './editors/page'
 import { PolicyEditor } from './editors/policy'
 import { SectionsEditor } from './editors/sections'
-import { NODE_TYPES, WorkflowEditor } from './editors/workflow'
+import { WorkflowEditor } from './editors/workflow'
 import { PublishPanel } from './publish'
 import { Draft } from './sync'
 import './style.css'
@@ -220,7 +220,7 @@ class Designer {
     this.draw()
     // the canvas renders with the portal's runtime; roles name task assignees
     void loadRuntime(catalogue.runtime).then((rt) => { this.page.runtime = rt; this.redraw() })
-    void api('GET', '/api/palette').then((p) => { NODE_TYPES.splice(0, NODE_TYPES.length, ...p.node_types.map((n: Json) => n.type)); this.redraw() })
+    void api('GET', '/api/palette').then((p) => { if (p?.node_types?.length) { this.workflow.nodeTypes = p.node_types; this.redraw() } }, () => undefined)
     void api('GET', `/api/t/${encodeURIComponent(this.tenant)}/roles`).then((r) => { this.workflow.roles = r.items.map((x: Json) => x.name); this.redraw() },
       () => { this.workflow.roles = ['analyst', 'designer', 'manager', 'owner'] })
     void this.panel.load()
