@@ -430,7 +430,7 @@ class RecordService:
         """One record by id."""
         _app, ent = await self.entity(tenant, app_slug, entity)
         readable, _ = self._access(principal, tenant, app_slug, entity)
-        async with self.storage.database(tenant).read() as conn:
+        async with self.storage.database(tenant).statement() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
         record = await self._open(tenant, ent, self._found(ent, row, record_id))
         self._authorize(principal, "data.read", tenant, app_slug, entity, record_id, record)
@@ -494,7 +494,9 @@ class RecordService:
                     path="expand",
                     extra={"field": name},
                 )
-        async with self.storage.database(tenant).read() as conn:
+        db = self.storage.database(tenant)
+        # One statement unless references are expanded (those must read the same state).
+        async with db.read() if expand else db.statement() as conn:
             rows = list(await conn.execute(stmt))
             more = len(rows) > limit
             rows = rows[:limit]
@@ -576,7 +578,9 @@ class RecordService:
                 raise BadRequest(f"Cannot sort on json field {name!r}", path="sort")
             keys.append((col, asc))
         if all(col.name != "id" for col, _ in keys):
-            keys.append((ent.table.c.id, True))  # a total order, so cursors never skip rows
+            # A total order, so cursors never skip rows. The id runs the way the last key does,
+            # so one index on (fields…, id) serves the sort both ways (migrate makes them so).
+            keys.append((ent.table.c.id, keys[-1][1] if keys else True))
         return keys
 
     @staticmethod
