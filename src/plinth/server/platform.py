@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from plinth.cluster import LogRelay, RedisRelay
 from plinth.db import Database
 from plinth.designer.service import DesignerService
 from plinth.events import EventBus
@@ -131,12 +132,13 @@ class Platform:
         publishing.require("check", "compile", "migrate")
         publishing.verify()
 
-    async def start(self, *, workers: bool = False) -> None:
+    async def start(self, *, workers: bool = False, listen: bool | None = None) -> None:
         """Migrate the database and store the preset admin token (PLINTH_ADMIN_TOKEN), if any.
 
         `workers`: also run the workflow and webhook-delivery workers in this process (when
         `settings.embedded_worker`). Only a server asks for them: a CLI command must not work
-        the queues behind the operator's back."""
+        the queues behind the operator's back. `listen` (default: `workers`): hear other
+        processes' publishes, rollbacks and deletes (a CLI command only tells them)."""
         # Fail here, not at the first audit append: the ledger, the vault and field encryption
         # all derive their keys from the master key, and scaled-out nodes must share one.
         _ = self.vault.master
@@ -144,13 +146,19 @@ class Platform:
         if self.settings.admin_token:  # a preset; generated ones are made where they are shown
             self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
         await self.governance.start()
-        if self.settings.redis_url:  # other nodes hear of publishes, rollbacks and deletes
-            from plinth.cluster import RedisRelay
-
+        # Other processes hear of publishes, rollbacks and deletes: through Redis when there
+        # is one, else through the platform database's change log.
+        if self.settings.redis_url:
             relay = RedisRelay(self.events, self.settings.redis_url)
             await relay.start()
             self.on_stop(relay.stop)
-        elif self.settings.siblings_dir:  # the other worker processes of this server do
+        else:
+            log_relay = LogRelay(self.events, self.db)
+            await log_relay.start(listen=workers if listen is None else listen)
+            self.on_stop(log_relay.stop)
+        if self.settings.siblings_dir and not self.settings.redis_url:
+            # The other worker processes of this server hear at once (acknowledged), not
+            # at their next look at the change log.
             from plinth.siblings import SiblingRelay
 
             siblings = SiblingRelay(self.events, self.settings.siblings_dir)
