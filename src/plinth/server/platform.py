@@ -85,7 +85,10 @@ class Platform:
         self.records.before_write.append(self.plugins.records_hook)  # plugins' hooks
         self.vault.rewrap_hooks.append(self.governance.audit.rewrap_master)
         self.records.storage.regions = self.regions  # app data lives in the home region
-        self.compliance.enforce(self.records, self.vault, lambda: self.authorizer)
+        # Compliance guards the runtime's reads and writes.
+        self.records.guard = self.compliance.enforce(
+            self.records, self.vault, lambda: self.authorizer
+        )
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
         self.connectors = ConnectorService(
             settings,
