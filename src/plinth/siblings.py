@@ -48,11 +48,11 @@ class SiblingRelay:
         sock.bind(str(self.path))
         self._sock = sock
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
-        self.bus.relay = self.send
+        self.bus.relays.append(self.send)
 
     async def stop(self) -> None:
-        if self.bus.relay == self.send:
-            self.bus.relay = None
+        if self.send in self.bus.relays:
+            self.bus.relays.remove(self.send)
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()

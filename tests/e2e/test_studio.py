@@ -186,6 +186,8 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     p.fill("#new-workflow", "approval")  # type: ignore[attr-defined]
     p.click("#add-workflow")  # type: ignore[attr-defined]
     p.select_option("select[data-key='start.entity']", "request")  # type: ignore[attr-defined]
+    # node types come from the server's registries (GET /api/palette), retention included
+    p.wait_for_selector("#new-node-type option[value='retention']", state="attached")  # type: ignore[attr-defined]
     for node, then in (("hr", "done"), ("manager", "hr")):
         p.fill("#new-node-name", node)  # type: ignore[attr-defined]
         p.select_option("#new-node-type", "approval")  # type: ignore[attr-defined]

@@ -39,7 +39,7 @@ async def _work(platform: object, poll: float, lease: float, concurrency: int) -
     from plinth.server.platform import Platform
 
     assert isinstance(platform, Platform)
-    await platform.start()
+    await platform.start(listen=True)  # steps write records: compiled apps must follow
     platform.workflows.engine.lease = lease
     platform.governance.start_anchoring()
     platform.start_outbox_worker()

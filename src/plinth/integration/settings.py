@@ -1,5 +1,8 @@
 """Gateway settings per tenant and per app (limits, quotas, CORS, time limit), and custom
-domains, cached in process for a few seconds so the gateway only looks things up."""
+domains, cached in process for a few seconds so the gateway only looks things up.
+
+Not the process's settings (`plinth/settings.py`, from the environment and CLI flags, passed
+down at start): these are data, stored per tenant and changed through the API."""
 
 from __future__ import annotations
 

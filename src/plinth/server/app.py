@@ -25,6 +25,7 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.compiler.api import router as compiler_router
     from plinth.designer.api import router as designer_router
     from plinth.designer.api import web_router as web_router
+    from plinth.designer.palette import router as palette_router
     from plinth.designer.session import router as ide_session_router
     from plinth.extensions.api import router as extensions_router
     from plinth.governance.admin_api import router as admin_router
@@ -55,6 +56,7 @@ def routers() -> list:  # type: ignore[type-arg]
         pages_router,
         metrics_router,
         designer_router,
+        palette_router,
         web_router,
     ]
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from plinth.cluster import Cluster, LogRelay, RedisRelay
 from plinth.db import Database
 from plinth.designer.service import DesignerService
 from plinth.events import EventBus
@@ -43,6 +44,9 @@ class Platform:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        # The one Redis connection (scaled out), closed after everything that uses it.
+        self.cluster = Cluster(settings.redis_url)
+        self.on_stop(self.cluster.close)
         self.db = Database(settings.resolved_database_url)
         self.events = EventBus()
         self.vault = Vault(settings, self.db, self.events)
@@ -81,7 +85,10 @@ class Platform:
         self.records.before_write.append(self.plugins.records_hook)  # plugins' hooks
         self.vault.rewrap_hooks.append(self.governance.audit.rewrap_master)
         self.records.storage.regions = self.regions  # app data lives in the home region
-        self.compliance.enforce(self.records, self.vault, lambda: self.authorizer)
+        # Compliance guards the runtime's reads and writes.
+        self.records.guard = self.compliance.enforce(
+            self.records, self.vault, lambda: self.authorizer
+        )
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
         self.connectors = ConnectorService(
             settings,
@@ -92,6 +99,7 @@ class Platform:
             self.authorizer,
             self.tenants,
             self.metadata,
+            self.cluster,
         )
         self.on_stop(self.connectors.close)
         self.connectors.on_webhook(self.workflows.start_from_webhook)  # in the receipt's txn
@@ -114,7 +122,7 @@ class Platform:
             *PluginCopies(self.db).sites(),
         )
         self._publish_steps()
-        self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
+        self.designer = DesignerService(self.db, self.events, self.metadata, self.cluster)
         self.on_stop(self.designer.stop)
 
     def _publish_steps(self) -> None:
@@ -128,12 +136,13 @@ class Platform:
         publishing.require("check", "compile", "migrate")
         publishing.verify()
 
-    async def start(self, *, workers: bool = False) -> None:
+    async def start(self, *, workers: bool = False, listen: bool | None = None) -> None:
         """Migrate the database and store the preset admin token (PLINTH_ADMIN_TOKEN), if any.
 
         `workers`: also run the workflow and webhook-delivery workers in this process (when
         `settings.embedded_worker`). Only a server asks for them: a CLI command must not work
-        the queues behind the operator's back."""
+        the queues behind the operator's back. `listen` (default: `workers`): hear other
+        processes' publishes, rollbacks and deletes (a CLI command only tells them)."""
         # Fail here, not at the first audit append: the ledger, the vault and field encryption
         # all derive their keys from the master key, and scaled-out nodes must share one.
         _ = self.vault.master
@@ -141,13 +150,19 @@ class Platform:
         if self.settings.admin_token:  # a preset; generated ones are made where they are shown
             self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
         await self.governance.start()
-        if self.settings.redis_url:  # other nodes hear of publishes, rollbacks and deletes
-            from plinth.cluster import RedisRelay
-
-            relay = RedisRelay(self.events, self.settings.redis_url)
+        # Other processes hear of publishes, rollbacks and deletes: through Redis when there
+        # is one, else through the platform database's change log.
+        if self.cluster.redis is not None:
+            relay = RedisRelay(self.events, self.cluster)
             await relay.start()
             self.on_stop(relay.stop)
-        elif self.settings.siblings_dir:  # the other worker processes of this server do
+        else:
+            log_relay = LogRelay(self.events, self.db)
+            await log_relay.start(listen=workers if listen is None else listen)
+            self.on_stop(log_relay.stop)
+        if self.settings.siblings_dir and not self.settings.redis_url:
+            # The other worker processes of this server hear at once (acknowledged), not
+            # at their next look at the change log.
             from plinth.siblings import SiblingRelay
 
             siblings = SiblingRelay(self.events, self.settings.siblings_dir)
