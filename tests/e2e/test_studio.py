@@ -159,6 +159,10 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     p.select_option(f"select[data-key='{form}.props.entity']", "request")  # type: ignore[attr-defined]
     p.check(f"[data-key='{form}.props.fields'] input[data-option='days']")  # type: ignore[attr-defined]
     p.check(f"[data-key='{form}.props.fields'] input[data-option='employee']")  # type: ignore[attr-defined]
+    # after a successful save the table reloads: an action picked from lists, no JSON
+    p.select_option("select[data-add-action='success']", "refresh")  # type: ignore[attr-defined]
+    p.click("[data-add-event='success']")  # type: ignore[attr-defined]
+    p.select_option(f"select[data-key='{form}.events.success.0.component']", table)  # type: ignore[attr-defined]
     # the canvas renders the portal's own form with the entity's fields
     p.wait_for_selector(f"#canvas .comp[data-comp='{form}'] plinth-form label:has-text('days')")  # type: ignore[attr-defined]
     # a binding naming a field the entity lacks is flagged as it is typed
@@ -172,6 +176,8 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
         "leave",
         lambda d: (
             d["pages"]["requests"]["components"][form]["props"]["fields"] == ["days", "employee"]
+            and d["pages"]["requests"]["components"][form]["events"]
+            == {"success": [{"type": "refresh", "component": table}]}
         ),
     )
 
@@ -180,6 +186,8 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     p.fill("#new-workflow", "approval")  # type: ignore[attr-defined]
     p.click("#add-workflow")  # type: ignore[attr-defined]
     p.select_option("select[data-key='start.entity']", "request")  # type: ignore[attr-defined]
+    # node types come from the server's registries (GET /api/palette), retention included
+    p.wait_for_selector("#new-node-type option[value='retention']", state="attached")  # type: ignore[attr-defined]
     for node, then in (("hr", "done"), ("manager", "hr")):
         p.fill("#new-node-name", node)  # type: ignore[attr-defined]
         p.select_option("#new-node-type", "approval")  # type: ignore[attr-defined]
@@ -261,8 +269,7 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     portal.locator("plinth-form select").select_option(label="Pat Lee")
     portal.locator("plinth-form input").first.fill("3")
     portal.get_by_role("button", name="Save").click()
-    portal.wait_for_function("() => !document.querySelector('plinth-form button[disabled]')")
-    portal.reload()
+    # the form's success action refreshes the table: the request is listed without a reload
     portal.locator("plinth-table td", has_text="3").first.wait_for()
     shot(portal, "studio-portal.png")
     # the request started the approval: its first step waits in an analyst's inbox

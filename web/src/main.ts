@@ -220,6 +220,7 @@ class Designer {
     this.draw()
     // the canvas renders with the portal's runtime; roles name task assignees
     void loadRuntime(catalogue.runtime).then((rt) => { this.page.runtime = rt; this.redraw() })
+    void api('GET', '/api/palette').then((p) => { if (p?.node_types?.length) { this.workflow.nodeTypes = p.node_types; this.redraw() } }, () => undefined)
     void api('GET', `/api/t/${encodeURIComponent(this.tenant)}/roles`).then((r) => { this.workflow.roles = r.items.map((x: Json) => x.name); this.redraw() },
       () => { this.workflow.roles = ['analyst', 'designer', 'manager', 'owner'] })
     void this.panel.load()

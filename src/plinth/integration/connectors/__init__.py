@@ -20,4 +20,5 @@ from plinth.integration.connectors.registry import (  # noqa: F401  (the package
     get,
     load_schema,
     register,
+    unregister,
 )

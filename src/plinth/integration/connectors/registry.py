@@ -81,9 +81,22 @@ _kinds: dict[str, ConnectorKind] = {}
 
 
 def register(kind: ConnectorKind) -> ConnectorKind:
+    """Add (or replace, by name) a connector kind; the `connector` document schema follows."""
     kind.validator = compile_schema(kind.schema)
     _kinds[kind.name] = kind
+    _document_schema_changed()
     return kind
+
+
+def unregister(name: str) -> None:
+    _kinds.pop(name, None)
+    _document_schema_changed()
+
+
+def _document_schema_changed() -> None:
+    """The `connector` document's `kind` enum is generated from the registered kinds."""
+    CONNECTOR.schema["properties"]["kind"]["enum"] = list(_kinds)
+    CONNECTOR.validator = compile_schema(CONNECTOR.schema)
 
 
 def get(name: str) -> ConnectorKind | None:
