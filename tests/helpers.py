@@ -93,3 +93,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def record_events(platform: Any, *events: Any) -> None:
+    """Hand events to the effects as a record write's outbox does (audit entry, webhook
+    deliveries, workflow starts), then to the bus."""
+    from plinth.ids import new_id
+
+    await platform.outbox.dispatch(platform.db, [(new_id(), e) for e in events])
+    for event in events:
+        await platform.events.publish(event)

@@ -1,10 +1,22 @@
-"""Scale-out: relay the events every node must hear through Redis pub/sub.
+"""Relay the events every process must hear: through Redis pub/sub when scaled out, through a
+change log in the platform database otherwise.
 
-A publish, rollback or delete on one node changes what every node has cached (compiled apps,
-policy sets, connector documents). The node that made the change publishes the event on its
-bus; this relay sends it to the cluster's channel, and each other node delivers it to its
-`cluster=True` handlers only. A node that misses a message (Redis restart) serves the old
-version until its next restart or change — the relay says so in the log when it reconnects.
+A publish, rollback or delete in one process changes what every process has cached (compiled
+apps, policy sets, connector documents). The process that made the change publishes the event
+on its bus; the relay sends it on, and each other process delivers it to its `cluster=True`
+handlers only.
+
+`Cluster` owns this process's one Redis connection (scale-out) and names the channels on it:
+the relay's events, the designer's room updates; the connectors' breakers and OAuth tokens
+use the same connection. Without Redis it holds none, and each layer keeps that state in
+process.
+
+- `RedisRelay` (scale-out): the cluster's `events` channel. A node that misses a message (Redis
+  restart) serves the old version until its next restart or change — the relay says so in the
+  log when it reconnects.
+- `LogRelay` (embedded, or PostgreSQL without Redis): a row in `cluster_events`, which every
+  serving process polls a few times a second with one indexed read. This is how a CLI
+  `plinth app publish` reaches the server running on the same data dir within a second.
 """
 
 from __future__ import annotations
@@ -14,38 +26,78 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from typing import Any
 
+import sqlalchemy as sa
+
+from plinth.db import Database, platform_metadata
 from plinth.events import Event, EventBus
 
 log = logging.getLogger("plinth.cluster")
 
-RELAYED = ("app.published", "app.rolled_back", "app.deleted")
+RELAYED = (
+    "app.published",
+    "app.rolled_back",
+    "app.deleted",
+    "token.revoked",  # every node stops trusting the token at once
+    "tenant.changed",  # every node drops the tenant it cached
+)
+
+log_events = sa.Table(
+    "cluster_events",
+    platform_metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("node", sa.String(16), nullable=False),
+    sa.Column("topic", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(32), nullable=True),
+    sa.Column("data", sa.Text, nullable=False),  # JSON
+    sa.Column("at", sa.Float, nullable=False, index=True),
+)
+
+
+class Cluster:
+    """The Redis connection of this process and its channels; `redis` is None without one."""
+
+    def __init__(self, redis_url: str | None, name: str = "plinth") -> None:
+        self.name = name
+        self.redis: Any = None
+        if redis_url:
+            import redis.asyncio as aioredis
+
+            self.redis = aioredis.from_url(redis_url)
+
+    def channel(self, topic: str) -> str:
+        """The pub/sub channel of `topic` ("events", "designer") for this cluster."""
+        return f"{self.name}:{topic}"
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 class RedisRelay:
-    def __init__(self, bus: EventBus, redis_url: str, cluster: str = "plinth") -> None:
-        import redis.asyncio as redis
-
+    def __init__(self, bus: EventBus, cluster: Cluster) -> None:
+        assert cluster.redis is not None, "the Redis relay needs the cluster's Redis"
         self.bus = bus
-        self.redis: Any = redis.from_url(redis_url)
-        self.channel = f"{cluster}:events"
+        self.redis: Any = cluster.redis
+        self.channel = cluster.channel("events")
         self.node = secrets.token_hex(8)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        self.bus.relay = self.send
+        self.bus.relays.append(self.send)
         self._task = asyncio.create_task(self._listen(), name="plinth-cluster-relay")
         await asyncio.wait_for(self._ready.wait(), 10)
 
     async def stop(self) -> None:
-        self.bus.relay = None
+        if self.send in self.bus.relays:
+            self.bus.relays.remove(self.send)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.redis.aclose()
 
     async def send(self, event: Event) -> None:
         if event.topic not in RELAYED or event.remote:
@@ -96,3 +148,77 @@ class RedisRelay:
                 remote=True,
             )
         )
+
+
+class LogRelay:
+    """The change log: relayed events are rows of `cluster_events`, polled by listeners."""
+
+    KEEP_SECONDS = 3600.0  # a listener further behind than this restarts anyway
+
+    def __init__(self, bus: EventBus, db: Database, poll: float = 0.25) -> None:
+        self.bus = bus
+        self.db = db
+        self.poll = poll
+        self.node = secrets.token_hex(8)
+        self._cursor = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, *, listen: bool) -> None:
+        """Send this process's events; `listen`: also deliver other processes' (a server)."""
+        self.bus.relays.append(self.send)
+        if listen:
+            async with self.db.read() as conn:
+                self._cursor = (
+                    await conn.execute(sa.select(sa.func.max(log_events.c.seq)))
+                ).scalar() or 0
+            self._task = asyncio.create_task(self._listen(), name="plinth-cluster-log")
+
+    async def stop(self) -> None:
+        if self.send in self.bus.relays:
+            self.bus.relays.remove(self.send)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def send(self, event: Event) -> None:
+        if event.topic not in RELAYED or event.remote:
+            return
+        now = time.time()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                log_events.insert().values(
+                    node=self.node,
+                    topic=event.topic,
+                    tenant_id=event.tenant_id,
+                    data=json.dumps(event.data, default=str),
+                    at=now,
+                )
+            )
+            await conn.execute(log_events.delete().where(log_events.c.at < now - self.KEEP_SECONDS))
+
+    async def _listen(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                await self.catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database away for a moment: the next poll catches up
+                log.warning("reading the cluster change log failed", exc_info=True)
+
+    async def catch_up(self) -> int:
+        """Deliver the events other processes logged since the last look; how many."""
+        e = log_events
+        async with self.db.read() as conn:
+            rows = list(
+                await conn.execute(sa.select(e).where(e.c.seq > self._cursor).order_by(e.c.seq))
+            )
+        for row in rows:
+            self._cursor = row.seq
+            if row.node == self.node or row.topic not in RELAYED:
+                continue
+            await self.bus.deliver(
+                Event(row.topic, row.tenant_id, dict(json.loads(row.data) or {}), remote=True)
+            )
+        return len(rows)

@@ -32,6 +32,7 @@ platform_metadata = MetaData(
 )
 
 _READ_ONLY = "plinth_read_only"
+_SINGLE = "plinth_single_statement"
 
 
 def utcnow() -> datetime:
@@ -54,19 +55,29 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+# Connections each engine keeps open. A request holds one connection at a time, so the pool
+# must cover the requests a process serves at once: a smaller pool opens and closes overflow
+# connections continuously under load (a new PostgreSQL session, or an SQLite file opened and
+# its pragmas run, per request).
+POOL_SIZE = 16
+MAX_OVERFLOW = 8
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`, with the SQLite set-up described above."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("pool_size", POOL_SIZE)
+            kwargs.setdefault("max_overflow", MAX_OVERFLOW)
         engine = create_async_engine(
             url, json_serializer=_json_dumps, connect_args={"timeout": 30}, **kwargs
         )
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", MAX_OVERFLOW)
     kwargs.setdefault("pool_pre_ping", False)
     return create_async_engine(url, json_serializer=_json_dumps, **kwargs)
 
@@ -88,8 +99,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def _on_begin(conn: Any) -> None:
-    read_only = conn.get_execution_options().get(_READ_ONLY, False)
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    options = conn.get_execution_options()
+    if options.get(_SINGLE, False):
+        return  # one statement: SQLite's implicit transaction around it is enough
+    conn.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
 def sqlite_file_engine(path: Path, pragmas: tuple[str, ...] = (), **kwargs: Any) -> AsyncEngine:
@@ -148,6 +161,19 @@ class Database:
             conn = await conn.execution_options(**options)
             async with conn.begin():
                 yield conn
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one read statement, outside any explicit transaction: the
+        statement is its own (SQLite's implicit one, PostgreSQL autocommit), so it costs one
+        round trip instead of BEGIN, the statement and COMMIT. Only for a single statement:
+        two would not see the same state."""
+        async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                conn = await conn.execution_options(**{_SINGLE: True})
+            yield conn
 
     async def migrate(self) -> None:
         """Apply every layer's Alembic migrations (all heads) in one transaction."""

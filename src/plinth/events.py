@@ -36,8 +36,9 @@ Handler = Callable[[Event], Awaitable[None]]
 class EventBus:
     def __init__(self) -> None:
         self._handlers: list[tuple[str, Handler, bool]] = []
-        # Set by the cluster relay: called with each local event after its local handlers.
-        self.relay: Handler | None = None
+        # Added by the cluster relays (Redis or the change log, the sibling processes): each
+        # is called with each local event after its local handlers.
+        self.relays: list[Handler] = []
 
     def subscribe(self, pattern: str, handler: Handler, *, cluster: bool = False) -> None:
         """Call `handler` for every event whose topic matches `pattern` (`record.*`).
@@ -51,9 +52,9 @@ class EventBus:
 
     async def publish(self, event: Event) -> None:
         await self._run(event, remote=False)
-        if self.relay is not None:
+        for relay in list(self.relays):
             try:
-                await self.relay(event)
+                await relay(event)
             except Exception:  # other nodes catch up on their next cache miss at worst
                 log.exception("relaying %s to other nodes failed", event.topic)
 

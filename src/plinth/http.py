@@ -18,8 +18,10 @@ from plinth.errors import PlinthError
 PROBLEM = "application/problem+json"
 
 
-def composed(request: Request) -> object:
-    """The composition root this request's app was built around (typed by the caller's port)."""
+async def composed(request: Request) -> object:
+    """The composition root this request's app was built around (typed by the caller's port).
+
+    async: FastAPI runs a plain function dependency on a worker thread, a hop per request."""
     return cast(object, request.app.state.platform)
 
 

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         "~/.cache/plinth)/compiled, shared by every data dir",
     )
     embedded_worker: bool = True
+    siblings_dir: Path | None = Field(
+        default=None,
+        description="Set by `plinth serve --workers N` without Redis: where its worker "
+        "processes' sockets are, through which they tell each other what changed",
+    )
     egress_allow: str = Field(
         default="",
         description="CIDRs outbound calls may reach despite the SSRF guard, "

@@ -100,9 +100,11 @@ async def test_a_kill_after_acknowledged_updates_loses_none(
                 await asyncio.wait_for(observer.synced.wait(), 10)
                 for k in range(EDITS):
                     name = f"f{round_}_{k}"
+                    acks = editor.acks
                     add_field(editor, "claim", f"fld_{name}", name, type="string")
-                    # Acknowledged: the server relayed it to another editor (after logging it).
                     await eventually(lambda n=name: n in field_names(observer, "claim"), 10)
+                    # Acknowledged: the server's empty sync step 2 once its batch was logged.
+                    await eventually(lambda a=acks: editor.acks > a, 10)
                     acked.append(name)
                 # Killed at a random moment after the acknowledgement, mostly before the
                 # room settles the REST draft (0.25 s after the last update).

@@ -24,6 +24,8 @@ class YClient:
         self.awareness: dict[int, Any] = {}
         self.closed: tuple[int, str] | None = None
         self.received = asyncio.Event()
+        # acknowledgements: empty sync step 2 messages, each saying all sent so far is logged
+        self.acks = 0
         self._ws: Any = None
         self._task: asyncio.Task[None] | None = None
         self._sub: Any = None
@@ -84,6 +86,8 @@ class YClient:
                         self._remote = False
                     if msg.kind == p.STEP2:
                         self.synced.set()
+                        if msg.payload == p.EMPTY_UPDATE:
+                            self.acks += 1
                 self.received.set()
         except websockets.ConnectionClosed as exc:
             if exc.rcvd is not None:

@@ -133,6 +133,7 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     p.wait_for_selector("#status[data-synced='yes']")  # type: ignore[attr-defined]
     # two related entities
     add_entity(p, "employee", [("full_name", "string")])
+    p.select_option("#entity-title-field", "full_name")  # type: ignore[attr-defined]
     add_entity(p, "request", [("days", "integer"), ("employee", "reference")])
     p.click("[data-constraints='employee']")  # type: ignore[attr-defined]
     p.select_option("[data-constraint='entity'] select", "employee")  # type: ignore[attr-defined]
@@ -141,7 +142,10 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
         p,
         server,
         "leave",
-        lambda d: d["entities"]["request"]["fields"]["employee"]["entity"] == "employee",
+        lambda d: (
+            d["entities"]["request"]["fields"]["employee"]["entity"] == "employee"
+            and d["entities"]["employee"]["title_field"] == "full_name"
+        ),
     )
 
     # a page on the canvas: a table of requests and a form that files one
@@ -155,6 +159,10 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     p.select_option(f"select[data-key='{form}.props.entity']", "request")  # type: ignore[attr-defined]
     p.check(f"[data-key='{form}.props.fields'] input[data-option='days']")  # type: ignore[attr-defined]
     p.check(f"[data-key='{form}.props.fields'] input[data-option='employee']")  # type: ignore[attr-defined]
+    # after a successful save the table reloads: an action picked from lists, no JSON
+    p.select_option("select[data-add-action='success']", "refresh")  # type: ignore[attr-defined]
+    p.click("[data-add-event='success']")  # type: ignore[attr-defined]
+    p.select_option(f"select[data-key='{form}.events.success.0.component']", table)  # type: ignore[attr-defined]
     # the canvas renders the portal's own form with the entity's fields
     p.wait_for_selector(f"#canvas .comp[data-comp='{form}'] plinth-form label:has-text('days')")  # type: ignore[attr-defined]
     # a binding naming a field the entity lacks is flagged as it is typed
@@ -168,6 +176,8 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
         "leave",
         lambda d: (
             d["pages"]["requests"]["components"][form]["props"]["fields"] == ["days", "employee"]
+            and d["pages"]["requests"]["components"][form]["events"]
+            == {"success": [{"type": "refresh", "component": table}]}
         ),
     )
 
@@ -176,6 +186,8 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     p.fill("#new-workflow", "approval")  # type: ignore[attr-defined]
     p.click("#add-workflow")  # type: ignore[attr-defined]
     p.select_option("select[data-key='start.entity']", "request")  # type: ignore[attr-defined]
+    # node types come from the server's registries (GET /api/palette), retention included
+    p.wait_for_selector("#new-node-type option[value='retention']", state="attached")  # type: ignore[attr-defined]
     for node, then in (("hr", "done"), ("manager", "hr")):
         p.fill("#new-node-name", node)  # type: ignore[attr-defined]
         p.select_option("#new-node-type", "approval")  # type: ignore[attr-defined]
@@ -253,12 +265,11 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     portal.get_by_label("Password").fill(PEOPLE["pat"]["password"])
     portal.get_by_role("button", name="Sign in").click()
     portal.locator(".pl-user", has_text="pat").wait_for()
-    portal.locator("plinth-form select option").nth(1).wait_for(state="attached")
-    portal.locator("plinth-form select").select_option(index=1)
+    # the reference shows the employee's name (the title field chosen in the model), not an id
+    portal.locator("plinth-form select").select_option(label="Pat Lee")
     portal.locator("plinth-form input").first.fill("3")
     portal.get_by_role("button", name="Save").click()
-    portal.wait_for_function("() => !document.querySelector('plinth-form button[disabled]')")
-    portal.reload()
+    # the form's success action refreshes the table: the request is listed without a reload
     portal.locator("plinth-table td", has_text="3").first.wait_for()
     shot(portal, "studio-portal.png")
     # the request started the approval: its first step waits in an analyst's inbox
@@ -291,12 +302,30 @@ def test_an_administrator_manages_a_user_and_finds_it_in_the_audit(
     p.fill("#invite-country", "fr")  # type: ignore[attr-defined]
     p.click("#invite")  # type: ignore[attr-defined]
     p.wait_for_selector("#admin-notice:has-text('Invited nora')")  # type: ignore[attr-defined]
+    # nora follows the invite link, chooses her password and signs in
+    link = p.inner_text("#admin-notice").split("send them ")[1].strip()  # type: ignore[attr-defined]
+    nora = browser.new_context().new_page()  # type: ignore[attr-defined]
+    nora.set_default_timeout(15000)
+    nora.goto(link)
+    nora.fill("#accept-password", "nora-joins-2026")
+    nora.fill("#accept-again", "nora-joins-2026")
+    nora.click("#accept")
+    nora.fill("#signin-username", "nora")
+    nora.fill("#signin-password", "nora-joins-2026")
+    nora.click("#signin")
+    nora.wait_for_selector("#who:has-text('nora')")
     p.click("#users tr[data-user='nora'] a")  # type: ignore[attr-defined]
     p.fill("#user-groups", "claims-team")  # type: ignore[attr-defined]
     p.click("#save-user")  # type: ignore[attr-defined]
     p.wait_for_selector("#admin-notice:has-text('Saved nora')")  # type: ignore[attr-defined]
     p.click("#toggle-disabled")  # type: ignore[attr-defined]
     p.wait_for_selector("#user-disabled")  # type: ignore[attr-defined]
+    # disabled, she is signed out and cannot sign in again
+    nora.reload()
+    nora.fill("#signin-username", "nora")
+    nora.fill("#signin-password", "nora-joins-2026")
+    nora.click("#signin")
+    nora.wait_for_selector("#signin-error:has-text('Wrong username or password')")
     p.click("#admin-groups")  # type: ignore[attr-defined]
     p.wait_for_selector("#groups tr[data-group='claims-team']")  # type: ignore[attr-defined]
     p.click("#admin-users")  # type: ignore[attr-defined]

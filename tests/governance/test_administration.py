@@ -68,8 +68,13 @@ async def test_owner_administers_users_and_each_step_is_in_the_audit_viewer(
     assert r.json()["user"]["attrs"] == {"country": "DE"}
     assert r.json()["user"]["can"]["design"] is True
     assert r.json()["user"]["can"]["administer"] is False
+    access = as_user(anon, r.json()["access_token"])
+    assert (await anon.get("/api/t/acme/me", headers=access)).status_code == 200
     r = await client.patch(f"/api/t/acme/users/{ana['id']}", json={"disabled": True}, headers=owner)
     assert r.status_code == 200 and r.json()["disabled"] is True
+    # her access token stops working at once, not when it expires
+    r = await anon.get("/api/t/acme/me", headers=access)
+    assert r.status_code == 401 and "ended" in r.json()["detail"]
     r = await anon.post("/api/auth/acme/session/refresh", headers=IDE)
     assert r.status_code == 401, r.text
     assert (await _sign_in(anon, "ana", "correct horse battery")).status_code == 401

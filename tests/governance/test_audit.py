@@ -15,7 +15,7 @@ from plinth.events import Event
 from plinth.governance.audit import AuditEntry
 from plinth.server import Platform
 from plinth.settings import Settings
-from tests.helpers import as_user, make_app, make_tenant, token_for
+from tests.helpers import as_user, make_app, make_tenant, record_events, token_for
 
 
 async def test_chain_verifies_and_concurrent_writers_keep_it_linear(platform: Platform) -> None:
@@ -108,7 +108,8 @@ async def test_metadata_changes_records_and_denials_land_in_the_ledger(
     )
     assert r.status_code == 403 and "app.publish" in r.text
     assert "policy" not in r.json()["detail"].lower()
-    await platform.events.publish(
+    await record_events(
+        platform,
         Event(
             "record.updated",
             tid,
@@ -120,7 +121,7 @@ async def test_metadata_changes_records_and_denials_land_in_the_ledger(
                 "before": {"ssn": "ssn-secret-before"},
                 "after": {"ssn": "ssn-secret-after"},
             },
-        )
+        ),
     )
     await platform.events.publish(Event("plugin.executed", tid, {"plugin": "p", "by": "x"}))
     await platform.governance.audit.drain()

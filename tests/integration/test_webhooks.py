@@ -19,6 +19,7 @@ from plinth.integration.models import Delivery
 from plinth.server import Platform, create_app
 from plinth.settings import Settings
 from tests.conftest import ADMIN_TOKEN
+from tests.helpers import record_events
 from tests.integration.helpers import published
 from tests.integration.remote import Remote
 
@@ -38,11 +39,12 @@ async def test_record_events_are_delivered_signed(
         client, "acme", "crm", {"connectors": {"out": doc}}, secrets={"hook": HOOK_SECRET}
     )
     tenant = await platform.tenants.get("acme")
-    await platform.events.publish(
-        Event("record.created", tenant.id, {"app": "crm", "entity": "claim", "id": "r1"})
+    await record_events(
+        platform,
+        Event("record.created", tenant.id, {"app": "crm", "entity": "claim", "id": "r1"}),
+        Event("record.deleted", tenant.id, {"app": "crm"}),
+        Event("record.created", tenant.id, {"app": "other"}),
     )
-    await platform.events.publish(Event("record.deleted", tenant.id, {"app": "crm"}))
-    await platform.events.publish(Event("record.created", tenant.id, {"app": "other"}))
     await platform.connectors.webhooks.drain()
     assert len(remote.hooks) == 1
     hook = remote.hooks[0]

@@ -83,7 +83,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.02)
     found = Served(f"http://127.0.0.1:{port}", platform, loops[0])
-    found.run(load_demo(platform, ADMIN))
+    found.run(load_demo(platform, ADMIN, http=create_app(platform=platform)))
     httpx.post(f"{found.base}/api/tenants", json={"slug": FUZZ_TENANT}, headers=AUTH)
     try:
         yield found

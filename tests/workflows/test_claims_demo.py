@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 from plinth.demo import TENANT, load_demo
 from plinth.governance import identity
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
-from plinth.server import Platform
+from plinth.server import Platform, create_app
 from plinth.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.extensions.conftest import CACHE
@@ -103,7 +103,7 @@ async def demo(
     monkeypatch.setattr(
         identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     )
-    lines = await load_demo(platform, OPERATOR)
+    lines = await load_demo(platform, OPERATOR, http=create_app(platform=platform))
     passwords = dict(re.findall(r"user (\w+) .*password: (\S+)", "\n".join(lines)))
     assert set(passwords) == {"ana", "dirk", "lucia", "maria", "max", "bea", "olga", "carla"}
     assert "plugin fraud-scorer 1.1.0 installed (action, before-write, component)" in lines
@@ -198,7 +198,7 @@ async def test_the_seeded_demo_fits_its_people(demo: Demo) -> None:
     assert "health_notes" not in (await demo.as_("ana", "GET", f"{DATA}/claim/{fr['id']}")).json()
 
     # Loading the demo again seeds nothing twice.
-    again = await load_demo(demo.platform, OPERATOR)
+    again = await load_demo(demo.platform, OPERATOR, http=create_app(platform=demo.platform))
     assert not [line for line in again if line.startswith("seed")]
     assert len((await demo.client.get(f"{DATA}/claim?limit=100")).json()["items"]) == 13
 

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from plinth.events import Event
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.helpers import as_user, make_tenant, token_for
@@ -98,25 +97,18 @@ async def test_record_event_starts_matching_workflow(wf: Harness) -> None:
             }
         }
     )
-    for rid, amount in (("c1", 50), ("c2", 5000)):
-        await wf.platform.events.publish(
-            Event(
-                "record.created",
-                wf.tenant.id,
-                {
-                    "app": "claims",
-                    "entity": "claim",
-                    "id": rid,
-                    "before": None,
-                    "after": {"id": rid, "amount": amount},
-                    "by": "ana",
-                },
-            )
-        )
+    records = wf.platform.records
+    holder = await records.create(
+        wf.tenant, "claims", "policyholder", {"full_name": "Ana", "country": "FR"}, ADMIN
+    )
+    made = {}
+    for amount in (50, 5000):
+        data = {"holder": holder["id"], "amount": amount}
+        made[amount] = await records.create(wf.tenant, "claims", "claim", data, ADMIN)
     await wf.drain()
     found = await wf.platform.workflows.instances(wf.tenant, ADMIN, workflow="big")
     assert len(found) == 1
-    assert (await wf.get(found[0]["id"]))["vars"]["seen"] == "c2"
+    assert (await wf.get(found[0]["id"]))["vars"]["seen"] == made[5000]["id"]
 
 
 async def test_http_start_inbox_and_policy(client: httpx.AsyncClient, platform: Platform) -> None:

@@ -24,6 +24,7 @@ async function route (): Promise<void> {
   designer?.destroy()
   designer = null
   const parts = location.hash.split('?')[0].replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent)
+  if (parts[0] === 'accept') return accept(new URLSearchParams(location.hash.split('?')[1] ?? ''))
   // A reload: renew the session of the tenant signed in last (its cookie), once.
   if (!token() && !restored) {
     restored = true
@@ -96,6 +97,33 @@ function signIn (tenant: string): void {
         h('div', { class: 'row' }, tokenIn, h('button', { id: 'signin-token', onclick: () => { setToken(tokenIn.value.trim()); void route() } }, 'Use token')))))
   void loadProviders()
   ;(tenant ? user : tenantIn).focus()
+}
+
+/** An invite or a password reset: the link's one-time token sets the person's password. */
+function accept (query: URLSearchParams): void {
+  const tenant = query.get('tenant') ?? ''
+  const pass = h('input', { type: 'password', id: 'accept-password', autocomplete: 'new-password', minlength: 8 })
+  const again = h('input', { type: 'password', id: 'accept-again', autocomplete: 'new-password' })
+  const msg = h('p', { class: 'error', role: 'alert', id: 'accept-error' })
+  const form = h('form', {
+    class: 'signin',
+    onsubmit: async (e: Event) => {
+      e.preventDefault()
+      if (pass.value !== again.value) { msg.textContent = 'The two passwords differ.'; return }
+      try {
+        await fetch(`/api/auth/${encodeURIComponent(tenant)}/password`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: query.get('token'), password: pass.value })
+        }).then(async (r) => { if (!r.ok) throw new Error((await r.json().catch(() => ({}))).detail ?? r.statusText) })
+        location.hash = `#/t/${tenant}`
+      } catch (err) { msg.textContent = (err as Error).message }
+    }
+  },
+  h('label', { for: 'accept-password' }, 'New password (8 characters or more)'), pass,
+  h('label', { for: 'accept-again' }, 'The same again'), again,
+  msg, h('button', { type: 'submit', id: 'accept' }, 'Set password'))
+  root.replaceChildren(h('header', {}, h('h1', {}, 'Plinth designer')),
+    h('section', { class: 'narrow' }, h('h2', {}, `Choose your password for ${tenant}`), form))
+  pass.focus()
 }
 
 async function tenants (): Promise<void> {
@@ -192,6 +220,7 @@ class Designer {
     this.draw()
     // the canvas renders with the portal's runtime; roles name task assignees
     void loadRuntime(catalogue.runtime).then((rt) => { this.page.runtime = rt; this.redraw() })
+    void api('GET', '/api/palette').then((p) => { if (p?.node_types?.length) { this.workflow.nodeTypes = p.node_types; this.redraw() } }, () => undefined)
     void api('GET', `/api/t/${encodeURIComponent(this.tenant)}/roles`).then((r) => { this.workflow.roles = r.items.map((x: Json) => x.name); this.redraw() },
       () => { this.workflow.roles = ['analyst', 'designer', 'manager', 'owner'] })
     void this.panel.load()

@@ -7,8 +7,10 @@ is a platform admin by definition) and go through the same services as the HTTP 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,11 +66,21 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [PLINTH_PORT]")] = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (default: one per core with "
+            "PLINTH_REDIS_URL, else 1: co-editing rooms need Redis across processes)",
+        ),
+    ] = None,
 ) -> None:
     """Run the platform server (embedded SQLite by default)."""
     settings = settings_for(data_dir, database_url, host=host, port=port)
     token = run(settings, lambda p: _admin_token(p, rotate=False))
-    _serve(settings, token)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if settings.redis_url else 1
+    _serve(settings, token, workers)
 
 
 @app.command()
@@ -111,6 +123,8 @@ def demo(
     where = str(settings.data_dir) if settings.database_url is None else "the database"
 
     async def prepare(platform: Platform) -> str | None:
+        from plinth.server.app import create_app  # seeding drives the HTTP API
+
         state = await demo_state(platform)
         if state in ("empty", "partial"):
             summary = await load_demo(
@@ -120,6 +134,7 @@ def demo(
                 compile=not load_only,
                 seed=seed,
                 progress=lambda note: console.print(f"… {note}"),
+                http=create_app(platform=platform),
             )
             for line in summary:
                 console.print(f"[green]✓[/green] {line}")
@@ -185,10 +200,10 @@ async def _admin_token(platform: Platform, *, rotate: bool) -> str | None:
     return issued.token if issued is not None else None
 
 
-def _serve(settings: Settings, token: str | None) -> None:
+def _serve(settings: Settings, token: str | None, workers: int = 1) -> None:
     import uvicorn
 
-    from plinth.server.app import create_app
+    from plinth.server.app import SETTINGS_ENV, create_app
 
     url = settings.self_url
     console.print(
@@ -203,9 +218,40 @@ def _serve(settings: Settings, token: str | None) -> None:
             "Admin token: the one shown when it was created (for a new one: `plinth token "
             "rotate-admin`, or `plinth demo --new-admin-token`)"
         )
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
-    )
+    # uvloop and httptools: the event loop and HTTP parser in C (uvicorn's "auto" picks them
+    # too when installed; said here so a missing one fails loudly instead of running slower).
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            log_level=settings.log_level,
+        )
+        return
+    if not settings.redis_url:
+        console.print(
+            f"… {workers} processes without PLINTH_REDIS_URL: changes reach the others through "
+            "local sockets, but co-editing rooms and rate limits are per process"
+        )
+    with tempfile.TemporaryDirectory(prefix="plinth-workers-") as siblings:
+        if not settings.redis_url:
+            settings = settings.model_copy(update={"siblings_dir": Path(siblings)})
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        uvicorn.run(
+            "plinth.server.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            # A worker answers the supervisor's pings once its app is imported and started; on
+            # a busy machine that takes longer than uvicorn's 5 s, and it would be killed.
+            timeout_worker_healthcheck=60,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            log_level=settings.log_level,
+        )
 
 
 # -- tenants ---------------------------------------------------------------------------------

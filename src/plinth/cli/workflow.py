@@ -39,9 +39,10 @@ async def _work(platform: object, poll: float, lease: float, concurrency: int) -
     from plinth.server.platform import Platform
 
     assert isinstance(platform, Platform)
-    await platform.start()
+    await platform.start(listen=True)  # steps write records: compiled apps must follow
     platform.workflows.engine.lease = lease
     platform.governance.start_anchoring()
+    platform.start_outbox_worker()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,10 +11,12 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
+from plinth.demo.ports import Services
 from plinth.errors import NotFound
 from plinth.governance.principal import Principal
 from plinth.metadata import definition as definitions
-from plinth.server.platform import Platform
 
 HERE = Path(__file__).parent
 TENANT = "acme-insurance"
@@ -28,7 +30,7 @@ PLUGINS = {"fraud-scorer": ["log", "ui"]}
 EXAMPLES = HERE.parents[2] / "examples" / "plugins"
 
 
-async def demo_state(platform: Platform) -> str:
+async def demo_state(platform: Services) -> str:
     """What the platform database holds: "empty" (no tenant at all), "loaded" (the demo tenant
     with every demo app published), "partial" (a load that did not finish) or "other" (tenants,
     none of them the demo's)."""
@@ -45,21 +47,22 @@ async def demo_state(platform: Platform) -> str:
 
 
 async def load_demo(
-    platform: Platform,
+    platform: Services,
     principal: Principal,
     *,
     plugins: bool = True,
     compile: bool = False,
     seed: bool = True,
     progress: Callable[[str], None] | None = None,
+    http: ASGIApp | None = None,
 ) -> list[str]:
     """Create the demo tenant and its apps (idempotent); publish when a draft changed.
 
     With `plugins`, the example plugins are built (cached by source hash in the user cache
     dir or `PLINTH_CACHE_DIR`), published and installed with their grants; with `compile`, also
     compiled for this machine so the first call is fast; with `seed`, the first load also
-    creates the demo's data and its customer (`plinth.demo.seed`). `progress` hears of slow
-    steps.
+    creates the demo's data and its customer (`plinth.demo.seed`) through `http`, the platform's
+    ASGI app. `progress` hears of slow steps.
     """
     lines: list[str] = []
     tenant = await platform.tenants.find(TENANT)
@@ -111,12 +114,14 @@ async def load_demo(
     from plinth.demo.seed import seed_demo
 
     if seed:  # once: the customer, policies, claims worked by the demo's people
-        lines += await seed_demo(platform, TENANT, principal)
+        if http is None:
+            raise TypeError("seeding the demo drives the HTTP API: pass the app as `http`")
+        lines += await seed_demo(platform, TENANT, principal, http)
     return lines
 
 
 async def install_plugin(
-    platform: Platform,
+    platform: Services,
     principal: Principal,
     name: str,
     grant: list[str],

@@ -18,12 +18,13 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from starlette.types import ASGIApp
 
 from plinth.db import utcnow
+from plinth.demo.ports import Services
 from plinth.demo.users import CUSTOMERS, describe, remember
 from plinth.errors import Conflict
 from plinth.governance.principal import Principal
-from plinth.server.platform import Platform
 from plinth.tenancy.models import Tenant
 
 SEEDED = "demo_seeded"  # tenant setting: "started", then True once done (it never runs twice)
@@ -214,7 +215,7 @@ CLAIMS = [
 class Seeding:
     """One seeding run: an in-process HTTP client and who is calling."""
 
-    def __init__(self, platform: Platform, tenant: Tenant, client: httpx.AsyncClient) -> None:
+    def __init__(self, platform: Services, tenant: Tenant, client: httpx.AsyncClient) -> None:
         self.platform, self.tenant, self.client = platform, tenant, client
         self.auth: dict[str, dict[str, str]] = {}  # caller → Authorization header
         self.data = f"/api/t/{tenant.slug}/apps/{APP}/data"
@@ -259,14 +260,16 @@ class Seeding:
         raise Conflict(f"No {kind} on {reference} reached {who}'s inbox", path="demo.seed")
 
 
-async def seed_state(platform: Platform, tenant_slug: str) -> str:
+async def seed_state(platform: Services, tenant_slug: str) -> str:
     """ "done", "started" (a seeding run that did not finish) or "none"."""
     tenant = await platform.tenants.find(tenant_slug)
     value = tenant.settings.get(SEEDED) if tenant is not None else None
     return "done" if value is True else "started" if value == "started" else "none"
 
 
-async def seed_demo(platform: Platform, tenant_slug: str, principal: Principal) -> list[str]:
+async def seed_demo(
+    platform: Services, tenant_slug: str, principal: Principal, http: ASGIApp
+) -> list[str]:
     """Seed the demo tenant once: policyholders, policies, claims worked by its people."""
     tenant = await platform.tenants.get(tenant_slug)
     if tenant.settings.get(SEEDED):
@@ -274,9 +277,7 @@ async def seed_demo(platform: Platform, tenant_slug: str, principal: Principal) 
     # Marked before the first record: a run that dies half-way is told apart from one that
     # never ran (`seed_state`), and is not run again over its own records.
     await platform.tenants.update_settings(tenant_slug, SEEDED, "started")
-    from plinth.server.app import create_app  # the HTTP routes; the app imports the demo
-
-    transport = httpx.ASGITransport(app=create_app(platform=platform))
+    transport = httpx.ASGITransport(app=http)
     key = await platform.tokens.issue(
         BACK_OFFICE, "owner", tenant_id=tenant.id, expires_at=utcnow() + timedelta(minutes=15)
     )

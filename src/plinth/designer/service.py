@@ -1,19 +1,21 @@
 """Draft rooms: one CRDT document per app draft, its editors, its log, its validation.
 
 Order of an accepted update: checks (role, size, rate) → apply to the room's doc (a malformed
-update fails here and closes only its connection) → queue it for the log → the room's flusher
-appends every queued update in one transaction (updates arriving while a batch commits form
-the next: group commit) → the batch, merged into one update, is queued to every connection
-and relayed to other nodes. The log is compacted into a snapshot from the database itself
-(never from a background store), so a restart loses nothing.
+update fails here and closes only its connection) → fan-out: the updates accepted since the
+last fan-out, merged into one, are queued to every connection of the room → and, off that
+path, the room's flusher appends every accepted update to the log in one transaction (those
+arriving while a batch commits form the next: group commit), then relays the batch to other
+nodes and acknowledges it to its senders. The log is compacted into a snapshot from the
+database itself (never from a background store), so a restart loses nothing.
 
-**Acknowledgement.** An update is acknowledged when it reaches anyone else: another editor on
-this node or another node. That happens only after the batch holding it committed, so
-whatever anyone has seen survives a kill (tests/designer/test_kill.py). Its sender gets no
-message of its own (y-websocket has none); an update that was applied but not yet committed
-when the server died was seen by no one and is lost like one still in flight on the network,
-and its sender, reconnecting, sends it again (Yjs resends what the server's state vector
-lacks).
+**Acknowledgement.** Once the batch holding a connection's updates is committed, the server
+sends that connection a sync step 2 message with an empty update (stock y-websocket clients
+apply it as the no-op it is): everything the connection sent before it is in the log and
+survives a kill (tests/designer/test_kill.py). Editors in the room see an update before it is
+logged (at the latency of the fan-out, not of a commit); a kill between the two loses only
+updates never acknowledged, which their senders still hold and send again when they
+reconnect (Yjs resends what the server's state vector lacks). Other nodes get an update only
+after it is logged.
 
 Fan-out never waits on a client: each connection has its own send queue drained by its own
 task; one that falls `Limits.max_send_queue_bytes` behind is closed (it resyncs on reconnect).
@@ -44,6 +46,7 @@ from typing import Any
 from pycrdt import Doc, Map, merge_updates
 from sqlalchemy.exc import IntegrityError
 
+from plinth.cluster import Cluster
 from plinth.db import Database, utcnow
 from plinth.designer import protocol as p
 from plinth.designer import shape, store
@@ -85,6 +88,8 @@ class Limits:
 
 
 SLOW = 1013  # WebSocket "try again later": the client fell too far behind the room
+# What a connection gets once everything it sent so far is in the log (see the docstring).
+ACK = p.sync_message(p.STEP2, p.EMPTY_UPDATE)
 
 
 @dataclass(eq=False)
@@ -193,6 +198,8 @@ class Room:
         # accepted updates not yet in the log: (update, author, summary, sender)
         self._pending: list[tuple[bytes, str, list[str], Connection | None]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # accepted updates not yet fanned out to the room: (update, sender)
+        self._outbox: list[tuple[bytes, Connection | None]] = []
         self.validator = LiveValidator()
         self.validate_seconds = 0.0  # the last validation's duration (bench, logs)
         self._subs = self.validator.watch(self.doc) + [
@@ -266,9 +273,9 @@ class Room:
     async def accept(self, conn: Connection | None, update: bytes, author: str) -> bool:
         """Apply one update and queue it for the log; False if it changed nothing.
 
-        It reaches the others once its batch is committed (see the module's docstring): the
-        room never waits for the database per update, and its sender's next message is read
-        meanwhile.
+        The room gets it at the next fan-out (this turn of the event loop, merged with what
+        else arrived meanwhile); the log and the sender's acknowledgement follow with its
+        batch (see the module's docstring). Nothing here waits for the database.
         """
         async with self.lock:
             before = self.doc.get_state()
@@ -286,13 +293,28 @@ class Room:
             self._pending.append((update, author, summary, conn))
             self.size += len(update)
             self.last_author = author
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._fan_out)
+        self._outbox.append((update, conn))
         if self._flusher is None or self._flusher.done():
             self._flusher = self.service.spawn(self._flush_loop())
         return True
 
+    def _fan_out(self) -> None:
+        """Queue the updates accepted since the last fan-out to the room, as one update."""
+        batch, self._outbox = self._outbox, []
+        if not batch:
+            return
+        updates = [update for update, _ in batch]
+        merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+        senders = {conn for _, conn in batch}
+        # A lone sender has its own update; several get the batch back whole (applying
+        # one's own update again changes nothing, and one message beats one per sender).
+        self._send_all(p.sync_message(p.UPDATE, merged), batch[0][1] if len(senders) == 1 else None)
+
     async def _flush_loop(self) -> None:
-        """Log the queued updates a batch at a time, then let the room and other nodes have
-        each batch as one merged update."""
+        """Log the accepted updates a batch at a time; then relay each batch to other nodes
+        and acknowledge it to its senders."""
         limits = self.service.limits
         delay = 0.05
         while self._pending:
@@ -317,14 +339,13 @@ class Room:
             delay = 0.05
             self.last_id = max(self.last_id, last)
             self.since_compact += len(batch)
-            updates = [entry[0] for entry in batch]
-            merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
-            senders = {entry[3] for entry in batch}
-            # A lone sender has its own update; several get the batch back whole (applying
-            # one's own update again changes nothing, and one message beats one per sender).
-            exclude = batch[0][3] if len(senders) == 1 else None
-            await self.broadcast(p.sync_message(p.UPDATE, merged), exclude=exclude)
-            await self.service.relay(self, "update", merged)
+            for sender in {entry[3] for entry in batch}:
+                if sender is not None:
+                    sender.push(ACK)
+            if self.service.relaying:
+                updates = [entry[0] for entry in batch]
+                merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+                await self.service.relay(self, "update", merged)
             self._schedule_settle()
             if self.since_compact >= limits.compact_every:
                 self.service.spawn(self.compact())
@@ -355,6 +376,9 @@ class Room:
 
     async def broadcast(self, message: bytes, exclude: Connection | None = None) -> None:
         """Queue to every connection of the room on this node (never waits for a socket)."""
+        self._send_all(message, exclude)
+
+    def _send_all(self, message: bytes, exclude: Connection | None) -> None:
         for conn in list(self.conns):
             if conn is not exclude:
                 conn.push(message)
@@ -637,7 +661,7 @@ class DesignerService:
         db: Database,
         events: EventBus,
         metadata: MetadataService,
-        redis_url: str | None = None,
+        cluster: Cluster | None = None,
         limits: Limits | None = None,
     ) -> None:
         self.db = db
@@ -648,8 +672,8 @@ class DesignerService:
         self.node = base64.urlsafe_b64encode(random.randbytes(9)).decode()
         self._creating: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._redis_url = redis_url
-        self._redis: Any = None
+        self._redis: Any = cluster.redis if cluster is not None else None
+        self.channel = cluster.channel("designer") if cluster is not None else ""
         self._pubsub: Any = None
         self._started = False
         events.subscribe("draft.updated", self._on_draft_updated)
@@ -683,8 +707,6 @@ class DesignerService:
         room = await self.room(tenant, slug)
         return await room.write(change, by, if_revision)
 
-    CHANNEL = "plinth:designer"
-
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run a background task that stop() waits for."""
         task = asyncio.get_running_loop().create_task(coro)
@@ -701,12 +723,9 @@ class DesignerService:
         if self._started:
             return
         self._started = True
-        if self._redis_url:
-            import redis.asyncio as aioredis
-
-            self._redis = aioredis.from_url(self._redis_url)
+        if self._redis is not None:
             self._pubsub = self._redis.pubsub()
-            await self._pubsub.subscribe(self.CHANNEL)
+            await self._pubsub.subscribe(self.channel)
             self.spawn(self._listen())
         self.spawn(self._housekeeping())
 
@@ -799,6 +818,11 @@ class DesignerService:
 
     # -- relay (Redis pub/sub) ----------------------------------------------------------------
 
+    @property
+    def relaying(self) -> bool:
+        """Whether other nodes listen (a Redis relay is configured)."""
+        return self._redis is not None
+
     async def relay(self, room: Room, kind: str, payload: bytes) -> None:
         """Tell other nodes; a no-op without Redis."""
         if self._redis is None:
@@ -812,7 +836,7 @@ class DesignerService:
             }
         )
         try:
-            await self._redis.publish(self.CHANNEL, message)
+            await self._redis.publish(self.channel, message)
         except Exception:
             log.warning("designer relay failed; peers catch up from the log", exc_info=True)
 
@@ -888,10 +912,8 @@ class DesignerService:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         self.events.unsubscribe(self._on_draft_updated)
-        if self._pubsub is not None:
+        if self._pubsub is not None:  # the connection itself is the cluster's
             await self._pubsub.aclose()
-        if self._redis is not None:
-            await self._redis.aclose()
 
 
 class RateLimitedError(ValueError):

@@ -13,18 +13,25 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from plinth.db import Database
 from plinth.errors import PlinthError
 from plinth.extensions import store
 from plinth.extensions.models import Installation, Limits
+from plinth.extensions.ports import Services
 from plinth.governance.principal import Principal
 from plinth.tenancy.models import Tenant
 
-if TYPE_CHECKING:
-    from plinth.extensions.service import PluginService
+
+class Plugins(Protocol):
+    """What host functions use of the plugin service (which builds the host per call)."""
+
+    db: Database
+    platform: Services
+
 
 log = logging.getLogger("plinth.plugins")
 # How many plugin calls are running beneath the current one (a host capability's coroutine
@@ -44,7 +51,7 @@ class CallHost:
 
     def __init__(
         self,
-        service: PluginService,
+        service: Plugins,
         tenant: Tenant,
         inst: Installation,
         principal: Principal,

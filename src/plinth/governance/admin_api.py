@@ -152,8 +152,7 @@ async def update_user(
 ) -> dict[str, Any]:
     """Edit roles, groups, attributes (such as country) or disable/enable a user.
 
-    Disabling revokes the user's sessions; an access token already issued lasts at most its
-    15 minutes."""
+    Disabling ends the user's sessions: refresh tokens and access tokens already issued."""
     require(platform, principal, "user.manage", tenant, "tenant")
     changes = _changes(body, principal, user_id)
     before, after = await platform.governance.directory.update(tenant.id, user_id, changes)

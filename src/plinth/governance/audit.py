@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,10 +43,10 @@ from plinth.governance.store import audit_checkpoints, audit_events, audit_keys
 
 PLATFORM_KEY = "_platform"
 # Topics that land in the ledger; other layers' events join by pattern, unchanged.
+# Record writes are audited through the outbox (`effect`), in step with the write.
 AUDITED_TOPICS = (
     "app.*",
     "draft.*",
-    "record.*",
     "policy.*",
     "plugin.*",
     "connector.*",
@@ -336,6 +336,18 @@ class AuditLedger:
             events.subscribe(pattern, self._on_event)
 
     async def _on_event(self, event: Event) -> None:
+        await self.append(event.tenant_id, self.entry(event))
+
+    async def effect(
+        self, conn: AsyncConnection, tenant_id: str, events: Sequence[Event]
+    ) -> list[Event]:
+        """The outbox's audit effect: the entries of a change, in the dispatch transaction."""
+        await self.write(conn, tenant_id or None, [self.entry(e) for e in events])
+        return []
+
+    @staticmethod
+    def entry(event: Event) -> AuditEntry:
+        """What the ledger keeps of an event."""
         data = dict(event.data)
         # Data writes: who and what, with hashes of before/after, never the values.
         for side in ("before", "after", "record", "values"):
@@ -343,14 +355,11 @@ class AuditLedger:
                 data[f"{side}_sha256"] = value_hash(data.pop(side))
         actor = data.get("by") or data.get("actor")
         resource = "/".join(str(data[k]) for k in ("app", "entity", "id") if data.get(k))
-        await self.append(
-            event.tenant_id,
-            AuditEntry(
-                actor=str(actor) if actor else None,
-                action=event.topic,
-                resource=resource or None,
-                data=data,
-            ),
+        return AuditEntry(
+            actor=str(actor) if actor else None,
+            action=event.topic,
+            resource=resource or None,
+            data=data,
         )
 
     # -- reading ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +83,11 @@ def _record(row: Any) -> UserRecord:
     )
 
 
+def _carried(user: UserRecord) -> tuple[Any, ...]:
+    """What an access token carries of the user (a change must not outlive it in one)."""
+    return (user.roles, user.groups, user.attrs)
+
+
 def _json_member(column: Any, value: str) -> Any:
     """`value` is an element of the JSON list in `column` (portable: the list's text holds
     the value's own JSON encoding, quotes included, so `ops` never matches `devops`)."""
@@ -92,8 +98,13 @@ def _json_member(column: Any, value: str) -> Any:
 class UserDirectory:
     """The users of every tenant, for administrators (every query carries the tenant)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, on_sessions_ended: Callable[[str, str], Awaitable[None]]
+    ) -> None:
+        """`on_sessions_ended(tenant_id, user_id)`: after a commit that ended a user's
+        sessions, so access tokens already issued stop working too (on every node)."""
         self.db = db
+        self._ended = on_sessions_ended
 
     async def list(
         self,
@@ -158,18 +169,35 @@ class UserDirectory:
                     .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
                     .values(**allowed)
                 )
+            after = _record(await self._row(conn, tenant_id, user_id))
+            ended = bool(allowed.get("disabled")) or _carried(before) != _carried(after)
             if allowed.get("disabled"):
                 await self._revoke(conn, tenant_id, user_id)
-            after = _record(await self._row(conn, tenant_id, user_id))
+            elif ended:
+                await self._end_access(conn, tenant_id, user_id)
+        if ended:
+            await self._ended(tenant_id, user_id)
         return before, after
 
     async def revoke_sessions(self, tenant_id: str, user_id: str) -> int:
         """Revoke every active refresh token of the user; how many were active."""
         async with self.db.transaction() as conn:
             await self._row(conn, tenant_id, user_id)
-            return await self._revoke(conn, tenant_id, user_id)
+            revoked = await self._revoke(conn, tenant_id, user_id)
+        await self._ended(tenant_id, user_id)
+        return revoked
+
+    async def _end_access(self, conn: AsyncConnection, tenant_id: str, user_id: str) -> None:
+        """Refuse the user's access tokens issued until now (their refresh tokens still work:
+        a refresh issues a token with what the user holds now)."""
+        await conn.execute(
+            users.update()
+            .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+            .values(sessions_ended_at=utcnow())
+        )
 
     async def _revoke(self, conn: AsyncConnection, tenant_id: str, user_id: str) -> int:
+        await self._end_access(conn, tenant_id, user_id)
         result = await conn.execute(
             refresh_tokens.update()
             .where(
@@ -211,6 +239,8 @@ class UserDirectory:
             )
             if purpose == "reset":
                 await self._revoke(conn, tenant_id, user_id)
+        if purpose == "reset":
+            await self._ended(tenant_id, user_id)
         return PasswordToken(secret, user_id, purpose, now + PASSWORD_TOKEN_TTL)
 
     async def set_password(self, tenant_id: str, token: str, password: str) -> UserRecord:
@@ -228,11 +258,13 @@ class UserDirectory:
             ).first()
             if row is None or row.used_at is not None or row.expires_at <= utcnow():
                 raise Unauthenticated("This link is not valid any more; ask for a new one")
-            await conn.execute(
+            spent = await conn.execute(
                 password_tokens.update()
-                .where(password_tokens.c.id == row.id)
+                .where(password_tokens.c.id == row.id, password_tokens.c.used_at.is_(None))
                 .values(used_at=utcnow())
             )
+            if spent.rowcount != 1:  # a concurrent request spent it first
+                raise Unauthenticated("This link is not valid any more; ask for a new one")
             await conn.execute(
                 users.update()
                 .where(users.c.tenant_id == tenant_id, users.c.id == row.user_id)
@@ -240,7 +272,18 @@ class UserDirectory:
             )
             await self._revoke(conn, tenant_id, row.user_id)
             user = _record(await self._row(conn, tenant_id, row.user_id))
+        await self._ended(tenant_id, user.id)
         return user
+
+    async def sessions_ended_since(self, since: datetime) -> dict[str, datetime]:
+        """Users whose sessions were ended after `since` (their access tokens may be alive)."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(users.c.id, users.c.sessions_ended_at).where(
+                    users.c.sessions_ended_at > since
+                )
+            )
+            return {row.id: row.sessions_ended_at for row in rows}
 
     async def groups(self, tenant_id: str) -> dict[str, int]:
         """Every group named by a user of the tenant, with its member count."""
@@ -275,6 +318,8 @@ class UserDirectory:
                 .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
                 .values(groups=groups)
             )
+            await self._end_access(conn, tenant_id, user_id)  # tokens carry the groups
+        await self._ended(tenant_id, user_id)
         return True
 
 

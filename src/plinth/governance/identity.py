@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,17 @@ class IdentityService:
         self.db = db
         self._key = key
         self.access_ttl = access_ttl
+        # user id -> when an administrator ended their sessions; access tokens issued before
+        # are refused. Kept in memory (no database round trip per request), filled at start
+        # and by cluster events; entries older than an access token's lifetime are moot.
+        self._ended: dict[str, float] = {}
+
+    def sessions_ended(self, user_id: str, at: datetime) -> None:
+        """Refuse the user's access tokens issued before `at`."""
+        self._ended[user_id] = at.timestamp()
+        horizon = utcnow().timestamp() - self.access_ttl.total_seconds()
+        for uid in [u for u, t in self._ended.items() if t < horizon]:
+            del self._ended[uid]
 
     async def create_user(
         self,
@@ -239,6 +250,9 @@ class IdentityService:
             "groups": user.groups,
             "attrs": user.attrs,
             "iat": now,
+            # `iat` is in whole seconds; ending sessions needs finer: a token issued in the
+            # same second as a disable must not survive it.
+            "ts": now.timestamp(),
             "exp": now + self.access_ttl,
             "iss": "plinth",
         }
@@ -258,6 +272,9 @@ class IdentityService:
             raise Unauthenticated("The access token has expired") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("The bearer token is not valid") from None
+        ended = self._ended.get(claims["sub"])
+        if ended is not None and float(claims.get("ts", claims.get("iat", 0))) < ended:
+            raise Unauthenticated("This session was ended by an administrator; sign in again")
         return User(
             claims["sub"],
             claims["tid"],

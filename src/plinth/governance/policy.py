@@ -265,6 +265,8 @@ class CedarAuthorizer:
         self._unloaded = CompiledPolicies(cedarpy.PolicySet.from_str(""), {})
         self._field_cache: dict[tuple[Any, ...], tuple[set[str] | None, set[str] | None]] = {}
         self._decisions: dict[tuple[Any, ...], Decision] = {}
+        # (action, entity, principal…) -> (the policies it was computed on, row filter)
+        self._residuals: dict[tuple[Any, ...], tuple[CompiledPolicies, Any]] = {}
         self._serials = itertools.count(1)
         self.defaults.serial = next(self._serials)
 
@@ -501,6 +503,32 @@ class CedarAuthorizer:
         if tenant_id != principal.tenant_id:
             return dict(DENY_ALL)
         compiled = self._set_for(tenant_id, app_slug)
+        # The residual depends only on the policies and on who asks (its attributes, roles
+        # and groups): computed once per (policy version, principal) and action, not per list.
+        key = (
+            action,
+            entity,
+            principal.id,
+            principal.roles,
+            json.dumps(principal.attrs, sort_keys=True, default=str),
+        )
+        cached = self._residuals.get(key)
+        if cached is not None and cached[0] is compiled:
+            return cached[1]
+        found = self._row_filter(compiled, principal, action, app_slug, entity)
+        if len(self._residuals) > 10_000:
+            self._residuals.clear()
+        self._residuals[key] = (compiled, found)
+        return found
+
+    def _row_filter(
+        self,
+        compiled: CompiledPolicies,
+        principal: Principal,
+        action: str,
+        app_slug: str,
+        entity: str,
+    ) -> Filter | str | None:
         # Partial evaluation takes the surface syntax only; ids are JSON-quoted.
         request = {
             "principal": f"User::{json.dumps(principal.id)}",

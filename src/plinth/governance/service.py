@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from plinth.db import Database
+from plinth.db import Database, utcnow
 from plinth.events import Event, EventBus
 from plinth.governance import kinds as _kinds  # noqa: F401
 from plinth.governance.access import Decision, Resource
@@ -50,7 +50,8 @@ class Governance:
             anchor_of(settings.audit_anchor) if settings.audit_anchor else None,
         )
         self.identity = IdentityService(db, signing_key(settings.master_key, settings.data_dir))
-        self.directory = UserDirectory(db)
+        self._events = events
+        self.directory = UserDirectory(db, self._sessions_ended)
         # Calls to a tenant's provider go through the same SSRF guard as connectors.
         self.oidc = OIDCLogin(self.identity._key, EgressPolicy(settings.egress_allow))
         self._anchoring: asyncio.Task[None] | None = None
@@ -61,12 +62,17 @@ class Governance:
         events.subscribe("app.published", self._on_activated, cluster=True)
         events.subscribe("app.rolled_back", self._on_activated, cluster=True)
         events.subscribe("app.deleted", self._on_deleted, cluster=True)
+        events.subscribe("identity.sessions_ended", self._on_sessions_ended, cluster=True)
 
     async def start(self) -> None:
         """Seal legacy ledgers. Policy sets are not loaded here: each tenant's are loaded
         when it is first resolved (`ready`), so start-up does not grow with the tenants."""
         self._on_stop(self.audit.drain)
         await self.audit.seal_legacy()  # ledgers from before the keyed chain: checkpoint now
+        # Sessions ended within an access token's lifetime still refuse those tokens here.
+        since = utcnow() - self.identity.access_ttl
+        for user_id, at in (await self.directory.sessions_ended_since(since)).items():
+            self.identity.sessions_ended(user_id, at)
 
     async def ready(self, tenant: Tenant) -> None:
         """Load the policy sets of the tenant's active app versions, unless cached."""
@@ -143,6 +149,15 @@ class Governance:
                     },
                 ),
             )
+
+    async def _sessions_ended(self, tenant_id: str, user_id: str) -> None:
+        # The bus carries it to every node (not audited itself: the administration route
+        # records what the person did).
+        event = Event("identity.sessions_ended", tenant_id, {"user_id": user_id})
+        await self._events.publish(event)
+
+    async def _on_sessions_ended(self, event: Event) -> None:
+        self.identity.sessions_ended(str(event.data["user_id"]), utcnow())
 
     async def _on_deleted(self, event: Event) -> None:
         if event.tenant_id:

@@ -76,6 +76,9 @@ users = sa.Table(
     sa.Column("oidc_subject", sa.String(300), nullable=True),
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # When an administrator last ended the user's sessions (disable, reset, revoke): access
+    # tokens issued before it are refused.
+    sa.Column("sessions_ended_at", Timestamp, nullable=True),
     sa.UniqueConstraint("tenant_id", "username"),
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database, Timestamp, platform_metadata, utcnow
 from plinth.errors import Unauthenticated
+from plinth.events import Event, EventBus
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.ids import new_id
+from plinth.recent import Recent
 
 api_tokens = sa.Table(
     "api_tokens",
@@ -38,6 +40,12 @@ api_tokens = sa.Table(
 
 TOKEN_PREFIX = "plt_"
 _TOUCH_EVERY = timedelta(seconds=60)
+# How long a token's row is trusted without asking the database again. A revocation on this
+# node drops it at once, and other nodes hear of it through the cluster relay; this bound
+# covers what no event reaches (sibling worker processes without Redis, a revocation made by
+# a CLI process, a lost relay message): a revoked token is refused everywhere within it.
+TRUST_SECONDS = 1.0
+REVOKED = "token.revoked"
 
 
 def hash_token(token: str) -> str:
@@ -53,9 +61,36 @@ class IssuedToken:
     tenant_id: str | None
 
 
+@dataclass(frozen=True)
+class _Known:
+    """What authentication needs of a valid token's row."""
+
+    id: str
+    role: str
+    tenant_id: str | None
+    name: str
+    expires_at: datetime | None
+    touched_at: datetime | None
+
+
 class TokenService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventBus | None = None) -> None:
         self.db = db
+        self.events = events
+        self._known: Recent[str, _Known] = Recent(TRUST_SECONDS)  # by token hash
+        self._touched: dict[str, datetime] = {}  # token id -> last_used_at written here
+        if events is not None:
+            events.subscribe(REVOKED, self._on_revoked, cluster=True)
+
+    async def _on_revoked(self, event: Event) -> None:
+        self.forget(event.data.get("id"))
+
+    def forget(self, token_id: str | None = None) -> None:
+        """Stop trusting cached rows: of one token, or all of them."""
+        if token_id is None:
+            self._known.forget()
+        else:
+            self._known.forget_where(lambda known: known.id == token_id)
 
     async def issue(
         self,
@@ -127,31 +162,50 @@ class TokenService:
                 )
                 .values(revoked_at=utcnow())
             )
-            return await self.issue(name, PLATFORM_ADMIN, conn=conn)
+            issued = await self.issue(name, PLATFORM_ADMIN, conn=conn)
+        await self._revoked(None)  # which ones it revoked is not known here: forget them all
+        return issued
 
     async def authenticate(self, token: str) -> Principal:
-        """The principal behind a bearer token, or Unauthenticated."""
+        """The principal behind a bearer token, or Unauthenticated.
+
+        Steady state, no database round trip: the row is trusted for TRUST_SECONDS."""
         digest = hash_token(token)
-        async with self.db.read() as conn:
+        known = await self._known.get(digest, lambda: self._read(digest))
+        now = utcnow()
+        if known.expires_at is not None and known.expires_at <= now:
+            raise Unauthenticated("The bearer token has expired")
+        touched = max(known.touched_at, self._touched.get(known.id), key=_or_min)
+        if touched is None or touched + _TOUCH_EVERY < now:
+            if len(self._touched) >= 10_000:
+                self._touched.clear()
+            self._touched[known.id] = now  # before the write: one request writes, not all
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    api_tokens.update().where(api_tokens.c.id == known.id).values(last_used_at=now)
+                )
+        return Principal(
+            id=f"token:{known.id}",
+            kind="token",
+            roles=frozenset({known.role}),
+            tenant_id=known.tenant_id,
+            name=known.name,
+        )
+
+    async def _read(self, digest: str) -> _Known:
+        async with self.db.statement() as conn:
             row = (
                 await conn.execute(api_tokens.select().where(api_tokens.c.token_hash == digest))
             ).first()
-        now = utcnow()
         if row is None or row.revoked_at is not None:
             raise Unauthenticated("The bearer token is not valid")
-        if row.expires_at is not None and row.expires_at <= now:
-            raise Unauthenticated("The bearer token has expired")
-        if row.last_used_at is None or row.last_used_at + _TOUCH_EVERY < now:
-            async with self.db.transaction() as conn:
-                await conn.execute(
-                    api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now)
-                )
-        return Principal(
-            id=f"token:{row.id}",
-            kind="token",
-            roles=frozenset({row.role}),
-            tenant_id=row.tenant_id,
-            name=row.subject or row.name,
+        return _Known(
+            row.id,
+            row.role,
+            row.tenant_id,
+            row.subject or row.name,
+            row.expires_at,
+            row.last_used_at,
         )
 
     async def revoke(self, token_id: str, *, tenant_id: str | None = None) -> bool:
@@ -163,7 +217,14 @@ class TokenService:
             query = query.where(api_tokens.c.tenant_id == tenant_id)
         async with self.db.transaction() as conn:
             result = await conn.execute(query.values(revoked_at=utcnow()))
+        await self._revoked(token_id)
         return bool(result.rowcount)
+
+    async def _revoked(self, token_id: str | None) -> None:
+        """Stop trusting a revoked token here at once, and on every other node."""
+        self.forget(token_id)
+        if self.events is not None:
+            await self.events.publish(Event(REVOKED, None, {"id": token_id}))
 
     async def list(self, tenant_id: str, *, include_revoked: bool = False) -> list[dict[str, Any]]:
         """The tokens of a tenant, newest first, without their secrets."""
@@ -189,3 +250,7 @@ class TokenService:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _or_min(moment: datetime | None) -> datetime:
+    return moment if moment is not None else datetime.min.replace(tzinfo=UTC)

@@ -1,5 +1,8 @@
 """Gateway settings per tenant and per app (limits, quotas, CORS, time limit), and custom
-domains, cached in process for a few seconds so the gateway only looks things up."""
+domains, cached in process for a few seconds so the gateway only looks things up.
+
+Not the process's settings (`plinth/settings.py`, from the environment and CLI flags, passed
+down at start): these are data, stored per tenant and changed through the API."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from plinth.db import Database, utcnow
 from plinth.errors import BadRequest, Conflict, Fault, ValidationFailed
 from plinth.integration import store
 from plinth.jsonschema import compile_schema, faults
+from plinth.recent import Recent
 from plinth.tenancy.service import TenantService
 
 _WINDOW_PROPS: dict[str, Any] = {
@@ -99,27 +103,22 @@ class GatewaySettings:
             "limits": {"per_second": 200, "max_concurrent": 64},
             "timeout_seconds": 30,
         }
-        self._by_slug: dict[str, TenantGate | None] = {}
+        self._by_slug: Recent[str, TenantGate | None] = Recent(TTL_SECONDS)
         self._by_id: dict[str, TenantGate] = {}
         self._hosts: dict[str, tuple[str | None, float]] = {}
 
     async def tenant(self, slug: str) -> TenantGate | None:
-        """The gate of tenant `slug`, or None if there is no such tenant (cached briefly)."""
-        now = time.monotonic()
-        if slug in self._by_slug:
-            gate = self._by_slug[slug]
-            if gate is None or now - gate.loaded_at < TTL_SECONDS:
-                return gate
+        """The gate of tenant `slug`, or None if there is no such tenant (cached briefly; one
+        read when the window closes, however many requests are waiting for it)."""
+        return await self._by_slug.get(slug, lambda: self._read(slug))
+
+    async def _read(self, slug: str) -> TenantGate | None:
         row = await self.tenants.find(slug)
-        found = None
-        if row is not None:
-            async with self.db.read() as conn:
-                found = await self._load(conn, row.id, row.slug)
-        if len(self._by_slug) > 10_000:  # unknown slugs must not grow the cache forever
-            self._by_slug.clear()
-        self._by_slug[slug] = found
-        if found is not None:
-            self._by_id[found.id] = found
+        if row is None:
+            return None
+        async with self.db.read() as conn:
+            found = await self._load(conn, row.id, row.slug)
+        self._by_id[found.id] = found
         return found
 
     async def for_tenant_id(self, tenant_id: str) -> dict[str, Any]:
@@ -184,13 +183,11 @@ class GatewaySettings:
     def invalidate(self, tenant_id: str | None = None) -> None:
         """Forget cached settings (of one tenant, or all)."""
         if tenant_id is None:
-            self._by_slug.clear()
+            self._by_slug.forget()
             self._by_id.clear()
             return
         self._by_id.pop(tenant_id, None)
-        for slug, gate in list(self._by_slug.items()):
-            if gate is not None and gate.id == tenant_id:
-                del self._by_slug[slug]
+        self._by_slug.forget_where(lambda gate: gate is not None and gate.id == tenant_id)
 
     # -- custom domains -----------------------------------------------------------------------
 

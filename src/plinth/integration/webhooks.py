@@ -20,29 +20,47 @@ import fnmatch
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import utcnow
+from plinth.db import Database, utcnow
 from plinth.errors import Conflict, NotFound, PayloadTooLarge, PlinthError
-from plinth.events import Event
+from plinth.events import Event, EventBus
 from plinth.ids import new_id
 from plinth.integration import signing, store
 from plinth.integration.models import Delivery, EgressRefused
+from plinth.integration.vault import Vault
 from plinth.queue import Queue, backoff
 from plinth.tenancy.models import Tenant
+from plinth.tenancy.service import TenantService
 
-if TYPE_CHECKING:
-    from plinth.integration.service import ConnectorService
+
+class Connectors(Protocol):
+    """What deliveries use of the connector service (which builds them)."""
+
+    db: Database
+    tenants: TenantService
+    vault: Vault
+    http: httpx.AsyncClient
+    events: EventBus
+
+    def resolve(self, url: str) -> str: ...
+
+    async def document(
+        self, tenant: Tenant, app_slug: str, name: str, kind: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def subscribers(self, tenant_id: str) -> list[tuple[str, str, dict[str, Any]]]: ...
+
 
 log = logging.getLogger("plinth.integration.webhooks")
-TOPICS = ("record.*", "workflow.*")
+TOPICS = ("workflow.*",)  # from the bus; record.* arrive through the outbox (`effect`)
 WAITING = ("pending", "retrying")
 LEASE_SECONDS = 120.0  # > the longest attempt (timeout_seconds is at most 60)
 CONCURRENCY = 8  # attempts in flight per worker: one slow subscriber does not stall the rest
@@ -62,7 +80,7 @@ class _Outcome:
 
 
 class Webhooks:
-    def __init__(self, service: ConnectorService) -> None:
+    def __init__(self, service: Connectors) -> None:
         self.service = service
         self.db = service.db
         self.queue = Queue(self.db, store.deliveries, waiting=WAITING, lease_seconds=LEASE_SECONDS)
@@ -82,12 +100,37 @@ class Webhooks:
     async def _on_event(self, event: Event) -> None:
         if event.tenant_id is None:
             return
-        for app, name, doc in await self.service.subscribers(event.tenant_id):
-            if event.data.get("app") not in (None, app):
-                continue  # an app's webhooks hear that app's events only
-            patterns = doc.get("events") or ["record.*"]
-            if any(fnmatch.fnmatchcase(event.topic, p) for p in patterns):
-                await self.enqueue(event.tenant_id, app, name, doc, event.topic, event.data)
+        rows = await self._rows(event.tenant_id, [event])
+        if rows:
+            async with self.db.transaction() as conn:
+                await conn.execute(store.deliveries.insert(), rows)
+            self._wake.set()
+
+    async def effect(
+        self, conn: AsyncConnection, tenant_id: str, events: Sequence[Event]
+    ) -> list[Event]:
+        """The outbox's webhook effect: a change's deliveries, queued in the dispatch
+        transaction (one statement for all of them)."""
+        rows = await self._rows(tenant_id, events)
+        if rows:
+            await conn.execute(store.deliveries.insert(), rows)
+        return []
+
+    def wake(self) -> None:
+        """New deliveries were committed: claim them now rather than at the next poll."""
+        self._wake.set()
+
+    async def _rows(self, tenant_id: str, events: Sequence[Event]) -> list[dict[str, Any]]:
+        rows = []
+        subscribers = await self.service.subscribers(tenant_id)
+        for event in events:
+            for app, name, doc in subscribers:
+                if event.data.get("app") not in (None, app):
+                    continue  # an app's webhooks hear that app's events only
+                patterns = doc.get("events") or ["record.*"]
+                if any(fnmatch.fnmatchcase(event.topic, p) for p in patterns):
+                    rows.append(_row(tenant_id, app, name, doc, event.topic, event.data))
+        return rows
 
     async def enqueue(
         self,
@@ -99,38 +142,11 @@ class Webhooks:
         data: dict[str, Any],
     ) -> str:
         """Queue a delivery (a row of the log, due now) and wake the worker; returns its id."""
-        delivery_id = new_id()
-        now = utcnow()
-        payload = json.dumps(
-            {
-                "id": delivery_id,
-                "topic": topic,
-                "app": app,
-                "created_at": now.isoformat(),
-                "data": data,
-            },
-            separators=(",", ":"),
-            default=str,
-        )
+        row = _row(tenant_id, app, connector, doc, topic, data)
         async with self.db.transaction() as conn:
-            await conn.execute(
-                store.deliveries.insert().values(
-                    id=delivery_id,
-                    tenant_id=tenant_id,
-                    app=app,
-                    connector=connector,
-                    topic=topic,
-                    url=doc["url"],
-                    payload=payload,
-                    status="pending",
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                    run_at=time.time(),
-                )
-            )
+            await conn.execute(store.deliveries.insert().values(**row))
         self._wake.set()
-        return delivery_id
+        return str(row["id"])
 
     # -- the queue ----------------------------------------------------------------------------
 
@@ -473,3 +489,36 @@ class Webhooks:
         for event in after:
             await self.service.events.publish(event)
         return delivery_id
+
+
+def _row(
+    tenant_id: str, app: str, connector: str, doc: dict[str, Any], topic: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """A delivery, due now: the row of the log and of the queue."""
+    delivery_id = new_id()
+    now = utcnow()
+    payload = json.dumps(
+        {
+            "id": delivery_id,
+            "topic": topic,
+            "app": app,
+            "created_at": now.isoformat(),
+            "data": data,
+        },
+        separators=(",", ":"),
+        default=str,
+    )
+    return {
+        "id": delivery_id,
+        "tenant_id": tenant_id,
+        "app": app,
+        "connector": connector,
+        "topic": topic,
+        "url": doc["url"],
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        "run_at": time.time(),
+    }

@@ -304,7 +304,8 @@ class MetadataService:
                     conn=conn,
                 )
                 started.append(ctx)
-                await self.publishing.run(ctx)
+                await self.publishing.run(ctx)  # validate, check, compile, migrate
+                # activate: the version and the app's pointer, in the same transaction
                 version = Version(app.id, number, digest, draft.definition, message, by, utcnow())
                 await store.insert_version(conn, version)
                 await store.set_active(conn, app.id, number)
@@ -313,7 +314,8 @@ class MetadataService:
             for ctx in started:
                 await _run_hooks(ctx.after_rollback)
             raise
-        await _run_hooks(ctx.after_commit)
+        await _run_hooks(ctx.after_commit)  # the steps swap in what they prepared
+        # announce: audit, policy cache, triggers and the other nodes hear of it
         await self.events.publish(
             Event(
                 "app.published",

@@ -7,7 +7,12 @@ export is returned to the caller, never kept.
 
 from __future__ import annotations
 
-from plinth.governance.compliance.inventory import CopySite
+from typing import TYPE_CHECKING
+
+from plinth.governance.compliance.inventory import CopySite, Erasure, scrub
+
+if TYPE_CHECKING:
+    from plinth.runtime.service import RecordService
 
 
 def sites() -> list[CopySite]:
@@ -49,3 +54,26 @@ def sites() -> list[CopySite]:
             how="holds no values",
         ),
     ]
+
+
+def outbox_site(records: RecordService) -> CopySite:
+    """The outbox rows a record write leaves beside the records until they are dispatched."""
+
+    async def erase(erasure: Erasure) -> int:
+        pattern = erasure.pattern()
+        if pattern is None:
+            return 0
+        source = records.storage.database(erasure.tenant)
+        return await records.outbox.scrub(
+            source, erasure.tenant.id, lambda value: scrub(value, pattern)
+        )
+
+    return CopySite(
+        "runtime.outbox",
+        "plinth_outbox.data (beside the records)",
+        "a write's record event until its effects are dispatched (usually under a second)",
+        encrypted="sealed",
+        masked="masked",
+        erase=erase,
+        how="dispatched rows deleted, erased values replaced in rows still pending",
+    )

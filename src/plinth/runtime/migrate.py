@@ -57,6 +57,13 @@ def apply(
                 *[tables.field_column(n, s) for n, s in step.spec["fields"].items()],
                 schema=schema,
             )
+            # The default list order (oldest first) reads this index instead of sorting.
+            op.create_index(
+                tables.index_name(app_slug, eid, ("#created_at",)),
+                table,
+                _sort_columns(conn, ["created_at", "id"]),
+                schema=schema,
+            )
         elif step.kind == "drop_table":
             op.drop_table(table, schema=schema)
         elif step.kind == "rename_table":
@@ -81,10 +88,13 @@ def apply(
             _convert(conn, op, table, step, schema, (opened or {}).get((step.entity, step.field)))
         elif step.kind == "create_index":
             fields = {s["id"]: n for n, s in entity_doc.get("fields", {}).items()}
+            names = [fields[i] for i in step.index]
             op.create_index(
                 tables.index_name(app_slug, eid, step.index),
                 table,
-                [fields[i] for i in step.index],
+                # A plain index also serves lists sorted on its fields (after equality on the
+                # ones before): it ends with the id tiebreaker and orders nulls as lists do.
+                names if step.unique else _sort_columns(conn, [*names, "id"]),
                 unique=step.unique,
                 schema=schema,
             )
@@ -97,6 +107,16 @@ def apply(
             )
         done.append(step.describe())
     return done
+
+
+def _sort_columns(conn: sa.Connection, names: list[str]) -> list[Any]:
+    """Index columns in the order lists sort (`RecordService._sort_keys`): nulls first going
+    up, so a backward scan gives descending with nulls last. SQLite orders nulls first
+    already (and has no NULLS in CREATE INDEX); PostgreSQL needs it said."""
+    if conn.dialect.name != "postgresql":
+        return names
+    quote = conn.dialect.identifier_preparer.quote
+    return [sa.text(f"{quote(n)} NULLS FIRST") for n in names]
 
 
 def _refuse_if_data(conn: sa.Connection, step: Op, app_slug: str, schema: str | None) -> None:

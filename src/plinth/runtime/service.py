@@ -2,7 +2,9 @@
 
 Every operation authorizes through the one seam (`governance.access.authorize`), applies the
 authorizer's row filter and field access when it offers them, runs on the compiled entity of
-the active version, writes in one transaction and publishes record events after commit.
+the active version, and writes in one transaction that also holds the write's outbox rows (its
+audit entry, webhook deliveries and workflow starts: `plinth.outbox`); after commit those are
+dispatched and the record events published.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from plinth.governance.access import (
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
 from plinth.metadata.service import MetadataService
+from plinth.outbox import Outbox
 from plinth.runtime import records, types
 from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry
 from plinth.runtime.filters import column, compile_filter, fields_of
@@ -61,6 +64,7 @@ class RecordService:
         metadata: MetadataService,
         authorizer: Callable[[], Authorizer],
         data_dir: Path,
+        outbox: Outbox,
         *,
         open_files: int | None = None,
         pool_size: int = 3,
@@ -68,6 +72,7 @@ class RecordService:
     ) -> None:
         self.db = db
         self.events = events
+        self.outbox = outbox  # the side effects of each write, committed with it
         self.metadata = metadata
         self._authorizer = authorizer
         self.storage = TenantStorage(db, data_dir, open_bound=open_files, pool_size=pool_size)
@@ -290,14 +295,19 @@ class RecordService:
         if faults:
             raise ValidationFailed.of(faults)
         db = self.storage.database(tenant)
+        # The rows hold exactly what was stored (values were converted before the insert),
+        # so the records (and their events) are built from them without reading back.
+        out = [records.to_record(ent, r) for r in rows]
+        events = [
+            await self._event("record.created", tenant, app, entity, rec["id"], None, rec, by)
+            for rec in out
+        ]
+        await self.outbox.prepare(db)
         async with db.transaction() as conn:
             await self._check_references(conn, tenant, app, ent, rows, many)
             await self._write(conn, ent, ent.insert, await self._seal(tenant, ent, rows, many))
-        # The rows hold exactly what was stored (values were converted before the insert),
-        # so the records are built from them without reading back.
-        out = [records.to_record(ent, r) for r in rows]
-        for rec in out:
-            await self._event("record.created", tenant, app, entity, rec["id"], None, rec, by)
+            written = await self.outbox.write(conn, db, events)
+        await self._announce(db, written, events)
         shown = [self._visible(rec, readable) for rec in out]
         await self._present(principal, tenant, app_slug, ent, shown)
         return shown if many else shown[0]
@@ -355,6 +365,7 @@ class RecordService:
         stored = (await self._seal(tenant, ent, [{**values, "id": record_id}], False))[0]
         stored.pop("id")
         t = ent.table
+        await self.outbox.prepare(db)
         async with db.transaction() as conn:
             await self._check_references(conn, tenant, app, ent, [values], False)
             stmt = t.update().where(t.c.id == record_id, t.c.version == before["version"])
@@ -370,7 +381,13 @@ class RecordService:
                     ent, (await conn.execute(ent.select, {"record_id": record_id})).one()
                 ),
             )
-        await self._event("record.updated", tenant, app, entity, record_id, before, after, by)
+            events = [
+                await self._event(
+                    "record.updated", tenant, app, entity, record_id, before, after, by
+                )
+            ]
+            written = await self.outbox.write(conn, db, events)
+        await self._announce(db, written, events)
         shown = self._visible(after, readable)
         await self._present(principal, tenant, app_slug, ent, [shown])
         return shown
@@ -388,6 +405,8 @@ class RecordService:
         """Delete a record, optionally only if it is still at `if_version`."""
         app, ent = await self.entity(tenant, app_slug, entity)
         db = self.storage.database(tenant)
+        by = principal.audit_name()
+        await self.outbox.prepare(db)
         async with db.transaction() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
             before = await self._open(tenant, ent, self._found(ent, row, record_id))
@@ -395,9 +414,13 @@ class RecordService:
             self._check_version(before, if_version)
             await self._refuse_if_referenced(conn, app, ent, record_id)
             await conn.execute(ent.table.delete().where(ent.table.c.id == record_id))
-        await self._event(
-            "record.deleted", tenant, app, entity, record_id, before, None, principal.audit_name()
-        )
+            events = [
+                await self._event(
+                    "record.deleted", tenant, app, entity, record_id, before, None, by
+                )
+            ]
+            written = await self.outbox.write(conn, db, events)
+        await self._announce(db, written, events)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -407,7 +430,7 @@ class RecordService:
         """One record by id."""
         _app, ent = await self.entity(tenant, app_slug, entity)
         readable, _ = self._access(principal, tenant, app_slug, entity)
-        async with self.storage.database(tenant).read() as conn:
+        async with self.storage.database(tenant).statement() as conn:
             row = (await conn.execute(ent.select, {"record_id": record_id})).first()
         record = await self._open(tenant, ent, self._found(ent, row, record_id))
         self._authorize(principal, "data.read", tenant, app_slug, entity, record_id, record)
@@ -471,7 +494,9 @@ class RecordService:
                     path="expand",
                     extra={"field": name},
                 )
-        async with self.storage.database(tenant).read() as conn:
+        db = self.storage.database(tenant)
+        # One statement unless references are expanded (those must read the same state).
+        async with db.read() if expand else db.statement() as conn:
             rows = list(await conn.execute(stmt))
             more = len(rows) > limit
             rows = rows[:limit]
@@ -553,7 +578,9 @@ class RecordService:
                 raise BadRequest(f"Cannot sort on json field {name!r}", path="sort")
             keys.append((col, asc))
         if all(col.name != "id" for col, _ in keys):
-            keys.append((ent.table.c.id, True))  # a total order, so cursors never skip rows
+            # A total order, so cursors never skip rows. The id runs the way the last key does,
+            # so one index on (fields…, id) serves the sort both ways (migrate makes them so).
+            keys.append((ent.table.c.id, keys[-1][1] if keys else True))
         return keys
 
     @staticmethod
@@ -740,25 +767,33 @@ class RecordService:
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
         by: str,
-    ) -> None:
+    ) -> Event:
+        """The event of one write, with the record as it may be copied (`copy_of`)."""
         ent = app.entities[entity]
         before = await self.copy_of(tenant, app.app_slug, ent, before)
         after = await self.copy_of(tenant, app.app_slug, ent, after)
-        await self.events.publish(
-            Event(
-                topic,
-                tenant.id,
-                {
-                    "app": app.app_slug,
-                    "entity": entity,
-                    "id": record_id,
-                    "before": before,
-                    "after": after,
-                    "by": by,
-                    "version": app.version,
-                },
-            )
+        return Event(
+            topic,
+            tenant.id,
+            {
+                "app": app.app_slug,
+                "entity": entity,
+                "id": record_id,
+                "before": before,
+                "after": after,
+                "by": by,
+                "version": app.version,
+            },
         )
+
+    async def _announce(
+        self, db: Database, written: list[tuple[str, Event]], events: list[Event]
+    ) -> None:
+        """After commit: dispatch the write's outbox rows (audit entry, webhook deliveries,
+        workflow starts), then tell this process's subscribers."""
+        await self.outbox.committed(db, written)
+        for event in events:
+            await self.events.publish(event)
 
 
 def _cursor_value(value: Any) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import resource
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,9 @@ class OpenFiles:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
+    def __iter__(self) -> Iterator[TenantFile]:
+        return iter(list(self._open.values()))
+
     def stats(self) -> dict[str, int]:
         return {
             "open": len(self._open),
@@ -206,6 +210,18 @@ class TenantStorage:
             found = TenantFile(folder / f"{tenant.id}.db", self.pool_size)
             self.files.add(key, found)
         return found
+
+    def open_databases(self) -> list[Database]:
+        """The databases holding records that are open now: PostgreSQL regions, and the
+        tenant files this node has open."""
+        found: dict[str, Database] = {}
+        regions = self.regions.regions if self.regions is not None else [DEFAULT]
+        for name in regions:
+            db = self._region_db(name)
+            if not db.is_sqlite:
+                found[db.url] = db
+        found.update((f.url, f) for f in self.files)
+        return list(found.values())
 
     async def close(self) -> None:
         await self.files.close()

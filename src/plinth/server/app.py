@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,7 @@ def routers() -> list:  # type: ignore[type-arg]
     from plinth.compiler.api import router as compiler_router
     from plinth.designer.api import router as designer_router
     from plinth.designer.api import web_router as web_router
+    from plinth.designer.palette import router as palette_router
     from plinth.designer.session import router as ide_session_router
     from plinth.extensions.api import router as extensions_router
     from plinth.governance.admin_api import router as admin_router
@@ -54,8 +56,18 @@ def routers() -> list:  # type: ignore[type-arg]
         pages_router,
         metrics_router,
         designer_router,
+        palette_router,
         web_router,
     ]
+
+
+SETTINGS_ENV = "PLINTH_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `plinth serve --workers N` (a uvicorn factory): the
+    parent's settings, CLI flags included, come through the environment as JSON."""
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
 
 
 def _satisfies_every_port(platform: Platform) -> None:

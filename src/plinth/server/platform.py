@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from plinth.cluster import Cluster, LogRelay, RedisRelay
 from plinth.db import Database
 from plinth.designer.service import DesignerService
 from plinth.events import EventBus
@@ -21,6 +23,7 @@ from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
 from plinth.integration.copies import IntegrationCopies
 from plinth.metadata.service import AppFiles, MetadataService
+from plinth.outbox import Outbox
 from plinth.pages.targets.webcomponents import ModuleCache
 from plinth.runtime import copies as runtime_copies
 from plinth.runtime.publishing import CompileStep, MigrateStep
@@ -41,11 +44,14 @@ class Platform:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        # The one Redis connection (scaled out), closed after everything that uses it.
+        self.cluster = Cluster(settings.redis_url)
+        self.on_stop(self.cluster.close)
         self.db = Database(settings.resolved_database_url)
         self.events = EventBus()
         self.vault = Vault(settings, self.db, self.events)
-        self.tenants = TenantService(self.db)
-        self.tokens = TokenService(self.db)
+        self.tenants = TenantService(self.db, self.events)
+        self.tokens = TokenService(self.db, self.events)
         # The ledger key derives from the vault's master key (read when first needed).
         self.governance = Governance(
             settings, self.db, self.events, lambda: self.vault.master, self.on_stop
@@ -55,12 +61,14 @@ class Platform:
         self.authentication = Authentication(self.governance.identity, self.tokens)
         self.metadata = MetadataService(self.db, self.events)
         self.files = AppFiles(self.metadata)
+        self.outbox = Outbox(self.db, self.events)
         self.records = RecordService(
             self.db,
             self.events,
             self.metadata,
             lambda: self.authorizer,
             settings.data_dir,
+            self.outbox,
             open_files=settings.tenant_files_open,
             pool_size=settings.tenant_pool_size,
             cached_apps=settings.app_cache,
@@ -77,7 +85,10 @@ class Platform:
         self.records.before_write.append(self.plugins.records_hook)  # plugins' hooks
         self.vault.rewrap_hooks.append(self.governance.audit.rewrap_master)
         self.records.storage.regions = self.regions  # app data lives in the home region
-        self.compliance.enforce(self.records, self.vault, lambda: self.authorizer)
+        # Compliance guards the runtime's reads and writes.
+        self.records.guard = self.compliance.enforce(
+            self.records, self.vault, lambda: self.authorizer
+        )
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
         self.connectors = ConnectorService(
             settings,
@@ -88,19 +99,30 @@ class Platform:
             self.authorizer,
             self.tenants,
             self.metadata,
+            self.cluster,
         )
         self.on_stop(self.connectors.close)
         self.connectors.on_webhook(self.workflows.start_from_webhook)  # in the receipt's txn
+        # A record write's side effects, dispatched from its outbox rows in this order.
+        self.outbox.effects += [
+            self.governance.audit.effect,
+            self.connectors.webhooks.effect,
+            self.workflows.effect,
+        ]
+        self.outbox.after.append(self.connectors.webhooks.wake)
+        self._outbox_stop = asyncio.Event()
+        self._outbox_worker: asyncio.Task[None] | None = None
         # The data inventory: each layer declares where it copies record values to.
         self.compliance.inventory.register(
             *runtime_copies.sites(),
+            runtime_copies.outbox_site(self.records),
             *WorkflowCopies(self.db).sites(),
             *IntegrationCopies(self.db).sites(),
             *governance_copies.sites(),
             *PluginCopies(self.db).sites(),
         )
         self._publish_steps()
-        self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
+        self.designer = DesignerService(self.db, self.events, self.metadata, self.cluster)
         self.on_stop(self.designer.stop)
 
     def _publish_steps(self) -> None:
@@ -114,12 +136,13 @@ class Platform:
         publishing.require("check", "compile", "migrate")
         publishing.verify()
 
-    async def start(self, *, workers: bool = False) -> None:
+    async def start(self, *, workers: bool = False, listen: bool | None = None) -> None:
         """Migrate the database and store the preset admin token (PLINTH_ADMIN_TOKEN), if any.
 
         `workers`: also run the workflow and webhook-delivery workers in this process (when
         `settings.embedded_worker`). Only a server asks for them: a CLI command must not work
-        the queues behind the operator's back."""
+        the queues behind the operator's back. `listen` (default: `workers`): hear other
+        processes' publishes, rollbacks and deletes (a CLI command only tells them)."""
         # Fail here, not at the first audit append: the ledger, the vault and field encryption
         # all derive their keys from the master key, and scaled-out nodes must share one.
         _ = self.vault.master
@@ -127,17 +150,59 @@ class Platform:
         if self.settings.admin_token:  # a preset; generated ones are made where they are shown
             self.admin_token = await self.tokens.ensure_admin(self.settings.admin_token)
         await self.governance.start()
-        if self.settings.redis_url:  # other nodes hear of publishes, rollbacks and deletes
-            from plinth.cluster import RedisRelay
-
-            relay = RedisRelay(self.events, self.settings.redis_url)
+        # Other processes hear of publishes, rollbacks and deletes: through Redis when there
+        # is one, else through the platform database's change log.
+        if self.cluster.redis is not None:
+            relay = RedisRelay(self.events, self.cluster)
             await relay.start()
             self.on_stop(relay.stop)
+        else:
+            log_relay = LogRelay(self.events, self.db)
+            await log_relay.start(listen=workers if listen is None else listen)
+            self.on_stop(log_relay.stop)
+        if self.settings.siblings_dir and not self.settings.redis_url:
+            # The other worker processes of this server hear at once (acknowledged), not
+            # at their next look at the change log.
+            from plinth.siblings import SiblingRelay
+
+            siblings = SiblingRelay(self.events, self.settings.siblings_dir)
+            await siblings.start()
+            self.on_stop(siblings.stop)
         if workers and self.settings.embedded_worker:
             self.governance.start_anchoring()
             await self.workflows.start_worker()
             self.on_stop(self.workflows.stop_worker)
             await self.connectors.start_worker()  # webhook deliveries (stopped by close)
+            self.start_outbox_worker()
+
+    def start_outbox_worker(self) -> None:
+        """Dispatch what record writes left in their outboxes (a crash, a failed dispatch)."""
+        self._outbox_stop.clear()
+        self._outbox_worker = asyncio.create_task(
+            self.outbox.work(self._outbox_stop, self.record_databases)
+        )
+        self.on_stop(self._stop_outbox_worker)
+
+    async def _stop_outbox_worker(self) -> None:
+        self._outbox_stop.set()
+        if self._outbox_worker is not None:
+            await self._outbox_worker
+            self._outbox_worker = None
+
+    async def record_databases(self, everything: bool) -> AsyncIterator[Database]:
+        """The databases holding records: every tenant's (each opened as its turn comes), or
+        those open now."""
+        storage = self.records.storage
+        if not everything:
+            for db in storage.open_databases():
+                yield db
+            return
+        seen: set[str] = set()
+        for tenant in await self.tenants.list():
+            db = storage.database(tenant)
+            if db.url not in seen:
+                seen.add(db.url)
+                yield db
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)

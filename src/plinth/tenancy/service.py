@@ -10,15 +10,35 @@ from sqlalchemy.exc import IntegrityError
 
 from plinth.db import Database, utcnow
 from plinth.errors import Conflict, NotFound
+from plinth.events import Event, EventBus
 from plinth.ids import check_slug, new_id
+from plinth.recent import Recent
 from plinth.tenancy import store
 from plinth.tenancy.models import Tenant
 
+# How long a tenant read from the database is used without asking again. A change made on
+# this node drops it at once and other nodes hear of it through the cluster relay; the bound
+# covers what no event reaches (sibling processes without Redis, a CLI process).
+TRUST_SECONDS = 1.0
+CHANGED = "tenant.changed"
+
 
 class TenantService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventBus | None = None) -> None:
         self.db = db
+        self.events = events
+        self._known: Recent[str, Tenant | None] = Recent(TRUST_SECONDS)  # by slug
         self._on_resolve: list[Callable[[Tenant], Awaitable[None]]] = []
+        if events is not None:
+            events.subscribe(CHANGED, self._on_changed, cluster=True)
+
+    async def _on_changed(self, event: Event) -> None:
+        self._known.forget(event.data.get("slug", ""))
+
+    async def _changed(self, slug: str) -> None:
+        self._known.forget(slug)
+        if self.events is not None:
+            await self.events.publish(Event(CHANGED, None, {"slug": slug}))
 
     def on_resolve(self, hook: Callable[[Tenant], Awaitable[None]]) -> None:
         """Call `hook(tenant)` whenever a tenant is looked up (create, get, find, list by
@@ -56,6 +76,7 @@ class TenantService:
                 await store.insert(conn, tenant)
         except IntegrityError as exc:
             raise Conflict(f"Tenant {slug!r} already exists", path="slug") from exc
+        await self._changed(slug)  # anyone who asked for it before knew it as missing
         await self._resolved(tenant)
         return tenant
 
@@ -69,9 +90,12 @@ class TenantService:
         return tenant
 
     async def find(self, slug: str) -> Tenant | None:
-        async with self.db.read() as conn:
-            tenant = await store.by_slug(conn, slug)
-        return await self._resolved(tenant)
+        """The tenant named `slug`, or None; steady state without a database round trip."""
+        return await self._resolved(await self._known.get(slug, lambda: self._read(slug)))
+
+    async def _read(self, slug: str) -> Tenant | None:
+        async with self.db.statement() as conn:
+            return await store.by_slug(conn, slug)
 
     async def update_settings(self, slug: str, key: str, value: Any) -> Tenant:
         """Set one key of a tenant's settings (e.g. its compliance profile), atomically."""
@@ -81,6 +105,7 @@ class TenantService:
                 raise NotFound(f"No tenant named {slug!r}", path="tenant")
             settings = {**tenant.settings, key: value}
             await store.update_settings(conn, tenant.id, settings)
+        await self._changed(slug)
         updated = replace(tenant, settings=settings)
         await self._resolved(updated)
         return updated

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from plinth.errors import Fault
+from plinth.jsonschema import compile_schema
 from plinth.metadata.kinds import Kind, load_schema, register
 from plinth.workflows import schedule, steps
 from plinth.workflows.references import check_references
@@ -135,3 +136,12 @@ WORKFLOW = register(
         checks=[check_workflow, check_references],
     )
 )
+
+
+def _node_types_changed() -> None:
+    """The node `type` enum of the workflow schema is generated from the registered types."""
+    WORKFLOW.schema["$defs"]["node"]["properties"]["type"]["enum"] = steps.types()
+    WORKFLOW.validator = compile_schema(WORKFLOW.schema)
+
+
+steps.watch(_node_types_changed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,7 +89,6 @@ class WorkflowService:
         self.engine = Engine(platform.db, platform.events, platform)
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
-        platform.events.subscribe("record.*", self._on_record)
         platform.events.subscribe("app.published", self._on_publish)
         platform.events.subscribe("app.rolled_back", self._on_publish)
 
@@ -146,34 +146,70 @@ class WorkflowService:
         if tenant is not None:
             await self.engine.sync_schedules(tenant, event.data["app"])
 
-    async def _on_record(self, event: Event) -> None:
-        """Start every workflow whose record start event matches (CEL condition on the record)."""
-        data = event.data
-        kind = event.topic.rsplit(".", 1)[-1]
-        tenant = await self.engine._tenant(event.tenant_id or "")
+    async def effect(
+        self, conn: AsyncConnection, tenant_id: str, events: Sequence[Event]
+    ) -> list[Event]:
+        """The outbox's workflow effect: start every workflow whose record start event matches
+        a change (CEL condition on the record), in the dispatch transaction; returns the
+        `workflow.started` events to publish once it commits."""
+        tenant = await self.engine._tenant(tenant_id)
         if tenant is None:
-            return
-        version = await self.platform.metadata.active_version(tenant, str(data.get("app", "")))
-        if version is None:
-            return
-        record = data.get("after") or data.get("before") or {}
-        for name, doc in version.definition.get("workflows", {}).items():
-            for start in doc.get("start", []):
-                if (
-                    start["type"] != "record"
-                    or start.get("entity") != data.get("entity")
-                    or start.get("event", "created") != kind
-                ):
-                    continue
-                if (
-                    start.get("condition")
-                    and steps.evaluate(start["condition"], {}, record) is not True
-                ):
-                    continue
-                instance = await self.engine.start(
-                    tenant, data["app"], name, {}, data.get("by"), record
+            return []
+        started: list[Event] = []
+        for event in events:
+            data = event.data
+            kind = event.topic.rsplit(".", 1)[-1]
+            try:
+                version = await self.platform.metadata.active_version(
+                    tenant, str(data.get("app", ""))
                 )
-                log.info("record %s started workflow %s (%s)", data.get("id"), name, instance["id"])
+            except NotFound:  # the app was deleted since the write: nothing to start
+                continue
+            if version is None:
+                continue
+            record = data.get("after") or data.get("before") or {}
+            for name, doc in version.definition.get("workflows", {}).items():
+                for start in doc.get("start", []):
+                    if (
+                        start["type"] != "record"
+                        or start.get("entity") != data.get("entity")
+                        or start.get("event", "created") != kind
+                    ):
+                        continue
+                    if (
+                        start.get("condition")
+                        and steps.evaluate(start["condition"], {}, record) is not True
+                    ):
+                        continue
+                    instance = await self.engine._create(
+                        conn,
+                        tenant.id,
+                        data["app"],
+                        name,
+                        version.number,
+                        doc,
+                        {},
+                        data.get("by"),
+                        record,
+                        None,
+                    )
+                    log.info(
+                        "record %s started workflow %s (%s)", data.get("id"), name, instance["id"]
+                    )
+                    started.append(
+                        Event(
+                            "workflow.started",
+                            tenant.id,
+                            {
+                                "app": data["app"],
+                                "workflow": name,
+                                "instance": instance["id"],
+                                "version": version.number,
+                                "by": data.get("by"),
+                            },
+                        )
+                    )
+        return started
 
     async def start_from_webhook(
         self, conn: AsyncConnection, tenant: Tenant, delivery: dict[str, Any]

@@ -53,11 +53,12 @@ export class ElementCache {
     const app = appSpec(this.draft)
     const specSig = JSON.stringify(app.entities)
     if (specSig !== this.spec) { this.items.clear(); this.spec = specSig }
+    // The IDE's own credential reads the records, as the designer may see them; handed over
+    // on every draw, since a session's access token is renewed every few minutes.
+    rt.auth.keep(app, { access_token: token(), user: me() ?? { id: 'designer' }, expires_in: 86400 })
     const sig = JSON.stringify(node)
     const found = this.items.get(id)
     if (found && found.sig === sig) return found.el
-    // the IDE's own credential reads the records, as the designer may see them
-    rt.auth.keep(app, { access_token: token(), user: me() ?? { id: 'designer' }, expires_in: 86400 })
     const el = document.createElement(tag)
     Object.assign(el, { node: { id, ...node }, scope: { state: {}, params: {}, user: me() ?? {}, page: { name: page.name, title: page.title } }, app, portal: PORTAL, page: PAGE })
     this.items.set(id, { sig, el })

@@ -4,6 +4,7 @@
 import * as Y from 'yjs'
 import { errors, h, type Json, type Pending } from '../dom'
 import { type Draft, newKey, sorted, type YMap, ymap } from '../sync'
+import { picker } from './pickers'
 
 const TYPES = ['string', 'text', 'integer', 'decimal', 'boolean', 'date', 'datetime', 'email',
   'url', 'enum', 'json', 'reference', 'attachment']
@@ -102,7 +103,8 @@ export class EntityEditor {
       }), h('span', { class: 'label' }, 'Label'), h('input', {
         type: 'text', id: 'entity-label', value: attrs.get('label') ?? '', disabled: ro, 'data-key': `${eid}.label`,
         onchange: (e: Event) => d.change(() => setOrDelete(attrs, 'label', (e.target as HTMLInputElement).value))
-      })),
+      }), h('span', { class: 'label', title: 'what references to its records show instead of ids' }, 'Title field'),
+      picker({ id: 'entity-title-field', key: `${eid}.title_field`, value: attrs.get('title_field'), options: sorted(fields).map(([, f]) => String(f.get('name'))), disabled: ro, empty: 'automatic', set: (v) => d.change(() => setOrDelete(attrs, 'title_field', v)) })),
       errors(d.errorsAt(base).filter((x) => !x.path.startsWith(`${base}.fields.`) && !x.path.startsWith(`${base}.rules`)), base),
       h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Field'), h('th', {}, 'Type'), h('th', {}, 'Req.'), h('th', {}, 'Constraints'), h('th', {}, ''))), rows),
       h('div', { class: 'row' }, newField, h('button', { id: 'add-field', disabled: ro, onclick: () => this.addField(pending.take('new-field')) }, 'Add field')),

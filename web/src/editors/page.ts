@@ -21,6 +21,7 @@ import { errors, h, type Json, type Pending, row } from '../dom'
 import { type Draft, newKey, plain, sorted, type YMap, ymap } from '../sync'
 import { setOrDelete } from './entity'
 import { canvasStyles, ElementCache, realTag, type Runtime } from './canvas'
+import { eventsEditor } from './events'
 import { checklist, entityNames, expressionInput, fieldNames, picker, type Scope } from './pickers'
 import { propInput } from './schemaform'
 
@@ -242,10 +243,13 @@ export class PageEditor {
         key: `${id}.visible`, value: a.get('visible'), scope: this.scope(props), disabled: ro, placeholder: '{{ … }}: hidden when false',
         serverErrors: d.errorsAt(`${path}.visible`).map((x) => x.message), set: (value) => d.change(() => setOrDelete(a, 'visible', value))
       })),
-      spec?.events.length ? h('label', { class: 'prop' }, h('span', { class: 'label' }, `events (${spec.events.join(', ')})`), propInput({
-        name: 'events', schema: {}, value: a.get('events'), required: false, disabled: ro, key: `${id}.events`,
+      spec?.events.length ? h('div', { class: 'prop' }, h('span', { class: 'label' }, 'When'), eventsEditor({
+        key: id, events: spec.events, value: plain(a.get('events')), disabled: ro, scope: this.scope(props),
+        pages: [...d.pages.values()].map((p) => p.get('attrs')?.get('path')).filter(Boolean).sort(),
+        components: [...comps.keys()].filter((k) => k !== id).sort(),
+        workflows: [...d.workflows.keys()].sort(), entities: entityNames(d), fieldsOf: (e) => fieldNames(d, e),
         set: (value) => d.change(() => setOrDelete(a, 'events', value))
-      })) : null,
+      }), errors(d.errorsAt(`${path}.events`), path)) : null,
       errors(d.errorsAt(path).filter((x) => !x.path.startsWith(`${path}.props.`)), path))
   }
 

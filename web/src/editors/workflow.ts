@@ -78,6 +78,8 @@ export class WorkflowEditor {
   node: string | null = null // node name
   newType = 'user_task' // the type chosen for the next node
   roles: string[] = [] // the tenant's roles, for assignees
+  // node types from the server's registry (GET /api/palette), this list until it answers
+  nodeTypes: { type: string, description: string }[] = NODE_TYPES.map((type) => ({ type, description: '' }))
 
   constructor (private draft: Draft) {}
 
@@ -155,7 +157,7 @@ export class WorkflowEditor {
       svg.append(g)
     }
     const typeSelect = h('select', { id: 'new-node-type', disabled: ro, onchange: (e: Event) => { this.newType = (e.target as HTMLSelectElement).value } },
-      ...NODE_TYPES.map((t) => h('option', { value: t, selected: t === this.newType }, t)))
+      ...this.nodeTypes.map((t) => h('option', { value: t.type, title: t.description, selected: t.type === this.newType }, t.type)))
     return h('section', { class: 'pane graph-pane' },
       h('div', { class: 'row' }, h('h2', {}, `Workflow ${name}`),
         h('button', { class: 'danger', disabled: ro, onclick: () => { if (confirm(`Delete workflow ${name}?`)) d.change(() => d.workflows.delete(name)) } }, 'Delete workflow')),
@@ -230,7 +232,7 @@ export class WorkflowEditor {
       h('div', { class: 'row' }, h('h2', {}, `Node ${key}`),
         h('button', { class: 'danger', id: 'delete-node', disabled: ro, onclick: () => this.removeNode(wf, key) }, 'Delete')),
       row('Type', h('select', { 'data-prop': 'type', disabled: ro, onchange: (e: Event) => d.change(() => a.set('type', (e.target as HTMLSelectElement).value)) },
-        ...NODE_TYPES.map((t) => h('option', { value: t, selected: t === a.get('type') }, t)))),
+        ...this.nodeTypes.map((t) => h('option', { value: t.type, title: t.description, selected: t.type === a.get('type') }, t.type)))),
       ...form,
       // anything the typed controls do not cover (retry, run_as…) stays visible, read-only
       ...[...a.keys()].filter((k) => !shown.has(k)).sort().map((k) => h('div', { class: 'row', 'data-prop-row': k }, h('span', { class: 'label' }, k), h('code', {}, JSON.stringify(plain(a.get(k)))))),

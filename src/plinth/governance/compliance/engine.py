@@ -22,17 +22,26 @@ from plinth.governance.compliance.models import (
 from plinth.metadata import kinds
 
 
-def _checkable(rule: Rule) -> bool:
-    return rule.needs is None or kinds.by_section(rule.needs) is not None
+def _checkable(rule: Rule, ctx: CheckContext) -> bool:
+    """A rule about a document kind (e.g. policies) is checked only where that kind exists."""
+    if rule.needs is None:
+        return True
+    if ctx.sections is not None:
+        return rule.needs in ctx.sections
+    return kinds.by_section(rule.needs) is not None
 
 
 def _run_pack(pack: Pack, ctx: CheckContext) -> list[tuple[Rule, Finding]]:
     return [
-        (rule, finding) for rule in pack.rules if _checkable(rule) for finding in rule.check(ctx)
+        (rule, finding)
+        for rule in pack.rules
+        if _checkable(rule, ctx)
+        for finding in rule.check(ctx)
     ]
 
 
 def _outcome(
+    ctx: CheckContext,
     packs: list[Pack],
     results: list[list[tuple[Rule, Finding]]],
     waivers: Iterable[Waiver],
@@ -44,7 +53,7 @@ def _outcome(
         for rule in pack.rules:
             outcome.rules.append(rule)
             outcome.rule_pack[rule.id] = pack.id
-            if not _checkable(rule):
+            if not _checkable(rule, ctx):
                 outcome.unchecked.add(rule.id)
         for rule, finding in found:
             waiver = next((w.id for w in waivers if w.covers(rule.id, finding.path, now)), None)
@@ -72,7 +81,7 @@ def evaluate(
     """Check synchronously (for tests, the CLI and reports)."""
     from plinth.db import utcnow
 
-    return _outcome(packs, [_run_pack(p, ctx) for p in packs], waivers, now or utcnow())
+    return _outcome(ctx, packs, [_run_pack(p, ctx) for p in packs], waivers, now or utcnow())
 
 
 async def evaluate_parallel(
@@ -85,4 +94,4 @@ async def evaluate_parallel(
     from plinth.db import utcnow
 
     results = await asyncio.gather(*(asyncio.to_thread(_run_pack, p, ctx) for p in packs))
-    return _outcome(packs, list(results), waivers, now or utcnow())
+    return _outcome(ctx, packs, list(results), waivers, now or utcnow())

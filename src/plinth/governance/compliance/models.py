@@ -27,6 +27,8 @@ class CheckContext:
     locations: dict[str, str]  # region name -> location
     tenant_regions: tuple[str, ...]  # the regions this tenant may store data in
     copies: tuple[CopySite, ...] = ()  # the data inventory's copy sites
+    # The definition sections whose document kinds exist here (None: the installed kinds).
+    sections: frozenset[str] | None = None
 
     def entities(self) -> dict[str, dict[str, Any]]:
         return dict(self.definition.get("entities", {}))

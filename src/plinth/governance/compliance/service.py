@@ -53,17 +53,19 @@ class ComplianceService:
 
     # -- runtime enforcement ----------------------------------------------------------------
 
-    def enforce(self, records: Any, vault: Any, authorizer: Callable[[], Any]) -> None:
-        """Guard the runtime's reads and writes: residency, encryption, masking, read audit.
+    def enforce(self, records: Any, vault: Any, authorizer: Callable[[], Any]) -> RecordGuard:
+        """The guard of the runtime's reads and writes (residency, encryption, masking, read
+        audit), for the composition root to give the record service.
 
         Field keys are wrapped by the vault's master key (one keyring for the platform); the
         vault's master rotation re-wraps them in its own transaction."""
         self.keys = FieldKeys(self.db, lambda: vault.master)
         vault.rewrap_hooks.append(self.keys.rewrap_master)
         self.records = records
-        records.guard = RecordGuard(self.keys, self.regions, authorizer, self.events)
+        guard = RecordGuard(self.keys, self.regions, authorizer, self.events)
         self.events.subscribe("app.published", self._seal_stored)
         self.events.subscribe("app.rolled_back", self._seal_stored)
+        return guard
 
     async def _seal_stored(self, event: Event) -> None:
         """After a version made fields encrypted, seal the values its rows hold in clear."""

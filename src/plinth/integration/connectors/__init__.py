@@ -1,113 +1,24 @@
 """Connector kinds: one file each (`http`, `webhook_out`, `webhook_in`, `sql`), registered by
 name, each with its JSON Schema beside it. This module also registers the `connector` document
-kind in the metadata kinds registry, whose check validates a document against its kind.
-"""
+kind in the metadata kinds registry, whose check validates a document against its kind."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-from plinth.errors import Fault
-from plinth.jsonschema import Validator, compile_schema, faults
-from plinth.metadata import kinds
-
-if TYPE_CHECKING:
-    from plinth.integration.service import ConnectorService
-
-HERE = Path(__file__).parent
-
-
-def load_schema(name: str) -> dict[str, Any]:
-    return json.loads((HERE / f"{name}.schema.json").read_text())
-
-
-@dataclass
-class CallContext:
-    """What a connector kind gets for one call: where from, and how to reach secrets."""
-
-    service: ConnectorService
-    tenant_id: str
-    app: str
-    name: str
-    reveal: Callable[[Any], Awaitable[Any]]  # resolves {"secret": name} refs in a value
-    secrets_seen: list[str] = field(default_factory=list)  # values to redact from errors
-    idempotency_key: str | None = None  # the caller's key for this call, when it has one
-
-    @property
-    def key(self) -> str:
-        return f"{self.tenant_id}/{self.app}/{self.name}"
-
-
-class ConnectorKind(Protocol):
-    name: str
-    description: str
-    schema: dict[str, Any]
-    validator: Validator
-
-    def operations(self, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """The callable operations of a connector document (name -> description)."""
-        ...
-
-    def check(self, name: str, doc: dict[str, Any]) -> list[Fault]:
-        """Semantic checks the schema cannot express (paths relative to the document)."""
-        ...
-
-    async def call(
-        self, ctx: CallContext, doc: dict[str, Any], operation: str, data: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Run `operation` with validated `data`; the result is JSON-ready."""
-        ...
-
-
-_kinds: dict[str, ConnectorKind] = {}
-
-
-def register(kind: ConnectorKind) -> ConnectorKind:
-    kind.validator = compile_schema(kind.schema)
-    _kinds[kind.name] = kind
-    return kind
-
-
-def get(name: str) -> ConnectorKind | None:
-    return _kinds.get(name)
-
-
-def all_kinds() -> list[ConnectorKind]:
-    return list(_kinds.values())
-
-
-def check_connector(name: str, doc: dict[str, Any], definition: dict[str, Any]) -> list[Fault]:
-    """Validate a connector document against the schema of its kind, then its own checks."""
-    base = f"connectors.{name}"
-    kind = _kinds.get(doc.get("kind", ""))
-    if kind is None:
-        return [
-            Fault(f"{base}.kind", f"unknown connector kind {doc.get('kind')!r}", "unknown_kind")
-        ]
-    found = faults(kind.validator, doc, base)
-    if found:
-        return found
-    return [
-        Fault(f"{base}.{f.path}" if f.path else base, f.message, f.code)
-        for f in kind.check(name, doc)
-    ]
-
-
-CONNECTOR = kinds.register(
-    kinds.Kind(
-        name="connector",
-        section="connectors",
-        schema=load_schema("connector"),
-        id_prefix="con",
-        checks=[check_connector],
-    )
+# The built-ins, listed explicitly; each module registers its item(s).
+from plinth.integration.connectors import http as _http  # noqa: F401
+from plinth.integration.connectors import sql as _sql  # noqa: F401
+from plinth.integration.connectors import webhook_in as _webhook_in  # noqa: F401
+from plinth.integration.connectors import webhook_out as _webhook_out  # noqa: F401
+from plinth.integration.connectors.registry import (  # noqa: F401  (the package's face)
+    CONNECTOR,
+    HERE,
+    CallContext,
+    ConnectorKind,
+    _kinds,
+    all_kinds,
+    check_connector,
+    get,
+    load_schema,
+    register,
+    unregister,
 )
-
-from plinth.integration.connectors import http as _http  # noqa: E402,F401
-from plinth.integration.connectors import sql as _sql  # noqa: E402,F401
-from plinth.integration.connectors import webhook_in as _webhook_in  # noqa: E402,F401
-from plinth.integration.connectors import webhook_out as _webhook_out  # noqa: E402,F401

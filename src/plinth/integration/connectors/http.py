@@ -15,7 +15,7 @@ import httpx
 
 from plinth.errors import Fault, NotFound, ValidationFailed
 from plinth.integration import tokens
-from plinth.integration.connectors import CallContext, load_schema, register
+from plinth.integration.connectors.registry import CallContext, load_schema, register
 from plinth.integration.egress import read_capped
 from plinth.integration.models import ConnectorFailed, ConnectorTimeout
 from plinth.jsonschema import Validator, compile_schema, faults

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from plinth.errors import Fault, NotFound, ValidationFailed
-from plinth.integration.connectors import CallContext, load_schema, register
+from plinth.integration.connectors.registry import CallContext, load_schema, register
 from plinth.integration.models import ConnectorFailed, ConnectorTimeout
 from plinth.jsonschema import Validator, compile_schema, faults
 

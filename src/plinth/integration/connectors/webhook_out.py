@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from plinth.errors import Fault, NotFound, ValidationFailed
-from plinth.integration.connectors import CallContext, load_schema, register
+from plinth.integration.connectors.registry import CallContext, load_schema, register
 from plinth.jsonschema import Validator
 
 

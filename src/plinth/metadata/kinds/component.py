@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema_rs
 
 from plinth.errors import Fault
-from plinth.metadata.kinds import Kind, load_schema, register
+from plinth.metadata.kinds.registry import Kind, load_schema, register
 from plinth.pages.tree import check_tree
 
 

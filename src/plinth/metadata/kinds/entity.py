@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from plinth.errors import Fault
-from plinth.metadata.kinds import Kind, load_schema, register
+from plinth.metadata.kinds.registry import Kind, load_schema, register
 
 # Columns every entity table has; fields may not take these names.
 SYSTEM_FIELDS = frozenset({"id", "created_at", "updated_at", "created_by", "updated_by", "version"})

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from plinth.errors import Fault
-from plinth.metadata.kinds import Kind, load_schema, register
+from plinth.metadata.kinds.registry import Kind, load_schema, register
 from plinth.metadata.references import register_finder
 from plinth.pages.tree import check_tree, field_references
 

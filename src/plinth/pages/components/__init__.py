@@ -2,73 +2,12 @@
 
 A component kind declares its properties as JSON Schema, whether it holds children, the
 events it emits, and the entity references in its properties (checked at publish). Plugins
-provide further components as custom elements: kind `plugin:<package>/<element-name>`.
-"""
+provide further components as custom elements: kind `plugin:<package>/<element-name>`."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Any
-
-from plinth.jsonschema import Validator, compile_schema
-
-PLUGIN_KIND = re.compile(r"^plugin:([a-z][a-z0-9_.-]{0,62})/([a-z][a-z0-9]*-[a-z0-9-]+)$")
-
-# A string or a `{{ }}` binding; most props accept either.
-BINDABLE_STRING: dict[str, Any] = {"type": "string", "maxLength": 2000}
-
-
-@dataclass
-class ComponentKind:
-    name: str
-    props: dict[str, Any]  # JSON Schema of `props`
-    container: bool = False
-    events: tuple[str, ...] = ()
-    description: str = ""
-    validator: Validator = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        schema = {"type": "object", "additionalProperties": False, **self.props}
-        self.props = schema
-        self.validator = compile_schema(schema)
-
-
-_components: dict[str, ComponentKind] = {}
-
-
-def register(kind: ComponentKind) -> ComponentKind:
-    """Add a component kind (re-registering a name replaces it)."""
-    _components[kind.name] = kind
-    return kind
-
-
-def get(name: str) -> ComponentKind | None:
-    return _components.get(name)
-
-
-def names() -> list[str]:
-    return sorted(_components)
-
-
-def is_plugin(name: str) -> bool:
-    return PLUGIN_KIND.match(name) is not None
-
-
-def catalogue() -> dict[str, Any]:
-    """Every kind's props schema, for the designer's palette and the compile targets."""
-    return {
-        k.name: {
-            "props": k.props,
-            "container": k.container,
-            "events": list(k.events),
-            "description": k.description,
-        }
-        for k in _components.values()
-    }
-
-
-from plinth.pages.components import (  # noqa: E402,F401  (each registers itself)
+# The built-ins, listed explicitly; each module registers its item(s).
+from plinth.pages.components import (  # noqa: F401
     button,
     chart,
     detail,
@@ -79,4 +18,15 @@ from plinth.pages.components import (  # noqa: E402,F401  (each registers itself
     tabs,
     task_inbox,
     text,
+)
+from plinth.pages.components.registry import (  # noqa: F401  (the package's face)
+    BINDABLE_STRING,
+    PLUGIN_KIND,
+    ComponentKind,
+    _components,
+    catalogue,
+    get,
+    is_plugin,
+    names,
+    register,
 )

@@ -1,7 +1,7 @@
 """`button`: runs its `click` actions (create/update a record, start a workflow, complete a
 task, navigate, set page state)."""
 
-from plinth.pages.components import ComponentKind, register
+from plinth.pages.components.registry import ComponentKind, register
 
 BUTTON = register(
     ComponentKind(

@@ -1,6 +1,6 @@
 """`chart`: records of an entity grouped by a field, counted or summed."""
 
-from plinth.pages.components import BINDABLE_STRING, ComponentKind, register
+from plinth.pages.components.registry import BINDABLE_STRING, ComponentKind, register
 
 CHART = register(
     ComponentKind(

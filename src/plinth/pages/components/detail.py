@@ -1,6 +1,6 @@
 """`detail`: one record's fields, read-only."""
 
-from plinth.pages.components import BINDABLE_STRING, ComponentKind, register
+from plinth.pages.components.registry import BINDABLE_STRING, ComponentKind, register
 
 DETAIL = register(
     ComponentKind(

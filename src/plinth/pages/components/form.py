@@ -1,7 +1,7 @@
 """`form`: create or edit a record, validated from the entity's schema in the browser and
 again by the data API on the server."""
 
-from plinth.pages.components import BINDABLE_STRING, ComponentKind, register
+from plinth.pages.components.registry import BINDABLE_STRING, ComponentKind, register
 
 FORM = register(
     ComponentKind(

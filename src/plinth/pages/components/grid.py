@@ -1,6 +1,6 @@
 """`grid`: children laid out in equal columns."""
 
-from plinth.pages.components import ComponentKind, register
+from plinth.pages.components.registry import ComponentKind, register
 
 GRID = register(
     ComponentKind(

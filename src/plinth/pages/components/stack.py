@@ -1,6 +1,6 @@
 """`stack`: children one after the other, vertically or horizontally."""
 
-from plinth.pages.components import ComponentKind, register
+from plinth.pages.components.registry import ComponentKind, register
 
 STACK = register(
     ComponentKind(

@@ -1,6 +1,6 @@
 """`table`: a paged query of an entity, with filter and sort."""
 
-from plinth.pages.components import BINDABLE_STRING, ComponentKind, register
+from plinth.pages.components.registry import BINDABLE_STRING, ComponentKind, register
 
 TABLE = register(
     ComponentKind(

@@ -1,6 +1,6 @@
 """`tabs`: one child per tab, labelled in order."""
 
-from plinth.pages.components import ComponentKind, register
+from plinth.pages.components.registry import ComponentKind, register
 
 TABS = register(
     ComponentKind(

@@ -1,6 +1,6 @@
 """`task_inbox`: the current user's open human tasks, with a way to complete them."""
 
-from plinth.pages.components import ComponentKind, register
+from plinth.pages.components.registry import ComponentKind, register
 
 TASK_INBOX = register(
     ComponentKind(

@@ -1,6 +1,6 @@
 """`text`: a heading or paragraph; `{{ }}` bindings are interpolated."""
 
-from plinth.pages.components import BINDABLE_STRING, ComponentKind, register
+from plinth.pages.components.registry import BINDABLE_STRING, ComponentKind, register
 
 TEXT = register(
     ComponentKind(

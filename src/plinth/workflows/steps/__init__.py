@@ -108,12 +108,30 @@ def follow(spec: dict[str, Any]) -> list[str]:
 
 
 _steps: dict[str, Step] = {}
+_watchers: list[Callable[[], None]] = []  # told when the node types change (the schema)
 
 
 def register(step: Step) -> Step:
     """Add (or replace, by type name) a node type."""
     _steps[step.type] = step
+    _changed()
     return step
+
+
+def unregister(type_name: str) -> None:
+    _steps.pop(type_name, None)
+    _changed()
+
+
+def watch(watcher: Callable[[], None]) -> None:
+    """Call `watcher` now and whenever a node type is registered or removed."""
+    _watchers.append(watcher)
+    watcher()
+
+
+def _changed() -> None:
+    for watcher in _watchers:
+        watcher()
 
 
 def get(type_name: str) -> Step:

@@ -13,6 +13,7 @@ from plinth.tenancy.profile import ComplianceProfile
 
 _MODULES = ["gdpr", "uk_gdpr", "ccpa", "lgpd", "pipl", "pdpa", "pci_dss"]
 _packs: dict[str, Pack] = {}
+_builtins_loaded = False
 
 
 def register(pack: Pack) -> Pack:
@@ -21,8 +22,14 @@ def register(pack: Pack) -> Pack:
     return pack
 
 
+def unregister(pack_id: str) -> None:
+    _packs.pop(pack_id, None)
+
+
 def all_packs() -> dict[str, Pack]:
-    if not _packs:
+    global _builtins_loaded
+    if not _builtins_loaded:  # the built-ins load on first use (each module registers itself)
+        _builtins_loaded = True
         for module in _MODULES:
             importlib.import_module(f"{__name__}.{module}")
     return dict(_packs)

@@ -1,0 +1,278 @@
+"""The transactional outbox: the side effects of a change are written with the change.
+
+A record write inserts one outbox row per record event (`record.created`, …) in its own
+transaction, in the database that holds the record (the tenant's SQLite file, or its
+PostgreSQL database). Nothing else happens before commit. After commit the writer dispatches
+the rows at once; whatever is left (the process died, the platform database was away) a worker
+finds in the table and dispatches later.
+
+Dispatching runs each registered effect — the audit entry, webhook deliveries, workflow starts
+— in one transaction of the platform database, which also records the rows' ids in
+`outbox_dispatched`. That id is the idempotency key: a row dispatched twice (a crash between
+the two commits, two workers racing) finds its id taken and does nothing the second time, so
+every effect happens exactly once. The source rows are then deleted in batches: by a later
+write's transaction to the same database (one more statement, no round trip of its own), or by
+the worker's sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from plinth.db import Database, platform_metadata
+from plinth.events import Event, EventBus
+from plinth.ids import new_id
+from plinth.queue import Queue
+
+log = logging.getLogger("plinth.outbox")
+
+# Rows older than this are the worker's; younger ones are still being dispatched by their
+# writer (racing it would be harmless, only wasted work).
+GRACE_SECONDS = 5.0
+# Dispatched rows are deleted by a later write to their database once this many wait.
+DELETE_BATCH = 16
+# Test-only switches: touch the file they name and hang, after a record's commit (before its
+# dispatch) or after its dispatch (before its rows are deleted); the crash test kills there.
+PAUSE_AFTER_COMMIT = "PLINTH_TEST_PAUSE_AFTER_COMMIT"
+PAUSE_AFTER_DISPATCH = "PLINTH_TEST_PAUSE_AFTER_DISPATCH"
+
+# The outbox lives beside the records, so it is not a platform table: each database that holds
+# records gets it on first use.
+source_metadata = sa.MetaData()
+entries = sa.Table(
+    "plinth_outbox",
+    source_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("topic", sa.String(64), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # the event's data, JSON
+    sa.Column("status", sa.String(8), nullable=False),  # pending (dispatched rows are deleted)
+    sa.Column("run_at", sa.Float, nullable=False),
+    sa.Column("lease", sa.String(32), nullable=True),
+    sa.Column("locked_until", sa.Float, nullable=True),
+)
+
+dispatched = sa.Table(
+    "outbox_dispatched",
+    platform_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+)
+
+
+class Effect(Protocol):
+    """A side effect of changes, written in the dispatching transaction of the platform
+    database; returns the events to publish once that commits."""
+
+    async def __call__(
+        self, conn: AsyncConnection, tenant_id: str, events: Sequence[Event]
+    ) -> list[Event]: ...
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+async def _pause(switch: str) -> None:
+    marker = os.environ.get(switch)
+    if marker:  # only ever set by the crash test
+        await asyncio.to_thread(Path(marker).touch)
+        await asyncio.Event().wait()
+
+
+class Outbox:
+    """Writes outbox rows in a change's transaction and dispatches them to the effects."""
+
+    def __init__(self, db: Database, events: EventBus) -> None:
+        self.db = db  # the platform database: effects and idempotency keys
+        self.events = events
+        self.effects: list[Effect] = []
+        # Called after a dispatch commits (a webhook worker wakes up for new deliveries).
+        self.after: list[Callable[[], None]] = []
+        # By database URL (a tenant's file may be closed and opened again meanwhile).
+        self._prepared: set[str] = set()
+        self._spent: dict[str, list[str]] = {}  # dispatched rows still in their database
+
+    # -- writing (in the change's transaction) -------------------------------------------------
+
+    async def prepare(self, db: Database) -> None:
+        """Create the outbox table in `db` if this process has not seen it there yet."""
+        if db.url in self._prepared:
+            return
+        try:
+            async with db.transaction() as conn:
+                await conn.run_sync(source_metadata.create_all, checkfirst=True)
+        except DBAPIError:  # another process created it at the same moment
+            async with db.read() as conn:
+                if not await conn.run_sync(lambda c: sa.inspect(c).has_table(entries.name)):
+                    raise
+        self._prepared.add(db.url)
+
+    async def write(
+        self, conn: AsyncConnection, db: Database, events: Iterable[Event]
+    ) -> list[tuple[str, Event]]:
+        """Insert one row per event in the caller's transaction on `db` (one statement), and
+        delete a batch of rows dispatched earlier. Returns each row's id with its event as the
+        effects will see it: the data as stored (JSON), so a row dispatched now or after a
+        crash has the same effects."""
+        now = time.time()
+        rows: list[dict[str, Any]] = []
+        written: list[tuple[str, Event]] = []
+        for e in events:
+            data = _dumps(e.data)
+            row_id = new_id()
+            rows.append(
+                {
+                    "id": row_id,
+                    "tenant_id": e.tenant_id,
+                    "topic": e.topic,
+                    "data": data,
+                    "status": "pending",
+                    "run_at": now,
+                }
+            )
+            written.append((row_id, Event(e.topic, e.tenant_id, json.loads(data))))
+        if rows:
+            await conn.execute(entries.insert(), rows)
+        spent = self._spent.get(db.url)
+        if spent and len(spent) >= DELETE_BATCH:
+            del self._spent[db.url]  # a rollback leaves them to the sweep
+            await conn.execute(entries.delete().where(entries.c.id.in_(spent)))
+        return written
+
+    # -- dispatching -------------------------------------------------------------------------
+
+    async def committed(self, source: Database, written: list[tuple[str, Event]]) -> None:
+        """Dispatch what a change wrote, right after its commit (the usual path). A failure is
+        logged: the rows stay, and the worker dispatches them later."""
+        if not written:
+            return
+        await _pause(PAUSE_AFTER_COMMIT)
+        try:
+            await self.dispatch(source, written)
+        except Exception:  # noqa: BLE001  (the change is committed; its effects follow later)
+            log.exception("dispatching %d outbox rows failed; the worker retries", len(written))
+        await _pause(PAUSE_AFTER_DISPATCH)
+
+    async def dispatch(self, source: Database, rows: Sequence[tuple[str, Event]]) -> int:
+        """Run the effects of rows not dispatched before, in one platform transaction; how
+        many were new. The source rows are deleted afterwards (batched)."""
+        if not rows:
+            return 0
+        now = time.time()
+        after: list[Event] = []
+        async with self.db.transaction() as conn:
+            fresh = await self._claim_keys(conn, [i for i, _ in rows], now)
+            todo = [e for i, e in rows if i in fresh]
+            by_tenant: dict[str, list[Event]] = {}
+            for event in todo:
+                by_tenant.setdefault(event.tenant_id or "", []).append(event)
+            for tenant_id, events in by_tenant.items():
+                for effect in self.effects:
+                    after += await effect(conn, tenant_id, events)
+        for hook in self.after:
+            hook()
+        for event in after:
+            await self.events.publish(event)
+        self._spent.setdefault(source.url, []).extend(i for i, _ in rows)
+        return len(todo)
+
+    async def _claim_keys(self, conn: AsyncConnection, ids: list[str], now: float) -> set[str]:
+        """Record the ids as dispatched; those already there were (their effects exist)."""
+        insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
+        stmt = (
+            insert(dispatched)
+            .values([{"id": i, "at": now} for i in ids])
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(dispatched.c.id)
+        )
+        return {r.id for r in await conn.execute(stmt)}
+
+    async def flush(self, source: Database) -> None:
+        """Delete the rows of `source` dispatched so far."""
+        spent = self._spent.pop(source.url, None)
+        if spent:
+            async with source.transaction() as conn:
+                await conn.execute(entries.delete().where(entries.c.id.in_(spent)))
+
+    async def scrub(
+        self, source: Database, tenant_id: str, scrub: Callable[[Any], tuple[Any, bool]]
+    ) -> int:
+        """Erasure: drop dispatched rows now, and scrub the values from any still pending (their
+        effects still happen, with the values erased). How many rows changed."""
+        await self.prepare(source)
+        await self.flush(source)
+        changed = 0
+        async with source.transaction() as conn:
+            rows = await conn.execute(
+                sa.select(entries.c.id, entries.c.data).where(entries.c.tenant_id == tenant_id)
+            )
+            for row in rows.all():
+                data, hit = scrub(json.loads(row.data))
+                if hit:
+                    await conn.execute(
+                        entries.update().where(entries.c.id == row.id).values(data=_dumps(data))
+                    )
+                    changed += 1
+        return changed
+
+    # -- the worker --------------------------------------------------------------------------
+
+    async def sweep(self, source: Database, *, grace: float = GRACE_SECONDS) -> int:
+        """Dispatch rows a writer left behind in `source`; how many had effects to run."""
+        await self.prepare(source)
+        await self.flush(source)
+        queue = Queue(source, entries, waiting=("pending",), lease_seconds=60.0)
+        done = 0
+        while True:
+            taken = await queue.claim(100, where=entries.c.run_at <= time.time() - grace)
+            if taken is None:
+                break
+            rows = [(r.id, Event(r.topic, r.tenant_id, json.loads(r.data))) for r in taken.rows]
+            async with queue.holding(taken.lease):
+                done += await self.dispatch(source, rows)
+            await self.flush(source)
+        return done
+
+    async def work(
+        self,
+        stop: asyncio.Event,
+        sources: Callable[[bool], AsyncIterator[Database]],
+        poll: float = 2.0,
+    ) -> None:
+        """Sweep the source databases until `stop` is set: the first sweep, at start, picks up
+        what a crashed process left; later ones what a failed dispatch left."""
+        first, pruned = True, 0.0
+        while not stop.is_set():
+            try:
+                # The first sweep looks into every source, with no grace (nothing is in flight
+                # in this process yet); later ones into those this process opened.
+                async for source in sources(first):
+                    await self.sweep(source, grace=0.0 if first else GRACE_SECONDS)
+                first = False
+                if time.monotonic() - pruned > 3600:
+                    await self._prune()
+                    pruned = time.monotonic()
+            except Exception:  # noqa: BLE001  (a database away for a moment: sweep again)
+                log.exception("outbox sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), poll)
+
+    async def _prune(self, keep: float = 7 * 86400) -> None:
+        """Forget idempotency keys long after their rows left every source."""
+        async with self.db.transaction() as conn:
+            await conn.execute(dispatched.delete().where(dispatched.c.at < time.time() - keep))

@@ -1,0 +1,74 @@
+"""Values read from the database, trusted for a short while: the hot path's lookups (tokens,
+tenants) without a round trip per request.
+
+A value is used for `trust` seconds after it was read; then the next caller reads it again,
+and callers arriving meanwhile wait for that one read instead of each sending their own (a
+busy server would otherwise send one per request in flight every time the window closes).
+The owner drops values at once when it changes them (`forget`), and hears of changes made
+elsewhere through the cluster relay; `trust` bounds how late a change no event reached is seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    def __init__(self, trust: float, limit: int = 10_000) -> None:
+        self.trust = trust
+        self.limit = limit  # entries kept at most: many distinct keys cannot grow it for ever
+        self._values: dict[K, tuple[V, float]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The value of `key`: trusted if read within `trust` seconds, else `load()`ed."""
+        while True:
+            found = self._values.get(key)
+            if found is not None and time.monotonic() - found[1] < self.trust:
+                return found[0]
+            pending = self._loading.get(key)
+            if pending is None:
+                return await self._load(key, load)
+            await asyncio.wait({pending})
+            if not pending.cancelled():  # the reader was cancelled: read again ourselves
+                return pending.result()
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            self._values.pop(key, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        finally:
+            self._loading.pop(key, None)
+        if len(self._values) >= self.limit:
+            self._values.clear()
+        self._values[key] = (value, time.monotonic())
+        future.set_result(value)
+        return value
+
+    def forget(self, key: K | None = None) -> None:
+        """Drop one value (or all): the next `get` reads it again."""
+        if key is None:
+            self._values.clear()
+        else:
+            self._values.pop(key, None)
+
+    def forget_where(self, matches: Callable[[V], bool]) -> None:
+        """Drop every value `matches` says yes to."""
+        for key, (value, _) in list(self._values.items()):
+            if matches(value):
+                del self._values[key]

@@ -1,0 +1,94 @@
+"""Embedded mode stays coherent: a publish or rollback by the CLI (another process) on the data
+dir a running server uses reaches that server within a second, and the data API never answers
+500 meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import ADMIN_TOKEN
+from tests.helpers import free_port, make_app, make_tenant
+from tests.runtime.test_outbox_kill import Server
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = "/api/t/acme/apps/crm/data/claim"
+V1: dict[str, Any] = {"entities": {"claim": {"fields": {"title": {"type": "string"}}}}}
+V2: dict[str, Any] = {
+    "entities": {"claim": {"fields": {"title": {"type": "string"}, "amount": {"type": "integer"}}}}
+}
+
+
+async def _cli(env: dict[str, str], *args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "plinth.cli.main",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, out.decode()
+
+
+async def _until(http: httpx.AsyncClient, body: dict[str, Any], status: int) -> float:
+    """Seconds until the server answers `status` to creating `body`; never a 500."""
+    start = time.monotonic()
+    while True:
+        r = await http.post(DATA, json=body)
+        assert r.status_code < 500, r.text
+        if r.status_code == status:
+            return time.monotonic() - start
+        assert time.monotonic() - start < 5, f"still {r.status_code}: {r.text}"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_cli_publish_and_rollback_reach_the_running_server(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+        "PLINTH_DATA_DIR": str(tmp_path / "data"),
+        "PLINTH_DATABASE_URL": database_url,
+        "PLINTH_ADMIN_TOKEN": ADMIN_TOKEN,
+        "PLINTH_LOG_LEVEL": "warning",
+    }
+    env.pop("PLINTH_REDIS_URL", None)  # one machine, no Redis
+    port = free_port()
+    server = Server({**env, "PLINTH_PORT": str(port)}, port)
+    await server.start()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        async with httpx.AsyncClient(base_url=server.http, headers=auth) as http:
+            await make_tenant(http, "acme")
+            await make_app(http, "acme", "crm", V1)
+            r = await http.post("/api/t/acme/apps/crm/publish", json={})
+            assert r.status_code in (200, 201), r.text
+            r = await http.post(DATA, json={"title": "a", "amount": 5})
+            assert r.status_code == 422, r.text  # version 1 has no amount (and is compiled)
+
+            r = await http.put("/api/t/acme/apps/crm/draft", json=V2)
+            assert r.status_code == 200, r.text
+            await _cli(env, "app", "publish", "acme", "crm")
+            took = await _until(http, {"title": "b", "amount": 7}, 201)
+            assert took < 1.0, f"the server served version 2 after {took:.2f} s"
+            r = await http.get(DATA)
+            assert [c["amount"] for c in r.json()["items"]] == [7]
+
+            await _cli(env, "app", "rollback", "acme", "crm", "1", "--allow-destructive")
+            took = await _until(http, {"title": "c", "amount": 9}, 422)
+            assert took < 1.0, f"the server served version 1 again after {took:.2f} s"
+            r = await http.post(DATA, json={"title": "d"})
+            assert r.status_code == 201, r.text
+    finally:
+        if server.process is not None and server.process.returncode is None:
+            await server.kill()
