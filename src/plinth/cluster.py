@@ -6,7 +6,12 @@ apps, policy sets, connector documents). The process that made the change publis
 on its bus; the relay sends it on, and each other process delivers it to its `cluster=True`
 handlers only.
 
-- `RedisRelay` (scale-out): the cluster's channel. A node that misses a message (Redis
+`Cluster` owns this process's one Redis connection (scale-out) and names the channels on it:
+the relay's events, the designer's room updates; the connectors' breakers and OAuth tokens
+use the same connection. Without Redis it holds none, and each layer keeps that state in
+process.
+
+- `RedisRelay` (scale-out): the cluster's `events` channel. A node that misses a message (Redis
   restart) serves the old version until its next restart or change — the relay says so in the
   log when it reconnects.
 - `LogRelay` (embedded, or PostgreSQL without Redis): a row in `cluster_events`, which every
@@ -51,13 +56,32 @@ log_events = sa.Table(
 )
 
 
-class RedisRelay:
-    def __init__(self, bus: EventBus, redis_url: str, cluster: str = "plinth") -> None:
-        import redis.asyncio as redis
+class Cluster:
+    """The Redis connection of this process and its channels; `redis` is None without one."""
 
+    def __init__(self, redis_url: str | None, name: str = "plinth") -> None:
+        self.name = name
+        self.redis: Any = None
+        if redis_url:
+            import redis.asyncio as aioredis
+
+            self.redis = aioredis.from_url(redis_url)
+
+    def channel(self, topic: str) -> str:
+        """The pub/sub channel of `topic` ("events", "designer") for this cluster."""
+        return f"{self.name}:{topic}"
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+class RedisRelay:
+    def __init__(self, bus: EventBus, cluster: Cluster) -> None:
+        assert cluster.redis is not None, "the Redis relay needs the cluster's Redis"
         self.bus = bus
-        self.redis: Any = redis.from_url(redis_url)
-        self.channel = f"{cluster}:events"
+        self.redis: Any = cluster.redis
+        self.channel = cluster.channel("events")
         self.node = secrets.token_hex(8)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -74,7 +98,6 @@ class RedisRelay:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.redis.aclose()
 
     async def send(self, event: Event) -> None:
         if event.topic not in RELAYED or event.remote:

@@ -59,8 +59,8 @@ def _json_dumps(value: Any) -> str:
 # must cover the requests a process serves at once: a smaller pool opens and closes overflow
 # connections continuously under load (a new PostgreSQL session, or an SQLite file opened and
 # its pragmas run, per request).
-POOL_SIZE = 20
-MAX_OVERFLOW = 10
+POOL_SIZE = 16
+MAX_OVERFLOW = 8
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

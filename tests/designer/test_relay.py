@@ -66,10 +66,10 @@ async def test_two_nodes_converge_through_redis(settings: Settings) -> None:
             await a.set_presence({"cursor": "claim"})
             await eventually(lambda: a.doc.client_id in b.awareness)
             # node two misses relay messages for a while, then catches up by state vectors
-            await two.designer._pubsub.unsubscribe(two.designer.CHANNEL)
+            await two.designer._pubsub.unsubscribe(two.designer.channel)
             add_field(a, "claim", "fld_n3", "while_deaf", type="string")
             await asyncio.sleep(0.3)
-            await two.designer._pubsub.subscribe(two.designer.CHANNEL)
+            await two.designer._pubsub.subscribe(two.designer.channel)
             await eventually(lambda: "while_deaf" in field_names(b, "claim"), within=10)
     finally:
         for node, served in nodes:

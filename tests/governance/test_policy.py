@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from plinth.governance.access import Resource
 from plinth.governance.policy import PER_ROW
 from plinth.governance.principal import Principal
-from plinth.governance.sqlfilter import to_where
+from plinth.runtime.filters import compile_filter
 from plinth.server import Platform
 from tests.governance.apps import CLAIMS_APP
 from tests.helpers import make_app, make_tenant
@@ -91,29 +91,24 @@ async def test_row_filter_is_a_where_clause_and_pagination_stays_correct(
         "or": []
     }
 
-    # End to end on this database: a table of our own, filtered in SQL, paged by id.
-    meta = sa.MetaData()
-    table = sa.Table(
-        "gov_claims_probe",
-        meta,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("country", sa.String(2)),
-        sa.Column("amount", sa.Integer),
-    )
-    async with platform.db.transaction() as conn:
-        await conn.run_sync(meta.create_all)
-        await conn.execute(
-            table.insert(),
-            [{"id": i, "country": ("FR", "DE", "IT")[i % 3], "amount": i} for i in range(1, 31)],
-        )
-    seen: list[int] = []
-    after = 0
+    # End to end on this database: the runtime compiles the filter into the entity's SQL,
+    # and paging by id over the filtered rows skips nothing and repeats nothing.
+    tenant = await platform.tenants.get("acme")
+    made = []
+    for i in range(1, 31):
+        body = {"country": ("FR", "DE", "IT")[i % 3], "amount": i}
+        made.append(await platform.records.create(tenant, "claims", "claim", body, owner))
+    fr_ids = sorted(r["id"] for r in made if r["country"] == "FR")  # type: ignore[index]
+    _, entity = await platform.records.entity(tenant, "claims", "claim")
+    table = entity.table
+    seen: list[str] = []
+    after = ""
     while True:
-        async with platform.db.read() as conn:
+        async with platform.records.storage.database(tenant).read() as conn:
             page = (
                 await conn.execute(
                     sa.select(table)
-                    .where(to_where(flt, table), table.c.id > after)
+                    .where(compile_filter(entity, flt), table.c.id > after)
                     .order_by(table.c.id)
                     .limit(4)
                 )
@@ -123,7 +118,7 @@ async def test_row_filter_is_a_where_clause_and_pagination_stays_correct(
         seen += [row.id for row in page]
         assert all(row.country == "FR" for row in page)
         after = page[-1].id
-    assert seen == [i for i in range(1, 31) if i % 3 == 0]
+    assert seen == fr_ids and len(seen) == 10
 
 
 async def test_untranslatable_residual_falls_back_to_per_row(

@@ -46,6 +46,7 @@ from typing import Any
 from pycrdt import Doc, Map, merge_updates
 from sqlalchemy.exc import IntegrityError
 
+from plinth.cluster import Cluster
 from plinth.db import Database, utcnow
 from plinth.designer import protocol as p
 from plinth.designer import shape, store
@@ -674,7 +675,7 @@ class DesignerService:
         db: Database,
         events: EventBus,
         metadata: MetadataService,
-        redis_url: str | None = None,
+        cluster: Cluster | None = None,
         limits: Limits | None = None,
     ) -> None:
         self.db = db
@@ -685,8 +686,8 @@ class DesignerService:
         self.node = base64.urlsafe_b64encode(random.randbytes(9)).decode()
         self._creating: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._redis_url = redis_url
-        self._redis: Any = None
+        self._redis: Any = cluster.redis if cluster is not None else None
+        self.channel = cluster.channel("designer") if cluster is not None else ""
         self._pubsub: Any = None
         self._started = False
         events.subscribe("draft.updated", self._on_draft_updated)
@@ -720,8 +721,6 @@ class DesignerService:
         room = await self.room(tenant, slug)
         return await room.write(change, by, if_revision)
 
-    CHANNEL = "plinth:designer"
-
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run a background task that stop() waits for."""
         task = asyncio.get_running_loop().create_task(coro)
@@ -738,12 +737,9 @@ class DesignerService:
         if self._started:
             return
         self._started = True
-        if self._redis_url:
-            import redis.asyncio as aioredis
-
-            self._redis = aioredis.from_url(self._redis_url)
+        if self._redis is not None:
             self._pubsub = self._redis.pubsub()
-            await self._pubsub.subscribe(self.CHANNEL)
+            await self._pubsub.subscribe(self.channel)
             self.spawn(self._listen())
         self.spawn(self._housekeeping())
 
@@ -840,7 +836,7 @@ class DesignerService:
     @property
     def relaying(self) -> bool:
         """Whether other nodes listen (a Redis relay is configured)."""
-        return self._redis_url is not None
+        return self._redis is not None
 
     async def relay(self, room: Room, kind: str, payload: bytes) -> None:
         """Tell other nodes; a no-op without Redis."""
@@ -855,7 +851,7 @@ class DesignerService:
             }
         )
         try:
-            await self._redis.publish(self.CHANNEL, message)
+            await self._redis.publish(self.channel, message)
         except Exception:
             log.warning("designer relay failed; peers catch up from the log", exc_info=True)
 
@@ -931,10 +927,8 @@ class DesignerService:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         self.events.unsubscribe(self._on_draft_updated)
-        if self._pubsub is not None:
+        if self._pubsub is not None:  # the connection itself is the cluster's
             await self._pubsub.aclose()
-        if self._redis is not None:
-            await self._redis.aclose()
 
 
 class RateLimitedError(ValueError):

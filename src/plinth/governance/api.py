@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -190,6 +190,16 @@ async def logout(body: RefreshIn, tenant: str, platform: PlatformDep) -> Respons
     return Response(status_code=204)
 
 
+def _instant(value: datetime | None, path: str) -> datetime | None:
+    """A time every database can compare with (PostgreSQL refuses years past 9999 in UTC)."""
+    if value is None or value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise BadRequest(f"{value.isoformat()} is out of range", path=path) from None
+
+
 @router.get(
     "/audit",
     responses={
@@ -208,7 +218,7 @@ async def list_audit(
     resource: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    cursor: int = Query(0, ge=0),
+    cursor: int = Query(0, ge=0, le=2**63 - 1),  # an event number (a 64-bit column)
     limit: int = Query(100, ge=1, le=1000),
     format: str = Query("json", pattern="^(json|jsonl)$"),
     order: str = Query("asc", pattern="^(asc|desc)$", description="desc: newest first"),
@@ -217,7 +227,11 @@ async def list_audit(
     require(platform, principal, "audit.read", tenant, "tenant")
     ledger = platform.governance.audit
     filters: dict[str, Any] = dict(
-        actor=actor, action=action, resource=resource, since=since, until=until
+        actor=actor,
+        action=action,
+        resource=resource,
+        since=_instant(since, "since"),
+        until=_instant(until, "until"),
     )
     if format == "jsonl":
 

@@ -83,6 +83,11 @@ def _record(row: Any) -> UserRecord:
     )
 
 
+def _carried(user: UserRecord) -> tuple[Any, ...]:
+    """What an access token carries of the user (a change must not outlive it in one)."""
+    return (user.roles, user.groups, user.attrs)
+
+
 def _json_member(column: Any, value: str) -> Any:
     """`value` is an element of the JSON list in `column` (portable: the list's text holds
     the value's own JSON encoding, quotes included, so `ops` never matches `devops`)."""
@@ -164,10 +169,13 @@ class UserDirectory:
                     .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
                     .values(**allowed)
                 )
+            after = _record(await self._row(conn, tenant_id, user_id))
+            ended = bool(allowed.get("disabled")) or _carried(before) != _carried(after)
             if allowed.get("disabled"):
                 await self._revoke(conn, tenant_id, user_id)
-            after = _record(await self._row(conn, tenant_id, user_id))
-        if allowed.get("disabled"):
+            elif ended:
+                await self._end_access(conn, tenant_id, user_id)
+        if ended:
             await self._ended(tenant_id, user_id)
         return before, after
 
@@ -179,12 +187,17 @@ class UserDirectory:
         await self._ended(tenant_id, user_id)
         return revoked
 
-    async def _revoke(self, conn: AsyncConnection, tenant_id: str, user_id: str) -> int:
+    async def _end_access(self, conn: AsyncConnection, tenant_id: str, user_id: str) -> None:
+        """Refuse the user's access tokens issued until now (their refresh tokens still work:
+        a refresh issues a token with what the user holds now)."""
         await conn.execute(
             users.update()
             .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
             .values(sessions_ended_at=utcnow())
         )
+
+    async def _revoke(self, conn: AsyncConnection, tenant_id: str, user_id: str) -> int:
+        await self._end_access(conn, tenant_id, user_id)
         result = await conn.execute(
             refresh_tokens.update()
             .where(
@@ -245,11 +258,13 @@ class UserDirectory:
             ).first()
             if row is None or row.used_at is not None or row.expires_at <= utcnow():
                 raise Unauthenticated("This link is not valid any more; ask for a new one")
-            await conn.execute(
+            spent = await conn.execute(
                 password_tokens.update()
-                .where(password_tokens.c.id == row.id)
+                .where(password_tokens.c.id == row.id, password_tokens.c.used_at.is_(None))
                 .values(used_at=utcnow())
             )
+            if spent.rowcount != 1:  # a concurrent request spent it first
+                raise Unauthenticated("This link is not valid any more; ask for a new one")
             await conn.execute(
                 users.update()
                 .where(users.c.tenant_id == tenant_id, users.c.id == row.user_id)
@@ -303,6 +318,8 @@ class UserDirectory:
                 .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
                 .values(groups=groups)
             )
+            await self._end_access(conn, tenant_id, user_id)  # tokens carry the groups
+        await self._ended(tenant_id, user_id)
         return True
 
 

@@ -178,6 +178,19 @@ class IdentityService:
                 )
             ).first()
             if row is None:
+                # Never linked by name: whoever controls an account at the provider must not
+                # take over a password user who happens to have that name.
+                taken = await conn.execute(
+                    sa.select(users.c.id).where(
+                        users.c.tenant_id == tenant_id, users.c.username == username
+                    )
+                )
+                if taken.first() is not None:
+                    raise Conflict(
+                        f"A user named {username!r} already exists in this tenant; "
+                        "ask an administrator",
+                        path="username",
+                    )
                 uid = new_id()
                 await conn.execute(
                     users.insert().values(

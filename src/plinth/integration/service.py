@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from plinth.cluster import Cluster
 from plinth.db import Database
 from plinth.errors import BadRequest, NotFound, PlinthError
 from plinth.events import Event, EventBus
@@ -50,6 +51,7 @@ class ConnectorService:
         authorizer: Authorizer,
         tenants: TenantService,
         metadata: MetadataService,
+        cluster: Cluster | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -67,11 +69,7 @@ class ConnectorService:
         )
         # Breaker state and OAuth2 tokens: per process when embedded, shared through Redis
         # when scaled out (so every node sees an open circuit and reuses one token).
-        self.redis: Any = None
-        if settings.redis_url:
-            import redis.asyncio
-
-            self.redis = redis.asyncio.Redis.from_url(settings.redis_url)
+        self.redis: Any = cluster.redis if cluster is not None else None
         self.breakers: dict[str, Breaker] = {}
         self.oauth_tokens = TokenCache(self.redis, lambda: self.vault.master)
         self._documents: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
@@ -395,9 +393,7 @@ class ConnectorService:
 
     async def close(self) -> None:
         await self.webhooks.stop()
-        await self.http.aclose()
-        if self.redis is not None:
-            await self.redis.aclose()
+        await self.http.aclose()  # (the Redis connection is the cluster's)
         await self.quotas.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
@@ -63,7 +64,8 @@ def _revision(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.startswith("r") or not tag[1:].isdigit():
+    # ASCII digits only (`isdigit` also takes '²'), and few enough for `int`.
+    if not re.fullmatch(r"r[0-9]{1,18}", tag):
         raise PreconditionFailed(f"If-Match {if_match!r} is not a draft ETag", path="If-Match")
     return int(tag[1:])
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from plinth.cluster import LogRelay, RedisRelay
+from plinth.cluster import Cluster, LogRelay, RedisRelay
 from plinth.db import Database
 from plinth.designer.service import DesignerService
 from plinth.events import EventBus
@@ -44,6 +44,9 @@ class Platform:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        # The one Redis connection (scaled out), closed after everything that uses it.
+        self.cluster = Cluster(settings.redis_url)
+        self.on_stop(self.cluster.close)
         self.db = Database(settings.resolved_database_url)
         self.events = EventBus()
         self.vault = Vault(settings, self.db, self.events)
@@ -96,6 +99,7 @@ class Platform:
             self.authorizer,
             self.tenants,
             self.metadata,
+            self.cluster,
         )
         self.on_stop(self.connectors.close)
         self.connectors.on_webhook(self.workflows.start_from_webhook)  # in the receipt's txn
@@ -118,7 +122,7 @@ class Platform:
             *PluginCopies(self.db).sites(),
         )
         self._publish_steps()
-        self.designer = DesignerService(self.db, self.events, self.metadata, settings.redis_url)
+        self.designer = DesignerService(self.db, self.events, self.metadata, self.cluster)
         self.on_stop(self.designer.stop)
 
     def _publish_steps(self) -> None:
@@ -148,8 +152,8 @@ class Platform:
         await self.governance.start()
         # Other processes hear of publishes, rollbacks and deletes: through Redis when there
         # is one, else through the platform database's change log.
-        if self.settings.redis_url:
-            relay = RedisRelay(self.events, self.settings.redis_url)
+        if self.cluster.redis is not None:
+            relay = RedisRelay(self.events, self.cluster)
             await relay.start()
             self.on_stop(relay.stop)
         else:
