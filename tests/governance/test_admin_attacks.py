@@ -496,3 +496,26 @@ async def test_the_portal_home_of_an_unknown_tenant_is_a_problem(
 ) -> None:
     r = await anon.get(path)
     assert r.status_code == 404, r.text
+
+
+async def test_clones_and_token_revocations_stay_in_their_tenant(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient, platform: Platform
+) -> None:
+    await make_tenant(client, "acme")
+    await make_tenant(client, "globex")
+    await make_app(client, "acme", "claims", DEFINITION)
+    globex = as_user(client, await token_for(client, "globex", "owner"))
+    viewer = as_user(client, await token_for(client, "acme", "viewer"))
+    r = await anon.post("/api/t/globex/apps/claims/clone", json={"slug": "x"}, headers=globex)
+    _problem(r, 404)
+    for who in (globex, viewer):
+        r = await anon.post("/api/t/acme/apps/claims/clone", json={"slug": "x"}, headers=who)
+        _problem(r, 403)
+    for body in ({"slug": "A B"}, {"slug": 5}, {}, {"slug": "x" * 500}):
+        r = await client.post("/api/t/acme/apps/claims/clone", json=body)
+        assert 400 <= r.status_code < 500, (body, r.text)
+    for token_id in ("%F0%9F%98%80", "x" * 5000, "%ED%A0%80", "1"):
+        r = await client.delete(f"/api/t/acme/tokens/{token_id}")
+        _problem(r, 404)
+    apps = (await client.get("/api/t/acme/apps")).json()
+    assert [a["slug"] for a in apps["items"]] == ["claims"]
