@@ -255,12 +255,26 @@ async def test_cookie_sessions_refuse_cross_site_posts_and_end_on_logout_or_revo
     assert r.json()["revoked"] == 1
     _problem(await anon.get("/api/t/acme/me", headers=access), 401)
     _problem(await anon.post("/api/auth/acme/session/refresh", headers=IDE), 401)
-    # logout revokes the refresh token even when replayed from a copy of the cookie
+    # logout ends the page's access token, and the refresh token even when replayed from a
+    # copy of the cookie; her session elsewhere refreshes its own
+    elsewhere = (
+        await anon.post("/api/auth/acme/login", json={"username": "ana", "password": PASSWORD})
+    ).json()
     access = await _access(anon, "acme", "ana")
     stolen = anon.cookies.get("plinth_ide_refresh", path="/api/auth/acme/session")
     assert (await anon.post("/api/auth/acme/session/logout", headers=IDE)).status_code == 204
+    _problem(await anon.get("/api/t/acme/me", headers=access), 401)
     r = await anon.post("/api/auth/acme/refresh", json={"refresh_token": stolen})
     _problem(r, 401)
+    r = await anon.post(
+        "/api/auth/acme/refresh", json={"refresh_token": elsewhere["refresh_token"]}
+    )
+    assert r.status_code == 200, r.text
+    assert (
+        await anon.get("/api/t/acme/me", headers=as_user(anon, r.json()["access_token"]))
+    ).status_code == 200
+    r = await anon.post("/api/auth/acme/logout", json={"refresh_token": r.json()["refresh_token"]})
+    assert r.status_code == 204
 
 
 async def test_no_secret_reaches_a_response_the_ledger_or_the_log(
