@@ -327,16 +327,24 @@ class IdentityService:
             raise Unauthenticated("The refresh token is not valid")
         return await self.session_for(_user(urow))
 
-    async def revoke_refresh(self, refresh_token: str, tenant_id: str) -> bool:
-        """Revoke a refresh token of `tenant_id` (another tenant's is left alone)."""
+    async def revoke_refresh(self, refresh_token: str, tenant_id: str) -> str | None:
+        """Revoke a refresh token of `tenant_id` (another tenant's is left alone); the id of
+        the user whose it was, None if it was not active."""
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                refresh_tokens.update()
-                .where(
-                    refresh_tokens.c.token_hash == hash_token(refresh_token),
-                    refresh_tokens.c.tenant_id == tenant_id,
-                    refresh_tokens.c.revoked_at.is_(None),
+            row = (
+                await conn.execute(
+                    sa.select(refresh_tokens.c.id, refresh_tokens.c.user_id).where(
+                        refresh_tokens.c.token_hash == hash_token(refresh_token),
+                        refresh_tokens.c.tenant_id == tenant_id,
+                        refresh_tokens.c.revoked_at.is_(None),
+                    )
                 )
+            ).first()
+            if row is None:
+                return None
+            await conn.execute(
+                refresh_tokens.update()
+                .where(refresh_tokens.c.id == row.id, refresh_tokens.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
-        return bool(result.rowcount)
+        return str(row.user_id)
