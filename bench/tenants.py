@@ -1,7 +1,7 @@
 """Many tenants on one node: memory, open files, threads, start-up and request latency by N.
 
     .venv/bin/python bench/tenants.py [--db sqlite,postgresql] [--counts 10,1000,10000]
-        [--sample 40] [--concurrency 16] [--json F]
+        [--sample 40] [--concurrency 16] [--workdir DIR] [--json F]
 
 For each database, tenants are created in steps up to each count in `--counts`, each with one
 small published app (`notes`, one entity) and one record. Then a real server process
@@ -202,7 +202,9 @@ async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[d
 
     rows: list[dict] = []
     async with AsyncExitStack() as stack:
-        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tenants-")))
+        # A long run's data outside /tmp's sweeps (a 10,000-tenant run takes most of an hour).
+        folder = tempfile.TemporaryDirectory(prefix="tenants-", dir=args.workdir)
+        data_dir = Path(stack.enter_context(folder))
         env = {
             "PLINTH_DATA_DIR": str(data_dir),
             "PLINTH_ADMIN_TOKEN": ADMIN,
@@ -226,6 +228,8 @@ async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[d
             row["platform_start_s"] = await platform_start(settings)
             rows.append(row)
             report([row], rows[0])
+            if args.json:  # after every step: a long run that dies keeps what it measured
+                args.json.write_text(json.dumps(rows, indent=2))
     return rows
 
 
@@ -253,6 +257,7 @@ async def main() -> None:
     parser.add_argument("--counts", default="10,1000,10000")
     parser.add_argument("--sample", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the data dir goes")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     counts = sorted(int(c) for c in args.counts.split(","))
