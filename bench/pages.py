@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from plinth.compiler.targets.spec import app_spec
+from plinth.compiler.targets.webcomponents import compile_module
 from plinth.metadata.files import read_folder
-from plinth.pages.targets import app_spec
-from plinth.pages.targets.webcomponents import compile_module
 from plinth.server.app import create_app
 from plinth.server.platform import Platform
 from plinth.settings import Settings
@@ -73,7 +73,7 @@ async def main() -> None:
         "lookup)"
     )
     print(f"portal first load, 3 requests (median):    {statistics.median(first_load):8.1f} ms")
-    print(f"module requests / compilations:            {N + 50} / {platform.page_modules.compiled}")
+    print(f"module requests / compilations:            {N + 50} / {platform.artifacts.compiled}")
 
 
 if __name__ == "__main__":

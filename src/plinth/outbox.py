@@ -106,6 +106,8 @@ class Outbox:
         # By database URL (a tenant's file may be closed and opened again meanwhile).
         self._prepared: set[str] = set()
         self._spent: dict[str, list[str]] = {}  # dispatched rows still in their database
+        self._waiting: list[tuple[Database, list[tuple[str, Event]], asyncio.Future[None]]] = []
+        self._dispatching = asyncio.Lock()
 
     # -- writing (in the change's transaction) -------------------------------------------------
 
@@ -157,20 +159,37 @@ class Outbox:
     # -- dispatching -------------------------------------------------------------------------
 
     async def committed(self, source: Database, written: list[tuple[str, Event]]) -> None:
-        """Dispatch what a change wrote, right after its commit (the usual path). A failure is
-        logged: the rows stay, and the worker dispatches them later."""
+        """Dispatch what a change wrote, right after its commit (the usual path). Writes that
+        commit while a dispatch runs wait for it, then go together in the next one (a group
+        commit: one platform transaction for many concurrent writes). A failure is logged: the
+        rows stay, and the worker dispatches them later."""
         if not written:
             return
         await _pause(PAUSE_AFTER_COMMIT)
-        try:
-            await self.dispatch(source, written)
-        except Exception:  # noqa: BLE001  (the change is committed; its effects follow later)
-            log.exception("dispatching %d outbox rows failed; the worker retries", len(written))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((source, written, done))
+        async with self._dispatching:
+            batch, self._waiting = self._waiting, []
+            if batch:
+                try:
+                    await self._dispatch([(src, rows) for src, rows, _ in batch])
+                except Exception:  # noqa: BLE001  (the changes are committed; effects follow)
+                    log.exception("dispatching %d writes failed; the worker retries", len(batch))
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+        await done
         await _pause(PAUSE_AFTER_DISPATCH)
 
     async def dispatch(self, source: Database, rows: Sequence[tuple[str, Event]]) -> int:
         """Run the effects of rows not dispatched before, in one platform transaction; how
-        many were new. The source rows are deleted afterwards (batched)."""
+        many were new."""
+        return await self._dispatch([(source, rows)])
+
+    async def _dispatch(
+        self, batches: Sequence[tuple[Database, Sequence[tuple[str, Event]]]]
+    ) -> int:
+        rows = [row for _, some in batches for row in some]
         if not rows:
             return 0
         now = time.time()
@@ -188,7 +207,8 @@ class Outbox:
             hook()
         for event in after:
             await self.events.publish(event)
-        self._spent.setdefault(source.url, []).extend(i for i, _ in rows)
+        for source, some in batches:  # deleted later, in batches
+            self._spent.setdefault(source.url, []).extend(i for i, _ in some)
         return len(todo)
 
     async def _claim_keys(self, conn: AsyncConnection, ids: list[str], now: float) -> set[str]:

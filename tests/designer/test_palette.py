@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from plinth.compiler.targets import TARGETS, Target
+from plinth.compiler.targets import TARGETS, AppVersion, Artifact, Target
+from plinth.compiler.targets.base import artifact
 from plinth.errors import Fault
 from plinth.governance.compliance import packs
 from plinth.governance.compliance.models import Pack
@@ -57,7 +58,24 @@ class Ledger:
 
 
 MOON = Pack("moon", "Lunar Data Act", frozenset({"XM"}), ())
-SLIDES = Target("slides", "The app's pages as a slide deck", "application/pdf")
+
+
+class Slides:
+    """A compile target from this module alone: the page names as a plain-text outline."""
+
+    name = "slides"
+    description = "The app's pages as a slide deck outline"
+    media_type = "text/plain"
+
+    def revision(self) -> str:
+        return ""
+
+    def compile(self, version: AppVersion) -> Artifact:
+        text = "\n".join(f"# {page}" for page in version.definition.get("pages", {}))
+        return artifact(text.encode(), self.media_type)
+
+
+SLIDES: Target = Slides()
 
 
 @pytest.fixture
@@ -88,7 +106,7 @@ async def test_new_kinds_show_in_the_palette(client: httpx.AsyncClient, register
     packs_by_id = {p["id"]: p for p in palette["compliance_packs"]}
     assert packs_by_id["moon"]["countries"] == ["XM"] and "gdpr" in packs_by_id
     targets = {t["name"]: t for t in palette["compile_targets"]}
-    assert targets["slides"]["output"] == "application/pdf"
+    assert targets["slides"]["media_type"] == "text/plain"
     assert {"openapi", "webcomponents", "react"} <= set(targets)
     documents = {k["kind"]: k["schema"] for k in palette["document_kinds"]}
     assert {"entity", "page", "workflow", "connector"} <= set(documents)

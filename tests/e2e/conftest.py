@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,14 @@ CHROMIUM_ARGS = [
 ADMIN = "plt_e2e_admin_token_0123456789abcdef"
 ROOT = Path(__file__).parents[2]
 DEMO = ROOT / "src" / "plinth" / "demo" / "claims"
+# The README's pictures are refreshed on request (PLINTH_SCREENSHOTS=1 ./scripts/test
+# tests/e2e); otherwise a test run's screenshots go to a temp folder and the checkout stays clean.
+SHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("PLINTH_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "plinth-screenshots"
+)
+SHOTS.mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(scope="session")

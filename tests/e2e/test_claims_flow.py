@@ -12,7 +12,7 @@ import re
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN, ROOT, sign_in
+from tests.e2e.conftest import ADMIN, SHOTS, sign_in
 
 pytestmark = [
     pytest.mark.e2e,
@@ -93,9 +93,7 @@ def test_a_customer_files_a_claim_and_an_analyst_sees_it(browser, published, pol
     row = page.locator("plinth-table tr.pl-row", has_text="CL-E2E-1")
     row.wait_for()
     assert page.locator("plinth-table tr.pl-row", has_text="CL-E2E-FR").count() == 0
-    page.screenshot(
-        path=str(ROOT / "docs" / "screenshots" / "portal-claims-table.png"), full_page=True
-    )
+    page.screenshot(path=str(SHOTS / "portal-claims-table.png"), full_page=True)
     row.click()
     page.wait_for_url("**/claims/claims/*")
     page.get_by_text("Rear-ended at a red light on the A9.").wait_for()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import SHOTS
 from tests.helpers import CLAIMS, free_port, make_app, make_tenant, token_for
 
 # The browser proves the IDE; that a restart loses nothing on each database is proved by
@@ -180,8 +181,7 @@ async def test_two_browsers_co_edit_a_late_joiner_and_a_restart(
             break
         await asyncio.sleep(0.05)
     assert "oops" not in await fields_of(b) and {"region", "notes"} <= await fields_of(a)
-    (ROOT / "docs" / "screenshots").mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
-    await a.screenshot(path=str(ROOT / "docs" / "screenshots" / "designer.png"))  # type: ignore[attr-defined]
+    await a.screenshot(path=str(SHOTS / "designer.png"))  # type: ignore[attr-defined]
 
     # a third joins late and sees everything
     c = await open_designer(browser, server, ann)

@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from plinth.metadata.files import read_folder
 from tests.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import SHOTS
 from tests.e2e.test_designer import ARGS, CHROMIUM, ROOT, Server
 from tests.e2e.test_designer import pytestmark as needs_browser
 from tests.helpers import make_app, make_tenant, token_for
@@ -22,7 +23,6 @@ from tests.helpers import make_app, make_tenant, token_for
 # One Chromium for the module's tests: they run in the module's event loop.
 pytestmark = [needs_browser, pytest.mark.asyncio(loop_scope="module")]
 DEMO = read_folder(ROOT / "src" / "plinth" / "demo" / "claims")[1]
-SHOTS = ROOT / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,7 @@ import httpx
 import pytest
 from oidc_provider_mock import User, run_server_in_thread
 
-from tests.e2e.conftest import ADMIN, ROOT, sign_in
-
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+from tests.e2e.conftest import ADMIN, SHOTS, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +24,8 @@ def test_sign_in_then_the_form_validates_in_the_browser(browser, published):
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Wrong username or password.").wait_for()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "portal-sign-in.png"))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "portal-sign-in.png"))
     assert page.get_by_role("link", name="Sign in with").count() == 0  # no OIDC configured
 
     sign_in(page, "customer")
@@ -59,7 +57,7 @@ def test_sign_in_then_the_form_validates_in_the_browser(browser, published):
     assert page.locator('[data-field="amount"]').inner_text() == "Must be at least 0."
     assert page.locator('[data-field="reference"]').count() == 0
     assert page.get_by_label("What happened").get_attribute("aria-invalid") == "true"
-    page.screenshot(path=str(SCREENSHOTS / "portal-file-claim.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "portal-file-claim.png"), full_page=True)
 
     # A reload keeps the session (the cookie renews the in-memory access token).
     page.reload()

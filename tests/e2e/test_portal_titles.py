@@ -7,9 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN, ROOT, USERS, sign_in
-
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+from tests.e2e.conftest import ADMIN, SHOTS, USERS, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -66,8 +64,8 @@ def test_the_portal_shows_titles_and_an_empty_inbox(browser, published):
     policy.get_by_text("DE-424242").wait_for()
     assert made["claim"] not in page.locator("main, body").first.inner_text()
     assert made["policy"] not in policy.inner_text()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "portal-claim-titles.png"), full_page=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "portal-claim-titles.png"), full_page=True)
 
     # A customer has no tasks: the inbox says so, it does not refuse.
     page.goto(f"{base}/a/acme/claims/tasks")

@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.test_designer import ARGS, CHROMIUM, ROOT, Server
+from tests.e2e.conftest import SHOTS
+from tests.e2e.test_designer import ARGS, CHROMIUM, Server
 from tests.e2e.test_designer import pytestmark as needs_browser
 
 pytestmark = [needs_browser]
-SHOTS = ROOT / "docs" / "screenshots"
 T = "studio"
 PEOPLE = {
     "dana": {"password": "dana-designs-42", "roles": ["designer"], "attrs": {"country": "DE"}},
@@ -96,7 +96,7 @@ def wait_draft(page: object, server: Server, app: str, check: object) -> dict:  
         except (KeyError, TypeError, IndexError):
             pass
         page.wait_for_timeout(100)  # type: ignore[attr-defined]
-    page.screenshot(path="/tmp/sw_fail.png")  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / "studio-failure.png"))  # type: ignore[attr-defined]
     raise AssertionError(f"the draft never got there: {body}")
 
 

@@ -10,7 +10,7 @@ import importlib.util
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN, ROOT, sign_in, wait_for_task
+from tests.e2e.conftest import ADMIN, SHOTS, sign_in, wait_for_task
 
 pytestmark = [
     pytest.mark.e2e,
@@ -92,7 +92,7 @@ def test_an_analyst_completes_a_task_from_the_inbox(browser, published):
     task.get_by_role("button", name="Open").click()
     task.get_by_role("button", name="Complete").click()
     assert task.locator('[data-field="status"]').inner_text() == "This field is required."
-    page.screenshot(path=str(ROOT / "docs" / "screenshots" / "portal-inbox.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "portal-inbox.png"), full_page=True)
     task.get_by_label("Status").select_option("done")
     task.get_by_role("button", name="Complete").click()
     # The task leaves the inbox (which lists this app's tasks only, not the demo claims app's)

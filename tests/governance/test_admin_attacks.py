@@ -255,12 +255,26 @@ async def test_cookie_sessions_refuse_cross_site_posts_and_end_on_logout_or_revo
     assert r.json()["revoked"] == 1
     _problem(await anon.get("/api/t/acme/me", headers=access), 401)
     _problem(await anon.post("/api/auth/acme/session/refresh", headers=IDE), 401)
-    # logout revokes the refresh token even when replayed from a copy of the cookie
+    # logout ends the page's access token, and the refresh token even when replayed from a
+    # copy of the cookie; her session elsewhere refreshes its own
+    elsewhere = (
+        await anon.post("/api/auth/acme/login", json={"username": "ana", "password": PASSWORD})
+    ).json()
     access = await _access(anon, "acme", "ana")
     stolen = anon.cookies.get("plinth_ide_refresh", path="/api/auth/acme/session")
     assert (await anon.post("/api/auth/acme/session/logout", headers=IDE)).status_code == 204
+    _problem(await anon.get("/api/t/acme/me", headers=access), 401)
     r = await anon.post("/api/auth/acme/refresh", json={"refresh_token": stolen})
     _problem(r, 401)
+    r = await anon.post(
+        "/api/auth/acme/refresh", json={"refresh_token": elsewhere["refresh_token"]}
+    )
+    assert r.status_code == 200, r.text
+    assert (
+        await anon.get("/api/t/acme/me", headers=as_user(anon, r.json()["access_token"]))
+    ).status_code == 200
+    r = await anon.post("/api/auth/acme/logout", json={"refresh_token": r.json()["refresh_token"]})
+    assert r.status_code == 204
 
 
 async def test_no_secret_reaches_a_response_the_ledger_or_the_log(
@@ -482,3 +496,26 @@ async def test_the_portal_home_of_an_unknown_tenant_is_a_problem(
 ) -> None:
     r = await anon.get(path)
     assert r.status_code == 404, r.text
+
+
+async def test_clones_and_token_revocations_stay_in_their_tenant(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient, platform: Platform
+) -> None:
+    await make_tenant(client, "acme")
+    await make_tenant(client, "globex")
+    await make_app(client, "acme", "claims", DEFINITION)
+    globex = as_user(client, await token_for(client, "globex", "owner"))
+    viewer = as_user(client, await token_for(client, "acme", "viewer"))
+    r = await anon.post("/api/t/globex/apps/claims/clone", json={"slug": "x"}, headers=globex)
+    _problem(r, 404)
+    for who in (globex, viewer):
+        r = await anon.post("/api/t/acme/apps/claims/clone", json={"slug": "x"}, headers=who)
+        _problem(r, 403)
+    for body in ({"slug": "A B"}, {"slug": 5}, {}, {"slug": "x" * 500}):
+        r = await client.post("/api/t/acme/apps/claims/clone", json=body)
+        assert 400 <= r.status_code < 500, (body, r.text)
+    for token_id in ("%F0%9F%98%80", "x" * 5000, "%ED%A0%80", "1"):
+        r = await client.delete(f"/api/t/acme/tokens/{token_id}")
+        _problem(r, 404)
+    apps = (await client.get("/api/t/acme/apps")).json()
+    assert [a["slug"] for a in apps["items"]] == ["claims"]

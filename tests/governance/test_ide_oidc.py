@@ -72,3 +72,34 @@ async def test_oidc_sign_in_to_the_ide_and_disabled_users_stay_out(
     assert (await anon.post("/api/auth/acme/session/refresh", headers=IDE)).status_code == 401
     again = await _sign_in(anon, offered["url"], "/")
     assert again.status_code == 401, again.text
+
+
+async def test_a_provider_account_neither_takes_over_a_namesake_nor_becomes_platform_admin(
+    anon: httpx.AsyncClient, client: httpx.AsyncClient, platform: Platform, provider: str
+) -> None:
+    oidc = {
+        "issuer": provider,
+        "client_id": "plinth",
+        "client_secret": "s3cret",
+        "role_map": {"acme-designers": "platform_admin"},
+        "default_role": "platform_admin",
+    }
+    await platform.tenants.create("acme", settings={"oidc": oidc})
+    url = "/api/auth/acme/session/oidc/login"
+    # a mapping to platform powers maps to no role at all
+    r = await _sign_in(anon, url, "/")
+    assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
+    # a password user with the provider account's e-mail as name stays hers
+    r = await client.post(
+        "/api/t/acme/users",
+        json={"username": "bea@acme.test", "password": "bea's own pass", "roles": ["viewer"]},
+    )
+    assert r.status_code == 201, r.text
+    await platform.tenants.update_settings(
+        "acme", "oidc", oidc | {"role_map": {"acme-designers": "owner"}}
+    )
+    r = await _sign_in(anon, url, "/")
+    assert r.status_code == 409 and r.json()["path"] == "username", r.text
+    assert (await anon.post("/api/auth/acme/session/refresh", headers=IDE)).status_code == 401
+    [bea] = (await client.get("/api/t/acme/users")).json()["items"]
+    assert bea["roles"] == ["viewer"] and bea["oidc"] is False

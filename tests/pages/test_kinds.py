@@ -61,13 +61,14 @@ def test_tree_structure_is_checked(demo):
     tree["ghost"] = {"kind": "text", "parent": "nowhere", "props": {"text": "x"}}
     tree["loop_a"] = {"kind": "stack", "parent": "loop_b"}
     tree["loop_b"] = {"kind": "stack", "parent": "loop_a"}
-    tree["heading"]["events"] = {"click": [{"type": "navigate", "to": "/"}]}
+    tree["note"] = {"kind": "text", "parent": "root", "props": {"text": "x"}}
+    tree["note"]["events"] = {"click": [{"type": "navigate", "to": "/"}]}
     bad["pages"]["file_claim"]["path"] = "/claims"
     found = paths(bad)
     assert "holds no children" in found["pages.claim_detail.components.back.parent"]
     assert "pages.claim_detail.components.ghost.parent" in found
     assert "cycle" in found["pages.claim_detail.components.loop_a.parent"]
-    assert "emits no 'click'" in found["pages.claim_detail.components.heading.events.click"]
+    assert "emits no 'click'" in found["pages.claim_detail.components.note.events.click"]
     assert "already serves" in found["pages.file_claim.path"]
 
 

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from plinth.pages.targets import app_spec
-from plinth.pages.targets.webcomponents import compile_module
+from plinth.compiler.targets.spec import app_spec
+from plinth.compiler.targets.webcomponents import compile_module
 from tests.helpers import as_user, make_app, make_tenant, token_for
 
 pytestmark = pytest.mark.usefixtures("runtime_built")
@@ -51,7 +51,7 @@ async def test_portal_serves_shell_module_and_runtime(client, anon, platform, de
         f"/a/acme/claims/-/app.{digest}.js", headers={"If-None-Match": mod.headers["etag"]}
     )
     assert again.status_code == 304
-    assert platform.page_modules.compiled == 1  # compiled once, served from the cache after
+    assert platform.artifacts.compiled == 1  # compiled once, served from the cache after
 
     rt = await anon.get(runtime_url)
     assert rt.status_code == 200 and "immutable" in rt.headers["cache-control"]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from plinth.cli.common import run, settings_for
-from plinth.pages.targets import app_spec
+from plinth.compiler.targets.spec import app_spec
 
 cli = typer.Typer(help="Compile an app's pages to a target.", no_args_is_help=True)
 
@@ -72,7 +72,7 @@ def compile_app(
         settings = settings_for(data_dir, database_url)
         spec = run(settings, lambda p: spec_from_platform(p, tenant, app, version))
     if target == "react":
-        from plinth.pages.targets.react import write_project
+        from plinth.compiler.targets.react import write_project
 
         written = write_project(out, spec)
         typer.echo(
@@ -80,7 +80,7 @@ def compile_app(
             f"build it with: cd {out} && npm install && npm run build"
         )
     else:
-        from plinth.pages.targets.webcomponents import compile_module
+        from plinth.compiler.targets.webcomponents import compile_module
 
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{spec['slug']}.{spec['hash'][:16]}.js"

@@ -1,1 +1,1 @@
-"""Metadata to targets: the app's OpenAPI document (more targets to come), cached by hash."""
+"""Metadata to targets: every compile target (`targets/`), one artifact cache (`cache.py`)."""

@@ -44,7 +44,7 @@ def palette() -> dict[str, Any]:
             for p in packs.all_packs().values()
         ],
         "compile_targets": [
-            {"name": t.name, "description": t.description, "output": t.output}
+            {"name": t.name, "description": t.description, "media_type": t.media_type}
             for t in TARGETS.all()
         ],
         "document_kinds": [

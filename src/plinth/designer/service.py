@@ -139,6 +139,12 @@ class Connection:
             self.closed = True
             self.queue.clear()
 
+    async def drained(self) -> None:
+        """Wait until what is queued has gone out (a close must not overtake a resync)."""
+        if self.sender is not None and not self.sender.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.sender), 5)
+
     async def _close_slow(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.close(SLOW, "too far behind the room; reconnect"), 5)
@@ -444,9 +450,17 @@ class Room:
         """A REST write of the draft: settled first (so `if_revision` and the base are the
         document's), applied to the document and logged, then settled again."""
         async with self.settling:
+            await self.flush()
+            async with self.service.db.read() as db:
+                state = await store.settle_state(db, self.app_id)
+            edited = state is not None and state[0] > state[1]  # logged, not yet in the draft
+            seen = await self.service.metadata.get_draft(self.tenant, self.slug, settle=False)
             await self._settle_now()
             rest = await self.service.metadata.get_draft(self.tenant, self.slug, settle=False)
-            if if_revision is not None and if_revision != rest.revision:
+            # A settle that carried no one's edit only wrote the document's own form of the
+            # same draft (stable ids, normal order): the caller's revision is still current.
+            current = {rest.revision} if edited else {rest.revision, seen.revision}
+            if if_revision is not None and if_revision not in current:
                 raise PreconditionFailed(
                     f"The draft changed (revision {rest.revision}, you had {if_revision}); "
                     "reload it and apply your change again",
@@ -809,6 +823,7 @@ class DesignerService:
         """Resync a client whose update was not applied, so it sees the room's state."""
         conn.refused += 1
         conn.push(p.sync_message(p.STEP2, room.doc.get_update()))
+        await conn.drained()  # a refusal may close the socket next: the state goes first
 
     def _cpu_reason(self, conn: Connection) -> str:
         return (

@@ -196,12 +196,13 @@ async def refresh(tenant: str, request: Request, platform: PlatformDep) -> Respo
 
 @router.post("/api/auth/{tenant}/session/logout", status_code=204)
 async def logout(tenant: str, request: Request, platform: PlatformDep) -> Response:
-    """Sign out: revoke the refresh token and drop the cookie."""
+    """Sign out: revoke the refresh token, refuse the access tokens issued until now (other
+    sessions of the person refresh theirs) and drop the cookie."""
     _check_csrf(request)
     token = request.cookies.get(COOKIE)
     found = await platform.tenants.find(tenant)
     if token and found is not None:
-        await platform.governance.identity.revoke_refresh(token, found.id)
+        await platform.governance.sign_out(found.id, token)
         await platform.governance.record(found.id, None, "auth.logout", via="ide")
     done = Response(status_code=204)
     _clear_refresh(done, request, tenant)

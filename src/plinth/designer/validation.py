@@ -25,7 +25,6 @@ from pycrdt import Doc, Map
 
 from plinth.designer import shape
 from plinth.errors import Fault
-from plinth.jsonschema import faults as schema_faults
 from plinth.metadata import definition as definitions
 from plinth.metadata import kinds
 
@@ -183,13 +182,11 @@ class LiveValidator:
                     digests[(section, name)] = digest
             if docs:
                 definition[section] = docs
-        bad_type: set[str] = set()
         for (root, key), unit in sorted(self.units.items(), key=lambda kv: kv[0][1]):
             if root != shape.SECTIONS or key in definition:
                 continue
             if unit.section_type_error:
-                definition[key] = unit.docs[0][2]
-                bad_type.add(key)
+                definition[key] = unit.docs[0][2]  # not an object: `validate` says so
                 continue
             definition[key] = {name: body for _, name, body, _ in unit.docs}
             for section, name, _, digest in unit.docs:
@@ -199,92 +196,64 @@ class LiveValidator:
         for cache in (self.schema, self.semantic):
             for gone in [k for k in cache if k not in digests]:
                 del cache[gone]
-        return definition, self._faults(definition, digests, bad_type)
+        return definition, self._faults(definition, digests)
 
     def _faults(
-        self, definition: dict[str, Any], digests: dict[tuple[str, str], str], bad_type: set[str]
+        self, definition: dict[str, Any], digests: dict[tuple[str, str], str]
     ) -> list[Fault]:
-        found: list[Fault] = []
-        known = kinds.sections()
-        count = 0
-        for section, docs in definition.items():
-            kind = kinds.by_section(section)
-            if kind is None:
-                found.append(
-                    Fault(
-                        section,
-                        f"unknown document kind {section!r}; known kinds: {', '.join(known)}",
-                        "unknown_kind",
-                    )
-                )
-                continue
-            if section in bad_type or not isinstance(docs, dict):
-                found.append(
-                    Fault(
-                        section,
-                        f"{section} is an object of {kind.name} documents keyed by name",
-                        "type",
-                    )
-                )
-                continue
-            for name, body in docs.items():
-                count += 1
-                if not definitions.DOC_NAME.match(name):
-                    found.append(
-                        Fault(
-                            f"{section}.{name}",
-                            "a document name is 1-63 lower-case "
-                            "letters, digits or '_', starting with a letter",
-                            "name",
-                        )
-                    )
-                    continue
-                digest = digests.get((section, name)) or _digest(body)
-                cached = self.schema.get((section, name))
-                if cached is None or cached[0] != digest:
-                    self.rechecked += 1
-                    cached = (digest, schema_faults(kind.validator, body, f"{section}.{name}"))
-                    self.schema[(section, name)] = cached
-                found += cached[1]
-        if count > definitions.MAX_DOCUMENTS:
-            found.append(
-                Fault("", f"an app holds at most {definitions.MAX_DOCUMENTS} documents", "too_many")
-            )
-        if found:
-            return found
-        section_sigs = {
-            s: _digest(sorted((n, digests.get((s, n)) or "") for n in docs))
-            for s, docs in definition.items()
-        }
-        everything = _digest(sorted(section_sigs.items()))
+        """`definitions.validate`, with each document's two checks answered from the caches
+        while neither the document nor (for the semantic check) what it reads changed."""
         signatures: dict[str, str] = {}
-        for section, docs in definition.items():
-            kind = kinds.by_section(section)
-            assert kind is not None
-            if section not in signatures:
-                reads = READS.get(section)
-                if reads is None:
-                    signatures[section] = everything
-                else:
-                    sections, extra = reads
-                    signatures[section] = _digest(
-                        [
-                            [(s, s in definition, section_sigs.get(s)) for s in sections],
-                            extra(definition) if extra else None,
-                        ]
-                    )
-            for name, doc in docs.items():
-                key = f"{digests.get((section, name)) or _digest(doc)}:{signatures[section]}"
-                cached = self.semantic.get((section, name))
-                if cached is None or cached[0] != key:
-                    self.rechecked += 1
-                    out: list[Fault] = []
-                    for check in kind.checks:
-                        out += check(name, doc, definition)
-                    cached = (key, out)
-                    self.semantic[(section, name)] = cached
-                found += cached[1]
-        return found
+
+        def digest_of(section: str, name: str, body: Any) -> str:
+            return digests.get((section, name)) or _digest(body)
+
+        def schema(kind: kinds.Kind, section: str, name: str, body: Any) -> list[Fault]:
+            digest = digest_of(section, name, body)
+            cached = self.schema.get((section, name))
+            if cached is None or cached[0] != digest:
+                self.rechecked += 1
+                cached = (digest, definitions.schema_check(kind, section, name, body))
+                self.schema[(section, name)] = cached
+            return cached[1]
+
+        def semantic(
+            kind: kinds.Kind, section: str, name: str, doc: Any, whole: dict[str, Any]
+        ) -> list[Fault]:
+            if not signatures:
+                signatures.update(_signatures(whole, digests))
+            key = f"{digest_of(section, name, doc)}:{signatures[section]}"
+            cached = self.semantic.get((section, name))
+            if cached is None or cached[0] != key:
+                self.rechecked += 1
+                cached = (key, definitions.semantic_check(kind, section, name, doc, whole))
+                self.semantic[(section, name)] = cached
+            return cached[1]
+
+        return definitions.validate(definition, schema, semantic)
+
+
+def _signatures(definition: dict[str, Any], digests: dict[tuple[str, str], str]) -> dict[str, str]:
+    """Per section, a digest of everything its semantic checks read (`READS`)."""
+    section_sigs = {
+        s: _digest(sorted((n, digests.get((s, n)) or "") for n in docs))
+        for s, docs in definition.items()
+    }
+    everything = _digest(sorted(section_sigs.items()))
+    signatures: dict[str, str] = {}
+    for section in definition:
+        reads = READS.get(section)
+        if reads is None:
+            signatures[section] = everything
+            continue
+        sections, extra = reads
+        signatures[section] = _digest(
+            [
+                [(s, s in definition, section_sigs.get(s)) for s in sections],
+                extra(definition) if extra else None,
+            ]
+        )
+    return signatures
 
 
 def _pos(raw: Any) -> float:

@@ -184,9 +184,9 @@ async def refresh(body: RefreshIn, tenant: str, platform: PlatformDep) -> dict:
 
 @public.post("/logout", status_code=204)
 async def logout(body: RefreshIn, tenant: str, platform: PlatformDep) -> Response:
-    """Revoke a refresh token of this tenant."""
+    """Revoke a refresh token of this tenant; access tokens issued until then stop working."""
     found = await _auth_tenant(platform, tenant)
-    await platform.governance.identity.revoke_refresh(body.refresh_token, found.id)
+    await platform.governance.sign_out(found.id, body.refresh_token)
     return Response(status_code=204)
 
 

@@ -187,6 +187,13 @@ class UserDirectory:
         await self._ended(tenant_id, user_id)
         return revoked
 
+    async def end_access(self, tenant_id: str, user_id: str) -> None:
+        """Refuse the user's access tokens issued until now, on every node (at sign-out: the
+        page's token must not outlive it; the user's other sessions refresh theirs)."""
+        async with self.db.transaction() as conn:
+            await self._end_access(conn, tenant_id, user_id)
+        await self._ended(tenant_id, user_id)
+
     async def _end_access(self, conn: AsyncConnection, tenant_id: str, user_id: str) -> None:
         """Refuse the user's access tokens issued until now (their refresh tokens still work:
         a refresh issues a token with what the user holds now)."""

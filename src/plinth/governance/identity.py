@@ -178,6 +178,19 @@ class IdentityService:
                 )
             ).first()
             if row is None:
+                # Never linked by name: whoever controls an account at the provider must not
+                # take over a password user who happens to have that name.
+                taken = await conn.execute(
+                    sa.select(users.c.id).where(
+                        users.c.tenant_id == tenant_id, users.c.username == username
+                    )
+                )
+                if taken.first() is not None:
+                    raise Conflict(
+                        f"A user named {username!r} already exists in this tenant; "
+                        "ask an administrator",
+                        path="username",
+                    )
                 uid = new_id()
                 await conn.execute(
                     users.insert().values(
@@ -314,16 +327,24 @@ class IdentityService:
             raise Unauthenticated("The refresh token is not valid")
         return await self.session_for(_user(urow))
 
-    async def revoke_refresh(self, refresh_token: str, tenant_id: str) -> bool:
-        """Revoke a refresh token of `tenant_id` (another tenant's is left alone)."""
+    async def revoke_refresh(self, refresh_token: str, tenant_id: str) -> str | None:
+        """Revoke a refresh token of `tenant_id` (another tenant's is left alone); the id of
+        the user whose it was, None if it was not active."""
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                refresh_tokens.update()
-                .where(
-                    refresh_tokens.c.token_hash == hash_token(refresh_token),
-                    refresh_tokens.c.tenant_id == tenant_id,
-                    refresh_tokens.c.revoked_at.is_(None),
+            row = (
+                await conn.execute(
+                    sa.select(refresh_tokens.c.id, refresh_tokens.c.user_id).where(
+                        refresh_tokens.c.token_hash == hash_token(refresh_token),
+                        refresh_tokens.c.tenant_id == tenant_id,
+                        refresh_tokens.c.revoked_at.is_(None),
+                    )
                 )
+            ).first()
+            if row is None:
+                return None
+            await conn.execute(
+                refresh_tokens.update()
+                .where(refresh_tokens.c.id == row.id, refresh_tokens.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
-        return bool(result.rowcount)
+        return str(row.user_id)

@@ -37,6 +37,7 @@ from joserfc.jwk import KeySet
 
 from plinth.db import utcnow
 from plinth.errors import BadRequest, Forbidden, PlinthError, Unauthenticated
+from plinth.governance.principal import PLATFORM_ADMIN
 from plinth.integration.egress import EgressPolicy, GuardedTransport
 from plinth.integration.models import EgressRefused
 
@@ -83,6 +84,8 @@ def map_claims(config: OIDCConfig, claims: dict[str, Any]) -> tuple[list[str], d
     roles = sorted({mapping[v] for v in values if v in mapping})
     if not roles and config.default_role:
         roles = [config.default_role]
+    # A tenant's provider never grants platform powers, whatever the mapping says.
+    roles = [role for role in roles if role != PLATFORM_ADMIN]
     attrs = {
         attr: claims[claim] for attr, claim in (config.attr_claims or {}).items() if claim in claims
     }

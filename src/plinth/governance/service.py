@@ -178,6 +178,12 @@ class Governance:
             ),
         )
 
+    async def sign_out(self, tenant_id: str, refresh_token: str) -> None:
+        """Revoke a refresh token and refuse the access tokens issued to its user until now."""
+        user_id = await self.identity.revoke_refresh(refresh_token, tenant_id)
+        if user_id is not None:
+            await self.directory.end_access(tenant_id, user_id)
+
     async def record(
         self,
         tenant_id: str | None,

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from plinth.errors import Fault, ValidationFailed
@@ -23,11 +24,36 @@ DOC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_DOCUMENTS = 2000
 
 
+# The two checks of one document; `validate` takes others (the designer's live validation
+# passes cached ones, so a keystroke re-checks only what it touched).
+SchemaCheck = Callable[[kinds.Kind, str, str, Any], list[Fault]]
+SemanticCheck = Callable[[kinds.Kind, str, str, Any, Definition], list[Fault]]
+
+
 def empty() -> Definition:
     return {}
 
 
-def validate(definition: Any) -> list[Fault]:
+def schema_check(kind: kinds.Kind, section: str, name: str, doc: Any) -> list[Fault]:
+    """A document against its kind's JSON Schema."""
+    return schema_faults(kind.validator, doc, f"{section}.{name}")
+
+
+def semantic_check(
+    kind: kinds.Kind, section: str, name: str, doc: Any, definition: Definition
+) -> list[Fault]:
+    """A schema-valid document against the rest of the definition (its kind's checks)."""
+    found: list[Fault] = []
+    for check in kind.checks:
+        found += check(name, doc, definition)
+    return found
+
+
+def validate(
+    definition: Any,
+    schema: SchemaCheck = schema_check,
+    semantic: SemanticCheck = semantic_check,
+) -> list[Fault]:
     """Every fault in a definition, each with its path; empty when it is valid."""
     if not isinstance(definition, dict):
         return [
@@ -68,7 +94,7 @@ def validate(definition: Any) -> list[Fault]:
                     )
                 )
                 continue
-            found += schema_faults(kind.validator, doc, f"{section}.{name}")
+            found += schema(kind, section, name, doc)
     if count > MAX_DOCUMENTS:
         found.append(Fault("", f"an app holds at most {MAX_DOCUMENTS} documents", "too_many"))
     if found:
@@ -78,8 +104,7 @@ def validate(definition: Any) -> list[Fault]:
         kind = kinds.by_section(section)
         assert kind is not None
         for name, doc in docs.items():
-            for check in kind.checks:
-                found += check(name, doc, definition)
+            found += semantic(kind, section, name, doc, definition)
     return found
 
 

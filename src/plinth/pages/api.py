@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from plinth.compiler.targets import webcomponents as wc
 from plinth.errors import Unavailable
 from plinth.governance.http import PrincipalDep
 from plinth.pages import components
 from plinth.pages.portal import CSS
 from plinth.pages.portal import router as portal_router
 from plinth.pages.session import router as session_router
-from plinth.pages.targets import webcomponents as wc
 
 router = APIRouter()
 router.include_router(session_router)  # before the portal's catch-all shell routes
@@ -24,7 +24,7 @@ async def component_catalogue(principal: PrincipalDep) -> dict[str, Any]:
     """Every built-in component kind with its props JSON Schema, container flag and events;
     and the portal's runtime and stylesheet, which the designer's canvas renders pages with."""
     try:
-        runtime: str | None = f"/a/-/{wc.runtime_name()}"
+        runtime: str | None = wc.runtime_url()
     except Unavailable:
         runtime = None  # not built: the canvas falls back to outlines
     return {

@@ -16,15 +16,15 @@ from typing import Annotated, Any, Protocol
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from plinth.compiler.cache import ArtifactCache
+from plinth.compiler.targets import TARGETS, AppVersion, Artifact
+from plinth.compiler.targets import webcomponents as wc
 from plinth.errors import NotFound
 from plinth.extensions.service import PluginService
 from plinth.governance.http import PrincipalDep
 from plinth.http import composed
 from plinth.metadata.service import MetadataService
 from plinth.pages.session import user_view
-from plinth.pages.targets import app_spec
-from plinth.pages.targets import webcomponents as wc
-from plinth.pages.targets.webcomponents import ModuleCache
 from plinth.tenancy.http import TenantDep
 from plinth.tenancy.service import TenantService
 
@@ -33,7 +33,7 @@ class Services(Protocol):
     """What these routes use of the composition root (server/platform.py provides it)."""
 
     metadata: MetadataService
-    page_modules: ModuleCache
+    artifacts: ArtifactCache
     plugins: PluginService
     tenants: TenantService
 
@@ -46,7 +46,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 HASH_CHARS = 16
 
 
-def _immutable(request: Request, art: wc.Artifact) -> Response:
+def _immutable(request: Request, art: Artifact) -> Response:
     headers = {"Cache-Control": IMMUTABLE, "ETag": art.etag}
     if request.headers.get("if-none-match") == art.etag:
         return Response(status_code=304, headers=headers)
@@ -69,19 +69,17 @@ async def _published(platform: Any, tenant_slug: str, app_slug: str) -> tuple[An
     return tenant, app, version
 
 
-def module_for(platform: Any, tenant: Any, app: Any, version: Any) -> wc.Artifact:
+def module_for(platform: Any, tenant: Any, app: Any, version: Any) -> Artifact:
     """The compiled module of a version (from the cache after the first request)."""
-    runtime_url = f"/a/-/{wc.runtime_name()}"
-    key = (tenant.slug, app.slug, f"{version.hash}:{runtime_url}")
-
-    def build() -> str:
-        spec = app_spec(
+    target = TARGETS.get("webcomponents")
+    assert target is not None  # a built-in
+    cache: ArtifactCache = platform.artifacts
+    return cache.get(
+        AppVersion(
             tenant.slug, app.slug, app.name, version.number, version.hash, version.definition
-        )
-        return wc.compile_module(spec, runtime_url)
-
-    cache: wc.ModuleCache = platform.page_modules
-    return cache.get(key, build)
+        ),
+        target,
+    )
 
 
 @router.get("/a/-/{name}", include_in_schema=False)
@@ -192,7 +190,7 @@ async def shell(tenant: str, app: str, platform: PlatformDep, rest: str = "") ->
     body = SHELL.format(
         title=html.escape(a.name),
         css=CSS,
-        runtime=f"/a/-/{wc.runtime_name()}",
+        runtime=wc.runtime_url(),
         module=f"/a/{t.slug}/{a.slug}/-/app.{version.hash[:HASH_CHARS]}.js",
         shell=f"plinth-app-{a.slug}",
         tenant=t.slug,

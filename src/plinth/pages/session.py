@@ -1,6 +1,6 @@
 """End-user sign-in for the portal: password or OpenID Connect, kept as a cookie session.
 
-Governance issues the credentials (`IdentityService.login`, `refresh`, `revoke_refresh`, and
+Governance issues the credentials (`IdentityService.login`, `refresh`, `Governance.sign_out`, and
 the OIDC code flow); this module decides how a browser keeps them:
 
 - the **refresh token** lives only in an `HttpOnly`, `SameSite=Strict` cookie scoped to
@@ -177,7 +177,7 @@ async def logout(tenant: str, request: Request, platform: PlatformDep) -> Respon
     token = request.cookies.get(COOKIE)
     found = await platform.tenants.find(tenant)
     if token and found is not None:
-        await platform.governance.identity.revoke_refresh(token, found.id)
+        await platform.governance.sign_out(found.id, token)
         await platform.governance.record(found.id, None, "auth.logout", via="portal")
     done = Response(status_code=204)
     _clear_refresh(done, request, tenant)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from plinth.cluster import Cluster, LogRelay, RedisRelay
+from plinth.compiler.cache import ArtifactCache
 from plinth.db import Database
 from plinth.designer.service import DesignerService
 from plinth.events import EventBus
@@ -24,7 +25,6 @@ from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
 from plinth.integration.copies import IntegrationCopies
 from plinth.metadata.service import AppFiles, MetadataService
 from plinth.outbox import Outbox
-from plinth.pages.targets.webcomponents import ModuleCache
 from plinth.runtime import copies as runtime_copies
 from plinth.runtime.publishing import CompileStep, MigrateStep
 from plinth.runtime.service import RecordService
@@ -78,7 +78,7 @@ class Platform:
         self.compliance = ComplianceService(
             self.db, self.events, self.tenants, self.metadata, self.regions
         )
-        self.page_modules = ModuleCache()  # compiled page modules by version hash
+        self.artifacts = ArtifactCache()  # every compile target's output, by version hash
         self.admin_token: IssuedToken | None = None
         self.on_stop(self.records.close)
         self.plugins = PluginService(self)

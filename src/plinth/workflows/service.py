@@ -89,6 +89,8 @@ class WorkflowService:
         self.engine = Engine(platform.db, platform.events, platform)
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._starts: dict[tuple[str, str, int], tuple[int, list[Any]]] = {}
+        platform.events.subscribe("app.deleted", self._forget_starts, cluster=True)
         platform.events.subscribe("app.published", self._on_publish)
         platform.events.subscribe("app.rolled_back", self._on_publish)
 
@@ -160,56 +162,85 @@ class WorkflowService:
             data = event.data
             kind = event.topic.rsplit(".", 1)[-1]
             try:
-                version = await self.platform.metadata.active_version(
-                    tenant, str(data.get("app", ""))
+                number, starts = await self._record_starts(
+                    tenant, str(data.get("app", "")), data.get("version")
                 )
             except NotFound:  # the app was deleted since the write: nothing to start
                 continue
-            if version is None:
-                continue
             record = data.get("after") or data.get("before") or {}
-            for name, doc in version.definition.get("workflows", {}).items():
-                for start in doc.get("start", []):
-                    if (
-                        start["type"] != "record"
-                        or start.get("entity") != data.get("entity")
-                        or start.get("event", "created") != kind
-                    ):
-                        continue
-                    if (
-                        start.get("condition")
-                        and steps.evaluate(start["condition"], {}, record) is not True
-                    ):
-                        continue
-                    instance = await self.engine._create(
-                        conn,
+            for name, doc, start in starts:
+                if start.get("entity") != data.get("entity") or (
+                    start.get("event", "created") != kind
+                ):
+                    continue
+                if (
+                    start.get("condition")
+                    and steps.evaluate(start["condition"], {}, record) is not True
+                ):
+                    continue
+                instance = await self.engine._create(
+                    conn,
+                    tenant.id,
+                    data["app"],
+                    name,
+                    number,
+                    doc,
+                    {},
+                    data.get("by"),
+                    record,
+                    None,
+                )
+                log.info("record %s started workflow %s (%s)", data.get("id"), name, instance["id"])
+                started.append(
+                    Event(
+                        "workflow.started",
                         tenant.id,
-                        data["app"],
-                        name,
-                        version.number,
-                        doc,
-                        {},
-                        data.get("by"),
-                        record,
-                        None,
+                        {
+                            "app": data["app"],
+                            "workflow": name,
+                            "instance": instance["id"],
+                            "version": number,
+                            "by": data.get("by"),
+                        },
                     )
-                    log.info(
-                        "record %s started workflow %s (%s)", data.get("id"), name, instance["id"]
-                    )
-                    started.append(
-                        Event(
-                            "workflow.started",
-                            tenant.id,
-                            {
-                                "app": data["app"],
-                                "workflow": name,
-                                "instance": instance["id"],
-                                "version": version.number,
-                                "by": data.get("by"),
-                            },
-                        )
-                    )
+                )
         return started
+
+    async def _record_starts(
+        self, tenant: Tenant, app: str, number: Any
+    ) -> tuple[int, list[tuple[str, dict[str, Any], dict[str, Any]]]]:
+        """The record start events of the version a write ran on (`number`; else the active
+        one): remembered per version, which never changes, so a write whose app starts no
+        workflow costs no query here."""
+        key = (tenant.id, app, number)
+        found = self._starts.get(key) if isinstance(number, int) else None
+        if found is not None:
+            return found
+        metadata = self.platform.metadata
+        version = (
+            await metadata.version(tenant, app, number)
+            if isinstance(number, int)
+            else await metadata.active_version(tenant, app)
+        )
+        if version is None:
+            return 0, []
+        starts = [
+            (name, doc, start)
+            for name, doc in version.definition.get("workflows", {}).items()
+            for start in doc.get("start", [])
+            if start["type"] == "record"
+        ]
+        if isinstance(number, int):
+            if len(self._starts) >= 4096:
+                self._starts.clear()
+            self._starts[key] = (version.number, starts)
+        return version.number, starts
+
+    async def _forget_starts(self, event: Event) -> None:
+        """An app deleted (on any node): a new app of the same name numbers versions anew."""
+        app = event.data.get("app")
+        for key in [k for k in self._starts if k[0] == event.tenant_id and k[1] == app]:
+            del self._starts[key]
 
     async def start_from_webhook(
         self, conn: AsyncConnection, tenant: Tenant, delivery: dict[str, Any]

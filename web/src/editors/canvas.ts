@@ -24,7 +24,7 @@ export function loadRuntime (url: string | null | undefined): Promise<Runtime | 
 const TAGS: Record<string, string> = { table: 'plinth-table', form: 'plinth-form', detail: 'plinth-detail', chart: 'plinth-chart', task_inbox: 'plinth-task-inbox', button: 'plinth-button', tabs: 'plinth-tabs' }
 export const realTag = (kind: string): string | undefined => TAGS[kind]
 
-/** The part of the draft the runtime needs (as src/plinth/pages/targets.app_spec builds it). */
+/** The part of the draft the runtime needs (as src/plinth/compiler/targets/spec.py app_spec builds it). */
 export function appSpec (draft: Draft): Json {
   const entities: Record<string, Json> = {}
   for (const [, e] of sorted(draft.entities)) {

@@ -1,22 +1,19 @@
-"""Compile targets: what a published version can be turned into, listed in one registry.
+"""Compile targets: what a published version can be turned into, all in this package and
+listed in one registry.
 
-The compilers live one file each: `openapi.py` here (served by `compiler/api.py`), the page
-targets in `pages/targets/` (served by the portal, written by `plinth app compile`). The
-registry says which targets this platform offers, for the designer's palette and the CLI.
+Each target is one file implementing `base.Target` (`openapi.py`, `webcomponents.py`,
+`react.py`). The registry says which targets this platform offers (the designer's palette, the
+CLI, the compile route); `compiler/cache.py` keeps what they compiled.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from plinth.compiler.targets.base import AppVersion, Artifact, Target
+from plinth.compiler.targets.openapi import OpenAPI
+from plinth.compiler.targets.react import React
+from plinth.compiler.targets.webcomponents import WebComponents
 
-
-@dataclass(frozen=True)
-class Target:
-    """One compile target: its name, what it produces, and for whom."""
-
-    name: str
-    description: str
-    output: str  # a media type, or "folder" for a project written to disk
+__all__ = ["TARGETS", "AppVersion", "Artifact", "Target", "Targets"]
 
 
 class Targets:
@@ -35,6 +32,9 @@ class Targets:
     def unregister(self, name: str) -> None:
         self._targets.pop(name, None)
 
+    def get(self, name: str) -> Target | None:
+        return self._targets.get(name)
+
     def names(self) -> list[str]:
         return list(self._targets)
 
@@ -42,12 +42,4 @@ class Targets:
         return list(self._targets.values())
 
 
-TARGETS = Targets(
-    Target("openapi", "The app's REST API as an OpenAPI 3.1 document", "application/json"),
-    Target(
-        "webcomponents",
-        "The app's pages as one standalone Web Components module",
-        "text/javascript",
-    ),
-    Target("react", "The app's pages as a React project to build with npm", "folder"),
-)
+TARGETS = Targets(OpenAPI(), WebComponents(), React())

@@ -6,8 +6,10 @@ Pure: built from the definition alone, so it is cached by the version's content 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
+from plinth.compiler.targets.base import AppVersion, Artifact, artifact
 from plinth.runtime.compiled import entity_schema
 from plinth.runtime.filters import OPS
 from plinth.runtime.service import MAX_LIMIT
@@ -29,6 +31,22 @@ _PROBLEM = {
     "description": "A problem (RFC 9457)",
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
+
+
+class OpenAPI:
+    """The target: the document as JSON, written as the API's JSON responses are."""
+
+    name = "openapi"
+    description = "The app's REST API as an OpenAPI 3.1 document"
+    media_type = "application/json"
+
+    def revision(self) -> str:
+        return ""
+
+    def compile(self, version: AppVersion) -> Artifact:
+        doc = build(version.tenant, version.slug, version.number, version.definition, version.name)
+        body = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return artifact(body.encode(), self.media_type)
 
 
 def _title(name: str) -> str:

@@ -1,7 +1,5 @@
-"""Compile targets of pages, one file each: `webcomponents` and `react`.
-
-Both start from `app_spec`, the part of a published definition the browser needs.
-"""
+"""`app_spec`: the part of a published definition the browser needs, where the page
+targets (`webcomponents`, `react`) start from."""
 
 from __future__ import annotations
 

@@ -6,14 +6,19 @@ spec and one component file per page are generated. `npm install && npm run buil
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
+from plinth.compiler.targets.base import AppVersion, Artifact, artifact
+from plinth.compiler.targets.spec import app_spec
+
 PROJECT = Path(__file__).with_name("react_project")
-CSS = Path(__file__).parents[1] / "portal.css"
+CSS = Path(__file__).parents[2] / "pages" / "portal.css"  # the portal's look, shared
 
 # Versions the generated project is tested with (lower bounds for the exporter's users).
 DEPENDENCIES = {"@marcbachmann/cel-js": "^8.0.0", "react": "^18.3.1", "react-dom": "^18.3.1"}
@@ -105,3 +110,32 @@ def write_project(folder: Path, spec: dict[str, Any]) -> list[str]:
         path.write_text(text, encoding="utf-8")
         written.append(rel)
     return written
+
+
+class React:
+    """The target: the project as one zip archive (`plinth app compile` writes it unpacked)."""
+
+    name = "react"
+    description = "The app's pages as a React project to build with npm"
+    media_type = "application/zip"
+
+    def revision(self) -> str:
+        return ""
+
+    def compile(self, version: AppVersion) -> Artifact:
+        spec = app_spec(
+            version.tenant,
+            version.slug,
+            version.name,
+            version.number,
+            version.hash,
+            version.definition,
+        )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for rel, text in sorted(project_files(spec).items()):
+                # A fixed date: the same version always zips to the same bytes (and ETag).
+                info = zipfile.ZipInfo(f"{spec['slug']}/{rel}", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, text)
+        return artifact(buffer.getvalue(), self.media_type)

@@ -8,26 +8,17 @@ immutable.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plinth.compiler.targets.base import AppVersion, Artifact, artifact
+from plinth.compiler.targets.spec import app_spec
 from plinth.errors import Unavailable
 
-RUNTIME = Path(__file__).parents[1] / "runtime-js" / "dist" / "plinth-runtime.js"
-
-
-@dataclass(frozen=True)
-class Artifact:
-    body: bytes
-    etag: str  # quoted strong ETag: the hash of the body
-
-
-def artifact(body: bytes) -> Artifact:
-    return Artifact(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+# The browser runtime is built with the pages (their components render through it).
+RUNTIME = Path(__file__).parents[2] / "pages" / "runtime-js" / "dist" / "plinth-runtime.js"
+MEDIA_TYPE = "text/javascript"
 
 
 _runtime: tuple[float, Artifact] | None = None
@@ -43,7 +34,7 @@ def runtime() -> Artifact:
             "The pages runtime is not built; ./scripts/demo builds it (or run tests/pages/setup.sh)"
         ) from exc
     if _runtime is None or _runtime[0] != mtime:
-        _runtime = (mtime, artifact(RUNTIME.read_bytes()))
+        _runtime = (mtime, artifact(RUNTIME.read_bytes(), MEDIA_TYPE))
     return _runtime[1]
 
 
@@ -65,23 +56,28 @@ def compile_module(spec: dict[str, Any], runtime_url: str) -> str:
     )
 
 
-class ModuleCache:
-    """Compiled modules keyed by version hash and runtime: compiled once, served many times."""
+class WebComponents:
+    """The target: the module the portal serves, importing the runtime at its portal URL."""
 
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[str, str, str], Artifact] = OrderedDict()
-        self.compiled = 0  # how many compilations ran (tests and benchmarks read it)
+    name = "webcomponents"
+    description = "The app's pages as one standalone Web Components module"
+    media_type = MEDIA_TYPE
 
-    def get(self, key: tuple[str, str, str], build: Any) -> Artifact:
-        """The cached artifact for `key`, building it with `build()` on a miss."""
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-            return found
-        made = artifact(build().encode())
-        self.compiled += 1
-        self._items[key] = made
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return made
+    def revision(self) -> str:
+        return runtime_url()  # a rebuilt runtime gets a new name, so a new module
+
+    def compile(self, version: AppVersion) -> Artifact:
+        spec = app_spec(
+            version.tenant,
+            version.slug,
+            version.name,
+            version.number,
+            version.hash,
+            version.definition,
+        )
+        return artifact(compile_module(spec, runtime_url()).encode(), self.media_type)
+
+
+def runtime_url() -> str:
+    """Where the portal serves the runtime (`pages/portal.py`)."""
+    return f"/a/-/{runtime_name()}"
