@@ -111,6 +111,10 @@ class Connection:
     queue: deque[bytes] = field(default_factory=deque)
     queued_bytes: int = 0
     sender: asyncio.Task[None] | None = None
+    # The answer to the client's sync step 1 goes before any acknowledgement: a client takes
+    # the first sync step 2 it gets for the room's state (it is synced from then on).
+    answered: bool = False
+    ack_owed: bool = False
 
     def push(self, message: bytes) -> None:
         """Queue a message without waiting for the socket: a slow reader never stalls the
@@ -138,6 +142,21 @@ class Connection:
         except Exception:  # a dead socket leaves via its own handler
             self.closed = True
             self.queue.clear()
+
+    def acknowledge(self) -> None:
+        """Tell the client that all it sent so far is logged (an empty sync step 2)."""
+        if self.answered:
+            self.push(ACK)
+        else:
+            self.ack_owed = True
+
+    def answer(self, state: bytes) -> None:
+        """The sync step 2 answering the client's step 1, then an acknowledgement it is owed."""
+        self.push(p.sync_message(p.STEP2, state))
+        self.answered = True
+        if self.ack_owed:
+            self.ack_owed = False
+            self.push(ACK)
 
     async def drained(self) -> None:
         """Wait until what is queued has gone out (a close must not overtake a resync)."""
@@ -228,8 +247,12 @@ class Room:
         """Snapshot + the log after it; a room never seen before starts from the REST draft."""
         db = self.service.db
         async with db.read() as conn:
-            snap, rows = await store.load(conn, self.app_id)
+            # The snapshot's meta first: on PostgreSQL (read committed) each statement sees
+            # its own moment, and a seed committed between the two reads must not look like
+            # "seeded, but no snapshot" (an empty room). Read in this order, a seed that lands
+            # in between is seen by the second read, or found again by `seed_snapshot`.
             meta = await store.snapshot_meta(conn, self.app_id)
+            snap, rows = await store.load(conn, self.app_id)
         # Fold the log into an unobserved doc, then apply it to the room's doc at once: the
         # observers (history paths, live validation) would otherwise run once per logged row.
         folded: Doc[Any] = Doc()
@@ -347,7 +370,7 @@ class Room:
             self.since_compact += len(batch)
             for sender in {entry[3] for entry in batch}:
                 if sender is not None:
-                    sender.push(ACK)
+                    sender.acknowledge()
             if self.service.relaying:
                 updates = [entry[0] for entry in batch]
                 merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
@@ -793,7 +816,7 @@ class DesignerService:
             await room.presence_update(conn, msg.payload)
             return
         if msg.kind == p.STEP1:
-            conn.push(p.sync_message(p.STEP2, room.doc.get_update(msg.payload)))
+            conn.answer(room.doc.get_update(msg.payload))
             return
         update = msg.payload
         if update == p.EMPTY_UPDATE:
