@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from plinth.governance.access import Resource
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.server import Platform
@@ -61,4 +63,40 @@ async def test_a_restarted_node_loads_a_tenants_policies_when_it_first_resolves_
         assert authorizer.decide(dirk, "data.read", _de_claim(ids[0])).allowed
         assert not authorizer.decide(ana, "data.read", _de_claim(ids[0])).allowed
     finally:
+        await node.stop()
+
+
+async def test_a_cold_tenants_first_request_reads_its_active_versions_once(
+    settings: Settings,
+) -> None:
+    """The policy load reads the active versions; the app's first compile uses that read
+    instead of reading the platform database again."""
+    first = Platform(settings)
+    await first.start()
+    try:
+        tenant = await first.tenants.create("acme")
+        await first.metadata.create_app(tenant, "claims")
+        await first.metadata.put_draft(tenant, "claims", CLAIMS_APP)
+        await first.metadata.publish(tenant, "claims", OPERATOR)
+    finally:
+        await first.stop()
+
+    node = Platform(settings)
+    await node.start()
+    reads: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "versions" in statement:
+            reads.append(statement)
+
+    sa.event.listen(node.db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        tenant = await node.tenants.get("acme")  # cold: its policy sets load
+        assert (await node.records.query(tenant, "claims", "claim", OPERATOR))["items"] == []
+        assert len(reads) == 1, reads  # one read for the policies and the app's version
+        await node.tenants.get("acme")
+        await node.records.query(tenant, "claims", "claim", OPERATOR)
+        assert len(reads) == 1  # warm: none
+    finally:
+        sa.event.remove(node.db.engine.sync_engine, "before_cursor_execute", seen)
         await node.stop()

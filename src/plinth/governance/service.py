@@ -22,7 +22,8 @@ from plinth.governance.oidc import OIDCLogin
 from plinth.governance.policy import CedarAuthorizer
 from plinth.governance.principal import Principal
 from plinth.integration.egress import EgressPolicy
-from plinth.metadata.store import apps, versions
+from plinth.metadata.models import Version
+from plinth.metadata.store import apps, as_version, versions
 from plinth.settings import Settings
 from plinth.tenancy.models import Tenant
 
@@ -57,6 +58,9 @@ class Governance:
         self.oidc = OIDCLogin(self.identity._key, EgressPolicy(settings.egress_allow))
         self._anchoring: asyncio.Task[None] | None = None
         self.authorizer = CedarAuthorizer(settings.app_cache, on_denied=self._on_denied)
+        # Told the active versions read to load a tenant's policies (by app slug), so the
+        # first request to a cold tenant reads them once, not again to compile its app.
+        self.on_load: list[Callable[[str, dict[str, Version]], None]] = []
         self.audit.subscribe(events)
         # Policy sets follow the active version: publish, rollback and delete swap them.
         # On other nodes (relayed) only the cached policy set changes; the audit stays here.
@@ -80,7 +84,7 @@ class Governance:
         while not self.authorizer.loaded(tenant.id):
             since = self.authorizer.changes(tenant.id)
             q = (
-                sa.select(apps.c.slug, versions.c.body)
+                sa.select(apps.c.slug, versions)
                 .join(
                     versions,
                     sa.and_(
@@ -93,6 +97,8 @@ class Governance:
             async with self.db.read() as conn:
                 rows = (await conn.execute(q)).all()
             if self.authorizer.load(tenant.id, {r.slug: r.body for r in rows}, since):
+                for hook in self.on_load:
+                    hook(tenant.id, {r.slug: as_version(r) for r in rows})
                 return
 
     def start_anchoring(self) -> None:

@@ -61,6 +61,9 @@ def _version(row: Any) -> Version:
     )
 
 
+as_version = _version  # for readers that select whole `versions` rows themselves
+
+
 async def insert_app(conn: AsyncConnection, app: App) -> None:
     await conn.execute(
         apps.insert().values(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from plinth.governance.access import (
 )
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
+from plinth.metadata.models import Version
 from plinth.metadata.service import MetadataService
 from plinth.outbox import Outbox
 from plinth.runtime import coherence, records, types
@@ -53,6 +55,11 @@ from plinth.tenancy.models import Tenant
 
 MAX_LIMIT = 500
 MAX_BATCH = 1000
+
+
+# Primed versions (see RecordService.prime) are kept this long, and at most this many.
+PRIMED_SECONDS = 5.0
+PRIMED_BOUND = 1024
 
 
 class RecordService:
@@ -78,6 +85,9 @@ class RecordService:
         self._authorizer = authorizer
         self.storage = TenantStorage(db, data_dir, open_bound=open_files, pool_size=pool_size)
         self.registry = Registry(cached_apps)
+        # Active versions read moments ago with a tenant's policies (`prime`), each used once
+        # by the first compile of its app instead of another read of the platform database.
+        self._primed: dict[tuple[str, str], tuple[float, Version]] = {}
         # Hooks that see each record before it is checked and written (plugins' before-write):
         # `await hook(tenant, app, entity, record, principal)` returns the record, maybe
         # amended, or raises (ValidationFailed with field paths rejects the write).
@@ -96,12 +106,22 @@ class RecordService:
         if not event.tenant_id:
             return
         slug = event.data.get("app", "")
+        self._primed.pop((event.tenant_id, slug), None)
         current = self.registry.get(event.tenant_id, slug)
         if current is not None and current.version != event.data.get("version"):
             self.registry.drop(event.tenant_id, slug)
 
     async def close(self) -> None:
         await self.storage.close()
+
+    def prime(self, tenant_id: str, active: dict[str, Version]) -> None:
+        """Keep the active versions just read for a cold tenant, for its apps' first compile."""
+        now = time.monotonic()
+        for slug, version in active.items():
+            if self.registry.get(tenant_id, slug) is None:
+                self._primed[(tenant_id, slug)] = (now, version)
+        while len(self._primed) > PRIMED_BOUND:  # the oldest first (insertion order)
+            del self._primed[next(iter(self._primed))]
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -110,7 +130,11 @@ class RecordService:
         found = self.registry.get(tenant.id, app_slug)
         if found is not None:
             return found
-        version = await self.metadata.active_version(tenant, app_slug)
+        primed = self._primed.pop((tenant.id, app_slug), None)
+        if primed is not None and time.monotonic() - primed[0] < PRIMED_SECONDS:
+            version: Version | None = primed[1]
+        else:
+            version = await self.metadata.active_version(tenant, app_slug)
         if version is None:
             raise NotFound(f"App {app_slug!r} has no published version yet", path="app")
         app = self.registry.compile(

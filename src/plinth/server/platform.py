@@ -81,6 +81,7 @@ class Platform:
         self.artifacts = ArtifactCache()  # every compile target's output, by version hash
         self.admin_token: IssuedToken | None = None
         self.on_stop(self.records.close)
+        self.governance.on_load.append(self.records.prime)  # one read for a cold tenant
         self.plugins = PluginService(self)
         self.records.before_write.append(self.plugins.records_hook)  # plugins' hooks
         self.vault.rewrap_hooks.append(self.governance.audit.rewrap_master)
