@@ -119,6 +119,7 @@ class Engine:
         # instead of decoding the whole JSON twice per step (instance id → definition).
         self._definitions: dict[str, dict[str, Any]] = {}
         self._ticked = 0.0  # when a worker loop last checked the schedules
+        self._claiming = asyncio.Lock()
 
     @property
     def lease(self) -> float:
@@ -158,9 +159,11 @@ class Engine:
         input: dict[str, Any],
         by: str | None,
         record: dict[str, Any] | None = None,
+        at: tuple[int, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Create an instance pinned to the active version and queue its first node."""
-        number, doc = await self.workflow_at(tenant, app, name)
+        """Create an instance pinned to the active version (or `at`, the version and document
+        the caller has just read) and queue its first node."""
+        number, doc = at or await self.workflow_at(tenant, app, name)
         async with self.db.transaction() as conn:
             instance = await self._create(
                 conn, tenant.id, app, name, number, doc, input, by, record, None
@@ -294,7 +297,10 @@ class Engine:
         none was due. Each step still commits on its own (a crash loses at most the step under
         way); the step that follows is queued already claimed by this lease and run at once,
         from the state the commit wrote, without a claim, a read or a poll in between."""
-        job: Job | None = await self.claim()
+        # One claim at a time per process: its concurrent loops would otherwise all see the same
+        # due job and race for it, each with a write transaction of its own.
+        async with self._claiming:
+            job: Job | None = await self.claim()
         if job is None:
             return False
         carried: Carried | None = None
