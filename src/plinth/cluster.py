@@ -41,6 +41,7 @@ RELAYED = (
     "app.rolled_back",
     "app.deleted",
     "token.revoked",  # every node stops trusting the token at once
+    "identity.sessions_ended",  # every node refuses the user's older access tokens at once
     "tenant.changed",  # every node drops the tenant it cached
 )
 

@@ -73,6 +73,20 @@ dispatched = sa.Table(
     sa.Column("at", sa.Float, nullable=False, index=True),
 )
 
+# One row per running worker, beating each round and deleted on a clean stop: a row left
+# behind (or gone stale) marks a process that stopped uncleanly, whose tenants' outboxes may
+# hold rows nobody else has open, so the next worker to see it sweeps every source once.
+# Otherwise a worker sweeps only the sources its process opened: start-up does nothing per
+# tenant.
+runs = sa.Table(
+    "outbox_runs",
+    platform_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False),
+)
+# A run not seen for this long is dead (a worker beats every poll, 2 s by default).
+STALE_SECONDS = 30.0
+
 
 class Effect(Protocol):
     """A side effect of changes, written in the dispatching transaction of the platform
@@ -108,6 +122,7 @@ class Outbox:
         self._spent: dict[str, list[str]] = {}  # dispatched rows still in their database
         self._waiting: list[tuple[Database, list[tuple[str, Event]], asyncio.Future[None]]] = []
         self._dispatching = asyncio.Lock()
+        self.rounds = 0  # the worker's completed sweeps
 
     # -- writing (in the change's transaction) -------------------------------------------------
 
@@ -274,16 +289,27 @@ class Outbox:
         sources: Callable[[bool], AsyncIterator[Database]],
         poll: float = 2.0,
     ) -> None:
-        """Sweep the source databases until `stop` is set: the first sweep, at start, picks up
-        what a crashed process left; later ones what a failed dispatch left."""
-        first, pruned = True, 0.0
+        """Sweep the source databases until `stop` is set: those this process opened, and
+        every one after an unclean stop (of this node before it started, or of another)."""
+        run = new_id()
+        left = await self._begin(run)  # runs that did not stop cleanly (or still run)
+        everything, first, pruned = bool(left), True, 0.0
         while not stop.is_set():
             try:
-                # The first sweep looks into every source, with no grace (nothing is in flight
-                # in this process yet); later ones into those this process opened.
-                async for source in sources(first):
+                everything |= await self._beat(run)
+                complete = True
+                async for source in sources(everything):
+                    if stop.is_set():  # a SIGTERM is not kept waiting by a thousand files
+                        complete = False
+                        break
+                    # No grace at start: nothing is in flight in this process yet.
                     await self.sweep(source, grace=0.0 if first else GRACE_SECONDS)
+                if complete and everything:
+                    everything = False
+                    await self._forget(left)  # what they left is dispatched
+                    left = []
                 first = False
+                self.rounds += 1
                 if time.monotonic() - pruned > 3600:
                     await self._prune()
                     pruned = time.monotonic()
@@ -291,6 +317,35 @@ class Outbox:
                 log.exception("outbox sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll)
+        if not everything:  # a sweep of everything still owed stays owed: keep the marker
+            with contextlib.suppress(Exception):
+                await self._forget([run])
+
+    async def _begin(self, run: str) -> list[str]:
+        """Mark this run as started; the runs already marked."""
+        async with self.db.transaction() as conn:
+            left = [r.id for r in await conn.execute(sa.select(runs.c.id))]
+            await conn.execute(runs.insert().values(id=run, seen_at=time.time()))
+        return left
+
+    async def _beat(self, run: str) -> bool:
+        """Mark this run alive; whether another one died since (its marker is taken here)."""
+        now = time.time()
+        async with self.db.transaction() as conn:
+            seen = await conn.execute(runs.update().where(runs.c.id == run).values(seen_at=now))
+            if seen.rowcount == 0:  # forgotten by a worker that swept for it: mark again
+                await conn.execute(runs.insert().values(id=run, seen_at=now))
+            dead = await conn.execute(
+                runs.delete()
+                .where(runs.c.id != run, runs.c.seen_at < now - STALE_SECONDS)
+                .returning(runs.c.id)
+            )
+            return bool(dead.all())
+
+    async def _forget(self, ids: Sequence[str]) -> None:
+        if ids:
+            async with self.db.transaction() as conn:
+                await conn.execute(runs.delete().where(runs.c.id.in_(ids)))
 
     async def _prune(self, keep: float = 7 * 86400) -> None:
         """Forget idempotency keys long after their rows left every source."""

@@ -99,7 +99,7 @@ async def test_new_kinds_show_in_the_palette(client: httpx.AsyncClient, register
     assert r.status_code == 200
     palette = r.json()
     node_types = {n["type"]: n for n in palette["node_types"]}
-    assert node_types["stamp"]["description"].startswith("`stamp`: puts today's stamp")
+    assert node_types["stamp"]["description"].startswith("Puts today's stamp")
     assert {"user_task", "service_task", "retention"} <= set(node_types)
     kinds = {k["kind"]: k for k in palette["connector_kinds"]}
     assert kinds["ledger"]["schema"]["required"] == ["kind", "book"] and "http" in kinds

@@ -53,7 +53,7 @@ def test_a_customer_files_a_claim_and_an_analyst_sees_it(browser, published, pol
     page.get_by_label("Claimed amount").fill("1250.50")
     page.get_by_role("button", name="Submit claim").click()
     page.wait_for_url("**/a/acme/claims/claims/*")
-    page.get_by_text("CL-E2E-1").wait_for()  # the detail page of the new record
+    page.get_by_text("CL-E2E-1", exact=True).wait_for()  # the detail page of the new record
     # The fraud scorer plugin's custom element, loaded from its package, shows the score
     # its before-write hook stored on the claim.
     badge = page.locator("fraud-badge").get_by_text(re.compile(r"Fraud risk: \d+ \(low\)"))

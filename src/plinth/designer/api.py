@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -46,6 +47,8 @@ UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, TOO_LARGE, RATE, MALFORMED = (
     4429,
     4400,
 )
+# How often an open socket's credential and access are checked again (the token cache's trust).
+RECHECK_SECONDS = 1.0
 
 
 def _token(ws: WebSocket) -> tuple[str | None, str | None]:
@@ -95,6 +98,7 @@ async def draft_sync(ws: WebSocket, tenant: str, app: str) -> None:
     conn = Connection(principal, can_edit, send, close, tokens=platform.designer.limits.burst)
     service = platform.designer
     await service.join(room, conn)
+    watcher = asyncio.create_task(_recheck(platform, token, resource, conn))
     try:
         while True:
             message = await ws.receive()
@@ -119,8 +123,26 @@ async def draft_sync(ws: WebSocket, tenant: str, app: str) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        watcher.cancel()
         conn.closed = True
         await room.leave(conn)
+
+
+async def _recheck(platform: Any, token: str, resource: Resource, conn: Connection) -> None:
+    """A socket outlives the checks made when it opened: ask them again every second, so a
+    revoked token, a disabled, demoted or signed-out user, or a policy that no longer lets
+    them in loses the room as soon as their next HTTP request would be refused."""
+    while not conn.closed:
+        await asyncio.sleep(RECHECK_SECONDS)
+        try:
+            principal = await platform.authentication.authenticate(token)
+            authorize(platform.authorizer, principal, "draft.read", resource)
+        except PlinthError as exc:
+            code = UNAUTHENTICATED if exc.status == 401 else FORBIDDEN
+            conn.closed = True
+            await conn.close(code, exc.detail[:120])
+            return
+        conn.can_edit = platform.authorizer.decide(principal, "draft.edit", resource).allowed
 
 
 @router.get("/api/t/{tenant}/apps/{app}/draft/history")

@@ -24,9 +24,15 @@ router = APIRouter(prefix="/api", tags=["designer"])
 
 
 def _summary(item: object) -> str:
-    """The first line of an item's own docstring (its module's, for a one-class module)."""
-    doc = inspect.getdoc(type(item)) or inspect.getdoc(inspect.getmodule(type(item))) or ""
-    return doc.split("\n", 1)[0]
+    """The first line of an item's own docstring (its module's, for a one-class module),
+    without the "`name`: " it starts with. Never a base class's: `inspect.getdoc` would
+    inherit one, and every node type would read like the base."""
+    own = type(item).__dict__.get("__doc__")
+    doc = inspect.cleandoc(own) if own else inspect.getdoc(inspect.getmodule(type(item))) or ""
+    line = doc.split("\n", 1)[0]
+    head, sep, rest = line.partition(": ")
+    text = rest if sep and head.startswith("`") and head.endswith("`") else line
+    return text[:1].upper() + text[1:]
 
 
 def palette() -> dict[str, Any]:

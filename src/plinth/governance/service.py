@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -153,11 +154,16 @@ class Governance:
     async def _sessions_ended(self, tenant_id: str, user_id: str) -> None:
         # The bus carries it to every node (not audited itself: the administration route
         # records what the person did).
-        event = Event("identity.sessions_ended", tenant_id, {"user_id": user_id})
+        # The moment travels with it: a node hearing of it later must still accept a token
+        # the user was issued after it (a demoted user's new session).
+        at = utcnow().timestamp()
+        event = Event("identity.sessions_ended", tenant_id, {"user_id": user_id, "at": at})
         await self._events.publish(event)
 
     async def _on_sessions_ended(self, event: Event) -> None:
-        self.identity.sessions_ended(str(event.data["user_id"]), utcnow())
+        at = event.data.get("at")
+        when = datetime.fromtimestamp(float(at), UTC) if at is not None else utcnow()
+        self.identity.sessions_ended(str(event.data["user_id"]), when)
 
     async def _on_deleted(self, event: Event) -> None:
         if event.tenant_id:

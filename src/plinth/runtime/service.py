@@ -43,7 +43,8 @@ from plinth.governance.principal import Principal
 from plinth.ids import new_id
 from plinth.metadata.service import MetadataService
 from plinth.outbox import Outbox
-from plinth.runtime import records, types
+from plinth.runtime import coherence, records, types
+from plinth.runtime.coherence import on_new_version
 from plinth.runtime.compiled import CompiledApp, CompiledEntity, Registry
 from plinth.runtime.filters import column, compile_filter, fields_of
 from plinth.runtime.maintenance import Maintenance
@@ -237,6 +238,7 @@ class RecordService:
 
     # -- writes -----------------------------------------------------------------------------
 
+    @on_new_version
     async def create(
         self,
         tenant: Tenant,
@@ -312,6 +314,7 @@ class RecordService:
         await self._present(principal, tenant, app_slug, ent, shown)
         return shown if many else shown[0]
 
+    @on_new_version
     async def update(
         self,
         tenant: Tenant,
@@ -392,6 +395,7 @@ class RecordService:
         await self._present(principal, tenant, app_slug, ent, [shown])
         return shown
 
+    @on_new_version
     async def delete(
         self,
         tenant: Tenant,
@@ -424,6 +428,7 @@ class RecordService:
 
     # -- reads ------------------------------------------------------------------------------
 
+    @on_new_version
     async def get(
         self, tenant: Tenant, app_slug: str, entity: str, record_id: str, principal: Principal
     ) -> dict[str, Any]:
@@ -438,6 +443,7 @@ class RecordService:
         await self._present(principal, tenant, app_slug, ent, [shown])
         return shown
 
+    @on_new_version
     async def query(
         self,
         tenant: Tenant,
@@ -791,6 +797,7 @@ class RecordService:
     ) -> None:
         """After commit: dispatch the write's outbox rows (audit entry, webhook deliveries,
         workflow starts), then tell this process's subscribers."""
+        coherence.committed()  # from here on, the call must not run again
         await self.outbox.committed(db, written)
         for event in events:
             await self.events.publish(event)
