@@ -37,6 +37,10 @@ ENDED = ("completed", "failed", "cancelled")
 _INSTANCE_STATE = tuple(c for c in store.instances.c if c.name != "definition")
 # Step types that read their step's tasks when run (every resume reads them too).
 _READS_TASKS = frozenset({"approval"})
+# Step types that only compute from the instance's variables: no I/O, no side effects.
+_PURE = frozenset({"assign", "gateway", "end"})
+# Steps one claim runs in a row at most: a looping instance still lets others take the worker.
+CHAIN = 100
 
 
 def actor(instance_id: str, tenant_id: str, workflow: str, role: str = "owner") -> Principal:
@@ -84,6 +88,14 @@ class Job:
 
 
 @dataclass
+class Carried:
+    """What a step's commit wrote that the next step of the same instance starts from."""
+
+    inst: dict[str, Any]
+    step: dict[str, Any]
+
+
+@dataclass
 class Pending:
     events: list[Event] = field(default_factory=list)
 
@@ -106,6 +118,8 @@ class Engine:
         # An instance's definition is written once, when it starts; a step reads it from here
         # instead of decoding the whole JSON twice per step (instance id → definition).
         self._definitions: dict[str, dict[str, Any]] = {}
+        self._ticked = 0.0  # when a worker loop last checked the schedules
+        self._claiming = asyncio.Lock()
 
     @property
     def lease(self) -> float:
@@ -145,9 +159,11 @@ class Engine:
         input: dict[str, Any],
         by: str | None,
         record: dict[str, Any] | None = None,
+        at: tuple[int, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Create an instance pinned to the active version and queue its first node."""
-        number, doc = await self.workflow_at(tenant, app, name)
+        """Create an instance pinned to the active version (or `at`, the version and document
+        the caller has just read) and queue its first node."""
+        number, doc = at or await self.workflow_at(tenant, app, name)
         async with self.db.transaction() as conn:
             instance = await self._create(
                 conn, tenant.id, app, name, number, doc, input, by, record, None
@@ -214,7 +230,9 @@ class Engine:
         node: str,
         now: float,
         input: Any = None,
-    ) -> str:
+        lease: str | None = None,
+    ) -> tuple[str, str]:
+        """Add step `node` to the timeline and queue its job: (step id, job id)."""
         step_id = new_id()
         await conn.execute(
             store.steps.insert().values(
@@ -228,29 +246,36 @@ class Engine:
                 started_at=now,
             )
         )
-        await self._queue(conn, instance_id, step_id, "run", None, now)
-        return step_id
+        job_id = await self._queue(conn, instance_id, step_id, "run", None, now, lease)
+        return step_id, job_id
 
-    @staticmethod
     async def _queue(
+        self,
         conn: AsyncConnection,
         instance_id: str,
         step_id: str,
         kind: str,
         signal: dict[str, Any] | None,
         at: float,
-    ) -> None:
+        lease: str | None = None,
+    ) -> str:
+        """Queue a job; with `lease`, born claimed by that lease (the worker runs it next)."""
+        job_id = new_id()
+        claimed: dict[str, Any] = {"status": "queued"}
+        if lease is not None:
+            claimed = {"status": "running", "lease": lease, "locked_until": at + self.lease}
         await conn.execute(
             store.jobs.insert().values(
-                id=new_id(),
+                id=job_id,
                 instance_id=instance_id,
                 step_id=step_id,
                 kind=kind,
                 signal=signal,
-                status="queued",
                 run_at=at,
+                **claimed,
             )
         )
+        return job_id
 
     # -- the queue ----------------------------------------------------------------------------
 
@@ -268,15 +293,27 @@ class Engine:
         return Job(row.id, row.instance_id, row.step_id, row.kind, row.signal, taken.lease)
 
     async def run_one(self) -> bool:
-        """Claim and process one job; False when none was due."""
-        job = await self.claim()
+        """Claim one job and advance its instance until it waits, ends or branches; False when
+        none was due. Each step still commits on its own (a crash loses at most the step under
+        way); the step that follows is queued already claimed by this lease and run at once,
+        from the state the commit wrote, without a claim, a read or a poll in between."""
+        # One claim at a time per process: its concurrent loops would otherwise all see the same
+        # due job and race for it, each with a write transaction of its own.
+        async with self._claiming:
+            job: Job | None = await self.claim()
         if job is None:
             return False
+        carried: Carried | None = None
         async with self.queue.holding(job.lease):
-            try:
-                await self.process(job)
-            except Exception:  # the lease expires and another attempt picks the job up again
-                log.exception("workflow job %s failed in the engine", job.id)
+            for left in range(CHAIN, 0, -1):
+                try:
+                    following = await self.process(job, carried, chain=left > 1)
+                except Exception:  # the lease expires and another attempt picks the job up again
+                    log.exception("workflow job %s failed in the engine", job.id)
+                    break
+                if following is None:
+                    break
+                job, carried = following
         return True
 
     async def drain(self, limit: int = 10_000) -> int:
@@ -307,8 +344,13 @@ class Engine:
         inst["definition"] = definition
         return inst
 
-    async def process(self, job: Job) -> None:
-        """Run or resume the job's step and apply what it led to."""
+    async def process(
+        self, job: Job, carried: Carried | None = None, chain: bool = False
+    ) -> tuple[Job, Carried] | None:
+        """Run or resume the job's step and apply what it led to; with `chain`, the step it
+        leads to (when exactly one and automatic) comes back claimed, with its state."""
+        if carried is not None:
+            return await self._step(job, carried.inst, carried.step, [], chain)
         async with self.db.read() as conn:
             inst = await self._state(conn, job.instance_id)
             step = (
@@ -329,28 +371,18 @@ class Engine:
                         )
                     ).mappings()
                 ]
+        return await self._step(job, inst, step, tasks, chain)
+
+    async def _step(
+        self, job: Job, inst: dict[str, Any], step: Any, tasks: list[dict[str, Any]], chain: bool
+    ) -> tuple[Job, Carried] | None:
         expected = "waiting" if job.kind == "resume" else ("queued", "retrying")
         if step["status"] not in (expected if isinstance(expected, tuple) else (expected,)):
             await self._finish_job(job)  # a stale signal: the step has moved on
-            return
+            return None
         spec = inst["definition"]["nodes"][step["node"]]
-        tenant = await self._tenant(inst["tenant_id"])
-        ctx = StepContext(
-            node=step["node"],
-            spec=spec,
-            vars=dict(inst["vars"]),
-            record=inst["record"],
-            instance=dict(inst),
-            step_id=step["id"],
-            attempt=step["attempt"],
-            tasks=tasks,
-            effect=lambda fn: self._effect(f"{inst['id']}:{step['id']}", fn),
-            services=self.services,
-            tenant=tenant,
-            principal=actor(
-                inst["id"], inst["tenant_id"], inst["workflow"], run_as(inst["definition"], spec)
-            ),
-        )
+        ctx = await self._context(job, inst, step, spec, tasks)
+        tenant = ctx.tenant
         impl = step_types.get(spec["type"])
         try:
             if job.kind == "resume":
@@ -369,8 +401,28 @@ class Engine:
                 )
         except Exception as exc:  # noqa: BLE001  (a step's failure is data: retry or error path)
             await self._failed(job, inst, step, spec, exc)
-            return
-        await self._apply(job, inst, step, spec, outcome, child_doc, expected)
+            return None
+        return await self._apply(job, inst, step, spec, outcome, child_doc, expected, chain)
+
+    async def _context(
+        self, job: Job, inst: dict[str, Any], step: Any, spec: dict[str, Any], tasks: list[Any]
+    ) -> StepContext:
+        return StepContext(
+            node=step["node"],
+            spec=spec,
+            vars=dict(inst["vars"]),
+            record=inst["record"],
+            instance=dict(inst),
+            step_id=step["id"],
+            attempt=step["attempt"],
+            tasks=tasks,
+            effect=lambda fn: self._effect(f"{inst['id']}:{step['id']}", fn),
+            services=self.services,
+            tenant=await self._tenant(inst["tenant_id"]),
+            principal=actor(
+                inst["id"], inst["tenant_id"], inst["workflow"], run_as(inst["definition"], spec)
+            ),
+        )
 
     async def _tenant(self, tenant_id: str) -> Any:
         # Tenants are immutable for what steps need (id, slug); one lookup per process.
@@ -403,8 +455,16 @@ class Engine:
         return result
 
     async def _guard(self, conn: AsyncConnection, job: Job, inst_id: str) -> dict[str, Any] | None:
-        """Lock the instance and finish the job if the lease is still ours; None otherwise."""
+        """Lock the instance and finish the job if the lease is still ours; None otherwise.
+        A job of an instance suspended meanwhile goes back to the queue (it runs on resume)."""
         inst = await self._state(conn, inst_id, lock=True)
+        if inst["status"] == "suspended":
+            await conn.execute(
+                store.jobs.update()
+                .where(store.jobs.c.id == job.id, store.jobs.c.lease == job.lease)
+                .values(status="queued", lease=None, locked_until=None)
+            )
+            return None
         done = await conn.execute(
             store.jobs.update()
             .where(
@@ -433,114 +493,189 @@ class Engine:
         outcome: Outcome,
         child_doc: dict[str, Any] | None,
         expected: Any,
-    ) -> None:
+        chain: bool = False,
+    ) -> tuple[Job, Carried] | None:
         now = time.time()
         out = Pending()
+        following: tuple[Job, Carried] | None = None
         async with self.db.transaction() as conn:
             inst = await self._guard(conn, job, inst0["id"])
             if inst is None or inst["status"] != "running":
-                return
+                return None
             allowed = expected if isinstance(expected, tuple) else (expected,)
-            new_status = "waiting" if outcome.wait else "completed"
-            output = outcome.output
-            if isinstance(step["output"], dict) and isinstance(output, dict):
-                output = {**step["output"], **output}  # keep what earlier signals recorded
-            elif output is None:
-                output = step["output"]
-            moved = await conn.execute(
-                store.steps.update()
-                .where(store.steps.c.id == step["id"], store.steps.c.status.in_(allowed))
-                .values(
-                    status=new_status,
-                    output=output,
-                    error=None,
-                    by=outcome.by or step["by"],
-                    ended_at=None if outcome.wait else now,
-                )
+            following = await self._advance(
+                conn, job, inst, step, outcome, child_doc, allowed, now, out, chain
             )
-            if moved.rowcount != 1:
-                return
-            variables = {**inst["vars"], **outcome.vars}
-            joins = dict(inst["joins"])
-            t = store.tasks
-            for task in outcome.tasks:
-                tid = new_id()
+            # Steps that only compute (assign, gateway, end) commit with the step before them:
+            # a crash re-runs them with it, and they have nothing to do twice.
+            for _ in range(CHAIN):
+                if following is None or following[1].step["type"] not in _PURE:
+                    break
+                nxt, carried = following
+                nspec = inst["definition"]["nodes"][carried.step["node"]]
+                ctx = await self._context(nxt, inst, carried.step, nspec, [])
+                try:
+                    pure = await step_types.get(nspec["type"]).run(ctx)
+                except Exception:  # noqa: BLE001  (its failure takes the ordinary path, after commit)
+                    break
                 await conn.execute(
-                    t.insert().values(
-                        id=tid,
-                        tenant_id=inst["tenant_id"],
-                        instance_id=inst["id"],
-                        step_id=step["id"],
-                        kind=task["kind"],
-                        title=task["title"],
-                        status="open",
-                        assignee=task["assignee"],
-                        form=task["form"],
-                        created_at=now,
-                    )
+                    store.jobs.update().where(store.jobs.c.id == nxt.id).values(status="done")
                 )
-                out.events.append(
-                    Event(
-                        "task.created",
-                        inst["tenant_id"],
-                        {
-                            "task": tid,
-                            "instance": inst["id"],
-                            "node": step["node"],
-                            "assignee": task["assignee"],
-                        },
-                    )
+                now = max(time.time(), now + 1e-6)  # the timeline sorts its steps by time
+                following = await self._advance(
+                    conn, nxt, inst, carried.step, pure, None, ("queued",), now, out, chain
                 )
-            if outcome.timer:
-                name, at = outcome.timer
-                await self._queue(
-                    conn, inst["id"], step["id"], "resume", {"kind": "timer", "name": name}, at
-                )
-            if outcome.reassign:
-                await conn.execute(
-                    t.update()
-                    .where(t.c.step_id == step["id"], t.c.status == "open")
-                    .values(assignee=outcome.reassign, claimed_by=None)
-                )
-            if not outcome.wait and outcome.close_tasks:
-                await conn.execute(
-                    t.update()
-                    .where(t.c.step_id == step["id"], t.c.status == "open")
-                    .values(status="cancelled", ended_at=now)
-                )
-            targets = list(outcome.next)
-            if outcome.join:
-                split = inst["definition"]["nodes"][outcome.join]
-                arrived = joins.get(outcome.join, 0) + 1
-                if arrived < len(split["branches"]):
-                    joins[outcome.join] = arrived
-                    targets = []
-                else:
-                    joins.pop(outcome.join, None)
-            for node in targets:
-                await self._enter(conn, inst["id"], inst["definition"], node, now)
-            if outcome.child and child_doc is not None:
-                await self._create(
-                    conn,
-                    inst["tenant_id"],
-                    inst["app"],
-                    outcome.child["workflow"],
-                    inst["version"],
-                    child_doc,
-                    outcome.child["input"],
-                    f"workflow:{inst['id']}",
-                    None,
-                    step["id"],
-                )
-            values: dict[str, Any] = {"vars": variables, "joins": joins}
-            if outcome.end:
-                values |= {"status": outcome.end, "ended_at": now}
-                await self._ended(conn, inst, outcome.end, variables, now, out)
+            # The variables are written once per transaction, however many steps ran in it.
             await conn.execute(
-                store.instances.update().where(store.instances.c.id == inst["id"]).values(**values)
+                store.instances.update()
+                .where(store.instances.c.id == inst["id"])
+                .values({k: inst[k] for k in ("vars", "joins", "status", "ended_at")})
             )
         for event in out.events:
             await self.events.publish(event)
+        return following
+
+    async def _advance(
+        self,
+        conn: AsyncConnection,
+        job: Job,
+        inst: dict[str, Any],
+        step: Any,
+        outcome: Outcome,
+        child_doc: dict[str, Any] | None,
+        allowed: tuple[str, ...],
+        now: float,
+        out: Pending,
+        chain: bool,
+    ) -> tuple[Job, Carried] | None:
+        """Record `step`'s outcome and enter what follows (in `conn`); `inst` is updated in
+        place, its row written by the caller. With `chain`, a single automatic successor is
+        queued claimed by `job`'s lease and returned with its state."""
+        following: tuple[Job, Carried] | None = None
+        new_status = "waiting" if outcome.wait else "completed"
+        output = outcome.output
+        if isinstance(step["output"], dict) and isinstance(output, dict):
+            output = {**step["output"], **output}  # keep what earlier signals recorded
+        elif output is None:
+            output = step["output"]
+        moved = await conn.execute(
+            store.steps.update()
+            .where(store.steps.c.id == step["id"], store.steps.c.status.in_(allowed))
+            .values(
+                status=new_status,
+                output=output,
+                error=None,
+                by=outcome.by or step["by"],
+                ended_at=None if outcome.wait else now,
+            )
+        )
+        if moved.rowcount != 1:
+            return following
+        variables = {**inst["vars"], **outcome.vars}
+        joins = dict(inst["joins"])
+        t = store.tasks
+        for task in outcome.tasks:
+            tid = new_id()
+            await conn.execute(
+                t.insert().values(
+                    id=tid,
+                    tenant_id=inst["tenant_id"],
+                    instance_id=inst["id"],
+                    step_id=step["id"],
+                    kind=task["kind"],
+                    title=task["title"],
+                    status="open",
+                    assignee=task["assignee"],
+                    form=task["form"],
+                    created_at=now,
+                )
+            )
+            out.events.append(
+                Event(
+                    "task.created",
+                    inst["tenant_id"],
+                    {
+                        "task": tid,
+                        "instance": inst["id"],
+                        "node": step["node"],
+                        "assignee": task["assignee"],
+                    },
+                )
+            )
+        if outcome.timer:
+            name, at = outcome.timer
+            await self._queue(
+                conn, inst["id"], step["id"], "resume", {"kind": "timer", "name": name}, at
+            )
+        if outcome.reassign:
+            await conn.execute(
+                t.update()
+                .where(t.c.step_id == step["id"], t.c.status == "open")
+                .values(assignee=outcome.reassign, claimed_by=None)
+            )
+        if not outcome.wait and outcome.close_tasks:
+            await conn.execute(
+                t.update()
+                .where(t.c.step_id == step["id"], t.c.status == "open")
+                .values(status="cancelled", ended_at=now)
+            )
+        targets = list(outcome.next)
+        if outcome.join:
+            split = inst["definition"]["nodes"][outcome.join]
+            arrived = joins.get(outcome.join, 0) + 1
+            if arrived < len(split["branches"]):
+                joins[outcome.join] = arrived
+                targets = []
+            else:
+                joins.pop(outcome.join, None)
+        # One automatic successor: this worker runs it next, under its lease.
+        chained = chain and len(targets) == 1 and not outcome.child and not outcome.end
+        for node in targets:
+            lease = job.lease if chained else None
+            ids = await self._enter(conn, inst["id"], inst["definition"], node, now, None, lease)
+            if chained:
+                following = self._successor(job, inst, node, *ids, now)
+        if outcome.child and child_doc is not None:
+            await self._create(
+                conn,
+                inst["tenant_id"],
+                inst["app"],
+                outcome.child["workflow"],
+                inst["version"],
+                child_doc,
+                outcome.child["input"],
+                f"workflow:{inst['id']}",
+                None,
+                step["id"],
+            )
+        values: dict[str, Any] = {"vars": variables, "joins": joins}
+        if outcome.end:
+            values |= {"status": outcome.end, "ended_at": now}
+            await self._ended(conn, inst, outcome.end, variables, now, out)
+        inst |= values
+        return following
+
+    @staticmethod
+    def _successor(
+        job: Job, inst: dict[str, Any], node: str, step_id: str, job_id: str, now: float
+    ) -> tuple[Job, Carried]:
+        """The job and state of a step just entered under `job`'s lease, as the commit writes
+        them (`inst` is updated in place before the commit, so it carries the new variables)."""
+        step = {
+            "id": step_id,
+            "instance_id": inst["id"],
+            "node": node,
+            "type": inst["definition"]["nodes"][node]["type"],
+            "status": "queued",
+            "attempt": 1,
+            "input": None,
+            "output": None,
+            "error": None,
+            "by": None,
+            "started_at": now,
+            "ended_at": None,
+        }
+        return Job(job_id, inst["id"], step_id, "run", None, job.lease), Carried(inst, step)
 
     async def _ended(
         self,
@@ -826,10 +961,10 @@ class Engine:
     async def work(self, stop: asyncio.Event, poll: float = 0.2) -> None:
         """Process jobs until `stop` is set; an idle worker polls less often, up to `poll` s."""
         idle = 0.005
-        ticked = 0.0
         while not stop.is_set():
-            if time.time() - ticked >= 1.0:  # schedules are checked once a second
-                ticked = time.time()
+            # Schedules are checked once a second per process, not per concurrent loop.
+            if time.time() - self._ticked >= 1.0:
+                self._ticked = time.time()
                 try:
                     await self.tick_schedules()
                 except Exception:  # a schedule failure must not stop the job loop

@@ -133,13 +133,18 @@ class WorkflowService:
     ) -> dict[str, Any]:
         """Start `workflow` of `app` by hand or from a webhook, if it declares that start."""
         self._authorize(principal, "workflow.start", tenant, "workflow", f"{app}/{workflow}")
-        _, doc = await self.engine.workflow_at(tenant, app, workflow)
+        number, doc = await self.engine.workflow_at(tenant, app, workflow)
         starts = {s["type"] for s in doc.get("start", [{"type": "manual"}])}
         if via not in starts:
             raise Conflict(f"Workflow {workflow!r} has no {via} start event", path="start")
         return public(
             await self.engine.start(
-                tenant, app, workflow, {**input, "via": via}, principal.audit_name()
+                tenant,
+                app,
+                workflow,
+                {**input, "via": via},
+                principal.audit_name(),
+                at=(number, doc),
             )
         )
 
