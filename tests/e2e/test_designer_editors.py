@@ -95,13 +95,20 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
     b = await open_editor(browser, server, bob, "pagesapp", "pages")
     for p in (a, b):
         await p.click("li[data-page='claims']")  # type: ignore[attr-defined]
-    # drag a `text` from the palette into the page's root stack
-    await a.drag_and_drop(
-        ".palette-item[data-kind='text']",  # type: ignore[attr-defined]
-        "#canvas .dropzone[data-drop='root']",
-    )
+    # drag a `text` from the palette into the page's root stack (again if the canvas redrew
+    # under the pointer: it draws the portal's runtime asynchronously, with live data)
     new = a.locator("#props[data-for^='text_']")  # type: ignore[attr-defined]
-    await new.wait_for()
+    for attempt in range(3):
+        await a.drag_and_drop(
+            ".palette-item[data-kind='text']",  # type: ignore[attr-defined]
+            "#canvas .dropzone[data-drop='root']",
+        )
+        try:
+            await new.wait_for(timeout=10000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     cid = await new.get_attribute("data-for")
     # the property panel is generated from the kind's schema: text is a string, variant an enum
     await a.fill("#props [data-prop='text']", "Hello from Ann")  # type: ignore[attr-defined]

@@ -16,15 +16,36 @@ from __future__ import annotations
 import contextvars
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from sqlalchemy.exc import DBAPIError
 
 from plinth.errors import Unavailable
 
 if TYPE_CHECKING:
-    from plinth.runtime.service import RecordService
     from plinth.tenancy.models import Tenant
+
+
+class _Compiled(Protocol):
+    version: int
+
+
+class _Registry(Protocol):
+    def get(self, tenant_id: str, app_slug: str) -> _Compiled | None: ...
+
+    def drop(self, tenant_id: str, app_slug: str) -> None: ...
+
+
+class _Versions(Protocol):
+    async def active_version(self, tenant: Tenant, app_slug: str) -> Any: ...
+
+
+class Records(Protocol):
+    """What the wrapper needs of the record service it wraps (a port: no import of it)."""
+
+    registry: _Registry
+    metadata: _Versions
+
 
 C = TypeVar("C", bound=Callable[..., Awaitable[Any]])
 
@@ -64,7 +85,7 @@ def on_new_version(call: C) -> C:
     """Wrap a RecordService method `(self, tenant, app_slug, …)` as the module says."""
 
     @functools.wraps(call)
-    async def wrapper(self: RecordService, tenant: Tenant, app_slug: str, *a: Any, **k: Any) -> Any:
+    async def wrapper(self: Records, tenant: Tenant, app_slug: str, *a: Any, **k: Any) -> Any:
         box = _committed.get() or [False]  # a nested call shares its caller's
         token = _committed.set(box)
         try:
