@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from plinth.governance.access import Authorizer, Resource
+from plinth.governance.browser import SessionCookie, secure
 from plinth.governance.http import PrincipalDep
-from plinth.governance.identity import REFRESH_TTL, Session
+from plinth.governance.identity import Session
 from plinth.governance.login import password_login
 from plinth.governance.oidc import OIDCConfig, map_claims, new_browser_binding
 from plinth.governance.principal import Principal
@@ -42,10 +43,10 @@ PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(tags=["identity"])
 
-COOKIE = "plinth_ide_refresh"
+SESSION = SessionCookie("plinth_ide_refresh", "/api/auth/{tenant}/session", "X-Plinth-IDE", "IDE")
+COOKIE = SESSION.name
 NEXT_COOKIE = "plinth_ide_next"
 BIND_COOKIE = "plinth_ide_bind"
-CSRF_HEADER = "x-plinth-ide"
 
 # What the IDE shows or hides, each the action policy decides.
 CAPABILITIES = {
@@ -62,44 +63,6 @@ CAPABILITIES = {
 class LoginIn(BaseModel):
     username: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=1, max_length=1000)
-
-
-def _session_path(tenant: str) -> str:
-    return f"/api/auth/{tenant}/session"
-
-
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
-
-
-def _set_refresh(response: Response, request: Request, tenant: str, token: str) -> None:
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=int(REFRESH_TTL.total_seconds()),
-        path=_session_path(tenant),
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
-
-
-def _clear_refresh(response: Response, request: Request, tenant: str) -> None:
-    response.delete_cookie(
-        COOKIE,
-        path=_session_path(tenant),
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
-
-
-def _check_csrf(request: Request) -> None:
-    if request.headers.get(CSRF_HEADER) != "1":
-        raise Forbidden(
-            "IDE session requests must come from the IDE (missing the X-Plinth-IDE header)",
-            path="headers.x-plinth-ide",
-        )
 
 
 def me_view(platform: Services, principal: Principal, tenant: Tenant) -> dict[str, Any]:
@@ -165,12 +128,12 @@ async def login(
     body: LoginIn, tenant: str, request: Request, response: Response, platform: PlatformDep
 ) -> dict[str, Any]:
     """Password sign-in: the access token in the body, the refresh token in the cookie."""
-    _check_csrf(request)
+    SESSION.check_csrf(request)
     client = request.client.host if request.client else None
     found, session = await password_login(
         platform, tenant, body.username, body.password, client, via="ide"
     )
-    _set_refresh(response, request, tenant, session.refresh_token)
+    SESSION.set(response, request, tenant, session.refresh_token)
     response.headers["Cache-Control"] = "no-store"
     return _body(platform, session, found)
 
@@ -178,7 +141,7 @@ async def login(
 @router.post("/api/auth/{tenant}/session/refresh")
 async def refresh(tenant: str, request: Request, platform: PlatformDep) -> Response:
     """A new access token from the cookie's refresh token (which is rotated)."""
-    _check_csrf(request)
+    SESSION.check_csrf(request)
     token = request.cookies.get(COOKIE)
     found = await platform.tenants.find(tenant)
     try:
@@ -187,10 +150,10 @@ async def refresh(tenant: str, request: Request, platform: PlatformDep) -> Respo
         session = await platform.governance.identity.refresh(token, found.id)
     except Unauthenticated as exc:
         failed = problem_response(exc, request)  # and the stale cookie goes
-        _clear_refresh(failed, request, tenant)
+        SESSION.clear(failed, request, tenant)
         return failed
     ok = JSONResponse(_body(platform, session, found), headers={"Cache-Control": "no-store"})
-    _set_refresh(ok, request, tenant, session.refresh_token)
+    SESSION.set(ok, request, tenant, session.refresh_token)
     return ok
 
 
@@ -198,14 +161,14 @@ async def refresh(tenant: str, request: Request, platform: PlatformDep) -> Respo
 async def logout(tenant: str, request: Request, platform: PlatformDep) -> Response:
     """Sign out: revoke the refresh token, refuse the access tokens issued until now (other
     sessions of the person refresh theirs) and drop the cookie."""
-    _check_csrf(request)
+    SESSION.check_csrf(request)
     token = request.cookies.get(COOKIE)
     found = await platform.tenants.find(tenant)
     if token and found is not None:
         await platform.governance.sign_out(found.id, token)
         await platform.governance.record(found.id, None, "auth.logout", via="ide")
     done = Response(status_code=204)
-    _clear_refresh(done, request, tenant)
+    SESSION.clear(done, request, tenant)
     return done
 
 
@@ -228,10 +191,10 @@ def _oidc_cookie(response: Response, request: Request, tenant: str, name: str, v
         name,
         value,
         max_age=600,
-        path=f"{_session_path(tenant)}/oidc",
+        path=f"{SESSION.path(tenant)}/oidc",
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure(request),
     )
 
 
@@ -289,7 +252,7 @@ async def oidc_callback(
     except BadRequest:
         back = "/"
     done = RedirectResponse(back, status_code=303)
-    _set_refresh(done, request, tenant, session.refresh_token)
-    done.delete_cookie(NEXT_COOKIE, path=f"{_session_path(tenant)}/oidc")
-    done.delete_cookie(BIND_COOKIE, path=f"{_session_path(tenant)}/oidc")
+    SESSION.set(done, request, tenant, session.refresh_token)
+    done.delete_cookie(NEXT_COOKIE, path=f"{SESSION.path(tenant)}/oidc")
+    done.delete_cookie(BIND_COOKIE, path=f"{SESSION.path(tenant)}/oidc")
     return done

@@ -25,7 +25,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Forbidden, NotFound, Unauthenticated
-from plinth.governance.identity import REFRESH_TTL, Session, User
+from plinth.governance.browser import SessionCookie, secure
+from plinth.governance.identity import Session, User
 from plinth.governance.login import password_login
 from plinth.governance.oidc import OIDCConfig, map_claims, new_browser_binding
 from plinth.governance.service import Governance
@@ -44,53 +45,14 @@ PlatformDep = Annotated[Services, Depends(composed)]
 
 router = APIRouter(tags=["portal"])
 
-COOKIE = "plinth_refresh"
+SESSION = SessionCookie("plinth_refresh", "/a/{tenant}/-/session", "X-Plinth-Portal", "portal")
+COOKIE = SESSION.name
 NEXT_COOKIE = "plinth_oidc_next"
-CSRF_HEADER = "x-plinth-portal"
 
 
 class LoginIn(BaseModel):
     username: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=1, max_length=1000)
-
-
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
-
-
-def _session_path(tenant: str) -> str:
-    return f"/a/{tenant}/-/session"
-
-
-def _set_refresh(response: Response, request: Request, tenant: str, token: str) -> None:
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=int(REFRESH_TTL.total_seconds()),
-        path=_session_path(tenant),
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
-
-
-def _clear_refresh(response: Response, request: Request, tenant: str) -> None:
-    response.delete_cookie(
-        COOKIE,
-        path=_session_path(tenant),
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
-
-
-def _check_csrf(request: Request) -> None:
-    if request.headers.get(CSRF_HEADER) != "1":
-        raise Forbidden(
-            "Portal session requests must come from the portal (missing the "
-            "X-Plinth-Portal header)",
-            path="headers.x-plinth-portal",
-        )
 
 
 def user_view(user: Any) -> dict[str, Any]:
@@ -142,19 +104,19 @@ async def login(
     body: LoginIn, tenant: str, request: Request, response: Response, platform: PlatformDep
 ) -> dict[str, Any]:
     """Password sign-in: the access token in the body, the refresh token in the cookie."""
-    _check_csrf(request)
+    SESSION.check_csrf(request)
     client = request.client.host if request.client else None
     _, session = await password_login(
         platform, tenant, body.username, body.password, client, via="portal"
     )
-    _set_refresh(response, request, tenant, session.refresh_token)
+    SESSION.set(response, request, tenant, session.refresh_token)
     return _body(platform, session, tenant)
 
 
 @router.post("/a/{tenant}/-/session/refresh")
 async def refresh(tenant: str, request: Request, platform: PlatformDep) -> Response:
     """A new access token from the cookie's refresh token (which is rotated)."""
-    _check_csrf(request)
+    SESSION.check_csrf(request)
     token = request.cookies.get(COOKIE)
     found = await platform.tenants.find(tenant)
     try:
@@ -163,24 +125,24 @@ async def refresh(tenant: str, request: Request, platform: PlatformDep) -> Respo
         session = await platform.governance.identity.refresh(token, found.id)
     except Unauthenticated as exc:
         failed = problem_response(exc, request)  # and the stale cookie goes
-        _clear_refresh(failed, request, tenant)
+        SESSION.clear(failed, request, tenant)
         return failed
     ok = JSONResponse(_body(platform, session, tenant), headers={"Cache-Control": "no-store"})
-    _set_refresh(ok, request, tenant, session.refresh_token)
+    SESSION.set(ok, request, tenant, session.refresh_token)
     return ok
 
 
 @router.post("/a/{tenant}/-/session/logout", status_code=204)
 async def logout(tenant: str, request: Request, platform: PlatformDep) -> Response:
     """Sign out: revoke the refresh token and drop the cookie."""
-    _check_csrf(request)
+    SESSION.check_csrf(request)
     token = request.cookies.get(COOKIE)
     found = await platform.tenants.find(tenant)
     if token and found is not None:
         await platform.governance.sign_out(found.id, token)
         await platform.governance.record(found.id, None, "auth.logout", via="portal")
     done = Response(status_code=204)
-    _clear_refresh(done, request, tenant)
+    SESSION.clear(done, request, tenant)
     return done
 
 
@@ -228,7 +190,7 @@ async def oidc_login(tenant: str, next: str, request: Request, platform: Platfor
         path=_oidc_path(tenant),
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure(request),
     )
     done.set_cookie(
         BIND_COOKIE,
@@ -237,7 +199,7 @@ async def oidc_login(tenant: str, next: str, request: Request, platform: Platfor
         path=_oidc_path(tenant),
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure(request),
     )
     return done
 
@@ -279,7 +241,7 @@ async def oidc_callback(
     except BadRequest:
         back = f"/a/{tenant}/"
     done = RedirectResponse(back, status_code=303)
-    _set_refresh(done, request, tenant, session.refresh_token)
+    SESSION.set(done, request, tenant, session.refresh_token)
     done.delete_cookie(NEXT_COOKIE, path=_oidc_path(tenant))
     done.delete_cookie(BIND_COOKIE, path=_oidc_path(tenant))
     return done
