@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/tenants.py [--db sqlite,postgresql] [--counts 10,1000,10000]
         [--sample 40] [--concurrency 16] [--workdir DIR] [--json F]
+        [--keep DIR [--phase create|measure|all]]
 
 For each database, tenants are created in steps up to each count in `--counts`, each with one
 small published app (`notes`, one entity) and one record. Then a real server process
@@ -26,6 +27,11 @@ calls the API makes: `tenants.create`, `metadata.create_app` with its draft, `pu
 `records.create`), `--concurrency` tenants at a time on one event loop, so one tenant's
 database I/O overlaps another's CPU work. The platform database is shared; each tenant's
 publish writes its own file (SQLite) or schema (PostgreSQL). The rate is printed.
+
+**Long runs** (`--keep DIR`): the data stays in `DIR/<db>/` (and the PostgreSQL database
+named in `DIR/postgresql/url`) and every created tenant is appended to `DIR/<db>/records`,
+so creation resumes where a stopped run left off; `--phase create` only creates (start it
+early, niced), `--phase measure` only measures what is there (under the bench lock).
 """
 
 from __future__ import annotations
@@ -63,37 +69,59 @@ NOTES = {
 }
 
 
-async def create(settings: Any, start: int, stop: int, concurrency: int) -> dict[str, str]:
-    """Tenants number `start`..`stop`-1 with the app and a record each: slug -> record id."""
+async def create(
+    settings: Any, start: int, stop: int, concurrency: int, journal: Path | None = None
+) -> dict[str, str]:
+    """Tenants number `start`..`stop`-1 with the app and a record each: slug -> record id.
+    With a `journal`, each finished tenant is appended to it as it completes; a slug taken
+    already (a tenant a stopped run left half-made) is skipped for the next free number."""
+    from plinth.errors import Conflict
     from plinth.governance.principal import PLATFORM_ADMIN, Principal
     from plinth.server.platform import Platform
 
     operator = Principal("bench", "cli", frozenset({PLATFORM_ADMIN}), name="bench")
     platform = Platform(settings)
     await platform.start()
-    gate = asyncio.Semaphore(concurrency)
-    done = 0
+    made: dict[str, str] = {}
+    numbers = iter(range(start, 10**9))
     began = time.monotonic()
+    out = journal.open("a") if journal is not None else None
+    todo = stop - start
 
-    async def one(i: int) -> tuple[str, str]:
-        nonlocal done
-        async with gate:
-            tenant = await platform.tenants.create(f"t{i:05d}")
-            await platform.metadata.create_app(tenant, "notes", draft=NOTES)
-            await platform.metadata.publish(tenant, "notes", operator)
-            record = await platform.records.create(
-                tenant, "notes", "note", {"text": f"first note of {tenant.slug}"}, operator
-            )
+    async def worker() -> None:
+        nonlocal todo
+        while todo > 0:
+            todo -= 1
+            i = next(numbers)
+            try:
+                tenant = await platform.tenants.create(f"t{i:05d}")
+                await platform.metadata.create_app(tenant, "notes", draft=NOTES)
+                await platform.metadata.publish(tenant, "notes", operator)
+                record = await platform.records.create(
+                    tenant, "notes", "note", {"text": f"first note of {tenant.slug}"}, operator
+                )
+            except Conflict:
+                todo += 1
+                continue
+            except Exception as exc:  # e.g. SQLite's busy timeout under load: the next number
+                print(f"  t{i:05d} left half-made: {exc!r:.200}", flush=True)
+                todo += 1
+                continue
             assert isinstance(record, dict)
-            done += 1
-            if done % 250 == 0:
-                rate = done / (time.monotonic() - began)
-                print(f"  … {start + done} tenants ({rate:.1f}/s)", flush=True)
-            return tenant.slug, str(record["id"])
+            made[tenant.slug] = str(record["id"])
+            if out is not None:
+                out.write(f"{tenant.slug} {record['id']}\n")
+                out.flush()
+            if len(made) % 250 == 0:
+                rate = len(made) / (time.monotonic() - began)
+                print(f"  … {start + len(made)} tenants ({rate:.1f}/s)", flush=True)
 
     try:
-        return dict(await asyncio.gather(*(one(i) for i in range(start, stop))))
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, stop - start))))
+        return made
     finally:
+        if out is not None:
+            out.close()
         await platform.stop()
 
 
@@ -203,14 +231,43 @@ async def platform_start(settings: Any) -> float:
     return took
 
 
+async def kept_database(folder: Path) -> str:
+    """The PostgreSQL database a `--keep` run uses (created on first use, never dropped)."""
+    import asyncpg
+
+    saved = folder / "url"
+    if saved.exists():
+        return saved.read_text().strip()
+    name = f"bench_tenants_keep_{os.urandom(4).hex()}"
+    admin = await asyncpg.connect(f"{databases.SERVER}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    saved.write_text(f"{databases.SERVER}/{name}\n")
+    return f"{databases.SERVER}/{name}"
+
+
+def journal_records(journal: Path) -> dict[str, str]:
+    if not journal.exists():
+        return {}
+    return dict(line.split() for line in journal.read_text().splitlines() if line.strip())
+
+
 async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[dict]:
     from plinth.settings import Settings
 
     rows: list[dict] = []
     async with AsyncExitStack() as stack:
-        # A long run's data outside /tmp's sweeps (a 10,000-tenant run takes most of an hour).
-        folder = tempfile.TemporaryDirectory(prefix="tenants-", dir=args.workdir)
-        data_dir = Path(stack.enter_context(folder))
+        journal: Path | None = None
+        if args.keep is not None:
+            data_dir = args.keep / db
+            data_dir.mkdir(parents=True, exist_ok=True)
+            journal = data_dir / "records"
+        else:
+            # Outside /tmp's sweeps (a 10,000-tenant run takes most of an hour).
+            folder = tempfile.TemporaryDirectory(prefix="tenants-", dir=args.workdir)
+            data_dir = Path(stack.enter_context(folder))
         env = {
             "PLINTH_DATA_DIR": str(data_dir),
             "PLINTH_ADMIN_TOKEN": ADMIN,
@@ -218,16 +275,28 @@ async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[d
         }
         url = None
         if db == "postgresql":
-            raw = await stack.enter_async_context(databases.throwaway("bench_tenants"))
+            if args.keep is not None:
+                raw = await kept_database(data_dir)
+            else:
+                raw = await stack.enter_async_context(databases.throwaway("bench_tenants"))
             url = raw.replace("postgresql://", "postgresql+asyncpg://", 1)
             env["PLINTH_DATABASE_URL"] = url
         settings = Settings(data_dir=data_dir, database_url=url, embedded_worker=False)
-        records: dict[str, str] = {}
+        records = journal_records(journal) if journal is not None else {}
+        if args.phase == "measure":
+            counts = [len(records)]
         for n in counts:
             began = time.monotonic()
-            records |= await create(settings, len(records), n, args.concurrency)
+            if n > len(records):
+                numbers = [int(slug[1:]) for slug in records]
+                first = max(numbers) + 1 if numbers else 0
+                records |= await create(
+                    settings, first, first + n - len(records), args.concurrency, journal
+                )
             took = time.monotonic() - began
-            print(f"{db}: {n} tenants ({took:.0f} s for the last step)", flush=True)
+            print(f"{db}: {len(records)} tenants ({took:.0f} s for the last step)", flush=True)
+            if args.phase == "create":
+                continue
             row = measure(env, records, args.sample, data_dir / f"server-{n}.log")
             row["db"] = db
             row["create_s"] = took
@@ -265,6 +334,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=None, help="where the data dir goes")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, default=None, help="a data dir kept across runs")
+    parser.add_argument("--phase", choices=["create", "measure", "all"], default="all")
     args = parser.parse_args()
     counts = sorted(int(c) for c in args.counts.split(","))
     rows: list[dict] = []
@@ -272,8 +343,8 @@ async def main() -> None:
         rows += await run_db(db, counts, args)
     print()
     for db in args.db.split(","):
-        mine = [r for r in rows if r["db"] == db]
-        report(mine, mine[0])
+        if mine := [r for r in rows if r["db"] == db]:
+            report(mine, mine[0])
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -105,29 +105,77 @@ def _on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
-def sqlite_file_engine(path: Path, pragmas: tuple[str, ...] = (), **kwargs: Any) -> AsyncEngine:
+# What the engines of SQLite files opened often (tenant files) share: one dialect, set up once
+# without asking a connection (SQLite's answers are known: schema "main", SERIALIZABLE), and one
+# cache of compiled statements, so a file opened again compiles nothing and its first
+# connection runs no dialect check.
+_file_dialect: Any = None
+FILE_STATEMENTS = 2000  # compiled statements kept for all tenant files together
+
+
+def _shared_file_dialect() -> tuple[Any, Any]:
+    global _file_dialect
+    if _file_dialect is None:
+        import sqlite3
+
+        from sqlalchemy.util import LRUCache
+
+        template = create_async_engine(
+            "sqlite+aiosqlite://", json_serializer=_json_dumps, _initialize=False
+        )
+        dialect = template.sync_engine.dialect
+        dialect.server_version_info = sqlite3.sqlite_version_info
+        dialect.default_schema_name = "main"
+        dialect.default_isolation_level = "SERIALIZABLE"  # what PRAGMA read_uncommitted says
+        _file_dialect = (dialect, LRUCache(FILE_STATEMENTS))
+    return _file_dialect
+
+
+def sqlite_file_engine(
+    path: Path,
+    pragmas: tuple[str, ...] = (),
+    *,
+    poolclass: Any,
+    **pool_kwargs: Any,
+) -> AsyncEngine:
     """An engine for one SQLite file whose connections open in a single trip to their thread
-    (connect, then every PRAGMA as one script): the same set-up as `create_engine`, for files
-    opened often (a tenant's, reopened after the LRU closed it)."""
+    (connect, every PRAGMA as one script, SQLAlchemy's SQL functions): the same set-up as
+    `create_engine`, for files opened often (a tenant's, reopened after the LRU closed it).
+    Its dialect and compiled statements are shared with every other such engine."""
+    import sqlite3
+
     import aiosqlite
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     path.parent.mkdir(parents=True, exist_ok=True)
     script = "".join(f"PRAGMA {p};" for p in (*SQLITE_PRAGMAS, *pragmas))
+    dialect, statements = _shared_file_dialect()
+    functions = dialect.on_connect()  # regexp(), floor(): what SQLAlchemy gives SQLite
 
-    async def connect() -> Any:
+    def open_file() -> sqlite3.Connection:  # runs in the connection's thread
         # isolation_level=None: we begin transactions ourselves (see `_on_begin`).
-        conn = await aiosqlite.connect(path.as_posix(), timeout=30, isolation_level=None)
-        await conn.executescript(script)
+        conn = sqlite3.connect(path.as_posix(), timeout=30, isolation_level=None)
+        try:
+            conn.executescript(script)
+            functions(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
-    engine = create_async_engine(
-        f"sqlite+aiosqlite:///{path.as_posix()}",  # names the file; `connect` opens it
-        async_creator=connect,
-        json_serializer=_json_dumps,
-        **kwargs,
-    )
-    event.listen(engine.sync_engine, "begin", _on_begin)
-    return engine
+    async def connect() -> Any:
+        return await aiosqlite.Connection(open_file, 64)
+
+    def creator() -> Any:
+        return dialect.loaded_dbapi.connect(async_creator_fn=connect)
+
+    pool = poolclass(creator, dialect=dialect, **pool_kwargs)
+    url = make_url(f"sqlite+aiosqlite:///{path.as_posix()}")
+    engine = Engine(pool, dialect, url, query_cache_size=0)
+    engine.update_execution_options(compiled_cache=statements)
+    event.listen(engine, "begin", _on_begin)
+    return AsyncEngine(engine)
 
 
 class Database:
