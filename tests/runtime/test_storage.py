@@ -9,10 +9,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from plinth.db import Database
 from plinth.errors import PublishRefused
 from plinth.metadata import publish as pipeline
-from plinth.runtime.storage import TenantIsolationError, TenantSchema
 from plinth.server import Platform
 from tests.helpers import CLAIMS, make_app, make_tenant, publish
 
@@ -84,58 +82,3 @@ async def test_failure_after_migrate_leaves_tables_untouched(
     assert names == []
     platform.metadata.publishing.unregister("explode")
     assert (await publish(client, "acme", "claims")).status_code == 201
-
-
-async def test_postgresql_tenants_share_statements_never_rows(
-    client: httpx.AsyncClient, platform: Platform
-) -> None:
-    """On PostgreSQL two tenants on the same app version run the same statement text (one
-    prepared statement per pooled connection, not one per tenant), and a connection switched
-    back and forth between them only ever reaches the tenant it was taken for."""
-    if platform.db.is_sqlite:
-        pytest.skip("a file per tenant on SQLite: nothing shared to check")
-    names = {"acme": "Ada", "globex": "Grace"}
-    for slug, name in names.items():
-        await make_tenant(client, slug)
-        await make_app(client, slug, "claims")
-        assert (await publish(client, slug, "claims", CLAIMS)).status_code == 201
-        r = await client.post(
-            f"/api/t/{slug}/apps/claims/data/policyholder",
-            json={"full_name": name, "country": "DE"},
-        )
-        assert r.status_code == 201, r.text
-    tenants = {slug: await platform.tenants.find(slug) for slug in names}
-    storage = platform.records.storage
-    # One connection (a pool of one), its search path switching between the two tenants.
-    solo = Database(platform.db.url, pool_size=1, max_overflow=0)
-    backends = set()
-    try:
-        for _round in range(3):
-            for slug, tenant in tenants.items():
-                assert tenant is not None
-                app = await platform.records.compiled(tenant, "claims")
-                entity = app.entities["policyholder"]
-                schema = storage.schema(tenant)
-                assert schema is not None
-                async with TenantSchema(solo, schema).statement() as conn:
-                    rows = (await conn.execute(sa.select(entity.table.c.full_name))).all()
-                    prepared = (
-                        await conn.execute(
-                            sa.text(
-                                "SELECT count(*) FROM pg_prepared_statements WHERE statement"
-                                " LIKE '%SELECT claims__policyholder.full_name %FROM"
-                                " claims__policyholder'"
-                            )
-                        )
-                    ).scalar_one()
-                    pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
-                    backends.add(pid)
-                assert [r.full_name for r in rows] == [names[slug]]
-                assert prepared == 1  # the same text for both tenants (their tables' shape)
-    finally:
-        await solo.dispose()
-    assert len(backends) == 1
-    # A statement on tenant tables on a connection not taken for a tenant is refused.
-    with pytest.raises(TenantIsolationError):
-        async with platform.db.statement() as conn:
-            await conn.execute(sa.select(entity.table.c.full_name))

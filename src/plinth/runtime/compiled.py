@@ -6,22 +6,19 @@ one dict assignment, so a request that already holds the old one finishes on it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from plinth.db import Query
 from plinth.errors import ValidationFailed
 from plinth.governance.compliance.enforcement import Protection
 from plinth.jsonschema import Validator, compile_schema
 from plinth.runtime import expressions, tables, types
 from plinth.runtime.expressions import Program
-
-# Table.info key: the shape of a compiled table (`table_tag`).
-TAG = "plinth_version"
 
 
 def entity_schema(doc: dict[str, Any], *, for_output: bool = False) -> dict[str, Any]:
@@ -57,6 +54,29 @@ def _with_null(t: str | list[str]) -> list[str]:
     return [*(t if isinstance(t, list) else [t]), "null"]
 
 
+class Plans:
+    """Statements of an entity's list reads, built once per shape and reused.
+
+    A statement object built again per request costs its construction and SQLAlchemy's cache
+    key (walking the whole statement); the same object reused has both memoised. The key is
+    everything the statement is built from (the filter, the row policy's residual, the sort,
+    the page size); at most `bound` shapes, the least recently used dropped first."""
+
+    def __init__(self, bound: int = 256) -> None:
+        self.bound = bound
+        self._found: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        found = self._found.get(key)
+        if found is not None:
+            self._found.move_to_end(key)
+            return found
+        found = self._found[key] = build()
+        while len(self._found) > self.bound:
+            self._found.popitem(last=False)
+        return found
+
+
 @dataclass
 class CompiledEntity:
     name: str
@@ -71,8 +91,13 @@ class CompiledEntity:
     insert: Any = None
     unique: dict[str, str] = field(default_factory=dict)  # index name -> field (for 409s)
     select: Any = None
+    one: Any = None  # `select` as a plinth.db.Query
     protection: Protection = field(default_factory=lambda: Protection.of({}))
     app: str = ""  # the app's slug (what encrypted values are bound to)
+    plans: Plans = field(default_factory=Plans)  # list statements by shape
+    # Statements built once for this version of the entity, by what they write (the columns
+    # a create sets): SQLAlchemy compiles each once, and a request only binds values.
+    statements: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def input_fields(self) -> set[str]:
@@ -88,30 +113,17 @@ class CompiledApp:
     entities: dict[str, CompiledEntity] = field(default_factory=dict)
 
 
-def table_tag(table: sa.Table) -> str:
-    """A short name for a table's shape (its name, columns and their types): statements on it
-    carry it, so on PostgreSQL they are shared by every tenant whose table has this shape and
-    never by two shapes whose columns differ (see runtime.storage)."""
-    shape = [table.name] + [f"{c.name}:{c.type!r}:{c.nullable}" for c in table.columns]
-    return "v" + hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
-
-
 def compile_app(
-    tenant_id: str, app_slug: str, version: int, definition: dict[str, Any]
+    tenant_id: str, app_slug: str, version: int, definition: dict[str, Any], schema: str | None
 ) -> CompiledApp:
-    """Compile every entity of a version (raises ValidationFailed on a bad expression).
-
-    The tables name no schema: a tenant's statements reach its own tables through the
-    connection they run on (its SQLite file, or its PostgreSQL schema as the search path), so
-    the compiled entities and their statement text are the same for every tenant."""
+    """Compile every entity of a version (raises ValidationFailed on a bad expression)."""
     metadata = sa.MetaData()
     app = CompiledApp(tenant_id, app_slug, version, definition)
     faults = []
     for name, doc in definition.get("entities", {}).items():
         found, computed, rules = expressions.compile_entity(name, doc)
         faults += found
-        table = tables.build(metadata, app_slug, name, doc, None)
-        table.info[TAG] = table_tag(table)
+        table = tables.build(metadata, app_slug, name, doc, schema)
         entity = CompiledEntity(
             name=name,
             id=doc.get("id", name),
@@ -130,6 +142,7 @@ def compile_app(
         # Prebuilt statements: per request only parameters are bound.
         entity.insert = table.insert()
         entity.select = sa.select(table).where(table.c.id == sa.bindparam("record_id"))
+        entity.one = Query(entity.select)  # GET one: prepared once per dialect
         for fname, spec in entity.fields.items():
             if spec.get("unique"):
                 entity.unique[tables.index_name(app_slug, entity.id, (spec["id"],))] = fname
@@ -144,15 +157,16 @@ class Registry:
     them, the least recently used dropped first (compiled again on their next use).
 
     Tenants often run the same app (a template, a clone): the compiled entities of one
-    version are shared by every tenant whose active version has the same content hash (on
-    SQLite and PostgreSQL alike: the tables name no schema), so a cold tenant of a known app
-    compiles nothing."""
+    version are shared by every tenant whose active version has the same content hash and
+    schema (SQLite files have none), so a cold tenant of a known app compiles nothing."""
 
     def __init__(self, bound: int = 10_000, shared: int = 1_000) -> None:
         self.bound = bound
         self._apps: OrderedDict[tuple[str, str], CompiledApp] = OrderedDict()
         self._shared_bound = shared
-        self._shared: OrderedDict[tuple[str, str], dict[str, CompiledEntity]] = OrderedDict()
+        self._shared: OrderedDict[tuple[str, str, str | None], dict[str, CompiledEntity]] = (
+            OrderedDict()
+        )
 
     def __len__(self) -> int:
         return len(self._apps)
@@ -177,14 +191,15 @@ class Registry:
         version: int,
         digest: str,
         definition: dict[str, Any],
+        schema: str | None,
     ) -> CompiledApp:
         """The compiled app of a version whose content hash is `digest` (shared entities)."""
-        key = (app_slug, digest)
+        key = (app_slug, digest, schema)
         entities = self._shared.get(key)
         if entities is not None:
             self._shared.move_to_end(key)
             return CompiledApp(tenant_id, app_slug, version, definition, entities)
-        app = compile_app(tenant_id, app_slug, version, definition)
+        app = compile_app(tenant_id, app_slug, version, definition, schema)
         self._shared[key] = app.entities
         while len(self._shared) > self._shared_bound:
             self._shared.popitem(last=False)

@@ -57,6 +57,7 @@ class CompileStep:
         self.runtime = runtime
 
     async def run(self, ctx: PublishContext, result: StepResult) -> None:
+        service = self.runtime
         too_long = [
             Fault(
                 f"entities.{n}",
@@ -68,7 +69,13 @@ class CompileStep:
         ]
         if too_long:
             raise ValidationFailed.of(too_long, "app definition")
-        compiled = compile_app(ctx.tenant.id, ctx.app.slug, ctx.number, ctx.definition)
+        compiled = compile_app(
+            ctx.tenant.id,
+            ctx.app.slug,
+            ctx.number,
+            ctx.definition,
+            service.storage.schema(ctx.tenant),
+        )
         ctx.state["runtime.compiled"] = compiled
         result.info(f"compiled {len(compiled.entities)} entities")
 
