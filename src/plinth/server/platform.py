@@ -111,6 +111,13 @@ class Platform:
             self.workflows.effect,
         ]
         self.outbox.after.append(self.connectors.webhooks.wake)
+        # A batch of workflow starts records its `workflow.started` events the same way, in
+        # its own transaction (the ledger's entries and the webhooks' deliveries).
+        self.workflows.engine.effects += [
+            self.governance.audit.effect,
+            self.connectors.webhooks.effect,
+        ]
+        self.workflows.engine.after.append(self.connectors.webhooks.wake)
         self._outbox_stop = asyncio.Event()
         self._outbox_worker: asyncio.Task[None] | None = None
         # The data inventory: each layer declares where it copies record values to.
