@@ -228,6 +228,10 @@ def _job_row(
     }
 
 
+async def _settled() -> None:
+    return None
+
+
 class Engine:
     """Runs workflow instances for one process; any number of processes share the queue."""
 
@@ -267,6 +271,9 @@ class Engine:
         # are published on the bus after the commit.
         self.effects: list[Effect] = []
         self.after: list[Callable[[], None]] = []  # called once such a batch has committed
+        # Waits for this process's committed record writes to be dispatched (their workflow
+        # starts are created off the request path): the outbox's, set by the platform.
+        self.settle: Callable[[], Awaitable[None]] = _settled
 
     @property
     def lease(self) -> float:
@@ -535,6 +542,7 @@ class Engine:
 
     async def drain(self, limit: int = 10_000) -> int:
         """Process due jobs until none is left (tests and the embedded worker's catch-up)."""
+        await self.settle()
         done = 0
         while done < limit and await self.run_one():
             done += 1
