@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ log = logging.getLogger("plinth.extensions")
 MAX_NESTING = 3  # plugin calls beneath a plugin call (each holds a worker thread meanwhile)
 UI_BODIES_KEPT = 64  # UI modules kept in memory (the oldest goes first)
 HOOKS_TTL = 5.0  # seconds another node's install/uninstall may take to reach this one's writes
+ACTION_PATH = re.compile(r"^/api/t/[^/]+/plugins/[^/]+/actions/[^/]+$")
 
 
 def ui_module_url(tenant_slug: str, name: str, sha256: str) -> str:
@@ -723,6 +725,15 @@ class PluginService:
             )
 
     # -- calls ---------------------------------------------------------------------------
+    def early_refusal(self, tenant_id: str, method: str, path: str) -> PlinthError | None:
+        """The gateway's guard (`integration.gateway.Guard`): an action call of a tenant whose
+        plugin queue is full is refused before authentication, routing or its body are looked
+        at. Only a 429 `plugin_tenant_busy` (or 503) with Retry-After is revealed to a caller
+        not yet authenticated, as the gateway's rate limits do."""
+        if method != "POST" or ACTION_PATH.match(path) is None:
+            return None
+        return self.executor.refusal(tenant_id)
+
     async def call_action(
         self,
         tenant: Tenant | str,
