@@ -89,7 +89,9 @@ async def _quiet(c: httpx.AsyncClient, n: int, concurrency: int) -> list[float]:
     async def writer() -> None:
         while (i := next(counter)) < n:
             started = time.perf_counter()
-            r = await c.post("/api/t/quiet/apps/notes/data/note", json={"text": f"n{i}", "n": i})
+            r = await c.post(
+                "/api/t/quiet/apps/notes/data/note", json={"text": f"n{i}", "n": i}, timeout=120
+            )
             found.append(time.perf_counter() - started)
             assert r.status_code == 201, r.text
 
