@@ -24,6 +24,7 @@ from plinth.server import Platform, create_app
 from plinth.settings import Settings
 from tests.integration.remote import Remote
 from tests.integration.remote import start as start_remote
+from tests.scheduling import longest_first
 
 PG_ADMIN_URL = os.environ.get("PLINTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASES = os.environ.get("PLINTH_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -36,6 +37,10 @@ os.environ.setdefault("PLINTH_CACHE_DIR", str(default_cache_dir()))
 # The test suite's remote services listen on 127.0.0.1: let the SSRF guard reach them (every
 # Settings built in tests, and servers started as subprocesses, read it from the environment).
 os.environ.setdefault("PLINTH_EGRESS_ALLOW", "127.0.0.0/8,::1/128")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    longest_first(items)  # the longest modules start first (tests/scheduling.py)
 
 
 def _pg_dsn(database: str) -> str:

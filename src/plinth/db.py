@@ -8,6 +8,7 @@ of failing when a read lock cannot be upgraded. PostgreSQL needs none of this.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,6 +19,11 @@ from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
+
+# aiosqlite's DEBUG records print every call with its statement and parameters: password and
+# token hashes, record values. An operator turning on DEBUG to chase a problem must not get
+# them in the log, so that logger stops at INFO whatever the root level is.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 # Platform tables of every layer live in this one MetaData; each layer's store.py adds its own.
 # Alembic migrations, not create_all, create them in a real database.

@@ -45,6 +45,8 @@ log = logging.getLogger("plinth.outbox")
 GRACE_SECONDS = 5.0
 # Dispatched rows are deleted by a later write to their database once this many wait.
 DELETE_BATCH = 16
+# How long the dispatcher lets committed writes gather before it dispatches them together.
+LINGER_SECONDS = 0.01
 # Test-only switches: touch the file they name and hang, after a record's commit (before its
 # dispatch) or after its dispatch (before its rows are deleted); the crash test kills there.
 PAUSE_AFTER_COMMIT = "PLINTH_TEST_PAUSE_AFTER_COMMIT"
@@ -72,6 +74,8 @@ dispatched = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("at", sa.Float, nullable=False, index=True),
 )
+
+_COLUMNS = [entries.c[n] for n in ("id", "tenant_id", "topic", "data", "status", "run_at")]
 
 # One row per running worker, beating each round and deleted on a clean stop: a row left
 # behind (or gone stale) marks a process that stopped uncleanly, whose tenants' outboxes may
@@ -120,8 +124,13 @@ class Outbox:
         # By database URL (a tenant's file may be closed and opened again meanwhile).
         self._prepared: set[str] = set()
         self._spent: dict[str, list[str]] = {}  # dispatched rows still in their database
-        self._waiting: list[tuple[Database, list[tuple[str, Event]], asyncio.Future[None]]] = []
-        self._dispatching = asyncio.Lock()
+        # Rows committed and handed to the dispatcher, not dispatched yet (`committed`).
+        self._queued: list[tuple[Database, list[tuple[str, Event]]]] = []
+        self._handed = 0  # rows handed over so far, and those whose dispatch has ended
+        self._ended = 0
+        self._wake: asyncio.Event | None = None
+        self._progress: asyncio.Condition | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
         self.rounds = 0  # the worker's completed sweeps
 
     # -- writing (in the change's transaction) -------------------------------------------------
@@ -146,6 +155,41 @@ class Outbox:
         delete a batch of rows dispatched earlier. Returns each row's id with its event as the
         effects will see it: the data as stored (JSON), so a row dispatched now or after a
         crash has the same effects."""
+        rows, written = self._rows(events)
+        if rows:
+            await conn.execute(entries.insert(), rows)
+        spent = self._spent_batch(db)
+        if spent:
+            await conn.execute(entries.delete().where(entries.c.id.in_(spent)))
+        return written
+
+    def statement(self, change: Any) -> Any:
+        """PostgreSQL: one statement writing `change` (a data-modifying common table
+        expression: the record) and one outbox row, bound by `values`: atomic without an
+        explicit transaction (one round trip instead of BEGIN, the statements and COMMIT).
+        Built once per change (the caller keeps it); in the platform database the row leaves
+        with its dispatch, elsewhere the worker's sweep deletes it."""
+        return (
+            entries.insert()
+            .values({c.name: sa.bindparam(f"o_{c.name}", type_=c.type) for c in _COLUMNS})
+            .add_cte(change)
+        )
+
+    def values(self, events: Iterable[Event]) -> tuple[dict[str, Any], list[tuple[str, Event]]]:
+        """The parameters of `statement` for one event, and its row as `write` returns it."""
+        rows, written = self._rows(events)
+        [row] = rows
+        return {f"o_{k}": v for k, v in row.items()}, written
+
+    def _spent_batch(self, db: Database) -> list[str]:
+        spent = self._spent.get(db.url)
+        if spent and len(spent) >= DELETE_BATCH:
+            del self._spent[db.url]  # a rollback leaves them to the sweep
+            return spent
+        return []
+
+    @staticmethod
+    def _rows(events: Iterable[Event]) -> tuple[list[dict[str, Any]], list[tuple[str, Event]]]:
         now = time.time()
         rows: list[dict[str, Any]] = []
         written: list[tuple[str, Event]] = []
@@ -163,38 +207,87 @@ class Outbox:
                 }
             )
             written.append((row_id, Event(e.topic, e.tenant_id, json.loads(data))))
-        if rows:
-            await conn.execute(entries.insert(), rows)
-        spent = self._spent.get(db.url)
-        if spent and len(spent) >= DELETE_BATCH:
-            del self._spent[db.url]  # a rollback leaves them to the sweep
-            await conn.execute(entries.delete().where(entries.c.id.in_(spent)))
-        return written
+        return rows, written
 
     # -- dispatching -------------------------------------------------------------------------
 
     async def committed(self, source: Database, written: list[tuple[str, Event]]) -> None:
-        """Dispatch what a change wrote, right after its commit (the usual path). Writes that
-        commit while a dispatch runs wait for it, then go together in the next one (a group
-        commit: one platform transaction for many concurrent writes). A failure is logged: the
-        rows stay, and the worker dispatches them later."""
+        """Hand what a change wrote to this process's dispatcher, right after its commit,
+        without waiting for it: the rows are durable already (a crash before their dispatch
+        leaves them to the worker's sweep). The dispatcher takes whatever has been handed over
+        since its last round in one platform transaction (a group commit: one audit chain
+        step, one checkpoint, one transaction for many concurrent writes)."""
         if not written:
             return
         await _pause(PAUSE_AFTER_COMMIT)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((source, written, done))
-        async with self._dispatching:
-            batch, self._waiting = self._waiting, []
-            if batch:
-                try:
-                    await self._dispatch([(src, rows) for src, rows, _ in batch])
-                except Exception:  # noqa: BLE001  (the changes are committed; effects follow)
-                    log.exception("dispatching %d writes failed; the worker retries", len(batch))
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
-        await done
-        await _pause(PAUSE_AFTER_DISPATCH)
+        mark = self.hand_off(source, written)
+        if os.environ.get(PAUSE_AFTER_DISPATCH):  # only ever set by the crash test
+            await self._until(mark)
+            await _pause(PAUSE_AFTER_DISPATCH)
+
+    def hand_off(self, source: Database, written: list[tuple[str, Event]]) -> int:
+        """Queue committed rows for the dispatcher; returns the mark `settled` waits for."""
+        self._queued.append((source, written))
+        self._handed += 1
+        loop = asyncio.get_running_loop()
+        task = self._dispatcher
+        if task is None or task.done() or task.get_loop() is not loop:
+            # Rows handed to a dispatcher that is gone (a failed task, an old event loop) are
+            # the worker's now: only those queued here are waited for.
+            self._ended = self._handed - len(self._queued)
+            self._wake = asyncio.Event()
+            self._progress = asyncio.Condition()
+            self._dispatcher = loop.create_task(self._dispatch_forever())
+        assert self._wake is not None
+        self._wake.set()
+        return self._handed
+
+    async def settled(self) -> None:
+        """Wait until every change committed in this process so far has been dispatched (or
+        its dispatch failed, leaving it to the worker): readers of the effects (the audit
+        log, deliveries, workflow instances) see this process's own writes."""
+        await self._until(self._handed)
+
+    async def _until(self, mark: int) -> None:
+        progress = self._progress
+        if self._ended >= mark or progress is None:
+            return
+        async with progress:
+            await progress.wait_for(lambda: self._ended >= mark or self._dispatcher is None)
+
+    async def _dispatch_forever(self) -> None:
+        assert self._wake is not None and self._progress is not None
+        wake, progress = self._wake, self._progress
+        while True:
+            await wake.wait()
+            # Let the writes committing meanwhile join this round: the effects wait a few
+            # milliseconds (off every request's path), the ledger takes one step for many.
+            await asyncio.sleep(LINGER_SECONDS)
+            wake.clear()
+            batch, self._queued = self._queued, []
+            if not batch:
+                continue
+            try:
+                await self._dispatch(batch)
+            except Exception:  # noqa: BLE001  (the changes are committed; effects follow)
+                log.exception("dispatching %d writes failed; the worker retries", len(batch))
+            self._ended += len(batch)
+            async with progress:
+                progress.notify_all()
+
+    async def close(self) -> None:
+        """Dispatch what is still handed over, then stop the dispatcher (a clean stop)."""
+        task = self._dispatcher
+        if task is None:
+            return
+        await self.settled()
+        self._dispatcher = None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if self._progress is not None:
+            async with self._progress:
+                self._progress.notify_all()
 
     async def dispatch(self, source: Database, rows: Sequence[tuple[str, Event]]) -> int:
         """Run the effects of rows not dispatched before, in one platform transaction; how
@@ -218,13 +311,23 @@ class Outbox:
             for tenant_id, events in by_tenant.items():
                 for effect in self.effects:
                     after += await effect(conn, tenant_id, events)
+            # Rows in the platform database itself (PostgreSQL's default region) leave with
+            # their dispatch, in its transaction; others' are deleted later, in batches.
+            here = [i for source, some in batches if self._local(source) for i, _ in some]
+            if here:
+                await conn.execute(entries.delete().where(entries.c.id.in_(here)))
         for hook in self.after:
             hook()
         for event in after:
             await self.events.publish(event)
         for source, some in batches:  # deleted later, in batches
-            self._spent.setdefault(source.url, []).extend(i for i, _ in some)
+            if not self._local(source):
+                self._spent.setdefault(source.url, []).extend(i for i, _ in some)
         return len(todo)
+
+    def _local(self, source: Database) -> bool:
+        """Whether `source` is the platform database itself, with an outbox table."""
+        return source.url == self.db.url and source.url in self._prepared
 
     async def _claim_keys(self, conn: AsyncConnection, ids: list[str], now: float) -> set[str]:
         """Record the ids as dispatched; those already there were (their effects exist)."""

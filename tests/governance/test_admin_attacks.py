@@ -283,7 +283,7 @@ async def test_no_secret_reaches_a_response_the_ledger_or_the_log(
     platform: Platform,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)  # a debugging operator sees no secret either
     await make_tenant(client, "acme")
     r = await client.post("/api/t/acme/users", json={"username": "dina", "roles": ["designer"]})
     invite = r.json()["invite"]["token"]
@@ -312,71 +312,64 @@ async def test_no_secret_reaches_a_response_the_ledger_or_the_log(
         assert "argon2" not in text and "token_hash" not in text and "wrong!" not in text
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        "q=%25",
-        "q=_",
-        "q=%5C",
-        "q=%F0%9F%98%80",
-        "q=%ED%A0%80",
-        "q=" + "a" * 201,
-        "role=%22owner%22",
-        "role=" + "%FF" * 10,
-        "group=%5B%5D",
-        "disabled=maybe",
-        "limit=0",
-        "limit=-1",
-        "limit=1e3",
-        "limit=99999999999999999999999",
-        "cursor=%ED%A0%80",
-        "cursor=" + "z" * 300,
-    ],
-)
-async def test_odd_user_list_filters_are_answered_or_refused_as_problems(
-    query: str, client: httpx.AsyncClient, platform: Platform
+# Odd list and audit filters: each is answered (200) or refused as a typed problem, never a
+# 500. One platform per database for all of them (a platform per query took a second each).
+USER_LIST_QUERIES = [
+    "q=%25",
+    "q=_",
+    "q=%5C",
+    "q=%F0%9F%98%80",
+    "q=%ED%A0%80",
+    "q=" + "a" * 201,
+    "role=%22owner%22",
+    "role=" + "%FF" * 10,
+    "group=%5B%5D",
+    "disabled=maybe",
+    "limit=0",
+    "limit=-1",
+    "limit=1e3",
+    "limit=99999999999999999999999",
+    "cursor=%ED%A0%80",
+    "cursor=" + "z" * 300,
+]
+AUDIT_QUERIES = [
+    "cursor=99999999999999999999999",
+    "cursor=9223372036854775808",
+    "cursor=-1",
+    "cursor=9223372036854775808&order=desc",
+    "since=garbage",
+    "since=0001-01-01T00:00:00%2B14:00",
+    "until=9999-12-31T23:59:59-14:00",
+    "since=2026-01-01",
+    "since=99999999999999",
+    "actor=%ED%A0%80",
+    "action=*",
+    "action=%25",
+    "action=user.*.*",
+    "resource=" + "%5C" * 500,
+    "actor=" + "a" * 20000,
+    "limit=1001",
+    "format=csv",
+    "order=sideways",
+]
+
+
+def _answered_or_problem(r: httpx.Response, query: str) -> None:
+    assert r.status_code < 500, (query, r.text)
+    if r.status_code != 200:
+        assert r.headers["content-type"] == "application/problem+json", (query, r.text)
+        assert r.json().get("path") or r.json().get("errors"), (query, r.text)
+
+
+async def test_odd_user_list_and_audit_filters_are_answered_or_refused_as_problems(
+    client: httpx.AsyncClient, platform: Platform
 ) -> None:
     await make_tenant(client, "acme")
     await _user(client, "acme", "ana", ["designer"])
-    r = await client.get(f"/api/t/acme/users?{query}")
-    assert r.status_code < 500, r.text
-    if r.status_code != 200:
-        assert r.headers["content-type"] == "application/problem+json"
-        assert r.json().get("path") or r.json().get("errors"), r.text
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        "cursor=99999999999999999999999",
-        "cursor=9223372036854775808",
-        "cursor=-1",
-        "cursor=9223372036854775808&order=desc",
-        "since=garbage",
-        "since=0001-01-01T00:00:00%2B14:00",
-        "until=9999-12-31T23:59:59-14:00",
-        "since=2026-01-01",
-        "since=99999999999999",
-        "actor=%ED%A0%80",
-        "action=*",
-        "action=%25",
-        "action=user.*.*",
-        "resource=" + "%5C" * 500,
-        "actor=" + "a" * 20000,
-        "limit=1001",
-        "format=csv",
-        "order=sideways",
-    ],
-)
-async def test_odd_audit_filters_are_answered_or_refused_as_problems(
-    query: str, client: httpx.AsyncClient, platform: Platform
-) -> None:
-    await make_tenant(client, "acme")
-    r = await client.get(f"/api/t/acme/audit?{query}")
-    assert r.status_code < 500, r.text
-    if r.status_code != 200:
-        assert r.headers["content-type"] == "application/problem+json"
-        assert r.json().get("path") or r.json().get("errors"), r.text
+    for query in USER_LIST_QUERIES:
+        _answered_or_problem(await client.get(f"/api/t/acme/users?{query}"), query)
+    for query in AUDIT_QUERIES:
+        _answered_or_problem(await client.get(f"/api/t/acme/audit?{query}"), query)
 
 
 async def test_odd_user_edits_are_refused_as_problems(
@@ -490,12 +483,12 @@ async def test_rename_refuses_odd_names_ids_and_other_tenants(
     assert r.status_code == 200 and r.json()["rewritten"] == []
 
 
-@pytest.mark.parametrize("path", ["/a/nope/", "/a/nope", "/a/%ED%A0%80/", "/a/" + "x" * 3000 + "/"])
 async def test_the_portal_home_of_an_unknown_tenant_is_a_problem(
-    path: str, anon: httpx.AsyncClient, platform: Platform
+    anon: httpx.AsyncClient, platform: Platform
 ) -> None:
-    r = await anon.get(path)
-    assert r.status_code == 404, r.text
+    for path in ("/a/nope/", "/a/nope", "/a/%ED%A0%80/", "/a/" + "x" * 3000 + "/"):
+        r = await anon.get(path)
+        assert r.status_code == 404, (path, r.text)
 
 
 async def test_clones_and_token_revocations_stay_in_their_tenant(

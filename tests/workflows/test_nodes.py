@@ -139,53 +139,56 @@ def test_approval_rules(rule: Any, veto: bool, votes: list[str | None], want: An
     assert decide(rule, veto, votes) == want
 
 
-async def _approval(wf: Harness, rule: Any, veto: bool = False) -> str:
-    await wf.publish(
+def _vote(rule: Any, veto: bool = False) -> dict[str, Any]:
+    return flow(
         {
-            "ok": flow(
-                {
-                    "vote": {
-                        "type": "approval",
-                        "approvers": [{"role": "manager"}] * 3,
-                        "rule": rule,
-                        "veto": veto,
-                        "rejected": "no",
-                        "next": "yes",
-                    },
-                    "yes": {"type": "end"},
-                    "no": {"type": "end", "status": "failed"},
-                },
-                "vote",
-            )
-        }
+            "vote": {
+                "type": "approval",
+                "approvers": [{"role": "manager"}] * 3,
+                "rule": rule,
+                "veto": veto,
+                "rejected": "no",
+                "next": "yes",
+            },
+            "yes": {"type": "end"},
+            "no": {"type": "end", "status": "failed"},
+        },
+        "vote",
     )
+
+
+async def _approval(wf: Harness, rule: Any, veto: bool = False) -> str:
+    await wf.publish({"ok": _vote(rule, veto)})
     return await wf.start("ok")
 
 
-@pytest.mark.parametrize(
-    ("rule", "veto", "votes", "status"),
-    [
-        ("any", False, ["approved"], "completed"),
-        ("all", False, ["approved", "approved", "approved"], "completed"),
-        ("majority", False, ["rejected", "approved", "rejected"], "failed"),
-        ({"quorum": 2}, False, ["approved", "approved"], "completed"),
-        ("any", True, ["approved", "rejected"], "failed"),
-    ],
-)
-async def test_approval_end_to_end(
-    wf: Harness, rule: Any, veto: bool, votes: list[str], status: str
-) -> None:
-    iid = await _approval(wf, rule, veto)
+APPROVALS = [  # rule, veto, the managers' votes in turn, how the instance ends
+    ("any", False, ["approved"], "completed"),
+    ("all", False, ["approved", "approved", "approved"], "completed"),
+    ("majority", False, ["rejected", "approved", "rejected"], "failed"),
+    ({"quorum": 2}, False, ["approved", "approved"], "completed"),
+    ("any", True, ["approved", "rejected"], "failed"),
+]
+
+
+async def test_approval_end_to_end(wf: Harness) -> None:
+    # Each rule is a workflow of the same app: one platform and one publish for all of them.
+    await wf.publish(
+        {f"vote{i}": _vote(rule, veto) for i, (rule, veto, _, _) in enumerate(APPROVALS)}
+    )
     managers = [user(wf, f"m{i}", "manager") for i in range(3)]
-    for who, vote in zip(managers, votes, strict=False):
-        tasks = await wf.tasks(who)
-        await wf.platform.workflows.complete(
-            wf.tenant, tasks[0]["id"], who, decision=vote, comment=f"{who.id} says {vote}"
-        )
-    await wf.drain()
-    inst = await wf.get(iid)
-    assert inst["status"] == status
-    assert [t["status"] for t in inst["timeline"][0]["tasks"]].count("open") == 0
+    for i, (rule, veto, votes, status) in enumerate(APPROVALS):
+        iid = await wf.start(f"vote{i}")
+        for who, vote in zip(managers, votes, strict=False):
+            tasks = [t for t in await wf.tasks(who) if str(t["instance_id"]) == iid]
+            await wf.platform.workflows.complete(
+                wf.tenant, tasks[0]["id"], who, decision=vote, comment=f"{who.id} says {vote}"
+            )
+        await wf.drain()
+        inst = await wf.get(iid)
+        assert inst["status"] == status, (rule, veto, votes)
+        tasks = inst["timeline"][0]["tasks"]
+        assert [t["status"] for t in tasks].count("open") == 0, (rule, veto, votes)
 
 
 async def test_delegation_and_one_vote_per_person(wf: Harness) -> None:

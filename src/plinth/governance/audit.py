@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -132,6 +132,9 @@ class AuditLedger:
         self._queues: dict[str, list[tuple[AuditEntry, asyncio.Future[None]]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._anchored: dict[str, int] = {}  # tenant key -> count last exported
+        # Waits for this process's committed record writes to be dispatched (their entries
+        # are appended off the request path): set by the composition root to the outbox's.
+        self.settle: Callable[[], Awaitable[None]] = _settled
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -382,6 +385,7 @@ class AuditLedger:
 
         `action` and `resource` match exactly, or as a prefix with a trailing `*`; an action
         ending in `.` (`user.`) is the prefix of a family."""
+        await self.settle()
         q = sa.select(audit_events).where(audit_events.c.tenant_key == (tenant_id or PLATFORM_KEY))
         if newest_first:
             q = q.where(audit_events.c.n < after) if after else q
@@ -410,6 +414,7 @@ class AuditLedger:
     ) -> VerifyReport:
         """Walk the chain in one snapshot: every link, MAC, checkpoint and anchored checkpoint.
         Reports the first event where one does not hold."""
+        await self.settle()
         key = tenant_id or PLATFORM_KEY
         anchor = anchor or self.anchor
         anchored: dict[int, list[Checkpoint]] = {}
@@ -623,6 +628,10 @@ class AuditLedger:
             except Exception as exc:  # an unreachable anchor must not stop the worker
                 log.warning("audit anchor export failed: %s", exc)
             await asyncio.sleep(seconds)
+
+
+async def _settled() -> None:
+    return None
 
 
 def _key_aad(key_id: str) -> bytes:

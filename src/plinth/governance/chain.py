@@ -16,6 +16,7 @@ be rewritten either.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -55,11 +56,11 @@ class LedgerKey:
         """Names the key in each event and checkpoint without revealing it."""
         return hashlib.sha256(b"plinth-audit-key-id:" + self.root).hexdigest()[:16]
 
-    @property
+    @functools.cached_property
     def _mac_key(self) -> bytes:
         return hmac.new(self.root, b"chain", hashlib.sha256).digest()
 
-    @property
+    @functools.cached_property
     def _signer(self) -> Ed25519PrivateKey:
         seed = hmac.new(self.root, b"checkpoint", hashlib.sha256).digest()
         return Ed25519PrivateKey.from_private_bytes(seed)

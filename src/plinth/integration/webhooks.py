@@ -79,12 +79,19 @@ class _Outcome:
     permanent: bool = False  # retrying cannot help (e.g. the SSRF guard refused the URL)
 
 
+async def _settled() -> None:
+    return None
+
+
 class Webhooks:
     def __init__(self, service: Connectors) -> None:
         self.service = service
         self.db = service.db
         self.queue = Queue(self.db, store.deliveries, waiting=WAITING, lease_seconds=LEASE_SECONDS)
         self._wake = asyncio.Event()
+        self._queued = False  # the outbox's effect queued deliveries since the last wake
+        # Waits for this process's committed record writes to be dispatched (the outbox's).
+        self.settle: Callable[[], Awaitable[None]] = _settled
         self._running: set[asyncio.Task[None]] = set()
         self._stop: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -114,11 +121,15 @@ class Webhooks:
         rows = await self._rows(tenant_id, events)
         if rows:
             await conn.execute(store.deliveries.insert(), rows)
+            self._queued = True
         return []
 
     def wake(self) -> None:
-        """New deliveries were committed: claim them now rather than at the next poll."""
-        self._wake.set()
+        """A dispatch committed: if it queued deliveries, claim them now rather than at the
+        next poll (a dispatch that queued none costs the worker nothing)."""
+        if self._queued:
+            self._queued = False
+            self._wake.set()
 
     async def _rows(self, tenant_id: str, events: Sequence[Event]) -> list[dict[str, Any]]:
         rows = []
@@ -412,6 +423,7 @@ class Webhooks:
         self, tenant_id: str, app: str, connector: str, limit: int = 100
     ) -> list[Delivery]:
         """The latest deliveries of a connector, newest first."""
+        await self.settle()
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(

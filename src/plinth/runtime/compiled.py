@@ -68,6 +68,9 @@ class CompiledEntity:
     select: Any = None
     protection: Protection = field(default_factory=lambda: Protection.of({}))
     app: str = ""  # the app's slug (what encrypted values are bound to)
+    # Statements built once for this version of the entity, by what they write (the columns
+    # a create sets): SQLAlchemy compiles each once, and a request only binds values.
+    statements: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def input_fields(self) -> set[str]:

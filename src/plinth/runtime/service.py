@@ -329,10 +329,19 @@ class RecordService:
             for rec in out
         ]
         await self.outbox.prepare(db)
-        async with db.transaction() as conn:
-            await self._check_references(conn, tenant, app, ent, rows, many)
-            await self._write(conn, ent, ent.insert, await self._seal(tenant, ent, rows, many))
-            written = await self.outbox.write(conn, db, events)
+        sealed = await self._seal(tenant, ent, rows, many)
+        if db.dialect == "postgresql" and len(sealed) == 1 and not _refers(ent, rows):
+            # The record and its outbox row in one statement: atomic without BEGIN/COMMIT.
+            stmt = self._create_statement(ent, sealed[0].keys())
+            params, written = self.outbox.values(events)
+            params.update((f"r_{k}", v) for k, v in sealed[0].items())
+            async with db.statement() as conn:
+                await self._write(conn, ent, stmt, [params])
+        else:
+            async with db.transaction() as conn:
+                await self._check_references(conn, tenant, app, ent, rows, many)
+                await self._write(conn, ent, ent.insert, sealed)
+                written = await self.outbox.write(conn, db, events)
         await self._announce(db, written, events)
         shown = [self._visible(rec, readable) for rec in out]
         await self._present(principal, tenant, app_slug, ent, shown)
@@ -646,6 +655,18 @@ class RecordService:
                 path=path,
             ) from None
 
+    def _create_statement(self, ent: CompiledEntity, columns: Any) -> Any:
+        """The one statement of a create setting `columns` (built once per entity version)."""
+        key = ("create", frozenset(columns))
+        stmt = ent.statements.get(key)
+        if stmt is None:
+            t = ent.table
+            record = t.insert().values(
+                {c: sa.bindparam(f"r_{c}", type_=t.c[c].type) for c in sorted(columns)}
+            )
+            stmt = ent.statements[key] = self.outbox.statement(record.cte("record"))
+        return stmt
+
     async def _check_references(
         self,
         conn: Any,
@@ -869,3 +890,9 @@ def _decode_cursor(key: bytes, aad: bytes, cursor: str, n: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != n:
         raise BadRequest("The cursor belongs to a different sort", path="cursor")
     return values
+
+
+def _refers(ent: CompiledEntity, rows: list[dict[str, Any]]) -> bool:
+    """Whether any row sets a reference (checked against its target in the write's
+    transaction)."""
+    return any(r.get(name) is not None for name in ent.references for r in rows)

@@ -111,6 +111,11 @@ class Platform:
             self.workflows.effect,
         ]
         self.outbox.after.append(self.connectors.webhooks.wake)
+        # Effects are dispatched off the request path: their readers in this process wait
+        # for what it committed so far (read your own writes).
+        self.governance.audit.settle = self.outbox.settled
+        self.connectors.webhooks.settle = self.outbox.settled
+        self.workflows.engine.settle = self.outbox.settled
         self._outbox_stop = asyncio.Event()
         self._outbox_worker: asyncio.Task[None] | None = None
         # The data inventory: each layer declares where it copies record values to.
@@ -209,6 +214,10 @@ class Platform:
         self._on_stop.append(hook)
 
     async def stop(self) -> None:
+        try:
+            await self.outbox.close()  # what this process committed is dispatched first
+        except Exception:
+            log.exception("outbox close failed")
         for hook in reversed(self._on_stop):
             try:
                 await hook()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,10 @@ class Pending:
     events: list[Event] = field(default_factory=list)
 
 
+async def _settled() -> None:
+    return None
+
+
 class Engine:
     """Runs workflow instances for one process; any number of processes share the queue."""
 
@@ -120,6 +125,9 @@ class Engine:
         self._definitions: dict[str, dict[str, Any]] = {}
         self._ticked = 0.0  # when a worker loop last checked the schedules
         self._claiming = asyncio.Lock()
+        # Waits for this process's committed record writes to be dispatched (their workflow
+        # starts are created off the request path): the outbox's, set by the platform.
+        self.settle: Callable[[], Awaitable[None]] = _settled
 
     @property
     def lease(self) -> float:
@@ -318,6 +326,7 @@ class Engine:
 
     async def drain(self, limit: int = 10_000) -> int:
         """Process due jobs until none is left (tests and the embedded worker's catch-up)."""
+        await self.settle()
         done = 0
         while done < limit and await self.run_one():
             done += 1

@@ -314,6 +314,7 @@ class WorkflowService:
     ) -> list[dict[str, Any]]:
         """Instances of the tenant, newest first, filtered by app, workflow and status."""
         self._authorize(principal, "workflow.read", tenant, "workflow", app or "*")
+        await self.engine.settle()
         i = store.instances
         query = sa.select(i).where(i.c.tenant_id == tenant.id)
         for column, value in ((i.c.app, app), (i.c.workflow, workflow), (i.c.status, status)):
