@@ -229,6 +229,10 @@ class PluginExecutor:
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
             worker.kill()
             raise PluginFailed("A plugin worker could not start") from exc
+        except asyncio.CancelledError:  # the executor stopping: not a process left behind
+            worker.kill()
+            self._dead.add(worker)
+            raise
         worker.metered = bool(ready.get("metered"))
         self._all.add(worker)
         return worker
