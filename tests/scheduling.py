@@ -5,8 +5,10 @@ scripts/test runs the suite in two processes, a whole module per process at a ti
 whichever process is free. A long module handed out last keeps one process busy while the
 other has nothing left to do; handed out first, the short ones fill in around it.
 
-SECONDS are rough times of the longest modules on 2 busy cores (relative sizes are what
-matter); a module not listed counts half a second a test, which puts it after them.
+SECONDS are rough times of the longest modules on 2 busy cores, from a `--durations` run or,
+for few-test modules that start servers, browsers, plugins or child processes, estimated (only
+relative sizes matter). A module not listed counts half a second a test, which puts it after
+them. A module that grows slow belongs here: otherwise it may be handed out last.
 """
 
 from __future__ import annotations
@@ -49,6 +51,21 @@ SECONDS: dict[str, float] = {
     "tests/e2e/test_react.py": 15,
     "tests/e2e/test_portal.py": 15,
     "tests/server/test_embedded_coherence.py": 15,
+    "tests/metadata/test_files.py": 48,
+    "tests/workflows/test_claims_rename.py": 55,
+    "tests/extensions/test_package_attacks.py": 39,
+    "tests/workflows/test_claims_demo.py": 50,
+    "tests/workflows/test_claims_erasure.py": 25,
+    "tests/extensions/test_isolation.py": 20,
+    "tests/extensions/test_cli.py": 15,
+    "tests/extensions/test_demo.py": 15,
+    "tests/extensions/test_ui.py": 15,
+    "tests/integration/test_demo_connectors.py": 15,
+    "tests/server/test_demo_command.py": 15,
+    "tests/extensions/test_http.py": 12,
+    "tests/extensions/test_warm.py": 12,
+    "tests/integration/test_plugin_egress.py": 12,
+    "tests/integration/test_fairness.py": 12,
 }
 
 

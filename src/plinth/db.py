@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import DateTime, MetaData, Select, event
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.util import greenlet_spawn
 
 # aiosqlite's DEBUG records print every call with its statement and parameters: password and
 # token hashes, record values. An operator turning on DEBUG to chase a problem must not get
@@ -64,9 +65,11 @@ def _json_dumps(value: Any) -> str:
 # Connections each engine keeps open. A request holds one connection at a time, so the pool
 # must cover the requests a process serves at once: a smaller pool opens and closes overflow
 # connections continuously under load (a new PostgreSQL session, or an SQLite file opened and
-# its pragmas run, per request).
-POOL_SIZE = 16
-MAX_OVERFLOW = 8
+# its pragmas run, per request). 20 covers 16 concurrent requests plus the embedded workers'
+# loops (outbox, workflow engine, webhooks, cluster log) holding one now and then; the most
+# open at once stays 24.
+POOL_SIZE = 20
+MAX_OVERFLOW = 4
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -181,6 +184,26 @@ class Database:
                 conn = await conn.execution_options(**{_SINGLE: True})
             yield conn
 
+    async def fetch(
+        self, query: Query, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows of a prebuilt SELECT, as `statement()` would run it (one statement, no
+        explicit transaction), on the driver's connection when the query allows it."""
+        params = params or {}
+        prepared = query.prepared(self.engine.dialect)
+        # An engine someone listens to (tracing, a test counting statements) sees every
+        # statement through SQLAlchemy, as it always did.
+        if prepared is not None and not self.engine.sync_engine.dispatch.before_cursor_execute:
+            raw = await self.engine.raw_connection()
+            try:
+                return await prepared.run(raw.driver_connection, params)
+            except Exception:  # noqa: BLE001 - SQLAlchemy runs it again, raising its own error
+                pass
+            finally:
+                await greenlet_spawn(raw.close)  # back to the pool, reset as SQLAlchemy does
+        async with self.statement() as conn:
+            return [dict(row._mapping) for row in await conn.execute(query.stmt, params)]
+
     async def migrate(self) -> None:
         """Apply every layer's Alembic migrations (all heads) in one transaction."""
         from plinth.migrations import upgrade
@@ -196,3 +219,92 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class Query:
+    """A SELECT built once (a compiled entity's read of one record, a list's shape) and run
+    by `Database.fetch` on the driver's own connection: no SQLAlchemy compilation, cache key,
+    execution context or result objects per run. Its parameters pass through the bind
+    processors and its columns through the result processors SQLAlchemy itself would apply,
+    so rows hold the same values either way. A statement that cannot run so (one that
+    SQLAlchemy must finish per execution, such as `IN` with expanding parameters) runs
+    through SQLAlchemy."""
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+        self._prepared: dict[str, _Prepared | None] = {}
+
+    def prepared(self, dialect: Dialect) -> _Prepared | None:
+        found = self._prepared.get(dialect.name, False)
+        if found is False:
+            found = self._prepared[dialect.name] = _Prepared.of(self.stmt, dialect)
+        return found  # type: ignore[return-value]
+
+
+class _Prepared:
+    """A `Query` compiled for one dialect: SQL text, parameter order and converters."""
+
+    def __init__(
+        self,
+        sql: str,
+        dialect: Dialect,
+        binds: list[tuple[str, Any, Any]],
+        columns: list[tuple[str, TypeEngine[Any]]],
+    ) -> None:
+        self.sql = sql
+        self.dialect = dialect
+        self.binds = binds  # (name, value compiled into the statement, bind processor)
+        self.columns = columns
+        # Result processors of PostgreSQL's numeric types depend on the column's type oid,
+        # known after the first run prepared the statement; SQLite's on nothing.
+        self.results: list[Any] | None = (
+            None if dialect.name == "postgresql" else self._results([None] * len(columns))
+        )
+
+    @classmethod
+    def of(cls, stmt: Select[Any], dialect: Dialect) -> _Prepared | None:
+        compiled = stmt.compile(dialect=dialect)
+        if (
+            dialect.name not in ("postgresql", "sqlite")
+            or dialect.driver not in ("asyncpg", "aiosqlite")
+            or not compiled.positional
+            or compiled.positiontup is None
+            or getattr(compiled, "post_compile_params", None)
+            or getattr(compiled, "literal_execute_params", None)
+        ):
+            return None
+        binds = []
+        for name in compiled.positiontup:
+            bind = compiled.binds[name]
+            kind = bind.type.dialect_impl(dialect)
+            binds.append((name, bind.effective_value, kind.bind_processor(dialect)))
+        columns = [(c.name, c.type) for c in stmt.selected_columns]
+        return cls(compiled.string, dialect, binds, columns)
+
+    def _results(self, coltypes: list[Any]) -> list[Any]:
+        return [
+            kind.dialect_impl(self.dialect).result_processor(self.dialect, coltype)
+            for (_, kind), coltype in zip(self.columns, coltypes, strict=True)
+        ]
+
+    async def run(self, driver: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        args = []
+        for name, value, process in self.binds:
+            value = params.get(name, value)
+            args.append(value if process is None else process(value))
+        if self.dialect.name == "postgresql":
+            if self.results is None:
+                statement = await driver.prepare(self.sql)
+                self.results = self._results([a.type.oid for a in statement.get_attributes()])
+                rows = await statement.fetch(*args)
+            else:
+                rows = await driver.fetch(self.sql, *args)
+        else:
+            rows = await driver.execute_fetchall(self.sql, args)
+        names = [name for name, _ in self.columns]
+        processors = self.results
+        assert processors is not None
+        return [
+            {n: (v if p is None else p(v)) for n, p, v in zip(names, processors, row, strict=True)}
+            for row in rows
+        ]

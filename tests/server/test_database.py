@@ -38,3 +38,68 @@ async def test_sqlite_runs_in_wal_mode(tmp_path):
         assert mode == "wal"
     finally:
         await db.dispose()
+
+
+async def test_a_prepared_query_reads_what_sqlalchemy_reads(database_url):
+    """`Database.fetch` runs prebuilt SELECTs on the driver's connection: every column type
+    comes back as SQLAlchemy hands it back, and a statement it cannot run so (IN) still runs."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from plinth.db import Query, Timestamp
+
+    db = Database(database_url)
+    table = sa.Table(
+        "prepared_check",
+        sa.MetaData(),
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("at", Timestamp),
+        sa.Column("amount", sa.Numeric(12, 2, asdecimal=True)),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("doc", sa.JSON),
+        sa.Column("day", sa.Date),
+        sa.Column("n", sa.BigInteger),
+        sa.Column("status", sa.String(20)),
+    )
+    try:
+        async with db.transaction() as conn:
+            await conn.run_sync(lambda c: table.create(c))
+            await conn.execute(
+                table.insert(),
+                [
+                    {
+                        "id": f"r{i}",
+                        "at": dt.datetime(2026, 1, 1, 12, i, tzinfo=dt.UTC),
+                        "amount": Decimal("12.30") + i,
+                        "flag": bool(i % 2),
+                        "doc": {"a": [1, i], "ü": None},
+                        "day": dt.date(2026, 1, 1 + i),
+                        "n": 10**12 + i,
+                        "status": "open" if i % 2 else "void",
+                    }
+                    for i in range(5)
+                ],
+            )
+        c = table.c
+        statements = [
+            sa.select(table).where(c.id == sa.bindparam("record_id")),
+            sa.select(table)
+            .where(sa.and_(c.status == "open", c.amount > Decimal("12")))
+            .order_by(c.amount.desc().nulls_last(), c.id.desc())
+            .limit(3),
+            sa.select(table).where(c.at < dt.datetime(2027, 1, 1, tzinfo=dt.UTC), c.flag.is_(True)),
+            sa.select(table).where(c.status.in_(["open", "void"])),
+        ]
+        for stmt in statements:
+            query = Query(stmt)
+            async with db.statement() as conn:
+                expected = [dict(r._mapping) for r in await conn.execute(stmt, {"record_id": "r1"})]
+            assert expected
+            for _ in range(2):  # the first run prepares, the second reuses
+                assert await db.fetch(query, {"record_id": "r1"}) == expected
+        assert Query(statements[0]).prepared(db.engine.dialect) is not None
+        assert Query(statements[3]).prepared(db.engine.dialect) is None  # IN: SQLAlchemy's
+    finally:
+        async with db.transaction() as conn:
+            await conn.run_sync(lambda c: table.drop(c, checkfirst=True))
+        await db.dispose()

@@ -51,7 +51,7 @@ def _record(record: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(record, status_code=status, headers={"ETag": etag(record)})
 
 
-def _list(value: str | None) -> list[str] | None:
+def names(value: str | None) -> list[str] | None:
     # Each name once: `expand=policy,policy` expands policy once.
     return list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip())) if value else None
 
@@ -94,9 +94,9 @@ async def query(
         entity,
         principal,
         filter=ast,
-        sort=_list(sort),
-        fields=_list(fields),
-        expand=_list(expand),
+        sort=names(sort),
+        fields=names(fields),
+        expand=names(expand),
         limit=limit,
         cursor=cursor,
     )

@@ -7,11 +7,13 @@ one dict assignment, so a request that already holds the old one finishes on it.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from plinth.db import Query
 from plinth.errors import ValidationFailed
 from plinth.governance.compliance.enforcement import Protection
 from plinth.jsonschema import Validator, compile_schema
@@ -52,6 +54,29 @@ def _with_null(t: str | list[str]) -> list[str]:
     return [*(t if isinstance(t, list) else [t]), "null"]
 
 
+class Plans:
+    """Statements of an entity's list reads, built once per shape and reused.
+
+    A statement object built again per request costs its construction and SQLAlchemy's cache
+    key (walking the whole statement); the same object reused has both memoised. The key is
+    everything the statement is built from (the filter, the row policy's residual, the sort,
+    the page size); at most `bound` shapes, the least recently used dropped first."""
+
+    def __init__(self, bound: int = 256) -> None:
+        self.bound = bound
+        self._found: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        found = self._found.get(key)
+        if found is not None:
+            self._found.move_to_end(key)
+            return found
+        found = self._found[key] = build()
+        while len(self._found) > self.bound:
+            self._found.popitem(last=False)
+        return found
+
+
 @dataclass
 class CompiledEntity:
     name: str
@@ -66,8 +91,10 @@ class CompiledEntity:
     insert: Any = None
     unique: dict[str, str] = field(default_factory=dict)  # index name -> field (for 409s)
     select: Any = None
+    one: Any = None  # `select` as a plinth.db.Query
     protection: Protection = field(default_factory=lambda: Protection.of({}))
     app: str = ""  # the app's slug (what encrypted values are bound to)
+    plans: Plans = field(default_factory=Plans)  # list statements by shape
     # Statements built once for this version of the entity, by what they write (the columns
     # a create sets): SQLAlchemy compiles each once, and a request only binds values.
     statements: dict[Any, Any] = field(default_factory=dict)
@@ -115,6 +142,7 @@ def compile_app(
         # Prebuilt statements: per request only parameters are bound.
         entity.insert = table.insert()
         entity.select = sa.select(table).where(table.c.id == sa.bindparam("record_id"))
+        entity.one = Query(entity.select)  # GET one: prepared once per dialect
         for fname, spec in entity.fields.items():
             if spec.get("unique"):
                 entity.unique[tables.index_name(app_slug, entity.id, (spec["id"],))] = fname

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from plinth import envelope
-from plinth.db import Database, utcnow
+from plinth.db import Database, Query, utcnow
 from plinth.errors import (
     BadRequest,
     Conflict,
@@ -197,8 +197,8 @@ class RecordService:
 
     def _list_access(
         self, principal: Principal, tenant: Tenant, app_slug: str, entity: CompiledEntity
-    ) -> tuple[sa.ColumnElement[bool] | None, bool]:
-        """Authorize listing `entity`: (SQL row filter or None, whether to check each row).
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Authorize listing `entity`: (row filter AST or None, whether to check each row).
 
         With row-level policies, the list is decided by partial evaluation (a residual turned
         into SQL), not by a decision on "the entity", which has no attributes to test.
@@ -229,7 +229,7 @@ class RecordService:
         ):
             # Ciphertext cannot be compared in SQL: decide on each decrypted row instead.
             return None, True
-        return (None if ast is None else compile_filter(entity, ast)), False
+        return ast, False
 
     def _may_read(
         self,
@@ -468,9 +468,10 @@ class RecordService:
         """One record by id."""
         _app, ent = await self.entity(tenant, app_slug, entity)
         readable, _ = self._access(principal, tenant, app_slug, entity)
-        async with self.storage.database(tenant).statement() as conn:
-            row = (await conn.execute(ent.select, {"record_id": record_id})).first()
-        record = await self._open(tenant, ent, self._found(ent, row, record_id))
+        rows = await self.storage.database(tenant).fetch(ent.one, {"record_id": record_id})
+        record = await self._open(
+            tenant, ent, self._found(ent, rows[0] if rows else None, record_id)
+        )
         self._authorize(principal, "data.read", tenant, app_slug, entity, record_id, record)
         shown = self._visible(record, readable)
         await self._present(principal, tenant, app_slug, ent, [shown])
@@ -493,35 +494,46 @@ class RecordService:
     ) -> dict[str, Any]:
         """A page of records: filtered, sorted, projected, expanded, keyset-paginated."""
         app, ent = await self.entity(tenant, app_slug, entity)
-        row_filter, per_row = self._list_access(principal, tenant, app_slug, ent)
+        row_ast, per_row = self._list_access(principal, tenant, app_slug, ent)
         if not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", path="limit")
         readable, _ = self._access(principal, tenant, app_slug, entity)
         # Sorting or filtering on a field the caller sees masked, or may not read, would reveal
         # its value (an ordering and a value oracle): refused, like reading it.
         hidden = self._hidden(principal, tenant, app_slug, ent, readable)
-        t = ent.table
         keys = self._sort_keys(ent, sort or ["created_at"], hidden)
-        stmt = sa.select(t)
-        conditions = []
         if filter:
             for name in fields_of(filter):
                 self._refuse_hidden(ent, name, hidden, "filter")
-            conditions.append(compile_filter(ent, filter))
-        if row_filter is not None:
-            conditions.append(row_filter)
         cursor_aad = "\x00".join(
             [tenant.id, app_slug, entity, *(f"{col.name}:{int(asc)}" for col, asc in keys)]
         ).encode()
-        if cursor:
-            conditions.append(
-                self._after(keys, _decode_cursor(self._cursor_key(), cursor_aad, cursor, len(keys)))
-            )
-        if conditions:
-            stmt = stmt.where(sa.and_(*conditions))
-        stmt = stmt.order_by(
-            *[col.asc().nulls_first() if asc else col.desc().nulls_last() for col, asc in keys]
-        ).limit(limit + 1)
+
+        def build(after_cursor: bool) -> sa.Select[Any]:
+            conditions = []
+            if filter:
+                conditions.append(compile_filter(ent, filter))
+            if row_ast is not None:
+                conditions.append(compile_filter(ent, row_ast))
+            if after_cursor:
+                assert cursor is not None
+                values = _decode_cursor(self._cursor_key(), cursor_aad, cursor, len(keys))
+                conditions.append(self._after(keys, values))
+            stmt = sa.select(ent.table)
+            if conditions:
+                stmt = stmt.where(sa.and_(*conditions))
+            return stmt.order_by(
+                *[col.asc().nulls_first() if asc else col.desc().nulls_last() for col, asc in keys]
+            ).limit(limit + 1)
+
+        # A page after a cursor binds that cursor's values: built each time. Others are
+        # built once per shape (`CompiledEntity.plans`).
+        plan = None if cursor else _shape(filter, row_ast, keys, limit)
+        stmt: Query | sa.Select[Any] = (
+            build(bool(cursor))
+            if plan is None
+            else ent.plans.get(plan, lambda: Query(build(False)))
+        )
         for name in fields or []:
             column(ent, name, "fields")
             if readable is not None and name not in readable and name in ent.fields:
@@ -534,9 +546,8 @@ class RecordService:
                     extra={"field": name},
                 )
         db = self.storage.database(tenant)
-        # One statement unless references are expanded (those must read the same state).
-        async with db.read() if expand else db.statement() as conn:
-            rows = list(await conn.execute(stmt))
+
+        async def page(rows: list[Any]) -> tuple[list[Any], bool, list[dict[str, Any]]]:
             more = len(rows) > limit
             rows = rows[:limit]
             # Decrypted before any policy sees them (as get() does): a condition on an
@@ -548,12 +559,20 @@ class RecordService:
                 full = [
                     rec for rec in full if self._may_read(principal, tenant, app_slug, entity, rec)
                 ]
-            items = [self._visible(rec, readable) for rec in full]
-            for name in expand or []:
-                await self._expand(conn, tenant, app, ent, name, items, principal)
+            return rows, more, [self._visible(rec, readable) for rec in full]
+
+        if isinstance(stmt, Query) and not expand:
+            rows, more, items = await page(await db.fetch(stmt))  # one prepared statement
+        else:
+            # One statement unless references are expanded (those must read the same state).
+            async with db.read() if expand else db.statement() as conn:
+                found = await conn.execute(stmt.stmt if isinstance(stmt, Query) else stmt)
+                rows, more, items = await page([row._mapping for row in found])
+                for name in expand or []:
+                    await self._expand(conn, tenant, app, ent, name, items, principal)
         next_cursor = None
         if more and rows:
-            last = rows[-1]._mapping
+            last = rows[-1]
             next_cursor = _encode_cursor(
                 self._cursor_key(), cursor_aad, [_cursor_value(last[col.name]) for col, _ in keys]
             )
@@ -720,14 +739,14 @@ class RecordService:
         principal: Principal,
     ) -> None:
         target = app.entities[ent.references[name]]
-        row_filter, per_row = self._list_access(principal, tenant, app.app_slug, target)
+        row_ast, per_row = self._list_access(principal, tenant, app.app_slug, target)
         readable, _ = self._access(principal, tenant, app.app_slug, target.name)
         ids = {i[name] for i in items if i.get(name)}
         if not ids:
             return
         stmt = sa.select(target.table).where(target.table.c.id.in_(ids))
-        if row_filter is not None:  # a reference the caller may not read stays an id
-            stmt = stmt.where(row_filter)
+        if row_ast is not None:  # a reference the caller may not read stays an id
+            stmt = stmt.where(compile_filter(target, row_ast))
         full = [
             await self._open(tenant, target, records.to_record(target, r, None))
             for r in await conn.execute(stmt)
@@ -846,6 +865,31 @@ class RecordService:
         await self.outbox.committed(db, written)
         for event in events:
             await self.events.publish(event)
+
+
+def _shape(
+    filter: dict[str, Any] | None,
+    row_ast: dict[str, Any] | None,
+    keys: list[tuple[Any, bool]],
+    limit: int,
+) -> Hashable | None:
+    """What a list's statement is built from, as a key of `CompiledEntity.plans` (None: a
+    value in the filter that cannot be part of a key; the statement is then built anew)."""
+    try:
+        key = (_frozen(filter), _frozen(row_ast), tuple((c.name, asc) for c, asc in keys), limit)
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _frozen(value: Any) -> Hashable:
+    # Each value with its type: 1, 1.0, True and "1" build different statements.
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
+    if isinstance(value, list | tuple):
+        return ("list", tuple(_frozen(v) for v in value))
+    return (type(value).__name__, value)
 
 
 def _cursor_value(value: Any) -> Any:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 import plinth
 from plinth.errors import Unavailable
 from plinth.integration import Gateway
+from plinth.runtime.reads import Reads
 from plinth.server import openapi, problems
 from plinth.server.input import CleanInput
 from plinth.server.middleware import RequestLimits
@@ -84,6 +85,7 @@ def _satisfies_every_port(platform: Platform) -> None:
     from plinth.metadata import api as metadata_api
     from plinth.pages import portal, session
     from plinth.runtime import api as runtime_api
+    from plinth.runtime import reads as runtime_reads
     from plinth.tenancy import api as tenancy_api
     from plinth.tenancy import http as tenancy_http
     from plinth.workflows import api as workflows_api
@@ -106,7 +108,8 @@ def _satisfies_every_port(platform: Platform) -> None:
     _o: workflows_api.Services = platform
     _p: ide_session.Services = platform
     _q: admin_api.Services = platform
-    ports += [_p, _q, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o]
+    _r: runtime_reads.Services = platform
+    ports += [_p, _q, _r, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o]
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
@@ -130,9 +133,11 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.platform = platform
     problems.install(app)
     openapi.install(app)
+    app.add_middleware(Reads, services=platform)  # innermost: the data API's GET routes, lean
     app.add_middleware(Methods, api=app)  # OPTIONS and 405 list every method
     app.add_middleware(CleanInput)  # innermost: the gateway's limits and logs cover it
-    app.add_middleware(Gateway, quotas=platform.quotas)  # inside RequestLimits: sees request ids
+    # inside RequestLimits: sees request ids
+    app.add_middleware(Gateway, quotas=platform.quotas, guards=[platform.plugins.early_refusal])
     app.add_middleware(
         RequestLimits,
         max_body_bytes=platform.settings.max_body_bytes,

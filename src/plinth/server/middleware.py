@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,14 +26,25 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        # A caller's id is echoed in headers and logs: only its safe characters are kept.
-        offered = (headers.get(b"x-request-id") or b"")[:64].decode("latin-1")
-        request_id = "".join(c for c in offered if c.isascii() and (c.isalnum() or c in "-_.:"))
-        request_id = request_id or secrets.token_hex(8)
+        offered = length = None
+        for key, value in scope.get("headers") or ():
+            if key == b"x-request-id":  # the last one of a name, as dict(headers) had it
+                offered = value
+            elif key == b"content-length":
+                length = value
+        request_id = ""
+        if offered:
+            # A caller's id is echoed in headers and logs: only its safe characters are kept.
+            request_id = "".join(
+                c
+                for c in offered[:64].decode("latin-1")
+                if c.isascii() and (c.isalnum() or c in "-_.:")
+            )
+        # A correlation id, not a secret (callers may choose their own): no system call for it
+        # (the module's generator is seeded afresh in each forked process).
+        request_id = request_id or f"{random.getrandbits(64):016x}"
         scope.setdefault("state", {})["request_id"] = request_id
         limit = self.routes.get((scope["method"], scope["path"]), self.max_body_bytes)
-        length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await _too_large(send, limit, request_id)
             return
