@@ -1,7 +1,7 @@
 """Plinth's designer WebSocket against Hocuspocus, with the same Node Yjs clients.
 
     .venv/bin/python bench/designer.py [--editors 2,10,50,200] [--seconds 20] [--rounds 1]
-        [--rate 5] [--grace 5]
+        [--rate 5] [--grace 5] [--sides plinth,hocuspocus]
 
 Servers are real processes: `plinth serve` on a throw-away PostgreSQL database, and Hocuspocus
 (`peers/hocuspocus-server.mjs`: a token check and its database extension persisting to a
@@ -19,7 +19,8 @@ every update), so the clients do not starve a 2-core machine. Sides alternate pe
 Printed per side and size: p50/p99 edit-to-peer latency, edits sent per second, the server's
 CPU ms per edit (its process tree, from /proc, from the first edit until the server is idle
 again), edits still not seen by an observer `--grace` s after the editors stopped, and how
-long the server kept working after the clients left (drain; the next run waits for it).
+long the server kept working after the clients left (drain; the next run waits for it), and
+the CPU seconds the Node clients themselves used from joining to leaving.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import secrets
 import shutil
 import statistics
@@ -65,6 +67,7 @@ class Outcome:
     unseen: int  # edits an observer had not seen `grace` s after the last was sent
     drain: float  # s after the clients left until the server was idle again
     load: float
+    client_cpu: float  # CPU seconds the Node clients used, join to exit
 
 
 class Plinth:
@@ -188,6 +191,7 @@ async def run(side: Side, editors: int, args: argparse.Namespace) -> Outcome:
         for i in range(len(observers), editors, QUIET_PER_PROCESS)
     ]
     procs = []
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     for group in groups:
         config = base | {"editors": group, "observers": observers}
         procs.append(
@@ -231,6 +235,8 @@ async def run(side: Side, editors: int, args: argparse.Namespace) -> Outcome:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     sent: dict[str, int] = {}
     latencies: list[float] = []
     seen: dict[str, dict[str, int]] = {}
@@ -242,7 +248,9 @@ async def run(side: Side, editors: int, args: argparse.Namespace) -> Outcome:
         (sum(last - seen[o].get(n, 0) for n, last in sent.items() if n != o) for o in seen),
         default=0,
     )
-    return Outcome(latencies, sum(sent.values()), args.seconds, cpu, unseen, drain, load)
+    return Outcome(
+        latencies, sum(sent.values()), args.seconds, cpu, unseen, drain, load, client_cpu
+    )
 
 
 def pct(values: list[float], q: int) -> float:
@@ -266,9 +274,10 @@ async def main(args: argparse.Namespace) -> None:
         hocus = Hocuspocus(
             tmp, await stack.enter_async_context(databases.throwaway("bench_hocus")), plinth
         )
-        sides: list[Side] = [plinth, hocus]
+        sides: list[Side] = [s for s in (plinth, hocus) if s.name in args.sides]
+        running: list[Side] = [plinth, hocus] if hocus in sides else [plinth]  # seeds hocus
         try:
-            for side in sides:
+            for side in running:
                 await side.start()
             for editors in args.editors:
                 for r in range(args.rounds):
@@ -283,7 +292,7 @@ async def main(args: argparse.Namespace) -> None:
                             flush=True,
                         )
         finally:
-            for side in sides:
+            for side in running:
                 side.server.stop()
     report(outcomes, args, started)
 
@@ -297,11 +306,11 @@ def report(
     )
     print(
         f"  {'editors':>7}  {'server':<11}{'p50 ms':>9}{'p99 ms':>9}{'edits/s':>9}"
-        f"{'cpu ms/edit':>12}{'unseen':>8}{'drain s':>8}{'load':>7}"
+        f"{'cpu ms/edit':>12}{'unseen':>8}{'drain s':>8}{'load':>7}{'clients cpu s':>14}"
     )
     for editors in args.editors:
         p99s = {}
-        for name in ("plinth", "hocuspocus"):
+        for name in args.sides:
             runs = outcomes[name, editors]
             lat = [x for o in runs for x in o.latencies]
             edits = sum(o.edits for o in runs)
@@ -312,7 +321,10 @@ def report(
                 f"{1000 * sum(o.cpu_seconds for o in runs) / max(1, edits):>12.2f}"
                 f"{max(o.unseen for o in runs):>8}{max(o.drain for o in runs):>8.0f}"
                 f"{max(o.load for o in runs):>7.1f}"
+                f"{sum(o.client_cpu for o in runs):>14.1f}"
             )
+        if len(p99s) < 2:
+            continue
         ratio = p99s["plinth"] / p99s["hocuspocus"]
         shown = f"{ratio:8.2f}x" if ratio == ratio else "  (an observer saw no edit: nan)"
         print(f"  {'':>7}  {'p99 ratio':<11}{'':>9}{shown}")
@@ -327,4 +339,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--rate", type=float, default=5.0, help="edits per second per editor")
     parser.add_argument("--grace", type=float, default=5.0)
+    parser.add_argument(
+        "--sides",
+        default="plinth,hocuspocus",
+        type=lambda s: s.split(","),
+        help="plinth, hocuspocus or both (one alone: to profile it)",
+    )
     asyncio.run(main(parser.parse_args()))

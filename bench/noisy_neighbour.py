@@ -1,14 +1,17 @@
 """A tenant creating records while another floods hostile plugin calls (sleep, spin, memory).
 
     PYTHONPATH=src .venv/bin/python bench/noisy_neighbour.py [-n 400] [--flood 50]
-        [--concurrency 4] [--database-url postgresql+asyncpg://…]
+        [--concurrency 4] [--polite] [--flood-in-process] [--database-url postgresql+asyncpg://…]
 
-A real `plinth serve` runs in its own process (SQLite by default); this process is the load.
-Tenant `quiet` creates records over HTTP (`--concurrency` at a time, `-n` in all) twice in the
-same run: once alone, then while tenant `noisy` keeps `--flood` hostile plugin calls in flight
-(a third each of `time.sleep(30)`, an infinite loop, and a memory bomb; each finished call is
-replaced at once, whatever its answer). It prints the quiet tenant's latency percentiles in both
-phases, their ratio, and what the noisy tenant's calls were answered.
+A real `plinth serve` runs in its own process (SQLite by default). Tenant `quiet` creates
+records over HTTP (`--concurrency` at a time, `-n` in all) from this process, twice in the same
+run: once alone, then while tenant `noisy` keeps `--flood` hostile plugin calls in flight (a
+third each of `time.sleep(30)`, an infinite loop, and a memory bomb; each finished call is
+replaced at once, whatever its answer; `--polite`: after waiting the Retry-After of a refusal)
+from a second process, as two tenants' clients are. `--flood-in-process` runs the flood in this
+process's event loop instead (the bench's first version): the quiet tenant's timings then also
+include the time its own client spends on the flood's responses. It prints the quiet tenant's
+latency percentiles in both phases, their ratio, and what the noisy tenant's calls were answered.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import socket
 import statistics
@@ -85,7 +89,9 @@ async def _quiet(c: httpx.AsyncClient, n: int, concurrency: int) -> list[float]:
     async def writer() -> None:
         while (i := next(counter)) < n:
             started = time.perf_counter()
-            r = await c.post("/api/t/quiet/apps/notes/data/note", json={"text": f"n{i}", "n": i})
+            r = await c.post(
+                "/api/t/quiet/apps/notes/data/note", json={"text": f"n{i}", "n": i}, timeout=120
+            )
             found.append(time.perf_counter() - started)
             assert r.status_code == 201, r.text
 
@@ -111,6 +117,58 @@ async def _flood(
                 codes[f"{kind} {type(exc).__name__}"] += 1
 
     await asyncio.gather(*(attacker(ATTACKS[i % len(ATTACKS)]) for i in range(width)))
+
+
+async def _flood_process(base: str, width: int, polite: bool) -> None:
+    """The flood in its own process: floods until stdin closes, then prints its answers."""
+    limits = httpx.Limits(max_connections=width + 10)
+    stop, codes = asyncio.Event(), Counter[str]()
+    async with httpx.AsyncClient(base_url=base, headers=AUTH, limits=limits) as c:
+        flood = asyncio.create_task(_flood(c, width, stop, codes, polite))
+        print("flooding", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        stop.set()
+        await flood
+    print(json.dumps(codes), flush=True)
+
+
+class _Flood:
+    """The noisy tenant's flood, in a process of its own (or this one's event loop)."""
+
+    def __init__(self, base: str, c: httpx.AsyncClient, args: argparse.Namespace) -> None:
+        self.base, self.c, self.args = base, c, args
+        self.codes: Counter[str] = Counter()
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        a = self.args
+        if a.flood_in_process:
+            self.task = asyncio.create_task(
+                _flood(self.c, a.flood, self.stop, self.codes, a.polite)
+            )
+            return
+        argv = [__file__, "--flood-process", self.base, "--flood", str(a.flood)]
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *argv,
+            *(["--polite"] if a.polite else []),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        assert (await self.process.stdout.readline()).strip() == b"flooding"
+
+    async def end(self) -> None:
+        if self.task is not None:
+            self.stop.set()
+            await self.task
+            return
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.close()
+        out, _ = await self.process.communicate()
+        self.codes.update(json.loads(out.decode().strip().splitlines()[-1]))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -141,19 +199,21 @@ async def main(args: argparse.Namespace) -> None:
                 await _setup(c, wasm)
                 await _quiet(c, 50, args.concurrency)  # warm-up
                 quiet = await _quiet(c, args.n, args.concurrency)
-                stop, codes = asyncio.Event(), Counter[str]()
-                flood = asyncio.create_task(_flood(c, args.flood, stop, codes, args.polite))
+                flood = _Flood(base, c, args)
+                await flood.start()
                 await asyncio.sleep(2.0)  # the flood is in full swing
                 noisy = await _quiet(c, args.n, args.concurrency)
-                stop.set()
-                await flood
+                await flood.end()
+                codes = flood.codes
         finally:
             server.kill()
             await server.wait()
     db = "PostgreSQL" if args.database_url else "SQLite"
     print(f"noisy neighbour ({db}, {os.cpu_count()} cores): quiet tenant creates {args.n} records")
+    where = "this process" if args.flood_in_process else "another process"
     print(
         f"  {args.concurrency} at a time; noisy tenant keeps {args.flood} hostile calls in flight"
+        f" from {where}{', waiting Retry-After' if args.polite else ''}"
     )
     for name, values in (("quiet", quiet), ("noisy", noisy)):
         print(
@@ -176,4 +236,14 @@ if __name__ == "__main__":
     parser.add_argument(
         "--polite", action="store_true", help="the noisy tenant waits Retry-After when refused"
     )
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--flood-in-process",
+        action="store_true",
+        help="flood from this process's event loop (the quiet timings include its client work)",
+    )
+    parser.add_argument("--flood-process", metavar="BASE", help=argparse.SUPPRESS)
+    parsed = parser.parse_args()
+    if parsed.flood_process:
+        asyncio.run(_flood_process(parsed.flood_process, parsed.flood, parsed.polite))
+    else:
+        asyncio.run(main(parsed))

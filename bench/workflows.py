@@ -158,6 +158,20 @@ class Side:
     async def tally(self) -> tuple[int, int]: ...  # (completed steps, failed instances) so far
     async def close(self) -> None: ...
 
+    _conn: Any = None
+
+    async def _scalar(self, sql: str) -> int:
+        """One number from the side's database, on one connection kept for the run (the
+        polling must not open a session every 20 ms: the server's 100 are shared)."""
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self.url)
+        return int(await self._conn.fetchval(sql) or 0)
+
+    async def hang_up(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
 
 class PlinthSide(Side):
     name = "plinth"
@@ -221,13 +235,6 @@ class PlinthSide(Side):
 
         await asyncio.gather(*(one() for _ in range(n)))
 
-    async def _scalar(self, sql: str) -> int:
-        conn = await asyncpg.connect(self.url)
-        try:
-            return int(await conn.fetchval(sql) or 0)
-        finally:
-            await conn.close()
-
     async def unfinished(self) -> int:
         return await self._scalar("SELECT count(*) FROM wf_instances WHERE status = 'running'")
 
@@ -286,13 +293,6 @@ class DbosSide(Side):
                 await self.client.enqueue_async(options, CLAIM)
 
         await asyncio.gather(*(one() for _ in range(n)))
-
-    async def _scalar(self, sql: str) -> int:
-        conn = await asyncpg.connect(self.url)
-        try:
-            return int(await conn.fetchval(sql) or 0)
-        finally:
-            await conn.close()
 
     async def unfinished(self) -> int:
         return await self._scalar(
@@ -368,8 +368,10 @@ async def main(args: argparse.Namespace) -> None:
         print("setting up: Plinth app and plugin, DBOS system database …", flush=True)
         await plinth.setup()
         stack.push_async_callback(plinth.close)
+        stack.push_async_callback(plinth.hang_up)
         await dbos.setup()
         stack.push_async_callback(dbos.close)
+        stack.push_async_callback(dbos.hang_up)
         for workers in args.workers:
             for variant in args.variants:
                 for r in range(args.rounds):

@@ -86,16 +86,25 @@ class Queue:
         if where is not None:
             query = query.where(where)
         query = query.order_by(t.c.run_at).limit(limit)
-        # An idle queue is seen with a read: no write lock (SQLite's BEGIN IMMEDIATE) per poll.
-        async with self.db.read() as conn:
-            if (await conn.execute(query.with_only_columns(t.c.id).limit(1))).first() is None:
-                return None
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=t)
         lease = new_id()
         values: dict[str, Any] = {"lease": lease, "locked_until": now + self.lease_seconds}
         if self.claimed_status:
             values["status"] = self.claimed_status
+        if self.db.dialect == "postgresql":
+            # One statement, its own transaction: the free rows locked (skipping those another
+            # worker is taking) and stamped, returned as the query asked for them.
+            chosen = query.with_only_columns(t.c.id).with_for_update(skip_locked=True, of=t)
+            taken = chosen.cte("taken")
+            stamp = (
+                t.update().where(t.c.id == taken.c.id).values(values).returning(*(columns or [t]))
+            )
+            async with self.db.statement() as conn:
+                rows = list(await conn.execute(stamp))
+            return Claim(lease, rows) if rows else None
+        # An idle queue is seen with a read: no write lock (SQLite's BEGIN IMMEDIATE) per poll.
+        async with self.db.read() as conn:
+            if (await conn.execute(query.with_only_columns(t.c.id).limit(1))).first() is None:
+                return None
         async with self.db.transaction() as conn:
             rows = list(await conn.execute(query))
             if not rows:

@@ -84,8 +84,10 @@ async def test_another_tenant_is_not_starved_by_a_flood(
     app = {"entities": {"note": {"fields": {"text": {"type": "string"}}}}}
     assert (await client.put("/api/t/globex/apps/notes/draft", json=app)).status_code == 200
     assert (await client.post("/api/t/globex/apps/notes/publish")).status_code == 201
-    # Warm globex's worker path once (a cold component load is not what is measured).
+    # Warm globex's worker path once and let the pool fill (a cold component load or the
+    # pool's first start is not what is measured).
     assert (await client.post(ACTION.format("globex", "echo"), json={})).status_code == 200
+    await tenants.plugins.executor.filled()
 
     kinds = ["sleep", "loop", "membomb"]
     flood = [
@@ -106,3 +108,37 @@ async def test_another_tenant_is_not_starved_by_a_flood(
     # Generous (a loaded CI machine): were globex queued behind acme's flood, its first call
     # would wait for ~15 rounds of acme's 1.5 s calls (30 calls, 2 at a time): > 20 s.
     assert max(took) < 3.0, took
+
+
+async def test_a_full_queue_refuses_before_any_work_and_holds_a_client_ignoring_retry_after(
+    tenants: Platform, client: httpx.AsyncClient
+) -> None:
+    acme = await tenants.tenants.get("acme")
+    adm = tenants.plugins.executor.admission
+    sleepers = [
+        asyncio.create_task(client.post(ACTION.format("acme", "sleep"), json={"seconds": 30}))
+        for _ in range(10)
+    ]
+    for _ in range(3000):  # until 2 run and 8 wait
+        if len(adm.waiting.get(acme.id, ())) >= adm.queue_per_tenant:
+            break
+        await asyncio.sleep(0.01)
+    # Refused by the gateway from memory, before authentication: nothing of the call is done.
+    r = await client.post(
+        ACTION.format("acme", "echo"), json={}, headers={"Authorization": "Bearer wrong"}
+    )
+    assert r.status_code == 429 and r.json()["code"] == "plugin_tenant_busy", r.text
+    assert r.headers["retry-after"] == "1"
+
+    # Coming back before that Retry-After, again and again: the first few are refused at once,
+    # the later ones are held until then, asked again, and served if there is room by then.
+    async def timed() -> tuple[float, httpx.Response]:
+        r = await client.post(ACTION.format("acme", "echo"), json={})
+        return time.monotonic(), r
+
+    answers = sorted(await asyncio.gather(*(timed() for _ in range(8))), key=lambda a: a[0])
+    first = answers[0][0]
+    assert all(r.status_code == 429 for _, r in answers[:3]), [r.text for _, r in answers]
+    assert answers[-1][0] - first > 0.5, [at - first for at, _ in answers]
+    assert {r.status_code for _, r in answers} <= {200, 429}
+    await asyncio.gather(*sleepers)

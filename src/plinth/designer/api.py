@@ -14,7 +14,8 @@ from fastapi.routing import APIRoute
 from starlette.routing import Match
 
 from plinth.designer import protocol as p
-from plinth.designer.service import Connection, DesignerService, RateLimitedError
+from plinth.designer.connection import Connection
+from plinth.designer.service import DesignerService, RateLimitedError
 from plinth.errors import Forbidden, NotFound, PlinthError
 from plinth.governance.access import Authorizer, Resource, authorize
 from plinth.governance.authentication import Authentication
@@ -89,13 +90,12 @@ async def draft_sync(ws: WebSocket, tenant: str, app: str) -> None:
         await ws.close(code, exc.detail[:120])
         return
 
-    async def send(data: bytes) -> None:
-        await ws.send_bytes(data)
-
     async def close(code: int, reason: str) -> None:
         await ws.close(code, reason)
 
-    conn = Connection(principal, can_edit, send, close, tokens=platform.designer.limits.burst)
+    conn = Connection(
+        principal, can_edit, ws.send_bytes, close, tokens=platform.designer.limits.burst
+    )
     service = platform.designer
     await service.join(room, conn)
     watcher = asyncio.create_task(_recheck(platform, token, resource, conn))

@@ -2,11 +2,15 @@
 
 Order of an accepted update: checks (role, size, rate) → apply to the room's doc (a malformed
 update fails here and closes only its connection) → fan-out: the updates accepted since the
-last fan-out, merged into one, are queued to every connection of the room → and, off that
-path, the room's flusher appends every accepted update to the log in one transaction (those
-arriving while a batch commits form the next: group commit), then relays the batch to other
-nodes and acknowledges it to its senders. The log is compacted into a snapshot from the
-database itself (never from a background store), so a restart loses nothing.
+last fan-out, merged into one and encoded once, are written to every connection of the room
+(at the next turn of the event loop; a big room waits up to `Limits.fan_out_max_seconds` so
+that what arrives meanwhile goes out as one message per socket) → and, off that path, the
+room's flusher lets updates gather for `Limits.flush_linger_seconds`, appends them to the log
+in one transaction (those arriving while a batch commits form the next: group commit), then
+relays the batch to other nodes and acknowledges it to its senders. Validation runs when the
+room settles, not per update (the doc's observers only mark what an update touched). The log
+is compacted into a snapshot from the database itself (never from a background store), so a
+restart loses nothing.
 
 **Acknowledgement.** Once the batch holding a connection's updates is committed, the server
 sends that connection a sync step 2 message with an empty update (stock y-websocket clients
@@ -17,8 +21,9 @@ updates never acknowledged, which their senders still hold and send again when t
 reconnect (Yjs resends what the server's state vector lacks). Other nodes get an update only
 after it is logged.
 
-Fan-out never waits on a client: each connection has its own send queue drained by its own
-task; one that falls `Limits.max_send_queue_bytes` behind is closed (it resyncs on reconnect).
+Fan-out never waits on a client (connection.py): a socket that cannot take a message now
+gets a queue and a task of its own; one that falls `Limits.max_send_queue_bytes` behind is
+closed (it resyncs on reconnect).
 
 The log is the draft's truth; the REST draft is derived from it. A room settles (writes the
 merged draft to REST, with how far into the log it reflects, in one transaction) 0.25 s after
@@ -37,9 +42,6 @@ import json
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -50,147 +52,16 @@ from plinth.cluster import Cluster
 from plinth.db import Database, utcnow
 from plinth.designer import protocol as p
 from plinth.designer import shape, store
+from plinth.designer.connection import ACK, SLOW, Connection, Limits
 from plinth.designer.validation import LiveValidator
 from plinth.errors import Fault, PlinthError, PreconditionFailed
 from plinth.events import Event, EventBus
-from plinth.governance.principal import Principal
 from plinth.metadata import definition as definitions
 from plinth.metadata.models import Draft
 from plinth.metadata.service import Change, MetadataService
 from plinth.tenancy.models import Tenant
 
 log = logging.getLogger("plinth.designer")
-
-Send = Callable[[bytes], Awaitable[None]]
-Close = Callable[[int, str], Awaitable[None]]
-
-
-@dataclass
-class Limits:
-    """Guards per connection and per room."""
-
-    max_update_bytes: int = 256 * 1024
-    updates_per_second: float = 60.0
-    burst: int = 120
-    max_doc_bytes: int = 8 * 1024 * 1024
-    settle_seconds: float = 0.25
-    compact_every: int = 500
-    idle_compact_seconds: float = 30.0
-    sync_interval_seconds: float = 5.0
-    # CPU spent applying one connection's updates: `cpu_per_second` sustained, `cpu_burst`
-    # at once (some tiny, valid-looking updates cost 200 ms to apply).
-    cpu_per_second: float = 0.25
-    cpu_burst: float = 0.75
-    # how far a connection's unsent messages may grow before it is closed as too slow
-    max_send_queue_bytes: int = 8 * 1024 * 1024
-    # updates appended to the log in one transaction at most
-    batch_max: int = 500
-
-
-SLOW = 1013  # WebSocket "try again later": the client fell too far behind the room
-# What a connection gets once everything it sent so far is in the log (see the docstring).
-ACK = p.sync_message(p.STEP2, p.EMPTY_UPDATE)
-
-
-@dataclass(eq=False)
-class Connection:
-    """One WebSocket editor (or viewer) in a room."""
-
-    principal: Principal
-    can_edit: bool
-    send: Send
-    close: Close
-    client_ids: set[int] = field(default_factory=set)
-    tokens: float = 0.0
-    last: float = field(default_factory=time.monotonic)
-    closed: bool = False
-    refused: int = 0
-    cpu_debt: float = 0.0
-    cpu_last: float = field(default_factory=time.monotonic)
-    max_queue_bytes: int = Limits.max_send_queue_bytes
-    queue: deque[bytes] = field(default_factory=deque)
-    queued_bytes: int = 0
-    sender: asyncio.Task[None] | None = None
-    # The answer to the client's sync step 1 goes before any acknowledgement: a client takes
-    # the first sync step 2 it gets for the room's state (it is synced from then on).
-    answered: bool = False
-    ack_owed: bool = False
-
-    def push(self, message: bytes) -> None:
-        """Queue a message without waiting for the socket: a slow reader never stalls the
-        room. One that falls `max_queue_bytes` behind is closed; its client resyncs."""
-        if self.closed:
-            return
-        if self.queued_bytes + len(message) > self.max_queue_bytes:
-            self.closed = True
-            self.queue.clear()
-            if self.sender is not None:
-                self.sender.cancel()
-            self.sender = asyncio.get_running_loop().create_task(self._close_slow())
-            return
-        self.queue.append(message)
-        self.queued_bytes += len(message)
-        if self.sender is None or self.sender.done():
-            self.sender = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            while self.queue:
-                message = self.queue.popleft()
-                self.queued_bytes -= len(message)
-                await self.send(message)
-        except Exception:  # a dead socket leaves via its own handler
-            self.closed = True
-            self.queue.clear()
-
-    def acknowledge(self) -> None:
-        """Tell the client that all it sent so far is logged (an empty sync step 2)."""
-        if self.answered:
-            self.push(ACK)
-        else:
-            self.ack_owed = True
-
-    def answer(self, state: bytes) -> None:
-        """The sync step 2 answering the client's step 1, then an acknowledgement it is owed."""
-        self.push(p.sync_message(p.STEP2, state))
-        self.answered = True
-        if self.ack_owed:
-            self.ack_owed = False
-            self.push(ACK)
-
-    async def drained(self) -> None:
-        """Wait until what is queued has gone out (a close must not overtake a resync)."""
-        if self.sender is not None and not self.sender.done():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self.sender), 5)
-
-    async def _close_slow(self) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.close(SLOW, "too far behind the room; reconnect"), 5)
-
-    def stop(self) -> None:
-        """The socket is gone: drop what was still queued for it."""
-        self.closed = True
-        self.queue.clear()
-        if self.sender is not None and not self.sender.done():
-            self.sender.cancel()
-
-    def allow(self, limits: Limits) -> bool:
-        """Token bucket: `updates_per_second` sustained, `burst` at once."""
-        now = time.monotonic()
-        self.tokens = min(limits.burst, self.tokens + (now - self.last) * limits.updates_per_second)
-        self.last = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-    def cpu_left(self, limits: Limits) -> bool:
-        """Whether this connection still has CPU budget (the debt drains at the budget rate)."""
-        now = time.monotonic()
-        self.cpu_debt = max(0.0, self.cpu_debt - (now - self.cpu_last) * limits.cpu_per_second)
-        self.cpu_last = now
-        return self.cpu_debt <= limits.cpu_burst
 
 
 class Room:
@@ -204,7 +75,6 @@ class Room:
         self.doc: Doc[Any] = Doc()
         self.conns: set[Connection] = set()
         self.presence: dict[int, tuple[p.PresenceEntry, Connection | None]] = {}
-        self.lock = asyncio.Lock()
         self.settling = asyncio.Lock()  # one settle or REST write of this room at a time
         self.size = 0
         self.since_compact = 0
@@ -225,6 +95,11 @@ class Room:
         self._flusher: asyncio.Task[None] | None = None
         # accepted updates not yet fanned out to the room: (update, sender)
         self._outbox: list[tuple[bytes, Connection | None]] = []
+        self._presence_out: dict[int, p.PresenceEntry] = {}  # presence not yet fanned out
+        self._fan_out_due = False
+        self._fanned_at = 0.0  # the event loop's time of the last fan-out
+        self._fan_out_cost = 0.0  # how long it took (s)
+        self._flush_now = asyncio.Event()  # someone waits for the log: no lingering
         self.validator = LiveValidator()
         self.validate_seconds = 0.0  # the last validation's duration (bench, logs)
         self._subs = self.validator.watch(self.doc) + [
@@ -302,44 +177,76 @@ class Room:
     async def accept(self, conn: Connection | None, update: bytes, author: str) -> bool:
         """Apply one update and queue it for the log; False if it changed nothing.
 
-        The room gets it at the next fan-out (this turn of the event loop, merged with what
-        else arrived meanwhile); the log and the sender's acknowledgement follow with its
-        batch (see the module's docstring). Nothing here waits for the database.
+        The room gets it at the next fan-out (merged with what else arrived meanwhile); the
+        log and the sender's acknowledgement follow with its batch (see the module's
+        docstring). Nothing here waits: every change to the room's doc is made in one step of
+        the event loop, so no lock is needed around it.
         """
-        async with self.lock:
-            before = self.doc.get_state()
-            self._paths.clear()
-            started = time.thread_time()  # CPU of this thread: what the update cost the room
-            try:
-                self.doc.apply_update(update)  # raises on a malformed update
-            finally:
-                if conn is not None:
-                    conn.cpu_debt += time.thread_time() - started
-            if self.doc.get_state() == before and not self._paths:
-                return False
-            summary = sorted(set(self._paths))[:50]
-            self._paths.clear()
-            self._pending.append((update, author, summary, conn))
-            self.size += len(update)
-            self.last_author = author
-        if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._fan_out)
+        before = self.doc.get_state()
+        self._paths.clear()
+        started = time.thread_time()  # CPU of this thread: what the update cost the room
+        try:
+            self.doc.apply_update(update)  # raises on a malformed update
+        finally:
+            if conn is not None:
+                conn.cpu_debt += time.thread_time() - started
+        if not self._paths and self.doc.get_state() == before:
+            return False
+        summary = sorted(set(self._paths))[:50] if len(self._paths) > 1 else self._paths[:]
+        self._paths.clear()
+        self._pending.append((update, author, summary, conn))
+        self.size += len(update)
+        self.last_author = author
         self._outbox.append((update, conn))
+        self._schedule_fan_out()
         if self._flusher is None or self._flusher.done():
             self._flusher = self.service.spawn(self._flush_loop())
         return True
 
-    def _fan_out(self) -> None:
-        """Queue the updates accepted since the last fan-out to the room, as one update."""
-        batch, self._outbox = self._outbox, []
-        if not batch:
+    def _schedule_fan_out(self) -> None:
+        """Fan out at the next turn of the event loop, or, when the last fan-out was recent,
+        once `Limits.fan_out_share` of the time since has gone to it: a big room's sockets
+        then get what arrived meanwhile as one message each, instead of one per update."""
+        if self._fan_out_due:
             return
-        updates = [update for update, _ in batch]
-        merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
-        senders = {conn for _, conn in batch}
-        # A lone sender has its own update; several get the batch back whole (applying
-        # one's own update again changes nothing, and one message beats one per sender).
-        self._send_all(p.sync_message(p.UPDATE, merged), batch[0][1] if len(senders) == 1 else None)
+        self._fan_out_due = True
+        loop = asyncio.get_running_loop()
+        limits = self.service.limits
+        gap = self._fan_out_cost * (1 / limits.fan_out_share - 1)
+        interval = min(limits.fan_out_max_seconds, gap)
+        due = self._fanned_at + interval
+        if due <= loop.time():
+            loop.call_soon(self._fan_out)
+        else:
+            loop.call_at(due, self._fan_out)
+
+    def _fan_out(self) -> None:
+        """Send what the room gained since the last fan-out: the updates accepted, merged into
+        one update, and the presence changes, as one awareness message; each encoded once."""
+        self._fan_out_due = False
+        started = time.perf_counter()
+        batch, self._outbox = self._outbox, []
+        if batch:
+            updates = [update for update, _ in batch]
+            merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+            sender = batch[0][1]
+            if any(conn is not sender for _, conn in batch):
+                # Several senders get the batch back whole (applying one's own update again
+                # changes nothing, and one message for all beats one per sender).
+                sender = None
+            self._send_all(p.sync_message(p.UPDATE, merged), sender)
+        if self._presence_out:
+            entries = list(self._presence_out.values())
+            self._presence_out.clear()
+            self._send_all(p.awareness_message(p.encode_awareness(entries)), None)
+        self._fanned_at = asyncio.get_running_loop().time()
+        self._fan_out_cost = time.perf_counter() - started
+
+    def _announce(self, entries: list[p.PresenceEntry]) -> None:
+        """Presence changes go out with the next fan-out (a client's latest state wins)."""
+        for entry in entries:
+            self._presence_out[entry.client_id] = entry
+        self._schedule_fan_out()
 
     async def _flush_loop(self) -> None:
         """Log the accepted updates a batch at a time; then relay each batch to other nodes
@@ -347,6 +254,9 @@ class Room:
         limits = self.service.limits
         delay = 0.05
         while self._pending:
+            if not self._flush_now.is_set():  # let a batch gather (`flush` cuts this short)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush_now.wait(), limits.flush_linger_seconds)
             batch = self._pending[: limits.batch_max]
             del self._pending[: len(batch)]
             try:
@@ -359,7 +269,7 @@ class Room:
                         utcnow(),
                     )
             except Exception:
-                # Nobody has seen these yet: keep them first in line and try again.
+                # Keep them first in line (their senders were not acknowledged) and retry.
                 log.warning("designer log write failed; retrying", exc_info=True)
                 self._pending[:0] = batch
                 await asyncio.sleep(delay)
@@ -378,20 +288,21 @@ class Room:
             self._schedule_settle()
             if self.since_compact >= limits.compact_every:
                 self.service.spawn(self.compact())
+        self._flush_now.clear()
 
     async def flush(self) -> None:
         """Wait until every update accepted so far is in the log."""
         while self._flusher is not None and not self._flusher.done():
+            self._flush_now.set()
             await asyncio.shield(self._flusher)
 
     async def apply_remote(self, update: bytes) -> None:
         """An update another node already logged: apply and pass on, no logging."""
-        async with self.lock:
-            before = self.doc.get_state()
-            self.doc.apply_update(update)
-            self._paths.clear()
-            if self.doc.get_state() == before:
-                return
+        before = self.doc.get_state()
+        self.doc.apply_update(update)
+        self._paths.clear()
+        if self.doc.get_state() == before:
+            return
         await self.broadcast(p.sync_message(p.UPDATE, update))
         self._schedule_settle()
 
@@ -492,11 +403,10 @@ class Room:
             base, _ = shape.to_definition(self.doc)
             body = definitions.check(change(base), "draft")
             body = definitions.assign_ids(body, base)
-            async with self.lock:
-                before = self.doc.get_state()
-                self._paths.clear()
-                shape.apply_definition(self.doc, body, origin="rest")
-                update = self.doc.get_update(before)
+            before = self.doc.get_state()
+            self._paths.clear()
+            shape.apply_definition(self.doc, body, origin="rest")
+            update = self.doc.get_update(before)
             if update != p.EMPTY_UPDATE:
                 await self._log_local(update, by or "rest")  # in the log before anywhere else
             self._validate()
@@ -607,9 +517,9 @@ class Room:
                 conn.client_ids.discard(entry.client_id)
             entries.append(entry)
         if entries:
-            message = p.awareness_message(p.encode_awareness(entries))
-            await self.broadcast(message)
-            await self.service.relay(self, "awareness", p.encode_awareness(entries))
+            self._announce(entries)
+            if self.service.relaying:
+                await self.service.relay(self, "awareness", p.encode_awareness(entries))
 
     async def presence_remote(self, payload: bytes) -> None:
         """Awareness from another node: already stamped there."""
@@ -619,7 +529,7 @@ class Room:
                 self.presence.pop(entry.client_id, None)
             else:
                 self.presence[entry.client_id] = (entry, None)
-        await self.broadcast(p.awareness_message(payload))
+        self._announce(entries)
 
     def presence_snapshot(self) -> bytes:
         """Every known awareness state plus the server's, for a joining client."""
@@ -642,9 +552,9 @@ class Room:
             clock = entry[0].clock + 1 if entry else 1
             gone.append(p.PresenceEntry(cid, clock, None))
         if gone:
-            payload = p.encode_awareness(gone)
-            await self.broadcast(p.awareness_message(payload))
-            await self.service.relay(self, "awareness", payload)
+            self._announce(gone)
+            if self.service.relaying:
+                await self.service.relay(self, "awareness", p.encode_awareness(gone))
         if not self.conns:
             self.idle_since = time.monotonic()
 
@@ -962,4 +872,13 @@ class CpuBudgetError(RateLimitedError):
     """A connection's updates cost more CPU to apply than its budget allows."""
 
 
-__all__ = ["DesignerService", "Fault", "Limits", "Room", "Connection", "compact_app"]
+__all__ = [
+    "ACK",
+    "SLOW",
+    "Connection",
+    "DesignerService",
+    "Fault",
+    "Limits",
+    "Room",
+    "compact_app",
+]

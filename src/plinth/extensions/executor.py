@@ -13,6 +13,13 @@ under its share. A call that cannot start before its deadline is refused (429 wh
 holds its whole share, else 503, both with Retry-After), as is one that finds its tenant's queue
 full, at once. Calls made by a plugin's own host calls (a record write that runs a before-write
 hook) are admitted past the caps: the outer call already holds a worker and waits for them.
+
+Worker processes start off the request path: the pool is filled in the background from the
+first call on, with one spare beyond `capacity`, so a call never waits for a process to start,
+not even right after a worker was killed (the spare takes its place while a replacement starts).
+A worker starts at its low priority from its first instruction (`nice`), and a new one loads
+the components the pool last ran before it joins, so a kill costs the server no CPU at its own
+priority and the next call no component load.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import sys
 import time
 from collections import deque
@@ -37,13 +45,16 @@ from plinth.extensions.models import (
     PluginTenantBusy,
 )
 from plinth.extensions.sandbox import Outcome
-from plinth.extensions.worker import HEADER, MAX_FRAME
+from plinth.extensions.worker import HEADER, MAX_FRAME, WORKER_NICE
 
 log = logging.getLogger("plinth.extensions")
 # After its deadline a guest's epoch interrupt stops it within a tick; one still running this
 # much later is blocked inside a WASI call and its worker is killed.
 KILL_GRACE = 0.25
 SPAWN_TIMEOUT = 60.0  # a worker imports wasmtime and checks its memory meter once
+SPARE = 1  # idle workers kept beyond `capacity`: a killed worker's place is taken at once
+PRELOAD = 4  # components a new worker loads before it joins (the most recently called)
+NICE = shutil.which("nice")  # starts a worker at its priority (worker.WORKER_NICE) from exec
 
 
 class AsyncHost(Protocol):
@@ -156,6 +167,7 @@ class PluginExecutor:
             queue_per_tenant=queue_per_tenant or 4 * max(1, per_tenant),
         )
         self._idle: list[_Worker] = []
+        self._recent: dict[str, Path] = {}  # components called lately, oldest first
         self._all: set[_Worker] = set()
         self._spawning = 0
         self._dead: set[_Worker] = set()  # killed, reaped when the executor stops
@@ -187,12 +199,20 @@ class PluginExecutor:
         """Worker processes alive now."""
         return len(self._all)
 
+    async def filled(self) -> None:
+        """Wait until the pool holds its workers (it fills from the first call on)."""
+        self._replenish()
+        while self._spawning or len(self._all) < self.admission.capacity + SPARE:
+            self._available.clear()
+            await self._available.wait()
+
     def live_memories(self) -> int:
         """Linear memories the workers' last calls left allocated (0: nothing leaked)."""
         return sum(w.live or 0 for w in self._all)
 
     async def _spawn(self) -> _Worker:
         process = await asyncio.create_subprocess_exec(
+            *([NICE, "-n", str(WORKER_NICE)] if NICE else []),
             sys.executable,
             "-m",
             "plinth.extensions.worker",
@@ -209,6 +229,10 @@ class PluginExecutor:
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
             worker.kill()
             raise PluginFailed("A plugin worker could not start") from exc
+        except asyncio.CancelledError:  # the executor stopping: not a process left behind
+            worker.kill()
+            self._dead.add(worker)
+            raise
         worker.metered = bool(ready.get("metered"))
         self._all.add(worker)
         return worker
@@ -234,7 +258,7 @@ class PluginExecutor:
             return await self._spawn()
 
     def _replenish(self) -> None:
-        missing = self.admission.capacity - len(self._all) - self._spawning
+        missing = self.admission.capacity + SPARE - len(self._all) - self._spawning
         for _ in range(max(0, missing) if not self._stopping else 0):
             self._spawning += 1
             task = asyncio.get_running_loop().create_task(self._spawn_idle())
@@ -244,16 +268,25 @@ class PluginExecutor:
     async def _spawn_idle(self) -> None:
         try:
             worker = await self._spawn()
+            healthy = not self._stopping and await self._preload(worker)
         except PluginFailed:
             log.warning("a plugin worker could not start")
             return
         finally:
-            self._spawning -= 1
-            self._available.set()
-        if self._stopping:
-            worker.kill()
-            return
-        self._idle.append(worker)
+            self._spawning -= 1  # counted as starting until it has loaded
+        self._release(worker, healthy)
+
+    async def _preload(self, worker: _Worker) -> bool:
+        """Load what the pool runs lately into a new worker (at its priority, off any call)."""
+        for sha256, wasm in list(self._recent.items()):
+            try:
+                await worker.send({"op": "load", "sha256": sha256, "wasm": str(wasm)})
+                if (await worker.receive()).get("op") == "loaded":
+                    worker.loaded.add(sha256)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self._recent.pop(sha256, None)  # it crashed the worker: not again
+                return False
+        return True
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         self._available.set()
@@ -302,9 +335,16 @@ class PluginExecutor:
     def refuse_early(self, tenant: str) -> None:
         """Refuse a call now, before any work for it, if its tenant's queue is already full
         (a tenant flooding calls gets its 429s for the price of a dictionary lookup)."""
+        refused = self.refusal(tenant)
+        if refused is not None:
+            raise refused
+
+    def refusal(self, tenant: str) -> PluginBusy | None:
+        """What `refuse_early` would raise for a call of `tenant` now, if anything."""
         adm = self.admission
         if len(adm.waiting.get(tenant, ())) >= adm.queue_per_tenant:
-            raise self._busy(tenant, "its queue is full")
+            return self._busy(tenant, "its queue is full")
+        return None
 
     def _busy(self, tenant: str, why: str) -> PluginBusy:
         adm = self.admission
@@ -359,6 +399,10 @@ class PluginExecutor:
         """Run one call; returns its outcome and whether the component was compiled for it."""
         arrived = time.monotonic()
         await self._admit(tenant, arrived + limits.timeout_ms / 1000, nested)
+        self._recent.pop(sha256, None)
+        self._recent[sha256] = wasm
+        if len(self._recent) > PRELOAD:
+            del self._recent[next(iter(self._recent))]
         self._nested += nested
         try:
             worker = await self._worker(sha256)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ log = logging.getLogger("plinth.extensions")
 MAX_NESTING = 3  # plugin calls beneath a plugin call (each holds a worker thread meanwhile)
 UI_BODIES_KEPT = 64  # UI modules kept in memory (the oldest goes first)
 HOOKS_TTL = 5.0  # seconds another node's install/uninstall may take to reach this one's writes
+ACTION_PATH = re.compile(r"^/api/t/[^/]+/plugins/[^/]+/actions/[^/]+$")
 
 
 def ui_module_url(tenant_slug: str, name: str, sha256: str) -> str:
@@ -98,6 +100,11 @@ class PluginService:
         # Which installed plugins hook which entities, per tenant: (expires, [(name, manifest)]).
         # Changed here on install/upgrade/uninstall; another node's change shows within the TTL.
         self._hook_cache: dict[str, tuple[float, list[tuple[str, Any]]]] = {}
+        # The installations calls run under, per tenant: name -> (expires, installation). Dropped
+        # on every change here and on another node's install/upgrade/grant/uninstall event;
+        # another node's limits change shows within HOOKS_TTL.
+        self._installs: dict[str, dict[str, tuple[float, Installation]]] = {}
+        platform.events.subscribe("plugin.*", self._on_plugin_event, cluster=True)
         # The UI elements each tenant's portal may load (every page load asks), the same way.
         self._ui_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._ui_bodies: dict[str, bytes] = {}  # module bodies by hash (immutable; ≤ 512 KB)
@@ -713,7 +720,22 @@ class PluginService:
             self._ui_bodies[sha256] = body
         return body
 
+    async def _installed(self, t: Tenant, name: str) -> Installation:
+        """`installation`, kept for the call path (see `_installs`)."""
+        now = time.monotonic()
+        found = self._installs.get(t.id, {}).get(name)
+        if found is not None and found[0] > now:
+            return found[1]
+        inst = await self.installation(t, name)
+        self._installs.setdefault(t.id, {})[name] = (now + HOOKS_TTL, inst)
+        return inst
+
+    async def _on_plugin_event(self, event: Event) -> None:
+        if event.topic != "plugin.called" and event.tenant_id:
+            self._installs.pop(event.tenant_id, None)
+
     async def _update(self, t: Tenant, name: str, **values: Any) -> None:
+        self._installs.pop(t.id, None)
         it = store.plugin_installs
         async with self.db.transaction() as conn:
             await conn.execute(
@@ -721,8 +743,18 @@ class PluginService:
                 .where(it.c.tenant_id == t.id, it.c.name == name)
                 .values(updated_at=utcnow(), **values)
             )
+        self._installs.pop(t.id, None)  # and again: a call may have read the old row meanwhile
 
     # -- calls ---------------------------------------------------------------------------
+    def early_refusal(self, tenant_id: str, method: str, path: str) -> PlinthError | None:
+        """The gateway's guard (`integration.gateway.Guard`): an action call of a tenant whose
+        plugin queue is full is refused before authentication, routing or its body are looked
+        at. Only a 429 `plugin_tenant_busy` (or 503) with Retry-After is revealed to a caller
+        not yet authenticated, as the gateway's rate limits do."""
+        if method != "POST" or ACTION_PATH.match(path) is None:
+            return None
+        return self.executor.refusal(tenant_id)
+
     async def call_action(
         self,
         tenant: Tenant | str,
@@ -850,7 +882,7 @@ class PluginService:
                 "plugin.execute",
                 Resource("plugin", name, tenant_id=t.id),
             )
-        inst = await self.installation(t, name)
+        inst = await self._installed(t, name)
         v = await self.version(name, inst.version)
         # The grant is re-checked at call time: a version never runs beyond its approval.
         self._check_grant(v, list(inst.capabilities), list(inst.http_hosts), "run")

@@ -16,7 +16,11 @@ Fairness, so one tenant hammering the platform does not slow the others:
   sleeping task and holds no in-flight slot;
 - fair admission: when the process has `capacity` requests in flight, a tenant holding its
   fair share of them (capacity / tenants in flight) is refused with 503 + Retry-After, so
-  one tenant cannot take every slot while the others wait behind it.
+  one tenant cannot take every slot while the others wait behind it;
+- guards: other layers may refuse a tenant's request from memory before any work of theirs
+  (the plugin executor refuses a tenant whose plugin queue is full: `Guard`). Such a refusal
+  costs no authentication, routing nor body parsing; a tenant that keeps coming back before
+  the Retry-After it was told is held until then, asked again, and served if there is room.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +43,9 @@ from plinth.integration.settings import TenantGate
 
 access_log = logging.getLogger("plinth.access")
 PROBLEM = b"application/problem+json"
+# (tenant id, method, path) -> the refusal of the request, or None to let it through. Called
+# for every request of a known tenant that passed its rate limits: must answer from memory.
+Guard = Callable[[str, str, str], PlinthError | None]
 TENANT_PATH = re.compile(r"^/api/t/([a-z][a-z0-9-]{1,39})(?:/apps/([a-z][a-z0-9-]{1,39}))?")
 
 
@@ -49,13 +57,16 @@ class Gateway:
     MAX_HELD = 1000
     capacity = 128  # requests in flight in this process before fair shares apply
 
-    def __init__(self, app: ASGIApp, quotas: Quotas) -> None:
+    def __init__(self, app: ASGIApp, quotas: Quotas, guards: Sequence[Guard] = ()) -> None:
         self.app = app
         self.settings = quotas.gateway
         self.quotas = quotas
+        self.guards = tuple(guards)
         self._in_flight: dict[str, int] = {}  # tenant id -> requests in flight (> 0 only)
         self._total = 0
         self._held = 0
+        # tenant id -> (until: the Retry-After of its last guard refusal, refusals since)
+        self._guarded: dict[str, tuple[float, int]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,7 +137,8 @@ class Gateway:
                 await _problem(send, too_many(verdict, what), request_id, record, extra_headers)
                 return
             extra_headers += verdict.headers()
-            refused = self._admit(gate)
+            refused = await self._guard(scope, gate) if self.guards else None
+            refused = refused or self._admit(gate)
             if refused is not None:
                 await _problem(send, refused, request_id, record, extra_headers)
                 return
@@ -167,6 +179,38 @@ class Gateway:
                     self._in_flight[gate.id] = left
                 else:
                     del self._in_flight[gate.id]
+
+    async def _guard(self, scope: Scope, gate: TenantGate) -> PlinthError | None:
+        """A guard's refusal of this request, if any; a tenant that ignores the Retry-After of
+        its last refusal is held until then and asked again."""
+        refused = self._ask_guards(gate.id, scope["method"], scope["path"])
+        if refused is None:
+            return None
+        now = time.monotonic()
+        until, repeats = self._guarded.get(gate.id, (0.0, 0))
+        if until > now:
+            repeats += 1
+        else:
+            retry = refused.headers.get("Retry-After", "1")
+            until, repeats = now + min(self.MAX_HOLD, float(retry) if retry.isdigit() else 1), 0
+            if len(self._guarded) > 10_000:
+                self._guarded = {k: v for k, v in self._guarded.items() if v[0] > now}
+        self._guarded[gate.id] = (until, repeats)
+        if repeats < self.HOLD_AFTER or self._held >= self.MAX_HELD:
+            return refused
+        self._held += 1
+        try:
+            await asyncio.sleep(until - now)
+        finally:
+            self._held -= 1
+        return self._ask_guards(gate.id, scope["method"], scope["path"])
+
+    def _ask_guards(self, tenant_id: str, method: str, path: str) -> PlinthError | None:
+        for guard in self.guards:
+            refused = guard(tenant_id, method, path)
+            if refused is not None:
+                return refused
+        return None
 
     def _admit(self, gate: TenantGate) -> PlinthError | None:
         """The refusal for a tenant over its concurrency cap or its fair share, if any."""

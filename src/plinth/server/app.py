@@ -136,7 +136,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.add_middleware(Reads, services=platform)  # innermost: the data API's GET routes, lean
     app.add_middleware(Methods, api=app)  # OPTIONS and 405 list every method
     app.add_middleware(CleanInput)  # innermost: the gateway's limits and logs cover it
-    app.add_middleware(Gateway, quotas=platform.quotas)  # inside RequestLimits: sees request ids
+    # inside RequestLimits: sees request ids
+    app.add_middleware(Gateway, quotas=platform.quotas, guards=[platform.plugins.early_refusal])
     app.add_middleware(
         RequestLimits,
         max_body_bytes=platform.settings.max_body_bytes,

@@ -111,6 +111,13 @@ class Platform:
             self.workflows.effect,
         ]
         self.outbox.after.append(self.connectors.webhooks.wake)
+        # A batch of workflow starts records its `workflow.started` events the same way, in
+        # its own transaction (the ledger's entries and the webhooks' deliveries).
+        self.workflows.engine.effects += [
+            self.governance.audit.effect,
+            self.connectors.webhooks.effect,
+        ]
+        self.workflows.engine.after.append(self.connectors.webhooks.wake)
         # Effects are dispatched off the request path: their readers in this process wait
         # for what it committed so far (read your own writes).
         self.governance.audit.settle = self.outbox.settled

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,134 @@ class Carried:
 
 @dataclass
 class Pending:
+    """What a transaction has yet to do: events to publish after it commits, and the steps
+    and jobs it entered, inserted together just before it commits (a step that only computes
+    and runs in the same transaction is inserted completed, with no job)."""
+
     events: list[Event] = field(default_factory=list)
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        if self.steps:
+            await conn.execute(store.steps.insert(), list(self.steps.values()))
+            self.steps = {}
+        if self.jobs:
+            await conn.execute(store.jobs.insert(), list(self.jobs.values()))
+            self.jobs = {}
+
+
+# An in-transaction effect of events (the audit ledger's, the webhooks'): the outbox's shape.
+Effect = Callable[[AsyncConnection, str, Sequence[Event]], Awaitable[list[Event]]]
+
+
+@dataclass
+class _Start:
+    """A start waiting for its batch: the rows it writes."""
+
+    row: dict[str, Any]
+    step: dict[str, Any]
+    job: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        tenant_id: str,
+        app: str,
+        name: str,
+        number: int,
+        doc: dict[str, Any],
+        input: dict[str, Any],
+        by: str | None,
+        record: dict[str, Any] | None,
+        now: float,
+    ) -> _Start:
+        variables = {**doc.get("variables", {}), **input}
+        if record is not None:
+            variables.setdefault("record", record)
+        row = _instance_row(tenant_id, app, name, number, doc, variables, by, record, None, now)
+        first = doc["first"]
+        step = _step_row(row["id"], first, doc["nodes"][first]["type"], now)
+        job = _job_row(row["id"], step["id"], "run", None, now)
+        return cls(row, step, job)
+
+    def event(self) -> Event:
+        r = self.row
+        return Event(
+            "workflow.started",
+            r["tenant_id"],
+            {
+                "app": r["app"],
+                "workflow": r["workflow"],
+                "instance": r["id"],
+                "version": r["version"],
+                "by": r["started_by"],
+            },
+        )
+
+
+def _instance_row(
+    tenant_id: str,
+    app: str,
+    name: str,
+    number: int,
+    doc: dict[str, Any],
+    variables: dict[str, Any],
+    by: str | None,
+    record: dict[str, Any] | None,
+    parent_step: str | None,
+    now: float,
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "app": app,
+        "workflow": name,
+        "version": number,
+        "definition": doc,
+        "status": "running",
+        "vars": variables,
+        "record": record,
+        "business_key": business_key(doc, variables, record),
+        "joins": {},
+        "parent_step": parent_step,
+        "started_by": by,
+        "started_at": now,
+        "ended_at": None,
+    }
+
+
+def _step_row(instance_id: str, node: str, type_: str, now: float) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "instance_id": instance_id,
+        "node": node,
+        "type": type_,
+        "status": "queued",
+        "attempt": 1,
+        "input": None,
+        "output": None,
+        "error": None,
+        "by": None,
+        "started_at": now,
+        "ended_at": None,
+    }
+
+
+def _job_row(
+    instance_id: str, step_id: str, kind: str, signal: dict[str, Any] | None, at: float
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "instance_id": instance_id,
+        "step_id": step_id,
+        "kind": kind,
+        "signal": signal,
+        "run_at": at,
+        "status": "queued",
+        "lease": None,
+        "locked_until": None,
+    }
 
 
 async def _settled() -> None:
@@ -125,6 +252,25 @@ class Engine:
         self._definitions: dict[str, dict[str, Any]] = {}
         self._ticked = 0.0  # when a worker loop last checked the schedules
         self._claiming = asyncio.Lock()
+        self._hungry = 0  # this process's loops waiting for a job
+        self._claimed: list[Job] = []  # claimed for a loop that has not taken it yet
+        # The workflows of each app's active version, (tenant id, app) → (number, workflows),
+        # and of the versions instances are pinned to, (tenant id, app, number) → the same:
+        # a start reads no version. Dropped when the app is published, rolled back or deleted
+        # on any node (`forget`, through the cluster relay); `_generation` keeps a read that
+        # raced with such an event from caching what it read.
+        self._active: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self._pinned: dict[tuple[str, str, int], tuple[int, dict[str, Any]]] = {}
+        self._generation = 0
+        # Starts waiting to be written, per tenant: those that arrive while the tenant's
+        # previous batch commits go in together, in one transaction (group commit).
+        self._starting: dict[str, list[tuple[_Start, asyncio.Future[None]]]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        # Effects of the events a batch of starts makes, run in its transaction (the audit
+        # ledger's and the webhooks' `effect`, wired by the platform); without any, the events
+        # are published on the bus after the commit.
+        self.effects: list[Effect] = []
+        self.after: list[Callable[[], None]] = []  # called once such a batch has committed
         # Waits for this process's committed record writes to be dispatched (their workflow
         # starts are created off the request path): the outbox's, set by the platform.
         self.settle: Callable[[], Awaitable[None]] = _settled
@@ -144,20 +290,48 @@ class Engine:
         self, tenant: Any, app: str, name: str, version: int | None = None
     ) -> tuple[int, dict[str, Any]]:
         """The workflow document `name` of the active (or given) version of `app`."""
+        number, workflows = await self._workflows(tenant, app, version)
+        doc = workflows.get(name)
+        if doc is None:
+            raise NotFound(
+                f"No workflow named {name!r} in version {number} of {app!r}", path="workflow"
+            )
+        return number, doc
+
+    async def _workflows(
+        self, tenant: Any, app: str, version: int | None
+    ) -> tuple[int, dict[str, Any]]:
+        """The version's number and its workflows, read once per process and version."""
+        found = self._pinned.get((tenant.id, app, version)) if version else None
+        found = found or (None if version else self._active.get((tenant.id, app)))
+        if found is not None:
+            return found
+        generation = self._generation
         metadata = self.services.metadata
-        found = (
+        read = (
             await metadata.version(tenant, app, version)
             if version
             else await metadata.active_version(tenant, app)
         )
-        if found is None:
+        if read is None:
             raise NotFound(f"App {app!r} has no published version", path="app")
-        doc = found.definition.get("workflows", {}).get(name)
-        if doc is None:
-            raise NotFound(
-                f"No workflow named {name!r} in version {found.number} of {app!r}", path="workflow"
-            )
-        return found.number, doc
+        found = (read.number, read.definition.get("workflows", {}))
+        if generation == self._generation:  # no publish, rollback or delete meanwhile
+            if len(self._pinned) >= 4096:
+                self._pinned.clear()
+                self._active.clear()
+            self._pinned[(tenant.id, app, read.number)] = found
+            if not version:
+                self._active[(tenant.id, app)] = found
+        return found
+
+    def forget(self, tenant_id: str | None, app: str | None) -> None:
+        """An app was published, rolled back or deleted (here or on another node): its next
+        start reads the active version again (a deleted app's numbers start anew)."""
+        self._generation += 1
+        self._active.pop((tenant_id or "", app or ""), None)
+        for key in [k for k in self._pinned if k[:2] == (tenant_id, app)]:
+            del self._pinned[key]
 
     async def start(
         self,
@@ -170,26 +344,65 @@ class Engine:
         at: tuple[int, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Create an instance pinned to the active version (or `at`, the version and document
-        the caller has just read) and queue its first node."""
+        the caller has just read) and queue its first node.
+
+        Returns once the instance is committed. Starts of one tenant that arrive while its
+        previous batch commits are written together, in one transaction with their
+        `workflow.started` events' effects (the audit entries)."""
         number, doc = at or await self.workflow_at(tenant, app, name)
+        new = _Start.of(tenant.id, app, name, number, doc, input, by, record, time.time())
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._starting.setdefault(tenant.id, []).append((new, done))
+        if tenant.id not in self._writers:
+            writer = asyncio.create_task(self._write_batches(tenant.id))
+            self._writers[tenant.id] = writer
+        await asyncio.shield(done)  # a caller that gives up does not fail the others' batch
+        return new.row
+
+    async def _write_batches(self, tenant_id: str) -> None:
+        """Write the tenant's waiting starts, a batch per transaction, until none is left."""
+        try:
+            while batch := self._starting.pop(tenant_id, []):
+                try:
+                    await self._write_starts(tenant_id, [s for s, _ in batch])
+                except BaseException as exc:  # each caller of the batch raises it
+                    failed = isinstance(exc, Exception)
+                    for _, fut in batch:
+                        if fut.done():
+                            continue
+                        if failed:
+                            fut.set_exception(exc)
+                            fut.exception()  # retrieved, should its caller have given up
+                        else:
+                            fut.cancel()
+                    if not failed:
+                        raise
+                    continue
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+        finally:
+            del self._writers[tenant_id]
+            for _, fut in self._starting.pop(tenant_id, []):  # stopped: nothing is written
+                if not fut.done():
+                    fut.set_exception(RuntimeError("the engine stopped before the start"))
+                    fut.exception()
+
+    async def _write_starts(self, tenant_id: str, batch: list[_Start]) -> None:
+        """One transaction for a batch of starts: instances, first steps, their jobs, and the
+        effects of their `workflow.started` events; the events go on the bus after it."""
+        events = [s.event() for s in batch]
         async with self.db.transaction() as conn:
-            instance = await self._create(
-                conn, tenant.id, app, name, number, doc, input, by, record, None
-            )
-        await self.events.publish(
-            Event(
-                "workflow.started",
-                tenant.id,
-                {
-                    "app": app,
-                    "workflow": name,
-                    "instance": instance["id"],
-                    "version": number,
-                    "by": by,
-                },
-            )
-        )
-        return instance
+            await conn.execute(store.instances.insert(), [s.row for s in batch])
+            await conn.execute(store.steps.insert(), [s.step for s in batch])
+            await conn.execute(store.jobs.insert(), [s.job for s in batch])
+            for effect in self.effects:
+                await effect(conn, tenant_id, events)
+        for wake in self.after:
+            wake()
+        if not self.effects:
+            for event in events:
+                await self.events.publish(event)
 
     async def _create(
         self,
@@ -208,24 +421,10 @@ class Engine:
         variables = {**doc.get("variables", {}), **input}
         if record is not None:
             variables.setdefault("record", record)
-        instance_id = new_id()
-        row: dict[str, Any] = {
-            "id": instance_id,
-            "tenant_id": tenant_id,
-            "app": app,
-            "workflow": name,
-            "version": number,
-            "definition": doc,
-            "status": "running",
-            "vars": variables,
-            "record": record,
-            "business_key": business_key(doc, variables, record),
-            "joins": {},
-            "parent_step": parent_step,
-            "started_by": by,
-            "started_at": now,
-            "ended_at": None,
-        }
+        row = _instance_row(
+            tenant_id, app, name, number, doc, variables, by, record, parent_step, now
+        )
+        instance_id = row["id"]
         await conn.execute(store.instances.insert().values(**row))
         await self._enter(conn, instance_id, doc, doc["first"], now)
         return row
@@ -239,23 +438,22 @@ class Engine:
         now: float,
         input: Any = None,
         lease: str | None = None,
+        out: Pending | None = None,
     ) -> tuple[str, str]:
-        """Add step `node` to the timeline and queue its job: (step id, job id)."""
-        step_id = new_id()
-        await conn.execute(
-            store.steps.insert().values(
-                id=step_id,
-                instance_id=instance_id,
-                node=node,
-                type=doc["nodes"][node]["type"],
-                status="queued",
-                attempt=1,
-                input=input,
-                started_at=now,
-            )
-        )
-        job_id = await self._queue(conn, instance_id, step_id, "run", None, now, lease)
-        return step_id, job_id
+        """Add step `node` to the timeline and queue its job: (step id, job id). With `out`,
+        both rows are inserted when the transaction flushes it."""
+        step = _step_row(instance_id, node, doc["nodes"][node]["type"], now)
+        step["input"] = input
+        job = _job_row(instance_id, step["id"], "run", None, now)
+        if lease is not None:  # born claimed by that lease: the worker runs it next
+            job |= {"status": "running", "lease": lease, "locked_until": now + self.lease}
+        if out is not None:
+            out.steps[step["id"]] = step
+            out.jobs[job["id"]] = job
+        else:
+            await conn.execute(store.steps.insert().values(**step))
+            await conn.execute(store.jobs.insert().values(**job))
+        return step["id"], job["id"]
 
     async def _queue(
         self,
@@ -287,28 +485,46 @@ class Engine:
 
     # -- the queue ----------------------------------------------------------------------------
 
-    async def claim(self) -> Job | None:
-        """Take the next due job (or one whose lease expired) of a running instance."""
+    async def claim(self, limit: int = 1) -> list[Job]:
+        """Take up to `limit` due jobs (or ones whose lease expired) of running instances."""
         running = sa.select(store.instances.c.id).where(store.instances.c.status == "running")
         j = store.jobs
         taken = await self.queue.claim(
+            limit,
             where=j.c.instance_id.in_(running),
             columns=(j.c.id, j.c.instance_id, j.c.step_id, j.c.kind, j.c.signal),
         )
         if taken is None:
+            return []
+        return [
+            Job(r.id, r.instance_id, r.step_id, r.kind, r.signal, taken.lease) for r in taken.rows
+        ]
+
+    async def _next(self) -> Job | None:
+        """A job for one of this process's loops. One claim at a time per process (its loops
+        would otherwise all see the same due job and race for it), taking a job for every
+        loop waiting meanwhile: they find theirs here when the claim returns."""
+        if self._claimed:
+            return self._claimed.pop(0)
+        self._hungry += 1
+        try:
+            async with self._claiming:
+                if self._claimed:
+                    return self._claimed.pop(0)
+                jobs = await self.claim(self._hungry)
+        finally:
+            self._hungry -= 1
+        if not jobs:
             return None
-        row = taken.rows[0]
-        return Job(row.id, row.instance_id, row.step_id, row.kind, row.signal, taken.lease)
+        self._claimed += jobs[1:]
+        return jobs[0]
 
     async def run_one(self) -> bool:
         """Claim one job and advance its instance until it waits, ends or branches; False when
         none was due. Each step still commits on its own (a crash loses at most the step under
         way); the step that follows is queued already claimed by this lease and run at once,
         from the state the commit wrote, without a claim, a read or a poll in between."""
-        # One claim at a time per process: its concurrent loops would otherwise all see the same
-        # due job and race for it, each with a write transaction of its own.
-        async with self._claiming:
-            job: Job | None = await self.claim()
+        job = await self._next()
         if job is None:
             return False
         carried: Carried | None = None
@@ -347,11 +563,14 @@ class Engine:
                     sa.select(store.instances.c.definition).where(store.instances.c.id == inst_id)
                 )
             ).scalar_one()
-            if len(self._definitions) > 10_000:
-                self._definitions.clear()
-            self._definitions[inst_id] = definition
+            self._remember(inst_id, definition)
         inst["definition"] = definition
         return inst
+
+    def _remember(self, inst_id: str, definition: dict[str, Any]) -> None:
+        if len(self._definitions) > 10_000:
+            self._definitions.clear()
+        self._definitions[inst_id] = definition
 
     async def process(
         self, job: Job, carried: Carried | None = None, chain: bool = False
@@ -360,16 +579,28 @@ class Engine:
         leads to (when exactly one and automatic) comes back claimed, with its state."""
         if carried is not None:
             return await self._step(job, carried.inst, carried.step, [], chain)
-        async with self.db.read() as conn:
-            inst = await self._state(conn, job.instance_id)
-            step = (
-                (await conn.execute(store.steps.select().where(store.steps.c.id == job.step_id)))
-                .mappings()
-                .one()
-            )
-            tasks: list[dict[str, Any]] = []
-            node_type = (inst["definition"]["nodes"].get(step["node"]) or {}).get("type")
-            if job.kind == "resume" or node_type in _READS_TASKS:
+        i, s = store.instances, store.steps
+        cached = self._definitions.get(job.instance_id)
+        columns = [*_INSTANCE_STATE, *(c.label(f"step_{c.name}") for c in s.c)]
+        if cached is None:
+            columns.append(i.c.definition)
+        query = (
+            sa.select(*columns)
+            .select_from(i.join(s, s.c.instance_id == i.c.id))
+            .where(i.c.id == job.instance_id, s.c.id == job.step_id)
+        )
+        async with self.db.statement() as conn:  # the instance and the step, one round trip
+            row = dict((await conn.execute(query)).mappings().one())
+        step = {c.name: row.pop(f"step_{c.name}") for c in s.c}
+        inst = row
+        if cached is None:
+            self._remember(job.instance_id, inst["definition"])
+        else:
+            inst["definition"] = cached
+        tasks: list[dict[str, Any]] = []
+        node_type = (inst["definition"]["nodes"].get(step["node"]) or {}).get("type")
+        if job.kind == "resume" or node_type in _READS_TASKS:
+            async with self.db.read() as conn:
                 tasks = [
                     dict(t)
                     for t in (
@@ -516,7 +747,9 @@ class Engine:
                 conn, job, inst, step, outcome, child_doc, allowed, now, out, chain
             )
             # Steps that only compute (assign, gateway, end) commit with the step before them:
-            # a crash re-runs them with it, and they have nothing to do twice.
+            # a crash re-runs them with it, and they have nothing to do twice. Such a step is
+            # still only entered (its rows wait in `out`): it is written completed, without a
+            # job, in the statements that insert the transaction's steps.
             for _ in range(CHAIN):
                 if following is None or following[1].step["type"] not in _PURE:
                     break
@@ -527,13 +760,12 @@ class Engine:
                     pure = await step_types.get(nspec["type"]).run(ctx)
                 except Exception:  # noqa: BLE001  (its failure takes the ordinary path, after commit)
                     break
-                await conn.execute(
-                    store.jobs.update().where(store.jobs.c.id == nxt.id).values(status="done")
-                )
+                out.jobs.pop(nxt.id, None)
                 now = max(time.time(), now + 1e-6)  # the timeline sorts its steps by time
                 following = await self._advance(
                     conn, nxt, inst, carried.step, pure, None, ("queued",), now, out, chain
                 )
+            await out.flush(conn)
             # The variables are written once per transaction, however many steps ran in it.
             await conn.execute(
                 store.instances.update()
@@ -567,19 +799,24 @@ class Engine:
             output = {**step["output"], **output}  # keep what earlier signals recorded
         elif output is None:
             output = step["output"]
-        moved = await conn.execute(
-            store.steps.update()
-            .where(store.steps.c.id == step["id"], store.steps.c.status.in_(allowed))
-            .values(
-                status=new_status,
-                output=output,
-                error=None,
-                by=outcome.by or step["by"],
-                ended_at=None if outcome.wait else now,
+        recorded = {
+            "status": new_status,
+            "output": output,
+            "error": None,
+            "by": outcome.by or step["by"],
+            "ended_at": None if outcome.wait else now,
+        }
+        entered = out.steps.get(step["id"])
+        if entered is not None:  # entered in this transaction: not written yet
+            entered |= recorded
+        else:
+            moved = await conn.execute(
+                store.steps.update()
+                .where(store.steps.c.id == step["id"], store.steps.c.status.in_(allowed))
+                .values(recorded)
             )
-        )
-        if moved.rowcount != 1:
-            return following
+            if moved.rowcount != 1:
+                return following
         variables = {**inst["vars"], **outcome.vars}
         joins = dict(inst["joins"])
         t = store.tasks
@@ -641,7 +878,9 @@ class Engine:
         chained = chain and len(targets) == 1 and not outcome.child and not outcome.end
         for node in targets:
             lease = job.lease if chained else None
-            ids = await self._enter(conn, inst["id"], inst["definition"], node, now, None, lease)
+            ids = await self._enter(
+                conn, inst["id"], inst["definition"], node, now, None, lease, out
+            )
             if chained:
                 following = self._successor(job, inst, node, *ids, now)
         if outcome.child and child_doc is not None:
@@ -706,6 +945,9 @@ class Engine:
             .where(store.jobs.c.instance_id == inst["id"], store.jobs.c.status == "queued")
             .values(status="done")
         )
+        for job in out.jobs.values():  # entered in this transaction, not written yet
+            if job["instance_id"] == inst["id"] and job["status"] == "queued":
+                job["status"] = "done"
         if inst["parent_step"]:
             parent = (
                 await conn.execute(
@@ -989,3 +1231,7 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), idle)
             idle = min(poll, idle * 2)
+        left, self._claimed = self._claimed, []
+        for job in left:  # claimed for a loop that stopped first: free at once for others
+            with contextlib.suppress(Exception):
+                await self.queue.release(job.lease, [job.id])

@@ -91,6 +91,8 @@ class WorkflowService:
         self._worker: asyncio.Task[None] | None = None
         self._starts: dict[tuple[str, str, int], tuple[int, list[Any]]] = {}
         platform.events.subscribe("app.deleted", self._forget_starts, cluster=True)
+        for topic in ("app.published", "app.rolled_back", "app.deleted"):
+            platform.events.subscribe(topic, self._forget_version, cluster=True)
         platform.events.subscribe("app.published", self._on_publish)
         platform.events.subscribe("app.rolled_back", self._on_publish)
 
@@ -240,6 +242,10 @@ class WorkflowService:
                 self._starts.clear()
             self._starts[key] = (version.number, starts)
         return version.number, starts
+
+    async def _forget_version(self, event: Event) -> None:
+        """The app's active version changed (on any node): its next start reads it again."""
+        self.engine.forget(event.tenant_id, event.data.get("app"))
 
     async def _forget_starts(self, event: Event) -> None:
         """An app deleted (on any node): a new app of the same name numbers versions anew."""
