@@ -47,6 +47,7 @@ GRACE_SECONDS = 5.0
 DELETE_BATCH = 16
 # How long the dispatcher lets committed writes gather before it dispatches them together.
 LINGER_SECONDS = 0.01
+ROUND_WRITES = 256  # committed writes dispatched in one round (one platform transaction)
 # Test-only switches: touch the file they name and hang, after a record's commit (before its
 # dispatch) or after its dispatch (before its rows are deleted); the crash test kills there.
 PAUSE_AFTER_COMMIT = "PLINTH_TEST_PAUSE_AFTER_COMMIT"
@@ -264,7 +265,11 @@ class Outbox:
             # milliseconds (off every request's path), the ledger takes one step for many.
             await asyncio.sleep(LINGER_SECONDS)
             wake.clear()
-            batch, self._queued = self._queued, []
+            # At most ROUND_WRITES per round (a burst is dispatched over several rounds, in
+            # statements of bounded size); the rest go in the next round at once.
+            batch, self._queued = self._queued[:ROUND_WRITES], self._queued[ROUND_WRITES:]
+            if self._queued:
+                wake.set()
             if not batch:
                 continue
             try:

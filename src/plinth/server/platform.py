@@ -123,6 +123,7 @@ class Platform:
         self.governance.audit.settle = self.outbox.settled
         self.connectors.webhooks.settle = self.outbox.settled
         self.workflows.engine.settle = self.outbox.settled
+        self.compliance.settle = self.outbox.settled
         self._outbox_stop = asyncio.Event()
         self._outbox_worker: asyncio.Task[None] | None = None
         # The data inventory: each layer declares where it copies record values to.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +50,9 @@ class ComplianceService:
         self.records: Any = None  # the runtime's RecordService, once `enforce` attached it
         self.keys: FieldKeys | None = None
         self.inventory = DataInventory()  # every layer registers its copy sites
+        # Waits until this process's committed writes have had their effects written (webhook
+        # payloads, workflow variables, audit): an erasure or export must see those copies.
+        self.settle: Callable[[], Awaitable[None]] = _settled
 
     # -- runtime enforcement ----------------------------------------------------------------
 
@@ -183,6 +186,7 @@ class ComplianceService:
     ) -> dict[str, Any]:
         """Delete or anonymise every record of a subject, then destroy the subject's keys."""
         maintenance, keys = self._runtime()
+        await self.settle()  # copies still being dispatched are erased too, not left behind
         found, ref = await self._subject(tenant, subject, app)
         who = by or "compliance.erasure"
         done = {
@@ -515,3 +519,7 @@ def _country_report(country: str | None, outcome: Outcome) -> dict[str, Any]:
 def _worst(statuses: Any) -> str:
     order = {"pass": 0, "warn": 1, "fail": 2}
     return max(statuses, key=lambda s: order[s], default="pass")
+
+
+async def _settled() -> None:
+    return None
