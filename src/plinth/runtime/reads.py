@@ -24,13 +24,14 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from plinth.errors import Forbidden, NotFound, PlinthError, Unauthenticated
+from plinth.errors import PlinthError, Unauthenticated
 from plinth.governance.authentication import Authentication
 from plinth.governance.principal import Principal
 from plinth.http import PROBLEM
 from plinth.runtime.api import etag, names
 from plinth.runtime.filters import parse
 from plinth.runtime.service import RecordService
+from plinth.tenancy.http import resolve_tenant
 from plinth.tenancy.models import Tenant
 from plinth.tenancy.service import TenantService
 
@@ -148,14 +149,7 @@ class Reads:
         return principal
 
     async def _tenant(self, slug: str, principal: Principal) -> Tenant:
-        """As `tenancy.http.get_tenant`: the tenant in the path, if the caller belongs to it."""
-        found = await self.services.tenants.find(slug)
-        if found is None:
-            if principal.is_platform_admin:
-                raise NotFound(f"No tenant named {slug!r}", path="tenant")
-            raise Forbidden(f"This credential has no access to tenant {slug!r}", path="tenant")
-        principal.check_tenant(found.id, found.slug)
-        return found
+        return await resolve_tenant(self.services.tenants, slug, principal)
 
 
 def _plain_query(raw: bytes) -> dict[str, str] | None:
