@@ -4,12 +4,15 @@ tenant flooding hostile calls is capped and refused, and other tenants are not s
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from plinth.extensions import executor
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.extensions.conftest import ADMIN, install, publish
@@ -54,6 +57,25 @@ async def test_a_guest_sleeping_in_wasi_is_stopped_at_its_deadline(
     # Its worker was replaced; the next call runs normally.
     r = await client.post(ACTION.format("acme", "echo"), json={"after": "sleep"})
     assert r.status_code == 200 and r.json() == {"after": "sleep"}
+
+
+async def test_workers_start_off_the_event_loop(
+    tenants: Platform, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvloop's own subprocess support forks the whole server on its event loop (tens of ms of
+    # page tables to copy): every replacement of a killed worker would stall every request.
+    on_loop: list[bool] = []
+    popen = executor._popen
+
+    def started(argv: list[str]) -> Any:
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        return popen(argv)
+
+    monkeypatch.setattr(executor, "_popen", started)
+    r = await client.post(ACTION.format("acme", "sleep"), json={"seconds": 30})
+    assert r.status_code == 504, r.text  # its worker was killed, and replaced
+    await tenants.plugins.executor.filled()
+    assert on_loop and not any(on_loop), on_loop
 
 
 async def test_a_tenant_beyond_its_share_is_refused_with_retry_after(
