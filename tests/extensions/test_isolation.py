@@ -49,7 +49,8 @@ async def test_a_guest_sleeping_in_wasi_is_stopped_at_its_deadline(
     r = await client.post(ACTION.format("acme", "sleep"), json={"seconds": 30})
     took = time.monotonic() - started
     assert r.status_code == 504 and r.json()["code"] == "plugin_deadline", r.text
-    assert took < 5, took  # the 1.5 s limit held inside time.sleep (not 30 s)
+    # The 1.5 s limit held inside time.sleep: far from its 30 s (roomy for a loaded machine).
+    assert took < 10, took
     calls = (await client.get("/api/t/acme/plugins/metering")).json()["calls"]
     assert calls[0]["outcome"] == "plugin_deadline"
     # Its worker was replaced; the next call runs normally.
