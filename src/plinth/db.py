@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, Select, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import greenlet_spawn
@@ -92,7 +94,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, json_serializer=_json_dumps, **kwargs)
 
 
-SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000")
+BUSY_SECONDS = 30
+SQLITE_PRAGMAS = (
+    "journal_mode=WAL",
+    "synchronous=NORMAL",
+    "foreign_keys=ON",
+    f"busy_timeout={BUSY_SECONDS * 1000}",
+)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -203,6 +211,12 @@ def sqlite_file_engine(
 class Database:
     """The platform database: transactions for writes, snapshots for reads, migrations."""
 
+    # SQLite lets one writer in at a time. Writers of this process take turns here, woken the
+    # moment the one before commits; without it, each waits inside SQLite's busy handler,
+    # which sleeps 1, 2, 5 … 100 ms between tries (so a burst of writers queues behind sleeps,
+    # not behind each other's work). Other processes still meet at the file's lock.
+    _turn: asyncio.Lock | None = None
+
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
@@ -213,9 +227,30 @@ class Database:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
+    async def writer(self) -> AsyncIterator[None]:
+        """This process's turn to write (SQLite; a no-op on PostgreSQL). Waits as long as
+        SQLite's busy timeout would, then fails as SQLite does ("database is locked")."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        try:
+            async with asyncio.timeout(BUSY_SECONDS):
+                await self._turn.acquire()
+        except TimeoutError:
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            ) from None
+        try:
+            yield
+        finally:
+            self._turn.release()
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed on success, rolled back on any error."""
-        async with self.engine.begin() as conn:
+        async with self.writer(), self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager

@@ -81,6 +81,6 @@ async def served(platform: Platform) -> AsyncIterator[Served]:
 @pytest.fixture
 async def http(served: Served) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        base_url=served.http, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        base_url=served.http, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
     ) as c:
         yield c

@@ -485,6 +485,10 @@ class PluginExecutor:
         host: AsyncHost,
         reuse_for: str | None = None,
     ) -> tuple[Outcome, bool, bool]:
+        # The guest's wall clock starts now when the worker has the component loaded; else in
+        # the worker once it is ("started"): a cold load (deserialize, or compile) has its own
+        # allowance before that.
+        loading = sha256 not in worker.loaded
         await worker.send(
             {
                 "op": "call",
@@ -495,16 +499,15 @@ class PluginExecutor:
                 "limits": limits.as_dict(),
                 # a stateless plugin's warm instance is kept for this tenant only
                 "reuse": f"{reuse_for}/{sha256}" if reuse_for is not None else None,
+                "started": loading,
             }
         )
-        # The guest's wall clock starts in the worker once the component is loaded ("started");
-        # a cold load (deserialize, or compile) has its own allowance before that.
-        kill_at = time.monotonic() + SPAWN_TIMEOUT
+        loop = asyncio.get_running_loop()
+        kill_at = loop.time() + (SPAWN_TIMEOUT if loading else _allowed(limits))
         while True:
             try:
-                message = await asyncio.wait_for(
-                    worker.receive(), max(0.0, kill_at - time.monotonic())
-                )
+                async with asyncio.timeout_at(kill_at):
+                    message = await worker.receive()
             except TimeoutError:
                 worker.kill()  # blocked in a WASI call (sleep, poll) past its deadline
                 raise _deadline(limits) from None
@@ -515,7 +518,10 @@ class PluginExecutor:
                 ) from None
             op = message.get("op")
             if op == "started":
-                kill_at = time.monotonic() + limits.timeout_ms / 1000 + KILL_GRACE
+                kill_at = loop.time() + _allowed(limits)
+                continue
+            if op == "log":  # one way: the guest is not waiting for it
+                await host.call("log", "log.log", list(message.get("args") or []))
                 continue
             if op == "host":
                 tag, text = await host.call(
@@ -541,6 +547,11 @@ class PluginExecutor:
             error = _error(message)
             error.cold = bool(message.get("cold"))  # type: ignore[attr-defined]
             raise error
+
+
+def _allowed(limits: Limits) -> float:
+    """Seconds a started call may take before its worker is killed."""
+    return limits.timeout_ms / 1000 + KILL_GRACE
 
 
 def _popen(argv: list[str]) -> subprocess.Popen[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -42,6 +43,7 @@ from plinth.extensions.models import (
     PluginInvalidOutput,
     PluginNestedTooDeep,
     PluginVersion,
+    PointSpec,
 )
 from plinth.extensions.package import (
     Package,
@@ -55,12 +57,14 @@ from plinth.extensions.sandbox import Outcome, artifact
 from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
-from plinth.jsonschema import compile_schema, faults
+from plinth.jsonschema import Validator, compile_schema, faults
 from plinth.tenancy.models import Tenant
 
 log = logging.getLogger("plinth.extensions")
 MAX_NESTING = 3  # plugin calls beneath a plugin call (each holds a worker thread meanwhile)
 UI_BODIES_KEPT = 64  # UI modules kept in memory (the oldest goes first)
+METERING_LINGER = 0.5  # seconds a call's metering row may wait for others to share a batch
+METERING_BATCH = 500  # rows per INSERT at most (a full batch is written at once)
 HOOKS_TTL = 5.0  # seconds another node's install/uninstall may take to reach this one's writes
 ACTION_PATH = re.compile(r"^/api/t/[^/]+/plugins/[^/]+/actions/[^/]+$")
 
@@ -110,9 +114,12 @@ class PluginService:
         self._ui_bodies: dict[str, bytes] = {}  # module bodies by hash (immutable; ≤ 512 KB)
         # Published versions are immutable, so a parsed one can be kept for the process.
         self._versions: dict[tuple[str, str], PluginVersion] = {}
+        # Actions' compiled schemas by (plugin, version, action, "input"|"output").
+        self._validators: dict[tuple[str, str, str, str], Validator] = {}
         # Metering rows and `plugin.called` events waiting for the next batch (see `_meter`).
         self._metered: list[tuple[dict[str, Any], Event]] = []
         self._metering: asyncio.Task[None] | None = None
+        self._metering_due = asyncio.Event()  # write now: a batch is full, or a reader waits
         platform.on_stop(self.stop)
 
     async def stop(self) -> None:
@@ -771,7 +778,7 @@ class PluginService:
         if spec is None:
             raise NotFound(f"{plugin_name} has no action {action_name!r}", path="action")
         if spec.input_schema is not None:
-            found = faults(compile_schema(spec.input_schema), input, "input")
+            found = faults(self._validator(v, spec, "input"), input, "input")
             if found:
                 raise ValidationFailed.of(found, "action input")
         outcome = await self._run(
@@ -783,7 +790,7 @@ class PluginService:
                 "The action returned something other than an object", path="output"
             )
         if spec.output_schema is not None:
-            found = faults(compile_schema(spec.output_schema), output, "output")
+            found = faults(self._validator(v, spec, "output"), output, "output")
             if found:
                 raise PluginInvalidOutput(
                     f"The action output does not match its schema: "
@@ -792,6 +799,15 @@ class PluginService:
                     faults=found,
                 )
         return output
+
+    def _validator(self, v: PluginVersion, spec: PointSpec, side: str) -> Validator:
+        """An action's input or output schema, compiled once per version (they are immutable)."""
+        key = (v.name, v.version, spec.name, side)
+        found = self._validators.get(key)
+        if found is None:
+            schema = spec.input_schema if side == "input" else spec.output_schema
+            found = self._validators[key] = compile_schema(schema or {})
+        return found
 
     async def before_write(
         self,
@@ -1005,10 +1021,11 @@ class PluginService:
         """Queue the call's metering row and its `plugin.called` event for the next batch.
 
         Metering is batched off the call path: a call is answered without waiting for its row
-        (the fuel budget, which refuses calls, is charged before). Rows queued while a batch
-        is written go in the next one, in one transaction; then their events are published
-        (the audit ledger appends them). `metering` and `stop` flush first, so what they show
-        is complete.
+        (the fuel budget, which refuses calls, is charged before). A batch takes the rows of
+        METERING_LINGER seconds (fewer when METERING_BATCH fill first) and those queued while
+        it is written go in the next one, each in one transaction; then their events are
+        published (the audit ledger appends them). `metering` and `stop` flush first, so what
+        they show is complete.
         """
         row = {
             "id": new_id(),
@@ -1039,12 +1056,22 @@ class PluginService:
         }
         self._metered.append((row, Event("plugin.called", t.id, data)))
         if self._metering is None or self._metering.done():
+            self._metering_due = asyncio.Event()
             self._metering = asyncio.get_running_loop().create_task(self._write_metering())
+        if len(self._metered) >= METERING_BATCH:
+            self._metering_due.set()
 
     async def _write_metering(self) -> None:
+        # Calls in a row share a batch: the rows of the next METERING_LINGER seconds go with
+        # this one (unless a batch fills first or a reader flushes), so a call costs the
+        # database a row in a multi-row INSERT, not a transaction of its own.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._metering_due.wait(), METERING_LINGER)
+        self._metering_due.clear()
         failures = 0
         while self._metered:
-            batch, self._metered = self._metered[:500], self._metered[500:]
+            batch = self._metered[:METERING_BATCH]
+            self._metered = self._metered[METERING_BATCH:]
             try:
                 async with self.db.transaction() as conn:
                     await conn.execute(store.plugin_calls.insert(), [row for row, _ in batch])
@@ -1058,15 +1085,19 @@ class PluginService:
                 await asyncio.sleep(0.2 * failures)
                 continue
             failures = 0
-            for _, event in batch:
-                try:
-                    await self.platform.events.publish(event)
-                except Exception:
-                    log.warning("publishing %s failed", event.topic, exc_info=True)
+            # Published together, so the audit ledger commits them as a group.
+            await asyncio.gather(*(self._publish(event) for _, event in batch))
+
+    async def _publish(self, event: Event) -> None:
+        try:
+            await self.platform.events.publish(event)
+        except Exception:
+            log.warning("publishing %s failed", event.topic, exc_info=True)
 
     async def flush_metering(self) -> None:
         """Wait until every call so far is metered and its event published."""
         while self._metering is not None and not self._metering.done():
+            self._metering_due.set()
             await asyncio.shield(self._metering)
 
     async def metering(self, tenant: Tenant | str, limit: int = 100) -> dict[str, Any]:

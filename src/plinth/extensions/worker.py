@@ -1,8 +1,9 @@
 """A plugin worker process: runs one guest call at a time in the sandbox, for the executor.
 
 The executor (`executor.py`) talks to it over its stdin/stdout with length-prefixed JSON
-frames. A guest's host calls (kv, records, http, log, clock) travel to the server process and
-back over the same pipe, so the capabilities stay checked where the platform's state lives.
+frames. A guest's host calls (kv, records, http, clock) travel to the server process and back
+over the same pipe, so the capabilities stay checked where the platform's state lives; log
+lines go one way (the guest gets nothing back from them), with the call's next frame.
 The worker runs at the lowest CPU priority and is the first the kernel's OOM killer picks: a
 spinning or hoarding guest slows plugins, never the server. A worker whose guest overruns its
 deadline inside a blocking WASI call (sleep, poll), where wasmtime's epoch cannot interrupt
@@ -18,6 +19,8 @@ import json
 import os
 import struct
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,12 +29,13 @@ from plinth.errors import PlinthError
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 << 20  # a guest's output is capped far below (PLATFORM_MAX.output_bytes)
 WORKER_NICE = 10  # below the server's priority: CFS weight 110 against its 1024
+LOG_DELAY = 0.01  # seconds a guest's log line may wait to share a write with the next frame
+MAX_LOG_WAITING = 64 << 10  # bytes of log lines waiting at most (then written at once)
 
 
-def write_frame(out: BinaryIO, message: dict[str, Any]) -> None:
+def _frame(message: dict[str, Any]) -> bytes:
     data = json.dumps(message).encode()
-    out.write(HEADER.pack(len(data)) + data)
-    out.flush()
+    return HEADER.pack(len(data)) + data
 
 
 def read_frame(inp: BinaryIO) -> dict[str, Any] | None:
@@ -60,17 +64,69 @@ def _read_exactly(inp: BinaryIO, size: int) -> bytes | None:
 
 
 class _RemoteHost:
-    """The guest's doors out: each host call is a round trip to the server process."""
+    """The guest's doors out, and the worker's only writer to the server.
+
+    Each host call is a round trip to the server process. A log line is not (the guest gets
+    nothing back from it): it waits at most LOG_DELAY for the call's next frame and goes in
+    the same write, so a short call that logs wakes the server once, not once per line; a
+    thread sends lines that waited that long (a guest may be blocked in WASI meanwhile, to be
+    killed at its deadline: its lines are sent by then).
+    """
 
     def __init__(self, inp: BinaryIO, out: BinaryIO) -> None:
         self.inp, self.out = inp, out
+        self._lock = threading.Lock()  # one frame at a time on the pipe
+        self._lines: list[bytes] = []  # log frames not sent yet
+        self._size = 0
+        self._waiting = threading.Event()
+        threading.Thread(target=self._send_lines, name="plinth-log", daemon=True).start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write a frame, after the log lines waiting."""
+        data = _frame(message)
+        with self._lock:
+            if self._lines:
+                data = b"".join([*self._lines, data])
+                self._lines.clear()
+                self._size = 0
+            self.out.write(data)
+            self.out.flush()
 
     def call(self, capability: str, func: str, args: tuple[Any, ...]) -> tuple[str, str]:
-        write_frame(self.out, {"op": "host", "capability": capability, "func": func, "args": args})
+        if func == "log.log":
+            line = _frame({"op": "log", "args": args})
+            with self._lock:
+                self._lines.append(line)
+                self._size += len(line)
+                full = self._size >= MAX_LOG_WAITING
+            if full:  # a chatty guest waits for the pipe, as it would line by line
+                self._flush()
+            else:
+                self._waiting.set()
+            return "ok", ""
+        self.send({"op": "host", "capability": capability, "func": func, "args": args})
         reply = read_frame(self.inp)
         if reply is None:  # the server went away: end the call, then the worker
             return "err", "the host is gone"
         return str(reply.get("tag", "err")), str(reply.get("text", ""))
+
+    def _flush(self) -> None:
+        with self._lock:
+            if not self._lines:
+                return
+            data = b"".join(self._lines)
+            self._lines.clear()
+            self._size = 0
+            self.out.write(data)
+            self.out.flush()
+
+    def _send_lines(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the pipe closed: the worker ends
+            while True:
+                self._waiting.wait()
+                time.sleep(LOG_DELAY)
+                self._waiting.clear()  # lines logged from here on set it again
+                self._flush()
 
 
 def _lower_priority() -> None:
@@ -98,7 +154,7 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -
 
     sandbox = Sandbox(cache_dir, measure_memory=measure_memory)
     host = _RemoteHost(inp, out)
-    write_frame(out, {"op": "ready", "metered": sandbox.meter is not None})
+    host.send({"op": "ready", "metered": sandbox.meter is not None})
     while (request := read_frame(inp)) is not None:
         op = request.get("op")
         wasm = Path(str(request.get("wasm", "")))
@@ -106,14 +162,15 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -
         try:
             component, cold = sandbox.component(sha256, wasm)
             if op == "load":  # ahead of calls: a new worker joining the pool
-                write_frame(out, {"op": "loaded", "cold": cold})
+                host.send({"op": "loaded", "cold": cold})
                 continue
             if op == "compile":
                 sandbox.check(component, list(request.get("exports") or []))
-                write_frame(out, {"op": "compiled", "cold": cold})
+                host.send({"op": "compiled", "cold": cold})
                 continue
             limits = Limits(**request["limits"])
-            write_frame(out, {"op": "started"})  # the deadline counts from here
+            if request.get("started"):  # the deadline counts from here (a load came first)
+                host.send({"op": "started"})
             reuse = request.get("reuse")
             outcome = sandbox.call(
                 component,
@@ -123,8 +180,7 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -
                 host,
                 reuse_key=str(reuse) if reuse else None,
             )
-            write_frame(
-                out,
+            host.send(
                 {
                     "op": "done",
                     "tag": outcome.tag,
@@ -137,10 +193,10 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -
                 },
             )
         except PlinthError as exc:
-            write_frame(out, _failure(exc, locals().get("cold", False), sandbox))
+            host.send(_failure(exc, locals().get("cold", False), sandbox))
         except Exception as exc:  # wasmtime refusing the bytes, or a bug: a typed failure
             failure = PluginFailed(f"The plugin could not run: {str(exc)[:300]}")
-            write_frame(out, _failure(failure, False, sandbox))
+            host.send(_failure(failure, False, sandbox))
 
 
 def _failure(exc: PlinthError, cold: bool, sandbox: Any) -> dict[str, Any]:

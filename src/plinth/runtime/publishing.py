@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -145,7 +146,13 @@ class MigrateStep:
         if not ops:
             return []
         db = service.storage.database(ctx.tenant)
-        conn = await db.engine.connect()
+        turn = AsyncExitStack()  # this process's writers of the file wait until it commits
+        await turn.enter_async_context(db.writer())
+        try:
+            conn = await db.engine.connect()
+        except BaseException:
+            await turn.aclose()
+            raise
         txn = await conn.begin()
         try:
             opened = await _open_sealed(ctx, service, conn, ops)
@@ -153,6 +160,7 @@ class MigrateStep:
         except BaseException:
             await txn.rollback()
             await conn.close()
+            await turn.aclose()
             raise
 
         async def commit() -> None:
@@ -161,6 +169,7 @@ class MigrateStep:
                 await txn.commit()
             finally:
                 await conn.close()
+                await turn.aclose()
 
         async def rollback() -> None:
             try:
@@ -168,6 +177,7 @@ class MigrateStep:
                     await txn.rollback()
             finally:
                 await conn.close()
+                await turn.aclose()
 
         async def undo() -> None:
             watchdog.cancel()

@@ -3,7 +3,7 @@
 import os
 import sys
 
-from plinth_sdk import action, kv, records
+from plinth_sdk import action, kv, log, records
 
 
 @action("loop")
@@ -92,5 +92,14 @@ def echo(input):
 def sleep(input):
     import time
 
+    time.sleep(input.get("seconds", 30))
+    return {"slept": True}
+
+
+@action("log-then-sleep")
+def log_then_sleep(input):
+    import time
+
+    log(input.get("line", "going to sleep"))
     time.sleep(input.get("seconds", 30))
     return {"slept": True}
