@@ -183,7 +183,19 @@ def sqlite_file_engine(
         return conn
 
     async def connect() -> Any:
-        return await aiosqlite.Connection(open_file, 64)
+        connection = aiosqlite.Connection(open_file, 64)
+        thread = getattr(connection, "_thread", None)
+        if thread is None:  # aiosqlite < 0.21: the connection is its own thread
+            return await connection
+        # `await connection` starts its thread on the event loop and waits there until the
+        # thread runs: on a loaded machine a scheduling delay for every request in flight (a
+        # tenant file opens a connection beyond its idle one under concurrent requests).
+        try:
+            await asyncio.to_thread(thread.start)
+        except BaseException:
+            connection.stop()  # its thread ends once it runs
+            raise
+        return await connection._connect()
 
     def creator() -> Any:
         return dialect.loaded_dbapi.connect(async_creator_fn=connect)

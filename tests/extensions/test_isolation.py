@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from plinth.extensions import executor
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.extensions.conftest import ADMIN, install, publish
@@ -69,6 +72,25 @@ async def test_a_guests_log_lines_reach_the_server_before_its_worker_is_killed(
     )
     assert r.status_code == 504 and r.json()["code"] == "plugin_deadline", r.text
     assert any("about to block" in m for m in caplog.messages), caplog.messages
+
+
+async def test_workers_start_off_the_event_loop(
+    tenants: Platform, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvloop's own subprocess support forks the whole server on its event loop (tens of ms of
+    # page tables to copy): every replacement of a killed worker would stall every request.
+    on_loop: list[bool] = []
+    popen = executor._popen
+
+    def started(argv: list[str]) -> Any:
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        return popen(argv)
+
+    monkeypatch.setattr(executor, "_popen", started)
+    r = await client.post(ACTION.format("acme", "sleep"), json={"seconds": 30})
+    assert r.status_code == 504, r.text  # its worker was killed, and replaced
+    await tenants.plugins.executor.filled()
+    assert on_loop and not any(on_loop), on_loop
 
 
 async def test_a_tenant_beyond_its_share_is_refused_with_retry_after(

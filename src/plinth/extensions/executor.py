@@ -19,7 +19,11 @@ first call on, with one spare beyond `capacity`, so a call never waits for a pro
 not even right after a worker was killed (the spare takes its place while a replacement starts).
 A worker starts at its low priority from its first instruction (`nice`), and a new one loads
 the components the pool last ran before it joins, so a kill costs the server no CPU at its own
-priority and the next call no component load.
+priority and the next call no component load. A worker is started from a thread with
+`subprocess` (vfork, then exec), not with the event loop's own subprocess support: uvloop forks
+the whole server on the loop, copying the page tables of its heap (tens of milliseconds per
+worker with a few hundred MB, more on a loaded machine), and every kill of a guest asleep past
+its deadline would stall every request for that long.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import contextlib
 import json
 import logging
 import shutil
+import subprocess
 import sys
 import time
 from collections import deque
@@ -69,9 +74,35 @@ class _Waiter:
     future: asyncio.Future[None]
 
 
+class _Process:
+    """A worker process started off the event loop (`subprocess.Popen` in a thread)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()  # reaps it once it has exited (waitpid, WNOHANG)
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    async def wait(self) -> int:
+        # No event tells the loop about a child it did not start itself: ask (a killed worker
+        # has exited by the first or second time).
+        while (code := self.popen.poll()) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return code
+
+    async def reap(self) -> None:
+        """Collect a killed process's exit status soon, so it does not linger as a zombie."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wait(), 10)
+
+
 @dataclass(eq=False)  # workers are told apart by identity
 class _Worker:
-    process: asyncio.subprocess.Process
+    process: _Process
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     metered: bool
@@ -170,7 +201,7 @@ class PluginExecutor:
         self._recent: dict[str, Path] = {}  # components called lately, oldest first
         self._all: set[_Worker] = set()
         self._spawning = 0
-        self._dead: set[_Worker] = set()  # killed, reaped when the executor stops
+        self._dead: set[_Process] = set()  # killed, until reaped
         self._nested = 0  # nested calls running (they may take workers past capacity)
         self._available = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -186,10 +217,11 @@ class PluginExecutor:
             with contextlib.suppress(Exception):
                 worker.writer.close()
             worker.kill()
-        for worker in [*self._all, *self._dead]:
-            worker.kill()
+        for process in [*(w.process for w in self._all), *self._dead]:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(worker.process.wait(), 5)
+                await asyncio.wait_for(process.wait(), 5)
         self._all.clear()
         self._dead.clear()
         self._idle.clear()
@@ -211,27 +243,34 @@ class PluginExecutor:
         return sum(w.live or 0 for w in self._all)
 
     async def _spawn(self) -> _Worker:
-        process = await asyncio.create_subprocess_exec(
+        argv = [
             *([NICE, "-n", str(WORKER_NICE)] if NICE else []),
             sys.executable,
             "-m",
             "plinth.extensions.worker",
             str(self.cache_dir),
             "1" if self.measure_memory else "0",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=MAX_FRAME + HEADER.size,
-        )
-        assert process.stdin is not None and process.stdout is not None
-        worker = _Worker(process, process.stdout, process.stdin, metered=False)
+        ]
+        # From a thread (vfork): the loop keeps serving while the process starts (see above).
+        starting = asyncio.ensure_future(asyncio.to_thread(_popen, argv))
+        try:
+            process = _Process(await asyncio.shield(starting))
+        except asyncio.CancelledError:  # the executor stopping: not a process left behind
+            starting.add_done_callback(_kill_started)
+            raise
+        try:
+            reader, writer = await _streams(process.popen)
+        except BaseException:
+            self._bury(process)
+            raise
+        worker = _Worker(process, reader, writer, metered=False)
         try:
             ready = await asyncio.wait_for(worker.receive(), SPAWN_TIMEOUT)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
-            worker.kill()
+            self._bury(process, writer)
             raise PluginFailed("A plugin worker could not start") from exc
         except asyncio.CancelledError:  # the executor stopping: not a process left behind
-            worker.kill()
-            self._dead.add(worker)
+            self._bury(process, writer)
             raise
         worker.metered = bool(ready.get("metered"))
         self._all.add(worker)
@@ -293,13 +332,24 @@ class PluginExecutor:
         if healthy and not self._stopping and worker.process.returncode is None:
             self._idle.append(worker)
             return
-        worker.kill()
         self._all.discard(worker)
         if not self._stopping:
             self._replenish()
-        # asyncio's child watcher reaps it; kept until then so stop() can wait for it.
-        self._dead = {w for w in self._dead if w.process.returncode is None}
-        self._dead.add(worker)
+        self._bury(worker.process, worker.writer)
+
+    def _bury(self, process: _Process, writer: asyncio.StreamWriter | None = None) -> None:
+        """Kill a worker process and reap it in the background (kept until then, so stop()
+        can wait for it)."""
+        if writer is not None:
+            writer.close()  # its stdout closes at the end of file
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        self._dead = {p for p in self._dead if p.returncode is None}
+        self._dead.add(process)
+        if not self._stopping:  # else stop() waits for it
+            task = asyncio.get_running_loop().create_task(process.reap())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # -- admission ---------------------------------------------------------------------------
     async def _admit(self, tenant: str, deadline: float, nested: bool) -> None:
@@ -502,6 +552,29 @@ class PluginExecutor:
 def _allowed(limits: Limits) -> float:
     """Seconds a started call may take before its worker is killed."""
     return limits.timeout_ms / 1000 + KILL_GRACE
+
+
+def _popen(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+
+
+def _kill_started(started: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    if not started.cancelled() and started.exception() is None:
+        started.result().kill()
+
+
+async def _streams(
+    popen: subprocess.Popen[bytes],
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The event loop's streams over a worker's stdout and stdin."""
+    assert popen.stdin is not None and popen.stdout is not None
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_FRAME + HEADER.size, loop=loop)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), popen.stdout)
+    transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
+    )
+    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 def _deadline(limits: Limits) -> PluginDeadline:

@@ -138,6 +138,11 @@ def _lower_priority() -> None:
         )
         if mine < server + WORKER_NICE:
             os.nice(server + WORKER_NICE - mine)
+    # SCHED_BATCH (Linux): the same CPU share as its nice level gives it, but a worker waking
+    # up never preempts the server on its core; the server's requests run first, the guest's
+    # deadline is unchanged.
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     with contextlib.suppress(OSError):  # raising one's own OOM score needs no privilege
         Path("/proc/self/oom_score_adj").write_text("1000")
 
