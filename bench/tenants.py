@@ -31,7 +31,9 @@ publish writes its own file (SQLite) or schema (PostgreSQL). The rate is printed
 **Long runs** (`--keep DIR`): the data stays in `DIR/<db>/` (and the PostgreSQL database
 named in `DIR/postgresql/url`) and every created tenant is appended to `DIR/<db>/records`,
 so creation resumes where a stopped run left off; `--phase create` only creates (start it
-early, niced), `--phase measure` only measures what is there (under the bench lock).
+early, niced), `--phase measure` only measures what is there (under the bench lock). A second
+creating process on the same dir takes its own numbers (`--first 20000`), so two
+processes use both cores.
 
 **Prepared statements** (`--statements N`, PostgreSQL, instead of the server measurement): N
 tenants' records are read in-process through `RecordService.get` (the lean read route's call),
@@ -348,6 +350,7 @@ async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[d
             if n > len(records):
                 numbers = [int(slug[1:]) for slug in records]
                 first = max(numbers) + 1 if numbers else 0
+                first = max(first, args.first)
                 records |= await create(
                     settings, first, first + n - len(records), args.concurrency, journal
                 )
@@ -400,6 +403,12 @@ async def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, default=None, help="a data dir kept across runs")
     parser.add_argument("--phase", choices=["create", "measure", "all"], default="all")
+    parser.add_argument(
+        "--first",
+        type=int,
+        default=0,
+        help="number tenants from here (a second creating process on the same --keep dir)",
+    )
     parser.add_argument(
         "--statements", type=int, default=0, help="PostgreSQL: prepared statements after N"
     )
