@@ -6,10 +6,10 @@ The example fraud scorer's `score` action (`examples/plugins/fraud-scorer`, buil
 componentize-py and cached) is called, interleaved call by call so noise hits every row alike:
 
 - **full call_action**: `platform.plugins.call_action` — policy and grant checks, input schema,
-  fuel budget, the call handed to the service's pool of worker processes, a fresh store +
-  instantiate + call in Plinth's sandbox there (fuel, epochs, limits, exact peak memory unless
-  PLINTH_PLUGIN_MEASURE_MEMORY=false), output schema, the metering row and the audit event in
-  the platform database;
+  fuel budget, the call handed to the service's pool of worker processes, the call in Plinth's
+  sandbox there (fuel, epochs, limits; the scorer is stateless, so its warm instance, and its
+  peak memory that instance's linear memory at the end), output schema, the metering row and
+  the audit event (batched, written off the call) in the platform database;
 - **Plinth sandbox only**: `Sandbox.call` with the same settings and compiled artifact, in
   this process: no pool, no database (what the service adds is the difference);
 - **raw wasmtime, instantiate + call**: `baseline/rawwasm.py`, wasmtime's default configuration

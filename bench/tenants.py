@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/tenants.py [--db sqlite,postgresql] [--counts 10,1000,10000]
         [--sample 40] [--concurrency 16] [--workdir DIR] [--json F]
-        [--keep DIR [--phase create|measure|all]]
+        [--keep DIR [--phase create|measure|all]] [--statements N]
 
 For each database, tenants are created in steps up to each count in `--counts`, each with one
 small published app (`notes`, one entity) and one record. Then a real server process
@@ -31,7 +31,15 @@ publish writes its own file (SQLite) or schema (PostgreSQL). The rate is printed
 **Long runs** (`--keep DIR`): the data stays in `DIR/<db>/` (and the PostgreSQL database
 named in `DIR/postgresql/url`) and every created tenant is appended to `DIR/<db>/records`,
 so creation resumes where a stopped run left off; `--phase create` only creates (start it
-early, niced), `--phase measure` only measures what is there (under the bench lock).
+early, niced), `--phase measure` only measures what is there (under the bench lock). A second
+creating process on the same dir takes its own numbers (`--first 20000`), so two
+processes use both cores.
+
+**Prepared statements** (`--statements N`, PostgreSQL, instead of the server measurement): N
+tenants' records are read in-process through `RecordService.get` (the lean read route's call),
+a first round then three timed ones, one at a time; then every pooled connection is asked how
+many statements it holds prepared (`pg_prepared_statements`). With one statement text per
+tenant (schema-qualified tables) that grows with the tenants served, up to the caches' bounds.
 """
 
 from __future__ import annotations
@@ -219,6 +227,58 @@ def measure(env: dict[str, str], records: dict[str, str], sample: int, log: Path
     }
 
 
+async def statements(settings: Any, records: dict[str, str], sample: int) -> dict:
+    """PostgreSQL: `sample` tenants' records read in-process (`records.get`, the lean read
+    route's call; three rounds, one at a time, after a first round that loads each tenant),
+    then what each pooled connection has prepared (`pg_prepared_statements`, asked on every
+    idle connection at once)."""
+    from sqlalchemy.util import greenlet_spawn
+
+    from plinth.governance.principal import PLATFORM_ADMIN, Principal
+    from plinth.server.platform import Platform
+
+    operator = Principal("bench", "cli", frozenset({PLATFORM_ADMIN}), name="bench")
+    platform = Platform(settings)
+    await platform.start()
+    try:
+        picked = random.Random(len(records)).sample(sorted(records), min(sample, len(records)))
+        tenants = {slug: await platform.tenants.find(slug) for slug in picked}
+
+        async def read(slug: str) -> float:
+            t0 = time.perf_counter()
+            await platform.records.get(tenants[slug], "notes", "note", records[slug], operator)
+            return (time.perf_counter() - t0) * 1000
+
+        for slug in picked:
+            await read(slug)
+        engine = platform.db.engine
+        took: list[float] = []
+        for _round in range(3):
+            for slug in picked:
+                took.append(await read(slug))
+        pool = engine.sync_engine.pool
+        raws = [await engine.raw_connection() for _ in range(pool.checkedin())]
+        try:
+            held = [
+                await raw.driver_connection.fetchval("SELECT count(*) FROM pg_prepared_statements")
+                for raw in raws
+            ]
+        finally:
+            for raw in raws:
+                await greenlet_spawn(raw.close)
+        return {
+            "tenants": len(picked),
+            "connections": len(held),
+            "prepared_max": max(held, default=0),
+            "prepared_total": sum(held),
+            "get_p50": statistics.median(took),
+            "get_p99": pct(took, 0.99),
+            "load": load_average(),
+        }
+    finally:
+        await platform.stop()
+
+
 async def platform_start(settings: Any) -> float:
     """Seconds to build and start the platform on this data (what the server does first)."""
     from plinth.server.platform import Platform
@@ -290,12 +350,19 @@ async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[d
             if n > len(records):
                 numbers = [int(slug[1:]) for slug in records]
                 first = max(numbers) + 1 if numbers else 0
+                first = max(first, args.first)
                 records |= await create(
                     settings, first, first + n - len(records), args.concurrency, journal
                 )
             took = time.monotonic() - began
             print(f"{db}: {len(records)} tenants ({took:.0f} s for the last step)", flush=True)
             if args.phase == "create":
+                continue
+            if args.statements and db == "postgresql":
+                found = await statements(settings, records, args.statements)
+                print(f"{db}: statements after serving {found}", flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps(found, indent=2))
                 continue
             row = measure(env, records, args.sample, data_dir / f"server-{n}.log")
             row["db"] = db
@@ -336,6 +403,15 @@ async def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, default=None, help="a data dir kept across runs")
     parser.add_argument("--phase", choices=["create", "measure", "all"], default="all")
+    parser.add_argument(
+        "--first",
+        type=int,
+        default=0,
+        help="number tenants from here (a second creating process on the same --keep dir)",
+    )
+    parser.add_argument(
+        "--statements", type=int, default=0, help="PostgreSQL: prepared statements after N"
+    )
     args = parser.parse_args()
     counts = sorted(int(c) for c in args.counts.split(","))
     rows: list[dict] = []

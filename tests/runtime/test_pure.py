@@ -96,7 +96,6 @@ def test_compiled_filter_binds_every_value() -> None:
                 "e": _doc(name={"id": "f1", "type": "string"}, n={"id": "f2", "type": "integer"})
             }
         },
-        None,
     )
     entity = app.entities["e"]
     cond = filters.compile_filter(entity, filters.parse("name eq 'x'' OR 1=1 --' and n gt 2"))
@@ -143,14 +142,15 @@ def test_tenants_running_one_app_version_share_its_compiled_entities() -> None:
 
     notes = {"entities": {"note": {"fields": {"text": {"type": "string"}}}}}
     registry = Registry(bound=2)
-    first = registry.compile("t1", "notes", 1, "hash-1", notes, None)
-    second = registry.compile("t2", "notes", 3, "hash-1", notes, None)
+    first = registry.compile("t1", "notes", 1, "hash-1", notes)
+    second = registry.compile("t2", "notes", 3, "hash-1", notes)
     assert second.entities is first.entities  # nothing compiled for the second tenant
     assert (second.tenant_id, second.version) == ("t2", 3)
-    in_schema = registry.compile("t3", "notes", 1, "hash-1", notes, "t_t3")
-    assert in_schema.entities is not first.entities  # its tables live in its own schema
-    changed = registry.compile("t1", "notes", 2, "hash-2", notes, None)
+    # On PostgreSQL too: the tables name no schema (the connection's search path does).
+    assert first.entities["note"].table.schema is None
+    changed = registry.compile("t1", "notes", 2, "hash-2", notes)
     assert changed.entities is not first.entities
-    for app in (first, second, in_schema):
+    third = registry.compile("t3", "notes", 1, "hash-1", notes)
+    for app in (first, second, third):
         registry.put(app)
     assert len(registry) == 2 and registry.get("t1", "notes") is None  # least recently used

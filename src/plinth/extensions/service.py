@@ -1199,6 +1199,8 @@ class FuelBudget:
     async def spend(self, tenant_id: str, budget: int, fuel: int) -> None:
         item = self._item(budget)
         limiter = self.limiter
+        if fuel <= 0 or await limiter.hit(item, tenant_id, cost=fuel):
+            return  # the window had room for all of it: one storage call (Redis round trip)
         for _ in range(3):  # another node may have spent meanwhile: re-read what is left
             remaining = (await limiter.get_window_stats(item, tenant_id)).remaining
             charge = min(fuel, remaining)

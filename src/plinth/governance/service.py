@@ -94,7 +94,7 @@ class Governance:
                 )
                 .where(apps.c.tenant_id == tenant.id)
             )
-            async with self.db.read() as conn:
+            async with self.db.statement() as conn:  # one statement: one round trip
                 rows = (await conn.execute(q)).all()
             if self.authorizer.load(tenant.id, {r.slug: r.body for r in rows}, since):
                 for hook in self.on_load:

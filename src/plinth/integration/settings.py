@@ -6,6 +6,7 @@ down at start): these are data, stored per tenant and changed through the API.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,20 +114,23 @@ class GatewaySettings:
         return await self._by_slug.get(slug, lambda: self._read(slug))
 
     async def _read(self, slug: str) -> TenantGate | None:
-        row = await self.tenants.find(slug)
+        row = await self.tenants.lookup(slug)
         if row is None:
             return None
-        async with self.db.read() as conn:
-            found = await self._load(conn, row.id, row.slug)
+        # A cold tenant: its settings are read while its first-use hooks load the rest.
+        found, _ = await asyncio.gather(self._fetch(row.id, row.slug), self.tenants.resolved(row))
         self._by_id[found.id] = found
         return found
+
+    async def _fetch(self, tenant_id: str, slug: str) -> TenantGate:
+        async with self.db.statement() as conn:  # one statement: no transaction around it
+            return await self._load(conn, tenant_id, slug)
 
     async def for_tenant_id(self, tenant_id: str) -> dict[str, Any]:
         """The effective settings of a tenant by id (quota hooks call this)."""
         gate = self._by_id.get(tenant_id)
         if gate is None or time.monotonic() - gate.loaded_at >= TTL_SECONDS:
-            async with self.db.read() as conn:
-                gate = await self._load(conn, tenant_id, "")
+            gate = await self._fetch(tenant_id, "")
             self._by_id[tenant_id] = gate
         return gate.config
 

@@ -6,6 +6,8 @@ one dict assignment, so a request that already holds the old one finishes on it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -19,6 +21,9 @@ from plinth.governance.compliance.enforcement import Protection
 from plinth.jsonschema import Validator, compile_schema
 from plinth.runtime import expressions, tables, types
 from plinth.runtime.expressions import Program
+
+# Table.info key: the shape of a compiled table (`table_tag`).
+TAG = "plinth_version"
 
 
 def entity_schema(doc: dict[str, Any], *, for_output: bool = False) -> dict[str, Any]:
@@ -113,17 +118,30 @@ class CompiledApp:
     entities: dict[str, CompiledEntity] = field(default_factory=dict)
 
 
+def table_tag(table: sa.Table) -> str:
+    """A short name for a table's shape (its name, columns and their types): statements on it
+    carry it, so on PostgreSQL they are shared by every tenant whose table has this shape and
+    never by two shapes whose columns differ (see runtime.storage)."""
+    shape = [table.name] + [f"{c.name}:{c.type!r}:{c.nullable}" for c in table.columns]
+    return "v" + hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
+
+
 def compile_app(
-    tenant_id: str, app_slug: str, version: int, definition: dict[str, Any], schema: str | None
+    tenant_id: str, app_slug: str, version: int, definition: dict[str, Any]
 ) -> CompiledApp:
-    """Compile every entity of a version (raises ValidationFailed on a bad expression)."""
+    """Compile every entity of a version (raises ValidationFailed on a bad expression).
+
+    The tables name no schema: a tenant's statements reach its own tables through the
+    connection they run on (its SQLite file, or its PostgreSQL schema as the search path), so
+    the compiled entities and their statement text are the same for every tenant."""
     metadata = sa.MetaData()
     app = CompiledApp(tenant_id, app_slug, version, definition)
     faults = []
     for name, doc in definition.get("entities", {}).items():
         found, computed, rules = expressions.compile_entity(name, doc)
         faults += found
-        table = tables.build(metadata, app_slug, name, doc, schema)
+        table = tables.build(metadata, app_slug, name, doc, None)
+        table.info[TAG] = table_tag(table)
         entity = CompiledEntity(
             name=name,
             id=doc.get("id", name),
@@ -157,16 +175,15 @@ class Registry:
     them, the least recently used dropped first (compiled again on their next use).
 
     Tenants often run the same app (a template, a clone): the compiled entities of one
-    version are shared by every tenant whose active version has the same content hash and
-    schema (SQLite files have none), so a cold tenant of a known app compiles nothing."""
+    version are shared by every tenant whose active version has the same content hash (on
+    SQLite and PostgreSQL alike: the tables name no schema), so a cold tenant of a known app
+    compiles nothing."""
 
     def __init__(self, bound: int = 10_000, shared: int = 1_000) -> None:
         self.bound = bound
         self._apps: OrderedDict[tuple[str, str], CompiledApp] = OrderedDict()
         self._shared_bound = shared
-        self._shared: OrderedDict[tuple[str, str, str | None], dict[str, CompiledEntity]] = (
-            OrderedDict()
-        )
+        self._shared: OrderedDict[tuple[str, str], dict[str, CompiledEntity]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._apps)
@@ -191,15 +208,14 @@ class Registry:
         version: int,
         digest: str,
         definition: dict[str, Any],
-        schema: str | None,
     ) -> CompiledApp:
         """The compiled app of a version whose content hash is `digest` (shared entities)."""
-        key = (app_slug, digest, schema)
+        key = (app_slug, digest)
         entities = self._shared.get(key)
         if entities is not None:
             self._shared.move_to_end(key)
             return CompiledApp(tenant_id, app_slug, version, definition, entities)
-        app = compile_app(tenant_id, app_slug, version, definition, schema)
+        app = compile_app(tenant_id, app_slug, version, definition)
         self._shared[key] = app.entities
         while len(self._shared) > self._shared_bound:
             self._shared.popitem(last=False)

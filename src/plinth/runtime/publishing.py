@@ -58,7 +58,6 @@ class CompileStep:
         self.runtime = runtime
 
     async def run(self, ctx: PublishContext, result: StepResult) -> None:
-        service = self.runtime
         too_long = [
             Fault(
                 f"entities.{n}",
@@ -70,13 +69,7 @@ class CompileStep:
         ]
         if too_long:
             raise ValidationFailed.of(too_long, "app definition")
-        compiled = compile_app(
-            ctx.tenant.id,
-            ctx.app.slug,
-            ctx.number,
-            ctx.definition,
-            service.storage.schema(ctx.tenant),
-        )
+        compiled = compile_app(ctx.tenant.id, ctx.app.slug, ctx.number, ctx.definition)
         ctx.state["runtime.compiled"] = compiled
         result.info(f"compiled {len(compiled.entities)} entities")
 

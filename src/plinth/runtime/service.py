@@ -143,7 +143,6 @@ class RecordService:
             version.number,
             version.hash,
             version.definition,
-            self.storage.schema(tenant),
         )
         # A concurrent publish may have put a newer one meanwhile; never go backwards.
         current = self.registry.get(tenant.id, app_slug)

@@ -1,11 +1,22 @@
 """Where a tenant's records live: isolated by construction, in the tenant's home region.
 
 PostgreSQL: one schema per tenant in the region's database, reached through the region's one
-shared pool (no connection per tenant). SQLite: one database file per tenant, under
-`settings.data_dir/tenants/` for the `default` region (the platform's) and next to the region's
-own file for the others, so a query can only ever reach the tenant whose file it opened. The
-home region is the first region the tenant's compliance profile allows (`tenancy.Regions.home`);
-without regions attached every tenant lives in `default`.
+shared pool (no connection per tenant). Statements name no schema: a connection taken for a
+tenant (`TenantSchema`) has its `search_path` set to that tenant's schema first (one `SET`,
+only when the connection last served another schema), so a statement's text is the same for
+every tenant running the same app version and each pooled connection prepares it once, not
+once per tenant. Statements on tenant tables carry their tables' shape (`/* v… */`, names
+and types of the columns: two tenants' statements share a prepared plan only if their columns
+are the same) and are refused on a connection not taken for a tenant, or whose search path is
+not the one it was taken for. `TenantSchema.fetch` (the lean read route's way to the driver)
+takes its connection the same way, and refuses to run on one whose search path is not the
+tenant's.
+
+SQLite: one database file per tenant, under `settings.data_dir/tenants/` for the `default`
+region (the platform's) and next to the region's own file for the others, so a query can only
+ever reach the tenant whose file it opened. The home region is the first region the tenant's
+compliance profile allows (`tenancy.Regions.home`); without regions attached every tenant lives
+in `default`.
 
 A node may hold thousands of tenants, but an open SQLite file costs three file descriptors
 (`.db`, `-wal`, `-shm`) and an aiosqlite thread per connection. So tenant files are opened on
@@ -17,17 +28,28 @@ in use is never closed under its user: it is closed when its last connection com
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import copy
+import logging
 import resource
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary, WeakSet
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.sql.util import find_tables
+from sqlalchemy.util import await_only, greenlet_spawn
 
-from plinth.db import Database, sqlite_file_engine
+from plinth.db import Database, Query, sqlite_file_engine
+from plinth.runtime.compiled import TAG
 from plinth.tenancy.models import Tenant
+
+log = logging.getLogger(__name__)
 
 DEFAULT = "default"
 FILES_PER_CONNECTION = 3  # .db, -wal, -shm
@@ -148,6 +170,11 @@ class OpenFiles:
     def __iter__(self) -> Iterator[TenantFile]:
         return iter(list(self._open.values()))
 
+    def opening(self, task: asyncio.Task[None]) -> None:
+        """Keep a background open (`TenantStorage.open_soon`) until it is done."""
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     def stats(self) -> dict[str, int]:
         return {
             "open": len(self._open),
@@ -156,6 +183,168 @@ class OpenFiles:
             "evicted": self.evicted,
             "in_use": sum(1 for f in self._open.values() if f.in_use),
         }
+
+
+# The schema a connection is being taken for (set by TenantSchema around the pool checkout).
+_taking_for: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "plinth_taking_for", default=None
+)
+_FOR = "plinth_schema"  # connection info: the tenant schema it was last taken for, or None
+_PATH = "plinth_search_path"  # connection info: the search_path it was last SET to
+_UNKNOWN = object()
+_watched: WeakSet[Any] = WeakSet()  # engines with the listeners below
+
+
+class TenantIsolationError(RuntimeError):
+    """A statement on a tenant's tables on a connection not set to that tenant's schema."""
+
+
+def search_path(schema: str) -> str:
+    # `public` first, as for any connection: the platform's tables (the outbox beside the
+    # records, …) resolve and are created where they always are. Tenant tables are named
+    # `<app>__<entity>`, which no platform table is, so they resolve in the tenant's schema.
+    return f'public, "{schema}"'
+
+
+def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    schema = _taking_for.get()
+    record.info[_FOR] = schema
+    if schema is None:
+        return  # platform work: its tables resolve the same whatever the search path
+    path = search_path(schema)
+    if record.info.get(_PATH) == path:
+        return
+    driver = dbapi_connection.driver_connection
+    if driver.is_in_transaction():  # a SET in a transaction could be rolled back unseen
+        raise TenantIsolationError("a pooled connection was handed out inside a transaction")
+    record.info.pop(_PATH, None)  # unknown until the SET has answered (it may be cancelled)
+    await_only(driver.execute(f"SET search_path TO {path}"))
+    record.info[_PATH] = path
+
+
+def _tag_of(statement: Any) -> str | None:
+    found = find_tables(statement, check_columns=True, include_crud=True)
+    tags = {t.info[TAG] for t in found if isinstance(t, Table) and TAG in t.info}
+    return "/* " + " ".join(sorted(tags)) + " */ " if tags else None
+
+
+def _before_execute(
+    conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, _many: bool
+) -> tuple[str, Any]:
+    compiled = getattr(context, "compiled", None)
+    if compiled is None:
+        return statement, parameters
+    tag = compiled.__dict__.get("_plinth_tag", _UNKNOWN)
+    if tag is _UNKNOWN:
+        tag = compiled._plinth_tag = _tag_of(compiled.statement)
+    if tag is None:
+        return statement, parameters
+    schema = conn.info.get(_FOR)
+    if schema is None or conn.info.get(_PATH) != search_path(schema):
+        raise TenantIsolationError(
+            "a statement on tenant tables on a connection not set to a tenant's schema"
+        )
+    return tag + statement, parameters
+
+
+def watch(engine: AsyncEngine) -> None:
+    """Install the search-path switch and the statement check on a PostgreSQL engine."""
+    sync = engine.sync_engine
+    if sync in _watched:
+        return
+    event.listen(sync.pool, "checkout", _on_checkout)
+    event.listen(sync, "before_cursor_execute", _before_execute, retval=True)
+    _watched.add(sync)
+
+
+def _traced(engine: AsyncEngine) -> bool:
+    """Whether anyone but this module listens to the engine's statements (tracing, a test
+    counting them): they must then see every statement, so `fetch` runs it through SQLAlchemy."""
+    listeners = engine.sync_engine.dispatch.before_cursor_execute
+    return any(fn is not _before_execute for fn in listeners)
+
+
+# `fetch` on the driver: each prepared query's text with its tables' tag in front (so it is
+# cached per shape on a connection, as the statements SQLAlchemy runs are).
+_tagged: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
+
+
+def _with_tag(prepared: Any, query: Query) -> Any:
+    found = _tagged.get(prepared)
+    if found is None:
+        found = copy.copy(prepared)
+        found.sql = (_tag_of(query.stmt) or "") + prepared.sql
+        _tagged[prepared] = found
+    return found
+
+
+class TenantSchema(Database):
+    """A tenant's schema in a PostgreSQL region's database: the region's engine and pool, each
+    connection's search path set to the schema when it is taken (see the module's text)."""
+
+    def __init__(self, region: Database, schema: str) -> None:
+        # Not Database.__init__: the engine (and its pool) is the region's.
+        self.url = region.url
+        self.engine = region.engine
+        self.dialect = region.dialect
+        self.schema = schema
+        watch(region.engine)
+
+    @asynccontextmanager
+    async def _for_schema(self, taken: Any) -> AsyncIterator[AsyncConnection]:
+        token = _taking_for.set(self.schema)
+        try:
+            conn = await taken.__aenter__()  # the pool checkout: the SET happens here
+        finally:
+            _taking_for.reset(token)
+        try:
+            yield conn
+        except BaseException as exc:
+            if not await taken.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            await taken.__aexit__(None, None, None)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self._for_schema(super().transaction()) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
+        async with self._for_schema(super().read(snapshot=snapshot)) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        async with self._for_schema(super().statement()) as conn:
+            yield conn
+
+    async def fetch(
+        self, query: Query, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """As `Database.fetch`, on a connection taken for this schema: the lean path runs
+        the query on the driver's connection once its search path is this schema's."""
+        params = params or {}
+        prepared = query.prepared(self.engine.dialect)
+        if prepared is not None and not _traced(self.engine):
+            token = _taking_for.set(self.schema)
+            try:
+                raw = await self.engine.raw_connection()  # the SET happens here
+            finally:
+                _taking_for.reset(token)
+            try:
+                if raw.info.get(_PATH) != search_path(self.schema):
+                    raise TenantIsolationError("a tenant's query on a connection not set to it")
+                return await _with_tag(prepared, query).run(raw.driver_connection, params)
+            except TenantIsolationError:
+                raise
+            except Exception:  # noqa: BLE001 - SQLAlchemy runs it again, raising its own error
+                pass
+            finally:
+                await greenlet_spawn(raw.close)  # back to the pool, reset as SQLAlchemy does
+        async with self.statement() as conn:
+            return [dict(row._mapping) for row in await conn.execute(query.stmt, params)]
 
 
 class TenantStorage:
@@ -193,23 +382,39 @@ class TenantStorage:
         return None if self._region_db(self.home(tenant)).is_sqlite else f"t_{tenant.id}"
 
     def database(self, tenant: Tenant) -> Database:
-        """The tenant's database: its region's (PostgreSQL), else its own file, opened now
-        if it is not open (which may close the least recently used idle one)."""
+        """The tenant's database: its schema in its region's (PostgreSQL), else its own file,
+        opened now if it is not open (which may close the least recently used idle one)."""
         region = self.home(tenant)
         db = self._region_db(region)
         if not db.is_sqlite:
-            return db
+            return TenantSchema(db, f"t_{tenant.id}")
         key = (region, tenant.id)
         found = self.files.get(key)
         if found is None:
-            if region == DEFAULT:
-                folder = Path(self.data_dir) / "tenants"
-            else:  # beside the region's file: <region>.db -> <region>-tenants/<id>.db
-                region_file = Path(str(db.engine.url.database or f"{region}.db"))
-                folder = region_file.parent / f"{region_file.stem}-tenants"
-            found = TenantFile(folder / f"{tenant.id}.db", self.pool_size)
+            found = TenantFile(self._path(region, db, tenant), self.pool_size)
             self.files.add(key, found)
         return found
+
+    def _path(self, region: str, db: Database, tenant: Tenant) -> Path:
+        if region == DEFAULT:
+            return Path(self.data_dir) / "tenants" / f"{tenant.id}.db"
+        # beside the region's file: <region>.db -> <region>-tenants/<id>.db
+        region_file = Path(str(db.engine.url.database or f"{region}.db"))
+        return region_file.parent / f"{region_file.stem}-tenants" / f"{tenant.id}.db"
+
+    def open_soon(self, tenant: Tenant) -> None:
+        """Start opening the tenant's file (its first connection) in the background, if it
+        has one and it is not open: a cold tenant's file then opens while its request reads
+        the platform database, not after. Any failure is left for the request to meet."""
+        region = self.home(tenant)
+        db = self._region_db(region)
+        if not db.is_sqlite or self.files.get((region, tenant.id)):
+            return
+        if not self._path(region, db, tenant).exists():
+            return  # no data yet: opening would create the file
+        file = self.database(tenant)
+        task = asyncio.get_running_loop().create_task(_first_connection(file))
+        self.files.opening(task)
 
     def open_databases(self) -> list[Database]:
         """The databases holding records that are open now: PostgreSQL regions, and the
@@ -225,3 +430,11 @@ class TenantStorage:
 
     async def close(self) -> None:
         await self.files.close()
+
+
+async def _first_connection(file: Database) -> None:
+    try:
+        async with file.engine.connect():
+            pass  # back to the pool, which keeps it for the request on its way
+    except Exception:  # noqa: BLE001 - the request opens it again and meets the error itself
+        log.debug("opening %s ahead of its request failed", file.url, exc_info=True)

@@ -29,6 +29,7 @@ class TenantService:
         self.events = events
         self._known: Recent[str, Tenant | None] = Recent(TRUST_SECONDS)  # by slug
         self._on_resolve: list[Callable[[Tenant], Awaitable[None]]] = []
+        self._on_read: list[Callable[[Tenant], None]] = []
         if events is not None:
             events.subscribe(CHANGED, self._on_changed, cluster=True)
 
@@ -44,6 +45,13 @@ class TenantService:
         """Call `hook(tenant)` whenever a tenant is looked up (create, get, find, list by
         id): how per-tenant caches (policy sets) are loaded on first use, not at start."""
         self._on_resolve.append(hook)
+
+    def on_read(self, hook: Callable[[Tenant], None]) -> None:
+        """Call `hook(tenant)` when `find` or `lookup` reads a tenant from the database (its
+        first request, or the first after the trust window): a cue to start loading what its
+        request will need (its records file) while the request's other reads run. The hook
+        starts work; it must not wait for it."""
+        self._on_read.append(hook)
 
     async def _resolved(self, tenant: Tenant | None) -> Tenant | None:
         if tenant is not None:
@@ -91,11 +99,24 @@ class TenantService:
 
     async def find(self, slug: str) -> Tenant | None:
         """The tenant named `slug`, or None; steady state without a database round trip."""
-        return await self._resolved(await self._known.get(slug, lambda: self._read(slug)))
+        return await self._resolved(await self.lookup(slug))
+
+    async def lookup(self, slug: str) -> Tenant | None:
+        """`find` without the first-use hooks: for a caller that runs `resolved(tenant)`
+        alongside reads of its own (a cold tenant's reads then overlap)."""
+        return await self._known.get(slug, lambda: self._read(slug))
+
+    async def resolved(self, tenant: Tenant) -> None:
+        """Run the first-use hooks (policy sets …) for a tenant `lookup` returned."""
+        await self._resolved(tenant)
 
     async def _read(self, slug: str) -> Tenant | None:
         async with self.db.statement() as conn:
-            return await store.by_slug(conn, slug)
+            tenant = await store.by_slug(conn, slug)
+        if tenant is not None:
+            for hook in self._on_read:
+                hook(tenant)
+        return tenant
 
     async def update_settings(self, slug: str, key: str, value: Any) -> Tenant:
         """Set one key of a tenant's settings (e.g. its compliance profile), atomically."""
