@@ -111,8 +111,7 @@ class TenantService:
         await self._resolved(tenant)
 
     async def _read(self, slug: str) -> Tenant | None:
-        async with self.db.statement() as conn:
-            tenant = await store.by_slug(conn, slug)
+        tenant = await store.find(self.db, slug)
         if tenant is not None:
             for hook in self._on_read:
                 hook(tenant)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import Timestamp, platform_metadata
+from plinth.db import Database, Query, Timestamp, platform_metadata
 from plinth.tenancy.models import Tenant
 
 tenants = sa.Table(
@@ -20,7 +23,7 @@ tenants = sa.Table(
 )
 
 
-def _tenant(row: sa.Row) -> Tenant:
+def _tenant(row: Any) -> Tenant:
     return Tenant(
         id=row.id,
         slug=row.slug,
@@ -47,6 +50,15 @@ async def insert(conn: AsyncConnection, tenant: Tenant) -> None:
 async def by_slug(conn: AsyncConnection, slug: str) -> Tenant | None:
     row = (await conn.execute(tenants.select().where(tenants.c.slug == slug))).first()
     return _tenant(row) if row else None
+
+
+BY_SLUG = Query(tenants.select().where(tenants.c.slug == sa.bindparam("slug")))
+
+
+async def find(db: Database, slug: str) -> Tenant | None:
+    """The tenant named `slug` in one statement on the driver's connection (the hot path)."""
+    rows = await db.fetch(BY_SLUG, {"slug": slug})
+    return _tenant(SimpleNamespace(**rows[0])) if rows else None
 
 
 async def by_id(conn: AsyncConnection, tenant_id: str) -> Tenant | None:
