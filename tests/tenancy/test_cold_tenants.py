@@ -1,5 +1,5 @@
-"""A tenant's first request after its file was closed: the file opens while the request
-reads the platform database, once, and a tenant without data gets no file from a lookup."""
+"""A tenant's first request after its file was closed is served and opens the file once; a
+tenant without data gets no file from a lookup; a stranger's request opens no tenant's file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from plinth.server import Platform
-from tests.helpers import make_app, make_tenant, publish
+from tests.helpers import as_user, make_app, make_tenant, publish, token_for
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -34,7 +34,7 @@ async def test_a_cold_tenant_is_served_and_its_file_opened_once(
         got = await asyncio.gather(*(client.get(url) for _ in range(4)))
         assert [g.status_code for g in got] == [200] * 4
         assert {g.json()["text"] for g in got} == {"hello"}
-        assert files.stats()["opened"] == opened + 1  # the early open and the reads share it
+        assert files.stats()["opened"] == opened + 1
 
 
 async def test_a_tenant_without_data_gets_no_file_from_a_lookup(
@@ -45,3 +45,28 @@ async def test_a_tenant_without_data_gets_no_file_from_a_lookup(
     await asyncio.sleep(0.05)
     assert not list((platform.settings.data_dir / "tenants").glob("*.db"))
     assert platform.records.storage.files.stats()["open"] == 0
+
+
+async def test_a_stranger_opens_no_tenants_file(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    for slug in ("acme", "globex"):
+        await make_tenant(client, slug)
+        await make_app(client, slug, "notes", NOTES)
+        assert (await publish(client, slug, "notes")).status_code == 201
+        r = await client.post(f"/api/t/{slug}/apps/notes/data/note", json={"text": slug})
+        assert r.status_code == 201, r.text
+    acme_admin = await token_for(client, "acme", "admin")
+    files = platform.records.storage.files
+    await files.close()
+    platform.tenants._known.forget()
+    opened = files.stats()["opened"]
+    url = "/api/t/globex/apps/notes/data/note"
+    anonymous = await asyncio.gather(
+        *(client.get(url, headers={"Authorization": ""}) for _ in range(4))
+    )
+    assert {r.status_code for r in anonymous} == {401}
+    probing = await client.get(url, headers=as_user(client, acme_admin))
+    assert probing.status_code == 403, probing.text
+    await asyncio.sleep(0.05)
+    assert files.stats()["opened"] == opened  # neither opened globex's file

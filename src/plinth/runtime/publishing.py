@@ -141,19 +141,19 @@ class MigrateStep:
         db = service.storage.database(ctx.tenant)
         turn = AsyncExitStack()  # this process's writers of the file wait until it commits
         await turn.enter_async_context(db.writer())
+        conn: AsyncConnection | None = None
         try:
             conn = await db.engine.connect()
-        except BaseException:
-            await turn.aclose()
-            raise
-        txn = await conn.begin()
-        try:
+            txn = await conn.begin()
             opened = await _open_sealed(ctx, service, conn, ops)
             done: list[str] = await conn.run_sync(apply(opened))
         except BaseException:
-            await txn.rollback()
-            await conn.close()
+            # Failed or cancelled (a request past its deadline) at any step: the file's
+            # writers get their turn back at once (the close below may wait for a BEGIN still
+            # inside SQLite's busy handler), and the transaction rolls back with its connection.
             await turn.aclose()
+            if conn is not None:
+                await conn.close()
             raise
 
         async def commit() -> None:

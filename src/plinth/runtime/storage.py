@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
-import logging
 import resource
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
@@ -48,8 +47,6 @@ from sqlalchemy.util import await_only, greenlet_spawn
 from plinth.db import Database, Query, sqlite_file_engine
 from plinth.runtime.compiled import TAG
 from plinth.tenancy.models import Tenant
-
-log = logging.getLogger(__name__)
 
 DEFAULT = "default"
 FILES_PER_CONNECTION = 3  # .db, -wal, -shm
@@ -169,11 +166,6 @@ class OpenFiles:
 
     def __iter__(self) -> Iterator[TenantFile]:
         return iter(list(self._open.values()))
-
-    def opening(self, task: asyncio.Task[None]) -> None:
-        """Keep a background open (`TenantStorage.open_soon`) until it is done."""
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -402,20 +394,6 @@ class TenantStorage:
         region_file = Path(str(db.engine.url.database or f"{region}.db"))
         return region_file.parent / f"{region_file.stem}-tenants" / f"{tenant.id}.db"
 
-    def open_soon(self, tenant: Tenant) -> None:
-        """Start opening the tenant's file (its first connection) in the background, if it
-        has one and it is not open: a cold tenant's file then opens while its request reads
-        the platform database, not after. Any failure is left for the request to meet."""
-        region = self.home(tenant)
-        db = self._region_db(region)
-        if not db.is_sqlite or self.files.get((region, tenant.id)):
-            return
-        if not self._path(region, db, tenant).exists():
-            return  # no data yet: opening would create the file
-        file = self.database(tenant)
-        task = asyncio.get_running_loop().create_task(_first_connection(file))
-        self.files.opening(task)
-
     def open_databases(self) -> list[Database]:
         """The databases holding records that are open now: PostgreSQL regions, and the
         tenant files this node has open."""
@@ -430,11 +408,3 @@ class TenantStorage:
 
     async def close(self) -> None:
         await self.files.close()
-
-
-async def _first_connection(file: Database) -> None:
-    try:
-        async with file.engine.connect():
-            pass  # back to the pool, which keeps it for the request on its way
-    except Exception:  # noqa: BLE001 - the request opens it again and meets the error itself
-        log.debug("opening %s ahead of its request failed", file.url, exc_info=True)

@@ -73,7 +73,6 @@ class Platform:
             pool_size=settings.tenant_pool_size,
             cached_apps=settings.app_cache,
         )
-        self.tenants.on_read(self.records.storage.open_soon)  # a cold tenant's file opens early
         self.workflows = WorkflowService(self)
         self.regions = Regions(settings, self.db)
         self.compliance = ComplianceService(

@@ -29,7 +29,6 @@ class TenantService:
         self.events = events
         self._known: Recent[str, Tenant | None] = Recent(TRUST_SECONDS)  # by slug
         self._on_resolve: list[Callable[[Tenant], Awaitable[None]]] = []
-        self._on_read: list[Callable[[Tenant], None]] = []
         if events is not None:
             events.subscribe(CHANGED, self._on_changed, cluster=True)
 
@@ -45,13 +44,6 @@ class TenantService:
         """Call `hook(tenant)` whenever a tenant is looked up (create, get, find, list by
         id): how per-tenant caches (policy sets) are loaded on first use, not at start."""
         self._on_resolve.append(hook)
-
-    def on_read(self, hook: Callable[[Tenant], None]) -> None:
-        """Call `hook(tenant)` when `find` or `lookup` reads a tenant from the database (its
-        first request, or the first after the trust window): a cue to start loading what its
-        request will need (its records file) while the request's other reads run. The hook
-        starts work; it must not wait for it."""
-        self._on_read.append(hook)
 
     async def _resolved(self, tenant: Tenant | None) -> Tenant | None:
         if tenant is not None:
@@ -111,11 +103,7 @@ class TenantService:
         await self._resolved(tenant)
 
     async def _read(self, slug: str) -> Tenant | None:
-        tenant = await store.find(self.db, slug)
-        if tenant is not None:
-            for hook in self._on_read:
-                hook(tenant)
-        return tenant
+        return await store.find(self.db, slug)
 
     async def update_settings(self, slug: str, key: str, value: Any) -> Tenant:
         """Set one key of a tenant's settings (e.g. its compliance profile), atomically."""
