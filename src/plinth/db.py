@@ -208,6 +208,10 @@ def sqlite_file_engine(
     return AsyncEngine(engine)
 
 
+class Refused(RuntimeError):
+    """A statement refused before it reached the database (`fetch` does not retry it)."""
+
+
 class Database:
     """The platform database: transactions for writes, snapshots for reads, migrations."""
 
@@ -287,18 +291,31 @@ class Database:
         explicit transaction), on the driver's connection when the query allows it."""
         params = params or {}
         prepared = query.prepared(self.engine.dialect)
-        # An engine someone listens to (tracing, a test counting statements) sees every
-        # statement through SQLAlchemy, as it always did.
-        if prepared is not None and not self.engine.sync_engine.dispatch.before_cursor_execute:
-            raw = await self.engine.raw_connection()
+        if prepared is not None and not self._traced():
+            raw = await self._raw_connection()
             try:
-                return await prepared.run(raw.driver_connection, params)
+                return await self._run(prepared, query, raw, params)
+            except Refused:
+                raise
             except Exception:  # noqa: BLE001 - SQLAlchemy runs it again, raising its own error
                 pass
             finally:
                 await greenlet_spawn(raw.close)  # back to the pool, reset as SQLAlchemy does
         async with self.statement() as conn:
             return [dict(row._mapping) for row in await conn.execute(query.stmt, params)]
+
+    def _traced(self) -> bool:
+        """Whether someone listens to the engine's statements (tracing, a test counting
+        them): they then see every statement through SQLAlchemy, as they always did."""
+        return bool(self.engine.sync_engine.dispatch.before_cursor_execute)
+
+    async def _raw_connection(self) -> Any:
+        return await self.engine.raw_connection()
+
+    async def _run(
+        self, prepared: _Prepared, query: Query, raw: Any, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        return await prepared.run(raw.driver_connection, params)
 
     async def migrate(self) -> None:
         """Apply every layer's Alembic migrations (all heads) in one transaction."""

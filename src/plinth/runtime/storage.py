@@ -42,9 +42,9 @@ from sqlalchemy import Table, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.util import find_tables
-from sqlalchemy.util import await_only, greenlet_spawn
+from sqlalchemy.util import await_only
 
-from plinth.db import Database, Query, sqlite_file_engine
+from plinth.db import Database, Query, Refused, sqlite_file_engine
 from plinth.runtime.compiled import TAG
 from plinth.tenancy.models import Tenant
 
@@ -187,7 +187,7 @@ _UNKNOWN = object()
 _watched: WeakSet[Any] = WeakSet()  # engines with the listeners below
 
 
-class TenantIsolationError(RuntimeError):
+class TenantIsolationError(Refused):
     """A statement on a tenant's tables on a connection not set to that tenant's schema."""
 
 
@@ -312,31 +312,24 @@ class TenantSchema(Database):
         async with self._for_schema(super().statement()) as conn:
             yield conn
 
-    async def fetch(
-        self, query: Query, params: dict[str, Any] | None = None
+    # `Database.fetch` on the driver's connection, taken for this schema: its search path is
+    # set at checkout, checked before the query runs, and the query's text carries its tag.
+    def _traced(self) -> bool:
+        return _traced(self.engine)
+
+    async def _raw_connection(self) -> Any:
+        token = _taking_for.set(self.schema)
+        try:
+            return await self.engine.raw_connection()  # the SET happens here
+        finally:
+            _taking_for.reset(token)
+
+    async def _run(
+        self, prepared: Any, query: Query, raw: Any, params: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        """As `Database.fetch`, on a connection taken for this schema: the lean path runs
-        the query on the driver's connection once its search path is this schema's."""
-        params = params or {}
-        prepared = query.prepared(self.engine.dialect)
-        if prepared is not None and not _traced(self.engine):
-            token = _taking_for.set(self.schema)
-            try:
-                raw = await self.engine.raw_connection()  # the SET happens here
-            finally:
-                _taking_for.reset(token)
-            try:
-                if raw.info.get(_PATH) != search_path(self.schema):
-                    raise TenantIsolationError("a tenant's query on a connection not set to it")
-                return await _with_tag(prepared, query).run(raw.driver_connection, params)
-            except TenantIsolationError:
-                raise
-            except Exception:  # noqa: BLE001 - SQLAlchemy runs it again, raising its own error
-                pass
-            finally:
-                await greenlet_spawn(raw.close)  # back to the pool, reset as SQLAlchemy does
-        async with self.statement() as conn:
-            return [dict(row._mapping) for row in await conn.execute(query.stmt, params)]
+        if raw.info.get(_PATH) != search_path(self.schema):
+            raise TenantIsolationError("a tenant's query on a connection not set to it")
+        return await _with_tag(prepared, query).run(raw.driver_connection, params)
 
 
 class TenantStorage:
