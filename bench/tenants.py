@@ -14,7 +14,9 @@ small published app (`notes`, one entity) and one record. Then a real server pro
   nothing per tenant);
 - **idle**: RSS, open files (`/proc/PID/fd`) and threads of the process right after start;
 - **cold**: the first `GET` of one record from each of `--sample` tenants never touched since
-  start (p50/p99), in turn;
+  start (p50/p99), in turn; with `--warm-up N`, after N other tenants were served three times
+  each (a cold tenant on a process that has served others, as on a long-running node, rather
+  than among the first requests a new process serves);
 - **warm**: the same requests again, three rounds (p50/p99);
 - **touched**: RSS, open files and threads after that, and the metrics endpoint's open and
   evicted tenant files.
@@ -157,7 +159,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(env: dict[str, str], records: dict[str, str], sample: int, log: Path) -> dict:
+def measure(
+    env: dict[str, str], records: dict[str, str], sample: int, log: Path, warm_up: int = 0
+) -> dict:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "--factory", "plinth.server.app:create_app"]
     began = time.monotonic()
@@ -183,7 +187,10 @@ def measure(env: dict[str, str], records: dict[str, str], sample: int, log: Path
         startup = time.monotonic() - began
         time.sleep(1.0)  # let start-up's background work settle before reading memory
         idle = proc_stats(proc.pid)
-        picked = random.Random(len(records)).sample(sorted(records), min(sample, len(records)))
+        chosen = random.Random(len(records)).sample(
+            sorted(records), min(sample + warm_up, len(records))
+        )
+        picked, others = chosen[:sample], chosen[sample:]
         headers = {"Authorization": f"Bearer {ADMIN}"}
         cold: list[float] = []
         warm: list[float] = []
@@ -197,6 +204,9 @@ def measure(env: dict[str, str], records: dict[str, str], sample: int, log: Path
                 assert r.status_code == 200, r.text
                 return took
 
+            for _round in range(3):  # the process warmed up on other tenants first
+                for slug in others:
+                    get(slug)
             for slug in picked:
                 cold.append(get(slug))
             for _round in range(3):
@@ -364,7 +374,8 @@ async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[d
                 if args.json:
                     args.json.write_text(json.dumps(found, indent=2))
                 continue
-            row = measure(env, records, args.sample, data_dir / f"server-{n}.log")
+            row = measure(env, records, args.sample, data_dir / f"server-{n}.log", args.warm_up)
+            row["warm_up"] = args.warm_up
             row["db"] = db
             row["create_s"] = took
             row["platform_start_s"] = await platform_start(settings)
@@ -388,6 +399,7 @@ def report(rows: list[dict], first: dict) -> None:
             f"threads {r['touched']['threads']} | cold p50/p99 {r['cold_p50']:.1f}/"
             f"{r['cold_p99']:.1f} ms, warm {r['warm_p50']:.1f}/{r['warm_p99']:.1f} ms | "
             f"tenant files open {r['files_open']:.0f}, evicted {r['files_evicted']:.0f} | "
+            f"warm-up {r.get('warm_up', 0)} | "
             f"load {r['load']:.1f}",
             flush=True,
         )
@@ -403,6 +415,12 @@ async def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, default=None, help="a data dir kept across runs")
     parser.add_argument("--phase", choices=["create", "measure", "all"], default="all")
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=0,
+        help="tenants outside the sample served 3 times before the cold round (a warmed process)",
+    )
     parser.add_argument(
         "--first",
         type=int,

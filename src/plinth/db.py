@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,6 +208,17 @@ def sqlite_file_engine(
     return AsyncEngine(engine)
 
 
+# `before_cursor_execute` listeners of Plinth's own, each with what it must still see.
+_UNTRACED: dict[Any, Callable[[Query], bool]] = {}
+
+
+def untraced(listener: Any, wants: Callable[[Query], bool]) -> None:
+    """Let `Database.fetch` run queries on the driver's connection although `listener`
+    listens to the engine, except those `wants(query)` says it must see (which then go
+    through SQLAlchemy, and so through the listener)."""
+    _UNTRACED[listener] = wants
+
+
 class Refused(RuntimeError):
     """A statement refused before it reached the database (`fetch` does not retry it)."""
 
@@ -291,7 +302,7 @@ class Database:
         explicit transaction), on the driver's connection when the query allows it."""
         params = params or {}
         prepared = query.prepared(self.engine.dialect)
-        if prepared is not None and not self._traced():
+        if prepared is not None and not self._traced(query):
             raw = await self._raw_connection()
             try:
                 return await self._run(prepared, query, raw, params)
@@ -304,10 +315,12 @@ class Database:
         async with self.statement() as conn:
             return [dict(row._mapping) for row in await conn.execute(query.stmt, params)]
 
-    def _traced(self) -> bool:
+    def _traced(self, query: Query) -> bool:
         """Whether someone listens to the engine's statements (tracing, a test counting
-        them): they then see every statement through SQLAlchemy, as they always did."""
-        return bool(self.engine.sync_engine.dispatch.before_cursor_execute)
+        them) and must see this one: it then runs through SQLAlchemy, as it always did.
+        Plinth's own listeners count only for the queries they want (`untraced`)."""
+        listeners = self.engine.sync_engine.dispatch.before_cursor_execute
+        return any(fn not in _UNTRACED or _UNTRACED[fn](query) for fn in listeners)
 
     async def _raw_connection(self) -> Any:
         return await self.engine.raw_connection()

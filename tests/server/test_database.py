@@ -103,3 +103,26 @@ async def test_a_prepared_query_reads_what_sqlalchemy_reads(database_url):
         async with db.transaction() as conn:
             await conn.run_sync(lambda c: table.drop(c, checkfirst=True))
         await db.dispose()
+
+
+async def test_the_platforms_own_listeners_keep_fetch_on_the_driver(platform):
+    """A started platform listens to its engine itself (on PostgreSQL, the tenant search-path
+    check): that must not send every `fetch` (a cold tenant's lookups) through SQLAlchemy;
+    a listener of someone else's (tracing, a test counting statements) does."""
+    from sqlalchemy import event
+
+    from plinth.tenancy.store import BY_SLUG
+
+    assert not platform.db._traced(BY_SLUG)
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(platform.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        assert platform.db._traced(BY_SLUG)
+        assert await platform.tenants.lookup("nobody") is None
+        assert any("tenants" in s for s in seen)
+    finally:
+        event.remove(platform.db.engine.sync_engine, "before_cursor_execute", count)

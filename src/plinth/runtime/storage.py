@@ -44,7 +44,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.util import await_only
 
-from plinth.db import Database, Query, Refused, sqlite_file_engine
+from plinth.db import Database, Query, Refused, sqlite_file_engine, untraced
 from plinth.runtime.compiled import TAG
 from plinth.tenancy.models import Tenant
 
@@ -239,6 +239,21 @@ def _before_execute(
     return tag + statement, parameters
 
 
+_tenant_query: WeakKeyDictionary[Query, bool] = WeakKeyDictionary()
+
+
+def _on_tenant_tables(query: Query) -> bool:
+    found = _tenant_query.get(query)
+    if found is None:
+        found = _tenant_query[query] = _tag_of(query.stmt) is not None
+    return found
+
+
+# A platform query may run on the driver's connection beside the statement check; a query on
+# tenant tables goes through it (and is refused there) unless a TenantSchema runs it.
+untraced(_before_execute, _on_tenant_tables)
+
+
 def watch(engine: AsyncEngine) -> None:
     """Install the search-path switch and the statement check on a PostgreSQL engine."""
     sync = engine.sync_engine
@@ -247,13 +262,6 @@ def watch(engine: AsyncEngine) -> None:
     event.listen(sync.pool, "checkout", _on_checkout)
     event.listen(sync, "before_cursor_execute", _before_execute, retval=True)
     _watched.add(sync)
-
-
-def _traced(engine: AsyncEngine) -> bool:
-    """Whether anyone but this module listens to the engine's statements (tracing, a test
-    counting them): they must then see every statement, so `fetch` runs it through SQLAlchemy."""
-    listeners = engine.sync_engine.dispatch.before_cursor_execute
-    return any(fn is not _before_execute for fn in listeners)
 
 
 # `fetch` on the driver: each prepared query's text with its tables' tag in front (so it is
@@ -314,8 +322,9 @@ class TenantSchema(Database):
 
     # `Database.fetch` on the driver's connection, taken for this schema: its search path is
     # set at checkout, checked before the query runs, and the query's text carries its tag.
-    def _traced(self) -> bool:
-        return _traced(self.engine)
+    def _traced(self, query: Query) -> bool:
+        listeners = self.engine.sync_engine.dispatch.before_cursor_execute
+        return any(fn is not _before_execute for fn in listeners)  # `_run` checks it instead
 
     async def _raw_connection(self) -> Any:
         token = _taking_for.set(self.schema)
