@@ -126,3 +126,22 @@ async def test_the_platforms_own_listeners_keep_fetch_on_the_driver(platform):
         assert any("tenants" in s for s in seen)
     finally:
         event.remove(platform.db.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_a_connection_back_in_the_pool_holds_no_transaction(tmp_path):
+    """SQLite connections come back without a rollback's trip when they hold no transaction,
+    and are rolled back when they do (a write lock left held would stall every writer)."""
+    from sqlalchemy.util import greenlet_spawn
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", pool_size=1, max_overflow=0)
+    try:
+        raw = await db.engine.raw_connection()
+        await raw.driver_connection.execute("BEGIN IMMEDIATE")
+        await greenlet_spawn(raw.close)
+        raw = await db.engine.raw_connection()  # the same connection, rolled back
+        assert not raw.driver_connection.in_transaction
+        await greenlet_spawn(raw.close)
+        async with db.transaction() as conn:  # and the file's write lock is free
+            await conn.execute(sa.text("CREATE TABLE t (id INTEGER)"))
+    finally:
+        await db.dispose()
