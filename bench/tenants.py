@@ -1,8 +1,8 @@
 """Many tenants on one node: memory, open files, threads, start-up and request latency by N.
 
     .venv/bin/python bench/tenants.py [--db sqlite,postgresql] [--counts 10,1000,10000]
-        [--sample 40] [--concurrency 16] [--workdir DIR] [--json F]
-        [--keep DIR [--phase create|measure|all]] [--statements N]
+        [--sample 40] [--warm-up N] [--concurrency 16] [--workdir DIR] [--json F]
+        [--keep DIR [--phase create|measure|all] [--first N]] [--statements N]
 
 For each database, tenants are created in steps up to each count in `--counts`, each with one
 small published app (`notes`, one entity) and one record. Then a real server process
