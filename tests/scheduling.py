@@ -1,9 +1,9 @@
 """The order the suite's modules start in: the longest first.
 
-scripts/test runs the suite in two processes, a whole module per process at a time (xdist
+scripts/test runs the suite in three processes, a whole module per process at a time (xdist
 `--dist loadfile --no-loadscope-reorder`), handing the next module in collection order to
 whichever process is free. A long module handed out last keeps one process busy while the
-other has nothing left to do; handed out first, the short ones fill in around it.
+others have nothing left to do; handed out first, the short ones fill in around it.
 
 SECONDS are rough times of the longest modules on 2 busy cores, from a `--durations` run or,
 for few-test modules that start servers, browsers, plugins or child processes, estimated (only
