@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from plinth.extensions import executor
+from plinth.extensions.host import CallHost
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.extensions.conftest import ADMIN, install, publish
@@ -72,6 +73,30 @@ async def test_a_guests_log_lines_reach_the_server_before_its_worker_is_killed(
     )
     assert r.status_code == 504 and r.json()["code"] == "plugin_deadline", r.text
     assert any("about to block" in m for m in caplog.messages), caplog.messages
+
+
+async def test_a_chatty_guest_sends_the_server_no_more_lines_than_it_keeps(
+    tenants: Platform,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One-way log lines cost the guest nothing: past what the server keeps of a call, the
+    # worker drops them, so 5,000 lines are not 5,000 frames for the server to parse.
+    caplog.set_level(logging.INFO, logger="plinth.plugins")
+    received: list[str] = []
+    log_line = CallHost._log_log
+
+    async def counted(self: CallHost, level: str, message: str) -> str:
+        received.append(message)
+        return await log_line(self, level, message)
+
+    monkeypatch.setattr(CallHost, "_log_log", counted)
+    r = await client.post(ACTION.format("acme", "chatty"), json={"lines": 5_000})
+    assert r.status_code == 200 and r.json() == {"logged": 5_000}, r.text
+    lines = [m for m in caplog.messages if ": line " in m]
+    assert len(lines) == 200 and lines[-1].endswith("line 199"), (len(lines), lines[-1:])
+    assert len(received) == 200  # the worker sent no more than that
 
 
 async def test_workers_start_off_the_event_loop(

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from plinth.db import Database
 from plinth.errors import PlinthError
 from plinth.extensions import store
-from plinth.extensions.models import Installation, Limits
+from plinth.extensions.models import MAX_LOG_LINES, Installation, Limits
 from plinth.extensions.ports import Services
 from plinth.governance.principal import Principal
 from plinth.tenancy.models import Tenant
@@ -43,7 +43,6 @@ MAX_KV_VALUE = 64 << 10
 MAX_KV_KEYS = 1000
 MAX_KEY = 200
 MAX_HTTP_BODY = 1 << 20
-MAX_LOG_LINES = 200
 
 
 class CallHost:

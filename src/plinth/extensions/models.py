@@ -12,6 +12,7 @@ from plinth.errors import PlinthError
 # elements (its `component` extension points) may run in the tenant's portal pages.
 CAPABILITIES = ("log", "records.read", "records.write", "http", "kv", "clock", "ui")
 POINTS = ("action", "before-write", "component")
+MAX_LOG_LINES = 200  # a call's log lines kept; a chatty plugin cannot flood the log
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from plinth.errors import PlinthError
+from plinth.extensions.models import MAX_LOG_LINES
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 << 20  # a guest's output is capped far below (PLATFORM_MAX.output_bytes)
@@ -77,6 +78,7 @@ class _RemoteHost:
         self.inp, self.out = inp, out
         self._lock = threading.Lock()  # one frame at a time on the pipe
         self._lines: list[bytes] = []  # log frames not sent yet
+        self.logged = 0  # log lines of the current call
         self._size = 0
         self._waiting = threading.Event()
         threading.Thread(target=self._send_lines, name="plinth-log", daemon=True).start()
@@ -94,6 +96,9 @@ class _RemoteHost:
 
     def call(self, capability: str, func: str, args: tuple[Any, ...]) -> tuple[str, str]:
         if func == "log.log":
+            self.logged += 1
+            if self.logged > MAX_LOG_LINES:  # the server keeps no more of a call's lines:
+                return "ok", ""  # dropped here, not parsed there (one-way lines cost nothing)
             line = _frame({"op": "log", "args": args})
             with self._lock:
                 self._lines.append(line)
@@ -172,6 +177,7 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -
             if request.get("started"):  # the deadline counts from here (a load came first)
                 host.send({"op": "started"})
             reuse = request.get("reuse")
+            host.logged = 0
             outcome = sandbox.call(
                 component,
                 request["export"],

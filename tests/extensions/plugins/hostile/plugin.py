@@ -103,3 +103,10 @@ def log_then_sleep(input):
     log(input.get("line", "going to sleep"))
     time.sleep(input.get("seconds", 30))
     return {"slept": True}
+
+
+@action("chatty")
+def chatty(input):
+    for i in range(input.get("lines", 100_000)):
+        log(f"line {i}")
+    return {"logged": input.get("lines", 100_000)}
