@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -133,7 +132,7 @@ class GatewaySettings:
     async def _fetch(self, tenant_id: str, slug: str) -> TenantGate:
         # One statement on the driver's connection: no transaction, no SQLAlchemy per run.
         rows = await self.db.fetch(_GATES, {"tenant": tenant_id})
-        return self._gate(tenant_id, slug, [SimpleNamespace(**r) for r in rows])
+        return self._gate(tenant_id, slug, rows)
 
     async def for_tenant_id(self, tenant_id: str) -> dict[str, Any]:
         """The effective settings of a tenant by id (quota hooks call this)."""
@@ -143,24 +142,14 @@ class GatewaySettings:
             self._by_id[tenant_id] = gate
         return gate.config
 
-    async def _load(self, conn: Any, tenant_id: str, slug: str) -> TenantGate:
-        rows = (
-            await conn.execute(
-                sa.select(store.gateway_settings).where(
-                    store.gateway_settings.c.tenant_id == tenant_id
-                )
-            )
-        ).all()
-        return self._gate(tenant_id, slug, rows)
-
-    def _gate(self, tenant_id: str, slug: str, rows: Any) -> TenantGate:
+    def _gate(self, tenant_id: str, slug: str, rows: list[dict[str, Any]]) -> TenantGate:
         config = _merge(self.defaults, {})
         apps: dict[str, dict[str, Any]] = {}
         for row in rows:
-            if row.scope == "tenant":
-                config = _merge(self.defaults, row.config)
-            elif row.scope.startswith("app:"):
-                apps[row.scope[4:]] = row.config
+            if row["scope"] == "tenant":
+                config = _merge(self.defaults, row["config"])
+            elif row["scope"].startswith("app:"):
+                apps[row["scope"][4:]] = row["config"]
         return TenantGate(tenant_id, slug, config, apps, time.monotonic())
 
     async def get(self, tenant_id: str, scope: str) -> dict[str, Any]:

@@ -8,9 +8,9 @@ every tenant running the same app version and each pooled connection prepares it
 once per tenant. Statements on tenant tables carry their tables' shape (`/* v… */`, names
 and types of the columns: two tenants' statements share a prepared plan only if their columns
 are the same) and are refused on a connection not taken for a tenant, or whose search path is
-not the one it was taken for. `TenantSchema.fetch` (the lean read route's way to the driver)
-takes its connection the same way, and refuses to run on one whose search path is not the
-tenant's.
+not the one it was taken for. `TenantSchema`'s `fetch` (the lean read route's way to the
+driver) takes its connection the same way, and refuses to run on one whose search path is not
+the tenant's.
 
 SQLite: one database file per tenant, under `settings.data_dir/tenants/` for the `default`
 region (the platform's) and next to the region's own file for the others, so a query can only
@@ -239,19 +239,20 @@ def _before_execute(
     return tag + statement, parameters
 
 
-_tenant_query: WeakKeyDictionary[Query, bool] = WeakKeyDictionary()
+# Each prebuilt query's tag, worked out once ("" for a query on no tenant table).
+_query_tags: WeakKeyDictionary[Query, str] = WeakKeyDictionary()
 
 
-def _on_tenant_tables(query: Query) -> bool:
-    found = _tenant_query.get(query)
+def _query_tag(query: Query) -> str:
+    found = _query_tags.get(query)
     if found is None:
-        found = _tenant_query[query] = _tag_of(query.stmt) is not None
+        found = _query_tags[query] = _tag_of(query.stmt) or ""
     return found
 
 
 # A platform query may run on the driver's connection beside the statement check; a query on
 # tenant tables goes through it (and is refused there) unless a TenantSchema runs it.
-untraced(_before_execute, _on_tenant_tables)
+untraced(_before_execute, lambda query: bool(_query_tag(query)))
 
 
 def watch(engine: AsyncEngine) -> None:
@@ -273,7 +274,7 @@ def _with_tag(prepared: Any, query: Query) -> Any:
     found = _tagged.get(prepared)
     if found is None:
         found = copy.copy(prepared)
-        found.sql = (_tag_of(query.stmt) or "") + prepared.sql
+        found.sql = _query_tag(query) + prepared.sql
         _tagged[prepared] = found
     return found
 
