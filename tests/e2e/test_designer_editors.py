@@ -117,18 +117,24 @@ async def test_drag_a_component_onto_a_page_and_edit_it_seen_by_a_second_browser
     seen = b.locator(f".comp[data-comp='{cid}']")  # type: ignore[attr-defined]
     await seen.filter(has_text="Hello from Ann").wait_for(timeout=15000)
     # a move re-parents the same component (same id, no copy) and the other browser follows
-    await a.drag_and_drop(
-        f".comp[data-comp='{cid}']",  # type: ignore[attr-defined]
-        ".comp[data-comp='table'] ",
-    )
-    await b.wait_for_function(  # type: ignore[attr-defined]
-        f"""() => {{
-          const canvas = document.querySelector('#canvas').shadowRoot;
-          const ids = [...canvas.querySelectorAll('.comp')].map(e => e.dataset.comp);
-          return ids.indexOf('{cid}') === ids.indexOf('table') - 1 &&
-                 ids.filter(i => i === '{cid}').length === 1 }}""",
-        timeout=15000,
-    )
+    # (dragged again if the canvas redrew under the pointer, as above)
+    moved = f"""() => {{
+      const canvas = document.querySelector('#canvas').shadowRoot;
+      const ids = [...canvas.querySelectorAll('.comp')].map(e => e.dataset.comp);
+      return ids.indexOf('{cid}') === ids.indexOf('table') - 1 &&
+             ids.filter(i => i === '{cid}').length === 1 }}"""
+    for attempt in range(3):
+        await a.drag_and_drop(
+            f".comp[data-comp='{cid}']",  # type: ignore[attr-defined]
+            ".comp[data-comp='table'] ",
+        )
+        try:
+            await a.wait_for_function(moved, timeout=5000)  # type: ignore[attr-defined]
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    await b.wait_for_function(moved, timeout=15000)  # type: ignore[attr-defined]
     body = await settled(server, "pagesapp", lambda d: cid in d["pages"]["claims"]["components"])
     comp = body["pages"]["claims"]["components"][cid]
     assert comp["kind"] == "text" and comp["parent"] == "root"

@@ -314,7 +314,7 @@ async def test_two_nodes_share_limits_through_redis(settings: Settings) -> None:
             for n in nodes
         ]
         await make_tenant(clients[0], "acme")
-        await clients[1].put("/api/t/acme/gateway", json={"limits": {"per_second": 4}})
+        await clients[1].put("/api/t/acme/gateway", json={"limits": {"per_day": 4}})
         codes = [(await clients[i % 2].get("/api/t/acme/apps")).status_code for i in range(6)]
         assert codes.count(200) == 4 and codes[-1] == 429, codes
         for c in clients:
