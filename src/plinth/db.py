@@ -11,15 +11,15 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Select, event
+from sqlalchemy import DateTime, Delete, Insert, MetaData, Select, Update, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import greenlet_spawn
@@ -328,6 +328,55 @@ class Database:
         async with self.statement() as conn:
             return [dict(row._mapping) for row in await conn.execute(query.stmt, params)]
 
+    async def write(self, steps: Sequence[tuple[Write, Sequence[dict[str, Any]]]]) -> None:
+        """Prebuilt writes, each with its parameter sets, in one transaction: all or nothing.
+
+        On SQLite (aiosqlite) the transaction is one trip to the connection's thread (BEGIN
+        IMMEDIATE, the statements, COMMIT) in this process's writer turn, instead of a trip per
+        statement, each through SQLAlchemy's execution layer; the driver's errors are raised
+        as SQLAlchemy's would be (`IntegrityError`, `OperationalError`, … with the driver's
+        message), the transaction rolled back. Anything else (PostgreSQL, a statement that
+        cannot be prepared, someone listening to the engine's statements) runs in
+        `transaction()` through SQLAlchemy as before."""
+        steps = [(w, rows) for w, rows in steps if rows]
+        work = self._driver_work(steps)
+        if work is None:
+            async with self.transaction() as conn:
+                for w, rows in steps:
+                    await conn.execute(w.stmt, list(rows))
+            return
+        async with self.writer():
+            raw = await self._raw_connection()
+            try:
+                driver = raw.driver_connection
+                # aiosqlite's own call into its thread (as `sqlite_file_engine` uses its
+                # `_connect`): the sqlite3 connection is only touched there.
+                await driver._execute(_run_transaction, driver._conn, work)
+            except _Failed as failed:
+                raise DBAPIError.instance(
+                    failed.sql, None, failed.error, sqlite3.Error
+                ) from failed.error
+            finally:
+                await greenlet_spawn(raw.close)  # back to the pool, no transaction open
+
+    def _driver_work(
+        self, steps: list[tuple[Write, Sequence[dict[str, Any]]]]
+    ) -> list[tuple[str, list[list[Any]]]] | None:
+        """The statements of `steps` as the driver takes them, or None for SQLAlchemy."""
+        dialect = self.engine.dialect
+        if dialect.name != "sqlite" or self.engine.sync_engine.dispatch.before_cursor_execute:
+            return None
+        work = []
+        for w, rows in steps:
+            prepared = w.prepared(dialect)
+            if prepared is None:
+                return None
+            args = prepared.args(rows)
+            if args is None:
+                return None
+            work.append((prepared.sql, args))
+        return work
+
     def _traced(self, query: Query) -> bool:
         """Whether someone listens to the engine's statements (tracing, a test counting
         them) and must see this one: it then runs through SQLAlchemy, as it always did.
@@ -447,3 +496,90 @@ class _Prepared:
             {n: (v if p is None else p(v)) for n, p, v in zip(names, processors, row, strict=True)}
             for row in rows
         ]
+
+
+class Write:
+    """An INSERT, UPDATE or DELETE built once with named parameters, run by `Database.write`
+    with one or many parameter sets. An INSERT names the columns it sets (`columns`: those of
+    its parameter sets), as SQLAlchemy compiles it for them."""
+
+    def __init__(
+        self, stmt: Insert | Update | Delete, columns: Iterable[str] | None = None
+    ) -> None:
+        self.stmt = stmt
+        self.columns = sorted(columns) if columns is not None else None
+        self._prepared: dict[str, _PreparedWrite | None] = {}
+
+    def prepared(self, dialect: Dialect) -> _PreparedWrite | None:
+        found = self._prepared.get(dialect.name, False)
+        if found is False:
+            found = self._prepared[dialect.name] = _PreparedWrite.of(self, dialect)
+        return found  # type: ignore[return-value]
+
+
+class _PreparedWrite:
+    """A `Write` compiled for SQLite's driver: SQL text, parameter order, bind processors."""
+
+    def __init__(self, sql: str, binds: list[tuple[str, Any]]) -> None:
+        self.sql = sql
+        self.binds = binds  # (name, SQLAlchemy's bind processor for its type)
+        self.names = frozenset(name for name, _ in binds)
+
+    @classmethod
+    def of(cls, write: Write, dialect: Dialect) -> _PreparedWrite | None:
+        if dialect.name != "sqlite" or dialect.driver != "aiosqlite":
+            return None
+        compiled: Any = write.stmt.compile(dialect=dialect, column_keys=write.columns)
+        if (
+            not compiled.positional
+            or compiled.positiontup is None
+            or getattr(compiled, "post_compile_params", None)
+            or getattr(compiled, "literal_execute_params", None)
+            or compiled.insert_prefetch  # values SQLAlchemy works out per run (defaults)
+            or compiled.update_prefetch
+            or compiled.effective_returning
+        ):
+            return None
+        binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup
+        ]
+        return cls(compiled.string, binds)
+
+    def args(self, rows: Sequence[dict[str, Any]]) -> list[list[Any]] | None:
+        """Each parameter set in order, converted; None unless each names exactly the
+        statement's parameters (SQLAlchemy then decides what to do with it)."""
+        out = []
+        for row in rows:
+            if len(row) != len(self.names) or not self.names.issuperset(row):
+                return None
+            out.append([row[n] if p is None else p(row[n]) for n, p in self.binds])
+        return out
+
+
+class _Failed(Exception):
+    """A statement of a driver-side transaction failed (rolled back): which, and why."""
+
+    def __init__(self, sql: str, error: sqlite3.Error) -> None:
+        super().__init__(sql)
+        self.sql, self.error = sql, error
+
+
+def _run_transaction(conn: sqlite3.Connection, work: list[tuple[str, list[list[Any]]]]) -> None:
+    """In the connection's thread: `work` in one write transaction (see `Database.write`)."""
+    sql = "BEGIN IMMEDIATE"
+    try:
+        conn.execute(sql)
+        for sql, args in work:
+            if len(args) == 1:
+                conn.execute(sql, args[0])
+            else:
+                conn.executemany(sql, args)
+        sql = "COMMIT"
+        conn.execute(sql)
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        if isinstance(exc, sqlite3.Error):
+            raise _Failed(sql, exc) from exc
+        raise

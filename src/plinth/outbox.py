@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import Database, platform_metadata
+from plinth.db import Database, Write, platform_metadata
 from plinth.events import Event, EventBus
 from plinth.ids import new_id
 from plinth.queue import Queue
@@ -77,6 +77,9 @@ dispatched = sa.Table(
 )
 
 _COLUMNS = [entries.c[n] for n in ("id", "tenant_id", "topic", "data", "status", "run_at")]
+# The same writes as prebuilt statements for `Database.write` (`Outbox.writes`).
+_INSERT = Write(entries.insert(), [c.name for c in _COLUMNS])
+_DELETE = Write(entries.delete().where(entries.c.id == sa.bindparam("spent")))
 
 # One row per running worker, beating each round and deleted on a clean stop: a row left
 # behind (or gone stale) marks a process that stopped uncleanly, whose tenants' outboxes may
@@ -163,6 +166,19 @@ class Outbox:
         if spent:
             await conn.execute(entries.delete().where(entries.c.id.in_(spent)))
         return written
+
+    def writes(
+        self, db: Database, events: Iterable[Event]
+    ) -> tuple[list[tuple[Write, list[dict[str, Any]]]], list[tuple[str, Event]]]:
+        """`write` as prebuilt statements for the change's own `Database.write` on `db`: one
+        row per event and a batch of rows dispatched earlier to delete. Returns them with what
+        `write` returns."""
+        rows, written = self._rows(events)
+        steps = [(_INSERT, rows)]
+        spent = self._spent_batch(db)
+        if spent:
+            steps.append((_DELETE, [{"spent": i} for i in spent]))
+        return steps, written
 
     def statement(self, change: Any) -> Any:
         """PostgreSQL: one statement writing `change` (a data-modifying common table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from plinth.db import Database
+from plinth.db import Database, Timestamp
 
 
 async def test_failed_migration_leaves_nothing_behind(database_url):
@@ -144,4 +144,76 @@ async def test_a_connection_back_in_the_pool_holds_no_transaction(tmp_path):
         async with db.transaction() as conn:  # and the file's write lock is free
             await conn.execute(sa.text("CREATE TABLE t (id INTEGER)"))
     finally:
+        await db.dispose()
+
+
+def _typed_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("at", Timestamp),
+        sa.Column("amount", sa.Numeric(12, 2, asdecimal=True)),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("doc", sa.JSON),
+        sa.Column("day", sa.Date),
+        sa.Column("n", sa.BigInteger),
+        sa.Column("status", sa.String(20), unique=True),
+    )
+
+
+async def test_prebuilt_writes_store_what_sqlalchemy_stores(database_url):
+    """`Database.write` (on SQLite one trip to the driver's thread) stores every column type
+    as SQLAlchemy does, all or nothing, and a refused write is SQLAlchemy's IntegrityError
+    with nothing of the transaction left."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from sqlalchemy.exc import IntegrityError
+
+    from plinth.db import Write
+
+    db = Database(database_url)
+    mine, theirs = _typed_table("write_mine"), _typed_table("write_theirs")
+
+    def row(i: int) -> dict[str, object]:
+        return {
+            "id": f"r{i}",
+            "at": dt.datetime(2026, 1, 1, 12, i, 7, 123456, tzinfo=dt.UTC),
+            "amount": Decimal("12.30") + i,
+            "flag": bool(i % 2),
+            "doc": {"a": [1, i], "ü": None},
+            "day": dt.date(2026, 1, 1 + i),
+            "n": 10**12 + i,
+            "status": f"s{i}",
+        }
+
+    try:
+        async with db.transaction() as conn:
+            for t in (mine, theirs):
+                await conn.run_sync(lambda c, t=t: t.create(c))
+            await conn.execute(theirs.insert(), [row(i) for i in range(4)])
+        insert = Write(mine.insert(), row(0).keys())
+        delete = Write(mine.delete().where(mine.c.id == sa.bindparam("gone")))
+        if db.is_sqlite:
+            assert insert.prepared(db.engine.dialect) is not None
+        await db.write([(insert, [row(0)]), (insert, [row(1), row(2), row(3)])])
+        await db.write([(delete, [{"gone": "r3"}]), (insert, [])])
+        with pytest.raises(IntegrityError):  # r4 is new, r1 is there: neither is written
+            await db.write([(insert, [row(4)]), (insert, [row(1)])])
+        async with db.read() as conn:
+            for t in (mine, theirs):  # the raw stored values, not only what comes back
+                raw = await conn.execute(sa.text(f"SELECT * FROM {t.name} ORDER BY id"))
+                stored = [tuple(r) for r in raw]
+                if t is mine:
+                    got = stored
+                else:
+                    expected = stored[:3]
+        assert got == expected
+        async with db.transaction() as conn:  # the file's write lock is free again
+            await conn.execute(mine.delete())
+    finally:
+        async with db.transaction() as conn:
+            for t in (mine, theirs):
+                await conn.run_sync(lambda c, t=t: t.drop(c, checkfirst=True))
         await db.dispose()

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from plinth import envelope
-from plinth.db import Database, Query, utcnow
+from plinth.db import Database, Query, Write, utcnow
 from plinth.errors import (
     BadRequest,
     Conflict,
@@ -336,11 +336,19 @@ class RecordService:
             params.update((f"r_{k}", v) for k, v in sealed[0].items())
             async with db.statement() as conn:
                 await self._write(conn, ent, stmt, [params])
-        else:
+        elif _refers(ent, rows) or len({frozenset(r) for r in sealed}) != 1:
             async with db.transaction() as conn:
                 await self._check_references(conn, tenant, app, ent, rows, many)
                 await self._write(conn, ent, ent.insert, sealed)
                 written = await self.outbox.write(conn, db, events)
+        else:
+            # The records, their outbox rows (and a batch of spent ones) as prebuilt statements
+            # in one transaction: on SQLite one trip to the file's connection thread.
+            steps, written = self.outbox.writes(db, events)
+            try:
+                await db.write([(self._insert_statement(ent, sealed[0].keys()), sealed), *steps])
+            except IntegrityError as exc:
+                raise _conflict(ent, exc) from None
         await self._announce(db, written, events)
         shown = [self._visible(rec, readable) for rec in out]
         await self._present(principal, tenant, app_slug, ent, shown)
@@ -661,17 +669,16 @@ class RecordService:
         try:
             return await (conn.execute(stmt, rows) if rows is not None else conn.execute(stmt))
         except IntegrityError as exc:
-            text = str(exc.orig)
-            # PostgreSQL names the index, SQLite the table.column
-            unique = [
-                f for ix, f in ent.unique.items() if ix in text or f"{ent.table.name}.{f}" in text
-            ]
-            path = unique[0] if unique else None
-            raise Conflict(
-                "Another record already has this value"
-                + (f" of {path!r}" if path else " of a unique field"),
-                path=path,
-            ) from None
+            raise _conflict(ent, exc) from None
+
+    @staticmethod
+    def _insert_statement(ent: CompiledEntity, columns: Any) -> Write:
+        """The INSERT of records setting `columns` (built once per entity version)."""
+        key = ("insert", frozenset(columns))
+        stmt = ent.statements.get(key)
+        if stmt is None:
+            stmt = ent.statements[key] = Write(ent.insert, columns)
+        return stmt  # type: ignore[no-any-return]
 
     def _create_statement(self, ent: CompiledEntity, columns: Any) -> Any:
         """The one statement of a create setting `columns` (built once per entity version)."""
@@ -933,6 +940,19 @@ def _decode_cursor(key: bytes, aad: bytes, cursor: str, n: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != n:
         raise BadRequest("The cursor belongs to a different sort", path="cursor")
     return values
+
+
+def _conflict(ent: CompiledEntity, exc: IntegrityError) -> Conflict:
+    """The 409 of a write refused by a unique index."""
+    text = str(exc.orig)
+    # PostgreSQL names the index, SQLite the table.column
+    unique = [f for ix, f in ent.unique.items() if ix in text or f"{ent.table.name}.{f}" in text]
+    path = unique[0] if unique else None
+    return Conflict(
+        "Another record already has this value"
+        + (f" of {path!r}" if path else " of a unique field"),
+        path=path,
+    )
 
 
 def _refers(ent: CompiledEntity, rows: list[dict[str, Any]]) -> bool:
