@@ -1,19 +1,18 @@
-"""The data API's two read routes as plain ASGI: one record, and a page of records.
+"""The data API's hottest routes as plain ASGI: one record, a page of records, and a create.
 
-They are the platform's hottest routes. Served by FastAPI they pay, per request, for its
-router (every layer's routes are tried in turn), its dependency solving and its response
-model; here the same steps run as plain code: the bearer token is authenticated
-(`get_principal`), the tenant in the path resolved and the caller checked against it
-(`get_tenant`), then `RecordService.get` / `RecordService.query` authorize, filter and mask
-exactly as for the FastAPI routes, and the answer is the same JSON, or the same
-`application/problem+json`.
+Served by FastAPI they pay, per request, for its router (every layer's routes are tried in
+turn), its dependency solving and its response model; here the same steps run as plain code:
+the bearer token is authenticated (`get_principal`), the tenant in the path resolved and the
+caller checked against it (`get_tenant`), then `RecordService.get` / `query` / `create`
+authorize, validate, filter and mask exactly as for the FastAPI routes, and the answer is the
+same JSON, or the same `application/problem+json`.
 
 The FastAPI routes in `runtime/api.py` stay: they make the OpenAPI document, and they serve
 every request this layer does not take (HEAD, a trailing slash, a query parameter given twice
-or a `limit` that is not a plain number, which FastAPI answers with its 422), so the two
-paths never disagree on anything but speed. `server/app.py` mounts this layer innermost:
-the request limits, the gateway (rate limits, time limit, access log) and the input checks
-run outside it as for any route.
+or a `limit` that is not a plain number, which FastAPI answers with its 422; a create with a
+query string), so the two paths never disagree on anything but speed. `server/app.py` mounts
+this layer innermost: the request limits, the gateway (rate limits, time limit, access log)
+and the input checks run outside it as for any route.
 """
 
 from __future__ import annotations
@@ -22,8 +21,10 @@ import json
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from plinth import jsontext
 from plinth.errors import PlinthError, Unauthenticated
 from plinth.governance.authentication import Authentication
 from plinth.governance.principal import Principal
@@ -60,28 +61,22 @@ def render(content: Any) -> bytes:
 
 
 class Reads:
-    """`GET /api/t/{tenant}/apps/{app}/data/{entity}[/{id}]`, without the generic route."""
+    """`GET /api/t/{tenant}/apps/{app}/data/{entity}[/{id}]` and `POST …/data/{entity}`,
+    without the generic route."""
 
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
+        if scope["type"] != "http" or scope["method"] not in ("GET", "POST"):
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        if not path.startswith("/api/t/"):
-            await self.app(scope, receive, send)
+        if scope["method"] == "POST":
+            await self._create(scope, receive, send)
             return
-        # ['', 'api', 't', tenant, 'apps', app, 'data', entity(, id)], every part non-empty.
-        parts = path.split("/")
-        if (
-            len(parts) not in (8, 9)
-            or parts[4] != "apps"
-            or parts[6] != "data"
-            or not all(parts[3:])
-        ):
+        parts = _data_path(scope["path"])
+        if parts is None:
             await self.app(scope, receive, send)
             return
         query: dict[str, str] | None = {}
@@ -95,18 +90,27 @@ class Reads:
         except PlinthError as error:
             await _problem(send, scope, error)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    *headers,
-                    (b"content-length", str(len(body)).encode()),
-                    (b"content-type", _JSON),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 200, body, headers)
+
+    async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`POST …/data/{entity}`: as `runtime.api.create` (201, the record and its ETag, or
+        the list of records of a batch)."""
+        parts = _data_path(scope["path"])
+        if parts is None or len(parts) != 8 or scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self._principal(scope)
+            tenant = await self._tenant(parts[3], principal)
+            data = jsontext.loads(await Request(scope, receive).body())
+            created = await self.services.records.create(
+                tenant, parts[5], parts[7], data, principal
+            )
+        except PlinthError as error:
+            await _problem(send, scope, error)
+            return
+        headers = [] if isinstance(created, list) else [(b"etag", etag(created).encode("latin-1"))]
+        await _answer(send, 201, render(created), headers)
 
     async def _serve(
         self, scope: Scope, parts: list[str], query: dict[str, str] | None
@@ -150,6 +154,32 @@ class Reads:
 
     async def _tenant(self, slug: str, principal: Principal) -> Tenant:
         return await resolve_tenant(self.services.tenants, slug, principal)
+
+
+def _data_path(path: str) -> list[str] | None:
+    """The parts of a data API path, ['', 'api', 't', tenant, 'apps', app, 'data', entity(,
+    id)], every part non-empty; None for any other path."""
+    if not path.startswith("/api/t/"):
+        return None
+    parts = path.split("/")
+    if len(parts) not in (8, 9) or parts[4] != "apps" or parts[6] != "data" or not all(parts[3:]):
+        return None
+    return parts
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *headers,
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", _JSON),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _plain_query(raw: bytes) -> dict[str, str] | None:
