@@ -1,23 +1,31 @@
 """A tenant creating records while another floods hostile plugin calls (sleep, spin, memory).
 
     PYTHONPATH=src .venv/bin/python bench/noisy_neighbour.py [-n 400] [--flood 50]
-        [--concurrency 4] [--polite] [--flood-in-process] [--database-url postgresql+asyncpg://…]
+        [--concurrency 4] [--rounds 1] [--polite] [--flood-in-process] [--flood-one-client]
+        [--database-url postgresql+asyncpg://…]
 
 A real `plinth serve` runs in its own process (SQLite by default). Tenant `quiet` creates
 records over HTTP (`--concurrency` at a time, `-n` in all) from this process, twice in the same
 run: once alone, then while tenant `noisy` keeps `--flood` hostile plugin calls in flight (a
 third each of `time.sleep(30)`, an infinite loop, and a memory bomb; each finished call is
 replaced at once, whatever its answer; `--polite`: after waiting the Retry-After of a refusal)
-from a second process, as two tenants' clients are. `--flood-in-process` runs the flood in this
-process's event loop instead (the bench's first version): the quiet tenant's timings then also
-include the time its own client spends on the flood's responses. It prints the quiet tenant's
-latency percentiles in both phases, their ratio, and what the noisy tenant's calls were answered.
+from a second process, as two tenants' clients are; each attacker has a connection (and an
+httpx client) of its own, as 50 attackers' machines would. `--flood-one-client`: one client
+and pool for all 50, whose pool scans and per-request imports cost this machine ~4x the CPU
+(a third of a core), which no remote attacker takes from a server. `--flood-in-process` runs
+the flood in this process's event loop instead (the bench's first version): the quiet
+tenant's timings then also include the time its own client spends on the flood's responses.
+`--rounds R` alternates the two phases R times (-n/R records each; the flood drains for 7 s
+before each quiet phase after the first): the machine's other load, when it changes during a
+run, then falls on both phases alike. It prints the quiet tenant's latency percentiles in both
+phases, their ratio, and what the noisy tenant's calls were answered.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -41,6 +49,7 @@ TOKEN = "plt_bench_admin_token_0123456789abcdef"
 HOSTILE = ROOT / "tests/extensions/plugins/hostile"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 APP = {"entities": {"note": {"fields": {"text": {"type": "string"}, "n": {"type": "integer"}}}}}
+DRAIN = 7.0  # seconds for a stopped flood's calls to end (5 s deadline) and workers to respawn
 ATTACKS = tuple(os.environ.get("BENCH_ATTACKS", "sleep,loop,membomb").split(","))
 
 
@@ -104,31 +113,44 @@ async def _quiet(c: httpx.AsyncClient, n: int, concurrency: int) -> list[float]:
 
 
 async def _flood(
-    c: httpx.AsyncClient, width: int, stop: asyncio.Event, codes: Counter[str], polite: bool
+    base: str,
+    shared: httpx.AsyncClient | None,
+    width: int,
+    stop: asyncio.Event,
+    codes: Counter[str],
+    polite: bool,
 ) -> None:
+    """`width` attackers, each on a connection (and client) of its own unless `shared`."""
+
     async def attacker(kind: str) -> None:
-        while not stop.is_set():
-            try:
-                r = await c.post(
-                    f"/api/t/noisy/plugins/hostile/actions/{kind}",
-                    json={"seconds": 30},
-                    timeout=60,
-                )
-                codes[f"{kind} {r.status_code} {r.json().get('code', 'ok')}"] += 1
-                if polite and "retry-after" in r.headers:
-                    await asyncio.sleep(float(r.headers["retry-after"]))
-            except httpx.HTTPError as exc:
-                codes[f"{kind} {type(exc).__name__}"] += 1
+        async with contextlib.AsyncExitStack() as stack:
+            c = shared or await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base, headers=AUTH)
+            )
+            while not stop.is_set():
+                try:
+                    r = await c.post(
+                        f"/api/t/noisy/plugins/hostile/actions/{kind}",
+                        json={"seconds": 30},
+                        timeout=60,
+                    )
+                    codes[f"{kind} {r.status_code} {r.json().get('code', 'ok')}"] += 1
+                    if polite and "retry-after" in r.headers:
+                        await asyncio.sleep(float(r.headers["retry-after"]))
+                except httpx.HTTPError as exc:
+                    codes[f"{kind} {type(exc).__name__}"] += 1
 
     await asyncio.gather(*(attacker(ATTACKS[i % len(ATTACKS)]) for i in range(width)))
 
 
-async def _flood_process(base: str, width: int, polite: bool) -> None:
+async def _flood_process(base: str, width: int, polite: bool, one_client: bool) -> None:
     """The flood in its own process: floods until stdin closes, then prints its answers."""
     limits = httpx.Limits(max_connections=width + 10)
     stop, codes = asyncio.Event(), Counter[str]()
     async with httpx.AsyncClient(base_url=base, headers=AUTH, limits=limits) as c:
-        flood = asyncio.create_task(_flood(c, width, stop, codes, polite))
+        flood = asyncio.create_task(
+            _flood(base, c if one_client else None, width, stop, codes, polite)
+        )
         print("flooding", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         stop.set()
@@ -150,7 +172,14 @@ class _Flood:
         a = self.args
         if a.flood_in_process:
             self.task = asyncio.create_task(
-                _flood(self.c, a.flood, self.stop, self.codes, a.polite)
+                _flood(
+                    self.base,
+                    self.c if a.flood_one_client else None,
+                    a.flood,
+                    self.stop,
+                    self.codes,
+                    a.polite,
+                )
             )
             return
         argv = [__file__, "--flood-process", self.base, "--flood", str(a.flood)]
@@ -158,6 +187,7 @@ class _Flood:
             sys.executable,
             *argv,
             *(["--polite"] if a.polite else []),
+            *(["--flood-one-client"] if a.flood_one_client else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -202,13 +232,20 @@ async def main(args: argparse.Namespace) -> None:
             async with httpx.AsyncClient(base_url=base, headers=AUTH, limits=limits) as c:
                 await _setup(c, wasm)
                 await _quiet(c, 50, args.concurrency)  # warm-up
-                quiet = await _quiet(c, args.n, args.concurrency)
-                flood = _Flood(base, c, args)
-                await flood.start()
-                await asyncio.sleep(2.0)  # the flood is in full swing
-                noisy = await _quiet(c, args.n, args.concurrency)
-                await flood.end()
-                codes = flood.codes
+                quiet: list[float] = []
+                noisy: list[float] = []
+                codes: Counter[str] = Counter()
+                for i in range(args.rounds):
+                    if i:  # the last flood's calls run on to their deadline (5 s) first
+                        await asyncio.sleep(DRAIN)
+                    share = args.n // args.rounds + (i < args.n % args.rounds)
+                    quiet += await _quiet(c, share, args.concurrency)
+                    flood = _Flood(base, c, args)
+                    await flood.start()
+                    await asyncio.sleep(2.0)  # the flood is in full swing
+                    noisy += await _quiet(c, share, args.concurrency)
+                    await flood.end()
+                    codes.update(flood.codes)
         finally:
             server.kill()
             await server.wait()
@@ -218,6 +255,7 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"  {args.concurrency} at a time; noisy tenant keeps {args.flood} hostile calls in flight"
         f" from {where}{', waiting Retry-After' if args.polite else ''}"
+        + (f"; {args.rounds} rounds of quiet then flood" if args.rounds > 1 else "")
     )
     for name, values in (("quiet", quiet), ("noisy", noisy)):
         print(
@@ -236,6 +274,13 @@ if __name__ == "__main__":
     parser.add_argument("-n", type=int, default=400)
     parser.add_argument("--flood", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate quiet and flood phases this many times (each -n/rounds records), so "
+        "that a change in the machine's other load falls on both phases alike",
+    )
     parser.add_argument("--database-url", default=None)
     parser.add_argument(
         "--polite", action="store_true", help="the noisy tenant waits Retry-After when refused"
@@ -245,9 +290,18 @@ if __name__ == "__main__":
         action="store_true",
         help="flood from this process's event loop (the quiet timings include its client work)",
     )
+    parser.add_argument(
+        "--flood-one-client",
+        action="store_true",
+        help="all attackers share one httpx client (its pool costs the shared CPU far more)",
+    )
     parser.add_argument("--flood-process", metavar="BASE", help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     if parsed.flood_process:
-        asyncio.run(_flood_process(parsed.flood_process, parsed.flood, parsed.polite))
+        asyncio.run(
+            _flood_process(
+                parsed.flood_process, parsed.flood, parsed.polite, parsed.flood_one_client
+            )
+        )
     else:
         asyncio.run(main(parsed))

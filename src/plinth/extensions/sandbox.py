@@ -7,12 +7,13 @@ preopened directories, no environment and no sockets, so the guest gets none of 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -92,6 +93,9 @@ class Sandbox:
         self._linker = self._link()
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._guests = 0  # guests running now (the ticker sleeps while there are none)
+        self._guests_lock = threading.Lock()
+        self._ticking = threading.Event()
         # reuse key → (store, instance, the memories its store created): warm instances of
         # stateless plugins, least recently used first
         self._warm: OrderedDict[str, tuple[wasmtime.Store, Any, list[Any]]] = OrderedDict()
@@ -131,7 +135,9 @@ class Sandbox:
         self._stopping.clear()
 
         def tick() -> None:
-            while not self._stopping.wait(TICK_SECONDS):
+            # Only while a guest runs: an idle worker wakes no core 200 times a second. A
+            # deadline counts ticks from when it is set, so the pauses change none.
+            while self._ticking.wait() and not self._stopping.wait(TICK_SECONDS):
                 self.engine.increment_epoch()
 
         self._ticker = threading.Thread(target=tick, name="plinth-epoch", daemon=True)
@@ -139,9 +145,27 @@ class Sandbox:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._ticking.set()
         if self._ticker is not None:
             self._ticker.join(timeout=1)
             self._ticker = None
+        with self._guests_lock:
+            if not self._guests:
+                self._ticking.clear()
+
+    @contextlib.contextmanager
+    def _guest(self) -> Iterator[None]:
+        """Guest code runs inside: the epoch ticks meanwhile."""
+        with self._guests_lock:
+            self._guests += 1
+            self._ticking.set()
+        try:
+            yield
+        finally:
+            with self._guests_lock:
+                self._guests -= 1
+                if not self._guests:
+                    self._ticking.clear()
 
     # -- compilation -----------------------------------------------------------------------
     def is_compiled(self, sha256: str) -> bool:
@@ -161,7 +185,8 @@ class Sandbox:
         store.set_wasi(wasmtime.WasiConfig())
         self.start()
         try:
-            instance = self._linker.instantiate(store, component)
+            with self._guest():
+                instance = self._linker.instantiate(store, component)
         except wasmtime.WasmtimeError as exc:
             reason = " ".join(str(exc).split())[:400]
             raise PluginInvalid(
@@ -246,12 +271,13 @@ class Sandbox:
         peak: int | None = None
         started = time.perf_counter()
         try:
-            if instance is None:
-                instance = self._linker.instantiate(store, component)
-            func = instance.get_func(store, export)
-            if func is None:
-                raise PluginTrapped(f"The plugin does not export {export!r}", path=export)
-            result = func(store, *args)
+            with self._guest():
+                if instance is None:
+                    instance = self._linker.instantiate(store, component)
+                func = instance.get_func(store, export)
+                if func is None:
+                    raise PluginTrapped(f"The plugin does not export {export!r}", path=export)
+                result = func(store, *args)
         except wasmtime.WasmtimeError as exc:
             now = _peak(meter, memories) if warm is not None or meter is None else meter.peak()
             raise _with_peak(classify(exc, limits, store), now) from None

@@ -29,6 +29,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -200,7 +201,11 @@ class Gateway:
             return refused
         self._held += 1
         try:
-            await asyncio.sleep(until - now)
+            # Released at random over the next MAX_HOLD, not all at `until`: a flood's requests
+            # are held together, and answered together they would take turns of the event
+            # loop back to back, with every other tenant's request waiting behind them (and
+            # the flood's client sending them back together, to be held together again).
+            await asyncio.sleep(until - now + random.uniform(0, self.MAX_HOLD))
         finally:
             self._held -= 1
         return self._ask_guards(gate.id, scope["method"], scope["path"])
