@@ -21,6 +21,7 @@ BELOW_PUBLIC_API = {
     "common-expression-language",
     "jsonschema-rs",
     "protobuf",
+    "aiosqlite",
 }
 
 

@@ -8,19 +8,26 @@ of failing when a read lock cannot be upgraded. PostgreSQL needs none of this.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from sqlalchemy import DateTime, Delete, Insert, MetaData, Select, Update, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.engine import URL, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import greenlet_spawn
 
@@ -151,7 +158,7 @@ def _shared_file_dialect() -> tuple[Any, Any]:
         from sqlalchemy.util import LRUCache
 
         template = create_async_engine(
-            "sqlite+aiosqlite://", json_serializer=_json_dumps, _initialize=False
+            "sqlite+plinth_file://", json_serializer=_json_dumps, _initialize=False
         )
         dialect = template.sync_engine.dialect
         dialect.server_version_info = sqlite3.sqlite_version_info
@@ -161,24 +168,64 @@ def _shared_file_dialect() -> tuple[Any, Any]:
     return _file_dialect
 
 
+class FileDialect(SQLiteDialect_aiosqlite):
+    """aiosqlite's dialect, for SQLite files opened often. A connection back in the pool is
+    rolled back only if a transaction is open on it, as `_reset_sqlite` does for the platform's
+    engine, but without a listener on each file's pool (see `FilePool`)."""
+
+    supports_statement_cache = True  # as its parent's: compiled statements stay cached
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.in_transaction:
+            super().do_rollback(dbapi_connection)
+
+
+registry.register("sqlite.plinth_file", __name__, "FileDialect")
+
+
+class _FileEngine(Engine):
+    """The engine of one SQLite file opened often (see `sqlite_file_engine`)."""
+
+
+class FilePool(AsyncAdaptedQueuePool):
+    """The pool of one SQLite file's connections. It counts the connections out and calls
+    `on_idle` when the last one comes back, so the file's owner closes it only unused.
+
+    Counted here rather than by listening to the pool's events: registered per file,
+    SQLAlchemy's listeners cost most of building its engine (~0.15 ms of a cold tenant's
+    request). What every file's engine listens to is registered once, on its class; the
+    rollback on return is its dialect's (`FileDialect`)."""
+
+    in_use = 0
+    on_idle: Callable[[], None] | None = None
+
+    def _do_get(self) -> Any:
+        record = super()._do_get()
+        self.in_use += 1
+        return record
+
+    def _do_return_conn(self, record: Any) -> None:
+        super()._do_return_conn(record)
+        self.in_use = max(0, self.in_use - 1)
+        if self.in_use == 0 and self.on_idle is not None:
+            self.on_idle()
+
+
+event.listen(_FileEngine, "begin", _on_begin)
+_made_folders: set[Path] = set()
+
+
 def sqlite_file_engine(
-    path: Path,
-    pragmas: tuple[str, ...] = (),
-    *,
-    poolclass: Any,
-    **pool_kwargs: Any,
+    path: Path, pragmas: tuple[str, ...] = (), **pool_kwargs: Any
 ) -> AsyncEngine:
     """An engine for one SQLite file whose connections open in a single trip to their thread
-    (connect, every PRAGMA as one script, SQLAlchemy's SQL functions): the same set-up as
-    `create_engine`, for files opened often (a tenant's, reopened after the LRU closed it).
-    Its dialect and compiled statements are shared with every other such engine."""
-    import sqlite3
-
-    import aiosqlite
-    from sqlalchemy.engine import Engine
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    path.parent.mkdir(parents=True, exist_ok=True)
+    (connect, every PRAGMA as one script, SQLAlchemy's SQL functions), each on a thread already
+    started when one is spare: the same set-up as `create_engine`, for files opened often (a
+    tenant's, reopened after the LRU closed it). Its dialect and compiled statements are
+    shared with every other such engine; its pool is a `FilePool`."""
+    if path.parent not in _made_folders:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _made_folders.add(path.parent)
     script = "".join(f"PRAGMA {p};" for p in (*SQLITE_PRAGMAS, *pragmas))
     dialect, statements = _shared_file_dialect()
     functions = dialect.on_connect()  # regexp(), floor(): what SQLAlchemy gives SQLite
@@ -194,31 +241,78 @@ def sqlite_file_engine(
             raise
         return conn
 
-    async def connect() -> Any:
-        connection = aiosqlite.Connection(open_file, 64)
-        thread = getattr(connection, "_thread", None)
-        if thread is None:  # aiosqlite < 0.21: the connection is its own thread
-            return await connection
-        # `await connection` starts its thread on the event loop and waits there until the
-        # thread runs: on a loaded machine a scheduling delay for every request in flight (a
-        # tenant file opens a connection beyond its idle one under concurrent requests).
+    def creator() -> Any:
+        return dialect.loaded_dbapi.connect(async_creator_fn=partial(_spares.connect, open_file))
+
+    pool = FilePool(creator, dialect=dialect, reset_on_return="rollback", **pool_kwargs)
+    url = URL.create("sqlite+aiosqlite", database=path.as_posix())
+    engine = _FileEngine(pool, dialect, url, query_cache_size=0)
+    engine.update_execution_options(compiled_cache=statements)
+    return AsyncEngine(engine)
+
+
+class _Spares:
+    """aiosqlite connection threads started ahead, for SQLite files opened often. A
+    connection's thread otherwise starts when its file opens: a trip to a thread that starts
+    it, then the wait for the new thread to run, both before the file is even opened (on a
+    loaded machine, scheduling delays in a cold tenant's first request).
+
+    A thread of its own keeps one spare ready: each file that takes it asks for the next, so
+    the event loop only passes messages. Spares run as daemon threads (an unused spare must
+    not keep the process alive at exit); a file's connection is closed by its engine."""
+
+    KEEP = 1
+
+    def __init__(self) -> None:
+        self._ready: SimpleQueue[Any] = SimpleQueue()  # aiosqlite.Connections, thread running
+        self._wanted: SimpleQueue[None] = SimpleQueue()
+        self._maker: threading.Thread | None = None
+
+    async def connect(self, connector: Callable[[], sqlite3.Connection]) -> Any:
         try:
-            await asyncio.to_thread(thread.start)
-        except BaseException:
-            connection.stop()  # its thread ends once it runs
-            raise
+            connection = self._ready.get_nowait()
+        except Empty:
+            connection = self._new(connector)
+            # `await connection` would start the thread on the event loop and wait there
+            # until it runs: a scheduling delay for every request in flight.
+            try:
+                await asyncio.to_thread(connection._thread.start)
+            except BaseException:
+                connection.stop()  # its thread ends once it runs
+                raise
+        else:
+            connection._connector = connector  # what its thread runs first (aiosqlite 0.21+)
+        self._want()
         return await connection._connect()
 
-    def creator() -> Any:
-        return dialect.loaded_dbapi.connect(async_creator_fn=connect)
+    @staticmethod
+    def _new(connector: Callable[[], sqlite3.Connection]) -> Any:
+        import aiosqlite
 
-    pool = poolclass(creator, dialect=dialect, reset_on_return=None, **pool_kwargs)
-    event.listen(pool, "reset", _reset_sqlite)
-    url = make_url(f"sqlite+aiosqlite:///{path.as_posix()}")
-    engine = Engine(pool, dialect, url, query_cache_size=0)
-    engine.update_execution_options(compiled_cache=statements)
-    event.listen(engine, "begin", _on_begin)
-    return AsyncEngine(engine)
+        connection = aiosqlite.Connection(connector, 64)
+        connection._thread.daemon = True
+        return connection
+
+    def _want(self) -> None:
+        if self._maker is None:
+            self._maker = threading.Thread(target=self._make, name="plinth-spares", daemon=True)
+            self._maker.start()
+        self._wanted.put(None)
+
+    def _make(self) -> None:
+        while True:
+            self._wanted.get()
+            if self._ready.qsize() < self.KEEP:
+                connection = self._new(_no_file)
+                connection._thread.start()
+                self._ready.put(connection)
+
+
+def _no_file() -> sqlite3.Connection:
+    raise RuntimeError("a spare connection ran before it was given a file")
+
+
+_spares = _Spares()
 
 
 # `before_cursor_execute` listeners of Plinth's own, each with what it must still see.
@@ -245,10 +339,17 @@ class Database:
     # not behind each other's work). Other processes still meet at the file's lock.
     _turn: asyncio.Lock | None = None
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    _here: _ReadsHere | None = None
+
+    def __init__(self, url: str, *, reads_here: bool = False, **engine_kwargs: Any) -> None:
+        """`reads_here`: `fetch` reads an SQLite file on the calling thread (see `_ReadsHere`);
+        for a small file of short indexed reads, such as the platform's."""
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self.dialect = self.engine.dialect.name  # "sqlite" | "postgresql"
+        path = self.engine.url.database
+        if reads_here and self.dialect == "sqlite" and path and path != ":memory:":
+            self._here = _ReadsHere(path)
 
     @property
     def is_sqlite(self) -> bool:
@@ -316,6 +417,10 @@ class Database:
         params = params or {}
         prepared = query.prepared(self.engine.dialect)
         if prepared is not None and not self._traced(query):
+            if self._here is not None:
+                found = self._here.fetch(prepared, params)
+                if found is not None:
+                    return found
             raw = await self._raw_connection()
             try:
                 return await self._run(prepared, query, raw, params)
@@ -406,6 +511,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._here is not None:
+            self._here.close()
         await self.engine.dispose()
 
 
@@ -475,11 +582,24 @@ class _Prepared:
             for (_, kind), coltype in zip(self.columns, coltypes, strict=True)
         ]
 
-    async def run(self, driver: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def args(self, params: dict[str, Any]) -> list[Any]:
         args = []
         for name, value, process in self.binds:
             value = params.get(name, value)
             args.append(value if process is None else process(value))
+        return args
+
+    def rows(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
+        names = [name for name, _ in self.columns]
+        processors = self.results
+        assert processors is not None
+        return [
+            {n: (v if p is None else p(v)) for n, p, v in zip(names, processors, row, strict=True)}
+            for row in rows
+        ]
+
+    async def run(self, driver: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        args = self.args(params)
         if self.dialect.name == "postgresql":
             if self.results is None:
                 statement = await driver.prepare(self.sql)
@@ -489,13 +609,40 @@ class _Prepared:
                 rows = await driver.fetch(self.sql, *args)
         else:
             rows = await driver.execute_fetchall(self.sql, args)
-        names = [name for name, _ in self.columns]
-        processors = self.results
-        assert processors is not None
-        return [
-            {n: (v if p is None else p(v)) for n, p, v in zip(names, processors, row, strict=True)}
-            for row in rows
-        ]
+        return self.rows(rows)
+
+
+class _ReadsHere:
+    """Prebuilt SELECTs on an SQLite file, run on the calling thread (the event loop's).
+
+    A read through the pool is a trip to its connection's thread and back, each a wake-up the
+    OS and the interpreter's lock must schedule; a cold tenant's request makes two of them on
+    the platform's file (its row, then its gateway settings and apps' versions), each worth
+    more than the read itself (an indexed row of a small, cached file takes microseconds).
+    SQLite in WAL mode never blocks a reader on a writer, and this connection does not wait
+    at all (busy timeout 0, read-only): should it ever meet a lock (a checkpoint resetting the
+    log, recovery after a crash) or fail in any other way, `fetch` answers None and the query
+    goes through the pool as before."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def fetch(self, prepared: _Prepared, params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+                self._conn.execute("PRAGMA query_only=ON")
+            rows = self._conn.execute(prepared.sql, prepared.args(params)).fetchall()
+        except sqlite3.Error:  # busy, locked, another thread's call: through the pool
+            return None
+        return prepared.rows(rows)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
 
 
 class Write:

@@ -40,11 +40,10 @@ from weakref import WeakKeyDictionary, WeakSet
 
 from sqlalchemy import Table, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.util import await_only
 
-from plinth.db import Database, Query, Refused, sqlite_file_engine, untraced
+from plinth.db import Database, FilePool, Query, Refused, sqlite_file_engine, untraced
 from plinth.runtime.compiled import TAG
 from plinth.tenancy.models import Tenant
 
@@ -77,25 +76,23 @@ class TenantFile(Database):
         self.engine = sqlite_file_engine(
             path,
             ("secure_delete=ON",),
-            poolclass=AsyncAdaptedQueuePool,
             pool_size=1,
             max_overflow=max(0, pool_size - 1),
             timeout=60,
         )
         self.dialect = "sqlite"
-        self.in_use = 0
         self.closed = False  # evicted: closes itself whenever it falls idle
         self.on_idle: Any = None
-        pool_events = self.engine.sync_engine
-        event.listen(pool_events, "checkout", self._checked_out)
-        event.listen(pool_events, "checkin", self._checked_in)
+        self._pool: FilePool = self.engine.sync_engine.pool  # type: ignore[assignment]
+        self._pool.on_idle = self._idle
 
-    def _checked_out(self, *_args: Any) -> None:
-        self.in_use += 1
+    @property
+    def in_use(self) -> int:
+        """Connections out of the file's pool now."""
+        return self._pool.in_use
 
-    def _checked_in(self, *_args: Any) -> None:
-        self.in_use = max(0, self.in_use - 1)
-        if self.in_use == 0 and self.on_idle is not None:
+    def _idle(self) -> None:
+        if self.on_idle is not None:
             self.on_idle(self)
 
 

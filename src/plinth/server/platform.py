@@ -47,7 +47,7 @@ class Platform:
         # The one Redis connection (scaled out), closed after everything that uses it.
         self.cluster = Cluster(settings.redis_url)
         self.on_stop(self.cluster.close)
-        self.db = Database(settings.resolved_database_url)
+        self.db = Database(settings.resolved_database_url, reads_here=True)
         self.events = EventBus()
         self.vault = Vault(settings, self.db, self.events)
         self.tenants = TenantService(self.db, self.events)
