@@ -212,7 +212,6 @@ class FilePool(AsyncAdaptedQueuePool):
 
 
 event.listen(_FileEngine, "begin", _on_begin)
-_made_folders: set[Path] = set()
 
 
 def sqlite_file_engine(
@@ -223,9 +222,7 @@ def sqlite_file_engine(
     started when one is spare: the same set-up as `create_engine`, for files opened often (a
     tenant's, reopened after the LRU closed it). Its dialect and compiled statements are
     shared with every other such engine; its pool is a `FilePool`."""
-    if path.parent not in _made_folders:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _made_folders.add(path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
     script = "".join(f"PRAGMA {p};" for p in (*SQLITE_PRAGMAS, *pragmas))
     dialect, statements = _shared_file_dialect()
     functions = dialect.on_connect()  # regexp(), floor(): what SQLAlchemy gives SQLite
