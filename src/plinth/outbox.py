@@ -128,6 +128,13 @@ class Outbox:
         # By database URL (a tenant's file may be closed and opened again meanwhile).
         self._prepared: set[str] = set()
         self._spent: dict[str, list[str]] = {}  # dispatched rows still in their database
+        # SQLite files this process wrote rows to, and when it last did: the worker sweeps
+        # these (and PostgreSQL's few databases) only, until a sweep has passed that moment
+        # by the grace period. An idle tenant file costs no write transaction every round
+        # (a node keeps hundreds open); rows of a process that died are found by the sweep of
+        # everything its stale run marker starts.
+        self._written: dict[str, float] = {}
+        self.swept = 0  # sources swept by the worker so far
         # Rows committed and handed to the dispatcher, not dispatched yet (`committed`).
         self._queued: list[tuple[Database, list[tuple[str, Event]]]] = []
         self._handed = 0  # rows handed over so far, and those whose dispatch has ended
@@ -161,6 +168,7 @@ class Outbox:
         crash has the same effects."""
         rows, written = self._rows(events)
         if rows:
+            self._written[db.url] = time.time()
             await conn.execute(entries.insert(), rows)
         spent = self._spent_batch(db)
         if spent:
@@ -174,6 +182,8 @@ class Outbox:
         row per event and a batch of rows dispatched earlier to delete. Returns them with what
         `write` returns."""
         rows, written = self._rows(events)
+        if rows:
+            self._written[db.url] = time.time()
         steps = [(_INSERT, rows)]
         spent = self._spent_batch(db)
         if spent:
@@ -426,8 +436,15 @@ class Outbox:
                     if stop.is_set():  # a SIGTERM is not kept waiting by a thousand files
                         complete = False
                         break
+                    if not (everything or self._owed(source)):
+                        continue
                     # No grace at start: nothing is in flight in this process yet.
-                    await self.sweep(source, grace=0.0 if first else GRACE_SECONDS)
+                    grace = 0.0 if first else GRACE_SECONDS
+                    began = time.time()
+                    await self.sweep(source, grace=grace)
+                    self.swept += 1
+                    if self._written.get(source.url, began) <= began - grace:
+                        self._written.pop(source.url, None)  # all it wrote was old enough
                 if complete and everything:
                     everything = False
                     await self._forget(left)  # what they left is dispatched
@@ -444,6 +461,10 @@ class Outbox:
         if not everything:  # a sweep of everything still owed stays owed: keep the marker
             with contextlib.suppress(Exception):
                 await self._forget([run])
+
+    def _owed(self, source: Database) -> bool:
+        """Whether the worker's round sweeps `source` (see `_written`)."""
+        return not source.is_sqlite or source.url in self._written or source.url in self._spent
 
     async def _begin(self, run: str) -> list[str]:
         """Mark this run as started; the runs already marked."""
