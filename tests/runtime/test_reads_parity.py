@@ -33,6 +33,20 @@ APP: dict[str, Any] = {
 }
 
 
+async def _people(client: httpx.AsyncClient) -> tuple[dict[str, str], ...]:
+    """Tenant `acme` with the app published, and the headers of its owner, a viewer of it
+    and another tenant's owner."""
+    await make_tenant(client, "acme")
+    await make_tenant(client, "other")
+    await make_app(client, "acme", "crm")
+    r = await publish(client, "acme", "crm", APP)
+    assert r.status_code in (200, 201), r.text
+    owner = as_user(client, await token_for(client, "acme", "owner"))
+    viewer = as_user(client, await token_for(client, "acme", "viewer"))
+    stranger = as_user(client, await token_for(client, "other", "owner"))
+    return owner, viewer, stranger
+
+
 def _both(query: str) -> tuple[str, str]:
     """`query` for the lean route, and the same for the FastAPI route (a name twice)."""
     twice = query or "limit=50"
@@ -53,14 +67,7 @@ def _shape(r: httpx.Response) -> tuple[int, Any]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_lean_and_fastapi_reads_agree(client: httpx.AsyncClient, platform: Platform) -> None:
-    await make_tenant(client, "acme")
-    await make_tenant(client, "other")
-    await make_app(client, "acme", "crm")
-    r = await publish(client, "acme", "crm", APP)
-    assert r.status_code in (200, 201), r.text
-    owner = as_user(client, await token_for(client, "acme", "owner"))
-    viewer = as_user(client, await token_for(client, "acme", "viewer"))
-    stranger = as_user(client, await token_for(client, "other", "owner"))
+    owner, viewer, stranger = await _people(client)
     data = "/api/t/acme/apps/crm/data"
     h = await client.post(
         f"{data}/policyholder", headers=owner, json={"full_name": "Ana é", "country": "DE"}
@@ -123,14 +130,7 @@ def _created(r: httpx.Response) -> tuple[int, Any, str | None]:
 async def test_lean_and_fastapi_creates_agree(
     client: httpx.AsyncClient, platform: Platform
 ) -> None:
-    await make_tenant(client, "acme")
-    await make_tenant(client, "other")
-    await make_app(client, "acme", "crm")
-    r = await publish(client, "acme", "crm", APP)
-    assert r.status_code in (200, 201), r.text
-    owner = as_user(client, await token_for(client, "acme", "owner"))
-    viewer = as_user(client, await token_for(client, "acme", "viewer"))
-    stranger = as_user(client, await token_for(client, "other", "owner"))
+    owner, viewer, stranger = await _people(client)
     data = "/api/t/acme/apps/crm/data"
     holder = {"full_name": "Ana é", "country": "DE"}
     h = await client.post(f"{data}/policyholder", headers=owner, json=holder)

@@ -46,21 +46,12 @@ async def test_a_prepared_query_reads_what_sqlalchemy_reads(database_url):
     import datetime as dt
     from decimal import Decimal
 
-    from plinth.db import Query, Timestamp
+    from plinth.db import Query
 
     db = Database(database_url)
-    table = sa.Table(
-        "prepared_check",
-        sa.MetaData(),
-        sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("at", Timestamp),
-        sa.Column("amount", sa.Numeric(12, 2, asdecimal=True)),
-        sa.Column("flag", sa.Boolean),
-        sa.Column("doc", sa.JSON),
-        sa.Column("day", sa.Date),
-        sa.Column("n", sa.BigInteger),
-        sa.Column("status", sa.String(20)),
-    )
+    # SQLite: the platform's database reads prebuilt SELECTs on the calling thread instead
+    here = Database(database_url, reads_here=True)
+    table = _typed_table("prepared_check", unique_status=False)
     try:
         async with db.transaction() as conn:
             await conn.run_sync(lambda c: table.create(c))
@@ -97,11 +88,13 @@ async def test_a_prepared_query_reads_what_sqlalchemy_reads(database_url):
             assert expected
             for _ in range(2):  # the first run prepares, the second reuses
                 assert await db.fetch(query, {"record_id": "r1"}) == expected
+                assert await here.fetch(query, {"record_id": "r1"}) == expected
         assert Query(statements[0]).prepared(db.engine.dialect) is not None
         assert Query(statements[3]).prepared(db.engine.dialect) is None  # IN: SQLAlchemy's
     finally:
         async with db.transaction() as conn:
             await conn.run_sync(lambda c: table.drop(c, checkfirst=True))
+        await here.dispose()
         await db.dispose()
 
 
@@ -147,7 +140,7 @@ async def test_a_connection_back_in_the_pool_holds_no_transaction(tmp_path):
         await db.dispose()
 
 
-def _typed_table(name: str) -> sa.Table:
+def _typed_table(name: str, *, unique_status: bool = True) -> sa.Table:
     return sa.Table(
         name,
         sa.MetaData(),
@@ -158,7 +151,7 @@ def _typed_table(name: str) -> sa.Table:
         sa.Column("doc", sa.JSON),
         sa.Column("day", sa.Date),
         sa.Column("n", sa.BigInteger),
-        sa.Column("status", sa.String(20), unique=True),
+        sa.Column("status", sa.String(20), unique=unique_status),
     )
 
 
