@@ -1,7 +1,7 @@
 """Many tenants on one node: memory, open files, threads, start-up and request latency by N.
 
     .venv/bin/python bench/tenants.py [--db sqlite,postgresql] [--counts 10,1000,10000]
-        [--sample 40] [--warm-up N] [--concurrency 16] [--workdir DIR] [--json F]
+        [--sample 40] [--warm-up N] [--seed S] [--concurrency 16] [--workdir DIR] [--json F]
         [--keep DIR [--phase create|measure|all] [--first N]] [--statements N]
 
 For each database, tenants are created in steps up to each count in `--counts`, each with one
@@ -16,7 +16,10 @@ small published app (`notes`, one entity) and one record. Then a real server pro
 - **cold**: the first `GET` of one record from each of `--sample` tenants never touched since
   start (p50/p99), in turn; with `--warm-up N`, after N other tenants were served three times
   each (a cold tenant on a process that has served others, as on a long-running node, rather
-  than among the first requests a new process serves);
+  than among the first requests a new process serves). The tenants are drawn with
+  `--seed` (default: the number of tenants, so runs on one data set draw the same ones): a
+  new seed draws tenants no earlier run touched, whose data is not yet in the operating
+  system's or PostgreSQL's caches (a first touch rather than a tenant idle for a while);
 - **warm**: the same requests again, three rounds (p50/p99);
 - **touched**: RSS, open files and threads after that, and the metrics endpoint's open and
   evicted tenant files.
@@ -160,7 +163,12 @@ def pct(values: list[float], q: float) -> float:
 
 
 def measure(
-    env: dict[str, str], records: dict[str, str], sample: int, log: Path, warm_up: int = 0
+    env: dict[str, str],
+    records: dict[str, str],
+    sample: int,
+    log: Path,
+    warm_up: int = 0,
+    seed: int | None = None,
 ) -> dict:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "--factory", "plinth.server.app:create_app"]
@@ -187,7 +195,7 @@ def measure(
         startup = time.monotonic() - began
         time.sleep(1.0)  # let start-up's background work settle before reading memory
         idle = proc_stats(proc.pid)
-        chosen = random.Random(len(records)).sample(
+        chosen = random.Random(len(records) if seed is None else seed).sample(
             sorted(records), min(sample + warm_up, len(records))
         )
         picked, others = chosen[:sample], chosen[sample:]
@@ -374,7 +382,8 @@ async def run_db(db: str, counts: list[int], args: argparse.Namespace) -> list[d
                 if args.json:
                     args.json.write_text(json.dumps(found, indent=2))
                 continue
-            row = measure(env, records, args.sample, data_dir / f"server-{n}.log", args.warm_up)
+            log = data_dir / f"server-{n}.log"
+            row = measure(env, records, args.sample, log, args.warm_up, args.seed)
             row["warm_up"] = args.warm_up
             row["db"] = db
             row["create_s"] = took
@@ -420,6 +429,9 @@ async def main() -> None:
         type=int,
         default=0,
         help="tenants outside the sample served 3 times before the cold round (a warmed process)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="draws the sample (default: the tenant count)"
     )
     parser.add_argument(
         "--first",
