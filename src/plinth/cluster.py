@@ -55,12 +55,15 @@ log_events = sa.Table(
     sa.Column("data", sa.Text, nullable=False),  # JSON
     sa.Column("at", sa.Float, nullable=False, index=True),
 )
-# What was logged after a listener's cursor, in order (prebuilt: a poll with nothing new is
-# one indexed read without a transaction, on SQLite's platform file on the loop's thread).
+# What was logged after a listener's cursor, in order, a bounded batch at a time (prebuilt: a
+# poll with nothing new is one indexed read without a transaction, on SQLite's platform file
+# on the loop's thread; a burst is read in batches).
+CATCH_UP_BATCH = 500
 _SINCE = Query(
     sa.select(log_events)
     .where(log_events.c.seq > sa.bindparam("cursor", type_=sa.Integer))
     .order_by(log_events.c.seq)
+    .limit(CATCH_UP_BATCH)
 )
 
 
@@ -217,11 +220,15 @@ class LogRelay:
 
     async def catch_up(self) -> int:
         """Deliver the events other processes logged since the last look; how many."""
-        rows = await self.db.fetch(_SINCE, {"cursor": self._cursor})
-        for row in rows:
-            self._cursor = row["seq"]
-            if row["node"] == self.node or row["topic"] not in RELAYED:
-                continue
-            data = dict(json.loads(row["data"]) or {})
-            await self.bus.deliver(Event(row["topic"], row["tenant_id"], data, remote=True))
-        return len(rows)
+        seen = 0
+        while True:
+            rows = await self.db.fetch(_SINCE, {"cursor": self._cursor})
+            for row in rows:
+                self._cursor = row["seq"]
+                if row["node"] == self.node or row["topic"] not in RELAYED:
+                    continue
+                data = dict(json.loads(row["data"]) or {})
+                await self.bus.deliver(Event(row["topic"], row["tenant_id"], data, remote=True))
+            seen += len(rows)
+            if len(rows) < CATCH_UP_BATCH:
+                return seen

@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -209,6 +210,13 @@ class FilePool(AsyncAdaptedQueuePool):
         self.in_use = max(0, self.in_use - 1)
         if self.in_use == 0 and self.on_idle is not None:
             self.on_idle()
+
+    def recreate(self) -> FilePool:
+        # The engine's dispose() swaps in a new pool: a file used after it was closed (a
+        # request that held it) still tells its owner when it falls idle again.
+        pool: FilePool = super().recreate()  # type: ignore[assignment]
+        pool.on_idle = self.on_idle
+        return pool
 
 
 event.listen(_FileEngine, "begin", _on_begin)
@@ -447,13 +455,15 @@ class Database:
                 for w, rows in steps:
                     await conn.execute(w.stmt, list(rows))
             return
+        abandon = threading.Event()  # set if the caller stops waiting (see `_until_over`)
         async with self.writer():
             raw = await self._raw_connection()
             try:
                 driver = raw.driver_connection
                 # aiosqlite's own call into its thread (as `sqlite_file_engine` uses its
                 # `_connect`): the sqlite3 connection is only touched there.
-                await driver._execute(_run_transaction, driver._conn, work)
+                job = driver._execute(_run_transaction, driver._conn, work, abandon)
+                await _until_over(job, abandon)
             except _Failed as failed:
                 raise DBAPIError.instance(
                     failed.sql, None, failed.error, sqlite3.Error
@@ -628,6 +638,8 @@ class _ReadsHere:
     def fetch(self, prepared: _Prepared, params: dict[str, Any]) -> list[dict[str, Any]] | None:
         try:
             if self._conn is None:
+                if not os.path.exists(self.path):
+                    return None  # the pool's connection makes it, as it always did
                 self._conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
                 self._conn.execute("PRAGMA query_only=ON")
             rows = self._conn.execute(prepared.sql, prepared.args(params)).fetchall()
@@ -709,8 +721,37 @@ class _Failed(Exception):
         self.sql, self.error = sql, error
 
 
-def _run_transaction(conn: sqlite3.Connection, work: list[tuple[str, list[list[Any]]]]) -> None:
-    """In the connection's thread: `work` in one write transaction (see `Database.write`)."""
+async def _until_over(job: Awaitable[None], abandon: threading.Event) -> None:
+    """Await a transaction running in a connection's thread. Cancelled (a request's time
+    limit, a client gone), the caller still waits until the thread is done with it (its writer
+    turn and connection are not handed on while it runs) and then sees the cancellation;
+    `abandon`, set meanwhile, makes the thread roll back unless it had already committed."""
+    task = asyncio.ensure_future(job)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        abandon.set()
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # rolled back or failed: its caller only learns it was cancelled
+        raise
+
+
+class _Abandoned(Exception):
+    """A driver-side transaction whose caller stopped waiting before COMMIT (rolled back)."""
+
+
+def _run_transaction(
+    conn: sqlite3.Connection,
+    work: list[tuple[str, list[list[Any]]]],
+    abandon: threading.Event,
+) -> None:
+    """In the connection's thread: `work` in one write transaction (see `Database.write`),
+    rolled back instead of committed if `abandon` was set meanwhile."""
+    if abandon.is_set():
+        return  # its caller left before it began
     sql = "BEGIN IMMEDIATE"
     try:
         conn.execute(sql)
@@ -719,6 +760,8 @@ def _run_transaction(conn: sqlite3.Connection, work: list[tuple[str, list[list[A
                 conn.execute(sql, args[0])
             else:
                 conn.executemany(sql, args)
+        if abandon.is_set():
+            raise _Abandoned
         sql = "COMMIT"
         conn.execute(sql)
     except BaseException as exc:

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import Database, Write, platform_metadata
+from plinth.db import Database, Query, Write, platform_metadata
 from plinth.events import Event, EventBus
 from plinth.ids import new_id
 from plinth.queue import Queue
@@ -43,6 +43,9 @@ log = logging.getLogger("plinth.outbox")
 # Rows older than this are the worker's; younger ones are still being dispatched by their
 # writer (racing it would be harmless, only wasted work).
 GRACE_SECONDS = 5.0
+# How long after its last write here a file stays on the worker's rounds: longer than a write
+# can wait for a pooled connection (60 s) and the file's lock (30 s) before it commits.
+SETTLE_SECONDS = 120.0
 # Dispatched rows are deleted by a later write to their database once this many wait.
 DELETE_BATCH = 16
 # How long the dispatcher lets committed writes gather before it dispatches them together.
@@ -77,6 +80,7 @@ dispatched = sa.Table(
 )
 
 _COLUMNS = [entries.c[n] for n in ("id", "tenant_id", "topic", "data", "status", "run_at")]
+_ANY_ROW = Query(sa.select(entries.c.id).limit(1))
 # The same writes as prebuilt statements for `Database.write` (`Outbox.writes`).
 _INSERT = Write(entries.insert(), [c.name for c in _COLUMNS])
 _DELETE = Write(entries.delete().where(entries.c.id == sa.bindparam("spent")))
@@ -129,10 +133,11 @@ class Outbox:
         self._prepared: set[str] = set()
         self._spent: dict[str, list[str]] = {}  # dispatched rows still in their database
         # SQLite files this process wrote rows to, and when it last did: the worker sweeps
-        # these (and PostgreSQL's few databases) only, until a sweep has passed that moment
-        # by the grace period. An idle tenant file costs no write transaction every round
-        # (a node keeps hundreds open); rows of a process that died are found by the sweep of
-        # everything its stale run marker starts.
+        # these (and PostgreSQL's few databases) only, until their outbox is found empty
+        # `SETTLE_SECONDS` after that moment (a write stamps it before its commit, which may
+        # wait for the pool and the file's lock). An idle tenant file costs no write
+        # transaction every round (a node keeps hundreds open); rows of a process that died
+        # are found by the sweep of everything its stale run marker starts.
         self._written: dict[str, float] = {}
         self.swept = 0  # sources swept by the worker so far
         # Rows committed and handed to the dispatcher, not dispatched yet (`committed`).
@@ -254,6 +259,8 @@ class Outbox:
 
     def hand_off(self, source: Database, written: list[tuple[str, Event]]) -> int:
         """Queue committed rows for the dispatcher; returns the mark `settled` waits for."""
+        if source.is_sqlite:
+            self._written[source.url] = time.time()
         self._queued.append((source, written))
         self._handed += 1
         loop = asyncio.get_running_loop()
@@ -439,12 +446,11 @@ class Outbox:
                     if not (everything or self._owed(source)):
                         continue
                     # No grace at start: nothing is in flight in this process yet.
-                    grace = 0.0 if first else GRACE_SECONDS
                     began = time.time()
-                    await self.sweep(source, grace=grace)
+                    await self.sweep(source, grace=0.0 if first else GRACE_SECONDS)
                     self.swept += 1
-                    if self._written.get(source.url, began) <= began - grace:
-                        self._written.pop(source.url, None)  # all it wrote was old enough
+                    if source.url in self._written and await self._settled(source, began):
+                        del self._written[source.url]
                 if complete and everything:
                     everything = False
                     await self._forget(left)  # what they left is dispatched
@@ -461,6 +467,14 @@ class Outbox:
         if not everything:  # a sweep of everything still owed stays owed: keep the marker
             with contextlib.suppress(Exception):
                 await self._forget([run])
+
+    async def _settled(self, source: Database, began: float) -> bool:
+        """Whether `source` no longer needs this process's sweeps: its last write here is
+        `SETTLE_SECONDS` old (committed or given up) and nothing is left in its outbox (a
+        row whose dispatch failed waits out its lease there, to be swept again)."""
+        if self._written[source.url] > began - SETTLE_SECONDS:
+            return False
+        return not await source.fetch(_ANY_ROW)
 
     def _owed(self, source: Database) -> bool:
         """Whether the worker's round sweeps `source` (see `_written`)."""

@@ -114,8 +114,13 @@ class Queue:
                 rows = list(await conn.execute(stamp))
             return Claim(lease, rows) if rows else None
         # An idle queue is seen with a read: no write lock (SQLite's BEGIN IMMEDIATE) per poll.
-        if not await self.db.fetch(self._any_free, {"now": now}):
-            return None
+        if where is None:
+            if not await self.db.fetch(self._any_free, {"now": now}):
+                return None
+        else:  # free rows the caller's condition leaves out must not cost a write lock a poll
+            async with self.db.read() as conn:
+                if (await conn.execute(query.with_only_columns(t.c.id).limit(1))).first() is None:
+                    return None
         async with self.db.transaction() as conn:
             rows = list(await conn.execute(query))
             if not rows:

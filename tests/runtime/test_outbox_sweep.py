@@ -8,8 +8,10 @@ import asyncio
 import time
 
 import httpx
+import pytest
 from sqlalchemy import event
 
+from plinth import outbox
 from plinth.events import Event
 from plinth.server import Platform
 from plinth.settings import Settings
@@ -25,8 +27,12 @@ async def _rounds(platform: Platform, n: int) -> None:
 
 
 async def test_the_worker_sweeps_what_its_process_wrote_and_leaves_idle_files_alone(
-    client: httpx.AsyncClient, platform: Platform, settings: Settings
+    client: httpx.AsyncClient,
+    platform: Platform,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(outbox, "SETTLE_SECONDS", 1.0)  # was a write's longest wait
     await make_tenant(client, "busy")
     await make_tenant(client, "idle")
     node = Platform(settings.model_copy(update={"embedded_worker": True}))
@@ -66,5 +72,54 @@ async def test_the_worker_sweeps_what_its_process_wrote_and_leaves_idle_files_al
         before = statements["busy"]
         await _rounds(node, 2)
         assert statements == {"busy": before, "idle": 0}
+    finally:
+        await node.stop()
+
+
+async def test_a_row_whose_dispatch_failed_keeps_its_file_on_the_rounds(
+    client: httpx.AsyncClient,
+    platform: Platform,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A row the worker claimed but could not dispatch waits out its lease (60 s) in its file;
+    the worker must keep sweeping that file until the row is gone, not forget it once the
+    file's last write is old."""
+    monkeypatch.setattr(outbox, "GRACE_SECONDS", 0.2)
+    monkeypatch.setattr(outbox, "SETTLE_SECONDS", 0.5)
+    await make_tenant(client, "busy")
+    node = Platform(settings.model_copy(update={"embedded_worker": True}))
+    await node.start(workers=True)
+    try:
+        busy = await node.tenants.get("busy")
+        source = node.records.storage.database(busy)
+        if not source.is_sqlite:
+            return  # PostgreSQL: its region database is swept every round anyway
+        await node.outbox.prepare(source)
+        failed = 0
+
+        async def away(*_args: object) -> None:  # the platform database away for a while
+            nonlocal failed
+            failed += 1
+            raise RuntimeError("the platform database is away")
+
+        monkeypatch.setattr(node.outbox, "_dispatch", away)
+        async with source.transaction() as conn:
+            left = {"app": "notes", "entity": "note", "id": "left2", "by": "someone"}
+            await node.outbox.write(conn, source, [Event("record.created", busy.id, left)])
+        deadline = time.monotonic() + 20
+        while not failed:
+            assert time.monotonic() < deadline, "the worker never tried the row"
+            await asyncio.sleep(0.05)
+        await _rounds(node, 3)  # its claim's lease holds it: the rounds find nothing free
+        seen = 0
+
+        def count(*_args: object) -> None:
+            nonlocal seen
+            seen += 1
+
+        event.listen(source.engine.sync_engine, "before_cursor_execute", count)
+        await _rounds(node, 2)
+        assert seen > 0, "the file holding an undispatched row fell off the worker's rounds"
     finally:
         await node.stop()

@@ -210,3 +210,62 @@ async def test_prebuilt_writes_store_what_sqlalchemy_stores(database_url):
             for t in (mine, theirs):
                 await conn.run_sync(lambda c, t=t: t.drop(c, checkfirst=True))
         await db.dispose()
+
+
+async def test_a_write_given_up_before_its_commit_leaves_nothing(tmp_path) -> None:
+    """A driver-side write (`Database.write`, SQLite) whose caller is cancelled while it waits
+    for the file's lock (a request's time limit, another process writing) rolls back instead
+    of committing later: the client told 504 does not find the record, nor does its retry
+    make a second one. The cancellation is seen once the transaction is over."""
+    import asyncio
+    import sqlite3
+    import time
+
+    from plinth.db import Write
+    from plinth.runtime.storage import TenantFile
+
+    path = tmp_path / "t.db"
+    table = sa.Table("r", sa.MetaData(), sa.Column("id", sa.String(32), primary_key=True))
+    file = TenantFile(path, 2)
+    try:
+        async with file.transaction() as conn:
+            await conn.run_sync(lambda c: table.create(c))
+        other = sqlite3.connect(path, isolation_level=None)  # another process's write
+        other.execute("BEGIN IMMEDIATE")
+
+        async def commit_later() -> None:
+            await asyncio.sleep(1.0)
+            other.execute("COMMIT")
+
+        releasing = asyncio.create_task(commit_later())
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await file.write([(Write(table.insert(), ["id"]), [{"id": "gave-up"}])])
+        assert time.monotonic() - began >= 0.9  # over only when the thread was done with it
+        await releasing
+        assert other.execute("SELECT id FROM r").fetchall() == []
+        await file.write([(Write(table.insert(), ["id"]), [{"id": "next"}])])  # the file works
+        assert other.execute("SELECT id FROM r").fetchall() == [("next",)]
+        other.close()
+    finally:
+        await file.dispose()
+
+
+async def test_a_tenant_file_used_after_its_close_closes_again(tmp_path) -> None:
+    """A request may hold a tenant file the LRU closes meanwhile and use it after: its
+    connection, opened again, must come back and close, not stay open for good."""
+    from plinth.runtime.storage import TenantFile
+
+    file = TenantFile(tmp_path / "t.db", 2)
+    idle: list[object] = []
+    file.on_idle = idle.append
+    async with file.read() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+    assert idle == [file] and file.in_use == 0
+    await file.dispose()  # the LRU closed it
+    async with file.read() as conn:  # the request that held it goes on
+        await conn.execute(sa.text("SELECT 1"))
+        assert file.in_use == 1
+    assert idle == [file, file] and file.in_use == 0  # its owner hears of it and closes it
+    await file.dispose()

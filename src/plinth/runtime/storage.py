@@ -83,13 +83,15 @@ class TenantFile(Database):
         self.dialect = "sqlite"
         self.closed = False  # evicted: closes itself whenever it falls idle
         self.on_idle: Any = None
-        self._pool: FilePool = self.engine.sync_engine.pool  # type: ignore[assignment]
-        self._pool.on_idle = self._idle
+        pool: FilePool = self.engine.sync_engine.pool  # type: ignore[assignment]
+        pool.on_idle = self._idle
 
     @property
     def in_use(self) -> int:
-        """Connections out of the file's pool now."""
-        return self._pool.in_use
+        """Connections out of the file's pool now (the engine's current one: disposing of
+        the engine swaps in a new pool)."""
+        pool: FilePool = self.engine.sync_engine.pool  # type: ignore[assignment]
+        return pool.in_use
 
     def _idle(self) -> None:
         if self.on_idle is not None:
