@@ -160,19 +160,9 @@ def test_an_analyst_builds_an_app_and_a_portal_user_uses_it(
     p.check(f"[data-key='{form}.props.fields'] input[data-option='days']")  # type: ignore[attr-defined]
     p.check(f"[data-key='{form}.props.fields'] input[data-option='employee']")  # type: ignore[attr-defined]
     # after a successful save the table reloads: an action picked from lists, no JSON
-    # (added again if the click met a panel being redrawn and added nothing: on a loaded
-    # machine the action's row never came)
-    action = f"select[data-key='{form}.events.success.0.component']"
-    for attempt in range(3):
-        p.select_option("select[data-add-action='success']", "refresh")  # type: ignore[attr-defined]
-        p.click("[data-add-event='success']")  # type: ignore[attr-defined]
-        try:
-            p.wait_for_selector(action, timeout=8000)  # type: ignore[attr-defined]
-            break
-        except Exception:
-            if attempt == 2 or p.query_selector(action) is not None:  # type: ignore[attr-defined]
-                raise
-    p.select_option(action, table)  # type: ignore[attr-defined]
+    p.select_option("select[data-add-action='success']", "refresh")  # type: ignore[attr-defined]
+    p.click("[data-add-event='success']")  # type: ignore[attr-defined]
+    p.select_option(f"select[data-key='{form}.events.success.0.component']", table)  # type: ignore[attr-defined]
     # the canvas renders the portal's own form with the entity's fields
     p.wait_for_selector(f"#canvas .comp[data-comp='{form}'] plinth-form label:has-text('days')")  # type: ignore[attr-defined]
     # a binding naming a field the entity lacks is flagged as it is typed

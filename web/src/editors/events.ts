@@ -21,6 +21,10 @@ export interface EventsContext {
   set: (v: Record<string, Json[]> | undefined) => void
 }
 
+// The action type each "add action" list shows, by component and event: the panel is drawn
+// again on every change (a co-editor's, the canvas's), which must not undo what was picked.
+const picked = new Map<string, string>()
+
 export function eventsEditor (c: EventsContext): HTMLElement {
   const all = c.value ?? {}
   const write = (event: string, list: Json[]): void => {
@@ -30,7 +34,10 @@ export function eventsEditor (c: EventsContext): HTMLElement {
   }
   return h('div', { class: 'events', 'data-key': `${c.key}.events` }, ...c.events.map((event) => {
     const list = Array.isArray(all[event]) ? all[event] : []
-    const add = h('select', { disabled: c.disabled, 'data-add-action': event }, ...ACTIONS.map((a) => h('option', { value: a }, a.replace('_', ' '))))
+    const at = `${c.key}.${event}`
+    const add = h('select', { disabled: c.disabled, 'data-add-action': event, onchange: (e: Event) => picked.set(at, (e.target as HTMLSelectElement).value) },
+      ...ACTIONS.map((a) => h('option', { value: a }, a.replace('_', ' ')))) as HTMLSelectElement
+    add.value = picked.get(at) ?? ACTIONS[0]
     return h('fieldset', { 'data-event': event }, h('legend', {}, `on ${event.replace('_', ' ')}`),
       ...list.map((action, i) => h('div', { class: 'action', 'data-action': i },
         h('div', { class: 'row' }, h('b', {}, action.type?.replace('_', ' ') ?? '?'),
