@@ -43,8 +43,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.util import await_only
 
-from plinth.db import Database, FilePool, Query, Refused, sqlite_file_engine, untraced
+from plinth.db import Database, Query, Refused, untraced
 from plinth.runtime.compiled import TAG
+from plinth.sqlite_files import FilePool, sqlite_file_engine
 from plinth.tenancy.models import Tenant
 
 DEFAULT = "default"
