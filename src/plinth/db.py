@@ -491,6 +491,10 @@ class Write:
         return found  # type: ignore[return-value]
 
 
+# Prebuilt writes, each with its parameter sets, for `Database.write`.
+Steps = list[tuple[Write, list[dict[str, Any]]]]
+
+
 class _PreparedWrite:
     """A `Write` compiled for SQLite's driver: SQL text, parameter order, bind processors."""
 

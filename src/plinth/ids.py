@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 import secrets
+import threading
 
 from plinth.errors import BadRequest
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 
 
+class _Entropy:
+    """Random bytes from the OS, read a page at a time: a create takes two ids, and a system
+    call each was a visible share of its CPU. The same bytes `secrets` would hand out, in the
+    same order; a forked process drops what it inherited (it would repeat its parent's ids)."""
+
+    PAGE = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # ids are made on threads too: no bytes handed out twice
+        self._drop()
+        os.register_at_fork(after_in_child=self._drop)
+
+    def _drop(self) -> None:
+        self._page = b""
+        self._at = 0
+
+    def take(self, n: int) -> bytes:
+        with self._lock:
+            at = self._at
+            if at + n > len(self._page):
+                self._page, at = os.urandom(self.PAGE), 0
+            self._at = at + n
+            return self._page[at : at + n]
+
+
+_entropy = _Entropy()
+
+
 def new_id() -> str:
-    """A random, URL-safe, 22-character identifier."""
-    return secrets.token_urlsafe(16)
+    """A random, URL-safe, 22-character identifier (as `secrets.token_urlsafe(16)`)."""
+    return base64.urlsafe_b64encode(_entropy.take(16)).rstrip(b"=").decode("ascii")
 
 
 def short_id(prefix: str) -> str:

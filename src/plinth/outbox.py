@@ -13,6 +13,14 @@ the two commits, two workers racing) finds its id taken and does nothing the sec
 every effect happens exactly once. The source rows are then deleted in batches: by a later
 write's transaction to the same database (one more statement, no round trip of its own), or by
 the worker's sweep.
+
+On SQLite, when every effect can also say what it writes as prebuilt statements (`Plan`), a
+dispatch is those statements in one `Database.write` (one trip to a connection's thread)
+instead of a transaction that reads and writes statement by statement through SQLAlchemy. Its
+reads happen before, outside the transaction, so the writes are guesses the database checks:
+the ids go in without `ON CONFLICT` (one dispatched before fails the write), the ledger's
+entries carry the chain position read before (an append meanwhile fails it on the chain's
+unique position). A failed guess rolls everything back, and the round runs the transaction.
 """
 
 from __future__ import annotations
@@ -30,10 +38,10 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import Database, Query, Write, platform_metadata
+from plinth.db import Database, Query, Steps, Write, platform_metadata
 from plinth.events import Event, EventBus
 from plinth.ids import new_id
 from plinth.queue import Queue
@@ -84,6 +92,8 @@ _ANY_ROW = Query(sa.select(entries.c.id).limit(1))
 # The same writes as prebuilt statements for `Database.write` (`Outbox.writes`).
 _INSERT = Write(entries.insert(), [c.name for c in _COLUMNS])
 _DELETE = Write(entries.delete().where(entries.c.id == sa.bindparam("spent")))
+# A prebuilt dispatch's keys: no ON CONFLICT, so a row dispatched before fails its write.
+_KEYS = Write(dispatched.insert(), ["id", "at"])
 
 # One row per running worker, beating each round and deleted on a clean stop: a row left
 # behind (or gone stale) marks a process that stopped uncleanly, whose tenants' outboxes may
@@ -109,15 +119,30 @@ class Effect(Protocol):
     ) -> list[Event]: ...
 
 
+class Plan(Protocol):
+    """An effect as prebuilt writes for a dispatch in one trip (`Outbox.plans`): its writes
+    for a tenant's events, from reads made now, outside any transaction; None when it must
+    read inside the dispatching transaction (the round then runs the effects there). Writes
+    built on a read that no longer holds at commit must fail on a constraint."""
+
+    async def __call__(self, tenant_id: str, events: Sequence[Event]) -> Steps | None: ...
+
+
 def _dumps(data: object) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-async def _pause(switch: str) -> None:
-    marker = os.environ.get(switch)
+async def _pause(marker: str | None) -> None:
     if marker:  # only ever set by the crash test
         await asyncio.to_thread(Path(marker).touch)
         await asyncio.Event().wait()
+
+
+def _by_tenant(events: Iterable[Event]) -> dict[str, list[Event]]:
+    by_tenant: dict[str, list[Event]] = {}
+    for event in events:
+        by_tenant.setdefault(event.tenant_id or "", []).append(event)
+    return by_tenant
 
 
 class Outbox:
@@ -127,6 +152,14 @@ class Outbox:
         self.db = db  # the platform database: effects and idempotency keys
         self.events = events
         self.effects: list[Effect] = []
+        # The same effects as prebuilt writes, in the same order: a dispatch on SQLite uses
+        # them when each effect has its plan (see the module's docstring).
+        self.plans: list[Plan] = []
+        self._pauses = (  # the crash test's switches, read once
+            os.environ.get(PAUSE_AFTER_COMMIT),
+            os.environ.get(PAUSE_AFTER_DISPATCH),
+        )
+        self.prebuilt = 0  # dispatches made as prebuilt writes (the others: transactions)
         # Called after a dispatch commits (a webhook worker wakes up for new deliveries).
         self.after: list[Callable[[], None]] = []
         # By database URL (a tenant's file may be closed and opened again meanwhile).
@@ -251,11 +284,12 @@ class Outbox:
         step, one checkpoint, one transaction for many concurrent writes)."""
         if not written:
             return
-        await _pause(PAUSE_AFTER_COMMIT)
+        after_commit, after_dispatch = self._pauses
+        await _pause(after_commit)
         mark = self.hand_off(source, written)
-        if os.environ.get(PAUSE_AFTER_DISPATCH):  # only ever set by the crash test
+        if after_dispatch:  # only ever set by the crash test
             await self._until(mark)
-            await _pause(PAUSE_AFTER_DISPATCH)
+            await _pause(after_dispatch)
 
     def hand_off(self, source: Database, written: list[tuple[str, Event]]) -> int:
         """Queue committed rows for the dispatcher; returns the mark `settled` waits for."""
@@ -338,22 +372,11 @@ class Outbox:
         rows = [row for _, some in batches for row in some]
         if not rows:
             return 0
-        now = time.time()
         after: list[Event] = []
-        async with self.db.transaction() as conn:
-            fresh = await self._claim_keys(conn, [i for i, _ in rows], now)
-            todo = [e for i, e in rows if i in fresh]
-            by_tenant: dict[str, list[Event]] = {}
-            for event in todo:
-                by_tenant.setdefault(event.tenant_id or "", []).append(event)
-            for tenant_id, events in by_tenant.items():
-                for effect in self.effects:
-                    after += await effect(conn, tenant_id, events)
-            # Rows in the platform database itself (PostgreSQL's default region) leave with
-            # their dispatch, in its transaction; others' are deleted later, in batches.
-            here = [i for source, some in batches if self._local(source) for i, _ in some]
-            if here:
-                await conn.execute(entries.delete().where(entries.c.id.in_(here)))
+        if await self._dispatch_prebuilt(batches, rows):
+            done = len(rows)
+        else:
+            done, after = await self._dispatch_transaction(batches, rows)
         for hook in self.after:
             hook()
         for event in after:
@@ -361,7 +384,57 @@ class Outbox:
         for source, some in batches:  # deleted later, in batches
             if not self._local(source):
                 self._spent.setdefault(source.url, []).extend(i for i, _ in some)
-        return len(todo)
+        return done
+
+    async def _dispatch_prebuilt(
+        self,
+        batches: Sequence[tuple[Database, Sequence[tuple[str, Event]]]],
+        rows: list[tuple[str, Event]],
+    ) -> bool:
+        """The effects of rows none of which was dispatched before, as the effects' prebuilt
+        writes in one `Database.write`; False if that cannot be done or its guesses failed
+        (nothing was written: the transaction runs them)."""
+        if not self.db.is_sqlite or len(self.plans) != len(self.effects) or not self.plans:
+            return False
+        now = time.time()
+        steps: Steps = [(_KEYS, [{"id": i, "at": now} for i, _ in rows])]
+        for tenant_id, events in _by_tenant(e for _, e in rows).items():
+            for plan in self.plans:
+                found = await plan(tenant_id, events)
+                if found is None:
+                    return False
+                steps += found
+        here = [i for source, some in batches if self._local(source) for i, _ in some]
+        if here:
+            steps.append((_DELETE, [{"spent": i} for i in here]))
+        try:
+            await self.db.write(steps)
+        except IntegrityError:  # a row dispatched before, a ledger appended to meanwhile
+            return False
+        self.prebuilt += 1
+        return True
+
+    async def _dispatch_transaction(
+        self,
+        batches: Sequence[tuple[Database, Sequence[tuple[str, Event]]]],
+        rows: list[tuple[str, Event]],
+    ) -> tuple[int, list[Event]]:
+        """The effects of rows not dispatched before, in one platform transaction through
+        SQLAlchemy: how many were new, and the events to publish."""
+        now = time.time()
+        after: list[Event] = []
+        async with self.db.transaction() as conn:
+            fresh = await self._claim_keys(conn, [i for i, _ in rows], now)
+            todo = [e for i, e in rows if i in fresh]
+            for tenant_id, events in _by_tenant(todo).items():
+                for effect in self.effects:
+                    after += await effect(conn, tenant_id, events)
+            # Rows in the platform database itself (PostgreSQL's default region) leave with
+            # their dispatch, in its transaction; others' are deleted later, in batches.
+            here = [i for source, some in batches if self._local(source) for i, _ in some]
+            if here:
+                await conn.execute(entries.delete().where(entries.c.id.in_(here)))
+        return len(todo), after
 
     def _local(self, source: Database) -> bool:
         """Whether `source` is the platform database itself, with an outbox table."""

@@ -4,9 +4,14 @@ answered, concurrent writes share dispatches, and nothing is left behind to disp
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import httpx
 
+from plinth.db import Steps
+from plinth.events import Event
+from plinth.governance.audit import AuditEntry
+from plinth.ids import new_id
 from plinth.outbox import entries
 from plinth.server import Platform
 from tests.helpers import make_app, make_tenant, publish
@@ -43,3 +48,44 @@ async def test_concurrent_writes_are_audited_once_each(
         assert (await conn.execute(entries.select())).first() is None
     after = await platform.governance.audit.list(tenant.id, action="record.created", limit=1000)
     assert len(after) == 40
+
+
+async def test_a_dispatch_whose_prebuilt_guesses_fail_runs_its_transaction(
+    platform: Platform,
+) -> None:
+    """On SQLite a dispatch is the effects' prebuilt writes in one trip, built on reads made
+    before it. A row dispatched before, or a chain appended to between the read of its head and
+    the write, fails that write: nothing of it stays, and the transaction runs the effects once
+    each, the chain linear."""
+    ledger = platform.governance.audit
+    outbox = platform.outbox
+    event = Event("record.created", "t1", {"app": "a", "entity": "e", "id": "r1", "by": "u"})
+    row = (new_id(), event)
+    prebuilt = outbox.prebuilt
+    assert await outbox.dispatch(platform.db, [row]) == 1
+    assert outbox.prebuilt == prebuilt + platform.db.is_sqlite
+    # The same row again (a sweep after a crash between the two commits): nothing new.
+    assert await outbox.dispatch(platform.db, [row]) == 0
+    assert outbox.prebuilt == prebuilt + platform.db.is_sqlite
+
+    # Another writer appends to the chain after the plan read its head.
+    plan = ledger.plan
+
+    async def then_append(tenant_id: str, events: Sequence[Event]) -> Steps:
+        steps = await plan(tenant_id, events)
+        await ledger.append("t1", AuditEntry("other", "test.append"))
+        return steps
+
+    outbox.plans[0] = then_append
+    try:
+        other = Event("record.created", "t1", {"app": "a", "entity": "e", "id": "r2"})
+        assert await outbox.dispatch(platform.db, [(new_id(), other)]) == 1
+    finally:
+        outbox.plans[0] = plan
+    assert outbox.prebuilt == prebuilt + platform.db.is_sqlite
+    # (PostgreSQL dispatches in a transaction: no plan runs, nothing was appended.)
+    appended = ["test.append"] if platform.db.is_sqlite else []
+    report = await ledger.verify("t1")
+    assert report.ok and report.checked == 2 + len(appended), report
+    audited = await ledger.list("t1", limit=10)
+    assert [e["action"] for e in audited] == ["record.created", *appended, "record.created"]

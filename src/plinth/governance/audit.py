@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth import envelope
-from plinth.db import Database, utcnow
+from plinth.db import Database, Query, Steps, Write, utcnow
 from plinth.events import Event, EventBus
 from plinth.governance.anchor import Anchor, AnchorUnreadable
 from plinth.governance.chain import (
@@ -55,6 +55,34 @@ AUDITED_TOPICS = (
     "token.*",
     "auth.*",
     "compliance.*",
+)
+
+
+# The chain's head, and the prebuilt writes of an append (`AuditLedger.plan`).
+_HEAD = Query(
+    sa.select(audit_events.c.n, audit_events.c.hash)
+    .where(audit_events.c.tenant_key == sa.bindparam("key"))
+    .order_by(audit_events.c.n.desc())
+    .limit(1)
+)
+_EVENTS = Write(
+    audit_events.insert(),
+    [
+        "tenant_key",
+        "n",
+        "at",
+        "actor",
+        "action",
+        "resource",
+        "outcome",
+        "data",
+        "prev_hash",
+        "hash",
+        "key_id",
+    ],
+)
+_CHECKPOINT = Write(
+    audit_checkpoints.insert(), ["tenant_key", "n", "head", "at", "key_id", "signature"]
 )
 
 
@@ -229,15 +257,29 @@ class AuditLedger:
         key = tenant_id or PLATFORM_KEY
         ledger = self.key()
         await self._lock(conn, key)
-        last = (
-            await conn.execute(
-                sa.select(audit_events.c.n, audit_events.c.hash)
-                .where(audit_events.c.tenant_key == key)
-                .order_by(audit_events.c.n.desc())
-                .limit(1)
-            )
-        ).first()
-        n, prev = (last.n, last.hash) if last else (0, GENESIS)
+        last = (await conn.execute(_HEAD.stmt, {"key": key})).mappings().first()
+        rows, checkpoint = self._chain(ledger, key, entries, last)
+        await conn.execute(audit_events.insert(), rows)
+        await conn.execute(audit_checkpoints.insert().values(**checkpoint))
+
+    async def plan(self, tenant_id: str, events: Sequence[Event]) -> Steps:
+        """The audit effect as prebuilt writes (`outbox.Plan`): the entries chained from the
+        head read now. Should the chain grow before they commit, their first position is
+        taken (unique per tenant) and the write fails; the outbox then runs `effect`."""
+        key = tenant_id or PLATFORM_KEY
+        found = await self.db.fetch(_HEAD, {"key": key})
+        rows, checkpoint = self._chain(
+            self.key(), key, [self.entry(e) for e in events], found[0] if found else None
+        )
+        return [(_EVENTS, rows), (_CHECKPOINT, [checkpoint])]
+
+    @staticmethod
+    def _chain(
+        ledger: LedgerKey, key: str, entries: Sequence[AuditEntry], last: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The rows of `entries` chained after `last` (the head's n and hash, or None), and
+        the signed checkpoint of the new head."""
+        n, prev = (last["n"], last["hash"]) if last else (0, GENESIS)
         rows = []
         for e in entries:
             n += 1
@@ -261,15 +303,18 @@ class AuditLedger:
                 )
             )
             prev = digest
-        await conn.execute(audit_events.insert(), rows)
-        await self._checkpoint(conn, ledger, key, n, prev)
+        return rows, AuditLedger._signed(ledger, key, n, prev)
+
+    @staticmethod
+    def _signed(ledger: LedgerKey, key: str, n: int, head: str) -> dict[str, Any]:
+        cp = Checkpoint(key, n, head, iso(utcnow()), ledger.id)
+        signed = Checkpoint(cp.tenant_key, cp.n, cp.head, cp.at, cp.key_id, ledger.sign(cp))
+        return signed.as_dict()
 
     async def _checkpoint(
         self, conn: AsyncConnection, ledger: LedgerKey, key: str, n: int, head: str
     ) -> None:
-        cp = Checkpoint(key, n, head, iso(utcnow()), ledger.id)
-        signed = Checkpoint(cp.tenant_key, cp.n, cp.head, cp.at, cp.key_id, ledger.sign(cp))
-        await conn.execute(audit_checkpoints.insert().values(**signed.as_dict()))
+        await conn.execute(audit_checkpoints.insert().values(**self._signed(ledger, key, n, head)))
 
     async def seal_legacy(self) -> int:
         """Checkpoint the head of every chain that has none yet (ledgers written before the

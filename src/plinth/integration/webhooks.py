@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import Database, utcnow
+from plinth.db import Database, Steps, Write, utcnow
 from plinth.errors import Conflict, NotFound, PayloadTooLarge, PlinthError
 from plinth.events import Event, EventBus
 from plinth.ids import new_id
@@ -64,6 +64,24 @@ TOPICS = ("workflow.*",)  # from the bus; record.* arrive through the outbox (`e
 WAITING = ("pending", "retrying")
 LEASE_SECONDS = 120.0  # > the longest attempt (timeout_seconds is at most 60)
 CONCURRENCY = 8  # attempts in flight per worker: one slow subscriber does not stall the rest
+# A change's deliveries as the outbox's prebuilt write (`Webhooks.plan`): the columns `_row` sets.
+_DELIVERIES = Write(
+    store.deliveries.insert(),
+    [
+        "id",
+        "tenant_id",
+        "app",
+        "connector",
+        "topic",
+        "url",
+        "payload",
+        "status",
+        "attempts",
+        "created_at",
+        "updated_at",
+        "run_at",
+    ],
+)
 
 
 # (the receipt's transaction, the tenant, the delivery: app, connector, delivery, topic,
@@ -123,6 +141,14 @@ class Webhooks:
             await conn.execute(store.deliveries.insert(), rows)
             self._queued = True
         return []
+
+    async def plan(self, tenant_id: str, events: Sequence[Event]) -> Steps:
+        """The webhook effect as a prebuilt write (`outbox.Plan`)."""
+        rows = await self._rows(tenant_id, events)
+        if not rows:
+            return []
+        self._queued = True
+        return [(_DELIVERIES, rows)]
 
     def wake(self) -> None:
         """A dispatch committed: if it queued deliveries, claim them now rather than at the

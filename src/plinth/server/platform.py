@@ -110,6 +110,11 @@ class Platform:
             self.connectors.webhooks.effect,
             self.workflows.effect,
         ]
+        self.outbox.plans += [  # the same, as prebuilt writes (one trip on SQLite)
+            self.governance.audit.plan,
+            self.connectors.webhooks.plan,
+            self.workflows.plan,
+        ]
         self.outbox.after.append(self.connectors.webhooks.wake)
         # A batch of workflow starts records its `workflow.started` events the same way, in
         # its own transaction (the ledger's entries and the webhooks' deliveries).

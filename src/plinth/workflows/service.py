@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from plinth.db import Steps
 from plinth.errors import Conflict, Fault, Forbidden, NotFound, ValidationFailed
 from plinth.events import Event
 from plinth.governance.access import Resource, authorize
@@ -165,6 +166,51 @@ class WorkflowService:
         if tenant is None:
             return []
         started: list[Event] = []
+        for event, name, number, doc, record in await self._started(tenant, events):
+            data = event.data
+            instance = await self.engine._create(
+                conn,
+                tenant.id,
+                data["app"],
+                name,
+                number,
+                doc,
+                {},
+                data.get("by"),
+                record,
+                None,
+            )
+            log.info("record %s started workflow %s (%s)", data.get("id"), name, instance["id"])
+            started.append(
+                Event(
+                    "workflow.started",
+                    tenant.id,
+                    {
+                        "app": data["app"],
+                        "workflow": name,
+                        "instance": instance["id"],
+                        "version": number,
+                        "by": data.get("by"),
+                    },
+                )
+            )
+        return started
+
+    async def plan(self, tenant_id: str, events: Sequence[Event]) -> Steps | None:
+        """The workflow effect for the outbox's prebuilt dispatch (`outbox.Plan`): nothing to
+        write when no change starts a workflow, else None (starting one reads and writes in the
+        dispatch transaction: `effect`)."""
+        tenant = await self.engine._tenant(tenant_id)
+        if tenant is None or not await self._started(tenant, events):
+            return []
+        return None
+
+    async def _started(
+        self, tenant: Tenant, events: Sequence[Event]
+    ) -> list[tuple[Event, str, int, dict[str, Any], dict[str, Any]]]:
+        """(event, workflow, version, its document, the record) for every workflow whose
+        record start event matches a change (CEL condition on the record)."""
+        found = []
         for event in events:
             data = event.data
             kind = event.topic.rsplit(".", 1)[-1]
@@ -185,33 +231,8 @@ class WorkflowService:
                     and steps.evaluate(start["condition"], {}, record) is not True
                 ):
                     continue
-                instance = await self.engine._create(
-                    conn,
-                    tenant.id,
-                    data["app"],
-                    name,
-                    number,
-                    doc,
-                    {},
-                    data.get("by"),
-                    record,
-                    None,
-                )
-                log.info("record %s started workflow %s (%s)", data.get("id"), name, instance["id"])
-                started.append(
-                    Event(
-                        "workflow.started",
-                        tenant.id,
-                        {
-                            "app": data["app"],
-                            "workflow": name,
-                            "instance": instance["id"],
-                            "version": number,
-                            "by": data.get("by"),
-                        },
-                    )
-                )
-        return started
+                found.append((event, name, number, doc, record))
+        return found
 
     async def _record_starts(
         self, tenant: Tenant, app: str, number: Any
