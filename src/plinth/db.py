@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import DateTime, Delete, Insert, MetaData, Select, Update, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import greenlet_spawn
@@ -263,15 +264,20 @@ class Database:
         IMMEDIATE, the statements, COMMIT) in this process's writer turn, instead of a trip per
         statement, each through SQLAlchemy's execution layer; the driver's errors are raised
         as SQLAlchemy's would be (`IntegrityError`, `OperationalError`, … with the driver's
-        message), the transaction rolled back. Anything else (PostgreSQL, a statement that
-        cannot be prepared, someone listening to the engine's statements) runs in
-        `transaction()` through SQLAlchemy as before."""
+        message), the transaction rolled back. On PostgreSQL (asyncpg) it runs on the driver's
+        connection: BEGIN, the statements, COMMIT, each a round trip but none through
+        SQLAlchemy; its integrity errors are raised as `IntegrityError`. Anything else (a
+        statement that cannot be prepared, someone listening to the engine's statements, a
+        tenant's schema: `TenantSchema`) runs in `transaction()` through SQLAlchemy as before."""
         steps = [(w, rows) for w, rows in steps if rows]
         work = self._driver_work(steps)
         if work is None:
             async with self.transaction() as conn:
                 for w, rows in steps:
                     await conn.execute(w.stmt, list(rows))
+            return
+        if self.dialect == "postgresql":
+            await self._write_asyncpg(work)
             return
         abandon = threading.Event()  # set if the caller stops waiting (see `_until_over`)
         async with self.writer():
@@ -289,12 +295,33 @@ class Database:
             finally:
                 await greenlet_spawn(raw.close)  # back to the pool, no transaction open
 
+    async def _write_asyncpg(self, work: list[tuple[str, list[list[Any]]]]) -> None:
+        raw = await self._raw_connection()
+        sql = "BEGIN"
+        try:
+            driver = raw.driver_connection
+            async with driver.transaction():
+                for sql, args in work:
+                    if len(args) == 1:
+                        await driver.execute(sql, *args[0])
+                    else:
+                        await driver.executemany(sql, args)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(sql, None, exc) from exc
+        except asyncpg.PostgresError as exc:
+            raise DBAPIError(sql, None, exc) from exc
+        finally:
+            await greenlet_spawn(raw.close)  # back to the pool, no transaction open
+
     def _driver_work(
         self, steps: list[tuple[Write, Sequence[dict[str, Any]]]]
     ) -> list[tuple[str, list[list[Any]]]] | None:
         """The statements of `steps` as the driver takes them, or None for SQLAlchemy."""
         dialect = self.engine.dialect
-        if dialect.name != "sqlite" or self.engine.sync_engine.dispatch.before_cursor_execute:
+        if (
+            dialect.name not in ("sqlite", "postgresql")
+            or self.engine.sync_engine.dispatch.before_cursor_execute
+        ):
             return None
         work = []
         for w, rows in steps:
@@ -473,12 +500,13 @@ class _ReadsHere:
 
 
 class Write:
-    """An INSERT, UPDATE or DELETE built once with named parameters, run by `Database.write`
-    with one or many parameter sets. An INSERT names the columns it sets (`columns`: those of
-    its parameter sets), as SQLAlchemy compiles it for them."""
+    """An INSERT, UPDATE or DELETE (or a SELECT run for its effect: a lock) built once with
+    named parameters, run by `Database.write` with one or many parameter sets. An INSERT
+    names the columns it sets (`columns`: those of its parameter sets), as SQLAlchemy
+    compiles it for them."""
 
     def __init__(
-        self, stmt: Insert | Update | Delete, columns: Iterable[str] | None = None
+        self, stmt: Insert | Update | Delete | Select[Any], columns: Iterable[str] | None = None
     ) -> None:
         self.stmt = stmt
         self.columns = sorted(columns) if columns is not None else None
@@ -491,12 +519,14 @@ class Write:
         return found  # type: ignore[return-value]
 
 
+_DRIVERS = (("sqlite", "aiosqlite"), ("postgresql", "asyncpg"))  # `_PreparedWrite` runs on them
 # Prebuilt writes, each with its parameter sets, for `Database.write`.
 Steps = list[tuple[Write, list[dict[str, Any]]]]
 
 
 class _PreparedWrite:
-    """A `Write` compiled for SQLite's driver: SQL text, parameter order, bind processors."""
+    """A `Write` compiled for the driver (aiosqlite, asyncpg): SQL text, parameter order,
+    bind processors."""
 
     def __init__(self, sql: str, binds: list[tuple[str, Any]]) -> None:
         self.sql = sql
@@ -505,7 +535,7 @@ class _PreparedWrite:
 
     @classmethod
     def of(cls, write: Write, dialect: Dialect) -> _PreparedWrite | None:
-        if dialect.name != "sqlite" or dialect.driver != "aiosqlite":
+        if (dialect.name, dialect.driver) not in _DRIVERS:
             return None
         compiled: Any = write.stmt.compile(dialect=dialect, column_keys=write.columns)
         if (

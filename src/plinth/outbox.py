@@ -14,9 +14,10 @@ every effect happens exactly once. The source rows are then deleted in batches: 
 write's transaction to the same database (one more statement, no round trip of its own), or by
 the worker's sweep.
 
-On SQLite, when every effect can also say what it writes as prebuilt statements (`Plan`), a
-dispatch is those statements in one `Database.write` (one trip to a connection's thread)
-instead of a transaction that reads and writes statement by statement through SQLAlchemy. Its
+When every effect can also say what it writes as prebuilt statements (`Plan`), a dispatch is
+those statements in one `Database.write` (on SQLite one trip to a connection's thread, on
+PostgreSQL the driver's own round trips) instead of a transaction that reads and writes
+statement by statement through SQLAlchemy. Its
 reads happen before, outside the transaction, so the writes are guesses the database checks:
 the ids go in without `ON CONFLICT` (one dispatched before fails the write), the ledger's
 entries carry the chain position read before (an append meanwhile fails it on the chain's
@@ -152,8 +153,8 @@ class Outbox:
         self.db = db  # the platform database: effects and idempotency keys
         self.events = events
         self.effects: list[Effect] = []
-        # The same effects as prebuilt writes, in the same order: a dispatch on SQLite uses
-        # them when each effect has its plan (see the module's docstring).
+        # The same effects as prebuilt writes, in the same order: a dispatch uses them when
+        # each effect has its plan (see the module's docstring).
         self.plans: list[Plan] = []
         self._pauses = (  # the crash test's switches, read once
             os.environ.get(PAUSE_AFTER_COMMIT),
@@ -394,7 +395,7 @@ class Outbox:
         """The effects of rows none of which was dispatched before, as the effects' prebuilt
         writes in one `Database.write`; False if that cannot be done or its guesses failed
         (nothing was written: the transaction runs them)."""
-        if not self.db.is_sqlite or len(self.plans) != len(self.effects) or not self.plans:
+        if len(self.plans) != len(self.effects) or not self.plans:
             return False
         now = time.time()
         steps: Steps = [(_KEYS, [{"id": i, "at": now} for i, _ in rows])]

@@ -156,8 +156,8 @@ def _typed_table(name: str, *, unique_status: bool = True) -> sa.Table:
 
 
 async def test_prebuilt_writes_store_what_sqlalchemy_stores(database_url):
-    """`Database.write` (on SQLite one trip to the driver's thread) stores every column type
-    as SQLAlchemy does, all or nothing, and a refused write is SQLAlchemy's IntegrityError
+    """`Database.write` (on SQLite one trip to the driver's thread, on PostgreSQL on the
+    driver's connection) stores every column type as SQLAlchemy does, all or nothing, and a refused write is SQLAlchemy's IntegrityError
     with nothing of the transaction left."""
     import datetime as dt
     from decimal import Decimal
@@ -188,8 +188,7 @@ async def test_prebuilt_writes_store_what_sqlalchemy_stores(database_url):
             await conn.execute(theirs.insert(), [row(i) for i in range(4)])
         insert = Write(mine.insert(), row(0).keys())
         delete = Write(mine.delete().where(mine.c.id == sa.bindparam("gone")))
-        if db.is_sqlite:
-            assert insert.prepared(db.engine.dialect) is not None
+        assert insert.prepared(db.engine.dialect) is not None
         await db.write([(insert, [row(0)]), (insert, [row(1), row(2), row(3)])])
         await db.write([(delete, [{"gone": "r3"}]), (insert, [])])
         with pytest.raises(IntegrityError):  # r4 is new, r1 is there: neither is written

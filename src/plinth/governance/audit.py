@@ -84,6 +84,12 @@ _EVENTS = Write(
 _CHECKPOINT = Write(
     audit_checkpoints.insert(), ["tenant_key", "n", "head", "at", "key_id", "signature"]
 )
+# PostgreSQL: a tenant's appends take turns (`_lock_key`).
+_LOCK = Write(sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("k", type_=sa.BigInteger))))
+
+
+def _lock_key(key: str) -> int:
+    return zlib.crc32(f"audit:{key}".encode()) - 2**31
 
 
 def value_hash(value: Any) -> str | None:
@@ -271,7 +277,12 @@ class AuditLedger:
         rows, checkpoint = self._chain(
             self.key(), key, [self.entry(e) for e in events], found[0] if found else None
         )
-        return [(_EVENTS, rows), (_CHECKPOINT, [checkpoint])]
+        steps: Steps = [(_EVENTS, rows), (_CHECKPOINT, [checkpoint])]
+        if self.db.dialect == "postgresql":
+            # The tenant's lock, as `write` takes it: a writer waiting for it meanwhile reads
+            # the head these entries make (one that read it before fails on the position).
+            steps.insert(0, (_LOCK, [{"k": _lock_key(key)}]))
+        return steps
 
     @staticmethod
     def _chain(
@@ -356,10 +367,7 @@ class AuditLedger:
     async def _lock(self, conn: AsyncConnection, key: str) -> None:
         if self.db.dialect == "postgresql":
             # Per-tenant: writers of different tenants never wait on each other.
-            await conn.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:k)"),
-                {"k": zlib.crc32(f"audit:{key}".encode()) - 2**31},
-            )
+            await conn.execute(_LOCK.stmt, {"k": _lock_key(key)})
 
     def append_soon(self, tenant_id: str | None, entry: AuditEntry) -> None:
         """Append from sync code (denials): scheduled on the running loop, awaited by drain."""

@@ -321,6 +321,11 @@ class TenantSchema(Database):
         async with self._for_schema(super().statement()) as conn:
             yield conn
 
+    def _driver_work(self, steps: Any) -> None:
+        """A tenant's prebuilt writes go through SQLAlchemy (`transaction`), whose checkout
+        sets and checks this schema's search path."""
+        return None
+
     # `Database.fetch` on the driver's connection, taken for this schema: its search path is
     # set at checkout, checked before the query runs, and the query's text carries its tag.
     def _traced(self, query: Query) -> bool:
