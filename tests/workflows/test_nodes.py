@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from plinth.errors import Conflict, Forbidden, ValidationFailed
+from plinth.extensions.models import PluginTenantBusy
 from plinth.workflows.steps.approval import decide
 from tests.workflows.conftest import ADMIN, Harness, InstalledPlugins, stand_in, user
 
@@ -275,6 +277,52 @@ async def test_retries_then_success(wf: Harness) -> None:
     assert {c["idempotency_key"] for c in wf.platform.plugins.calls} == {  # type: ignore
         f"{iid}:{inst['timeline'][0]['id']}"
     }
+
+
+class Busy(InstalledPlugins):
+    """A plugin service that refuses the first `refusals` calls as the plugin layer does when
+    the tenant already runs its share of workers (429 with Retry-After), then answers."""
+
+    installed = {"fraud": {"score"}}
+
+    def __init__(self, refusals: int, retry_after: str) -> None:
+        self.refusals = refusals
+        self.retry_after = retry_after
+        self.calls: list[float] = []
+
+    async def call_action(
+        self, tenant: Any, plugin: str, action: str, input: dict[str, Any], principal: Any
+    ) -> dict[str, Any]:
+        self.calls.append(time.monotonic())
+        if len(self.calls) <= self.refusals:
+            raise PluginTenantBusy(
+                "This tenant already runs 2 plugin call(s) at once; retry later",
+                headers={"Retry-After": self.retry_after},
+            )
+        return {"score": 0.1}
+
+
+async def test_a_busy_plugin_puts_the_step_off_until_retry_after(wf: Harness) -> None:
+    # No `retry` on the step: a refusal before the call ran is not one of its attempts.
+    busy = Busy(2, "0.3")
+    stand_in(wf.platform, busy)
+    scoring = _scoring(False)
+    del scoring["nodes"]["score"]["retry"]
+    await wf.publish({"s": scoring})
+    iid = await wf.start("s", {"amount": 5})
+    inst = await wf.get(iid)
+    assert inst["status"] == "running"
+    [step] = inst["timeline"]
+    assert (step["status"], step["attempt"]) == ("queued", 1)
+    assert "PluginTenantBusy" in step["error"]
+    await _settle(wf)
+    inst = await wf.get(iid)
+    assert inst["status"] == "completed" and inst["vars"]["fraud"] == {"score": 0.1}
+    assert (inst["timeline"][0]["status"], inst["timeline"][0]["attempt"]) == ("completed", 1)
+    # Each try came once Retry-After had passed, the second one later (backing off).
+    first, second, third = busy.calls
+    assert second - first >= 0.3
+    assert third - second >= 0.3
 
 
 async def test_error_path_and_retry_from_failed_step(wf: Harness) -> None:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database
-from plinth.errors import NotFound, PreconditionFailed
+from plinth.errors import NotFound, PlinthError, PreconditionFailed
 from plinth.events import Event, EventBus
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
@@ -42,6 +42,8 @@ _READS_TASKS = frozenset({"approval"})
 _PURE = frozenset({"assign", "gateway", "end"})
 # Steps one claim runs in a row at most: a looping instance still lets others take the worker.
 CHAIN = 100
+# Times a step is put off because its callee said "busy, retry later" before the step fails.
+DEFERRALS = 30
 
 
 def actor(instance_id: str, tenant_id: str, workflow: str, role: str = "owner") -> Principal:
@@ -230,6 +232,21 @@ def _job_row(
 
 async def _settled() -> None:
     return None
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds a callee asked to wait before calling again, when it refused a call without
+    running it (a 429 or 503 with Retry-After: a plugin tenant's or the workers' admission);
+    None for any other failure."""
+    if not isinstance(exc, PlinthError) or exc.status not in (429, 503):
+        return None
+    value = exc.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 1.0
 
 
 class Engine:
@@ -627,6 +644,7 @@ class Engine:
         try:
             if job.kind == "resume":
                 signal = dict(job.signal or {})
+                signal.pop("deferred", None)
                 if signal.get("kind") == "task":
                     signal["task"] = next(t for t in tasks if t["id"] == signal["task_id"])
                 outcome = await impl.resume(ctx, signal)
@@ -976,17 +994,29 @@ class Engine:
     async def _failed(
         self, job: Job, inst0: Any, step: Any, spec: dict[str, Any], exc: Exception
     ) -> None:
-        """Retry with backoff, else take the error path, else fail the instance."""
+        """Put off a step whose callee was busy, else retry with backoff, else take the error
+        path, else fail the instance."""
         now = time.time()
         retry = spec.get("retry") or {}
         attempt = step["attempt"]
         message = f"{type(exc).__name__}: {exc}"[:2000]
+        deferred = int((job.signal or {}).get("deferred", 0))
+        later = retry_after(exc) if deferred < DEFERRALS else None
         out = Pending()
         async with self.db.transaction() as conn:
             inst = await self._guard(conn, job, inst0["id"])
             if inst is None or inst["status"] != "running":
                 return
             s = store.steps
+            if later is not None:
+                # The callee refused before doing anything (a 429 or 503 with Retry-After, as
+                # `plugin_tenant_busy`): the same attempt runs again once it said it may,
+                # backing off further each time it is still busy. Not a failure.
+                delay = max(later, backoff(deferred + 1, later, max(later, 60.0)))
+                await conn.execute(s.update().where(s.c.id == step["id"]).values(error=message))
+                signal = {**(job.signal or {}), "deferred": deferred + 1}
+                await self._queue(conn, inst["id"], step["id"], job.kind, signal, now + delay)
+                return
             if attempt < retry.get("max_attempts", 1):
                 delay = backoff(attempt, retry.get("backoff", 1.0), retry.get("max_backoff", 300.0))
                 await conn.execute(
