@@ -179,8 +179,11 @@ class PlinthSide(Side):
     def __init__(self, url: str, args: argparse.Namespace, tmp: Path) -> None:
         self.url = url
         self.args = args
+        # The workers share the driver's data directory (its master key, the plugin's blob),
+        # as `plinth worker`s beside a server do.
+        self.data_dir = tmp / "plinth"
         self.platform = Platform(
-            Settings(database_url=self._sa(url), embedded_worker=False, data_dir=tmp / "plinth")
+            Settings(database_url=self._sa(url), embedded_worker=False, data_dir=self.data_dir)
         )
 
     @staticmethod
@@ -220,7 +223,7 @@ class PlinthSide(Side):
                 tmp / f"plinth-worker-{i}.log",
                 env={
                     "PLINTH_DATABASE_URL": self._sa(self.url),
-                    "PLINTH_DATA_DIR": str(tmp / "plinth"),
+                    "PLINTH_DATA_DIR": str(self.data_dir),
                 },
             )
             for i in range(n)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from plinth.errors import Unavailable
 from plinth.events import Event
 from plinth.integration import store
+from plinth.integration.vault import load_master_key
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.helpers import make_tenant, token_for
@@ -99,6 +101,18 @@ async def test_embedded_master_key_is_generated_private(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert "generated a master key" in caplog.text
     assert path.read_text() not in caplog.text
+
+
+def test_processes_starting_together_on_a_fresh_data_dir_share_one_master_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`plinth worker`s started at once on a new data_dir each find no key and generate one:
+    one wins, the others read it (none fails, none keeps a key of its own)."""
+    fresh = settings.model_copy(update={"data_dir": tmp_path / "fresh"})
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: load_master_key(fresh), range(32)))
+    assert keys == {base64.b64decode((tmp_path / "fresh" / "master.key").read_text())}
+    assert os.listdir(tmp_path / "fresh") == ["master.key"]
 
 
 async def test_a_scaled_out_node_without_the_shared_master_key_refuses_to_start(

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,19 @@ def load_master_key(settings: Settings) -> bytes:
         return parse_master_key(path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     key = AESGCM.generate_key(bit_length=256)
-    # O_EXCL + 0600 from the first byte: never world-readable, never overwritten by a race.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(base64.b64encode(key).decode())
+    # Written whole to a file of our own (O_EXCL + 0600 from the first byte: never
+    # world-readable), then linked into place, which fails if it exists: processes starting
+    # together on a fresh data_dir (`plinth worker`s) all end up with the one key that won.
+    mine = path.with_name(f".master.key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(base64.b64encode(key).decode())
+        os.link(mine, path)
+    except FileExistsError:
+        return parse_master_key(path.read_text())
+    finally:
+        mine.unlink()
     log.warning(
         "generated a master key at %s (mode 0600); back it up: secrets are unreadable without it",
         path,
