@@ -12,6 +12,7 @@ import pytest
 
 from plinth.errors import RateLimited, ValidationFailed
 from plinth.events import Event
+from plinth.extensions.executor import SPARE
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.extensions.conftest import ADMIN, install, publish
@@ -142,6 +143,22 @@ async def test_concurrent_calls_each_get_a_fresh_store(fraud: Platform) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_warmed_pool_answers_its_first_call_without_a_start_or_a_load(
+    fraud: Platform,
+) -> None:
+    """`plinth worker` warms the pool as it starts: its workers are running, the installed
+    plugins' components loaded, before the first call comes."""
+    executor = fraud.plugins.executor
+    assert executor.workers <= 1  # publishing compiled in one worker; no pool yet
+    await fraud.plugins.warm()
+    assert executor.workers == executor.admission.capacity + SPARE
+    v = await fraud.plugins.version("fraud-scorer")
+    assert all(v.sha256 in w.loaded for w in executor._idle)
+    spawned = executor.workers
+    await fraud.plugins.call_action("acme", "fraud-scorer", "score", dict(CLAIM), ADMIN)
+    assert executor.workers == spawned
+
+
 async def test_fuel_budget_is_shared_by_nodes_through_redis(
     settings: Settings, components: dict[str, Path]
 ) -> None:

@@ -43,6 +43,9 @@ async def _work(platform: object, poll: float, lease: float, concurrency: int) -
     platform.workflows.engine.lease = lease
     platform.governance.start_anchoring()
     platform.start_outbox_worker()
+    # Steps call plugins: their worker pool starts now, not during the first calls.
+    warming = asyncio.create_task(platform.plugins.warm())
+    warming.add_done_callback(_warmed)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -53,4 +56,12 @@ async def _work(platform: object, poll: float, lease: float, concurrency: int) -
             platform.connectors.webhooks.work(stop, poll),
         )  # webhook queue
     finally:
+        warming.cancel()
         await platform.stop()
+
+
+def _warmed(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("plinth.workflows").warning(
+            "the plugin workers could not be started ahead: %s", task.exception()
+        )

@@ -238,6 +238,23 @@ class PluginExecutor:
             self._available.clear()
             await self._available.wait()
 
+    async def warm(
+        self, components: list[tuple[str, Path]], limit_s: float = SPAWN_TIMEOUT
+    ) -> None:
+        """Fill the pool now, each worker loading `components` (sha256, wasm) before it joins,
+        instead of from the first call on: a process started to run calls (`plinth worker`)
+        pays for its workers as it starts, not during its first calls. Waits `limit_s` at
+        most (a worker that cannot start is replaced in the background as usual)."""
+        for sha256, wasm in components[-PRELOAD:]:
+            self._recent.pop(sha256, None)
+            self._recent[sha256] = wasm
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.filled(), limit_s)
+        for worker in [w for w in self._idle if not self._recent.keys() <= w.loaded]:
+            if worker in self._idle:  # not taken by a call meanwhile
+                self._idle.remove(worker)
+                self._release(worker, await self._preload(worker))
+
     def live_memories(self) -> int:
         """Linear memories the workers' last calls left allocated (0: nothing leaked)."""
         return sum(w.live or 0 for w in self._all)
@@ -422,6 +439,8 @@ class PluginExecutor:
             )
             reply = await worker.receive()
             healthy = True
+            if reply.get("op") == "compiled":
+                worker.loaded.add(sha256)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             # The compiler itself died on these bytes: the package is at fault.
             raise models.PluginInvalid(

@@ -378,6 +378,26 @@ class PluginService:
         ):
             raise PreconditionFailed("The publisher signature does not verify", path="signature")
 
+    async def warm(self) -> None:
+        """Start the worker pool with the installed plugins' components loaded, for a process
+        that runs plugin calls from its start (`plinth worker`); elsewhere the pool fills from
+        the first call on."""
+        it = store.plugin_installs
+        async with self.db.read() as conn:
+            installed = (await conn.execute(sa.select(it.c.name, it.c.version).distinct())).all()
+        if not installed:
+            return
+        components: list[tuple[str, Path]] = []
+        for row in installed:
+            try:
+                v = await self.version(row.name, row.version)
+            except NotFound:
+                continue
+            blob = self.blob_dir / f"{v.sha256}.wasm"
+            if blob.exists():
+                components.append((v.sha256, blob))
+        await self.executor.warm(components)
+
     async def compile(self, name: str, version: str | None = None) -> bool:
         """Compile a version ahead of its first call (cached on disk); True if it compiled."""
         v = await self.version(name, version)
