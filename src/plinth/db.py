@@ -140,13 +140,13 @@ def _on_begin(conn: Any) -> None:
 
 
 # `before_cursor_execute` listeners of Plinth's own, each with what it must still see.
-_UNTRACED: dict[Any, Callable[[Query], bool]] = {}
+_UNTRACED: dict[Any, Callable[[Query | Write], bool]] = {}
 
 
-def untraced(listener: Any, wants: Callable[[Query], bool]) -> None:
-    """Let `Database.fetch` run queries on the driver's connection although `listener`
-    listens to the engine, except those `wants(query)` says it must see (which then go
-    through SQLAlchemy, and so through the listener)."""
+def untraced(listener: Any, wants: Callable[[Query | Write], bool]) -> None:
+    """Let `Database.fetch` and `Database.write` run prebuilt statements on the driver's
+    connection although `listener` listens to the engine, except those `wants(statement)`
+    says it must see (which then go through SQLAlchemy, and so through the listener)."""
     _UNTRACED[listener] = wants
 
 
@@ -318,10 +318,7 @@ class Database:
     ) -> list[tuple[str, list[list[Any]]]] | None:
         """The statements of `steps` as the driver takes them, or None for SQLAlchemy."""
         dialect = self.engine.dialect
-        if (
-            dialect.name not in ("sqlite", "postgresql")
-            or self.engine.sync_engine.dispatch.before_cursor_execute
-        ):
+        if dialect.name not in ("sqlite", "postgresql") or any(self._traced(w) for w, _ in steps):
             return None
         work = []
         for w, rows in steps:
@@ -334,7 +331,7 @@ class Database:
             work.append((prepared.sql, args))
         return work
 
-    def _traced(self, query: Query) -> bool:
+    def _traced(self, query: Query | Write) -> bool:
         """Whether someone listens to the engine's statements (tracing, a test counting
         them) and must see this one: it then runs through SQLAlchemy, as it always did.
         Plinth's own listeners count only for the queries they want (`untraced`)."""

@@ -157,8 +157,8 @@ def _typed_table(name: str, *, unique_status: bool = True) -> sa.Table:
 
 async def test_prebuilt_writes_store_what_sqlalchemy_stores(database_url):
     """`Database.write` (on SQLite one trip to the driver's thread, on PostgreSQL on the
-    driver's connection) stores every column type as SQLAlchemy does, all or nothing, and a refused write is SQLAlchemy's IntegrityError
-    with nothing of the transaction left."""
+    driver's connection) stores every column type as SQLAlchemy does, all or nothing, and a
+    refused write is SQLAlchemy's IntegrityError with nothing of the transaction left."""
     import datetime as dt
     from decimal import Decimal
 

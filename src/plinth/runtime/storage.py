@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.util import await_only
 
-from plinth.db import Database, Query, Refused, untraced
+from plinth.db import Database, Query, Refused, Write, untraced
 from plinth.runtime.compiled import TAG
 from plinth.sqlite_files import FilePool, sqlite_file_engine
 from plinth.tenancy.models import Tenant
@@ -240,18 +240,18 @@ def _before_execute(
 
 
 # Each prebuilt query's tag, worked out once ("" for a query on no tenant table).
-_query_tags: WeakKeyDictionary[Query, str] = WeakKeyDictionary()
+_query_tags: WeakKeyDictionary[Query | Write, str] = WeakKeyDictionary()
 
 
-def _query_tag(query: Query) -> str:
+def _query_tag(query: Query | Write) -> str:
     found = _query_tags.get(query)
     if found is None:
         found = _query_tags[query] = _tag_of(query.stmt) or ""
     return found
 
 
-# A platform query may run on the driver's connection beside the statement check; a query on
-# tenant tables goes through it (and is refused there) unless a TenantSchema runs it.
+# A platform query or write may run on the driver's connection beside the statement check; one
+# on tenant tables goes through it (and is refused there) unless a TenantSchema runs it.
 untraced(_before_execute, lambda query: bool(_query_tag(query)))
 
 
@@ -328,7 +328,7 @@ class TenantSchema(Database):
 
     # `Database.fetch` on the driver's connection, taken for this schema: its search path is
     # set at checkout, checked before the query runs, and the query's text carries its tag.
-    def _traced(self, query: Query) -> bool:
+    def _traced(self, query: Query | Write) -> bool:
         listeners = self.engine.sync_engine.dispatch.before_cursor_execute
         return any(fn is not _before_execute for fn in listeners)  # `_run` checks it instead
 
