@@ -325,6 +325,47 @@ async def test_a_busy_plugin_puts_the_step_off_until_retry_after(wf: Harness) ->
     assert third - second >= 0.3
 
 
+async def test_a_side_effect_is_remembered_with_its_step_and_never_done_twice(
+    wf: Harness,
+) -> None:
+    import sqlalchemy as sa
+
+    from plinth.workflows import store
+
+    scorer = Flaky(0)
+    stand_in(wf.platform, scorer)
+    await wf.publish({"s": _scoring(False)})
+    # A run of the step before this one (its worker died after its call) remembered the
+    # result: the step takes it, and the plugin is not called again.
+    inst = await wf.platform.workflows.start(wf.tenant, "claims", "s", {"amount": 5}, ADMIN)
+    async with wf.platform.db.read() as conn:
+        step = (
+            await conn.execute(
+                sa.select(store.steps.c.id).where(store.steps.c.instance_id == inst["id"])
+            )
+        ).scalar_one()
+    async with wf.platform.db.transaction() as conn:
+        key = f"{inst['id']}:{step}"
+        await conn.execute(store.effects.insert().values(key=key, result={"score": 0.5}, at=0))
+    await _settle(wf)
+    assert (await wf.get(inst["id"]))["vars"]["fraud"] == {"score": 0.5}
+    assert scorer.calls == []
+    # A first run calls once and remembers the result in the step's own transaction.
+    iid = await wf.start("s", {"amount": 7})
+    await _settle(wf)
+    done = await wf.get(iid)
+    assert done["status"] == "completed" and len(scorer.calls) == 1
+    async with wf.platform.db.read() as conn:
+        kept = (
+            await conn.execute(
+                sa.select(store.effects.c.result).where(
+                    store.effects.c.key == f"{iid}:{done['timeline'][0]['id']}"
+                )
+            )
+        ).scalar_one()
+    assert kept == {"score": 0.9}
+
+
 async def test_error_path_and_retry_from_failed_step(wf: Harness) -> None:
     stand_in(wf.platform, Flaky(10))
     await wf.publish({"s": _scoring(True), "t": _scoring(False)})

@@ -99,6 +99,34 @@ class Carried:
 
 
 @dataclass
+class Effects:
+    """A step's side effect (`ctx.effect`): what an earlier run of the step remembered, read
+    with the step, and what this run did, written in the transaction that applies its
+    outcome (or its failure), with the step's new state."""
+
+    earlier: tuple[Any] | None = None  # (result,) when a run before this one remembered it
+    done: dict[str, Any] = field(default_factory=dict)  # key -> result, to remember
+
+    async def run(self, key: str, fn: Callable[[str], Awaitable[Any]]) -> Any:
+        """The effect's result: remembered, or from running it once now."""
+        if key in self.done:
+            return self.done[key]
+        if self.earlier is not None:
+            return self.earlier[0]
+        result = self.done[key] = await fn(key)
+        return result
+
+    async def remember(self, conn: AsyncConnection) -> None:
+        if self.done:
+            now = time.time()
+            await conn.execute(
+                store.effects.insert(),
+                [{"key": k, "result": r, "at": now} for k, r in self.done.items()],
+            )
+            self.done = {}
+
+
+@dataclass
 class Pending:
     """What a transaction has yet to do: events to publish after it commits, and the steps
     and jobs it entered, inserted together just before it commits (a step that only computes
@@ -594,11 +622,18 @@ class Engine:
     ) -> tuple[Job, Carried] | None:
         """Run or resume the job's step and apply what it led to; with `chain`, the step it
         leads to (when exactly one and automatic) comes back claimed, with its state."""
-        if carried is not None:
-            return await self._step(job, carried.inst, carried.step, [], chain)
-        i, s = store.instances, store.steps
+        if carried is not None:  # entered by this lease's last commit: never run before
+            return await self._step(job, carried.inst, carried.step, [], chain, Effects())
+        i, s, e = store.instances, store.steps, store.effects
         cached = self._definitions.get(job.instance_id)
-        columns = [*_INSTANCE_STATE, *(c.label(f"step_{c.name}") for c in s.c)]
+        # What an earlier run of the step remembered of its side effect, in the same read.
+        key = f"{job.instance_id}:{job.step_id}"
+        columns = [
+            *_INSTANCE_STATE,
+            *(c.label(f"step_{c.name}") for c in s.c),
+            sa.exists().where(e.c.key == key).label("effect_found"),
+            sa.select(e.c.result).where(e.c.key == key).scalar_subquery().label("effect_result"),
+        ]
         if cached is None:
             columns.append(i.c.definition)
         query = (
@@ -609,6 +644,8 @@ class Engine:
         async with self.db.statement() as conn:  # the instance and the step, one round trip
             row = dict((await conn.execute(query)).mappings().one())
         step = {c.name: row.pop(f"step_{c.name}") for c in s.c}
+        found, result = row.pop("effect_found"), row.pop("effect_result")
+        effects = Effects((result,) if found else None)
         inst = row
         if cached is None:
             self._remember(job.instance_id, inst["definition"])
@@ -628,17 +665,23 @@ class Engine:
                         )
                     ).mappings()
                 ]
-        return await self._step(job, inst, step, tasks, chain)
+        return await self._step(job, inst, step, tasks, chain, effects)
 
     async def _step(
-        self, job: Job, inst: dict[str, Any], step: Any, tasks: list[dict[str, Any]], chain: bool
+        self,
+        job: Job,
+        inst: dict[str, Any],
+        step: Any,
+        tasks: list[dict[str, Any]],
+        chain: bool,
+        effects: Effects,
     ) -> tuple[Job, Carried] | None:
         expected = "waiting" if job.kind == "resume" else ("queued", "retrying")
         if step["status"] not in (expected if isinstance(expected, tuple) else (expected,)):
             await self._finish_job(job)  # a stale signal: the step has moved on
             return None
         spec = inst["definition"]["nodes"][step["node"]]
-        ctx = await self._context(job, inst, step, spec, tasks)
+        ctx = await self._context(job, inst, step, spec, tasks, effects)
         tenant = ctx.tenant
         impl = step_types.get(spec["type"])
         try:
@@ -658,12 +701,20 @@ class Engine:
                     tenant, inst["app"], outcome.child["workflow"], inst["version"]
                 )
         except Exception as exc:  # noqa: BLE001  (a step's failure is data: retry or error path)
-            await self._failed(job, inst, step, spec, exc)
+            await self._failed(job, inst, step, spec, exc, effects)
             return None
-        return await self._apply(job, inst, step, spec, outcome, child_doc, expected, chain)
+        return await self._apply(
+            job, inst, step, spec, outcome, child_doc, expected, chain, effects
+        )
 
     async def _context(
-        self, job: Job, inst: dict[str, Any], step: Any, spec: dict[str, Any], tasks: list[Any]
+        self,
+        job: Job,
+        inst: dict[str, Any],
+        step: Any,
+        spec: dict[str, Any],
+        tasks: list[Any],
+        effects: Effects,
     ) -> StepContext:
         return StepContext(
             node=step["node"],
@@ -674,7 +725,7 @@ class Engine:
             step_id=step["id"],
             attempt=step["attempt"],
             tasks=tasks,
-            effect=lambda fn: self._effect(f"{inst['id']}:{step['id']}", fn),
+            effect=lambda fn: effects.run(f"{inst['id']}:{step['id']}", fn),
             services=self.services,
             tenant=await self._tenant(inst["tenant_id"]),
             principal=actor(
@@ -690,27 +741,6 @@ class Engine:
                 return None
             self._tenants[tenant_id] = tenants[0]
         return self._tenants[tenant_id]
-
-    async def _effect(self, key: str, fn: Any) -> Any:
-        """Run a side effect once per key: a re-run returns the remembered result."""
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(store.effects.c.result).where(store.effects.c.key == key)
-                )
-            ).first()
-        if row is not None:
-            return row.result
-        result = await fn(key)
-        async with self.db.transaction() as conn:
-            exists = (
-                await conn.execute(sa.select(store.effects.c.key).where(store.effects.c.key == key))
-            ).first()
-            if exists is None:
-                await conn.execute(
-                    store.effects.insert().values(key=key, result=result, at=time.time())
-                )
-        return result
 
     async def _guard(self, conn: AsyncConnection, job: Job, inst_id: str) -> dict[str, Any] | None:
         """Lock the instance and finish the job if the lease is still ours; None otherwise.
@@ -752,6 +782,7 @@ class Engine:
         child_doc: dict[str, Any] | None,
         expected: Any,
         chain: bool = False,
+        effects: Effects | None = None,
     ) -> tuple[Job, Carried] | None:
         now = time.time()
         out = Pending()
@@ -760,6 +791,11 @@ class Engine:
             inst = await self._guard(conn, job, inst0["id"])
             if inst is None or inst["status"] != "running":
                 return None
+            if effects is not None:
+                # Remembered with the step's completion: a crash before this commit re-runs
+                # the step, which calls again with the same idempotency key (the callee's
+                # guard against doubling, as for a crash between the call and any commit).
+                await effects.remember(conn)
             allowed = expected if isinstance(expected, tuple) else (expected,)
             following = await self._advance(
                 conn, job, inst, step, outcome, child_doc, allowed, now, out, chain
@@ -773,7 +809,7 @@ class Engine:
                     break
                 nxt, carried = following
                 nspec = inst["definition"]["nodes"][carried.step["node"]]
-                ctx = await self._context(nxt, inst, carried.step, nspec, [])
+                ctx = await self._context(nxt, inst, carried.step, nspec, [], Effects())
                 try:
                     pure = await step_types.get(nspec["type"]).run(ctx)
                 except Exception:  # noqa: BLE001  (its failure takes the ordinary path, after commit)
@@ -992,7 +1028,13 @@ class Engine:
         )
 
     async def _failed(
-        self, job: Job, inst0: Any, step: Any, spec: dict[str, Any], exc: Exception
+        self,
+        job: Job,
+        inst0: Any,
+        step: Any,
+        spec: dict[str, Any],
+        exc: Exception,
+        effects: Effects | None = None,
     ) -> None:
         """Put off a step whose callee was busy, else retry with backoff, else take the error
         path, else fail the instance."""
@@ -1007,6 +1049,8 @@ class Engine:
             inst = await self._guard(conn, job, inst0["id"])
             if inst is None or inst["status"] != "running":
                 return
+            if effects is not None:  # done before the step failed: a retry does not redo it
+                await effects.remember(conn)
             s = store.steps
             if later is not None:
                 # The callee refused before doing anything (a 429 or 503 with Retry-After, as
