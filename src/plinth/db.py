@@ -163,17 +163,17 @@ class Database:
     # not behind each other's work). Other processes still meet at the file's lock.
     _turn: asyncio.Lock | None = None
 
-    _here: _ReadsHere | None = None
+    _here: ReadsHere | None = None
 
     def __init__(self, url: str, *, reads_here: bool = False, **engine_kwargs: Any) -> None:
-        """`reads_here`: `fetch` reads an SQLite file on the calling thread (see `_ReadsHere`);
+        """`reads_here`: `fetch` reads an SQLite file on the calling thread (see `ReadsHere`);
         for a small file of short indexed reads, such as the platform's."""
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self.dialect = self.engine.dialect.name  # "sqlite" | "postgresql"
         path = self.engine.url.database
         if reads_here and self.dialect == "sqlite" and path and path != ":memory:":
-            self._here = _ReadsHere(path)
+            self._here = ReadsHere(path)
 
     @property
     def is_sqlite(self) -> bool:
@@ -461,17 +461,25 @@ class _Prepared:
         return self.rows(rows)
 
 
-class _ReadsHere:
+def _interrupt() -> int:
+    return 1  # a progress handler answering non-zero interrupts the statement
+
+
+class ReadsHere:
     """Prebuilt SELECTs on an SQLite file, run on the calling thread (the event loop's).
 
     A read through the pool is a trip to its connection's thread and back, each a wake-up the
-    OS and the interpreter's lock must schedule; a cold tenant's request makes two of them on
-    the platform's file (its row, then its gateway settings and apps' versions), each worth
-    more than the read itself (an indexed row of a small, cached file takes microseconds).
-    SQLite in WAL mode never blocks a reader on a writer, and this connection does not wait
-    at all (busy timeout 0, read-only): should it ever meet a lock (a checkpoint resetting the
-    log, recovery after a crash) or fail in any other way, `fetch` answers None and the query
-    goes through the pool as before."""
+    OS and the interpreter's lock must schedule, and worth more than the read itself (an
+    indexed row of a cached file takes microseconds): the platform's file (a cold tenant's
+    row, its gateway settings, its apps' versions) and each open tenant file (a record, a
+    page of a list) are read here. SQLite in WAL mode never blocks a reader on a writer, and
+    this connection does not wait at all (busy timeout 0, read-only): should it ever meet a
+    lock (a checkpoint resetting the log, recovery after a crash) or fail in any other way,
+    `fetch` answers None and the query goes through the pool as before. Nor does a read hold
+    the loop for long: one that runs past `STEPS` of SQLite's virtual machine (~0.3 ms; an
+    unindexed filter over a large table) is interrupted and goes through the pool too."""
+
+    STEPS = 20_000
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -484,6 +492,7 @@ class _ReadsHere:
                     return None  # the pool's connection makes it, as it always did
                 self._conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
                 self._conn.execute("PRAGMA query_only=ON")
+                self._conn.set_progress_handler(_interrupt, self.STEPS)
             rows = self._conn.execute(prepared.sql, prepared.args(params)).fetchall()
         except sqlite3.Error:  # busy, locked, another thread's call: through the pool
             return None

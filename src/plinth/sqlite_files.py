@@ -18,7 +18,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from plinth.db import SQLITE_PRAGMAS, _json_dumps, _on_begin
 
@@ -30,7 +30,7 @@ _file_dialect: Any = None
 FILE_STATEMENTS = 2000  # compiled statements kept for all tenant files together
 
 
-def _shared_file_dialect() -> tuple[Any, Any]:
+def _shared() -> tuple[Any, Any]:
     global _file_dialect
     if _file_dialect is None:
         import sqlite3
@@ -48,6 +48,11 @@ def _shared_file_dialect() -> tuple[Any, Any]:
     return _file_dialect
 
 
+def file_dialect() -> Any:
+    """The dialect every tenant file's engine shares (prebuilt queries compile for it)."""
+    return _shared()[0]
+
+
 class FileDialect(SQLiteDialect_aiosqlite):
     """aiosqlite's dialect, for SQLite files opened often. A connection back in the pool is
     rolled back only if a transaction is open on it, as `_reset_sqlite` does for the platform's
@@ -63,8 +68,25 @@ class FileDialect(SQLiteDialect_aiosqlite):
 registry.register("sqlite.plinth_file", __name__, "FileDialect")
 
 
-class _FileEngine(Engine):
+class FileEngine(Engine):
     """The engine of one SQLite file opened often (see `sqlite_file_engine`)."""
+
+    @staticmethod
+    def watched() -> bool:
+        """Whether someone listens to the statements of every such engine (a test counting
+        every engine's): they then run through SQLAlchemy (see `Database._traced`). Asked
+        of an engine that never connects: an instance sees the listeners of its class."""
+        global _probe
+        if _probe is None:
+            _probe = FileEngine(NullPool(_unused), file_dialect(), URL.create("sqlite"))
+        return bool(_probe.dispatch.before_cursor_execute)
+
+
+_probe: FileEngine | None = None
+
+
+def _unused() -> Any:
+    raise RuntimeError("the probe engine never connects")
 
 
 class FilePool(AsyncAdaptedQueuePool):
@@ -98,7 +120,7 @@ class FilePool(AsyncAdaptedQueuePool):
         return pool
 
 
-event.listen(_FileEngine, "begin", _on_begin)
+event.listen(FileEngine, "begin", _on_begin)
 
 
 def sqlite_file_engine(
@@ -111,7 +133,7 @@ def sqlite_file_engine(
     shared with every other such engine; its pool is a `FilePool`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     script = "".join(f"PRAGMA {p};" for p in (*SQLITE_PRAGMAS, *pragmas))
-    dialect, statements = _shared_file_dialect()
+    dialect, statements = _shared()
     functions = dialect.on_connect()  # regexp(), floor(): what SQLAlchemy gives SQLite
 
     def open_file() -> sqlite3.Connection:  # runs in the connection's thread
@@ -130,7 +152,7 @@ def sqlite_file_engine(
 
     pool = FilePool(creator, dialect=dialect, reset_on_return="rollback", **pool_kwargs)
     url = URL.create("sqlite+aiosqlite", database=path.as_posix())
-    engine = _FileEngine(pool, dialect, url, query_cache_size=0)
+    engine = FileEngine(pool, dialect, url, query_cache_size=0)
     engine.update_execution_options(compiled_cache=statements)
     return AsyncEngine(engine)
 

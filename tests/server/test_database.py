@@ -268,3 +268,74 @@ async def test_a_tenant_file_used_after_its_close_closes_again(tmp_path) -> None
         assert file.in_use == 1
     assert idle == [file, file] and file.in_use == 0  # its owner hears of it and closes it
     await file.dispose()
+
+
+async def _notes_file(path, rows: int):  # type: ignore[no-untyped-def]
+    """A tenant file holding `rows` notes, closed again: (its table, a read by id, a scan)."""
+    from plinth.db import Query
+    from plinth.runtime.storage import TenantFile
+
+    table = sa.Table(
+        "notes",
+        sa.MetaData(),
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("body", sa.String),
+    )
+    file = TenantFile(path, 2)
+    async with file.transaction() as conn:
+        await conn.run_sync(lambda c: table.create(c))
+        await conn.execute(table.insert(), [{"id": f"n{i}", "body": f"b{i}"} for i in range(rows)])
+    await file.dispose()
+    by_id = Query(sa.select(table).where(table.c.id == sa.bindparam("id")))
+    scan = Query(sa.select(table).where(table.c.body == sa.bindparam("body")))
+    return by_id, scan
+
+
+async def test_a_tenant_that_is_only_read_takes_no_thread(tmp_path) -> None:
+    """A tenant file's reads run on the event loop's thread: reading a cold tenant starts no
+    connection thread, and the file it opened closes with its owner."""
+    import asyncio
+    import os
+    import threading
+
+    from plinth import sqlite_files
+    from plinth.runtime.storage import TenantFile
+
+    by_id, _scan = await _notes_file(tmp_path / "t.db", 3)
+    file = TenantFile(tmp_path / "t.db", 2)
+    for _ in range(500):  # the writer's file took the spare thread, and another is being
+        if not sqlite_files._spares._ready.empty():  # started for the next file: let it be
+            break
+        await asyncio.sleep(0.01)
+    threads = threading.active_count()
+    fds = len(os.listdir("/proc/self/fd"))
+    try:
+        for _ in range(3):
+            assert await file.fetch(by_id, {"id": "n1"}) == [{"id": "n1", "body": "b1"}]
+        assert threading.active_count() <= threads and file.in_use == 0  # (one may be ending)
+        assert len(os.listdir("/proc/self/fd")) > fds  # the file is open, here
+    finally:
+        await file.dispose()
+    assert len(os.listdir("/proc/self/fd")) == fds  # and closed with its owner
+
+
+async def test_a_long_read_leaves_the_event_loop_and_still_answers(tmp_path, monkeypatch) -> None:
+    """A read that runs long on the loop's thread (an unindexed filter over many rows) is
+    interrupted there and answered through the file's pool: the loop is held at most for
+    `ReadsHere.STEPS` of SQLite's work, and the caller sees the rows all the same."""
+    from plinth.db import ReadsHere
+    from plinth.runtime.storage import TenantFile
+
+    by_id, scan = await _notes_file(tmp_path / "t.db", 2000)
+    monkeypatch.setattr(ReadsHere, "STEPS", 500)
+    file = TenantFile(tmp_path / "t.db", 2)
+    try:
+        here = ReadsHere(str(tmp_path / "t.db"))
+        dialect = file.engine.dialect
+        assert here.fetch(scan.prepared(dialect), {"body": "b1999"}) is None  # too long here
+        assert here.fetch(by_id.prepared(dialect), {"id": "n7"}) == [{"id": "n7", "body": "b7"}]
+        here.close()
+        assert await file.fetch(scan, {"body": "b1999"}) == [{"id": "n1999", "body": "b1999"}]
+        assert await file.fetch(by_id, {"id": "n7"}) == [{"id": "n7", "body": "b7"}]
+    finally:
+        await file.dispose()

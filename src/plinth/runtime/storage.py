@@ -43,55 +43,91 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.util import await_only
 
-from plinth.db import Database, Query, Refused, Write, untraced
+from plinth.db import Database, Query, ReadsHere, Refused, Write, untraced
 from plinth.runtime.compiled import TAG
-from plinth.sqlite_files import FilePool, sqlite_file_engine
+from plinth.sqlite_files import FileEngine, FilePool, file_dialect, sqlite_file_engine
 from plinth.tenancy.models import Tenant
 
 DEFAULT = "default"
-FILES_PER_CONNECTION = 3  # .db, -wal, -shm
+FILES_PER_CONNECTION = 2  # .db and -wal (a file's -shm is one per process)
 
 
 def default_open_bound(pool_size: int) -> int:
     """How many tenant files a node keeps open by default: at full load (every pool at
-    `pool_size`) they take at most half of the open-files limit, leaving the rest for sockets,
-    the platform database and plugins; at least 4, at most 256 (an idle open file costs a
-    thread and ~0.3 MB, and reopening one costs about a millisecond)."""
+    `pool_size`, and the file's reader on the event loop) they take at most half of the
+    open-files limit, leaving the rest for sockets, the platform database and plugins; at
+    least 4, at most 256 (an idle open file costs up to a thread and ~0.3 MB, and reopening
+    one costs about a millisecond)."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = 1 << 20
-    return max(4, min(256, soft // 2 // (FILES_PER_CONNECTION * max(1, pool_size))))
+    per_file = FILES_PER_CONNECTION * (max(1, pool_size) + 1) + 1  # + the -shm
+    return max(4, min(256, soft // 2 // per_file))
 
 
 class TenantFile(Database):
-    """A tenant's SQLite file: a database that knows how many connections are out."""
+    """A tenant's SQLite file: a database that knows how many connections are out.
+
+    Its reads run on the event loop's thread (`ReadsHere`), so a tenant that is only read
+    never builds its engine: no pool, no pooled connection, no thread. The engine is built
+    the first time something needs it (a write, a transaction, a read too long to run here)."""
 
     def __init__(self, path: Path, pool_size: int) -> None:
         # Not Database.__init__: the engine opens each connection in one trip to its thread.
         self.url = f"sqlite+aiosqlite:///{path.as_posix()}"
-        # One connection stays open while idle; up to `pool_size` under concurrent load (the
-        # extra ones are closed as they come back). Writers serialise on the file's lock
-        # anyway, so more connections would only add files and threads. `secure_delete`:
-        # deleted and overwritten values are zeroed in the file, not left in free pages (an
-        # erased subject's data must not be recoverable from the tenant's file).
-        self.engine = sqlite_file_engine(
-            path,
-            ("secure_delete=ON",),
-            pool_size=1,
-            max_overflow=max(0, pool_size - 1),
-            timeout=60,
-        )
+        self.path = path
+        self.pool_size = pool_size
+        self._engine: AsyncEngine | None = None
         self.dialect = "sqlite"
         self.closed = False  # evicted: closes itself whenever it falls idle
         self.on_idle: Any = None
-        pool: FilePool = self.engine.sync_engine.pool  # type: ignore[assignment]
-        pool.on_idle = self._idle
+        self._here = ReadsHere(path.as_posix())
+
+    @property
+    def engine(self) -> AsyncEngine:  # type: ignore[override]
+        if self._engine is None:
+            # One connection stays open while idle; up to `pool_size` under concurrent load
+            # (the extra ones are closed as they come back). Writers serialise on the file's
+            # lock anyway, so more connections would only add files and threads.
+            # `secure_delete`: deleted and overwritten values are zeroed in the file, not
+            # left in free pages (an erased subject's data must not be recoverable from the
+            # tenant's file).
+            self._engine = sqlite_file_engine(
+                self.path,
+                ("secure_delete=ON",),
+                pool_size=1,
+                max_overflow=max(0, self.pool_size - 1),
+                timeout=60,
+            )
+            pool: FilePool = self._engine.sync_engine.pool  # type: ignore[assignment]
+            pool.on_idle = self._idle
+        return self._engine
+
+    async def fetch(
+        self, query: Query, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        if self._engine is None and self._here is not None and not FileEngine.watched():
+            prepared = query.prepared(file_dialect())
+            if prepared is not None:
+                found = self._here.fetch(prepared, params or {})
+                if found is not None:
+                    return found
+        return await super().fetch(query, params)
+
+    async def dispose(self) -> None:
+        if self._here is not None:
+            self._here.close()
+            self._here = None  # closed: a request still holding it reads through the pool
+        if self._engine is not None:
+            await self._engine.dispose()
 
     @property
     def in_use(self) -> int:
         """Connections out of the file's pool now (the engine's current one: disposing of
         the engine swaps in a new pool)."""
-        pool: FilePool = self.engine.sync_engine.pool  # type: ignore[assignment]
+        if self._engine is None:
+            return 0
+        pool: FilePool = self._engine.sync_engine.pool  # type: ignore[assignment]
         return pool.in_use
 
     def _idle(self) -> None:
