@@ -65,8 +65,9 @@ _HEAD = Query(
     .order_by(audit_events.c.n.desc())
     .limit(1)
 )
+# `inline`: no implicit RETURNING of `seq` (PostgreSQL), nothing is read back.
 _EVENTS = Write(
-    audit_events.insert(),
+    audit_events.insert().inline(),
     [
         "tenant_key",
         "n",
@@ -82,7 +83,7 @@ _EVENTS = Write(
     ],
 )
 _CHECKPOINT = Write(
-    audit_checkpoints.insert(), ["tenant_key", "n", "head", "at", "key_id", "signature"]
+    audit_checkpoints.insert().inline(), ["tenant_key", "n", "head", "at", "key_id", "signature"]
 )
 # PostgreSQL: a tenant's appends take turns (`_lock_key`).
 _LOCK = Write(sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("k", type_=sa.BigInteger))))
