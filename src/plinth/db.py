@@ -257,6 +257,29 @@ class Database:
         async with self.statement() as conn:
             return [dict(row._mapping) for row in await conn.execute(query.stmt, params)]
 
+    async def execute(self, write: Write, params: dict[str, Any]) -> None:
+        """One prebuilt write with one parameter set, as `statement()` would run it (its own
+        transaction: PostgreSQL autocommit). On PostgreSQL (asyncpg) it runs on the driver's
+        connection, not through SQLAlchemy's execution layer, its errors raised as
+        SQLAlchemy's (`IntegrityError`, `DBAPIError` with the driver's error); elsewhere, or
+        when someone listens to the engine's statements, through SQLAlchemy."""
+        prepared = write.prepared(self.engine.dialect) if self.dialect == "postgresql" else None
+        args = prepared.args([params]) if prepared is not None else None
+        if prepared is None or args is None or self._traced(write):
+            async with self.statement() as conn:
+                await conn.execute(write.stmt, params)
+            return
+        raw = await self._raw_connection()
+        try:
+            sql = self._write_sql(prepared, write, raw)
+            await _asyncpg_errors(raw.driver_connection.execute(sql, *args[0]), sql)
+        finally:
+            await greenlet_spawn(raw.close)  # back to the pool, reset as SQLAlchemy does
+
+    def _write_sql(self, prepared: _PreparedWrite, write: Write, raw: Any) -> str:
+        """The text `execute` sends for `write` on `raw` (a tenant's schema checks it)."""
+        return prepared.sql
+
     async def write(self, steps: Sequence[tuple[Write, Sequence[dict[str, Any]]]]) -> None:
         """Prebuilt writes, each with its parameter sets, in one transaction: all or nothing.
 
@@ -297,19 +320,14 @@ class Database:
 
     async def _write_asyncpg(self, work: list[tuple[str, list[list[Any]]]]) -> None:
         raw = await self._raw_connection()
-        sql = "BEGIN"
         try:
             driver = raw.driver_connection
             async with driver.transaction():
                 for sql, args in work:
                     if len(args) == 1:
-                        await driver.execute(sql, *args[0])
+                        await _asyncpg_errors(driver.execute(sql, *args[0]), sql)
                     else:
-                        await driver.executemany(sql, args)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityError(sql, None, exc) from exc
-        except asyncpg.PostgresError as exc:
-            raise DBAPIError(sql, None, exc) from exc
+                        await _asyncpg_errors(driver.executemany(sql, args), sql)
         finally:
             await greenlet_spawn(raw.close)  # back to the pool, no transaction open
 
@@ -569,6 +587,17 @@ class _PreparedWrite:
                 return None
             out.append([row[n] if p is None else p(row[n]) for n, p in self.binds])
         return out
+
+
+async def _asyncpg_errors(call: Awaitable[Any], sql: str) -> None:
+    """Await an asyncpg call, its database errors raised as SQLAlchemy raises them (the
+    driver's error as `orig`, with its `sqlstate`)."""
+    try:
+        await call
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(sql, None, exc) from exc
+    except asyncpg.PostgresError as exc:
+        raise DBAPIError(sql, None, exc) from exc
 
 
 class _Failed(Exception):

@@ -334,8 +334,10 @@ class RecordService:
             stmt = self._create_statement(ent, sealed[0].keys())
             params, written = self.outbox.values(events)
             params.update((f"r_{k}", v) for k, v in sealed[0].items())
-            async with db.statement() as conn:
-                await self._write(conn, ent, stmt, [params])
+            try:
+                await db.execute(stmt, params)
+            except IntegrityError as exc:
+                raise _conflict(ent, exc) from None
         elif _refers(ent, rows) or len({frozenset(r) for r in sealed}) != 1:
             async with db.transaction() as conn:
                 await self._check_references(conn, tenant, app, ent, rows, many)
@@ -680,7 +682,7 @@ class RecordService:
             stmt = ent.statements[key] = Write(ent.insert, columns)
         return stmt  # type: ignore[no-any-return]
 
-    def _create_statement(self, ent: CompiledEntity, columns: Any) -> Any:
+    def _create_statement(self, ent: CompiledEntity, columns: Any) -> Write:
         """The one statement of a create setting `columns` (built once per entity version)."""
         key = ("create", frozenset(columns))
         stmt = ent.statements.get(key)
@@ -689,8 +691,8 @@ class RecordService:
             record = t.insert().values(
                 {c: sa.bindparam(f"r_{c}", type_=t.c[c].type) for c in sorted(columns)}
             )
-            stmt = ent.statements[key] = self.outbox.statement(record.cte("record"))
-        return stmt
+            stmt = ent.statements[key] = Write(self.outbox.statement(record.cte("record")))
+        return stmt  # type: ignore[no-any-return]
 
     async def _check_references(
         self,

@@ -306,7 +306,7 @@ def watch(engine: AsyncEngine) -> None:
 _tagged: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
 
 
-def _with_tag(prepared: Any, query: Query) -> Any:
+def _with_tag(prepared: Any, query: Query | Write) -> Any:
     found = _tagged.get(prepared)
     if found is None:
         found = copy.copy(prepared)
@@ -381,6 +381,12 @@ class TenantSchema(Database):
         if raw.info.get(_PATH) != search_path(self.schema):
             raise TenantIsolationError("a tenant's query on a connection not set to it")
         return await _with_tag(prepared, query).run(raw.driver_connection, params)
+
+    def _write_sql(self, prepared: Any, write: Write, raw: Any) -> str:
+        # `execute` as `fetch`: on a connection set to this schema, its text tagged.
+        if raw.info.get(_PATH) != search_path(self.schema):
+            raise TenantIsolationError("a tenant's write on a connection not set to it")
+        return str(_with_tag(prepared, write).sql)
 
 
 class TenantStorage:
