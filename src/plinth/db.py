@@ -188,13 +188,19 @@ class Database:
             return
         if self._turn is None:
             self._turn = asyncio.Lock()
-        try:
-            async with asyncio.timeout(BUSY_SECONDS):
-                await self._turn.acquire()
-        except TimeoutError:
-            raise OperationalError(
-                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
-            ) from None
+        turn = self._turn
+        # A free turn nobody waits for is taken at once (asyncio.Lock's own rule): no timer
+        # to arm for it.
+        if turn.locked() or getattr(turn, "_waiters", None):
+            try:
+                async with asyncio.timeout(BUSY_SECONDS):
+                    await self._turn.acquire()
+            except TimeoutError:
+                raise OperationalError(
+                    "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+                ) from None
+        else:
+            await turn.acquire()
         try:
             yield
         finally:
