@@ -366,6 +366,23 @@ async def test_a_side_effect_is_remembered_with_its_step_and_never_done_twice(
     assert kept == {"score": 0.9}
 
 
+async def test_the_events_of_committed_steps_reach_the_audit_ledger_in_order(
+    wf: Harness,
+) -> None:
+    # A worker loop goes on to its next job while the ledger appends a step's events; `drain`
+    # (and a worker that stops) waits for them.
+    stand_in(wf.platform, Flaky(0))
+    await wf.publish({"s": _scoring(False)})
+    ids = [await wf.start("s", {"amount": n}) for n in range(3)]
+    await wf.drain()
+    audit = wf.platform.governance.audit
+    entries = await audit.list(wf.tenant.id, limit=1000)
+    for iid in ids:
+        mine = [e["action"] for e in entries if (e.get("data") or {}).get("instance") == iid]
+        assert mine == ["workflow.started", "workflow.completed"], mine
+    assert (await audit.verify(wf.tenant.id)).ok
+
+
 async def test_error_path_and_retry_from_failed_step(wf: Harness) -> None:
     stand_in(wf.platform, Flaky(10))
     await wf.publish({"s": _scoring(True), "t": _scoring(False)})

@@ -319,6 +319,7 @@ class Engine:
         # Waits for this process's committed record writes to be dispatched (their workflow
         # starts are created off the request path): the outbox's, set by the platform.
         self.settle: Callable[[], Awaitable[None]] = _settled
+        self._announcing: set[asyncio.Task[None]] = set()  # events of committed steps
 
     @property
     def lease(self) -> float:
@@ -591,6 +592,7 @@ class Engine:
         done = 0
         while done < limit and await self.run_one():
             done += 1
+        await self.announced()
         return done
 
     # -- running a step -----------------------------------------------------------------------
@@ -826,8 +828,7 @@ class Engine:
                 .where(store.instances.c.id == inst["id"])
                 .values({k: inst[k] for k in ("vars", "joins", "status", "ended_at")})
             )
-        for event in out.events:
-            await self.events.publish(event)
+        self._announce(out.events)
         return following
 
     async def _advance(
@@ -1094,8 +1095,27 @@ class Engine:
                 .values(status="failed", ended_at=now)
             )
             await self._ended(conn, inst, "failed", inst["vars"], now, out)
-        for event in out.events:
+        self._announce(out.events)
+
+    def _announce(self, events: list[Event]) -> None:
+        """Publish a committed step's events (the audit ledger appends them, the webhooks queue
+        their deliveries) without holding up the loop that ran it: the loop goes on to its next
+        job while the ledger group-commits the entries of many steps together. An instance's
+        events keep their order; `drain` and the end of `work` wait for them."""
+        if not events:
+            return
+        task = asyncio.get_running_loop().create_task(self._publish(events))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _publish(self, events: list[Event]) -> None:
+        for event in events:
             await self.events.publish(event)
+
+    async def announced(self) -> None:
+        """Wait until the events of the steps committed so far are published."""
+        while self._announcing:
+            await asyncio.gather(*list(self._announcing), return_exceptions=True)
 
     # -- control ------------------------------------------------------------------------------
 
@@ -1305,6 +1325,7 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), idle)
             idle = min(poll, idle * 2)
+        await self.announced()
         left, self._claimed = self._claimed, []
         for job in left:  # claimed for a loop that stopped first: free at once for others
             with contextlib.suppress(Exception):
