@@ -501,12 +501,19 @@ class ReadsHere:
     lock (a checkpoint resetting the log, recovery after a crash) or fail in any other way,
     `fetch` answers None and the query goes through the pool as before. Nor does a read hold
     the loop for long: one that runs past `STEPS` of SQLite's virtual machine (~0.3 ms; an
-    unindexed filter over a large table) is interrupted and goes through the pool too."""
+    unindexed filter over a large table) is interrupted and goes through the pool too. Some
+    work is a single step, though, which no step count interrupts: a LIKE (a `contains`
+    filter) costs the length of the value times that of the pattern for each row (a crafted
+    filter over long text held the loop for seconds), and a long value is copied whole. So
+    this connection refuses any LIKE or GLOB pattern and, given `longest` (a tenant's file,
+    whose values its users write), any value longer than that many bytes: such a read, too,
+    goes through the pool, off the loop's thread."""
 
     STEPS = 20_000
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, longest: int | None = None) -> None:
         self.path = path
+        self.longest = longest
         self._conn: sqlite3.Connection | None = None
 
     def fetch(self, prepared: _Prepared, params: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -517,6 +524,9 @@ class ReadsHere:
                 self._conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
                 self._conn.execute("PRAGMA query_only=ON")
                 self._conn.set_progress_handler(_interrupt, self.STEPS)
+                self._conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 0)
+                if self.longest is not None:  # SQLite's error "string or blob too big"
+                    self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.longest)
             rows = self._conn.execute(prepared.sql, prepared.args(params)).fetchall()
         except sqlite3.Error:  # busy, locked, another thread's call: through the pool
             return None

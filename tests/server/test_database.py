@@ -339,3 +339,34 @@ async def test_a_long_read_leaves_the_event_loop_and_still_answers(tmp_path, mon
         assert await file.fetch(by_id, {"id": "n7"}) == [{"id": "n7", "body": "b7"}]
     finally:
         await file.dispose()
+
+
+async def test_a_read_of_long_text_or_a_like_pattern_leaves_the_event_loop(tmp_path) -> None:
+    """A LIKE (a `contains` filter) over long text is one step of SQLite's machine per row,
+    which no step count interrupts: a crafted pattern held the loop's thread for seconds. The
+    loop's reader refuses LIKE patterns and long values; the pool answers them, off the loop."""
+    from plinth.db import Query, ReadsHere
+    from plinth.runtime.storage import LONGEST_HERE, TenantFile
+
+    by_id, _scan = await _notes_file(tmp_path / "t.db", 3)
+    table = by_id.stmt.get_final_froms()[0]
+    long = "a" * 200_000
+    file = TenantFile(tmp_path / "t.db", 2)
+    async with file.transaction() as conn:
+        await conn.execute(table.insert(), [{"id": "long", "body": long}])
+    await file.dispose()
+    contains = Query(
+        sa.select(table.c.id).where(table.c.body.contains("a" * 5 + "b", autoescape=True))
+    )
+    file = TenantFile(tmp_path / "t.db", 2)
+    try:
+        here = ReadsHere(str(tmp_path / "t.db"), LONGEST_HERE)
+        dialect = file.engine.dialect
+        assert here.fetch(contains.prepared(dialect), {}) is None  # through the pool
+        assert here.fetch(by_id.prepared(dialect), {"id": "long"}) is None  # too long here
+        assert here.fetch(by_id.prepared(dialect), {"id": "n1"}) == [{"id": "n1", "body": "b1"}]
+        here.close()
+        assert await file.fetch(contains) == []
+        assert await file.fetch(by_id, {"id": "long"}) == [{"id": "long", "body": long}]
+    finally:
+        await file.dispose()

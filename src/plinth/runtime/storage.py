@@ -49,6 +49,9 @@ from plinth.sqlite_files import FileEngine, FilePool, file_dialect, sqlite_file_
 from plinth.tenancy.models import Tenant
 
 DEFAULT = "default"
+# The longest value (bytes) a tenant file's read on the loop's thread copies; a read of a
+# longer one goes through the pool (see `ReadsHere`).
+LONGEST_HERE = 65_536
 FILES_PER_CONNECTION = 2  # .db and -wal (a file's -shm is one per process)
 
 
@@ -81,7 +84,7 @@ class TenantFile(Database):
         self.dialect = "sqlite"
         self.closed = False  # evicted: closes itself whenever it falls idle
         self.on_idle: Any = None
-        self._here = ReadsHere(path.as_posix())
+        self._here = ReadsHere(path.as_posix(), LONGEST_HERE)
 
     @property
     def engine(self) -> AsyncEngine:  # type: ignore[override]
