@@ -383,6 +383,26 @@ async def test_the_events_of_committed_steps_reach_the_audit_ledger_in_order(
     assert (await audit.verify(wf.tenant.id)).ok
 
 
+async def test_cancelling_a_linear_workflow_closes_its_queued_job(wf: Harness) -> None:
+    import sqlalchemy as sa
+
+    from plinth.workflows import store
+
+    stand_in(wf.platform, Busy(100, "60"))  # the step waits a minute for its plugin
+    await wf.publish({"s": _scoring(False)})
+    iid = await wf.start("s", {"amount": 5})
+    await wf.platform.workflows.control(wf.tenant, iid, "cancel", ADMIN)
+    async with wf.platform.db.read() as conn:
+        left = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(
+                    store.jobs.c.instance_id == iid, store.jobs.c.status != "done"
+                )
+            )
+        ).scalar()
+    assert (await wf.get(iid))["status"] == "cancelled" and left == 0
+
+
 async def test_error_path_and_retry_from_failed_step(wf: Harness) -> None:
     stand_in(wf.platform, Flaky(10))
     await wf.publish({"s": _scoring(True), "t": _scoring(False)})

@@ -40,6 +40,10 @@ _INSTANCE_STATE = tuple(c for c in store.instances.c if c.name != "definition")
 _READS_TASKS = frozenset({"approval"})
 # Step types that only compute from the instance's variables: no I/O, no side effects.
 _PURE = frozenset({"assign", "gateway", "end"})
+# Step types that never wait, fork or start a child: an instance whose workflow has only these
+# runs one path, each job entered by the step before it, and holds no task and no other job
+# when one of its steps ends it (nothing to close there).
+_LINEAR = frozenset({"assign", "gateway", "end", "service_task"})
 # Steps one claim runs in a row at most: a looping instance still lets others take the worker.
 CHAIN = 100
 # Times a step is put off because its callee said "busy, retry later" before the step fails.
@@ -260,6 +264,11 @@ def _job_row(
 
 async def _settled() -> None:
     return None
+
+
+def _linear(definition: dict[str, Any]) -> bool:
+    """Whether the workflow's steps are all of the `_LINEAR` types."""
+    return all(node.get("type") in _LINEAR for node in definition.get("nodes", {}).values())
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -954,7 +963,7 @@ class Engine:
         values: dict[str, Any] = {"vars": variables, "joins": joins}
         if outcome.end:
             values |= {"status": outcome.end, "ended_at": now}
-            await self._ended(conn, inst, outcome.end, variables, now, out)
+            await self._ended(conn, inst, outcome.end, variables, now, out, by_step=True)
         inst |= values
         return following
 
@@ -988,18 +997,22 @@ class Engine:
         variables: dict[str, Any],
         now: float,
         out: Pending,
+        by_step: bool = False,
     ) -> None:
-        """Close what the instance leaves open, and wake a waiting parent."""
-        await conn.execute(
-            store.tasks.update()
-            .where(store.tasks.c.instance_id == inst["id"], store.tasks.c.status == "open")
-            .values(status="cancelled", ended_at=now)
-        )
-        await conn.execute(
-            store.jobs.update()
-            .where(store.jobs.c.instance_id == inst["id"], store.jobs.c.status == "queued")
-            .values(status="done")
-        )
+        """Close what the instance leaves open, and wake a waiting parent. `by_step`: ended by
+        the step whose job this transaction finishes (not cancelled from outside, when the job
+        of a linear workflow's next step may still be queued)."""
+        if not (by_step and _linear(inst["definition"])):
+            await conn.execute(
+                store.tasks.update()
+                .where(store.tasks.c.instance_id == inst["id"], store.tasks.c.status == "open")
+                .values(status="cancelled", ended_at=now)
+            )
+            await conn.execute(
+                store.jobs.update()
+                .where(store.jobs.c.instance_id == inst["id"], store.jobs.c.status == "queued")
+                .values(status="done")
+            )
         for job in out.jobs.values():  # entered in this transaction, not written yet
             if job["instance_id"] == inst["id"] and job["status"] == "queued":
                 job["status"] = "done"
@@ -1094,7 +1107,7 @@ class Engine:
                 .where(store.instances.c.id == inst["id"])
                 .values(status="failed", ended_at=now)
             )
-            await self._ended(conn, inst, "failed", inst["vars"], now, out)
+            await self._ended(conn, inst, "failed", inst["vars"], now, out, by_step=True)
         self._announce(out.events)
 
     def _announce(self, events: list[Event]) -> None:
