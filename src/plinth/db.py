@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -248,7 +249,7 @@ class Database:
         prepared = query.prepared(self.engine.dialect)
         if prepared is not None and not self._traced(query):
             if self._here is not None:
-                found = self._here.fetch(prepared, params)
+                found = await self._here.fetch(prepared, params)
                 if found is not None:
                     return found
             raw = await self._raw_connection()
@@ -385,7 +386,7 @@ class Database:
 
     async def dispose(self) -> None:
         if self._here is not None:
-            self._here.close()
+            await self._here.close()
         await self.engine.dispose()
 
 
@@ -507,7 +508,12 @@ class ReadsHere:
     filter over long text held the loop for seconds), and a long value is copied whole. So
     this connection refuses any LIKE or GLOB pattern and, given `longest` (a tenant's file,
     whose values its users write), any value longer than that many bytes: such a read, too,
-    goes through the pool, off the loop's thread."""
+    goes through the pool, off the loop's thread.
+
+    Opening and closing are filesystem work (the first read creates the file's `-wal` and
+    `-shm`, the last close checkpoints and deletes them), which on a busy disk now and then
+    takes tens of milliseconds: both run on one of a few threads kept for it (`_FILE_WORK`),
+    never on the loop."""
 
     STEPS = 20_000
 
@@ -515,28 +521,71 @@ class ReadsHere:
         self.path = path
         self.longest = longest
         self._conn: sqlite3.Connection | None = None
+        self._opening: asyncio.Future[sqlite3.Connection | None] | None = None
 
-    def fetch(self, prepared: _Prepared, params: dict[str, Any]) -> list[dict[str, Any]] | None:
+    async def fetch(
+        self, prepared: _Prepared, params: dict[str, Any]
+    ) -> list[dict[str, Any]] | None:
+        conn = self._conn or await self._open()
+        if conn is None:
+            return None
         try:
-            if self._conn is None:
-                if not os.path.exists(self.path):
-                    return None  # the pool's connection makes it, as it always did
-                self._conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-                self._conn.execute("PRAGMA query_only=ON")
-                self._conn.set_progress_handler(_interrupt, self.STEPS)
-                self._conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 0)
-                if self.longest is not None:  # SQLite's error "string or blob too big"
-                    self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.longest)
-            rows = self._conn.execute(prepared.sql, prepared.args(params)).fetchall()
-        except sqlite3.Error:  # busy, locked, another thread's call: through the pool
+            rows = conn.execute(prepared.sql, prepared.args(params)).fetchall()
+        except sqlite3.Error:  # busy, locked, interrupted, closed meanwhile: through the pool
             return None
         return prepared.rows(rows)
 
-    def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-            self._conn = None
+    async def _open(self) -> sqlite3.Connection | None:
+        opening = self._opening
+        if opening is None:  # the first reader opens it; any other meanwhile waits for it
+            work = asyncio.get_running_loop().run_in_executor(_FILE_WORK, self._connect)
+            opening = self._opening = work
+        # Shielded: a reader that gives up leaves the connection to the next (or to close).
+        conn = await asyncio.shield(opening)
+        if self._opening is opening:  # not closed meanwhile
+            self._opening = None
+            self._conn = conn  # None (no file yet, locked): the next read tries again
+        return conn
+
+    def _connect(self) -> sqlite3.Connection | None:  # on a `_FILE_WORK` thread
+        if not os.path.exists(self.path):
+            return None  # the pool's connection makes it, as it always did
+        conn = None
+        try:
+            # Handed to the loop's thread once open, closed on another (`close`).
+            conn = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            conn.set_progress_handler(_interrupt, self.STEPS)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 0)
+            if self.longest is not None:  # SQLite's error "string or blob too big"
+                conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.longest)
+            # One call (each takes the interpreter's lock back, from a loop that may be busy):
+            # read-only, then a read that loads the schema and opens the log.
+            conn.executescript("PRAGMA query_only=ON; SELECT 1 FROM sqlite_master LIMIT 1;")
+        except Exception:  # noqa: BLE001 - not readable here: the pool's connection will say
+            if conn is not None:
+                _close_quietly(conn)
+            return None
+        return conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        opening, self._opening = self._opening, None
+        if opening is not None:  # one being opened (or opened for a reader that gave up)
+            conn = await asyncio.shield(opening) or conn
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(_FILE_WORK, _close_quietly, conn)
+
+
+# Opening and closing SQLite files read on the loop's thread (`ReadsHere`): a few threads,
+# whatever the number of files, started as needed.
+_FILE_WORK = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plinth-sqlite-files")
+
+
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.close()
 
 
 class Write:

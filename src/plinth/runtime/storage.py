@@ -112,15 +112,15 @@ class TenantFile(Database):
         if self._engine is None and self._here is not None and not FileEngine.watched():
             prepared = query.prepared(file_dialect())
             if prepared is not None:
-                found = self._here.fetch(prepared, params or {})
+                found = await self._here.fetch(prepared, params or {})
                 if found is not None:
                     return found
         return await super().fetch(query, params)
 
     async def dispose(self) -> None:
-        if self._here is not None:
-            self._here.close()
-            self._here = None  # closed: a request still holding it reads through the pool
+        here, self._here = self._here, None  # a request still holding it reads through the pool
+        if here is not None:
+            await here.close()
         if self._engine is not None:
             await self._engine.dispose()
 
