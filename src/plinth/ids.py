@@ -21,11 +21,13 @@ class _Entropy:
     PAGE = 4096
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # ids are made on threads too: no bytes handed out twice
         self._drop()
         os.register_at_fork(after_in_child=self._drop)
 
     def _drop(self) -> None:
+        # A new lock too: a fork while another thread held it leaves the child's copy held
+        # by a thread the child does not have, and its first id would wait forever.
+        self._lock = threading.Lock()  # ids are made on threads too: no bytes handed out twice
         self._page = b""
         self._at = 0
 
