@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 
 from plinth.errors import Conflict, Forbidden, ValidationFailed
+from plinth.events import Event
 from plinth.extensions.models import PluginTenantBusy
 from plinth.workflows.steps.approval import decide
 from tests.workflows.conftest import ADMIN, Harness, InstalledPlugins, stand_in, user
@@ -401,6 +403,26 @@ async def test_cancelling_a_linear_workflow_closes_its_queued_job(wf: Harness) -
             )
         ).scalar()
     assert (await wf.get(iid))["status"] == "cancelled" and left == 0
+
+
+async def test_the_events_of_steps_committed_one_after_another_are_published_in_that_order(
+    wf: Harness,
+) -> None:
+    # A subscriber that takes its time over one event (the ledger waiting for its group
+    # commit) must not let the event of a step committed later be published before it.
+    engine = wf.platform.workflows.engine
+    seen: list[str] = []
+
+    async def slow_first(event: Event) -> None:
+        if event.data.get("n") == 0:
+            await asyncio.sleep(0.05)
+        seen.append(event.data["n"])
+
+    wf.platform.events.subscribe("review.order", slow_first)
+    for n in range(3):
+        engine._announce([Event("review.order", None, {"n": n})])
+    await engine.announced()
+    assert seen == [0, 1, 2]
 
 
 async def test_error_path_and_retry_from_failed_step(wf: Harness) -> None:

@@ -329,6 +329,7 @@ class Engine:
         # starts are created off the request path): the outbox's, set by the platform.
         self.settle: Callable[[], Awaitable[None]] = _settled
         self._announcing: set[asyncio.Task[None]] = set()  # events of committed steps
+        self._last_announced: asyncio.Task[None] | None = None
 
     @property
     def lease(self) -> float:
@@ -1117,11 +1118,16 @@ class Engine:
         events keep their order; `drain` and the end of `work` wait for them."""
         if not events:
             return
-        task = asyncio.get_running_loop().create_task(self._publish(events))
+        # After the events of the steps committed before (a subscriber awaiting one event,
+        # as the ledger its group commit, let a later step's events overtake it).
+        task = asyncio.get_running_loop().create_task(self._publish(self._last_announced, events))
+        self._last_announced = task
         self._announcing.add(task)
         task.add_done_callback(self._announcing.discard)
 
-    async def _publish(self, events: list[Event]) -> None:
+    async def _publish(self, before: asyncio.Task[None] | None, events: list[Event]) -> None:
+        if before is not None and not before.done():
+            await asyncio.wait([before])  # its failure is its own (logged by the bus)
         for event in events:
             await self.events.publish(event)
 
