@@ -425,6 +425,43 @@ async def test_the_events_of_steps_committed_one_after_another_are_published_in_
     assert seen == [0, 1, 2]
 
 
+class Suspending(InstalledPlugins):
+    """A plugin whose first call sees its instance suspended while it runs (an operator's
+    suspend, a lease taken over): the call has happened all the same."""
+
+    installed = {"fraud": {"score"}}
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.instance: tuple[str, str] | None = None
+        self.calls: list[str] = []
+
+    async def call_action(
+        self, tenant: Any, plugin: str, action: str, input: dict[str, Any], principal: Any
+    ) -> dict[str, Any]:
+        self.calls.append(input.get("idempotency_key", action))
+        if len(self.calls) == 1 and self.instance is not None:
+            await self.engine.set_status(*self.instance, "suspend")
+        return {"score": 0.9}
+
+
+async def test_a_side_effect_done_while_its_instance_was_suspended_is_not_done_again(
+    wf: Harness,
+) -> None:
+    plugin = Suspending(wf.platform.workflows.engine)
+    stand_in(wf.platform, plugin)
+    await wf.publish({"s": _scoring(False)})
+    inst = await wf.platform.workflows.start(wf.tenant, "claims", "s", {"amount": 5}, ADMIN)
+    plugin.instance = (wf.tenant.id, inst["id"])
+    await _settle(wf)
+    assert len(plugin.calls) == 1
+    await wf.platform.workflows.engine.set_status(wf.tenant.id, inst["id"], "resume")
+    await _settle(wf)
+    done = await wf.get(inst["id"])
+    assert done["status"] == "completed" and done["vars"]["fraud"] == {"score": 0.9}
+    assert len(plugin.calls) == 1, plugin.calls
+
+
 async def test_error_path_and_retry_from_failed_step(wf: Harness) -> None:
     stand_in(wf.platform, Flaky(10))
     await wf.publish({"s": _scoring(True), "t": _scoring(False)})

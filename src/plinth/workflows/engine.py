@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database
@@ -121,11 +123,16 @@ class Effects:
         return result
 
     async def remember(self, conn: AsyncConnection) -> None:
+        """Write what this run did, whatever became of its step meanwhile (suspended, its
+        lease taken over): the call happened, and a run after this one must not redo it. A
+        result another run remembered first stays."""
         if self.done:
             now = time.time()
+            insert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(
+                store.effects
+            ).on_conflict_do_nothing(index_elements=["key"])
             await conn.execute(
-                store.effects.insert(),
-                [{"key": k, "result": r, "at": now} for k, r in self.done.items()],
+                insert, [{"key": k, "result": r, "at": now} for k, r in self.done.items()]
             )
             self.done = {}
 
@@ -801,13 +808,15 @@ class Engine:
         following: tuple[Job, Carried] | None = None
         async with self.db.transaction() as conn:
             inst = await self._guard(conn, job, inst0["id"])
-            if inst is None or inst["status"] != "running":
-                return None
             if effects is not None:
                 # Remembered with the step's completion: a crash before this commit re-runs
                 # the step, which calls again with the same idempotency key (the callee's
                 # guard against doubling, as for a crash between the call and any commit).
+                # Also when the step does not complete here (its instance suspended or
+                # cancelled meanwhile, its lease lost): the call was made all the same.
                 await effects.remember(conn)
+            if inst is None or inst["status"] != "running":
+                return None
             allowed = expected if isinstance(expected, tuple) else (expected,)
             following = await self._advance(
                 conn, job, inst, step, outcome, child_doc, allowed, now, out, chain
@@ -1062,10 +1071,10 @@ class Engine:
         out = Pending()
         async with self.db.transaction() as conn:
             inst = await self._guard(conn, job, inst0["id"])
-            if inst is None or inst["status"] != "running":
-                return
             if effects is not None:  # done before the step failed: a retry does not redo it
                 await effects.remember(conn)
+            if inst is None or inst["status"] != "running":
+                return
             s = store.steps
             if later is not None:
                 # The callee refused before doing anything (a 429 or 503 with Retry-After, as
