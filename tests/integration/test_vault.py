@@ -115,6 +115,22 @@ def test_processes_starting_together_on_a_fresh_data_dir_share_one_master_key(
     assert os.listdir(tmp_path / "fresh") == ["master.key"]
 
 
+def test_a_master_key_is_generated_on_a_filesystem_without_hard_links(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data directory on a mount that refuses hard links (EPERM) still gets its key."""
+
+    def refused(*_: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)
+    fresh = settings.model_copy(update={"data_dir": tmp_path / "nolinks"})
+    key = load_master_key(fresh)
+    assert base64.b64decode((tmp_path / "nolinks" / "master.key").read_text()) == key
+    assert load_master_key(fresh) == key
+    assert os.listdir(tmp_path / "nolinks") == ["master.key"]
+
+
 async def test_a_scaled_out_node_without_the_shared_master_key_refuses_to_start(
     settings: Settings,
 ) -> None:

@@ -70,21 +70,35 @@ def load_master_key(settings: Settings) -> bytes:
     # Written whole to a file of our own (O_EXCL + 0600 from the first byte: never
     # world-readable), then linked into place, which fails if it exists: processes starting
     # together on a fresh data_dir (`plinth worker`s) all end up with the one key that won.
+    # On disk before it is in place: a crash right after must not leave an empty key file.
+    # A filesystem without hard links (some network and container mounts) gets the key
+    # written in place, O_EXCL, as before.
     mine = path.with_name(f".master.key.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "w") as out:
-            out.write(base64.b64encode(key).decode())
-        os.link(mine, path)
+        _write_key(mine, key)
+        try:
+            os.link(mine, path)
+        except FileExistsError:
+            raise
+        except OSError:
+            _write_key(path, key)
     except FileExistsError:
         return parse_master_key(path.read_text())
     finally:
-        mine.unlink()
+        mine.unlink(missing_ok=True)
     log.warning(
         "generated a master key at %s (mode 0600); back it up: secrets are unreadable without it",
         path,
     )
     return key
+
+
+def _write_key(path: Path, key: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(base64.b64encode(key).decode())
+        out.flush()
+        os.fsync(out.fileno())
 
 
 class Vault:
