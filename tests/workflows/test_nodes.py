@@ -327,6 +327,24 @@ async def test_a_busy_plugin_puts_the_step_off_until_retry_after(wf: Harness) ->
     assert third - second >= 0.3
 
 
+async def test_a_plugin_that_is_always_busy_fails_the_step_after_so_many_deferrals(
+    wf: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plinth.workflows import engine
+
+    monkeypatch.setattr(engine, "DEFERRALS", 3)
+    busy = Busy(1000, "0.01")
+    stand_in(wf.platform, busy)
+    scoring = _scoring(False)
+    del scoring["nodes"]["score"]["retry"]
+    await wf.publish({"s": scoring})
+    iid = await wf.start("s", {"amount": 5})
+    await _settle(wf)
+    inst = await wf.get(iid)
+    assert inst["status"] == "failed" and "PluginTenantBusy" in inst["timeline"][0]["error"]
+    assert len(busy.calls) == 4  # the first call, then one per deferral
+
+
 async def test_a_side_effect_is_remembered_with_its_step_and_never_done_twice(
     wf: Harness,
 ) -> None:
