@@ -175,7 +175,9 @@ async function edit () {
   await sleep(config.grace * 1000)
 
   const sent = Object.fromEntries(editors.map((e) => [e.n, e.seq]))
-  console.log(JSON.stringify({ sent, seen, latencies }))
+  // Written, then waited for: stdout to a pipe is asynchronous, and process.exit() below would
+  // cut what is not flushed yet at 64 KiB (200 editors' latencies are more).
+  await new Promise((resolve) => process.stdout.write(JSON.stringify({ sent, seen, latencies }) + '\n', resolve))
   for (const e of editors) {
     if (e.alive) clearInterval(e.alive)
     e.client.provider.destroy()
