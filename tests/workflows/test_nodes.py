@@ -345,6 +345,23 @@ async def test_a_plugin_that_is_always_busy_fails_the_step_after_so_many_deferra
     assert len(busy.calls) == 4  # the first call, then one per deferral
 
 
+async def test_a_callee_out_for_long_fails_the_attempt_instead_of_putting_it_off(
+    wf: Harness,
+) -> None:
+    # A refusal asking for more than a minute (an open circuit breaker's hour) is no
+    # deferral: the step's own error handling runs now, not in an hour or thirty.
+    busy = Busy(1000, "3600")
+    stand_in(wf.platform, busy)
+    scoring = _scoring(False)
+    del scoring["nodes"]["score"]["retry"]
+    await wf.publish({"s": scoring})
+    iid = await wf.start("s", {"amount": 5})
+    await _settle(wf)
+    inst = await wf.get(iid)
+    assert inst["status"] == "failed" and "PluginTenantBusy" in inst["timeline"][0]["error"]
+    assert len(busy.calls) == 1
+
+
 async def test_a_side_effect_is_remembered_with_its_step_and_never_done_twice(
     wf: Harness,
 ) -> None:

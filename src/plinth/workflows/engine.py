@@ -50,6 +50,10 @@ _LINEAR = frozenset({"assign", "gateway", "end", "service_task"})
 CHAIN = 100
 # Times a step is put off because its callee said "busy, retry later" before the step fails.
 DEFERRALS = 30
+# The longest "retry later" a step waits out as a deferral. A callee out for longer (a
+# connector whose circuit breaker is open for an hour) is a failed attempt: the step's own
+# retry and error path decide, as the breaker means them to, quickly.
+DEFER_SECONDS = 60.0
 
 
 def actor(instance_id: str, tenant_id: str, workflow: str, role: str = "owner") -> Principal:
@@ -1068,6 +1072,8 @@ class Engine:
         message = f"{type(exc).__name__}: {exc}"[:2000]
         deferred = int((job.signal or {}).get("deferred", 0))
         later = retry_after(exc) if deferred < DEFERRALS else None
+        if later is not None and later > DEFER_SECONDS:
+            later = None
         out = Pending()
         async with self.db.transaction() as conn:
             inst = await self._guard(conn, job, inst0["id"])
