@@ -103,6 +103,9 @@ class CompiledEntity:
     # Statements built once for this version of the entity, by what they write (the columns
     # a create sets): SQLAlchemy compiles each once, and a request only binds values.
     statements: dict[Any, Any] = field(default_factory=dict)
+    # Each field with what turns its stored value into JSON (None: as it is), worked out on
+    # first use (`records.to_record`): a page of records converts each value directly.
+    converters: list[tuple[str, Any]] | None = None
 
     @property
     def input_fields(self) -> set[str]:

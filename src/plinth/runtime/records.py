@@ -100,19 +100,29 @@ def to_record(
 ) -> dict[str, Any]:
     """A row as the API's record: system fields first, then fields as JSON."""
     m = row._mapping if hasattr(row, "_mapping") else row
+    stamp = types.datetime_json
     record: dict[str, Any] = {
         "id": m["id"],
         "version": m["version"],
-        "created_at": types.to_json({"type": "datetime"}, m["created_at"]),
-        "updated_at": types.to_json({"type": "datetime"}, m["updated_at"]),
+        "created_at": None if m["created_at"] is None else stamp(m["created_at"]),
+        "updated_at": None if m["updated_at"] is None else stamp(m["updated_at"]),
         "created_by": m["created_by"],
         "updated_by": m["updated_by"],
     }
-    for name, spec in entity.fields.items():
+    for name, convert in _converters(entity):
         if readable is not None and name not in readable:
             continue
-        record[name] = types.to_json(spec, m[name])
+        value = m[name]
+        record[name] = value if value is None or convert is None else convert(value)
     if fields:
         keep = set(fields) | {"id"}
         record = {k: v for k, v in record.items() if k in keep}
     return record
+
+
+def _converters(entity: CompiledEntity) -> list[tuple[str, Any]]:
+    if entity.converters is None:
+        entity.converters = [
+            (name, types.json_converter(spec)) for name, spec in entity.fields.items()
+        ]
+    return entity.converters

@@ -6,8 +6,10 @@ Pure: no I/O. Every other module asks this one about a field's type.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
+from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -200,23 +202,43 @@ def to_json(spec: Spec, value: Any) -> Any:
     """A stored value as JSON (decimals as exact strings, dates ISO 8601)."""
     if value is None:
         return None
+    convert = json_converter(spec)
+    return value if convert is None else convert(value)
+
+
+def json_converter(spec: Spec) -> Callable[[Any], Any] | None:
+    """What `to_json` does to a stored value of this field (not None), or None when it hands
+    the value back as it is (text, enums, JSON): looked up once per field, not per value."""
     t = spec["type"]
     if t == "decimal":
-        scale = spec.get("scale", 2)
-        return str(Decimal(value).quantize(Decimal(1).scaleb(-scale)))
-    if t == "datetime":
-        if isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:  # SQLite hands back naive UTC
-            value = value.replace(tzinfo=dt.UTC)
-        return value.isoformat().replace("+00:00", "Z")
-    if t == "date":
-        return value.isoformat() if isinstance(value, dt.date) else str(value)
-    if t == "boolean":
-        return bool(value)
-    if t == "integer":
-        return int(value)
-    return value
+        return _decimal_json(spec.get("scale", 2))
+    return _JSON.get(t)
+
+
+@functools.cache
+def _decimal_json(scale: int) -> Callable[[Any], str]:
+    quantum = Decimal(1).scaleb(-scale)
+    return lambda value: str(Decimal(value).quantize(quantum))
+
+
+def datetime_json(value: Any) -> str:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=dt.UTC)
+    return str(value.isoformat()).replace("+00:00", "Z")
+
+
+def _date_json(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+_JSON: dict[str, Callable[[Any], Any]] = {
+    "datetime": datetime_json,
+    "date": _date_json,
+    "boolean": bool,
+    "integer": int,
+}
 
 
 def to_cel(spec: Spec, value: Any) -> Any:
