@@ -327,20 +327,26 @@ async def test_a_busy_plugin_puts_the_step_off_until_retry_after(wf: Harness) ->
     assert third - second >= 0.3
 
 
-async def test_a_plugin_that_is_always_busy_fails_the_step_after_so_many_deferrals(
-    wf: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from plinth.workflows import engine
-
-    monkeypatch.setattr(engine, "DEFERRALS", 3)
-    busy = Busy(1000, "0.01")
+async def _always_busy(wf: Harness, retry_after: str) -> tuple[dict[str, Any], Busy]:
+    """An instance whose plugin step (without a `retry` of its own) always meets a busy
+    plugin asking to be called again in `retry_after` seconds, run until it settles."""
+    busy = Busy(1000, retry_after)
     stand_in(wf.platform, busy)
     scoring = _scoring(False)
     del scoring["nodes"]["score"]["retry"]
     await wf.publish({"s": scoring})
     iid = await wf.start("s", {"amount": 5})
     await _settle(wf)
-    inst = await wf.get(iid)
+    return await wf.get(iid), busy
+
+
+async def test_a_plugin_that_is_always_busy_fails_the_step_after_so_many_deferrals(
+    wf: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plinth.workflows import engine
+
+    monkeypatch.setattr(engine, "DEFERRALS", 3)
+    inst, busy = await _always_busy(wf, "0.01")
     assert inst["status"] == "failed" and "PluginTenantBusy" in inst["timeline"][0]["error"]
     assert len(busy.calls) == 4  # the first call, then one per deferral
 
@@ -350,14 +356,7 @@ async def test_a_callee_out_for_long_fails_the_attempt_instead_of_putting_it_off
 ) -> None:
     # A refusal asking for more than a minute (an open circuit breaker's hour) is no
     # deferral: the step's own error handling runs now, not in an hour or thirty.
-    busy = Busy(1000, "3600")
-    stand_in(wf.platform, busy)
-    scoring = _scoring(False)
-    del scoring["nodes"]["score"]["retry"]
-    await wf.publish({"s": scoring})
-    iid = await wf.start("s", {"amount": 5})
-    await _settle(wf)
-    inst = await wf.get(iid)
+    inst, busy = await _always_busy(wf, "3600")
     assert inst["status"] == "failed" and "PluginTenantBusy" in inst["timeline"][0]["error"]
     assert len(busy.calls) == 1
 
