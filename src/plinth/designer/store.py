@@ -90,26 +90,28 @@ async def append_many(
     entries: list[tuple[bytes, str, list[str]]],
     at: datetime,
 ) -> int:
-    """Append a batch of (update, author, summary) in one statement; the last id."""
+    """Append a batch of (update, author, summary); the last id. One statement, compiled once
+    for any batch size (SQLAlchemy's insertmanyvalues, which keeps RETURNING), not a VALUES
+    list compiled anew for each size of batch."""
     result = await conn.execute(
-        updates.insert()
-        .values(
-            [
-                {
-                    "tenant_id": tenant_id,
-                    "app_id": app_id,
-                    "data": data,
-                    "size": len(data),
-                    "author": author,
-                    "summary": summary,
-                    "created_at": at,
-                }
-                for data, author, summary in entries
-            ]
-        )
-        .returning(updates.c.id)
+        _APPEND,
+        [
+            {
+                "tenant_id": tenant_id,
+                "app_id": app_id,
+                "data": data,
+                "size": len(data),
+                "author": author,
+                "summary": summary,
+                "created_at": at,
+            }
+            for data, author, summary in entries
+        ],
     )
     return max(int(i) for i in result.scalars())
+
+
+_APPEND = updates.insert().returning(updates.c.id)
 
 
 async def load(conn: AsyncConnection, app_id: str) -> tuple[bytes | None, list[tuple[int, bytes]]]:
