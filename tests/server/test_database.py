@@ -331,8 +331,8 @@ async def test_a_long_read_leaves_the_event_loop_and_still_answers(tmp_path, mon
     """A read that runs long on the loop's thread (an unindexed filter over many rows) is
     interrupted there and answered through the file's pool: the loop is held at most for
     `ReadsHere.STEPS` of SQLite's work, and the caller sees the rows all the same."""
-    from plinth.db import ReadsHere
     from plinth.runtime.storage import TenantFile
+    from plinth.sqlite_reads import ReadsHere
 
     by_id, scan = await _notes_file(tmp_path / "t.db", 2000)
     monkeypatch.setattr(ReadsHere, "STEPS", 500)
@@ -355,8 +355,9 @@ async def test_a_read_of_long_text_or_a_like_pattern_leaves_the_event_loop(tmp_p
     """A LIKE (a `contains` filter) over long text is one step of SQLite's machine per row,
     which no step count interrupts: a crafted pattern held the loop's thread for seconds. The
     loop's reader refuses LIKE patterns and long values; the pool answers them, off the loop."""
-    from plinth.db import Query, ReadsHere
+    from plinth.db import Query
     from plinth.runtime.storage import LONGEST_HERE, TenantFile
+    from plinth.sqlite_reads import ReadsHere
 
     by_id, _scan = await _notes_file(tmp_path / "t.db", 3)
     table = by_id.stmt.get_final_froms()[0]

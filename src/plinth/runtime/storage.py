@@ -43,9 +43,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.util import await_only
 
-from plinth.db import Database, Query, ReadsHere, Refused, Write, untraced
+from plinth.db import Database, Query, Refused, Write, untraced
 from plinth.runtime.compiled import TAG
 from plinth.sqlite_files import FileEngine, FilePool, file_dialect, sqlite_file_engine
+from plinth.sqlite_reads import ReadsHere
 from plinth.tenancy.models import Tenant
 
 DEFAULT = "default"

@@ -1,0 +1,123 @@
+"""Reading an SQLite file on the event loop's thread: the platform's file and each open tenant
+file answer their prebuilt SELECTs (`db.Query`) without a trip to a connection's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+
+class Prepared(Protocol):
+    """A prebuilt SELECT compiled for SQLite (`db.Query.prepared`)."""
+
+    sql: str
+
+    def args(self, params: dict[str, Any]) -> list[Any]: ...
+
+    def rows(self, rows: Any) -> list[dict[str, Any]]: ...
+
+
+def _interrupt() -> int:
+    return 1  # a progress handler answering non-zero interrupts the statement
+
+
+class ReadsHere:
+    """Prebuilt SELECTs on an SQLite file, run on the calling thread (the event loop's).
+
+    A read through the pool is a trip to its connection's thread and back, each a wake-up the
+    OS and the interpreter's lock must schedule, and worth more than the read itself (an
+    indexed row of a cached file takes microseconds): the platform's file (a cold tenant's
+    row, its gateway settings, its apps' versions) and each open tenant file (a record, a
+    page of a list) are read here. SQLite in WAL mode never blocks a reader on a writer, and
+    this connection does not wait at all (busy timeout 0, read-only): should it ever meet a
+    lock (a checkpoint resetting the log, recovery after a crash) or fail in any other way,
+    `fetch` answers None and the query goes through the pool as before. Nor does a read hold
+    the loop for long: one that runs past `STEPS` of SQLite's virtual machine (~0.3 ms; an
+    unindexed filter over a large table) is interrupted and goes through the pool too. Some
+    work is a single step, though, which no step count interrupts: a LIKE (a `contains`
+    filter) costs the length of the value times that of the pattern for each row (a crafted
+    filter over long text held the loop for seconds), and a long value is copied whole. So
+    this connection refuses any LIKE or GLOB pattern and, given `longest` (a tenant's file,
+    whose values its users write), any value longer than that many bytes: such a read, too,
+    goes through the pool, off the loop's thread.
+
+    Opening and closing are filesystem work (the first read creates the file's `-wal` and
+    `-shm`, the last close checkpoints and deletes them), which on a busy disk now and then
+    takes tens of milliseconds: both run on one of a few threads kept for it (`_FILE_WORK`),
+    never on the loop."""
+
+    STEPS = 20_000
+
+    def __init__(self, path: str, longest: int | None = None) -> None:
+        self.path = path
+        self.longest = longest
+        self._conn: sqlite3.Connection | None = None
+        self._opening: asyncio.Future[sqlite3.Connection | None] | None = None
+
+    async def fetch(
+        self, prepared: Prepared, params: dict[str, Any]
+    ) -> list[dict[str, Any]] | None:
+        conn = self._conn or await self._open()
+        if conn is None:
+            return None
+        try:
+            rows = conn.execute(prepared.sql, prepared.args(params)).fetchall()
+        except sqlite3.Error:  # busy, locked, interrupted, closed meanwhile: through the pool
+            return None
+        return prepared.rows(rows)
+
+    async def _open(self) -> sqlite3.Connection | None:
+        opening = self._opening
+        if opening is None:  # the first reader opens it; any other meanwhile waits for it
+            work = asyncio.get_running_loop().run_in_executor(_FILE_WORK, self._connect)
+            opening = self._opening = work
+        # Shielded: a reader that gives up leaves the connection to the next (or to close).
+        conn = await asyncio.shield(opening)
+        if self._opening is opening:  # not closed meanwhile
+            self._opening = None
+            self._conn = conn  # None (no file yet, locked): the next read tries again
+        return conn
+
+    def _connect(self) -> sqlite3.Connection | None:  # on a `_FILE_WORK` thread
+        if not os.path.exists(self.path):
+            return None  # the pool's connection makes it, as it always did
+        conn = None
+        try:
+            # Handed to the loop's thread once open, closed on another (`close`).
+            conn = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            conn.set_progress_handler(_interrupt, self.STEPS)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 0)
+            if self.longest is not None:  # SQLite's error "string or blob too big"
+                conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.longest)
+            # One call (each takes the interpreter's lock back, from a loop that may be busy):
+            # read-only, then a read that loads the schema and opens the log.
+            conn.executescript("PRAGMA query_only=ON; SELECT 1 FROM sqlite_master LIMIT 1;")
+        except Exception:  # noqa: BLE001 - not readable here: the pool's connection will say
+            if conn is not None:
+                _close_quietly(conn)
+            return None
+        return conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        opening, self._opening = self._opening, None
+        if opening is not None:  # one being opened (or opened for a reader that gave up)
+            conn = await asyncio.shield(opening) or conn
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(_FILE_WORK, _close_quietly, conn)
+
+
+# Opening and closing SQLite files read on the loop's thread (`ReadsHere`): a few threads,
+# whatever the number of files, started as needed.
+_FILE_WORK = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plinth-sqlite-files")
+
+
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.close()
