@@ -246,7 +246,7 @@ class Database:
         """The rows of a prebuilt SELECT, as `statement()` would run it (one statement, no
         explicit transaction), on the driver's connection when the query allows it."""
         params = params or {}
-        prepared = query.prepared(self.engine.dialect)
+        prepared = query.prepared(self._sql_dialect())
         if prepared is not None and not self._traced(query):
             if self._here is not None:
                 found = await self._here.fetch(prepared, params)
@@ -355,6 +355,10 @@ class Database:
                 return None
             work.append((prepared.sql, args))
         return work
+
+    def _sql_dialect(self) -> Dialect:
+        """The dialect prebuilt queries compile for (the engine's)."""
+        return self.engine.dialect
 
     def _traced(self, query: Query | Write) -> bool:
         """Whether someone listens to the engine's statements (tracing, a test counting

@@ -39,6 +39,7 @@ from typing import Any
 from weakref import WeakKeyDictionary, WeakSet
 
 from sqlalchemy import Table, event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.util import await_only
@@ -107,16 +108,12 @@ class TenantFile(Database):
             pool.on_idle = self._idle
         return self._engine
 
-    async def fetch(
-        self, query: Query, params: dict[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        if self._engine is None and self._here is not None and not FileEngine.watched():
-            prepared = query.prepared(file_dialect())
-            if prepared is not None:
-                found = await self._here.fetch(prepared, params or {})
-                if found is not None:
-                    return found
-        return await super().fetch(query, params)
+    # `Database.fetch` asks these before it reads here: answered without building the engine.
+    def _sql_dialect(self) -> Dialect:
+        return file_dialect()  # the one every tenant file's engine shares
+
+    def _traced(self, query: Query | Write) -> bool:
+        return FileEngine.watched() if self._engine is None else super()._traced(query)
 
     async def dispose(self) -> None:
         here, self._here = self._here, None  # a request still holding it reads through the pool
