@@ -52,7 +52,6 @@ async def test_each_tenant_has_its_own_file_or_schema(
     assert r.json()["items"] == []
 
 
-
 async def test_a_tenant_file_of_the_flat_layout_is_used_where_it_is(
     client: httpx.AsyncClient, platform: Platform
 ) -> None:
@@ -81,6 +80,7 @@ async def test_a_tenant_file_of_the_flat_layout_is_used_where_it_is(
     assert sorted(p.name for p in folder.iterdir() if p.suffix == ".db") == [f"{acme.id}.db"]
     assert not (folder / acme.id).exists()
     assert len((await client.get(base)).json()["items"]) == 2
+
 
 class Explode:
     name = "explode"
