@@ -124,8 +124,15 @@ class GatewaySettings:
         row = await self.tenants.lookup(slug)
         if row is None:
             return None
-        # A cold tenant: its settings are read while its first-use hooks load the rest.
-        found, _ = await asyncio.gather(self._fetch(row.id, row.slug), self.tenants.resolved(row))
+        if self.db.is_sqlite:
+            # Both read on the loop's thread, without a wait to overlap: run as tasks, they
+            # would only put the cold tenant's request behind two more turns of a busy loop.
+            found = await self._fetch(row.id, row.slug)
+            await self.tenants.resolved(row)
+        else:  # a cold tenant: its settings are read while its first-use hooks load the rest
+            found, _ = await asyncio.gather(
+                self._fetch(row.id, row.slug), self.tenants.resolved(row)
+            )
         self._by_id[found.id] = found
         return found
 
