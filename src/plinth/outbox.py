@@ -97,10 +97,12 @@ _DELETE = Write(entries.delete().where(entries.c.id == sa.bindparam("spent")))
 _KEYS = Write(dispatched.insert(), ["id", "at"])
 
 # One row per running worker, beating each round and deleted on a clean stop: a row left
-# behind (or gone stale) marks a process that stopped uncleanly, whose tenants' outboxes may
-# hold rows nobody else has open, so the next worker to see it sweeps every source once.
-# Otherwise a worker sweeps only the sources its process opened: start-up does nothing per
-# tenant.
+# behind marks a process that stopped uncleanly, whose tenants' outboxes may hold rows nobody
+# else has open, so the next worker to see it sweeps every source once. Otherwise a worker
+# sweeps only the sources its process opened: start-up does nothing per tenant. A row is left
+# behind when its beats stop: a starting worker watches the rows it found for a few of its own
+# polls (the other workers of `plinth serve --workers N` beat on), and any worker reaps a row
+# not seen for `STALE_SECONDS`.
 runs = sa.Table(
     "outbox_runs",
     platform_metadata,
@@ -507,11 +509,16 @@ class Outbox:
         """Sweep the source databases until `stop` is set: those this process opened, and
         every one after an unclean stop (of this node before it started, or of another)."""
         run = new_id()
-        left = await self._begin(run)  # runs that did not stop cleanly (or still run)
-        everything, first, pruned = bool(left), True, 0.0
+        found = await self._begin(run)  # other runs' markers: stopped uncleanly, or running
+        watch_until = time.monotonic() + 2 * poll + 1  # each running one beats by then
+        everything, first, pruned = False, True, 0.0
+        left: list[str] = []
         while not stop.is_set():
             try:
                 everything |= await self._beat(run)
+                if found and time.monotonic() >= watch_until:
+                    left, found = await self._silent(found), {}
+                    everything |= bool(left)
                 complete = True
                 async for source in sources(everything):
                     if stop.is_set():  # a SIGTERM is not kept waiting by a thousand files
@@ -554,12 +561,19 @@ class Outbox:
         """Whether the worker's round sweeps `source` (see `_written`)."""
         return not source.is_sqlite or source.url in self._written or source.url in self._spent
 
-    async def _begin(self, run: str) -> list[str]:
-        """Mark this run as started; the runs already marked."""
+    async def _begin(self, run: str) -> dict[str, float]:
+        """Mark this run as started; the runs already marked, with when each was last seen."""
         async with self.db.transaction() as conn:
-            left = [r.id for r in await conn.execute(sa.select(runs.c.id))]
+            found = {r.id: r.seen_at for r in await conn.execute(sa.select(runs))}
             await conn.execute(runs.insert().values(id=run, seen_at=time.time()))
-        return left
+        return found
+
+    async def _silent(self, found: dict[str, float]) -> list[str]:
+        """Those of `found` not seen since: their processes stopped without a clean stop (a
+        run that stopped cleanly took its marker away)."""
+        async with self.db.transaction() as conn:
+            rows = await conn.execute(sa.select(runs).where(runs.c.id.in_(list(found))))
+            return [r.id for r in rows if r.seen_at <= found[r.id]]
 
     async def _beat(self, run: str) -> bool:
         """Mark this run alive; whether another one died since (its marker is taken here)."""

@@ -1,6 +1,7 @@
-"""The outbox worker's start-up does nothing per tenant: after a clean stop it opens no tenant
-database; after an unclean one (a run's marker left in the platform database) it sweeps every
-tenant once and dispatches what was left pending."""
+"""The outbox worker's start-up does nothing per tenant: after a clean stop, or beside other
+running workers, it opens no tenant database; after an unclean stop (a run's marker left in
+the platform database, beaten no more) it sweeps every tenant once and dispatches what was
+left pending."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from plinth.server import Platform
 from plinth.settings import Settings
 from tests.helpers import make_tenant
 
+CREATED = "record.created"
+
 
 async def _started(settings: Settings) -> Platform:
     platform = Platform(settings.model_copy(update={"embedded_worker": True}))
@@ -25,6 +28,11 @@ async def _started(settings: Settings) -> Platform:
         assert time.monotonic() < deadline, "the outbox worker never swept"
         await asyncio.sleep(0.02)
     return platform
+
+
+async def _markers(platform: Platform) -> list[str]:
+    async with platform.db.read() as conn:
+        return [r.id for r in await conn.execute(sa.select(runs.c.id))]
 
 
 async def _pending(platform: Platform, tenant_id: str) -> int:
@@ -58,16 +66,46 @@ async def test_a_clean_restart_opens_no_tenant_and_an_unclean_one_dispatches_wha
     async with platform.db.read() as conn:  # the clean stop took its marker away
         assert (await conn.execute(sa.select(runs))).first() is None
 
-    # An unclean stop leaves its run's marker: the next start sweeps every tenant.
+    # Another worker is running (a sibling of `plinth serve --workers N`): its marker is
+    # there, beaten every poll. A start beside it sweeps no tenant, during its watch or after.
+    async with platform.db.transaction() as conn:
+        await conn.execute(runs.insert().values(id="sibling", seen_at=time.time()))
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            async with platform.db.transaction() as conn:
+                await conn.execute(
+                    runs.update().where(runs.c.id == "sibling").values(seen_at=time.time())
+                )
+
+    beating = asyncio.create_task(beat())
+    beside = await _started(settings)
+    try:
+        rounds = beside.outbox.rounds
+        await asyncio.sleep(6)  # past its watch (2 polls and a second)
+        assert beside.outbox.rounds > rounds
+        assert len(beside.records.storage.files) == 0
+    finally:
+        beating.cancel()
+        await beside.stop()
+    assert await _pending(platform, "acme") == (1 if platform.db.is_sqlite else 0)
+    async with platform.db.transaction() as conn:  # the sibling stops cleanly
+        await conn.execute(runs.delete().where(runs.c.id == "sibling"))
+
+    # An unclean stop leaves its run's marker, beaten no more: once a start has watched it
+    # stay silent, it sweeps every tenant.
     async with platform.db.transaction() as conn:
         await conn.execute(runs.insert().values(id="killed", seen_at=time.time()))
     after = await _started(settings)
     try:
-        audited = await after.governance.audit.list(tenant.id, action="record.created")
+        deadline = time.monotonic() + 20
+        while "killed" in (ids := await _markers(after)):  # until its sweep is complete
+            assert time.monotonic() < deadline, "the dead run's sweep never completed"
+            await asyncio.sleep(0.2)
+        assert len(ids) == 1  # ours
+        audited = await after.governance.audit.list(tenant.id, action=CREATED)
         assert [e["resource"] for e in audited] == ["notes/note/left1"]  # once
-        async with after.db.read() as conn:  # the dead run's marker is gone, ours is there
-            ids = [r.id for r in await conn.execute(sa.select(runs.c.id))]
-        assert len(ids) == 1 and ids != ["killed"]
     finally:
         await after.stop()
     assert await _pending(platform, "acme") == 0
