@@ -89,7 +89,8 @@ dispatched = sa.Table(
 )
 
 _COLUMNS = [entries.c[n] for n in ("id", "tenant_id", "topic", "data", "status", "run_at")]
-_ANY_ROW = Query(sa.select(entries.c.id).limit(1))
+# Whether anything is left in a source's outbox.
+ANY_ROW = Query(sa.select(entries.c.id).limit(1))
 # The same writes as prebuilt statements for `Database.write` (`Outbox.writes`).
 _INSERT = Write(entries.insert(), [c.name for c in _COLUMNS])
 _DELETE = Write(entries.delete().where(entries.c.id == sa.bindparam("spent")))
@@ -555,7 +556,7 @@ class Outbox:
         row whose dispatch failed waits out its lease there, to be swept again)."""
         if self._written[source.url] > began - SETTLE_SECONDS:
             return False
-        return not await source.fetch(_ANY_ROW)
+        return not await source.fetch(ANY_ROW)
 
     def _owed(self, source: Database) -> bool:
         """Whether the worker's round sweeps `source` (see `_written`)."""

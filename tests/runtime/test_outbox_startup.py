@@ -52,6 +52,11 @@ async def test_a_clean_restart_opens_no_tenant_and_an_unclean_one_dispatches_wha
     async with source.transaction() as conn:
         left = {"app": "notes", "entity": "note", "id": "left1", "by": "someone"}
         await platform.outbox.write(conn, source, [Event("record.created", tenant.id, left)])
+    # Another tenant with a file and nothing left in its outbox, and one without a file.
+    await make_tenant(client, "quiet")
+    quiet = await platform.tenants.get("quiet")
+    await platform.outbox.prepare(platform.records.storage.database(quiet))
+    await make_tenant(client, "empty")
     await platform.records.storage.close()
 
     # A clean restart: the worker's first sweep opens no tenant's file.
@@ -104,6 +109,12 @@ async def test_a_clean_restart_opens_no_tenant_and_an_unclean_one_dispatches_wha
             assert time.monotonic() < deadline, "the dead run's sweep never completed"
             await asyncio.sleep(0.2)
         assert len(ids) == 1  # ours
+        if platform.db.is_sqlite:
+            # The sweep read every tenant's outbox, and opened for good only the one with a
+            # row left: no pool, no thread, nothing evicted for the others; no file was made.
+            assert after.records.storage.files.stats()["opened"] == 1
+            empty = await after.tenants.get("empty")
+            assert not (settings.data_dir / "tenants" / empty.id).exists()
         audited = await after.governance.audit.list(tenant.id, action=CREATED)
         assert [e["resource"] for e in audited] == ["notes/note/left1"]  # once
     finally:

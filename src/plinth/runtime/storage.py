@@ -149,6 +149,9 @@ class OpenFiles:
     def __len__(self) -> int:
         return len(self._open)
 
+    def __contains__(self, key: tuple[str, str]) -> bool:  # open, and not touched by asking
+        return key in self._open
+
     def get(self, key: tuple[str, str]) -> TenantFile | None:
         found = self._open.get(key)
         if found is not None:
@@ -450,6 +453,27 @@ class TenantStorage:
             found = TenantFile(self._path(region, db, tenant), self.pool_size)
             self.files.add(key, found)
         return found
+
+    async def peek(self, tenant: Tenant, query: Query) -> list[dict[str, Any]] | None:
+        """The rows of `query` (a prebuilt SELECT) in the tenant's file, read without opening
+        the file for good when it is not open: a reader of its own, closed after, so nothing
+        is evicted nor counted as used. [] when the tenant has no file; None when the file
+        cannot answer that way (it is open, a table is missing, a lock) or the tenant's data
+        is in PostgreSQL: ask `database(tenant)` then. For a sweep of every tenant, which
+        would otherwise open each file with its pool and thread in turn."""
+        region = self.home(tenant)
+        db = self._region_db(region)
+        prepared = query.prepared(file_dialect())
+        if not db.is_sqlite or prepared is None or (region, tenant.id) in self.files:
+            return None
+        path = self._path(region, db, tenant)
+        if not path.exists():
+            return []
+        reader = ReadsHere(path.as_posix(), LONGEST_HERE)
+        try:
+            return await reader.fetch(prepared, {})
+        finally:
+            await reader.close()
 
     def _path(self, region: str, db: Database, tenant: Tenant) -> Path:
         if region == DEFAULT:

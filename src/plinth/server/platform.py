@@ -24,7 +24,7 @@ from plinth.governance.tokens import IssuedToken, TokenService
 from plinth.integration import ConnectorService, GatewaySettings, Quotas, Vault
 from plinth.integration.copies import IntegrationCopies
 from plinth.metadata.service import AppFiles, MetadataService
-from plinth.outbox import Outbox
+from plinth.outbox import ANY_ROW, Outbox
 from plinth.runtime import copies as runtime_copies
 from plinth.runtime.publishing import CompileStep, MigrateStep
 from plinth.runtime.service import RecordService
@@ -218,6 +218,8 @@ class Platform:
             return
         seen: set[str] = set()
         for tenant in await self.tenants.list():
+            if await storage.peek(tenant, ANY_ROW) == []:
+                continue  # nothing left in its outbox (or no file yet): not opened for that
             db = storage.database(tenant)
             if db.url not in seen:
                 seen.add(db.url)
