@@ -54,8 +54,9 @@ class Recent(Generic[K, V]):
             raise
         finally:
             self._loading.pop(key, None)
-        if len(self._values) >= self.limit:
-            self._values.clear()
+        self._values.pop(key, None)  # read again: now the newest
+        if len(self._values) >= self.limit:  # the oldest read goes, not everything at once
+            del self._values[next(iter(self._values))]
         self._values[key] = (value, time.monotonic())
         future.set_result(value)
         return value
