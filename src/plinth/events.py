@@ -36,6 +36,9 @@ Handler = Callable[[Event], Awaitable[None]]
 class EventBus:
     def __init__(self) -> None:
         self._handlers: list[tuple[str, Handler, bool]] = []
+        # topic -> the handlers whose pattern matches it, in order (a publish matches each
+        # pattern once per topic, not per event); rebuilt when the handlers change.
+        self._matching: dict[str, list[tuple[Handler, bool]]] = {}
         # Added by the cluster relays (Redis or the change log, the sibling processes): each
         # is called with each local event after its local handlers.
         self.relays: list[Handler] = []
@@ -46,9 +49,11 @@ class EventBus:
         `cluster=True`: also for matching events relayed from other nodes (`event.remote`).
         """
         self._handlers.append((pattern, handler, cluster))
+        self._matching = {}
 
     def unsubscribe(self, handler: Handler) -> None:
         self._handlers = [h for h in self._handlers if h[1] is not handler]
+        self._matching = {}
 
     async def publish(self, event: Event) -> None:
         await self._run(event, remote=False)
@@ -63,8 +68,18 @@ class EventBus:
         await self._run(event, remote=True)
 
     async def _run(self, event: Event, *, remote: bool) -> None:
-        for pattern, handler, cluster in list(self._handlers):
-            if (cluster or not remote) and fnmatch.fnmatchcase(event.topic, pattern):
+        matching = self._matching.get(event.topic)
+        if matching is None:
+            if len(self._matching) > 1024:  # topics are a small set; this bounds odd ones
+                self._matching = {}
+            matching = self._matching[event.topic] = [
+                (handler, cluster)
+                for pattern, handler, cluster in self._handlers
+                if fnmatch.fnmatchcase(event.topic, pattern)
+            ]
+        # A handler (un)subscribing meanwhile replaces the list: this one is left as it was.
+        for handler, cluster in matching:
+            if cluster or not remote:
                 try:
                     await handler(event)
                 except Exception:  # a subscriber's bug must not fail the publisher
