@@ -8,7 +8,7 @@ import httpx
 from fastapi.dependencies import utils as fastapi_dependencies
 
 from plinth.server import Platform, create_app
-from plinth.server.app import prepare_routes
+from plinth.server.app import YOUNG_GC_THRESHOLD, prepare_routes
 from tests.conftest import ADMIN_TOKEN
 from tests.helpers import make_tenant
 
@@ -94,6 +94,10 @@ async def test_what_start_up_loaded_is_kept_out_of_the_collectors_sight(settings
     # A full collection walking every module, route and schema stalled every request in flight
     # (~0.45 s on a loaded machine, bench/noisy_neighbour.py); a stopped server lets them go.
     app = create_app(settings)
+    before = gc.get_threshold()
     async with app.router.lifespan_context(app):
         assert gc.get_freeze_count() > 0
+        # Requests in flight are not walked by a young collection every few requests.
+        assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *before[1:])
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
