@@ -32,9 +32,10 @@ async def test_each_tenant_has_its_own_file_or_schema(
     assert acme and globex
     storage = platform.records.storage
     if platform.db.is_sqlite:
-        folder = platform.settings.data_dir / "tenants"
-        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.db"))
-        assert files == sorted([f"{acme.id}/tenant.db", f"{globex.id}/tenant.db"])
+        files = sorted(
+            p.name for p in (platform.settings.data_dir / "tenants").iterdir() if p.suffix == ".db"
+        )
+        assert files == sorted([f"{acme.id}.db", f"{globex.id}.db"])
     else:
         async with platform.db.read() as conn:
             schemas = set(
@@ -50,36 +51,6 @@ async def test_each_tenant_has_its_own_file_or_schema(
     )
     r = await client.get("/api/t/globex/apps/claims/data/policyholder")
     assert r.json()["items"] == []
-
-
-async def test_a_tenant_file_of_the_flat_layout_is_used_where_it_is(
-    client: httpx.AsyncClient, platform: Platform
-) -> None:
-    """Data directories written before each tenant had a folder of its own keep their files
-    beside each other (`tenants/<id>.db`): an upgraded node reads and writes them there."""
-    if not platform.db.is_sqlite:
-        pytest.skip("a file per tenant is SQLite's layout")
-    await make_tenant(client, "acme")
-    await make_app(client, "acme", "claims")
-    assert (await publish(client, "acme", "claims", CLAIMS)).status_code == 201
-    base = "/api/t/acme/apps/claims/data/policyholder"
-    r = await client.post(base, json={"full_name": "Ada", "country": "DE"})
-    assert r.status_code == 201, r.text
-    acme = await platform.tenants.find("acme")
-    assert acme is not None
-    storage = platform.records.storage
-    await storage.files.close()  # as a node stopped for its upgrade
-    folder = platform.settings.data_dir / "tenants"
-    (folder / acme.id / "tenant.db").rename(folder / f"{acme.id}.db")
-    (folder / acme.id).rmdir()
-
-    r = await client.get(f"{base}/{r.json()['id']}")
-    assert r.status_code == 200 and r.json()["full_name"] == "Ada"
-    r = await client.post(base, json={"full_name": "Grace", "country": "FR"})
-    assert r.status_code == 201, r.text
-    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".db") == [f"{acme.id}.db"]
-    assert not (folder / acme.id).exists()
-    assert len((await client.get(base)).json()["items"]) == 2
 
 
 class Explode:

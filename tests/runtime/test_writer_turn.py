@@ -9,6 +9,7 @@ import contextlib
 import copy
 import sqlite3
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -35,7 +36,8 @@ async def test_a_publish_cancelled_while_its_migration_waits_gives_the_turn_back
     r = await client.put("/api/t/acme/apps/claims/draft", json=grown)
     assert r.status_code == 200, r.text
     # Another process writes the file for a moment: the migration waits in BEGIN IMMEDIATE.
-    other = sqlite3.connect(file.path, timeout=0, isolation_level=None)
+    path = Path(platform.settings.data_dir) / "tenants" / f"{tenant.id}.db"
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
         task = asyncio.ensure_future(client.post("/api/t/acme/apps/claims/publish", json={}))

