@@ -18,7 +18,6 @@ from fastapi import FastAPI
 from plinth.errors import RateLimited
 from plinth.integration import GatewaySettings, Quotas
 from plinth.integration.models import QuotaExceeded
-from plinth.integration.quotas import Windows
 from plinth.server import Platform, create_app
 from plinth.settings import Settings
 from tests.conftest import ADMIN_TOKEN
@@ -323,28 +322,3 @@ async def test_two_nodes_share_limits_through_redis(settings: Settings) -> None:
     finally:
         for node in nodes:
             await node.stop()
-
-
-def test_in_memory_windows_slide() -> None:
-    """A limit of 3 per 10 s: the fourth request of a window is refused; in the next window the
-    previous one still counts by the share of it the sliding window overlaps."""
-    windows = Windows()
-    assert [windows.hit("k", 3, 10, 1, 101.0)[0] for _ in range(4)] == [True] * 3 + [False]
-    allowed, remaining, frees = windows.hit("k", 3, 10, 1, 101.0)
-    assert (allowed, remaining, frees) == (False, 0, 110.0)  # the window slides past at 110
-    # At 115 half of [100, 110) still overlaps [105, 115): 3 * 0.5 = 1.5 counts, so two more.
-    assert [windows.hit("k", 3, 10, 1, 115.0)[0] for _ in range(3)] == [True, True, False]
-    # A slot of the previous window frees every 10 / 3 s of its overlap: 5 % 3.33 = 1.67 s.
-    assert windows.hit("k", 3, 10, 1, 115.0)[2] == pytest.approx(115 + 5 % (10 / 3))
-    assert windows.hit("k", 3, 10, 1, 140.0)[:2] == (True, 2)  # both windows gone by
-    assert windows.hit("other", 3, 10, 1, 140.0)[:2] == (True, 2)  # a key of its own
-    assert windows.hit("k", 3, 10, 5, 140.0)[0] is False  # more than the limit at once
-
-
-def test_in_memory_windows_forget_keys_gone_by() -> None:
-    windows = Windows()
-    windows.PRUNE_AT = 3
-    for i in range(3):
-        windows.hit(f"old{i}", 3, 1, 1, 100.0)
-    windows.hit("new", 3, 1, 1, 200.0)
-    assert set(windows._counts) == {"new"}

@@ -1,10 +1,9 @@
-"""Rate limits and quotas per tenant, per API key and per app, as sliding window counters.
+"""Rate limits and quotas per tenant, per API key and per app, on the `limits` library.
 
-Counters live in process memory when embedded (`Windows`) and in Redis when scaled out (so N
-nodes share one budget, on the `limits` library's sliding window counter). Limits come from
-gateway settings (`GatewaySettings`): a tenant's record and one per app. Other layers call
-the quota hooks: `consume` for metered resources (plugin fuel, connector calls per day) and
-`check_stock` for stored amounts (records).
+Counters live in process memory when embedded and in Redis when scaled out (so N nodes share
+one budget). Limits come from gateway settings (`GatewaySettings`): a tenant's record and one
+per app. Other layers call the quota hooks: `consume` for metered resources (plugin fuel,
+connector calls per day) and `check_stock` for stored amounts (records).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -86,58 +85,6 @@ class _Items:
         return item
 
 
-class Windows:
-    """Sliding window counters in this process's memory: a key's count in the current window
-    plus its count in the previous one, weighted by the share of the sliding window that
-    still overlaps it; the same arithmetic as the `limits` library's sliding window counter
-    (what Redis keeps when scaled out), without its storage's per-key locks, per-call
-    coroutines and expiry task, which an event loop's memory needs none of."""
-
-    PRUNE_AT = 10_000  # keys kept before those of windows gone by are dropped
-
-    def __init__(self) -> None:
-        # key -> [index of its current window (seconds since the epoch // window), count in
-        # the window before it, count in it, window length in seconds]
-        self._counts: dict[Hashable, list[int]] = {}
-
-    def hit(
-        self, key: Hashable, limit: int, expiry: int, cost: int, now: float
-    ) -> tuple[bool, int, float]:
-        """Count `cost` against `limit` per `expiry` seconds for `key`, unless that would go
-        over it. Returns whether it was counted, what is left, and when (epoch seconds) the
-        window frees its next slot."""
-        index, into = divmod(now, expiry)
-        entry = self._counts.get(key)
-        if entry is None or entry[0] < index - 1:
-            previous, current = 0, 0
-        elif entry[0] < index:  # the window turned: the current count becomes the previous
-            previous, current = entry[2], 0
-        else:
-            previous, current = entry[1], entry[2]
-        left_of_previous = expiry - into  # seconds the previous window still overlaps
-        weighted = previous * left_of_previous / expiry
-        allowed = cost <= limit and math.floor(weighted + current) + cost <= limit
-        if allowed:
-            current += cost
-        if entry is None and len(self._counts) >= self.PRUNE_AT:
-            self._prune(now)
-        self._counts[key] = [int(index), previous, current, expiry]
-        remaining = max(0, limit - math.floor(weighted + current))
-        if not (previous or current):
-            return allowed, remaining, now
-        # The previous window frees a slot each expiry / previous seconds; the current one
-        # all at once when it has slid past.
-        frees = math.inf
-        if previous:
-            frees = left_of_previous % (expiry / previous)
-        if current:
-            frees = min(frees, (2 * expiry - into) % expiry)
-        return allowed, remaining, now + frees
-
-    def _prune(self, now: float) -> None:
-        self._counts = {k: v for k, v in self._counts.items() if v[0] >= now // v[3] - 1}
-
-
 class Quotas:
     """Decides rate limits and quotas; storage is memory (embedded) or Redis (scaled out).
 
@@ -163,9 +110,6 @@ class Quotas:
         else:
             self.storage = MemoryStorage()
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
-        # Embedded, the gateway's counters are plain dict entries (a request's check is one
-        # lookup); `limiter` still serves logins and plugin fuel.
-        self.windows = Windows() if isinstance(self.storage, MemoryStorage) else None
         self._items = _Items()
         self._denied: dict[tuple[str, str], Verdict] = {}
         self.login_limits = LoginLimits()
@@ -197,27 +141,18 @@ class Quotas:
                 if not amount or window not in WINDOWS:
                     continue
                 item = self._items.get(window, int(amount), scope)
-                if self.windows is not None:
-                    now = time.time()
-                    allowed, remaining, reset_at = self.windows.hit(
-                        (scope, ident, window, amount), int(amount), item.get_expiry(), cost, now
-                    )
-                    if allowed and described is not None:
-                        continue
-                else:
-                    allowed = await self.limiter.hit(item, ident, cost=cost)
-                    # Window stats cost a storage round trip: fetched for the first window
-                    # (the headers describe it) and for a refusal only.
-                    if allowed and described is not None:
-                        continue
-                    stats = await self.limiter.get_window_stats(item, ident)
-                    now = time.time()
-                    remaining, reset_at = stats.remaining, stats.reset_time
-                reset = max(0, math.ceil(reset_at - now))
+                allowed = await self.limiter.hit(item, ident, cost=cost)
+                # Window stats cost a storage round trip: fetched for the first window (the
+                # headers describe it) and for a refusal only.
+                if allowed and described is not None:
+                    continue
+                stats = await self.limiter.get_window_stats(item, ident)
+                now = time.time()
+                reset = max(0, math.ceil(stats.reset_time - now))
                 verdict = Verdict(
                     allowed,
                     int(amount),
-                    remaining,
+                    stats.remaining,
                     reset,
                     f"{amount};w={item.get_expiry()}",
                     scope,
