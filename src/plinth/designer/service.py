@@ -3,8 +3,9 @@
 Order of an accepted update: checks (role, size, rate) → apply to the room's doc (a malformed
 update fails here and closes only its connection) → fan-out: the updates accepted since the
 last fan-out, merged into one and encoded once, are written to every connection of the room
-(at the next turn of the event loop; a big room waits up to `Limits.fan_out_max_seconds` so
-that what arrives meanwhile goes out as one message per socket) → and, off that path, the
+(at the next turn of the event loop; a room whose fan-outs take more than
+`Limits.fan_out_share` of the CPU waits up to `Limits.fan_out_max_seconds` so that what arrives
+meanwhile goes out as one message per socket) → and, off that path, the
 room's flusher lets updates gather for `Limits.flush_linger_seconds`, appends them to the log
 in one transaction (those arriving while a batch commits form the next: group commit), then
 relays the batch to other nodes and acknowledges it to its senders. Validation runs when the
@@ -98,7 +99,8 @@ class Room:
         self._presence_out: dict[int, p.PresenceEntry] = {}  # presence not yet fanned out
         self._fan_out_due = False
         self._fanned_at = 0.0  # the event loop's time of the last fan-out
-        self._fan_out_cost = 0.0  # how long it took (s)
+        # CPU seconds of fan-out not yet paid back (see `_schedule_fan_out`)
+        self._fan_out_debt = 0.0
         self._flush_now = asyncio.Event()  # someone waits for the log: no lingering
         self.validator = LiveValidator()
         self.validate_seconds = 0.0  # the last validation's duration (bench, logs)
@@ -204,27 +206,38 @@ class Room:
         return True
 
     def _schedule_fan_out(self) -> None:
-        """Fan out at the next turn of the event loop, or, when the last fan-out was recent,
-        once `Limits.fan_out_share` of the time since has gone to it: a big room's sockets
-        then get what arrived meanwhile as one message each, instead of one per update."""
+        """Fan out at the next turn of the event loop, unless the room's fan-outs have taken
+        more than `Limits.fan_out_share` of the time (beyond a burst of
+        `Limits.fan_out_burst_seconds`): it then waits until they have not, so a big room's
+        sockets get what arrived meanwhile as one message each instead of one per update.
+
+        The cost counted is the fan-out's CPU time, not its wall time: on a busy machine a
+        fan-out preempted midway would otherwise make the room wait for other processes' work.
+        """
         if self._fan_out_due:
             return
         self._fan_out_due = True
         loop = asyncio.get_running_loop()
         limits = self.service.limits
-        gap = self._fan_out_cost * (1 / limits.fan_out_share - 1)
-        interval = min(limits.fan_out_max_seconds, gap)
-        due = self._fanned_at + interval
-        if due <= loop.time():
+        over = self._debt(loop.time()) - limits.fan_out_burst_seconds
+        if over <= 0:
             loop.call_soon(self._fan_out)
         else:
-            loop.call_at(due, self._fan_out)
+            loop.call_later(
+                min(limits.fan_out_max_seconds, over / limits.fan_out_share), self._fan_out
+            )
+
+    def _debt(self, now: float) -> float:
+        """Fan-out CPU time not yet paid back: each fan-out adds its cost, and the room pays
+        it back at `Limits.fan_out_share` of the time passing."""
+        paid = (now - self._fanned_at) * self.service.limits.fan_out_share
+        return max(0.0, self._fan_out_debt - paid)
 
     def _fan_out(self) -> None:
         """Send what the room gained since the last fan-out: the updates accepted, merged into
         one update, and the presence changes, as one awareness message; each encoded once."""
         self._fan_out_due = False
-        started = time.perf_counter()
+        started = time.thread_time()
         batch, self._outbox = self._outbox, []
         if batch:
             updates = [update for update, _ in batch]
@@ -239,8 +252,9 @@ class Room:
             entries = list(self._presence_out.values())
             self._presence_out.clear()
             self._send_all(p.awareness_message(p.encode_awareness(entries)), None)
-        self._fanned_at = asyncio.get_running_loop().time()
-        self._fan_out_cost = time.perf_counter() - started
+        now = asyncio.get_running_loop().time()
+        self._fan_out_debt = self._debt(now) + time.thread_time() - started
+        self._fanned_at = now
 
     def _announce(self, entries: list[p.PresenceEntry]) -> None:
         """Presence changes go out with the next fan-out (a client's latest state wins)."""
