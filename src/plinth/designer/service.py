@@ -43,6 +43,7 @@ import json
 import logging
 import random
 import time
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -584,34 +585,35 @@ async def compact_app(db: Database, tenant_id: str, app_id: str, min_age: float 
     """Fold log rows older than `min_age` seconds into the snapshot; the number folded.
 
     Built from the database rather than a live doc, so only what is durably logged is folded.
-    The age cut-off keeps rows whose transactions may still be committing out of order.
+    The age cut-off keeps rows whose transactions may still be committing out of order. Rows
+    are read and folded `FOLD_CHUNK` at a time, the event loop going on between chunks.
     """
-    async with db.read() as conn:
-        snap, rows = await store.load(conn, app_id)
-        meta = await store.snapshot_meta(conn, app_id)
-    cutoff = utcnow().timestamp() - min_age
-    async with db.read() as conn:
-        ages = await store.created_of(conn, app_id, [r[0] for r in rows])
-    rows = [r for r in rows if ages.get(r[0], cutoff) <= cutoff]
-    if not rows:
-        return 0
     doc: Doc[Any] = Doc()
-    if snap is not None:
-        doc.apply_update(snap)
-    for _, data in rows:
-        doc.apply_update(data)
-    upto = rows[-1][0]
+    folded = 0
+    async with db.read() as conn:
+        snap = await store.snapshot_of(conn, app_id)
+        data, upto, revision = snap if snap is not None else (None, 0, 0)
+        if data is not None:
+            doc.apply_update(data)
+        before = utcnow() - timedelta(seconds=min_age)
+        async for rows in store.logged_before(conn, app_id, upto, before, FOLD_CHUNK):
+            for _, update in rows:
+                doc.apply_update(update)
+            upto = rows[-1][0]
+            folded += len(rows)
+    if not folded:
+        return 0
     async with db.transaction() as conn:
         await store.save_snapshot(
-            conn,
-            tenant_id,
-            app_id,
-            doc.get_update(),
-            upto,
-            utcnow(),
-            draft_revision=meta[1] if meta else 0,
+            conn, tenant_id, app_id, doc.get_update(), upto, utcnow(), draft_revision=revision
         )
-    return len(rows)
+    return folded
+
+
+# Log rows read and folded between two turns of the event loop (~1 ms): a busy room compacts
+# every couple of seconds, and its 500-1,000 rows read and folded at once held every editor's
+# update for 5-10 ms.
+FOLD_CHUNK = 100
 
 
 class DesignerService:

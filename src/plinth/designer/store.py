@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -132,6 +133,43 @@ async def load(conn: AsyncConnection, app_id: str) -> tuple[bytes | None, list[t
     return (snap.data if snap else None), [(r.id, r.data) for r in rows]
 
 
+async def snapshot_of(conn: AsyncConnection, app_id: str) -> tuple[bytes, int, int] | None:
+    """(data, upto, draft_revision) of the room's snapshot, None for a room never opened."""
+    row = (
+        await conn.execute(
+            sa.select(snapshots.c.data, snapshots.c.upto, snapshots.c.draft_revision).where(
+                snapshots.c.app_id == app_id
+            )
+        )
+    ).first()
+    return (row.data, int(row.upto), int(row.draft_revision)) if row else None
+
+
+async def logged_before(
+    conn: AsyncConnection, app_id: str, after: int, before: datetime, chunk: int
+) -> AsyncIterator[list[tuple[int, bytes]]]:
+    """The updates logged after id `after`, `chunk` at a time, in order, up to the first one
+    logged at or after `before`: a prefix of the log, since a snapshot up to id N drops the
+    data of every row up to N (a younger row passed over would be lost)."""
+    newer = (updates.c.app_id == app_id, updates.c.id > after)
+    first_young = (
+        sa.select(sa.func.min(updates.c.id))
+        .where(*newer, updates.c.created_at >= before)
+        .scalar_subquery()
+    )
+    result = await conn.stream(
+        sa.select(updates.c.id, updates.c.data)
+        .where(
+            *newer,
+            updates.c.data.is_not(None),
+            updates.c.id < sa.func.coalesce(first_young, 2**62),
+        )
+        .order_by(updates.c.id)
+    )
+    async for rows in result.partitions(chunk):
+        yield [(r.id, r.data) for r in rows]
+
+
 async def since(conn: AsyncConnection, app_id: str, after: int) -> list[tuple[int, bytes]]:
     """Updates logged after id `after` (a node catching up with others)."""
     rows = (
@@ -172,7 +210,9 @@ async def save_snapshot(
             )
         )
     await conn.execute(
-        updates.update().where(updates.c.app_id == app_id, updates.c.id <= upto).values(data=None)
+        updates.update()
+        .where(updates.c.app_id == app_id, updates.c.id <= upto, updates.c.data.is_not(None))
+        .values(data=None)
     )
 
 
@@ -205,24 +245,6 @@ async def snapshot_meta(conn: AsyncConnection, app_id: str) -> tuple[int, int] |
         )
     ).first()
     return (int(row.upto), int(row.draft_revision)) if row else None
-
-
-async def created_of(conn: AsyncConnection, app_id: str, ids: list[int]) -> dict[int, float]:
-    """Creation time (epoch seconds) of the given log rows."""
-    if not ids:
-        return {}
-    rows = (
-        await conn.execute(
-            sa.select(updates.c.id, updates.c.created_at).where(
-                updates.c.app_id == app_id, updates.c.id >= ids[0], updates.c.id <= ids[-1]
-            )
-        )
-    ).all()
-    out = {}
-    for r in rows:
-        at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)
-        out[int(r.id)] = at.timestamp()
-    return out
 
 
 async def seed_snapshot(
