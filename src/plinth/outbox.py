@@ -112,6 +112,8 @@ runs = sa.Table(
 )
 # A run not seen for this long is dead (a worker beats every poll, 2 s by default).
 STALE_SECONDS = 30.0
+# How often a worker sweeps every source before it forgets idempotency keys a week old.
+TIDY_SECONDS = 3600.0
 
 
 class Effect(Protocol):
@@ -508,47 +510,82 @@ class Outbox:
         poll: float = 2.0,
     ) -> None:
         """Sweep the source databases until `stop` is set: those this process opened, and
-        every one after an unclean stop (of this node before it started, or of another)."""
+        every one after an unclean stop (of this node before it started, or of another), and
+        every hour before old idempotency keys are forgotten: a row a clean stop left behind,
+        dispatched but not yet deleted, must leave its source before its key may go, or a
+        later sweep would run its effects again."""
         run = new_id()
         found = await self._begin(run)  # other runs' markers: stopped uncleanly, or running
         watch_until = time.monotonic() + 2 * poll + 1  # each running one beats by then
-        everything, first, pruned = False, True, 0.0
+        died = asyncio.Event()  # the beat reaped a run gone stale: its sources are owed
+        beating = asyncio.create_task(self._beating(run, stop, poll, died))
+        everything, first, tidied = False, True, time.monotonic()
         left: list[str] = []
-        while not stop.is_set():
-            try:
-                everything |= await self._beat(run)
-                if found and time.monotonic() >= watch_until:
-                    left, found = await self._silent(found), {}
-                    everything |= bool(left)
-                complete = True
-                async for source in sources(everything):
-                    if stop.is_set():  # a SIGTERM is not kept waiting by a thousand files
-                        complete = False
-                        break
-                    if not (everything or self._owed(source)):
-                        continue
-                    # No grace at start: nothing is in flight in this process yet.
-                    began = time.time()
-                    await self.sweep(source, grace=0.0 if first else GRACE_SECONDS)
-                    self.swept += 1
-                    if source.url in self._written and await self._settled(source, began):
-                        del self._written[source.url]
-                if complete and everything:
-                    everything = False
-                    await self._forget(left)  # what they left is dispatched
-                    left = []
-                first = False
-                self.rounds += 1
-                if time.monotonic() - pruned > 3600:
-                    await self._prune()
-                    pruned = time.monotonic()
-            except Exception:  # noqa: BLE001  (a database away for a moment: sweep again)
-                log.exception("outbox sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), poll)
+        try:
+            while not stop.is_set():
+                try:
+                    if died.is_set():
+                        died.clear()
+                        everything = True
+                    if found and time.monotonic() >= watch_until:
+                        left, found = await self._silent(found), {}
+                        everything |= bool(left)
+                    tidy = time.monotonic() - tidied > TIDY_SECONDS
+                    everything |= tidy
+                    complete, failed = True, False
+                    async for source in sources(everything):
+                        if stop.is_set():  # a SIGTERM is not kept waiting by a thousand files
+                            complete = False
+                            break
+                        if not (everything or self._owed(source)):
+                            continue
+                        # No grace at start: nothing is in flight in this process yet.
+                        began = time.time()
+                        try:
+                            await self.sweep(source, grace=0.0 if first else GRACE_SECONDS)
+                        except Exception:  # noqa: BLE001 - one bad file must not stop the rest
+                            log.exception("outbox sweep of a source failed")
+                            failed = True
+                            continue
+                        self.swept += 1
+                        if source.url in self._written and await self._settled(source, began):
+                            del self._written[source.url]
+                    complete &= not stop.is_set()  # `sources` may stop early for a stop too
+                    if complete and everything:
+                        everything = False
+                        if not failed:  # else their markers stay: the next start tries again
+                            await self._forget(left)  # what they left is dispatched
+                            left = []
+                            if tidy:
+                                await self._prune()
+                                tidied = time.monotonic()
+                    first = False
+                    self.rounds += 1
+                except Exception:  # noqa: BLE001  (a database away for a moment: sweep again)
+                    log.exception("outbox sweep failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
         if not everything:  # a sweep of everything still owed stays owed: keep the marker
             with contextlib.suppress(Exception):
                 await self._forget([run])
+
+    async def _beating(
+        self, run: str, stop: asyncio.Event, poll: float, died: asyncio.Event
+    ) -> None:
+        """Beat every `poll` seconds whatever the rounds do: a round sweeping thousands of
+        files takes longer than a poll, and a worker silent that long looks dead to others."""
+        while not stop.is_set():
+            try:
+                if await self._beat(run):
+                    died.set()
+            except Exception:  # noqa: BLE001  (the platform database away: beat again)
+                log.exception("outbox beat failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), poll)
 
     async def _settled(self, source: Database, began: float) -> bool:
         """Whether `source` no longer needs this process's sweeps: its last write here is

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -23,8 +24,9 @@ class Recent(Generic[K, V]):
     def __init__(self, trust: float, limit: int = 10_000) -> None:
         self.trust = trust
         self.limit = limit  # entries kept at most: many distinct keys cannot grow it for ever
-        self._values: dict[K, tuple[V, float]] = {}
+        self._values: OrderedDict[K, tuple[V, float]] = OrderedDict()  # oldest read first
         self._loading: dict[K, asyncio.Future[V]] = {}
+        self._forgets = 0  # how many times values were dropped: a read overtaken keeps nothing
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """The value of `key`: trusted if read within `trust` seconds, else `load()`ed."""
@@ -42,6 +44,7 @@ class Recent(Generic[K, V]):
     async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
+        began = self._forgets
         try:
             value = await load()
         except asyncio.CancelledError:
@@ -53,23 +56,34 @@ class Recent(Generic[K, V]):
             future.exception()  # retrieved: no "never retrieved" warning without waiters
             raise
         finally:
-            self._loading.pop(key, None)
-        self._values.pop(key, None)  # read again: now the newest
-        if len(self._values) >= self.limit:  # the oldest read goes, not everything at once
-            del self._values[next(iter(self._values))]
-        self._values[key] = (value, time.monotonic())
+            if self._loading.get(key) is future:
+                del self._loading[key]
+        # A change dropped values while this read was under way: what it read may be from
+        # before that change, so it answers its own callers and is not kept for anyone else.
+        if self._forgets == began:
+            self._values.pop(key, None)  # read again: now the newest
+            if len(self._values) >= self.limit:  # the oldest read goes, not everything at once
+                self._values.popitem(last=False)
+            self._values[key] = (value, time.monotonic())
         future.set_result(value)
         return value
 
     def forget(self, key: K | None = None) -> None:
-        """Drop one value (or all): the next `get` reads it again."""
+        """Drop one value (or all): the next `get` reads it again, even while a read of it
+        that began before is still under way."""
+        self._forgets += 1
         if key is None:
             self._values.clear()
+            self._loading.clear()
         else:
             self._values.pop(key, None)
+            self._loading.pop(key, None)
 
     def forget_where(self, matches: Callable[[V], bool]) -> None:
-        """Drop every value `matches` says yes to."""
+        """Drop every value `matches` says yes to (and every read under way: what those will
+        find is not known yet)."""
+        self._forgets += 1
+        self._loading.clear()
         for key, (value, _) in list(self._values.items()):
             if matches(value):
                 del self._values[key]

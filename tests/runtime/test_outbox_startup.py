@@ -9,6 +9,7 @@ import asyncio
 import time
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from plinth.events import Event
@@ -114,9 +115,40 @@ async def test_a_clean_restart_opens_no_tenant_and_an_unclean_one_dispatches_wha
             # row left: no pool, no thread, nothing evicted for the others; no file was made.
             assert after.records.storage.files.stats()["opened"] == 1
             empty = await after.tenants.get("empty")
-            assert not (settings.data_dir / "tenants" / empty.id).exists()
+            assert not (settings.data_dir / "tenants" / f"{empty.id}.db").exists()
         audited = await after.governance.audit.list(tenant.id, action=CREATED)
         assert [e["resource"] for e in audited] == ["notes/note/left1"]  # once
     finally:
         await after.stop()
     assert await _pending(platform, "acme") == 0
+
+
+async def test_a_tenant_file_that_cannot_be_read_does_not_stop_recovery_for_the_others(
+    client: httpx.AsyncClient, platform: Platform, settings: Settings
+) -> None:
+    if not platform.db.is_sqlite:
+        pytest.skip("a file per tenant is SQLite's layout")
+    await make_tenant(client, "aaa")
+    bad = await platform.tenants.get("aaa")
+    await make_tenant(client, "zzz")
+    good = await platform.tenants.get("zzz")
+    source = platform.records.storage.database(good)
+    await platform.outbox.prepare(source)
+    async with source.transaction() as conn:  # its writer died before the dispatch
+        left = {"app": "notes", "entity": "note", "id": "left1", "by": "someone"}
+        await platform.outbox.write(conn, source, [Event(CREATED, good.id, left)])
+        await conn.execute(entries.update().values(run_at=entries.c.run_at - 60))
+    await platform.records.storage.close()
+    # The first tenant in the sweep's order has a file that is not a database at all.
+    (settings.data_dir / "tenants" / f"{bad.id}.db").write_bytes(b"not a database" * 100)
+    async with platform.db.transaction() as conn:  # a run that died a while ago
+        await conn.execute(runs.insert().values(id="killed", seen_at=time.time() - 100))
+
+    after = await _started(settings)
+    try:
+        deadline = time.monotonic() + 20
+        while not await after.governance.audit.list(good.id, action=CREATED):
+            assert time.monotonic() < deadline, "a bad file kept the others from recovery"
+            await asyncio.sleep(0.2)
+    finally:
+        await after.stop()

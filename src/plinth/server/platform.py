@@ -218,6 +218,8 @@ class Platform:
             return
         seen: set[str] = set()
         for tenant in await self.tenants.list():
+            if self._outbox_stop.is_set():
+                return  # stopping: the rest stays owed (the worker keeps its marker)
             if await storage.peek(tenant, ANY_ROW) == []:
                 continue  # nothing left in its outbox (or no file yet): not opened for that
             db = storage.database(tenant)
