@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 
 import httpx
 from fastapi.dependencies import utils as fastapi_dependencies
@@ -101,3 +102,21 @@ async def test_what_start_up_loaded_is_kept_out_of_the_collectors_sight(settings
         assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *before[1:])
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == before
+
+
+def test_the_access_log_leaves_out_query_strings(settings, caplog):
+    """An OpenID Connect callback carries its authorization code in the query string: the
+    access line uvicorn writes for it keeps the path and drops the query."""
+    create_app(settings)
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        # As uvicorn's HTTP protocols log a response.
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:50000",
+            "GET",
+            "/api/auth/acme/oidc/callback?code=SECRET-CODE&state=abc",
+            "1.1",
+            200,
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert lines == ['127.0.0.1:50000 - "GET /api/auth/acme/oidc/callback HTTP/1.1" 200']

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -128,9 +129,27 @@ def prepare_routes(app: FastAPI) -> None:
         app.url_path_for("plinth: no route has this name")  # walks every router, preparing it
 
 
+class _PathOnly(logging.Filter):
+    """uvicorn's access log line without the query string: a query can carry a secret (an
+    OpenID Connect callback's authorization code), and secrets stay out of logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn logs (client, method, path with query, HTTP version, status).
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].partition("?")[0], *args[3:])
+        return True
+
+
+_PATH_ONLY = _PathOnly()
+
+
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
     """A Plinth server for `settings` (or a prepared `platform`)."""
     platform = platform or Platform(settings or Settings())
+    access = logging.getLogger("uvicorn.access")
+    if _PATH_ONLY not in access.filters:
+        access.addFilter(_PATH_ONLY)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
