@@ -82,7 +82,8 @@ async def test_a_chatty_guest_sends_the_server_no_more_lines_than_it_keeps(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # One-way log lines cost the guest nothing: past what the server keeps of a call, the
-    # worker drops them, so 5,000 lines are not 5,000 frames for the server to parse.
+    # worker drops them, so 2,000 lines are not 2,000 frames for the server to parse (2,000,
+    # not more: the call must end within the tenant's 1.5 s deadline on a loaded CI machine).
     caplog.set_level(logging.INFO, logger="plinth.plugins")
     received: list[str] = []
     log_line = CallHost._log_log
@@ -92,8 +93,8 @@ async def test_a_chatty_guest_sends_the_server_no_more_lines_than_it_keeps(
         return await log_line(self, level, message)
 
     monkeypatch.setattr(CallHost, "_log_log", counted)
-    r = await client.post(ACTION.format("acme", "chatty"), json={"lines": 5_000})
-    assert r.status_code == 200 and r.json() == {"logged": 5_000}, r.text
+    r = await client.post(ACTION.format("acme", "chatty"), json={"lines": 2_000})
+    assert r.status_code == 200 and r.json() == {"logged": 2_000}, r.text
     lines = [m for m in caplog.messages if ": line " in m]
     assert len(lines) == 200 and lines[-1].endswith("line 199"), (len(lines), lines[-1:])
     assert len(received) == 200  # the worker sent no more than that
