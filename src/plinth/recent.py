@@ -41,6 +41,13 @@ class Recent(Generic[K, V]):
             if not pending.cancelled():  # the reader was cancelled: read again ourselves
                 return pending.result()
 
+    def peek(self, key: K) -> V | None:
+        """The value of `key` if it is trusted now, else None: nothing is read."""
+        found = self._values.get(key)
+        if found is not None and time.monotonic() - found[1] < self.trust:
+            return found[0]
+        return None
+
     async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._loading[key] = future

@@ -70,11 +70,21 @@ class ReadsHere:
             return None
         return prepared.rows(rows)
 
+    def prepare(self) -> None:
+        """Start opening the file, if it is not open or opening, without waiting: a reader
+        expected soon then finds it open, or waits only for the rest of the open (which runs
+        on a `_FILE_WORK` thread while the loop does the request's other work)."""
+        if self._conn is None and self._opening is None:
+            self._start()
+
+    def _start(self) -> asyncio.Future[sqlite3.Connection | None]:
+        work = asyncio.get_running_loop().run_in_executor(_FILE_WORK, self._connect)
+        self._opening = work
+        return work
+
     async def _open(self) -> sqlite3.Connection | None:
-        opening = self._opening
-        if opening is None:  # the first reader opens it; any other meanwhile waits for it
-            work = asyncio.get_running_loop().run_in_executor(_FILE_WORK, self._connect)
-            opening = self._opening = work
+        # The first reader opens it (or `prepare` did); any other meanwhile waits for it.
+        opening = self._opening or self._start()
         # Shielded: a reader that gives up leaves the connection to the next (or to close).
         conn = await asyncio.shield(opening)
         if self._opening is opening:  # not closed meanwhile

@@ -1,5 +1,7 @@
-"""A tenant's first request after its file was closed is served and opens the file once; a
-tenant without data gets no file from a lookup; a stranger's request opens no tenant's file."""
+"""A tenant's first request after its file was closed is served and opens the file once (its
+gateway starts opening it for a caller it knows); a tenant without data gets no file from a
+lookup; a stranger's request (no token, a forged one, another tenant's) opens no tenant's
+file."""
 
 from __future__ import annotations
 
@@ -37,6 +39,23 @@ async def test_a_cold_tenant_is_served_and_its_file_opened_once(
         assert files.stats()["opened"] == opened + 1
 
 
+async def test_a_known_callers_request_starts_opening_the_tenants_file(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "notes", NOTES)
+    assert (await publish(client, "acme", "notes")).status_code == 201
+    assert (await client.post("/api/t/acme/apps/notes/data/note", json={"text": "x"})).is_success
+    files = platform.records.storage.files
+    await files.close()
+    platform.quotas.gateway._by_slug.forget()
+    opened = files.stats()["opened"]
+    # The app's own document reads no record; the gateway, reading the tenant's settings for
+    # a caller it knows (the admin), has its file opening meanwhile all the same.
+    assert (await client.get("/api/t/acme/apps/notes")).status_code == 200
+    assert files.stats()["opened"] == opened + 1
+
+
 async def test_a_tenant_without_data_gets_no_file_from_a_lookup(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
@@ -57,6 +76,10 @@ async def test_a_stranger_opens_no_tenants_file(
         r = await client.post(f"/api/t/{slug}/apps/notes/data/note", json={"text": slug})
         assert r.status_code == 201, r.text
     acme_admin = await token_for(client, "acme", "admin")
+    # Used once on its own tenant, so this process knows it: authenticated there (the app's
+    # policies grant it no read: 403, not 401).
+    used = await client.get("/api/t/acme/apps/notes/data/note", headers=as_user(client, acme_admin))
+    assert used.status_code == 403, used.text
     files = platform.records.storage.files
     await files.close()
     platform.tenants._known.forget()
@@ -66,6 +89,9 @@ async def test_a_stranger_opens_no_tenants_file(
         *(client.get(url, headers={"Authorization": ""}) for _ in range(4))
     )
     assert {r.status_code for r in anonymous} == {401}
+    forged = await client.get(url, headers={"Authorization": "Bearer not-a-token"})
+    assert forged.status_code == 401, forged.text
+    platform.quotas.gateway._by_slug.forget()  # its gate read again, with acme's token
     probing = await client.get(url, headers=as_user(client, acme_admin))
     assert probing.status_code == 403, probing.text
     await asyncio.sleep(0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from plinth.errors import Unauthenticated
 from plinth.governance.identity import IdentityService
 from plinth.governance.principal import Principal
 from plinth.governance.tokens import TokenService
@@ -18,3 +19,13 @@ class Authentication:
         if token.count(".") == 2:  # a JWT access token from login; API keys have no dots
             return self.identity.authenticate(token)
         return await self.tokens.authenticate(token)
+
+    def known(self, token: str) -> Principal | None:
+        """The caller `token` names, if that is known without a database read (a valid
+        login token, or an API token authenticated lately), else None."""
+        if token.count(".") == 2:
+            try:
+                return self.identity.authenticate(token)
+            except Unauthenticated:
+                return None
+        return self.tokens.known(token)

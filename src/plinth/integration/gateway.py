@@ -98,7 +98,8 @@ class Gateway:
                     match = TENANT_PATH.match(scope["path"])
         if match is None:
             return None, None
-        gate = await self.settings.tenant(match.group(1))
+        bearer = _bearer(scope) if match.group(2) else None
+        gate = await self.settings.tenant(match.group(1), bearer)
         if gate is not None:
             scope["state"]["tenant_id"] = gate.id
             scope["state"]["tenant_slug"] = gate.slug
@@ -301,6 +302,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def _bearer(scope: Scope) -> str | None:
+    scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _host(scope: Scope) -> str | None:

@@ -115,15 +115,19 @@ class GatewaySettings:
         self._by_id: dict[str, TenantGate] = {}
         self._hosts: dict[str, tuple[str | None, float]] = {}
 
-    async def tenant(self, slug: str) -> TenantGate | None:
+    async def tenant(self, slug: str, bearer: str | None = None) -> TenantGate | None:
         """The gate of tenant `slug`, or None if there is no such tenant (cached briefly; one
-        read when the window closes, however many requests are waiting for it)."""
-        return await self._by_slug.get(slug, lambda: self._read(slug))
+        read when the window closes, however many requests are waiting for it). `bearer`: the
+        token of a request for one of its apps; when the gate is read afresh, the tenant's
+        `on_request` hooks are told, and may get its data ready meanwhile."""
+        return await self._by_slug.get(slug, lambda: self._read(slug, bearer))
 
-    async def _read(self, slug: str) -> TenantGate | None:
+    async def _read(self, slug: str, bearer: str | None = None) -> TenantGate | None:
         row = await self.tenants.lookup(slug)
         if row is None:
             return None
+        if bearer:
+            self.tenants.requested(row, bearer)
         if self.db.is_sqlite:
             # Both read on the loop's thread, without a wait to overlap: run as tasks, they
             # would only put the cold tenant's request behind two more turns of a busy loop.

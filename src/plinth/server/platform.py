@@ -29,6 +29,7 @@ from plinth.runtime import copies as runtime_copies
 from plinth.runtime.publishing import CompileStep, MigrateStep
 from plinth.runtime.service import RecordService
 from plinth.settings import Settings
+from plinth.tenancy.models import Tenant
 from plinth.tenancy.regions import Regions
 from plinth.tenancy.service import TenantService
 from plinth.workflows.copies import WorkflowCopies
@@ -86,6 +87,7 @@ class Platform:
         self.records.before_write.append(self.plugins.records_hook)  # plugins' hooks
         self.vault.rewrap_hooks.append(self.governance.audit.rewrap_master)
         self.records.storage.regions = self.regions  # app data lives in the home region
+        self.tenants.on_request(self._expect)
         # Compliance guards the runtime's reads and writes.
         self.records.guard = self.compliance.enforce(
             self.records, self.vault, lambda: self.authorizer
@@ -143,6 +145,16 @@ class Platform:
         self._publish_steps()
         self.designer = DesignerService(self.db, self.events, self.metadata, self.cluster)
         self.on_stop(self.designer.stop)
+
+    def _expect(self, tenant: Tenant, bearer: str) -> None:
+        """A request for one of `tenant`'s apps, whose gateway settings are being read: if its
+        token is one this process already knows, of a caller who may enter the tenant, the
+        tenant's file starts opening now, while the request's other work runs (a cold
+        tenant's first read then waits for little of it). A stranger's request opens nothing:
+        it must not be able to churn which files a node keeps open."""
+        caller = self.authentication.known(bearer)
+        if caller is not None and (caller.is_platform_admin or caller.tenant_id == tenant.id):
+            self.records.storage.prepare(tenant)
 
     def _publish_steps(self) -> None:
         """The publish story's steps, phase by phase (metadata/publish.py tells the story)."""

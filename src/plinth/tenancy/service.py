@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -22,6 +23,7 @@ from plinth.tenancy.models import Tenant
 # what no event reaches (a Redis restart losing a message). At 1 s, a node serving thousands
 # of tenants read most of them again on nearly every request.
 TRUST_SECONDS = 30.0
+log = logging.getLogger(__name__)
 CHANGED = "tenant.changed"
 
 
@@ -31,6 +33,7 @@ class TenantService:
         self.events = events
         self._known: Recent[str, Tenant | None] = Recent(TRUST_SECONDS)  # by slug
         self._on_resolve: list[Callable[[Tenant], Awaitable[None]]] = []
+        self._on_request: list[Callable[[Tenant, str], None]] = []
         if events is not None:
             events.subscribe(CHANGED, self._on_changed, cluster=True)
 
@@ -46,6 +49,23 @@ class TenantService:
         """Call `hook(tenant)` whenever a tenant is looked up (create, get, find, list by
         id): how per-tenant caches (policy sets) are loaded on first use, not at start."""
         self._on_resolve.append(hook)
+
+    def on_request(self, hook: Callable[[Tenant, str], None]) -> None:
+        """Call `hook(tenant, bearer)` when a request with the bearer token `bearer`, for an app
+        of a tenant the gateway has not seen lately, is about to be served: a hook starts,
+        without waiting, what that request will wait on (opening the tenant's file), so it
+        overlaps the request's other work. Nothing is authenticated yet: a hook decides
+        whether the token is one it trusts."""
+        self._on_request.append(hook)
+
+    def requested(self, tenant: Tenant, bearer: str) -> None:
+        """Run the `on_request` hooks. They only start work early: one that fails leaves the
+        request to meet the same fault where it would have without the hook."""
+        for hook in self._on_request:
+            try:
+                hook(tenant, bearer)
+            except Exception:  # noqa: BLE001 - see above; the request reports it
+                log.debug("on_request hook failed for tenant %s", tenant.id, exc_info=True)
 
     async def _resolved(self, tenant: Tenant | None) -> Tenant | None:
         if tenant is not None:
