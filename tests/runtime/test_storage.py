@@ -3,6 +3,7 @@ that fails after the migration leaves the tenant's tables as they were."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,3 +175,45 @@ async def test_postgresql_tenants_share_statements_never_rows(
             await conn.execute(sa.select(entity.table.c.full_name))
     with pytest.raises(TenantIsolationError):
         await platform.db.fetch(entity.one, {"record_id": ids["acme"]})
+
+
+async def test_postgresql_a_connection_taken_ahead_is_claimed_or_given_back(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """On PostgreSQL, the gateway reading a cold tenant's settings for a caller it knows takes
+    a pooled connection set to the tenant's schema ahead of the request's first read: that
+    read claims it (and reads its own tenant's rows only); one nobody claims goes back to
+    the pool within a second or so."""
+    if platform.db.is_sqlite:
+        pytest.skip("SQLite: the tenant's file is opened ahead instead (tests/tenancy)")
+    names = {"acme": "Ada", "globex": "Grace"}
+    urls = {}
+    for slug, name in names.items():
+        await make_tenant(client, slug)
+        await make_app(client, slug, "claims")
+        assert (await publish(client, slug, "claims", CLAIMS)).status_code == 201
+        r = await client.post(
+            f"/api/t/{slug}/apps/claims/data/policyholder",
+            json={"full_name": name, "country": "DE"},
+        )
+        assert r.status_code == 201, r.text
+        urls[slug] = f"/api/t/{slug}/apps/claims/data/policyholder/{r.json()['id']}"
+    globex = await platform.tenants.find("globex")
+    assert globex is not None
+    reserved = platform.records.storage.reserved
+    gates = platform.quotas.gateway
+    pool = platform.db.engine.sync_engine.pool
+    for _round in range(3):
+        gates._by_slug.forget()
+        # globex's app document reads no record: its connection is left unclaimed.
+        assert (await client.get("/api/t/globex/apps/claims")).status_code == 200
+        assert list(reserved._for) == [platform.records.storage.schema(globex)]
+        r = await client.get(urls["acme"])  # acme's cold read claims acme's connection
+        assert r.status_code == 200, r.text
+        assert r.json()["full_name"] == "Ada"
+        for _ in range(60):
+            if not reserved._for and pool.checkedout() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert not reserved._for
+        assert pool.checkedout() == 0

@@ -45,6 +45,9 @@ _TOUCH_EVERY = timedelta(seconds=60)
 # covers what no event reaches (sibling worker processes without Redis, a revocation made by
 # a CLI process, a lost relay message): a revoked token is refused everywhere within it.
 TRUST_SECONDS = 1.0
+# How long a token's row counts as known for a hint (`known`): a request's work started ahead
+# of its authentication. A revocation drops the row at once wherever an event reaches.
+HINT_SECONDS = 300.0
 REVOKED = "token.revoked"
 
 
@@ -196,10 +199,11 @@ class TokenService:
         return known.principal()
 
     def known(self, token: str) -> Principal | None:
-        """The principal behind `token` if this process trusts its row now (read within
-        TRUST_SECONDS, not expired), else None: no database read, nothing written. A hint for
-        work started ahead of a request; the request itself still calls `authenticate`."""
-        known = self._known.peek(hash_token(token))
+        """The principal behind `token` if this process read its row lately (within
+        HINT_SECONDS, not revoked since as far as it heard, not expired), else None: no
+        database read, nothing written. A hint for work started ahead of a request, never an
+        authentication: the request itself still calls `authenticate`."""
+        known = self._known.peek(hash_token(token), HINT_SECONDS)
         if known is None or (known.expires_at is not None and known.expires_at <= utcnow()):
             return None
         return known.principal()
