@@ -98,7 +98,9 @@ class Gateway:
                     match = TENANT_PATH.match(scope["path"])
         if match is None:
             return None, None
-        bearer = _bearer(scope) if match.group(2) else None
+        # A read of an app's data starts with the tenant's data made ready (see `tenant`).
+        reads = match.group(2) is not None and scope["method"] == "GET"
+        bearer = _bearer(scope) if reads else None
         gate = await self.settings.tenant(match.group(1), bearer)
         if gate is not None:
             scope["state"]["tenant_id"] = gate.id

@@ -118,8 +118,8 @@ class GatewaySettings:
     async def tenant(self, slug: str, bearer: str | None = None) -> TenantGate | None:
         """The gate of tenant `slug`, or None if there is no such tenant (cached briefly; one
         read when the window closes, however many requests are waiting for it). `bearer`: the
-        token of a request for one of its apps; when the gate is read afresh, the tenant's
-        `on_request` hooks are told, and may get its data ready meanwhile."""
+        token of a request reading one of its apps; when the gate is read afresh, the
+        tenant's `on_request` hooks are told, and may get its data ready meanwhile."""
         return await self._by_slug.get(slug, lambda: self._read(slug, bearer))
 
     async def _read(self, slug: str, bearer: str | None = None) -> TenantGate | None:

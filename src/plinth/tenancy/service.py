@@ -51,8 +51,8 @@ class TenantService:
         self._on_resolve.append(hook)
 
     def on_request(self, hook: Callable[[Tenant, str], None]) -> None:
-        """Call `hook(tenant, bearer)` when a request with the bearer token `bearer`, for an app
-        of a tenant the gateway has not seen lately, is about to be served: a hook starts,
+        """Call `hook(tenant, bearer)` when a request with the bearer token `bearer`, reading an
+        app of a tenant the gateway has not seen lately, is about to be served: a hook starts,
         without waiting, what that request will wait on (opening the tenant's file), so it
         overlaps the request's other work. Nothing is authenticated yet: a hook decides
         whether the token is one it trusts."""
