@@ -90,16 +90,9 @@ async def test_failure_after_migrate_leaves_tables_untouched(
     assert (await publish(client, "acme", "claims")).status_code == 201
 
 
-async def test_postgresql_tenants_share_statements_never_rows(
-    client: httpx.AsyncClient, platform: Platform
-) -> None:
-    """On PostgreSQL two tenants on the same app version run the same statement text (one
-    prepared statement per pooled connection, not one per tenant), and a connection switched
-    back and forth between them only ever reaches the tenant it was taken for: through
-    SQLAlchemy, through the driver (`fetch`, the lean read route's path) and over HTTP."""
-    if platform.db.is_sqlite:
-        pytest.skip("a file per tenant on SQLite: nothing shared to check")
-    names = {"acme": "Ada", "globex": "Grace"}
+async def _policyholders(client: httpx.AsyncClient, names: dict[str, str]) -> dict[str, str]:
+    """A tenant per slug, each with the claims app and one policyholder named as given: the
+    policyholders' ids by tenant."""
     ids = {}
     for slug, name in names.items():
         await make_tenant(client, slug)
@@ -111,6 +104,20 @@ async def test_postgresql_tenants_share_statements_never_rows(
         )
         assert r.status_code == 201, r.text
         ids[slug] = r.json()["id"]
+    return ids
+
+
+async def test_postgresql_tenants_share_statements_never_rows(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """On PostgreSQL two tenants on the same app version run the same statement text (one
+    prepared statement per pooled connection, not one per tenant), and a connection switched
+    back and forth between them only ever reaches the tenant it was taken for: through
+    SQLAlchemy, through the driver (`fetch`, the lean read route's path) and over HTTP."""
+    if platform.db.is_sqlite:
+        pytest.skip("a file per tenant on SQLite: nothing shared to check")
+    names = {"acme": "Ada", "globex": "Grace"}
+    ids = await _policyholders(client, names)
     for _round in range(2):  # the lean read route, alternately, on the platform's pool
         for slug, name in names.items():
             base = f"/api/t/{slug}/apps/claims/data/policyholder"
@@ -186,18 +193,8 @@ async def test_postgresql_a_connection_taken_ahead_is_claimed_or_given_back(
     the pool within a second or so."""
     if platform.db.is_sqlite:
         pytest.skip("SQLite: the tenant's file is opened ahead instead (tests/tenancy)")
-    names = {"acme": "Ada", "globex": "Grace"}
-    urls = {}
-    for slug, name in names.items():
-        await make_tenant(client, slug)
-        await make_app(client, slug, "claims")
-        assert (await publish(client, slug, "claims", CLAIMS)).status_code == 201
-        r = await client.post(
-            f"/api/t/{slug}/apps/claims/data/policyholder",
-            json={"full_name": name, "country": "DE"},
-        )
-        assert r.status_code == 201, r.text
-        urls[slug] = f"/api/t/{slug}/apps/claims/data/policyholder/{r.json()['id']}"
+    ids = await _policyholders(client, {"acme": "Ada", "globex": "Grace"})
+    urls = {slug: f"/api/t/{slug}/apps/claims/data/policyholder/{i}" for slug, i in ids.items()}
     globex = await platform.tenants.find("globex")
     assert globex is not None
     reserved = platform.records.storage.reserved
