@@ -494,7 +494,7 @@ class Outbox:
         queue = Queue(source, entries, waiting=("pending",), lease_seconds=60.0)
         done = 0
         while True:
-            taken = await queue.claim(100, where=entries.c.run_at <= time.time() - grace)
+            taken = await queue.claim(100, grace=grace)
             if taken is None:
                 break
             rows = [(r.id, Event(r.topic, r.tenant_id, json.loads(r.data))) for r in taken.rows]

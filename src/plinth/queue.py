@@ -43,6 +43,29 @@ class Claim:
     rows: list[Any]
 
 
+# The prebuilt "is any row free" read of each queue's shape, shared by the queues of that shape
+# (the outbox makes one per source database it sweeps).
+_FREE: dict[tuple[sa.Table, tuple[str, ...], sa.ColumnElement[bool] | None], Query] = {}
+
+
+def _any_free(
+    table: sa.Table, waiting: tuple[str, ...], among: sa.ColumnElement[bool] | None
+) -> Query:
+    found = _FREE.get((table, waiting, among))
+    if found is None:
+        t = table
+        now = sa.bindparam("now", type_=sa.Float)
+        query = sa.select(t.c.id).where(
+            sa.or_(*(t.c.status == s for s in waiting)),
+            t.c.run_at <= sa.bindparam("due", type_=sa.Float),
+            sa.or_(t.c.locked_until.is_(None), t.c.locked_until < now),
+        )
+        if among is not None:
+            query = query.where(among)
+        found = _FREE[table, waiting, among] = Query(query.limit(1))
+    return found
+
+
 class Queue:
     """One table used as a queue. The table has `id`, `status`, `run_at` (epoch seconds),
     `lease` and `locked_until` columns."""
@@ -55,48 +78,44 @@ class Queue:
         waiting: Sequence[str],
         lease_seconds: float,
         claimed_status: str | None = None,
+        among: sa.ColumnElement[bool] | None = None,
     ) -> None:
+        """`among`: a condition every row claimed must also meet (the workflow engine's: its
+        instance is running)."""
         self.db = db
         self.table = table
         self.waiting = tuple(waiting)
         self.lease_seconds = lease_seconds
         # Jobs show "running" while claimed; deliveries keep their status.
         self.claimed_status = claimed_status
-        # Whether any row is free: one prebuilt read (on SQLite's platform file, on the event
-        # loop's thread), so an idle queue's poll costs no transaction and no trip to a thread.
-        t = table
-        self._any_free = Query(
-            sa.select(t.c.id)
-            .where(
-                sa.or_(*(t.c.status == s for s in self.waiting)),
-                t.c.run_at <= sa.bindparam("now", type_=sa.Float),
-                sa.or_(t.c.locked_until.is_(None), t.c.locked_until < sa.bindparam("now")),
-            )
-            .limit(1)
-        )
+        self.among = among
+        self._any_free = _any_free(table, self.waiting, among)
+        self._idle = True  # the last claim found nothing
 
-    def free(self, now: float) -> sa.ColumnElement[bool]:
-        """The rows a worker may claim at `now`."""
+    def free(self, now: float, due: float | None = None) -> sa.ColumnElement[bool]:
+        """The rows a worker may claim at `now` (due by `due`, else by `now`)."""
         t = self.table
-        return sa.and_(
+        free = sa.and_(
             t.c.status.in_(self.waiting),
-            t.c.run_at <= now,
+            t.c.run_at <= (now if due is None else due),
             sa.or_(t.c.locked_until.is_(None), t.c.locked_until < now),
         )
+        return free if self.among is None else sa.and_(free, self.among)
 
     async def claim(
-        self,
-        limit: int = 1,
-        *,
-        where: sa.ColumnElement[bool] | None = None,
-        columns: Sequence[Any] | None = None,
+        self, limit: int = 1, *, columns: Sequence[Any] | None = None, grace: float = 0.0
     ) -> Claim | None:
-        """Take up to `limit` free rows (oldest due first) under a fresh lease; None if none."""
+        """Take up to `limit` free rows (oldest due first) under a fresh lease; None if none.
+        `grace`: only rows due at least that many seconds ago."""
         t = self.table
         now = time.time()
-        query = sa.select(*(columns or [t])).where(self.free(now))
-        if where is not None:
-            query = query.where(where)
+        due = now - grace
+        # A queue found empty last time is looked at with one prebuilt read before it is
+        # claimed from: an idle queue's poll costs no write, no lock and no SQL compiled (on
+        # SQLite's platform file not even a trip to a thread). A busy one claims at once.
+        if self._idle and not await self.db.fetch(self._any_free, {"now": now, "due": due}):
+            return None
+        query = sa.select(*(columns or [t])).where(self.free(now, due))
         query = query.order_by(t.c.run_at).limit(limit)
         lease = new_id()
         values: dict[str, Any] = {"lease": lease, "locked_until": now + self.lease_seconds}
@@ -112,21 +131,15 @@ class Queue:
             )
             async with self.db.statement() as conn:
                 rows = list(await conn.execute(stamp))
-            return Claim(lease, rows) if rows else None
-        # An idle queue is seen with a read: no write lock (SQLite's BEGIN IMMEDIATE) per poll.
-        if where is None:
-            if not await self.db.fetch(self._any_free, {"now": now}):
-                return None
-        else:  # free rows the caller's condition leaves out must not cost a write lock a poll
-            async with self.db.read() as conn:
-                if (await conn.execute(query.with_only_columns(t.c.id).limit(1))).first() is None:
-                    return None
-        async with self.db.transaction() as conn:
-            rows = list(await conn.execute(query))
-            if not rows:
-                return None
-            await conn.execute(t.update().where(t.c.id.in_([r.id for r in rows])).values(values))
-        return Claim(lease, rows)
+        else:
+            async with self.db.transaction() as conn:
+                rows = list(await conn.execute(query))
+                if rows:
+                    await conn.execute(
+                        t.update().where(t.c.id.in_([r.id for r in rows])).values(values)
+                    )
+        self._idle = not rows
+        return Claim(lease, rows) if rows else None
 
     async def extend(self, lease: str) -> None:
         """Push the lease's expiry out by another lease period."""

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plinth.db import Database
+from plinth.db import Database, Query
 from plinth.errors import NotFound, PlinthError, PreconditionFailed
 from plinth.events import Event, EventBus
 from plinth.governance.principal import Principal
@@ -297,6 +297,14 @@ def retry_after(exc: BaseException) -> float | None:
         return 1.0
 
 
+# Whether any schedule is due at `now` (`Engine.tick_schedules`).
+_ANY_DUE = Query(
+    sa.select(store.schedules.c.id)
+    .where(store.schedules.c.next_at <= sa.bindparam("now", type_=sa.Float))
+    .limit(1)
+)
+
+
 class Engine:
     """Runs workflow instances for one process; any number of processes share the queue."""
 
@@ -310,6 +318,10 @@ class Engine:
             waiting=("queued", "running"),
             lease_seconds=lease,
             claimed_status="running",
+            # Jobs of running instances only (a cancelled or failed one's jobs stay put).
+            among=store.jobs.c.instance_id.in_(
+                sa.select(store.instances.c.id).where(store.instances.c.status == "running")
+            ),
         )
         self._tenants: dict[str, Any] = {}
         # An instance's definition is written once, when it starts; a step reads it from here
@@ -554,12 +566,9 @@ class Engine:
 
     async def claim(self, limit: int = 1) -> list[Job]:
         """Take up to `limit` due jobs (or ones whose lease expired) of running instances."""
-        running = sa.select(store.instances.c.id).where(store.instances.c.status == "running")
         j = store.jobs
         taken = await self.queue.claim(
-            limit,
-            where=j.c.instance_id.in_(running),
-            columns=(j.c.id, j.c.instance_id, j.c.step_id, j.c.kind, j.c.signal),
+            limit, columns=(j.c.id, j.c.instance_id, j.c.step_id, j.c.kind, j.c.signal)
         )
         if taken is None:
             return []
@@ -1289,6 +1298,10 @@ class Engine:
         """
         sc = store.schedules
         now = time.time()
+        # Most ticks find nothing due: one prebuilt read says so, without a write transaction
+        # (on SQLite the platform file's write lock) or SQL compiled each second.
+        if not await self.db.fetch(_ANY_DUE, {"now": now}):
+            return 0
         query = sa.select(sc).where(sc.c.next_at <= now).order_by(sc.c.next_at).limit(20)
         if self.db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
