@@ -58,6 +58,7 @@ from plinth.governance.access import Resource, authorize
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
 from plinth.jsonschema import Validator, compile_schema, faults
+from plinth.recent import Recent
 from plinth.tenancy.models import Tenant
 
 log = logging.getLogger("plinth.extensions")
@@ -101,9 +102,10 @@ class PluginService:
         # The per-tenant fuel budget lives in the integration layer's rate limiter (`limits`):
         # in process memory when embedded, in Redis when scaled out, so nodes share it.
         self.budget = FuelBudget(platform)
-        # Which installed plugins hook which entities, per tenant: (expires, [(name, manifest)]).
-        # Changed here on install/upgrade/uninstall; another node's change shows within the TTL.
-        self._hook_cache: dict[str, tuple[float, list[tuple[str, Any]]]] = {}
+        # Which installed plugins hook which entities, per tenant: [(name, manifest)]. Dropped
+        # here on install/upgrade/uninstall; another node's change shows within the TTL. When
+        # it runs out, the requests in flight wait for one read rather than each send theirs.
+        self._hook_cache: Recent[str, list[tuple[str, Any]]] = Recent(HOOKS_TTL)
         # The installations calls run under, per tenant: name -> (expires, installation). Dropped
         # on every change here and on another node's install/upgrade/grant/uninstall event;
         # another node's limits change shows within HOOKS_TTL.
@@ -898,15 +900,16 @@ class PluginService:
 
     async def _hooks(self, t: Tenant, app_slug: str, entity: str) -> list[str]:
         """Installed plugins with a before-write hook on app.entity (cached for HOOKS_TTL s)."""
-        now = time.monotonic()
-        cached = self._hook_cache.get(t.id)
-        if cached is None or cached[0] < now:
+
+        async def load() -> list[tuple[str, Any]]:
             found = []
             for inst in await self.installations(t):
                 v = await self.version(inst.name, inst.version)
                 found.append((inst.name, v.manifest))
-            cached = self._hook_cache[t.id] = (now + HOOKS_TTL, found)
-        return [name for name, m in cached[1] if m.hooks_for(app_slug, entity)]
+            return found
+
+        installed = await self._hook_cache.get(t.id, load)
+        return [name for name, m in installed if m.hooks_for(app_slug, entity)]
 
     async def _prepare(
         self, t: Tenant, name: str, principal: Principal, authorize_call: bool = True
@@ -1176,7 +1179,7 @@ class PluginService:
 
     async def _event(self, topic: str, t: Tenant, data: dict[str, Any]) -> None:
         if topic != "plugin.called":
-            self._hook_cache.pop(t.id, None)  # installed, upgraded, granted or uninstalled
+            self._hook_cache.forget(t.id)  # installed, upgraded, granted or uninstalled
             self._ui_cache.pop(t.id, None)
         await self.platform.events.publish(Event(topic, t.id, data))
 
