@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import DateTime, Delete, Insert, MetaData, Select, Update, event
@@ -25,7 +25,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from plinth.sqlite_reads import ReadsHere
 
@@ -46,6 +46,7 @@ platform_metadata = MetaData(
     }
 )
 
+T = TypeVar("T")
 _READ_ONLY = "plinth_read_only"
 _SINGLE = "plinth_single_statement"
 
@@ -252,15 +253,12 @@ class Database:
                 found = await self._here.fetch(prepared, params)
                 if found is not None:
                     return found
-            raw = await self._raw_connection()
             try:
-                return await self._run(prepared, query, raw, params)
+                return await self._on_driver(lambda raw: self._run(prepared, query, raw, params))
             except Refused:
                 raise
             except Exception:  # noqa: BLE001 - SQLAlchemy runs it again, raising its own error
                 pass
-            finally:
-                await greenlet_spawn(raw.close)  # back to the pool, reset as SQLAlchemy does
         async with self.statement() as conn:
             return [dict(row._mapping) for row in await conn.execute(query.stmt, params)]
 
@@ -276,12 +274,13 @@ class Database:
             async with self.statement() as conn:
                 await conn.execute(write.stmt, params)
             return
-        raw = await self._raw_connection()
-        try:
+        row = args[0]
+
+        async def run(raw: Any) -> None:
             sql = self._write_sql(prepared, write, raw)
-            await _asyncpg_errors(raw.driver_connection.execute(sql, *args[0]), sql)
-        finally:
-            await greenlet_spawn(raw.close)  # back to the pool, reset as SQLAlchemy does
+            await _asyncpg_errors(raw.driver_connection.execute(sql, *row), sql)
+
+        await self._on_driver(run)
 
     def _write_sql(self, prepared: _PreparedWrite, write: Write, raw: Any) -> str:
         """The text `execute` sends for `write` on `raw` (a tenant's schema checks it)."""
@@ -310,24 +309,24 @@ class Database:
             await self._write_asyncpg(work)
             return
         abandon = threading.Event()  # set if the caller stops waiting (see `_until_over`)
+
+        async def run(raw: Any) -> None:
+            driver = raw.driver_connection
+            # aiosqlite's own call into its thread (as `sqlite_files.sqlite_file_engine` uses
+            # its `_connect`): the sqlite3 connection is only touched there.
+            job = driver._execute(_run_transaction, driver._conn, work, abandon)
+            await _until_over(job, abandon)
+
         async with self.writer():
-            raw = await self._raw_connection()
             try:
-                driver = raw.driver_connection
-                # aiosqlite's own call into its thread (as `sqlite_files.sqlite_file_engine`
-                # uses its `_connect`): the sqlite3 connection is only touched there.
-                job = driver._execute(_run_transaction, driver._conn, work, abandon)
-                await _until_over(job, abandon)
+                await self._on_driver(run)
             except _Failed as failed:
                 raise DBAPIError.instance(
                     failed.sql, None, failed.error, sqlite3.Error
                 ) from failed.error
-            finally:
-                await greenlet_spawn(raw.close)  # back to the pool, no transaction open
 
     async def _write_asyncpg(self, work: list[tuple[str, list[list[Any]]]]) -> None:
-        raw = await self._raw_connection()
-        try:
+        async def run(raw: Any) -> None:
             driver = raw.driver_connection
             async with driver.transaction():
                 for sql, args in work:
@@ -335,8 +334,8 @@ class Database:
                         await _asyncpg_errors(driver.execute(sql, *args[0]), sql)
                     else:
                         await _asyncpg_errors(driver.executemany(sql, args), sql)
-        finally:
-            await greenlet_spawn(raw.close)  # back to the pool, no transaction open
+
+        await self._on_driver(run)
 
     def _driver_work(
         self, steps: list[tuple[Write, Sequence[dict[str, Any]]]]
@@ -367,8 +366,40 @@ class Database:
         listeners = self.engine.sync_engine.dispatch.before_cursor_execute
         return any(fn not in _UNTRACED or _UNTRACED[fn](query) for fn in listeners)
 
-    async def _raw_connection(self) -> Any:
-        return await self.engine.raw_connection()
+    async def _on_driver(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """`work(raw)` on a connection of the pool (`raw.driver_connection` is the driver's),
+        given back to the pool afterwards, reset as SQLAlchemy does, whatever happened.
+
+        The pool's code is synchronous and may wait for the driver (a new connection, a
+        rollback at check-in), so SQLAlchemy runs it in a greenlet. Taking the connection
+        and giving it back each in a greenlet of their own (`engine.raw_connection()`, then
+        `greenlet_spawn(raw.close)`) made two greenlets per statement, ~12 µs apiece; here one
+        greenlet takes it, waits for `work` and gives it back."""
+        raw = await self._ahead()
+        if raw is not None:
+            try:
+                return await work(raw)
+            finally:
+                await greenlet_spawn(raw.close)
+        checkout = self._checkout
+
+        def run() -> T:
+            raw = checkout()
+            try:
+                return await_only(work(raw))
+            finally:
+                raw.close()
+
+        return await greenlet_spawn(run)
+
+    def _checkout(self) -> Any:
+        """A connection of the pool, taken in `_on_driver`'s greenlet."""
+        return self.engine.sync_engine.raw_connection()
+
+    async def _ahead(self) -> Any:
+        """A connection taken ahead for this database's next statement, or None (a tenant's
+        schema takes one ahead for a cold tenant's first read: `TenantSchema.prepare`)."""
+        return None
 
     async def _run(
         self, prepared: _Prepared, query: Query, raw: Any, params: dict[str, Any]

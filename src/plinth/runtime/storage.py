@@ -436,20 +436,28 @@ class TenantSchema(Database):
         listeners = self.engine.sync_engine.dispatch.before_cursor_execute
         return any(fn is not _before_execute for fn in listeners)  # `_run` checks it instead
 
-    async def _raw_connection(self) -> Any:
+    async def _ahead(self) -> Any:
         ahead = self.reserved.claim(self.schema) if self.reserved is not None else None
-        if ahead is not None:
-            try:
-                # Shielded: a request that gives up leaves the connection to go back.
-                return await asyncio.shield(ahead)
-            except asyncio.CancelledError:
-                ahead.add_done_callback(_give_back)
-                raise
-            except Exception:  # noqa: BLE001 - its SET failed: take one the usual way
-                pass
-        return await self._take()
+        if ahead is None:
+            return None
+        try:
+            # Shielded: a request that gives up leaves the connection to go back.
+            return await asyncio.shield(ahead)
+        except asyncio.CancelledError:
+            ahead.add_done_callback(_give_back)
+            raise
+        except Exception:  # noqa: BLE001 - its SET failed: take one the usual way
+            return None
+
+    def _checkout(self) -> Any:
+        token = _taking_for.set(self.schema)
+        try:
+            return super()._checkout()  # the SET happens here
+        finally:
+            _taking_for.reset(token)
 
     async def _take(self) -> Any:
+        """A connection for this schema, taken ahead (`prepare`)."""
         token = _taking_for.set(self.schema)
         try:
             return await self.engine.raw_connection()  # the SET happens here
