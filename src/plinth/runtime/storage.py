@@ -532,7 +532,16 @@ class TenantStorage:
         while the request's other work (its gateway settings, policy sets, principal, app)
         runs. Its own file (SQLite) starts opening on a thread; in PostgreSQL, a pooled
         connection is taken and set to its schema. A cold tenant's request then waits for
-        little of that, rather than all of it once it reaches its first read."""
+        little of that, rather than all of it once it reaches its first read. A tenant with
+        no file yet gets none: nothing to read, and no open file pushed out for it."""
+        region = self.home(tenant)
+        home = self._region_db(region)
+        if (
+            home.is_sqlite
+            and (region, tenant.id) not in self.files
+            and not self._path(region, home, tenant).exists()
+        ):
+            return
         db = self.database(tenant)
         if isinstance(db, (TenantFile, TenantSchema)):
             db.prepare()
