@@ -41,11 +41,10 @@ class Recent(Generic[K, V]):
             if not pending.cancelled():  # the reader was cancelled: read again ourselves
                 return pending.result()
 
-    def peek(self, key: K, within: float | None = None) -> V | None:
-        """The value of `key` if it was read within `within` seconds (default: `trust`) and
-        not dropped since, else None: nothing is read."""
+    def peek(self, key: K) -> V | None:
+        """The value of `key` if it is trusted now, else None: nothing is read."""
         found = self._values.get(key)
-        if found is not None and time.monotonic() - found[1] < (within or self.trust):
+        if found is not None and time.monotonic() - found[1] < self.trust:
             return found[0]
         return None
 

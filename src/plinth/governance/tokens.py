@@ -45,9 +45,6 @@ _TOUCH_EVERY = timedelta(seconds=60)
 # covers what no event reaches (sibling worker processes without Redis, a revocation made by
 # a CLI process, a lost relay message): a revoked token is refused everywhere within it.
 TRUST_SECONDS = 1.0
-# How long a token's row counts as known for a hint (`known`): a request's work started ahead
-# of its authentication. A revocation drops the row at once wherever an event reaches.
-HINT_SECONDS = 300.0
 REVOKED = "token.revoked"
 
 
@@ -199,11 +196,12 @@ class TokenService:
         return known.principal()
 
     def known(self, token: str) -> Principal | None:
-        """The principal behind `token` if this process read its row lately (within
-        HINT_SECONDS, not revoked since as far as it heard, not expired), else None: no
-        database read, nothing written. A hint for work started ahead of a request, never an
-        authentication: the request itself still calls `authenticate`."""
-        known = self._known.peek(hash_token(token), HINT_SECONDS)
+        """The principal behind `token` if this process trusts its row now (as `authenticate`
+        would, without reading it: read within TRUST_SECONDS, not expired), else None. A hint
+        for work started ahead of a request, never an authentication: the request itself still
+        calls `authenticate`. A token in use is read again every TRUST_SECONDS by its own
+        requests, so it is trusted most of the time; a revoked one no longer once they do."""
+        known = self._known.peek(hash_token(token))
         if known is None or (known.expires_at is not None and known.expires_at <= utcnow()):
             return None
         return known.principal()

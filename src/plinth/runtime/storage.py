@@ -328,17 +328,20 @@ class Reserved:
     """Pooled connections taken ahead for a schema's next read on the driver, their search
     path already set (`TenantSchema.prepare`): a cold tenant's `SET search_path` overlaps the
     gateway's reads instead of adding a round trip to its first read. A connection nobody
-    claims within `HOLD` seconds goes back to the pool; at most `MOST` are out at once, so a
-    burst of cold tenants cannot take the whole pool ahead of the requests using it."""
+    claims within `HOLD` seconds goes back to the pool (a GET that reads nothing through the
+    driver: an app's document, a list expanding references, a 404; it took a connection of its
+    own); at most `MOST` are out at once, so a burst of cold tenants cannot take the whole pool
+    ahead of the requests using it. A cold read comes within milliseconds of its gateway."""
 
-    HOLD = 1.0
+    HOLD = 0.25
     MOST = 4
 
     def __init__(self) -> None:
         self._for: dict[str, asyncio.Task[Any]] = {}
+        self.closed = False
 
     def start(self, schema: str, take: Any) -> None:
-        if schema in self._for or len(self._for) >= self.MOST:
+        if self.closed or schema in self._for or len(self._for) >= self.MOST:
             return
         loop = asyncio.get_running_loop()
         task = self._for[schema] = loop.create_task(take())
@@ -353,6 +356,7 @@ class Reserved:
             task.add_done_callback(_give_back)
 
     async def close(self) -> None:
+        self.closed = True
         tasks = list(self._for.values())
         self._for.clear()
         for task in tasks:
