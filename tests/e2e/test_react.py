@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import mimetypes
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from plinth.cli.pages import cli
-from tests.e2e.conftest import ADMIN, ROOT, sign_in, wait_for_task
+from tests.e2e.conftest import ADMIN, sign_in, wait_for_task
+from tests.pages.react_export import built_demo
 
-DEMO = ROOT / "src" / "plinth" / "demo" / "claims"
 ORIGIN = "http://react.test"
 
 pytestmark = pytest.mark.e2e
@@ -21,19 +18,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("react") / "claims"
-    done = CliRunner().invoke(cli, ["compile", "acme", "claims", str(out), "--folder", str(DEMO)])
-    assert done.exit_code == 0, done.output
-    for args in (["install"], ["run", "build"]):
-        run = subprocess.run(
-            ["npm", *args, "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=out,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-    return out / "dist"
+    return built_demo(tmp_path_factory) / "dist"  # the build tests/pages checks, shared
 
 
 def _context(browser, published, dist):
