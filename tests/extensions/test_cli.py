@@ -19,8 +19,8 @@ def test_new_then_build_makes_a_package(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["new", "greeter", "--directory", str(target)])
     assert result.exit_code == 0, result.output
     assert (target / "plinth-plugin.toml").is_file() and (target / "plugin.py").is_file()
-    # The scaffold's sources are the same every time, so after the first run this is a
-    # cache hit (keyed by source hash) and takes no build.
+    # The scaffold's sources are the same every time, so this is a cache hit (keyed by source
+    # hash) of the build scripts/test and CI start before the tests (tests/extensions/builds.py).
     result = runner.invoke(cli, ["build", str(target), "--cache-dir", str(CACHE)])
     assert result.exit_code == 0, result.output
     package = target / "dist" / "greeter-0.1.0.zip"
