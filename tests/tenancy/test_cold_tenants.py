@@ -1,6 +1,6 @@
 """A tenant's first request after its file was closed is served and opens the file once (its
 gateway starts opening it for a caller it knows); a tenant without data gets no file from a
-lookup; a stranger's request (no token, a forged one, another tenant's) opens no tenant's
+lookup or that hint; a stranger's request (no token, a forged one, another tenant's) opens no tenant's
 file."""
 
 from __future__ import annotations
@@ -20,6 +20,16 @@ from tests.helpers import as_user, make_app, make_tenant, publish, token_for
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 NOTES = {"entities": {"note": {"fields": {"text": {"type": "string"}}}}}
+
+
+async def _with_notes(client: httpx.AsyncClient, *slugs: str) -> None:
+    """Tenants with the notes app published and one note each."""
+    for slug in slugs:
+        await make_tenant(client, slug)
+        await make_app(client, slug, "notes", NOTES)
+        assert (await publish(client, slug, "notes")).status_code == 201
+        r = await client.post(f"/api/t/{slug}/apps/notes/data/note", json={"text": slug})
+        assert r.status_code == 201, r.text
 
 
 async def test_a_cold_tenant_is_served_and_its_file_opened_once(
@@ -61,11 +71,16 @@ async def test_a_known_callers_request_starts_opening_the_tenants_file(
     assert files.stats()["opened"] == opened + 1
 
 
-async def test_a_tenant_without_data_gets_no_file_from_a_lookup(
+async def test_a_tenant_without_data_gets_no_file(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
+    """Neither a lookup nor the gateway's hint for a caller it knows opens a file for a tenant
+    that has none yet: nothing to read there, and no other tenant's open file pushed out."""
     await make_tenant(client, "quiet")
     assert (await client.get("/api/t/quiet/apps")).status_code == 200
+    await make_app(client, "quiet", "notes", NOTES)
+    platform.quotas.gateway._by_slug.forget()
+    assert (await client.get("/api/t/quiet/apps/notes")).status_code == 200
     await asyncio.sleep(0.05)
     assert not list((platform.settings.data_dir / "tenants").glob("*.db"))
     assert platform.records.storage.files.stats()["open"] == 0
@@ -74,12 +89,7 @@ async def test_a_tenant_without_data_gets_no_file_from_a_lookup(
 async def test_a_stranger_opens_no_tenants_file(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
-    for slug in ("acme", "globex"):
-        await make_tenant(client, slug)
-        await make_app(client, slug, "notes", NOTES)
-        assert (await publish(client, slug, "notes")).status_code == 201
-        r = await client.post(f"/api/t/{slug}/apps/notes/data/note", json={"text": slug})
-        assert r.status_code == 201, r.text
+    await _with_notes(client, "acme", "globex")
     acme_admin = await token_for(client, "acme", "admin")
     # Used once on its own tenant, so this process knows it: authenticated there (the app's
     # policies grant it no read: 403, not 401).
@@ -103,32 +113,13 @@ async def test_a_stranger_opens_no_tenants_file(
     assert files.stats()["opened"] == opened  # neither opened globex's file
 
 
-async def test_a_known_caller_opens_no_file_for_a_tenant_without_data(
-    platform: Platform, client: httpx.AsyncClient
-) -> None:
-    """The gateway's hint for a caller it knows opens nothing for a tenant with no file yet:
-    nothing to read there, and it must not push another tenant's open file out."""
-    await make_tenant(client, "quiet")
-    await make_app(client, "quiet", "notes", NOTES)
-    platform.quotas.gateway._by_slug.forget()
-    assert (await client.get("/api/t/quiet/apps/notes")).status_code == 200
-    await asyncio.sleep(0.05)
-    assert not list((platform.settings.data_dir / "tenants").glob("*.db"))
-    assert platform.records.storage.files.stats()["open"] == 0
-
-
 async def test_a_token_revoked_elsewhere_opens_no_file_once_authentication_refuses_it(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
     """An admin token revoked by another process (the CLI, a node whose relay message was lost:
     no event reaches this one) is refused here within TRUST_SECONDS; past that, it must not
     make this node open any tenant's file either."""
-    for slug in ("acme", "globex"):
-        await make_tenant(client, slug)
-        await make_app(client, slug, "notes", NOTES)
-        assert (await publish(client, slug, "notes")).status_code == 201
-        r = await client.post(f"/api/t/{slug}/apps/notes/data/note", json={"text": slug})
-        assert r.status_code == 201, r.text
+    await _with_notes(client, "acme", "globex")
     ops = await platform.tokens.issue("ops", PLATFORM_ADMIN)
     used = await client.get("/api/t/acme/apps/notes/data/note", headers=as_user(client, ops.token))
     assert used.status_code == 200, used.text  # known to this process now
