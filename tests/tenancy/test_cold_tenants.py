@@ -1,7 +1,7 @@
 """A tenant's first request after its file was closed is served and opens the file once (its
 gateway starts opening it for a caller it knows); a tenant without data gets no file from a
-lookup or that hint; a stranger's request (no token, a forged one, another tenant's) opens no tenant's
-file."""
+lookup or that hint; a stranger's request (no token, a forged one, another tenant's, one
+revoked elsewhere) opens no tenant's file."""
 
 from __future__ import annotations
 
