@@ -22,7 +22,8 @@ class Authentication:
 
     def known(self, token: str) -> Principal | None:
         """The caller `token` names, if that is known without a database read (a valid
-        login token, or an API token authenticated lately), else None."""
+        login token, or an API token whose row is trusted now), else None. A hint, never an
+        authentication (see `TokenService.known`)."""
         if token.count(".") == 2:
             try:
                 return self.identity.authenticate(token)

@@ -147,11 +147,12 @@ class Platform:
         self.on_stop(self.designer.stop)
 
     def _expect(self, tenant: Tenant, bearer: str) -> None:
-        """A request for one of `tenant`'s apps, whose gateway settings are being read: if its
-        token is one this process already knows, of a caller who may enter the tenant, the
-        tenant's file starts opening now, while the request's other work runs (a cold
-        tenant's first read then waits for little of it). A stranger's request opens nothing:
-        it must not be able to churn which files a node keeps open."""
+        """A GET of one of `tenant`'s apps, whose gateway settings are being read: if its token
+        is one this process trusts now, of a caller who may enter the tenant, the tenant's
+        data is made ready while the request's other work runs (its file starts opening; in
+        PostgreSQL a connection is set to its schema), so a cold tenant's first read waits
+        for little of that. A stranger's request makes nothing ready: it must not be able to
+        churn which files a node keeps open."""
         caller = self.authentication.known(bearer)
         if caller is not None and (caller.is_platform_admin or caller.tenant_id == tenant.id):
             self.records.storage.prepare(tenant)
