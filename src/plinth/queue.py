@@ -43,6 +43,23 @@ class Claim:
     rows: list[Any]
 
 
+def _free(
+    table: sa.Table,
+    waiting: tuple[str, ...],
+    among: sa.ColumnElement[bool] | None,
+    now: Any,
+    due: Any,
+) -> sa.ColumnElement[bool]:
+    """The rows a worker may claim at `now`, due by `due` (values or bound parameters)."""
+    t = table
+    free = sa.and_(
+        sa.or_(*(t.c.status == s for s in waiting)),
+        t.c.run_at <= due,
+        sa.or_(t.c.locked_until.is_(None), t.c.locked_until < now),
+    )
+    return free if among is None else sa.and_(free, among)
+
+
 # The prebuilt "is any row free" read of each queue's shape, shared by the queues of that shape
 # (the outbox makes one per source database it sweeps).
 _FREE: dict[tuple[sa.Table, tuple[str, ...], sa.ColumnElement[bool] | None], Query] = {}
@@ -53,16 +70,10 @@ def _any_free(
 ) -> Query:
     found = _FREE.get((table, waiting, among))
     if found is None:
-        t = table
         now = sa.bindparam("now", type_=sa.Float)
-        query = sa.select(t.c.id).where(
-            sa.or_(*(t.c.status == s for s in waiting)),
-            t.c.run_at <= sa.bindparam("due", type_=sa.Float),
-            sa.or_(t.c.locked_until.is_(None), t.c.locked_until < now),
-        )
-        if among is not None:
-            query = query.where(among)
-        found = _FREE[table, waiting, among] = Query(query.limit(1))
+        due = sa.bindparam("due", type_=sa.Float)
+        where = _free(table, waiting, among, now, due)
+        found = _FREE[table, waiting, among] = Query(sa.select(table.c.id).where(where).limit(1))
     return found
 
 
@@ -94,13 +105,7 @@ class Queue:
 
     def free(self, now: float, due: float | None = None) -> sa.ColumnElement[bool]:
         """The rows a worker may claim at `now` (due by `due`, else by `now`)."""
-        t = self.table
-        free = sa.and_(
-            t.c.status.in_(self.waiting),
-            t.c.run_at <= (now if due is None else due),
-            sa.or_(t.c.locked_until.is_(None), t.c.locked_until < now),
-        )
-        return free if self.among is None else sa.and_(free, self.among)
+        return _free(self.table, self.waiting, self.among, now, now if due is None else due)
 
     async def claim(
         self, limit: int = 1, *, columns: Sequence[Any] | None = None, grace: float = 0.0
