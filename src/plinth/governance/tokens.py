@@ -72,6 +72,9 @@ class _Known:
     expires_at: datetime | None
     touched_at: datetime | None
 
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
     def principal(self) -> Principal:
         return Principal(
             id=f"token:{self.id}",
@@ -182,7 +185,7 @@ class TokenService:
         digest = hash_token(token)
         known = await self._known.get(digest, lambda: self._read(digest))
         now = utcnow()
-        if known.expires_at is not None and known.expires_at <= now:
+        if known.expired(now):
             raise Unauthenticated("The bearer token has expired")
         touched = max(known.touched_at, self._touched.get(known.id), key=_or_min)
         if touched is None or touched + _TOUCH_EVERY < now:
@@ -202,7 +205,7 @@ class TokenService:
         calls `authenticate`. A token in use is read again every TRUST_SECONDS by its own
         requests, so it is trusted most of the time; a revoked one no longer once they do."""
         known = self._known.peek(hash_token(token))
-        if known is None or (known.expires_at is not None and known.expires_at <= utcnow()):
+        if known is None or known.expired(utcnow()):
             return None
         return known.principal()
 
