@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from plinth.governance import tokens
 from plinth.governance.principal import PLATFORM_ADMIN
 from plinth.governance.tokens import api_tokens
+from plinth.outbox import ANY_ROW
 from plinth.server import Platform
 from tests.helpers import as_user, make_app, make_tenant, publish, token_for
 
@@ -140,3 +141,40 @@ async def test_a_token_revoked_elsewhere_opens_no_file_once_authentication_refus
     url = "/api/t/globex/apps/notes/data/note"
     refused = await client.get(url, headers=as_user(client, ops.token))
     assert refused.status_code == 401, refused.text
+
+
+async def test_a_closed_tenant_file_keeps_its_logs_for_its_next_open(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """SQLite deletes a file's `-wal` and `-shm` with its last connection; closing a tenant's
+    file puts them back, empty, so its next open creates no file (the same two files are used
+    again). What was written before the close is read after it, and written to again; a sweep
+    reading a closed file (`peek`) leaves its logs too."""
+    await _with_notes(client, "acme")
+    r = await client.post("/api/t/acme/apps/notes/data/note", json={"text": "before"})
+    url = f"/api/t/acme/apps/notes/data/note/{r.json()['id']}"
+    files = platform.records.storage.files
+    (path,) = [f.path for f in files]
+    logs = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    await files.close()
+    assert [log.stat().st_size for log in logs] == [0, 0]
+    kept = [log.stat().st_ino for log in logs]
+
+    for _ in range(2):
+        platform.tenants._known.forget()
+        platform.quotas.gateway._by_slug.forget()
+        got = await client.get(url)
+        assert got.status_code == 200 and got.json()["text"] == "before", got.text
+        assert [log.stat().st_ino for log in logs] == kept  # opened, not created again
+        r = await client.post("/api/t/acme/apps/notes/data/note", json={"text": "after"})
+        assert r.status_code == 201, r.text
+        await files.close()
+        assert [log.stat().st_size for log in logs] == [0, 0]  # checkpointed into the file
+
+    listed = await client.get("/api/t/acme/apps/notes/data/note?limit=10")
+    assert sorted(n["text"] for n in listed.json()["items"]) == ["acme", "after", "after", "before"]
+    await files.close()
+    tenant = await platform.tenants.find("acme")
+    assert tenant is not None
+    assert await platform.records.storage.peek(tenant, ANY_ROW) is not None
+    assert [log.stat().st_ino for log in logs] == kept

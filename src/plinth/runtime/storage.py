@@ -47,7 +47,7 @@ from sqlalchemy.util import await_only, greenlet_spawn
 from plinth.db import Database, Query, Refused, Write, untraced
 from plinth.runtime.compiled import TAG
 from plinth.sqlite_files import FileEngine, FilePool, file_dialect, sqlite_file_engine
-from plinth.sqlite_reads import ReadsHere
+from plinth.sqlite_reads import ReadsHere, keep_logs
 from plinth.tenancy.models import Tenant
 
 DEFAULT = "default"
@@ -126,6 +126,7 @@ class TenantFile(Database):
             await here.close()
         if self._engine is not None:
             await self._engine.dispose()
+        await keep_logs(self.path.as_posix())  # found by its next open (see `ReadsHere`)
 
     @property
     def in_use(self) -> int:
@@ -570,6 +571,7 @@ class TenantStorage:
             return await reader.fetch(prepared, {})
         finally:
             await reader.close()
+            await keep_logs(path.as_posix())
 
     def _path(self, region: str, db: Database, tenant: Tenant) -> Path:
         if region == DEFAULT:
