@@ -47,9 +47,9 @@ class ReadsHere:
 
     Opening and closing are filesystem work (the first read opens the file's `-wal` and
     `-shm`, creating them if they are not there; the last close checkpoints and deletes them),
-    which on a busy disk now and then takes tens of milliseconds: both run on one of a few
-    threads kept for it (`_FILE_WORK`), never on the loop. A file's owner puts its `-wal` and
-    `-shm` back once it has closed it for good (`keep_logs`), so that the next open finds them."""
+    which on a busy disk now and then takes tens of milliseconds: both run on threads kept for
+    them (`_OPENING`, `_CLOSING`), never on the loop. A file's owner puts its `-wal` and `-shm`
+    back once it has closed it for good (`keep_logs`), so that the next open finds them."""
 
     STEPS = 20_000
 
@@ -74,12 +74,12 @@ class ReadsHere:
     def prepare(self) -> None:
         """Start opening the file, if it is not open or opening, without waiting: a reader
         expected soon then finds it open, or waits only for the rest of the open (which runs
-        on a `_FILE_WORK` thread while the loop does the request's other work)."""
+        on an `_OPENING` thread while the loop does the request's other work)."""
         if self._conn is None and self._opening is None:
             self._start()
 
     def _start(self) -> asyncio.Future[sqlite3.Connection | None]:
-        work = asyncio.get_running_loop().run_in_executor(_FILE_WORK, self._connect)
+        work = asyncio.get_running_loop().run_in_executor(_OPENING, self._connect)
         self._opening = work
         return work
 
@@ -93,7 +93,7 @@ class ReadsHere:
             self._conn = conn  # None (no file yet, locked): the next read tries again
         return conn
 
-    def _connect(self) -> sqlite3.Connection | None:  # on a `_FILE_WORK` thread
+    def _connect(self) -> sqlite3.Connection | None:  # on an `_OPENING` thread
         if not os.path.exists(self.path):
             return None  # the pool's connection makes it, as it always did
         conn = None
@@ -121,13 +121,13 @@ class ReadsHere:
         if opening is not None:  # one being opened (or opened for a reader that gave up)
             conn = await asyncio.shield(opening) or conn
         if conn is not None:
-            await asyncio.get_running_loop().run_in_executor(_FILE_WORK, _close_quietly, conn)
+            await asyncio.get_running_loop().run_in_executor(_CLOSING, _close_quietly, conn)
 
 
 async def keep_logs(path: str) -> None:
     """Put back, empty, the `-wal` and `-shm` of the SQLite file at `path` that its last
     connection's close deleted (see `_put_back`)."""
-    await asyncio.get_running_loop().run_in_executor(_FILE_WORK, _put_back, path)
+    await asyncio.get_running_loop().run_in_executor(_CLOSING, _put_back, path)
 
 
 def _put_back(path: str) -> None:
@@ -149,9 +149,14 @@ def _put_back(path: str) -> None:
         return
 
 
-# Opening and closing SQLite files read on the loop's thread (`ReadsHere`): a few threads,
-# whatever the number of files, started as needed.
-_FILE_WORK = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plinth-sqlite-files")
+# Opening and closing SQLite files read on the loop's thread (`ReadsHere`): a few threads
+# each, whatever the number of files, started as needed. Apart, so that a request waiting for
+# a file to open never waits behind closes: a node at its bound of open files closes one for
+# each it opens (a checkpoint, the logs deleted and put back, milliseconds each on a busy
+# disk); queued behind such closes on one shared pool, a cold tenant's open waited up to 9 ms
+# (seen at load 4).
+_OPENING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plinth-sqlite-open")
+_CLOSING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plinth-sqlite-close")
 
 
 def _close_quietly(conn: sqlite3.Connection) -> None:

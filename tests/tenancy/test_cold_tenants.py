@@ -6,11 +6,13 @@ revoked elsewhere) opens no tenant's file."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from plinth import sqlite_reads
 from plinth.governance import tokens
 from plinth.governance.principal import PLATFORM_ADMIN
 from plinth.governance.tokens import api_tokens
@@ -178,3 +180,28 @@ async def test_a_closed_tenant_file_keeps_its_logs_for_its_next_open(
     assert tenant is not None
     assert await platform.records.storage.peek(tenant, ANY_ROW) is not None
     assert [log.stat().st_ino for log in logs] == kept
+
+
+async def test_a_cold_tenant_opens_while_closes_are_stuck(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """Closing a file (an eviction's checkpoint, its logs deleted and put back) is disk work
+    that a busy disk makes slow; a cold tenant's open must not wait behind it."""
+    await _with_notes(client, "acme", "globex")
+    listed = await client.get("/api/t/globex/apps/notes/data/note?limit=1")
+    url = f"/api/t/globex/apps/notes/data/note/{listed.json()['items'][0]['id']}"
+    files = platform.records.storage.files
+    await files.close()
+    platform.tenants._known.forget()
+    platform.quotas.gateway._by_slug.forget()
+    stuck = threading.Event()
+    closing = [
+        asyncio.get_running_loop().run_in_executor(sqlite_reads._CLOSING, stuck.wait, 30)
+        for _ in range(sqlite_reads._CLOSING._max_workers)
+    ]
+    try:
+        got = await asyncio.wait_for(client.get(url), timeout=5)
+        assert got.status_code == 200 and got.json()["text"] == "globex", got.text
+    finally:
+        stuck.set()
+        await asyncio.gather(*closing)
