@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -114,6 +115,7 @@ runs = sa.Table(
 STALE_SECONDS = 30.0
 # How often a worker sweeps every source before it forgets idempotency keys a week old.
 TIDY_SECONDS = 3600.0
+KEEP_SECONDS = 7 * 86400.0  # how long an idempotency key outlives its row
 
 
 class Effect(Protocol):
@@ -519,7 +521,11 @@ class Outbox:
         watch_until = time.monotonic() + 2 * poll + 1  # each running one beats by then
         died = asyncio.Event()  # the beat reaped a run gone stale: its sources are owed
         beating = asyncio.create_task(self._beating(run, stop, poll, died))
-        everything, first, tidied = False, True, time.monotonic()
+        everything, first = False, True
+        # A worker tidies an hour after it starts, and hourly after that; one whose keys are
+        # already overdue tidies at once, or a node restarted more often than hourly (a
+        # deploy, an autoscaler) would never forget a key.
+        tidied = -math.inf if await self._overdue() else time.monotonic()
         left: list[str] = []
         try:
             while not stop.is_set():
@@ -632,7 +638,16 @@ class Outbox:
             async with self.db.transaction() as conn:
                 await conn.execute(runs.delete().where(runs.c.id.in_(ids)))
 
-    async def _prune(self, keep: float = 7 * 86400) -> None:
+    async def _overdue(self) -> bool:
+        """Whether a key has been kept `TIDY_SECONDS` beyond `KEEP_SECONDS`: an hourly tidy
+        would have forgotten it."""
+        async with self.db.read() as conn:
+            oldest = (await conn.execute(sa.select(sa.func.min(dispatched.c.at)))).scalar()
+        return oldest is not None and oldest < time.time() - KEEP_SECONDS - TIDY_SECONDS
+
+    async def _prune(self) -> None:
         """Forget idempotency keys long after their rows left every source."""
         async with self.db.transaction() as conn:
-            await conn.execute(dispatched.delete().where(dispatched.c.at < time.time() - keep))
+            await conn.execute(
+                dispatched.delete().where(dispatched.c.at < time.time() - KEEP_SECONDS)
+            )

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 
 from plinth import outbox
@@ -121,5 +122,36 @@ async def test_a_row_whose_dispatch_failed_keeps_its_file_on_the_rounds(
         event.listen(source.engine.sync_engine, "before_cursor_execute", count)
         await _rounds(node, 2)
         assert seen > 0, "the file holding an undispatched row fell off the worker's rounds"
+    finally:
+        await node.stop()
+
+
+async def test_a_node_restarted_often_still_forgets_old_idempotency_keys(
+    platform: Platform, settings: Settings
+) -> None:
+    """Keys are forgotten a week after their rows left every source, by a tidy an hour into a
+    worker's run: a node restarted more often than that tidies at start once a key is overdue,
+    and keeps the keys still within their week."""
+    now = time.time()
+    async with platform.db.transaction() as conn:
+        await conn.execute(
+            outbox.dispatched.insert(),
+            [
+                {"id": "overdue", "at": now - outbox.KEEP_SECONDS - outbox.TIDY_SECONDS - 60},
+                {"id": "recent", "at": now - 60},
+            ],
+        )
+    node = Platform(settings.model_copy(update={"embedded_worker": True}))
+    await node.start(workers=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            async with node.db.read() as conn:
+                kept = set((await conn.execute(sa.select(outbox.dispatched.c.id))).scalars())
+            if "overdue" not in kept:
+                break
+            assert time.monotonic() < deadline, "the overdue key was never forgotten"
+            await asyncio.sleep(0.1)
+        assert "recent" in kept
     finally:
         await node.stop()
