@@ -115,19 +115,29 @@ class ReadsHere:
             return None
         return conn
 
-    async def close(self) -> None:
+    async def close(self, keep_logs: bool = False) -> None:
+        """Close the connection; `keep_logs`: this was the file's last one here, so put its
+        `-wal` and `-shm` back once it is closed, in the same trip (see `_put_back`)."""
         conn, self._conn = self._conn, None
         opening, self._opening = self._opening, None
         if opening is not None:  # one being opened (or opened for a reader that gave up)
             conn = await asyncio.shield(opening) or conn
-        if conn is not None:
-            await asyncio.get_running_loop().run_in_executor(_CLOSING, _close_quietly, conn)
+        if conn is not None or keep_logs:
+            kept = self.path if keep_logs else None
+            await asyncio.get_running_loop().run_in_executor(_CLOSING, _closed, conn, kept)
 
 
 async def keep_logs(path: str) -> None:
     """Put back, empty, the `-wal` and `-shm` of the SQLite file at `path` that its last
     connection's close deleted (see `_put_back`)."""
     await asyncio.get_running_loop().run_in_executor(_CLOSING, _put_back, path)
+
+
+def _closed(conn: sqlite3.Connection | None, kept: str | None) -> None:
+    if conn is not None:
+        _close_quietly(conn)
+    if kept is not None:
+        _put_back(kept)
 
 
 def _put_back(path: str) -> None:

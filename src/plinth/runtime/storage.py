@@ -122,11 +122,13 @@ class TenantFile(Database):
 
     async def dispose(self) -> None:
         here, self._here = self._here, None  # a request still holding it reads through the pool
+        # The last connection's close deletes the file's -wal and -shm: put back for its next
+        # open (see `ReadsHere`), after the reader when no engine was built (one trip).
         if here is not None:
-            await here.close()
+            await here.close(keep_logs=self._engine is None)
         if self._engine is not None:
             await self._engine.dispose()
-        await keep_logs(self.path.as_posix())  # found by its next open (see `ReadsHere`)
+            await keep_logs(self.path.as_posix())
 
     @property
     def in_use(self) -> int:
@@ -570,8 +572,7 @@ class TenantStorage:
         try:
             return await reader.fetch(prepared, {})
         finally:
-            await reader.close()
-            await keep_logs(path.as_posix())
+            await reader.close(keep_logs=True)
 
     def _path(self, region: str, db: Database, tenant: Tenant) -> Path:
         if region == DEFAULT:
