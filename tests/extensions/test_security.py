@@ -191,7 +191,7 @@ async def test_plugins_calling_plugins_are_bounded(
     components: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from plinth.extensions import service
+    from plinth.extensions import calls
 
     await publish(hostile, components, "fraud-scorer")
     await install(hostile, "acme", "fraud-scorer")
@@ -217,7 +217,7 @@ async def test_plugins_calling_plugins_are_bounded(
     rows = (await client.get("/api/t/acme/apps/claims/data/claim")).json()["items"]
     assert [row["fraud_score"] for row in rows] == [0]
     # Nesting is bounded (a hook writing records that run hooks ... cannot pin every thread).
-    monkeypatch.setattr(service, "MAX_NESTING", 1)
+    monkeypatch.setattr(calls, "MAX_NESTING", 1)
     r = await _attack(client, "other-tenant", {"app": "claims", "tenant": "x"})
     assert r.status_code == 502 and "plugin_nested_too_deep" in r.json()["detail"], r.text
     assert len((await client.get("/api/t/acme/apps/claims/data/claim")).json()["items"]) == 1
