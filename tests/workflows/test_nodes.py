@@ -343,9 +343,9 @@ async def _always_busy(wf: Harness, retry_after: str) -> tuple[dict[str, Any], B
 async def test_a_plugin_that_is_always_busy_fails_the_step_after_so_many_deferrals(
     wf: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from plinth.workflows import engine
+    from plinth.workflows import advance
 
-    monkeypatch.setattr(engine, "DEFERRALS", 3)
+    monkeypatch.setattr(advance, "DEFERRALS", 3)
     inst, busy = await _always_busy(wf, "0.01")
     assert inst["status"] == "failed" and "PluginTenantBusy" in inst["timeline"][0]["error"]
     assert len(busy.calls) == 4  # the first call, then one per deferral
@@ -549,7 +549,7 @@ async def test_subworkflow_and_suspend_cancel(wf: Harness) -> None:
 
 
 def test_backoff_is_exponential_with_jitter_and_capped() -> None:
-    from plinth.workflows.engine import backoff
+    from plinth.queue import backoff
 
     for attempt, full in ((1, 2.0), (2, 4.0), (3, 8.0), (10, 30.0)):
         draws = {backoff(attempt, 2.0, 30.0) for _ in range(50)}

@@ -18,7 +18,7 @@ from plinth.integration.openapi import import_openapi
 from plinth.server import Platform
 from plinth.settings import Settings
 from plinth.workflows import steps
-from plinth.workflows.engine import actor
+from plinth.workflows.advance import actor
 from plinth.workflows.steps import StepContext
 from tests.conftest import ADMIN_TOKEN
 from tests.extensions.conftest import CACHE
