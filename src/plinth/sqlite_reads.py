@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -148,15 +149,36 @@ def _put_back(path: str) -> None:
     0.2 ms for all else, measured). Created here again, off any request's path, they are
     found by the next open. SQLite starts an empty `-wal` as a log with nothing in it, and
     the first connection to open a file rebuilds its `-shm` whatever it holds (as after a
-    crash). Neither is ever truncated or replaced here (no O_TRUNC): if another connection
-    opened the file meanwhile, its logs stay as they are. A file that does not exist gets
-    none."""
+    crash). A file that does not exist gets none.
+
+    Made by name (`mknod`), never opened: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, and SQLite keeps a WAL's locks (the writer's, the readers'
+    marks, the one saying the `-shm` is in use) as such locks on the `-shm`. A connection of
+    this process that opened the file meanwhile (a request reopening a tenant whose eviction
+    is still closing, a file opened while a sweep peeked at it) would lose them, and another
+    process (`plinth serve --workers N`) would write beside its transaction: one of the two
+    commits lost. A log already there (another connection's) is left as it is. Only a file
+    of this process's user gets its logs back, with the file's mode: SQLite gives a file's
+    logs both (as root it hands them to the file's owner, whatever the umask), and logs owned
+    by another user, or narrowed by a umask, could not be opened by the file's users; logs
+    beside a symlink would never be used."""
     try:
-        mode = os.stat(path).st_mode & 0o777  # as SQLite does: the database file's mode
-        for log in (f"{path}-wal", f"{path}-shm"):
-            os.close(os.open(log, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode))
+        path = os.path.realpath(path)  # SQLite keeps a symlinked file's logs by its target
+        found = os.stat(path)
     except OSError:  # no file (never written), or its folder is gone: nothing to keep
         return
+    if found.st_uid != os.geteuid():
+        return
+    mode = stat.S_IMODE(found.st_mode)
+    for log in (f"{path}-wal", f"{path}-shm"):
+        try:
+            os.mknod(log, mode | stat.S_IFREG)  # fails on any name there, a symlink too
+            if stat.S_IMODE(os.lstat(log).st_mode) != mode:  # the umask took some bits
+                os.chmod(log, mode)
+        except FileExistsError:
+            continue
+        except OSError:  # a read-only or full disk: the next open makes them, as it did
+            return
 
 
 # Opening and closing SQLite files read on the loop's thread (`ReadsHere`): a few threads
