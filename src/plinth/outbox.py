@@ -521,15 +521,18 @@ class Outbox:
         watch_until = time.monotonic() + 2 * poll + 1  # each running one beats by then
         died = asyncio.Event()  # the beat reaped a run gone stale: its sources are owed
         beating = asyncio.create_task(self._beating(run, stop, poll, died))
-        everything, first = False, True
-        # A worker tidies an hour after it starts, and hourly after that; one whose keys are
-        # already overdue tidies at once, or a node restarted more often than hourly (a
-        # deploy, an autoscaler) would never forget a key.
-        tidied = -math.inf if await self._overdue() else time.monotonic()
+        everything, first, tidied = False, True, time.monotonic()
         left: list[str] = []
         try:
             while not stop.is_set():
                 try:
+                    # A worker tidies an hour after it starts, and hourly after that; one
+                    # whose keys are already overdue tidies at once, or a node restarted more
+                    # often than hourly (a deploy, an autoscaler) would never forget a key.
+                    # Asked in the round (a database away at start is retried, not the
+                    # worker's end while its heartbeat beats on).
+                    if first and await self._overdue():
+                        tidied = -math.inf
                     if died.is_set():
                         died.clear()
                         everything = True
