@@ -116,6 +116,7 @@ STALE_SECONDS = 30.0
 # How often a worker sweeps every source before it forgets idempotency keys a week old.
 TIDY_SECONDS = 3600.0
 KEEP_SECONDS = 7 * 86400.0  # how long an idempotency key outlives its row
+PRUNE_BATCH = 10_000  # idempotency keys forgotten per transaction
 
 
 class Effect(Protocol):
@@ -649,8 +650,15 @@ class Outbox:
         return oldest is not None and oldest < time.time() - KEEP_SECONDS - TIDY_SECONDS
 
     async def _prune(self) -> None:
-        """Forget idempotency keys long after their rows left every source."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                dispatched.delete().where(dispatched.c.at < time.time() - KEEP_SECONDS)
-            )
+        """Forget idempotency keys long after their rows left every source, `PRUNE_BATCH` a
+        transaction: a node's first tidy may find millions (on SQLite, a million in one
+        transaction held the platform file's write lock for 6 s, and other writers give up
+        after 30)."""
+        cutoff = time.time() - KEEP_SECONDS
+        old = sa.select(dispatched.c.id).where(dispatched.c.at < cutoff).limit(PRUNE_BATCH)
+        while True:
+            async with self.db.transaction() as conn:
+                gone = await conn.execute(dispatched.delete().where(dispatched.c.id.in_(old)))
+            if gone.rowcount < PRUNE_BATCH:
+                return
+            await asyncio.sleep(0)  # other writers take the lock between batches

@@ -22,6 +22,16 @@ class Prepared(Protocol):
     def rows(self, rows: Any) -> list[dict[str, Any]]: ...
 
 
+class Gate(Protocol):
+    """What a reader of a file opened often asks before it opens it (`OpenFiles`): whether
+    too many files are still closing, and a wait until they are not."""
+
+    @property
+    def crowded(self) -> bool: ...
+
+    async def room(self) -> None: ...
+
+
 def _interrupt() -> int:
     return 1  # a progress handler answering non-zero interrupts the statement
 
@@ -54,9 +64,11 @@ class ReadsHere:
 
     STEPS = 20_000
 
-    def __init__(self, path: str, longest: int | None = None) -> None:
+    def __init__(self, path: str, longest: int | None = None, gate: Gate | None = None) -> None:
         self.path = path
         self.longest = longest
+        self.gate = gate  # asked before each open: it may have to wait (see `Gate`)
+        self._closed = False
         self._conn: sqlite3.Connection | None = None
         self._opening: asyncio.Future[sqlite3.Connection | None] | None = None
 
@@ -76,7 +88,8 @@ class ReadsHere:
         """Start opening the file, if it is not open or opening, without waiting: a reader
         expected soon then finds it open, or waits only for the rest of the open (which runs
         on an `_OPENING` thread while the loop does the request's other work)."""
-        if self._conn is None and self._opening is None:
+        crowded = self.gate is not None and self.gate.crowded  # then the reader waits for room
+        if self._conn is None and self._opening is None and not crowded:
             self._start()
 
     def _start(self) -> asyncio.Future[sqlite3.Connection | None]:
@@ -86,6 +99,10 @@ class ReadsHere:
 
     async def _open(self) -> sqlite3.Connection | None:
         # The first reader opens it (or `prepare` did); any other meanwhile waits for it.
+        if self._opening is None and self.gate is not None:
+            await self.gate.room()
+            if self._closed:
+                return None  # closed while it waited: the pool's connection answers
         opening = self._opening or self._start()
         # Shielded: a reader that gives up leaves the connection to the next (or to close).
         conn = await asyncio.shield(opening)
@@ -119,6 +136,7 @@ class ReadsHere:
     async def close(self, keep_logs: bool = False) -> None:
         """Close the connection; `keep_logs`: this was the file's last one here, so put its
         `-wal` and `-shm` back once it is closed, in the same trip (see `_put_back`)."""
+        self._closed = True
         conn, self._conn = self._conn, None
         opening, self._opening = self._opening, None
         if opening is not None:  # one being opened (or opened for a reader that gave up)

@@ -1,4 +1,4 @@
-"""Review: putting a closed tenant file's `-wal` and `-shm` back must never touch a file this
+"""Putting a closed tenant file's `-wal` and `-shm` back must never touch a file this
 process still (or again) has open. Closing any descriptor of a file drops every POSIX lock the
 process holds on it (fcntl semantics), and SQLite keeps its WAL locks (the writer's lock, the
 readers' marks, the "in use" byte) as such locks on the `-shm`: another process
@@ -117,16 +117,14 @@ def _open_fds() -> int:
     return len(list(Path("/proc/self/fd").iterdir()))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: closes have threads of their own, and nothing waits for them"
-)
-async def test_files_evicted_but_not_yet_closed_stay_within_the_bound(
+async def test_cold_tenants_wait_for_evicted_files_to_close_when_closes_lag(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
-    """The bound of open files is what keeps a node within its open-files limit
-    (`default_open_bound`); a file evicted but not yet closed still holds its descriptors.
-    When closes lag (a busy disk; they no longer share threads with opens, which used to wait
-    behind them), cold tenants keep opening: evicted files must not pile up past the bound."""
+    """The bound of open files keeps a node within its open-files limit
+    (`default_open_bound`), and a file evicted but not yet closed still holds its
+    descriptors. When closes lag (a busy disk: they have threads of their own), cold tenants'
+    opens wait for them rather than pile evicted files up past the bound; once the closes
+    run, every read is answered."""
     slugs = [f"t{i}" for i in range(24)]
     await _with_notes(client, *slugs)
     storage = platform.records.storage
@@ -137,20 +135,21 @@ async def test_files_evicted_but_not_yet_closed_stay_within_the_bound(
     before = _open_fds()
     stuck = threading.Event()
     blocked = await _blocked(sqlite_reads._CLOSING, stuck)
+    reads = []
     try:
-        for tenant in tenants:  # cold tenants read, one after another
+        for tenant in tenants:  # cold tenants read, one after another, none waited for long
             assert tenant is not None
-            got = await asyncio.wait_for(storage.database(tenant).fetch(ANY_ROW), 5)
-            assert got is not None
+            reads.append(asyncio.create_task(storage.database(tenant).fetch(ANY_ROW)))
+            await asyncio.wait(reads[-1:], timeout=0.2)
         held = _open_fds() - before
-        print(f"open {len(files)}, evicted not closed {len(files._closing)}, fds +{held}")
-        assert len(files) + len(files._closing) <= files.bound + 1, (
-            f"{len(files._closing)} evicted files still open ({held} more descriptors)"
-        )
+        assert held <= 3 * (files.bound + 3), f"{held} more descriptors with closes stuck"
+        assert not all(r.done() for r in reads)  # the later ones wait for room
     finally:
         stuck.set()
         await asyncio.gather(*blocked)
-        await files.close()
+    answered = await asyncio.wait_for(asyncio.gather(*reads), 30)
+    assert all(rows is not None for rows in answered)
+    await files.close()
 
 
 async def test_a_symlinked_tenant_files_logs_are_put_back_beside_its_target(

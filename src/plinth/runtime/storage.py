@@ -47,7 +47,7 @@ from sqlalchemy.util import await_only, greenlet_spawn
 from plinth.db import Database, Query, Refused, Write, untraced
 from plinth.runtime.compiled import TAG
 from plinth.sqlite_files import FileEngine, FilePool, file_dialect, sqlite_file_engine
-from plinth.sqlite_reads import ReadsHere, keep_logs
+from plinth.sqlite_reads import Gate, ReadsHere, keep_logs
 from plinth.tenancy.models import Tenant
 
 DEFAULT = "default"
@@ -77,7 +77,7 @@ class TenantFile(Database):
     never builds its engine: no pool, no pooled connection, no thread. The engine is built
     the first time something needs it (a write, a transaction, a read too long to run here)."""
 
-    def __init__(self, path: Path, pool_size: int) -> None:
+    def __init__(self, path: Path, pool_size: int, gate: Gate | None = None) -> None:
         # Not Database.__init__: the engine opens each connection in one trip to its thread.
         self.url = f"sqlite+aiosqlite:///{path.as_posix()}"
         self.path = path
@@ -86,7 +86,7 @@ class TenantFile(Database):
         self.dialect = "sqlite"
         self.closed = False  # evicted: closes itself whenever it falls idle
         self.on_idle: Any = None
-        self._here = ReadsHere(path.as_posix(), LONGEST_HERE)
+        self._here = ReadsHere(path.as_posix(), LONGEST_HERE, gate)
 
     @property
     def engine(self) -> AsyncEngine:  # type: ignore[override]
@@ -151,6 +151,7 @@ class OpenFiles:
         self.bound = bound
         self._open: OrderedDict[tuple[str, str], TenantFile] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
+        self._roomy: asyncio.Future[None] | None = None  # resolved when `crowded` ends
         self.opened = 0  # files opened since start
         self.evicted = 0  # files closed to stay within the bound
 
@@ -201,7 +202,30 @@ class OpenFiles:
             return  # no loop (interpreter shutdown): the files close with the process
         task = loop.create_task(file.dispose())
         self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        task.add_done_callback(self._closed)
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        if self._roomy is not None and not self.crowded:
+            roomy, self._roomy = self._roomy, None
+            if not roomy.done():
+                roomy.set_result(None)
+
+    @property
+    def crowded(self) -> bool:
+        """Whether more evicted files are still closing than the bound leaves room for (a
+        quarter of it, at least one). Each holds its descriptors until its close has run,
+        and closes run on threads of their own (see `ReadsHere`): when the disk makes them
+        slow, cold tenants' opens must wait for them, or evicted files would pile up past
+        the open-files budget the bound keeps."""
+        return len(self._closing) > max(1, self.bound // 4)
+
+    async def room(self) -> None:
+        """Wait until few enough evicted files are still closing (see `crowded`)."""
+        while self.crowded:
+            if self._roomy is None:
+                self._roomy = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._roomy)
 
     async def close(self) -> None:
         files = list(self._open.values())
@@ -530,7 +554,7 @@ class TenantStorage:
         key = (region, tenant.id)
         found = self.files.get(key)
         if found is None:
-            found = TenantFile(self._path(region, db, tenant), self.pool_size)
+            found = TenantFile(self._path(region, db, tenant), self.pool_size, self.files)
             self.files.add(key, found)
         return found
 
