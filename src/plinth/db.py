@@ -16,6 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -166,6 +167,9 @@ class Database:
     _turn: asyncio.Lock | None = None
 
     _here: ReadsHere | None = None
+    # SQLite: `write`'s transactions waiting for their trip, and the task making the trips.
+    _queued: list[_Queued]
+    _trips: asyncio.Task[None] | None = None
 
     def __init__(self, url: str, *, reads_here: bool = False, **engine_kwargs: Any) -> None:
         """`reads_here`: `fetch` reads an SQLite file on the calling thread (see `ReadsHere`);
@@ -291,7 +295,8 @@ class Database:
 
         On SQLite (aiosqlite) the transaction is one trip to the connection's thread (BEGIN
         IMMEDIATE, the statements, COMMIT) in this process's writer turn, instead of a trip per
-        statement, each through SQLAlchemy's execution layer; the driver's errors are raised
+        statement, each through SQLAlchemy's execution layer, and the transactions queued for
+        the file meanwhile share that trip (`_make_trips`); the driver's errors are raised
         as SQLAlchemy's would be (`IntegrityError`, `OperationalError`, … with the driver's
         message), the transaction rolled back. On PostgreSQL (asyncpg) it runs on the driver's
         connection: BEGIN, the statements, COMMIT, each a round trip but none through
@@ -308,22 +313,57 @@ class Database:
         if self.dialect == "postgresql":
             await self._write_asyncpg(work)
             return
-        abandon = threading.Event()  # set if the caller stops waiting (see `_until_over`)
+        queued = _Queued(work)
+        loop = asyncio.get_running_loop()
+        trips = self._trips
+        if trips is None or trips.done() or trips.get_loop() is not loop:
+            self._queued = []
+            self._trips = loop.create_task(self._make_trips())
+        self._queued.append(queued)
+        try:
+            await asyncio.shield(queued.outcome)
+        except asyncio.CancelledError:
+            # Not sent yet: it never begins. Sent: its thread rolls it back unless it had
+            # already committed, and the cancellation is seen once the thread is done with it.
+            queued.abandon.set()
+            if queued in self._queued:
+                self._queued.remove(queued)
+            else:
+                await asyncio.wait([queued.outcome])
+                if not queued.outcome.cancelled():
+                    queued.outcome.exception()  # rolled back or failed: its caller was cancelled
+            raise
+        except _Failed as failed:
+            raise DBAPIError.instance(
+                failed.sql, None, failed.error, sqlite3.Error
+            ) from failed.error
 
-        async def run(raw: Any) -> None:
-            driver = raw.driver_connection
-            # aiosqlite's own call into its thread (as `sqlite_files.sqlite_file_engine` uses
-            # its `_connect`): the sqlite3 connection is only touched there.
-            job = driver._execute(_run_transaction, driver._conn, work, abandon)
-            await _until_over(job, abandon)
-
-        async with self.writer():
+    async def _make_trips(self) -> None:
+        """SQLite: the queued transactions of `write`, all those waiting in one trip to a
+        connection's thread, in this process's writer turn, until none wait. Under load the
+        writes of a file wait for each other anyway (one writer at a time); sent together
+        they share the trip (the hand-off to the thread and back, a pool checkout, the turn),
+        and each is still a transaction of its own, with its own outcome."""
+        while self._queued:
+            jobs: list[_Queued] = []
             try:
-                await self._on_driver(run)
-            except _Failed as failed:
-                raise DBAPIError.instance(
-                    failed.sql, None, failed.error, sqlite3.Error
-                ) from failed.error
+                async with self.writer():
+                    jobs, self._queued = self._queued, []
+                    outcomes = await self._on_driver(partial(_send, jobs))
+            except asyncio.CancelledError:  # the process stopping: nothing more is sent
+                for job in [*jobs, *self._queued]:
+                    job.outcome.cancel()
+                self._queued = []
+                raise
+            except Exception as exc:  # noqa: BLE001 - the turn, the pool: each job's failure
+                outcomes = [exc] * len(jobs)
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                if job.outcome.done():
+                    continue
+                if outcome is None:
+                    job.outcome.set_result(None)
+                else:
+                    job.outcome.set_exception(outcome)
 
     async def _write_asyncpg(self, work: list[tuple[str, list[list[Any]]]]) -> None:
         async def run(raw: Any) -> None:
@@ -606,16 +646,16 @@ class _Failed(Exception):
         self.sql, self.error = sql, error
 
 
-async def _until_over(job: Awaitable[None], abandon: threading.Event) -> None:
-    """Await a transaction running in a connection's thread. Cancelled (a request's time
-    limit, a client gone), the caller still waits until the thread is done with it (its writer
-    turn and connection are not handed on while it runs) and then sees the cancellation;
-    `abandon`, set meanwhile, makes the thread roll back unless it had already committed."""
+async def _until_over(job: Awaitable[T], abandon: Callable[[], None]) -> T:
+    """Await transactions running in a connection's thread. Cancelled (the process
+    stopping), the caller still waits until the thread is done with them (the writer turn and
+    connection are not handed on while it runs) and then sees the cancellation; `abandon`,
+    called then, makes the thread roll back those not committed yet."""
     task = asyncio.ensure_future(job)
     try:
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
-        abandon.set()
+        abandon()
         while not task.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait([task])
@@ -626,6 +666,47 @@ async def _until_over(job: Awaitable[None], abandon: threading.Event) -> None:
 
 class _Abandoned(Exception):
     """A driver-side transaction whose caller stopped waiting before COMMIT (rolled back)."""
+
+
+class _Queued:
+    """A transaction of `Database.write` waiting for its trip to an SQLite connection."""
+
+    __slots__ = ("abandon", "outcome", "work")
+
+    def __init__(self, work: list[tuple[str, list[list[Any]]]]) -> None:
+        self.work = work
+        self.abandon = threading.Event()  # its caller stopped waiting: roll back, if not done
+        self.outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+async def _send(jobs: Sequence[_Queued], raw: Any) -> list[BaseException | None]:
+    """One trip to the thread of `raw`, the pool's aiosqlite connection, with `jobs`."""
+    driver = raw.driver_connection
+    # aiosqlite's own call into its thread (as `sqlite_files` uses its `_connect`): the
+    # sqlite3 connection is only touched there.
+    trip = driver._execute(_run_transactions, driver._conn, jobs)
+    return await _until_over(trip, partial(_abandon, jobs))
+
+
+def _abandon(jobs: Sequence[_Queued]) -> None:
+    for job in jobs:
+        job.abandon.set()
+
+
+def _run_transactions(
+    conn: sqlite3.Connection, jobs: Sequence[_Queued]
+) -> list[BaseException | None]:
+    """In the connection's thread: each job's transaction in turn (`_run_transaction`); what
+    each ended with (None: committed, or given up before it began)."""
+    outcomes: list[BaseException | None] = []
+    for job in jobs:
+        try:
+            _run_transaction(conn, job.work, job.abandon)
+        except Exception as exc:  # noqa: BLE001 - handed to the job's caller
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
 
 
 def _run_transaction(
