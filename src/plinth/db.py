@@ -153,6 +153,23 @@ def untraced(listener: Any, wants: Callable[[Query | Write], bool]) -> None:
     _UNTRACED[listener] = wants
 
 
+# SQLSTATEs of a PostgreSQL write that lost only to other writers: a deadlock, a lock not
+# granted in time, a serialization failure. Tried again, it may well go through.
+_CONTENDED_STATES = frozenset({"40P01", "55P03", "40001"})
+
+
+def contended(exc: BaseException) -> bool:
+    """Whether a write failed only because other writers held the database (SQLite's "database
+    is locked" after its busy timeout, a PostgreSQL deadlock or lock timeout), not because of
+    what it wrote: nothing of it stayed, and trying it again may succeed."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        return "locked" in str(orig) or "busy" in str(orig)
+    return getattr(orig, "sqlstate", None) in _CONTENDED_STATES
+
+
 class Refused(RuntimeError):
     """A statement refused before it reached the database (`fetch` does not retry it)."""
 

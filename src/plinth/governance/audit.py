@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth import envelope
-from plinth.db import Database, Query, Steps, Write, utcnow
+from plinth.db import Database, Query, Steps, Write, contended, utcnow
 from plinth.events import Event, EventBus
 from plinth.governance.anchor import Anchor, AnchorUnreadable
 from plinth.governance.chain import (
@@ -41,7 +42,13 @@ from plinth.governance.chain import (
 )
 from plinth.governance.store import audit_checkpoints, audit_events, audit_keys
 
+log = logging.getLogger("plinth.audit")
+
 PLATFORM_KEY = "_platform"
+# An append the database was too busy to take is tried this many times in all, pausing
+# 0.05 s, 0.1 s, 0.2 s … between tries (on SQLite each try already waits its busy timeout).
+APPEND_ATTEMPTS = 4
+APPEND_BACKOFF_SECONDS = 0.05
 # Topics that land in the ledger; other layers' events join by pattern, unchanged.
 # Record writes are audited through the outbox (`effect`), in step with the write.
 AUDITED_TOPICS = (
@@ -228,7 +235,8 @@ class AuditLedger:
         """Append one event; returns once it is committed.
 
         Group commit: appends that arrive while the tenant's previous batch is being written
-        wait for it, then go in together in one transaction (in arrival order).
+        wait for it, then go in together in one transaction (in arrival order). A batch that
+        fails fails each of its appends, which each raise it.
         """
         key = tenant_id or PLATFORM_KEY
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -241,8 +249,7 @@ class AuditLedger:
                     await self.append_many(tenant_id, [e for e, _ in batch])
                 except BaseException as exc:
                     for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
+                        _fail(fut, exc)
                     raise
                 for _, fut in batch:
                     if not fut.done():
@@ -250,9 +257,27 @@ class AuditLedger:
         await done
 
     async def append_many(self, tenant_id: str | None, entries: list[AuditEntry]) -> None:
-        """Append a batch in one transaction under the tenant's lock."""
-        async with self.db.transaction() as conn:
-            await self.write(conn, tenant_id, entries)
+        """Append a batch in one transaction under the tenant's lock.
+
+        A database too busy to take it (SQLite still locked after its busy timeout, a
+        PostgreSQL deadlock) is tried again, a few times with a growing pause: these appends
+        record changes already committed, so giving up loses them. What still fails is logged
+        with the actions it loses, and raised."""
+        for attempt in range(1, APPEND_ATTEMPTS + 1):
+            try:
+                async with self.db.transaction() as conn:
+                    await self.write(conn, tenant_id, entries)
+                return
+            except Exception as exc:
+                if attempt == APPEND_ATTEMPTS or not contended(exc):
+                    log.error(
+                        "audit entries of %s not appended (%s): %s",
+                        tenant_id or PLATFORM_KEY,
+                        ", ".join(e.action for e in entries),
+                        exc,
+                    )
+                    raise
+            await asyncio.sleep(APPEND_BACKOFF_SECONDS * 2 ** (attempt - 1))
 
     async def write(
         self, conn: AsyncConnection, tenant_id: str | None, entries: list[AuditEntry]
@@ -378,7 +403,14 @@ class AuditLedger:
             return
         task = loop.create_task(self.append(tenant_id, entry))
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(self._settle_soon)
+
+    def _settle_soon(self, task: asyncio.Task[Any]) -> None:
+        """A scheduled append is over: a failure was logged by `append_many`; taken here so
+        asyncio does not report it again as never retrieved."""
+        self._pending.discard(task)
+        if not task.cancelled():
+            task.exception()
 
     async def drain(self) -> None:
         """Wait for scheduled appends (tests, shutdown)."""
@@ -673,9 +705,6 @@ class AuditLedger:
 
     async def anchor_every(self, seconds: float) -> None:
         """Export to the anchor forever, every `seconds` (a task the worker runs)."""
-        import logging
-
-        log = logging.getLogger("plinth.audit")
         while True:
             try:
                 await self.export_anchor()
@@ -686,6 +715,19 @@ class AuditLedger:
 
 async def _settled() -> None:
     return None
+
+
+def _fail(fut: asyncio.Future[None], exc: BaseException) -> None:
+    """End an append of a failed batch with its error (a cancellation cancels it), taken at
+    once: the append that wrote the batch raises it itself, and one whose caller gave up
+    meanwhile must not leave asyncio a future "never retrieved"."""
+    if fut.done():
+        return
+    if isinstance(exc, Exception):
+        fut.set_exception(exc)
+        fut.exception()
+    else:
+        fut.cancel()
 
 
 def _key_aad(key_id: str) -> bytes:

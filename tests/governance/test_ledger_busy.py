@@ -1,0 +1,94 @@
+"""The ledger on a busy SQLite database: another writer holding the platform file past the
+busy timeout. An append is tried again until it lands (or fails where it is seen, never in a
+future nobody reads)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sqlite3
+import threading
+
+import pytest
+
+import plinth.db
+from plinth.events import Event
+from plinth.governance.audit import AuditEntry
+from plinth.server import Platform
+
+BUSY_SECONDS = 0.2  # SQLite's busy timeout on the platform file here (30 s otherwise)
+
+
+@pytest.fixture(autouse=True)
+def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the platform connects: how long a transaction waits for another connection's
+    write lock (this process's own writers still take turns as ever)."""
+    pragmas = tuple(p for p in plinth.db.SQLITE_PRAGMAS if not p.startswith("busy_timeout="))
+    monkeypatch.setattr(
+        plinth.db, "SQLITE_PRAGMAS", (*pragmas, f"busy_timeout={int(BUSY_SECONDS * 1000)}")
+    )
+
+
+def hold_platform_file(platform: Platform, seconds: float) -> threading.Timer:
+    """Another connection takes the platform file's write lock now, for `seconds`."""
+    other = sqlite3.connect(
+        platform.db.engine.url.database or "",
+        timeout=5,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    other.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        other.execute("COMMIT")
+        other.close()
+
+    timer = threading.Timer(seconds, release)
+    timer.start()
+    return timer
+
+
+def unretrieved(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """asyncio's reports of failed futures and tasks nobody awaited (made when collected)."""
+    gc.collect()
+    return [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_append_meeting_a_locked_file_is_tried_again_until_it_lands(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = platform.governance.audit
+    hold = hold_platform_file(platform, 3 * BUSY_SECONDS)
+    # From an event handler, as the ledger hears app.*, policy.*, token.* …
+    await platform.events.publish(Event("app.created", "t1", {"app": "claims", "by": "ann"}))
+    hold.join()
+    assert [e["action"] for e in await ledger.list("t1")] == ["app.created"]
+    assert (await ledger.verify("t1")).ok
+    assert unretrieved(caplog) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_append_the_file_stays_locked_for_fails_where_it_is_seen(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = platform.governance.audit
+    hold = hold_platform_file(platform, 20 * BUSY_SECONDS)  # longer than every retry
+    try:
+        caplog.set_level(logging.ERROR, "plinth.audit")
+        waiting = asyncio.ensure_future(ledger.append("t1", AuditEntry("bob", "late.joiner")))
+        ledger.append_soon("t1", AuditEntry("eve", "denied.app.publish"))  # a denial's way
+        with pytest.raises(Exception, match="database is locked"):
+            await ledger.append("t1", AuditEntry("ann", "token.issued"))
+        with pytest.raises(Exception, match="database is locked"):
+            await waiting
+        await ledger.drain()
+    finally:
+        hold.join()
+    lost = [r.getMessage() for r in caplog.records if r.name == "plinth.audit"]
+    assert any("token.issued" in m and "not appended" in m for m in lost), lost
+    assert any("denied.app.publish" in m for m in lost), lost
+    assert unretrieved(caplog) == []
+    await ledger.append("t1", AuditEntry("ann", "token.issued"))  # the file is free again
+    assert (await ledger.verify("t1")).ok
