@@ -28,6 +28,9 @@ class Event:
     tenant_id: str | None
     data: dict[str, Any] = field(default_factory=dict)
     remote: bool = False  # published on another node and relayed here
+    # Its effects (the audit entry, webhook deliveries) were written in the transaction that
+    # made it: the subscribers that would write them let it pass.
+    effects_done: bool = False
 
 
 Handler = Callable[[Event], Awaitable[None]]

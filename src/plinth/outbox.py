@@ -141,8 +141,9 @@ def _dumps(data: object) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-async def _pause(marker: str | None) -> None:
-    if marker:  # only ever set by the crash test
+async def crash_pause(marker: str | None) -> None:
+    """A crash test's switch: touch the file `marker` names and hang (None: go on at once)."""
+    if marker:  # only ever set by a crash test
         await asyncio.to_thread(Path(marker).touch)
         await asyncio.Event().wait()
 
@@ -294,11 +295,11 @@ class Outbox:
         if not written:
             return
         after_commit, after_dispatch = self._pauses
-        await _pause(after_commit)
+        await crash_pause(after_commit)
         mark = self.hand_off(source, written)
         if after_dispatch:  # only ever set by the crash test
             await self._until(mark)
-            await _pause(after_dispatch)
+            await crash_pause(after_dispatch)
 
     def hand_off(self, source: Database, written: list[tuple[str, Event]]) -> int:
         """Queue committed rows for the dispatcher; returns the mark `settled` waits for."""

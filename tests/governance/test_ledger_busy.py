@@ -1,6 +1,7 @@
 """The ledger on a busy SQLite database: another writer holding the platform file past the
 busy timeout. An append is tried again until it lands (or fails where it is seen, never in a
-future nobody reads)."""
+future nobody reads), and entries that record a committed change are written with it, so
+concurrent creates and the workflows they start each keep their entries, the chain intact."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ import gc
 import logging
 import sqlite3
 import threading
+from collections import Counter
+from collections.abc import Callable
 
+import httpx
 import pytest
 
 import plinth.db
 from plinth.events import Event
 from plinth.governance.audit import AuditEntry
 from plinth.server import Platform
+from tests.helpers import CLAIMS, make_app, make_tenant, publish
+from tests.workflows.conftest import ADMIN
 
 BUSY_SECONDS = 0.2  # SQLite's busy timeout on the platform file here (30 s otherwise)
 
@@ -92,3 +98,75 @@ async def test_an_append_the_file_stays_locked_for_fails_where_it_is_seen(
     assert unretrieved(caplog) == []
     await ledger.append("t1", AuditEntry("ann", "token.issued"))  # the file is free again
     assert (await ledger.verify("t1")).ok
+
+
+def hold_after_first_dispatch(platform: Platform, seconds: float) -> Callable[[], None]:
+    """On SQLite, once the first dispatch of record writes has committed (its workflows
+    started; their entries not yet written, were they written apart), another writer holds
+    the platform file for `seconds`. Returns how to wait for its release."""
+    held: list[threading.Timer] = []
+
+    def hook() -> None:
+        if not held and platform.db.is_sqlite:
+            held.append(hold_platform_file(platform, seconds))
+
+    def released() -> None:
+        for timer in held:
+            timer.join()
+
+    platform.outbox.after.insert(0, hook)
+    return released
+
+
+async def test_concurrent_creates_and_the_workflows_they_start_keep_every_entry(
+    client: httpx.AsyncClient, platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    await make_tenant(client, "acme")
+    await make_app(client, "acme", "claims")
+    app = CLAIMS | {
+        "workflows": {
+            "triage": {
+                "first": "a",
+                "start": [{"type": "record", "entity": "policyholder", "event": "created"}],
+                "nodes": {
+                    "a": {"type": "assign", "set": {"seen": "vars.record.id"}, "next": "e"},
+                    "e": {"type": "end"},
+                },
+            }
+        }
+    }
+    assert (await publish(client, "acme", "claims", app)).status_code == 201
+    released = hold_after_first_dispatch(platform, 3 * BUSY_SECONDS)
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/api/t/acme/apps/claims/data/policyholder",
+                json={"full_name": f"p{i}", "country": "FR"},
+            )
+            for i in range(40)
+        )
+    )
+    assert {r.status_code for r in answers} == {201}, [r.text for r in answers]
+    ids = {r.json()["id"] for r in answers}
+    await platform.outbox.settled()  # the writes' dispatches (the first one held the file)
+    released()
+    tenant = await platform.tenants.get("acme")
+    # Dispatches the locked file refused are the outbox worker's: its sweep, now.
+    await platform.outbox.sweep(platform.records.storage.database(tenant), grace=0.0)
+    await platform.workflows.engine.drain()
+    entries = await platform.governance.audit.list(tenant.id, limit=10_000)
+    created = Counter(
+        e["resource"].rsplit("/", 1)[-1] for e in entries if e["action"] == "record.created"
+    )
+    assert created == Counter(ids)  # each once
+    instances = await platform.workflows.instances(tenant, ADMIN, workflow="triage", limit=100)
+    assert len(instances) == 40 and {i["status"] for i in instances} == {"completed"}
+    by_instance = Counter(
+        (e["action"], e["data"]["instance"]) for e in entries if e["action"].startswith("workflow.")
+    )
+    started = {i["id"] for i in instances}
+    assert by_instance == Counter(
+        {(a, i): 1 for i in started for a in ("workflow.started", "workflow.completed")}
+    )
+    assert (await platform.governance.audit.verify(tenant.id)).ok
+    assert unretrieved(caplog) == []

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from plinth.server import Platform
 from plinth.settings import Settings
+from plinth.workflows.advance import PAUSE_AFTER_STEP
 from tests.helpers import as_user, make_tenant, token_for
 from tests.workflows.conftest import ADMIN, Harness, InstalledPlugins, stand_in
 from tests.workflows.test_nodes import flow
@@ -207,7 +208,12 @@ async def test_sigkilled_worker_loses_and_doubles_nothing(
     iid = (await wf.platform.workflows.start(wf.tenant, "claims", "pay", {}, ADMIN))["id"]
     markers = tmp_path / "markers"
     markers.mkdir()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+    # The worker shares the platform's data directory: its master key, so the ledger's key.
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+        "PLINTH_DATA_DIR": str(settings.data_dir),
+    }
     worker = [
         sys.executable,
         str(Path(__file__).with_name("crash_worker.py")),
@@ -241,6 +247,67 @@ async def test_sigkilled_worker_loses_and_doubles_nothing(
     assert [r.amount for r in ledger] == [1, 2]  # nothing lost, nothing doubled
     assert calls == 3  # p1 ran twice (once killed), the ledger took it once
     assert len([s for s in inst["timeline"] if s["node"] in ("p1", "p2")]) == 2
+    # The audit ledger: the instance's start and end once each, though p1 ran twice.
+    assert await audited(wf, iid) == ["workflow.started", "workflow.completed"]
+
+
+async def audited(wf: Harness, instance_id: str) -> list[str]:
+    """The audit ledger's workflow entries of an instance, in chain order; the chain intact."""
+    ledger = wf.platform.governance.audit
+    assert (await ledger.verify(wf.tenant.id)).ok
+    return [
+        e["action"]
+        for e in await ledger.list(wf.tenant.id, action="workflow.", limit=1000)
+        if e["data"].get("instance") == instance_id
+    ]
+
+
+async def test_a_worker_killed_once_a_step_committed_leaves_its_audit_entries(
+    wf: Harness, settings: Settings, tmp_path: Path
+) -> None:
+    """SIGKILL right after the transaction of the step that ends the instance commits: its
+    entries (`workflow.completed`) are in the ledger already, written once, not left to be
+    appended by the process that died."""
+    await wf.publish(
+        {
+            "quick": flow(
+                {"a": {"type": "assign", "set": {"x": "1"}, "next": "e"}, "e": {"type": "end"}}, "a"
+            )
+        }
+    )
+    iid = (await wf.platform.workflows.start(wf.tenant, "claims", "quick", {}, ADMIN))["id"]
+    committed = tmp_path / "committed"
+    # The worker shares the platform's data directory: its master key, so the ledger's key.
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+        "PLINTH_DATA_DIR": str(settings.data_dir),
+    }
+    worker = [
+        sys.executable,
+        str(Path(__file__).with_name("crash_worker.py")),
+        settings.resolved_database_url,
+        str(tmp_path),
+        "0",
+    ]
+    first = await asyncio.create_subprocess_exec(
+        *worker, env={**env, PAUSE_AFTER_STEP: str(committed)}
+    )
+    try:
+        deadline = time.time() + 30
+        while not committed.exists() and time.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        assert committed.exists(), "the worker never committed the step"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    assert (await wf.get(iid))["status"] == "completed"
+    assert await audited(wf, iid) == ["workflow.started", "workflow.completed"]
+    second = await asyncio.create_subprocess_exec(*worker, env=env)  # restarted: nothing owed
+    await asyncio.sleep(3)  # past the killed worker's lease (1 s): a job it held runs again
+    second.send_signal(signal.SIGTERM)
+    await second.wait()
+    assert await audited(wf, iid) == ["workflow.started", "workflow.completed"]
 
 
 async def test_schedule_and_webhook_starts(client: httpx.AsyncClient, platform: Platform) -> None:

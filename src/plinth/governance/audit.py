@@ -425,7 +425,8 @@ class AuditLedger:
             events.subscribe(pattern, self._on_event)
 
     async def _on_event(self, event: Event) -> None:
-        await self.append(event.tenant_id, self.entry(event))
+        if not event.effects_done:  # else its entry committed with its change (`effect`)
+            await self.append(event.tenant_id, self.entry(event))
 
     async def effect(
         self, conn: AsyncConnection, tenant_id: str, events: Sequence[Event]

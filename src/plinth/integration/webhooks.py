@@ -123,7 +123,7 @@ class Webhooks:
     # -- out ----------------------------------------------------------------------------------
 
     async def _on_event(self, event: Event) -> None:
-        if event.tenant_id is None:
+        if event.tenant_id is None or event.effects_done:  # done: queued by `effect`
             return
         rows = await self._rows(event.tenant_id, [event])
         if rows:
@@ -523,6 +523,7 @@ class Webhooks:
                 ) from exc
             for receiver in self.receivers:
                 after += await receiver(conn, tenant, received)
+        self.wake()  # deliveries the receivers' starts queued
         await self.service.events.publish(Event("webhook.received", tenant.id, received))
         for event in after:
             await self.service.events.publish(event)

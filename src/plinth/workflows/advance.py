@@ -20,6 +20,7 @@ from plinth.errors import NotFound, PlinthError, PreconditionFailed
 from plinth.events import Event
 from plinth.governance.principal import Principal
 from plinth.ids import new_id
+from plinth.outbox import crash_pause
 from plinth.queue import backoff
 from plinth.workflows import steps as step_types
 from plinth.workflows import store
@@ -45,6 +46,9 @@ DEFERRALS = 30
 # connector whose circuit breaker is open for an hour) is a failed attempt: the step's own
 # retry and error path decide, as the breaker means them to, quickly.
 DEFER_SECONDS = 60.0
+# Test-only switch: touch the file it names and hang once a step's transaction that made
+# events (an instance ended, a task created) has committed; the crash test kills there.
+PAUSE_AFTER_STEP = "PLINTH_TEST_PAUSE_AFTER_STEP"
 
 
 def actor(instance_id: str, tenant_id: str, workflow: str, role: str = "owner") -> Principal:
@@ -142,6 +146,7 @@ class Advance(Starts):
     _definitions: dict[str, dict[str, Any]]
     _announcing: set[asyncio.Task[None]]
     _last_announced: asyncio.Task[None] | None
+    _pause_after_step: str | None  # `PAUSE_AFTER_STEP`, read once
 
     async def _state(self, conn: AsyncConnection, inst_id: str, lock: bool = False) -> Any:
         """The instance row, its definition from the per-process cache (read once)."""
@@ -367,7 +372,9 @@ class Advance(Starts):
                 .where(store.instances.c.id == inst["id"])
                 .values({k: inst[k] for k in ("vars", "joins", "status", "ended_at")})
             )
-        self._announce(out.events)
+            events = await self.take_effect(conn, out.events) if out.events else []
+        if out.events:
+            await self._committed(events)
         return following
 
     async def _advance(
@@ -640,13 +647,22 @@ class Advance(Starts):
                 .values(status="failed", ended_at=now)
             )
             await self._ended(conn, inst, "failed", inst["vars"], now, out, by_step=True)
-        self._announce(out.events)
+            events = await self.take_effect(conn, out.events) if out.events else []
+        if out.events:
+            await self._committed(events)
+
+    async def _committed(self, events: list[Event]) -> None:
+        """A step's transaction that made events committed, with their effects (`take_effect`):
+        the test switch `PAUSE_AFTER_STEP` hangs here (the crash test kills the worker in this
+        window), then what is left to publish goes on the bus."""
+        await crash_pause(self._pause_after_step)
+        self._effects_committed()
+        self._announce(events)
 
     def _announce(self, events: list[Event]) -> None:
-        """Publish a committed step's events (the audit ledger appends them, the webhooks queue
-        their deliveries) without holding up the loop that ran it: the loop goes on to its next
-        job while the ledger group-commits the entries of many steps together. An instance's
-        events keep their order; `drain` and the end of `work` wait for them."""
+        """Publish a committed step's events without holding up the loop that ran it: the loop
+        goes on to its next job. An instance's events keep their order; `drain` and the end
+        of `work` wait for them."""
         if not events:
             return
         # After the events of the steps committed before (a subscriber awaiting one event,
@@ -722,7 +738,9 @@ class Advance(Starts):
                 await self._queue(conn, instance_id, failed["id"], "run", None, now)
                 await conn.execute(i.values(status="running", ended_at=None))
             inst = await self._instance(conn, tenant_id, instance_id)
-        for event in out.events:
+            events = await self.take_effect(conn, out.events)
+        self._effects_committed()
+        for event in events:
             await self.events.publish(event)
         return inst
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +25,7 @@ from plinth.db import Database
 from plinth.events import EventBus
 from plinth.queue import Queue
 from plinth.workflows import store
-from plinth.workflows.advance import CHAIN, Advance, Carried, Job
+from plinth.workflows.advance import CHAIN, PAUSE_AFTER_STEP, Advance, Carried, Job
 from plinth.workflows.ports import Services
 from plinth.workflows.schedules import Schedules
 from plinth.workflows.starts import Effect
@@ -74,16 +75,18 @@ class Engine(Advance, Schedules):
         # previous batch commits go in together, in one transaction (group commit).
         self._starting = {}  # (typed in `Starts`)
         self._writers: dict[str, asyncio.Task[None]] = {}
-        # Effects of the events a batch of starts makes, run in its transaction (the audit
-        # ledger's and the webhooks' `effect`, wired by the platform); without any, the events
-        # are published on the bus after the commit.
+        # Effects of the events the engine makes (instances started and ended, tasks created),
+        # run in the transaction that makes them (the audit ledger's and the webhooks'
+        # `effect`, wired by the platform; `take_effect`); without any, the events are
+        # published on the bus after the commit.
         self.effects: list[Effect] = []
-        self.after: list[Callable[[], None]] = []  # called once such a batch has committed
+        self.after: list[Callable[[], None]] = []  # called once such a transaction committed
         # Waits for this process's committed record writes to be dispatched (their workflow
         # starts are created off the request path): the outbox's, set by the platform.
         self.settle: Callable[[], Awaitable[None]] = _settled
         self._announcing: set[asyncio.Task[None]] = set()  # events of committed steps
         self._last_announced: asyncio.Task[None] | None = None
+        self._pause_after_step = os.environ.get(PAUSE_AFTER_STEP)
 
     @property
     def lease(self) -> float:

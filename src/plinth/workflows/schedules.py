@@ -136,6 +136,8 @@ class Schedules(Starts):
                         },
                     )
                 )
-        for event in started:
+            events = await self.take_effect(conn, started)
+        self._effects_committed()
+        for event in events:
             await self.events.publish(event)
         return len(started)

@@ -160,8 +160,9 @@ class WorkflowService:
         self, conn: AsyncConnection, tenant_id: str, events: Sequence[Event]
     ) -> list[Event]:
         """The outbox's workflow effect: start every workflow whose record start event matches
-        a change (CEL condition on the record), in the dispatch transaction; returns the
-        `workflow.started` events to publish once it commits."""
+        a change (CEL condition on the record), in the dispatch transaction, with the effects
+        of their `workflow.started` events (`Engine.take_effect`: their audit entries commit
+        with them); returns what is left to publish once it commits."""
         tenant = await self.engine._tenant(tenant_id)
         if tenant is None:
             return []
@@ -194,7 +195,7 @@ class WorkflowService:
                     },
                 )
             )
-        return started
+        return await self.engine.take_effect(conn, started)
 
     async def plan(self, tenant_id: str, events: Sequence[Event]) -> Steps | None:
         """The workflow effect for the outbox's prebuilt dispatch (`outbox.Plan`): nothing to
@@ -279,8 +280,9 @@ class WorkflowService:
     ) -> list[Event]:
         """Start every workflow whose webhook start event names the `webhook_in` connector
         that received (and verified) this delivery, in the transaction that records its
-        receipt (`conn`): an accepted delivery has started its instances, or was not accepted.
-        The payload becomes `vars.payload`; returns the events to publish after commit."""
+        receipt (`conn`): an accepted delivery has started its instances, or was not accepted,
+        and their `workflow.started` events' effects (audit entries, deliveries) are in it too.
+        The payload becomes `vars.payload`; returns what is left to publish after commit."""
         version = await self.platform.metadata.active_version(tenant, delivery["app"])
         if version is None:
             return []
@@ -328,7 +330,7 @@ class WorkflowService:
                     },
                 )
             )
-        return started
+        return await self.engine.take_effect(conn, started)
 
     async def instances(
         self,

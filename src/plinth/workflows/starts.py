@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -293,18 +293,38 @@ class Starts:
     async def _write_starts(self, tenant_id: str, batch: list[_Start]) -> None:
         """One transaction for a batch of starts: instances, first steps, their jobs, and the
         effects of their `workflow.started` events; the events go on the bus after it."""
-        events = [s.event() for s in batch]
         async with self.db.transaction() as conn:
             await conn.execute(store.instances.insert(), [s.row for s in batch])
             await conn.execute(store.steps.insert(), [s.step for s in batch])
             await conn.execute(store.jobs.insert(), [s.job for s in batch])
+            events = await self.take_effect(conn, [s.event() for s in batch])
+        self._effects_committed()
+        for event in events:
+            await self.events.publish(event)
+
+    async def take_effect(self, conn: AsyncConnection, events: Sequence[Event]) -> list[Event]:
+        """Run the effects of `events` (the audit entries, webhook deliveries) in `conn`, the
+        transaction that makes them: a crash, or a database too busy to commit, leaves both
+        the change and its entries or neither, and a step re-run after a crash writes them
+        then, once. Returns the events to publish once `conn` commits (after
+        `_effects_committed`): these, marked `effects_done` when effects ran, and those the
+        effects return."""
+        if not self.effects:  # an engine on its own: its subscribers act on the bus
+            return list(events)
+        by_tenant: dict[str, list[Event]] = {}
+        for event in events:
+            by_tenant.setdefault(event.tenant_id or "", []).append(event)
+        after: list[Event] = []
+        for tenant_id, some in by_tenant.items():
             for effect in self.effects:
-                await effect(conn, tenant_id, events)
+                after += await effect(conn, tenant_id, some)
+        return [replace(e, effects_done=True) for e in events] + after
+
+    def _effects_committed(self) -> None:
+        """A transaction that ran `take_effect` committed: wake who acts on its effects (the
+        webhook worker claims the deliveries it queued now, not at its next poll)."""
         for wake in self.after:
             wake()
-        if not self.effects:
-            for event in events:
-                await self.events.publish(event)
 
     async def _create(
         self,
