@@ -714,16 +714,37 @@ def _run_transactions(
     conn: sqlite3.Connection, jobs: Sequence[_Queued]
 ) -> list[BaseException | None]:
     """In the connection's thread: each job's transaction in turn (`_run_transaction`); what
-    each ended with (None: committed, or given up before it began)."""
+    each ended with (None: committed, or given up before it began).
+
+    One that cannot begin because another process held the file's lock through the busy
+    timeout fails the jobs after it too: all were queued before the trip, so each has waited
+    that long already (as a writer waiting for the turn that long fails), and trying each
+    would keep every caller of the trip waiting a busy timeout per job."""
     outcomes: list[BaseException | None] = []
+    locked: BaseException | None = None
     for job in jobs:
+        if locked is not None:
+            outcomes.append(locked)
+            continue
         try:
             _run_transaction(conn, job.work, job.abandon)
         except Exception as exc:  # noqa: BLE001 - handed to the job's caller
             outcomes.append(exc)
+            if _busy_at_begin(exc):
+                locked = exc
         else:
             outcomes.append(None)
     return outcomes
+
+
+def _busy_at_begin(exc: BaseException) -> bool:
+    """Whether a transaction of `_run_transaction` could not begin: the file was locked by
+    another connection through the busy timeout."""
+    return (
+        isinstance(exc, _Failed)
+        and exc.sql == "BEGIN IMMEDIATE"
+        and getattr(exc.error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+    )
 
 
 def _run_transaction(

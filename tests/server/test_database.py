@@ -383,3 +383,45 @@ async def test_a_read_of_long_text_or_a_like_pattern_leaves_the_event_loop(tmp_p
         assert await file.fetch(by_id, {"id": "long"}) == [{"id": "long", "body": long}]
     finally:
         await file.dispose()
+
+
+async def test_writes_queued_behind_another_process_each_fail_in_about_the_busy_timeout(
+    tmp_path, monkeypatch
+) -> None:
+    """Writes of one file queued while another process holds its write lock share a trip
+    (`Database.write`, SQLite): when the first can't begin within SQLite's busy timeout,
+    the others, queued as long, fail with it. Were each to wait its own busy timeout in
+    turn, the last of n would hear after n timeouts (30 s each), every caller told only then."""
+    import asyncio
+    import sqlite3
+    import time
+
+    import plinth.db
+    from plinth.db import Write
+
+    pragmas = tuple(p for p in plinth.db.SQLITE_PRAGMAS if not p.startswith("busy_timeout="))
+    monkeypatch.setattr(plinth.db, "SQLITE_PRAGMAS", (*pragmas, "busy_timeout=300"))
+    path = tmp_path / "t.db"
+    table = sa.Table("r", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with db.transaction() as conn:
+            await conn.run_sync(lambda c: table.create(c))
+        other = sqlite3.connect(path, isolation_level=None)  # another process's write
+        other.execute("BEGIN IMMEDIATE")
+        insert = Write(table.insert(), ["id"])
+        began = time.monotonic()
+        told: list[float] = []
+
+        async def write(i: int) -> None:
+            with pytest.raises(sa.exc.OperationalError, match="locked"):
+                await db.write([(insert, [{"id": i}])])
+            told.append(time.monotonic() - began)
+
+        await asyncio.gather(*(write(i) for i in range(8)))
+        other.execute("ROLLBACK")
+        other.close()
+        assert max(told) < 1.2, told  # not 8 x 0.3 s
+        await db.write([(insert, [{"id": 99}])])  # the file works once it is free
+    finally:
+        await db.dispose()
