@@ -100,6 +100,35 @@ async def test_an_append_the_file_stays_locked_for_fails_where_it_is_seen(
     assert (await ledger.verify("t1")).ok
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_append_whose_batch_writer_is_cancelled_still_lands(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Group commit: the append that writes a batch may be a request's, cancelled meanwhile (a
+    client gone) while the batch is tried again on a busy file. The others' appends in its
+    batch are not theirs to lose: they land, and their callers, never cancelled, are not
+    told they were."""
+    ledger = platform.governance.audit
+    hold = hold_platform_file(platform, 10 * BUSY_SECONDS)  # past ann's tries, not bob's
+    try:
+        first = asyncio.ensure_future(ledger.append("t1", AuditEntry("ann", "token.issued")))
+        await asyncio.sleep(BUSY_SECONDS / 2)  # ann's batch is being written: these queue
+        writer = asyncio.ensure_future(ledger.append("t1", AuditEntry("bob", "auth.login")))
+        follower = asyncio.ensure_future(ledger.append("t1", AuditEntry("eve", "auth.login")))
+        await asyncio.sleep(0)
+        await asyncio.gather(first, return_exceptions=True)  # ann's batch gave up
+        await asyncio.sleep(BUSY_SECONDS / 2)  # bob is writing his batch (his and eve's)
+        writer.cancel()
+        await follower  # not cancelled: eve's append lands
+    finally:
+        hold.join()
+    await asyncio.gather(writer, return_exceptions=True)
+    actors = [e["actor"] for e in await ledger.list("t1")]
+    assert "eve" in actors, actors
+    assert (await ledger.verify("t1")).ok
+    assert unretrieved(caplog) == []
+
+
 def hold_after_first_dispatch(platform: Platform, seconds: float) -> Callable[[], None]:
     """On SQLite, once the first dispatch of record writes has committed (its workflows
     started; their entries not yet written, were they written apart), another writer holds

@@ -16,6 +16,7 @@ PostgreSQL) TRUNCATE, and the app's role does not own the tables (migration 0410
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import zlib
@@ -236,7 +237,9 @@ class AuditLedger:
 
         Group commit: appends that arrive while the tenant's previous batch is being written
         wait for it, then go in together in one transaction (in arrival order). A batch that
-        fails fails each of its appends, which each raise it.
+        fails fails each of its appends, which each raise it. The append writing a batch, if
+        cancelled meanwhile (its request's client gone), still waits until the batch is over
+        and only then sees its cancellation: the others' appends in it are not its to lose.
         """
         key = tenant_id or PLATFORM_KEY
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -245,16 +248,31 @@ class AuditLedger:
         async with lock:
             batch = self._queues.pop(key, [])
             if batch:
+                writing = asyncio.ensure_future(self._append_batch(tenant_id, batch))
                 try:
-                    await self.append_many(tenant_id, [e for e, _ in batch])
-                except BaseException as exc:
-                    for _, fut in batch:
-                        _fail(fut, exc)
+                    await asyncio.shield(writing)
+                except asyncio.CancelledError:
+                    while not writing.done():
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await asyncio.wait([writing])
+                    if not writing.cancelled():
+                        writing.exception()  # logged by `append_many`; this caller was cancelled
                     raise
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
         await done
+
+    async def _append_batch(
+        self, tenant_id: str | None, batch: list[tuple[AuditEntry, asyncio.Future[None]]]
+    ) -> None:
+        """Write a batch of `append` and settle each of its appends (`_fail` on an error)."""
+        try:
+            await self.append_many(tenant_id, [e for e, _ in batch])
+        except BaseException as exc:
+            for _, fut in batch:
+                _fail(fut, exc)
+            raise
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
 
     async def append_many(self, tenant_id: str | None, entries: list[AuditEntry]) -> None:
         """Append a batch in one transaction under the tenant's lock.
