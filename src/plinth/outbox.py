@@ -149,10 +149,13 @@ async def crash_pause(marker: str | None) -> None:
 
 
 def _by_tenant(events: Iterable[Event]) -> dict[str, list[Event]]:
+    """The events of each tenant, in order, tenants sorted: the effects lock each tenant's
+    ledger chain in that order (PostgreSQL), the one every transaction takes them in, so
+    two never wait for each other's (a deadlock)."""
     by_tenant: dict[str, list[Event]] = {}
     for event in events:
         by_tenant.setdefault(event.tenant_id or "", []).append(event)
-    return by_tenant
+    return dict(sorted(by_tenant.items()))
 
 
 class Outbox:

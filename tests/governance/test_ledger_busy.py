@@ -199,3 +199,26 @@ async def test_concurrent_creates_and_the_workflows_they_start_keep_every_entry(
     )
     assert (await platform.governance.audit.verify(tenant.id)).ok
     assert unretrieved(caplog) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_effects_of_several_tenants_lock_their_chains_in_one_order(
+    platform: Platform,
+) -> None:
+    """A transaction making events of several tenants (a schedule tick's starts, a dispatch of
+    several tenants' writes) writes their entries, locking each tenant's chain: two such
+    transactions given the tenants in opposite orders (two nodes) must not deadlock."""
+    engine = platform.workflows.engine
+
+    def started(tenant: str) -> Event:
+        return Event("workflow.started", tenant, {"app": "a", "workflow": "w", "by": "schedule"})
+
+    async def tick(tenants: list[str]) -> None:
+        async with platform.db.transaction() as conn:
+            await engine.take_effect(conn, [started(t) for t in tenants])
+
+    for _ in range(5):
+        await asyncio.gather(tick(["t1", "t2"]), tick(["t2", "t1"]))
+    ledger = platform.governance.audit
+    assert (await ledger.verify("t1")).ok and (await ledger.verify("t2")).ok
+    assert len(await ledger.list("t1")) == 10

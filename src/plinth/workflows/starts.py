@@ -315,7 +315,10 @@ class Starts:
         for event in events:
             by_tenant.setdefault(event.tenant_id or "", []).append(event)
         after: list[Event] = []
-        for tenant_id, some in by_tenant.items():
+        # Tenants in one order everywhere: the ledger locks each tenant's chain (PostgreSQL),
+        # and two transactions taking two tenants' locks in opposite orders deadlock (two
+        # nodes' schedule ticks, each starting workflows of several tenants).
+        for tenant_id, some in sorted(by_tenant.items()):
             for effect in self.effects:
                 after += await effect(conn, tenant_id, some)
         return [replace(e, effects_done=True) for e in events] + after
