@@ -363,6 +363,7 @@ class Database:
         and each is still a transaction of its own, with its own outcome."""
         while self._queued:
             jobs: list[_Queued] = []
+            waiting = list(self._queued)  # those that will have waited the turn's time limit
             try:
                 async with self.writer():
                     jobs, self._queued = self._queued, []
@@ -373,6 +374,13 @@ class Database:
                 self._queued = []
                 raise
             except Exception as exc:  # noqa: BLE001 - the turn, the pool: each job's failure
+                if not jobs:  # the turn not had in time: those waiting as long fail, as a
+                    # writer waiting for it fails (else a write made inside `transaction()`
+                    # would wait for it for ever)
+                    queued = set(self._queued)
+                    jobs = [job for job in waiting if job in queued]
+                    failed = set(jobs)
+                    self._queued = [job for job in self._queued if job not in failed]
                 outcomes = [exc] * len(jobs)
             for job, outcome in zip(jobs, outcomes, strict=True):
                 if job.outcome.done():

@@ -425,3 +425,30 @@ async def test_writes_queued_behind_another_process_each_fail_in_about_the_busy_
         await db.write([(insert, [{"id": 99}])])  # the file works once it is free
     finally:
         await db.dispose()
+
+
+async def test_a_write_that_cannot_have_the_writer_turn_in_time_fails(
+    tmp_path, monkeypatch
+) -> None:
+    """A prebuilt write waiting longer than the turn's time limit (this process's turn held
+    by a transaction: here its own caller's, which waits for it) fails as a writer waiting for
+    the turn fails, "database is locked", rather than waiting for ever."""
+    import asyncio
+
+    import plinth.db
+    from plinth.db import Write
+
+    monkeypatch.setattr(plinth.db, "BUSY_SECONDS", 0.3)
+    table = sa.Table("r", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    try:
+        async with db.transaction() as conn:
+            await conn.run_sync(lambda c: table.create(c))
+        insert = Write(table.insert(), ["id"])
+        async with asyncio.timeout(5):
+            with pytest.raises(sa.exc.OperationalError, match="locked"):
+                async with db.transaction():
+                    await db.write([(insert, [{"id": 1}])])
+            await db.write([(insert, [{"id": 2}])])  # the next write has its turn
+    finally:
+        await db.dispose()
