@@ -751,7 +751,7 @@ def _busy_at_begin(exc: BaseException) -> bool:
     return (
         isinstance(exc, _Failed)
         and exc.sql == "BEGIN IMMEDIATE"
-        and getattr(exc.error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+        and getattr(exc.error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY  # extended
     )
 
 
