@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,17 @@ class Event:
 
 
 Handler = Callable[[Event], Awaitable[None]]
+
+
+def by_tenant(events: Iterable[Event]) -> dict[str, list[Event]]:
+    """The events of each tenant, in order, tenants sorted: effects that lock each tenant's
+    ledger chain (PostgreSQL) take the locks in this one order wherever they run (a dispatch,
+    a workflow step, a schedule tick), so two transactions never wait for each other's (a
+    deadlock)."""
+    found: dict[str, list[Event]] = {}
+    for event in events:
+        found.setdefault(event.tenant_id or "", []).append(event)
+    return dict(sorted(found.items()))
 
 
 class EventBus:

@@ -44,7 +44,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database, Query, Steps, Write, platform_metadata
-from plinth.events import Event, EventBus
+from plinth.events import Event, EventBus, by_tenant
 from plinth.ids import new_id
 from plinth.queue import Queue
 
@@ -146,16 +146,6 @@ async def crash_pause(marker: str | None) -> None:
     if marker:  # only ever set by a crash test
         await asyncio.to_thread(Path(marker).touch)
         await asyncio.Event().wait()
-
-
-def _by_tenant(events: Iterable[Event]) -> dict[str, list[Event]]:
-    """The events of each tenant, in order, tenants sorted: the effects lock each tenant's
-    ledger chain in that order (PostgreSQL), the one every transaction takes them in, so
-    two never wait for each other's (a deadlock)."""
-    by_tenant: dict[str, list[Event]] = {}
-    for event in events:
-        by_tenant.setdefault(event.tenant_id or "", []).append(event)
-    return dict(sorted(by_tenant.items()))
 
 
 class Outbox:
@@ -411,7 +401,7 @@ class Outbox:
             return False
         now = time.time()
         steps: Steps = [(_KEYS, [{"id": i, "at": now} for i, _ in rows])]
-        for tenant_id, events in _by_tenant(e for _, e in rows).items():
+        for tenant_id, events in by_tenant(e for _, e in rows).items():
             for plan in self.plans:
                 found = await plan(tenant_id, events)
                 if found is None:
@@ -439,7 +429,7 @@ class Outbox:
         async with self.db.transaction() as conn:
             fresh = await self._claim_keys(conn, [i for i, _ in rows], now)
             todo = [e for i, e in rows if i in fresh]
-            for tenant_id, events in _by_tenant(todo).items():
+            for tenant_id, events in by_tenant(todo).items():
                 for effect in self.effects:
                     after += await effect(conn, tenant_id, events)
             # Rows in the platform database itself (PostgreSQL's default region) leave with

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database
 from plinth.errors import NotFound
-from plinth.events import Event, EventBus
+from plinth.events import Event, EventBus, by_tenant
 from plinth.ids import new_id
 from plinth.workflows import steps as step_types
 from plinth.workflows import store
@@ -311,14 +311,8 @@ class Starts:
         effects return."""
         if not self.effects:  # an engine on its own: its subscribers act on the bus
             return list(events)
-        by_tenant: dict[str, list[Event]] = {}
-        for event in events:
-            by_tenant.setdefault(event.tenant_id or "", []).append(event)
         after: list[Event] = []
-        # Tenants in one order everywhere: the ledger locks each tenant's chain (PostgreSQL),
-        # and two transactions taking two tenants' locks in opposite orders deadlock (two
-        # nodes' schedule ticks, each starting workflows of several tenants).
-        for tenant_id, some in sorted(by_tenant.items()):
+        for tenant_id, some in by_tenant(events).items():  # tenants in one order: no deadlock
             for effect in self.effects:
                 after += await effect(conn, tenant_id, some)
         return [replace(e, effects_done=True) for e in events] + after
