@@ -489,11 +489,7 @@ class TenantSchema(Database):
 
     async def _take(self) -> Any:
         """A connection for this schema, taken ahead (`prepare`)."""
-        token = _taking_for.set(self.schema)
-        try:
-            return await self.engine.raw_connection()  # the SET happens here
-        finally:
-            _taking_for.reset(token)
+        return await greenlet_spawn(self._checkout)
 
     async def _run(
         self, prepared: Any, query: Query, raw: Any, params: dict[str, Any]
