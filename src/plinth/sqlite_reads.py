@@ -162,9 +162,9 @@ def _closed(conn: sqlite3.Connection | None, kept: str | None) -> None:
 def _put_back(path: str) -> None:
     """SQLite deletes a file's `-wal` and `-shm` when the last connection to it closes, and
     the next open creates both again: two file creations, each a change to the directory
-    that waits on the filesystem's journal, which under other writers' disk load cost more
-    than the rest of opening the file (0.3–0.8 ms of a cold tenant's first read against
-    0.2 ms for all else, measured). Created here again, off any request's path, they are
+    that waits on the filesystem's journal: while other processes wrote to the disk, the
+    open's first read took 0.55–1.0 ms, against 0.23–0.25 ms with the two files there
+    (bench/README.md). Created here again, off any request's path, they are
     found by the next open. SQLite starts an empty `-wal` as a log with nothing in it, and
     the first connection to open a file rebuilds its `-shm` whatever it holds (as after a
     crash). A file that does not exist gets none.
