@@ -58,6 +58,18 @@ class Installations(Registry):
             raise NotFound(f"No tenant named {tenant!r}", path="tenant")
         return found
 
+    async def _administered(self, tenant: Tenant | str, name: str, principal: Principal) -> Tenant:
+        """The tenant, once `principal` may administer plugin `name` there (`plugin.install`:
+        installing, upgrading, granting, pinning, limits, uninstalling)."""
+        t = await self._tenant(tenant)
+        authorize(
+            self.platform.authorizer,
+            principal,
+            "plugin.install",
+            Resource("plugin", name, tenant_id=t.id),
+        )
+        return t
+
     def _check_grant(
         self, v: PluginVersion, capabilities: list[str], hosts: list[str], what: str
     ) -> None:
@@ -103,13 +115,7 @@ class Installations(Registry):
         pinned: bool = False,
     ) -> Installation:
         """Install a version for a tenant with the capabilities its admin approves."""
-        t = await self._tenant(tenant)
-        authorize(
-            self.platform.authorizer,
-            principal,
-            "plugin.install",
-            Resource("plugin", name, tenant_id=t.id),
-        )
+        t = await self._administered(tenant, name, principal)
         v = await self.version(name, version)
         await asyncio.to_thread(self._verify_stored, v)
         caps, hosts = list(capabilities or []), list(http_hosts or [])
@@ -203,13 +209,7 @@ class Installations(Registry):
         http_hosts: list[str] | None = None,
     ) -> Installation:
         """Move to another version; one asking for more than the grant needs a new approval."""
-        t = await self._tenant(tenant)
-        authorize(
-            self.platform.authorizer,
-            principal,
-            "plugin.install",
-            Resource("plugin", name, tenant_id=t.id),
-        )
+        t = await self._administered(tenant, name, principal)
         current = await self.installation(t, name)
         if current.pinned:
             raise Conflict(
@@ -243,13 +243,7 @@ class Installations(Registry):
         http_hosts: list[str],
     ) -> Installation:
         """Replace the approval of an installed plugin; it must still cover what it requests."""
-        t = await self._tenant(tenant)
-        authorize(
-            self.platform.authorizer,
-            principal,
-            "plugin.install",
-            Resource("plugin", name, tenant_id=t.id),
-        )
+        t = await self._administered(tenant, name, principal)
         current = await self.installation(t, name)
         v = await self.version(name, current.version)
         self._check_grant(v, capabilities, http_hosts, "keep it installed")
@@ -270,13 +264,7 @@ class Installations(Registry):
         self, tenant: Tenant | str, name: str, principal: Principal, pinned: bool = True
     ) -> Installation:
         """Pin (or unpin) the installed version so upgrades are refused."""
-        t = await self._tenant(tenant)
-        authorize(
-            self.platform.authorizer,
-            principal,
-            "plugin.install",
-            Resource("plugin", name, tenant_id=t.id),
-        )
+        t = await self._administered(tenant, name, principal)
         await self.installation(t, name)
         await self._update(t, name, pinned=pinned)
         return await self.installation(t, name)
@@ -290,13 +278,7 @@ class Installations(Registry):
         principal: Principal,
     ) -> Installation:
         """Override a point's limits for this tenant, within the platform maxima."""
-        t = await self._tenant(tenant)
-        authorize(
-            self.platform.authorizer,
-            principal,
-            "plugin.install",
-            Resource("plugin", name, tenant_id=t.id),
-        )
+        t = await self._administered(tenant, name, principal)
         inst = await self.installation(t, name)
         bad = []
         if point not in DEFAULT_LIMITS:
@@ -315,13 +297,7 @@ class Installations(Registry):
 
     async def uninstall(self, tenant: Tenant | str, name: str, principal: Principal) -> None:
         """Remove a plugin and its kv data from a tenant."""
-        t = await self._tenant(tenant)
-        authorize(
-            self.platform.authorizer,
-            principal,
-            "plugin.install",
-            Resource("plugin", name, tenant_id=t.id),
-        )
+        t = await self._administered(tenant, name, principal)
         await self.installation(t, name)
         async with self.db.transaction() as conn:
             for table in (store.plugin_installs, store.plugin_kv):
