@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import await_only, greenlet_spawn
 
 from plinth.sqlite_reads import ReadsHere
-from plinth.sqlite_writes import Failed, Queued, send
+from plinth.sqlite_writes import Failed, Queued, send, settle
 
 # aiosqlite's DEBUG records print every call with its statement and parameters: password and
 # token hashes, record values. An operator turning on DEBUG to chase a problem must not get
@@ -369,7 +369,7 @@ class Database:
                     outcomes = await self._on_driver(partial(send, jobs))
             except asyncio.CancelledError:  # the process stopping: nothing more is sent
                 for job in [*jobs, *self._queued]:
-                    job.outcome.cancel()
+                    job.outcome.cancel()  # those that committed are settled already (`send`)
                 self._queued = []
                 raise
             except Exception as exc:  # noqa: BLE001 - the turn, the pool: each job's failure
@@ -382,12 +382,7 @@ class Database:
                     self._queued = [job for job in self._queued if job not in failed]
                 outcomes = [exc] * len(jobs)
             for job, outcome in zip(jobs, outcomes, strict=True):
-                if job.outcome.done():
-                    continue
-                if outcome is None:
-                    job.outcome.set_result(None)
-                else:
-                    job.outcome.set_exception(outcome)
+                settle(job.outcome, outcome)  # those `send` has not settled (a failed trip)
 
     async def _write_asyncpg(self, work: list[tuple[str, list[list[Any]]]]) -> None:
         async def run(raw: Any) -> None:

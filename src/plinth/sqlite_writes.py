@@ -59,12 +59,36 @@ class Queued:
 
 
 async def send(jobs: Sequence[Queued], raw: Any) -> list[BaseException | None]:
-    """One trip to the thread of `raw`, the pool's aiosqlite connection, with `jobs`."""
+    """One trip to the thread of `raw`, the pool's aiosqlite connection, with `jobs`; each
+    job's outcome is settled here (see `settle`), also when the trip is cancelled (the
+    process stopping) after some of its transactions committed."""
     driver = raw.driver_connection
     # aiosqlite's own call into its thread (as `sqlite_files` uses its `_connect`): the
     # sqlite3 connection is only touched there.
-    trip = driver._execute(_run_transactions, driver._conn, jobs)
-    return await _until_over(trip, partial(_abandon, jobs))
+    trip = asyncio.ensure_future(driver._execute(_run_transactions, driver._conn, jobs))
+    try:
+        outcomes = await _until_over(trip, partial(_abandon, jobs))
+    except asyncio.CancelledError:
+        if not trip.cancelled() and trip.exception() is None:
+            for job, outcome in zip(jobs, trip.result(), strict=True):
+                settle(job.outcome, outcome)
+        raise
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        settle(job.outcome, outcome)
+    return outcomes
+
+
+def settle(outcome: asyncio.Future[None], ended: BaseException | None) -> None:
+    """A job's future from what its transaction ended with: committed (None), given up
+    (cancelled: its caller left, or the process is stopping) or failed."""
+    if outcome.done():
+        return
+    if ended is None:
+        outcome.set_result(None)
+    elif isinstance(ended, _Abandoned):
+        outcome.cancel()
+    else:
+        outcome.set_exception(ended)
 
 
 def _abandon(jobs: Sequence[Queued]) -> None:
@@ -76,7 +100,7 @@ def _run_transactions(
     conn: sqlite3.Connection, jobs: Sequence[Queued]
 ) -> list[BaseException | None]:
     """In the connection's thread: each job's transaction in turn (`_run_transaction`); what
-    each ended with (None: committed, or given up before it began).
+    each ended with (None: committed).
 
     One that cannot begin because another process held the file's lock through the busy
     timeout fails the jobs after it too: all were queued before the trip, so each has waited
@@ -84,18 +108,24 @@ def _run_transactions(
     would keep every caller of the trip waiting a busy timeout per job."""
     outcomes: list[BaseException | None] = []
     locked: BaseException | None = None
-    for job in jobs:
+    last = len(jobs) - 1
+    for i, job in enumerate(jobs):
         if locked is not None:
             outcomes.append(locked)
             continue
+        ended: BaseException | None = None
         try:
             _run_transaction(conn, job.work, job.abandon)
         except Exception as exc:  # noqa: BLE001 - handed to the job's caller
-            outcomes.append(exc)
+            ended = exc
             if _busy_at_begin(exc):
                 locked = exc
-        else:
-            outcomes.append(None)
+        outcomes.append(ended)
+        if i < last and locked is None:
+            # Its caller hears now, not after the transactions behind it in the trip (a
+            # create would wait for a bulk write). The last one's outcome comes back with
+            # the trip, so a trip of one costs no extra wake of the loop.
+            job.outcome.get_loop().call_soon_threadsafe(settle, job.outcome, ended)
     return outcomes
 
 
@@ -117,7 +147,7 @@ def _run_transaction(
     """In the connection's thread: `work` in one write transaction (see `Database.write`),
     rolled back instead of committed if `abandon` was set meanwhile."""
     if abandon.is_set():
-        return  # its caller left before it began
+        raise _Abandoned  # its caller left (or the process is stopping) before it began
     sql = "BEGIN IMMEDIATE"
     try:
         conn.execute(sql)

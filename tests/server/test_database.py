@@ -452,3 +452,77 @@ async def test_a_write_that_cannot_have_the_writer_turn_in_time_fails(
             await db.write([(insert, [{"id": 2}])])  # the next write has its turn
     finally:
         await db.dispose()
+
+
+def insert_one(table: sa.Table) -> object:
+    from plinth.db import Write
+
+    return Write(table.insert(), ["id", "v"])
+
+
+async def _two_writes_in_one_trip(db: Database, big: int) -> tuple[object, ...]:
+    """A one-row write, then one of `big` rows, then another one-row write, all queued while
+    this process's writer turn is held, so that they leave in one trip (`Database.write`,
+    SQLite); the table, the insert and the three tasks."""
+    import asyncio
+
+    from plinth.db import Write
+
+    table = sa.Table(
+        "r", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Text)
+    )
+    async with db.transaction() as conn:
+        await conn.run_sync(lambda c: table.create(c))
+    insert = Write(table.insert(), ["id", "v"])
+    rows = [{"id": i, "v": "x" * 100} for i in range(10, 10 + big)]
+    async with db.writer():
+        small = asyncio.create_task(db.write([(insert, [{"id": 1, "v": "a"}])]))
+        bulk = asyncio.create_task(db.write([(insert, rows)]))
+        after = asyncio.create_task(db.write([(insert, [{"id": 2, "v": "b"}])]))
+        await asyncio.sleep(0.01)  # all three queued behind the turn
+    return table, small, bulk, after
+
+
+async def test_a_write_early_in_a_shared_trip_is_answered_when_it_commits(tmp_path) -> None:
+    """Writes queued for one file share a trip to its thread, each its own transaction: the
+    first is answered as soon as it commits, not when a bulk write behind it in the trip is
+    done (a create would otherwise wait for somebody's import)."""
+    import asyncio
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    try:
+        table, small, bulk, after = await _two_writes_in_one_trip(db, 300_000)
+        done, _ = await asyncio.wait([small, bulk], return_when=asyncio.FIRST_COMPLETED)
+        assert done == {small}
+        assert not bulk.done()
+        await asyncio.gather(bulk, after)
+        async with db.read() as conn:
+            assert (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar() == (
+                300_002
+            )
+    finally:
+        await db.dispose()
+
+
+async def test_a_trip_cut_short_by_a_stop_tells_each_write_what_became_of_it(tmp_path) -> None:
+    """The process stopping while a shared trip runs: a write that committed is told it did
+    (not that it was cancelled, which would make its caller retry a stored record); the one
+    in flight is rolled back and the one not begun never runs, and both callers are told
+    they were cancelled."""
+    import asyncio
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    try:
+        table, small, bulk, after = await _two_writes_in_one_trip(db, 300_000)
+        await asyncio.wait([small], timeout=5)
+        assert db._trips is not None
+        db._trips.cancel()  # as the process's stop does
+        results = await asyncio.gather(small, bulk, after, return_exceptions=True)
+        assert results[0] is None
+        assert isinstance(results[1], asyncio.CancelledError)
+        assert isinstance(results[2], asyncio.CancelledError)
+        async with db.read() as conn:
+            assert [r.id for r in await conn.execute(sa.select(table.c.id))] == [1]
+        await asyncio.wait_for(db.write([(insert_one(table), [{"id": 3, "v": "c"}])]), 5)
+    finally:
+        await db.dispose()
