@@ -542,6 +542,17 @@ async def test_subworkflow_and_suspend_cancel(wf: Harness) -> None:
     iid = await wf.start("parent", {"n": 1})
     inst = await wf.get(iid)
     assert inst["vars"]["kid"]["m"] == 20 and inst["status"] == "running"
+    # The child's start and end are in the ledger, as a started instance's are.
+    await wf.drain()
+    audit = wf.platform.governance.audit
+    kid = {
+        e["action"]: e["data"]
+        for e in await audit.list(wf.tenant.id, limit=1000)
+        if (e.get("data") or {}).get("workflow") == "kid"
+    }
+    assert set(kid) == {"workflow.started", "workflow.completed"}, kid
+    assert kid["workflow.started"]["by"] == f"workflow:{iid}"
+    assert kid["workflow.started"]["instance"] == kid["workflow.completed"]["instance"]
     await wf.platform.workflows.control(wf.tenant, iid, "suspend", ADMIN)
     await wf.platform.workflows.control(wf.tenant, iid, "resume", ADMIN)
     await wf.platform.workflows.control(wf.tenant, iid, "cancel", ADMIN)

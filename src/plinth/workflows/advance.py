@@ -24,7 +24,7 @@ from plinth.outbox import crash_pause
 from plinth.queue import backoff
 from plinth.workflows import steps as step_types
 from plinth.workflows import store
-from plinth.workflows.starts import Pending, Starts
+from plinth.workflows.starts import Pending, Starts, started
 from plinth.workflows.steps import Outcome, StepContext
 
 ENDED = ("completed", "failed", "cancelled")
@@ -485,7 +485,7 @@ class Advance(Starts):
             if chained:
                 following = self._successor(job, inst, node, *ids, now)
         if outcome.child and child_doc is not None:
-            await self._create(
+            child = await self._create(
                 conn,
                 inst["tenant_id"],
                 inst["app"],
@@ -497,6 +497,7 @@ class Advance(Starts):
                 None,
                 step["id"],
             )
+            out.events.append(started(child))  # audited in this transaction, as a start is
         values: dict[str, Any] = {"vars": variables, "joins": joins}
         if outcome.end:
             values |= {"status": outcome.end, "ended_at": now}

@@ -94,18 +94,23 @@ class _Start:
         return cls(row, step, job)
 
     def event(self) -> Event:
-        r = self.row
-        return Event(
-            "workflow.started",
-            r["tenant_id"],
-            {
-                "app": r["app"],
-                "workflow": r["workflow"],
-                "instance": r["id"],
-                "version": r["version"],
-                "by": r["started_by"],
-            },
-        )
+        return started(self.row)
+
+
+def started(row: dict[str, Any]) -> Event:
+    """The `workflow.started` event of a new instance's row (a start's, or a child's that a
+    parent's subworkflow step created)."""
+    return Event(
+        "workflow.started",
+        row["tenant_id"],
+        {
+            "app": row["app"],
+            "workflow": row["workflow"],
+            "instance": row["id"],
+            "version": row["version"],
+            "by": row["started_by"],
+        },
+    )
 
 
 def _instance_row(
