@@ -10,8 +10,13 @@ componentize-py and cached) is called, interleaved call by call so noise hits ev
   sandbox there (fuel, epochs, limits; the scorer is stateless, so its warm instance, and its
   peak memory that instance's linear memory at the end), output schema, the metering row and
   the audit event (batched, written off the call) in the platform database;
+- **full call_action, fresh instance**: the same, for the same component published without
+  `stateless = true` (as `fraud-scorer-fresh`): a new store and instance per call, its peak
+  memory metered (the settings' default);
 - **Plinth sandbox only**: `Sandbox.call` with the same settings and compiled artifact, in
-  this process: no pool, no database (what the service adds is the difference);
+  this process, a fresh instance: no pool, no database (what the service adds is the
+  difference); between calls the sandbox reads the memory map as a worker does after it has
+  answered (`Sandbox.settle`, not timed);
 - **raw wasmtime, instantiate + call**: `baseline/rawwasm.py`, wasmtime's default configuration
   (copy-on-write memory images), a new store and instance per call — the baseline;
 - **raw wasmtime, warm instance**: one instance, called again and again (what a pool of
@@ -105,11 +110,22 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
             await platform.plugins.install(
                 "acme", "fraud-scorer", ADMIN, capabilities=["log", "ui"]
             )
+            # The same component, not declared stateless: a fresh instance per call.
+            fresh_text = text.replace('name = "fraud-scorer"', 'name = "fraud-scorer-fresh"')
+            fresh_text = fresh_text.replace("\nstateless = true", "")
+            assert not manifests.parse(fresh_text).stateless
+            await platform.plugins.publish(pack(fresh_text, wasm, modules=modules), ADMIN)
+            await platform.plugins.install(
+                "acme", "fraud-scorer-fresh", ADMIN, capabilities=["log", "ui"]
+            )
             svc = platform.plugins
             svc.fuel_per_minute = 10**18  # the bench calls faster than a tenant's budget
 
             async def full() -> None:
                 await svc.call_action("acme", "fraud-scorer", "score", CLAIM, ADMIN)
+
+            async def full_fresh() -> None:
+                await svc.call_action("acme", "fraud-scorer-fresh", "score", CLAIM, ADMIN)
 
             t = time.perf_counter()
             await full()
@@ -124,15 +140,19 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
             peak = sandbox.call(
                 component, "action", ("score", payload), limits, NoHost()
             ).peak_memory
+            await full_fresh()
+            settle = getattr(sandbox, "settle", lambda: None)  # main before it had none
             warm = WarmInstance(raw)
             rows: dict[str, list[float]] = {
                 "full call_action (Plinth)": [],
+                "full call_action, fresh instance": [],
                 "Plinth sandbox only": [],
                 "raw wasmtime, instantiate + call": [],
                 "raw wasmtime, warm instance": [],
             }
             steps: list[Callable[[], Any]] = [
                 full,
+                full_fresh,
                 lambda: sandbox.call(component, "action", ("score", payload), limits, NoHost()),
                 lambda: raw.call_fresh("score", payload),
                 lambda: warm.call("score", payload),
@@ -141,6 +161,7 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
                 for step in steps:
                     if asyncio.iscoroutine(result := step()):
                         await result
+                    settle()
             load = [load_average()]
             for i in range(calls):
                 for name, step in zip(rows, steps, strict=True):
@@ -148,6 +169,7 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
                     if asyncio.iscoroutine(result := step()):
                         await result
                     rows[name].append(time.perf_counter() - t)
+                    settle()
                 if i % 50 == 0:
                     load.append(load_average())
             load.append(load_average())

@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     )
     plugin_measure_memory: bool = Field(
         default=True,
-        description="Record each plugin call's exact peak memory (eager memory "
-        "init: a few ms per call); off keeps copy-on-write and records none",
+        description="Record each plugin call's peak memory: the guest's linear memory in "
+        "bytes when the call returns, read from the worker's memory map (Linux; none "
+        "elsewhere, with a log line); off records none",
     )
     plugin_workers: int | None = Field(
         default=None,

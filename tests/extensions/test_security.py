@@ -83,6 +83,24 @@ async def test_memory_bomb_is_stopped(hostile: Platform, client: httpx.AsyncClie
     await _healthy(client)
 
 
+async def test_each_call_shows_the_memory_it_held_and_one_over_its_limit_is_refused(
+    hostile: Platform, client: httpx.AsyncClient
+) -> None:
+    # hostile is not stateless: each call is a fresh instance, metered with the defaults.
+    for mb in (40, 10):
+        r = await _attack(client, "hold", {"mb": mb})
+        assert r.status_code == 200 and r.json() == {"held": mb << 20}, r.text
+    r = await _attack(client, "hold", {"mb": 120})  # over the 96 MB limit
+    assert r.status_code == 502 and r.json()["code"] == "plugin_out_of_memory", r.text
+    over, ten, forty = (await client.get("/api/t/acme/plugins/metering")).json()["calls"]
+    # At least what it held, under the limit; a call's own peak, not the worker's so far.
+    assert 40 << 20 <= forty["peak_memory"] <= 96 << 20
+    assert 10 << 20 <= ten["peak_memory"] < forty["peak_memory"]
+    # Refused at the grow that would pass the limit: the memory never held the 120 MB.
+    assert over["outcome"] == "plugin_out_of_memory" and over["peak_memory"] < 96 << 20
+    await _healthy(client)
+
+
 async def test_deep_recursion_is_stopped(hostile: Platform, client: httpx.AsyncClient) -> None:
     r = await _attack(client, "recurse")
     assert r.status_code == 502

@@ -1,9 +1,10 @@
 """A plugin call works under the lowest and the highest wasmtime that pyproject.toml allows.
 
-Plinth binds wasmtime's C API through ctypes (the peak-memory meter's memory creator): a
-release whose binding changed once aborted the whole server on the first plugin call. Each
-end of the bounds runs in a child process with that release first on `sys.path`; both must
-return the call's output, meter its peak memory, and stop a memory bomb at its limit.
+Plinth leans on wasmtime below its public Python API: the peak-memory meter reads how
+wasmtime lays linear memory out (and once bound its C API through ctypes: a release whose
+binding changed aborted the whole server on the first plugin call). Each end of the bounds
+runs in a child process with that release first on `sys.path`; both must return the call's
+output, meter its peak memory, and stop a memory bomb at its limit.
 """
 
 from __future__ import annotations

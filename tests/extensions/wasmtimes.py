@@ -1,11 +1,12 @@
 """The lowest and the highest wasmtime that pyproject.toml allows, each in a folder of its own.
 
-Plinth drives wasmtime's C API through ctypes, below its public Python API, so a release that
-changes a binding can crash the process instead of raising. The bounds in pyproject.toml say
-which releases are known; `test_wasmtime_bounds.py` proves both ends by running a plugin call
-with each first on `sys.path`. `python -m tests.extensions.wasmtimes` (scripts/test runs it)
-asks the package index which releases the bounds admit and installs the two ends with
-`pip install --target` into `<PLINTH_CACHE_DIR>/wasmtime/<version>`, once per version.
+Plinth leans on wasmtime below its public Python API (the peak-memory meter reads how it lays
+linear memory out), so a new release can silently break what a call reports. The bounds in
+pyproject.toml say which releases are known; `test_wasmtime_bounds.py` proves both ends by
+running a plugin call with each first on `sys.path`. `python -m tests.extensions.wasmtimes`
+(scripts/test runs it) asks the package index which releases the bounds admit and installs
+the two ends with `pip install --target` into `<PLINTH_CACHE_DIR>/wasmtime/<version>`, once
+per version.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class Calls(Installations, Metering):
 
     def is_compiled(self, sha256: str) -> bool:
         """Whether a component's compiled artifact is on disk (its first call loads it fast)."""
-        return artifact(self.cache_dir, sha256, self.executor.measure_memory)
+        return artifact(self.cache_dir, sha256)
 
     async def warm(self) -> None:
         """Start the worker pool with the installed plugins' components loaded, for a process

@@ -256,7 +256,8 @@ class PluginExecutor:
                 self._release(worker, await self._preload(worker))
 
     def live_memories(self) -> int:
-        """Linear memories the workers' last calls left allocated (0: nothing leaked)."""
+        """Linear memories the workers' calls left mapped (0: every store freed), as each
+        worker last saw: after its previous call, or after this one when it failed."""
         return sum(w.live or 0 for w in self._all)
 
     async def _spawn(self) -> _Worker:

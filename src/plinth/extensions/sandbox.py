@@ -55,7 +55,9 @@ class Outcome:
     payload: str
     fuel: int
     wall_ms: float
-    peak_memory: int | None = None  # bytes of linear memory at the end (= peak); None: off
+    # bytes of the instance's linear memory when the call returned (its peak, as linear memory
+    # never shrinks); None: not measured
+    peak_memory: int | None = None
 
 
 # Each host interface: its functions and the capability each needs.
@@ -80,12 +82,10 @@ class Sandbox:
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
-        self.meter = _meter(cache_dir) if measure_memory else None
-        if self.meter is not None:
-            self.meter.install(config)
-        # Artifacts compiled for eager memory init do not load into a copy-on-write engine.
-        self._tag = _engine_tag() + ("-eager" if self.meter is not None else "")
+        # wasmtime's own allocator and copy-on-write memory images: the meter only reads the
+        # memory map, so metering costs the engine nothing.
         self.engine = wasmtime.Engine(config)
+        self.meter = _meter(self.engine) if measure_memory else None
         self.cache_dir = cache_dir
         self._components: dict[str, wc.Component] = {}
         self._lock = threading.Lock()
@@ -96,13 +96,25 @@ class Sandbox:
         self._guests = 0  # guests running now (the ticker sleeps while there are none)
         self._guests_lock = threading.Lock()
         self._ticking = threading.Event()
-        # reuse key → (store, instance, the memories its store created): warm instances of
-        # stateless plugins, least recently used first
-        self._warm: OrderedDict[str, tuple[wasmtime.Store, Any, list[Any]]] = OrderedDict()
+        # reuse key → (store, instance, the base addresses of its linear memories): warm
+        # instances of stateless plugins, least recently used first
+        self._warm: OrderedDict[str, tuple[wasmtime.Store, Any, frozenset[int]]] = OrderedDict()
 
     def warm_memories(self) -> int:
         """Linear memories held by warm instances (kept on purpose, not leaked)."""
-        return sum(len(memories) for _, _, memories in self._warm.values())
+        return sum(len(bases) for _, _, bases in self._warm.values())
+
+    def settle(self) -> None:
+        """Between calls: note the linear memories mapped now, so the next call need not read
+        the memory map before it starts (the worker calls this once it has answered)."""
+        if self.meter is not None:
+            kept = {b for _, _, bases in self._warm.values() for b in bases}
+            self.meter.settle(kept)
+
+    def stray_memories(self) -> int | None:
+        """Linear memories mapped at the last `settle` that no warm instance holds (0 when
+        every call's store was freed); None when memory is not measured."""
+        return None if self.meter is None else self.meter.others
 
     def _link(self) -> wc.Linker:
         linker = wc.Linker(self.engine)
@@ -170,11 +182,7 @@ class Sandbox:
     # -- compilation -----------------------------------------------------------------------
     def is_compiled(self, sha256: str) -> bool:
         """Whether a version is loaded or its compiled artifact is on disk (no compile due)."""
-        return sha256 in self._components or artifact(self.cache_dir, sha256, self._metered)
-
-    @property
-    def _metered(self) -> bool:
-        return self.meter is not None
+        return sha256 in self._components or artifact(self.cache_dir, sha256)
 
     def check(self, component: wc.Component, exports: list[str]) -> None:
         """Instantiate `component` once, as a call would: its imports must all be ours (WASI
@@ -187,18 +195,20 @@ class Sandbox:
         try:
             with self._guest():
                 instance = self._linker.instantiate(store, component)
+            missing = [name for name in exports if instance.get_func(store, name) is None]
         except wasmtime.WasmtimeError as exc:
             reason = " ".join(str(exc).split())[:400]
             raise PluginInvalid(
                 f"plugin.wasm does not link: {reason}", path="plugin.wasm"
             ) from None
-        for name in exports:
-            if instance.get_func(store, name) is None:
-                raise PluginInvalid(
-                    f"plugin.wasm does not export {name!r}, which its manifest's extension "
-                    "points need",
-                    path=f"plugin.wasm.{name}",
-                )
+        finally:
+            store.close()  # its memory unmapped now, not whenever a traceback lets go of it
+        if missing:
+            raise PluginInvalid(
+                f"plugin.wasm does not export {missing[0]!r}, which its manifest's extension "
+                "points need",
+                path=f"plugin.wasm.{missing[0]}",
+            )
 
     def component(self, sha256: str, wasm_path: Path) -> tuple[wc.Component, bool]:
         """The compiled component for a plugin version; True when it was compiled just now."""
@@ -209,7 +219,7 @@ class Sandbox:
             found = self._components.get(sha256)
             if found is not None:
                 return found, False
-            compiled = self.cache_dir / f"{sha256}-{self._tag}.cwasm"
+            compiled = self.cache_dir / f"{sha256}-{_engine_tag()}.cwasm"
             cold = True
             if compiled.exists():
                 try:
@@ -251,67 +261,79 @@ class Sandbox:
 
         A fresh store and instance per call, unless `reuse_key` names a warm instance of a
         stateless plugin (same tenant, same version): that one is called again with its fuel,
-        deadline and memory limit set anew. An instance whose call failed is never reused.
+        deadline and memory limit set anew. An instance whose call failed is never reused;
+        a store not kept is closed before the call returns (its memory unmapped).
         """
         self.start()
         warm = self._warm.pop(reuse_key, None) if reuse_key is not None else None
         if warm is not None:
-            store, instance, memories = warm
+            store, instance, bases = warm
         else:
             store = wasmtime.Store(self.engine)
             store.set_wasi(wasmtime.WasiConfig())  # no preopens, no env, no args, no sockets
-            instance, memories = None, []
-        store.set_fuel(limits.fuel)
-        store.set_epoch_deadline(max(1, int(limits.timeout_ms / 1000 / TICK_SECONDS)))
-        store.set_limits(memory_size=limits.memory_bytes)
-        self._local.host = host
+            instance, bases = None, frozenset()
         meter = self.meter
-        if meter is not None and instance is None:
-            meter.begin()
-        peak: int | None = None
-        started = time.perf_counter()
+        before = meter.begin() if meter is not None and instance is None else None
+        kept = False
         try:
-            with self._guest():
-                if instance is None:
-                    instance = self._linker.instantiate(store, component)
-                func = instance.get_func(store, export)
-                if func is None:
-                    raise PluginTrapped(f"The plugin does not export {export!r}", path=export)
-                result = func(store, *args)
-        except wasmtime.WasmtimeError as exc:
-            now = _peak(meter, memories) if warm is not None or meter is None else meter.peak()
-            raise _with_peak(classify(exc, limits, store), now) from None
+            store.set_fuel(limits.fuel)
+            store.set_epoch_deadline(max(1, int(limits.timeout_ms / 1000 / TICK_SECONDS)))
+            store.set_limits(memory_size=limits.memory_bytes)
+            self._local.host = host
+            failure: PluginFailed | None = None
+            result: Any = None
+            started = time.perf_counter()
+            try:
+                with self._guest():
+                    if instance is None:
+                        instance = self._linker.instantiate(store, component)
+                    func = instance.get_func(store, export)
+                    if func is None:
+                        failure = PluginTrapped(
+                            f"The plugin does not export {export!r}", path=export
+                        )
+                    else:
+                        result = func(store, *args)
+            except wasmtime.WasmtimeError as exc:
+                failure = classify(exc, limits, store)
+            finally:
+                self._local.host = None
+            wall_ms = (time.perf_counter() - started) * 1000
+            peak: int | None = None
+            if meter is not None:
+                sizes = meter.sizes()  # the store is still open: its memories are mapped
+                if before is not None:
+                    bases = frozenset(sizes.keys() - before)
+                peak = sum(sizes.get(base, 0) for base in bases)
+            if failure is None and not isinstance(result, wc.Variant):
+                failure = PluginTrapped("The plugin returned no result")
+            payload = ""
+            if failure is None:
+                payload = result.payload if isinstance(result.payload, str) else ""
+                if len(payload) > limits.output_bytes:
+                    failure = PluginOutputTooLarge(
+                        f"The plugin returned {len(payload)} bytes; the limit is "
+                        f"{limits.output_bytes}",
+                        extra={"limit": limits.output_bytes},
+                    )
+            if failure is not None:
+                raise _with_peak(failure, peak)
+            fuel = limits.fuel - store.get_fuel()
+            if reuse_key is not None:
+                self._warm[reuse_key] = (store, instance, bases)
+                kept = True
+                while len(self._warm) > WARM_INSTANCES:
+                    self._warm.popitem(last=False)[1][0].close()
+            return Outcome(result.tag, payload, fuel, wall_ms, peak)
         finally:
-            self._local.host = None
-            if meter is not None and warm is None:
-                memories = meter.created()
-                meter.end()
-            peak = _peak(meter, memories)
-        wall_ms = (time.perf_counter() - started) * 1000
-        fuel = limits.fuel - store.get_fuel()
-        if not isinstance(result, wc.Variant):
-            raise _with_peak(PluginTrapped("The plugin returned no result"), peak)
-        payload = result.payload if isinstance(result.payload, str) else ""
-        if len(payload) > limits.output_bytes:
-            raise _with_peak(
-                PluginOutputTooLarge(
-                    f"The plugin returned {len(payload)} bytes; the limit is {limits.output_bytes}",
-                    extra={"limit": limits.output_bytes},
-                ),
-                peak,
-            )
-        if reuse_key is not None:
-            self._warm[reuse_key] = (store, instance, memories)
-            while len(self._warm) > WARM_INSTANCES:
-                self._warm.popitem(last=False)
-        return Outcome(result.tag, payload, fuel, wall_ms, peak)
+            if not kept:
+                store.close()
 
 
-def _peak(meter: MemoryMeter | None, memories: list[Any]) -> int | None:
-    """Bytes of linear memory of a call's store: its peak, as memory only grows."""
-    if meter is None:
-        return None
-    return sum(m.size for m in memories)
+def _with_peak(error: PluginFailed, peak: int | None) -> PluginFailed:
+    """Carry the call's peak memory to the metering of a failed call."""
+    error.peak_memory = peak  # type: ignore[attr-defined]
+    return error
 
 
 def classify(exc: wasmtime.WasmtimeError, limits: Limits, store: wasmtime.Store) -> PluginFailed:
@@ -341,12 +363,6 @@ def classify(exc: wasmtime.WasmtimeError, limits: Limits, store: wasmtime.Store)
     return PluginTrapped(f"The plugin trapped: {trap[:300]}")
 
 
-def _with_peak(error: PluginFailed, peak: int | None) -> PluginFailed:
-    """Carry the call's peak memory to the metering of a failed call."""
-    error.peak_memory = peak  # type: ignore[attr-defined]
-    return error
-
-
 def _fuel_left(store: wasmtime.Store) -> int | None:
     try:
         return store.get_fuel()
@@ -354,10 +370,10 @@ def _fuel_left(store: wasmtime.Store) -> int | None:
         return None
 
 
-def _meter(cache_dir: Path) -> MemoryMeter | None:
-    """The peak-memory meter, or None (logged once) where the installed wasmtime breaks it."""
+def _meter(engine: wasmtime.Engine) -> MemoryMeter | None:
+    """The peak-memory meter, or None (logged once) where the memory map cannot tell it."""
     try:
-        why = memory.probe(cache_dir)
+        why = memory.probe(engine)
         if why is None:
             return MemoryMeter()
     except Exception as exc:  # a probe that cannot run is a meter we cannot trust
@@ -366,10 +382,9 @@ def _meter(cache_dir: Path) -> MemoryMeter | None:
     return None
 
 
-def artifact(cache_dir: Path, sha256: str, metered: bool) -> bool:
-    """Whether the compiled artifact of a component is on disk (for engines so configured)."""
-    tag = _engine_tag() + ("-eager" if metered else "")
-    return (cache_dir / f"{sha256}-{tag}.cwasm").exists()
+def artifact(cache_dir: Path, sha256: str) -> bool:
+    """Whether the compiled artifact of a component is on disk."""
+    return (cache_dir / f"{sha256}-{_engine_tag()}.cwasm").exists()
 
 
 def _engine_tag() -> str:

@@ -158,6 +158,7 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -
     from plinth.extensions.sandbox import Sandbox
 
     sandbox = Sandbox(cache_dir, measure_memory=measure_memory)
+    sandbox.settle()
     host = _RemoteHost(inp, out)
     host.send({"op": "ready", "metered": sandbox.meter is not None})
     while (request := read_frame(inp)) is not None:
@@ -198,9 +199,14 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -
                     "live": _live(sandbox),
                 },
             )
+            # Answered: the memory map is read now, while the server has the answer, so the
+            # next call's peak needs one read of it, at its end.
+            sandbox.settle()
         except PlinthError as exc:
+            sandbox.settle()  # a failed call's store is gone before its answer says so (live)
             host.send(_failure(exc, locals().get("cold", False), sandbox))
         except Exception as exc:  # wasmtime refusing the bytes, or a bug: a typed failure
+            sandbox.settle()
             failure = PluginFailed(f"The plugin could not run: {str(exc)[:300]}")
             host.send(_failure(failure, False, sandbox))
 
@@ -219,9 +225,10 @@ def _failure(exc: PlinthError, cold: bool, sandbox: Any) -> dict[str, Any]:
 
 
 def _live(sandbox: Any) -> int | None:
-    if sandbox.meter is None:
-        return None
-    return int(sandbox.meter.live - sandbox.warm_memories())
+    """Linear memories mapped that no warm instance holds (a store that outlived its call),
+    as of the end of the previous call (of this one, when it failed); None: not measured."""
+    found: int | None = sandbox.stray_memories()
+    return found
 
 
 def main() -> None:

@@ -19,6 +19,14 @@ def membomb(input):
         hoard.append(bytearray(8 << 20))
 
 
+@action("hold")
+def hold(input):
+    # Not an attack: holds input["mb"] MB (written, so it is really there) until it returns.
+    held = bytearray(input["mb"] << 20)
+    held[::4096] = b"x" * len(held[::4096])
+    return {"held": len(held)}
+
+
 @action("recurse")
 def recurse(input):
     sys.setrecursionlimit(10**9)
