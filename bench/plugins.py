@@ -15,8 +15,7 @@ componentize-py and cached) is called, interleaved call by call so noise hits ev
   memory metered (the settings' default);
 - **Plinth sandbox only**: `Sandbox.call` with the same settings and compiled artifact, in
   this process, a fresh instance: no pool, no database (what the service adds is the
-  difference); between calls the sandbox reads the memory map as a worker does after it has
-  answered (`Sandbox.settle`, not timed);
+  difference);
 - **raw wasmtime, instantiate + call**: `baseline/rawwasm.py`, wasmtime's default configuration
   (copy-on-write memory images), a new store and instance per call — the baseline;
 - **raw wasmtime, warm instance**: one instance, called again and again (what a pool of
@@ -141,7 +140,6 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
                 component, "action", ("score", payload), limits, NoHost()
             ).peak_memory
             await full_fresh()
-            settle = getattr(sandbox, "settle", lambda: None)  # main before it had none
             warm = WarmInstance(raw)
             rows: dict[str, list[float]] = {
                 "full call_action (Plinth)": [],
@@ -161,7 +159,6 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
                 for step in steps:
                     if asyncio.iscoroutine(result := step()):
                         await result
-                    settle()
             load = [load_average()]
             for i in range(calls):
                 for name, step in zip(rows, steps, strict=True):
@@ -169,7 +166,6 @@ async def run(db: str, url: str, calls: int, wasm: bytes, raw: RawWasm) -> None:
                     if asyncio.iscoroutine(result := step()):
                         await result
                     rows[name].append(time.perf_counter() - t)
-                    settle()
                 if i % 50 == 0:
                     load.append(load_average())
             load.append(load_average())

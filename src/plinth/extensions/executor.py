@@ -257,7 +257,7 @@ class PluginExecutor:
 
     def live_memories(self) -> int:
         """Linear memories the workers' calls left mapped (0: every store freed), as each
-        worker last saw: after its previous call, or after this one when it failed."""
+        worker last looked: after its last failed call (a trap, fuel, memory, deadline)."""
         return sum(w.live or 0 for w in self._all)
 
     async def _spawn(self) -> _Worker:

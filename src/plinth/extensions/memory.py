@@ -10,18 +10,19 @@ least `RESERVATION` long, and the run's length is the memory's size in bytes (wh
 wasm pages). Linear memory never shrinks, so its size when a call returns is the call's peak:
 what the guest asked for, which is what the store's memory limit caps, not what is resident.
 
-Nothing here calls into wasmtime, so no release can crash a worker through it; a release that
-lays memories out otherwise fails `probe` (run once per sandbox) and calls record no peak,
-with a log line. A call's memories are told apart from the others in the process (warm
-instances', another call's) by base address: those that appeared since the map was last read
-before the call.
+Nothing here reaches below wasmtime's public Python API (no ctypes), so no release can crash
+a worker through it; one that lays memories out otherwise fails `probe` (run once per
+sandbox, on its engine) and calls record no peak, with a log line.
+
+A call's memories are told apart from the others in the process (warm instances', another
+sandbox's) by base address: those not mapped when the map was last read, at the end of the
+call before (less the memories of the stores closed since), or by `MemoryMeter.settle`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 
 import wasmtime
 
@@ -30,7 +31,6 @@ MAPS = "/proc/self/maps"
 # a linear memory (wasmtime reserves 4 GiB + guards for a 32-bit memory on 64-bit hosts); a
 # glibc arena (64 MiB) or a thread stack never do.
 RESERVATION = 1 << 30
-_MAPPING = re.compile(rb"^([0-9a-f]+)-([0-9a-f]+) (rw-p|---p) ", re.MULTILINE)
 
 
 def read_maps() -> bytes:
@@ -48,50 +48,66 @@ def read_maps() -> bytes:
 def linear_memories(maps: bytes | None = None) -> dict[int, int]:
     """The linear memories mapped in this process: base address → size in bytes."""
     found: dict[int, int] = {}
-    base = end = -1  # the run of read-write mappings being followed, if any
-    for match in _MAPPING.finditer(read_maps() if maps is None else maps):
-        start, stop = int(match[1], 16), int(match[2], 16)
-        if match[3] == b"rw-p":
-            if start != end:  # not adjacent: a new run
+    # The run of read-write mappings being followed: its first address and its end, as the
+    # kernel writes them (one format for every line, so equal text is an equal address; only
+    # a run that proves to be a memory is converted: this runs once per call).
+    base = end = b""
+    for line in (read_maps() if maps is None else maps).split(b"\n"):
+        space = line.find(b" ")
+        perms = line[space + 1 : space + 5]
+        if perms == b"rw-p":
+            start, _, stop = line[:space].partition(b"-")
+            if start != end:  # not adjacent to the run: a new one
                 base = start
             end = stop
-        elif start == end and stop - base >= RESERVATION:
-            found[base] = end - base
+        elif perms == b"---p":
+            start, _, stop = line[:space].partition(b"-")
+            if start == end and int(stop, 16) - int(base, 16) >= RESERVATION:
+                found[int(base, 16)] = int(end, 16) - int(base, 16)
     return found
 
 
 class MemoryMeter:
-    """Which linear memories are a call's: those that were not mapped before it began.
+    """Which linear memories are a call's: those not mapped before it began.
 
-    Right for one call at a time per process, as a worker runs them: a store created on
-    another thread meanwhile would count as the call's.
+    One read of the map per call, at its end; what is mapped before the next call is known
+    from it, less the stores closed since, so a worker (the only maker of memories in its
+    process, one call at a time) never reads the map before a call. Elsewhere, a store made
+    or freed between calls by other code would blur that: `settle` reads the map afresh.
     """
 
     def __init__(self) -> None:
-        self._before: set[int] | None = None
-        self.others = 0  # memories mapped at the last `settle` that belonged to no warm instance
+        self._mapped: set[int] | None = None  # base addresses mapped now, as far as known
+        self.others = 0  # memories mapped at the last `settle` that no warm instance held
 
     def settle(self, kept: set[int]) -> None:
-        """Note the memories mapped now, between calls (off the next call's path); `kept` are
-        the warm instances' memories, anything else still mapped is counted in `others`."""
+        """Read which memories are mapped now; `kept` are the warm instances' memories, any
+        other still mapped is counted in `others` (a store that outlived its call)."""
         try:
             mapped = set(linear_memories())
         except OSError:  # never seen once the probe read it; the next call reads it again
-            self._before = None
+            self._mapped = None
             return
-        self._before = mapped
+        self._mapped = mapped
         self.others = len(mapped - kept)
 
     def begin(self) -> set[int]:
-        """The memories mapped before a fresh instance's call (from `settle`, else read now)."""
-        before = self._before if self._before is not None else set(linear_memories())
-        self._before = None  # this call's instance changes what is mapped
-        return before
+        """The memories mapped before a fresh instance's call."""
+        if self._mapped is None:
+            self._mapped = set(linear_memories())
+        return set(self._mapped)
 
-    def sizes(self) -> dict[int, int]:
-        """Every linear memory mapped now and its size in bytes."""
-        self._before = None
-        return linear_memories()
+    def end(self) -> dict[int, int]:
+        """Every linear memory mapped now and its size in bytes (a call's are among them
+        while its store is open)."""
+        sizes = linear_memories()
+        self._mapped = set(sizes)
+        return sizes
+
+    def unmapped(self, bases: frozenset[int]) -> None:
+        """A closed store's memories: no longer mapped."""
+        if self._mapped is not None:
+            self._mapped -= bases
 
 
 # A core module with a data segment (so it has a copy-on-write image) that grows its memory by

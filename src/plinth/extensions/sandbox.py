@@ -105,8 +105,8 @@ class Sandbox:
         return sum(len(bases) for _, _, bases in self._warm.values())
 
     def settle(self) -> None:
-        """Between calls: note the linear memories mapped now, so the next call need not read
-        the memory map before it starts (the worker calls this once it has answered)."""
+        """Between calls: read which linear memories are mapped now, afresh (a worker does
+        after a failed call, for `stray_memories`)."""
         if self.meter is not None:
             kept = {b for _, _, bases in self._warm.values() for b in bases}
             self.meter.settle(kept)
@@ -301,7 +301,7 @@ class Sandbox:
             wall_ms = (time.perf_counter() - started) * 1000
             peak: int | None = None
             if meter is not None:
-                sizes = meter.sizes()  # the store is still open: its memories are mapped
+                sizes = meter.end()  # the store is still open: its memories are mapped
                 if before is not None:
                     bases = frozenset(sizes.keys() - before)
                 peak = sum(sizes.get(base, 0) for base in bases)
@@ -323,11 +323,18 @@ class Sandbox:
                 self._warm[reuse_key] = (store, instance, bases)
                 kept = True
                 while len(self._warm) > WARM_INSTANCES:
-                    self._warm.popitem(last=False)[1][0].close()
+                    _, (oldest, _, its_bases) = self._warm.popitem(last=False)
+                    self._close(oldest, its_bases)
             return Outcome(result.tag, payload, fuel, wall_ms, peak)
         finally:
             if not kept:
-                store.close()
+                self._close(store, bases)
+
+    def _close(self, store: wasmtime.Store, bases: frozenset[int]) -> None:
+        """Free a store now (its memories unmapped), not whenever the GC gets to it."""
+        store.close()
+        if self.meter is not None:
+            self.meter.unmapped(bases)
 
 
 def _with_peak(error: PluginFailed, peak: int | None) -> PluginFailed:

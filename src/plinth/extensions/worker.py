@@ -199,9 +199,6 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path, measure_memory: bool) -
                     "live": _live(sandbox),
                 },
             )
-            # Answered: the memory map is read now, while the server has the answer, so the
-            # next call's peak needs one read of it, at its end.
-            sandbox.settle()
         except PlinthError as exc:
             sandbox.settle()  # a failed call's store is gone before its answer says so (live)
             host.send(_failure(exc, locals().get("cold", False), sandbox))
@@ -226,7 +223,7 @@ def _failure(exc: PlinthError, cold: bool, sandbox: Any) -> dict[str, Any]:
 
 def _live(sandbox: Any) -> int | None:
     """Linear memories mapped that no warm instance holds (a store that outlived its call),
-    as of the end of the previous call (of this one, when it failed); None: not measured."""
+    as of the worker's start or its last failed call; None: not measured."""
     found: int | None = sandbox.stray_memories()
     return found
 
