@@ -97,10 +97,14 @@ class MemoryMeter:
             self._mapped = set(linear_memories())
         return set(self._mapped)
 
-    def end(self) -> dict[int, int]:
+    def end(self) -> dict[int, int] | None:
         """Every linear memory mapped now and its size in bytes (a call's are among them
-        while its store is open)."""
-        sizes = linear_memories()
+        while its store is open); None if the map could not be read (out of descriptors)."""
+        try:
+            sizes = linear_memories()
+        except OSError:
+            self._mapped = None
+            return None
         self._mapped = set(sizes)
         return sizes
 

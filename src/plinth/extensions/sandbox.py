@@ -300,8 +300,8 @@ class Sandbox:
                 self._local.host = None
             wall_ms = (time.perf_counter() - started) * 1000
             peak: int | None = None
-            if meter is not None:
-                sizes = meter.end()  # the store is still open: its memories are mapped
+            sizes = meter.end() if meter is not None else None  # the store is still open
+            if sizes is not None:
                 if before is not None:
                     bases = frozenset(sizes.keys() - before)
                 peak = sum(sizes.get(base, 0) for base in bases)
