@@ -117,3 +117,32 @@ def test_without_a_memory_map_calls_run_and_record_no_peak(
         assert (outcome.tag, outcome.payload, outcome.peak_memory) == ("ok", '{"n": 1}', None)
     finally:
         sandbox.stop()
+
+
+def test_a_map_unreadable_for_a_while_costs_calls_their_peak_not_their_run(
+    components: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The map read fails (out of descriptors, say) for some calls: they run and record no
+    peak, a warm instance whose memories went unseen is not kept, and once it reads again
+    every call is measured again."""
+    wasm = components["hostile"]
+    sandbox = Sandbox(CACHE / "compiled")
+    try:
+        component, _ = sandbox.component(hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
+        echo = ("echo", json.dumps({"n": 1}))
+        limits = DEFAULT_LIMITS["action"]
+
+        def call(reuse_key: str | None = None) -> int | None:
+            outcome = sandbox.call(component, "action", echo, limits, LogOnly(), reuse_key)
+            assert (outcome.tag, outcome.payload) == ("ok", '{"n": 1}')
+            return outcome.peak_memory
+
+        measured = call()
+        assert measured is not None and measured > 0
+        monkeypatch.setattr(memory, "MAPS", "/proc/self/no-such-map")
+        assert [call(), call(), call("acme/v1")] == [None, None, None]
+        assert sandbox.warm_memories() == 0
+        monkeypatch.undo()
+        assert [call(), call("acme/v1"), call("acme/v1")] == [measured] * 3
+    finally:
+        sandbox.stop()

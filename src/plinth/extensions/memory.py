@@ -91,10 +91,14 @@ class MemoryMeter:
         self._mapped = mapped
         self.others = len(mapped - kept)
 
-    def begin(self) -> set[int]:
-        """The memories mapped before a fresh instance's call."""
+    def begin(self) -> set[int] | None:
+        """The memories mapped before a fresh instance's call; None if the map could not be
+        read (the call runs all the same and records no peak)."""
         if self._mapped is None:
-            self._mapped = set(linear_memories())
+            try:
+                self._mapped = set(linear_memories())
+            except OSError:
+                return None
         return set(self._mapped)
 
     def end(self) -> dict[int, int] | None:
@@ -108,9 +112,12 @@ class MemoryMeter:
         self._mapped = set(sizes)
         return sizes
 
-    def unmapped(self, bases: frozenset[int]) -> None:
-        """A closed store's memories: no longer mapped."""
-        if self._mapped is not None:
+    def unmapped(self, bases: frozenset[int] | None) -> None:
+        """A closed store's memories: no longer mapped (None: not known, so what is mapped is
+        read afresh before the next call; a base left in it would hide a new memory there)."""
+        if bases is None:
+            self._mapped = None
+        elif self._mapped is not None:
             self._mapped -= bases
 
 

@@ -98,17 +98,19 @@ class Sandbox:
         self._ticking = threading.Event()
         # reuse key → (store, instance, the base addresses of its linear memories): warm
         # instances of stateless plugins, least recently used first
-        self._warm: OrderedDict[str, tuple[wasmtime.Store, Any, frozenset[int]]] = OrderedDict()
+        self._warm: OrderedDict[str, tuple[wasmtime.Store, Any, frozenset[int] | None]] = (
+            OrderedDict()
+        )
 
     def warm_memories(self) -> int:
         """Linear memories held by warm instances (kept on purpose, not leaked)."""
-        return sum(len(bases) for _, _, bases in self._warm.values())
+        return sum(len(bases or ()) for _, _, bases in self._warm.values())
 
     def settle(self) -> None:
         """Between calls: read which linear memories are mapped now, afresh (a worker does
         after a failed call, for `stray_memories`)."""
         if self.meter is not None:
-            kept = {b for _, _, bases in self._warm.values() for b in bases}
+            kept = {b for _, _, bases in self._warm.values() for b in bases or ()}
             self.meter.settle(kept)
 
     def stray_memories(self) -> int | None:
@@ -271,9 +273,10 @@ class Sandbox:
         else:
             store = wasmtime.Store(self.engine)
             store.set_wasi(wasmtime.WasiConfig())  # no preopens, no env, no args, no sockets
-            instance, bases = None, frozenset()
+            instance, bases = None, None
         meter = self.meter
-        before = meter.begin() if meter is not None and instance is None else None
+        fresh = instance is None
+        before = meter.begin() if meter is not None and fresh else None
         kept = False
         try:
             store.set_fuel(limits.fuel)
@@ -301,9 +304,14 @@ class Sandbox:
             wall_ms = (time.perf_counter() - started) * 1000
             peak: int | None = None
             sizes = meter.end() if meter is not None else None  # the store is still open
-            if sizes is not None:
-                if before is not None:
-                    bases = frozenset(sizes.keys() - before)
+            if fresh and meter is not None:
+                # Not known when the map could not be read before the call or after it.
+                bases = (
+                    frozenset(sizes.keys() - before)
+                    if sizes is not None and before is not None
+                    else None
+                )
+            if sizes is not None and bases is not None:
                 peak = sum(sizes.get(base, 0) for base in bases)
             if failure is None and not isinstance(result, wc.Variant):
                 failure = PluginTrapped("The plugin returned no result")
@@ -319,7 +327,9 @@ class Sandbox:
             if failure is not None:
                 raise _with_peak(failure, peak)
             fuel = limits.fuel - store.get_fuel()
-            if reuse_key is not None:
+            # An instance whose memories are not known is not kept: each later call of it
+            # would go unmetered (or be told 0), and its memories never be told apart.
+            if reuse_key is not None and (meter is None or bases is not None):
                 self._warm[reuse_key] = (store, instance, bases)
                 kept = True
                 while len(self._warm) > WARM_INSTANCES:
@@ -330,7 +340,7 @@ class Sandbox:
             if not kept:
                 self._close(store, bases)
 
-    def _close(self, store: wasmtime.Store, bases: frozenset[int]) -> None:
+    def _close(self, store: wasmtime.Store, bases: frozenset[int] | None) -> None:
         """Free a store now (its memories unmapped), not whenever the GC gets to it."""
         store.close()
         if self.meter is not None:
