@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -11,7 +12,7 @@ import pytest
 import wasmtime
 
 from plinth.extensions import memory
-from plinth.extensions.models import DEFAULT_LIMITS
+from plinth.extensions.models import DEFAULT_LIMITS, PluginInvalid, PluginOutOfMemory
 from plinth.extensions.sandbox import Sandbox
 from tests.extensions.conftest import CACHE
 
@@ -144,5 +145,89 @@ def test_a_map_unreadable_for_a_while_costs_calls_their_peak_not_their_run(
         assert sandbox.warm_memories() == 0
         monkeypatch.undo()
         assert [call(), call("acme/v1"), call("acme/v1")] == [measured] * 3
+    finally:
+        sandbox.stop()
+
+
+def _core_component(body: str, declarations: str = "") -> str:
+    """A component whose `action` runs `body` (an i32: nonzero answers ok "grown", zero ok
+    "refused") in a core module with one memory and `declarations`."""
+    return f"""
+(component
+  (core module $m
+    (memory (export "memory") 1)
+    {declarations}
+    (global $heap (mut i32) (i32.const 1024))
+    (data (i32.const 16) "refusedgrown")
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (global.get $heap)
+      (global.set $heap (i32.add (global.get $heap) (local.get 3))))
+    (func (export "action") (param i32 i32 i32 i32) (result i32)
+      (i32.store8 (i32.const 0) (i32.const 0))
+      (if {body}
+        (then (i32.store (i32.const 4) (i32.const 23)) (i32.store (i32.const 8) (i32.const 5)))
+        (else (i32.store (i32.const 4) (i32.const 16)) (i32.store (i32.const 8) (i32.const 7))))
+      (i32.const 0)))
+  (core instance $i (instantiate $m))
+  (func (export "action") (param "name" string) (param "input" string)
+    (result (result string (error string)))
+    (canon lift (core func $i "action") (memory (core memory $i "memory"))
+      (realloc (core func $i "realloc"))))
+)"""
+
+
+def _compiled(sandbox: Sandbox, wat: str, folder: Path) -> object:
+    data = wasmtime.wat2wasm(wat)
+    path = folder / "plugin.wasm"
+    path.write_bytes(data)
+    component, _ = sandbox.component(hashlib.sha256(data).hexdigest(), path)
+    return component
+
+
+def test_a_guest_holds_no_more_than_its_memory_limit_in_more_memories_or_tables(
+    tmp_path: Path,
+) -> None:
+    """wasmtime's memory limit is per linear memory, and tables are host memory it does not
+    count: a guest with twelve memories held twelve times its limit, one growing a table by
+    16 million elements took 128 MiB more, each under a limit of 16 MiB."""
+    sandbox = Sandbox(tmp_path / "compiled")
+    limits = dataclasses.replace(DEFAULT_LIMITS["action"], memory_bytes=16 << 20)
+    args = ("a", "{}")
+    try:
+        # One memory grown to its limit is what it may hold.
+        one = _compiled(
+            sandbox,
+            _core_component("(i32.ne (memory.grow (i32.const 255)) (i32.const -1))"),
+            tmp_path,
+        )
+        outcome = sandbox.call(one, "action", args, limits, LogOnly())
+        assert outcome.payload == "grown" and outcome.peak_memory == 16 << 20
+        # Twelve more of them, each grown to the limit: not instantiated at all.
+        memories = "".join(f"(memory $m{i} 1)" for i in range(12))
+        grows = "".join(f"(drop (memory.grow $m{i} (i32.const 255)))" for i in range(12))
+        many = _compiled(
+            sandbox,
+            _core_component(f"(block (result i32) {grows} (i32.const 1))", memories),
+            tmp_path,
+        )
+        with pytest.raises(PluginOutOfMemory):
+            sandbox.call(many, "action", args, limits, LogOnly())
+        # ... and refused when published (compiled and linked ahead of any call).
+        with pytest.raises(PluginInvalid, match="memor"):
+            sandbox.check(many, ["action"])  # type: ignore[arg-type]
+        # A table grown by 16 million elements (8 bytes each): the guest is told no.
+        table = _compiled(
+            sandbox,
+            _core_component(
+                "(i32.ne (table.grow $t (ref.null func) (i32.const 16777216)) (i32.const -1))",
+                "(table $t 1 funcref)",
+            ),
+            tmp_path,
+        )
+        assert sandbox.call(table, "action", args, limits, LogOnly()).payload == "refused"
+        # The GC proposal's heap would be one more memory under the limit: not accepted.
+        gc = "(type $a (array (mut i8))) (global $g (mut (ref null $a)) (ref.null $a))"
+        with pytest.raises(PluginInvalid):
+            _compiled(sandbox, _core_component("(i32.const 1)", gc), tmp_path)
     finally:
         sandbox.stop()

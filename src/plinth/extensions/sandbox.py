@@ -24,6 +24,7 @@ from wasmtime import component as wc
 from plinth.extensions import memory
 from plinth.extensions.memory import MemoryMeter
 from plinth.extensions.models import (
+    PLATFORM_MAX,
     Limits,
     PluginDeadline,
     PluginFailed,
@@ -39,6 +40,14 @@ TICK_SECONDS = 0.005
 WARM_INSTANCES = 8  # stateless plugins' instances kept warm per sandbox (worker process)
 PACKAGE = "plinth:plugin"
 WIT_VERSION = "0.1.0"
+# What a store may hold besides its linear memory. wasmtime's memory limit is per memory, so a
+# guest with twelve of them (multi-memory, or a core instance each) held twelve times its limit,
+# and tables are host memory no limit counted (8 bytes an element: a table.grow of 200 million
+# took 1.6 GB). Plugins built by componentize-py have one memory and two tables of some
+# thousands of elements; one memory makes the limit the guest's whole linear memory.
+MEMORIES = 1
+TABLES = 8
+TABLE_ELEMENTS = 1 << 18  # 2 MiB of host memory a table at most
 
 
 class Host(Protocol):
@@ -82,6 +91,10 @@ class Sandbox:
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
+        # No GC proposal: its heap is one more linear memory per store, under the limit again
+        # and outside `MEMORIES` (a guest held twice its limit). No plugin toolchain we build
+        # with emits it.
+        config.wasm_gc = False
         # wasmtime's own allocator and copy-on-write memory images: the meter only reads the
         # memory map, so metering costs the engine nothing.
         self.engine = wasmtime.Engine(config)
@@ -192,6 +205,8 @@ class Sandbox:
         store = wasmtime.Store(self.engine)
         store.set_fuel(10_000_000_000)
         store.set_epoch_deadline(max(1, int(10 / TICK_SECONDS)))
+        # A component that cannot live within any call's limits is refused here, at publish.
+        _limit(store, PLATFORM_MAX.memory_bytes)
         store.set_wasi(wasmtime.WasiConfig())
         self.start()
         try:
@@ -281,7 +296,7 @@ class Sandbox:
         try:
             store.set_fuel(limits.fuel)
             store.set_epoch_deadline(max(1, int(limits.timeout_ms / 1000 / TICK_SECONDS)))
-            store.set_limits(memory_size=limits.memory_bytes)
+            _limit(store, limits.memory_bytes)
             self._local.host = host
             failure: PluginFailed | None = None
             result: Any = None
@@ -347,6 +362,16 @@ class Sandbox:
             self.meter.unmapped(bases)
 
 
+def _limit(store: wasmtime.Store, memory_bytes: int) -> None:
+    """The store's limits: its linear memory, and how many memories and tables it may have."""
+    store.set_limits(
+        memory_size=memory_bytes,
+        memories=MEMORIES,
+        tables=TABLES,
+        table_elements=TABLE_ELEMENTS,
+    )
+
+
 def _with_peak(error: PluginFailed, peak: int | None) -> PluginFailed:
     """Carry the call's peak memory to the metering of a failed call."""
     error.peak_memory = peak  # type: ignore[attr-defined]
@@ -405,7 +430,8 @@ def artifact(cache_dir: Path, sha256: str) -> bool:
 
 
 def _engine_tag() -> str:
-    # A serialized artifact only loads into the same wasmtime build and config.
+    # A serialized artifact only loads into the same wasmtime build and config ("nogc": the
+    # GC proposal off; a cache shared with older servers keeps their artifacts apart).
     from importlib.metadata import version
 
-    return f"wt{version('wasmtime')}"
+    return f"wt{version('wasmtime')}-nogc"
