@@ -54,3 +54,28 @@ def test_a_warm_instance_is_kept_per_key_and_dropped_when_its_call_fails(
         assert after.payload == fresh.payload
     finally:
         sandbox.stop()
+
+
+def test_a_warm_instance_grown_past_a_calls_limit_does_not_answer_it(
+    components: dict[str, Path],
+) -> None:
+    """A tenant's warm instance grew under an action's limit (128 MB); its before-write hook
+    (96 MB), or a call after the admin lowered the limit, gets a fresh instance, not one
+    holding more than that call may."""
+    wasm = components["hostile"]
+    sandbox = Sandbox(CACHE / "compiled")
+    try:
+        component, _ = sandbox.component(hashlib.sha256(wasm.read_bytes()).hexdigest(), wasm)
+        action, hook = DEFAULT_LIMITS["action"], DEFAULT_LIMITS["before-write"]
+        hold = ("hold", json.dumps({"mb": 110}))
+        grown = sandbox.call(component, "action", hold, action, LogOnly(), reuse_key="acme/v1")
+        assert grown.peak_memory is not None and grown.peak_memory > hook.memory_bytes
+        echo = ("echo", json.dumps({"n": 1}))
+        small = sandbox.call(component, "action", echo, hook, LogOnly(), reuse_key="acme/v1")
+        assert small.payload == '{"n": 1}'
+        assert small.peak_memory is not None and small.peak_memory <= hook.memory_bytes
+        # The fresh one is kept in its place, and answers the next call under the larger limit.
+        again = sandbox.call(component, "action", echo, action, LogOnly(), reuse_key="acme/v1")
+        assert again.peak_memory == small.peak_memory
+    finally:
+        sandbox.stop()

@@ -84,6 +84,16 @@ INTERFACES: dict[str, dict[str, str]] = {
 }
 
 
+@dataclass
+class _Warm:
+    """A stateless plugin's instance kept between calls."""
+
+    store: wasmtime.Store
+    instance: Any
+    bases: frozenset[int] | None  # the base addresses of its linear memories (None: unknown)
+    held: int | None  # bytes of linear memory when its last call returned (None: unmetered)
+
+
 class Sandbox:
     """One wasmtime engine, its linker, the compiled-artifact cache and the epoch ticker."""
 
@@ -109,21 +119,18 @@ class Sandbox:
         self._guests = 0  # guests running now (the ticker sleeps while there are none)
         self._guests_lock = threading.Lock()
         self._ticking = threading.Event()
-        # reuse key → (store, instance, the base addresses of its linear memories): warm
-        # instances of stateless plugins, least recently used first
-        self._warm: OrderedDict[str, tuple[wasmtime.Store, Any, frozenset[int] | None]] = (
-            OrderedDict()
-        )
+        # reuse key → warm instances of stateless plugins, least recently used first
+        self._warm: OrderedDict[str, _Warm] = OrderedDict()
 
     def warm_memories(self) -> int:
         """Linear memories held by warm instances (kept on purpose, not leaked)."""
-        return sum(len(bases or ()) for _, _, bases in self._warm.values())
+        return sum(len(w.bases or ()) for w in self._warm.values())
 
     def settle(self) -> None:
         """Between calls: read which linear memories are mapped now, afresh (a worker does
         after a failed call, for `stray_memories`)."""
         if self.meter is not None:
-            kept = {b for _, _, bases in self._warm.values() for b in bases or ()}
+            kept = {b for w in self._warm.values() for b in w.bases or ()}
             self.meter.settle(kept)
 
     def stray_memories(self) -> int | None:
@@ -283,8 +290,13 @@ class Sandbox:
         """
         self.start()
         warm = self._warm.pop(reuse_key, None) if reuse_key is not None else None
+        if warm is not None and warm.held is not None and warm.held > limits.memory_bytes:
+            # Grown under a larger limit (another extension point's, or before the tenant
+            # lowered it): this call's limit would not hold, so a fresh instance answers.
+            self._close(warm.store, warm.bases)
+            warm = None
         if warm is not None:
-            store, instance, bases = warm
+            store, instance, bases = warm.store, warm.instance, warm.bases
         else:
             store = wasmtime.Store(self.engine)
             store.set_wasi(wasmtime.WasiConfig())  # no preopens, no env, no args, no sockets
@@ -345,11 +357,11 @@ class Sandbox:
             # An instance whose memories are not known is not kept: each later call of it
             # would go unmetered (or be told 0), and its memories never be told apart.
             if reuse_key is not None and (meter is None or bases is not None):
-                self._warm[reuse_key] = (store, instance, bases)
+                self._warm[reuse_key] = _Warm(store, instance, bases, peak)
                 kept = True
                 while len(self._warm) > WARM_INSTANCES:
-                    _, (oldest, _, its_bases) = self._warm.popitem(last=False)
-                    self._close(oldest, its_bases)
+                    _, oldest = self._warm.popitem(last=False)
+                    self._close(oldest.store, oldest.bases)
             return Outcome(result.tag, payload, fuel, wall_ms, peak)
         finally:
             if not kept:
