@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 CLAIMS: dict[str, Any] = {
     "entities": {
@@ -103,3 +106,39 @@ async def record_events(platform: Any, *events: Any) -> None:
     await platform.outbox.dispatch(platform.db, [(new_id(), e) for e in events])
     for event in events:
         await platform.events.publish(event)
+
+
+@asynccontextmanager
+async def refusing(platform: Any, action: str) -> AsyncIterator[None]:
+    """While inside: the database refuses every ledger entry of `action`."""
+    async with platform.db.transaction() as conn:
+        if platform.db.dialect == "postgresql":
+            await conn.execute(
+                sa.text(
+                    "CREATE FUNCTION audit_refuses() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.action = '{action}' THEN RAISE EXCEPTION 'ledger refuses'; END IF; "
+                    "RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+            )
+            await conn.execute(
+                sa.text(
+                    "CREATE TRIGGER audit_refuses BEFORE INSERT ON audit_events "
+                    "FOR EACH ROW EXECUTE FUNCTION audit_refuses()"
+                )
+            )
+        else:
+            await conn.execute(
+                sa.text(
+                    "CREATE TRIGGER audit_refuses BEFORE INSERT ON audit_events "
+                    f"WHEN NEW.action = '{action}' BEGIN SELECT RAISE(ABORT, 'ledger refuses'); END"
+                )
+            )
+    try:
+        yield
+    finally:
+        async with platform.db.transaction() as conn:
+            if platform.db.dialect == "postgresql":
+                await conn.execute(sa.text("DROP TRIGGER audit_refuses ON audit_events"))
+                await conn.execute(sa.text("DROP FUNCTION audit_refuses()"))
+            else:
+                await conn.execute(sa.text("DROP TRIGGER audit_refuses"))

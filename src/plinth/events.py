@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = logging.getLogger("plinth.events")
 
@@ -34,6 +37,9 @@ class Event:
 
 
 Handler = Callable[[Event], Awaitable[None]]
+# An effect of events written in the transaction that makes them (the audit ledger's entries,
+# webhook deliveries): (that transaction, the tenant, its events) -> events to publish after.
+Effect = Callable[["AsyncConnection", str, Sequence[Event]], Awaitable[list[Event]]]
 
 
 def by_tenant(events: Iterable[Event]) -> dict[str, list[Event]]:
@@ -45,6 +51,23 @@ def by_tenant(events: Iterable[Event]) -> dict[str, list[Event]]:
     for event in events:
         found.setdefault(event.tenant_id or "", []).append(event)
     return dict(sorted(found.items()))
+
+
+async def take_effects(
+    effects: Sequence[Effect], conn: AsyncConnection, events: Sequence[Event]
+) -> list[Event]:
+    """Run `effects` for `events` in `conn`, the transaction of the change they tell of: a
+    crash leaves the change with its effects, or neither. Returns what to publish once `conn`
+    commits: `events` marked `effects_done` (their subscribers write nothing again; cache
+    upkeep and other nodes still hear them), then what the effects return. With no effects
+    (a service on its own) `events` go out as they are, for their subscribers to act on."""
+    if not effects:
+        return list(events)
+    after: list[Event] = []
+    for tenant_id, some in by_tenant(events).items():  # tenants in one order: no deadlock
+        for effect in effects:
+            after += await effect(conn, tenant_id, some)
+    return [replace(e, effects_done=True) for e in events] + after
 
 
 class EventBus:

@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from plinth.cli.common import (
     run,
     settings_for,
 )
+from plinth.governance.tokens import IssuedToken
 from plinth.server.platform import Platform
 from plinth.settings import Settings
 
@@ -195,7 +197,8 @@ async def _admin_token(platform: Platform, *, rotate: bool) -> str | None:
             err_console.print("PLINTH_ADMIN_TOKEN is set: that is the admin token (none issued)")
         return platform.admin_token.token if platform.admin_token is not None else None
     if rotate:
-        return (await platform.tokens.rotate_named_admin("admin")).token
+        audit = platform.governance.audit.by(None, operator().audit_name())
+        return (await platform.tokens.rotate_named_admin("admin", audit)).token
     issued = await platform.tokens.ensure_admin(None)  # None: one exists already
     return issued.token if issued is not None else None
 
@@ -482,7 +485,8 @@ def token_create(
 
     async def work(p: Platform) -> Any:
         t = await p.tenants.get(tenant)
-        return await p.tokens.issue(name, role, tenant_id=t.id)
+        audit = p.governance.audit.by(t.id, operator().audit_name())  # ledgered with the token
+        return await p.tokens.issue(name, role, tenant_id=t.id, audit=audit)
 
     issued = run(settings_for(data_dir, database_url), work)
     print(issued.token)
@@ -491,9 +495,12 @@ def token_create(
 @token_cli.command("rotate-admin")
 def token_rotate_admin(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """Issue a new platform admin token, revoking the earlier generated ones."""
-    issued = run(
-        settings_for(data_dir, database_url), lambda p: p.tokens.rotate_named_admin("admin")
-    )
+
+    def work(p: Platform) -> Awaitable[IssuedToken]:
+        audit = p.governance.audit.by(None, operator().audit_name())  # the platform's chain
+        return p.tokens.rotate_named_admin("admin", audit)
+
+    issued = run(settings_for(data_dir, database_url), work)
     print(f"New admin token (shown once): {issued.token}")
 
 

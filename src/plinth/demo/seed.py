@@ -278,12 +278,14 @@ async def seed_demo(
     # never ran (`seed_state`), and is not run again over its own records.
     await platform.tenants.update_settings(tenant_slug, SEEDED, "started")
     transport = httpx.ASGITransport(app=http)
+    # The operator loading the demo hands out the key: ledgered, with the key.
+    audit = platform.governance.audit.by(tenant.id, principal.audit_name())
     key = await platform.tokens.issue(
-        BACK_OFFICE, "owner", tenant_id=tenant.id, expires_at=utcnow() + timedelta(minutes=15)
-    )
-    by = principal.audit_name()  # the operator loading the demo hands out the key: ledgered
-    await platform.governance.record(
-        tenant.id, by, "token.issued", f"token:{key.id}", role="owner", name=BACK_OFFICE
+        BACK_OFFICE,
+        "owner",
+        tenant_id=tenant.id,
+        expires_at=utcnow() + timedelta(minutes=15),
+        audit=audit,
     )
     try:
         async with httpx.AsyncClient(
@@ -293,8 +295,7 @@ async def seed_demo(
             run.auth[BACK_OFFICE] = {"Authorization": f"Bearer {key.token}"}
             lines = await _seed(run)
     finally:
-        await platform.tokens.revoke(key.id, tenant_id=tenant.id)
-        await platform.governance.record(tenant.id, by, "token.revoked", f"token:{key.id}")
+        await platform.tokens.revoke(key.id, tenant_id=tenant.id, audit=audit)
     await platform.tenants.update_settings(tenant_slug, SEEDED, True)
     return lines
 

@@ -64,26 +64,25 @@ async def ensure_users(platform: Any, tenant: Any, principal: Principal) -> list
     no password (argon2 takes a good fraction of a second per user, by design)."""
     made = set(tenant.settings.get("demo_users", []))
     lines: list[str] = []
+    audit = platform.governance.audit.by(tenant.id, principal.audit_name())
     for username, person in STAFF.items():
         if username in made:
             continue
         password = secrets.token_urlsafe(12)
         try:
-            user = await platform.governance.identity.create_user(
+            await platform.governance.identity.create_user(
                 tenant.id,
                 username,
                 password,
                 roles=person.roles,
                 groups=person.groups,
                 attrs=person.attrs,
+                audit=audit,
             )
         except Conflict:  # someone made this user by hand: leave it as it is
             made.add(username)
             continue
         made.add(username)
-        await platform.governance.record(
-            tenant.id, principal.audit_name(), "user.created", f"user:{user.id}", roles=person.roles
-        )
         lines.append(describe(username, person, password))
     await remember(platform, tenant.slug, made)
     return lines

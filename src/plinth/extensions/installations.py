@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import utcnow
 from plinth.errors import (
@@ -17,7 +18,7 @@ from plinth.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from plinth.events import Event
+from plinth.events import Event, take_effects
 from plinth.extensions import store
 from plinth.extensions.models import (
     CAPABILITIES,
@@ -142,17 +143,15 @@ class Installations(Registry):
                     updated_at=now,
                 )
             )
-        await self._event(
-            "plugin.installed",
-            t,
-            {
+            installed = {
                 "plugin": name,
                 "version": v.version,
                 "capabilities": caps,
                 "http_hosts": hosts,
                 "by": principal.audit_name(),
-            },
-        )
+            }
+            events = await self._recorded(conn, "plugin.installed", t, installed)
+        await self._told(t, events)
         return await self.installation(t, name)
 
     async def installation(self, tenant: Tenant | str, name: str) -> Installation:
@@ -220,17 +219,20 @@ class Installations(Registry):
         caps = list(capabilities) if capabilities is not None else list(current.capabilities)
         hosts = list(http_hosts) if http_hosts is not None else list(current.http_hosts)
         self._check_grant(v, caps, hosts, "upgrade")
-        await self._update(t, name, version=v.version, capabilities=caps, http_hosts=hosts)
-        await self._event(
-            "plugin.upgraded",
+        upgraded = {
+            "plugin": name,
+            "from": current.version,
+            "to": v.version,
+            "capabilities": caps,
+            "by": principal.audit_name(),
+        }
+        await self._update(
             t,
-            {
-                "plugin": name,
-                "from": current.version,
-                "to": v.version,
-                "capabilities": caps,
-                "by": principal.audit_name(),
-            },
+            name,
+            ("plugin.upgraded", upgraded),
+            version=v.version,
+            capabilities=caps,
+            http_hosts=hosts,
         )
         return await self.installation(t, name)
 
@@ -247,16 +249,18 @@ class Installations(Registry):
         current = await self.installation(t, name)
         v = await self.version(name, current.version)
         self._check_grant(v, capabilities, http_hosts, "keep it installed")
-        await self._update(t, name, capabilities=list(capabilities), http_hosts=list(http_hosts))
-        await self._event(
-            "plugin.granted",
+        granted = {
+            "plugin": name,
+            "capabilities": capabilities,
+            "http_hosts": http_hosts,
+            "by": principal.audit_name(),
+        }
+        await self._update(
             t,
-            {
-                "plugin": name,
-                "capabilities": capabilities,
-                "http_hosts": http_hosts,
-                "by": principal.audit_name(),
-            },
+            name,
+            ("plugin.granted", granted),
+            capabilities=list(capabilities),
+            http_hosts=list(http_hosts),
         )
         return await self.installation(t, name)
 
@@ -303,7 +307,9 @@ class Installations(Registry):
             for table in (store.plugin_installs, store.plugin_kv):
                 col = table.c.name if table is store.plugin_installs else table.c.plugin
                 await conn.execute(table.delete().where(table.c.tenant_id == t.id, col == name))
-        await self._event("plugin.uninstalled", t, {"plugin": name, "by": principal.audit_name()})
+            uninstalled = {"plugin": name, "by": principal.audit_name()}
+            events = await self._recorded(conn, "plugin.uninstalled", t, uninstalled)
+        await self._told(t, events)
 
     # -- UI components (custom elements in portal pages) --------------------------------
     async def ui_components(self, tenant: Tenant | str) -> list[dict[str, Any]]:
@@ -381,19 +387,43 @@ class Installations(Registry):
         if event.topic != "plugin.called" and event.tenant_id:
             self._installs.pop(event.tenant_id, None)
 
-    async def _update(self, t: Tenant, name: str, **values: Any) -> None:
+    async def _update(
+        self,
+        t: Tenant,
+        name: str,
+        event: tuple[str, dict[str, Any]] | None = None,
+        **values: Any,
+    ) -> None:
+        """Change the installation's row; `event` (topic, data): its event, recorded with it."""
         self._installs.pop(t.id, None)
         it = store.plugin_installs
+        events: list[Event] = []
         async with self.db.transaction() as conn:
             await conn.execute(
                 it.update()
                 .where(it.c.tenant_id == t.id, it.c.name == name)
                 .values(updated_at=utcnow(), **values)
             )
+            if event is not None:
+                topic, data = event
+                events = await self._recorded(conn, topic, t, data)
         self._installs.pop(t.id, None)  # and again: a call may have read the old row meanwhile
+        if event is not None:
+            await self._told(t, events)
 
-    async def _event(self, topic: str, t: Tenant, data: dict[str, Any]) -> None:
-        if topic != "plugin.called":
-            self._hook_cache.forget(t.id)  # installed, upgraded, granted or uninstalled
-            self._ui_cache.pop(t.id, None)
-        await self.platform.events.publish(Event(topic, t.id, data))
+    async def _recorded(
+        self, conn: AsyncConnection, topic: str, t: Tenant, data: dict[str, Any]
+    ) -> list[Event]:
+        """An installation's event, its ledger entry written in `conn`, the change's own
+        transaction (a grant of capabilities is never committed unrecorded): what `_told`
+        publishes once that commits."""
+        ledger = self.platform.governance.audit
+        return await take_effects([ledger.recorded], conn, [Event(topic, t.id, data)])
+
+    async def _told(self, t: Tenant, events: list[Event]) -> None:
+        """Publish an installation's committed change: this node's caches of the tenant's
+        plugins are dropped at once, other nodes' when they hear it."""
+        self._hook_cache.forget(t.id)  # installed, upgraded, granted or uninstalled
+        self._ui_cache.pop(t.id, None)
+        for event in events:
+            await self.platform.events.publish(event)

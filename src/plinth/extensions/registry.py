@@ -124,6 +124,15 @@ class Registry:
                     modules=modules or None,
                 )
             )
+            await self.platform.governance.audit.by(None, principal.audit_name()).write(
+                conn,
+                "plugin.published",
+                f"plugin:{m.name}",
+                version=m.version,
+                publisher=m.publisher,
+                sha256=package.sha256,
+                signed=bool(package.signature),
+            )
         return PluginVersion(
             m.name,
             m.version,
@@ -197,6 +206,7 @@ class Registry:
             raise NotFound(f"No published plugin {name}", path="name")
         k = store.plugin_keys
         now = utcnow()
+        audit = self.platform.governance.audit.by(None, principal.audit_name())
         async with self.db.transaction() as conn:
             old = (await conn.execute(sa.select(k.c.public_key).where(k.c.name == name))).first()
             values = {
@@ -208,15 +218,14 @@ class Registry:
                 await conn.execute(k.insert().values(name=name, **values))
             else:
                 await conn.execute(k.update().where(k.c.name == name).values(**values))
-        await self.platform.governance.record(
-            None,
-            principal.audit_name(),
-            "plugin.key_rotated",
-            f"plugin:{name}",
-            old_key=old.public_key if old else None,
-            new_key=public_key,
-            reason=reason[:500],
-        )
+            await audit.write(  # with the key it records, or neither is kept
+                conn,
+                "plugin.key_rotated",
+                f"plugin:{name}",
+                old_key=old.public_key if old else None,
+                new_key=public_key,
+                reason=reason[:500],
+            )
         found = await self.signing_key(name)
         assert found is not None
         return found

@@ -1,7 +1,8 @@
 """HTTP routes for administering a tenant: users, groups, roles and API tokens.
 
 Every route is decided by policy (`user.manage`, `token.manage`) and every change is written to
-the audit ledger, named for what a person did (`user.disabled`, not `user.updated`).
+the audit ledger, named for what a person did (`user.disabled`, not `user.updated`), in the
+change's own transaction (`audit.Audit`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from plinth.errors import BadRequest, Conflict
 from plinth.governance.access import ROLE_ACTIONS, Authorizer
-from plinth.governance.directory import PasswordToken, UserRecord
+from plinth.governance.directory import PasswordToken
 from plinth.governance.http import PrincipalDep, require
 from plinth.governance.policy import OWNER_EXTRA
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
@@ -127,21 +128,6 @@ def _changes(body: UserPatch, principal: Principal, user_id: str) -> dict[str, A
     return changes
 
 
-def _audit_actions(before: UserRecord, after: UserRecord) -> list[tuple[str, dict[str, Any]]]:
-    """What a person did, as ledger actions: disable/enable apart from attribute edits."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    if before.disabled != after.disabled:
-        out.append(("user.disabled" if after.disabled else "user.enabled", {}))
-    changed = {
-        key: getattr(after, key)
-        for key in ("roles", "groups", "attrs")
-        if getattr(before, key) != getattr(after, key)
-    }
-    if changed:
-        out.append(("user.updated", {"changed": sorted(changed), **changed}))
-    return out
-
-
 @router.patch("/users/{user_id}", responses=NOT_FOUND)
 async def update_user(
     user_id: str,
@@ -155,16 +141,8 @@ async def update_user(
     Disabling ends the user's sessions: refresh tokens and access tokens already issued."""
     require(platform, principal, "user.manage", tenant, "tenant")
     changes = _changes(body, principal, user_id)
-    before, after = await platform.governance.directory.update(tenant.id, user_id, changes)
-    for action, data in _audit_actions(before, after):
-        await platform.governance.record(
-            tenant.id,
-            principal.audit_name(),
-            action,
-            f"user:{user_id}",
-            username=after.username,
-            **data,
-        )
+    audit = platform.governance.audit.by(tenant.id, principal.audit_name())
+    _, after = await platform.governance.directory.update(tenant.id, user_id, changes, audit)
     return after.public()
 
 
@@ -174,11 +152,8 @@ async def reset_password(
 ) -> dict[str, Any]:
     """A one-time link (24 h) with which the user sets a new password; their sessions end."""
     require(platform, principal, "user.manage", tenant, "tenant")
-    directory = platform.governance.directory
-    token = await directory.password_token(tenant.id, user_id, "reset")
-    await platform.governance.record(
-        tenant.id, principal.audit_name(), "user.password_reset", f"user:{user_id}"
-    )
+    audit = platform.governance.audit.by(tenant.id, principal.audit_name())
+    token = await platform.governance.directory.password_token(tenant.id, user_id, "reset", audit)
     return invite_view(tenant, token)
 
 
@@ -188,14 +163,8 @@ async def revoke_sessions(
 ) -> dict[str, Any]:
     """End every session of the user (their refresh tokens stop working at once)."""
     require(platform, principal, "user.manage", tenant, "tenant")
-    revoked = await platform.governance.directory.revoke_sessions(tenant.id, user_id)
-    await platform.governance.record(
-        tenant.id,
-        principal.audit_name(),
-        "user.sessions_revoked",
-        f"user:{user_id}",
-        revoked=revoked,
-    )
+    audit = platform.governance.audit.by(tenant.id, principal.audit_name())
+    revoked = await platform.governance.directory.revoke_sessions(tenant.id, user_id, audit)
     return {"revoked": revoked}
 
 
@@ -219,11 +188,8 @@ async def _membership(
 ) -> Response:
     require(platform, principal, "user.manage", tenant, "tenant")
     _check_groups([group], path="group")
-    if await platform.governance.directory.ensure_member(tenant.id, user_id, group, member):
-        action = "group.member_added" if member else "group.member_removed"
-        await platform.governance.record(
-            tenant.id, principal.audit_name(), action, f"user:{user_id}", group=group
-        )
+    audit = platform.governance.audit.by(tenant.id, principal.audit_name())
+    await platform.governance.directory.ensure_member(tenant.id, user_id, group, member, audit)
     return Response(status_code=204)
 
 

@@ -58,15 +58,11 @@ async def issue_token(
     if body.role == PLATFORM_ADMIN:  # tenant keys never carry platform powers
         raise BadRequest(f"Role {body.role!r} cannot be given to a tenant key", path="role")
     issued = await platform.tokens.issue(
-        body.name, body.role, tenant_id=tenant.id, expires_at=body.expires_at
-    )
-    await platform.governance.record(
-        tenant.id,
-        principal.audit_name(),
-        "token.issued",
-        f"token:{issued.id}",
-        role=body.role,
-        name=body.name,
+        body.name,
+        body.role,
+        tenant_id=tenant.id,
+        expires_at=body.expires_at,
+        audit=platform.governance.audit.by(tenant.id, principal.audit_name()),
     )
     return {"id": issued.id, "token": issued.token, "name": issued.name, "role": issued.role}
 
@@ -77,11 +73,9 @@ async def revoke_token(
 ) -> Response:
     """Revoke a token of this tenant; it stops working at once."""
     require(platform, principal, "token.manage", tenant, "tenant")
-    if not await platform.tokens.revoke(token_id, tenant_id=tenant.id):
+    audit = platform.governance.audit.by(tenant.id, principal.audit_name())
+    if not await platform.tokens.revoke(token_id, tenant_id=tenant.id, audit=audit):
         raise NotFound(f"No active token {token_id!r} in this tenant", path="token_id")
-    await platform.governance.record(
-        tenant.id, principal.audit_name(), "token.revoked", f"token:{token_id}"
-    )
     return Response(status_code=204)
 
 
@@ -105,22 +99,18 @@ async def create_user(
     roles = _check_roles(body.roles)
     groups = _check_groups(body.groups)
     user = await platform.governance.identity.create_user(
-        tenant.id, body.username, body.password, roles=roles, groups=groups, attrs=body.attrs
+        tenant.id,
+        body.username,
+        body.password,
+        roles=roles,
+        groups=groups,
+        attrs=body.attrs,
+        audit=platform.governance.audit.by(tenant.id, principal.audit_name()),
     )
     invite = None
     if body.password is None:
         token = await platform.governance.directory.password_token(tenant.id, user.id, "invite")
         invite = invite_view(tenant, token)
-    await platform.governance.record(
-        tenant.id,
-        principal.audit_name(),
-        "user.created",
-        f"user:{user.id}",
-        username=user.username,
-        roles=roles,
-        groups=groups,
-        invited=invite is not None,
-    )
     created = (await platform.governance.directory.get(tenant.id, user.id)).public()
     return created | ({"invite": invite} if invite else {})
 
@@ -140,10 +130,8 @@ async def set_password(body: PasswordIn, tenant: str, platform: PlatformDep) -> 
     found = await platform.tenants.find(tenant)
     if found is None:
         raise Unauthenticated("This link is not valid any more; ask for a new one")
-    user = await platform.governance.directory.set_password(found.id, body.token, body.password)
-    await platform.governance.record(
-        found.id, user.username, "user.password_set", f"user:{user.id}"
-    )
+    audit = platform.governance.audit.by(found.id, None)  # the link's holder, once known
+    await platform.governance.directory.set_password(found.id, body.token, body.password, audit)
     return Response(status_code=204)
 
 

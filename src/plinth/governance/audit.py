@@ -21,7 +21,7 @@ import hashlib
 import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth import envelope
 from plinth.db import Database, Query, Steps, Write, contended, utcnow
+from plinth.errors import Unavailable
 from plinth.events import Event, EventBus
 from plinth.governance.anchor import Anchor, AnchorUnreadable
 from plinth.governance.chain import (
@@ -51,7 +52,10 @@ PLATFORM_KEY = "_platform"
 APPEND_ATTEMPTS = 4
 APPEND_BACKOFF_SECONDS = 0.05
 # Topics that land in the ledger; other layers' events join by pattern, unchanged.
-# Record writes are audited through the outbox (`effect`), in step with the write.
+# Record writes are audited through the outbox (`effect`), in step with the write; other
+# changes write their entries in their own transaction (`Audit`, `recorded`) and publish
+# their events marked `effects_done`. What the bus subscriber appends after the fact is left
+# to observations: a connector called, a plugin call metered, a record read.
 AUDITED_TOPICS = (
     "app.*",
     "draft.*",
@@ -155,6 +159,41 @@ class _Walk:
     anchors_ok: int = 0
     last_checkpoint: int = 0
     pending: list[Checkpoint] = field(default_factory=list)
+
+
+class Unrecorded(Unavailable):
+    """A change refused because the ledger could not take its entry in the same transaction."""
+
+    code = "audit_unavailable"
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Who is making a change, and in which tenant's chain it is recorded.
+
+    A service that makes an audited change calls `write` inside the change's own transaction,
+    so a crash (or a ledger that refuses the entry) leaves both the change and its entry, or
+    neither: never a token issued, a role granted, that the ledger does not show."""
+
+    ledger: AuditLedger
+    tenant_id: str | None
+    actor: str | None
+
+    async def write(
+        self,
+        conn: AsyncConnection,
+        action: str,
+        resource: str | None = None,
+        outcome: str = "ok",
+        **data: Any,
+    ) -> None:
+        """Append one entry in `conn`, the change's transaction (see `AuditLedger.write_now`)."""
+        entry = AuditEntry(self.actor, action, resource, outcome, data)
+        await self.ledger.write_now(conn, self.tenant_id, [entry])
+
+    def as_actor(self, actor: str | None) -> Audit:
+        """The same chain, another actor (a person acting on their own record)."""
+        return replace(self, actor=actor)
 
 
 class LedgerBroken(Exception):
@@ -311,6 +350,39 @@ class AuditLedger:
         rows, checkpoint = self._chain(ledger, key, entries, last)
         await conn.execute(audit_events.insert(), rows)
         await conn.execute(audit_checkpoints.insert().values(**checkpoint))
+
+    async def write_now(
+        self, conn: AsyncConnection, tenant_id: str | None, entries: list[AuditEntry]
+    ) -> None:
+        """`write` for a change a person is making: the ledger failing to take its entries
+        fails the change (`Unrecorded`, its transaction rolls back), so no change it should
+        show is committed without them."""
+        try:
+            await self.write(conn, tenant_id, entries)
+        except Exception as exc:
+            log.error(
+                "audit entries of %s not written, their change refused (%s): %s",
+                tenant_id or PLATFORM_KEY,
+                ", ".join(e.action for e in entries),
+                exc,
+            )
+            raise Unrecorded(
+                "The audit ledger could not record this change, so it was not made; try again"
+            ) from exc
+
+    async def recorded(
+        self, conn: AsyncConnection, tenant_id: str, events: Sequence[Event]
+    ) -> list[Event]:
+        """The effect (`events.take_effects`) of changes a person makes: their events'
+        entries in the change's transaction, refusing the change should the ledger not take
+        them (`write_now`)."""
+        await self.write_now(conn, tenant_id or None, [self.entry(e) for e in events])
+        return []
+
+    def by(self, tenant_id: str | None, actor: str | None) -> Audit:
+        """The entries `actor` makes in `tenant_id`'s chain, written by the changes themselves
+        (`Audit.write`, in each change's transaction)."""
+        return Audit(self, tenant_id, actor)
 
     async def plan(self, tenant_id: str, events: Sequence[Event]) -> Steps:
         """The audit effect as prebuilt writes (`outbox.Plan`): the entries chained from the

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -25,6 +25,9 @@ from plinth.errors import NotFound, Unauthenticated
 from plinth.governance.store import password_tokens, refresh_tokens, users
 from plinth.governance.tokens import hash_token
 from plinth.ids import new_id
+
+if TYPE_CHECKING:
+    from plinth.governance.audit import Audit
 
 PASSWORD_TOKEN_TTL = timedelta(hours=24)
 PASSWORD_TOKEN_PREFIX = "pli_"
@@ -86,6 +89,21 @@ def _record(row: Any) -> UserRecord:
 def _carried(user: UserRecord) -> tuple[Any, ...]:
     """What an access token carries of the user (a change must not outlive it in one)."""
     return (user.roles, user.groups, user.attrs)
+
+
+def _actions(before: UserRecord, after: UserRecord) -> list[tuple[str, dict[str, Any]]]:
+    """What a person did, as ledger actions: disable/enable apart from attribute edits."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    if before.disabled != after.disabled:
+        out.append(("user.disabled" if after.disabled else "user.enabled", {}))
+    changed = {
+        key: getattr(after, key)
+        for key in ("roles", "groups", "attrs")
+        if getattr(before, key) != getattr(after, key)
+    }
+    if changed:
+        out.append(("user.updated", {"changed": sorted(changed), **changed}))
+    return out
 
 
 def _json_member(column: Any, value: str) -> Any:
@@ -152,12 +170,13 @@ class UserDirectory:
         return row
 
     async def update(
-        self, tenant_id: str, user_id: str, changes: dict[str, Any]
+        self, tenant_id: str, user_id: str, changes: dict[str, Any], audit: Audit | None = None
     ) -> tuple[UserRecord, UserRecord]:
         """Apply `changes` (roles, groups, attrs, disabled); the user before and after.
 
         Disabling revokes every refresh token in the same transaction, so no session outlives
-        the change by more than an access token's lifetime."""
+        the change by more than an access token's lifetime. With `audit`, the entries naming
+        what was done (`user.disabled`, `user.updated` …) commit with the change."""
         allowed = {
             k: v for k, v in changes.items() if k in ("roles", "groups", "attrs", "disabled")
         }
@@ -175,15 +194,23 @@ class UserDirectory:
                 await self._revoke(conn, tenant_id, user_id)
             elif ended:
                 await self._end_access(conn, tenant_id, user_id)
+            if audit is not None:
+                for action, data in _actions(before, after):
+                    resource = f"user:{user_id}"
+                    await audit.write(conn, action, resource, username=after.username, **data)
         if ended:
             await self._ended(tenant_id, user_id)
         return before, after
 
-    async def revoke_sessions(self, tenant_id: str, user_id: str) -> int:
+    async def revoke_sessions(
+        self, tenant_id: str, user_id: str, audit: Audit | None = None
+    ) -> int:
         """Revoke every active refresh token of the user; how many were active."""
         async with self.db.transaction() as conn:
             await self._row(conn, tenant_id, user_id)
             revoked = await self._revoke(conn, tenant_id, user_id)
+            if audit is not None:
+                await audit.write(conn, "user.sessions_revoked", f"user:{user_id}", revoked=revoked)
         await self._ended(tenant_id, user_id)
         return revoked
 
@@ -216,10 +243,14 @@ class UserDirectory:
         )
         return int(result.rowcount or 0)
 
-    async def password_token(self, tenant_id: str, user_id: str, purpose: str) -> PasswordToken:
+    async def password_token(
+        self, tenant_id: str, user_id: str, purpose: str, audit: Audit | None = None
+    ) -> PasswordToken:
         """A fresh one-time token for the user (earlier unused ones stop working).
 
-        A reset also revokes the user's sessions: whoever asked for it suspects the password."""
+        A reset also revokes the user's sessions: whoever asked for it suspects the password.
+        With `audit`, a reset's `user.password_reset` entry commits with it (an invite's
+        token is told of by its user's `user.created`)."""
         secret = PASSWORD_TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
         async with self.db.transaction() as conn:
@@ -246,13 +277,18 @@ class UserDirectory:
             )
             if purpose == "reset":
                 await self._revoke(conn, tenant_id, user_id)
+                if audit is not None:
+                    await audit.write(conn, "user.password_reset", f"user:{user_id}")
         if purpose == "reset":
             await self._ended(tenant_id, user_id)
         return PasswordToken(secret, user_id, purpose, now + PASSWORD_TOKEN_TTL)
 
-    async def set_password(self, tenant_id: str, token: str, password: str) -> UserRecord:
+    async def set_password(
+        self, tenant_id: str, token: str, password: str, audit: Audit | None = None
+    ) -> UserRecord:
         """Spend a one-time token: set the password of its user (Unauthenticated if the token
-        is unknown, of another tenant, used or expired). Revokes the user's other sessions."""
+        is unknown, of another tenant, used or expired). Revokes the user's other sessions.
+        With `audit`, the user's `user.password_set` entry commits with it."""
         password_hash = _hasher.hash(password)
         async with self.db.transaction() as conn:
             row = (
@@ -279,6 +315,9 @@ class UserDirectory:
             )
             await self._revoke(conn, tenant_id, row.user_id)
             user = _record(await self._row(conn, tenant_id, row.user_id))
+            if audit is not None:  # the person holding the link sets their own password
+                done = audit.as_actor(user.username)
+                await done.write(conn, "user.password_set", f"user:{user.id}")
         await self._ended(tenant_id, user.id)
         return user
 
@@ -312,8 +351,11 @@ class UserDirectory:
             ).all()
         return {name for row in rows for name in row.roles}
 
-    async def ensure_member(self, tenant_id: str, user_id: str, group: str, member: bool) -> bool:
-        """Put the user in `group` or take them out; False if nothing changed."""
+    async def ensure_member(
+        self, tenant_id: str, user_id: str, group: str, member: bool, audit: Audit | None = None
+    ) -> bool:
+        """Put the user in `group` or take them out; False if nothing changed. With `audit`,
+        its `group.member_added` or `group.member_removed` entry commits with the change."""
         async with self.db.transaction() as conn:
             row = await self._row(conn, tenant_id, user_id)
             groups = list(row.groups)
@@ -326,6 +368,9 @@ class UserDirectory:
                 .values(groups=groups)
             )
             await self._end_access(conn, tenant_id, user_id)  # tokens carry the groups
+            if audit is not None:
+                action = "group.member_added" if member else "group.member_removed"
+                await audit.write(conn, action, f"user:{user_id}", group=group)
         await self._ended(tenant_id, user_id)
         return True
 

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import sqlalchemy as sa
@@ -20,6 +20,9 @@ from plinth.governance.principal import Principal
 from plinth.governance.store import refresh_tokens, users
 from plinth.governance.tokens import hash_token
 from plinth.ids import new_id
+
+if TYPE_CHECKING:
+    from plinth.governance.audit import Audit
 
 ACCESS_TTL = timedelta(minutes=15)
 REFRESH_TTL = timedelta(days=14)
@@ -109,8 +112,10 @@ class IdentityService:
         groups: list[str] | None = None,
         attrs: dict[str, Any] | None = None,
         oidc_subject: str | None = None,
+        audit: Audit | None = None,
     ) -> User:
-        """Add a user to a tenant (Conflict if the username is taken there)."""
+        """Add a user to a tenant (Conflict if the username is taken there). With `audit`,
+        its `user.created` entry commits with it (without a password: invited)."""
         row = dict(
             id=new_id(),
             tenant_id=tenant_id,
@@ -134,6 +139,16 @@ class IdentityService:
             if taken:
                 raise Conflict(f"User {username!r} already exists", path="username")
             await conn.execute(users.insert().values(**row))
+            if audit is not None:
+                await audit.write(
+                    conn,
+                    "user.created",
+                    f"user:{row['id']}",
+                    username=username,
+                    roles=list(roles),
+                    groups=list(groups or []),
+                    invited=password is None,
+                )
         return User(
             str(row["id"]), tenant_id, username, list(roles), list(groups or []), dict(attrs or {})
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database, Query, utcnow
 from plinth.events import Event, EventBus
@@ -138,26 +139,38 @@ class Governance:
         if body is None:  # relayed from a node of another deployment sharing the channel
             return
         self.authorizer.install(event.tenant_id, event.data["app"], body)
-        if event.remote:
+        if event.remote or event.effects_done:  # its policy.changed committed with it
             return
-        # A policy change is its own audit event, naming which documents changed.
-        new = _cedar_of(body)
-        old = _cedar_of(bodies.get(event.data.get("previous"), {}))
-        changed = sorted(n for n in new.keys() | old.keys() if new.get(n) != old.get(n))
-        if changed:
-            await self.audit.append(
-                event.tenant_id,
-                AuditEntry(
-                    event.data.get("by"),
-                    "policy.changed",
-                    event.data["app"],
-                    data={
-                        "policies": changed,
-                        "version": event.data["version"],
-                        "via": event.topic,
-                    },
-                ),
-            )
+        change = _policy_change(event, bodies)
+        if change is not None:
+            await self.audit.append(event.tenant_id, change)
+
+    async def effect(
+        self, conn: AsyncConnection, tenant_id: str, events: Sequence[Event]
+    ) -> list[Event]:
+        """The ledger entries of changes to apps (created, published, rolled back, deleted,
+        a draft written), in the change's transaction: an activation's `policy.changed`
+        right after its own entry. The ledger refusing them refuses the change (`Unrecorded`)."""
+        entries: list[AuditEntry] = []
+        for event in events:
+            entries.append(self.audit.entry(event))
+            if event.topic in ("app.published", "app.rolled_back"):
+                numbers = [n for n in (event.data["version"], event.data.get("previous")) if n]
+                bodies = dict(
+                    (
+                        await conn.execute(
+                            sa.select(versions.c.number, versions.c.body).where(
+                                versions.c.app_id == event.data["app_id"],
+                                versions.c.number.in_(numbers),
+                            )
+                        )
+                    ).all()
+                )
+                change = _policy_change(event, bodies)
+                if change is not None:
+                    entries.append(change)
+        await self.audit.write_now(conn, tenant_id or None, entries)
+        return []
 
     async def _sessions_ended(self, tenant_id: str, user_id: str) -> None:
         # The bus carries it to every node (not audited itself: the administration route
@@ -207,8 +220,22 @@ class Governance:
         outcome: str = "ok",
         **data: Any,
     ) -> None:
-        """Append one audit event (logins, credentials)."""
+        """Append one audit event after the fact, group-committed: sign-ins and sign-outs
+        (frequent, and nothing an administrator changed). A change records its entry in its
+        own transaction instead (`audit.by(...).write`), so it is never committed without."""
         await self.audit.append(tenant_id, AuditEntry(actor, action, resource, outcome, data))
+
+
+def _policy_change(event: Event, bodies: dict[Any, Any]) -> AuditEntry | None:
+    """An activation's `policy.changed` entry, naming the policy documents it changed (None
+    when it changed none): `bodies` holds the new version's and the previous one's."""
+    new = _cedar_of(bodies.get(event.data["version"], {}))
+    old = _cedar_of(bodies.get(event.data.get("previous"), {}))
+    changed = sorted(n for n in new.keys() | old.keys() if new.get(n) != old.get(n))
+    if not changed:
+        return None
+    data = {"policies": changed, "version": event.data["version"], "via": event.topic}
+    return AuditEntry(event.data.get("by"), "policy.changed", event.data["app"], data=data)
 
 
 def _cedar_of(definition: dict[str, Any]) -> dict[str, str]:

@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,6 +21,9 @@ from plinth.events import Event, EventBus
 from plinth.governance.principal import PLATFORM_ADMIN, Principal
 from plinth.ids import new_id
 from plinth.recent import Recent
+
+if TYPE_CHECKING:
+    from plinth.governance.audit import Audit
 
 api_tokens = sa.Table(
     "api_tokens",
@@ -114,8 +117,10 @@ class TokenService:
         token: str | None = None,
         expires_at: datetime | None = None,
         conn: AsyncConnection | None = None,
+        audit: Audit | None = None,
     ) -> IssuedToken:
-        """Create a token; `token` presets the secret (e.g. PLINTH_ADMIN_TOKEN)."""
+        """Create a token; `token` presets the secret (e.g. PLINTH_ADMIN_TOKEN). With `audit`,
+        its `token.issued` entry commits with it (or the token is not issued)."""
         secret = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
         token_id = new_id()
         row = dict(
@@ -131,10 +136,18 @@ class TokenService:
         )
         if conn is None:
             async with self.db.transaction() as own:
-                await own.execute(api_tokens.insert().values(**row))
+                await self._insert(own, row, audit)
         else:
-            await conn.execute(api_tokens.insert().values(**row))
+            await self._insert(conn, row, audit)
         return IssuedToken(token_id, secret, name, role, tenant_id)
+
+    @staticmethod
+    async def _insert(conn: AsyncConnection, row: dict[str, Any], audit: Audit | None) -> None:
+        await conn.execute(api_tokens.insert().values(**row))
+        if audit is not None:
+            await audit.write(
+                conn, "token.issued", f"token:{row['id']}", role=row["role"], name=row["name"]
+            )
 
     async def ensure_admin(self, preset: str | None) -> IssuedToken | None:
         """On start: make sure a platform admin token exists; return it if new."""
@@ -161,21 +174,24 @@ class TokenService:
                 return None
             return await self.issue("admin", PLATFORM_ADMIN, conn=conn)
 
-    async def rotate_named_admin(self, name: str) -> IssuedToken:
-        """Issue a platform admin token called `name`, revoking earlier ones of that name."""
+    async def rotate_named_admin(self, name: str, audit: Audit | None = None) -> IssuedToken:
+        """Issue a platform admin token called `name`, revoking earlier ones of that name.
+        With `audit`, the revocations' and the issue's entries commit with them."""
         async with self.db.transaction() as conn:
-            await conn.execute(
-                api_tokens.update()
-                .where(
-                    api_tokens.c.name == name,
-                    api_tokens.c.role == PLATFORM_ADMIN,
-                    api_tokens.c.tenant_id.is_(None),
-                    api_tokens.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=utcnow())
+            earlier = sa.and_(
+                api_tokens.c.name == name,
+                api_tokens.c.role == PLATFORM_ADMIN,
+                api_tokens.c.tenant_id.is_(None),
+                api_tokens.c.revoked_at.is_(None),
             )
-            issued = await self.issue(name, PLATFORM_ADMIN, conn=conn)
-        await self._revoked(None)  # which ones it revoked is not known here: forget them all
+            revoked = (await conn.execute(sa.select(api_tokens.c.id).where(earlier))).all()
+            await conn.execute(api_tokens.update().where(earlier).values(revoked_at=utcnow()))
+            if audit is not None:
+                for row in revoked:
+                    await audit.write(conn, REVOKED, f"token:{row.id}")
+            issued = await self.issue(name, PLATFORM_ADMIN, conn=conn, audit=audit)
+        # Which ones it revoked other nodes are not told: they forget them all.
+        await self._revoked(None, recorded=audit is not None)
         return issued
 
     async def authenticate(self, token: str) -> Principal:
@@ -225,8 +241,11 @@ class TokenService:
             row.last_used_at,
         )
 
-    async def revoke(self, token_id: str, *, tenant_id: str | None = None) -> bool:
-        """Revoke a token (of `tenant_id` only, when given); False if none was active."""
+    async def revoke(
+        self, token_id: str, *, tenant_id: str | None = None, audit: Audit | None = None
+    ) -> bool:
+        """Revoke a token (of `tenant_id` only, when given); False if none was active. With
+        `audit`, its `token.revoked` entry commits with the revocation (or neither happens)."""
         query = api_tokens.update().where(
             api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None)
         )
@@ -234,14 +253,18 @@ class TokenService:
             query = query.where(api_tokens.c.tenant_id == tenant_id)
         async with self.db.transaction() as conn:
             result = await conn.execute(query.values(revoked_at=utcnow()))
-        await self._revoked(token_id)
+            if result.rowcount and audit is not None:
+                await audit.write(conn, REVOKED, f"token:{token_id}")
+        await self._revoked(token_id, recorded=audit is not None)
         return bool(result.rowcount)
 
-    async def _revoked(self, token_id: str | None) -> None:
-        """Stop trusting a revoked token here at once, and on every other node."""
+    async def _revoked(self, token_id: str | None, *, recorded: bool = False) -> None:
+        """Stop trusting a revoked token here at once, and on every other node (`recorded`:
+        the revocation's entry is in the ledger already; the ledger lets the event pass)."""
         self.forget(token_id)
         if self.events is not None:
-            await self.events.publish(Event(REVOKED, None, {"id": token_id}))
+            event = Event(REVOKED, None, {"id": token_id}, effects_done=recorded)
+            await self.events.publish(event)
 
     async def list(self, tenant_id: str, *, include_revoked: bool = False) -> list[dict[str, Any]]:
         """The tokens of a tenant, newest first, without their secrets."""

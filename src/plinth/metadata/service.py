@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database, utcnow
 from plinth.errors import Conflict, Fault, NotFound, PreconditionFailed, ValidationFailed
-from plinth.events import Event, EventBus
+from plinth.events import Effect, Event, EventBus, take_effects
 from plinth.governance.principal import Principal
 from plinth.ids import check_slug, new_id
 from plinth.metadata import definition as definitions
@@ -65,6 +65,9 @@ class MetadataService:
         self.db = db
         self.events = events
         self.draft_log: DraftLog | None = None  # set by the designer when it runs
+        # Run in each change's transaction with its events (the ledger's entries, set by the
+        # composition root): a crash leaves an app change with its entries, or neither.
+        self.effects: list[Effect] = []
         # The publish story (metadata/publish.py); other layers' steps are registered on it.
         self.publishing = pipeline.Publishing()
 
@@ -84,6 +87,7 @@ class MetadataService:
         """Create an app with an empty draft (or a copy of `draft`, when cloning)."""
         check_slug(slug, "App")
         app = App(new_id(), tenant.id, slug, name or slug, description, None, utcnow())
+        data = {"app": slug, "by": by} | ({"cloned_from": cloned_from} if cloned_from else {})
         try:
             async with self.db.transaction() as conn:
                 if await store.app_by_slug(conn, tenant.id, slug):
@@ -96,10 +100,10 @@ class MetadataService:
                     Draft(app.id, draft or definitions.empty(), 1, utcnow(), by),
                     expected_revision=None,
                 )
+                events = await self._effects(conn, Event("app.created", tenant.id, data))
         except IntegrityError as exc:
             raise Conflict(f"App {slug!r} already exists", path="slug") from exc
-        data = {"app": slug, "by": by} | ({"cloned_from": cloned_from} if cloned_from else {})
-        await self.events.publish(Event("app.created", tenant.id, data))
+        await self._publish(events)
         return app
 
     async def clone_app(
@@ -130,9 +134,18 @@ class MetadataService:
         async with self.db.transaction() as conn:
             app = await self._app(conn, tenant, slug, lock=True)
             await store.delete_app(conn, app.id)
-        await self.events.publish(
-            Event("app.deleted", tenant.id, {"app": slug, "app_id": app.id, "by": by})
-        )
+            deleted = Event("app.deleted", tenant.id, {"app": slug, "app_id": app.id, "by": by})
+            events = await self._effects(conn, deleted)
+        await self._publish(events)
+
+    async def _effects(self, conn: AsyncConnection, event: Event) -> list[Event]:
+        """The change's `effects`, in its transaction `conn`: what to publish once it commits."""
+        return await take_effects(self.effects, conn, [event])
+
+    async def _publish(self, events: list[Event]) -> None:
+        """Tell of a committed change: caches, triggers and the other nodes hear of it."""
+        for event in events:
+            await self.events.publish(event)
 
     @staticmethod
     async def _app(conn: Any, tenant: Tenant, slug: str, lock: bool = False) -> App:
@@ -257,9 +270,9 @@ class MetadataService:
                 raise PreconditionFailed("The draft changed concurrently; retry", path="draft")
             if also is not None:
                 await also(conn, draft)
-        await self.events.publish(
-            Event("draft.updated", tenant.id, {"app": slug, "revision": draft.revision, "by": by})
-        )
+            data = {"app": slug, "revision": draft.revision, "by": by}
+            events = await self._effects(conn, Event("draft.updated", tenant.id, data))
+        await self._publish(events)
         return draft
 
     # -- versions ---------------------------------------------------------------------------
@@ -309,27 +322,27 @@ class MetadataService:
                 version = Version(app.id, number, digest, draft.definition, message, by, utcnow())
                 await store.insert_version(conn, version)
                 await store.set_active(conn, app.id, number)
+                published = Event(
+                    "app.published",
+                    tenant.id,
+                    {
+                        "app": slug,
+                        "app_id": app.id,
+                        "version": number,
+                        "hash": digest,
+                        "by": by,
+                        "previous": active.number if active else None,
+                    },
+                )
+                events = await self._effects(conn, published)  # the audit, with the version
         except BaseException:
             # Also when the COMMIT itself fails: steps undo what they did outside it.
             for ctx in started:
                 await _run_hooks(ctx.after_rollback)
             raise
         await _run_hooks(ctx.after_commit)  # the steps swap in what they prepared
-        # announce: audit, policy cache, triggers and the other nodes hear of it
-        await self.events.publish(
-            Event(
-                "app.published",
-                tenant.id,
-                {
-                    "app": slug,
-                    "app_id": app.id,
-                    "version": number,
-                    "hash": digest,
-                    "by": by,
-                    "previous": active.number if active else None,
-                },
-            )
-        )
+        # announce: policy cache, triggers and the other nodes hear of it
+        await self._publish(events)
         return PublishOutcome(version, created=True, results=ctx.results)
 
     async def rollback(
@@ -382,24 +395,24 @@ class MetadataService:
                         Draft(app.id, target.definition, old.revision + 1, utcnow(), by),
                         expected_revision=old.revision,
                     )
+                rolled_back = Event(
+                    "app.rolled_back",
+                    tenant.id,
+                    {
+                        "app": slug,
+                        "app_id": app.id,
+                        "version": number,
+                        "by": by,
+                        "previous": active.number if active else None,
+                    },
+                )
+                events = await self._effects(conn, rolled_back)
         except BaseException:
             for ctx in started:
                 await _run_hooks(ctx.after_rollback)
             raise
         await _run_hooks(ctx.after_commit)
-        await self.events.publish(
-            Event(
-                "app.rolled_back",
-                tenant.id,
-                {
-                    "app": slug,
-                    "app_id": app.id,
-                    "version": number,
-                    "by": by,
-                    "previous": active.number if active else None,
-                },
-            )
-        )
+        await self._publish(events)
         return PublishOutcome(target, created=False, results=ctx.results)
 
     async def versions(self, tenant: Tenant, slug: str) -> tuple[App, list[Version]]:

@@ -61,6 +61,9 @@ class Platform:
         self.tenants.on_resolve(self.governance.ready)  # policy sets load on first use
         self.authentication = Authentication(self.governance.identity, self.tokens)
         self.metadata = MetadataService(self.db, self.events)
+        # An app's changes write their ledger entries (and a publish's policy.changed) in
+        # their own transaction.
+        self.metadata.effects.append(self.governance.effect)
         self.files = AppFiles(self.metadata)
         self.outbox = Outbox(self.db, self.events)
         self.records = RecordService(
@@ -92,6 +95,7 @@ class Platform:
         self.records.guard = self.compliance.enforce(
             self.records, self.vault, lambda: self.authorizer
         )
+        self.compliance.effects.append(self.governance.audit.recorded)  # in each change's txn
         self.quotas = Quotas(settings, GatewaySettings(self.db, self.tenants))
         self.connectors = ConnectorService(
             settings,

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database, utcnow
 from plinth.errors import Conflict, NotFound
@@ -127,14 +128,23 @@ class TenantService:
     async def _read(self, slug: str) -> Tenant | None:
         return await store.find(self.db, slug)
 
-    async def update_settings(self, slug: str, key: str, value: Any) -> Tenant:
-        """Set one key of a tenant's settings (e.g. its compliance profile), atomically."""
+    async def update_settings(
+        self,
+        slug: str,
+        key: str,
+        value: Any,
+        also: Callable[[AsyncConnection, Tenant], Awaitable[None]] | None = None,
+    ) -> Tenant:
+        """Set one key of a tenant's settings (e.g. its compliance profile), atomically;
+        `also` runs in the same transaction (the change's ledger entry)."""
         async with self.db.transaction() as conn:
             tenant = await store.by_slug(conn, slug)
             if tenant is None:
                 raise NotFound(f"No tenant named {slug!r}", path="tenant")
             settings = {**tenant.settings, key: value}
             await store.update_settings(conn, tenant.id, settings)
+            if also is not None:
+                await also(conn, tenant)
         await self._changed(slug)
         updated = replace(tenant, settings=settings)
         await self._resolved(updated)

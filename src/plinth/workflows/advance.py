@@ -686,8 +686,11 @@ class Advance(Starts):
 
     # -- control ------------------------------------------------------------------------------
 
-    async def set_status(self, tenant_id: str, instance_id: str, action: str) -> dict[str, Any]:
-        """cancel | suspend | resume | retry (from the failed step)."""
+    async def set_status(
+        self, tenant_id: str, instance_id: str, action: str, by: str | None = None
+    ) -> dict[str, Any]:
+        """cancel | suspend | resume | retry (from the failed step), by `by`: its
+        `workflow.<action>` event's effects (the ledger's entry) commit with it."""
         now = time.time()
         out = Pending()
         async with self.db.transaction() as conn:
@@ -739,7 +742,8 @@ class Advance(Starts):
                 await self._queue(conn, instance_id, failed["id"], "run", None, now)
                 await conn.execute(i.values(status="running", ended_at=None))
             inst = await self._instance(conn, tenant_id, instance_id)
-            events = await self.take_effect(conn, out.events)
+            done = Event(f"workflow.{action}", tenant_id, {"instance": instance_id, "by": by})
+            events = await self.take_effect_now(conn, [*out.events, done])
         self._effects_committed()
         for event in events:
             await self.events.publish(event)

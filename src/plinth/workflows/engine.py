@@ -22,13 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from plinth.db import Database
-from plinth.events import EventBus
+from plinth.events import Effect, EventBus
 from plinth.queue import Queue
 from plinth.workflows import store
 from plinth.workflows.advance import CHAIN, PAUSE_AFTER_STEP, Advance, Carried, Job
 from plinth.workflows.ports import Services
 from plinth.workflows.schedules import Schedules
-from plinth.workflows.starts import Effect
 
 log = logging.getLogger("plinth.workflows")
 

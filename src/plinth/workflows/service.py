@@ -107,8 +107,18 @@ class WorkflowService:
             Resource(kind, ident, tenant_id=tenant.id, attrs=attrs),
         )
 
-    async def _emit(self, topic: str, tenant: Tenant, **data: Any) -> None:
-        await self.platform.events.publish(Event(topic, tenant.id, data))
+    async def _emit(
+        self, conn: AsyncConnection, topic: str, tenant: Tenant, **data: Any
+    ) -> list[Event]:
+        """The event of a change made in `conn`, its effects (the ledger's entry, webhook
+        deliveries) written there: what `_told` publishes once `conn` commits."""
+        return await self.engine.take_effect_now(conn, [Event(topic, tenant.id, data)])
+
+    async def _told(self, events: list[Event]) -> None:
+        """Publish what `_emit` returned, its transaction committed."""
+        self.engine._effects_committed()
+        for event in events:
+            await self.platform.events.publish(event)
 
     # -- embedded worker ----------------------------------------------------------------------
 
@@ -383,10 +393,7 @@ class WorkflowService:
     ) -> dict[str, Any]:
         """cancel | suspend | resume | retry an instance."""
         self._authorize(principal, f"workflow.{action}", tenant, "instance", instance_id)
-        inst = await self.engine.set_status(tenant.id, instance_id, action)
-        await self._emit(
-            f"workflow.{action}", tenant, instance=instance_id, by=principal.audit_name()
-        )
+        inst = await self.engine.set_status(tenant.id, instance_id, action, principal.audit_name())
         return public(inst)
 
     # -- tasks --------------------------------------------------------------------------------
@@ -453,7 +460,9 @@ class WorkflowService:
                 .where(store.tasks.c.id == task_id)
                 .values(claimed_by=principal.id)
             )
-        await self._emit("task.claimed", tenant, task=task_id, by=principal.audit_name())
+            by = principal.audit_name()
+            events = await self._emit(conn, "task.claimed", tenant, task=task_id, by=by)
+        await self._told(events)
         return task_public({**task, "claimed_by": principal.id})
 
     async def delegate(
@@ -476,14 +485,16 @@ class WorkflowService:
                 .where(store.tasks.c.id == task_id)
                 .values(assignee=assignee, claimed_by=None, comment=comment)
             )
-        await self._emit(
-            "task.delegated",
-            tenant,
-            task=task_id,
-            to=to_user,
-            by=principal.audit_name(),
-            comment=comment,
-        )
+            events = await self._emit(
+                conn,
+                "task.delegated",
+                tenant,
+                task=task_id,
+                to=to_user,
+                by=principal.audit_name(),
+                comment=comment,
+            )
+        await self._told(events)
         return task_public({**task, "assignee": assignee})
 
     async def complete(
@@ -552,17 +563,19 @@ class WorkflowService:
                 {"kind": "task", "task_id": task_id},
                 now,
             )
-        topic = {"task.approve": "task.approved", "task.reject": "task.rejected"}.get(
-            action, "task.completed"
-        )
-        await self._emit(
-            topic,
-            tenant,
-            task=task_id,
-            instance=task["instance_id"],
-            by=principal.audit_name(),
-            comment=comment,
-        )
+            topic = {"task.approve": "task.approved", "task.reject": "task.rejected"}.get(
+                action, "task.completed"
+            )
+            events = await self._emit(
+                conn,
+                topic,
+                tenant,
+                task=task_id,
+                instance=task["instance_id"],
+                by=principal.audit_name(),
+                comment=comment,
+            )
+        await self._told(events)
         return task_public({**task, "status": "done", "decision": decision or "completed"})
 
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.db import Database
-from plinth.errors import NotFound
-from plinth.events import Event, EventBus, by_tenant
+from plinth.errors import NotFound, PlinthError
+from plinth.events import Effect, Event, EventBus, take_effects
+from plinth.governance.audit import Unrecorded
 from plinth.ids import new_id
 from plinth.workflows import steps as step_types
 from plinth.workflows import store
@@ -57,10 +58,6 @@ class Pending:
         if self.jobs:
             await conn.execute(store.jobs.insert(), list(self.jobs.values()))
             self.jobs = {}
-
-
-# An in-transaction effect of events (the audit ledger's, the webhooks'): the outbox's shape.
-Effect = Callable[[AsyncConnection, str, Sequence[Event]], Awaitable[list[Event]]]
 
 
 @dataclass
@@ -314,13 +311,20 @@ class Starts:
         then, once. Returns the events to publish once `conn` commits (after
         `_effects_committed`): these, marked `effects_done` when effects ran, and those the
         effects return."""
-        if not self.effects:  # an engine on its own: its subscribers act on the bus
-            return list(events)
-        after: list[Event] = []
-        for tenant_id, some in by_tenant(events).items():  # tenants in one order: no deadlock
-            for effect in self.effects:
-                after += await effect(conn, tenant_id, some)
-        return [replace(e, effects_done=True) for e in events] + after
+        return await take_effects(self.effects, conn, events)
+
+    async def take_effect_now(self, conn: AsyncConnection, events: Sequence[Event]) -> list[Event]:
+        """`take_effect` for a change a person is making (a task decided, an instance
+        steered): effects that cannot be written (the ledger refusing the entry) refuse the
+        change with a typed error, `Unrecorded`, and its transaction rolls back."""
+        try:
+            return await self.take_effect(conn, events)
+        except PlinthError:
+            raise
+        except Exception as exc:
+            raise Unrecorded(
+                "The audit ledger could not record this change, so it was not made; try again"
+            ) from exc
 
     def _effects_committed(self) -> None:
         """A transaction that ran `take_effect` committed: wake who acts on its effects (the

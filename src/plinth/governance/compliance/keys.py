@@ -17,7 +17,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -274,8 +274,13 @@ class FieldKeys:
 
     # -- rotation ---------------------------------------------------------------------------
 
-    async def rotate(self, tenant_id: str) -> dict[str, int]:
-        """A new tenant key; every subject key re-wrapped with it, the old one destroyed."""
+    async def rotate(
+        self,
+        tenant_id: str,
+        also: Callable[[AsyncConnection, dict[str, int]], Awaitable[None]] | None = None,
+    ) -> dict[str, int]:
+        """A new tenant key; every subject key re-wrapped with it, the old one destroyed.
+        `also` runs in the rotation's transaction with what it did (its ledger entry)."""
         async with self.db.transaction() as conn:
             t, s = store.tenant_keys, store.subject_keys
             master = self._master()
@@ -315,12 +320,15 @@ class FieldKeys:
                     ~sa.exists().where(s.c.tenant_id == tenant_id, s.c.key_version == t.c.version),
                 )
             )
+            done = {
+                "version": version,
+                "previous": active.version if active else 0,
+                "subject_keys": moved,
+            }
+            if also is not None:
+                await also(conn, done)
         self.forget(tenant_id)
-        return {
-            "version": version,
-            "previous": active.version if active else 0,
-            "subject_keys": moved,
-        }
+        return done
 
     async def rewrap_master(self, conn: AsyncConnection, old: bytes, new: bytes) -> int:
         """Re-wrap every tenant key with a new master key (inside the vault's rotation)."""

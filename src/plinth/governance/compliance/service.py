@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from plinth.db import Database, utcnow
 from plinth.errors import Conflict, Fault, Unavailable, ValidationFailed
-from plinth.events import Event, EventBus
+from plinth.events import Effect, Event, EventBus, take_effects
 from plinth.governance.compliance import (
     classify,
     enforcement,
@@ -53,6 +55,9 @@ class ComplianceService:
         # Waits until this process's committed writes have had their effects written (webhook
         # payloads, workflow variables, audit): an erasure or export must see those copies.
         self.settle: Callable[[], Awaitable[None]] = _settled
+        # Run with the events of a change made in the platform database, in its transaction
+        # (the ledger's entries; set by the composition root): both commit, or neither.
+        self.effects: list[Effect] = []
 
     # -- runtime enforcement ----------------------------------------------------------------
 
@@ -103,11 +108,26 @@ class ComplianceService:
         ]
 
     async def rotate_keys(self, tenant: Tenant, by: str | None = None) -> dict[str, Any]:
-        """A new tenant field key; every subject key re-wrapped with it (audited)."""
+        """A new tenant field key; every subject key re-wrapped with it (audited, in the
+        rotation's transaction)."""
         _, keys = self._runtime()
-        result = await keys.rotate(tenant.id)
-        await self.events.publish(Event("compliance.keys_rotated", tenant.id, {**result, "by": by}))
+        told: list[Event] = []
+
+        async def record(conn: AsyncConnection, result: dict[str, int]) -> None:
+            rotated = Event("compliance.keys_rotated", tenant.id, {**result, "by": by})
+            told.extend(await self._effects(conn, [rotated]))
+
+        result = await keys.rotate(tenant.id, record)
+        await self._told(told)
         return result
+
+    async def _effects(self, conn: AsyncConnection, events: Sequence[Event]) -> list[Event]:
+        """The `effects` of a change's events, in its transaction: what `_told` publishes."""
+        return await take_effects(self.effects, conn, events)
+
+    async def _told(self, events: list[Event]) -> None:
+        for event in events:
+            await self.events.publish(event)
 
     async def run_retention(
         self,
@@ -266,10 +286,14 @@ class ComplianceService:
                 f"{self.regions.home(tenant).name!r}; keep it first in `regions`",
                 path="compliance.regions[0]",
             )
-        await self.tenants.update_settings(tenant.slug, "compliance", profile.as_dict())
-        await self.events.publish(
-            Event("compliance.profile", tenant.id, {"profile": profile.as_dict(), "by": by})
-        )
+        told: list[Event] = []
+
+        async def record(conn: AsyncConnection, _: Tenant) -> None:
+            data = {"profile": profile.as_dict(), "by": by}
+            told.extend(await self._effects(conn, [Event("compliance.profile", tenant.id, data)]))
+
+        await self.tenants.update_settings(tenant.slug, "compliance", profile.as_dict(), record)
+        await self._told(told)
         return profile
 
     def context(self, tenant: Tenant, definition: dict[str, Any]) -> CheckContext:
@@ -355,19 +379,15 @@ class ComplianceService:
                     by=by,
                     applied_at=utcnow(),
                 )
-            await self.events.publish(
-                Event(
-                    "compliance.fix",
-                    tenant.id,
-                    {
-                        "app": app,
-                        "revision": new.revision,
-                        "rules": fixed,
-                        "patch": patch,
-                        "by": by,
-                    },
-                )
-            )
+                data = {
+                    "app": app,
+                    "revision": new.revision,
+                    "rules": fixed,
+                    "patch": patch,
+                    "by": by,
+                }
+                told = await self._effects(conn, [Event("compliance.fix", tenant.id, data)])
+            await self._told(told)
             result.update(applied=True, revision=new.revision)
         return result
 
@@ -410,7 +430,9 @@ class ComplianceService:
         )
         async with self.db.transaction() as conn:
             await store.insert_waiver(conn, waiver)
-        await self.events.publish(Event("compliance.waiver", tenant.id, waiver.public()))
+            waived = Event("compliance.waiver", tenant.id, waiver.public())
+            told = await self._effects(conn, [waived])
+        await self._told(told)
         return waiver
 
     async def waivers(self, tenant: Tenant, app: str | None = None) -> list[Waiver]:
