@@ -26,7 +26,9 @@ def loads(raw: bytes | str, prefix: str = "") -> Any:
     """Parse JSON text, refusing what cannot be stored (422 with the path of the fault)."""
     text = _text(raw, prefix) if isinstance(raw, bytes) else raw
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        if text.startswith("\ufeff"):  # as `json.loads` refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise _refuse(prefix, f"is nested deeper than {MAX_DEPTH} levels", "depth") from None
     except ValueError as exc:
@@ -99,6 +101,10 @@ def _text(raw: bytes, prefix: str) -> str:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# Built once: `json.loads` with an argument builds a decoder per call (~4 µs a request body).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 def _refuse(path: str, message: str, code: str) -> ValidationFailed:

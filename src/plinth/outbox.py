@@ -137,8 +137,12 @@ class Plan(Protocol):
     async def __call__(self, tenant_id: str, events: Sequence[Event]) -> Steps | None: ...
 
 
+# Built once: `json.dumps` with arguments builds an encoder per call (~2.5 µs each).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _dumps(data: object) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODER.encode(data)
 
 
 async def crash_pause(marker: str | None) -> None:

@@ -35,10 +35,15 @@ def iso(at: datetime) -> str:
     return at.isoformat() if at.tzinfo else at.isoformat() + "+00:00"
 
 
+# Built once (`json.dumps` with arguments builds one per call); the same text as
+# `json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)`.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False
+)
+
+
 def canonical(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False
-    ).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 @dataclass(frozen=True)

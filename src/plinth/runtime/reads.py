@@ -53,11 +53,13 @@ class Services(Protocol):
     def records(self) -> RecordService: ...
 
 
+# Starlette's JSONResponse's arguments, the encoder built once instead of per response.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
 def render(content: Any) -> bytes:
     """JSON as the FastAPI routes render it (Starlette's JSONResponse)."""
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
+    return _ENCODER.encode(content).encode("utf-8")
 
 
 class Reads:
