@@ -570,7 +570,8 @@ class CedarAuthorizer:
             entity,
             principal.id,
             principal.roles,
-            json.dumps(principal.attrs, sort_keys=True, default=str),
+            # A token's principal has no attributes: its key skips the JSON (~5 µs a call).
+            json.dumps(principal.attrs, sort_keys=True, default=str) if principal.attrs else "{}",
         )
         cached = self._field_cache.get(key)
         if cached is not None:

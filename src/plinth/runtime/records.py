@@ -101,11 +101,16 @@ def to_record(
     """A row as the API's record: system fields first, then fields as JSON."""
     m = row._mapping if hasattr(row, "_mapping") else row
     stamp = types.datetime_json
+    created, updated = m["created_at"], m["updated_at"]
+    created_text = None if created is None else stamp(created)
     record: dict[str, Any] = {
         "id": m["id"],
         "version": m["version"],
-        "created_at": None if m["created_at"] is None else stamp(m["created_at"]),
-        "updated_at": None if m["updated_at"] is None else stamp(m["updated_at"]),
+        "created_at": created_text,
+        # A record never updated has one moment twice (a create's, a row read back): one text.
+        "updated_at": (
+            None if updated is None else created_text if updated == created else stamp(updated)
+        ),
         "created_by": m["created_by"],
         "updated_by": m["updated_by"],
     }
