@@ -316,10 +316,11 @@ class Database:
         On SQLite (aiosqlite) the transaction is one trip to the connection's thread (BEGIN
         IMMEDIATE, the statements, COMMIT) in this process's writer turn, instead of a trip per
         statement, each through SQLAlchemy's execution layer, and the transactions queued for
-        the file meanwhile share that trip (`_make_trips`); the driver's errors are raised
-        as SQLAlchemy's would be (`IntegrityError`, `OperationalError`, … with the driver's
-        message), the transaction rolled back. On PostgreSQL (asyncpg) it runs on the driver's
-        connection: BEGIN, the statements, COMMIT, each a round trip but none through
+        the file meanwhile share that trip and, when small, its transaction (`_make_trips`,
+        `sqlite_writes`), each with the outcome it would have had alone; the driver's errors
+        are raised as SQLAlchemy's would be (`IntegrityError`, `OperationalError`, … with the
+        driver's message), the transaction rolled back. On PostgreSQL (asyncpg) it runs on the
+        driver's connection: BEGIN, the statements, COMMIT, each a round trip but none through
         SQLAlchemy; its integrity errors are raised as `IntegrityError`. Anything else (a
         statement that cannot be prepared, someone listening to the engine's statements, a
         tenant's schema: `TenantSchema`) runs in `transaction()` through SQLAlchemy as before."""
@@ -362,8 +363,9 @@ class Database:
         """SQLite: the queued transactions of `write`, all those waiting in one trip to a
         connection's thread, in this process's writer turn, until none wait. Under load the
         writes of a file wait for each other anyway (one writer at a time); sent together
-        they share the trip (the hand-off to the thread and back, a pool checkout, the turn),
-        and each is still a transaction of its own, with its own outcome."""
+        they share the trip (the hand-off to the thread and back, a pool checkout, the turn)
+        and, the small ones, one transaction; each still has the outcome it would have had
+        as a transaction of its own (`sqlite_writes._run_group`)."""
         while self._queued:
             jobs: list[Queued] = []
             waiting = list(self._queued)  # those that will have waited the turn's time limit

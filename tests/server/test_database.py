@@ -526,3 +526,56 @@ async def test_a_trip_cut_short_by_a_stop_tells_each_write_what_became_of_it(tmp
         await asyncio.wait_for(db.write([(insert_one(table), [{"id": 3, "v": "c"}])]), 5)
     finally:
         await db.dispose()
+
+
+async def test_writes_sharing_a_trip_each_keep_their_own_outcome(tmp_path) -> None:
+    """Small writes queued for one file meanwhile leave in one trip and commit together, yet
+    each ends as it would alone: one with a key another already holds fails (the caller's
+    409), the others are stored, and a caller that gave up while the file was locked by
+    another process finds nothing of its write while the others of its trip are stored."""
+    import asyncio
+    import sqlite3
+
+    from plinth.db import Write
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    table = sa.Table(
+        "r", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Text)
+    )
+    insert = Write(table.insert(), ["id", "v"])
+
+    async def stored() -> list[int]:
+        async with db.read() as conn:
+            return [r.id for r in await conn.execute(sa.select(table.c.id).order_by(table.c.id))]
+
+    try:
+        async with db.transaction() as conn:
+            await conn.run_sync(lambda c: table.create(c))
+        await db.write([(insert, [{"id": 1, "v": "first"}])])
+        async with db.writer():  # all queued behind the turn: they leave in one trip
+            writes = [
+                asyncio.create_task(db.write([(insert, [{"id": i, "v": "x"}])]))
+                for i in (2, 1, 3)  # 1 is taken
+            ]
+            await asyncio.sleep(0.01)
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], sa.exc.IntegrityError)
+        assert await stored() == [1, 2, 3]
+
+        other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)  # another process
+        other.execute("BEGIN IMMEDIATE")
+        writes = [
+            asyncio.create_task(db.write([(insert, [{"id": i, "v": "y"}])])) for i in (4, 5, 6)
+        ]
+        await asyncio.sleep(0.2)  # sent together; the trip waits for the file's lock
+        writes[1].cancel()  # the caller gives up (its request's time limit)
+        await asyncio.sleep(0.2)
+        other.execute("COMMIT")
+        other.close()
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], asyncio.CancelledError)
+        assert await stored() == [1, 2, 3, 4, 6]
+    finally:
+        await db.dispose()
