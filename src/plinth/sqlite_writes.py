@@ -180,10 +180,14 @@ def _run_group(conn: sqlite3.Connection, jobs: Sequence[Queued]) -> list[BaseExc
                 sql = "COMMIT"
                 conn.execute(sql)
                 return [None] * len(jobs)
-        except sqlite3.Error as exc:
-            failed = Failed(sql, exc)
-            if _busy_at_begin(failed):  # the file locked by another process: alone, the same
-                return [failed] * len(jobs)
+        except Exception as exc:  # noqa: BLE001 - each job's own outcome is found alone below
+            # Not only the driver's errors: a value it cannot bind (an int past 64 bits, a
+            # lone surrogate) raises OverflowError or UnicodeEncodeError, which must fail its
+            # own write, not the trip's others (as `_run_transactions` did per job).
+            if isinstance(exc, sqlite3.Error):
+                failed = Failed(sql, exc)
+                if _busy_at_begin(failed):  # the file locked by another process: alone, too
+                    return [failed] * len(jobs)
         finally:
             if conn.in_transaction:
                 conn.rollback()

@@ -579,3 +579,36 @@ async def test_writes_sharing_a_trip_each_keep_their_own_outcome(tmp_path) -> No
         assert await stored() == [1, 2, 3, 4, 6]
     finally:
         await db.dispose()
+
+
+async def test_a_value_the_driver_cannot_bind_fails_only_its_own_write_of_a_trip(
+    tmp_path,
+) -> None:
+    """A write whose value SQLite cannot take (an integer past 64 bits: Python's sqlite3
+    raises OverflowError, not one of its own errors) fails alone; the writes sharing its trip,
+    before and after it, are stored and told so, as each would be alone."""
+    import asyncio
+
+    from plinth.db import Write
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    table = sa.Table(
+        "r", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Text)
+    )
+    insert = Write(table.insert(), ["id", "v"])
+    try:
+        async with db.transaction() as conn:
+            await conn.run_sync(lambda c: table.create(c))
+        async with db.writer():  # all queued behind the turn: they leave in one trip
+            writes = [
+                asyncio.create_task(db.write([(insert, [{"id": i, "v": "x"}])]))
+                for i in (1, 2**64, 3)
+            ]
+            await asyncio.sleep(0.01)
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], OverflowError)
+        async with db.read() as conn:
+            assert [r.id for r in await conn.execute(sa.select(table.c.id))] == [1, 3]
+    finally:
+        await db.dispose()
