@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 
+from plinth.db import MAX_OVERFLOW, POOL_SIZE
 from plinth.server import Platform
 from tests.helpers import as_user, make_tenant, refusing, token_for
+from tests.integration.helpers import published
+from tests.integration.remote import Remote
 from tests.workflows.test_nodes import flow
 
 
@@ -62,4 +68,49 @@ async def test_a_decision_the_ledger_cannot_record_leaves_the_task_open(
     assert actions.count("task.approved") == 1 and "workflow.suspend" not in actions
     # the decision is in the ledger before the instance's end it caused
     assert actions.index("task.approved") < actions.index("workflow.completed")
+    assert (await platform.governance.audit.verify(tid)).ok
+
+
+async def test_a_burst_of_instance_control_after_a_publish_does_not_stall_the_node(
+    client: httpx.AsyncClient, platform: Platform, remote: Remote
+) -> None:
+    """More audited changes of one tenant at once than the pool has connections, while its
+    webhook subscribers are not cached (a publish just dropped them): each queues its
+    deliveries reading them in its own transaction. Read through a second pooled connection,
+    the change holding the tenant's ledger lock waited for one that the others, waiting for
+    that lock, held: on PostgreSQL every request failed after 30 s (504)."""
+    nodes = {
+        "vote": {"type": "approval", "approvers": [{"role": "analyst"}], "next": "e"},
+        "e": {"type": "end"},
+    }
+    hook = {
+        "kind": "webhook_out",
+        "url": f"{remote.url}/hook",
+        "events": ["workflow.suspend"],
+        "secret": {"secret": "hook"},
+    }
+    definition = {"workflows": {"w": flow(nodes, "vote")}, "connectors": {"out": hook}}
+    await published(client, "acme", "ok", definition, secrets={"hook": "whsec-0123456789abcdef"})
+    analyst = as_user(client, await token_for(client, "acme", "analyst"))
+    n = POOL_SIZE + MAX_OVERFLOW + 8
+    iids = []
+    for _ in range(n):
+        r = await client.post("/api/t/acme/apps/ok/workflows/w/instances", json={}, headers=analyst)
+        iids.append(r.json()["id"])
+    await platform.workflows.engine.drain()
+    await client.post("/api/t/acme/apps", json={"slug": "other"})
+    assert (await client.post("/api/t/acme/apps/other/publish", json={})).status_code == 201
+
+    began = time.monotonic()
+    answers = await asyncio.gather(
+        *(client.post(f"/api/t/acme/workflow-instances/{i}/suspend") for i in iids)
+    )
+    took = time.monotonic() - began
+    assert [r.status_code for r in answers] == [200] * n, answers[0].text
+    assert took < 10, took
+    r = await client.get("/api/t/acme/apps/ok/connectors/out/deliveries", params={"limit": 500})
+    assert len(r.json()["items"]) == n  # each suspension queued its delivery
+    tid = (await platform.tenants.get("acme")).id
+    actions = [e["action"] for e in await platform.governance.audit.list(tid, limit=1000)]
+    assert actions.count("workflow.suspend") == n
     assert (await platform.governance.audit.verify(tid)).ok

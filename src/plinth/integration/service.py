@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plinth.cluster import Cluster
 from plinth.db import Database
@@ -28,6 +29,7 @@ from plinth.integration.quotas import Quotas
 from plinth.integration.tokens import TokenCache
 from plinth.integration.vault import Vault
 from plinth.integration.webhooks import Receiver, Webhooks
+from plinth.metadata import store as metadata_store
 from plinth.metadata.service import MetadataService
 from plinth.settings import Settings
 from plinth.tenancy.models import Tenant
@@ -279,19 +281,34 @@ class ConnectorService:
             )
         return doc
 
-    async def subscribers(self, tenant_id: str) -> list[tuple[str, str, dict[str, Any]]]:
-        """(app, name, doc) of every webhook_out connector the tenant has published."""
+    async def subscribers(
+        self, tenant_id: str, conn: AsyncConnection | None = None
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(app, name, doc) of every webhook_out connector the tenant has published.
+
+        `conn`: a transaction of the platform database (an effect's) to read them in when not
+        cached, instead of through another pooled connection. Such a transaction may hold the
+        tenant's ledger lock (PostgreSQL), for which the tenant's other audited changes wait
+        holding their connections: with the pool full of them, a second connection never
+        came and the node stalled until its timeouts failed every request."""
         found = self._subscribers.get(tenant_id)
         if found is None:
             found = []
-            tenants = await self.tenants.list({tenant_id})
-            if tenants:
-                for app in await self.metadata.list_apps(tenants[0]):
+            if conn is not None:
+                for app in await metadata_store.apps_of(conn, tenant_id):
                     if app.active_version is None:
                         continue
-                    for name, doc in (await self.connectors_of(tenants[0], app.slug)).items():
-                        if doc.get("kind") == "webhook_out":
-                            found.append((app.slug, name, doc))
+                    version = await metadata_store.version(conn, app.id, app.active_version)
+                    docs = (version.definition if version else {}).get("connectors", {})
+                    found += [(app.slug, n, d) for n, d in docs.items() if _outgoing(d)]
+            else:
+                tenants = await self.tenants.list({tenant_id})
+                if tenants:
+                    for app in await self.metadata.list_apps(tenants[0]):
+                        if app.active_version is None:
+                            continue
+                        docs = await self.connectors_of(tenants[0], app.slug)
+                        found += [(app.slug, n, d) for n, d in docs.items() if _outgoing(d)]
             self._subscribers[tenant_id] = found
         return found
 
@@ -416,3 +433,7 @@ def _redact(error: PlinthError, secrets: list[str]) -> None:
     }
     error.__cause__ = None
     error.__context__ = None
+
+
+def _outgoing(doc: dict[str, Any]) -> bool:
+    return doc.get("kind") == "webhook_out"

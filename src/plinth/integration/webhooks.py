@@ -56,7 +56,9 @@ class Connectors(Protocol):
         self, tenant: Tenant, app_slug: str, name: str, kind: str | None = None
     ) -> dict[str, Any]: ...
 
-    async def subscribers(self, tenant_id: str) -> list[tuple[str, str, dict[str, Any]]]: ...
+    async def subscribers(
+        self, tenant_id: str, conn: AsyncConnection | None = None
+    ) -> list[tuple[str, str, dict[str, Any]]]: ...
 
 
 log = logging.getLogger("plinth.integration.webhooks")
@@ -136,7 +138,7 @@ class Webhooks:
     ) -> list[Event]:
         """The outbox's webhook effect: a change's deliveries, queued in the dispatch
         transaction (one statement for all of them)."""
-        rows = await self._rows(tenant_id, events)
+        rows = await self._rows(tenant_id, events, conn)
         if rows:
             await conn.execute(store.deliveries.insert(), rows)
             self._queued = True
@@ -157,9 +159,13 @@ class Webhooks:
             self._queued = False
             self._wake.set()
 
-    async def _rows(self, tenant_id: str, events: Sequence[Event]) -> list[dict[str, Any]]:
+    async def _rows(
+        self, tenant_id: str, events: Sequence[Event], conn: AsyncConnection | None = None
+    ) -> list[dict[str, Any]]:
+        """The deliveries of `events`; `conn`: the effect's transaction, for what must be read
+        (`Connectors.subscribers`)."""
         rows = []
-        subscribers = await self.service.subscribers(tenant_id)
+        subscribers = await self.service.subscribers(tenant_id, conn)
         for event in events:
             for app, name, doc in subscribers:
                 if event.data.get("app") not in (None, app):
