@@ -9,10 +9,12 @@ chain that verifies.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from plinth.server import Platform
 from plinth.settings import Settings
@@ -205,3 +207,22 @@ def test_tokens_made_at_the_command_line_are_in_the_ledger(
         "token.issued",
     ]
     assert ok
+
+
+async def test_a_refused_entry_is_named_in_the_log_without_its_data(
+    client: httpx.AsyncClient, platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator reads which entry the ledger refused, and why; what the entry holds (a
+    user's attributes, a task's comment) stays in the ledger, not in every log it ships to."""
+    await make_tenant(client, "acme")
+    body = {"username": "ana", "password": "correct horse battery", "roles": ["viewer"]}
+    ana = (await client.post("/api/t/acme/users", json=body)).json()
+    caplog.clear()
+    async with refusing(platform, "user.updated"):
+        r = await client.patch(
+            f"/api/t/acme/users/{ana['id']}", json={"attrs": {"clearance": "cosmic-7731"}}
+        )
+    _refused(r)
+    said = [m.getMessage() for m in caplog.records if m.levelno >= logging.ERROR]
+    assert any("user.updated" in m and "ledger refuses" in m for m in said), said
+    assert not [m for m in said if "cosmic-7731" in m], said

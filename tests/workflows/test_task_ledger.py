@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import httpx
+import pytest
 
 from plinth.db import MAX_OVERFLOW, POOL_SIZE
 from plinth.server import Platform
@@ -114,3 +116,28 @@ async def test_a_burst_of_instance_control_after_a_publish_does_not_stall_the_no
     actions = [e["action"] for e in await platform.governance.audit.list(tid, limit=1000)]
     assert actions.count("workflow.suspend") == n
     assert (await platform.governance.audit.verify(tid)).ok
+
+
+async def test_an_instance_change_refused_for_its_ledger_entry_says_why_in_the_log(
+    client: httpx.AsyncClient, platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 503 tells the caller only to retry: the operator finds which entry the ledger did
+    not take, and why, in the log (as for every other change the ledger refuses)."""
+    await make_tenant(client, "acme")
+    await client.post("/api/t/acme/apps", json={"slug": "ok"})
+    nodes = {
+        "vote": {"type": "approval", "approvers": [{"role": "analyst"}], "next": "e"},
+        "e": {"type": "end"},
+    }
+    await client.put("/api/t/acme/apps/ok/draft", json={"workflows": {"w": flow(nodes, "vote")}})
+    assert (await client.post("/api/t/acme/apps/ok/publish", json={})).status_code == 201
+    analyst = as_user(client, await token_for(client, "acme", "analyst"))
+    r = await client.post("/api/t/acme/apps/ok/workflows/w/instances", json={}, headers=analyst)
+    iid = r.json()["id"]
+    await platform.workflows.engine.drain()
+    caplog.clear()
+    async with refusing(platform, "workflow.suspend"):
+        r = await client.post(f"/api/t/acme/workflow-instances/{iid}/suspend")
+    assert r.status_code == 503 and r.json()["code"] == "audit_unavailable", r.text
+    said = [m.getMessage() for m in caplog.records if m.levelno >= logging.ERROR]
+    assert any("workflow.suspend" in m and "ledger refuses" in m for m in said), said

@@ -360,11 +360,11 @@ class AuditLedger:
         try:
             await self.write(conn, tenant_id, entries)
         except Exception as exc:
-            log.error(
+            log.error(  # the driver's error: the statement's parameters are the entries' data
                 "audit entries of %s not written, their change refused (%s): %s",
                 tenant_id or PLATFORM_KEY,
                 ", ".join(e.action for e in entries),
-                exc,
+                getattr(exc, "orig", None) or exc,
             )
             raise Unrecorded(
                 "The audit ledger could not record this change, so it was not made; try again"

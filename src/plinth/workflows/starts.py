@@ -322,6 +322,14 @@ class Starts:
         except PlinthError:
             raise
         except Exception as exc:
+            # The 503 tells the caller only to retry: the log says what was refused, and why
+            # (the driver's error, not the statement's parameters: a webhook's URL and payload
+            # are among them).
+            log.error(
+                "effects of %s not written, their change refused: %s",
+                ", ".join(e.topic for e in events),
+                getattr(exc, "orig", None) or exc,
+            )
             raise Unrecorded(
                 "The audit ledger could not record this change, so it was not made; try again"
             ) from exc
