@@ -19,7 +19,7 @@ import pytest
 from plinth.server import Platform
 from plinth.settings import Settings
 from tests.governance.apps import CLAIMS_APP
-from tests.helpers import as_user, make_app, make_tenant, refusing, run_cli
+from tests.helpers import CLAIMS, as_user, make_app, make_tenant, refusing, run_cli
 
 
 async def _actions(platform: Platform, tenant_id: str | None) -> list[str]:
@@ -226,3 +226,23 @@ async def test_a_refused_entry_is_named_in_the_log_without_its_data(
     said = [m.getMessage() for m in caplog.records if m.levelno >= logging.ERROR]
     assert any("user.updated" in m and "ledger refuses" in m for m in said), said
     assert not [m for m in said if "cosmic-7731" in m], said
+
+
+async def test_a_co_edited_draft_the_ledger_cannot_record_answers_503_not_500(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """A REST write of a draft that has a co-editing room goes into the room's log first; its
+    REST draft refused for its `draft.updated` entry is a typed 503 (it was an assertion, a
+    500), and the edit, kept in the log, reaches the draft with its entry once the ledger
+    takes it again."""
+    await make_tenant(client, "acme")
+    tid = (await platform.tenants.get("acme")).id
+    await make_app(client, "acme", "claims", CLAIMS)
+    await platform.designer.room(await platform.tenants.get("acme"), "claims")  # co-edited
+    async with refusing(platform, "draft.updated"):
+        _refused(await client.put("/api/t/acme/apps/claims/draft", json=CLAIMS_APP))
+    r = await client.get("/api/t/acme/apps/claims/draft")
+    assert r.json()["definition"]["entities"].keys() == CLAIMS_APP["entities"].keys()
+    updated = await platform.governance.audit.list(tid, action="draft.updated")
+    assert updated[-1]["data"]["revision"] == r.json()["revision"]
+    assert (await platform.governance.audit.verify(tid)).ok

@@ -364,10 +364,11 @@ class Room:
         return await self._write_rest(definition, self.last_author, upto)
 
     async def _write_rest(
-        self, definition: dict[str, Any], by: str | None, upto: int
+        self, definition: dict[str, Any], by: str | None, upto: int, *, raising: bool = False
     ) -> Draft | None:
         """Make the REST draft `definition`, recording in the same transaction that it reflects
-        the log up to update `upto`."""
+        the log up to update `upto`. Not written (None), or with `raising` its error raised: a
+        REST write answers why (the ledger refusing its `draft.updated`: 503), not a 500."""
         metadata = self.service.metadata
         digest = definitions.content_hash(definition)
         current = await metadata.get_draft(self.tenant, self.slug, settle=False)
@@ -390,6 +391,8 @@ class Room:
                 self.tenant, self.slug, definition, by=by, through_log=False, also=also
             )
         except PlinthError as exc:
+            if raising:
+                raise
             log.info("draft of %s not written: %s", self.slug, exc)
             return None
         self.draft_revision = max(self.draft_revision, draft.revision)
@@ -426,7 +429,8 @@ class Room:
                 await self._log_local(update, by or "rest")  # in the log before anywhere else
             self._validate()
             await self.broadcast_server_state()
-            draft = await self._write_rest(body, by, self.last_id)
+            # Logged already, it reaches the REST draft at the next settle should this fail.
+            draft = await self._write_rest(body, by, self.last_id, raising=True)
             assert draft is not None  # `body` passed the same checks put_draft makes
             return draft
 
