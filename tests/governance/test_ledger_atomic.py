@@ -246,3 +246,23 @@ async def test_a_co_edited_draft_the_ledger_cannot_record_answers_503_not_500(
     updated = await platform.governance.audit.list(tid, action="draft.updated")
     assert updated[-1]["data"]["revision"] == r.json()["revision"]
     assert (await platform.governance.audit.verify(tid)).ok
+
+
+async def test_the_admin_token_a_first_serve_generates_is_in_the_ledger(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`plinth serve` (or `demo`) on a fresh platform generates its first admin token and
+    shows it: issued by the operator at the shell, in the platform's chain like a rotation
+    (it was the one platform admin token with no entry)."""
+    from plinth.cli.main import _admin_token
+
+    platform = Platform(Settings(data_dir=tmp_path / "data", database_url=database_url))
+    await platform.start()
+    try:
+        assert await _admin_token(platform, rotate=False) is not None
+        assert await _admin_token(platform, rotate=False) is None  # one exists: none again
+        issued = await platform.governance.audit.list(None, action="token.issued")
+        assert [e["actor"].startswith("cli:") for e in issued] == [True]
+        assert (await platform.governance.audit.verify(None)).ok
+    finally:
+        await platform.stop()

@@ -196,10 +196,10 @@ async def _admin_token(platform: Platform, *, rotate: bool) -> str | None:
         if rotate:
             err_console.print("PLINTH_ADMIN_TOKEN is set: that is the admin token (none issued)")
         return platform.admin_token.token if platform.admin_token is not None else None
+    audit = platform.governance.audit.by(None, operator().audit_name())  # the platform's chain
     if rotate:
-        audit = platform.governance.audit.by(None, operator().audit_name())
         return (await platform.tokens.rotate_named_admin("admin", audit)).token
-    issued = await platform.tokens.ensure_admin(None)  # None: one exists already
+    issued = await platform.tokens.ensure_admin(None, audit)  # None: one exists already
     return issued.token if issued is not None else None
 
 

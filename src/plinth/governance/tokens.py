@@ -149,8 +149,11 @@ class TokenService:
                 conn, "token.issued", f"token:{row['id']}", role=row["role"], name=row["name"]
             )
 
-    async def ensure_admin(self, preset: str | None) -> IssuedToken | None:
-        """On start: make sure a platform admin token exists; return it if new."""
+    async def ensure_admin(
+        self, preset: str | None, audit: Audit | None = None
+    ) -> IssuedToken | None:
+        """On start: make sure a platform admin token exists; return it if new. With `audit`,
+        a token generated here (none preset) commits with its `token.issued` entry."""
         async with self.db.transaction() as conn:
             if preset:
                 found = (
@@ -172,7 +175,7 @@ class TokenService:
             ).first()
             if existing:
                 return None
-            return await self.issue("admin", PLATFORM_ADMIN, conn=conn)
+            return await self.issue("admin", PLATFORM_ADMIN, conn=conn, audit=audit)
 
     async def rotate_named_admin(self, name: str, audit: Audit | None = None) -> IssuedToken:
         """Issue a platform admin token called `name`, revoking earlier ones of that name.
