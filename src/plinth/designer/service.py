@@ -60,7 +60,7 @@ from plinth.errors import Fault, PlinthError, PreconditionFailed
 from plinth.events import Event, EventBus
 from plinth.metadata import definition as definitions
 from plinth.metadata.models import Draft
-from plinth.metadata.service import Change, MetadataService
+from plinth.metadata.service import AlsoWrite, Change, MetadataService
 from plinth.tenancy.models import Tenant
 
 log = logging.getLogger("plinth.designer")
@@ -364,7 +364,13 @@ class Room:
         return await self._write_rest(definition, self.last_author, upto)
 
     async def _write_rest(
-        self, definition: dict[str, Any], by: str | None, upto: int, *, raising: bool = False
+        self,
+        definition: dict[str, Any],
+        by: str | None,
+        upto: int,
+        *,
+        raising: bool = False,
+        also: AlsoWrite | None = None,
     ) -> Draft | None:
         """Make the REST draft `definition`, recording in the same transaction that it reflects
         the log up to update `upto`. Not written (None), or with `raising` its error raised: a
@@ -383,12 +389,14 @@ class Room:
             self.written.clear()
         self.written.add(digest)
 
-        async def also(db: Any, draft: Draft) -> None:
+        async def settled(db: Any, draft: Draft) -> None:
             await store.set_settled(db, self.app_id, upto, draft.revision)
+            if also is not None:  # the REST write's own (`Room.write`)
+                await also(db, draft)
 
         try:
             draft = await metadata.put_draft(
-                self.tenant, self.slug, definition, by=by, through_log=False, also=also
+                self.tenant, self.slug, definition, by=by, through_log=False, also=settled
             )
         except PlinthError as exc:
             if raising:
@@ -398,7 +406,13 @@ class Room:
         self.draft_revision = max(self.draft_revision, draft.revision)
         return draft
 
-    async def write(self, change: Change, by: str | None, if_revision: int | None) -> Draft:
+    async def write(
+        self,
+        change: Change,
+        by: str | None,
+        if_revision: int | None,
+        also: AlsoWrite | None = None,
+    ) -> Draft:
         """A REST write of the draft: settled first (so `if_revision` and the base are the
         document's), applied to the document and logged, then settled again."""
         async with self.settling:
@@ -430,7 +444,7 @@ class Room:
             self._validate()
             await self.broadcast_server_state()
             # Logged already, it reaches the REST draft at the next settle should this fail.
-            draft = await self._write_rest(body, by, self.last_id, raising=True)
+            draft = await self._write_rest(body, by, self.last_id, raising=True, also=also)
             assert draft is not None  # `body` passed the same checks put_draft makes
             return draft
 
@@ -659,7 +673,13 @@ class DesignerService:
         await room.settle()
 
     async def write(
-        self, tenant: Tenant, slug: str, change: Change, by: str | None, if_revision: int | None
+        self,
+        tenant: Tenant,
+        slug: str,
+        change: Change,
+        by: str | None,
+        if_revision: int | None,
+        also: AlsoWrite | None = None,
     ) -> Draft:
         """A REST write of the draft, through its room (directly when never co-edited)."""
         key = f"{tenant.id}/{slug}"
@@ -669,10 +689,10 @@ class DesignerService:
                 never_opened = await store.snapshot_meta(conn, app.id) is None
             if never_opened:  # no log yet: the REST draft is the whole truth
                 return await self.metadata.write_draft(
-                    tenant, slug, change, by, if_revision, through_log=False
+                    tenant, slug, change, by, if_revision, through_log=False, also=also
                 )
         room = await self.room(tenant, slug)
-        return await room.write(change, by, if_revision)
+        return await room.write(change, by, if_revision, also)
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run a background task that stop() waits for."""

@@ -37,12 +37,18 @@ class DraftLog(Protocol):
     async def settle(self, tenant: Tenant, slug: str) -> None: ...
 
     async def write(
-        self, tenant: Tenant, slug: str, change: Change, by: str | None, if_revision: int | None
+        self,
+        tenant: Tenant,
+        slug: str,
+        change: Change,
+        by: str | None,
+        if_revision: int | None,
+        also: AlsoWrite | None = None,
     ) -> Draft: ...
 
 
 # Run inside the transaction that writes a draft (the designer records how far the REST draft
-# reflects its log in the same commit).
+# reflects its log in the same commit; a compliance fix, its record and ledger entry).
 AlsoWrite = Callable[[AsyncConnection, Draft], Awaitable[None]]
 
 
@@ -191,8 +197,10 @@ class MetadataService:
         *,
         by: str | None = None,
         if_revision: int | None = None,
+        also: AlsoWrite | None = None,
     ) -> Draft:
-        """Apply an RFC 6902 JSON Patch to the draft, all operations or none."""
+        """Apply an RFC 6902 JSON Patch to the draft, all operations or none (`also`: run in
+        the transaction that writes it)."""
         if not isinstance(ops, list) or len(ops) > MAX_PATCH_OPS:
             raise ValidationFailed.of(
                 [Fault("", f"a JSON Patch is a list of at most {MAX_PATCH_OPS} operations")],
@@ -214,7 +222,7 @@ class MetadataService:
                     "patch",
                 ) from exc
 
-        return await self.write_draft(tenant, slug, apply, by, if_revision)
+        return await self.write_draft(tenant, slug, apply, by, if_revision, also=also)
 
     async def rename_field(
         self,
@@ -251,7 +259,7 @@ class MetadataService:
     ) -> Draft:
         """Change the draft with `change` (old definition -> new), validated."""
         if through_log and self.draft_log is not None:
-            return await self.draft_log.write(tenant, slug, change, by, if_revision)
+            return await self.draft_log.write(tenant, slug, change, by, if_revision, also)
         async with self.db.transaction() as conn:
             app = await self._app(conn, tenant, slug)
             old = await store.draft_of(conn, app.id)

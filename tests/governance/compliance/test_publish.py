@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from plinth.events import Event
 from tests.governance.compliance.apps import bad_app
-from tests.helpers import as_user, make_app, make_tenant, token_for
+from tests.helpers import as_user, make_app, make_tenant, refusing, token_for
 
 
 async def _tenant(client, slug="acme", countries=("DE", "BR")):
@@ -328,3 +328,25 @@ async def test_fix_can_classify_suggested_fields(client):
     # classifying revealed card data; the next fix protects it
     await client.post("/api/t/acme/apps/crm/compliance/fix", json={"apply": True})
     assert (await client.post("/api/t/acme/apps/crm/publish", json={})).status_code == 201
+
+
+async def test_a_fix_the_ledger_cannot_record_leaves_the_draft_as_it_was(
+    client, platform, policy_kind
+):
+    """The fix's draft change, its record and its `compliance.fix` entry commit together: the
+    ledger refusing the entry answers 503 and the draft is not patched (it was, the 503
+    saying "not made")."""
+    await _tenant(client)
+    await make_app(client, "acme", "shop", bad_app())
+    before = (await client.get("/api/t/acme/apps/shop/draft")).json()
+    async with refusing(platform, "compliance.fix"):
+        r = await client.post("/api/t/acme/apps/shop/compliance/fix", json={"apply": True})
+    assert r.status_code == 503 and r.json()["code"] == "audit_unavailable", r.text
+    assert (await client.get("/api/t/acme/apps/shop/draft")).json() == before
+
+    r = await client.post("/api/t/acme/apps/shop/compliance/fix", json={"apply": True})
+    assert r.status_code == 200 and r.json()["applied"] is True, r.text
+    tid = (await platform.tenants.get("acme")).id
+    fixes = await platform.governance.audit.list(tid, action="compliance.fix")
+    assert [e["data"]["revision"] for e in fixes] == [before["revision"] + 1]
+    assert (await platform.governance.audit.verify(tid)).ok

@@ -26,6 +26,7 @@ from plinth.governance.compliance.keys import FieldKeys
 from plinth.governance.compliance.models import CheckContext, Outcome, Waiver
 from plinth.ids import new_id
 from plinth.metadata import kinds
+from plinth.metadata.models import Draft
 from plinth.metadata.service import MetadataService
 from plinth.tenancy.models import Tenant
 from plinth.tenancy.profile import ComplianceProfile, parse_profile
@@ -360,14 +361,11 @@ class ComplianceService:
             "applied": False,
         }
         if apply and patch:
-            new = await self.metadata.patch_draft(
-                tenant,
-                app,
-                patch,
-                by=by,
-                if_revision=draft.revision if if_revision is None else if_revision,
-            )
-            async with self.db.transaction() as conn:
+            told: list[Event] = []
+
+            async def record(conn: AsyncConnection, new: Draft) -> None:
+                # In the draft's own transaction: a fix the ledger cannot record is not made
+                # (it was, its 503 saying otherwise).
                 await store.record_fix(
                     conn,
                     id=new_id(),
@@ -386,7 +384,16 @@ class ComplianceService:
                     "patch": patch,
                     "by": by,
                 }
-                told = await self._effects(conn, [Event("compliance.fix", tenant.id, data)])
+                told.extend(await self._effects(conn, [Event("compliance.fix", tenant.id, data)]))
+
+            new = await self.metadata.patch_draft(
+                tenant,
+                app,
+                patch,
+                by=by,
+                if_revision=draft.revision if if_revision is None else if_revision,
+                also=record,
+            )
             await self._told(told)
             result.update(applied=True, revision=new.revision)
         return result
