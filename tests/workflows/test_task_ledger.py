@@ -141,3 +141,42 @@ async def test_an_instance_change_refused_for_its_ledger_entry_says_why_in_the_l
     assert r.status_code == 503 and r.json()["code"] == "audit_unavailable", r.text
     said = [m.getMessage() for m in caplog.records if m.levelno >= logging.ERROR]
     assert any("workflow.suspend" in m and "ledger refuses" in m for m in said), said
+
+
+async def test_an_instances_control_events_reach_only_its_own_apps_webhooks(
+    client: httpx.AsyncClient, platform: Platform, remote: Remote
+) -> None:
+    """An instance suspended or resumed (and a task's events) names its app: that app's
+    `workflow.*` webhook hears it, another app's in the same tenant does not."""
+    nodes = {
+        "vote": {"type": "approval", "approvers": [{"role": "analyst"}], "next": "e"},
+        "e": {"type": "end"},
+    }
+    hook = {
+        "kind": "webhook_out",
+        "url": f"{remote.url}/hook",
+        "events": ["workflow.*"],
+        "secret": {"secret": "hook"},
+    }
+    secrets = {"hook": "whsec-0123456789abcdef"}
+    mine = {"workflows": {"w": flow(nodes, "vote")}, "connectors": {"out": hook}}
+    await published(client, "acme", "ok", mine, secrets=secrets)
+    other = {"connectors": {"out": hook}}
+    await published(client, "acme", "other", other, secrets=secrets, new_tenant=False)
+    analyst = as_user(client, await token_for(client, "acme", "analyst"))
+    r = await client.post("/api/t/acme/apps/ok/workflows/w/instances", json={}, headers=analyst)
+    iid = r.json()["id"]
+    await platform.workflows.engine.drain()
+    for action in ("suspend", "resume"):
+        r = await client.post(f"/api/t/acme/workflow-instances/{iid}/{action}")
+        assert r.status_code == 200, r.text
+    await platform.workflows.engine.drain()
+
+    async def topics(app: str) -> list[str]:
+        r = await client.get(
+            f"/api/t/acme/apps/{app}/connectors/out/deliveries", params={"limit": 500}
+        )
+        return sorted(d["topic"] for d in r.json()["items"])
+
+    assert await topics("ok") == ["workflow.resume", "workflow.started", "workflow.suspend"]
+    assert await topics("other") == []

@@ -442,6 +442,8 @@ class Advance(Starts):
                     "task.created",
                     inst["tenant_id"],
                     {
+                        "app": inst["app"],
+                        "workflow": inst["workflow"],
                         "task": tid,
                         "instance": inst["id"],
                         "node": step["node"],
@@ -742,7 +744,8 @@ class Advance(Starts):
                 await self._queue(conn, instance_id, failed["id"], "run", None, now)
                 await conn.execute(i.values(status="running", ended_at=None))
             inst = await self._instance(conn, tenant_id, instance_id)
-            done = Event(f"workflow.{action}", tenant_id, {"instance": instance_id, "by": by})
+            about = {"app": inst["app"], "workflow": inst["workflow"], "instance": instance_id}
+            done = Event(f"workflow.{action}", tenant_id, {**about, "by": by})
             events = await self.take_effect_now(conn, [*out.events, done])
         self._effects_committed()
         for event in events:

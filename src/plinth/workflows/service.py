@@ -108,11 +108,25 @@ class WorkflowService:
         )
 
     async def _emit(
-        self, conn: AsyncConnection, topic: str, tenant: Tenant, **data: Any
+        self,
+        conn: AsyncConnection,
+        topic: str,
+        tenant: Tenant,
+        task: dict[str, Any],
+        **data: Any,
     ) -> list[Event]:
-        """The event of a change made in `conn`, its effects (the ledger's entry, webhook
-        deliveries) written there: what `_told` publishes once `conn` commits."""
-        return await self.engine.take_effect_now(conn, [Event(topic, tenant.id, data)])
+        """The event of a change to `task` made in `conn`, its effects (the ledger's entry,
+        webhook deliveries) written there: what `_told` publishes once `conn` commits. It names
+        the task's app and workflow: only that app's webhooks hear it (a comment on one app's
+        task is not another app's business)."""
+        about = {
+            "app": task["app"],
+            "workflow": task["workflow"],
+            "task": task["id"],
+            "instance": task["instance_id"],
+        }
+        event = Event(topic, tenant.id, {**about, **data})
+        return await self.engine.take_effect_now(conn, [event])
 
     async def _told(self, events: list[Event]) -> None:
         """Publish what `_emit` returned, its transaction committed."""
@@ -461,7 +475,7 @@ class WorkflowService:
                 .values(claimed_by=principal.id)
             )
             by = principal.audit_name()
-            events = await self._emit(conn, "task.claimed", tenant, task=task_id, by=by)
+            events = await self._emit(conn, "task.claimed", tenant, task, by=by)
         await self._told(events)
         return task_public({**task, "claimed_by": principal.id})
 
@@ -489,7 +503,7 @@ class WorkflowService:
                 conn,
                 "task.delegated",
                 tenant,
-                task=task_id,
+                task,
                 to=to_user,
                 by=principal.audit_name(),
                 comment=comment,
@@ -570,8 +584,7 @@ class WorkflowService:
                 conn,
                 topic,
                 tenant,
-                task=task_id,
-                instance=task["instance_id"],
+                task,
                 by=principal.audit_name(),
                 comment=comment,
             )
