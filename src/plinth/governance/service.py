@@ -122,18 +122,8 @@ class Governance:
         self._on_stop(stop)
 
     async def _on_activated(self, event: Event) -> None:
-        numbers = [n for n in (event.data["version"], event.data.get("previous")) if n]
         async with self.db.read() as conn:
-            bodies = dict(
-                (
-                    await conn.execute(
-                        sa.select(versions.c.number, versions.c.body).where(
-                            versions.c.app_id == event.data["app_id"],
-                            versions.c.number.in_(numbers),
-                        )
-                    )
-                ).all()
-            )
+            bodies = await _bodies(conn, event)
         assert event.tenant_id is not None
         body = bodies.get(event.data["version"])
         if body is None:  # relayed from a node of another deployment sharing the channel
@@ -155,18 +145,7 @@ class Governance:
         for event in events:
             entries.append(self.audit.entry(event))
             if event.topic in ("app.published", "app.rolled_back"):
-                numbers = [n for n in (event.data["version"], event.data.get("previous")) if n]
-                bodies = dict(
-                    (
-                        await conn.execute(
-                            sa.select(versions.c.number, versions.c.body).where(
-                                versions.c.app_id == event.data["app_id"],
-                                versions.c.number.in_(numbers),
-                            )
-                        )
-                    ).all()
-                )
-                change = _policy_change(event, bodies)
+                change = _policy_change(event, await _bodies(conn, event))
                 if change is not None:
                     entries.append(change)
         await self.audit.write_now(conn, tenant_id or None, entries)
@@ -236,6 +215,16 @@ def _policy_change(event: Event, bodies: dict[Any, Any]) -> AuditEntry | None:
         return None
     data = {"policies": changed, "version": event.data["version"], "via": event.topic}
     return AuditEntry(event.data.get("by"), "policy.changed", event.data["app"], data=data)
+
+
+async def _bodies(conn: AsyncConnection, event: Event) -> dict[int, dict[str, Any]]:
+    """The definitions of the versions an activation (`app.published`, `app.rolled_back`)
+    names: the one now active and the one before it, by number."""
+    numbers = [n for n in (event.data["version"], event.data.get("previous")) if n]
+    query = sa.select(versions.c.number, versions.c.body).where(
+        versions.c.app_id == event.data["app_id"], versions.c.number.in_(numbers)
+    )
+    return {number: body for number, body in (await conn.execute(query)).all()}
 
 
 def _cedar_of(definition: dict[str, Any]) -> dict[str, str]:
