@@ -331,7 +331,8 @@ class Starts:
                 getattr(exc, "orig", None) or exc,
             )
             raise Unrecorded(
-                "The audit ledger could not record this change, so it was not made; try again"
+                "This change's ledger entry or webhook deliveries could not be written, so it "
+                "was not made; try again"
             ) from exc
 
     def _effects_committed(self) -> None:
