@@ -1,5 +1,6 @@
 """The engine: claim jobs from the database queue and run them, in worker loops. It is made of
-the parts that start instances (`starts.py`), advance them (`advance.py`) and fire schedules
+the parts that start instances (`starts.py`), advance them (`advance.py`), move them from outside
+(`controls.py`) and fire schedules
 (`schedules.py`).
 
 A job is "enter node N" (run) or "resume step S with a signal". A worker claims one job under a
@@ -25,7 +26,8 @@ from plinth.db import Database
 from plinth.events import Effect, EventBus
 from plinth.queue import Queue
 from plinth.workflows import store
-from plinth.workflows.advance import CHAIN, PAUSE_AFTER_STEP, Advance, Carried, Job
+from plinth.workflows.advance import CHAIN, PAUSE_AFTER_STEP, Carried, Job
+from plinth.workflows.controls import Controls
 from plinth.workflows.ports import Services
 from plinth.workflows.schedules import Schedules
 
@@ -36,7 +38,7 @@ async def _settled() -> None:
     return None
 
 
-class Engine(Advance, Schedules):
+class Engine(Controls, Schedules):
     """Runs workflow instances for one process; any number of processes share the queue."""
 
     def __init__(self, db: Database, events: EventBus, services: Services, lease: float = 30.0):
