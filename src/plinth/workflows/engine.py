@@ -1,7 +1,6 @@
 """The engine: claim jobs from the database queue and run them, in worker loops. It is made of
 the parts that start instances (`starts.py`), advance them (`advance.py`), move them from outside
-(`controls.py`) and fire schedules
-(`schedules.py`).
+(`controls.py`) and fire schedules (`schedules.py`).
 
 A job is "enter node N" (run) or "resume step S with a signal". A worker claims one job under a
 lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises claims),
